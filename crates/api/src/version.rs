@@ -1,0 +1,68 @@
+//! API version negotiation: berthd advertises [`MAX_API_VERSION`] in `Api-Version` and
+//! serves every `/vX.Y` prefix from [`MIN_API_VERSION`] up to it.
+
+use berth_errdefs::{Error, Result};
+
+/// The newest API version berthd serves (the fields it fills are those of 1.41).
+pub const MAX_API_VERSION: &str = "1.41";
+/// The oldest API version berthd accepts in a path prefix.
+pub const MIN_API_VERSION: &str = "1.24";
+
+/// Parse `"1.41"` into `(1, 41)`.
+pub fn parse(v: &str) -> Option<(u32, u32)> {
+    let (a, b) = v.split_once('.')?;
+    Some((a.parse().ok()?, b.parse().ok()?))
+}
+
+/// Split an optional `/vX.Y` prefix off a request path. Returns the version (if any)
+/// and the rest of the path, which always starts with `/`.
+pub fn split_prefix(path: &str) -> (Option<&str>, &str) {
+    if let Some(rest) = path.strip_prefix("/v") {
+        let end = rest.find('/').unwrap_or(rest.len());
+        let v = &rest[..end];
+        if parse(v).is_some() {
+            let tail = &rest[end..];
+            return (Some(v), if tail.is_empty() { "/" } else { tail });
+        }
+    }
+    (None, path)
+}
+
+/// Check a client-requested version against what berthd serves, with dockerd's messages.
+pub fn check(v: &str) -> Result<()> {
+    let want = parse(v).ok_or_else(|| Error::invalid(format!("invalid API version {v}")))?;
+    let max = parse(MAX_API_VERSION).expect("valid");
+    let min = parse(MIN_API_VERSION).expect("valid");
+    if want > max {
+        return Err(Error::invalid(format!(
+            "client version {v} is too new. Maximum supported API version is {MAX_API_VERSION}"
+        )));
+    }
+    if want < min {
+        return Err(Error::invalid(format!(
+            "client version {v} is too old. Minimum supported API version is {MIN_API_VERSION}, please upgrade your client to a newer version"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_is_optional() {
+        assert_eq!(split_prefix("/v1.41/containers/json"), (Some("1.41"), "/containers/json"));
+        assert_eq!(split_prefix("/containers/json"), (None, "/containers/json"));
+        assert_eq!(split_prefix("/_ping"), (None, "/_ping"));
+        assert_eq!(split_prefix("/volumes/v1"), (None, "/volumes/v1"));
+    }
+
+    #[test]
+    fn too_new_and_too_old_are_rejected() {
+        assert!(check("1.41").is_ok());
+        assert!(check("1.30").is_ok());
+        assert!(check("1.99").unwrap_err().to_string().contains("too new"));
+        assert!(check("1.11").unwrap_err().to_string().contains("too old"));
+    }
+}
