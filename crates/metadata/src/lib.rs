@@ -1,0 +1,188 @@
+//! Transactional metadata store on redb.
+//!
+//! Values are JSON documents in per-kind tables ([`Table`]). Reads use a read
+//! transaction; writes go through [`Db::update`], one atomic, durable commit.
+
+use std::path::Path;
+
+use berth_errdefs::{Error, Result};
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// The object kinds berth stores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    Images,
+    Tags,
+    Containers,
+    Names,
+    Volumes,
+    Networks,
+}
+
+impl Table {
+    fn def(self) -> TableDefinition<'static, &'static str, &'static [u8]> {
+        TableDefinition::new(match self {
+            Table::Images => "images",
+            Table::Tags => "tags",
+            Table::Containers => "containers",
+            Table::Names => "names",
+            Table::Volumes => "volumes",
+            Table::Networks => "networks",
+        })
+    }
+    const ALL: [Table; 6] =
+        [Table::Images, Table::Tags, Table::Containers, Table::Names, Table::Volumes, Table::Networks];
+}
+
+fn db_err(e: impl std::fmt::Display) -> Error {
+    Error::internal(format!("metadata store: {e}"))
+}
+
+/// The metadata database.
+pub struct Db {
+    db: redb::Database,
+}
+
+impl Db {
+    /// Open or create the database file and make sure every table exists.
+    pub fn open(path: &Path) -> Result<Db> {
+        let db = redb::Database::create(path).map_err(db_err)?;
+        let w = db.begin_write().map_err(db_err)?;
+        for t in Table::ALL {
+            w.open_table(t.def()).map_err(db_err)?;
+        }
+        w.commit().map_err(db_err)?;
+        Ok(Db { db })
+    }
+
+    /// Read one value.
+    pub fn get<T: DeserializeOwned>(&self, table: Table, key: &str) -> Result<Option<T>> {
+        let r = self.db.begin_read().map_err(db_err)?;
+        let t = r.open_table(table.def()).map_err(db_err)?;
+        match t.get(key).map_err(db_err)? {
+            Some(v) => Ok(Some(serde_json::from_slice(v.value()).map_err(db_err)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every (key, value) of a table, in key order.
+    pub fn list<T: DeserializeOwned>(&self, table: Table) -> Result<Vec<(String, T)>> {
+        let r = self.db.begin_read().map_err(db_err)?;
+        let t = r.open_table(table.def()).map_err(db_err)?;
+        let mut out = Vec::new();
+        for item in t.iter().map_err(db_err)? {
+            let (k, v) = item.map_err(db_err)?;
+            out.push((k.value().to_owned(), serde_json::from_slice(v.value()).map_err(db_err)?));
+        }
+        Ok(out)
+    }
+
+    /// Run `f` in one write transaction; it commits only if `f` returns Ok.
+    pub fn update<R>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<R>) -> Result<R> {
+        let w = self.db.begin_write().map_err(db_err)?;
+        let r = {
+            let mut tx = Tx { w: &w };
+            f(&mut tx)?
+        };
+        w.commit().map_err(db_err)?;
+        Ok(r)
+    }
+
+    /// Write one value in its own transaction.
+    pub fn put<T: Serialize>(&self, table: Table, key: &str, value: &T) -> Result<()> {
+        self.update(|tx| tx.put(table, key, value))
+    }
+
+    /// Delete one key in its own transaction.
+    pub fn delete(&self, table: Table, key: &str) -> Result<()> {
+        self.update(|tx| tx.delete(table, key).map(|_| ()))
+    }
+}
+
+/// A write transaction in progress.
+pub struct Tx<'a> {
+    w: &'a redb::WriteTransaction,
+}
+
+impl Tx<'_> {
+    pub fn get<T: DeserializeOwned>(&self, table: Table, key: &str) -> Result<Option<T>> {
+        let t = self.w.open_table(table.def()).map_err(db_err)?;
+        let v = t.get(key).map_err(db_err)?;
+        match v {
+            Some(v) => Ok(Some(serde_json::from_slice(v.value()).map_err(db_err)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn put<T: Serialize>(&mut self, table: Table, key: &str, value: &T) -> Result<()> {
+        let bytes = serde_json::to_vec(value).map_err(db_err)?;
+        let mut t = self.w.open_table(table.def()).map_err(db_err)?;
+        t.insert(key, bytes.as_slice()).map_err(db_err)?;
+        Ok(())
+    }
+
+    /// Delete a key; returns whether it existed.
+    pub fn delete(&mut self, table: Table, key: &str) -> Result<bool> {
+        let mut t = self.w.open_table(table.def()).map_err(db_err)?;
+        let existed = t.remove(key).map_err(db_err)?.is_some();
+        Ok(existed)
+    }
+
+    /// Every (key, value) of a table, seen from inside this transaction.
+    pub fn list<T: DeserializeOwned>(&self, table: Table) -> Result<Vec<(String, T)>> {
+        let t = self.w.open_table(table.def()).map_err(db_err)?;
+        let mut out = Vec::new();
+        for item in t.iter().map_err(db_err)? {
+            let (k, v) = item.map_err(db_err)?;
+            out.push((k.value().to_owned(), serde_json::from_slice(v.value()).map_err(db_err)?));
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn put_get_list_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("m.redb")).unwrap();
+        db.put(Table::Tags, "busybox:latest", &"sha256:1".to_string()).unwrap();
+        db.put(Table::Tags, "alpine:3", &"sha256:2".to_string()).unwrap();
+        let v: Option<String> = db.get(Table::Tags, "busybox:latest").unwrap();
+        assert_eq!(v.as_deref(), Some("sha256:1"));
+        let all: Vec<(String, String)> = db.list(Table::Tags).unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0].0, "alpine:3");
+        db.delete(Table::Tags, "alpine:3").unwrap();
+        assert!(db.get::<String>(Table::Tags, "alpine:3").unwrap().is_none());
+    }
+
+    #[test]
+    fn failed_update_commits_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("m.redb")).unwrap();
+        let r: Result<()> = db.update(|tx| {
+            tx.put(Table::Names, "web", &"id1")?;
+            Err(Error::conflict("name taken"))
+        });
+        assert!(r.is_err());
+        assert!(db.get::<String>(Table::Names, "web").unwrap().is_none());
+    }
+
+    #[test]
+    fn survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.redb");
+        {
+            let db = Db::open(&p).unwrap();
+            db.put(Table::Containers, "abc", &serde_json::json!({"Name": "/x"})).unwrap();
+        }
+        let db = Db::open(&p).unwrap();
+        let v: serde_json::Value = db.get(Table::Containers, "abc").unwrap().unwrap();
+        assert_eq!(v["Name"], "/x");
+    }
+}
