@@ -1,0 +1,415 @@
+//! The image store: records and tags in the metadata db, documents and layers in the
+//! content store, unpacked layers in the snapshotter.
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader, Read};
+use std::sync::Arc;
+
+use berth_api::models::ImageDeleteResponseItem;
+use berth_content::{Digest, Store};
+use berth_errdefs::{Error, Result};
+use berth_metadata::{Db, Table};
+use berth_snapshot::Snapshotter;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{self, Descriptor, ImageConfigFile, Manifest};
+use crate::reference::Reference;
+
+/// What berth records about an image (the config itself is a blob).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ImageRecord {
+    /// `sha256:…` of the config blob.
+    pub id: String,
+    /// The OCI manifest berth holds for it.
+    pub manifest: Option<Digest>,
+    /// Diff ids, bottom layer first.
+    pub layers: Vec<Digest>,
+    /// Sum of the layer sizes, in bytes.
+    pub size: u64,
+    /// Creation time (unix seconds) from the config.
+    pub created: i64,
+    #[serde(default)]
+    pub last_tag_time: Option<String>,
+    #[serde(default)]
+    pub repo_digests: Vec<String>,
+}
+
+impl ImageRecord {
+    pub fn digest(&self) -> Digest {
+        self.id.parse().expect("image ids are digests")
+    }
+}
+
+/// The image store.
+#[derive(Clone)]
+pub struct ImageStore {
+    content: Store,
+    db: Arc<Db>,
+    snap: Snapshotter,
+}
+
+/// Who uses an image: answers for a given image id (container id, running?).
+pub type InUse<'a> = &'a dyn Fn(&str) -> Option<(String, bool)>;
+
+impl ImageStore {
+    pub fn new(content: Store, db: Arc<Db>, snap: Snapshotter) -> ImageStore {
+        ImageStore { content, db, snap }
+    }
+
+    pub fn content(&self) -> &Store {
+        &self.content
+    }
+
+    pub fn snapshotter(&self) -> &Snapshotter {
+        &self.snap
+    }
+
+    /// Look an image up by reference, full id, or unique id prefix.
+    pub fn resolve(&self, name: &str) -> Result<ImageRecord> {
+        let missing = || Error::not_found(format!("No such image: {name}"));
+        let hex_like = |s: &str| !s.is_empty() && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        if let Some(hex) = name.strip_prefix("sha256:") {
+            if hex.len() == 64 {
+                return self.get(name)?.ok_or_else(missing);
+            }
+            return self.by_prefix(hex)?.ok_or_else(missing);
+        }
+        if let Ok(r) = Reference::parse_tagged(name) {
+            if let Some(id) = self.db.get::<String>(Table::Tags, &r.familiar())? {
+                return self.get(&id)?.ok_or_else(missing);
+            }
+        }
+        if hex_like(name) && name.len() <= 64 {
+            if let Some(rec) = self.by_prefix(name)? {
+                return Ok(rec);
+            }
+        }
+        Err(missing())
+    }
+
+    fn by_prefix(&self, prefix: &str) -> Result<Option<ImageRecord>> {
+        let matches: Vec<ImageRecord> = self
+            .db
+            .list::<ImageRecord>(Table::Images)?
+            .into_iter()
+            .map(|(_, r)| r)
+            .filter(|r| r.id[7..].starts_with(prefix))
+            .collect();
+        match matches.len() {
+            0 => Ok(None),
+            1 => Ok(matches.into_iter().next()),
+            _ => Err(Error::invalid(format!("multiple IDs found with provided prefix: {prefix}"))),
+        }
+    }
+
+    /// The record of an image id.
+    pub fn get(&self, id: &str) -> Result<Option<ImageRecord>> {
+        self.db.get(Table::Images, id)
+    }
+
+    /// Every image record.
+    pub fn list(&self) -> Result<Vec<ImageRecord>> {
+        Ok(self.db.list::<ImageRecord>(Table::Images)?.into_iter().map(|(_, r)| r).collect())
+    }
+
+    /// Every tag, as (familiar reference, image id).
+    pub fn tags(&self) -> Result<Vec<(String, String)>> {
+        self.db.list(Table::Tags)
+    }
+
+    /// The tags pointing at an image.
+    pub fn tags_of(&self, id: &str) -> Result<Vec<String>> {
+        Ok(self.tags()?.into_iter().filter(|(_, i)| i == id).map(|(t, _)| t).collect())
+    }
+
+    /// The config document of an image.
+    pub fn config(&self, rec: &ImageRecord) -> Result<ImageConfigFile> {
+        let raw = self.content.read(&rec.digest())?;
+        serde_json::from_slice(&raw).map_err(|e| Error::internal(format!("corrupt image config {}: {e}", rec.id)))
+    }
+
+    /// Store an uncompressed (or gzip-compressed) layer tar: the blob is kept under its
+    /// diff id and unpacked once. Hostile tars are refused and leave nothing behind.
+    pub fn add_layer(&self, r: impl Read) -> Result<(Digest, u64)> {
+        let mut br = BufReader::with_capacity(256 * 1024, r);
+        let gz = {
+            let head = br.fill_buf()?;
+            head.len() >= 2 && head[0] == 0x1f && head[1] == 0x8b
+        };
+        let mut ing = self.content.ingest()?;
+        if gz {
+            ing.copy_from(flate2::read::MultiGzDecoder::new(br))
+                .map_err(|e| Error::invalid(format!("invalid gzip layer: {e}")))?;
+        } else {
+            ing.copy_from(br)?;
+        }
+        let existed = self.content.exists(&ing.digest());
+        let size = ing.size();
+        let diff_id = ing.commit(None)?;
+        let unpacked = self.content.open_blob(&diff_id).and_then(|f| self.snap.unpack_layer(&diff_id, f));
+        if let Err(e) = unpacked {
+            if !existed {
+                let _ = self.content.delete(&diff_id);
+            }
+            return Err(e);
+        }
+        Ok((diff_id, size))
+    }
+
+    /// Write a config (and an OCI manifest for it) and record the image.
+    pub fn create_image(&self, cfg: &ImageConfigFile) -> Result<ImageRecord> {
+        let raw = serde_json::to_vec(cfg).map_err(|e| Error::internal(e.to_string()))?;
+        let id = self.content.write(&raw)?;
+        let mut layers = Vec::new();
+        let mut size = 0;
+        for d in &cfg.rootfs.diff_ids {
+            let s = self.content.size(d)?;
+            size += s;
+            layers.push(Descriptor { media_type: config::MEDIA_TYPE_LAYER_TAR.into(), digest: d.clone(), size: s });
+        }
+        let manifest = Manifest {
+            schema_version: 2,
+            media_type: config::MEDIA_TYPE_MANIFEST.into(),
+            config: Descriptor { media_type: config::MEDIA_TYPE_CONFIG.into(), digest: id.clone(), size: raw.len() as u64 },
+            layers,
+        };
+        let mdig = self.content.write(&serde_json::to_vec(&manifest).map_err(|e| Error::internal(e.to_string()))?)?;
+        let created = cfg
+            .created
+            .as_deref()
+            .and_then(|c| chrono::DateTime::parse_from_rfc3339(c).ok())
+            .map(|t| t.timestamp())
+            .unwrap_or(0);
+        let rec = ImageRecord {
+            id: id.to_string(),
+            manifest: Some(mdig),
+            layers: cfg.rootfs.diff_ids.clone(),
+            size,
+            created,
+            last_tag_time: None,
+            repo_digests: Vec::new(),
+        };
+        let existing: Option<ImageRecord> = self.get(&rec.id)?;
+        if existing.is_none() {
+            self.db.put(Table::Images, &rec.id, &rec)?;
+        }
+        Ok(existing.unwrap_or(rec))
+    }
+
+    /// Point `reference` at image `id` (moving the tag if it pointed elsewhere).
+    pub fn tag(&self, id: &str, reference: &Reference) -> Result<()> {
+        let key = reference.familiar();
+        self.db.update(|tx| {
+            let mut rec: ImageRecord =
+                tx.get(Table::Images, id)?.ok_or_else(|| Error::not_found(format!("No such image: {id}")))?;
+            rec.last_tag_time = Some(config::now_rfc3339());
+            tx.put(Table::Images, id, &rec)?;
+            tx.put(Table::Tags, &key, &id.to_owned())
+        })
+    }
+
+    /// Remove an image by name or id, as `docker rmi` does: a tag is untagged, and the
+    /// image itself goes when no tag is left (or when removed by id). `in_use` reports a
+    /// container using an image id.
+    pub fn remove(&self, name: &str, force: bool, in_use: InUse<'_>) -> Result<Vec<ImageDeleteResponseItem>> {
+        let rec = self.resolve(name)?;
+        let tags = self.tags_of(&rec.id)?;
+        let by_ref = Reference::parse_tagged(name)
+            .ok()
+            .map(|r| r.familiar())
+            .filter(|t| tags.contains(t));
+        let mut out = Vec::new();
+        let user = in_use(&rec.id);
+        if let Some(t) = &by_ref {
+            // Untagging one of several tags never conflicts.
+            if tags.len() > 1 || (user.is_some() && force) {
+                self.db.delete(Table::Tags, t)?;
+                out.push(untagged(t));
+                if tags.len() > 1 {
+                    return Ok(out);
+                }
+            }
+        }
+        if let Some((cid, running)) = user {
+            if running || !force {
+                let state = if running { "running" } else { "stopped" };
+                return Err(Error::conflict(format!(
+                    "conflict: unable to delete {} (must be forced) - image is being used by {state} container {}",
+                    &rec.id[7..19],
+                    &cid[..12.min(cid.len())]
+                )));
+            }
+            // Forced while a stopped container uses it: tags go, the image stays.
+            for t in &tags {
+                if !out.iter().any(|o: &ImageDeleteResponseItem| o.untagged.as_deref() == Some(t)) {
+                    self.db.delete(Table::Tags, t)?;
+                    out.push(untagged(t));
+                }
+            }
+            return Ok(out);
+        }
+        if by_ref.is_none() && tags.len() > 1 && !force {
+            return Err(Error::conflict(format!(
+                "conflict: unable to delete {} (must be forced) - image is referenced in multiple repositories",
+                &rec.id[7..19]
+            )));
+        }
+        self.db.update(|tx| {
+            for t in &tags {
+                tx.delete(Table::Tags, t)?;
+            }
+            tx.delete(Table::Images, &rec.id)?;
+            Ok(())
+        })?;
+        for t in &tags {
+            if !out.iter().any(|o| o.untagged.as_deref() == Some(t)) {
+                out.push(untagged(t));
+            }
+        }
+        out.push(ImageDeleteResponseItem { deleted: Some(rec.id.clone()), untagged: None });
+        self.collect_garbage(&rec)?;
+        Ok(out)
+    }
+
+    /// Remove blobs and unpacked layers of a deleted image that nothing else uses.
+    fn collect_garbage(&self, gone: &ImageRecord) -> Result<()> {
+        let mut live: HashSet<Digest> = HashSet::new();
+        for r in self.list()? {
+            live.insert(r.digest());
+            live.extend(r.layers.iter().cloned());
+            if let Some(m) = &r.manifest {
+                live.insert(m.clone());
+            }
+        }
+        for l in &gone.layers {
+            if !live.contains(l) {
+                self.snap.remove_layer(l)?;
+                self.content.delete(l)?;
+            }
+        }
+        if let Some(m) = &gone.manifest {
+            if !live.contains(m) {
+                self.content.delete(m)?;
+            }
+        }
+        let id = gone.digest();
+        if !live.contains(&id) {
+            self.content.delete(&id)?;
+        }
+        Ok(())
+    }
+
+    /// Import a rootfs tar as a one-layer image (`docker import`).
+    pub fn import(
+        &self,
+        tar: impl Read,
+        changes: &[String],
+        message: Option<&str>,
+        reference: Option<&Reference>,
+    ) -> Result<ImageRecord> {
+        let (diff_id, _) = self.add_layer(tar)?;
+        let mut cfg = ImageConfigFile {
+            created: Some(config::now_rfc3339()),
+            architecture: config::host_arch().into(),
+            os: "linux".into(),
+            rootfs: config::RootFs { kind: "layers".into(), diff_ids: vec![diff_id] },
+            history: vec![config::History {
+                created: Some(config::now_rfc3339()),
+                created_by: Some("berth import".into()),
+                comment: message.filter(|m| !m.is_empty()).map(str::to_owned).or(Some("Imported from -".into())),
+                ..Default::default()
+            }],
+            comment: message.filter(|m| !m.is_empty()).map(str::to_owned),
+            ..Default::default()
+        };
+        for c in changes {
+            crate::changes::apply_change(&mut cfg.config, c)?;
+        }
+        let rec = self.create_image(&cfg)?;
+        if let Some(r) = reference {
+            self.tag(&rec.id, r)?;
+        }
+        Ok(rec)
+    }
+}
+
+fn untagged(t: &str) -> ImageDeleteResponseItem {
+    ImageDeleteResponseItem { untagged: Some(t.to_owned()), deleted: None }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store(dir: &std::path::Path) -> ImageStore {
+        let content = Store::open(dir.join("content")).unwrap();
+        let db = Arc::new(Db::open(&dir.join("m.redb")).unwrap());
+        let snap = Snapshotter::open(dir).unwrap();
+        ImageStore::new(content, db, snap)
+    }
+
+    fn rootfs_tar() -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_path("bin/hello").unwrap();
+        h.set_size(2);
+        h.set_mode(0o755);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_cksum();
+        b.append(&h, &b"hi"[..]).unwrap();
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn import_tag_resolve_remove() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        let r = Reference::parse_tagged("imported:1").unwrap();
+        let rec = s.import(&rootfs_tar()[..], &["CMD [\"/bin/hello\"]".into()], Some("msg"), Some(&r)).unwrap();
+        assert_eq!(s.resolve("imported:1").unwrap().id, rec.id);
+        assert_eq!(s.resolve(&rec.id[7..19]).unwrap().id, rec.id);
+        assert_eq!(s.resolve(&rec.id).unwrap().id, rec.id);
+        assert!(s.resolve("imported").unwrap_err().is_not_found());
+        let cfg = s.config(&rec).unwrap();
+        assert_eq!(cfg.config.cmd.unwrap(), ["/bin/hello"]);
+        assert_eq!(cfg.comment.as_deref(), Some("msg"));
+        assert!(s.snapshotter().layer_dir(&rec.layers[0]).join("bin/hello").exists());
+
+        s.tag(&rec.id, &Reference::parse_tagged("other").unwrap()).unwrap();
+        let out = s.remove("other", false, &|_| None).unwrap();
+        assert_eq!(out[0].untagged.as_deref(), Some("other:latest"));
+        assert!(s.resolve(&rec.id).is_ok());
+
+        let err = s.remove("imported:1", false, &|_| Some(("c".repeat(64), true))).unwrap_err();
+        assert_eq!(err.kind(), berth_errdefs::Kind::Conflict);
+
+        let out = s.remove("imported:1", false, &|_| None).unwrap();
+        assert_eq!(out.last().unwrap().deleted.as_deref(), Some(rec.id.as_str()));
+        assert!(s.resolve(&rec.id).is_err());
+        assert!(!s.snapshotter().has_layer(&rec.layers[0]));
+        assert!(s.content().list().unwrap().is_empty());
+    }
+
+    #[test]
+    fn hostile_import_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.as_old_mut().name[..9].copy_from_slice(b"../escape");
+        h.set_size(1);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_cksum();
+        b.append(&h, &b"x"[..]).unwrap();
+        let t = b.into_inner().unwrap();
+        assert!(s.import(&t[..], &[], None, None).is_err());
+        assert!(s.content().list().unwrap().is_empty());
+        assert!(s.list().unwrap().is_empty());
+        assert!(!dir.path().join("escape").exists());
+    }
+}
