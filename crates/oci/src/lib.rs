@@ -1,0 +1,122 @@
+//! OCI runtime spec with Docker's defaults: capabilities, masked paths, seccomp.
+//!
+//! [`build_spec`] turns a container's settings ([`SpecOptions`]) into an
+//! `oci_spec::runtime::Spec` that matches what moby's `oci.DefaultSpec` + `createSpec` produce
+//! on Linux, in the form youki's libcontainer 0.7 accepts.
+
+mod caps;
+mod devices;
+mod mounts;
+mod seccomp;
+mod spec;
+mod user;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+pub use caps::{all_capabilities, default_capabilities, effective_capabilities};
+pub use seccomp::{
+    default_seccomp, default_seccomp_for_caps, load_seccomp_profile, load_seccomp_profile_for_caps,
+    native_go_arch,
+};
+pub use spec::{
+    build_spec, cgroup_v2_unified, default_nofile, DEFAULT_NOFILE, DEFAULT_PATH_ENV,
+    DEFAULT_SHM_SIZE,
+};
+pub use user::{resolve_user, ResolvedUser};
+
+/// Namespace choice for network/pid/ipc/uts.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum NsMode {
+    /// A new namespace for the container.
+    #[default]
+    Private,
+    /// The host's namespace (no namespace entry in the spec).
+    Host,
+    /// Join an existing namespace, e.g. `/proc/<pid>/ns/net` (`--network container:x`).
+    Path(PathBuf),
+}
+
+/// Host files bind-mounted to /etc/hosts, /etc/hostname and /etc/resolv.conf.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EtcFiles {
+    pub hosts: PathBuf,
+    pub hostname: PathBuf,
+    pub resolv_conf: PathBuf,
+}
+
+/// Cgroup resource limits (Docker `HostConfig` resources).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Resources {
+    pub memory: Option<i64>,
+    pub memory_swap: Option<i64>,
+    pub memory_reservation: Option<i64>,
+    pub nano_cpus: Option<i64>,
+    pub cpu_shares: Option<u64>,
+    pub cpu_period: Option<u64>,
+    pub cpu_quota: Option<i64>,
+    pub cpuset_cpus: Option<String>,
+    pub cpuset_mems: Option<String>,
+    pub pids_limit: Option<i64>,
+    pub blkio_weight: Option<u16>,
+}
+
+/// Kind of a user mount.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MountKind {
+    Bind,
+    Tmpfs,
+}
+
+/// A user mount (bind or tmpfs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountSpec {
+    pub kind: MountKind,
+    pub source: PathBuf,
+    pub destination: String,
+    pub readonly: bool,
+    /// Extra options, e.g. tmpfs `size=...`/`mode=...`, bind propagation `rshared`.
+    pub options: Vec<String>,
+}
+
+/// Everything needed to build a container's OCI spec.
+#[derive(Debug, Clone, Default)]
+pub struct SpecOptions {
+    /// The mounted overlay (merged) dir; absolute.
+    pub rootfs: PathBuf,
+    pub readonly_rootfs: bool,
+    /// Final argv (entrypoint + cmd already combined).
+    pub args: Vec<String>,
+    /// Image env merged with user env ("K=V").
+    pub env: Vec<String>,
+    /// Working directory; "" means "/".
+    pub cwd: String,
+    /// Docker `-u` syntax.
+    pub user: String,
+    pub group_add: Vec<String>,
+    pub hostname: String,
+    pub domainname: String,
+    pub terminal: bool,
+    pub network: NsMode,
+    pub pid: NsMode,
+    pub ipc: NsMode,
+    pub uts: NsMode,
+    pub etc_files: Option<EtcFiles>,
+    pub mounts: Vec<MountSpec>,
+    /// e.g. "/berth/<container id>" (cgroupfs driver).
+    pub cgroups_path: String,
+    pub resources: Resources,
+    pub privileged: bool,
+    /// Docker syntax: "NET_ADMIN", "CAP_NET_ADMIN", "ALL".
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    /// "seccomp=unconfined", "seccomp=<profile JSON or path>", "no-new-privileges[:=]bool",
+    /// "apparmor=...", "label=...", "systempaths=unconfined".
+    pub security_opt: Vec<String>,
+    /// /dev/shm size in bytes; default 64 MiB like Docker.
+    pub shm_size: Option<i64>,
+    pub sysctls: HashMap<String, String>,
+    /// (name like "nofile", soft, hard).
+    pub ulimits: Vec<(String, u64, u64)>,
+    pub oom_score_adj: Option<i32>,
+}
