@@ -1,0 +1,161 @@
+//! berthd ↔ berth-shim protocol: JSON request/response lines, then framed streams.
+
+use std::io::{self, Read, Write};
+
+use serde::{Deserialize, Serialize};
+
+/// Name of the exit status file the shim leaves beside its socket.
+pub const EXIT_FILE: &str = "exit.json";
+/// Name of the shim's socket in the container's exec-root directory.
+pub const SOCKET_FILE: &str = "shim.sock";
+
+/// One request, the first line of every connection.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub enum Request {
+    /// Stream the container's stdio over this connection.
+    Attach { stdin: bool, stdout: bool, stderr: bool },
+    /// Start the created container's process.
+    Start,
+    /// Send a signal to the init process (or every process when `all`).
+    Kill { signal: i32, all: bool },
+    /// Resize the container's terminal.
+    Resize { height: u16, width: u16 },
+    /// Answer once the container has exited.
+    Wait,
+    /// Current pid and status.
+    State,
+    /// Run an extra process in the container and stream its stdio over this connection.
+    /// `process` is an OCI runtime-spec `Process` object.
+    Exec { id: String, process: serde_json::Value, tty: bool, stdin: bool },
+    /// Resize the terminal of a running exec.
+    ResizeExec { id: String, height: u16, width: u16 },
+    /// Freeze / thaw the container's processes.
+    Pause,
+    Resume,
+}
+
+/// How a process ended.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ExitStatus {
+    /// Exit code, or 128 + signal number when killed by a signal.
+    pub code: i32,
+    /// RFC 3339 time of the exit.
+    pub finished_at: String,
+    #[serde(default)]
+    pub oom_killed: bool,
+    /// Set when the process could not be started at all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// One response line.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub enum Response {
+    Ok,
+    Started { pid: i32 },
+    Exited(ExitStatus),
+    State { pid: i32, running: bool, paused: bool },
+    Error { message: String },
+}
+
+/// The shim's first line on stdout.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub enum Ready {
+    Ok { shim_pid: i32, init_pid: i32 },
+    Error { message: String },
+}
+
+/// Frame kinds of a stream from the shim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum FrameKind {
+    Stdout = 1,
+    Stderr = 2,
+    /// Last frame: the process exited; payload is an [`ExitStatus`] as JSON.
+    Exit = 0xff,
+}
+
+impl FrameKind {
+    pub fn from_u8(b: u8) -> Option<FrameKind> {
+        match b {
+            1 => Some(FrameKind::Stdout),
+            2 => Some(FrameKind::Stderr),
+            0xff => Some(FrameKind::Exit),
+            _ => None,
+        }
+    }
+}
+
+/// Encode a frame header + payload.
+pub fn encode_frame(kind: FrameKind, payload: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(8 + payload.len());
+    v.push(kind as u8);
+    v.extend_from_slice(&[0, 0, 0]);
+    v.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    v.extend_from_slice(payload);
+    v
+}
+
+/// Read one frame (blocking). `Ok(None)` at a clean end of stream.
+pub fn read_frame(r: &mut impl Read) -> io::Result<Option<(FrameKind, Vec<u8>)>> {
+    let mut h = [0u8; 8];
+    match r.read_exact(&mut h) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let kind = FrameKind::from_u8(h[0]).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "bad frame kind"))?;
+    let len = u32::from_be_bytes([h[4], h[5], h[6], h[7]]) as usize;
+    let mut buf = vec![0u8; len];
+    r.read_exact(&mut buf)?;
+    Ok(Some((kind, buf)))
+}
+
+/// Write a value as one JSON line.
+pub fn write_line<T: Serialize>(w: &mut impl Write, v: &T) -> io::Result<()> {
+    let mut s = serde_json::to_vec(v)?;
+    s.push(b'\n');
+    w.write_all(&s)?;
+    w.flush()
+}
+
+/// Read one JSON line byte by byte (so no stream data after it is consumed).
+pub fn read_line<T: for<'de> Deserialize<'de>>(r: &mut impl Read) -> io::Result<T> {
+    let mut buf = Vec::with_capacity(128);
+    let mut b = [0u8; 1];
+    loop {
+        if r.read(&mut b)? == 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed"));
+        }
+        if b[0] == b'\n' {
+            break;
+        }
+        buf.push(b[0]);
+        if buf.len() > 16 << 20 {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "line too long"));
+        }
+    }
+    serde_json::from_slice(&buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_and_frames_roundtrip() {
+        let mut buf = Vec::new();
+        write_line(&mut buf, &Request::Attach { stdin: true, stdout: true, stderr: false }).unwrap();
+        buf.extend(encode_frame(FrameKind::Stdout, b"hi\n"));
+        buf.extend(encode_frame(FrameKind::Exit, br#"{"code":3,"finished_at":"t"}"#));
+        let mut r = &buf[..];
+        let req: Request = read_line(&mut r).unwrap();
+        assert_eq!(req, Request::Attach { stdin: true, stdout: true, stderr: false });
+        assert_eq!(read_frame(&mut r).unwrap(), Some((FrameKind::Stdout, b"hi\n".to_vec())));
+        let (k, p) = read_frame(&mut r).unwrap().unwrap();
+        assert_eq!(k, FrameKind::Exit);
+        let st: ExitStatus = serde_json::from_slice(&p).unwrap();
+        assert_eq!(st.code, 3);
+        assert_eq!(read_frame(&mut r).unwrap(), None);
+    }
+}

@@ -1,0 +1,237 @@
+//! Execs: the shim side (spawn a helper, stream its stdio) and the helper itself.
+
+use std::fs::{self, File};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use berth_shim_proto::{self as proto, ExitStatus, FrameKind, Response};
+use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::syscall::syscall::SyscallType;
+use nix::sys::wait::waitpid;
+
+use crate::io::{Hub, StdinSink};
+use crate::run::{exit_code, now, resize, Shim};
+
+/// What the shim keeps of a running exec.
+pub struct ExecHandle {
+    pty: Option<File>,
+}
+
+fn pipe() -> Result<(File, File)> {
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    Ok((File::from(r), File::from(w)))
+}
+
+pub fn run_exec(
+    shim: &Arc<Shim>,
+    mut conn: UnixStream,
+    id: String,
+    process: serde_json::Value,
+    tty: bool,
+    stdin: bool,
+) -> Result<()> {
+    let dir = &shim.args.state_dir;
+    let short: String = id.chars().take(12).collect();
+    let proc_path = dir.join(format!("exec-{short}.json"));
+    fs::write(&proc_path, serde_json::to_vec(&process)?)?;
+    let exe = std::env::current_exe()?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("exec-helper")
+        .arg("--id")
+        .arg(&shim.args.id)
+        .arg("--runtime-root")
+        .arg(&shim.args.runtime_root)
+        .arg("--process")
+        .arg(&proc_path);
+    let console_path = dir.join(format!("e-{short}.sock"));
+    let mut listener = None;
+    let mut out_r = None;
+    let mut err_r = None;
+    let mut stdin_w = None;
+    if tty {
+        let _ = fs::remove_file(&console_path);
+        listener = Some(UnixListener::bind(&console_path).context("bind exec console socket")?);
+        cmd.arg("--console-socket").arg(&console_path);
+        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::inherit());
+    } else {
+        let (or, ow) = pipe()?;
+        let (er, ew) = pipe()?;
+        if stdin {
+            let (r, w) = pipe()?;
+            cmd.stdin(Stdio::from(r));
+            stdin_w = Some(w);
+        } else {
+            cmd.stdin(Stdio::null());
+        }
+        cmd.stdout(Stdio::from(ow)).stderr(Stdio::from(ew));
+        out_r = Some(or);
+        err_r = Some(er);
+    }
+    let (pid, rx) = shim.watch_child(|| {
+        let child = cmd.spawn().context("spawn exec helper")?;
+        Ok(child.id() as i32)
+    })?;
+    drop(cmd); // close our copies of the child's pipe ends
+    let hub = Hub::new(None);
+    let mut pty = None;
+    let mut early = None;
+    if let Some(l) = &listener {
+        match receive_pty_with_exit(l, &rx)? {
+            Ok(m) => pty = Some(m),
+            Err(code) => early = Some(code),
+        }
+        let _ = fs::remove_file(&console_path);
+    }
+    proto::write_line(&mut conn, &Response::Started { pid })?;
+    let sink = match &pty {
+        Some(m) => {
+            hub.spawn_pump(m.try_clone()?, FrameKind::Stdout);
+            StdinSink::new(if stdin { Some(m.try_clone()?) } else { None }, false)
+        }
+        None => {
+            if let Some(o) = out_r {
+                hub.spawn_pump(o, FrameKind::Stdout);
+            }
+            if let Some(e) = err_r {
+                hub.spawn_pump(e, FrameKind::Stderr);
+            }
+            StdinSink::new(stdin_w, true)
+        }
+    };
+    if stdin {
+        sink.spawn_feeder(conn.try_clone()?);
+    }
+    hub.subscribe(conn, true, true);
+    shim.execs.lock().unwrap().insert(id.clone(), ExecHandle { pty: pty.as_ref().map(|m| m.try_clone()).transpose()? });
+    let code = match early {
+        Some(c) => c,
+        None => rx.recv().unwrap_or(137),
+    };
+    hub.wait_drained(Duration::from_secs(2));
+    sink.close();
+    hub.finish(&ExitStatus { code, finished_at: now(), oom_killed: false, error: None });
+    shim.execs.lock().unwrap().remove(&id);
+    let _ = fs::remove_file(&proc_path);
+    Ok(())
+}
+
+/// Accept the helper's console connection and receive the pty master; if the helper
+/// exits before sending one, return its exit code instead.
+fn receive_pty_with_exit(l: &UnixListener, rx: &std::sync::mpsc::Receiver<i32>) -> Result<std::result::Result<File, i32>> {
+    l.set_nonblocking(true)?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match l.accept() {
+            Ok((conn, _)) => {
+                conn.set_nonblocking(false)?;
+                return Ok(Ok(recv_fd(&conn)?));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e.into()),
+        }
+        if let Ok(code) = rx.try_recv() {
+            return Ok(Err(code));
+        }
+        if Instant::now() > deadline {
+            anyhow::bail!("timed out waiting for the exec terminal");
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+fn recv_fd(conn: &UnixStream) -> Result<File> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    use std::os::fd::{AsRawFd, FromRawFd};
+    conn.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut buf = [0u8; 4096];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let msg = recvmsg::<()>(conn.as_raw_fd(), &mut iov, Some(&mut cmsg), MsgFlags::empty())?;
+    for c in msg.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            if let Some(&fd) = fds.first() {
+                // SAFETY: freshly received fd, owned by us alone.
+                return Ok(unsafe { File::from_raw_fd(fd) });
+            }
+        }
+    }
+    anyhow::bail!("no pty master received")
+}
+
+pub fn resize_exec(shim: &Shim, id: &str, height: u16, width: u16) -> Response {
+    match shim.execs.lock().unwrap().get(id) {
+        Some(ExecHandle { pty: Some(m) }) => match resize(m, height, width) {
+            Ok(()) => Response::Ok,
+            Err(e) => Response::Error { message: e.to_string() },
+        },
+        Some(_) => Response::Ok,
+        None => Response::Error { message: format!("No such exec instance: {id}") },
+    }
+}
+
+/// `berth-shim exec-helper`: join the container and run one process; exit with its code.
+pub fn helper_main(mut args: impl Iterator<Item = String>) -> i32 {
+    let mut id = String::new();
+    let mut root = PathBuf::new();
+    let mut process = PathBuf::new();
+    let mut console: Option<PathBuf> = None;
+    while let Some(a) = args.next() {
+        let v = args.next().unwrap_or_default();
+        match a.as_str() {
+            "--id" => id = v,
+            "--runtime-root" => root = v.into(),
+            "--process" => process = v.into(),
+            "--console-socket" => console = Some(v.into()),
+            _ => {
+                eprintln!("exec-helper: unknown flag {a}");
+                return 126;
+            }
+        }
+    }
+    // SAFETY: prctl with integer arguments only.
+    unsafe {
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+    }
+    let argv0 = fs::read(&process)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v["args"][0].as_str().map(str::to_owned))
+        .unwrap_or_default();
+    let built = ContainerBuilder::new(id, SyscallType::default())
+        .with_root_path(root)
+        .map(|b| b.with_console_socket(console.as_ref()))
+        .and_then(|b| b.validate_id())
+        .and_then(|b| b.as_tenant().with_process(Some(&process)).with_detach(true).build());
+    let pid = match built {
+        Ok(p) => p,
+        Err(e) => {
+            let msg = e.to_string();
+            let (code, what) = if msg.contains("not found") || msg.contains("No such file") {
+                (127, "executable file not found in $PATH")
+            } else if msg.contains("permission") {
+                (126, "permission denied")
+            } else {
+                (126, msg.as_str())
+            };
+            eprintln!(
+                "OCI runtime exec failed: exec failed: unable to start container process: exec: \"{argv0}\": {what}: unknown"
+            );
+            return code;
+        }
+    };
+    loop {
+        match waitpid(pid, None) {
+            Ok(ws) => {
+                if let Some((_, code)) = exit_code(ws) {
+                    return code;
+                }
+            }
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return 137,
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! berth-shim: owns one container (see README.md).
+
+mod exec;
+mod io;
+mod log;
+mod run;
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+
+/// `berth-shim run` options.
+pub struct RunArgs {
+    pub id: String,
+    pub bundle: PathBuf,
+    pub runtime_root: PathBuf,
+    pub state_dir: PathBuf,
+    pub log: PathBuf,
+    pub tty: bool,
+    pub stdin: bool,
+    pub stdin_once: bool,
+}
+
+fn value(args: &mut impl Iterator<Item = String>, flag: &str) -> Result<String> {
+    args.next().with_context(|| format!("{flag} needs a value"))
+}
+
+fn parse_run(mut args: impl Iterator<Item = String>) -> Result<RunArgs> {
+    let mut r = RunArgs {
+        id: String::new(),
+        bundle: PathBuf::new(),
+        runtime_root: PathBuf::new(),
+        state_dir: PathBuf::new(),
+        log: PathBuf::new(),
+        tty: false,
+        stdin: false,
+        stdin_once: false,
+    };
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--id" => r.id = value(&mut args, &a)?,
+            "--bundle" => r.bundle = value(&mut args, &a)?.into(),
+            "--runtime-root" => r.runtime_root = value(&mut args, &a)?.into(),
+            "--state-dir" => r.state_dir = value(&mut args, &a)?.into(),
+            "--log" => r.log = value(&mut args, &a)?.into(),
+            "--tty" => r.tty = true,
+            "--stdin" => r.stdin = true,
+            "--stdin-once" => r.stdin_once = true,
+            other => bail!("unknown flag {other}"),
+        }
+    }
+    if r.id.is_empty() || r.bundle.as_os_str().is_empty() || r.state_dir.as_os_str().is_empty() {
+        bail!("--id, --bundle and --state-dir are required");
+    }
+    Ok(r)
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let code = match args.next().as_deref() {
+        Some("run") => match parse_run(args) {
+            Ok(a) => run::main(a),
+            Err(e) => {
+                eprintln!("berth-shim: {e:#}");
+                2
+            }
+        },
+        Some("exec-helper") => exec::helper_main(args),
+        _ => {
+            eprintln!("usage: berth-shim run --id ID --bundle DIR --runtime-root DIR --state-dir DIR --log FILE [--tty] [--stdin] [--stdin-once]");
+            2
+        }
+    };
+    std::process::exit(code);
+}

@@ -1,0 +1,432 @@
+//! `berth-shim run`: create the container, serve the protocol, reap, report the exit.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use berth_shim_proto::{self as proto, ExitStatus, FrameKind, Ready, Request, Response};
+use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::container::Container;
+use libcontainer::syscall::syscall::SyscallType;
+use nix::sys::signal::Signal;
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::Pid;
+
+use crate::io::{Hub, StdinSink};
+use crate::log::JsonLog;
+use crate::RunArgs;
+
+/// State shared by the connection handlers and the reaper.
+pub struct Shim {
+    pub args: RunArgs,
+    container: Mutex<Container>,
+    pub init_pid: Pid,
+    pub hub: Arc<Hub>,
+    stdin: Arc<StdinSink>,
+    pty_master: Option<File>,
+    started: Mutex<bool>,
+    exit: Mutex<Option<ExitStatus>>,
+    exited: Condvar,
+    waiters: Mutex<usize>,
+    /// Exit statuses of our own children (exec helpers), by pid.
+    children: Mutex<Children>,
+    pub execs: Mutex<HashMap<String, crate::exec::ExecHandle>>,
+}
+
+#[derive(Default)]
+pub struct Children {
+    waiting: HashMap<i32, mpsc::Sender<i32>>,
+    reaped: HashMap<i32, i32>,
+}
+
+/// Exit code the way Docker reports it: the code, or 128 + signal.
+pub fn exit_code(ws: WaitStatus) -> Option<(i32, i32)> {
+    match ws {
+        WaitStatus::Exited(p, c) => Some((p.as_raw(), c)),
+        WaitStatus::Signaled(p, s, _) => Some((p.as_raw(), 128 + s as i32)),
+        _ => None,
+    }
+}
+
+pub fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+fn set_subreaper() {
+    // SAFETY: prctl with integer arguments only.
+    unsafe {
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+    }
+}
+
+/// Receive the pty master that libcontainer's init sends over the console socket.
+pub fn receive_pty(listener: &UnixListener) -> Result<File> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    listener.set_nonblocking(false)?;
+    let (conn, _) = listener.accept().context("accept console socket")?;
+    conn.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut buf = [0u8; 4096];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let msg = recvmsg::<()>(conn.as_raw_fd(), &mut iov, Some(&mut cmsg), MsgFlags::empty())
+        .context("receive pty master")?;
+    for c in msg.cmsgs().context("read control message")? {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            if let Some(&fd) = fds.first() {
+                // SAFETY: the fd was just received and is owned by nobody else.
+                return Ok(unsafe { File::from_raw_fd(fd) });
+            }
+        }
+    }
+    anyhow::bail!("no pty master received on the console socket")
+}
+
+/// Set a terminal's size.
+pub fn resize(master: &File, height: u16, width: u16) -> Result<()> {
+    let ws = libc::winsize { ws_row: height, ws_col: width, ws_xpixel: 0, ws_ypixel: 0 };
+    // SAFETY: TIOCSWINSZ with a valid winsize pointer on an open fd.
+    let rc = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error().into());
+    }
+    Ok(())
+}
+
+fn pipe() -> Result<(File, File)> {
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    Ok((File::from(r), File::from(w)))
+}
+
+/// Remove libcontainer state left by an earlier shim for the same id.
+fn clear_stale(runtime_root: &Path, id: &str) {
+    let dir = runtime_root.join(id);
+    if dir.exists() {
+        if let Ok(mut c) = Container::load(dir.clone()) {
+            let _ = c.delete(true);
+        }
+        let _ = fs::remove_dir_all(&dir);
+    }
+}
+
+/// Turn a libcontainer creation error into Docker's wording, which the docker CLI
+/// maps to exit codes 126/127.
+fn docker_error(e: &str, argv0: &str) -> String {
+    if e.contains("not found in $PATH") || e.contains("No such file") {
+        format!(
+            "failed to create task for container: failed to create shim task: OCI runtime create failed: exec: \"{argv0}\": executable file not found in $PATH: unknown"
+        )
+    } else if e.contains("permission") || e.contains("does not have the correct permission") {
+        format!(
+            "failed to create task for container: failed to create shim task: OCI runtime create failed: exec: \"{argv0}\": permission denied: unknown"
+        )
+    } else {
+        format!("failed to create task for container: OCI runtime create failed: {e}: unknown")
+    }
+}
+
+fn argv0(bundle: &Path) -> String {
+    fs::read(bundle.join("config.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v["process"]["args"][0].as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+struct Created {
+    container: Container,
+    out: Option<File>,
+    err: Option<File>,
+    stdin_w: Option<File>,
+    pty: Option<File>,
+}
+
+fn create(a: &RunArgs) -> Result<Created> {
+    clear_stale(&a.runtime_root, &a.id);
+    fs::create_dir_all(&a.runtime_root)?;
+    let mut b = ContainerBuilder::new(a.id.clone(), SyscallType::default()).with_root_path(&a.runtime_root)?;
+    let mut out = None;
+    let mut err = None;
+    let mut stdin_w = None;
+    let console_path = a.state_dir.join("console.sock");
+    let console = if a.tty {
+        let _ = fs::remove_file(&console_path);
+        let l = UnixListener::bind(&console_path).context("bind console socket")?;
+        b = b.with_console_socket(Some(&console_path));
+        Some(l)
+    } else {
+        let (or, ow) = pipe()?;
+        let (er, ew) = pipe()?;
+        let stdin_r: OwnedFd = if a.stdin {
+            let (r, w) = pipe()?;
+            stdin_w = Some(w);
+            r.into()
+        } else {
+            File::open("/dev/null")?.into()
+        };
+        b = b.with_stdin(stdin_r).with_stdout(OwnedFd::from(ow)).with_stderr(OwnedFd::from(ew));
+        out = Some(or);
+        err = Some(er);
+        None
+    };
+    let container = b
+        .validate_id()?
+        .as_init(&a.bundle)
+        .with_systemd(false)
+        .with_detach(true)
+        .build()
+        .map_err(|e| anyhow::anyhow!(docker_error(&e.to_string(), &argv0(&a.bundle))))?;
+    let pty = match console {
+        Some(l) => {
+            let m = receive_pty(&l)?;
+            let _ = fs::remove_file(&console_path);
+            Some(m)
+        }
+        None => None,
+    };
+    Ok(Created { container, out, err, stdin_w, pty })
+}
+
+/// Point our stdout/stderr at the shim's own log, so the daemon's pipe can go away.
+fn redirect_output(state_dir: &Path) {
+    if let Ok(f) = fs::OpenOptions::new().create(true).append(true).open(state_dir.join("shim.log")) {
+        let _ = nix::unistd::dup2(f.as_raw_fd(), 1);
+        let _ = nix::unistd::dup2(f.as_raw_fd(), 2);
+    }
+}
+
+pub fn main(a: RunArgs) -> i32 {
+    let _ = nix::unistd::setsid();
+    set_subreaper();
+    let ready = |r: &Ready| {
+        let mut out = std::io::stdout().lock();
+        let _ = proto::write_line(&mut out, r);
+    };
+    let created = match create(&a) {
+        Ok(c) => c,
+        Err(e) => {
+            ready(&Ready::Error { message: format!("{e:#}") });
+            return 1;
+        }
+    };
+    let init_pid = created.container.pid().unwrap_or(Pid::from_raw(0));
+    let log = match JsonLog::open(&a.log) {
+        Ok(l) => l,
+        Err(e) => {
+            ready(&Ready::Error { message: format!("open log {}: {e}", a.log.display()) });
+            return 1;
+        }
+    };
+    let hub = Hub::new(Some(log));
+    let stdin_once = a.stdin_once;
+    let (stdin, pty_master) = match created.pty {
+        Some(m) => {
+            hub.spawn_pump(m.try_clone().expect("dup pty"), FrameKind::Stdout);
+            let w = if a.stdin { Some(m.try_clone().expect("dup pty")) } else { None };
+            (StdinSink::new(w, false), Some(m))
+        }
+        None => {
+            if let Some(o) = created.out {
+                hub.spawn_pump(o, FrameKind::Stdout);
+            }
+            if let Some(e) = created.err {
+                hub.spawn_pump(e, FrameKind::Stderr);
+            }
+            (StdinSink::new(created.stdin_w, stdin_once), None)
+        }
+    };
+    let sock_path = a.state_dir.join(proto::SOCKET_FILE);
+    let _ = fs::remove_file(&sock_path);
+    let listener = match UnixListener::bind(&sock_path) {
+        Ok(l) => l,
+        Err(e) => {
+            ready(&Ready::Error { message: format!("bind {}: {e}", sock_path.display()) });
+            return 1;
+        }
+    };
+    let shim = Arc::new(Shim {
+        args: a,
+        container: Mutex::new(created.container),
+        init_pid,
+        hub,
+        stdin,
+        pty_master,
+        started: Mutex::new(false),
+        exit: Mutex::new(None),
+        exited: Condvar::new(),
+        waiters: Mutex::new(0),
+        children: Mutex::new(Children::default()),
+        execs: Mutex::new(HashMap::new()),
+    });
+    ready(&Ready::Ok { shim_pid: std::process::id() as i32, init_pid: init_pid.as_raw() });
+    redirect_output(&shim.args.state_dir);
+    for conn in listener.incoming() {
+        let Ok(conn) = conn else { continue };
+        let s = shim.clone();
+        std::thread::spawn(move || {
+            if let Err(e) = s.handle(conn) {
+                eprintln!("berth-shim: connection: {e:#}");
+            }
+        });
+    }
+    0
+}
+
+impl Shim {
+    fn handle(self: &Arc<Self>, mut conn: UnixStream) -> Result<()> {
+        let req: Request = proto::read_line(&mut conn)?;
+        let resp = match req {
+            Request::Attach { stdin, stdout, stderr } => {
+                proto::write_line(&mut conn, &Response::Ok)?;
+                if stdin {
+                    self.stdin.spawn_feeder(conn.try_clone()?);
+                }
+                self.hub.subscribe(conn, stdout, stderr);
+                return Ok(());
+            }
+            Request::Start => self.start(),
+            Request::Kill { signal, all } => self.kill(signal, all),
+            Request::Resize { height, width } => match &self.pty_master {
+                Some(m) => resize(m, height, width).map(|_| Response::Ok).unwrap_or_else(err),
+                None => Response::Ok,
+            },
+            Request::Wait => {
+                *self.waiters.lock().unwrap() += 1;
+                let mut g = self.exit.lock().unwrap();
+                while g.is_none() {
+                    g = self.exited.wait(g).unwrap();
+                }
+                let st = g.clone().unwrap();
+                drop(g);
+                let r = proto::write_line(&mut conn, &Response::Exited(st));
+                *self.waiters.lock().unwrap() -= 1;
+                return r.map_err(Into::into);
+            }
+            Request::State => {
+                let running = *self.started.lock().unwrap() && self.exit.lock().unwrap().is_none();
+                let paused = self.container.lock().unwrap().status() == libcontainer::container::ContainerStatus::Paused;
+                Response::State { pid: self.init_pid.as_raw(), running, paused }
+            }
+            Request::Exec { id, process, tty, stdin } => {
+                return crate::exec::run_exec(self, conn, id, process, tty, stdin);
+            }
+            Request::ResizeExec { id, height, width } => crate::exec::resize_exec(self, &id, height, width),
+            Request::Pause => {
+                self.container.lock().unwrap().pause().map(|_| Response::Ok).unwrap_or_else(err)
+            }
+            Request::Resume => {
+                self.container.lock().unwrap().resume().map(|_| Response::Ok).unwrap_or_else(err)
+            }
+        };
+        proto::write_line(&mut conn, &resp)?;
+        Ok(())
+    }
+
+    fn start(self: &Arc<Self>) -> Response {
+        let mut started = self.started.lock().unwrap();
+        if *started {
+            return Response::Started { pid: self.init_pid.as_raw() };
+        }
+        if let Err(e) = self.container.lock().unwrap().start() {
+            return Response::Error { message: format!("start container: {e}") };
+        }
+        *started = true;
+        let s = self.clone();
+        std::thread::spawn(move || s.reap());
+        Response::Started { pid: self.init_pid.as_raw() }
+    }
+
+    fn kill(&self, signal: i32, all: bool) -> Response {
+        let sig = match Signal::try_from(signal) {
+            Ok(s) => s,
+            Err(_) => return Response::Error { message: format!("invalid signal: {signal}") },
+        };
+        if self.exit.lock().unwrap().is_some() {
+            return Response::Error { message: "container is not running".into() };
+        }
+        if all {
+            return self.container.lock().unwrap().kill(sig, true).map(|_| Response::Ok).unwrap_or_else(err);
+        }
+        match nix::sys::signal::kill(self.init_pid, sig) {
+            Ok(()) => Response::Ok,
+            Err(e) => Response::Error { message: format!("kill: {e}") },
+        }
+    }
+
+    /// Register a child (exec helper) and get its exit code when it is reaped.
+    pub fn watch_child(&self, spawn: impl FnOnce() -> Result<i32>) -> Result<(i32, mpsc::Receiver<i32>)> {
+        let mut ch = self.children.lock().unwrap();
+        let pid = spawn()?;
+        let (tx, rx) = mpsc::channel();
+        if let Some(code) = ch.reaped.remove(&pid) {
+            let _ = tx.send(code);
+        } else {
+            ch.waiting.insert(pid, tx);
+        }
+        Ok((pid, rx))
+    }
+
+    fn reap(self: Arc<Self>) {
+        loop {
+            match waitpid(Pid::from_raw(-1), None) {
+                Ok(ws) => {
+                    let Some((pid, code)) = exit_code(ws) else { continue };
+                    if pid == self.init_pid.as_raw() {
+                        self.finish(code);
+                    }
+                    let mut ch = self.children.lock().unwrap();
+                    match ch.waiting.remove(&pid) {
+                        Some(tx) => {
+                            let _ = tx.send(code);
+                        }
+                        None => {
+                            ch.reaped.insert(pid, code);
+                        }
+                    }
+                }
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(_) => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+    }
+
+    fn finish(&self, code: i32) -> ! {
+        self.hub.wait_drained(Duration::from_secs(2));
+        let status = ExitStatus { code, finished_at: now(), oom_killed: false, error: None };
+        let _ = write_exit_file(&self.args.state_dir, &status);
+        *self.exit.lock().unwrap() = Some(status.clone());
+        self.exited.notify_all();
+        self.hub.finish(&status);
+        self.stdin.close();
+        if let Ok(mut c) = self.container.lock() {
+            let _ = c.delete(true);
+        }
+        for _ in 0..200 {
+            if *self.waiters.lock().unwrap() == 0 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let _ = fs::remove_file(self.args.state_dir.join(proto::SOCKET_FILE));
+        std::process::exit(0);
+    }
+}
+
+fn err(e: impl std::fmt::Display) -> Response {
+    Response::Error { message: e.to_string() }
+}
+
+/// Write `exit.json` atomically (temp file, fsync, rename).
+fn write_exit_file(dir: &Path, st: &ExitStatus) -> Result<()> {
+    let tmp: PathBuf = dir.join(".exit.json.tmp");
+    let mut f = File::create(&tmp)?;
+    f.write_all(&serde_json::to_vec(st)?)?;
+    f.sync_all()?;
+    fs::rename(&tmp, dir.join(proto::EXIT_FILE))?;
+    Ok(())
+}
