@@ -1,0 +1,290 @@
+//! Container endpoints.
+
+use std::sync::Arc;
+
+use berth_api::models::{ContainerCreateBody, ContainerCreateResponse, ContainerWaitResponse};
+use berth_errdefs::Error;
+use berth_shim_proto::Request as ShimRequest;
+use http::{HeaderValue, Request, StatusCode};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+
+use crate::container::lifecycle::{self, WaitCondition};
+use crate::container::{attach as bridge, logs, shim, Paths, PendingAttach};
+use crate::http::{body_json, empty, json, json_line, stream, Body, Query, Resp, Result};
+use crate::Daemon;
+
+pub fn list(d: &Arc<Daemon>, q: &Query) -> Result {
+    let f = q.filters()?;
+    let out = crate::container::inspect::list(d, q.bool("all"), q.int("limit")?, &f)?;
+    Ok(json(200, &out))
+}
+
+pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>, q: &Query) -> Result {
+    let body: ContainerCreateBody = body_json(req.into_body()).await?;
+    let id = crate::container::create::create(d, q.get("name"), body).await?;
+    Ok(json(201, &ContainerCreateResponse { id, warnings: Vec::new() }))
+}
+
+pub fn inspect(d: &Arc<Daemon>, id: &str) -> Result {
+    let c = d.containers.get(id)?;
+    Ok(json(200, &crate::container::inspect::inspect(d, &c)))
+}
+
+pub async fn start(d: &Arc<Daemon>, id: &str) -> Result {
+    let c = d.containers.get(id)?;
+    crate::container::start::start(d, &c).await?;
+    Ok(empty(204))
+}
+
+pub async fn stop(d: &Arc<Daemon>, id: &str, q: &Query) -> Result {
+    let c = d.containers.get(id)?;
+    lifecycle::stop(d, &c, q.int("t")?, q.get("signal")).await?;
+    Ok(empty(204))
+}
+
+pub async fn restart(d: &Arc<Daemon>, id: &str, q: &Query) -> Result {
+    let c = d.containers.get(id)?;
+    lifecycle::restart(d, &c, q.int("t")?, q.get("signal")).await?;
+    Ok(empty(204))
+}
+
+pub async fn kill(d: &Arc<Daemon>, id: &str, q: &Query) -> Result {
+    let c = d.containers.get(id)?;
+    let sig = lifecycle::parse_signal(q.str("signal"))?;
+    lifecycle::kill(d, &c, sig).await?;
+    Ok(empty(204))
+}
+
+pub async fn pause(d: &Arc<Daemon>, id: &str, on: bool) -> Result {
+    let c = d.containers.get(id)?;
+    lifecycle::set_paused(d, &c, on).await?;
+    Ok(empty(204))
+}
+
+pub fn rename(d: &Arc<Daemon>, id: &str, q: &Query) -> Result {
+    let c = d.containers.get(id)?;
+    lifecycle::rename(d, &c, q.str("name"))?;
+    Ok(empty(204))
+}
+
+pub async fn resize(d: &Arc<Daemon>, id: &str, q: &Query) -> Result {
+    let c = d.containers.get(id)?;
+    let h = q.int("h")?.unwrap_or(0).clamp(0, u16::MAX as i64) as u16;
+    let w = q.int("w")?.unwrap_or(0).clamp(0, u16::MAX as i64) as u16;
+    lifecycle::resize(d, &c, h, w).await?;
+    Ok(empty(200))
+}
+
+pub async fn remove(d: &Arc<Daemon>, id: &str, q: &Query) -> Result {
+    let c = d.containers.get(id)?;
+    lifecycle::remove(d, &c, q.bool("force"), q.bool("v")).await?;
+    d.execs.forget_container(&c.id);
+    Ok(empty(204))
+}
+
+/// `POST /containers/{id}/wait`: headers at once, the body when the condition holds.
+pub fn wait(d: &Arc<Daemon>, id: &str, q: &Query) -> Result {
+    let c = d.containers.get(id)?;
+    let cond = WaitCondition::parse(q.str("condition"))?;
+    let (tx, resp) = stream(200, Some("application/json"));
+    tokio::spawn(async move {
+        tokio::select! {
+            code = lifecycle::wait(&c, cond) => {
+                let r = ContainerWaitResponse { status_code: code, error: None };
+                let _ = tx.send(json_line(&r, false)).await;
+            }
+            _ = tx.closed() => {}
+        }
+    });
+    Ok(resp)
+}
+
+fn is_upgrade(req: &Request<Incoming>) -> bool {
+    req.headers()
+        .get(http::header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("tcp"))
+}
+
+/// The 101 response of a hijacked stream.
+pub fn upgraded_response(tty: bool) -> Resp {
+    let mut r = empty(101);
+    *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = r.headers_mut();
+    let ct = if tty { "application/vnd.docker.raw-stream" } else { "application/vnd.docker.multiplexed-stream" };
+    h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static(ct));
+    h.insert(http::header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    h.insert(http::header::UPGRADE, HeaderValue::from_static("tcp"));
+    r
+}
+
+/// Serve a stream either on the hijacked connection or as a plain response body.
+pub fn serve_stream<F>(
+    mut req: Request<Incoming>,
+    tty: bool,
+    stdin: bool,
+    shim_conn: F,
+    done: impl FnOnce(Option<berth_shim_proto::ExitStatus>) + Send + 'static,
+) -> Resp
+where
+    F: std::future::Future<Output = Option<tokio::net::UnixStream>> + Send + 'static,
+{
+    if is_upgrade(&req) {
+        let on_upgrade = hyper::upgrade::on(&mut req);
+        tokio::spawn(async move {
+            let Some(s) = shim_conn.await else { return done(None) };
+            match on_upgrade.await {
+                Ok(up) => {
+                    let st = bridge::bridge(TokioIo::new(up), s, tty, stdin).await;
+                    done(st)
+                }
+                Err(e) => {
+                    tracing::debug!("upgrade failed: {e}");
+                    done(None)
+                }
+            }
+        });
+        return upgraded_response(tty);
+    }
+    let (pipe, rx) = bridge::body_pipe();
+    tokio::spawn(async move {
+        let Some(s) = shim_conn.await else { return done(None) };
+        let st = bridge::bridge(pipe, s, tty, false).await;
+        done(st)
+    });
+    let ct = if tty { "application/vnd.docker.raw-stream" } else { "application/vnd.docker.multiplexed-stream" };
+    let mut r = http::Response::new(Body::Channel(rx));
+    r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static(ct));
+    r
+}
+
+/// `POST /containers/{id}/attach`.
+pub fn attach(d: &Arc<Daemon>, id: &str, req: Request<Incoming>, q: &Query) -> Result {
+    let c = d.containers.get(id)?;
+    if !q.bool("stream") && !q.bool("logs") {
+        return Err(Error::invalid("Bad parameters: you must choose at least one stream"));
+    }
+    let (stdin, stdout, stderr) = (q.bool("stdin"), q.bool("stdout"), q.bool("stderr"));
+    let stdin = stdin && c.record().config.open_stdin.unwrap_or(false);
+    let tty = c.tty();
+    let state = Paths::new(d, &c.id).state;
+    // Register before answering, so a `start` sent after the 101 cannot miss us.
+    let pending = if c.status().is_live() {
+        None
+    } else {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        c.pending.lock().unwrap().push(PendingAttach { stdin, stdout, stderr, tx });
+        Some(rx)
+    };
+    let conn = async move {
+        match pending {
+            Some(rx) => rx.await.ok(),
+            None => {
+                let req = ShimRequest::Attach { stdin, stdout, stderr };
+                shim::open_stream(&state, &req).await.ok().map(|(s, _)| s)
+            }
+        }
+    };
+    Ok(serve_stream(req, tty, stdin, conn, |_| {}))
+}
+
+/// `GET /containers/{id}/logs`.
+pub fn logs(d: &Arc<Daemon>, id: &str, q: &Query) -> Result {
+    let c = d.containers.get(id)?;
+    let (stdout, stderr) = (q.bool("stdout"), q.bool("stderr"));
+    if !stdout && !stderr {
+        return Err(Error::invalid("Bad parameters: you must choose at least one stream"));
+    }
+    let tail = match q.str("tail") {
+        "" | "all" => None,
+        t => Some(t.parse::<i64>().map_err(|_| Error::invalid(format!("invalid tail value {t}")))?.max(0) as usize),
+    };
+    let o = logs::LogOptions {
+        stdout,
+        stderr,
+        follow: q.bool("follow"),
+        timestamps: q.bool("timestamps"),
+        since: logs::parse_time(q.str("since")).filter(|s| *s > 0),
+        until: logs::parse_time(q.str("until")).filter(|s| *s > 0),
+        tail,
+    };
+    let (tx, mut resp) = stream(200, None);
+    resp.headers_mut().remove(http::header::CONTENT_TYPE);
+    tokio::spawn(logs::stream(d.clone(), c, o, tx));
+    Ok(resp)
+}
+
+/// `GET /containers/{id}/top`: `ps` of the container's processes (from its cgroup).
+pub async fn top(d: &Arc<Daemon>, id: &str, q: &Query) -> Result {
+    let c = d.containers.get(id)?;
+    if !c.status().is_live() {
+        return Err(Error::conflict(format!("Container {} is not running", c.id)));
+    }
+    let pids = cgroup_pids(&c.id);
+    let args = if q.str("ps_args").is_empty() { "-ef".to_owned() } else { q.str("ps_args").to_owned() };
+    let out = tokio::process::Command::new("ps")
+        .args(args.split_whitespace())
+        .output()
+        .await
+        .map_err(|e| Error::internal(format!("ps: {e}")))?;
+    if !out.status.success() {
+        return Err(Error::internal(format!("ps: {}", String::from_utf8_lossy(&out.stderr).trim())));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    let header = lines.next().unwrap_or("");
+    let titles: Vec<String> = header.split_whitespace().map(str::to_owned).collect();
+    let pid_col = titles.iter().position(|t| t == "PID").unwrap_or(1);
+    let mut procs = Vec::new();
+    for l in lines {
+        let fields: Vec<&str> = l.split_whitespace().collect();
+        if fields.len() < titles.len() {
+            continue;
+        }
+        let Ok(pid) = fields[pid_col].parse::<i32>() else { continue };
+        if !pids.contains(&pid) {
+            continue;
+        }
+        let mut row: Vec<String> = fields[..titles.len() - 1].iter().map(|s| s.to_string()).collect();
+        row.push(fields[titles.len() - 1..].join(" "));
+        procs.push(row);
+    }
+    Ok(json(200, &serde_json::json!({"Titles": titles, "Processes": procs})))
+}
+
+/// Pids in a container's cgroup (v2 unified or v1 pids/memory hierarchy).
+pub fn cgroup_pids(id: &str) -> Vec<i32> {
+    let candidates = [
+        format!("/sys/fs/cgroup/berth/{id}/cgroup.procs"),
+        format!("/sys/fs/cgroup/pids/berth/{id}/cgroup.procs"),
+        format!("/sys/fs/cgroup/memory/berth/{id}/cgroup.procs"),
+        format!("/sys/fs/cgroup/cpu/berth/{id}/cgroup.procs"),
+    ];
+    for p in candidates {
+        if let Ok(s) = std::fs::read_to_string(&p) {
+            return s.lines().filter_map(|l| l.trim().parse().ok()).collect();
+        }
+    }
+    Vec::new()
+}
+
+/// `POST /containers/prune`.
+pub async fn prune(d: &Arc<Daemon>, q: &Query) -> Result {
+    let f = q.filters()?;
+    let mut deleted = Vec::new();
+    for c in d.containers.all() {
+        let r = c.record();
+        if r.state.status.is_live() {
+            continue;
+        }
+        let labels = r.config.labels.clone().unwrap_or_default();
+        if !f.match_labels(|k| labels.get(k).map(String::as_str)) {
+            continue;
+        }
+        if lifecycle::remove(d, &c, false, false).await.is_ok() {
+            deleted.push(r.id);
+        }
+    }
+    Ok(json(200, &serde_json::json!({"ContainersDeleted": if deleted.is_empty() { None } else { Some(deleted) }, "SpaceReclaimed": 0})))
+}

@@ -1,0 +1,82 @@
+//! Exec endpoints.
+
+use std::sync::Arc;
+
+use berth_api::models::{ExecConfig, ExecStartConfig, IdResponse};
+use http::Request;
+use hyper::body::Incoming;
+
+use crate::container::exec;
+use crate::http::{body_bytes, empty, json, Query, Result};
+use crate::Daemon;
+
+pub async fn create(d: &Arc<Daemon>, id: &str, req: Request<Incoming>) -> Result {
+    let c = d.containers.get(id)?;
+    let cfg: ExecConfig = crate::http::body_json(req.into_body()).await?;
+    let eid = exec::create(d, &c, cfg)?;
+    Ok(json(201, &IdResponse { id: eid }))
+}
+
+pub async fn start(d: &Arc<Daemon>, id: &str, mut req: Request<Incoming>) -> Result {
+    let e = d.execs.get(id)?;
+    // Take the upgrade handle before the body is consumed.
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let (parts, body) = req.into_parts();
+    let raw = body_bytes(body).await?;
+    let cfg: ExecStartConfig = if raw.iter().all(|b| b.is_ascii_whitespace()) {
+        ExecStartConfig::default()
+    } else {
+        serde_json::from_slice(&raw).map_err(|e| berth_errdefs::Error::invalid(format!("invalid JSON: {e}")))?
+    };
+    let conn = exec::start(d, &e).await?;
+    let tty = e.config.tty.unwrap_or(false) || cfg.tty.unwrap_or(false);
+    let stdin = e.config.attach_stdin.unwrap_or(false);
+    let e2 = e.clone();
+    let done = move |st: Option<berth_shim_proto::ExitStatus>| exec::finished(&e2, st.map(|s| s.code as i64));
+    if cfg.detach.unwrap_or(false) {
+        tokio::spawn(async move {
+            let (sink, _rx) = crate::container::attach::body_pipe();
+            let st = crate::container::attach::bridge(sink, conn, tty, false).await;
+            done(st);
+        });
+        return Ok(empty(200));
+    }
+    let mut req = Request::from_parts(parts, http_body_util::Empty::<bytes::Bytes>::new());
+    let upgrade = req
+        .headers()
+        .get(http::header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("tcp"));
+    let _ = &mut req;
+    if upgrade {
+        tokio::spawn(async move {
+            match on_upgrade.await {
+                Ok(up) => {
+                    let st = crate::container::attach::bridge(hyper_util::rt::TokioIo::new(up), conn, tty, stdin).await;
+                    done(st);
+                }
+                Err(_) => done(None),
+            }
+        });
+        return Ok(super::containers::upgraded_response(tty));
+    }
+    let (pipe, rx) = crate::container::attach::body_pipe();
+    tokio::spawn(async move {
+        let st = crate::container::attach::bridge(pipe, conn, tty, false).await;
+        done(st);
+    });
+    Ok(http::Response::new(crate::http::Body::Channel(rx)))
+}
+
+pub async fn resize(d: &Arc<Daemon>, id: &str, q: &Query) -> Result {
+    let e = d.execs.get(id)?;
+    let h = q.int("h")?.unwrap_or(0).clamp(0, u16::MAX as i64) as u16;
+    let w = q.int("w")?.unwrap_or(0).clamp(0, u16::MAX as i64) as u16;
+    exec::resize(d, &e, h, w).await?;
+    Ok(empty(200))
+}
+
+pub fn inspect(d: &Arc<Daemon>, id: &str) -> Result {
+    let e = d.execs.get(id)?;
+    Ok(json(200, &exec::inspect(&e)))
+}

@@ -1,0 +1,275 @@
+//! Image endpoints.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use berth_api::models::{
+    EventMessageTypeEnum, ImageConfig, ImageHistoryResponseItem, ImageInspect, ImageInspectMetadata, ImageInspectRootFs,
+    ImageSummary,
+};
+use berth_api::stream::JsonMessage;
+use berth_errdefs::{Error, Result as BResult};
+use berth_image::ImageRecord;
+use futures_util::StreamExt;
+use http::Request;
+use http_body_util::BodyStream;
+use hyper::body::Incoming;
+
+use crate::http::{json, stream, Query, Result};
+use crate::Daemon;
+
+fn created_unix(cfg_created: Option<&str>) -> i64 {
+    cfg_created.and_then(|c| chrono::DateTime::parse_from_rfc3339(c).ok()).map(|t| t.timestamp()).unwrap_or(0)
+}
+
+/// `docker images` row.
+pub fn summary(d: &Daemon, rec: &ImageRecord) -> BResult<ImageSummary> {
+    let cfg = d.images.config(rec)?;
+    let tags = d.images.tags_of(&rec.id)?;
+    let containers = d.containers.all().iter().filter(|c| c.record().image_id == rec.id).count() as i64;
+    Ok(ImageSummary {
+        id: rec.id.clone(),
+        parent_id: cfg.parent.clone().unwrap_or_default(),
+        repo_tags: tags,
+        repo_digests: rec.repo_digests.clone(),
+        created: created_unix(cfg.created.as_deref()),
+        size: rec.size as i64,
+        shared_size: -1,
+        labels: cfg.config.labels.clone().unwrap_or_default(),
+        containers,
+        ..Default::default()
+    })
+}
+
+pub fn list(d: &Arc<Daemon>, q: &Query) -> Result {
+    let f = q.filters()?;
+    f.validate(&["dangling", "label", "before", "since", "reference", "until"])?;
+    let mut out = Vec::new();
+    for rec in d.images.list()? {
+        let s = summary(d, &rec)?;
+        if let Some(dv) = f.get("dangling").first() {
+            let dangling = s.repo_tags.is_empty();
+            if berth_api::query::parse_bool(dv) != dangling {
+                continue;
+            }
+        }
+        if !f.match_labels(|k| s.labels.get(k).map(String::as_str)) {
+            continue;
+        }
+        if !f.get("reference").is_empty()
+            && !s.repo_tags.iter().any(|t| f.get("reference").iter().any(|r| reference_matches(r, t)))
+        {
+            continue;
+        }
+        out.push(s);
+    }
+    out.sort_by(|a, b| b.created.cmp(&a.created));
+    Ok(json(200, &out))
+}
+
+/// `reference` filter: `name` or `name:tag`, with `*` wildcards.
+fn reference_matches(pattern: &str, tag: &str) -> bool {
+    let (repo, _) = tag.rsplit_once(':').unwrap_or((tag, ""));
+    glob(pattern, tag) || glob(pattern, repo)
+}
+
+fn glob(p: &str, s: &str) -> bool {
+    match p.split_once('*') {
+        None => p == s,
+        Some((pre, rest)) => {
+            if !s.starts_with(pre) {
+                return false;
+            }
+            let s = &s[pre.len()..];
+            (0..=s.len()).any(|i| glob(rest, &s[i..]))
+        }
+    }
+}
+
+pub fn inspect(d: &Arc<Daemon>, name: &str) -> Result {
+    let rec = d.images.resolve(name)?;
+    let cfg = d.images.config(&rec)?;
+    let ii = ImageInspect {
+        id: Some(rec.id.clone()),
+        repo_tags: Some(d.images.tags_of(&rec.id)?),
+        repo_digests: Some(rec.repo_digests.clone()),
+        comment: Some(cfg.comment.clone().unwrap_or_default()),
+        author: Some(cfg.author.clone().unwrap_or_default()),
+        config: Some(cfg.config.clone()),
+        architecture: Some(cfg.architecture.clone()),
+        variant: cfg.variant.clone(),
+        os: Some(cfg.os.clone()),
+        size: Some(rec.size as i64),
+        root_fs: Some(ImageInspectRootFs {
+            typ: "layers".into(),
+            layers: Some(rec.layers.iter().map(|l| l.to_string()).collect()),
+        }),
+        metadata: Some(ImageInspectMetadata {
+            last_tag_time: rec
+                .last_tag_time
+                .as_deref()
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.with_timezone(&chrono::Utc)),
+        }),
+        ..Default::default()
+    };
+    // API 1.41 fields that newer models dropped.
+    let mut v = serde_json::to_value(&ii).map_err(|e| Error::internal(e.to_string()))?;
+    if let Some(o) = v.as_object_mut() {
+        o.insert("Parent".into(), serde_json::json!(cfg.parent.clone().unwrap_or_default()));
+        o.insert("Created".into(), serde_json::json!(cfg.created.clone().unwrap_or_default()));
+        o.insert("DockerVersion".into(), serde_json::json!(""));
+        o.insert("Container".into(), serde_json::json!(""));
+        o.insert("VirtualSize".into(), serde_json::json!(rec.size));
+        o.insert("GraphDriver".into(), serde_json::json!({"Name": "overlay2", "Data": null}));
+    }
+    Ok(json(200, &v))
+}
+
+pub fn history(d: &Arc<Daemon>, name: &str) -> Result {
+    let rec = d.images.resolve(name)?;
+    let cfg = d.images.config(&rec)?;
+    let tags = d.images.tags_of(&rec.id)?;
+    let mut layer_sizes = rec.layers.iter().map(|l| d.images.content().size(l).unwrap_or(0) as i64);
+    let mut items: Vec<ImageHistoryResponseItem> = cfg
+        .history
+        .iter()
+        .map(|h| ImageHistoryResponseItem {
+            id: "<missing>".into(),
+            created: created_unix(h.created.as_deref()),
+            created_by: h.created_by.clone().unwrap_or_default(),
+            tags: Vec::new(),
+            size: if h.empty_layer { 0 } else { layer_sizes.next().unwrap_or(0) },
+            comment: h.comment.clone().unwrap_or_default(),
+        })
+        .collect();
+    items.reverse();
+    if let Some(top) = items.first_mut() {
+        top.id = rec.id.clone();
+        top.tags = tags;
+    }
+    Ok(json(200, &items))
+}
+
+pub fn tag(d: &Arc<Daemon>, name: &str, q: &Query) -> Result {
+    let rec = d.images.resolve(name)?;
+    let r = berth_image::reference::from_repo_tag(q.str("repo"), q.str("tag"))?;
+    if r.digest.is_some() {
+        return Err(Error::invalid("refusing to create a tag with a digest reference"));
+    }
+    d.images.tag(&rec.id, &r)?;
+    let mut attrs = std::collections::HashMap::new();
+    attrs.insert("name".to_owned(), r.familiar());
+    d.events.emit(EventMessageTypeEnum::IMAGE, "tag", &rec.id, attrs);
+    Ok(crate::http::empty(201))
+}
+
+pub fn remove(d: &Arc<Daemon>, name: &str, q: &Query) -> Result {
+    let in_use = |id: &str| d.containers.using_image(id);
+    let out = d.images.remove(name, q.bool("force"), &in_use)?;
+    for item in &out {
+        let mut attrs = std::collections::HashMap::new();
+        if let Some(t) = &item.untagged {
+            attrs.insert("name".to_owned(), t.clone());
+            d.events.emit(EventMessageTypeEnum::IMAGE, "untag", t, attrs);
+        } else if let Some(id) = &item.deleted {
+            d.events.emit(EventMessageTypeEnum::IMAGE, "delete", id, attrs);
+        }
+    }
+    Ok(json(200, &out))
+}
+
+pub fn prune(d: &Arc<Daemon>, q: &Query) -> Result {
+    let f = q.filters()?;
+    let all = f.get("dangling").first().is_some_and(|v| !berth_api::query::parse_bool(v));
+    let mut deleted = Vec::new();
+    let mut reclaimed = 0i64;
+    for rec in d.images.list()? {
+        let tags = d.images.tags_of(&rec.id)?;
+        if (!tags.is_empty() && !all) || d.containers.using_image(&rec.id).is_some() {
+            continue;
+        }
+        if let Ok(items) = d.images.remove(&rec.id, true, &|_| None) {
+            reclaimed += rec.size as i64;
+            deleted.extend(items);
+        }
+    }
+    Ok(json(200, &serde_json::json!({"ImagesDeleted": if deleted.is_empty() { None } else { Some(deleted) }, "SpaceReclaimed": reclaimed})))
+}
+
+/// `POST /images/create`: `fromSrc` imports a rootfs tar; `fromImage` pulls.
+pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>, q: &Query) -> Result {
+    if q.get("fromImage").is_some() {
+        let name = q.str("fromImage");
+        let tag = q.str("tag");
+        let shown = if tag.is_empty() { name.to_owned() } else { format!("{name}:{tag}") };
+        return Err(Error::not_implemented(format!(
+            "cannot pull {shown}: berthd has no registry client yet; make the image locally with `berth import`"
+        )));
+    }
+    let src = q.str("fromSrc");
+    if src != "-" {
+        return Err(Error::invalid(format!("importing from a URL is not supported: {src}")));
+    }
+    let reference = match q.str("repo") {
+        "" => None,
+        repo => Some(berth_image::reference::from_repo_tag(repo, q.str("tag"))?),
+    };
+    let changes: Vec<String> = q.all("changes").to_vec();
+    let message = q.get("message").map(str::to_owned);
+    // Validate the changes before reading the body.
+    let mut scratch = ImageConfig::default();
+    for c in &changes {
+        berth_image::changes::apply_change(&mut scratch, c)?;
+    }
+    // Spool the body to a temp file, then import on the blocking pool.
+    let spool_dir = d.cfg.data_root.join("tmp");
+    std::fs::create_dir_all(&spool_dir)?;
+    let spool = tempfile_in(&spool_dir)?;
+    let mut file = std::fs::File::create(&spool)?;
+    let mut body = BodyStream::new(req.into_body());
+    while let Some(frame) = body.next().await {
+        let frame = frame.map_err(|e| Error::invalid(format!("read body: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            file.write_all(&data)?;
+        }
+    }
+    drop(file);
+    let d2 = d.clone();
+    let spool2 = spool.clone();
+    let r2 = reference.clone();
+    let result = tokio::task::spawn_blocking(move || -> BResult<ImageRecord> {
+        let f = std::fs::File::open(&spool2)?;
+        d2.images.import(f, &changes, message.as_deref(), r2.as_ref())
+    })
+    .await
+    .map_err(|e| Error::internal(e.to_string()))?;
+    let _ = std::fs::remove_file(&spool);
+    let rec = result?;
+    let mut attrs = std::collections::HashMap::new();
+    if let Some(r) = &reference {
+        attrs.insert("name".to_owned(), r.familiar());
+    }
+    d.events.emit(EventMessageTypeEnum::IMAGE, "import", &rec.id, attrs);
+    let (tx, resp) = stream(200, Some("application/json"));
+    let _ = tx.try_send(JsonMessage::status(rec.id.clone()).to_line());
+    Ok(resp)
+}
+
+fn tempfile_in(dir: &std::path::Path) -> BResult<std::path::PathBuf> {
+    Ok(dir.join(format!("spool-{:016x}", rand::random::<u64>())))
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reference_filter_globs() {
+        assert!(reference_matches("busybox", "busybox:latest"));
+        assert!(reference_matches("busy*", "busybox:latest"));
+        assert!(reference_matches("busybox:lat*", "busybox:latest"));
+        assert!(!reference_matches("alpine", "busybox:latest"));
+    }
+}

@@ -1,0 +1,94 @@
+//! The Docker Engine API router: strips the optional `/vX.Y` prefix, checks the
+//! version, and dispatches on method and path. Image names contain `/` and `:`, so
+//! image routes match on their suffix.
+
+mod containers;
+mod exec;
+mod images;
+mod system;
+
+use std::sync::Arc;
+
+use berth_errdefs::Error;
+use http::{Method, Request};
+use hyper::body::Incoming;
+
+use crate::http::{error, Query, Resp, Result};
+use crate::Daemon;
+
+/// Handle one request.
+pub async fn route(d: Arc<Daemon>, req: Request<Incoming>) -> Resp {
+    let path = req.uri().path().to_owned();
+    let (version, rest) = berth_api::version::split_prefix(&path);
+    if let Some(v) = version {
+        if let Err(e) = berth_api::version::check(v) {
+            return error(&e);
+        }
+    }
+    let rest = percent_encoding::percent_decode_str(rest).decode_utf8_lossy().into_owned();
+    let q = Query::parse(req.uri().query());
+    let method = req.method().clone();
+    tracing::debug!(%method, path = %rest, "request");
+    let r = dispatch(&d, req, &method, &rest, q).await;
+    match r {
+        Ok(resp) => resp,
+        Err(e) => {
+            if e.kind().http_status() >= 500 {
+                tracing::warn!(%method, path = %rest, "{e}");
+            }
+            error(&e)
+        }
+    }
+}
+
+async fn dispatch(d: &Arc<Daemon>, req: Request<Incoming>, method: &Method, path: &str, q: Query) -> Result {
+    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match (method, segs.as_slice()) {
+        (&Method::GET | &Method::HEAD, ["_ping"]) => Ok(system::ping(method)),
+        (&Method::GET, ["version"]) => Ok(system::version(d)),
+        (&Method::GET, ["info"]) => Ok(system::info(d)),
+        (&Method::GET, ["events"]) => system::events(d, &q),
+        (&Method::GET, ["system", "df"]) => system::df(d),
+
+        (&Method::GET, ["containers", "json"]) => containers::list(d, &q),
+        (&Method::POST, ["containers", "create"]) => containers::create(d, req, &q).await,
+        (&Method::POST, ["containers", "prune"]) => containers::prune(d, &q).await,
+        (&Method::GET, ["containers", id, "json"]) => containers::inspect(d, id),
+        (&Method::POST, ["containers", id, "start"]) => containers::start(d, id).await,
+        (&Method::POST, ["containers", id, "stop"]) => containers::stop(d, id, &q).await,
+        (&Method::POST, ["containers", id, "restart"]) => containers::restart(d, id, &q).await,
+        (&Method::POST, ["containers", id, "kill"]) => containers::kill(d, id, &q).await,
+        (&Method::POST, ["containers", id, "wait"]) => containers::wait(d, id, &q),
+        (&Method::POST, ["containers", id, "attach"]) => containers::attach(d, id, req, &q),
+        (&Method::POST, ["containers", id, "resize"]) => containers::resize(d, id, &q).await,
+        (&Method::POST, ["containers", id, "pause"]) => containers::pause(d, id, true).await,
+        (&Method::POST, ["containers", id, "unpause"]) => containers::pause(d, id, false).await,
+        (&Method::POST, ["containers", id, "rename"]) => containers::rename(d, id, &q),
+        (&Method::GET, ["containers", id, "logs"]) => containers::logs(d, id, &q),
+        (&Method::GET, ["containers", id, "top"]) => containers::top(d, id, &q).await,
+        (&Method::POST, ["containers", id, "exec"]) => exec::create(d, id, req).await,
+        (&Method::DELETE, ["containers", id]) => containers::remove(d, id, &q).await,
+
+        (&Method::POST, ["exec", id, "start"]) => exec::start(d, id, req).await,
+        (&Method::POST, ["exec", id, "resize"]) => exec::resize(d, id, &q).await,
+        (&Method::GET, ["exec", id, "json"]) => exec::inspect(d, id),
+
+        (&Method::GET, ["images", "json"]) => images::list(d, &q),
+        (&Method::POST, ["images", "create"]) => images::create(d, req, &q).await,
+        (&Method::POST, ["images", "prune"]) => images::prune(d, &q),
+        (&Method::DELETE, ["images", ..]) => images::remove(d, &path["/images/".len()..], &q),
+        (&Method::GET, ["images", .., "json"]) => images::inspect(d, strip_suffix(path, "/images/", "/json")),
+        (&Method::GET, ["images", .., "history"]) => images::history(d, strip_suffix(path, "/images/", "/history")),
+        (&Method::POST, ["images", .., "tag"]) => images::tag(d, strip_suffix(path, "/images/", "/tag"), &q),
+
+        (&Method::POST, ["build", "prune"]) => Ok(crate::http::json(
+            200,
+            &serde_json::json!({"CachesDeleted": null, "SpaceReclaimed": 0}),
+        )),
+        _ => Err(Error::not_found(format!("page not found: {method} {path}"))),
+    }
+}
+
+fn strip_suffix<'a>(path: &'a str, prefix: &str, suffix: &str) -> &'a str {
+    path.strip_prefix(prefix).and_then(|p| p.strip_suffix(suffix)).unwrap_or("")
+}

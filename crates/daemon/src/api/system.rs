@@ -1,0 +1,224 @@
+//! `/_ping`, `/version`, `/info`, `/events`, `/system/df`.
+
+use std::sync::Arc;
+
+use berth_api::models::{SystemInfo, SystemVersion, SystemVersionComponents, SystemVersionPlatform};
+use berth_api::version::{MAX_API_VERSION, MIN_API_VERSION};
+use http::{HeaderValue, Method};
+
+use crate::http::{bytes, json, json_line, stream, Query, Resp, Result};
+use crate::Daemon;
+
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+pub fn ping(method: &Method) -> Resp {
+    let body: &'static [u8] = if method == Method::HEAD { b"" } else { b"OK" };
+    let mut r = bytes(200, Some("text/plain; charset=utf-8"), body);
+    let h = r.headers_mut();
+    h.insert("Api-Version", HeaderValue::from_static(MAX_API_VERSION));
+    h.insert("Ostype", HeaderValue::from_static("linux"));
+    h.insert("Docker-Experimental", HeaderValue::from_static("false"));
+    h.insert("Cache-Control", HeaderValue::from_static("no-cache, no-store, must-revalidate"));
+    h.insert("Pragma", HeaderValue::from_static("no-cache"));
+    h.insert("Server", HeaderValue::from_static(concat!("berth/", env!("CARGO_PKG_VERSION"), " (linux)")));
+    if method == Method::HEAD {
+        h.insert(http::header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    }
+    r
+}
+
+fn kernel() -> String {
+    nix::sys::utsname::uname().map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+fn arch() -> &'static str {
+    berth_image::config::host_arch()
+}
+
+pub fn version(_d: &Arc<Daemon>) -> Resp {
+    let v = SystemVersion {
+        platform: Some(SystemVersionPlatform { name: "berth".into() }),
+        components: Some(vec![SystemVersionComponents {
+            name: "Engine".into(),
+            version: VERSION.into(),
+            details: Some(
+                [
+                    ("ApiVersion", MAX_API_VERSION.to_owned()),
+                    ("MinAPIVersion", MIN_API_VERSION.to_owned()),
+                    ("Os", "linux".to_owned()),
+                    ("Arch", arch().to_owned()),
+                    ("KernelVersion", kernel()),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect(),
+            ),
+        }]),
+        version: Some(VERSION.into()),
+        api_version: Some(MAX_API_VERSION.into()),
+        min_api_version: Some(MIN_API_VERSION.into()),
+        git_commit: Some(option_env!("BERTH_GIT_COMMIT").unwrap_or("unknown").into()),
+        go_version: Some(format!("rust")),
+        os: Some("linux".into()),
+        arch: Some(arch().into()),
+        kernel_version: Some(kernel()),
+        experimental: Some(false),
+        build_time: Some(String::new()),
+    };
+    json(200, &v)
+}
+
+fn mem_total() -> i64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<i64>().ok())
+        })
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
+}
+
+pub fn info(d: &Arc<Daemon>) -> Resp {
+    let all = d.containers.all();
+    let count = |f: &dyn Fn(crate::container::Status) -> bool| all.iter().filter(|c| f(c.status())).count() as i64;
+    use crate::container::Status;
+    let v2 = berth_oci::cgroup_v2_unified();
+    let info = SystemInfo {
+        id: Some(host_id(d)),
+        containers: Some(all.len() as i64),
+        containers_running: Some(count(&|s| s == Status::Running)),
+        containers_paused: Some(count(&|s| s == Status::Paused)),
+        containers_stopped: Some(count(&|s| !s.is_live())),
+        images: Some(d.images.list().map(|l| l.len() as i64).unwrap_or(0)),
+        driver: Some("overlay2".into()),
+        driver_status: Some(vec![vec!["Backing Filesystem".into(), "extfs".into()]]),
+        docker_root_dir: Some(d.cfg.data_root.display().to_string()),
+        memory_limit: Some(true),
+        swap_limit: Some(true),
+        cpu_cfs_period: Some(true),
+        cpu_cfs_quota: Some(true),
+        cpu_shares: Some(true),
+        cpu_set: Some(true),
+        pids_limit: Some(true),
+        ipv4_forwarding: Some(true),
+        cgroup_driver: Some(berth_api::models::SystemInfoCgroupDriverEnum::CGROUPFS),
+        cgroup_version: Some(if v2 {
+            berth_api::models::SystemInfoCgroupVersionEnum::_2
+        } else {
+            berth_api::models::SystemInfoCgroupVersionEnum::_1
+        }),
+        n_events_listener: Some(0),
+        kernel_version: Some(kernel()),
+        operating_system: Some(os_name()),
+        os_type: Some("linux".into()),
+        architecture: Some(std::env::consts::ARCH.into()),
+        ncpu: Some(std::thread::available_parallelism().map(|n| n.get() as i64).unwrap_or(1)),
+        mem_total: Some(mem_total()),
+        name: Some(nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default()),
+        server_version: Some(VERSION.into()),
+        default_runtime: Some("berth-shim".into()),
+        live_restore_enabled: Some(true),
+        security_options: Some(vec!["name=seccomp,profile=builtin".into()]),
+        warnings: Some(Vec::new()),
+        ..Default::default()
+    };
+    json(200, &info)
+}
+
+fn os_name() -> String {
+    std::fs::read_to_string("/etc/os-release")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("PRETTY_NAME=").map(|v| v.trim_matches('"').to_owned()))
+        })
+        .unwrap_or_else(|| "Linux".into())
+}
+
+/// A stable daemon id, kept in the data root.
+fn host_id(d: &Daemon) -> String {
+    let p = d.cfg.data_root.join("engine-id");
+    if let Ok(s) = std::fs::read_to_string(&p) {
+        return s.trim().to_owned();
+    }
+    let id = hex::encode(rand::random::<[u8; 16]>());
+    let _ = std::fs::write(&p, &id);
+    id
+}
+
+pub fn events(d: &Arc<Daemon>, q: &Query) -> Result {
+    let f = q.filters()?;
+    let since = q.get("since").and_then(|s| s.split('.').next()?.parse::<i64>().ok());
+    let until = q.get("until").and_then(|s| s.split('.').next()?.parse::<i64>().ok());
+    let (past, mut rx) = d.events.subscribe(since);
+    let (tx, resp) = stream(200, Some("application/json"));
+    let keep = move |e: &berth_api::models::EventMessage| -> bool {
+        let typ = e.typ.map(|t| serde_json::to_value(t).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default());
+        let typ = typ.unwrap_or_default();
+        let actor = e.actor.clone().unwrap_or_default();
+        let attrs = actor.attributes.unwrap_or_default();
+        let id = actor.id.unwrap_or_default();
+        (f.get("type").is_empty() || f.get("type").contains(&typ))
+            && (f.get("event").is_empty() || f.get("event").iter().any(|a| Some(a.as_str()) == e.action.as_deref()))
+            && (f.get("container").is_empty()
+                || (typ == "container"
+                    && f.get("container").iter().any(|c| id.starts_with(c.as_str()) || attrs.get("name") == Some(c))))
+            && f.match_labels(|k| attrs.get(k).map(String::as_str))
+    };
+    tokio::spawn(async move {
+        for e in past.iter().filter(|e| keep(e)) {
+            if until.is_some_and(|u| e.time.unwrap_or(0) > u) {
+                return;
+            }
+            if tx.send(json_line(e, false)).await.is_err() {
+                return;
+            }
+        }
+        loop {
+            let deadline = async {
+                match until {
+                    Some(u) => {
+                        let wait = (u - chrono::Utc::now().timestamp()).max(0) as u64;
+                        tokio::time::sleep(std::time::Duration::from_secs(wait)).await
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                ev = rx.recv() => match ev {
+                    Ok(e) => {
+                        if keep(&e) && tx.send(json_line(&e, false)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(_) => return,
+                },
+                _ = tx.closed() => return,
+                _ = deadline => return,
+            }
+        }
+    });
+    Ok(resp)
+}
+
+pub fn df(d: &Arc<Daemon>) -> Result {
+    let images = d.images.list()?;
+    let layers: u64 = images.iter().map(|i| i.size).sum();
+    let imgs: Vec<_> = images.iter().map(|i| super::images::summary(d, i)).collect::<berth_errdefs::Result<_>>()?;
+    let ctrs: Vec<_> = d.containers.all().iter().map(|c| crate::container::inspect::summary(&c.record())).collect();
+    Ok(json(
+        200,
+        &serde_json::json!({
+            "LayersSize": layers,
+            "Images": imgs,
+            "Containers": ctrs,
+            "Volumes": [],
+            "BuildCache": [],
+            "BuilderSize": 0,
+        }),
+    ))
+}

@@ -1,0 +1,165 @@
+//! Execs: `POST /containers/{id}/exec`, `/exec/{id}/start|resize|json`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use berth_api::models::{ExecConfig, ExecInspectResponse, ProcessConfig};
+use berth_errdefs::{Error, Result};
+use berth_shim_proto::{Request, Response};
+use tokio::net::UnixStream;
+
+use super::{shim, Container, Paths};
+use crate::Daemon;
+
+/// One exec instance.
+pub struct Exec {
+    pub id: String,
+    pub container_id: String,
+    pub config: ExecConfig,
+    pub state: Mutex<ExecState>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ExecState {
+    pub running: bool,
+    pub started: bool,
+    pub exit_code: Option<i64>,
+    pub pid: i64,
+}
+
+#[derive(Default)]
+pub struct Execs {
+    map: Mutex<HashMap<String, Arc<Exec>>>,
+}
+
+impl Execs {
+    pub fn get(&self, id: &str) -> Result<Arc<Exec>> {
+        self.map
+            .lock()
+            .unwrap()
+            .get(id)
+            .cloned()
+            .ok_or_else(|| Error::not_found(format!("No such exec instance: {id}")))
+    }
+
+    /// Ids of a container's execs.
+    pub fn of_container(&self, cid: &str) -> Vec<String> {
+        self.map.lock().unwrap().values().filter(|e| e.container_id == cid).map(|e| e.id.clone()).collect()
+    }
+
+    /// Forget a container's execs (when it is removed).
+    pub fn forget_container(&self, cid: &str) {
+        self.map.lock().unwrap().retain(|_, e| e.container_id != cid);
+    }
+}
+
+/// Create an exec instance in a running container.
+pub fn create(d: &Daemon, c: &Container, cfg: ExecConfig) -> Result<String> {
+    if !c.status().is_live() {
+        return Err(Error::conflict(format!("Container {} is not running", c.id)));
+    }
+    if c.status() == super::Status::Paused {
+        return Err(Error::conflict(format!("Container {} is paused, unpause the container before exec", c.id)));
+    }
+    if cfg.cmd.as_ref().map(|c| c.is_empty()).unwrap_or(true) {
+        return Err(Error::invalid("No exec command specified"));
+    }
+    let id = hex::encode(rand::random::<[u8; 32]>());
+    let e = Arc::new(Exec { id: id.clone(), container_id: c.id.clone(), config: cfg, state: Mutex::new(ExecState::default()) });
+    d.execs.map.lock().unwrap().insert(id.clone(), e);
+    Ok(id)
+}
+
+/// The OCI process for an exec: the container's process with the exec's overrides.
+fn process_json(d: &Daemon, c: &Container, e: &Exec) -> Result<serde_json::Value> {
+    let paths = Paths::new(d, &c.id);
+    let raw = std::fs::read(paths.state.join("config.json"))?;
+    let spec: serde_json::Value = serde_json::from_slice(&raw).map_err(|e| Error::internal(e.to_string()))?;
+    let mut p = spec["process"].clone();
+    let cfg = &e.config;
+    p["args"] = serde_json::json!(cfg.cmd.clone().unwrap_or_default());
+    p["terminal"] = serde_json::json!(cfg.tty.unwrap_or(false));
+    let base: Vec<String> = serde_json::from_value(p["env"].clone()).unwrap_or_default();
+    let env = super::create::merge_env(&base, &cfg.env.clone().unwrap_or_default());
+    p["env"] = serde_json::json!(env);
+    if let Some(w) = cfg.working_dir.as_deref().filter(|w| !w.is_empty()) {
+        p["cwd"] = serde_json::json!(w);
+    }
+    if let Some(u) = cfg.user.as_deref().filter(|u| !u.is_empty()) {
+        let ru = berth_oci::resolve_user(&paths.rootfs(), u, &[])?;
+        p["user"] = serde_json::json!({"uid": ru.uid, "gid": ru.gid, "additionalGids": ru.additional_gids});
+    }
+    if cfg.privileged.unwrap_or(false) {
+        let all = berth_oci::all_capabilities();
+        p["capabilities"] = serde_json::json!({
+            "bounding": all, "effective": all, "permitted": all,
+        });
+    }
+    p.as_object_mut().map(|o| o.remove("consoleSize"));
+    Ok(p)
+}
+
+/// Start an exec and return the shim stream carrying its stdio.
+pub async fn start(d: &Daemon, e: &Arc<Exec>) -> Result<UnixStream> {
+    {
+        let mut st = e.state.lock().unwrap();
+        if st.started {
+            return Err(Error::conflict(format!("Error: Exec command {} has already run", e.id)));
+        }
+        st.started = true;
+        st.running = true;
+    }
+    let c = d.containers.get(&e.container_id)?;
+    if !c.status().is_live() {
+        e.state.lock().unwrap().running = false;
+        return Err(Error::conflict(format!("Container {} is not running", c.id)));
+    }
+    let process = process_json(d, &c, e)?;
+    let req = Request::Exec {
+        id: e.id.clone(),
+        process,
+        tty: e.config.tty.unwrap_or(false),
+        stdin: e.config.attach_stdin.unwrap_or(false),
+    };
+    let (s, resp) = shim::open_stream(&Paths::new(d, &c.id).state, &req).await?;
+    if let Response::Started { pid } = resp {
+        e.state.lock().unwrap().pid = pid as i64;
+    }
+    Ok(s)
+}
+
+/// Record an exec's end.
+pub fn finished(e: &Exec, code: Option<i64>) {
+    let mut st = e.state.lock().unwrap();
+    st.running = false;
+    st.exit_code = Some(code.unwrap_or(126));
+}
+
+pub async fn resize(d: &Daemon, e: &Exec, h: u16, w: u16) -> Result<()> {
+    let state = Paths::new(d, &e.container_id).state;
+    shim::call_ok(&state, &Request::ResizeExec { id: e.id.clone(), height: h, width: w }).await
+}
+
+pub fn inspect(e: &Exec) -> ExecInspectResponse {
+    let st = e.state.lock().unwrap().clone();
+    let cmd = e.config.cmd.clone().unwrap_or_default();
+    ExecInspectResponse {
+        can_remove: Some(false),
+        detach_keys: Some(e.config.detach_keys.clone().unwrap_or_default()),
+        id: Some(e.id.clone()),
+        running: Some(st.running),
+        exit_code: st.exit_code,
+        process_config: Some(ProcessConfig {
+            privileged: Some(e.config.privileged.unwrap_or(false)),
+            user: Some(e.config.user.clone().unwrap_or_default()),
+            tty: Some(e.config.tty.unwrap_or(false)),
+            entrypoint: cmd.first().cloned(),
+            arguments: Some(cmd.iter().skip(1).cloned().collect()),
+        }),
+        open_stdin: Some(e.config.attach_stdin.unwrap_or(false)),
+        open_stderr: Some(e.config.attach_stderr.unwrap_or(false)),
+        open_stdout: Some(e.config.attach_stdout.unwrap_or(false)),
+        container_id: Some(e.container_id.clone()),
+        pid: Some(st.pid),
+    }
+}

@@ -1,0 +1,345 @@
+//! After start: exit monitoring, restart policies, stop/kill/restart, wait, remove,
+//! pause, rename, resize.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_api::models::{EventMessageTypeEnum, RestartPolicyNameEnum};
+use berth_errdefs::{Error, Result};
+use berth_metadata::Table;
+use berth_shim_proto::{ExitStatus, Request, Response, EXIT_FILE};
+
+use super::{event_attrs, now, shim, Container, Paths, Status};
+use crate::Daemon;
+
+/// Watch a running container's shim and record the exit when it comes.
+pub fn spawn_monitor(d: Arc<Daemon>, c: Arc<Container>) {
+    tokio::spawn(async move {
+        let state = Paths::new(&d, &c.id).state;
+        let status = match wait_shim(&state).await {
+            Some(st) => st,
+            None => read_exit_file(&state).unwrap_or(ExitStatus {
+                code: 255,
+                finished_at: now(),
+                oom_killed: false,
+                error: Some("container shim exited without reporting an exit status".into()),
+            }),
+        };
+        on_exit(&d, &c, status).await;
+    });
+}
+
+async fn wait_shim(state: &std::path::Path) -> Option<ExitStatus> {
+    let mut s = shim::connect(state).await.ok()?;
+    shim::write_line(&mut s, &Request::Wait).await.ok()?;
+    match shim::read_line::<Response>(&mut s).await.ok()? {
+        Response::Exited(st) => Some(st),
+        _ => None,
+    }
+}
+
+/// The exit status a shim left behind.
+pub fn read_exit_file(state: &std::path::Path) -> Option<ExitStatus> {
+    let raw = std::fs::read(state.join(EXIT_FILE)).ok()?;
+    serde_json::from_slice(&raw).ok()
+}
+
+/// Record an exit, clean up the runtime, notify waiters, apply the restart policy.
+pub async fn on_exit(d: &Arc<Daemon>, c: &Arc<Container>, st: ExitStatus) {
+    let rec = match c.update(d, |r| {
+        r.state.status = Status::Exited;
+        r.state.pid = 0;
+        r.state.exit_code = st.code as i64;
+        r.state.finished_at = st.finished_at.clone();
+        r.state.oom_killed = st.oom_killed;
+        if let Some(e) = &st.error {
+            r.state.error = e.clone();
+        }
+    }) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(id = %c.id, "record exit: {e}");
+            c.record()
+        }
+    };
+    {
+        let d = d.clone();
+        let id = c.id.clone();
+        let _ = tokio::task::spawn_blocking(move || super::start::teardown(&d, &id)).await;
+    }
+    let mut attrs = event_attrs(&rec);
+    attrs.insert("exitCode".into(), st.code.to_string());
+    d.events.emit(EventMessageTypeEnum::CONTAINER, "die", &c.id, attrs);
+    c.wake(|w| {
+        w.exits += 1;
+        w.exit_code = st.code as i64;
+        w.running = false;
+    });
+    if rec.host_config.auto_remove.unwrap_or(false) {
+        let (d, c) = (d.clone(), c.clone());
+        tokio::spawn(async move {
+            if let Err(e) = remove(&d, &c, true, false).await {
+                if !e.is_not_found() {
+                    tracing::warn!(id = %c.id, "auto-remove: {e}");
+                }
+            }
+        });
+        return;
+    }
+    if should_restart(&rec) {
+        let (d, c) = (d.clone(), c.clone());
+        let delay = Duration::from_millis(100u64 << rec.restart_count.clamp(0, 10));
+        tokio::spawn(async move {
+            tokio::time::sleep(delay.min(Duration::from_secs(60))).await;
+            let _op = c.op.lock().await;
+            let r = c.record();
+            if r.manually_stopped || r.state.status != Status::Exited {
+                return;
+            }
+            let _ = c.update(&d, |r| r.restart_count += 1);
+            if let Err(e) = super::start::start_locked(&d, &c).await {
+                tracing::warn!(id = %c.id, "restart: {e}");
+            }
+        });
+    }
+}
+
+fn should_restart(rec: &super::Record) -> bool {
+    if rec.manually_stopped {
+        return false;
+    }
+    let Some(p) = &rec.host_config.restart_policy else { return false };
+    match p.name.unwrap_or(RestartPolicyNameEnum::NO) {
+        RestartPolicyNameEnum::ALWAYS | RestartPolicyNameEnum::UNLESS_STOPPED => true,
+        RestartPolicyNameEnum::ON_FAILURE => {
+            let max = p.maximum_retry_count.unwrap_or(0);
+            rec.state.exit_code != 0 && (max == 0 || rec.restart_count < max)
+        }
+        _ => false,
+    }
+}
+
+/// Parse a signal name or number (`TERM`, `SIGTERM`, `15`).
+pub fn parse_signal(s: &str) -> Result<i32> {
+    if s.is_empty() {
+        return Ok(libc::SIGKILL);
+    }
+    if let Ok(n) = s.parse::<i32>() {
+        if (1..=64).contains(&n) {
+            return Ok(n);
+        }
+        return Err(Error::invalid(format!("Invalid signal: {s}")));
+    }
+    let up = s.to_ascii_uppercase();
+    let name = if up.starts_with("SIG") { up } else { format!("SIG{up}") };
+    name.parse::<nix::sys::signal::Signal>()
+        .map(|sig| sig as i32)
+        .map_err(|_| Error::invalid(format!("Invalid signal: {s}")))
+}
+
+/// Send a signal to a running container.
+pub async fn kill(d: &Daemon, c: &Container, signal: i32) -> Result<()> {
+    if !c.status().is_live() {
+        return Err(Error::conflict(format!("Cannot kill container: {}: Container {} is not running", c.name(), c.id)));
+    }
+    let state = Paths::new(d, &c.id).state;
+    shim::call_ok(&state, &Request::Kill { signal, all: false }).await?;
+    let rec = c.record();
+    let mut attrs = event_attrs(&rec);
+    attrs.insert("signal".into(), signal.to_string());
+    d.events.emit(EventMessageTypeEnum::CONTAINER, "kill", &c.id, attrs);
+    Ok(())
+}
+
+/// Wait until the container is not running, at most `timeout`.
+async fn wait_stopped(c: &Container, timeout: Option<Duration>) -> bool {
+    let mut rx = c.subscribe();
+    let fut = rx.wait_for(|w| !w.running);
+    match timeout {
+        Some(t) => matches!(tokio::time::timeout(t, fut).await, Ok(Ok(_))),
+        None => fut.await.is_ok(),
+    }
+}
+
+/// Stop: the stop signal, a grace period, then SIGKILL.
+pub async fn stop(d: &Arc<Daemon>, c: &Arc<Container>, timeout: Option<i64>, signal: Option<&str>) -> Result<()> {
+    let _op = c.op.lock().await;
+    stop_locked(d, c, timeout, signal).await
+}
+
+async fn stop_locked(d: &Arc<Daemon>, c: &Arc<Container>, timeout: Option<i64>, signal: Option<&str>) -> Result<()> {
+    let rec = c.record();
+    if !rec.state.status.is_live() {
+        return Err(Error::not_modified("container already stopped"));
+    }
+    c.update(d, |r| r.manually_stopped = true)?;
+    if rec.state.status == Status::Paused {
+        let _ = shim::call_ok(&Paths::new(d, &c.id).state, &Request::Resume).await;
+    }
+    let sig = match signal.filter(|s| !s.is_empty()).or(rec.config.stop_signal.as_deref()) {
+        Some(s) => parse_signal(s)?,
+        None => libc::SIGTERM,
+    };
+    let grace = timeout.or(rec.config.stop_timeout).unwrap_or(10);
+    let _ = kill(d, c, sig).await;
+    let limit = if grace < 0 { None } else { Some(Duration::from_secs(grace as u64)) };
+    if !wait_stopped(c, limit).await {
+        let _ = kill(d, c, libc::SIGKILL).await;
+        if !wait_stopped(c, Some(Duration::from_secs(30))).await {
+            return Err(Error::internal(format!("container {} did not stop after SIGKILL", c.id)));
+        }
+    }
+    d.events.emit(EventMessageTypeEnum::CONTAINER, "stop", &c.id, event_attrs(&rec));
+    Ok(())
+}
+
+/// Stop (if running) and start again.
+pub async fn restart(d: &Arc<Daemon>, c: &Arc<Container>, timeout: Option<i64>, signal: Option<&str>) -> Result<()> {
+    let _op = c.op.lock().await;
+    match stop_locked(d, c, timeout, signal).await {
+        Ok(()) => {}
+        Err(e) if e.kind() == berth_errdefs::Kind::NotModified => {}
+        Err(e) => return Err(e),
+    }
+    super::start::start_locked(d, c).await?;
+    d.events.emit(EventMessageTypeEnum::CONTAINER, "restart", &c.id, event_attrs(&c.record()));
+    Ok(())
+}
+
+/// Wait conditions of `POST /containers/{id}/wait`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitCondition {
+    NotRunning,
+    NextExit,
+    Removed,
+}
+
+impl WaitCondition {
+    pub fn parse(s: &str) -> Result<WaitCondition> {
+        match s {
+            "" | "not-running" => Ok(WaitCondition::NotRunning),
+            "next-exit" => Ok(WaitCondition::NextExit),
+            "removed" => Ok(WaitCondition::Removed),
+            other => Err(Error::invalid(format!("invalid condition: \"{other}\""))),
+        }
+    }
+}
+
+/// Wait for a condition; returns the exit code.
+pub async fn wait(c: &Container, cond: WaitCondition) -> i64 {
+    let mut rx = c.subscribe();
+    let start = *rx.borrow();
+    let r = match cond {
+        WaitCondition::NotRunning => rx.wait_for(|w| !w.running || w.removed).await.map(|w| w.exit_code),
+        WaitCondition::NextExit => rx.wait_for(|w| w.exits > start.exits || w.removed).await.map(|w| w.exit_code),
+        WaitCondition::Removed => rx.wait_for(|w| w.removed).await.map(|w| w.exit_code),
+    };
+    r.unwrap_or(start.exit_code)
+}
+
+/// Remove a container (`force` kills a running one first).
+pub async fn remove(d: &Arc<Daemon>, c: &Arc<Container>, force: bool, _volumes: bool) -> Result<()> {
+    let _op = c.op.lock().await;
+    if d.containers.get(&c.id).is_err() {
+        return Err(Error::not_found(format!("No such container: {}", c.id)));
+    }
+    let rec = c.record();
+    if rec.state.status.is_live() {
+        if !force {
+            return Err(Error::conflict(format!(
+                "You cannot remove a running container {}. Stop the container before attempting removal or force remove",
+                rec.id
+            )));
+        }
+        c.update(d, |r| r.manually_stopped = true)?;
+        let _ = kill(d, c, libc::SIGKILL).await;
+        if !wait_stopped(c, Some(Duration::from_secs(30))).await {
+            return Err(Error::internal(format!("could not kill running container {}, cannot remove", rec.id)));
+        }
+    }
+    d.db.update(|tx| {
+        tx.delete(Table::Containers, &rec.id)?;
+        if tx.get::<String>(Table::Names, &rec.name)?.as_deref() == Some(rec.id.as_str()) {
+            tx.delete(Table::Names, &rec.name)?;
+        }
+        Ok(())
+    })?;
+    d.containers.remove(&rec.id);
+    {
+        let d = d.clone();
+        let id = rec.id.clone();
+        tokio::task::spawn_blocking(move || {
+            super::start::teardown(&d, &id);
+            let _ = d.snap.remove(&id);
+            let _ = std::fs::remove_dir_all(Paths::new(&d, &id).dir);
+        })
+        .await
+        .map_err(|e| Error::internal(e.to_string()))?;
+    }
+    c.wake(|w| w.removed = true);
+    d.events.emit(EventMessageTypeEnum::CONTAINER, "destroy", &rec.id, event_attrs(&rec));
+    Ok(())
+}
+
+/// Freeze or thaw a running container.
+pub async fn set_paused(d: &Daemon, c: &Container, pause: bool) -> Result<()> {
+    let status = c.status();
+    if pause && status == Status::Paused {
+        return Err(Error::conflict(format!("Container {} is already paused", c.id)));
+    }
+    if !pause && status != Status::Paused {
+        return Err(Error::conflict(format!("Container {} is not paused", c.id)));
+    }
+    if !status.is_live() {
+        return Err(Error::conflict(format!("Container {} is not running", c.id)));
+    }
+    let state = Paths::new(d, &c.id).state;
+    shim::call_ok(&state, if pause { &Request::Pause } else { &Request::Resume }).await?;
+    let rec = c.update(d, |r| r.state.status = if pause { Status::Paused } else { Status::Running })?;
+    d.events.emit(EventMessageTypeEnum::CONTAINER, if pause { "pause" } else { "unpause" }, &c.id, event_attrs(&rec));
+    Ok(())
+}
+
+/// Rename a container.
+pub fn rename(d: &Daemon, c: &Container, new: &str) -> Result<()> {
+    let new = new.strip_prefix('/').unwrap_or(new);
+    if !crate::names::valid(new) {
+        return Err(Error::invalid(format!("Invalid container name ({new}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")));
+    }
+    let old = c.name();
+    if old == new {
+        return Err(Error::conflict(format!("Renaming a container with the same name as its current name")));
+    }
+    let id = c.id.clone();
+    let mut rec = c.record();
+    rec.name = new.to_owned();
+    d.db.update(|tx| {
+        if let Some(other) = tx.get::<String>(Table::Names, new)? {
+            return Err(Error::conflict(format!(
+                "Conflict. The container name \"/{new}\" is already in use by container \"{other}\". You have to remove (or rename) that container to be able to reuse that name."
+            )));
+        }
+        tx.delete(Table::Names, &old)?;
+        tx.put(Table::Names, new, &id)?;
+        tx.put(Table::Containers, &id, &rec)
+    })?;
+    c.update(d, |r| r.name = new.to_owned())?;
+    let mut attrs = event_attrs(&rec);
+    attrs.insert("oldName".into(), format!("/{old}"));
+    d.events.emit(EventMessageTypeEnum::CONTAINER, "rename", &c.id, attrs);
+    Ok(())
+}
+
+/// Resize a container's terminal.
+pub async fn resize(d: &Daemon, c: &Container, h: u16, w: u16) -> Result<()> {
+    if !c.status().is_live() {
+        return Err(Error::conflict(format!("Container {} is not running", c.id)));
+    }
+    shim::call_ok(&Paths::new(d, &c.id).state, &Request::Resize { height: h, width: w }).await
+}
+
+/// Read a run's worth of exit state for a container whose shim finished while the
+/// daemon was down.
+pub fn exit_from_disk(d: &Daemon, id: &str) -> Option<ExitStatus> {
+    read_exit_file(&Paths::new(d, id).state)
+}

@@ -1,0 +1,276 @@
+//! Containers: the persisted record, the in-memory registry, and the lifecycle
+//! operations (one module each).
+
+pub mod attach;
+pub mod create;
+pub mod exec;
+pub mod inspect;
+pub mod lifecycle;
+pub mod logs;
+pub mod restore;
+pub mod shim;
+pub mod start;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+
+use berth_api::models::{ContainerConfig, HostConfig, NetworkingConfig};
+use berth_errdefs::{Error, Result};
+use berth_metadata::Table;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{oneshot, watch};
+
+use crate::Daemon;
+
+/// Lifecycle status, as Docker names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    #[default]
+    Created,
+    Running,
+    Paused,
+    Restarting,
+    Removing,
+    Exited,
+    Dead,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Restarting => "restarting",
+            Status::Removing => "removing",
+            Status::Exited => "exited",
+            Status::Dead => "dead",
+        }
+    }
+    /// Has a live process (running or paused).
+    pub fn is_live(self) -> bool {
+        matches!(self, Status::Running | Status::Paused)
+    }
+}
+
+/// Runtime state of a container, persisted with its record.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct State {
+    pub status: Status,
+    pub pid: i32,
+    pub exit_code: i64,
+    pub error: String,
+    pub started_at: String,
+    pub finished_at: String,
+    pub oom_killed: bool,
+    /// Pid of the shim owning the running container.
+    #[serde(default)]
+    pub shim_pid: i32,
+}
+
+/// Everything berth persists about a container.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Record {
+    pub id: String,
+    /// Without the leading `/`.
+    pub name: String,
+    pub created: String,
+    /// The image as the user named it.
+    pub image: String,
+    pub image_id: String,
+    /// The image config merged with the create request, as Docker stores it.
+    pub config: ContainerConfig,
+    pub host_config: HostConfig,
+    #[serde(default)]
+    pub networking: Option<NetworkingConfig>,
+    pub path: String,
+    pub args: Vec<String>,
+    pub state: State,
+    #[serde(default)]
+    pub restart_count: i64,
+    /// Stopped by the user (restart policies leave it alone).
+    #[serde(default)]
+    pub manually_stopped: bool,
+}
+
+/// What `wait` watches.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Wake {
+    pub exits: u64,
+    pub exit_code: i64,
+    pub running: bool,
+    pub removed: bool,
+}
+
+/// An attach that waits for the container to start.
+pub struct PendingAttach {
+    pub stdin: bool,
+    pub stdout: bool,
+    pub stderr: bool,
+    pub tx: oneshot::Sender<tokio::net::UnixStream>,
+}
+
+/// A container known to the daemon.
+pub struct Container {
+    pub id: String,
+    rec: Mutex<Record>,
+    /// Serialises start/stop/remove/restart.
+    pub op: tokio::sync::Mutex<()>,
+    wake: watch::Sender<Wake>,
+    pub pending: Mutex<Vec<PendingAttach>>,
+}
+
+impl Container {
+    pub fn new(rec: Record) -> Arc<Container> {
+        let running = rec.state.status.is_live();
+        let (wake, _) = watch::channel(Wake { running, exit_code: rec.state.exit_code, ..Default::default() });
+        Arc::new(Container {
+            id: rec.id.clone(),
+            rec: Mutex::new(rec),
+            op: tokio::sync::Mutex::new(()),
+            wake,
+            pending: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// A copy of the record.
+    pub fn record(&self) -> Record {
+        self.rec.lock().unwrap().clone()
+    }
+
+    pub fn name(&self) -> String {
+        self.rec.lock().unwrap().name.clone()
+    }
+
+    pub fn status(&self) -> Status {
+        self.rec.lock().unwrap().state.status
+    }
+
+    pub fn tty(&self) -> bool {
+        self.rec.lock().unwrap().config.tty.unwrap_or(false)
+    }
+
+    /// Change the record and persist it.
+    pub fn update(&self, d: &Daemon, f: impl FnOnce(&mut Record)) -> Result<Record> {
+        let mut g = self.rec.lock().unwrap();
+        f(&mut g);
+        d.db.put(Table::Containers, &g.id, &*g)?;
+        Ok(g.clone())
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<Wake> {
+        self.wake.subscribe()
+    }
+
+    pub fn wake(&self, f: impl FnOnce(&mut Wake)) {
+        self.wake.send_modify(f);
+    }
+}
+
+/// The registry of containers, by id.
+#[derive(Default)]
+pub struct Containers {
+    map: RwLock<HashMap<String, Arc<Container>>>,
+}
+
+impl Containers {
+    pub fn insert(&self, c: Arc<Container>) {
+        self.map.write().unwrap().insert(c.id.clone(), c);
+    }
+
+    pub fn remove(&self, id: &str) {
+        self.map.write().unwrap().remove(id);
+    }
+
+    pub fn all(&self) -> Vec<Arc<Container>> {
+        self.map.read().unwrap().values().cloned().collect()
+    }
+
+    /// Find by full id, name (with or without `/`), or unique id prefix.
+    pub fn get(&self, key: &str) -> Result<Arc<Container>> {
+        let missing = || Error::not_found(format!("No such container: {key}"));
+        if key.is_empty() {
+            return Err(missing());
+        }
+        let map = self.map.read().unwrap();
+        if let Some(c) = map.get(key) {
+            return Ok(c.clone());
+        }
+        let name = key.strip_prefix('/').unwrap_or(key);
+        if let Some(c) = map.values().find(|c| c.name() == name) {
+            return Ok(c.clone());
+        }
+        let mut found = map.values().filter(|c| c.id.starts_with(key));
+        match (found.next(), found.next()) {
+            (Some(c), None) => Ok(c.clone()),
+            (Some(_), Some(_)) => Err(Error::invalid(format!("multiple IDs found with provided prefix: {key}"))),
+            _ => Err(missing()),
+        }
+    }
+
+    /// Is a name taken?
+    pub fn name_taken(&self, name: &str) -> Option<String> {
+        self.map.read().unwrap().values().find(|c| c.name() == name).map(|c| c.id.clone())
+    }
+
+    /// A container using an image: (container id, running).
+    pub fn using_image(&self, image_id: &str) -> Option<(String, bool)> {
+        let map = self.map.read().unwrap();
+        let mut users = map.values().filter(|c| c.rec.lock().unwrap().image_id == image_id);
+        let mut first = None;
+        for c in users.by_ref() {
+            let live = c.status().is_live();
+            if live {
+                return Some((c.id.clone(), true));
+            }
+            first.get_or_insert((c.id.clone(), false));
+        }
+        first
+    }
+}
+
+/// Paths of one container.
+pub struct Paths {
+    /// `<data-root>/containers/<id>`: logs and generated /etc files.
+    pub dir: PathBuf,
+    /// `<exec-root>/c/<id>`: bundle, rootfs mount, shim socket, exit file.
+    pub state: PathBuf,
+}
+
+impl Paths {
+    pub fn new(d: &Daemon, id: &str) -> Paths {
+        Paths { dir: d.cfg.data_root.join("containers").join(id), state: d.cfg.exec_root.join("c").join(id) }
+    }
+    pub fn log(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{id}-json.log"))
+    }
+    pub fn rootfs(&self) -> PathBuf {
+        self.state.join("rootfs")
+    }
+    pub fn netns(d: &Daemon, id: &str) -> PathBuf {
+        d.cfg.exec_root.join("netns").join(id)
+    }
+}
+
+/// The libcontainer state root.
+pub fn runtime_root(d: &Daemon) -> PathBuf {
+    d.cfg.exec_root.join("runtime")
+}
+
+/// Now, as Docker writes times.
+pub fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+/// Docker's zero time, for times that never happened.
+pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+/// Attributes of a container event: image, name and the container's labels.
+pub fn event_attrs(rec: &Record) -> HashMap<String, String> {
+    let mut a: HashMap<String, String> = rec.config.labels.clone().unwrap_or_default();
+    a.insert("image".into(), rec.image.clone());
+    a.insert("name".into(), rec.name.clone());
+    a
+}

@@ -1,0 +1,58 @@
+//! Daemon start: load every container, re-adopt running ones from their shims, record
+//! exits that happened while the daemon was down, and honour restart policies.
+
+use std::sync::Arc;
+
+use berth_api::models::RestartPolicyNameEnum;
+use berth_errdefs::Result;
+use berth_metadata::Table;
+use berth_shim_proto::ExitStatus;
+
+use super::{lifecycle, now, shim, Container, Paths, Record, Status};
+use crate::Daemon;
+
+pub async fn restore_all(d: &Arc<Daemon>) -> Result<()> {
+    let recs: Vec<(String, Record)> = d.db.list(Table::Containers)?;
+    let mut to_start = Vec::new();
+    for (_, rec) in recs {
+        let c = Container::new(rec.clone());
+        d.containers.insert(c.clone());
+        let state = Paths::new(d, &rec.id).state;
+        if rec.state.status.is_live() || rec.state.status == Status::Restarting {
+            if shim::connect(&state).await.is_ok() {
+                tracing::info!(id = %rec.id, "re-adopted running container");
+                lifecycle::spawn_monitor(d.clone(), c);
+                continue;
+            }
+            let st = lifecycle::exit_from_disk(d, &rec.id).unwrap_or(ExitStatus {
+                code: 255,
+                finished_at: now(),
+                oom_killed: false,
+                error: Some("container shim is gone (daemon or host restarted)".into()),
+            });
+            tracing::info!(id = %rec.id, code = st.code, "container exited while the daemon was down");
+            lifecycle::on_exit(d, &c, st).await;
+            continue;
+        }
+        // Not running: make sure nothing of a previous run is left mounted.
+        let d2 = d.clone();
+        let id = rec.id.clone();
+        let _ = tokio::task::spawn_blocking(move || super::start::teardown(&d2, &id)).await;
+        let policy = rec.host_config.restart_policy.as_ref().and_then(|p| p.name);
+        if rec.state.status == Status::Exited
+            && !rec.manually_stopped
+            && matches!(policy, Some(RestartPolicyNameEnum::ALWAYS | RestartPolicyNameEnum::UNLESS_STOPPED))
+        {
+            to_start.push(c);
+        }
+    }
+    for c in to_start {
+        let d = d.clone();
+        tokio::spawn(async move {
+            if let Err(e) = super::start::start(&d, &c).await {
+                tracing::warn!(id = %c.id, "restart on daemon start: {e}");
+            }
+        });
+    }
+    Ok(())
+}

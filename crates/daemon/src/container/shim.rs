@@ -1,0 +1,65 @@
+//! The daemon side of the shim protocol (async).
+
+use std::path::Path;
+
+use berth_errdefs::{Error, Result};
+use berth_shim_proto::{Request, Response, SOCKET_FILE};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixStream;
+
+/// Connect to a container's shim.
+pub async fn connect(state_dir: &Path) -> std::io::Result<UnixStream> {
+    UnixStream::connect(state_dir.join(SOCKET_FILE)).await
+}
+
+pub async fn write_line<T: serde::Serialize>(s: &mut UnixStream, v: &T) -> std::io::Result<()> {
+    let mut b = serde_json::to_vec(v)?;
+    b.push(b'\n');
+    s.write_all(&b).await
+}
+
+/// Read one JSON line without reading past it (the stream may continue with frames).
+pub async fn read_line<T: serde::de::DeserializeOwned>(s: &mut UnixStream) -> std::io::Result<T> {
+    let mut buf = Vec::with_capacity(128);
+    let mut b = [0u8; 1];
+    loop {
+        if s.read(&mut b).await? == 0 {
+            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "shim closed the connection"));
+        }
+        if b[0] == b'\n' {
+            break;
+        }
+        buf.push(b[0]);
+    }
+    serde_json::from_slice(&buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
+fn shim_err(e: std::io::Error) -> Error {
+    Error::internal(format!("container shim: {e}"))
+}
+
+/// Send one request and read its response.
+pub async fn call(state_dir: &Path, req: &Request) -> Result<Response> {
+    let mut s = connect(state_dir).await.map_err(shim_err)?;
+    write_line(&mut s, req).await.map_err(shim_err)?;
+    read_line(&mut s).await.map_err(shim_err)
+}
+
+/// Send a request that must answer `Ok`.
+pub async fn call_ok(state_dir: &Path, req: &Request) -> Result<()> {
+    match call(state_dir, req).await? {
+        Response::Error { message } => Err(Error::internal(message)),
+        _ => Ok(()),
+    }
+}
+
+/// Open a stream (attach or exec): returns the connection after the first response.
+pub async fn open_stream(state_dir: &Path, req: &Request) -> Result<(UnixStream, Response)> {
+    let mut s = connect(state_dir).await.map_err(shim_err)?;
+    write_line(&mut s, req).await.map_err(shim_err)?;
+    let r: Response = read_line(&mut s).await.map_err(shim_err)?;
+    if let Response::Error { message } = &r {
+        return Err(Error::internal(message.clone()));
+    }
+    Ok((s, r))
+}

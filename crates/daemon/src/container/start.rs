@@ -1,0 +1,399 @@
+//! Starting a container: mount its rootfs, prepare its namespaces and /etc files,
+//! write the OCI bundle, start a shim, hand pending attaches over, start the process.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_api::models::{EventMessageTypeEnum, HostConfig};
+use berth_errdefs::{Error, Result};
+use berth_oci::{EtcFiles, MountKind, MountSpec, NsMode, Resources, SpecOptions};
+use berth_shim_proto::{Ready, Request, Response};
+use tokio::io::AsyncBufReadExt;
+
+use super::{event_attrs, now, runtime_root, shim, Container, Paths, Record, Status};
+use crate::Daemon;
+
+const DEFAULT_HOSTS: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n";
+
+fn network_mode(rec: &Record) -> &str {
+    rec.host_config.network_mode.as_deref().unwrap_or("default")
+}
+
+/// Write /etc/hostname, /etc/hosts and /etc/resolv.conf for the container.
+fn write_etc_files(rec: &Record, dir: &Path) -> Result<EtcFiles> {
+    let host_net = network_mode(rec) == "host";
+    let hostname = rec.config.hostname.clone().unwrap_or_default();
+    let files = EtcFiles {
+        hosts: dir.join("hosts"),
+        hostname: dir.join("hostname"),
+        resolv_conf: dir.join("resolv.conf"),
+    };
+    std::fs::write(&files.hostname, format!("{hostname}\n"))?;
+    let mut hosts = if host_net {
+        std::fs::read_to_string("/etc/hosts").unwrap_or_else(|_| DEFAULT_HOSTS.to_owned())
+    } else {
+        DEFAULT_HOSTS.to_owned()
+    };
+    for extra in rec.host_config.extra_hosts.clone().unwrap_or_default() {
+        if let Some((h, ip)) = extra.split_once(':') {
+            hosts.push_str(&format!("{ip}\t{h}\n"));
+        }
+    }
+    std::fs::write(&files.hosts, hosts)?;
+    let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let mut out = String::new();
+    let dns = rec.host_config.dns.clone().unwrap_or_default();
+    let mut servers = 0;
+    for line in host_resolv.lines() {
+        let t = line.trim();
+        if let Some(ns) = t.strip_prefix("nameserver") {
+            let ns = ns.trim();
+            if !dns.is_empty() || (!host_net && (ns.starts_with("127.") || ns == "::1")) {
+                continue;
+            }
+            servers += 1;
+        }
+        if !dns.is_empty() || !rec.host_config.dns_search.clone().unwrap_or_default().is_empty() {
+            if t.starts_with("search") {
+                continue;
+            }
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    for ns in &dns {
+        out.push_str(&format!("nameserver {ns}\n"));
+        servers += 1;
+    }
+    if servers == 0 {
+        out.push_str("nameserver 8.8.8.8\nnameserver 8.8.4.4\n");
+    }
+    let search = rec.host_config.dns_search.clone().unwrap_or_default();
+    if !search.is_empty() {
+        out.push_str(&format!("search {}\n", search.join(" ")));
+    }
+    let opts = rec.host_config.dns_options.clone().unwrap_or_default();
+    if !opts.is_empty() {
+        out.push_str(&format!("options {}\n", opts.join(" ")));
+    }
+    std::fs::write(&files.resolv_conf, out)?;
+    Ok(files)
+}
+
+/// Host path of a named volume's data (created on first use).
+pub fn volume_path(d: &Daemon, name: &str) -> PathBuf {
+    d.cfg.data_root.join("volumes").join(name).join("_data")
+}
+
+/// `-v` binds and named volumes, plus `--tmpfs`.
+fn user_mounts(d: &Daemon, hc: &HostConfig) -> Result<Vec<MountSpec>> {
+    let mut out = Vec::new();
+    for b in hc.binds.clone().unwrap_or_default() {
+        let parts: Vec<&str> = b.split(':').collect();
+        let (src, dst, opts) = match parts.as_slice() {
+            [s, t] => (*s, *t, ""),
+            [s, t, o] => (*s, *t, *o),
+            _ => return Err(Error::invalid(format!("invalid volume specification: '{b}'"))),
+        };
+        if !dst.starts_with('/') {
+            return Err(Error::invalid(format!("invalid volume specification: '{b}': invalid mount config for type \"bind\": invalid mount path: '{dst}' mount path must be absolute")));
+        }
+        let readonly = opts.split(',').any(|o| o == "ro");
+        let extra: Vec<String> =
+            opts.split(',').filter(|o| matches!(*o, "rshared" | "shared" | "rslave" | "slave" | "rprivate" | "private")).map(str::to_owned).collect();
+        let source = if src.starts_with('/') {
+            if !Path::new(src).exists() {
+                std::fs::create_dir_all(src)?;
+            }
+            PathBuf::from(src)
+        } else {
+            if !crate::names::valid(src) {
+                return Err(Error::invalid(format!("invalid volume name: {src}")));
+            }
+            let p = volume_path(d, src);
+            std::fs::create_dir_all(&p)?;
+            p
+        };
+        out.push(MountSpec { kind: MountKind::Bind, source, destination: dst.to_owned(), readonly, options: extra });
+    }
+    for (dst, opts) in hc.tmpfs.clone().unwrap_or_default() {
+        let options: Vec<String> = opts.split(',').filter(|o| !o.is_empty()).map(str::to_owned).collect();
+        out.push(MountSpec { kind: MountKind::Tmpfs, source: "tmpfs".into(), destination: dst, readonly: false, options });
+    }
+    Ok(out)
+}
+
+fn ns_mode(mode: Option<&str>) -> NsMode {
+    if mode == Some("host") {
+        NsMode::Host
+    } else {
+        NsMode::Private
+    }
+}
+
+/// Build the OCI spec options of a container.
+fn spec_options(d: &Daemon, rec: &Record, paths: &Paths, etc: EtcFiles) -> Result<SpecOptions> {
+    let hc = &rec.host_config;
+    let network = match network_mode(rec) {
+        "host" => NsMode::Host,
+        m if m.starts_with("container:") => {
+            let other = d.containers.get(&m["container:".len()..])?;
+            if !other.status().is_live() {
+                return Err(Error::conflict(format!("cannot join network of a non running container: {}", other.id)));
+            }
+            NsMode::Path(Paths::netns(d, &other.id))
+        }
+        _ => NsMode::Path(Paths::netns(d, &rec.id)),
+    };
+    let mut args = vec![rec.path.clone()];
+    args.extend(rec.args.iter().cloned());
+    Ok(SpecOptions {
+        rootfs: paths.rootfs(),
+        readonly_rootfs: hc.readonly_rootfs.unwrap_or(false),
+        args,
+        env: rec.config.env.clone().unwrap_or_default(),
+        cwd: rec.config.working_dir.clone().unwrap_or_default(),
+        user: rec.config.user.clone().unwrap_or_default(),
+        group_add: hc.group_add.clone().unwrap_or_default(),
+        hostname: rec.config.hostname.clone().unwrap_or_default(),
+        domainname: rec.config.domainname.clone().unwrap_or_default(),
+        terminal: rec.config.tty.unwrap_or(false),
+        network,
+        pid: ns_mode(hc.pid_mode.as_deref()),
+        ipc: ns_mode(hc.ipc_mode.as_deref()),
+        uts: ns_mode(hc.uts_mode.as_deref()),
+        etc_files: Some(etc),
+        mounts: user_mounts(d, hc)?,
+        cgroups_path: format!("/berth/{}", rec.id),
+        resources: Resources {
+            memory: hc.memory.filter(|m| *m > 0),
+            memory_swap: hc.memory_swap.filter(|m| *m != 0),
+            memory_reservation: hc.memory_reservation.filter(|m| *m > 0),
+            nano_cpus: hc.nano_cpus.filter(|m| *m > 0),
+            cpu_shares: hc.cpu_shares.filter(|m| *m > 0).map(|v| v as u64),
+            cpu_period: hc.cpu_period.filter(|m| *m > 0).map(|v| v as u64),
+            cpu_quota: hc.cpu_quota.filter(|m| *m > 0),
+            cpuset_cpus: hc.cpuset_cpus.clone().filter(|s| !s.is_empty()),
+            cpuset_mems: hc.cpuset_mems.clone().filter(|s| !s.is_empty()),
+            pids_limit: hc.pids_limit.filter(|m| *m > 0),
+            blkio_weight: hc.blkio_weight.filter(|m| *m > 0),
+        },
+        privileged: hc.privileged.unwrap_or(false),
+        cap_add: hc.cap_add.clone().unwrap_or_default(),
+        cap_drop: hc.cap_drop.clone().unwrap_or_default(),
+        security_opt: hc.security_opt.clone().unwrap_or_default(),
+        shm_size: hc.shm_size.filter(|s| *s > 0),
+        sysctls: hc.sysctls.clone().unwrap_or_default(),
+        ulimits: hc
+            .ulimits
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|u| Some((u.name?, u.soft? as u64, u.hard? as u64)))
+            .collect(),
+        oom_score_adj: hc.oom_score_adj.map(|v| v as i32),
+    })
+}
+
+/// Undo what `prepare` did (on failure or after exit).
+pub fn teardown(d: &Daemon, id: &str) {
+    let paths = Paths::new(d, id);
+    let _ = berth_snapshot::unmount(&paths.rootfs());
+    let _ = crate::netns::remove(&Paths::netns(d, id));
+    let _ = std::fs::remove_dir_all(&paths.state);
+}
+
+/// Mount, namespaces, /etc files and bundle; returns the spec's argv[0].
+fn prepare(d: &Daemon, rec: &Record) -> Result<()> {
+    let paths = Paths::new(d, &rec.id);
+    let img = d
+        .images
+        .get(&rec.image_id)?
+        .ok_or_else(|| Error::not_found(format!("No such image: {}", rec.image_id)))?;
+    let _ = std::fs::remove_file(paths.state.join(berth_shim_proto::EXIT_FILE));
+    std::fs::create_dir_all(&paths.state)?;
+    std::fs::create_dir_all(&paths.dir)?;
+    d.snap.prepare(&rec.id)?;
+    d.snap.mount(&rec.id, &img.layers, &paths.rootfs())?;
+    let mode = network_mode(rec);
+    if mode != "host" && !mode.starts_with("container:") {
+        crate::netns::create(&Paths::netns(d, &rec.id))?;
+    }
+    let etc = write_etc_files(rec, &paths.dir)?;
+    let opts = spec_options(d, rec, &paths, etc)?;
+    let spec = berth_oci::build_spec(&opts)?;
+    let json = serde_json::to_vec_pretty(&spec).map_err(|e| Error::internal(e.to_string()))?;
+    std::fs::write(paths.state.join("config.json"), json)?;
+    Ok(())
+}
+
+/// Start the shim and wait for its `Ready` line.
+async fn spawn_shim(d: &Daemon, rec: &Record, paths: &Paths) -> Result<Ready> {
+    let mut cmd = tokio::process::Command::new(&d.shim_path);
+    cmd.arg("run")
+        .arg("--id")
+        .arg(&rec.id)
+        .arg("--bundle")
+        .arg(&paths.state)
+        .arg("--runtime-root")
+        .arg(runtime_root(d))
+        .arg("--state-dir")
+        .arg(&paths.state)
+        .arg("--log")
+        .arg(paths.log(&rec.id));
+    if rec.config.tty.unwrap_or(false) {
+        cmd.arg("--tty");
+    }
+    if rec.config.open_stdin.unwrap_or(false) {
+        cmd.arg("--stdin");
+    }
+    if rec.config.stdin_once.unwrap_or(false) {
+        cmd.arg("--stdin-once");
+    }
+    let shim_log = std::fs::OpenOptions::new().create(true).append(true).open(paths.state.join("shim.log"))?;
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::from(shim_log))
+        .kill_on_drop(false);
+    let mut child = cmd.spawn().map_err(|e| Error::internal(format!("start shim {}: {e}", d.shim_path.display())))?;
+    let stdout = child.stdout.take().expect("piped");
+    // Reap the shim if it exits while this daemon runs.
+    tokio::spawn(async move {
+        let _ = child.wait().await;
+    });
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+        .await
+        .map_err(|_| Error::internal("timed out waiting for the container shim"))?
+        .map_err(|e| Error::internal(format!("read from shim: {e}")))?
+        .ok_or_else(|| Error::internal("container shim exited before it was ready (see shim.log)"))?;
+    serde_json::from_str(&line).map_err(|e| Error::internal(format!("bad shim ready line {line:?}: {e}")))
+}
+
+/// The exit code Docker records when the process could not be started.
+fn start_error_code(msg: &str) -> i64 {
+    if msg.contains("executable file not found") || msg.contains("no such file or directory") {
+        127
+    } else if msg.contains("permission denied") {
+        126
+    } else {
+        128
+    }
+}
+
+/// Start a created or stopped container.
+pub async fn start(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<()> {
+    let _op = c.op.lock().await;
+    start_locked(d, c).await
+}
+
+/// Start, with the container's op lock already held.
+pub async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<()> {
+    let rec = c.record();
+    match rec.state.status {
+        Status::Running | Status::Paused => return Err(Error::not_modified("container already started")),
+        Status::Removing | Status::Dead => {
+            return Err(Error::conflict(format!("container {} is marked for removal and cannot be started", rec.id)))
+        }
+        _ => {}
+    }
+    let paths = Paths::new(d, &rec.id);
+    let d2 = d.clone();
+    let rec2 = rec.clone();
+    let prepared = tokio::task::spawn_blocking(move || prepare(&d2, &rec2))
+        .await
+        .map_err(|e| Error::internal(e.to_string()))?;
+    let ready = match prepared {
+        Ok(()) => spawn_shim(d, &rec, &paths).await,
+        Err(e) => Err(e),
+    };
+    let failure = match ready {
+        Ok(Ready::Ok { init_pid, .. }) => Ok(init_pid),
+        Ok(Ready::Error { message }) => Err(message),
+        Err(e) => Err(e.message().to_owned()),
+    };
+    let init_pid = match failure {
+        Ok(pid) => pid,
+        Err(msg) => {
+            teardown(d, &rec.id);
+            let code = start_error_code(&msg);
+            c.update(d, |r| {
+                r.state.exit_code = code;
+                r.state.error = msg.clone();
+                if r.state.status != Status::Created {
+                    r.state.status = Status::Exited;
+                }
+            })?;
+            remove_if_auto(d, c, code);
+            return Err(if code == 128 { Error::internal(msg) } else { Error::invalid(msg) });
+        }
+    };
+    // Hand every waiting attach its stream before the process runs.
+    let pending: Vec<_> = std::mem::take(&mut *c.pending.lock().unwrap());
+    for p in pending {
+        let req = Request::Attach { stdin: p.stdin, stdout: p.stdout, stderr: p.stderr };
+        if let Ok((s, _)) = shim::open_stream(&paths.state, &req).await {
+            let _ = p.tx.send(s);
+        }
+    }
+    match shim::call(&paths.state, &Request::Start).await {
+        Ok(Response::Started { .. }) => {}
+        failed @ (Ok(Response::Error { .. }) | Err(_)) => {
+            let message = match failed {
+                Ok(Response::Error { message }) => message,
+                Err(e) => e.message().to_owned(),
+                Ok(_) => unreachable!("matched above"),
+            };
+            let _ = shim::call(&paths.state, &Request::Kill { signal: 9, all: true }).await;
+            teardown(d, &rec.id);
+            let code = start_error_code(&message);
+            c.update(d, |r| {
+                r.state.exit_code = code;
+                r.state.error = message.clone();
+            })?;
+            remove_if_auto(d, c, code);
+            return Err(Error::internal(message));
+        }
+        Ok(other) => return Err(Error::internal(format!("unexpected shim answer {other:?}"))),
+    }
+    let rec = c.update(d, |r| {
+        r.state.status = Status::Running;
+        r.state.pid = init_pid;
+        r.state.started_at = now();
+        r.state.error.clear();
+        r.state.exit_code = 0;
+        r.manually_stopped = false;
+    })?;
+    c.wake(|w| w.running = true);
+    d.events.emit(EventMessageTypeEnum::CONTAINER, "start", &rec.id, event_attrs(&rec));
+    super::lifecycle::spawn_monitor(d.clone(), c.clone());
+    Ok(())
+}
+
+/// A `--rm` container that failed to start is removed, as dockerd does; waiters on
+/// `condition=removed` get the start error's exit code.
+fn remove_if_auto(d: &Arc<Daemon>, c: &Arc<Container>, code: i64) {
+    if !c.record().host_config.auto_remove.unwrap_or(false) {
+        return;
+    }
+    c.wake(|w| w.exit_code = code);
+    let (d, c) = (d.clone(), c.clone());
+    tokio::spawn(async move {
+        if let Err(e) = super::lifecycle::remove(&d, &c, true, false).await {
+            tracing::warn!(id = %c.id, "remove after failed start: {e}");
+        }
+    });
+}
+
+/// Volume names referenced by a container's binds (for `rm -v` and df).
+pub fn named_volumes(hc: &HostConfig) -> Vec<String> {
+    hc.binds
+        .clone()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|b| b.split(':').next())
+        .filter(|s| !s.starts_with('/'))
+        .map(str::to_owned)
+        .collect()
+}

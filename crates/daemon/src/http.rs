@@ -1,0 +1,165 @@
+//! HTTP plumbing: the response body type, JSON and error responses, query access.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use berth_errdefs::Error;
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Body as HttpBody, Frame, Incoming};
+use tokio::sync::mpsc;
+
+/// A response body: either complete bytes or a stream fed through a channel.
+pub enum Body {
+    Full(Full<Bytes>),
+    Channel(mpsc::Receiver<Bytes>),
+}
+
+impl HttpBody for Body {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<std::result::Result<Frame<Bytes>, Infallible>>> {
+        match self.get_mut() {
+            Body::Full(f) => Pin::new(f).poll_frame(cx),
+            Body::Channel(rx) => rx.poll_recv(cx).map(|o| o.map(|b| Ok(Frame::data(b)))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Body::Full(f) => f.is_end_stream(),
+            Body::Channel(_) => false,
+        }
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        match self {
+            Body::Full(f) => f.size_hint(),
+            Body::Channel(_) => hyper::body::SizeHint::default(),
+        }
+    }
+}
+
+pub type Resp = Response<Body>;
+pub type Result<T = Resp> = std::result::Result<T, Error>;
+
+/// A response with the given status and bytes.
+pub fn bytes(status: u16, content_type: Option<&str>, b: impl Into<Bytes>) -> Resp {
+    let mut r = Response::new(Body::Full(Full::new(b.into())));
+    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if let Some(ct) = content_type {
+        r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_str(ct).expect("static content type"));
+    }
+    r
+}
+
+/// A JSON response.
+pub fn json<T: serde::Serialize>(status: u16, v: &T) -> Resp {
+    match serde_json::to_vec(v) {
+        Ok(mut b) => {
+            b.push(b'\n');
+            bytes(status, Some("application/json"), b)
+        }
+        Err(e) => error(&Error::internal(e.to_string())),
+    }
+}
+
+/// An empty response (204, 201...).
+pub fn empty(status: u16) -> Resp {
+    bytes(status, None, Bytes::new())
+}
+
+/// Docker's error body: `{"message": ...}` with the kind's status.
+pub fn error(e: &Error) -> Resp {
+    let status = e.kind().http_status();
+    if status == 304 {
+        return empty(304);
+    }
+    json(status, &serde_json::json!({ "message": e.message() }))
+}
+
+/// A streaming response: headers go out at once; the caller feeds the channel.
+pub fn stream(status: u16, content_type: Option<&str>) -> (mpsc::Sender<Bytes>, Resp) {
+    let (tx, rx) = mpsc::channel(64);
+    let mut r = Response::new(Body::Channel(rx));
+    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    if let Some(ct) = content_type {
+        r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_str(ct).expect("static content type"));
+    }
+    (tx, r)
+}
+
+/// Parsed query string (repeated keys keep every value).
+#[derive(Debug, Default, Clone)]
+pub struct Query(HashMap<String, Vec<String>>);
+
+impl Query {
+    pub fn parse(q: Option<&str>) -> Query {
+        let mut m: HashMap<String, Vec<String>> = HashMap::new();
+        if let Some(q) = q {
+            for (k, v) in url::form_urlencoded::parse(q.as_bytes()) {
+                m.entry(k.into_owned()).or_default().push(v.into_owned());
+            }
+        }
+        Query(m)
+    }
+    pub fn get(&self, k: &str) -> Option<&str> {
+        self.0.get(k).and_then(|v| v.first()).map(String::as_str)
+    }
+    pub fn all(&self, k: &str) -> &[String] {
+        self.0.get(k).map(Vec::as_slice).unwrap_or(&[])
+    }
+    pub fn str(&self, k: &str) -> &str {
+        self.get(k).unwrap_or("")
+    }
+    pub fn bool(&self, k: &str) -> bool {
+        self.get(k).map(berth_api::query::parse_bool).unwrap_or(false)
+    }
+    /// A boolean with a default for when it is absent.
+    pub fn bool_or(&self, k: &str, default: bool) -> bool {
+        self.get(k).map(berth_api::query::parse_bool).unwrap_or(default)
+    }
+    pub fn int(&self, k: &str) -> Result<Option<i64>> {
+        match self.get(k) {
+            None | Some("") => Ok(None),
+            Some(v) => v
+                .parse::<i64>()
+                .map(Some)
+                .map_err(|_| Error::invalid(format!("invalid value for {k}: {v}"))),
+        }
+    }
+    pub fn filters(&self) -> Result<berth_api::query::Filters> {
+        berth_api::query::Filters::parse(self.str("filters"))
+    }
+}
+
+/// Read a whole (small) request body.
+pub async fn body_bytes(b: Incoming) -> Result<Bytes> {
+    b.collect()
+        .await
+        .map(|c| c.to_bytes())
+        .map_err(|e| Error::invalid(format!("read request body: {e}")))
+}
+
+/// Decode a JSON request body; an empty body decodes as `T::default()`.
+pub async fn body_json<T: serde::de::DeserializeOwned + Default>(b: Incoming) -> Result<T> {
+    let raw = body_bytes(b).await?;
+    if raw.iter().all(|c| c.is_ascii_whitespace()) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(&raw).map_err(|e| Error::invalid(format!("invalid JSON: {e}")))
+}
+
+/// Write a JSON value as one stream message (`\r\n` for progress streams).
+pub fn json_line<T: serde::Serialize>(v: &T, crlf: bool) -> Bytes {
+    let mut b = serde_json::to_vec(v).unwrap_or_default();
+    if crlf {
+        b.push(b'\r');
+    }
+    b.push(b'\n');
+    Bytes::from(b)
+}

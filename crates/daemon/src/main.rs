@@ -1,0 +1,62 @@
+//! berthd: the berth daemon. Flags follow dockerd's, so scripts written for dockerd
+//! start berthd unchanged.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+#[derive(Parser, Debug)]
+#[command(name = "berthd", version, about = "The berth container engine daemon (Docker Engine API)")]
+struct Args {
+    /// Root of persistent state: images, containers, logs.
+    #[arg(long = "data-root", default_value = "/var/lib/berth")]
+    data_root: PathBuf,
+    /// Root of runtime state: mounts, sockets, bundles.
+    #[arg(long = "exec-root", default_value = "/run/berth")]
+    exec_root: PathBuf,
+    /// Address to listen on (unix:///path/to.sock).
+    #[arg(short = 'H', long = "host")]
+    hosts: Vec<String>,
+    /// Write the daemon's pid to this file.
+    #[arg(short = 'p', long = "pidfile")]
+    pidfile: Option<PathBuf>,
+    /// Debug logging.
+    #[arg(short = 'D', long = "debug")]
+    debug: bool,
+    /// Log level (debug, info, warn, error).
+    #[arg(short = 'l', long = "log-level", default_value = "info")]
+    log_level: String,
+    /// Registries reachable over plain HTTP.
+    #[arg(long = "insecure-registry")]
+    insecure_registries: Vec<String>,
+    /// Path of the berth-shim binary (default: next to berthd, then PATH).
+    #[arg(long = "shim", env = "BERTH_SHIM")]
+    shim: Option<PathBuf>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let level = if args.debug { "debug".to_owned() } else { args.log_level.clone() };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("berthd={level},warn"))),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let hosts = if args.hosts.is_empty() {
+        vec![format!("unix://{}", args.exec_root.join("berth.sock").display())]
+    } else {
+        args.hosts.clone()
+    };
+    let cfg = berthd::Config {
+        data_root: args.data_root,
+        exec_root: args.exec_root,
+        hosts,
+        pidfile: args.pidfile,
+        insecure_registries: args.insecure_registries,
+        shim: args.shim,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(berthd::run(cfg))
+}
