@@ -1,0 +1,984 @@
+//! Command-line definitions (clap derive). Names follow the docker CLI.
+
+use clap::{ArgAction, Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "berth",
+    version,
+    about = "A Docker-compatible container engine client"
+)]
+pub struct Cli {
+    /// Daemon socket to connect to (unix:///path)
+    #[arg(short = 'H', long = "host", env = "BERTH_HOST", global = true)]
+    pub host: Option<String>,
+
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// Create and run a new container from an image
+    #[command(disable_help_flag = true)]
+    Run(RunArgs),
+    /// Create a new container
+    #[command(disable_help_flag = true)]
+    Create(CreateArgs),
+    /// Start one or more stopped containers
+    Start(StartArgs),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(AttachArgs),
+    /// Block until one or more containers stop, then print their exit codes
+    Wait(NamesArgs),
+    /// Fetch the logs of a container
+    Logs(LogsArgs),
+    /// Stop one or more running containers
+    Stop(StopArgs),
+    /// Kill one or more running containers
+    Kill(KillArgs),
+    /// Restart one or more containers
+    Restart(StopArgs),
+    /// Remove one or more containers
+    Rm(RmArgs),
+    /// List containers
+    Ps(PsArgs),
+    /// Return low-level information on objects
+    Inspect(InspectArgs),
+    /// Execute a command in a running container
+    Exec(ExecArgs),
+    /// Display the running processes of a container
+    Top(TopArgs),
+    /// Pause all processes within one or more containers
+    Pause(NamesArgs),
+    /// Unpause all processes within one or more containers
+    Unpause(NamesArgs),
+    /// Rename a container
+    Rename { container: String, new_name: String },
+    /// List port mappings or a specific mapping for the container
+    Port {
+        container: String,
+        private_port: Option<String>,
+    },
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(StatsArgs),
+    /// Manage containers
+    #[command(subcommand)]
+    Container(ContainerCmd),
+
+    /// List images
+    Images(ImagesArgs),
+    /// Manage images
+    #[command(subcommand)]
+    Image(ImageCmd),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag { source: String, target: String },
+    /// Remove one or more images
+    Rmi(RmiArgs),
+    /// Import the contents from a tarball to create a filesystem image
+    Import(ImportArgs),
+    /// Download an image from a registry
+    Pull(PullArgs),
+    /// Upload an image to a registry
+    Push(PushArgs),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default)
+    Save(SaveArgs),
+    /// Load an image from a tar archive or STDIN
+    Load(LoadArgs),
+    /// Show the history of an image
+    History(HistoryArgs),
+    /// Create a new image from a container's changes
+    Commit(CommitArgs),
+    /// Build an image from a Dockerfile
+    Build(BuildArgs),
+    /// Log in to a registry
+    Login(LoginArgs),
+    /// Log out from a registry
+    Logout { server: Option<String> },
+
+    /// Show the berth version information
+    Version,
+    /// Display system-wide information
+    Info,
+    /// Get real time events from the server
+    Events(EventsArgs),
+    /// Manage the berth system
+    #[command(subcommand)]
+    System(SystemCmd),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(VolumeCmd),
+    /// Manage networks
+    #[command(subcommand)]
+    Network(NetworkCmd),
+    /// Run a registry or collect its garbage
+    #[command(subcommand)]
+    Registry(RegistryCmd),
+    /// Run the berth daemon (execs berthd with the given arguments)
+    Daemon {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    #[command(hide = true, subcommand)]
+    Debug(DebugCmd),
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct ContainerOpts {
+    /// Print usage
+    #[arg(long, action = ArgAction::Help)]
+    pub help: Option<bool>,
+    /// Automatically remove the container when it exits
+    #[arg(long)]
+    pub rm: bool,
+    /// Set environment variables
+    #[arg(short = 'e', long = "env")]
+    pub env: Vec<String>,
+    /// Read in a file of environment variables
+    #[arg(long = "env-file")]
+    pub env_file: Vec<String>,
+    /// Working directory inside the container
+    #[arg(short = 'w', long = "workdir")]
+    pub workdir: Option<String>,
+    /// Username or UID (format: <name|uid>[:<group|gid>])
+    #[arg(short = 'u', long = "user")]
+    pub user: Option<String>,
+    /// Assign a name to the container
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Overwrite the default ENTRYPOINT of the image
+    #[arg(long)]
+    pub entrypoint: Option<String>,
+    /// Container host name
+    #[arg(short = 'h', long)]
+    pub hostname: Option<String>,
+    /// Container NIS domain name
+    #[arg(long)]
+    pub domainname: Option<String>,
+    /// Keep STDIN open even if not attached
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-TTY
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Set meta data on a container
+    #[arg(short = 'l', long = "label")]
+    pub label: Vec<String>,
+    /// Publish a container's port(s) to the host
+    #[arg(short = 'p', long = "publish")]
+    pub publish: Vec<String>,
+    /// Publish all exposed ports to random ports
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
+    /// Expose a port or a range of ports
+    #[arg(long)]
+    pub expose: Vec<String>,
+    /// Bind mount a volume
+    #[arg(short = 'v', long = "volume")]
+    pub volume: Vec<String>,
+    /// Mount volumes from the specified container(s)
+    #[arg(long = "volumes-from")]
+    pub volumes_from: Vec<String>,
+    /// Memory limit
+    #[arg(short = 'm', long)]
+    pub memory: Option<String>,
+    /// Swap limit equal to memory plus swap: -1 to enable unlimited swap
+    #[arg(long = "memory-swap")]
+    pub memory_swap: Option<String>,
+    /// Number of CPUs
+    #[arg(long)]
+    pub cpus: Option<f64>,
+    /// CPU shares (relative weight)
+    #[arg(short = 'c', long = "cpu-shares")]
+    pub cpu_shares: Option<i64>,
+    /// Tune container pids limit (set -1 for unlimited)
+    #[arg(long = "pids-limit")]
+    pub pids_limit: Option<i64>,
+    /// Restart policy to apply when a container exits
+    #[arg(long, default_value = "no")]
+    pub restart: String,
+    /// Connect a container to a network
+    #[arg(long = "network", alias = "net")]
+    pub network: Option<String>,
+    /// Add network-scoped alias for the container
+    #[arg(long = "network-alias")]
+    pub network_alias: Vec<String>,
+    /// Give extended privileges to this container
+    #[arg(long)]
+    pub privileged: bool,
+    /// Add Linux capabilities
+    #[arg(long = "cap-add")]
+    pub cap_add: Vec<String>,
+    /// Drop Linux capabilities
+    #[arg(long = "cap-drop")]
+    pub cap_drop: Vec<String>,
+    /// Security Options
+    #[arg(long = "security-opt")]
+    pub security_opt: Vec<String>,
+    /// Mount the container's root filesystem as read only
+    #[arg(long = "read-only")]
+    pub read_only: bool,
+    /// Run an init inside the container
+    #[arg(long)]
+    pub init: bool,
+    /// Pull image before running ("always", "missing", "never")
+    #[arg(long, default_value = "missing")]
+    pub pull: String,
+    /// Set platform if server is multi-platform capable (ignored)
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Signal to stop the container
+    #[arg(long = "stop-signal")]
+    pub stop_signal: Option<String>,
+    /// Timeout (in seconds) to stop a container
+    #[arg(long = "stop-timeout")]
+    pub stop_timeout: Option<i64>,
+    /// Size of /dev/shm
+    #[arg(long = "shm-size")]
+    pub shm_size: Option<String>,
+    /// Mount a tmpfs directory
+    #[arg(long)]
+    pub tmpfs: Vec<String>,
+    /// Ulimit options
+    #[arg(long)]
+    pub ulimit: Vec<String>,
+    /// Add a custom host-to-IP mapping (host:ip)
+    #[arg(long = "add-host")]
+    pub add_host: Vec<String>,
+    /// Set custom DNS servers
+    #[arg(long)]
+    pub dns: Vec<String>,
+    /// Set DNS options
+    #[arg(long = "dns-option")]
+    pub dns_option: Vec<String>,
+    /// Set custom DNS search domains
+    #[arg(long = "dns-search")]
+    pub dns_search: Vec<String>,
+    /// Set kernel parameters
+    #[arg(long)]
+    pub sysctl: Vec<String>,
+    /// Add additional groups to join
+    #[arg(long = "group-add")]
+    pub group_add: Vec<String>,
+    /// PID namespace to use
+    #[arg(long)]
+    pub pid: Option<String>,
+    /// IPC mode to use
+    #[arg(long)]
+    pub ipc: Option<String>,
+    /// UTS namespace to use
+    #[arg(long)]
+    pub uts: Option<String>,
+    /// Runtime to use for this container
+    #[arg(long)]
+    pub runtime: Option<String>,
+    /// Logging driver for the container
+    #[arg(long = "log-driver")]
+    pub log_driver: Option<String>,
+    /// Log driver options
+    #[arg(long = "log-opt")]
+    pub log_opt: Vec<String>,
+    /// Add a host device to the container
+    #[arg(long)]
+    pub device: Vec<String>,
+    /// Optional parent cgroup for the container
+    #[arg(long = "cgroup-parent")]
+    pub cgroup_parent: Option<String>,
+    /// Command to run to check health
+    #[arg(long = "health-cmd")]
+    pub health_cmd: Option<String>,
+    /// Proxy received signals to the process
+    #[arg(long = "sig-proxy", default_value_t = true, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub sig_proxy: bool,
+    /// Attach to STDIN, STDOUT or STDERR
+    #[arg(short = 'a', long = "attach")]
+    pub attach: Vec<String>,
+    /// Image, then the command and its arguments
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "IMAGE [COMMAND] [ARG...]"
+    )]
+    pub args: Vec<String>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Run container in background and print container ID
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    #[command(flatten)]
+    pub opts: ContainerOpts,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CreateArgs {
+    #[command(flatten)]
+    pub opts: ContainerOpts,
+}
+
+#[derive(Args, Debug)]
+pub struct StartArgs {
+    /// Attach STDOUT/STDERR and forward signals
+    #[arg(short = 'a', long)]
+    pub attach: bool,
+    /// Attach container's STDIN
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct AttachArgs {
+    /// Do not attach STDIN
+    #[arg(long = "no-stdin")]
+    pub no_stdin: bool,
+    /// Proxy all received signals to the process
+    #[arg(long = "sig-proxy", default_value_t = true, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub sig_proxy: bool,
+    pub container: String,
+}
+
+#[derive(Args, Debug)]
+pub struct NamesArgs {
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct LogsArgs {
+    /// Follow log output
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    /// Number of lines to show from the end of the logs
+    #[arg(short = 'n', long, default_value = "all")]
+    pub tail: String,
+    /// Show timestamps
+    #[arg(short = 't', long)]
+    pub timestamps: bool,
+    /// Show logs since timestamp (e.g. 2013-01-02T13:23:37Z) or relative (e.g. 42m)
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Show logs before a timestamp or relative
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Show extra details provided to logs
+    #[arg(long)]
+    pub details: bool,
+    pub container: String,
+}
+
+#[derive(Args, Debug)]
+pub struct StopArgs {
+    /// Seconds to wait before killing the container
+    #[arg(short = 't', long = "time", alias = "timeout")]
+    pub time: Option<i32>,
+    /// Signal to send to the container
+    #[arg(short = 's', long)]
+    pub signal: Option<String>,
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct KillArgs {
+    /// Signal to send to the container
+    #[arg(short = 's', long)]
+    pub signal: Option<String>,
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct RmArgs {
+    /// Force the removal of a running container (uses SIGKILL)
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    /// Remove anonymous volumes associated with the container
+    #[arg(short = 'v', long)]
+    pub volumes: bool,
+    /// Remove the specified link
+    #[arg(short = 'l', long)]
+    pub link: bool,
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Args, Debug, Default)]
+pub struct PsArgs {
+    /// Show all containers (default shows just running)
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Only display container IDs
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Don't truncate output
+    #[arg(long = "no-trunc")]
+    pub no_trunc: bool,
+    /// Filter output based on conditions provided
+    #[arg(short = 'f', long = "filter")]
+    pub filter: Vec<String>,
+    /// Show n last created containers (includes all states)
+    #[arg(short = 'n', long = "last")]
+    pub last: Option<i32>,
+    /// Show the latest created container (includes all states)
+    #[arg(short = 'l', long)]
+    pub latest: bool,
+    /// Display total file sizes
+    #[arg(short = 's', long)]
+    pub size: bool,
+    /// Format output using a custom template
+    #[arg(long)]
+    pub format: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    /// Format output using a custom template
+    #[arg(short = 'f', long)]
+    pub format: Option<String>,
+    /// Display total file sizes if the type is container
+    #[arg(short = 's', long)]
+    pub size: bool,
+    /// Return JSON for specified type
+    #[arg(long = "type")]
+    pub kind: Option<String>,
+    #[arg(required = true)]
+    pub names: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ExecArgs {
+    /// Detached mode: run command in the background
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Keep STDIN open even if not attached
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-TTY
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Set environment variables
+    #[arg(short = 'e', long = "env")]
+    pub env: Vec<String>,
+    /// Read in a file of environment variables
+    #[arg(long = "env-file")]
+    pub env_file: Vec<String>,
+    /// Username or UID
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
+    /// Working directory inside the container
+    #[arg(short = 'w', long)]
+    pub workdir: Option<String>,
+    /// Give extended privileges to the command
+    #[arg(long)]
+    pub privileged: bool,
+    /// Container, then the command and its arguments
+    #[arg(required = true, num_args = 2.., trailing_var_arg = true, allow_hyphen_values = true, value_name = "CONTAINER COMMAND [ARG...]")]
+    pub args: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct TopArgs {
+    pub container: String,
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub ps_args: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct StatsArgs {
+    /// Show all containers (default shows just running)
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Disable streaming stats and only pull the first result
+    #[arg(long = "no-stream")]
+    pub no_stream: bool,
+    /// Do not truncate output
+    #[arg(long = "no-trunc")]
+    pub no_trunc: bool,
+    pub containers: Vec<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ContainerCmd {
+    #[command(alias = "list", alias = "ps")]
+    Ls(PsArgs),
+    Prune(PruneArgs),
+    #[command(disable_help_flag = true)]
+    Run(RunArgs),
+    #[command(disable_help_flag = true)]
+    Create(CreateArgs),
+    Start(StartArgs),
+    Stop(StopArgs),
+    Kill(KillArgs),
+    Restart(StopArgs),
+    #[command(alias = "remove")]
+    Rm(RmArgs),
+    Inspect(InspectArgs),
+    Logs(LogsArgs),
+    Wait(NamesArgs),
+    Exec(ExecArgs),
+    Attach(AttachArgs),
+    Top(TopArgs),
+    Pause(NamesArgs),
+    Unpause(NamesArgs),
+    Rename {
+        container: String,
+        new_name: String,
+    },
+    Port {
+        container: String,
+        private_port: Option<String>,
+    },
+    Stats(StatsArgs),
+}
+
+#[derive(Args, Debug, Default)]
+pub struct PruneArgs {
+    /// Do not prompt for confirmation
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    /// Provide filter values (e.g. "until=<timestamp>")
+    #[arg(long = "filter")]
+    pub filter: Vec<String>,
+    /// Remove all unused images/volumes, not just dangling/anonymous ones
+    #[arg(short = 'a', long)]
+    pub all: bool,
+}
+
+#[derive(Args, Debug, Default)]
+pub struct ImagesArgs {
+    /// Show all images (default hides intermediate images)
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Only show image IDs
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Don't truncate output
+    #[arg(long = "no-trunc")]
+    pub no_trunc: bool,
+    /// Show digests
+    #[arg(long)]
+    pub digests: bool,
+    /// Filter output based on conditions provided
+    #[arg(short = 'f', long = "filter")]
+    pub filter: Vec<String>,
+    /// Format output using a custom template
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Repository to list
+    pub repository: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ImageCmd {
+    #[command(alias = "list")]
+    Ls(ImagesArgs),
+    Inspect(InspectArgs),
+    #[command(alias = "remove")]
+    Rm(RmiArgs),
+    Tag {
+        source: String,
+        target: String,
+    },
+    Import(ImportArgs),
+    History(HistoryArgs),
+    Prune(PruneArgs),
+    Pull(PullArgs),
+    Push(PushArgs),
+    Save(SaveArgs),
+    Load(LoadArgs),
+    Build(BuildArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct RmiArgs {
+    /// Force removal of the image
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    /// Do not delete untagged parents
+    #[arg(long = "no-prune")]
+    pub no_prune: bool,
+    #[arg(required = true)]
+    pub images: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    /// Apply Dockerfile instruction to the created image
+    #[arg(short = 'c', long = "change")]
+    pub change: Vec<String>,
+    /// Set commit message for imported image
+    #[arg(short = 'm', long)]
+    pub message: Option<String>,
+    /// Set platform if server is multi-platform capable
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// File (or - for stdin)
+    pub file: String,
+    /// Repository and optional tag
+    pub reference: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct PullArgs {
+    /// Download all tagged images in the repository
+    #[arg(short = 'a', long = "all-tags")]
+    pub all_tags: bool,
+    /// Suppress verbose output
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Set platform if server is multi-platform capable
+    #[arg(long)]
+    pub platform: Option<String>,
+    pub image: String,
+}
+
+#[derive(Args, Debug)]
+pub struct PushArgs {
+    /// Suppress verbose output
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    pub image: String,
+}
+
+#[derive(Args, Debug)]
+pub struct SaveArgs {
+    /// Write to a file, instead of STDOUT
+    #[arg(short = 'o', long)]
+    pub output: Option<String>,
+    #[arg(required = true)]
+    pub images: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct LoadArgs {
+    /// Read from tar archive file, instead of STDIN
+    #[arg(short = 'i', long)]
+    pub input: Option<String>,
+    /// Suppress the load output
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct HistoryArgs {
+    /// Print sizes and dates in human readable format
+    #[arg(long, default_value_t = true, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub human: bool,
+    /// Don't truncate output
+    #[arg(long = "no-trunc")]
+    pub no_trunc: bool,
+    /// Only show image IDs
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    pub image: String,
+}
+
+#[derive(Args, Debug)]
+pub struct CommitArgs {
+    /// Author
+    #[arg(short = 'a', long)]
+    pub author: Option<String>,
+    /// Apply Dockerfile instruction to the created image
+    #[arg(short = 'c', long = "change")]
+    pub change: Vec<String>,
+    /// Commit message
+    #[arg(short = 'm', long)]
+    pub message: Option<String>,
+    /// Pause container during commit
+    #[arg(short = 'p', long, default_value_t = true, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub pause: bool,
+    pub container: String,
+    pub reference: Option<String>,
+}
+
+#[derive(Args, Debug, Default)]
+pub struct BuildArgs {
+    /// Name and optionally a tag (format: "name:tag")
+    #[arg(short = 't', long = "tag")]
+    pub tag: Vec<String>,
+    /// Name of the Dockerfile (default: "PATH/Dockerfile")
+    #[arg(short = 'f', long = "file")]
+    pub file: Option<String>,
+    /// Set build-time variables
+    #[arg(long = "build-arg")]
+    pub build_arg: Vec<String>,
+    /// Set the target build stage to build
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Do not use cache when building the image
+    #[arg(long = "no-cache")]
+    pub no_cache: bool,
+    /// Always attempt to pull a newer version of the image
+    #[arg(long)]
+    pub pull: bool,
+    /// Set metadata for an image
+    #[arg(long = "label")]
+    pub label: Vec<String>,
+    /// Suppress the build output and print image ID on success
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Write the image ID to the file
+    #[arg(long)]
+    pub iidfile: Option<String>,
+    /// Images to consider as cache sources
+    #[arg(long = "cache-from")]
+    pub cache_from: Vec<String>,
+    /// Set the networking mode for the RUN instructions during build
+    #[arg(long)]
+    pub network: Option<String>,
+    /// Always remove intermediate containers
+    #[arg(long = "force-rm")]
+    pub force_rm: bool,
+    /// Remove intermediate containers after a successful build
+    #[arg(long, default_value_t = true, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub rm: bool,
+    /// Set platform (ignored)
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Progress output type (auto, plain, tty)
+    #[arg(long, default_value = "auto")]
+    pub progress: String,
+    /// Context: a directory, - (tar or Dockerfile on stdin) or a URL
+    pub context: String,
+}
+
+#[derive(Args, Debug)]
+pub struct LoginArgs {
+    /// Username
+    #[arg(short = 'u', long)]
+    pub username: Option<String>,
+    /// Password
+    #[arg(short = 'p', long)]
+    pub password: Option<String>,
+    /// Take the password from stdin
+    #[arg(long = "password-stdin")]
+    pub password_stdin: bool,
+    pub server: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct EventsArgs {
+    /// Filter output based on conditions provided
+    #[arg(short = 'f', long = "filter")]
+    pub filter: Vec<String>,
+    /// Show all events created since timestamp
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Stream events until this timestamp
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Format output using a custom template
+    #[arg(long)]
+    pub format: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SystemCmd {
+    /// Show docker disk usage
+    Df {
+        #[arg(short = 'v', long)]
+        verbose: bool,
+    },
+    Info,
+    Events(EventsArgs),
+    Prune(PruneArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum VolumeCmd {
+    Create {
+        #[arg(short = 'd', long, default_value = "local")]
+        driver: String,
+        #[arg(short = 'o', long = "opt")]
+        opt: Vec<String>,
+        #[arg(long)]
+        label: Vec<String>,
+        name: Option<String>,
+    },
+    #[command(alias = "list")]
+    Ls {
+        #[arg(short = 'q', long)]
+        quiet: bool,
+        #[arg(short = 'f', long = "filter")]
+        filter: Vec<String>,
+        #[arg(long)]
+        format: Option<String>,
+    },
+    Inspect {
+        #[arg(short = 'f', long)]
+        format: Option<String>,
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    #[command(alias = "remove")]
+    Rm {
+        #[arg(short = 'f', long)]
+        force: bool,
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    Prune(PruneArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum NetworkCmd {
+    Create {
+        #[arg(short = 'd', long, default_value = "bridge")]
+        driver: String,
+        #[arg(long)]
+        subnet: Vec<String>,
+        #[arg(long)]
+        gateway: Vec<String>,
+        #[arg(long = "ip-range")]
+        ip_range: Vec<String>,
+        #[arg(long)]
+        internal: bool,
+        #[arg(long)]
+        attachable: bool,
+        #[arg(long)]
+        ipv6: bool,
+        #[arg(long)]
+        label: Vec<String>,
+        #[arg(short = 'o', long = "opt")]
+        opt: Vec<String>,
+        name: String,
+    },
+    #[command(alias = "list")]
+    Ls {
+        #[arg(short = 'q', long)]
+        quiet: bool,
+        #[arg(long = "no-trunc")]
+        no_trunc: bool,
+        #[arg(short = 'f', long = "filter")]
+        filter: Vec<String>,
+        #[arg(long)]
+        format: Option<String>,
+    },
+    Inspect {
+        #[arg(short = 'f', long)]
+        format: Option<String>,
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    #[command(alias = "remove")]
+    Rm {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    Connect {
+        #[arg(long)]
+        alias: Vec<String>,
+        #[arg(long)]
+        ip: Option<String>,
+        network: String,
+        container: String,
+    },
+    Disconnect {
+        #[arg(short = 'f', long)]
+        force: bool,
+        network: String,
+        container: String,
+    },
+    Prune(PruneArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RegistryCmd {
+    /// Serve an OCI distribution registry
+    Serve {
+        #[arg(long, default_value = "127.0.0.1:5000")]
+        addr: std::net::SocketAddr,
+        #[arg(long)]
+        root: std::path::PathBuf,
+        #[arg(long)]
+        htpasswd: Option<std::path::PathBuf>,
+        #[arg(long = "tls-cert", requires = "tls_key")]
+        tls_cert: Option<std::path::PathBuf>,
+        #[arg(long = "tls-key", requires = "tls_cert")]
+        tls_key: Option<std::path::PathBuf>,
+    },
+    /// Delete blobs that no manifest references
+    GarbageCollect {
+        #[arg(long)]
+        root: std::path::PathBuf,
+        #[arg(long = "dry-run")]
+        dry_run: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DebugCmd {
+    /// Parse a Dockerfile and dump its instructions
+    ParseDockerfile { file: std::path::PathBuf },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(args).unwrap()
+    }
+
+    #[test]
+    fn run_flags_stop_at_image() {
+        let c = parse(&[
+            "berth", "run", "--rm", "-h", "myhost", "-e", "A=1", "busybox", "ls", "-l", "-h",
+        ]);
+        match c.cmd {
+            Cmd::Run(r) => {
+                assert!(r.opts.rm);
+                assert_eq!(r.opts.hostname.as_deref(), Some("myhost"));
+                assert_eq!(r.opts.args, vec!["busybox", "ls", "-l", "-h"]);
+                assert!(r.opts.label.is_empty());
+            }
+            _ => panic!(),
+        }
+    }
+
+    #[test]
+    fn run_combined_short_flags() {
+        let c = parse(&[
+            "berth",
+            "-H",
+            "unix:///tmp/s",
+            "run",
+            "-it",
+            "-d",
+            "busybox",
+        ]);
+        assert_eq!(c.host.as_deref(), Some("unix:///tmp/s"));
+        match c.cmd {
+            Cmd::Run(r) => assert!(r.opts.interactive && r.opts.tty && r.detach),
+            _ => panic!(),
+        }
+    }
+
+    #[test]
+    fn exec_args() {
+        let c = parse(&["berth", "exec", "-it", "web", "sh", "-c", "echo hi"]);
+        match c.cmd {
+            Cmd::Exec(e) => assert_eq!(e.args, vec!["web", "sh", "-c", "echo hi"]),
+            _ => panic!(),
+        }
+    }
+
+    #[test]
+    fn sig_proxy_flag() {
+        let c = parse(&["berth", "run", "--sig-proxy=false", "busybox"]);
+        match c.cmd {
+            Cmd::Run(r) => assert!(!r.opts.sig_proxy),
+            _ => panic!(),
+        }
+    }
+
+    #[test]
+    fn command_tree_is_valid() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,663 @@
+//! Connection to the daemon: host resolution, daemon auto-start, API version
+//! negotiation (bollard), and a small raw HTTP layer for the calls whose wire
+//! shape bollard does not give us (hijacks, `wait` headers-first, streamed uploads).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use bollard::Docker;
+use bytes::{Bytes, BytesMut};
+use futures_util::Stream;
+use futures_util::StreamExt;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Empty, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper_util::rt::TokioIo;
+use serde::de::DeserializeOwned;
+use tokio::io::{ReadHalf, WriteHalf};
+use tokio::net::UnixStream;
+
+pub const DEFAULT_SOCKET: &str = "/run/berth/berth.sock";
+
+/// An error answered by the daemon (non-2xx status with a message).
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: u16,
+    pub message: String,
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Error response from daemon: {}", self.message)
+    }
+}
+impl std::error::Error for ApiError {}
+
+/// The status of an error if it came from the daemon.
+pub fn api_status(e: &anyhow::Error) -> Option<u16> {
+    e.downcast_ref::<ApiError>().map(|a| a.status)
+}
+
+pub type Body = UnsyncBoxBody<Bytes, std::io::Error>;
+
+pub fn empty() -> Body {
+    Empty::<Bytes>::new()
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+pub fn full(b: impl Into<Bytes>) -> Body {
+    Full::new(b.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+pub fn json_body<T: serde::Serialize>(v: &T) -> Result<Body> {
+    Ok(full(serde_json::to_vec(v)?))
+}
+pub fn stream_body<S>(s: S) -> Body
+where
+    S: Stream<Item = std::io::Result<Bytes>> + Send + 'static,
+{
+    BodyExt::boxed_unsync(StreamBody::new(s.map(|r| r.map(Frame::data))))
+}
+
+/// A streamed body read from a file (or stdin for "-") on a blocking thread.
+pub fn reader_body(path: &str) -> Result<Body> {
+    use std::io::Read;
+    let mut reader: Box<dyn Read + Send> = if path == "-" {
+        Box::new(std::io::stdin())
+    } else {
+        Box::new(std::fs::File::open(path).with_context(|| format!("open {path}"))?)
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    if tx
+                        .blocking_send(Ok(Bytes::copy_from_slice(&buf[..n])))
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
+                    break;
+                }
+            }
+        }
+    });
+    Ok(channel_body(rx))
+}
+
+/// A streamed body fed through a channel.
+pub fn channel_body(rx: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>) -> Body {
+    stream_body(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    }))
+}
+
+/// Docker's map form of `filters`: {"key":{"value":true}}.
+pub fn filters_json(list: &[String]) -> Option<String> {
+    if list.is_empty() {
+        return None;
+    }
+    let mut m = serde_json::Map::new();
+    for f in list {
+        let (k, v) = f.split_once('=').unwrap_or((f.as_str(), ""));
+        let entry = m
+            .entry(k.to_string())
+            .or_insert_with(|| serde_json::Value::Object(Default::default()));
+        if let serde_json::Value::Object(inner) = entry {
+            inner.insert(v.to_string(), serde_json::Value::Bool(true));
+        }
+    }
+    Some(serde_json::Value::Object(m).to_string())
+}
+
+/// Query-string builder; keeps insertion order and allows repeated keys.
+#[derive(Default, Clone, Debug)]
+pub struct Query(Vec<(String, String)>);
+impl Query {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn add(mut self, k: &str, v: impl ToString) -> Self {
+        self.0.push((k.to_string(), v.to_string()));
+        self
+    }
+    pub fn add_if(self, cond: bool, k: &str, v: impl ToString) -> Self {
+        if cond {
+            self.add(k, v)
+        } else {
+            self
+        }
+    }
+    pub fn opt(self, k: &str, v: Option<impl ToString>) -> Self {
+        match v {
+            Some(v) => self.add(k, v),
+            None => self,
+        }
+    }
+    pub fn encode(&self) -> String {
+        let mut ser = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in &self.0 {
+            ser.append_pair(k, v);
+        }
+        ser.finish()
+    }
+}
+
+/// Where to reach the daemon.
+pub fn resolve_socket(host: Option<&str>) -> Result<(PathBuf, bool)> {
+    match host {
+        Some(h) if !h.is_empty() => {
+            let p = h.strip_prefix("unix://").unwrap_or(h);
+            if p.contains("://") {
+                bail!("unsupported host {h:?}: only unix:// sockets are supported");
+            }
+            Ok((PathBuf::from(p), p == DEFAULT_SOCKET))
+        }
+        _ => Ok((PathBuf::from(DEFAULT_SOCKET), true)),
+    }
+}
+
+/// A connected, version-negotiated client. bollard negotiates the version (and
+/// supplies the models); requests go through [`Client::request`] so that every path
+/// carries the `/v{version}` prefix and docker's exact query parameters.
+#[derive(Clone)]
+pub struct Client {
+    pub socket: PathBuf,
+    pub version: String,
+}
+
+fn socket_answers(path: &Path) -> bool {
+    std::os::unix::net::UnixStream::connect(path).is_ok()
+}
+
+fn find_berthd() -> Option<PathBuf> {
+    if let Ok(exe) = std::env::current_exe() {
+        if let Some(dir) = exe.parent() {
+            let p = dir.join("berthd");
+            if p.is_file() {
+                return Some(p);
+            }
+        }
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join("berthd"))
+        .find(|p| p.is_file())
+}
+
+fn open_log() -> Option<std::fs::File> {
+    for p in ["/var/log/berthd.log", "/run/berth/berthd.log"] {
+        let path = Path::new(p);
+        if let Some(parent) = path.parent() {
+            let _ = std::fs::create_dir_all(parent);
+        }
+        if let Ok(f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            return Some(f);
+        }
+    }
+    None
+}
+
+/// Starts berthd in the background (own session, output to a log file).
+fn autostart_daemon() -> Result<()> {
+    use std::os::unix::process::CommandExt;
+    let berthd = find_berthd().context("berthd is not running and could not be found")?;
+    let mut cmd = std::process::Command::new(&berthd);
+    cmd.stdin(std::process::Stdio::null());
+    match open_log() {
+        Some(f) => {
+            let f2 = f.try_clone()?;
+            cmd.stdout(f).stderr(f2);
+        }
+        None => {
+            cmd.stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null());
+        }
+    }
+    // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::unistd::setsid().map_err(std::io::Error::from)?;
+            Ok(())
+        });
+    }
+    cmd.spawn()
+        .with_context(|| format!("starting {}", berthd.display()))?;
+    Ok(())
+}
+
+impl Client {
+    /// Connects (starting the daemon as root when needed) and negotiates the API version.
+    pub async fn connect(host: Option<&str>) -> Result<Client> {
+        let (socket, is_default) = resolve_socket(host)?;
+        if is_default && !socket_answers(&socket) && nix::unistd::geteuid().is_root() {
+            autostart_daemon()?;
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            loop {
+                if socket_answers(&socket) {
+                    break;
+                }
+                if std::time::Instant::now() > deadline {
+                    bail!(
+                        "berthd did not come up within 10s on {} (see /var/log/berthd.log)",
+                        socket.display()
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        let docker = Docker::connect_with_unix(
+            &socket.to_string_lossy(),
+            24 * 3600,
+            bollard::API_DEFAULT_VERSION,
+        )
+        .map_err(|_| {
+            anyhow!(
+                "Cannot connect to the berth daemon at unix://{}. Is berthd running?",
+                socket.display()
+            )
+        })?;
+        let docker = match docker.clone().negotiate_version().await {
+            Ok(d) => d,
+            Err(bollard::errors::Error::HyperResponseError { .. })
+            | Err(bollard::errors::Error::IOError { .. }) => {
+                bail!(
+                    "Cannot connect to the berth daemon at unix://{}. Is berthd running?",
+                    socket.display()
+                )
+            }
+            Err(e) => {
+                // A daemon that does not report a version: keep the default (as docker does).
+                tracing_free_debug(&e);
+                docker
+            }
+        };
+        let version = docker.client_version().to_string();
+        Ok(Client { socket, version })
+    }
+
+    fn uri(&self, path: &str, q: &Query) -> String {
+        let qs = q.encode();
+        if qs.is_empty() {
+            format!("/v{}{}", self.version, path)
+        } else {
+            format!("/v{}{}?{}", self.version, path, qs)
+        }
+    }
+
+    async fn sender(
+        &self,
+        upgrades: bool,
+    ) -> Result<hyper::client::conn::http1::SendRequest<Body>> {
+        let stream = UnixStream::connect(&self.socket).await.with_context(|| {
+            format!(
+                "Cannot connect to the berth daemon at unix://{}",
+                self.socket.display()
+            )
+        })?;
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        if upgrades {
+            tokio::spawn(async move {
+                let _ = conn.with_upgrades().await;
+            });
+        } else {
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+        }
+        Ok(sender)
+    }
+
+    fn build(
+        &self,
+        method: Method,
+        path: &str,
+        q: &Query,
+        headers: &[(&str, String)],
+        body: Body,
+    ) -> Result<Request<Body>> {
+        let mut b = Request::builder()
+            .method(method)
+            .uri(self.uri(path, q))
+            .header("Host", "api.moby.localhost")
+            .header(
+                "User-Agent",
+                concat!("Berth-Client/", env!("CARGO_PKG_VERSION"), " (linux)"),
+            );
+        for (k, v) in headers {
+            b = b.header(*k, v);
+        }
+        Ok(b.body(body)?)
+    }
+
+    /// Sends one request on a fresh connection; non-2xx answers become [`ApiError`].
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        q: &Query,
+        headers: &[(&str, String)],
+        body: Body,
+    ) -> Result<Response<Incoming>> {
+        let mut sender = self.sender(false).await?;
+        let req = self.build(method, path, q, headers, body)?;
+        let resp = sender.send_request(req).await?;
+        check(resp).await
+    }
+
+    pub async fn get_json<T: DeserializeOwned>(&self, path: &str, q: &Query) -> Result<T> {
+        let resp = self.request(Method::GET, path, q, &[], empty()).await?;
+        let bytes = resp.into_body().collect().await?.to_bytes();
+        Ok(serde_json::from_slice(&bytes)?)
+    }
+
+    pub async fn post_json<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        q: &Query,
+        body: Option<Body>,
+    ) -> Result<T> {
+        let (headers, body) = match body {
+            Some(b) => (vec![("Content-Type", "application/json".to_string())], b),
+            None => (vec![], empty()),
+        };
+        let resp = self.request(Method::POST, path, q, &headers, body).await?;
+        let bytes = resp.into_body().collect().await?.to_bytes();
+        if bytes.is_empty() {
+            return Ok(serde_json::from_slice(b"null")?);
+        }
+        Ok(serde_json::from_slice(&bytes)?)
+    }
+
+    /// `POST /containers/{id}/start`.
+    pub async fn start_container(&self, id: &str) -> Result<()> {
+        self.request(
+            Method::POST,
+            &format!("/containers/{id}/start"),
+            &Query::new(),
+            &[],
+            empty(),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// `POST /containers/{id}/kill?signal=NAME`.
+    pub async fn kill_container(&self, id: &str, signal: &str) -> Result<()> {
+        let q = Query::new().add("signal", signal);
+        self.request(
+            Method::POST,
+            &format!("/containers/{id}/kill"),
+            &q,
+            &[],
+            empty(),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// `POST {prefix}/resize?h=..&w=..` (prefix is `/containers/{id}` or `/exec/{id}`).
+    pub async fn resize(&self, prefix: &str, h: u16, w: u16) -> Result<()> {
+        let q = Query::new().add("h", h).add("w", w);
+        self.request(Method::POST, &format!("{prefix}/resize"), &q, &[], empty())
+            .await?;
+        Ok(())
+    }
+
+    /// POST with an upgrade to a raw two-way stream (attach, exec start).
+    pub async fn hijack(&self, path: &str, q: &Query, body: Option<Body>) -> Result<Hijacked> {
+        let mut sender = self.sender(true).await?;
+        let (ct, body) = match body {
+            Some(b) => ("application/json", b),
+            None => ("text/plain", empty()),
+        };
+        let req = self.build(
+            Method::POST,
+            path,
+            q,
+            &[
+                ("Connection", "Upgrade".into()),
+                ("Upgrade", "tcp".into()),
+                ("Content-Type", ct.into()),
+            ],
+            body,
+        )?;
+        let resp = sender.send_request(req).await?;
+        let resp = check(resp).await?;
+        if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+            // Old daemons may answer 200 and keep the connection raw; we only support 101.
+            bail!(
+                "daemon did not upgrade the connection (status {})",
+                resp.status()
+            );
+        }
+        let upgraded = hyper::upgrade::on(resp).await?;
+        let (r, w) = tokio::io::split(TokioIo::new(upgraded));
+        Ok(Hijacked { read: r, write: w })
+    }
+
+    /// `POST /containers/{id}/wait`: returns once the response headers are in, with a
+    /// task that resolves to the exit status when the body arrives.
+    pub async fn wait_headers(&self, id: &str, condition: Option<&str>) -> Result<WaitHandle> {
+        let q = Query::new().opt("condition", condition);
+        let resp = self
+            .request(
+                Method::POST,
+                &format!("/containers/{id}/wait"),
+                &q,
+                &[],
+                empty(),
+            )
+            .await?;
+        let task = tokio::spawn(async move {
+            let bytes = resp.into_body().collect().await?.to_bytes();
+            let v: serde_json::Value = serde_json::from_slice(&bytes).with_context(|| {
+                format!(
+                    "decoding wait response {:?}",
+                    String::from_utf8_lossy(&bytes)
+                )
+            })?;
+            let code = v.get("StatusCode").and_then(|c| c.as_i64()).unwrap_or(-1);
+            let err = v
+                .get("Error")
+                .and_then(|e| e.get("Message"))
+                .and_then(|m| m.as_str())
+                .filter(|m| !m.is_empty())
+                .map(str::to_string);
+            Ok((code, err))
+        });
+        Ok(WaitHandle { task })
+    }
+}
+
+fn tracing_free_debug(e: &bollard::errors::Error) {
+    if std::env::var_os("BERTH_DEBUG").is_some() {
+        eprintln!("version negotiation failed: {e}");
+    }
+}
+
+pub struct Hijacked {
+    pub read: ReadHalf<TokioIo<hyper::upgrade::Upgraded>>,
+    pub write: WriteHalf<TokioIo<hyper::upgrade::Upgraded>>,
+}
+
+pub struct WaitHandle {
+    task: tokio::task::JoinHandle<Result<(i64, Option<String>)>>,
+}
+impl WaitHandle {
+    pub async fn result(self) -> Result<(i64, Option<String>)> {
+        self.task.await?
+    }
+    pub fn abort(self) {
+        self.task.abort();
+    }
+}
+
+async fn check(resp: Response<Incoming>) -> Result<Response<Incoming>> {
+    let status = resp.status();
+    if status.is_success()
+        || status == StatusCode::SWITCHING_PROTOCOLS
+        || status == StatusCode::NOT_MODIFIED
+    {
+        return Ok(resp);
+    }
+    let bytes = resp
+        .into_body()
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
+    Err(ApiError {
+        status: status.as_u16(),
+        message: error_message(&bytes),
+    }
+    .into())
+}
+
+pub fn error_message(bytes: &[u8]) -> String {
+    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(bytes) {
+        if let Some(m) = v.get("message").and_then(|m| m.as_str()) {
+            return m.to_string();
+        }
+    }
+    String::from_utf8_lossy(bytes).trim_end().to_string()
+}
+
+/// Reads a chunked body as newline-separated records (JSON-message streams).
+pub struct LineReader {
+    body: Incoming,
+    buf: BytesMut,
+    done: bool,
+}
+
+impl LineReader {
+    pub fn new(resp: Response<Incoming>) -> Self {
+        LineReader {
+            body: resp.into_body(),
+            buf: BytesMut::new(),
+            done: false,
+        }
+    }
+
+    /// Next non-empty line (without the trailing `\r\n`), or None at the end.
+    pub async fn next_line(&mut self) -> Result<Option<Bytes>> {
+        loop {
+            if let Some(pos) = self.buf.iter().position(|b| *b == b'\n') {
+                let mut line = self.buf.split_to(pos + 1);
+                while line.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+                    line.truncate(line.len() - 1);
+                }
+                if line.iter().all(|b| b.is_ascii_whitespace()) {
+                    continue;
+                }
+                return Ok(Some(line.freeze()));
+            }
+            if self.done {
+                if self.buf.iter().all(|b| b.is_ascii_whitespace()) {
+                    return Ok(None);
+                }
+                return Ok(Some(self.buf.split().freeze()));
+            }
+            match self.body.frame().await {
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        self.buf.extend_from_slice(&data);
+                    }
+                }
+                Some(Err(e)) => return Err(e.into()),
+                None => self.done = true,
+            }
+        }
+    }
+
+    pub async fn next_json<T: DeserializeOwned>(&mut self) -> Result<Option<T>> {
+        match self.next_line().await? {
+            Some(l) => Ok(Some(serde_json::from_slice(&l).with_context(|| {
+                format!("decoding {:?}", String::from_utf8_lossy(&l))
+            })?)),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Reads a body chunk by chunk (raw bytes).
+pub async fn next_chunk(body: &mut Incoming) -> Result<Option<Bytes>> {
+    loop {
+        match body.frame().await {
+            Some(Ok(frame)) => {
+                if let Ok(d) = frame.into_data() {
+                    return Ok(Some(d));
+                }
+            }
+            Some(Err(e)) => return Err(e.into()),
+            None => return Ok(None),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_resolution() {
+        assert_eq!(
+            resolve_socket(None).unwrap(),
+            (PathBuf::from(DEFAULT_SOCKET), true)
+        );
+        assert_eq!(
+            resolve_socket(Some("unix:///tmp/x.sock")).unwrap(),
+            (PathBuf::from("/tmp/x.sock"), false)
+        );
+        assert!(resolve_socket(Some("tcp://1.2.3.4:2375")).is_err());
+    }
+
+    #[test]
+    fn query_encoding() {
+        let q = Query::new()
+            .add("fromImage", "127.0.0.1:5000/myapp")
+            .add("changes", "CMD [\"sh\"]")
+            .add("changes", "ENV X=1");
+        assert_eq!(
+            q.encode(),
+            "fromImage=127.0.0.1%3A5000%2Fmyapp&changes=CMD+%5B%22sh%22%5D&changes=ENV+X%3D1"
+        );
+    }
+
+    #[test]
+    fn filters_map_form() {
+        assert_eq!(filters_json(&[]), None);
+        let f = filters_json(&[
+            "name=c2".into(),
+            "status=running".into(),
+            "status=exited".into(),
+        ])
+        .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&f).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"name":{"c2":true},"status":{"running":true,"exited":true}})
+        );
+    }
+
+    #[test]
+    fn error_bodies() {
+        assert_eq!(
+            error_message(br#"{"message":"No such image: x"}"#),
+            "No such image: x"
+        );
+        assert_eq!(error_message(b"plain text\n"), "plain text");
+    }
+}

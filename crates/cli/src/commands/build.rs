@@ -1,0 +1,387 @@
+//! `build`: tars the context (honouring .dockerignore), posts it to `/build` with
+//! docker's query parameters and renders the stream.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use bytes::Bytes;
+use http::Method;
+use serde_json::Value;
+
+use crate::cli::BuildArgs;
+use crate::client::{stream_body, Client, LineReader, Query};
+use crate::dockerignore::Matcher;
+use crate::format::human_size;
+use crate::progress::{stream_error, BuildDisplay, StreamError};
+use crate::stream::{stderr_is_tty, stdout_is_tty};
+
+fn append_entry(tar: &mut tar::Builder<Vec<u8>>, path: &Path, name: &str) -> Result<()> {
+    let meta =
+        std::fs::symlink_metadata(path).with_context(|| format!("stat {}", path.display()))?;
+    let mut h = tar::Header::new_gnu();
+    h.set_metadata_in_mode(&meta, tar::HeaderMode::Complete);
+    h.set_uid(0);
+    h.set_gid(0);
+    let _ = h.set_username("");
+    let _ = h.set_groupname("");
+    if meta.file_type().is_symlink() {
+        let target = std::fs::read_link(path)?;
+        h.set_size(0);
+        tar.append_link(&mut h, name, target)?;
+    } else if meta.is_dir() {
+        h.set_size(0);
+        tar.append_data(&mut h, format!("{name}/"), std::io::empty())?;
+    } else if meta.is_file() {
+        let f = std::fs::File::open(path).with_context(|| format!("open {}", path.display()))?;
+        tar.append_data(&mut h, name, f)?;
+    }
+    Ok(())
+}
+
+fn walk(
+    tar: &mut tar::Builder<Vec<u8>>,
+    root: &Path,
+    rel: &str,
+    m: &Matcher,
+    keep: &[String],
+) -> Result<()> {
+    let dir = if rel.is_empty() {
+        root.to_path_buf()
+    } else {
+        root.join(rel)
+    };
+    let mut entries: Vec<_> = std::fs::read_dir(&dir)
+        .with_context(|| format!("read {}", dir.display()))?
+        .collect::<std::io::Result<_>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let child = if rel.is_empty() {
+            name
+        } else {
+            format!("{rel}/{name}")
+        };
+        let ft = e.file_type()?;
+        let ignored = m.matches(&child) && !keep.contains(&child);
+        if ft.is_dir() {
+            if ignored
+                && !m.has_exclusions()
+                && !keep.iter().any(|k| k.starts_with(&format!("{child}/")))
+            {
+                continue;
+            }
+            if !ignored {
+                append_entry(tar, &e.path(), &child)?;
+            }
+            walk(tar, root, &child, m, keep)?;
+        } else if !ignored {
+            append_entry(tar, &e.path(), &child)?;
+        }
+    }
+    Ok(())
+}
+
+/// Tars `root`, leaving out what .dockerignore excludes (but always keeping the
+/// Dockerfile and .dockerignore themselves, as docker does).
+pub fn context_tar(root: &Path, dockerfile_rel: &str) -> Result<Vec<u8>> {
+    let ignore = std::fs::read_to_string(root.join(".dockerignore")).unwrap_or_default();
+    let m = Matcher::parse(&ignore);
+    let keep = vec![dockerfile_rel.to_string(), ".dockerignore".to_string()];
+    let mut tar = tar::Builder::new(Vec::new());
+    tar.follow_symlinks(false);
+    walk(&mut tar, root, "", &m, &keep)?;
+    Ok(tar.into_inner()?)
+}
+
+fn single_file_tar(name: &str, content: &[u8]) -> Result<Vec<u8>> {
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(content.len() as u64);
+    h.set_mode(0o600);
+    h.set_mtime(chrono::Utc::now().timestamp() as u64);
+    tar.append_data(&mut h, name, content)?;
+    Ok(tar.into_inner()?)
+}
+
+fn is_tar(b: &[u8]) -> bool {
+    b.len() > 262 && &b[257..262] == b"ustar"
+}
+
+fn kv_json(items: &[String]) -> String {
+    let m: BTreeMap<String, Value> = items
+        .iter()
+        .map(|l| match l.split_once('=') {
+            Some((k, v)) => (k.to_string(), Value::String(v.to_string())),
+            None => match std::env::var(l) {
+                Ok(v) => (l.to_string(), Value::String(v)),
+                Err(_) => (l.to_string(), Value::Null),
+            },
+        })
+        .collect();
+    serde_json::to_string(&m).unwrap_or_default()
+}
+
+/// Query string for `POST /build`, with only the params that are set (docker CLI 28).
+pub fn build_query(a: &BuildArgs, dockerfile: &str, remote: Option<&str>) -> Query {
+    let mut q = Query::new();
+    if !a.build_arg.is_empty() {
+        q = q.add("buildargs", kv_json(&a.build_arg));
+    }
+    if !a.cache_from.is_empty() {
+        q = q.add(
+            "cachefrom",
+            serde_json::to_string(&a.cache_from).unwrap_or_default(),
+        );
+    }
+    q = q
+        .add("dockerfile", dockerfile)
+        .add_if(a.force_rm, "forcerm", 1);
+    if !a.label.is_empty() {
+        q = q.add("labels", kv_json(&a.label));
+    }
+    q = q
+        .opt("networkmode", a.network.as_deref())
+        .add_if(a.no_cache, "nocache", 1)
+        .add_if(a.pull, "pull", 1)
+        .add_if(a.quiet, "q", 1)
+        .opt("remote", remote)
+        .add_if(!a.rm, "rm", 0);
+    for t in &a.tag {
+        q = q.add("t", t);
+    }
+    q.opt("target", a.target.as_deref()).add("version", 1)
+}
+
+pub async fn build(c: &Client, a: BuildArgs) -> Result<i32> {
+    for t in &a.tag {
+        crate::opts::Reference::parse(t).with_context(|| format!("invalid tag {t:?}"))?;
+    }
+    let mut remote = None;
+    let (tar, dockerfile) = if a.context == "-" {
+        let mut buf = Vec::new();
+        std::io::stdin().read_to_end(&mut buf)?;
+        if is_tar(&buf) {
+            (
+                Some(buf),
+                a.file.clone().unwrap_or_else(|| "Dockerfile".into()),
+            )
+        } else {
+            (
+                Some(single_file_tar("Dockerfile", &buf)?),
+                "Dockerfile".to_string(),
+            )
+        }
+    } else if a.context.contains("://") || a.context.starts_with("git@") {
+        remote = Some(a.context.clone());
+        (None, a.file.clone().unwrap_or_else(|| "Dockerfile".into()))
+    } else {
+        let root = std::fs::canonicalize(&a.context).with_context(|| {
+            format!("unable to prepare context: path {:?} not found", a.context)
+        })?;
+        if !root.is_dir() {
+            bail!(
+                "unable to prepare context: context must be a directory: {}",
+                root.display()
+            );
+        }
+        let df_path: PathBuf = match &a.file {
+            Some(f) if f == "-" => PathBuf::from("-"),
+            Some(f) => std::path::absolute(f)?,
+            None => root.join("Dockerfile"),
+        };
+        if df_path == Path::new("-") {
+            let mut content = Vec::new();
+            std::io::stdin().read_to_end(&mut content)?;
+            let name = format!("__dockerfile-{}", std::process::id());
+            let mut t = context_tar(&root, &name)?;
+            append_to_tar(&mut t, &name, &content)?;
+            (Some(t), name)
+        } else {
+            let df_abs = std::fs::canonicalize(&df_path).with_context(|| {
+                format!("unable to prepare context: unable to evaluate symlinks in Dockerfile path: lstat {}: no such file or directory", df_path.display())
+            })?;
+            match df_abs.strip_prefix(&root) {
+                Ok(rel) => {
+                    let rel = rel.to_string_lossy().into_owned();
+                    (Some(context_tar(&root, &rel)?), rel)
+                }
+                Err(_) => {
+                    let name = format!(".dockerfile.{:x}", std::process::id());
+                    let content = std::fs::read(&df_abs)?;
+                    let mut t = context_tar(&root, &name)?;
+                    append_to_tar(&mut t, &name, &content)?;
+                    (Some(t), name)
+                }
+            }
+        }
+    };
+    let plain_out = !a.quiet;
+    let tty = stderr_is_tty() && a.progress != "plain" && !a.quiet;
+    if let Some(t) = &tar {
+        if plain_out && !tty {
+            println!(
+                "Sending build context to Berth daemon  {}",
+                human_size(t.len() as i64)
+            );
+        }
+    }
+    let q = build_query(&a, &dockerfile, remote.as_deref());
+    let body = match tar {
+        Some(t) => stream_body(futures_util::stream::iter(
+            t.chunks(64 * 1024)
+                .map(|c| Ok(Bytes::copy_from_slice(c)))
+                .collect::<Vec<_>>(),
+        )),
+        None => crate::client::empty(),
+    };
+    let resp = c
+        .request(
+            Method::POST,
+            "/build",
+            &q,
+            &[
+                ("Content-Type", "application/x-tar".into()),
+                ("X-Registry-Config", "e30=".into()),
+            ],
+            body,
+        )
+        .await?;
+    let mut reader = LineReader::new(resp);
+    let mut display = tty.then(BuildDisplay::new);
+    let mut image_id: Option<String> = None;
+    let mut failure: Option<StreamError> = None;
+    while let Some(line) = reader.next_line().await? {
+        let Ok(msg) = serde_json::from_slice::<Value>(&line) else {
+            continue;
+        };
+        if let Some(e) = stream_error(&msg) {
+            failure = Some(e);
+            break;
+        }
+        if let Some(id) = msg["aux"]["ID"].as_str() {
+            image_id = Some(id.to_string());
+        }
+        let text = msg["stream"].as_str().or(msg["status"].as_str());
+        if let Some(text) = text {
+            if a.quiet {
+                continue;
+            }
+            match display.as_mut() {
+                Some(d) => d.feed(text),
+                None => {
+                    print!("{text}");
+                    if msg["stream"].is_null() {
+                        println!();
+                    }
+                }
+            }
+        }
+    }
+    if let Some(d) = display.as_mut() {
+        d.done(failure.is_some());
+    }
+    if let Some(e) = failure {
+        eprintln!("{}", e.message);
+        return Ok(e.code.filter(|c| *c != 0).unwrap_or(1) as i32);
+    }
+    if a.quiet {
+        if let Some(id) = &image_id {
+            println!("{id}");
+        }
+    }
+    if let (Some(f), Some(id)) = (&a.iidfile, &image_id) {
+        std::fs::write(f, id).with_context(|| format!("writing image ID to {f}"))?;
+    }
+    if !stdout_is_tty() {
+        use std::io::Write;
+        std::io::stdout().flush()?;
+    }
+    Ok(0)
+}
+
+/// Appends one more file to a finished tar archive (before its end-of-archive blocks).
+fn append_to_tar(t: &mut Vec<u8>, name: &str, content: &[u8]) -> Result<()> {
+    // a finished archive ends with at least two zero blocks; drop them and re-append
+    while t.len() >= 512 && t[t.len() - 512..].iter().all(|b| *b == 0) {
+        t.truncate(t.len() - 512);
+    }
+    let mut b = tar::Builder::new(std::mem::take(t));
+    let mut h = tar::Header::new_gnu();
+    h.set_size(content.len() as u64);
+    h.set_mode(0o600);
+    b.append_data(&mut h, name, content)?;
+    *t = b.into_inner()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(tar_bytes: &[u8]) -> Vec<String> {
+        let mut a = tar::Archive::new(tar_bytes);
+        a.entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn context_respects_dockerignore() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path();
+        std::fs::write(p.join("Dockerfile"), "FROM busybox\n").unwrap();
+        std::fs::write(
+            p.join(".dockerignore"),
+            "secret.txt\nlogs\n*.tmp\nDockerfile\n",
+        )
+        .unwrap();
+        std::fs::write(p.join("hello.txt"), "hi").unwrap();
+        std::fs::write(p.join("secret.txt"), "s").unwrap();
+        std::fs::write(p.join("x.tmp"), "t").unwrap();
+        std::fs::create_dir(p.join("logs")).unwrap();
+        std::fs::write(p.join("logs/a.log"), "l").unwrap();
+        std::fs::create_dir(p.join("src")).unwrap();
+        std::fs::write(p.join("src/main.c"), "c").unwrap();
+        let t = context_tar(p, "Dockerfile").unwrap();
+        let n = names(&t);
+        assert!(n.contains(&"Dockerfile".to_string()), "{n:?}");
+        assert!(n.contains(&".dockerignore".to_string()));
+        assert!(n.contains(&"hello.txt".to_string()));
+        assert!(n.contains(&"src/main.c".to_string()));
+        assert!(
+            !n.iter()
+                .any(|x| x.contains("secret") || x.contains("logs") || x.ends_with(".tmp")),
+            "{n:?}"
+        );
+        let mut t2 = t.clone();
+        append_to_tar(&mut t2, ".dockerfile.x", b"FROM x").unwrap();
+        assert!(names(&t2).contains(&".dockerfile.x".to_string()));
+    }
+
+    #[test]
+    fn query_params() {
+        let a = BuildArgs {
+            tag: vec!["t1".into(), "t2:opt".into()],
+            build_arg: vec!["MYARG=xyz".into()],
+            no_cache: true,
+            target: Some("base".into()),
+            rm: true,
+            context: ".".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            build_query(&a, "Dockerfile", None).encode(),
+            "buildargs=%7B%22MYARG%22%3A%22xyz%22%7D&dockerfile=Dockerfile&nocache=1&t=t1&t=t2%3Aopt&target=base&version=1"
+        );
+    }
+
+    #[test]
+    fn tar_detection() {
+        let t = single_file_tar("Dockerfile", b"FROM x").unwrap();
+        assert!(is_tar(&t));
+        assert!(!is_tar(b"FROM busybox\n"));
+    }
+}

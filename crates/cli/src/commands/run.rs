@@ -1,0 +1,380 @@
+//! `run`, `create`, `start`, `attach`, `wait`.
+
+use anyhow::{bail, Result};
+use bollard::models::{ContainerCreateBody, ContainerCreateResponse};
+use serde_json::Value;
+
+use crate::cli::{AttachArgs, CreateArgs, NamesArgs, RunArgs, StartArgs};
+use crate::client::{api_status, json_body, ApiError, Client, Query};
+use crate::commands::image::pull_image;
+use crate::opts::{create_body, Reference};
+use crate::stream::{self, RawMode, ResizeTarget, Session};
+
+/// Prints a daemon error the way `docker run` does (prefixed with the program name).
+fn print_run_error(e: &anyhow::Error) {
+    eprintln!("berth: {e:#}");
+}
+
+/// Exit status docker uses for a failed start.
+pub fn start_error_code(msg: &str) -> i32 {
+    let m = msg.to_ascii_lowercase();
+    if m.contains("executable file not found")
+        || m.contains("no such file or directory")
+        || m.contains("not found in $path")
+    {
+        127
+    } else if m.contains("permission denied") {
+        126
+    } else {
+        125
+    }
+}
+
+/// `POST /containers/create`, pulling the image once on a 404 (unless --pull=never).
+pub async fn create_with_pull(
+    c: &Client,
+    body: &ContainerCreateBody,
+    name: Option<&str>,
+    pull: &str,
+) -> Result<String> {
+    let image = body.image.clone().unwrap_or_default();
+    let q = Query::new().opt("name", name);
+    if pull == "always" {
+        pull_image(c, &image, true, false).await?;
+    }
+    let first = c
+        .post_json::<ContainerCreateResponse>("/containers/create", &q, Some(json_body(body)?))
+        .await;
+    let resp = match first {
+        Ok(r) => r,
+        Err(e) if api_status(&e) == Some(404) && pull != "never" && pull != "always" => {
+            let shown = Reference::parse(&image)
+                .map(|r| r.with_default_tag())
+                .unwrap_or(image.clone());
+            eprintln!("Unable to find image '{shown}' locally");
+            pull_image(c, &image, true, false).await?;
+            c.post_json::<ContainerCreateResponse>("/containers/create", &q, Some(json_body(body)?))
+                .await?
+        }
+        Err(e) => return Err(e),
+    };
+    for w in &resp.warnings {
+        eprintln!("WARNING: {w}");
+    }
+    Ok(resp.id)
+}
+
+pub async fn create(c: &Client, a: CreateArgs) -> Result<i32> {
+    let console = if a.opts.tty {
+        stream::term_size()
+    } else {
+        None
+    };
+    let (body, name) = create_body(&a.opts, true, console)?;
+    // `create` keeps the attach flags of a foreground run (docker sets them from -a/-i)
+    let mut body = body;
+    body.attach_stdout = Some(true);
+    body.attach_stderr = Some(true);
+    body.attach_stdin = Some(a.opts.interactive);
+    body.stdin_once = Some(false);
+    match create_with_pull(c, &body, name.as_deref(), &a.opts.pull).await {
+        Ok(id) => {
+            println!("{id}");
+            Ok(0)
+        }
+        Err(e) => {
+            print_run_error(&e);
+            Ok(125)
+        }
+    }
+}
+
+fn attach_query(stdin: bool, stdout: bool, stderr: bool) -> Query {
+    Query::new()
+        .add_if(stderr, "stderr", 1)
+        .add_if(stdin, "stdin", 1)
+        .add_if(stdout, "stdout", 1)
+        .add("stream", 1)
+}
+
+pub async fn run(c: &Client, a: RunArgs) -> Result<i32> {
+    let o = &a.opts;
+    if o.tty && o.interactive && !stream::stdin_is_tty() {
+        eprintln!("the input device is not a TTY");
+        return Ok(1);
+    }
+    let console = if o.tty { stream::term_size() } else { None };
+    let (body, name) = match create_body(o, a.detach, console) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("berth: {e:#}");
+            eprintln!("See 'berth run --help'.");
+            return Ok(125);
+        }
+    };
+    let id = match create_with_pull(c, &body, name.as_deref(), &o.pull).await {
+        Ok(id) => id,
+        Err(e) => {
+            print_run_error(&e);
+            return Ok(125);
+        }
+    };
+
+    if a.detach {
+        let wait = match c.wait_headers(&id, Some("next-exit")).await {
+            Ok(w) => w,
+            Err(e) => {
+                print_run_error(&e);
+                return Ok(125);
+            }
+        };
+        if let Err(e) = c.start_container(&id).await {
+            wait.abort();
+            print_run_error(&e);
+            return Ok(start_error_code(&e.to_string()));
+        }
+        wait.abort();
+        println!("{id}");
+        return Ok(0);
+    }
+
+    let stdin = body.attach_stdin.unwrap_or(false);
+    let stdout = body.attach_stdout.unwrap_or(true);
+    let stderr = body.attach_stderr.unwrap_or(true);
+    let hijacked = match c
+        .hijack(
+            &format!("/containers/{id}/attach"),
+            &attach_query(stdin, stdout, stderr),
+            None,
+        )
+        .await
+    {
+        Ok(h) => h,
+        Err(e) => {
+            print_run_error(&e);
+            return Ok(125);
+        }
+    };
+    let raw = if o.tty && stdin {
+        RawMode::enable()
+    } else {
+        None
+    };
+    let session = Session::start(hijacked, o.tty, stdin);
+    let condition = if o.rm { "removed" } else { "next-exit" };
+    let wait = match c.wait_headers(&id, Some(condition)).await {
+        Ok(w) => w,
+        Err(e) => {
+            drop(raw);
+            print_run_error(&e);
+            return Ok(125);
+        }
+    };
+    if let Err(e) = c.start_container(&id).await {
+        drop(raw);
+        print_run_error(&e);
+        let code = start_error_code(&e.to_string());
+        if o.rm {
+            // the daemon removes it; wait for that like docker does, but not forever
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), wait.result()).await;
+        } else {
+            wait.abort();
+        }
+        return Ok(code);
+    }
+    let resizer = o.tty.then(|| {
+        stream::spawn_resizer(c.clone(), ResizeTarget::Container(id.clone()), o.sig_proxy)
+    });
+    let proxy = (o.sig_proxy && !o.tty).then(|| stream::spawn_sig_proxy(c.clone(), id.clone()));
+
+    let streamed = session.finish().await;
+    let status = wait.result().await;
+    drop(raw);
+    if let Some(r) = resizer {
+        r.abort();
+    }
+    if let Some(p) = proxy {
+        p.abort();
+    }
+    if let Err(e) = streamed {
+        if std::env::var_os("BERTH_DEBUG").is_some() {
+            eprintln!("attach stream: {e:#}");
+        }
+    }
+    match status {
+        Ok((code, None)) => Ok(code as i32),
+        Ok((_, Some(msg))) => {
+            eprintln!("berth: Error response from daemon: {msg}");
+            Ok(125)
+        }
+        Err(e) => {
+            print_run_error(&e);
+            Ok(125)
+        }
+    }
+}
+
+async fn inspect_value(c: &Client, id: &str) -> Result<Value> {
+    c.get_json::<Value>(&format!("/containers/{id}/json"), &Query::new())
+        .await
+}
+
+pub async fn start(c: &Client, a: StartArgs) -> Result<i32> {
+    if a.attach || a.interactive {
+        if a.containers.len() > 1 {
+            bail!("you cannot start and attach multiple containers at once");
+        }
+        let name = &a.containers[0];
+        let info = inspect_value(c, name).await?;
+        let id = info["Id"].as_str().unwrap_or(name).to_string();
+        let tty = info["Config"]["Tty"].as_bool().unwrap_or(false);
+        let open_stdin = info["Config"]["OpenStdin"].as_bool().unwrap_or(false);
+        let stdin = a.interactive && open_stdin;
+        let h = c
+            .hijack(
+                &format!("/containers/{id}/attach"),
+                &attach_query(stdin, true, true),
+                None,
+            )
+            .await?;
+        let raw = if tty && stdin {
+            RawMode::enable()
+        } else {
+            None
+        };
+        let session = Session::start(h, tty, stdin);
+        let wait = c.wait_headers(&id, Some("next-exit")).await?;
+        if let Err(e) = c.start_container(&id).await {
+            drop(raw);
+            wait.abort();
+            eprintln!("{e:#}");
+            return Ok(1);
+        }
+        let resizer = tty
+            .then(|| stream::spawn_resizer(c.clone(), ResizeTarget::Container(id.clone()), true));
+        let proxy = (!tty).then(|| stream::spawn_sig_proxy(c.clone(), id.clone()));
+        let _ = session.finish().await;
+        let status = wait.result().await;
+        drop(raw);
+        if let Some(r) = resizer {
+            r.abort();
+        }
+        if let Some(p) = proxy {
+            p.abort();
+        }
+        let (code, err) = status?;
+        if let Some(m) = err {
+            bail!(ApiError {
+                status: 500,
+                message: m
+            });
+        }
+        return Ok(code as i32);
+    }
+    let mut failed = false;
+    for name in &a.containers {
+        match c.start_container(name).await {
+            Ok(()) => println!("{name}"),
+            Err(e) => {
+                eprintln!("{e:#}");
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        eprintln!(
+            "Error: failed to start containers: {}",
+            a.containers.join(", ")
+        );
+    }
+    Ok(if failed { 1 } else { 0 })
+}
+
+pub async fn attach(c: &Client, a: AttachArgs) -> Result<i32> {
+    let info = inspect_value(c, &a.container).await?;
+    let id = info["Id"].as_str().unwrap_or(&a.container).to_string();
+    if !info["State"]["Running"].as_bool().unwrap_or(false) {
+        bail!("You cannot attach to a stopped container, start it first");
+    }
+    if info["State"]["Paused"].as_bool().unwrap_or(false) {
+        bail!("You cannot attach to a paused container, unpause it first");
+    }
+    let wait = c.wait_headers(&id, None).await?;
+    let tty = info["Config"]["Tty"].as_bool().unwrap_or(false);
+    let stdin = !a.no_stdin && info["Config"]["OpenStdin"].as_bool().unwrap_or(false);
+    let h = c
+        .hijack(
+            &format!("/containers/{id}/attach"),
+            &attach_query(stdin, true, true),
+            None,
+        )
+        .await?;
+    let raw = if tty && stdin {
+        RawMode::enable()
+    } else {
+        None
+    };
+    let session = Session::start(h, tty, stdin);
+    let resizer = tty.then(|| {
+        stream::spawn_resizer(c.clone(), ResizeTarget::Container(id.clone()), a.sig_proxy)
+    });
+    let proxy = (a.sig_proxy && !tty).then(|| stream::spawn_sig_proxy(c.clone(), id.clone()));
+    let _ = session.finish().await;
+    let status = wait.result().await;
+    drop(raw);
+    if let Some(r) = resizer {
+        r.abort();
+    }
+    if let Some(p) = proxy {
+        p.abort();
+    }
+    let (code, _) = status?;
+    Ok(code as i32)
+}
+
+pub async fn wait(c: &Client, a: NamesArgs) -> Result<i32> {
+    let mut rc = 0;
+    for name in &a.containers {
+        let r = async {
+            let w = c.wait_headers(name, None).await?;
+            w.result().await
+        }
+        .await;
+        match r {
+            Ok((code, _)) => println!("{code}"),
+            Err(e) => {
+                eprintln!("{e:#}");
+                rc = 1;
+            }
+        }
+    }
+    Ok(rc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_failure_codes() {
+        assert_eq!(
+            start_error_code("exec: \"nosuch\": executable file not found in $PATH: unknown"),
+            127
+        );
+        assert_eq!(start_error_code("open /x: no such file or directory"), 127);
+        assert_eq!(start_error_code("exec /etc/passwd: permission denied"), 126);
+        assert_eq!(start_error_code("something else"), 125);
+    }
+
+    #[test]
+    fn attach_queries() {
+        assert_eq!(
+            attach_query(false, true, true).encode(),
+            "stderr=1&stdout=1&stream=1"
+        );
+        assert_eq!(
+            attach_query(true, true, true).encode(),
+            "stderr=1&stdin=1&stdout=1&stream=1"
+        );
+    }
+}

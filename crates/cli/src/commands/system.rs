@@ -1,0 +1,368 @@
+//! `version`, `info`, `events`, `system df`, `system prune`.
+
+use anyhow::Result;
+use http::Method;
+use serde_json::Value;
+
+use crate::cli::{EventsArgs, PruneArgs};
+use crate::client::{empty, filters_json, Client, LineReader, Query};
+use crate::commands::confirm;
+use crate::format::{human_size, human_size_prec, print_table, Template};
+use crate::opts::parse_timestamp;
+
+pub async fn version(c: &Client) -> Result<i32> {
+    println!("Client:");
+    println!(" Version:           {}", env!("CARGO_PKG_VERSION"));
+    println!(" API version:       {}", c.version);
+    println!(" OS/Arch:           linux/{}", std::env::consts::ARCH);
+    let v: Value = c.get_json("/version", &Query::new()).await?;
+    let s = |k: &str| v[k].as_str().unwrap_or("").to_string();
+    println!();
+    println!(
+        "Server:{}",
+        v["Platform"]["Name"]
+            .as_str()
+            .map(|n| format!(" {n}"))
+            .unwrap_or_default()
+    );
+    println!(" Engine:");
+    println!("  Version:          {}", s("Version"));
+    println!(
+        "  API version:      {} (minimum version {})",
+        s("ApiVersion"),
+        s("MinAPIVersion")
+    );
+    println!("  Go version:       {}", s("GoVersion"));
+    println!("  Git commit:       {}", s("GitCommit"));
+    println!("  Built:            {}", s("BuildTime"));
+    println!("  OS/Arch:          {}/{}", s("Os"), s("Arch"));
+    println!(
+        "  Experimental:     {}",
+        v["Experimental"].as_bool().unwrap_or(false)
+    );
+    for comp in v["Components"].as_array().into_iter().flatten() {
+        let name = comp["Name"].as_str().unwrap_or("");
+        if name == "Engine" {
+            continue;
+        }
+        println!(" {name}:");
+        println!(
+            "  Version:          {}",
+            comp["Version"].as_str().unwrap_or("")
+        );
+    }
+    Ok(0)
+}
+
+pub async fn info(c: &Client) -> Result<i32> {
+    let v: Value = c.get_json("/info", &Query::new()).await?;
+    let s = |k: &str| match &v[k] {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    };
+    println!("Client:");
+    println!(" Version:    {}", env!("CARGO_PKG_VERSION"));
+    println!();
+    println!("Server:");
+    println!(" Containers: {}", v["Containers"].as_i64().unwrap_or(0));
+    println!(
+        "  Running: {}",
+        v["ContainersRunning"].as_i64().unwrap_or(0)
+    );
+    println!("  Paused: {}", v["ContainersPaused"].as_i64().unwrap_or(0));
+    println!(
+        "  Stopped: {}",
+        v["ContainersStopped"].as_i64().unwrap_or(0)
+    );
+    println!(" Images: {}", v["Images"].as_i64().unwrap_or(0));
+    println!(" Server Version: {}", s("ServerVersion"));
+    println!(" Storage Driver: {}", s("Driver"));
+    println!(" Logging Driver: {}", s("LoggingDriver"));
+    println!(" Cgroup Driver: {}", s("CgroupDriver"));
+    println!(" Cgroup Version: {}", s("CgroupVersion"));
+    println!(" Kernel Version: {}", s("KernelVersion"));
+    println!(" Operating System: {}", s("OperatingSystem"));
+    println!(" OSType: {}", s("OSType"));
+    println!(" Architecture: {}", s("Architecture"));
+    println!(" CPUs: {}", v["NCPU"].as_i64().unwrap_or(0));
+    println!(
+        " Total Memory: {}",
+        crate::format::bytes_size(v["MemTotal"].as_f64().unwrap_or(0.0))
+    );
+    println!(" Name: {}", s("Name"));
+    println!(" ID: {}", s("ID"));
+    println!(" Docker Root Dir: {}", s("DockerRootDir"));
+    println!(" Debug Mode: {}", v["Debug"].as_bool().unwrap_or(false));
+    for w in v["Warnings"].as_array().into_iter().flatten() {
+        eprintln!("{}", w.as_str().unwrap_or(""));
+    }
+    Ok(0)
+}
+
+/// "2026-11-23T16:34:28.222432227Z container start <id> (a=b, name=x)"
+pub fn format_event(e: &Value) -> String {
+    let nanos = e["timeNano"]
+        .as_i64()
+        .unwrap_or_else(|| e["time"].as_i64().unwrap_or(0) * 1_000_000_000);
+    let t = chrono::DateTime::from_timestamp(nanos / 1_000_000_000, (nanos % 1_000_000_000) as u32)
+        .map(|t| {
+            t.with_timezone(&chrono::Local)
+                .to_rfc3339_opts(chrono::SecondsFormat::Nanos, false)
+        })
+        .unwrap_or_default();
+    let mut attrs: Vec<(String, String)> = e["Actor"]["Attributes"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+                .collect()
+        })
+        .unwrap_or_default();
+    attrs.sort();
+    let attrs = attrs
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut s = format!(
+        "{t} {} {} {}",
+        e["Type"].as_str().unwrap_or(""),
+        e["Action"].as_str().unwrap_or(""),
+        e["Actor"]["ID"].as_str().unwrap_or("")
+    );
+    if !attrs.is_empty() {
+        s.push_str(&format!(" ({attrs})"));
+    }
+    s
+}
+
+pub async fn events(c: &Client, a: EventsArgs) -> Result<i32> {
+    let now = chrono::Utc::now().timestamp();
+    let q = Query::new()
+        .opt("filters", filters_json(&a.filter))
+        .opt(
+            "since",
+            a.since
+                .as_deref()
+                .map(|s| parse_timestamp(s, now))
+                .transpose()?,
+        )
+        .opt(
+            "until",
+            a.until
+                .as_deref()
+                .map(|s| parse_timestamp(s, now))
+                .transpose()?,
+        );
+    let tmpl = a.format.as_deref().map(Template::parse).transpose()?;
+    let resp = c.request(Method::GET, "/events", &q, &[], empty()).await?;
+    let mut r = LineReader::new(resp);
+    while let Some(e) = r.next_json::<Value>().await? {
+        match &tmpl {
+            Some(t) => println!("{}", t.render(&e)),
+            None => println!("{}", format_event(&e)),
+        }
+    }
+    Ok(0)
+}
+
+pub async fn df(c: &Client, verbose: bool) -> Result<i32> {
+    let v: Value = c.get_json("/system/df", &Query::new()).await?;
+    let images = v["Images"].as_array().cloned().unwrap_or_default();
+    let containers = v["Containers"].as_array().cloned().unwrap_or_default();
+    let volumes = v["Volumes"].as_array().cloned().unwrap_or_default();
+    let layers = v["LayersSize"].as_i64().unwrap_or(0);
+    let active_images = images
+        .iter()
+        .filter(|i| i["Containers"].as_i64().unwrap_or(0) > 0)
+        .count();
+    let reclaim_img: i64 = images
+        .iter()
+        .filter(|i| i["Containers"].as_i64().unwrap_or(0) <= 0)
+        .map(|i| i["Size"].as_i64().unwrap_or(0) - i["SharedSize"].as_i64().unwrap_or(0).max(0))
+        .sum();
+    let ctr_size: i64 = containers
+        .iter()
+        .map(|c| c["SizeRw"].as_i64().unwrap_or(0))
+        .sum();
+    let active_ctr = containers
+        .iter()
+        .filter(|c| c["State"].as_str() == Some("running"))
+        .count();
+    let reclaim_ctr: i64 = containers
+        .iter()
+        .filter(|c| c["State"].as_str() != Some("running"))
+        .map(|c| c["SizeRw"].as_i64().unwrap_or(0))
+        .sum();
+    let vol_size: i64 = volumes
+        .iter()
+        .map(|x| x["UsageData"]["Size"].as_i64().unwrap_or(0).max(0))
+        .sum();
+    let active_vol = volumes
+        .iter()
+        .filter(|x| x["UsageData"]["RefCount"].as_i64().unwrap_or(0) > 0)
+        .count();
+    let reclaim_vol: i64 = volumes
+        .iter()
+        .filter(|x| x["UsageData"]["RefCount"].as_i64().unwrap_or(0) == 0)
+        .map(|x| x["UsageData"]["Size"].as_i64().unwrap_or(0).max(0))
+        .sum();
+    let pct = |r: i64, t: i64| {
+        if t > 0 {
+            format!("{} ({}%)", human_size(r), r * 100 / t)
+        } else {
+            human_size(r)
+        }
+    };
+    let rows = vec![
+        vec![
+            "TYPE".into(),
+            "TOTAL".into(),
+            "ACTIVE".into(),
+            "SIZE".into(),
+            "RECLAIMABLE".into(),
+        ],
+        vec![
+            "Images".into(),
+            images.len().to_string(),
+            active_images.to_string(),
+            human_size(layers),
+            pct(reclaim_img, layers),
+        ],
+        vec![
+            "Containers".into(),
+            containers.len().to_string(),
+            active_ctr.to_string(),
+            human_size(ctr_size),
+            pct(reclaim_ctr, ctr_size),
+        ],
+        vec![
+            "Local Volumes".into(),
+            volumes.len().to_string(),
+            active_vol.to_string(),
+            human_size(vol_size),
+            pct(reclaim_vol, vol_size),
+        ],
+        vec![
+            "Build Cache".into(),
+            "0".into(),
+            "0".into(),
+            human_size(v["BuilderSize"].as_i64().unwrap_or(0)),
+            "0B".into(),
+        ],
+    ];
+    print_table(&rows);
+    if verbose {
+        println!("\nImages space usage:\n");
+        let mut r = vec![vec![
+            "REPOSITORY".to_string(),
+            "TAG".into(),
+            "IMAGE ID".into(),
+            "SIZE".into(),
+            "CONTAINERS".into(),
+        ]];
+        for i in &images {
+            let tag = i["RepoTags"]
+                .as_array()
+                .and_then(|t| t.first())
+                .and_then(Value::as_str)
+                .unwrap_or("<none>:<none>");
+            let (repo, t) = tag.rsplit_once(':').unwrap_or((tag, "<none>"));
+            r.push(vec![
+                repo.into(),
+                t.into(),
+                crate::format::short_id(i["Id"].as_str().unwrap_or("")),
+                human_size_prec(i["Size"].as_f64().unwrap_or(0.0), 3),
+                i["Containers"].as_i64().unwrap_or(0).to_string(),
+            ]);
+        }
+        print_table(&r);
+    }
+    Ok(0)
+}
+
+pub async fn prune(c: &Client, a: PruneArgs) -> Result<i32> {
+    let warning = "WARNING! This will remove:\n  - all stopped containers\n  - all networks not used by at least one container\n  - all dangling images\n  - unused build cache\n";
+    if !a.force && !confirm(warning)? {
+        return Ok(0);
+    }
+    let f = filters_json(&a.filter);
+    let mut total = 0;
+    let cv: Value = c
+        .post_json(
+            "/containers/prune",
+            &Query::new().opt("filters", f.clone()),
+            None,
+        )
+        .await?;
+    if let Some(l) = cv["ContainersDeleted"].as_array().filter(|l| !l.is_empty()) {
+        println!("Deleted Containers:");
+        l.iter()
+            .for_each(|x| println!("{}", x.as_str().unwrap_or("")));
+        println!();
+    }
+    total += cv["SpaceReclaimed"].as_i64().unwrap_or(0);
+    let nv: Value = c
+        .post_json(
+            "/networks/prune",
+            &Query::new().opt("filters", f.clone()),
+            None,
+        )
+        .await?;
+    if let Some(l) = nv["NetworksDeleted"].as_array().filter(|l| !l.is_empty()) {
+        println!("Deleted Networks:");
+        l.iter()
+            .for_each(|x| println!("{}", x.as_str().unwrap_or("")));
+        println!();
+    }
+    let mut imgf = a.filter.clone();
+    imgf.push(format!("dangling={}", if a.all { "false" } else { "true" }));
+    let iv: Value = c
+        .post_json(
+            "/images/prune",
+            &Query::new().opt("filters", filters_json(&imgf)),
+            None,
+        )
+        .await?;
+    if let Some(l) = iv["ImagesDeleted"].as_array().filter(|l| !l.is_empty()) {
+        println!("Deleted Images:");
+        for it in l {
+            if let Some(u) = it["Untagged"].as_str() {
+                println!("untagged: {u}");
+            }
+            if let Some(d) = it["Deleted"].as_str() {
+                println!("deleted: {d}");
+            }
+        }
+        println!();
+    }
+    total += iv["SpaceReclaimed"].as_i64().unwrap_or(0);
+    if let Ok(bv) = c
+        .post_json::<Value>(
+            "/build/prune",
+            &Query::new().add("filters", f.unwrap_or_default()),
+            None,
+        )
+        .await
+    {
+        total += bv["SpaceReclaimed"].as_i64().unwrap_or(0);
+    }
+    println!("Total reclaimed space: {}", human_size(total));
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_line() {
+        let e = serde_json::json!({"Type":"container","Action":"start","Actor":{"ID":"abc","Attributes":{"name":"x","image":"busybox"}},"time":1,"timeNano":1000000000});
+        let s = format_event(&e);
+        assert!(
+            s.ends_with(" container start abc (image=busybox, name=x)"),
+            "{s}"
+        );
+    }
+}

@@ -1,0 +1,238 @@
+//! Attach plumbing: raw terminal mode, stdin forwarding with half-close, output
+//! demultiplexing, TTY resize and the signal proxy.
+
+use std::os::fd::AsRawFd;
+
+use anyhow::Result;
+use nix::sys::termios::{self, SetArg, Termios};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::client::{Client, Hijacked};
+
+pub fn stdin_is_tty() -> bool {
+    nix::unistd::isatty(std::io::stdin().as_raw_fd()).unwrap_or(false)
+}
+pub fn stdout_is_tty() -> bool {
+    nix::unistd::isatty(std::io::stdout().as_raw_fd()).unwrap_or(false)
+}
+pub fn stderr_is_tty() -> bool {
+    nix::unistd::isatty(std::io::stderr().as_raw_fd()).unwrap_or(false)
+}
+
+/// Terminal size (rows, cols) of stdout, else stdin.
+pub fn term_size() -> Option<(u16, u16)> {
+    for fd in [std::io::stdout().as_raw_fd(), std::io::stdin().as_raw_fd()] {
+        let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+        // SAFETY: TIOCGWINSZ writes a winsize into the pointer we pass.
+        let r = unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws) };
+        if r == 0 && ws.ws_row > 0 && ws.ws_col > 0 {
+            return Some((ws.ws_row, ws.ws_col));
+        }
+    }
+    None
+}
+
+/// Puts the local terminal (stdin) into raw mode; restores it on drop.
+pub struct RawMode {
+    orig: Termios,
+}
+
+impl RawMode {
+    pub fn enable() -> Option<RawMode> {
+        let stdin = std::io::stdin();
+        if !stdin_is_tty() {
+            return None;
+        }
+        let orig = termios::tcgetattr(&stdin).ok()?;
+        let mut raw = orig.clone();
+        termios::cfmakeraw(&mut raw);
+        // keep output post-processing so that our own messages stay readable
+        raw.output_flags.insert(termios::OutputFlags::OPOST);
+        termios::tcsetattr(&stdin, SetArg::TCSANOW, &raw).ok()?;
+        Some(RawMode { orig })
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        let _ = termios::tcsetattr(std::io::stdin(), SetArg::TCSANOW, &self.orig);
+    }
+}
+
+/// Copies output from the daemon to our stdout/stderr until it closes the stream.
+/// Non-TTY streams are multiplexed (8-byte frame headers); TTY streams are raw.
+pub async fn copy_output<R: AsyncRead + Unpin>(mut read: R, tty: bool) -> Result<()> {
+    let mut stdout = tokio::io::stdout();
+    let mut stderr = tokio::io::stderr();
+    if tty {
+        let mut buf = vec![0u8; 32 * 1024];
+        loop {
+            let n = read.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            stdout.write_all(&buf[..n]).await?;
+            stdout.flush().await?;
+        }
+        return Ok(());
+    }
+    let mut header = [0u8; 8];
+    loop {
+        match read.read_exact(&mut header).await {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+            Err(e) => return Err(e.into()),
+        }
+        let len = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
+        let mut payload = vec![0u8; len];
+        read.read_exact(&mut payload).await?;
+        match header[0] {
+            2 | 3 => {
+                stderr.write_all(&payload).await?;
+                stderr.flush().await?;
+            }
+            _ => {
+                stdout.write_all(&payload).await?;
+                stdout.flush().await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Forwards our stdin into the stream, half-closing it at EOF.
+pub async fn copy_stdin<W: AsyncWrite + Unpin>(mut write: W) -> Result<()> {
+    let mut stdin = tokio::io::stdin();
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        let n = stdin.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        write.write_all(&buf[..n]).await?;
+        write.flush().await?;
+    }
+    write.shutdown().await?;
+    Ok(())
+}
+
+/// A started I/O session over a hijacked connection.
+pub struct Session {
+    output: tokio::task::JoinHandle<Result<()>>,
+    input: Option<tokio::task::JoinHandle<Result<()>>>,
+}
+
+impl Session {
+    /// Starts pumping. Without stdin, the write side is closed at once, as docker does.
+    pub fn start(h: Hijacked, tty: bool, with_stdin: bool) -> Session {
+        let Hijacked { read, mut write } = h;
+        let input = if with_stdin {
+            Some(tokio::spawn(copy_stdin(write)))
+        } else {
+            tokio::spawn(async move {
+                let _ = write.shutdown().await;
+                // keep the half alive until the read side finishes
+                std::future::pending::<()>().await;
+            });
+            None
+        };
+        let output = tokio::spawn(copy_output(read, tty));
+        Session { output, input }
+    }
+
+    /// Waits for the daemon to end the output stream.
+    pub async fn finish(self) -> Result<()> {
+        let r = self.output.await?;
+        if let Some(i) = self.input {
+            i.abort();
+        }
+        r
+    }
+}
+
+#[derive(Clone)]
+pub enum ResizeTarget {
+    Container(String),
+    Exec(String),
+}
+
+pub async fn resize_once(client: &Client, target: &ResizeTarget) {
+    let Some((h, w)) = term_size() else { return };
+    let prefix = match target {
+        ResizeTarget::Container(id) => format!("/containers/{id}"),
+        ResizeTarget::Exec(id) => format!("/exec/{id}"),
+    };
+    let _ = client.resize(&prefix, h, w).await;
+}
+
+/// Resizes now and on every SIGWINCH; with `winch_kill`, also forwards WINCH like the
+/// docker signal proxy does for `run -t`.
+pub fn spawn_resizer(
+    client: Client,
+    target: ResizeTarget,
+    winch_kill: bool,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        resize_once(&client, &target).await;
+        let Ok(mut winch) = signal(SignalKind::window_change()) else {
+            return;
+        };
+        while winch.recv().await.is_some() {
+            resize_once(&client, &target).await;
+            if winch_kill {
+                if let ResizeTarget::Container(id) = &target {
+                    let _ = client.kill_container(id, "WINCH").await;
+                }
+            }
+        }
+    })
+}
+
+/// Forwards INT/TERM/HUP/QUIT/USR1/USR2 to the container (`POST kill?signal=NAME`).
+pub fn spawn_sig_proxy(client: Client, id: String) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let kinds = [
+            (SignalKind::interrupt(), "INT"),
+            (SignalKind::terminate(), "TERM"),
+            (SignalKind::hangup(), "HUP"),
+            (SignalKind::quit(), "QUIT"),
+            (SignalKind::user_defined1(), "USR1"),
+            (SignalKind::user_defined2(), "USR2"),
+        ];
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<&'static str>();
+        for (kind, name) in kinds {
+            let Ok(mut s) = signal(kind) else { continue };
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                while s.recv().await.is_some() {
+                    if tx.send(name).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        while let Some(name) = rx.recv().await {
+            let _ = client.kill_container(&id, name).await;
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn demux_frames() {
+        // stdout "hi\n" then stderr "err\n": just check it consumes both frames cleanly
+        let mut data = vec![1u8, 0, 0, 0, 0, 0, 0, 3];
+        data.extend_from_slice(b"hi\n");
+        data.extend_from_slice(&[2, 0, 0, 0, 0, 0, 0, 4]);
+        data.extend_from_slice(b"err\n");
+        copy_output(&data[..], false).await.unwrap();
+        // truncated payload is an error
+        let bad = [1u8, 0, 0, 0, 0, 0, 0, 9, b'x'];
+        assert!(copy_output(&bad[..], false).await.is_err());
+    }
+}
