@@ -1,0 +1,7 @@
+# escape=`
+FROM windows `
+  AS win
+RUN dir C:\ `
+  && echo done
+COPY C:\src\ `
+  C:\dst\

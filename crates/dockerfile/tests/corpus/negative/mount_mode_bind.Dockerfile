@@ -1,0 +1,2 @@
+FROM alpine
+RUN --mount=type=bind,mode=0700 true

@@ -1,0 +1,3 @@
+FROM alpine
+
+COPY --fro=x a b
