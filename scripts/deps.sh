@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Shared list of the Debian packages berth needs, and a function that installs
+# the missing ones. Sourced by setup.sh, test.sh and bench/run-bench.sh.
+
+BERTH_APT_PACKAGES=(
+    build-essential       # cc/ld for crates with C parts
+    pkg-config            # finds libseccomp
+    libseccomp-dev        # libcontainer's seccomp support
+    busybox-static        # /bin/busybox: the test/bench image's rootfs
+    iproute2              # ip(8), used for container networking
+    expect                # pty-driven tests from the shell
+    runc                  # reference runtime for the benchmark
+    docker.io             # reference dockerd (benchmark) and a docker CLI fallback
+    containerd            # dockerd's runtime manager (pulled in by docker.io)
+    skopeo                # image copying between registries
+    docker-registry       # a local registry for push/pull tests
+    hyperfine             # benchmark timing
+    ca-certificates
+    tar
+    util-linux            # unshare, mount, nsenter
+    curl                  # talks to the daemon socket in scripts (curl --unix-socket)
+    jq                    # edits the runc bundle config and reads hyperfine JSON in bench/
+)
+
+# Stop and disable the docker.io / containerd system services: berthd must be the
+# only engine on the machine, and the benchmark starts its own dockerd when needed.
+berth_disable_system_docker() {
+    if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+        systemctl disable --now docker.socket docker.service containerd.service >/dev/null 2>&1 || true
+    elif command -v service >/dev/null 2>&1; then
+        service docker stop >/dev/null 2>&1 || true
+        service containerd stop >/dev/null 2>&1 || true
+    fi
+    if command -v update-rc.d >/dev/null 2>&1; then
+        update-rc.d docker disable >/dev/null 2>&1 || true
+        update-rc.d containerd disable >/dev/null 2>&1 || true
+    fi
+}
+
+# Install the packages that are not installed yet. Never starts the docker.io
+# services: policy-rc.d forbids service starts during the install.
+berth_install_deps() {
+    local missing=() pkg
+    for pkg in "${BERTH_APT_PACKAGES[@]}"; do
+        if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
+            missing+=("$pkg")
+        fi
+    done
+    if [ "${#missing[@]}" -eq 0 ]; then
+        return 0
+    fi
+    echo "==> installing: ${missing[*]}"
+    local sudo=()
+    if [ "$(id -u)" -ne 0 ]; then sudo=(sudo); fi
+    local policy=/usr/sbin/policy-rc.d created_policy=0
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "$policy" >/dev/null
+        "${sudo[@]}" chmod 755 "$policy"
+        created_policy=1
+    fi
+    "${sudo[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    if [ "$created_policy" = 1 ]; then "${sudo[@]}" rm -f "$policy"; fi
+    berth_disable_system_docker
+}

@@ -1,0 +1,83 @@
+//! End-to-end test harness.
+//!
+//! Every test starts its own `berthd` ([`Daemon::start`]) with private data/exec roots
+//! and socket under a unique directory in /tmp, then drives it with the `berth` CLI,
+//! the real `docker` CLI ([`Daemon::cli`]) or raw HTTP ([`Daemon::api`]). Dropping the
+//! daemon removes its containers, stops it, unmounts what it left under its directory
+//! and deletes the directory.
+//!
+//! Binaries are found in `$BERTH_BIN_DIR`, else next to the test executable
+//! (`target/debug/deps/<test>` → `target/debug`). The docker CLI is
+//! `$BERTH_DOCKER_CLI`, else `/usr/local/bin/docker`, else `docker` on `PATH`.
+
+mod cmd;
+mod daemon;
+mod http;
+mod mounts;
+mod pty;
+mod rootfs;
+mod tarball;
+
+pub use cmd::{run_command, wait_until, Output, Spawned};
+pub use daemon::{Cli, Daemon};
+pub use http::{Body, HttpResponse, UnixHttp};
+pub use mounts::unmount_under;
+pub use pty::Pty;
+pub use rootfs::{busybox_rootfs, repo_root};
+pub use tarball::{RawTar, TarEntry};
+
+use std::path::PathBuf;
+
+/// The directory holding `berthd`, `berth` and `berth-shim`.
+pub fn bin_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("BERTH_BIN_DIR") {
+        return PathBuf::from(dir);
+    }
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/debug/deps/<test-binary> → target/debug
+    let mut dir = exe.parent().expect("exe dir").to_path_buf();
+    if dir.file_name().is_some_and(|n| n == "deps") {
+        dir.pop();
+    }
+    dir
+}
+
+/// Path of a berth binary (`berthd`, `berth`, `berth-shim`); panics with a hint if missing.
+pub fn bin(name: &str) -> PathBuf {
+    let path = bin_dir().join(name);
+    assert!(
+        path.exists(),
+        "{} not found; run `cargo build --workspace --bins` first or set BERTH_BIN_DIR",
+        path.display()
+    );
+    path
+}
+
+/// The docker CLI used for compatibility runs.
+pub fn docker_cli() -> PathBuf {
+    if let Some(p) = std::env::var_os("BERTH_DOCKER_CLI") {
+        return PathBuf::from(p);
+    }
+    let local = PathBuf::from("/usr/local/bin/docker");
+    if local.exists() {
+        return local;
+    }
+    PathBuf::from("docker")
+}
+
+/// A directory name unique to this process and call: `/tmp/<prefix>-<pid>-<n>-<nanos>`.
+pub fn unique_tmp_dir(prefix: &str) -> PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let dir = PathBuf::from(format!(
+        "/tmp/{prefix}-{}-{n}-{nanos:x}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).expect("create temp dir");
+    dir
+}

@@ -1,0 +1,231 @@
+//! What the process inside sees: its own pid namespace, hostname, mounts,
+//! capabilities and network namespace.
+
+use berth_e2e::{Cli, Daemon};
+
+#[test]
+fn container_process_is_pid_1() {
+    let d = Daemon::start();
+    for cli in Cli::ALL {
+        let o = d.cli(cli, &["run", "--rm", "busybox", "cat", "/proc/1/cmdline"]);
+        assert_eq!(
+            (o.code, o.stdout.as_str()),
+            (0, "cat\0/proc/1/cmdline\0"),
+            "{}: {o}",
+            cli.name()
+        );
+
+        let o = d.cli(cli, &["run", "--rm", "busybox", "ps", "-o", "pid,comm"]);
+        let rows: Vec<Vec<&str>> = o
+            .ok()
+            .lines()
+            .skip(1)
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        assert_eq!(
+            rows,
+            vec![vec!["1", "ps"]],
+            "{}: only the container's own process: {o}",
+            cli.name()
+        );
+
+        let o = d.cli(cli, &["run", "--rm", "busybox", "sh", "-c", "echo $$"]);
+        assert_eq!(o.ok().trim(), "1", "{o}");
+    }
+}
+
+#[test]
+fn hostname_is_short_id_or_given() {
+    let d = Daemon::start();
+    for cli in Cli::ALL {
+        let name = format!("hn-{}", cli.name());
+        let o = d.cli(cli, &["run", "--name", &name, "busybox", "hostname"]);
+        let id = d.inspect(&name)["Id"].as_str().unwrap().to_string();
+        assert_eq!(o.ok().trim(), &id[..12], "{o}");
+        assert_eq!(d.inspect(&name)["Config"]["Hostname"], &id[..12]);
+        d.cli(cli, &["rm", &name]).ok();
+
+        let o = d.cli(
+            cli,
+            &[
+                "run",
+                "--rm",
+                "--hostname",
+                "myhost",
+                "busybox",
+                "sh",
+                "-c",
+                "hostname; cat /etc/hostname",
+            ],
+        );
+        assert_eq!(o.ok(), "myhost\nmyhost\n", "{o}");
+    }
+    // the host's own hostname is untouched
+    let host = nix::unistd::gethostname().unwrap();
+    assert_ne!(host.to_string_lossy(), "myhost");
+}
+
+#[test]
+fn no_host_mounts_visible() {
+    let d = Daemon::start();
+    for cli in Cli::ALL {
+        let o = d.cli(
+            cli,
+            &["run", "--rm", "busybox", "cat", "/proc/self/mountinfo"],
+        );
+        let info = o.ok();
+        let points: Vec<&str> = info.lines().filter_map(|l| l.split(' ').nth(4)).collect();
+        assert!(points.contains(&"/"), "{info}");
+        assert!(points.contains(&"/proc"), "{info}");
+        assert!(points.contains(&"/dev"), "{info}");
+        // Docker's default set: the rootfs, /proc, /dev (+pts, mqueue, shm), /sys (+cgroup),
+        // /etc/{hosts,hostname,resolv.conf} and masked /proc paths. Nothing from the host.
+        for p in &points {
+            let ok = *p == "/"
+                || ["/proc", "/dev", "/sys"]
+                    .iter()
+                    .any(|pre| p == pre || p.starts_with(&format!("{pre}/")))
+                || ["/etc/hosts", "/etc/hostname", "/etc/resolv.conf"].contains(p);
+            assert!(
+                ok,
+                "{}: unexpected mount {p} in the container:\n{info}",
+                cli.name()
+            );
+        }
+        assert!(!info.contains(" /work"), "{info}");
+
+        // the rootfs is the image's, not the host's
+        let o = d.cli(
+            cli,
+            &[
+                "run",
+                "--rm",
+                "busybox",
+                "sh",
+                "-c",
+                "ls /; test -e /work && echo HOST-WORK",
+            ],
+        );
+        assert!(!o.stdout.contains("HOST-WORK"), "{o}");
+        assert!(o.stdout.lines().any(|l| l == "bin"), "{o}");
+    }
+}
+
+/// Docker's default capability set: CHOWN DAC_OVERRIDE FOWNER FSETID KILL SETGID SETUID
+/// SETPCAP NET_BIND_SERVICE NET_RAW SYS_CHROOT MKNOD AUDIT_WRITE SETFCAP.
+const DOCKER_DEFAULT_CAPS: u64 = 0xa80425fb;
+const CAP_CHOWN: u32 = 0;
+const CAP_SYS_ADMIN: u32 = 21;
+
+fn cap(status: &str, field: &str) -> u64 {
+    let line = status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .unwrap_or_else(|| panic!("no {field} in {status}"));
+    u64::from_str_radix(line.split_whitespace().nth(1).unwrap(), 16).unwrap()
+}
+
+#[test]
+fn default_capabilities_match_docker() {
+    let d = Daemon::start();
+    for cli in Cli::ALL {
+        let o = d.cli(
+            cli,
+            &["run", "--rm", "busybox", "grep", "Cap", "/proc/self/status"],
+        );
+        let st = o.ok();
+        let eff = cap(st, "CapEff:");
+        assert_eq!(
+            eff & (1 << CAP_SYS_ADMIN),
+            0,
+            "CAP_SYS_ADMIN must be dropped: {st}"
+        );
+        assert_ne!(eff & (1 << CAP_CHOWN), 0, "CAP_CHOWN must be kept: {st}");
+        assert_eq!(
+            eff, DOCKER_DEFAULT_CAPS,
+            "effective set differs from docker's default:\n{st}"
+        );
+        assert_eq!(cap(st, "CapBnd:"), DOCKER_DEFAULT_CAPS, "{st}");
+        // a non-root user gets no effective capabilities
+        let o = d.cli(
+            cli,
+            &[
+                "run",
+                "--rm",
+                "--user",
+                "1000",
+                "busybox",
+                "grep",
+                "CapEff",
+                "/proc/self/status",
+            ],
+        );
+        assert_eq!(cap(o.ok(), "CapEff:"), 0, "{o}");
+        // --cap-add / --cap-drop
+        let o = d.cli(
+            cli,
+            &[
+                "run",
+                "--rm",
+                "--cap-add",
+                "SYS_ADMIN",
+                "--cap-drop",
+                "CHOWN",
+                "busybox",
+                "grep",
+                "CapEff",
+                "/proc/self/status",
+            ],
+        );
+        let eff = cap(o.ok(), "CapEff:");
+        assert_eq!(
+            eff,
+            (DOCKER_DEFAULT_CAPS | 1 << CAP_SYS_ADMIN) & !(1 << CAP_CHOWN),
+            "{o}"
+        );
+    }
+}
+
+#[test]
+fn network_none_has_only_loopback() {
+    let d = Daemon::start();
+    for cli in Cli::ALL {
+        let o = d.cli(
+            cli,
+            &[
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "busybox",
+                "cat",
+                "/proc/net/dev",
+            ],
+        );
+        let ifaces: Vec<&str> = o
+            .ok()
+            .lines()
+            .skip(2)
+            .filter_map(|l| l.split(':').next())
+            .map(str::trim)
+            .collect();
+        assert_eq!(ifaces, vec!["lo"], "{}: {o}", cli.name());
+        let o = d.cli(
+            cli,
+            &[
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "busybox",
+                "ls",
+                "/sys/class/net",
+            ],
+        );
+        assert_eq!(
+            o.ok().split_whitespace().collect::<Vec<_>>(),
+            vec!["lo"],
+            "{o}"
+        );
+    }
+}

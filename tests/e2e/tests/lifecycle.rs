@@ -1,0 +1,270 @@
+//! Detached containers: run -d, logs -f, exec, stop, rm; ps and inspect.
+
+use std::time::Duration;
+
+use berth_e2e::{wait_until, Cli, Daemon};
+
+/// A container that prints `line0`, `line1`, … every 0.2 s and exits 0 on SIGTERM.
+const TICKER: &str =
+    "trap 'exit 0' TERM; i=0; while true; do echo line$i; i=$((i+1)); sleep 0.2; done";
+
+#[test]
+fn detached_logs_follow_exec_stop_rm() {
+    let d = Daemon::start();
+    for cli in Cli::ALL {
+        let name = format!("lc-{}", cli.name());
+        let o = d.cli(
+            cli,
+            &["run", "-d", "--name", &name, "busybox", "sh", "-c", TICKER],
+        );
+        assert_eq!(o.code, 0, "{o}");
+        let id = o.out().to_string();
+        assert_eq!(id.len(), 64, "run -d prints the full id: {o}");
+        assert!(id.chars().all(|c| c.is_ascii_hexdigit()), "{o}");
+        assert_eq!(d.inspect(&name)["State"]["Status"], "running");
+
+        // logs -f delivers lines as they are produced
+        let mut follow = d.spawn(cli, &["logs", "-f", &name]);
+        for i in 0..4 {
+            let want = format!("line{i}");
+            assert!(
+                follow
+                    .wait_for_line(Duration::from_secs(10), |l| l == want)
+                    .is_some(),
+                "{}: logs -f never showed {want}; got {:?} / {:?}",
+                cli.name(),
+                follow.stdout_lines().to_vec(),
+                follow.stderr_lines().to_vec()
+            );
+        }
+        assert_eq!(follow.try_exit(), None, "logs -f must keep following");
+        follow.kill();
+
+        // exec: output and exit code
+        let o = d.cli(
+            cli,
+            &[
+                "exec",
+                &name,
+                "sh",
+                "-c",
+                "echo in-exec; echo to-err >&2; exit 7",
+            ],
+        );
+        assert_eq!(o.code, 7, "{o}");
+        assert_eq!(o.stdout, "in-exec\n", "{o}");
+        assert!(o.stderr.contains("to-err"), "{o}");
+        let o = d.cli(cli, &["exec", &name, "cat", "/proc/1/cmdline"]);
+        assert!(
+            o.stdout.starts_with("sh\0-c\0"),
+            "exec runs beside the container's pid 1: {o}"
+        );
+
+        // stop: SIGTERM, the trap exits 0
+        let o = d.cli(cli, &["stop", &name]);
+        assert_eq!((o.code, o.out()), (0, name.as_str()), "{o}");
+        let c = d.inspect(&name);
+        assert_eq!(c["State"]["Status"], "exited");
+        assert_eq!(c["State"]["Running"], false);
+        assert_eq!(c["State"]["ExitCode"], 0);
+
+        // non-follow logs hold what was printed
+        let o = d.cli(cli, &["logs", &name]);
+        assert!(o.stdout.starts_with("line0\nline1\nline2\nline3\n"), "{o}");
+
+        let o = d.cli(cli, &["rm", &name]);
+        assert_eq!((o.code, o.out()), (0, name.as_str()), "{o}");
+        let r = d.api("GET", &format!("/v1.41/containers/{name}/json"));
+        assert_eq!(r.status, 404, "{}", r.text());
+        let o = d.cli(cli, &["rm", &name]);
+        assert_ne!(o.code, 0, "rm of a removed container must fail: {o}");
+        assert!(o.stderr.contains("No such container"), "{o}");
+    }
+}
+
+#[test]
+fn rm_force_kills_a_running_container() {
+    let d = Daemon::start();
+    for cli in Cli::ALL {
+        let name = format!("rmf-{}", cli.name());
+        d.cli(
+            cli,
+            &["run", "-d", "--name", &name, "busybox", "sleep", "1000"],
+        )
+        .ok();
+        let o = d.cli(cli, &["rm", &name]);
+        assert_ne!(o.code, 0, "rm of a running container needs -f: {o}");
+        let o = d.cli(cli, &["rm", "-f", &name]);
+        assert_eq!(o.code, 0, "{o}");
+        assert_eq!(
+            d.api("GET", &format!("/v1.41/containers/{name}/json"))
+                .status,
+            404
+        );
+    }
+}
+
+#[test]
+fn ps_and_inspect() {
+    let d = Daemon::start();
+    for cli in Cli::ALL {
+        let sfx = cli.name();
+        let running = format!("ps-run-{sfx}");
+        let created = format!("ps-created-{sfx}");
+        let exited = format!("ps-exited-{sfx}");
+        let run_id = d
+            .cli(
+                cli,
+                &["run", "-d", "--name", &running, "busybox", "sleep", "1000"],
+            )
+            .ok()
+            .trim()
+            .to_string();
+        let created_id = d
+            .cli(cli, &["create", "--name", &created, "busybox", "true"])
+            .ok()
+            .trim()
+            .to_string();
+        let o = d.cli(
+            cli,
+            &["run", "--name", &exited, "busybox", "sh", "-c", "exit 2"],
+        );
+        assert_eq!(o.code, 2, "{o}");
+        assert_eq!(created_id.len(), 64, "create prints the id");
+
+        // ps: running only; names in the last column, short ids in the first
+        let o = d.cli(cli, &["ps"]);
+        let rows: Vec<&str> = o.ok().lines().skip(1).collect();
+        assert!(o.stdout.starts_with("CONTAINER ID"), "{o}");
+        let mine: Vec<&&str> = rows
+            .iter()
+            .filter(|r| r.ends_with(&format!("-{sfx}")))
+            .collect();
+        assert_eq!(mine.len(), 1, "ps shows only the running one: {o}");
+        assert!(
+            mine[0].starts_with(&run_id[..12]) && mine[0].ends_with(&running),
+            "{o}"
+        );
+        assert!(mine[0].contains("Up "), "status column: {o}");
+
+        // ps -a: all three
+        let o = d.cli(cli, &["ps", "-a"]);
+        for n in [&running, &created, &exited] {
+            assert!(
+                o.ok().lines().any(|l| l.ends_with(n.as_str())),
+                "ps -a lacks {n}: {o}"
+            );
+        }
+        assert!(
+            o.stdout
+                .lines()
+                .any(|l| l.ends_with(&exited) && l.contains("Exited (2)")),
+            "{o}"
+        );
+        assert!(
+            o.stdout
+                .lines()
+                .any(|l| l.ends_with(&created) && l.contains("Created")),
+            "{o}"
+        );
+
+        // -q: short ids only
+        let o = d.cli(cli, &["ps", "-q", "--filter", &format!("name={running}")]);
+        assert_eq!(
+            o.ok().lines().collect::<Vec<_>>(),
+            vec![&run_id[..12]],
+            "{o}"
+        );
+        let o = d.cli(
+            cli,
+            &[
+                "ps",
+                "-aq",
+                "--no-trunc",
+                "--filter",
+                &format!("name={created}"),
+            ],
+        );
+        assert_eq!(
+            o.ok().lines().collect::<Vec<_>>(),
+            vec![created_id.as_str()],
+            "{o}"
+        );
+
+        // filters: status, name (substring), id prefix
+        let names = |args: &[&str]| -> Vec<String> {
+            let o = d.cli(cli, args);
+            o.ok()
+                .lines()
+                .skip(1)
+                .filter_map(|l| l.split_whitespace().last())
+                .map(str::to_owned)
+                .collect()
+        };
+        let n = names(&["ps", "-a", "--filter", "status=exited"]);
+        assert!(
+            n.contains(&exited) && !n.contains(&running) && !n.contains(&created),
+            "{n:?}"
+        );
+        let n = names(&["ps", "-a", "--filter", "status=created"]);
+        assert!(n.contains(&created) && !n.contains(&exited), "{n:?}");
+        let n = names(&["ps", "-a", "--filter", "name=ps-cr"]);
+        assert!(n.contains(&created) && !n.contains(&running), "{n:?}");
+        let n = names(&[
+            "ps",
+            "-a",
+            "--filter",
+            "status=running",
+            "--filter",
+            &format!("name={sfx}"),
+        ]);
+        assert_eq!(n, vec![running.clone()]);
+        let o = d.cli(
+            cli,
+            &["ps", "-aq", "--filter", &format!("id={}", &run_id[..8])],
+        );
+        assert_eq!(o.ok().trim(), &run_id[..12], "{o}");
+
+        // inspect through the CLI: a JSON array with the fields docker prints
+        let image_id = d.api("GET", "/v1.41/images/busybox:latest/json").json()["Id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(image_id.starts_with("sha256:"));
+        let o = d.cli(cli, &["inspect", &exited]);
+        let v = o.json();
+        let c = &v[0];
+        assert_eq!(c["Name"], format!("/{exited}"), "{o}");
+        assert_eq!(c["Id"].as_str().unwrap().len(), 64);
+        assert_eq!(c["State"]["Status"], "exited");
+        assert_eq!(c["State"]["ExitCode"], 2);
+        assert_eq!(
+            c["Config"]["Cmd"],
+            serde_json::json!(["sh", "-c", "exit 2"])
+        );
+        assert_eq!(c["Config"]["Image"], "busybox");
+        assert_eq!(c["Image"], image_id.as_str());
+        let v = d.cli(cli, &["inspect", &running]).json();
+        assert_eq!(v[0]["Id"], run_id.as_str());
+        assert_eq!(v[0]["State"]["Status"], "running");
+        assert_eq!(v[0]["State"]["Running"], true);
+        assert!(v[0]["State"]["Pid"].as_i64().unwrap() > 0);
+        let v = d.cli(cli, &["inspect", &created]).json();
+        assert_eq!(v[0]["State"]["Status"], "created");
+        // inspect by short id prefix
+        let v = d.cli(cli, &["inspect", &run_id[..10]]).json();
+        assert_eq!(v[0]["Name"], format!("/{running}"));
+        // unknown
+        let o = d.cli(cli, &["inspect", "no-such-thing"]);
+        assert_eq!(o.code, 1, "{o}");
+        assert!(
+            o.stderr.contains("No such object") || o.stderr.contains("No such container"),
+            "{o}"
+        );
+
+        d.cli(cli, &["rm", "-f", &running, &created, &exited]).ok();
+    }
+    assert!(wait_until(Duration::from_secs(10), || d
+        .container_ids()
+        .is_empty()));
+}

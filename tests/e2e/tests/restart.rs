@@ -1,0 +1,147 @@
+//! `kill -9` of berthd: containers keep running, logs stay complete, control comes back.
+
+use std::time::Duration;
+
+use berth_e2e::{wait_until, Cli, Daemon};
+
+const TICKER: &str =
+    "trap 'exit 0' TERM; i=0; while true; do echo line$i; i=$((i+1)); sleep 0.1; done";
+
+/// `line0 … lineN` without gaps or repeats; returns N+1.
+#[track_caller]
+fn contiguous(stdout: &str) -> usize {
+    let lines: Vec<&str> = stdout.lines().collect();
+    for (i, l) in lines.iter().enumerate() {
+        assert_eq!(
+            *l,
+            format!("line{i}"),
+            "log has a gap or repeat at line {i}:\n{stdout}"
+        );
+    }
+    lines.len()
+}
+
+#[test]
+fn running_container_survives_daemon_kill9() {
+    let mut d = Daemon::start();
+    let id = d
+        .berth(&[
+            "run", "-d", "--name", "keeper", "busybox", "sh", "-c", TICKER,
+        ])
+        .ok()
+        .trim()
+        .to_string();
+    assert!(wait_until(Duration::from_secs(10), || d
+        .berth(&["logs", "keeper"])
+        .stdout
+        .contains("line3\n")));
+    let pid = d.inspect("keeper")["State"]["Pid"].as_i64().unwrap();
+    assert!(pid > 0);
+
+    d.crash();
+    // the container goes on while the daemon is down
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "container process died with the daemon"
+    );
+    d.relaunch();
+
+    // still running, same process
+    let c = d.inspect("keeper");
+    assert_eq!(c["State"]["Status"], "running", "{c}");
+    assert_eq!(c["State"]["Pid"].as_i64(), Some(pid));
+    assert_eq!(c["Id"], id.as_str());
+    for cli in Cli::ALL {
+        let o = d.cli(cli, &["ps", "-q", "--no-trunc"]);
+        assert_eq!(o.ok().trim(), id, "{}: ps after restart: {o}", cli.name());
+    }
+
+    // logs are complete: before, during (daemon down) and after the restart
+    let n0 = contiguous(&d.berth(&["logs", "keeper"]).stdout);
+    assert!(n0 >= 6, "lines from the downtime are missing: only {n0}");
+    assert!(
+        wait_until(Duration::from_secs(10), || contiguous(
+            &d.berth(&["logs", "keeper"]).stdout
+        ) >= n0 + 5),
+        "no new log lines after restart"
+    );
+    for cli in Cli::ALL {
+        let o = d.cli(cli, &["logs", "keeper"]);
+        assert!(contiguous(&o.stdout) >= n0 + 5, "{}: {o}", cli.name());
+    }
+    // and logs -f follows again
+    let mut f = d.spawn(Cli::Berth, &["logs", "-f", "keeper"]);
+    let target = format!("line{}", n0 + 15);
+    assert!(
+        f.wait_for_line(Duration::from_secs(10), |l| l == target)
+            .is_some(),
+        "logs -f after restart"
+    );
+    f.kill();
+
+    // control works: exec and stop
+    let o = d.berth(&["exec", "keeper", "echo", "exec-ok"]);
+    assert_eq!((o.code, o.stdout.as_str()), (0, "exec-ok\n"), "{o}");
+    let o = d.berth(&["stop", "keeper"]);
+    assert_eq!(o.code, 0, "{o}");
+    let c = d.inspect("keeper");
+    assert_eq!(c["State"]["Status"], "exited");
+    assert_eq!(c["State"]["ExitCode"], 0);
+    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists() || proc_is_zombie(pid));
+    d.berth(&["rm", "keeper"]).ok();
+}
+
+fn proc_is_zombie(pid: i64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            s.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+        .unwrap_or(true)
+}
+
+#[test]
+fn container_exiting_while_daemon_is_down_is_seen_as_exited() {
+    let mut d = Daemon::start();
+    d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "shortlived",
+        "busybox",
+        "sh",
+        "-c",
+        "echo bye; sleep 0.5; exit 6",
+    ])
+    .ok();
+    d.crash();
+    std::thread::sleep(Duration::from_millis(1200));
+    d.relaunch();
+    assert!(
+        wait_until(Duration::from_secs(10), || d.inspect("shortlived")["State"]
+            ["Status"]
+            == "exited"),
+        "{}",
+        d.inspect("shortlived")
+    );
+    let c = d.inspect("shortlived");
+    assert_eq!(c["State"]["ExitCode"], 6, "{c}");
+    for cli in Cli::ALL {
+        let o = d.cli(cli, &["logs", "shortlived"]);
+        assert_eq!(o.stdout, "bye\n", "{o}");
+        let o = d.cli(cli, &["ps", "-a"]);
+        assert!(
+            o.stdout
+                .lines()
+                .any(|l| l.ends_with("shortlived") && l.contains("Exited (6)")),
+            "{o}"
+        );
+    }
+    // a stopped container can be started again after the restart
+    let o = d.berth(&["start", "-a", "shortlived"]);
+    assert_eq!((o.code, o.stdout.as_str()), (6, "bye\n"), "{o}");
+}
