@@ -46,9 +46,9 @@ impl RawMode {
         }
         let orig = termios::tcgetattr(&stdin).ok()?;
         let mut raw = orig.clone();
+        // Fully raw like docker's term.MakeRaw: the container's pty already
+        // produces \r\n, so local output processing would double the \r.
         termios::cfmakeraw(&mut raw);
-        // keep output post-processing so that our own messages stay readable
-        raw.output_flags.insert(termios::OutputFlags::OPOST);
         termios::tcsetattr(&stdin, SetArg::TCSANOW, &raw).ok()?;
         Some(RawMode { orig })
     }

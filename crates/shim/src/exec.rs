@@ -54,7 +54,8 @@ pub fn run_exec(
     let mut stdin_w = None;
     if tty {
         let _ = fs::remove_file(&console_path);
-        listener = Some(UnixListener::bind(&console_path).context("bind exec console socket")?);
+        let (_guard, bind_path) = proto::socket_path(dir, &format!("e-{short}.sock"))?;
+        listener = Some(UnixListener::bind(&bind_path).context("bind exec console socket")?);
         cmd.arg("--console-socket").arg(&console_path);
         cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::inherit());
     } else {

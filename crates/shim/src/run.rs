@@ -156,7 +156,8 @@ fn create(a: &RunArgs) -> Result<Created> {
     let console_path = a.state_dir.join("console.sock");
     let console = if a.tty {
         let _ = fs::remove_file(&console_path);
-        let l = UnixListener::bind(&console_path).context("bind console socket")?;
+        let (_guard, bind_path) = proto::socket_path(&a.state_dir, "console.sock")?;
+        let l = UnixListener::bind(&bind_path).context("bind console socket")?;
         b = b.with_console_socket(Some(&console_path));
         Some(l)
     } else {
@@ -242,7 +243,8 @@ pub fn main(a: RunArgs) -> i32 {
     };
     let sock_path = a.state_dir.join(proto::SOCKET_FILE);
     let _ = fs::remove_file(&sock_path);
-    let listener = match UnixListener::bind(&sock_path) {
+    let bound = proto::socket_path(&a.state_dir, proto::SOCKET_FILE).and_then(|(_g, p)| UnixListener::bind(p));
+    let listener = match bound {
         Ok(l) => l,
         Err(e) => {
             ready(&Ready::Error { message: format!("bind {}: {e}", sock_path.display()) });

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use berth_api::models::{ExecConfig, ExecStartConfig, IdResponse};
+use berth_api::models::{ExecConfig, ExecStartConfig};
 use http::Request;
 use hyper::body::Incoming;
 
@@ -14,7 +14,7 @@ pub async fn create(d: &Arc<Daemon>, id: &str, req: Request<Incoming>) -> Result
     let c = d.containers.get(id)?;
     let cfg: ExecConfig = crate::http::body_json(req.into_body()).await?;
     let eid = exec::create(d, &c, cfg)?;
-    Ok(json(201, &IdResponse { id: eid }))
+    Ok(json(201, &serde_json::json!({ "Id": eid })))
 }
 
 pub async fn start(d: &Arc<Daemon>, id: &str, mut req: Request<Incoming>) -> Result {

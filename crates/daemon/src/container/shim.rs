@@ -9,7 +9,8 @@ use tokio::net::UnixStream;
 
 /// Connect to a container's shim.
 pub async fn connect(state_dir: &Path) -> std::io::Result<UnixStream> {
-    UnixStream::connect(state_dir.join(SOCKET_FILE)).await
+    let (_guard, path) = berth_shim_proto::socket_path(state_dir, SOCKET_FILE)?;
+    UnixStream::connect(path).await
 }
 
 pub async fn write_line<T: serde::Serialize>(s: &mut UnixStream, v: &T) -> std::io::Result<()> {
