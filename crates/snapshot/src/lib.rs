@@ -1,5 +1,6 @@
 //! Layer unpacking and overlayfs container snapshots.
 
+pub mod diff;
 mod unpack;
 
 use std::fs;
@@ -8,6 +9,7 @@ use std::path::{Path, PathBuf};
 use berth_content::Digest;
 use berth_errdefs::{Error, Result, ResultExt};
 
+pub use diff::write_diff;
 pub use unpack::{unpack_tar, UnpackStats};
 
 /// Layers and container snapshots under one root.

@@ -1,0 +1,119 @@
+//! Turning a container's upper directory into an OCI layer tar: files as they are,
+//! overlayfs whiteouts (0/0 character devices) as `.wh.<name>` entries, opaque
+//! directories as `.wh..wh..opq` entries. Entries are written in sorted order, so the
+//! same changes give the same tar (and the same diff id).
+
+use std::ffi::CString;
+use std::fs;
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::Path;
+
+use berth_errdefs::{Error, Result};
+
+fn is_opaque(dir: &Path) -> bool {
+    let Ok(c) = CString::new(dir.as_os_str().as_bytes()) else { return false };
+    let mut buf = [0u8; 4];
+    // SAFETY: valid C strings and a buffer of the given size.
+    let n = unsafe {
+        libc::lgetxattr(c.as_ptr(), c"trusted.overlay.opaque".as_ptr(), buf.as_mut_ptr().cast(), buf.len())
+    };
+    n == 1 && buf[0] == b'y'
+}
+
+fn empty_entry(mtime: u64) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_size(0);
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(mtime);
+    h
+}
+
+fn walk<W: Write>(b: &mut tar::Builder<W>, root: &Path, rel: &Path) -> Result<()> {
+    let dir = root.join(rel);
+    let mut names: Vec<_> = fs::read_dir(&dir)?.collect::<std::io::Result<Vec<_>>>()?;
+    names.sort_by_key(|e| e.file_name());
+    for e in names {
+        let name = e.file_name();
+        let path = e.path();
+        let rel_path = rel.join(&name);
+        let md = fs::symlink_metadata(&path)?;
+        let ft = md.file_type();
+        if ft.is_char_device() && md.rdev() == 0 {
+            let wh = rel.join(format!(".wh.{}", name.to_string_lossy()));
+            let mut h = empty_entry(md.mtime().max(0) as u64);
+            b.append_data(&mut h, &wh, std::io::empty())
+                .map_err(|e| Error::internal(format!("write whiteout {}: {e}", wh.display())))?;
+            continue;
+        }
+        b.append_path_with_name(&path, &rel_path)
+            .map_err(|e| Error::internal(format!("add {} to layer: {e}", rel_path.display())))?;
+        if ft.is_dir() {
+            if is_opaque(&path) {
+                let opq = rel_path.join(".wh..wh..opq");
+                let mut h = empty_entry(md.mtime().max(0) as u64);
+                b.append_data(&mut h, &opq, std::io::empty())
+                    .map_err(|e| Error::internal(format!("write opaque marker: {e}")))?;
+            }
+            walk(b, root, &rel_path)?;
+        }
+    }
+    Ok(())
+}
+
+/// Write the changes recorded in `upper` as a layer tar to `w`.
+pub fn write_diff(upper: &Path, w: impl Write) -> Result<()> {
+    let mut b = tar::Builder::new(w);
+    b.follow_symlinks(false);
+    b.mode(tar::HeaderMode::Complete);
+    walk(&mut b, upper, Path::new(""))?;
+    b.finish().map_err(|e| Error::internal(format!("finish layer tar: {e}")))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_and_whiteouts_round_trip() {
+        if !nix::unistd::Uid::effective().is_root() {
+            eprintln!("skipping: needs root for mknod and trusted xattrs");
+            return;
+        }
+        let up = tempfile::tempdir().unwrap();
+        fs::create_dir_all(up.path().join("etc")).unwrap();
+        fs::write(up.path().join("etc/new"), b"x").unwrap();
+        std::os::unix::fs::symlink("new", up.path().join("etc/link")).unwrap();
+        let c = CString::new(up.path().join("etc/gone").as_os_str().as_bytes()).unwrap();
+        // SAFETY: valid path; creates a 0/0 char device (an overlay whiteout).
+        assert_eq!(unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR, 0) }, 0);
+        fs::create_dir_all(up.path().join("opq")).unwrap();
+        let c = CString::new(up.path().join("opq").as_os_str().as_bytes()).unwrap();
+        // SAFETY: valid C strings.
+        unsafe { libc::lsetxattr(c.as_ptr(), c"trusted.overlay.opaque".as_ptr(), b"y".as_ptr().cast(), 1, 0) };
+        let mut out = Vec::new();
+        write_diff(up.path(), &mut out).unwrap();
+        let mut names: Vec<String> = tar::Archive::new(&out[..])
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["etc", "etc/.wh.gone", "etc/link", "etc/new", "opq", "opq/.wh..wh..opq"]);
+        // and unpacking it gives the overlay form back
+        let dst = tempfile::tempdir().unwrap();
+        crate::unpack_tar(&out[..], dst.path()).unwrap();
+        assert!(fs::symlink_metadata(dst.path().join("etc/gone")).unwrap().file_type().is_char_device());
+        assert!(is_opaque(&dst.path().join("opq")));
+        assert_eq!(fs::read(dst.path().join("etc/new")).unwrap(), b"x");
+        // the same changes give the same bytes
+        let mut again = Vec::new();
+        write_diff(up.path(), &mut again).unwrap();
+        assert_eq!(out, again);
+    }
+}
