@@ -14,6 +14,7 @@ BERTH_APT_PACKAGES=(
     containerd            # dockerd's runtime manager (pulled in by docker.io)
     skopeo                # image copying between registries
     docker-registry       # a local registry for push/pull tests
+    apache2-utils         # htpasswd -Bbn for the registry auth tests
     hyperfine             # benchmark timing
     ca-certificates
     tar

@@ -26,9 +26,9 @@ fn key_values(arg: &str, what: &str) -> Result<Vec<(String, String)>> {
     let t = arg.trim();
     let first = t.split_whitespace().next().unwrap_or("");
     if !first.contains('=') {
-        let (k, v) = t.split_once(char::is_whitespace).ok_or_else(|| {
-            Error::invalid(format!("{what} must have two arguments"))
-        })?;
+        let (k, v) = t
+            .split_once(char::is_whitespace)
+            .ok_or_else(|| Error::invalid(format!("{what} must have two arguments")))?;
         return Ok(vec![(k.to_owned(), v.trim().to_owned())]);
     }
     let mut out = Vec::new();
@@ -56,9 +56,9 @@ fn key_values(arg: &str, what: &str) -> Result<Vec<(String, String)>> {
                 (_, c) => word.push(c),
             }
         }
-        let (k, v) = word
-            .split_once('=')
-            .ok_or_else(|| Error::invalid(format!("{what}: syntax error - can't find = in \"{word}\"")))?;
+        let (k, v) = word.split_once('=').ok_or_else(|| {
+            Error::invalid(format!("{what}: syntax error - can't find = in \"{word}\""))
+        })?;
         if k.is_empty() {
             return Err(Error::invalid(format!("{what} names can not be blank")));
         }
@@ -104,7 +104,11 @@ pub fn apply_change(cfg: &mut ImageConfig, line: &str) -> Result<()> {
         "EXPOSE" => {
             let ports = cfg.exposed_ports.get_or_insert_with(Vec::new);
             for p in arg.split_whitespace() {
-                let p = if p.contains('/') { p.to_owned() } else { format!("{p}/tcp") };
+                let p = if p.contains('/') {
+                    p.to_owned()
+                } else {
+                    format!("{p}/tcp")
+                };
                 if !ports.contains(&p) {
                     ports.push(p);
                 }
@@ -118,9 +122,15 @@ pub fn apply_change(cfg: &mut ImageConfig, line: &str) -> Result<()> {
                 }
             }
         }
-        "ONBUILD" => cfg.on_build.get_or_insert_with(Vec::new).push(arg.to_owned()),
+        "ONBUILD" => cfg
+            .on_build
+            .get_or_insert_with(Vec::new)
+            .push(arg.to_owned()),
         other => {
-            return Err(Error::invalid(format!("{} is not a valid change command", other)));
+            return Err(Error::invalid(format!(
+                "{} is not a valid change command",
+                other
+            )));
         }
     }
     Ok(())

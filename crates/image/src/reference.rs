@@ -49,7 +49,8 @@ fn valid_tag(t: &str) -> bool {
     !t.is_empty()
         && t.len() <= 128
         && (t.as_bytes()[0].is_ascii_alphanumeric() || t.as_bytes()[0] == b'_')
-        && t.bytes().all(|x| x.is_ascii_alphanumeric() || matches!(x, b'_' | b'.' | b'-'))
+        && t.bytes()
+            .all(|x| x.is_ascii_alphanumeric() || matches!(x, b'_' | b'.' | b'-'))
 }
 
 impl Reference {
@@ -72,7 +73,10 @@ impl Reference {
         // A tag is after the last ':' that follows the last '/'.
         let last_slash = name_tag.rfind('/').map(|i| i + 1).unwrap_or(0);
         let (name, tag) = match name_tag[last_slash..].rfind(':') {
-            Some(i) => (&name_tag[..last_slash + i], Some(&name_tag[last_slash + i + 1..])),
+            Some(i) => (
+                &name_tag[..last_slash + i],
+                Some(&name_tag[last_slash + i + 1..]),
+            ),
             None => (name_tag, None),
         };
         if let Some(t) = tag {
@@ -87,20 +91,32 @@ impl Reference {
         }
         let (domain, path) = match name.split_once('/') {
             Some((first, rest))
-                if first.contains('.') || first.contains(':') || first == "localhost" || first.chars().any(|c| c.is_ascii_uppercase()) =>
+                if first.contains('.')
+                    || first.contains(':')
+                    || first == "localhost"
+                    || first.chars().any(|c| c.is_ascii_uppercase()) =>
             {
                 (first.to_owned(), rest.to_owned())
             }
             _ => (DEFAULT_DOMAIN.to_owned(), name.to_owned()),
         };
-        let path = if domain == DEFAULT_DOMAIN && !path.contains('/') { format!("library/{path}") } else { path };
+        let path = if domain == DEFAULT_DOMAIN && !path.contains('/') {
+            format!("library/{path}")
+        } else {
+            path
+        };
         if path.split('/').any(|c| !valid_component(c)) {
             return Err(bad());
         }
         if domain.is_empty() || domain.len() > 255 {
             return Err(bad());
         }
-        Ok(Reference { domain, path, tag: tag.map(str::to_owned), digest })
+        Ok(Reference {
+            domain,
+            path,
+            tag: tag.map(str::to_owned),
+            digest,
+        })
     }
 
     /// Parse, and add `:latest` when neither tag nor digest is given.
@@ -115,7 +131,10 @@ impl Reference {
     /// The repository in familiar form: `busybox`, `myrepo/bb`, `127.0.0.1:5000/app`.
     pub fn familiar_name(&self) -> String {
         if self.domain == DEFAULT_DOMAIN {
-            self.path.strip_prefix("library/").unwrap_or(&self.path).to_owned()
+            self.path
+                .strip_prefix("library/")
+                .unwrap_or(&self.path)
+                .to_owned()
         } else {
             format!("{}/{}", self.domain, self.path)
         }
@@ -199,8 +218,16 @@ mod tests {
 
     #[test]
     fn repo_param_may_hold_the_tag() {
-        assert_eq!(from_repo_tag("imported:1", "").unwrap().familiar(), "imported:1");
-        assert_eq!(from_repo_tag("docker.io/library/committed", "1").unwrap().familiar(), "committed:1");
+        assert_eq!(
+            from_repo_tag("imported:1", "").unwrap().familiar(),
+            "imported:1"
+        );
+        assert_eq!(
+            from_repo_tag("docker.io/library/committed", "1")
+                .unwrap()
+                .familiar(),
+            "committed:1"
+        );
         assert_eq!(from_repo_tag("x", "").unwrap().familiar(), "x:latest");
     }
 }

@@ -67,7 +67,8 @@ impl ImageStore {
     /// Look an image up by reference, full id, or unique id prefix.
     pub fn resolve(&self, name: &str) -> Result<ImageRecord> {
         let missing = || Error::not_found(format!("No such image: {name}"));
-        let hex_like = |s: &str| !s.is_empty() && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        let hex_like =
+            |s: &str| !s.is_empty() && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
         if let Some(hex) = name.strip_prefix("sha256:") {
             if hex.len() == 64 {
                 return self.get(name)?.ok_or_else(missing);
@@ -98,7 +99,9 @@ impl ImageStore {
         match matches.len() {
             0 => Ok(None),
             1 => Ok(matches.into_iter().next()),
-            _ => Err(Error::invalid(format!("multiple IDs found with provided prefix: {prefix}"))),
+            _ => Err(Error::invalid(format!(
+                "multiple IDs found with provided prefix: {prefix}"
+            ))),
         }
     }
 
@@ -109,7 +112,12 @@ impl ImageStore {
 
     /// Every image record.
     pub fn list(&self) -> Result<Vec<ImageRecord>> {
-        Ok(self.db.list::<ImageRecord>(Table::Images)?.into_iter().map(|(_, r)| r).collect())
+        Ok(self
+            .db
+            .list::<ImageRecord>(Table::Images)?
+            .into_iter()
+            .map(|(_, r)| r)
+            .collect())
     }
 
     /// Every tag, as (familiar reference, image id).
@@ -119,34 +127,47 @@ impl ImageStore {
 
     /// The tags pointing at an image.
     pub fn tags_of(&self, id: &str) -> Result<Vec<String>> {
-        Ok(self.tags()?.into_iter().filter(|(_, i)| i == id).map(|(t, _)| t).collect())
+        Ok(self
+            .tags()?
+            .into_iter()
+            .filter(|(_, i)| i == id)
+            .map(|(t, _)| t)
+            .collect())
     }
 
     /// The config document of an image.
     pub fn config(&self, rec: &ImageRecord) -> Result<ImageConfigFile> {
         let raw = self.content.read(&rec.digest())?;
-        serde_json::from_slice(&raw).map_err(|e| Error::internal(format!("corrupt image config {}: {e}", rec.id)))
+        serde_json::from_slice(&raw)
+            .map_err(|e| Error::internal(format!("corrupt image config {}: {e}", rec.id)))
     }
 
-    /// Store an uncompressed (or gzip-compressed) layer tar: the blob is kept under its
+    /// Store an uncompressed (or gzip- or zstd-compressed) layer tar: the blob is kept under its
     /// diff id and unpacked once. Hostile tars are refused and leave nothing behind.
     pub fn add_layer(&self, r: impl Read) -> Result<(Digest, u64)> {
         let mut br = BufReader::with_capacity(256 * 1024, r);
-        let gz = {
+        let (gz, zst) = {
             let head = br.fill_buf()?;
-            head.len() >= 2 && head[0] == 0x1f && head[1] == 0x8b
+            (head.starts_with(&[0x1f, 0x8b]), head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]))
         };
         let mut ing = self.content.ingest()?;
         if gz {
             ing.copy_from(flate2::read::MultiGzDecoder::new(br))
                 .map_err(|e| Error::invalid(format!("invalid gzip layer: {e}")))?;
+        } else if zst {
+            let dec = ruzstd::decoding::StreamingDecoder::new(br)
+                .map_err(|e| Error::invalid(format!("invalid zstd layer: {e}")))?;
+            ing.copy_from(dec).map_err(|e| Error::invalid(format!("invalid zstd layer: {e}")))?;
         } else {
             ing.copy_from(br)?;
         }
         let existed = self.content.exists(&ing.digest());
         let size = ing.size();
         let diff_id = ing.commit(None)?;
-        let unpacked = self.content.open_blob(&diff_id).and_then(|f| self.snap.unpack_layer(&diff_id, f));
+        let unpacked = self
+            .content
+            .open_blob(&diff_id)
+            .and_then(|f| self.snap.unpack_layer(&diff_id, f));
         if let Err(e) = unpacked {
             if !existed {
                 let _ = self.content.delete(&diff_id);
@@ -159,21 +180,46 @@ impl ImageStore {
     /// Write a config (and an OCI manifest for it) and record the image.
     pub fn create_image(&self, cfg: &ImageConfigFile) -> Result<ImageRecord> {
         let raw = serde_json::to_vec(cfg).map_err(|e| Error::internal(e.to_string()))?;
-        let id = self.content.write(&raw)?;
+        self.create_image_raw(&raw)
+    }
+
+    /// Record an image from its config exactly as given (pulled or loaded: the image id
+    /// is the digest of these bytes). Every layer must already be stored.
+    pub fn create_image_raw(&self, raw: &[u8]) -> Result<ImageRecord> {
+        let cfg: ImageConfigFile = serde_json::from_slice(raw)
+            .map_err(|e| Error::invalid(format!("invalid image config: {e}")))?;
+        for d in &cfg.rootfs.diff_ids {
+            if !self.content.exists(d) {
+                return Err(Error::invalid(format!(
+                    "layer {d} of the image config is missing"
+                )));
+            }
+        }
+        let id = self.content.write(raw)?;
         let mut layers = Vec::new();
         let mut size = 0;
         for d in &cfg.rootfs.diff_ids {
             let s = self.content.size(d)?;
             size += s;
-            layers.push(Descriptor { media_type: config::MEDIA_TYPE_LAYER_TAR.into(), digest: d.clone(), size: s });
+            layers.push(Descriptor {
+                media_type: config::MEDIA_TYPE_LAYER_TAR.into(),
+                digest: d.clone(),
+                size: s,
+            });
         }
         let manifest = Manifest {
             schema_version: 2,
             media_type: config::MEDIA_TYPE_MANIFEST.into(),
-            config: Descriptor { media_type: config::MEDIA_TYPE_CONFIG.into(), digest: id.clone(), size: raw.len() as u64 },
+            config: Descriptor {
+                media_type: config::MEDIA_TYPE_CONFIG.into(),
+                digest: id.clone(),
+                size: raw.len() as u64,
+            },
             layers,
         };
-        let mdig = self.content.write(&serde_json::to_vec(&manifest).map_err(|e| Error::internal(e.to_string()))?)?;
+        let mdig = self
+            .content
+            .write(&serde_json::to_vec(&manifest).map_err(|e| Error::internal(e.to_string()))?)?;
         let created = cfg
             .created
             .as_deref()
@@ -196,12 +242,27 @@ impl ImageStore {
         Ok(existing.unwrap_or(rec))
     }
 
+    /// Add a `repo@sha256:…` digest reference to an image record.
+    pub fn add_repo_digest(&self, id: &str, repo_digest: &str) -> Result<()> {
+        self.db.update(|tx| {
+            let mut rec: ImageRecord = tx
+                .get(Table::Images, id)?
+                .ok_or_else(|| Error::not_found(format!("No such image: {id}")))?;
+            let repo = repo_digest.split('@').next().unwrap_or("");
+            rec.repo_digests
+                .retain(|d| d.split('@').next() != Some(repo));
+            rec.repo_digests.push(repo_digest.to_owned());
+            tx.put(Table::Images, id, &rec)
+        })
+    }
+
     /// Point `reference` at image `id` (moving the tag if it pointed elsewhere).
     pub fn tag(&self, id: &str, reference: &Reference) -> Result<()> {
         let key = reference.familiar();
         self.db.update(|tx| {
-            let mut rec: ImageRecord =
-                tx.get(Table::Images, id)?.ok_or_else(|| Error::not_found(format!("No such image: {id}")))?;
+            let mut rec: ImageRecord = tx
+                .get(Table::Images, id)?
+                .ok_or_else(|| Error::not_found(format!("No such image: {id}")))?;
             rec.last_tag_time = Some(config::now_rfc3339());
             tx.put(Table::Images, id, &rec)?;
             tx.put(Table::Tags, &key, &id.to_owned())
@@ -211,7 +272,12 @@ impl ImageStore {
     /// Remove an image by name or id, as `docker rmi` does: a tag is untagged, and the
     /// image itself goes when no tag is left (or when removed by id). `in_use` reports a
     /// container using an image id.
-    pub fn remove(&self, name: &str, force: bool, in_use: InUse<'_>) -> Result<Vec<ImageDeleteResponseItem>> {
+    pub fn remove(
+        &self,
+        name: &str,
+        force: bool,
+        in_use: InUse<'_>,
+    ) -> Result<Vec<ImageDeleteResponseItem>> {
         let rec = self.resolve(name)?;
         let tags = self.tags_of(&rec.id)?;
         let by_ref = Reference::parse_tagged(name)
@@ -241,7 +307,10 @@ impl ImageStore {
             }
             // Forced while a stopped container uses it: tags go, the image stays.
             for t in &tags {
-                if !out.iter().any(|o: &ImageDeleteResponseItem| o.untagged.as_deref() == Some(t)) {
+                if !out
+                    .iter()
+                    .any(|o: &ImageDeleteResponseItem| o.untagged.as_deref() == Some(t))
+                {
                     self.db.delete(Table::Tags, t)?;
                     out.push(untagged(t));
                 }
@@ -266,7 +335,10 @@ impl ImageStore {
                 out.push(untagged(t));
             }
         }
-        out.push(ImageDeleteResponseItem { deleted: Some(rec.id.clone()), untagged: None });
+        out.push(ImageDeleteResponseItem {
+            deleted: Some(rec.id.clone()),
+            untagged: None,
+        });
         self.collect_garbage(&rec)?;
         Ok(out)
     }
@@ -285,6 +357,7 @@ impl ImageStore {
             if !live.contains(l) {
                 self.snap.remove_layer(l)?;
                 self.content.delete(l)?;
+                self.drop_layer_sources(l);
             }
         }
         if let Some(m) = &gone.manifest {
@@ -312,11 +385,17 @@ impl ImageStore {
             created: Some(config::now_rfc3339()),
             architecture: config::host_arch().into(),
             os: "linux".into(),
-            rootfs: config::RootFs { kind: "layers".into(), diff_ids: vec![diff_id] },
+            rootfs: config::RootFs {
+                kind: "layers".into(),
+                diff_ids: vec![diff_id],
+            },
             history: vec![config::History {
                 created: Some(config::now_rfc3339()),
                 created_by: Some("berth import".into()),
-                comment: message.filter(|m| !m.is_empty()).map(str::to_owned).or(Some("Imported from -".into())),
+                comment: message
+                    .filter(|m| !m.is_empty())
+                    .map(str::to_owned)
+                    .or(Some("Imported from -".into())),
                 ..Default::default()
             }],
             comment: message.filter(|m| !m.is_empty()).map(str::to_owned),
@@ -334,14 +413,17 @@ impl ImageStore {
 }
 
 fn untagged(t: &str) -> ImageDeleteResponseItem {
-    ImageDeleteResponseItem { untagged: Some(t.to_owned()), deleted: None }
+    ImageDeleteResponseItem {
+        untagged: Some(t.to_owned()),
+        deleted: None,
+    }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn store(dir: &std::path::Path) -> ImageStore {
+    pub(crate) fn store(dir: &std::path::Path) -> ImageStore {
         let content = Store::open(dir.join("content")).unwrap();
         let db = Arc::new(Db::open(&dir.join("m.redb")).unwrap());
         let snap = Snapshotter::open(dir).unwrap();
@@ -367,7 +449,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = store(dir.path());
         let r = Reference::parse_tagged("imported:1").unwrap();
-        let rec = s.import(&rootfs_tar()[..], &["CMD [\"/bin/hello\"]".into()], Some("msg"), Some(&r)).unwrap();
+        let rec = s
+            .import(
+                &rootfs_tar()[..],
+                &["CMD [\"/bin/hello\"]".into()],
+                Some("msg"),
+                Some(&r),
+            )
+            .unwrap();
         assert_eq!(s.resolve("imported:1").unwrap().id, rec.id);
         assert_eq!(s.resolve(&rec.id[7..19]).unwrap().id, rec.id);
         assert_eq!(s.resolve(&rec.id).unwrap().id, rec.id);
@@ -375,18 +464,28 @@ mod tests {
         let cfg = s.config(&rec).unwrap();
         assert_eq!(cfg.config.cmd.unwrap(), ["/bin/hello"]);
         assert_eq!(cfg.comment.as_deref(), Some("msg"));
-        assert!(s.snapshotter().layer_dir(&rec.layers[0]).join("bin/hello").exists());
+        assert!(s
+            .snapshotter()
+            .layer_dir(&rec.layers[0])
+            .join("bin/hello")
+            .exists());
 
-        s.tag(&rec.id, &Reference::parse_tagged("other").unwrap()).unwrap();
+        s.tag(&rec.id, &Reference::parse_tagged("other").unwrap())
+            .unwrap();
         let out = s.remove("other", false, &|_| None).unwrap();
         assert_eq!(out[0].untagged.as_deref(), Some("other:latest"));
         assert!(s.resolve(&rec.id).is_ok());
 
-        let err = s.remove("imported:1", false, &|_| Some(("c".repeat(64), true))).unwrap_err();
+        let err = s
+            .remove("imported:1", false, &|_| Some(("c".repeat(64), true)))
+            .unwrap_err();
         assert_eq!(err.kind(), berth_errdefs::Kind::Conflict);
 
         let out = s.remove("imported:1", false, &|_| None).unwrap();
-        assert_eq!(out.last().unwrap().deleted.as_deref(), Some(rec.id.as_str()));
+        assert_eq!(
+            out.last().unwrap().deleted.as_deref(),
+            Some(rec.id.as_str())
+        );
         assert!(s.resolve(&rec.id).is_err());
         assert!(!s.snapshotter().has_layer(&rec.layers[0]));
         assert!(s.content().list().unwrap().is_empty());

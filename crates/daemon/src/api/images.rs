@@ -200,12 +200,7 @@ pub fn prune(d: &Arc<Daemon>, q: &Query) -> Result {
 /// `POST /images/create`: `fromSrc` imports a rootfs tar; `fromImage` pulls.
 pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>, q: &Query) -> Result {
     if q.get("fromImage").is_some() {
-        let name = q.str("fromImage");
-        let tag = q.str("tag");
-        let shown = if tag.is_empty() { name.to_owned() } else { format!("{name}:{tag}") };
-        return Err(Error::not_implemented(format!(
-            "cannot pull {shown}: berthd has no registry client yet; make the image locally with `berth import`"
-        )));
+        return super::transfer::pull(d, req, q).await;
     }
     let src = q.str("fromSrc");
     if src != "-" {

@@ -1,0 +1,272 @@
+//! `POST /commit`, `GET /containers/{id}/changes` and `GET /containers/{id}/export`.
+
+use std::collections::HashMap;
+use std::os::unix::fs::FileTypeExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use berth_api::models::{EventMessageTypeEnum, ImageConfig};
+use berth_errdefs::{Error, Result as BResult};
+use berth_image::config::{self, History};
+use bytes::Bytes;
+use hyper::body::Incoming;
+use tokio::sync::mpsc;
+
+use crate::http::{json, stream, Query, Result};
+use crate::Daemon;
+
+/// `POST /commit?container=&repo=&tag=&comment=&author=&changes=…` (`pause` is ignored:
+/// the diff is read from the upper dir as it is).
+pub async fn commit(d: &Arc<Daemon>, body: Incoming, q: &Query) -> Result {
+    let c = d.containers.get(q.str("container"))?;
+    let rec = c.record();
+    let reference = match q.str("repo") {
+        "" => None,
+        repo => Some(berth_image::reference::from_repo_tag(repo, q.str("tag"))?),
+    };
+    let override_cfg: Option<ImageConfig> = {
+        let raw = crate::http::body_bytes(body).await?;
+        if raw.iter().all(|b| b.is_ascii_whitespace()) || &raw[..] == b"null" {
+            None
+        } else {
+            Some(
+                serde_json::from_slice(&raw)
+                    .map_err(|e| Error::invalid(format!("invalid JSON: {e}")))?,
+            )
+        }
+    };
+    let changes = q.all("changes").to_vec();
+    let comment = q
+        .get("comment")
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned);
+    let author = q.get("author").filter(|s| !s.is_empty()).map(str::to_owned);
+    let d2 = d.clone();
+    let r2 = reference.clone();
+    let id = tokio::task::spawn_blocking(move || -> BResult<String> {
+        let img = d2
+            .images
+            .get(&rec.image_id)?
+            .ok_or_else(|| Error::not_found(format!("No such image: {}", rec.image_id)))?;
+        let mut cfg = d2.images.config(&img)?;
+        let upper = d2.snap.upper_dir(&rec.id);
+        let tmp = d2.cfg.data_root.join("tmp");
+        std::fs::create_dir_all(&tmp)?;
+        let spool = tmp.join(format!("commit-{:016x}.tar", rand::random::<u64>()));
+        let res = (|| {
+            let f = std::fs::File::create(&spool)?;
+            let mut w = std::io::BufWriter::new(f);
+            berth_snapshot::write_diff(&upper, &mut w)?;
+            std::io::Write::flush(&mut w)?;
+            drop(w);
+            d2.images.add_layer(std::fs::File::open(&spool)?)
+        })();
+        let _ = std::fs::remove_file(&spool);
+        let (diff_id, _) = res?;
+        // The container's config becomes the image's (Docker: container config, then changes).
+        let mut image_cfg: ImageConfig = serde_json::to_value(&rec.config)
+            .and_then(serde_json::from_value)
+            .map_err(|e| Error::internal(format!("convert config: {e}")))?;
+        if let Some(o) = override_cfg {
+            image_cfg = o;
+        }
+        for ch in &changes {
+            berth_image::changes::apply_change(&mut image_cfg, ch)?;
+        }
+        let now = config::now_rfc3339();
+        cfg.config = image_cfg;
+        cfg.created = Some(now.clone());
+        cfg.author = author.clone();
+        cfg.comment = comment.clone();
+        cfg.parent = Some(img.id.clone());
+        cfg.rootfs.diff_ids.push(diff_id);
+        let mut created_by = rec.path.clone();
+        for a in &rec.args {
+            created_by.push(' ');
+            created_by.push_str(a);
+        }
+        cfg.history.push(History {
+            created: Some(now),
+            created_by: Some(created_by),
+            author,
+            comment,
+            empty_layer: false,
+        });
+        let new = d2.images.create_image(&cfg)?;
+        if let Some(r) = &r2 {
+            d2.images.tag(&new.id, r)?;
+        }
+        Ok(new.id)
+    })
+    .await
+    .map_err(|e| Error::internal(e.to_string()))??;
+    let mut attrs = HashMap::new();
+    attrs.insert("comment".to_owned(), q.str("comment").to_owned());
+    if let Some(r) = &reference {
+        attrs.insert("imageRef".to_owned(), r.familiar());
+    }
+    d.events.emit(
+        EventMessageTypeEnum::CONTAINER,
+        "commit",
+        &c.record().id,
+        attrs,
+    );
+    Ok(json(201, &serde_json::json!({ "Id": id })))
+}
+
+fn in_lower(d: &Daemon, layers: &[berth_content::Digest], rel: &Path) -> bool {
+    layers
+        .iter()
+        .any(|l| std::fs::symlink_metadata(d.snap.layer_dir(l).join(rel)).is_ok())
+}
+
+fn is_whiteout(m: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    m.file_type().is_char_device() && m.rdev() == 0
+}
+
+/// `GET /containers/{id}/changes`: Kind 0 modified, 1 added, 2 deleted.
+pub async fn changes(d: &Arc<Daemon>, id: &str) -> Result {
+    let rec = d.containers.get(id)?.record();
+    let layers = d
+        .images
+        .get(&rec.image_id)?
+        .map(|i| i.layers)
+        .unwrap_or_default();
+    let d2 = d.clone();
+    let out = tokio::task::spawn_blocking(move || -> BResult<Vec<serde_json::Value>> {
+        let upper = d2.snap.upper_dir(&rec.id);
+        let mut out = Vec::new();
+        let mut stack: Vec<PathBuf> = vec![PathBuf::new()];
+        while let Some(rel) = stack.pop() {
+            let dir = upper.join(&rel);
+            let Ok(rd) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for e in rd.flatten() {
+                let r = rel.join(e.file_name());
+                let Ok(m) = std::fs::symlink_metadata(e.path()) else {
+                    continue;
+                };
+                let kind = if is_whiteout(&m) {
+                    2
+                } else if in_lower(&d2, &layers, &r) {
+                    0
+                } else {
+                    1
+                };
+                out.push(serde_json::json!({"Path": format!("/{}", r.display()), "Kind": kind}));
+                if m.is_dir() {
+                    stack.push(r);
+                }
+            }
+        }
+        out.sort_by(|a, b| a["Path"].as_str().cmp(&b["Path"].as_str()));
+        Ok(out)
+    })
+    .await
+    .map_err(|e| Error::internal(e.to_string()))??;
+    Ok(json(200, &out))
+}
+
+struct ChanWriter(mpsc::Sender<Bytes>);
+
+impl std::io::Write for ChanWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .blocking_send(Bytes::copy_from_slice(buf))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away"))?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Tar a directory tree: modes, owners, symlinks and hard links (by inode) kept.
+fn tar_tree(root: &Path, w: impl std::io::Write) -> BResult<()> {
+    use std::os::unix::fs::MetadataExt;
+    let mut b = tar::Builder::new(w);
+    b.follow_symlinks(false);
+    b.mode(tar::HeaderMode::Complete);
+    let mut seen: HashMap<(u64, u64), PathBuf> = HashMap::new();
+    let mut stack: Vec<PathBuf> = vec![PathBuf::new()];
+    let err = |e: std::io::Error| Error::internal(format!("export: {e}"));
+    while let Some(rel) = stack.pop() {
+        let mut names: Vec<_> = std::fs::read_dir(root.join(&rel))
+            .map_err(err)?
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        names.sort();
+        for n in names {
+            let r = rel.join(&n);
+            let p = root.join(&r);
+            let m = std::fs::symlink_metadata(&p).map_err(err)?;
+            if m.is_file() && m.nlink() > 1 {
+                if let Some(first) = seen.get(&(m.dev(), m.ino())) {
+                    let mut h = tar::Header::new_gnu();
+                    h.set_metadata_in_mode(&m, tar::HeaderMode::Complete);
+                    h.set_entry_type(tar::EntryType::Link);
+                    h.set_size(0);
+                    b.append_link(&mut h, &r, first).map_err(err)?;
+                    continue;
+                }
+                seen.insert((m.dev(), m.ino()), r.clone());
+            }
+            b.append_path_with_name(&p, &r).map_err(err)?;
+            if m.is_dir() {
+                stack.push(r);
+            }
+        }
+    }
+    b.into_inner().map_err(err)?.flush().map_err(err)?;
+    Ok(())
+}
+
+/// `GET /containers/{id}/export`: the merged rootfs as a tar.
+pub async fn export(d: &Arc<Daemon>, id: &str) -> Result {
+    let rec = d.containers.get(id)?.record();
+    let layers = d
+        .images
+        .get(&rec.image_id)?
+        .map(|i| i.layers)
+        .unwrap_or_default();
+    let running = crate::container::Paths::new(d, &rec.id).rootfs();
+    let (root, temp) = if berth_snapshot::is_mountpoint(&running) {
+        (running, false)
+    } else {
+        let t = d
+            .cfg
+            .exec_root
+            .join(format!("export-{:016x}", rand::random::<u64>()));
+        d.snap.mount(&rec.id, &layers, &t)?;
+        // Read-only from here on: nothing may change the container while it is read.
+        let _ = nix::mount::mount(
+            None::<&str>,
+            &t,
+            None::<&str>,
+            nix::mount::MsFlags::MS_REMOUNT | nix::mount::MsFlags::MS_RDONLY,
+            None::<&str>,
+        );
+        (t, true)
+    };
+    let (tx, resp) = stream(200, Some("application/x-tar"));
+    d.events.emit(
+        EventMessageTypeEnum::CONTAINER,
+        "export",
+        &rec.id,
+        HashMap::new(),
+    );
+    tokio::task::spawn_blocking(move || {
+        let w = std::io::BufWriter::with_capacity(256 * 1024, ChanWriter(tx));
+        if let Err(e) = tar_tree(&root, w) {
+            tracing::warn!("export: {e}");
+        }
+        if temp {
+            let _ = berth_snapshot::unmount(&root);
+            let _ = std::fs::remove_dir(&root);
+        }
+    });
+    Ok(resp)
+}
