@@ -2,6 +2,7 @@
 //! handlers. `main.rs` only parses flags and calls [`run`].
 
 pub mod api;
+pub mod build;
 pub mod container;
 pub mod events;
 pub mod http;

@@ -2,10 +2,13 @@
 //! version, and dispatches on method and path. Image names contain `/` and `:`, so
 //! image routes match on their suffix.
 
+mod commit;
+mod build;
 mod containers;
 mod exec;
 mod images;
 mod system;
+mod transfer;
 
 use std::sync::Arc;
 
@@ -74,6 +77,14 @@ async fn dispatch(d: &Arc<Daemon>, req: Request<Incoming>, method: &Method, path
         (&Method::GET, ["exec", id, "json"]) => exec::inspect(d, id),
 
         (&Method::GET, ["images", "json"]) => images::list(d, &q),
+        (&Method::GET, ["images", "get"]) => transfer::save(d, q.all("names")),
+        (&Method::POST, ["images", "load"]) => transfer::load(d, req, &q).await,
+        (&Method::GET, ["images", .., "get"]) => transfer::save(d, &[strip_suffix(path, "/images/", "/get").to_owned()]),
+        (&Method::POST, ["images", .., "push"]) => transfer::push(d, strip_suffix(path, "/images/", "/push"), req, &q).await,
+        (&Method::POST, ["auth"]) => transfer::auth(d, req).await,
+        (&Method::POST, ["commit"]) => commit::commit(d, req.into_body(), &q).await,
+        (&Method::GET, ["containers", id, "changes"]) => commit::changes(d, id).await,
+        (&Method::GET, ["containers", id, "export"]) => commit::export(d, id).await,
         (&Method::POST, ["images", "create"]) => images::create(d, req, &q).await,
         (&Method::POST, ["images", "prune"]) => images::prune(d, &q),
         (&Method::DELETE, ["images", ..]) => images::remove(d, &path["/images/".len()..], &q),
@@ -81,10 +92,8 @@ async fn dispatch(d: &Arc<Daemon>, req: Request<Incoming>, method: &Method, path
         (&Method::GET, ["images", .., "history"]) => images::history(d, strip_suffix(path, "/images/", "/history")),
         (&Method::POST, ["images", .., "tag"]) => images::tag(d, strip_suffix(path, "/images/", "/tag"), &q),
 
-        (&Method::POST, ["build", "prune"]) => Ok(crate::http::json(
-            200,
-            &serde_json::json!({"CachesDeleted": null, "SpaceReclaimed": 0}),
-        )),
+        (&Method::POST, ["build"]) => build::build(d, req, &q).await,
+        (&Method::POST, ["build", "prune"]) => build::prune(d),
         _ => Err(Error::not_found(format!("page not found: {method} {path}"))),
     }
 }

@@ -1,0 +1,104 @@
+//! The engine interface of the builder ([`Backend`]) and the build's options and
+//! outcome types.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use berth_errdefs::{Error, Result};
+use berth_image::ImageConfigFile;
+
+/// How to run one RUN step.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunSpec {
+    pub cmd: Vec<String>,
+    /// Build args visible to the command (`KEY=VALUE`), on top of the image's Env.
+    pub env: Vec<String>,
+    pub network_mode: String,
+}
+
+/// What a running step reports.
+pub enum RunEvent<'a> {
+    /// The container was created (print `Running in`).
+    Started(&'a str),
+    /// Output of the command (stdout and stderr).
+    Output(&'a [u8]),
+}
+
+/// The result of a RUN.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    pub container_id: String,
+    pub exit_code: i64,
+    /// The container's changes stored as a layer (exit code 0 only).
+    pub diff_id: Option<String>,
+}
+
+/// What the builder needs from the engine.
+pub trait Backend {
+    /// A local image by reference or id: (id, config).
+    fn image(&mut self, name: &str) -> Result<(String, ImageConfigFile)>;
+    /// Store an image config; returns the image id.
+    fn create_image(&mut self, cfg: &ImageConfigFile) -> Result<String>;
+    /// Store an uncompressed layer tar; returns its diff id.
+    fn add_layer(&mut self, tar: &[u8]) -> Result<String>;
+    /// Call `f` with the image's root filesystem mounted read-only.
+    fn with_rootfs(&mut self, image_id: &str, f: &mut dyn FnMut(&Path) -> Result<()>)
+        -> Result<()>;
+    /// Run a command in a new container of `image_id`, commit its changes as a
+    /// layer when it exits 0. The container is left for [`Backend::remove_container`].
+    fn run(
+        &mut self,
+        image_id: &str,
+        spec: &RunSpec,
+        ev: &mut dyn FnMut(RunEvent<'_>),
+    ) -> Result<RunOutcome>;
+    /// Create (not start) a container of `image_id` with `cmd`, as the classic
+    /// builder does for metadata steps; returns its id.
+    fn create_container(&mut self, image_id: &str, cmd: &[String]) -> Result<String>;
+    fn remove_container(&mut self, id: &str) -> Result<()>;
+    /// Tag an image; returns the familiar reference (`t1:latest`).
+    fn tag(&mut self, image_id: &str, reference: &str) -> Result<String>;
+    /// Images recorded for a cache key, newest first.
+    fn cache_get(&mut self, key: &str) -> Vec<String>;
+    fn cache_put(&mut self, key: &str, image_id: &str) -> Result<()>;
+    /// The client went away: stop before the next step.
+    fn cancelled(&mut self) -> bool {
+        false
+    }
+}
+
+/// `POST /build` options.
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    /// Path of the Dockerfile inside the context.
+    pub dockerfile: String,
+    pub tags: Vec<String>,
+    pub build_args: HashMap<String, Option<String>>,
+    pub labels: BTreeMap<String, String>,
+    pub no_cache: bool,
+    pub target: Option<String>,
+    pub quiet: bool,
+    /// Remove intermediate containers after a successful step (default true).
+    pub rm: bool,
+    /// Remove them after a failed step too.
+    pub force_rm: bool,
+    pub network_mode: String,
+    pub cache_from: Vec<String>,
+    pub pull: bool,
+}
+
+/// Why a build failed (sent as `errorDetail`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub code: Option<i64>,
+    pub message: String,
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Failure {
+        Failure {
+            code: None,
+            message: e.message().to_owned(),
+        }
+    }
+}

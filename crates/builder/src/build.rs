@@ -1,0 +1,762 @@
+//! The build driver: walks the needed stages instruction by instruction, consults
+//! the cache, and asks a [`Backend`] to run containers and store layers and images.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::path::Path;
+
+use berth_dockerfile::{expand_instruction_with, is_predefined_arg, Instruction, Lex, PROXY_ARGS};
+use berth_errdefs::{Error, Result};
+use berth_image::{History, ImageConfigFile, RootFs};
+
+pub use crate::backend::{Backend, BuildOptions, Failure, RunEvent, RunOutcome, RunSpec};
+use crate::cache::{cache_key, KeyInput};
+use crate::config::{self, StageFlags};
+use crate::context::Context;
+use crate::copy::{self, CopyRequest};
+use crate::messages::{self as m, Msg};
+use crate::plan;
+
+const BUILDKIT_HINT: &str =
+    "Refer to https://docs.docker.com/go/buildkit/ to learn how to build images with BuildKit enabled";
+
+fn fail(msg: impl Into<String>) -> Failure {
+    Failure {
+        code: None,
+        message: msg.into(),
+    }
+}
+
+/// The state of the stage being built.
+struct Stage {
+    image: Option<String>,
+    cfg: ImageConfigFile,
+    flags: StageFlags,
+    /// ARGs declared in this stage and their values (None: declared, unset).
+    args: BTreeMap<String, Option<String>>,
+}
+
+struct Driver<'a> {
+    be: &'a mut dyn Backend,
+    opts: &'a BuildOptions,
+    out: &'a mut dyn FnMut(Msg),
+    lex: Lex,
+    global: BTreeMap<String, String>,
+    consumed: BTreeSet<String>,
+    cache_allowed: Option<HashSet<String>>,
+    results: Vec<Option<String>>,
+    ctx: Context,
+}
+
+/// Build `ctx` as `opts` say, sending progress to `out`. Returns the image id.
+/// Errors are returned (not sent); the caller turns them into the final message.
+pub fn build(
+    be: &mut dyn Backend,
+    mut ctx: Context,
+    opts: &BuildOptions,
+    out: &mut dyn FnMut(Msg),
+) -> std::result::Result<String, Failure> {
+    let name = if opts.dockerfile.is_empty() {
+        "Dockerfile"
+    } else {
+        &opts.dockerfile
+    };
+    let src = ctx
+        .read_file(name)
+        .or_else(|| {
+            (name == "Dockerfile")
+                .then(|| ctx.read_file("dockerfile"))
+                .flatten()
+        })
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .ok_or_else(|| fail(format!("Cannot locate specified Dockerfile: {name}")))?;
+    ctx.apply_dockerignore(name);
+    let df = berth_dockerfile::parse_stages(&src).map_err(|e| fail(e.to_string()))?;
+    let originals: HashMap<usize, String> = berth_dockerfile::parse(&src)
+        .map(|r| {
+            r.ast
+                .children
+                .iter()
+                .map(|n| (n.start_line, n.original.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut consumed = BTreeSet::new();
+    let global = plan::global_args(&df, &opts.build_args, &mut consumed)?;
+    let target = plan::target_index(&df, opts.target.as_deref())?;
+    let needed = plan::needed_stages(&df, target, &global)?;
+    let total: usize = needed
+        .iter()
+        .map(|i| 1 + df.stages[*i].instructions.len())
+        .sum::<usize>()
+        + usize::from(!opts.labels.is_empty());
+
+    let mut d = Driver {
+        be,
+        opts,
+        out,
+        lex: Lex::new(df.escape_token),
+        global,
+        consumed,
+        cache_allowed: None,
+        results: vec![None; df.stages.len()],
+        ctx,
+    };
+    if !opts.cache_from.is_empty() {
+        d.cache_allowed = Some(d.cache_from_set());
+    }
+    let mut n = 0;
+    for &i in &needed {
+        let st = &df.stages[i];
+        n += 1;
+        let from_text = originals
+            .get(&st.line.start)
+            .cloned()
+            .unwrap_or_else(|| format!("FROM {}", st.base));
+        d.emit_all(m::step(n, total, &from_text));
+        let base = plan::stage_base(&df, i, &d.global)?;
+        let mut stage = d.from(&df, i, &base)?;
+        let mut list: Vec<(Instruction, String)> = st
+            .instructions
+            .iter()
+            .map(|(ins, lines)| {
+                (
+                    ins.clone(),
+                    originals.get(&lines.start).cloned().unwrap_or_default(),
+                )
+            })
+            .collect();
+        if i == target && !opts.labels.is_empty() {
+            let kvs: Vec<berth_dockerfile::KeyValue> = opts
+                .labels
+                .iter()
+                .map(|(k, v)| berth_dockerfile::KeyValue {
+                    key: k.clone(),
+                    value: v.clone(),
+                    no_delim: false,
+                })
+                .collect();
+            let text = format!(
+                "LABEL {}",
+                opts.labels
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
+            list.push((Instruction::Label(kvs), text));
+        }
+        for (ins, text) in list {
+            n += 1;
+            if d.be.cancelled() {
+                return Err(fail("build cancelled: the client disconnected"));
+            }
+            d.emit_all(m::step(n, total, &text));
+            d.dispatch(&df, i, &mut stage, &ins)?;
+        }
+        let id = match &stage.image {
+            Some(id) => id.clone(),
+            None => d.be.create_image(&stage.cfg)?,
+        };
+        (d.out)(Msg::Aux(id.clone()));
+        d.results[i] = Some(id);
+    }
+    let id = d.results[target].clone().expect("target built");
+    let unused: Vec<&String> = opts
+        .build_args
+        .keys()
+        .filter(|k| !d.consumed.contains(*k) && !is_predefined_arg(k))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if !unused.is_empty() {
+        let names: Vec<&str> = unused.iter().map(|s| s.as_str()).collect();
+        d.emit(Msg::Stream(format!(
+            "[Warning] One or more build-args [{}] were not consumed\n",
+            names.join(" ")
+        )));
+    }
+    d.emit(Msg::Stream(format!(
+        "Successfully built {}\n",
+        m::short_id(&id)
+    )));
+    for t in &opts.tags {
+        let shown = d.be.tag(&id, t)?;
+        d.emit(Msg::Stream(format!("Successfully tagged {shown}\n")));
+    }
+    Ok(id)
+}
+
+impl Driver<'_> {
+    fn emit(&mut self, msg: Msg) {
+        (self.out)(msg)
+    }
+
+    fn emit_all(&mut self, msgs: impl IntoIterator<Item = Msg>) {
+        for msg in msgs {
+            (self.out)(msg)
+        }
+    }
+
+    /// Images the cache may use with `--cache-from`: the listed images and their parents.
+    fn cache_from_set(&mut self) -> HashSet<String> {
+        let mut set = HashSet::new();
+        for name in &self.opts.cache_from {
+            let mut cur = self.be.image(name).ok();
+            while let Some((id, cfg)) = cur {
+                if !set.insert(id) {
+                    break;
+                }
+                cur = cfg.parent.as_deref().and_then(|p| self.be.image(p).ok());
+            }
+        }
+        set
+    }
+
+    fn from(
+        &mut self,
+        df: &berth_dockerfile::Dockerfile,
+        i: usize,
+        base: &str,
+    ) -> std::result::Result<Stage, Failure> {
+        let (image, cfg) = if let Some(j) = plan::stage_ref_named(df, base, i) {
+            let id = self.results[j]
+                .clone()
+                .ok_or_else(|| fail(format!("stage {base} was not built")))?;
+            let (id, cfg) = self.be.image(&id)?;
+            (Some(id), cfg)
+        } else if base.eq_ignore_ascii_case("scratch") {
+            let cfg = ImageConfigFile {
+                architecture: berth_image::config::host_arch().into(),
+                os: "linux".into(),
+                rootfs: RootFs {
+                    kind: "layers".into(),
+                    diff_ids: Vec::new(),
+                },
+                ..Default::default()
+            };
+            (None, cfg)
+        } else {
+            let (id, cfg) = self.be.image(base).map_err(|e| {
+                if e.is_not_found() {
+                    fail(format!(
+                        "pull access denied for {base}, repository does not exist or may require 'docker login': No such image: {base}"
+                    ))
+                } else {
+                    e.into()
+                }
+            })?;
+            if self.opts.pull {
+                self.emit(Msg::Stream(format!(
+                    "Note: --pull ignored, using the local image {base}\n"
+                )));
+            }
+            (Some(id), cfg)
+        };
+        if let Some(id) = &image {
+            self.emit(m::arrow(id));
+        }
+        let mut stage = Stage {
+            image,
+            cfg,
+            flags: StageFlags::default(),
+            args: BTreeMap::new(),
+        };
+        // ONBUILD triggers of the base run now, and are not inherited.
+        let triggers = stage.cfg.config.on_build.take().unwrap_or_default();
+        if !triggers.is_empty() {
+            let s = if triggers.len() == 1 { "" } else { "s" };
+            self.emit(Msg::Stream(format!(
+                "# Executing {} build trigger{s}\n",
+                triggers.len()
+            )));
+            for t in triggers {
+                let ins = berth_dockerfile::parse_onbuild_trigger(&t, df.escape_token)
+                    .map_err(|e| fail(e.to_string()))?;
+                self.dispatch(df, i, &mut stage, &ins)?;
+            }
+        }
+        Ok(stage)
+    }
+
+    /// Variables visible to expansion: the stage's ARGs, then ENV (which wins).
+    fn expansion_env(st: &Stage) -> BTreeMap<String, String> {
+        let mut env: BTreeMap<String, String> = st
+            .args
+            .iter()
+            .filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v)))
+            .collect();
+        for e in st.cfg.config.env.as_deref().unwrap_or_default() {
+            let (k, v) = e.split_once('=').unwrap_or((e, ""));
+            env.insert(k.to_owned(), v.to_owned());
+        }
+        env
+    }
+
+    /// Build args RUN sees: declared with a value and not shadowed by ENV.
+    fn run_args(st: &Stage) -> Vec<String> {
+        let env = st.cfg.config.env.as_deref().unwrap_or_default();
+        st.args
+            .iter()
+            .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
+            .filter(|(k, _)| config::get_env(env, k).is_none())
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect()
+    }
+
+    fn dispatch(
+        &mut self,
+        df: &berth_dockerfile::Dockerfile,
+        stage_idx: usize,
+        st: &mut Stage,
+        ins: &Instruction,
+    ) -> std::result::Result<(), Failure> {
+        let env = Self::expansion_env(st);
+        let ins = expand_instruction_with(ins, &env, &self.lex).map_err(|e| fail(e.0))?;
+        match &ins {
+            Instruction::Arg(defs) => {
+                let mut resolved = Vec::new();
+                for a in defs {
+                    let given = self.opts.build_args.get(&a.key).cloned().flatten();
+                    if self.opts.build_args.contains_key(&a.key) {
+                        self.consumed.insert(a.key.clone());
+                    }
+                    let v = given
+                        .or_else(|| a.value.clone())
+                        .or_else(|| self.global.get(&a.key).cloned());
+                    st.args.insert(a.key.clone(), v.clone());
+                    resolved.push(berth_dockerfile::ArgDef {
+                        key: a.key.clone(),
+                        value: v,
+                    });
+                }
+                // Like Docker, the ARG step itself does not depend on the value;
+                // the steps that see it do (RUN keys include the build args).
+                let _ = resolved;
+                self.commit_meta(st, &Instruction::Arg(defs.clone()), "")
+            }
+            Instruction::Run(r) => {
+                if !r.mount_specs.is_empty() {
+                    return Err(fail(format!(
+                        "the --mount option requires BuildKit. {BUILDKIT_HINT}"
+                    )));
+                }
+                if !r.files.is_empty() {
+                    return Err(fail(format!("heredocs require BuildKit. {BUILDKIT_HINT}")));
+                }
+                self.run(st, &r.cmd)
+            }
+            Instruction::Copy(c) => {
+                if !c.contents.is_empty() {
+                    return Err(fail(format!("heredocs require BuildKit. {BUILDKIT_HINT}")));
+                }
+                let req = CopyRequest {
+                    sources: c.sources.clone(),
+                    dest: c.dest.clone(),
+                    workdir: st.cfg.config.working_dir.clone().unwrap_or_default(),
+                    chown: None,
+                    chmod: if c.chmod.is_empty() {
+                        None
+                    } else {
+                        Some(copy::parse_chmod(&c.chmod)?)
+                    },
+                    add: false,
+                    from_image: !c.from.is_empty(),
+                };
+                self.copy(df, stage_idx, st, "COPY", req, &c.chown, &c.from)
+            }
+            Instruction::Add(a) => {
+                if !a.contents.is_empty() {
+                    return Err(fail(format!("heredocs require BuildKit. {BUILDKIT_HINT}")));
+                }
+                let req = CopyRequest {
+                    sources: a.sources.clone(),
+                    dest: a.dest.clone(),
+                    workdir: st.cfg.config.working_dir.clone().unwrap_or_default(),
+                    chown: None,
+                    chmod: if a.chmod.is_empty() {
+                        None
+                    } else {
+                        Some(copy::parse_chmod(&a.chmod)?)
+                    },
+                    add: true,
+                    from_image: false,
+                };
+                self.copy(df, stage_idx, st, "ADD", req, &a.chown, "")
+            }
+            Instruction::From { .. } => Err(fail("FROM is not allowed here")),
+            Instruction::Workdir(_) => self.workdir(st, &ins),
+            other => self.commit_meta(st, other, ""),
+        }
+    }
+
+    /// Reuse a cached image for `key` if there is one.
+    fn cached(&mut self, key: &str) -> Option<(String, ImageConfigFile)> {
+        if self.opts.no_cache {
+            return None;
+        }
+        for id in self.be.cache_get(key) {
+            if self
+                .cache_allowed
+                .as_ref()
+                .is_some_and(|a| !a.contains(&id))
+            {
+                continue;
+            }
+            if let Ok(found) = self.be.image(&id) {
+                return Some(found);
+            }
+        }
+        None
+    }
+
+    fn use_cache(&mut self, st: &mut Stage, key: &str) -> bool {
+        match self.cached(key) {
+            Some((id, cfg)) => {
+                self.emit(m::using_cache());
+                self.emit(m::arrow(&id));
+                st.image = Some(id);
+                st.cfg = cfg;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A new image from `st` with `cfg` changes, an optional new layer and a history entry.
+    fn commit(
+        &mut self,
+        st: &mut Stage,
+        new_cfg: ImageConfigFile,
+        diff_id: Option<String>,
+        created_by: String,
+        key: &str,
+    ) -> std::result::Result<(), Failure> {
+        let now = berth_image::config::now_rfc3339();
+        let mut cfg = new_cfg;
+        cfg.created = Some(now.clone());
+        cfg.parent = st.image.clone();
+        if let Some(d) = &diff_id {
+            let dig = d
+                .parse()
+                .map_err(|_| fail(format!("invalid diff id {d}")))?;
+            cfg.rootfs.diff_ids.push(dig);
+        }
+        if cfg.rootfs.kind.is_empty() {
+            cfg.rootfs.kind = "layers".into();
+        }
+        cfg.history.push(History {
+            created: Some(now),
+            created_by: Some(created_by),
+            empty_layer: diff_id.is_none(),
+            ..Default::default()
+        });
+        let id = self.be.create_image(&cfg)?;
+        self.be.cache_put(key, &id)?;
+        st.image = Some(id);
+        st.cfg = cfg;
+        Ok(())
+    }
+
+    fn emit_result(&mut self, st: &Stage) {
+        if let Some(id) = st.image.clone() {
+            self.emit(m::arrow(&id));
+        }
+    }
+
+    fn commit_meta(
+        &mut self,
+        st: &mut Stage,
+        ins: &Instruction,
+        extra_key: &str,
+    ) -> std::result::Result<(), Failure> {
+        let mut cfg = st.cfg.clone();
+        let mut flags = st.flags.clone();
+        let applied = config::apply(&mut cfg.config, &mut cfg.author, &mut flags, ins)?;
+        st.flags = flags;
+        let parent = st.image.clone().unwrap_or_default();
+        let text = format!("{}\n{extra_key}", applied.created_by);
+        let key = cache_key(&KeyInput {
+            parent: &parent,
+            text: &text,
+            args: &[],
+            content: None,
+        });
+        if self.use_cache(st, &key) {
+            return Ok(());
+        }
+        let cid = self.nop_container(st, &applied.created_by)?;
+        self.commit(st, cfg, None, applied.created_by, &key)?;
+        self.done_container(cid)?;
+        self.emit_result(st);
+        Ok(())
+    }
+
+    /// The container Docker creates (and never starts) for a metadata step.
+    fn nop_container(
+        &mut self,
+        st: &Stage,
+        created_by: &str,
+    ) -> std::result::Result<Option<String>, Failure> {
+        let Some(image) = st.image.clone() else {
+            return Ok(None);
+        };
+        let text = created_by.strip_prefix("/bin/sh -c ").unwrap_or(created_by);
+        let cmd = vec!["/bin/sh".to_owned(), "-c".to_owned(), text.to_owned()];
+        let cid = self.be.create_container(&image, &cmd)?;
+        self.emit(m::running_in(&cid));
+        Ok(Some(cid))
+    }
+
+    fn done_container(&mut self, cid: Option<String>) -> std::result::Result<(), Failure> {
+        if let Some(cid) = cid {
+            if self.opts.rm || self.opts.force_rm {
+                self.be.remove_container(&cid)?;
+                self.emit(m::removing(&cid));
+            }
+        }
+        Ok(())
+    }
+
+    fn workdir(&mut self, st: &mut Stage, ins: &Instruction) -> std::result::Result<(), Failure> {
+        let mut cfg = st.cfg.clone();
+        let mut flags = st.flags.clone();
+        let applied = config::apply(&mut cfg.config, &mut cfg.author, &mut flags, ins)?;
+        let parent = st.image.clone().unwrap_or_default();
+        let key = cache_key(&KeyInput {
+            parent: &parent,
+            text: &applied.created_by,
+            args: &[],
+            content: None,
+        });
+        if self.use_cache(st, &key) {
+            return Ok(());
+        }
+        let wd = cfg.config.working_dir.clone().unwrap_or_else(|| "/".into());
+        let rel = crate::context::clean(&wd);
+        let mut missing = Vec::new();
+        if !rel.is_empty() {
+            let mut check = |root: &Path| -> Result<()> {
+                let mut cur = String::new();
+                for seg in rel.split('/') {
+                    cur = if cur.is_empty() {
+                        seg.to_owned()
+                    } else {
+                        format!("{cur}/{seg}")
+                    };
+                    if std::fs::symlink_metadata(root.join(&cur)).is_err() {
+                        missing.push(cur.clone());
+                    }
+                }
+                Ok(())
+            };
+            match &st.image {
+                Some(id) => {
+                    let id = id.clone();
+                    self.be.with_rootfs(&id, &mut check)?;
+                }
+                None => {
+                    let empty = std::path::PathBuf::from("/nonexistent-berth-scratch");
+                    check(&empty)?;
+                }
+            }
+        }
+        let diff = if missing.is_empty() {
+            None
+        } else {
+            let now = chrono::Utc::now().timestamp().max(0) as u64;
+            let entries = missing
+                .iter()
+                .map(|p| {
+                    (
+                        p.clone(),
+                        copy::OutEntry {
+                            kind: crate::context::Kind::Dir,
+                            mode: 0o755,
+                            uid: 0,
+                            gid: 0,
+                            mtime: now,
+                            data: Vec::new(),
+                        },
+                    )
+                })
+                .collect();
+            Some(self.be.add_layer(&copy::write_layer(&entries)?)?)
+        };
+        let cid = self.nop_container(st, &applied.created_by)?;
+        self.commit(st, cfg, diff, applied.created_by, &key)?;
+        self.done_container(cid)?;
+        self.emit_result(st);
+        Ok(())
+    }
+
+    fn run(
+        &mut self,
+        st: &mut Stage,
+        cl: &berth_dockerfile::CommandLine,
+    ) -> std::result::Result<(), Failure> {
+        let argv = config::argv(cl, &st.cfg.config);
+        if argv.is_empty() {
+            return Err(fail("RUN requires at least one argument"));
+        }
+        let env_args = Self::run_args(st);
+        let hist_args: Vec<String> = env_args
+            .iter()
+            .filter(|a| !PROXY_ARGS.iter().any(|p| a.starts_with(&format!("{p}="))))
+            .cloned()
+            .collect();
+        let created_by = if hist_args.is_empty() {
+            argv.join(" ")
+        } else {
+            format!(
+                "|{} {} {}",
+                hist_args.len(),
+                hist_args.join(" "),
+                argv.join(" ")
+            )
+        };
+        let parent = st.image.clone().unwrap_or_default();
+        let text = format!("RUN {}", serde_json::to_string(&argv).unwrap_or_default());
+        let key = cache_key(&KeyInput {
+            parent: &parent,
+            text: &text,
+            args: &hist_args,
+            content: None,
+        });
+        if self.use_cache(st, &key) {
+            return Ok(());
+        }
+        let image = match &st.image {
+            Some(id) => id.clone(),
+            None => {
+                let id = self.be.create_image(&st.cfg)?;
+                st.image = Some(id.clone());
+                id
+            }
+        };
+        let spec = RunSpec {
+            cmd: argv.clone(),
+            env: env_args,
+            network_mode: self.opts.network_mode.clone(),
+        };
+        let out = &mut *self.out;
+        let outcome = self.be.run(&image, &spec, &mut |ev| match ev {
+            RunEvent::Started(cid) => out(m::running_in(cid)),
+            RunEvent::Output(b) => out(Msg::Stream(String::from_utf8_lossy(b).into_owned())),
+        })?;
+        if outcome.exit_code != 0 {
+            if self.opts.force_rm {
+                let _ = self.be.remove_container(&outcome.container_id);
+            }
+            let Msg::Error { code, message } = m::run_failed(&argv, outcome.exit_code) else {
+                unreachable!()
+            };
+            return Err(Failure { code, message });
+        }
+        let cfg = st.cfg.clone();
+        self.commit(st, cfg, outcome.diff_id.clone(), created_by, &key)?;
+        if self.opts.rm || self.opts.force_rm {
+            self.be.remove_container(&outcome.container_id)?;
+            self.emit(m::removing(&outcome.container_id));
+        }
+        self.emit_result(st);
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn copy(
+        &mut self,
+        df: &berth_dockerfile::Dockerfile,
+        stage_idx: usize,
+        st: &mut Stage,
+        kw: &str,
+        mut req: CopyRequest,
+        chown: &str,
+        from: &str,
+    ) -> std::result::Result<(), Failure> {
+        // Where the files come from.
+        let from_ctx = if from.is_empty() {
+            None
+        } else {
+            let src_image = match plan::stage_ref(df, from, stage_idx) {
+                Some(j) => self.results[j]
+                    .clone()
+                    .ok_or_else(|| fail(format!("stage {from} was not built")))?,
+                None => self.be.image(from).map_err(Failure::from)?.0,
+            };
+            let prefixes: Vec<String> = req
+                .sources
+                .iter()
+                .map(|s| Context::literal_prefix(s))
+                .collect();
+            let mut loaded = Context::default();
+            self.be.with_rootfs(&src_image, &mut |root| {
+                loaded = Context::from_dir(root, &prefixes)?;
+                Ok(())
+            })?;
+            Some(loaded)
+        };
+        let ctx = from_ctx.as_ref().unwrap_or(&self.ctx);
+        let mut plan_result: Option<std::result::Result<copy::CopyPlan, Error>> = None;
+        match st.image.clone() {
+            Some(id) => {
+                self.be.with_rootfs(&id, &mut |root| {
+                    if !chown.is_empty() {
+                        let passwd =
+                            std::fs::read_to_string(root.join("etc/passwd")).unwrap_or_default();
+                        let group =
+                            std::fs::read_to_string(root.join("etc/group")).unwrap_or_default();
+                        req.chown = Some(copy::parse_chown(chown, &passwd, &group)?);
+                    }
+                    let abs = if req.dest.starts_with('/') {
+                        req.dest.clone()
+                    } else {
+                        let wd = if req.workdir.is_empty() {
+                            "/"
+                        } else {
+                            req.workdir.as_str()
+                        };
+                        format!("{wd}/{}", req.dest)
+                    };
+                    if req.dest != "." {
+                        req.dest = copy::resolve_dest(root, &abs);
+                    }
+                    let exists = |p: &str| {
+                        std::fs::symlink_metadata(root.join(p))
+                            .ok()
+                            .map(|m| m.is_dir())
+                    };
+                    plan_result = Some(copy::plan_copy(ctx, &req, &exists));
+                    Ok(())
+                })?;
+            }
+            None => {
+                if !chown.is_empty() {
+                    req.chown = Some(copy::parse_chown(chown, "", "")?);
+                }
+                plan_result = Some(copy::plan_copy(ctx, &req, &|_| None));
+            }
+        }
+        let plan = plan_result.ok_or_else(|| fail("copy was not planned"))??;
+        let created_by = config::nop(&format!("{kw} {} in {} ", plan.src_desc, plan.dest));
+        let parent = st.image.clone().unwrap_or_default();
+        let text = format!(
+            "{kw} --chown={chown} --chmod={:?} {:?} {}",
+            req.chmod, req.sources, req.dest
+        );
+        let key = cache_key(&KeyInput {
+            parent: &parent,
+            text: &text,
+            args: &[],
+            content: Some(&plan.content_hash),
+        });
+        if self.use_cache(st, &key) {
+            return Ok(());
+        }
+        let layer = copy::write_layer(&plan.entries)?;
+        let diff = self.be.add_layer(&layer)?;
+        let cfg = st.cfg.clone();
+        self.commit(st, cfg, Some(diff), created_by, &key)?;
+        self.emit_result(st);
+        Ok(())
+    }
+}

@@ -1,0 +1,614 @@
+//! COPY and ADD: select files from a context (or an image), apply Docker's
+//! destination rules, and write the new layer as a tar.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+
+use berth_errdefs::{Error, Result};
+use sha2::{Digest, Sha256};
+
+use crate::context::{clean, Context, Kind};
+
+/// One COPY/ADD, variables already expanded.
+#[derive(Debug, Clone, Default)]
+pub struct CopyRequest {
+    pub sources: Vec<String>,
+    pub dest: String,
+    /// The stage's working directory (relative destinations are under it).
+    pub workdir: String,
+    pub chown: Option<(u32, u32)>,
+    pub chmod: Option<u32>,
+    /// ADD: local tar archives are extracted.
+    pub add: bool,
+    /// Sources come from another stage or image (changes the error text).
+    pub from_image: bool,
+}
+
+/// A file of the new layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutEntry {
+    pub kind: Kind,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub mtime: u64,
+    pub data: Vec<u8>,
+}
+
+/// The result of planning a copy.
+#[derive(Debug, Clone)]
+pub struct CopyPlan {
+    /// Layer entries by path (no leading `/`).
+    pub entries: BTreeMap<String, OutEntry>,
+    /// Hash of what was selected: paths, types, modes, owners, content (no mtimes).
+    pub content_hash: String,
+    /// `file:<hash>`, `dir:<hash>` or `multi:<hash>` for the history text.
+    pub src_desc: String,
+    /// The destination as resolved (absolute), for the history text.
+    pub dest: String,
+}
+
+/// Does `path` (relative, no leading `/`) exist in the parent image, and is it a dir?
+pub type Exists<'a> = &'a dyn Fn(&str) -> Option<bool>;
+
+fn is_archive(data: &[u8]) -> bool {
+    let plain = |b: &[u8]| b.len() > 262 && &b[257..262] == b"ustar";
+    if data.len() >= 2 && data[0] == 0x1f && data[1] == 0x8b {
+        let mut head = vec![0u8; 512];
+        let mut d = flate2::read::GzDecoder::new(data);
+        let mut n = 0;
+        while n < head.len() {
+            match d.read(&mut head[n..]) {
+                Ok(0) | Err(_) => break,
+                Ok(k) => n += k,
+            }
+        }
+        return plain(&head[..n]);
+    }
+    plain(data)
+}
+
+fn join(dir: &str, rel: &str) -> String {
+    clean(&format!("{dir}/{rel}"))
+}
+
+fn basename(p: &str) -> &str {
+    p.rsplit('/').next().unwrap_or(p)
+}
+
+/// Resolve the sources and lay the files out at their destinations.
+pub fn plan_copy(ctx: &Context, req: &CopyRequest, exists: Exists<'_>) -> Result<CopyPlan> {
+    let (uid, gid) = req.chown.unwrap_or((0, 0));
+    let now = chrono::Utc::now().timestamp().max(0) as u64;
+    // Destination: WORKDIR-relative, trailing `/` (or `.`) means a directory.
+    let raw = if req.dest.starts_with('/') {
+        req.dest.clone()
+    } else {
+        let wd = if req.workdir.is_empty() {
+            "/"
+        } else {
+            &req.workdir
+        };
+        format!("{wd}/{}", req.dest)
+    };
+    let trailing = raw.ends_with('/') || raw.ends_with("/.") || req.dest == ".";
+    let dest = clean(&raw);
+
+    let mut matched: Vec<String> = Vec::new();
+    for s in &req.sources {
+        if s.contains("://") {
+            return Err(Error::invalid(
+                "ADD from a URL is not supported yet by berth (no remote sources)",
+            ));
+        }
+        let m = ctx.glob(s);
+        if m.is_empty() {
+            let shown = clean(s);
+            return Err(Error::invalid(if req.from_image {
+                format!("COPY failed: stat {shown}: file does not exist")
+            } else {
+                format!(
+                    "COPY failed: file not found in build context or excluded by .dockerignore: stat {shown}: file does not exist"
+                )
+            }));
+        }
+        matched.extend(m);
+    }
+    let multi = matched.len() > 1;
+    if multi && !trailing {
+        return Err(Error::invalid(
+            "When using COPY with more than one source file, the destination must be a directory and end with a /",
+        ));
+    }
+    let dest_is_dir = trailing || multi || dest.is_empty() || exists(&dest) == Some(true);
+
+    let mut out: BTreeMap<String, OutEntry> = BTreeMap::new();
+    let mode_of = |m: u32| req.chmod.unwrap_or(m);
+    let put = |out: &mut BTreeMap<String, OutEntry>, path: String, e: OutEntry| {
+        if !path.is_empty() {
+            out.insert(path, e);
+        }
+    };
+    for src in &matched {
+        let is_dir = src.is_empty() || ctx.get(src).is_some_and(|e| e.kind == Kind::Dir);
+        if is_dir {
+            // A directory: its contents go into dest.
+            if !dest.is_empty() && exists(&dest).is_none() {
+                let mode = ctx.get(src).map(|e| e.mode).unwrap_or(0o755);
+                put(
+                    &mut out,
+                    dest.clone(),
+                    OutEntry {
+                        kind: Kind::Dir,
+                        mode: mode_of(mode),
+                        uid,
+                        gid,
+                        mtime: now,
+                        data: Vec::new(),
+                    },
+                );
+            }
+            let prefix_len = if src.is_empty() { 0 } else { src.len() + 1 };
+            for (p, e) in ctx.descendants(src) {
+                let target = join(&dest, &p[prefix_len..]);
+                put(
+                    &mut out,
+                    target,
+                    OutEntry {
+                        kind: e.kind.clone(),
+                        mode: mode_of(e.mode),
+                        uid,
+                        gid,
+                        mtime: e.mtime,
+                        data: e.data.clone(),
+                    },
+                );
+            }
+            continue;
+        }
+        let e = ctx.get(src).expect("matched paths exist");
+        if req.add && e.kind == Kind::File && is_archive(&e.data) {
+            extract(&e.data, &dest, req.chown, &mut out)?;
+            continue;
+        }
+        let target = if dest_is_dir {
+            join(&dest, basename(src))
+        } else {
+            dest.clone()
+        };
+        put(
+            &mut out,
+            target,
+            OutEntry {
+                kind: e.kind.clone(),
+                mode: mode_of(e.mode),
+                uid,
+                gid,
+                mtime: e.mtime,
+                data: e.data.clone(),
+            },
+        );
+    }
+
+    // Missing parent directories are created 0755, owned like the files.
+    let paths: Vec<String> = out.keys().cloned().collect();
+    for p in paths {
+        let mut cur = p.as_str();
+        while let Some((parent, _)) = cur.rsplit_once('/') {
+            if !out.contains_key(parent) && exists(parent).is_none() {
+                out.insert(
+                    parent.to_owned(),
+                    OutEntry {
+                        kind: Kind::Dir,
+                        mode: 0o755,
+                        uid,
+                        gid,
+                        mtime: now,
+                        data: Vec::new(),
+                    },
+                );
+            }
+            cur = parent;
+        }
+    }
+
+    let mut h = Sha256::new();
+    for (p, e) in &out {
+        h.update(p.as_bytes());
+        h.update([0]);
+        match &e.kind {
+            Kind::File => h.update(b"f"),
+            Kind::Dir => h.update(b"d"),
+            Kind::Symlink(t) => {
+                h.update(b"l");
+                h.update(t.as_bytes());
+            }
+        }
+        h.update(e.mode.to_be_bytes());
+        h.update(e.uid.to_be_bytes());
+        h.update(e.gid.to_be_bytes());
+        h.update((e.data.len() as u64).to_be_bytes());
+        h.update(&e.data);
+    }
+    let content_hash = hex::encode(h.finalize());
+    let kind = if multi {
+        "multi"
+    } else if matched
+        .first()
+        .is_some_and(|s| s.is_empty() || ctx.get(s).is_some_and(|e| e.kind == Kind::Dir))
+    {
+        "dir"
+    } else {
+        "file"
+    };
+    Ok(CopyPlan {
+        src_desc: format!("{kind}:{content_hash}"),
+        content_hash,
+        entries: out,
+        dest: format!(
+            "/{dest}{}",
+            if raw.ends_with('/') && !dest.is_empty() {
+                "/"
+            } else {
+                ""
+            }
+        ),
+    })
+}
+
+/// Extract a (gzip) tar archive below `dest` (ADD).
+fn extract(
+    data: &[u8],
+    dest: &str,
+    chown: Option<(u32, u32)>,
+    out: &mut BTreeMap<String, OutEntry>,
+) -> Result<()> {
+    let r: Box<dyn Read + '_> = if data.len() >= 2 && data[0] == 0x1f && data[1] == 0x8b {
+        Box::new(flate2::read::GzDecoder::new(data))
+    } else {
+        Box::new(data)
+    };
+    let bad = |e: std::io::Error| Error::invalid(format!("ADD: invalid archive: {e}"));
+    let mut a = tar::Archive::new(r);
+    for e in a.entries().map_err(bad)? {
+        let mut e = e.map_err(bad)?;
+        let rel = clean(&e.path().map_err(bad)?.to_string_lossy());
+        let h = e.header();
+        let (uid, gid) =
+            chown.unwrap_or((h.uid().unwrap_or(0) as u32, h.gid().unwrap_or(0) as u32));
+        let mode = h.mode().unwrap_or(0o644) & 0o7777;
+        let mtime = h.mtime().unwrap_or(0);
+        let kind = match h.entry_type() {
+            tar::EntryType::Directory => Kind::Dir,
+            tar::EntryType::Symlink => Kind::Symlink(
+                e.link_name()
+                    .map_err(bad)?
+                    .map(|l| l.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+            ),
+            tar::EntryType::Regular | tar::EntryType::Continuous => Kind::File,
+            _ => continue,
+        };
+        let mut buf = Vec::new();
+        if kind == Kind::File {
+            e.read_to_end(&mut buf).map_err(bad)?;
+        }
+        let target = join(dest, &rel);
+        if !target.is_empty() {
+            out.insert(
+                target,
+                OutEntry {
+                    kind,
+                    mode,
+                    uid,
+                    gid,
+                    mtime,
+                    data: buf,
+                },
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Write the planned entries as an uncompressed layer tar.
+pub fn write_layer(entries: &BTreeMap<String, OutEntry>) -> Result<Vec<u8>> {
+    let mut b = tar::Builder::new(Vec::new());
+    let err = |e: std::io::Error| Error::internal(format!("write layer: {e}"));
+    for (p, e) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(e.mode);
+        h.set_uid(e.uid as u64);
+        h.set_gid(e.gid as u64);
+        h.set_mtime(e.mtime);
+        match &e.kind {
+            Kind::Dir => {
+                h.set_entry_type(tar::EntryType::Directory);
+                h.set_size(0);
+                b.append_data(&mut h, format!("{p}/"), std::io::empty())
+                    .map_err(err)?;
+            }
+            Kind::File => {
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_size(e.data.len() as u64);
+                b.append_data(&mut h, p, &e.data[..]).map_err(err)?;
+            }
+            Kind::Symlink(t) => {
+                h.set_entry_type(tar::EntryType::Symlink);
+                h.set_size(0);
+                b.append_link(&mut h, p, t).map_err(err)?;
+            }
+        }
+    }
+    b.into_inner().map_err(err)
+}
+
+/// Resolve symlinks in a destination inside an image root, as Docker does, so a
+/// COPY into `/bin/` of an image where `/bin -> usr/bin` lands in `/usr/bin`.
+/// `dest` is absolute (WORKDIR applied); the result keeps a trailing `/`. The last
+/// component is followed only when it leads to a directory.
+pub fn resolve_dest(root: &std::path::Path, dest: &str) -> String {
+    let trailing = dest.ends_with('/') || dest.ends_with("/.");
+    let mut parts: Vec<String> = clean(dest)
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let mut out: Vec<String> = Vec::new();
+    let mut hops = 0;
+    let mut i = 0;
+    while i < parts.len() {
+        let last = i + 1 == parts.len();
+        let mut cand = out.clone();
+        cand.push(parts[i].clone());
+        let path = root.join(cand.join("/"));
+        match std::fs::symlink_metadata(&path) {
+            Ok(md) if md.file_type().is_symlink() && hops < 40 => {
+                let follow =
+                    !last || trailing || std::fs::metadata(&path).is_ok_and(|m| m.is_dir());
+                if !follow {
+                    out.push(parts[i].clone());
+                    i += 1;
+                    continue;
+                }
+                hops += 1;
+                let target = std::fs::read_link(&path)
+                    .map(|t| t.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let base = if target.starts_with('/') {
+                    String::new()
+                } else {
+                    out.join("/")
+                };
+                let mut rest: Vec<String> = clean(&format!("{base}/{target}"))
+                    .split('/')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+                rest.extend(parts[i + 1..].iter().cloned());
+                parts = rest;
+                out.clear();
+                i = 0;
+            }
+            _ => {
+                out.push(parts[i].clone());
+                i += 1;
+            }
+        }
+    }
+    let mut r = format!("/{}", out.join("/"));
+    if trailing && r != "/" {
+        r.push('/');
+    }
+    r
+}
+
+/// Parse `--chown=user[:group]` (names looked up in the image's passwd/group text).
+pub fn parse_chown(spec: &str, passwd: &str, group: &str) -> Result<(u32, u32)> {
+    let (u, g) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    let lookup = |db: &str, name: &str, field: usize| -> Option<(u32, u32)> {
+        db.lines().find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.first() == Some(&name) && f.len() > field)
+                .then(|| {
+                    (
+                        f[2].parse().ok(),
+                        f.get(3).and_then(|x| x.parse().ok()).unwrap_or(0),
+                    )
+                })
+                .and_then(|(a, b)| a.map(|a| (a, b)))
+        })
+    };
+    let (uid, primary_gid) = match u.parse::<u32>() {
+        Ok(n) => (n, n),
+        Err(_) => lookup(passwd, u, 3)
+            .ok_or_else(|| Error::invalid(format!("unable to convert uid/gid chown string to host mapping: can't find uid for user {u}: no such user: {u}")))?,
+    };
+    let gid = match g {
+        None => if u.parse::<u32>().is_ok() { uid } else { primary_gid },
+        Some(g) => match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => lookup(group, g, 2).map(|(gid, _)| gid).ok_or_else(|| {
+                Error::invalid(format!("unable to convert uid/gid chown string to host mapping: can't find gid for group {g}: no such group: {g}"))
+            })?,
+        },
+    };
+    Ok((uid, gid))
+}
+
+/// Parse `--chmod=0755`.
+pub fn parse_chmod(spec: &str) -> Result<u32> {
+    u32::from_str_radix(spec, 8)
+        .ok()
+        .filter(|m| *m <= 0o7777)
+        .ok_or_else(|| Error::invalid(format!("invalid chmod parameter: {spec}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::context::Entry;
+
+    fn ctx() -> Context {
+        let mut c = Context::default();
+        c.insert("a.txt".into(), Entry::file(0o644, "A"));
+        c.insert("b.txt".into(), Entry::file(0o600, "B"));
+        c.insert("dir/x".into(), Entry::file(0o755, "X"));
+        c.insert("dir/sub/y".into(), Entry::file(0o644, "Y"));
+        c
+    }
+
+    fn req(src: &[&str], dest: &str) -> CopyRequest {
+        CopyRequest {
+            sources: src.iter().map(|s| s.to_string()).collect(),
+            dest: dest.into(),
+            workdir: "/app".into(),
+            ..Default::default()
+        }
+    }
+
+    fn none(_: &str) -> Option<bool> {
+        None
+    }
+
+    #[test]
+    fn destination_rules() {
+        let c = ctx();
+        // file to a file path, WORKDIR-relative, parents created
+        let p = plan_copy(&c, &req(&["a.txt"], "conf/a.conf"), &none).unwrap();
+        assert_eq!(
+            p.entries.keys().collect::<Vec<_>>(),
+            ["app", "app/conf", "app/conf/a.conf"]
+        );
+        assert_eq!(p.dest, "/app/conf/a.conf");
+        // trailing slash: into the directory
+        let p = plan_copy(&c, &req(&["a.txt"], "/etc/"), &|p| {
+            (p == "etc").then_some(true)
+        })
+        .unwrap();
+        assert_eq!(p.entries.keys().collect::<Vec<_>>(), ["etc/a.txt"]);
+        // an existing directory without slash
+        let p = plan_copy(&c, &req(&["a.txt"], "/etc"), &|p| {
+            (p == "etc").then_some(true)
+        })
+        .unwrap();
+        assert!(p.entries.contains_key("etc/a.txt"));
+        // a directory copies its contents
+        let p = plan_copy(&c, &req(&["dir"], "/opt/d"), &|p| {
+            (p == "opt").then_some(true)
+        })
+        .unwrap();
+        assert_eq!(
+            p.entries.keys().collect::<Vec<_>>(),
+            ["opt/d", "opt/d/sub", "opt/d/sub/y", "opt/d/x"]
+        );
+        assert!(p.src_desc.starts_with("dir:"));
+        // wildcards, several sources need a trailing slash
+        assert!(plan_copy(&c, &req(&["*.txt"], "/t"), &none).is_err());
+        let p = plan_copy(&c, &req(&["*.txt"], "/t/"), &none).unwrap();
+        assert!(p.entries.contains_key("t/a.txt") && p.entries.contains_key("t/b.txt"));
+        assert!(p.src_desc.starts_with("multi:"));
+        // missing source
+        let e = plan_copy(&c, &req(&["nope"], "/x"), &none).unwrap_err();
+        assert!(
+            e.to_string().contains("file not found in build context"),
+            "{e}"
+        );
+        // `.` means WORKDIR
+        let p = plan_copy(&c, &req(&["a.txt"], "."), &|p| (p == "app").then_some(true)).unwrap();
+        assert_eq!(p.entries.keys().collect::<Vec<_>>(), ["app/a.txt"]);
+    }
+
+    #[test]
+    fn owners_modes_and_hash() {
+        let c = ctx();
+        let mut r = req(&["b.txt"], "/b");
+        let p1 = plan_copy(&c, &r, &none).unwrap();
+        assert_eq!(p1.entries["b"].mode, 0o600);
+        assert_eq!((p1.entries["b"].uid, p1.entries["b"].gid), (0, 0));
+        r.chown = Some((1000, 1001));
+        r.chmod = Some(0o640);
+        let p2 = plan_copy(&c, &r, &none).unwrap();
+        assert_eq!(p2.entries["b"].mode, 0o640);
+        assert_eq!(p2.entries["b"].uid, 1000);
+        assert_ne!(p1.content_hash, p2.content_hash);
+        // mtime does not change the hash; content does
+        let mut c2 = c.clone();
+        c2.insert(
+            "b.txt".into(),
+            Entry {
+                mtime: 99,
+                ..Entry::file(0o600, "B")
+            },
+        );
+        assert_eq!(
+            plan_copy(&c2, &req(&["b.txt"], "/b"), &none)
+                .unwrap()
+                .content_hash,
+            p1.content_hash
+        );
+        c2.insert("b.txt".into(), Entry::file(0o600, "B2"));
+        assert_ne!(
+            plan_copy(&c2, &req(&["b.txt"], "/b"), &none)
+                .unwrap()
+                .content_hash,
+            p1.content_hash
+        );
+        let tar = write_layer(&p2.entries).unwrap();
+        let mut a = tar::Archive::new(&tar[..]);
+        let e = a.entries().unwrap().next().unwrap().unwrap();
+        assert_eq!(e.header().uid().unwrap(), 1000);
+    }
+
+    #[test]
+    fn add_extracts_archives() {
+        let inner = crate::context::tests_support::tar_of(&[("top/f", "F", 0o644)]);
+        let mut c = Context::default();
+        c.insert("a.tar".into(), Entry::file(0o644, inner));
+        let mut r = req(&["a.tar"], "/x/");
+        r.add = true;
+        let p = plan_copy(&c, &r, &none).unwrap();
+        assert_eq!(p.entries["x/top/f"].data, b"F");
+        r.add = false;
+        let p = plan_copy(&c, &r, &none).unwrap();
+        assert!(p.entries.contains_key("x/a.tar"));
+    }
+
+    #[test]
+    fn destinations_follow_symlinks_in_the_image() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        std::fs::create_dir_all(r.join("usr/bin")).unwrap();
+        std::os::unix::fs::symlink("usr/bin", r.join("bin")).unwrap();
+        std::os::unix::fs::symlink("/usr", r.join("u")).unwrap();
+        std::fs::write(r.join("usr/bin/f"), "x").unwrap();
+        std::os::unix::fs::symlink("f", r.join("usr/bin/flink")).unwrap();
+        assert_eq!(resolve_dest(r, "/bin/"), "/usr/bin/");
+        assert_eq!(resolve_dest(r, "/bin/tool"), "/usr/bin/tool");
+        assert_eq!(resolve_dest(r, "/u/bin/x"), "/usr/bin/x");
+        assert_eq!(resolve_dest(r, "/bin"), "/usr/bin");
+        assert_eq!(
+            resolve_dest(r, "/bin/flink"),
+            "/usr/bin/flink",
+            "a file link is replaced, not followed"
+        );
+        assert_eq!(resolve_dest(r, "/new/dir/"), "/new/dir/");
+        assert_eq!(resolve_dest(r, "/"), "/");
+    }
+
+    #[test]
+    fn chown_and_chmod() {
+        let passwd = "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1001::/home/app:/bin/sh\n";
+        let group = "root:x:0:\nstaff:x:50:\n";
+        assert_eq!(parse_chown("app", passwd, group).unwrap(), (1000, 1001));
+        assert_eq!(parse_chown("app:staff", passwd, group).unwrap(), (1000, 50));
+        assert_eq!(parse_chown("10:20", passwd, group).unwrap(), (10, 20));
+        assert_eq!(parse_chown("10", passwd, group).unwrap(), (10, 10));
+        assert!(parse_chown("nobody", passwd, group).is_err());
+        assert_eq!(parse_chmod("0755").unwrap(), 0o755);
+        assert!(parse_chmod("999").is_err());
+    }
+}

@@ -1,0 +1,18 @@
+//! berth's image builder (Docker's classic builder, `POST /build`): everything that
+//! does not need the engine. The daemon implements [`Backend`] with its own
+//! containers, layers and images and calls [`build`].
+
+pub mod backend;
+pub mod build;
+pub mod cache;
+pub mod config;
+pub mod context;
+pub mod copy;
+pub mod dockerignore;
+pub mod messages;
+pub mod plan;
+
+pub use build::{build, Backend, BuildOptions, Failure, RunEvent, RunOutcome, RunSpec};
+pub use cache::{cache_key, DirCache, KeyInput};
+pub use context::Context;
+pub use messages::Msg;

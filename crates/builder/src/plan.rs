@@ -1,0 +1,166 @@
+//! The stage graph: global (meta) ARGs, which stages a target needs, and how a
+//! stage or `--from` names another stage.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use berth_dockerfile::{Dockerfile, Instruction, Lex};
+use berth_errdefs::{Error, Result};
+
+/// Values of the ARGs before the first FROM: `--build-arg` wins over the default.
+/// Marks the build args it used in `consumed`.
+pub fn global_args(
+    df: &Dockerfile,
+    build_args: &HashMap<String, Option<String>>,
+    consumed: &mut BTreeSet<String>,
+) -> Result<BTreeMap<String, String>> {
+    let lex = Lex::new(df.escape_token);
+    let mut out = BTreeMap::new();
+    for a in &df.meta_args {
+        let given = build_args.get(&a.key).cloned().flatten();
+        if build_args.contains_key(&a.key) {
+            consumed.insert(a.key.clone());
+        }
+        let v = match (given, &a.value) {
+            (Some(v), _) => Some(v),
+            (None, Some(d)) => Some(lex.process_word(d, &out).map_err(|e| Error::invalid(e.0))?),
+            (None, None) => None,
+        };
+        if let Some(v) = v {
+            out.insert(a.key.clone(), v);
+        }
+    }
+    Ok(out)
+}
+
+/// The stage `name` refers to among the stages before `before`: a stage name
+/// (case-insensitive) or an index.
+pub fn stage_ref(df: &Dockerfile, name: &str, before: usize) -> Option<usize> {
+    if let Some(i) = df.stages[..before].iter().position(|s| {
+        s.name
+            .as_deref()
+            .is_some_and(|n| n.eq_ignore_ascii_case(name))
+    }) {
+        return Some(i);
+    }
+    name.parse::<usize>().ok().filter(|i| *i < before)
+}
+
+/// The expanded base of stage `i` (FROM arguments see only the global ARGs).
+pub fn stage_base(df: &Dockerfile, i: usize, global: &BTreeMap<String, String>) -> Result<String> {
+    let lex = Lex::new(df.escape_token);
+    let b = lex
+        .process_word(&df.stages[i].base, global)
+        .map_err(|e| Error::invalid(e.0))?;
+    if b.is_empty() {
+        return Err(Error::invalid(format!(
+            "base name ({}) should not be blank",
+            df.stages[i].base
+        )));
+    }
+    Ok(b)
+}
+
+/// The index of the target stage (`None`: the last one).
+pub fn target_index(df: &Dockerfile, target: Option<&str>) -> Result<usize> {
+    if df.stages.is_empty() {
+        return Err(Error::invalid("file with no instructions"));
+    }
+    match target.filter(|t| !t.is_empty()) {
+        None => Ok(df.stages.len() - 1),
+        Some(t) => df.stage_index(t).ok_or_else(|| {
+            Error::invalid(format!("failed to reach build target {t} in Dockerfile"))
+        }),
+    }
+}
+
+/// The stages the target needs (its base chain and `COPY --from` sources), in
+/// Dockerfile order.
+pub fn needed_stages(
+    df: &Dockerfile,
+    target: usize,
+    global: &BTreeMap<String, String>,
+) -> Result<Vec<usize>> {
+    let mut need = BTreeSet::new();
+    let mut todo = vec![target];
+    while let Some(i) = todo.pop() {
+        if !need.insert(i) {
+            continue;
+        }
+        let base = stage_base(df, i, global)?;
+        if let Some(j) = stage_ref_named(df, &base, i) {
+            todo.push(j);
+        }
+        for (ins, _) in &df.stages[i].instructions {
+            if let Instruction::Copy(c) = ins {
+                if !c.from.is_empty() {
+                    if let Some(j) = stage_ref(df, &c.from, i) {
+                        todo.push(j);
+                    } else if df.stage_index(&c.from).is_some() {
+                        return Err(Error::invalid(format!(
+                            "invalid from flag value {}: stage {} is not defined before it is used",
+                            c.from, c.from
+                        )));
+                    }
+                }
+            }
+        }
+    }
+    Ok(need.into_iter().collect())
+}
+
+/// A FROM refers to an earlier stage by name only (an index would be an image tag).
+pub fn stage_ref_named(df: &Dockerfile, name: &str, before: usize) -> Option<usize> {
+    df.stages[..before].iter().position(|s| {
+        s.name
+            .as_deref()
+            .is_some_and(|n| n.eq_ignore_ascii_case(name))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_dockerfile::parse_stages;
+
+    const DF: &str = "ARG BASE=busybox\nARG V\nFROM $BASE AS a\nRUN a\nFROM busybox AS b\nRUN b\nFROM a AS c\nCOPY --from=b /x /x\nFROM busybox AS d\nCOPY --from=0 /y /y\n";
+
+    #[test]
+    fn pruning_follows_bases_and_copy_from() {
+        let df = parse_stages(DF).unwrap();
+        let mut used = BTreeSet::new();
+        let g = global_args(&df, &HashMap::new(), &mut used).unwrap();
+        assert_eq!(g.get("BASE").map(String::as_str), Some("busybox"));
+        assert!(!g.contains_key("V"));
+        assert_eq!(
+            needed_stages(&df, target_index(&df, Some("c")).unwrap(), &g).unwrap(),
+            [0, 1, 2]
+        );
+        assert_eq!(
+            needed_stages(&df, target_index(&df, None).unwrap(), &g).unwrap(),
+            [0, 3]
+        );
+        assert_eq!(
+            needed_stages(&df, target_index(&df, Some("B")).unwrap(), &g).unwrap(),
+            [1]
+        );
+        let e = target_index(&df, Some("nope")).unwrap_err();
+        assert_eq!(
+            e.message(),
+            "failed to reach build target nope in Dockerfile"
+        );
+    }
+
+    #[test]
+    fn build_args_override_meta_defaults() {
+        let df = parse_stages(DF).unwrap();
+        let mut used = BTreeSet::new();
+        let ba: HashMap<String, Option<String>> = [
+            ("BASE".to_owned(), Some("alpine".to_owned())),
+            ("OTHER".to_owned(), Some("1".to_owned())),
+        ]
+        .into();
+        let g = global_args(&df, &ba, &mut used).unwrap();
+        assert_eq!(stage_base(&df, 0, &g).unwrap(), "alpine");
+        assert!(used.contains("BASE") && !used.contains("OTHER"));
+    }
+}

@@ -1,0 +1,380 @@
+//! berth-builder's driver against an in-memory backend: cache behaviour, stage pruning, build
+//! args and failures, without an engine.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use berth_errdefs::{Error, Result};
+use berth_image::ImageConfigFile;
+use sha2::{Digest, Sha256};
+
+use berth_builder::context::{Context, Entry};
+use berth_builder::{build, Backend, BuildOptions, Failure, Msg, RunEvent, RunOutcome, RunSpec};
+
+#[derive(Default)]
+struct Fake {
+    images: HashMap<String, ImageConfigFile>,
+    tags: HashMap<String, String>,
+    layers: HashMap<String, Vec<u8>>,
+    cache: HashMap<String, Vec<String>>,
+    runs: Vec<RunSpec>,
+    removed: Vec<String>,
+    created: Vec<Vec<String>>,
+    cancel: bool,
+}
+
+fn sha(b: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(b)))
+}
+
+impl Fake {
+    fn with_busybox() -> Fake {
+        let mut f = Fake::default();
+        let cfg = ImageConfigFile {
+            architecture: "amd64".into(),
+            os: "linux".into(),
+            config: berth_api::models::ImageConfig {
+                env: Some(vec!["PATH=/bin".into()]),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let id = f.create_image(&cfg).unwrap();
+        f.tags.insert("busybox".into(), id);
+        f
+    }
+}
+
+impl Backend for Fake {
+    fn image(&mut self, name: &str) -> Result<(String, ImageConfigFile)> {
+        let id = self
+            .tags
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| name.to_owned());
+        self.images
+            .get(&id)
+            .map(|c| (id.clone(), c.clone()))
+            .ok_or_else(|| Error::not_found(format!("No such image: {name}")))
+    }
+    fn create_image(&mut self, cfg: &ImageConfigFile) -> Result<String> {
+        let id = sha(&serde_json::to_vec(cfg).unwrap());
+        self.images.insert(id.clone(), cfg.clone());
+        Ok(id)
+    }
+    fn add_layer(&mut self, tar: &[u8]) -> Result<String> {
+        let id = sha(tar);
+        self.layers.insert(id.clone(), tar.to_vec());
+        Ok(id)
+    }
+    fn with_rootfs(
+        &mut self,
+        image_id: &str,
+        f: &mut dyn FnMut(&Path) -> Result<()>,
+    ) -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let cfg = self.images[image_id].clone();
+        for l in &cfg.rootfs.diff_ids {
+            if let Some(t) = self.layers.get(&l.to_string()) {
+                tar::Archive::new(&t[..]).unpack(dir.path())?;
+            }
+        }
+        f(dir.path())
+    }
+    fn run(
+        &mut self,
+        _image: &str,
+        spec: &RunSpec,
+        ev: &mut dyn FnMut(RunEvent<'_>),
+    ) -> Result<RunOutcome> {
+        self.runs.push(spec.clone());
+        let cid = format!("{:064}", self.runs.len());
+        ev(RunEvent::Started(&cid));
+        ev(RunEvent::Output(
+            format!("ran {}\n", spec.cmd.last().unwrap()).as_bytes(),
+        ));
+        let code = spec
+            .cmd
+            .last()
+            .unwrap()
+            .strip_prefix("exit ")
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let empty = tar::Builder::new(Vec::new()).into_inner().unwrap();
+        let diff_id = if code == 0 {
+            Some(self.add_layer(&empty)?)
+        } else {
+            None
+        };
+        Ok(RunOutcome {
+            container_id: cid,
+            exit_code: code,
+            diff_id,
+        })
+    }
+    fn create_container(&mut self, _image: &str, cmd: &[String]) -> Result<String> {
+        self.created.push(cmd.to_vec());
+        Ok(format!("c{:063}", self.created.len()))
+    }
+    fn remove_container(&mut self, id: &str) -> Result<()> {
+        self.removed.push(id.to_owned());
+        Ok(())
+    }
+    fn tag(&mut self, image_id: &str, reference: &str) -> Result<String> {
+        let r = berth_image::Reference::parse_tagged(reference)?;
+        self.tags.insert(r.familiar(), image_id.to_owned());
+        Ok(r.familiar())
+    }
+    fn cancelled(&mut self) -> bool {
+        self.cancel
+    }
+    fn cache_get(&mut self, key: &str) -> Vec<String> {
+        self.cache.get(key).cloned().unwrap_or_default()
+    }
+    fn cache_put(&mut self, key: &str, image_id: &str) -> Result<()> {
+        self.cache
+            .entry(key.to_owned())
+            .or_default()
+            .insert(0, image_id.to_owned());
+        Ok(())
+    }
+}
+
+fn ctx(files: &[(&str, &str)]) -> Context {
+    let mut c = Context::default();
+    for (p, d) in files {
+        c.insert(p.to_string(), Entry::file(0o644, *d));
+    }
+    c
+}
+
+fn opts() -> BuildOptions {
+    BuildOptions {
+        dockerfile: "Dockerfile".into(),
+        tags: vec!["out".into()],
+        rm: true,
+        ..Default::default()
+    }
+}
+
+fn run_build(
+    be: &mut Fake,
+    c: Context,
+    o: &BuildOptions,
+) -> (std::result::Result<String, Failure>, String) {
+    let mut text = String::new();
+    let r = build(be, c, o, &mut |m| {
+        if let Msg::Stream(s) = m {
+            text.push_str(&s)
+        }
+    });
+    (r, text)
+}
+
+const DF: &str = "FROM busybox\nARG MODE=dev\nRUN build $MODE\nCOPY a.txt /a\nCOPY b.txt /b\nRUN test\nCMD [\"x\"]\n";
+
+#[test]
+fn cache_hits_and_misses() {
+    let mut be = Fake::with_busybox();
+    let files = [("Dockerfile", DF), ("a.txt", "A"), ("b.txt", "B")];
+    let (r1, t1) = run_build(&mut be, ctx(&files), &opts());
+    let id1 = r1.unwrap();
+    assert_eq!(t1.matches("Using cache").count(), 0, "{t1}");
+    assert_eq!(be.runs.len(), 2);
+    assert_eq!(be.runs[0].env, ["MODE=dev"]);
+    assert!(t1.contains("Successfully tagged out:latest"), "{t1}");
+
+    // unchanged: all 6 steps after FROM cached, same image
+    let (r2, t2) = run_build(&mut be, ctx(&files), &opts());
+    assert_eq!(r2.unwrap(), id1);
+    assert_eq!(t2.matches("Using cache").count(), 6, "{t2}");
+    assert_eq!(be.runs.len(), 2);
+
+    // b.txt changed: COPY b.txt, RUN test, CMD rerun; the rest is cached
+    let (_, t3) = run_build(
+        &mut be,
+        ctx(&[("Dockerfile", DF), ("a.txt", "A"), ("b.txt", "B2")]),
+        &opts(),
+    );
+    assert_eq!(t3.matches("Using cache").count(), 3, "{t3}");
+    assert_eq!(be.runs.len(), 3);
+
+    // a build arg RUN sees changes the RUN and everything after it
+    let mut o = opts();
+    o.build_args.insert("MODE".into(), Some("prod".into()));
+    o.build_args.insert("UNUSED".into(), Some("1".into()));
+    let (_, t4) = run_build(&mut be, ctx(&files), &o);
+    assert_eq!(
+        t4.matches("Using cache").count(),
+        1,
+        "only ARG is cached: {t4}"
+    );
+    assert!(
+        t4.contains("[Warning] One or more build-args [UNUSED] were not consumed"),
+        "{t4}"
+    );
+    assert_eq!(be.runs[3].env, ["MODE=prod"]);
+    let hist = &be.images[&be.tags["out:latest"]].history;
+    assert!(
+        hist.iter()
+            .any(|h| h.created_by.as_deref() == Some("|1 MODE=prod /bin/sh -c build $MODE")),
+        "{hist:?}"
+    );
+
+    // --no-cache
+    o.no_cache = true;
+    let (_, t5) = run_build(&mut be, ctx(&files), &o);
+    assert_eq!(t5.matches("Using cache").count(), 0);
+    // --cache-from an unrelated image: the local cache is not used
+    let mut o = opts();
+    o.cache_from = vec!["busybox".into()];
+    let (_, t6) = run_build(&mut be, ctx(&files), &o);
+    assert_eq!(t6.matches("Using cache").count(), 0, "{t6}");
+    o.cache_from = vec![id1.clone()];
+    let (r7, t7) = run_build(&mut be, ctx(&files), &o);
+    assert_eq!(r7.unwrap(), id1);
+    assert_eq!(t7.matches("Using cache").count(), 6, "{t7}");
+}
+
+#[test]
+fn stages_are_pruned_and_failures_reported() {
+    let mut be = Fake::with_busybox();
+    let df = "FROM busybox AS a\nRUN a\nFROM busybox AS bad\nRUN exit 5\nFROM a\nRUN c\n";
+    let (r, t) = run_build(&mut be, ctx(&[("Dockerfile", df)]), &opts());
+    r.unwrap();
+    assert!(t.contains("Step 4/4 : RUN c"), "{t}");
+    assert_eq!(
+        be.runs.iter().map(|r| r.cmd[2].clone()).collect::<Vec<_>>(),
+        ["a", "c"]
+    );
+
+    let mut o = opts();
+    o.target = Some("bad".into());
+    let (r, t) = run_build(&mut be, ctx(&[("Dockerfile", df)]), &o);
+    let f = r.unwrap_err();
+    assert_eq!(f.code, Some(5));
+    assert_eq!(
+        f.message,
+        "The command '/bin/sh -c exit 5' returned a non-zero code: 5"
+    );
+    assert!(t.contains(" ---> Running in "), "{t}");
+    assert!(!be.tags.contains_key("out:latest") || be.tags["out:latest"] != "bad");
+
+    let (r, _) = run_build(
+        &mut be,
+        ctx(&[("Dockerfile", "FROM busybox\nRUN x\nFORM y\n")]),
+        &opts(),
+    );
+    let f = r.unwrap_err();
+    assert!(f.message.contains("line 3"), "{}", f.message);
+    assert_eq!(f.code, None);
+
+    let (r, _) = run_build(&mut be, ctx(&[("Dockerfile", "FROM nope\n")]), &opts());
+    assert!(r.unwrap_err().message.contains("No such image: nope"));
+    let (r, _) = run_build(&mut be, ctx(&[]), &opts());
+    assert_eq!(
+        r.unwrap_err().message,
+        "Cannot locate specified Dockerfile: Dockerfile"
+    );
+}
+
+#[test]
+fn labels_and_copy_layers() {
+    let mut be = Fake::with_busybox();
+    let mut o = opts();
+    o.labels.insert("l1".into(), "v1".into());
+    let df = "FROM busybox\nWORKDIR /app\nCOPY --chmod=0700 a.txt sub/\n";
+    let (r, t) = run_build(&mut be, ctx(&[("Dockerfile", df), ("a.txt", "A")]), &o);
+    let id = r.unwrap();
+    assert!(t.contains("Step 4/4 : LABEL l1=v1"), "{t}");
+    let cfg = be.images[&id].clone();
+    assert_eq!(cfg.config.labels.unwrap()["l1"], "v1");
+    assert_eq!(cfg.config.working_dir.as_deref(), Some("/app"));
+    // WORKDIR made /app (a layer), COPY added app/sub/a.txt
+    assert_eq!(cfg.rootfs.diff_ids.len(), 2);
+    let copy_layer = &be.layers[&cfg.rootfs.diff_ids[1].to_string()];
+    let mut a = tar::Archive::new(&copy_layer[..]);
+    let names: Vec<(String, u32)> = a
+        .entries()
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.path().unwrap().display().to_string(),
+                e.header().mode().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("app/sub/".to_owned(), 0o755),
+            ("app/sub/a.txt".to_owned(), 0o700)
+        ]
+    );
+    let hist: Vec<_> = cfg
+        .history
+        .iter()
+        .map(|h| (h.created_by.clone().unwrap(), h.empty_layer))
+        .collect();
+    assert_eq!(
+        hist[0],
+        ("/bin/sh -c #(nop) WORKDIR /app".to_owned(), false)
+    );
+    assert!(
+        hist[1].0.starts_with("/bin/sh -c #(nop) COPY file:")
+            && hist[1].0.ends_with(" in /app/sub/ "),
+        "{hist:?}"
+    );
+    assert_eq!(hist[2], ("/bin/sh -c #(nop)  LABEL l1=v1".to_owned(), true));
+    // metadata steps get a created-and-removed container, as in Docker
+    assert_eq!(
+        be.created.last().unwrap(),
+        &["/bin/sh", "-c", "#(nop)  LABEL l1=v1"]
+    );
+    assert_eq!(
+        t.matches("Removing intermediate container").count(),
+        2,
+        "{t}"
+    );
+}
+
+#[test]
+fn buildkit_only_features_are_refused() {
+    let mut be = Fake::with_busybox();
+    let (r, _) = run_build(
+        &mut be,
+        ctx(&[(
+            "Dockerfile",
+            "FROM busybox\nRUN --mount=type=cache,target=/c true\n",
+        )]),
+        &opts(),
+    );
+    assert!(r
+        .unwrap_err()
+        .message
+        .starts_with("the --mount option requires BuildKit."));
+    let (r, _) = run_build(
+        &mut be,
+        ctx(&[("Dockerfile", "FROM busybox\nRUN <<EOF\necho hi\nEOF\n")]),
+        &opts(),
+    );
+    assert!(r
+        .unwrap_err()
+        .message
+        .starts_with("heredocs require BuildKit."));
+    assert!(be.runs.is_empty());
+}
+
+#[test]
+fn a_gone_client_stops_the_build() {
+    let mut be = Fake::with_busybox();
+    be.cancel = true;
+    let (r, _) = run_build(
+        &mut be,
+        ctx(&[("Dockerfile", "FROM busybox\nRUN true\n")]),
+        &opts(),
+    );
+    assert!(r.unwrap_err().message.contains("cancelled"));
+    assert!(be.runs.is_empty());
+}

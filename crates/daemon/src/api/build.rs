@@ -1,0 +1,138 @@
+//! `POST /build` (the classic builder, `version=1`) and `POST /build/prune`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use berth_builder::{BuildOptions, Context, Msg};
+use berth_errdefs::Error;
+use http::Request;
+use hyper::body::Incoming;
+
+use crate::http::{body_bytes, json, json_line, stream, Query, Result};
+use crate::Daemon;
+
+fn json_param<T: serde::de::DeserializeOwned + Default>(q: &Query, k: &str) -> Result<T> {
+    match q.get(k) {
+        None | Some("") | Some("null") => Ok(T::default()),
+        Some(v) => serde_json::from_str(v).map_err(|e| Error::invalid(format!("invalid {k}: {e}"))),
+    }
+}
+
+/// The build options from the query string.
+pub fn options(q: &Query) -> Result<BuildOptions> {
+    let tags: Vec<String> = q
+        .all("t")
+        .iter()
+        .filter(|t| !t.is_empty())
+        .cloned()
+        .collect();
+    for t in &tags {
+        berth_image::Reference::parse_tagged(t)
+            .map_err(|e| Error::invalid(e.message().to_owned()))?;
+    }
+    if q.str("version") == "2" {
+        return Err(Error::invalid(
+            "BuildKit (version=2) is not supported by berthd; use the classic builder",
+        ));
+    }
+    let build_args: HashMap<String, Option<String>> = json_param(q, "buildargs")?;
+    let labels: BTreeMap<String, String> = json_param(q, "labels")?;
+    let cache_from: Vec<String> = json_param(q, "cachefrom")?;
+    Ok(BuildOptions {
+        dockerfile: match q.str("dockerfile") {
+            "" => "Dockerfile".into(),
+            f => f.to_owned(),
+        },
+        tags,
+        build_args,
+        labels,
+        no_cache: q.bool("nocache"),
+        target: q.get("target").filter(|t| !t.is_empty()).map(str::to_owned),
+        quiet: q.bool("q"),
+        rm: q.bool_or("rm", true),
+        force_rm: q.bool("forcerm"),
+        network_mode: q.str("networkmode").to_owned(),
+        cache_from,
+        pull: q.bool("pull"),
+    })
+}
+
+/// `POST /build`: the body is the context tar; the answer a JSON-message stream.
+pub async fn build(d: &Arc<Daemon>, req: Request<Incoming>, q: &Query) -> Result {
+    let opts = options(q)?;
+    if !q.str("remote").is_empty() {
+        return Err(Error::invalid(
+            "remote build contexts (URLs, git) are not supported by berthd yet",
+        ));
+    }
+    let body = body_bytes(req.into_body()).await?;
+    let ctx = tokio::task::spawn_blocking(move || {
+        if body.is_empty() {
+            Ok(Context::default())
+        } else {
+            Context::from_tar(&body[..])
+        }
+    })
+    .await
+    .map_err(|e| Error::internal(e.to_string()))??;
+    let (tx, resp) = stream(200, Some("application/json"));
+    let d = d.clone();
+    let rt = tokio::runtime::Handle::current();
+    // The builder calls back from inside `block_on`, so it must never block on the
+    // response channel: an unbounded queue feeds it.
+    let (utx, mut urx) = tokio::sync::mpsc::unbounded_channel::<bytes::Bytes>();
+    let gone = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let gone2 = gone.clone();
+    tokio::spawn(async move {
+        while let Some(b) = urx.recv().await {
+            if tx.send(b).await.is_err() {
+                gone2.store(true, std::sync::atomic::Ordering::Relaxed);
+                break;
+            }
+        }
+    });
+    tokio::task::spawn_blocking(move || {
+        let send = |m: &Msg| {
+            let _ = utx.send(json_line(&m.to_json(), true));
+        };
+        let mut buffered = String::new();
+        let quiet = opts.quiet;
+        let mut out = |m: Msg| match &m {
+            Msg::Stream(s) if quiet => buffered.push_str(s),
+            _ => send(&m),
+        };
+        let result = match crate::build::DaemonBackend::new(d, rt, gone) {
+            Ok(mut be) => berth_builder::build(&mut be, ctx, &opts, &mut out),
+            Err(e) => Err(e.into()),
+        };
+        match result {
+            Ok(id) => {
+                if quiet {
+                    send(&Msg::Stream(format!("{id}\n")));
+                }
+            }
+            Err(f) => {
+                if quiet && !buffered.is_empty() {
+                    send(&Msg::Stream(std::mem::take(&mut buffered)));
+                }
+                send(&Msg::Error {
+                    code: f.code,
+                    message: f.message,
+                });
+            }
+        }
+    });
+    Ok(resp)
+}
+
+/// `POST /build/prune`: forget every build cache entry.
+pub fn prune(d: &Arc<Daemon>) -> Result {
+    let keys = crate::build::cache(d)?.prune()?;
+    Ok(json(
+        200,
+        &serde_json::json!({
+            "CachesDeleted": if keys.is_empty() { None } else { Some(keys) },
+            "SpaceReclaimed": 0
+        }),
+    ))
+}

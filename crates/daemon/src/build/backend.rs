@@ -1,0 +1,215 @@
+//! `berth_builder::Backend` on top of the daemon. Runs on a blocking thread: async
+//! container operations go through the runtime handle.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use berth_api::models::{ContainerCreateBody, HostConfig};
+use berth_builder::{Backend, DirCache, RunEvent, RunOutcome, RunSpec};
+use berth_errdefs::{Error, Result, ResultExt};
+use berth_image::{ImageConfigFile, Reference};
+use berth_shim_proto::FrameKind;
+use tokio::io::AsyncReadExt;
+
+use crate::container::{self, lifecycle::WaitCondition, PendingAttach};
+use crate::Daemon;
+
+/// The daemon as the builder's backend.
+pub struct DaemonBackend {
+    d: Arc<Daemon>,
+    rt: tokio::runtime::Handle,
+    cache: DirCache,
+    gone: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl DaemonBackend {
+    /// `gone` is set when the client disconnects; the build stops before the next step.
+    pub fn new(
+        d: Arc<Daemon>,
+        rt: tokio::runtime::Handle,
+        gone: Arc<std::sync::atomic::AtomicBool>,
+    ) -> Result<DaemonBackend> {
+        let cache = super::cache(&d)?;
+        Ok(DaemonBackend { d, rt, cache, gone })
+    }
+
+    fn tmp_dir(&self) -> Result<std::path::PathBuf> {
+        let p = self.d.cfg.data_root.join("tmp");
+        std::fs::create_dir_all(&p).ctx("create tmp dir")?;
+        Ok(p)
+    }
+
+    /// Remove what the runtime left in an upper dir: mount points for the files
+    /// berthd bind-mounts (they are empty files the image did not have).
+    fn drop_runtime_artifacts(upper: &Path) {
+        for f in ["etc/hosts", "etc/hostname", "etc/resolv.conf", ".dockerenv"] {
+            let p = upper.join(f);
+            if std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_file() && m.len() == 0) {
+                let _ = std::fs::remove_file(&p);
+            }
+        }
+    }
+}
+
+impl Backend for DaemonBackend {
+    fn image(&mut self, name: &str) -> Result<(String, ImageConfigFile)> {
+        let rec = self.d.images.resolve(name)?;
+        let cfg = self.d.images.config(&rec)?;
+        Ok((rec.id, cfg))
+    }
+
+    fn create_image(&mut self, cfg: &ImageConfigFile) -> Result<String> {
+        Ok(self.d.images.create_image(cfg)?.id)
+    }
+
+    fn add_layer(&mut self, tar: &[u8]) -> Result<String> {
+        Ok(self.d.images.add_layer(tar)?.0.to_string())
+    }
+
+    fn with_rootfs(
+        &mut self,
+        image_id: &str,
+        f: &mut dyn FnMut(&Path) -> Result<()>,
+    ) -> Result<()> {
+        let rec = self.d.images.resolve(image_id)?;
+        let tmp = format!("build-{}", hex::encode(rand::random::<[u8; 8]>()));
+        let target = self.d.cfg.exec_root.join("build").join(&tmp);
+        self.d.snap.prepare(&tmp)?;
+        let mounted = self.d.snap.mount(&tmp, &rec.layers, &target);
+        let r = match mounted {
+            Ok(()) => f(&target),
+            Err(e) => Err(e),
+        };
+        let _ = berth_snapshot::unmount(&target);
+        let _ = std::fs::remove_dir(&target);
+        let _ = self.d.snap.remove(&tmp);
+        r
+    }
+
+    fn run(
+        &mut self,
+        image_id: &str,
+        spec: &RunSpec,
+        ev: &mut dyn FnMut(RunEvent<'_>),
+    ) -> Result<RunOutcome> {
+        let d = self.d.clone();
+        let network = match spec.network_mode.as_str() {
+            "" => "default".to_owned(),
+            m => m.to_owned(),
+        };
+        let body = ContainerCreateBody {
+            image: Some(image_id.to_owned()),
+            cmd: Some(spec.cmd.clone()),
+            entrypoint: Some(vec![String::new()]),
+            env: Some(spec.env.clone()),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            host_config: Some(HostConfig {
+                network_mode: Some(network),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let (cid, code) = self.rt.block_on(async {
+            let cid = container::create::create(&d, None, body).await?;
+            let c = d.containers.get(&cid)?;
+            ev(RunEvent::Started(&cid));
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            c.pending.lock().unwrap().push(PendingAttach {
+                stdin: false,
+                stdout: true,
+                stderr: true,
+                tx,
+            });
+            if let Err(e) = container::start::start(&d, &c).await {
+                // Nothing ran: do not leave the container behind.
+                let _ = container::lifecycle::remove(&d, &c, true, false).await;
+                return Err(e);
+            }
+            if let Ok(mut s) = rx.await {
+                let mut header = [0u8; 8];
+                while s.read_exact(&mut header).await.is_ok() {
+                    let len =
+                        u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
+                    let mut payload = vec![0u8; len];
+                    if s.read_exact(&mut payload).await.is_err() {
+                        break;
+                    }
+                    match FrameKind::from_u8(header[0]) {
+                        Some(FrameKind::Stdout) | Some(FrameKind::Stderr) => {
+                            ev(RunEvent::Output(&payload))
+                        }
+                        _ => break,
+                    }
+                }
+            }
+            let code = container::lifecycle::wait(&c, WaitCondition::NotRunning).await;
+            Ok::<_, Error>((cid, code))
+        })?;
+        let mut diff_id = None;
+        if code == 0 {
+            let upper = self.d.snap.upper_dir(&cid);
+            Self::drop_runtime_artifacts(&upper);
+            let tmp = self.tmp_dir()?.join(format!("diff-{cid}.tar"));
+            let written = std::fs::File::create(&tmp)
+                .ctx("create layer file")
+                .and_then(|f| berth_snapshot::write_diff(&upper, std::io::BufWriter::new(f)));
+            let stored = written.and_then(|()| {
+                let f = std::fs::File::open(&tmp)?;
+                self.d.images.add_layer(f)
+            });
+            let _ = std::fs::remove_file(&tmp);
+            diff_id = Some(stored?.0.to_string());
+        }
+        Ok(RunOutcome {
+            container_id: cid,
+            exit_code: code,
+            diff_id,
+        })
+    }
+
+    fn create_container(&mut self, image_id: &str, cmd: &[String]) -> Result<String> {
+        let d = self.d.clone();
+        let body = ContainerCreateBody {
+            image: Some(image_id.to_owned()),
+            cmd: Some(cmd.to_vec()),
+            entrypoint: Some(vec![String::new()]),
+            ..Default::default()
+        };
+        self.rt.block_on(container::create::create(&d, None, body))
+    }
+
+    fn remove_container(&mut self, id: &str) -> Result<()> {
+        let d = self.d.clone();
+        self.rt.block_on(async {
+            let c = d.containers.get(id)?;
+            container::lifecycle::remove(&d, &c, true, false).await
+        })
+    }
+
+    fn tag(&mut self, image_id: &str, reference: &str) -> Result<String> {
+        let r = Reference::parse_tagged(reference)?;
+        self.d.images.tag(image_id, &r)?;
+        let mut attrs = std::collections::HashMap::new();
+        attrs.insert("name".to_owned(), r.familiar());
+        self.d.events.emit(
+            berth_api::models::EventMessageTypeEnum::IMAGE,
+            "tag",
+            image_id,
+            attrs,
+        );
+        Ok(r.familiar())
+    }
+
+    fn cancelled(&mut self) -> bool {
+        self.gone.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn cache_get(&mut self, key: &str) -> Vec<String> {
+        self.cache.get(key)
+    }
+
+    fn cache_put(&mut self, key: &str, image_id: &str) -> Result<()> {
+        self.cache.put(key, image_id)
+    }
+}

@@ -1,0 +1,430 @@
+//! `build` (classic builder, `POST /build`) with both CLIs: multi-stage builds,
+//! .dockerignore, the resulting config, the cache, and failures.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use berth_e2e::{unique_tmp_dir, Cli, Daemon, Output};
+
+fn context(files: &[(&str, &str)]) -> PathBuf {
+    let dir = unique_tmp_dir("berth-build-ctx");
+    for (name, content) in files {
+        let p = dir.join(name);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, content).unwrap();
+    }
+    dir
+}
+
+fn build(d: &Daemon, cli: Cli, ctx: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["build"];
+    args.extend_from_slice(extra);
+    let c = ctx.to_str().unwrap().to_owned();
+    args.push(&c);
+    d.cli(cli, &args)
+}
+
+fn inspect_image(d: &Daemon, name: &str) -> serde_json::Value {
+    let r = d.api("GET", &format!("/v1.41/images/{name}/json"));
+    assert_eq!(r.status, 200, "inspect {name}: {}", r.text());
+    r.json()
+}
+
+const MULTI: &str = r#"FROM busybox AS gen
+WORKDIR /work
+RUN printf 'static content\n' > page.html && chmod 604 page.html
+RUN mkdir -p out && cp page.html out/ && echo generated
+
+FROM busybox
+ARG VERSION=1.0
+LABEL org.example.version=$VERSION maintainer="berth"
+ENV APP_HOME=/srv/app PATH=/srv/app/bin:/usr/bin:/bin
+WORKDIR $APP_HOME
+COPY --from=gen /work/out/page.html ./www/index.html
+COPY --chown=app:app bin/ ./bin/
+COPY --chmod=0600 conf.txt /etc/app.conf
+RUN echo "version $VERSION" > /version.txt
+EXPOSE 8080 9000/udp
+HEALTHCHECK --interval=5s --timeout=2s --retries=4 CMD test -f /version.txt
+USER app
+ENTRYPOINT ["/srv/app/bin/run.sh"]
+CMD ["--serve"]
+"#;
+
+#[test]
+fn multi_stage_build_with_both_clis() {
+    let d = Daemon::start();
+    let ctx = context(&[
+        ("Dockerfile", MULTI),
+        (
+            "bin/run.sh",
+            "#!/bin/sh\necho \"run $*\"; cat /srv/app/www/index.html\n",
+        ),
+        ("conf.txt", "key=value\n"),
+        ("ignored.log", "noise"),
+        ("secret/key", "s3cret"),
+        (".dockerignore", "*.log\nsecret\n"),
+    ]);
+    fs::set_permissions(
+        ctx.join("bin/run.sh"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    for cli in Cli::ALL {
+        let tag = format!("multi-{}:v1", cli.name());
+        let o = build(&d, cli, &ctx, &["-t", &tag, "--build-arg", "VERSION=2.5"]);
+        assert_eq!(o.code, 0, "{}: {o}", cli.name());
+        assert!(o.stdout.contains("Step 1/"), "{o}");
+        assert!(
+            o.stdout.contains(&format!("Successfully tagged {tag}")),
+            "{o}"
+        );
+
+        // what the image runs, and the files in it
+        let o = d.cli(cli, &["run", "--rm", &tag]);
+        assert_eq!(o.code, 0, "{o}");
+        assert_eq!(o.stdout, "run --serve\nstatic content\n");
+        let o = d.cli(
+            cli,
+            &[
+                "run", "--rm", "--entrypoint", "sh", &tag, "-c",
+                "id -u; stat -c '%a %u:%g %n' /srv/app/www/index.html /srv/app/bin/run.sh /etc/app.conf; cat /version.txt; pwd; ls /srv/app; ls / | grep -c secret",
+            ],
+        );
+        assert_eq!(
+            o.stdout,
+            "1000\n604 0:0 /srv/app/www/index.html\n755 1000:1000 /srv/app/bin/run.sh\n600 0:0 /etc/app.conf\nversion 2.5\n/srv/app\nbin\nwww\n0\n",
+            "{o}"
+        );
+    }
+    // the config
+    let ii = inspect_image(&d, "multi-docker:v1");
+    let c = &ii["Config"];
+    assert_eq!(c["Entrypoint"], serde_json::json!(["/srv/app/bin/run.sh"]));
+    assert_eq!(c["Cmd"], serde_json::json!(["--serve"]));
+    assert_eq!(c["User"], "app");
+    assert_eq!(c["WorkingDir"], "/srv/app");
+    assert_eq!(c["Labels"]["org.example.version"], "2.5");
+    assert_eq!(c["Labels"]["maintainer"], "berth");
+    assert!(
+        c["ExposedPorts"].get("8080/tcp").is_some() && c["ExposedPorts"].get("9000/udp").is_some(),
+        "{c}"
+    );
+    assert_eq!(
+        c["Healthcheck"]["Test"],
+        serde_json::json!(["CMD-SHELL", "test -f /version.txt"])
+    );
+    assert_eq!(c["Healthcheck"]["Interval"], 5_000_000_000i64);
+    assert_eq!(c["Healthcheck"]["Retries"], 4);
+    let env: Vec<&str> = c["Env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    assert!(env.contains(&"APP_HOME=/srv/app"), "{env:?}");
+    assert!(env.contains(&"PATH=/srv/app/bin:/usr/bin:/bin"), "{env:?}");
+    assert!(
+        !env.iter().any(|e| e.starts_with("VERSION=")),
+        "build args are not persisted: {env:?}"
+    );
+    // ignored files never reach the image, and the history is Docker's
+    let h = d.api("GET", "/v1.41/images/multi-docker:v1/history").json();
+    let created: Vec<&str> = h
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["CreatedBy"].as_str())
+        .collect();
+    assert!(
+        created.contains(&"|1 VERSION=2.5 /bin/sh -c echo \"version $VERSION\" > /version.txt"),
+        "{created:?}"
+    );
+    assert!(
+        created.contains(&"/bin/sh -c #(nop)  USER app"),
+        "{created:?}"
+    );
+    assert!(
+        created.contains(&"/bin/sh -c #(nop) WORKDIR /srv/app"),
+        "{created:?}"
+    );
+    fs::remove_dir_all(&ctx).ok();
+}
+
+#[test]
+fn target_builds_only_needed_stages() {
+    let d = Daemon::start();
+    let ctx = context(&[(
+        "Dockerfile",
+        "FROM busybox AS base\nRUN echo base > /base\nFROM busybox AS unused\nRUN exit 7\nFROM base AS final\nRUN cat /base\n",
+    )]);
+    for cli in Cli::ALL {
+        let o = build(&d, cli, &ctx, &["-t", "tgt", "--target", "base"]);
+        assert_eq!(o.code, 0, "{o}");
+        assert!(o.stdout.contains("Step 2/2 : RUN echo base > /base"), "{o}");
+        let o = build(&d, cli, &ctx, &["-t", "tgt2"]);
+        assert_eq!(o.code, 0, "the failing unused stage is skipped: {o}");
+        assert!(o.stdout.contains("Step 4/4 : RUN cat /base"), "{o}");
+        assert!(!o.stdout.contains("exit 7"), "{o}");
+        let o = build(&d, cli, &ctx, &["--target", "nope"]);
+        assert_ne!(o.code, 0);
+        assert!(
+            format!("{}{}", o.stdout, o.stderr)
+                .contains("failed to reach build target nope in Dockerfile"),
+            "{o}"
+        );
+    }
+    fs::remove_dir_all(&ctx).ok();
+}
+
+#[test]
+fn cache_reuses_steps_until_a_copied_file_changes() {
+    let d = Daemon::start();
+    let ctx = context(&[
+        (
+            "Dockerfile",
+            "FROM busybox\nRUN echo one > /one\nCOPY a.txt /a.txt\nCOPY b.txt /b.txt\nRUN cat /a.txt /b.txt > /ab\nCMD [\"cat\", \"/ab\"]\n",
+        ),
+        ("a.txt", "A1\n"),
+        ("b.txt", "B1\n"),
+        ("notes.md", "not copied\n"),
+        (".dockerignore", "notes.md\n"),
+    ]);
+    for cli in Cli::ALL {
+        let tag = format!("cached-{}", cli.name());
+        fs::write(ctx.join("b.txt"), "B1\n").unwrap();
+        let first = build(&d, cli, &ctx, &["-t", &tag]);
+        assert_eq!(first.code, 0, "{first}");
+        // nothing changed: every step after FROM comes from the cache, same image
+        let again = build(&d, cli, &ctx, &["-t", &tag]);
+        assert_eq!(again.code, 0, "{again}");
+        assert_eq!(again.stdout.matches("Using cache").count(), 5, "{again}");
+        let id1 = inspect_image(&d, &tag)["Id"].as_str().unwrap().to_owned();
+        // an ignored file changing does not matter either
+        fs::write(ctx.join("notes.md"), "changed\n").unwrap();
+        let o = build(&d, cli, &ctx, &["-t", &tag]);
+        assert_eq!(o.stdout.matches("Using cache").count(), 5, "{o}");
+        assert_eq!(inspect_image(&d, &tag)["Id"].as_str().unwrap(), id1);
+        // b.txt changed: steps 1-3 cached, COPY b.txt and the rest rerun
+        let b2 = format!("B2-{}\n", cli.name());
+        fs::write(ctx.join("b.txt"), &b2).unwrap();
+        let o = build(&d, cli, &ctx, &["-t", &tag]);
+        assert_eq!(o.code, 0, "{o}");
+        assert_eq!(o.stdout.matches("Using cache").count(), 2, "{o}");
+        let after_b = o.stdout.split("Step 4/6").nth(1).unwrap();
+        assert!(!after_b.contains("Using cache"), "{o}");
+        assert!(after_b.contains("Running in"), "{o}");
+        let out = d.cli(cli, &["run", "--rm", &tag]);
+        assert_eq!(out.stdout, format!("A1\n{b2}"), "{out}");
+        // --no-cache reruns everything
+        let o = build(&d, cli, &ctx, &["--no-cache", "-t", &tag]);
+        assert_eq!(o.code, 0, "{o}");
+        assert_eq!(o.stdout.matches("Using cache").count(), 0, "{o}");
+    }
+    // intermediate containers (RUN and metadata steps) are all removed
+    assert!(
+        d.container_ids().is_empty(),
+        "left behind: {:?}",
+        d.container_ids()
+    );
+    fs::remove_dir_all(&ctx).ok();
+}
+
+#[test]
+fn failing_run_propagates_its_exit_code() {
+    let d = Daemon::start();
+    let ctx = context(&[(
+        "Dockerfile",
+        "FROM busybox\nRUN echo before-failure\nRUN echo oops; exit 3\nRUN echo never\n",
+    )]);
+    for cli in Cli::ALL {
+        let o = build(&d, cli, &ctx, &["-t", "broken"]);
+        assert_eq!(o.code, 3, "{}: {o}", cli.name());
+        assert!(o.stdout.contains("oops"), "{o}");
+        let all = format!("{}{}", o.stdout, o.stderr);
+        assert!(
+            all.contains("The command '/bin/sh -c echo oops; exit 3' returned a non-zero code: 3"),
+            "{o}"
+        );
+        assert!(!o.stdout.contains("never"), "{o}");
+    }
+    assert_eq!(d.api("GET", "/v1.41/images/broken:latest/json").status, 404);
+    // a syntax error names its line
+    let ctx2 = context(&[("Dockerfile", "FROM busybox\nRUN true\nFORM x\n")]);
+    let o = build(&d, Cli::Docker, &ctx2, &[]);
+    assert_ne!(o.code, 0);
+    assert!(
+        format!("{}{}", o.stdout, o.stderr).contains("line 3"),
+        "{o}"
+    );
+    fs::remove_dir_all(&ctx).ok();
+    fs::remove_dir_all(&ctx2).ok();
+}
+
+#[test]
+fn quiet_build_prints_only_the_id_and_raw_api_stream() {
+    let d = Daemon::start();
+    let ctx = context(&[("Dockerfile", "FROM busybox\nENV A=1\n")]);
+    for cli in Cli::ALL {
+        let o = build(&d, cli, &ctx, &["-q", "-t", "quiet"]);
+        assert_eq!(o.code, 0, "{o}");
+        let id = o.out();
+        assert!(id.starts_with("sha256:") && id.len() == 71, "{o}");
+        assert_eq!(inspect_image(&d, "quiet")["Id"], id);
+    }
+    // build/prune forgets the cache
+    let r = d.api("POST", "/v1.41/build/prune");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        r.json()["CachesDeleted"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty()),
+        "{}",
+        r.text()
+    );
+    let o = build(&d, Cli::Docker, &ctx, &["-t", "quiet"]);
+    assert_eq!(o.stdout.matches("Using cache").count(), 0, "{o}");
+    fs::remove_dir_all(&ctx).ok();
+}
+
+#[test]
+fn shell_app_with_dockerignore_add_and_onbuild() {
+    let d = Daemon::start();
+    // an archive for ADD to unpack
+    let archive = berth_e2e::RawTar::new()
+        .dir("vendor/")
+        .file("vendor/lib.sh", b"greet() { echo \"hello $1\"; }\n")
+        .build();
+    let ctx = context(&[
+        (
+            "Dockerfile",
+            "FROM busybox\nONBUILD RUN echo triggered > /onbuild.txt\nWORKDIR /app\nCOPY . .\nADD deps.tar /opt/\nCOPY --from=busybox /bin/busybox /usr/local/bin/bb\nRUN mkdir -p /usr/local/real && ln -s /usr/local/real /linked\nCOPY lib/util.sh /linked/\nENV NAME=world\nCMD sh /app/app.sh $NAME\n",
+        ),
+        ("app.sh", ". /opt/vendor/lib.sh\n. /app/lib/util.sh\nshout \"$(greet $1)\"\n"),
+        ("lib/util.sh", "shout() { echo \"$*!\"; }\n"),
+        ("build.log", "log"),
+        ("tmp/scratch.txt", "x"),
+        ("tmp/keep.txt", "kept"),
+        (".git/HEAD", "ref"),
+        (".dockerignore", "*.log\ntmp\n!tmp/keep.txt\n.git\n"),
+    ]);
+    fs::write(ctx.join("deps.tar"), &archive).unwrap();
+    for cli in Cli::ALL {
+        let tag = format!("shapp-{}", cli.name());
+        let o = build(&d, cli, &ctx, &["-t", &tag]);
+        assert_eq!(o.code, 0, "{o}");
+        let o = d.cli(cli, &["run", "--rm", &tag]);
+        assert_eq!(o.stdout, "hello world!\n", "{o}");
+        let o = d.cli(
+            cli,
+            &["run", "--rm", &tag, "sh", "-c", "cd /app && find . -type f | sort; test -x /usr/local/bin/bb && echo bb; ls /onbuild.txt 2>&1 | grep -c 'No such'; readlink /linked; ls /usr/local/real"],
+        );
+        assert_eq!(
+            o.stdout,
+            "./.dockerignore\n./Dockerfile\n./app.sh\n./deps.tar\n./lib/util.sh\n./tmp/keep.txt\nbb\n1\n/usr/local/real\nutil.sh\n",
+            "{o}"
+        );
+        // ONBUILD runs in a child build, not in the image that declares it
+        let child = context(&[(
+            "Dockerfile",
+            &format!("FROM {tag}\nRUN cat /onbuild.txt && echo {}\n", cli.name()),
+        )]);
+        let o = build(&d, cli, &child, &["-t", &format!("child-{}", cli.name())]);
+        assert_eq!(o.code, 0, "{o}");
+        assert!(o.stdout.contains("# Executing 1 build trigger"), "{o}");
+        assert!(o.stdout.contains("triggered"), "{o}");
+        fs::remove_dir_all(&child).ok();
+    }
+    fs::remove_dir_all(&ctx).ok();
+}
+
+#[test]
+fn raw_api_applies_dockerfile_specific_ignore_file() {
+    let d = Daemon::start();
+    let tar = berth_e2e::RawTar::new()
+        .file(
+            "build/app.Dockerfile",
+            b"FROM busybox\nCOPY . /ctx/\nRUN ls /ctx | sort | tr '\\n' ' '\n",
+        )
+        .file("build/app.Dockerfile.dockerignore", b"secret.txt\n")
+        .file(".dockerignore", b"public.txt\n")
+        .file("secret.txt", b"s")
+        .file("public.txt", b"p")
+        .build();
+    let r = d.api_body(
+        "POST",
+        "/v1.41/build?dockerfile=build%2Fapp.Dockerfile&t=raw&version=1",
+        berth_e2e::Body::Chunked("application/x-tar", &tar),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let text = r.text();
+    let msgs: Vec<serde_json::Value> = text
+        .split("\r\n")
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(msgs.iter().all(|m| m.get("error").is_none()), "{text}");
+    let out: String = msgs.iter().filter_map(|m| m["stream"].as_str()).collect();
+    assert!(out.contains("build public.txt"), "{out}");
+    assert!(!out.contains("secret.txt"), "{out}");
+    assert!(
+        msgs.iter().any(|m| m["aux"]["ID"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("sha256:"))),
+        "{text}"
+    );
+}
+
+#[test]
+fn cache_from_limits_the_cache_to_those_images() {
+    let d = Daemon::start();
+    let ctx = context(&[("Dockerfile", "FROM busybox\nRUN echo cf > /cf\nENV X=1\n")]);
+    let o = build(&d, Cli::Berth, &ctx, &["-t", "cf-src"]);
+    assert_eq!(o.code, 0, "{o}");
+    for cli in Cli::ALL {
+        // an unrelated image as the cache source: nothing is reused
+        let o = build(
+            &d,
+            cli,
+            &ctx,
+            &["--cache-from", "busybox", "-t", "cf-other"],
+        );
+        assert_eq!(o.code, 0, "{o}");
+        assert_eq!(o.stdout.matches("Using cache").count(), 0, "{o}");
+        // the earlier result as the source: every step is reused, same image
+        let o = build(&d, cli, &ctx, &["--cache-from", "cf-src", "-t", "cf-again"]);
+        assert_eq!(o.stdout.matches("Using cache").count(), 2, "{o}");
+        assert_eq!(
+            inspect_image(&d, "cf-again")["Id"],
+            inspect_image(&d, "cf-src")["Id"]
+        );
+    }
+    fs::remove_dir_all(&ctx).ok();
+}
+
+#[test]
+fn dockerfile_outside_the_context_and_from_stdin() {
+    let d = Daemon::start();
+    let ctx = context(&[("f.txt", "from context\n")]);
+    let elsewhere = context(&[("Dockerfile", "FROM busybox\nRUN echo a \\\n    && echo b\nCOPY f.txt /f.txt\nCMD [\"cat\", \"/f.txt\"]\n")]);
+    let df = elsewhere.join("Dockerfile");
+    for cli in Cli::ALL {
+        let tag = format!("outside-{}", cli.name());
+        let o = build(&d, cli, &ctx, &["-f", df.to_str().unwrap(), "-t", &tag]);
+        assert_eq!(o.code, 0, "{o}");
+        assert!(o.stdout.contains("Step 2/4 : RUN echo a"), "{o}");
+        assert_eq!(d.cli(cli, &["run", "--rm", &tag]).stdout, "from context\n");
+        let o = d.cli_stdin(
+            cli,
+            &["build", "-t", "stdin-df", "-"],
+            b"FROM busybox\nCMD [\"echo\", \"from stdin\"]\n",
+        );
+        assert_eq!(o.code, 0, "{o}");
+        assert_eq!(
+            d.cli(cli, &["run", "--rm", "stdin-df"]).stdout,
+            "from stdin\n"
+        );
+    }
+    fs::remove_dir_all(&ctx).ok();
+    fs::remove_dir_all(&elsewhere).ok();
+}
