@@ -208,6 +208,7 @@ pub fn main(a: RunArgs) -> i32 {
         let mut out = std::io::stdout().lock();
         let _ = proto::write_line(&mut out, r);
     };
+    let t0 = std::time::Instant::now();
     let created = match create(&a) {
         Ok(c) => c,
         Err(e) => {
@@ -265,7 +266,11 @@ pub fn main(a: RunArgs) -> i32 {
         children: Mutex::new(Children::default()),
         execs: Mutex::new(HashMap::new()),
     });
+    let t_created = t0.elapsed();
     ready(&Ready::Ok { shim_pid: std::process::id() as i32, init_pid: init_pid.as_raw() });
+    if std::env::var_os("BERTH_SHIM_TIMING").is_some() {
+        eprintln!("berth-shim: container created in {t_created:?}");
+    }
     redirect_output(&shim.args.state_dir);
     for conn in listener.incoming() {
         let Ok(conn) = conn else { continue };

@@ -288,3 +288,40 @@ pub async fn prune(d: &Arc<Daemon>, q: &Query) -> Result {
     }
     Ok(json(200, &serde_json::json!({"ContainersDeleted": if deleted.is_empty() { None } else { Some(deleted) }, "SpaceReclaimed": 0})))
 }
+
+/// `GET /containers/{id}/stats`: one sample (`stream=0`, after a 1 s interval unless
+/// `one-shot`) or one per second until the client goes away or the container stops.
+pub fn stats(d: &Arc<Daemon>, id: &str, q: &Query) -> Result {
+    use crate::container::stats::sample;
+    let c = d.containers.get(id)?;
+    let streaming = q.bool_or("stream", true);
+    let one_shot = q.bool("one-shot");
+    let (tx, mut resp) = stream(200, Some("application/json"));
+    if streaming {
+        resp.headers_mut().remove(http::header::CONTENT_TYPE);
+    }
+    tokio::spawn(async move {
+        let mut prev: Option<serde_json::Value> = None;
+        loop {
+            let r = c.record();
+            let pre = prev.as_ref().map(|p| (&p["cpu_stats"], p["read"].as_str().unwrap_or("")));
+            let s = if r.state.status.is_live() {
+                sample(&r.id, &r.name, r.state.pid, pre)
+            } else {
+                serde_json::json!({"read": crate::container::ZERO_TIME, "preread": crate::container::ZERO_TIME, "id": r.id, "name": format!("/{}", r.name)})
+            };
+            let first = prev.is_none();
+            prev = Some(s.clone());
+            if streaming || !first || one_shot || !r.state.status.is_live() {
+                if tx.send(json_line(&s, false)).await.is_err() || !streaming || !r.state.status.is_live() {
+                    return;
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                _ = tx.closed() => return,
+            }
+        }
+    });
+    Ok(resp)
+}

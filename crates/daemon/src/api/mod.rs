@@ -69,6 +69,7 @@ async fn dispatch(d: &Arc<Daemon>, req: Request<Incoming>, method: &Method, path
         (&Method::POST, ["containers", id, "rename"]) => containers::rename(d, id, &q),
         (&Method::GET, ["containers", id, "logs"]) => containers::logs(d, id, &q),
         (&Method::GET, ["containers", id, "top"]) => containers::top(d, id, &q).await,
+        (&Method::GET, ["containers", id, "stats"]) => containers::stats(d, id, &q),
         (&Method::POST, ["containers", id, "exec"]) => exec::create(d, id, req).await,
         (&Method::DELETE, ["containers", id]) => containers::remove(d, id, &q).await,
 

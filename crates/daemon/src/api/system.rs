@@ -48,6 +48,9 @@ pub fn version(_d: &Arc<Daemon>) -> Resp {
                     ("Os", "linux".to_owned()),
                     ("Arch", arch().to_owned()),
                     ("KernelVersion", kernel()),
+                    ("GitCommit", option_env!("BERTH_GIT_COMMIT").unwrap_or("unknown").to_owned()),
+                    ("GoVersion", format!("rustc {}", option_env!("BERTH_RUSTC_VERSION").unwrap_or("stable"))),
+                    ("Experimental", "false".to_owned()),
                 ]
                 .into_iter()
                 .map(|(k, v)| (k.to_owned(), v))
@@ -58,7 +61,7 @@ pub fn version(_d: &Arc<Daemon>) -> Resp {
         api_version: Some(MAX_API_VERSION.into()),
         min_api_version: Some(MIN_API_VERSION.into()),
         git_commit: Some(option_env!("BERTH_GIT_COMMIT").unwrap_or("unknown").into()),
-        go_version: Some(format!("rust")),
+        go_version: Some(format!("rustc {}", option_env!("BERTH_RUSTC_VERSION").unwrap_or("stable"))),
         os: Some("linux".into()),
         arch: Some(arch().into()),
         kernel_version: Some(kernel()),
@@ -123,6 +126,20 @@ pub fn info(d: &Arc<Daemon>) -> Resp {
         live_restore_enabled: Some(true),
         security_options: Some(vec!["name=seccomp,profile=builtin".into()]),
         warnings: Some(Vec::new()),
+        logging_driver: Some("json-file".into()),
+        plugins: Some(berth_api::models::PluginsInfo {
+            volume: Some(vec!["local".into()]),
+            network: Some(vec!["host".into(), "none".into()]),
+            authorization: None,
+            log: Some(vec!["json-file".into()]),
+        }),
+        swarm: Some(berth_api::models::SwarmInfo {
+            local_node_state: Some(berth_api::models::LocalNodeState::INACTIVE),
+            node_id: Some(String::new()),
+            node_addr: Some(String::new()),
+            control_available: Some(false),
+            ..Default::default()
+        }),
         ..Default::default()
     };
     json(200, &info)

@@ -10,6 +10,7 @@ pub mod logs;
 pub mod restore;
 pub mod shim;
 pub mod start;
+pub mod stats;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

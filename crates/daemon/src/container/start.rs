@@ -202,10 +202,25 @@ pub fn teardown(d: &Daemon, id: &str) {
     let _ = berth_snapshot::unmount(&paths.rootfs());
     let _ = crate::netns::remove(&Paths::netns(d, id));
     let _ = std::fs::remove_dir_all(&paths.state);
+    // The shim removes the cgroup and libcontainer state when it sees the exit; if the
+    // shim itself was killed, they are left behind: remove them here (empty cgroups
+    // only, so a live container is never touched).
+    let _ = std::fs::remove_dir_all(super::runtime_root(d).join(id));
+    remove_cgroups(id);
+}
+
+/// rmdir `berth/<id>` in every cgroup hierarchy (v1) and in the unified tree (v2).
+fn remove_cgroups(id: &str) {
+    let Ok(entries) = std::fs::read_dir("/sys/fs/cgroup") else { return };
+    let _ = std::fs::remove_dir(Path::new("/sys/fs/cgroup/berth").join(id));
+    for e in entries.flatten() {
+        let _ = std::fs::remove_dir(e.path().join("berth").join(id));
+    }
 }
 
 /// Mount, namespaces, /etc files and bundle; returns the spec's argv[0].
 fn prepare(d: &Daemon, rec: &Record) -> Result<()> {
+    let t0 = std::time::Instant::now();
     let paths = Paths::new(d, &rec.id);
     let img = d
         .images
@@ -220,11 +235,14 @@ fn prepare(d: &Daemon, rec: &Record) -> Result<()> {
     if mode != "host" && !mode.starts_with("container:") {
         crate::netns::create(&Paths::netns(d, &rec.id))?;
     }
+    let t_ns = t0.elapsed();
     let etc = write_etc_files(rec, &paths.dir)?;
     let opts = spec_options(d, rec, &paths, etc)?;
     let spec = berth_oci::build_spec(&opts)?;
-    let json = serde_json::to_vec_pretty(&spec).map_err(|e| Error::internal(e.to_string()))?;
+    let t_spec = t0.elapsed();
+    let json = serde_json::to_vec(&spec).map_err(|e| Error::internal(e.to_string()))?;
     std::fs::write(paths.state.join("config.json"), json)?;
+    tracing::debug!(id = %rec.id, mount_netns = ?t_ns, spec = ?t_spec, total = ?t0.elapsed(), "bundle prepared");
     Ok(())
 }
 
@@ -301,13 +319,16 @@ pub async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<()> {
     let paths = Paths::new(d, &rec.id);
     let d2 = d.clone();
     let rec2 = rec.clone();
+    let t0 = std::time::Instant::now();
     let prepared = tokio::task::spawn_blocking(move || prepare(&d2, &rec2))
         .await
         .map_err(|e| Error::internal(e.to_string()))?;
+    let t_prepared = t0.elapsed();
     let ready = match prepared {
         Ok(()) => spawn_shim(d, &rec, &paths).await,
         Err(e) => Err(e),
     };
+    let t_ready = t0.elapsed();
     let failure = match ready {
         Ok(Ready::Ok { init_pid, .. }) => Ok(init_pid),
         Ok(Ready::Error { message }) => Err(message),
@@ -357,6 +378,7 @@ pub async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<()> {
         }
         Ok(other) => return Err(Error::internal(format!("unexpected shim answer {other:?}"))),
     }
+    tracing::debug!(id = %rec.id, prepare = ?t_prepared, shim_ready = ?t_ready, started = ?t0.elapsed(), "container started");
     let rec = c.update(d, |r| {
         r.state.status = Status::Running;
         r.state.pid = init_pid;

@@ -1,0 +1,170 @@
+//! `GET /containers/{id}/stats`: resource usage read from the container's cgroup
+//! (v1 hierarchies or the v2 unified tree) and its network namespace.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use serde_json::{json, Value};
+
+/// Where a controller's files live for a container.
+fn cgroup_dir(controller: &str, id: &str) -> Option<PathBuf> {
+    let v2 = PathBuf::from(format!("/sys/fs/cgroup/berth/{id}"));
+    if v2.join("cgroup.controllers").exists() {
+        return Some(v2);
+    }
+    let v1 = PathBuf::from(format!("/sys/fs/cgroup/{controller}/berth/{id}"));
+    v1.exists().then_some(v1)
+}
+
+fn read_u64(p: PathBuf) -> Option<u64> {
+    std::fs::read_to_string(p).ok()?.trim().parse().ok()
+}
+
+fn kv_file(p: PathBuf) -> HashMap<String, u64> {
+    std::fs::read_to_string(p)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let mut it = l.split_whitespace();
+            Some((it.next()?.to_owned(), it.next()?.parse().ok()?))
+        })
+        .collect()
+}
+
+/// Host CPU time in nanoseconds (the `cpu` line of /proc/stat).
+fn system_cpu_ns() -> u64 {
+    let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok().flatten().unwrap_or(100) as u64;
+    std::fs::read_to_string("/proc/stat")
+        .ok()
+        .and_then(|s| {
+            s.lines().next().map(|l| l.split_whitespace().skip(1).filter_map(|v| v.parse::<u64>().ok()).sum::<u64>())
+        })
+        .unwrap_or(0)
+        * (1_000_000_000 / ticks.max(1))
+}
+
+fn online_cpus() -> u64 {
+    std::thread::available_parallelism().map(|n| n.get() as u64).unwrap_or(1)
+}
+
+fn cpu_stats(id: &str) -> Value {
+    let (total, user, kernel, percpu) = if let Some(d) = cgroup_dir("cpuacct", id).filter(|d| d.join("cpuacct.usage").exists()) {
+        let total = read_u64(d.join("cpuacct.usage")).unwrap_or(0);
+        let st = kv_file(d.join("cpuacct.stat"));
+        let ticks = 1_000_000_000 / nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok().flatten().unwrap_or(100) as u64;
+        let percpu: Vec<u64> = std::fs::read_to_string(d.join("cpuacct.usage_percpu"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        (total, st.get("user").copied().unwrap_or(0) * ticks, st.get("system").copied().unwrap_or(0) * ticks, percpu)
+    } else if let Some(d) = cgroup_dir("cpu", id) {
+        let st = kv_file(d.join("cpu.stat"));
+        let us = |k: &str| st.get(k).copied().unwrap_or(0) * 1000;
+        (us("usage_usec"), us("user_usec"), us("system_usec"), Vec::new())
+    } else {
+        (0, 0, 0, Vec::new())
+    };
+    json!({
+        "cpu_usage": {
+            "total_usage": total,
+            "percpu_usage": if percpu.is_empty() { Value::Null } else { json!(percpu) },
+            "usage_in_kernelmode": kernel,
+            "usage_in_usermode": user,
+        },
+        "system_cpu_usage": system_cpu_ns(),
+        "online_cpus": online_cpus(),
+        "throttling_data": {"periods": 0, "throttled_periods": 0, "throttled_time": 0},
+    })
+}
+
+fn memory_stats(id: &str) -> Value {
+    let Some(d) = cgroup_dir("memory", id) else { return json!({}) };
+    if d.join("memory.usage_in_bytes").exists() {
+        let stats = kv_file(d.join("memory.stat"));
+        json!({
+            "usage": read_u64(d.join("memory.usage_in_bytes")).unwrap_or(0),
+            "max_usage": read_u64(d.join("memory.max_usage_in_bytes")).unwrap_or(0),
+            "failcnt": read_u64(d.join("memory.failcnt")).unwrap_or(0),
+            "limit": read_u64(d.join("memory.limit_in_bytes")).unwrap_or(0).min(host_memory()),
+            "stats": stats,
+        })
+    } else {
+        let stats = kv_file(d.join("memory.stat"));
+        let limit = std::fs::read_to_string(d.join("memory.max"))
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .unwrap_or_else(host_memory);
+        json!({
+            "usage": read_u64(d.join("memory.current")).unwrap_or(0),
+            "limit": limit,
+            "stats": stats,
+        })
+    }
+}
+
+fn host_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| s.lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<u64>().ok()))
+        .unwrap_or(0)
+        * 1024
+}
+
+fn pids_stats(id: &str) -> Value {
+    let Some(d) = cgroup_dir("pids", id) else { return json!({}) };
+    let limit = std::fs::read_to_string(d.join("pids.max")).ok().and_then(|s| s.trim().parse::<u64>().ok());
+    json!({ "current": read_u64(d.join("pids.current")).unwrap_or(0), "limit": limit })
+}
+
+/// Interface counters of the container's network namespace, from its init's view.
+fn networks(pid: i32) -> Value {
+    if pid <= 0 {
+        return Value::Null;
+    }
+    let Ok(dev) = std::fs::read_to_string(format!("/proc/{pid}/net/dev")) else { return Value::Null };
+    let mut out = serde_json::Map::new();
+    for l in dev.lines().skip(2) {
+        let Some((name, rest)) = l.split_once(':') else { continue };
+        let name = name.trim();
+        if name == "lo" {
+            continue;
+        }
+        let v: Vec<u64> = rest.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+        if v.len() < 16 {
+            continue;
+        }
+        out.insert(
+            name.to_owned(),
+            json!({
+                "rx_bytes": v[0], "rx_packets": v[1], "rx_errors": v[2], "rx_dropped": v[3],
+                "tx_bytes": v[8], "tx_packets": v[9], "tx_errors": v[10], "tx_dropped": v[11],
+            }),
+        );
+    }
+    Value::Object(out)
+}
+
+/// One stats sample. `pre` is the previous sample's `cpu_stats` and time.
+pub fn sample(id: &str, name: &str, pid: i32, pre: Option<(&Value, &str)>) -> Value {
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+    let empty_cpu = json!({"cpu_usage": {"total_usage": 0, "usage_in_kernelmode": 0, "usage_in_usermode": 0}, "throttling_data": {"periods": 0, "throttled_periods": 0, "throttled_time": 0}});
+    let (precpu, preread) = match pre {
+        Some((c, t)) => (c.clone(), t.to_owned()),
+        None => (empty_cpu, super::ZERO_TIME.to_owned()),
+    };
+    json!({
+        "read": now,
+        "preread": preread,
+        "id": id,
+        "name": format!("/{name}"),
+        "pids_stats": pids_stats(id),
+        "blkio_stats": {"io_service_bytes_recursive": null, "io_serviced_recursive": null},
+        "num_procs": 0,
+        "storage_stats": {},
+        "cpu_stats": cpu_stats(id),
+        "precpu_stats": precpu,
+        "memory_stats": memory_stats(id),
+        "networks": networks(pid),
+    })
+}
