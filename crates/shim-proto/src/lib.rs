@@ -61,7 +61,13 @@ pub enum Response {
 /// The shim's first line on stdout.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub enum Ready {
-    Ok { shim_pid: i32, init_pid: i32 },
+    Ok {
+        shim_pid: i32,
+        init_pid: i32,
+        /// How long creating the container took inside the shim (diagnostics).
+        #[serde(default)]
+        create_micros: u64,
+    },
     Error { message: String },
 }
 

@@ -266,11 +266,11 @@ pub fn main(a: RunArgs) -> i32 {
         children: Mutex::new(Children::default()),
         execs: Mutex::new(HashMap::new()),
     });
-    let t_created = t0.elapsed();
-    ready(&Ready::Ok { shim_pid: std::process::id() as i32, init_pid: init_pid.as_raw() });
-    if std::env::var_os("BERTH_SHIM_TIMING").is_some() {
-        eprintln!("berth-shim: container created in {t_created:?}");
-    }
+    ready(&Ready::Ok {
+        shim_pid: std::process::id() as i32,
+        init_pid: init_pid.as_raw(),
+        create_micros: t0.elapsed().as_micros() as u64,
+    });
     redirect_output(&shim.args.state_dir);
     for conn in listener.incoming() {
         let Ok(conn) = conn else { continue };

@@ -330,7 +330,10 @@ pub async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<()> {
     };
     let t_ready = t0.elapsed();
     let failure = match ready {
-        Ok(Ready::Ok { init_pid, .. }) => Ok(init_pid),
+        Ok(Ready::Ok { init_pid, create_micros, .. }) => {
+            tracing::debug!(id = %rec.id, create_micros, "shim created the container");
+            Ok(init_pid)
+        }
         Ok(Ready::Error { message }) => Err(message),
         Err(e) => Err(e.message().to_owned()),
     };
