@@ -56,6 +56,16 @@ fn parse_run(mut args: impl Iterator<Item = String>) -> Result<RunArgs> {
 }
 
 fn main() {
+    // BERTH_SHIM_LOG=debug (inherited from berthd) traces libcontainer's steps, with
+    // timestamps, into the shim's log: the way to see where container creation spends
+    // its time.
+    if let Ok(filter) = std::env::var("BERTH_SHIM_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .with_ansi(false)
+            .init();
+    }
     let mut args = std::env::args().skip(1);
     let code = match args.next().as_deref() {
         Some("run") => match parse_run(args) {
