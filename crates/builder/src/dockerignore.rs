@@ -1,4 +1,4 @@
-//! `.dockerignore` matching (shared implementation; the CLI keeps its own copy): Go `filepath.Match` semantics per path segment, `**`
+//! `.dockerignore` matching, shared by the builder (server side) and the berth CLI (client side): Go `filepath.Match` semantics per path segment, `**`
 //! for any number of segments, `!` exceptions, last matching pattern wins, and a
 //! pattern that matches a parent directory also matches everything beneath it.
 

@@ -3,7 +3,6 @@
 mod cli;
 mod client;
 mod commands;
-mod dockerignore;
 mod format;
 mod opts;
 mod progress;

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::cli::BuildArgs;
 use crate::client::{stream_body, Client, LineReader, Query};
-use crate::dockerignore::Matcher;
+use berth_builder::dockerignore::Matcher;
 use crate::format::human_size;
 use crate::progress::{stream_error, BuildDisplay, StreamError};
 use crate::stream::{stderr_is_tty, stdout_is_tty};
