@@ -163,3 +163,46 @@ pub fn json_line<T: serde::Serialize>(v: &T, crlf: bool) -> Bytes {
     b.push(b'\n');
     Bytes::from(b)
 }
+
+/// Stream a (possibly large) request body into a new file under `<data-root>/tmp`
+/// and return its path; the caller removes it.
+pub async fn spool_body(data_root: &std::path::Path, b: Incoming, prefix: &str) -> Result<std::path::PathBuf> {
+    use futures_util::StreamExt;
+    use std::io::Write;
+    let dir = data_root.join("tmp");
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join(format!("{prefix}-{:016x}", rand::random::<u64>()));
+    let mut file = std::fs::File::create(&path)?;
+    let mut body = http_body_util::BodyStream::new(b);
+    while let Some(frame) = body.next().await {
+        let frame = match frame {
+            Ok(f) => f,
+            Err(e) => {
+                let _ = std::fs::remove_file(&path);
+                return Err(Error::invalid(format!("read body: {e}")));
+            }
+        };
+        if let Ok(data) = frame.into_data() {
+            if let Err(e) = file.write_all(&data) {
+                let _ = std::fs::remove_file(&path);
+                return Err(e.into());
+            }
+        }
+    }
+    Ok(path)
+}
+
+/// A `Write` for blocking code that sends what it writes as response chunks.
+pub struct ChanWriter(pub mpsc::Sender<Bytes>);
+
+impl std::io::Write for ChanWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .blocking_send(Bytes::copy_from_slice(buf))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away"))?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

@@ -16,6 +16,14 @@ struct Registry {
     addr: String,
 }
 
+/// Tests that start registries run one at a time: they pick free loopback ports by
+/// binding port 0 and releasing it, and two such picks racing in one process can land
+/// on the same port, so one test would talk to another test's registry.
+fn registry_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn free_addr() -> String {
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -105,6 +113,7 @@ fn run_out(d: &Daemon, image: &str, script: &str) -> String {
 
 #[test]
 fn push_then_pull_into_another_daemon() {
+    let _serial = registry_lock();
     let reg = Registry::start();
     let d1 = Daemon::start();
     let name = format!("{}/bb/app:1.0", reg.addr);
@@ -205,6 +214,7 @@ fn push_then_pull_into_another_daemon() {
 
 #[test]
 fn docker_cli_push_and_pull() {
+    let _serial = registry_lock();
     let reg = Registry::start();
     let d = Daemon::start();
     let name = format!("{}/dk/bb:v1", reg.addr);
@@ -242,6 +252,7 @@ fn docker_cli_push_and_pull() {
 
 #[test]
 fn corrupted_registry_blob_fails_pull_and_leaves_nothing() {
+    let _serial = registry_lock();
     let reg = Registry::start();
     let d1 = Daemon::start();
     let name = format!("{}/bad/img:1", reg.addr);
@@ -434,6 +445,7 @@ fn export_import_round_trip() {
 
 #[test]
 fn login_and_authenticated_push_pull() {
+    let _serial = registry_lock();
     if !have("htpasswd") {
         eprintln!("skipping: htpasswd (apache2-utils) is not installed");
         return;
@@ -496,6 +508,7 @@ fn login_and_authenticated_push_pull() {
 /// berth push → Debian's docker-registry (htpasswd auth) → `skopeo copy` to an OCI dir.
 #[test]
 fn interop_with_docker_registry_and_skopeo() {
+    let _serial = registry_lock();
     for b in ["docker-registry", "skopeo", "htpasswd"] {
         if !have(b) {
             eprintln!("skipping interop test: {b} is not installed");
@@ -669,6 +682,7 @@ fn host_arch() -> &'static str {
 
 #[test]
 fn manifest_list_platform_and_digest_pulls() {
+    let _serial = registry_lock();
     let reg = Registry::start();
     let d = Daemon::start();
     let name = format!("{}/ml/bb:single", reg.addr);
@@ -784,6 +798,7 @@ fn manifest_list_platform_and_digest_pulls() {
 /// registry) before plain HTTP.
 #[test]
 fn tls_registry_on_loopback() {
+    let _serial = registry_lock();
     if !have("openssl") {
         eprintln!("skipping: openssl is not installed");
         return;
@@ -836,6 +851,7 @@ fn tls_registry_on_loopback() {
 
 #[test]
 fn pull_skips_layers_already_present() {
+    let _serial = registry_lock();
     let reg = Registry::start();
     let d1 = Daemon::start();
     let o = d1.berth(&[

@@ -8,9 +8,7 @@ use std::sync::Arc;
 use berth_api::models::{EventMessageTypeEnum, ImageConfig};
 use berth_errdefs::{Error, Result as BResult};
 use berth_image::config::{self, History};
-use bytes::Bytes;
 use hyper::body::Incoming;
-use tokio::sync::mpsc;
 
 use crate::http::{json, stream, Query, Result};
 use crate::Daemon;
@@ -169,19 +167,6 @@ pub async fn changes(d: &Arc<Daemon>, id: &str) -> Result {
     Ok(json(200, &out))
 }
 
-struct ChanWriter(mpsc::Sender<Bytes>);
-
-impl std::io::Write for ChanWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .blocking_send(Bytes::copy_from_slice(buf))
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away"))?;
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 /// Tar a directory tree: modes, owners, symlinks and hard links (by inode) kept.
 fn tar_tree(root: &Path, w: impl std::io::Write) -> BResult<()> {
@@ -259,7 +244,7 @@ pub async fn export(d: &Arc<Daemon>, id: &str) -> Result {
         HashMap::new(),
     );
     tokio::task::spawn_blocking(move || {
-        let w = std::io::BufWriter::with_capacity(256 * 1024, ChanWriter(tx));
+        let w = std::io::BufWriter::with_capacity(256 * 1024, crate::http::ChanWriter(tx));
         if let Err(e) = tar_tree(&root, w) {
             tracing::warn!("export: {e}");
         }

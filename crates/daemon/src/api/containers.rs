@@ -312,11 +312,10 @@ pub fn stats(d: &Arc<Daemon>, id: &str, q: &Query) -> Result {
             };
             let first = prev.is_none();
             prev = Some(s.clone());
-            if streaming || !first || one_shot || !r.state.status.is_live() {
-                if tx.send(json_line(&s, false)).await.is_err() || !streaming || !r.state.status.is_live() {
+            if (streaming || !first || one_shot || !r.state.status.is_live())
+                && (tx.send(json_line(&s, false)).await.is_err() || !streaming || !r.state.status.is_live()) {
                     return;
                 }
-            }
             tokio::select! {
                 _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
                 _ = tx.closed() => return,

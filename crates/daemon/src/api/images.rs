@@ -1,6 +1,5 @@
 //! Image endpoints.
 
-use std::io::Write;
 use std::sync::Arc;
 
 use berth_api::models::{
@@ -10,9 +9,7 @@ use berth_api::models::{
 use berth_api::stream::JsonMessage;
 use berth_errdefs::{Error, Result as BResult};
 use berth_image::ImageRecord;
-use futures_util::StreamExt;
 use http::Request;
-use http_body_util::BodyStream;
 use hyper::body::Incoming;
 
 use crate::http::{json, stream, Query, Result};
@@ -63,7 +60,7 @@ pub fn list(d: &Arc<Daemon>, q: &Query) -> Result {
         }
         out.push(s);
     }
-    out.sort_by(|a, b| b.created.cmp(&a.created));
+    out.sort_by_key(|s| std::cmp::Reverse(s.created));
     Ok(json(200, &out))
 }
 
@@ -218,18 +215,7 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>, q: &Query) -> Resul
         berth_image::changes::apply_change(&mut scratch, c)?;
     }
     // Spool the body to a temp file, then import on the blocking pool.
-    let spool_dir = d.cfg.data_root.join("tmp");
-    std::fs::create_dir_all(&spool_dir)?;
-    let spool = tempfile_in(&spool_dir)?;
-    let mut file = std::fs::File::create(&spool)?;
-    let mut body = BodyStream::new(req.into_body());
-    while let Some(frame) = body.next().await {
-        let frame = frame.map_err(|e| Error::invalid(format!("read body: {e}")))?;
-        if let Ok(data) = frame.into_data() {
-            file.write_all(&data)?;
-        }
-    }
-    drop(file);
+    let spool = crate::http::spool_body(&d.cfg.data_root, req.into_body(), "import").await?;
     let d2 = d.clone();
     let spool2 = spool.clone();
     let r2 = reference.clone();
@@ -251,9 +237,6 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>, q: &Query) -> Resul
     Ok(resp)
 }
 
-fn tempfile_in(dir: &std::path::Path) -> BResult<std::path::PathBuf> {
-    Ok(dir.join(format!("spool-{:016x}", rand::random::<u64>())))
-}
 
 
 #[cfg(test)]

@@ -2,7 +2,6 @@
 //! (`POST /auth`), save (`GET /images/get`) and load (`POST /images/load`).
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::sync::Arc;
 
 use berth_api::models::EventMessageTypeEnum;
@@ -11,10 +10,7 @@ use berth_distribution::Credentials;
 use berth_errdefs::{Error, Result as BResult};
 use berth_image::archive::{self, SaveItem};
 use berth_image::Reference;
-use bytes::Bytes;
-use futures_util::StreamExt;
 use http::Request;
-use http_body_util::BodyStream;
 use hyper::body::Incoming;
 use tokio::sync::mpsc;
 
@@ -174,20 +170,6 @@ pub async fn auth(d: &Arc<Daemon>, req: Request<Incoming>) -> Result {
     ))
 }
 
-/// Bytes written on a blocking thread, sent as response chunks.
-struct ChanWriter(mpsc::Sender<Bytes>);
-
-impl Write for ChanWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .blocking_send(Bytes::copy_from_slice(buf))
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away"))?;
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 /// `GET /images/get?names=…` and `GET /images/{name}/get`.
 pub fn save(d: &Arc<Daemon>, names: &[String]) -> Result {
@@ -215,7 +197,7 @@ pub fn save(d: &Arc<Daemon>, names: &[String]) -> Result {
     let (tx, resp) = stream(200, Some("application/x-tar"));
     let d = d.clone();
     tokio::task::spawn_blocking(move || {
-        let w = std::io::BufWriter::with_capacity(256 * 1024, ChanWriter(tx));
+        let w = std::io::BufWriter::with_capacity(256 * 1024, crate::http::ChanWriter(tx));
         if let Err(e) = archive::save(&d.images, &items, w) {
             tracing::warn!("save: {e}");
         }
@@ -229,18 +211,7 @@ pub fn save(d: &Arc<Daemon>, names: &[String]) -> Result {
 /// `POST /images/load[?quiet=]`.
 pub async fn load(d: &Arc<Daemon>, req: Request<Incoming>, q: &Query) -> Result {
     let quiet = q.bool("quiet");
-    let tmp = d.cfg.data_root.join("tmp");
-    std::fs::create_dir_all(&tmp)?;
-    let spool = tmp.join(format!("load-{:016x}.tar", rand::random::<u64>()));
-    let mut file = std::fs::File::create(&spool)?;
-    let mut body = BodyStream::new(req.into_body());
-    while let Some(frame) = body.next().await {
-        let frame = frame.map_err(|e| Error::invalid(format!("read body: {e}")))?;
-        if let Ok(data) = frame.into_data() {
-            file.write_all(&data)?;
-        }
-    }
-    drop(file);
+    let spool = crate::http::spool_body(&d.cfg.data_root, req.into_body(), "load").await?;
     let (tx, resp) = message_stream();
     let d = d.clone();
     tokio::task::spawn_blocking(move || {

@@ -43,9 +43,7 @@ fn validate_host_config(hc: &HostConfig) -> Result<()> {
             return Err(Error::invalid("invalid restart policy: maximum retry count can't be negative"));
         }
         if rp.maximum_retry_count.unwrap_or(0) > 0 && name != RestartPolicyNameEnum::ON_FAILURE {
-            return Err(Error::invalid(format!(
-                "invalid restart policy: maximum retry count can only be used with 'on-failure'"
-            )));
+            return Err(Error::invalid("invalid restart policy: maximum retry count can only be used with 'on-failure'".to_string()));
         }
     }
     if hc.memory.unwrap_or(0) != 0 && hc.memory.unwrap_or(0) < 6 * 1024 * 1024 {
@@ -146,7 +144,6 @@ pub async fn create(d: &Arc<Daemon>, name: Option<&str>, body: ContainerCreateBo
         stop_signal: body.stop_signal.clone().or(icfg.stop_signal.clone()),
         stop_timeout: body.stop_timeout,
         shell: body.shell.clone().or(icfg.shell.clone()),
-        ..Default::default()
     };
     let mut hc = hc;
     if hc.network_mode.as_deref().unwrap_or("").is_empty() {

@@ -108,7 +108,7 @@ pub fn inspect(d: &Daemon, c: &Container) -> ContainerInspectResponse {
     graph.insert("MergedDir".to_owned(), paths.rootfs().display().to_string());
     ContainerInspectResponse {
         id: Some(r.id.clone()),
-        created: created.map(Into::into),
+        created,
         path: Some(r.path.clone()),
         args: Some(r.args.clone()),
         state: Some(ContainerState {

@@ -308,7 +308,7 @@ pub fn rename(d: &Daemon, c: &Container, new: &str) -> Result<()> {
     }
     let old = c.name();
     if old == new {
-        return Err(Error::conflict(format!("Renaming a container with the same name as its current name")));
+        return Err(Error::conflict("Renaming a container with the same name as its current name".to_string()));
     }
     let id = c.id.clone();
     let mut rec = c.record();

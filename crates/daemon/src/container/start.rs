@@ -54,11 +54,10 @@ fn write_etc_files(rec: &Record, dir: &Path) -> Result<EtcFiles> {
             }
             servers += 1;
         }
-        if !dns.is_empty() || !rec.host_config.dns_search.clone().unwrap_or_default().is_empty() {
-            if t.starts_with("search") {
+        if (!dns.is_empty() || !rec.host_config.dns_search.clone().unwrap_or_default().is_empty())
+            && t.starts_with("search") {
                 continue;
             }
-        }
         out.push_str(line);
         out.push('\n');
     }
