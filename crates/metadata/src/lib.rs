@@ -95,6 +95,16 @@ impl Db {
         self.update(|tx| tx.put(table, key, value))
     }
 
+    /// Write one value without waiting for the disk: the commit is atomic and visible at
+    /// once, but a crash may roll it back to the last durable commit. Only for state
+    /// that can be recovered from elsewhere (a container's exit, kept in its exit file).
+    pub fn put_lazy<T: Serialize>(&self, table: Table, key: &str, value: &T) -> Result<()> {
+        let mut w = self.db.begin_write().map_err(db_err)?;
+        w.set_durability(redb::Durability::None).map_err(db_err)?;
+        Tx { w: &w }.put(table, key, value)?;
+        w.commit().map_err(db_err)
+    }
+
     /// Delete one key in its own transaction.
     pub fn delete(&self, table: Table, key: &str) -> Result<()> {
         self.update(|tx| tx.delete(table, key).map(|_| ()))
@@ -171,6 +181,20 @@ mod tests {
         });
         assert!(r.is_err());
         assert!(db.get::<String>(Table::Names, "web").unwrap().is_none());
+    }
+
+    #[test]
+    fn lazy_writes_are_visible_and_made_durable_by_the_next_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.redb");
+        {
+            let db = Db::open(&p).unwrap();
+            db.put_lazy(Table::Containers, "a", &1).unwrap();
+            assert_eq!(db.get::<i32>(Table::Containers, "a").unwrap(), Some(1));
+            db.put(Table::Containers, "b", &2).unwrap();
+        }
+        let db = Db::open(&p).unwrap();
+        assert_eq!(db.get::<i32>(Table::Containers, "a").unwrap(), Some(1));
     }
 
     #[test]

@@ -46,7 +46,10 @@ pub fn read_exit_file(state: &std::path::Path) -> Option<ExitStatus> {
 
 /// Record an exit, clean up the runtime, notify waiters, apply the restart policy.
 pub async fn on_exit(d: &Arc<Daemon>, c: &Arc<Container>, st: ExitStatus) {
-    let rec = match c.update(d, |r| {
+    // A `--rm` container is removed (a durable commit) right after this, so its exit
+    // need not wait for the disk; after a crash in between, restore removes it.
+    let auto_remove = c.record().host_config.auto_remove.unwrap_or(false);
+    let record_exit = |r: &mut super::Record| {
         r.state.status = Status::Exited;
         r.state.pid = 0;
         r.state.exit_code = st.code as i64;
@@ -55,7 +58,9 @@ pub async fn on_exit(d: &Arc<Daemon>, c: &Arc<Container>, st: ExitStatus) {
         if let Some(e) = &st.error {
             r.state.error = e.clone();
         }
-    }) {
+    };
+    let updated = if auto_remove { c.update_lazy(d, record_exit) } else { c.update(d, record_exit) };
+    let rec = match updated {
         Ok(r) => r,
         Err(e) => {
             tracing::error!(id = %c.id, "record exit: {e}");

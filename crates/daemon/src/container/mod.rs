@@ -161,6 +161,15 @@ impl Container {
         Ok(g.clone())
     }
 
+    /// Change the record and persist it without waiting for the disk (see
+    /// `Db::put_lazy`): for exits, which the shim's exit file also records.
+    pub fn update_lazy(&self, d: &Daemon, f: impl FnOnce(&mut Record)) -> Result<Record> {
+        let mut g = self.rec.lock().unwrap();
+        f(&mut g);
+        d.db.put_lazy(Table::Containers, &g.id, &*g)?;
+        Ok(g.clone())
+    }
+
     pub fn subscribe(&self) -> watch::Receiver<Wake> {
         self.wake.subscribe()
     }

@@ -34,6 +34,14 @@ pub async fn restore_all(d: &Arc<Daemon>) -> Result<()> {
             lifecycle::on_exit(d, &c, st).await;
             continue;
         }
+        // An exited `--rm` container is removed, as dockerd does on restore.
+        if rec.host_config.auto_remove.unwrap_or(false) && rec.state.status == Status::Exited {
+            let (d, c) = (d.clone(), c.clone());
+            tokio::spawn(async move {
+                let _ = lifecycle::remove(&d, &c, true, false).await;
+            });
+            continue;
+        }
         // Not running: make sure nothing of a previous run is left mounted.
         let d2 = d.clone();
         let id = rec.id.clone();
