@@ -28,6 +28,18 @@ status=${PIPESTATUS[0]}
 set -e
 
 echo
+echo "==> Dockerfile parser conformance (shared/conformance/dockerfile/run-parser.sh)"
+conf=${BERTH_CONFORMANCE_DIR:-$PWD/../shared/conformance}
+if [ -x "$conf/dockerfile/run-parser.sh" ] || [ -f "$conf/dockerfile/run-parser.sh" ]; then
+    parser_out=$(bash "$conf/dockerfile/run-parser.sh" "$PWD/target/debug/berth debug parse-dockerfile" 2>&1)
+    echo "$parser_out"
+    grep -q ' 0 failed' <<<"$(tail -n 1 <<<"$parser_out")" || status=1
+else
+    echo "conformance data not found at $conf" >&2
+    status=1
+fi
+
+echo
 echo "==> summary"
 # "Running <binary>" followed by its "test result:" line
 awk '/^ *Running /{n=split($NF,a,"/"); b=a[n]; sub(/-[0-9a-f]+\)$/,"",b); bin=b " (" $2 ")"} /^ *Doc-tests /{bin="doc-tests " $2}
