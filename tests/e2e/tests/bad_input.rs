@@ -274,3 +274,17 @@ fn hostile_rootfs_tars_cannot_escape() {
     assert!(!Path::new(&s.path("dotdot")).exists());
     assert!(!Path::new("/esc").exists() && !Path::new("/hl").exists());
 }
+
+#[test]
+fn publishing_ports_without_a_bridge_is_refused() {
+    let d = Daemon::start();
+    for cli in Cli::ALL {
+        let o = d.cli(cli, &["run", "--rm", "-p", "8080:80", "busybox", "true"]);
+        assert_eq!(o.code, 125, "{}: {o}", cli.name());
+        assert!(o.stderr.contains("bridge network"), "{}: {o}", cli.name());
+        // host networking has nothing to publish, as with Docker
+        let o = d.cli(cli, &["run", "--rm", "-p", "8080:80", "--network", "host", "busybox", "echo", "ok"]);
+        assert_eq!((o.code, o.out().trim()), (0, "ok"), "{}: {o}", cli.name());
+    }
+    assert!(d.container_ids().is_empty());
+}

@@ -73,7 +73,17 @@ pub async fn create(d: &Arc<Daemon>, name: Option<&str>, body: ContainerCreateBo
     let icfg = d.images.config(&img)?.config;
     let hc = body.host_config.clone().unwrap_or_default();
     validate_host_config(&hc)?;
-    check_network_mode(d, hc.network_mode.as_deref().unwrap_or(""))?;
+    let mode = hc.network_mode.as_deref().unwrap_or("");
+    check_network_mode(d, mode)?;
+    let publishes = hc.port_bindings.as_ref().is_some_and(|p| p.values().any(|b| b.as_ref().is_some_and(|b| !b.is_empty())))
+        || hc.publish_all_ports.unwrap_or(false);
+    if publishes && mode != "host" {
+        // Bridge networking (and with it port publishing) has not landed yet: refuse
+        // rather than start a container whose ports silently go nowhere.
+        return Err(Error::invalid(
+            "publishing ports needs a bridge network, which berthd does not provide yet; use --network host",
+        ));
+    }
 
     // Entrypoint and Cmd: an explicit entrypoint drops the image's Cmd.
     let entrypoint_given = body.entrypoint.is_some();
