@@ -201,6 +201,16 @@ pub async fn push(
         plan.push((diff_id.clone(), known.clone(), id));
     }
     plan.reverse();
+    // Compress the layers nobody has a blob of yet, all at once on the blocking pool:
+    // compression is what bounds a first push, and it uses every core this way.
+    let mut compressing: std::collections::HashMap<Digest, tokio::task::JoinHandle<Result<LayerSource>>> = plan
+        .iter()
+        .filter(|(_, known, _)| known.is_none())
+        .map(|(diff_id, _, _)| {
+            let (st, d) = (store.clone(), diff_id.clone());
+            (diff_id.clone(), tokio::task::spawn_blocking(move || st.compressed_layer(&d)))
+        })
+        .collect();
     for (diff_id, known, id) in &plan {
         // A blob the registry may already hold (pulled from it, or pushed earlier).
         let mut blob: Option<LayerSource> = None;
@@ -222,11 +232,14 @@ pub async fn push(
         let blob = match blob {
             Some(b) => b,
             None => {
-                let st = store.clone();
-                let d = diff_id.clone();
-                let local = tokio::task::spawn_blocking(move || st.compressed_layer(&d))
-                    .await
-                    .map_err(|e| Error::internal(e.to_string()))??;
+                let job = match compressing.remove(diff_id) {
+                    Some(job) => job,
+                    None => {
+                        let (st, d) = (store.clone(), diff_id.clone());
+                        tokio::task::spawn_blocking(move || st.compressed_layer(&d))
+                    }
+                };
+                let local = job.await.map_err(|e| Error::internal(e.to_string()))??;
                 if t.blob_exists(&local.digest).await? {
                     say(tx, layer_status("Layer already exists", id)).await;
                 } else {

@@ -209,7 +209,9 @@ impl ImageStore {
         let src = self.content().open_blob(diff_id).ctx("open layer")?;
         let mut ing = self.content().ingest()?;
         {
-            let mut enc = flate2::write::GzEncoder::new(&mut ing, flate2::Compression::default());
+            // Level 1: several times faster than the default level (a push of fresh
+            // layers is bound by this), for blobs only slightly larger.
+            let mut enc = flate2::write::GzEncoder::new(&mut ing, flate2::Compression::fast());
             io::copy(&mut io::BufReader::with_capacity(256 * 1024, src), &mut enc)
                 .ctx("compress layer")?;
             enc.finish().ctx("compress layer")?;
