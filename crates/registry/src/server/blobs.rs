@@ -113,8 +113,10 @@ pub(crate) async fn get(
     if start > 0 {
         f.seek(SeekFrom::Start(start)).await?;
     }
+    // Every read of a tokio file is a trip to the blocking pool: read in 1 MiB pieces
+    // so that trip is paid rarely.
     let stream =
-        tokio_util::io::ReaderStream::with_capacity(f.take(len), 64 * 1024).map_ok(Frame::data);
+        tokio_util::io::ReaderStream::with_capacity(f.take(len), 1024 * 1024).map_ok(Frame::data);
     finish(b, StreamBody::new(stream).boxed())
 }
 
