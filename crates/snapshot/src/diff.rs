@@ -33,7 +33,11 @@ fn empty_entry(mtime: u64) -> tar::Header {
     h
 }
 
-fn walk<W: Write>(b: &mut tar::Builder<W>, root: &Path, rel: &Path) -> Result<()> {
+/// Files already written, by (device, inode), so further names of the same file
+/// become hard-link entries.
+type Seen = std::collections::HashMap<(u64, u64), std::path::PathBuf>;
+
+fn walk<W: Write>(b: &mut tar::Builder<W>, root: &Path, rel: &Path, seen: &mut Seen) -> Result<()> {
     let dir = root.join(rel);
     let mut names: Vec<_> = fs::read_dir(&dir)?.collect::<std::io::Result<Vec<_>>>()?;
     names.sort_by_key(|e| e.file_name());
@@ -50,6 +54,18 @@ fn walk<W: Write>(b: &mut tar::Builder<W>, root: &Path, rel: &Path) -> Result<()
                 .map_err(|e| Error::internal(format!("write whiteout {}: {e}", wh.display())))?;
             continue;
         }
+        if ft.is_file() && md.nlink() > 1 {
+            if let Some(first) = seen.get(&(md.dev(), md.ino())) {
+                let mut h = tar::Header::new_gnu();
+                h.set_metadata_in_mode(&md, tar::HeaderMode::Complete);
+                h.set_entry_type(tar::EntryType::Link);
+                h.set_size(0);
+                b.append_link(&mut h, &rel_path, first)
+                    .map_err(|e| Error::internal(format!("add hard link {} to layer: {e}", rel_path.display())))?;
+                continue;
+            }
+            seen.insert((md.dev(), md.ino()), rel_path.clone());
+        }
         b.append_path_with_name(&path, &rel_path)
             .map_err(|e| Error::internal(format!("add {} to layer: {e}", rel_path.display())))?;
         if ft.is_dir() {
@@ -59,7 +75,7 @@ fn walk<W: Write>(b: &mut tar::Builder<W>, root: &Path, rel: &Path) -> Result<()
                 b.append_data(&mut h, &opq, std::io::empty())
                     .map_err(|e| Error::internal(format!("write opaque marker: {e}")))?;
             }
-            walk(b, root, &rel_path)?;
+            walk(b, root, &rel_path, seen)?;
         }
     }
     Ok(())
@@ -70,7 +86,7 @@ pub fn write_diff(upper: &Path, w: impl Write) -> Result<()> {
     let mut b = tar::Builder::new(w);
     b.follow_symlinks(false);
     b.mode(tar::HeaderMode::Complete);
-    walk(&mut b, upper, Path::new(""))?;
+    walk(&mut b, upper, Path::new(""), &mut Seen::new())?;
     b.finish().map_err(|e| Error::internal(format!("finish layer tar: {e}")))?;
     Ok(())
 }
@@ -88,6 +104,7 @@ mod tests {
         let up = tempfile::tempdir().unwrap();
         fs::create_dir_all(up.path().join("etc")).unwrap();
         fs::write(up.path().join("etc/new"), b"x").unwrap();
+        fs::hard_link(up.path().join("etc/new"), up.path().join("etc/same")).unwrap();
         std::os::unix::fs::symlink("new", up.path().join("etc/link")).unwrap();
         let c = CString::new(up.path().join("etc/gone").as_os_str().as_bytes()).unwrap();
         // SAFETY: valid path; creates a 0/0 char device (an overlay whiteout).
@@ -104,13 +121,15 @@ mod tests {
             .map(|e| e.unwrap().path().unwrap().display().to_string())
             .collect();
         names.sort();
-        assert_eq!(names, ["etc", "etc/.wh.gone", "etc/link", "etc/new", "opq", "opq/.wh..wh..opq"]);
+        assert_eq!(names, ["etc", "etc/.wh.gone", "etc/link", "etc/new", "etc/same", "opq", "opq/.wh..wh..opq"]);
         // and unpacking it gives the overlay form back
         let dst = tempfile::tempdir().unwrap();
         crate::unpack_tar(&out[..], dst.path()).unwrap();
         assert!(fs::symlink_metadata(dst.path().join("etc/gone")).unwrap().file_type().is_char_device());
         assert!(is_opaque(&dst.path().join("opq")));
         assert_eq!(fs::read(dst.path().join("etc/new")).unwrap(), b"x");
+        let (a, b) = (fs::metadata(dst.path().join("etc/new")).unwrap(), fs::metadata(dst.path().join("etc/same")).unwrap());
+        assert_eq!((a.ino(), a.nlink()), (b.ino(), 2), "hard link kept");
         // the same changes give the same bytes
         let mut again = Vec::new();
         write_diff(up.path(), &mut again).unwrap();
