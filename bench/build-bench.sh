@@ -13,6 +13,7 @@
 #   bench/build-bench.sh [-c COLD_RUNS] [-r REBUILD_RUNS] [--no-write]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 repo=$PWD
 [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
 
@@ -40,30 +41,12 @@ mkdir -p "$results" "$work/dockercfg"
 export DOCKER_CONFIG=$work/dockercfg
 berthd_pid= dockerd_pid=
 
-stop_pid() { # pid: SIGTERM, wait up to 15 s, then SIGKILL
-    local pid=$1
-    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-}
 cleanup() {
     stop_pid "$berthd_pid"
     stop_pid "$dockerd_pid"
-    awk -v w="$work" '$5 ~ "^"w {print $5}' /proc/self/mountinfo | sort -r | while read -r m; do
-        umount -l "$m" 2>/dev/null || true
-    done
-    rm -rf "$work"
+    remove_work "$work"
 }
 trap cleanup EXIT
-wait_ping() { # socket, seconds
-    local sock=$1 t=$2
-    for _ in $(seq $((t * 10))); do
-        curl -sf --max-time 1 --unix-socket "$sock" http://localhost/_ping >/dev/null 2>&1 && return 0
-        sleep 0.1
-    done
-    return 1
-}
 hf() { # name, runs, warmup, command
     local name=$1 n=$2 w=$3; shift 3
     echo "==> $name: $*"
@@ -217,17 +200,6 @@ if [ "$write" = 1 ]; then
         'split("\n") | map(select(length > 0) | split("\t") | {(.[0]): (if .[1] == "" then null else (.[1] | tonumber) end)}) | add
          | {date: $date, cold_runs: $cold, rebuild_runs: $reb, median_seconds: ., failures: $notes}' \
         >bench/results/build.json
-    printf '%s\n' "$section" >"$work/section.md"
-    f=BENCHMARKS.md
-    [ -f "$f" ] || printf '# Benchmarks\n\n' >"$f"
-    if grep -q '<!-- bench:build:start -->' "$f"; then
-        awk -v repl="$work/section.md" '
-            /<!-- bench:build:start -->/ {while ((getline l < repl) > 0) print l; skip=1; next}
-            /<!-- bench:build:end -->/ {skip=0; next}
-            !skip {print}' "$f" >"$f.new"
-        mv "$f.new" "$f"
-    else
-        printf '\n%s\n' "$section" >>"$f"
-    fi
-    echo "==> updated $f and bench/results/build.json"
+    write_section build "$section"
+    echo "==> updated BENCHMARKS.md and bench/results/build.json"
 fi

@@ -13,6 +13,7 @@
 #   bench/registry-bench.sh [-n RUNS] [--no-write]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 repo=$PWD
 [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
 
@@ -38,32 +39,14 @@ mkdir -p "$results" "$work/dockercfg" "$work/bin"
 export DOCKER_CONFIG=$work/dockercfg
 berthd_pid= dockerd_pid= breg_pid=
 
-stop_pid() { # pid: SIGTERM, wait up to 15 s, then SIGKILL
-    local pid=$1
-    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-}
 cleanup() {
     [ -f "$work/dreg.pid" ] && stop_pid "$(cat "$work/dreg.pid")"
     stop_pid "$breg_pid"
     stop_pid "$berthd_pid"
     stop_pid "$dockerd_pid"
-    awk -v w="$work" '$5 ~ "^"w {print $5}' /proc/self/mountinfo | sort -r | while read -r m; do
-        umount -l "$m" 2>/dev/null || true
-    done
-    rm -rf "$work"
+    remove_work "$work"
 }
 trap cleanup EXIT
-wait_ping() { # socket, seconds
-    local sock=$1 t=$2
-    for _ in $(seq $((t * 10))); do
-        curl -sf --max-time 1 --unix-socket "$sock" http://localhost/_ping >/dev/null 2>&1 && return 0
-        sleep 0.1
-    done
-    return 1
-}
 wait_v2() { # host:port, seconds
     for _ in $(seq $(($2 * 10))); do
         curl -s -o /dev/null --max-time 1 "http://$1/v2/" && return 0
@@ -312,17 +295,6 @@ if [ "$write" = 1 ]; then
             ratios: {push_berth_over_dockerd: ($rpush | num), first_push_berth_over_dockerd: ($rpushf | num), pull_berth_over_dockerd: ($rpull | num),
                      berth_registry_over_docker_registry: ($rreg | num)}}' \
         >bench/results/registry.json
-    printf '%s\n' "$section" >"$work/section.md"
-    f=BENCHMARKS.md
-    [ -f "$f" ] || printf '# Benchmarks\n\n' >"$f"
-    if grep -q '<!-- bench:registry:start -->' "$f"; then
-        awk -v repl="$work/section.md" '
-            /<!-- bench:registry:start -->/ {while ((getline l < repl) > 0) print l; skip=1; next}
-            /<!-- bench:registry:end -->/ {skip=0; next}
-            !skip {print}' "$f" >"$f.new"
-        mv "$f.new" "$f"
-    else
-        printf '\n%s\n' "$section" >>"$f"
-    fi
-    echo "==> updated $f and bench/results/registry.json"
+    write_section registry "$section"
+    echo "==> updated BENCHMARKS.md and bench/results/registry.json"
 fi

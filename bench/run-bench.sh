@@ -9,6 +9,7 @@
 #   bench/run-bench.sh [-n RUNS] [-w WARMUP] [--skip-berth] [--skip-docker] [--skip-runc] [--no-write]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 repo=$PWD
 [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
 
@@ -37,33 +38,12 @@ results=$work/results
 mkdir -p "$results"
 berthd_pid= dockerd_pid=
 
-stop_pid() { # pid: SIGTERM, wait up to 15 s, then SIGKILL
-    local pid=$1
-    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-}
-
 cleanup() {
     stop_pid "$berthd_pid"
     stop_pid "$dockerd_pid"
-    # anything still mounted under the work dir, deepest first
-    awk -v w="$work" '$5 ~ "^"w {print $5}' /proc/self/mountinfo | sort -r | while read -r m; do
-        umount -l "$m" 2>/dev/null || true
-    done
-    rm -rf "$work"
+    remove_work "$work"
 }
 trap cleanup EXIT
-
-wait_ping() { # socket, seconds
-    local sock=$1 t=$2
-    for _ in $(seq $((t * 10))); do
-        curl -sf --max-time 1 --unix-socket "$sock" http://localhost/_ping >/dev/null 2>&1 && return 0
-        sleep 0.1
-    done
-    return 1
-}
 
 echo "==> busybox rootfs"
 rootfs_tar=$work/busybox.tar
@@ -186,17 +166,6 @@ echo "$section"
 
 if [ "$write" = 1 ]; then
     write_json
-    printf '%s\n' "$section" >"$work/section.md"
-    f=BENCHMARKS.md
-    [ -f "$f" ] || printf '# Benchmarks\n\n' >"$f"
-    if grep -q '<!-- bench:run:start -->' "$f"; then
-        awk -v repl="$work/section.md" '
-            /<!-- bench:run:start -->/ {while ((getline l < repl) > 0) print l; skip=1; next}
-            /<!-- bench:run:end -->/ {skip=0; next}
-            !skip {print}' "$f" >"$f.new"
-        mv "$f.new" "$f"
-    else
-        printf '%s\n' "$section" >>"$f"
-    fi
-    echo "==> updated $f and bench/results/run.json"
+    write_section run "$section"
+    echo "==> updated BENCHMARKS.md and bench/results/run.json"
 fi

@@ -1,0 +1,48 @@
+# Helpers shared by the bench/*.sh scripts (sourced, not run).
+
+# stop_pid PID: SIGTERM, wait up to 15 s, then SIGKILL.
+stop_pid() {
+    local pid=$1
+    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+}
+
+# remove_work DIR: unmount anything still mounted under DIR (deepest first), then delete it.
+remove_work() {
+    local dir=$1
+    awk -v w="$dir" '$5 ~ "^"w {print $5}' /proc/self/mountinfo | sort -r | while read -r m; do
+        umount -l "$m" 2>/dev/null || true
+    done
+    rm -rf "$dir"
+}
+
+# wait_ping SOCKET SECONDS: wait until an engine answers /_ping on SOCKET.
+wait_ping() {
+    local sock=$1 t=$2
+    for _ in $(seq $((t * 10))); do
+        curl -sf --max-time 1 --unix-socket "$sock" http://localhost/_ping >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# write_section NAME TEXT: replace the <!-- bench:NAME:start/end --> section of
+# BENCHMARKS.md with TEXT (which carries the markers), or append it.
+write_section() {
+    local name=$1 text=$2 f=BENCHMARKS.md tmp
+    tmp=$(mktemp)
+    printf '%s\n' "$text" >"$tmp"
+    [ -f "$f" ] || printf '# Benchmarks\n' >"$f"
+    if grep -q "<!-- bench:$name:start -->" "$f"; then
+        awk -v repl="$tmp" -v start="<!-- bench:$name:start -->" -v end="<!-- bench:$name:end -->" '
+            $0 == start {while ((getline l < repl) > 0) print l; skip=1; next}
+            $0 == end {skip=0; next}
+            !skip {print}' "$f" >"$f.new"
+        mv "$f.new" "$f"
+    else
+        printf '\n%s\n' "$text" >>"$f"
+    fi
+    rm -f "$tmp"
+}
