@@ -409,15 +409,3 @@ fn remove_if_auto(d: &Arc<Daemon>, c: &Arc<Container>, code: i64) {
         }
     });
 }
-
-/// Volume names referenced by a container's binds (for `rm -v` and df).
-pub fn named_volumes(hc: &HostConfig) -> Vec<String> {
-    hc.binds
-        .clone()
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|b| b.split(':').next())
-        .filter(|s| !s.starts_with('/'))
-        .map(str::to_owned)
-        .collect()
-}
