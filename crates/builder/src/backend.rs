@@ -7,13 +7,86 @@ use std::path::Path;
 use berth_errdefs::{Error, Result};
 use berth_image::ImageConfigFile;
 
+/// Bytes that never show up in `Debug` output (secrets).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct SecretBytes(pub Vec<u8>);
+
+impl std::fmt::Debug for SecretBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "<secret: {} bytes>", self.0.len())
+    }
+}
+
+/// How a cache mount is shared between concurrent builds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CacheSharing {
+    /// Any number of users at once (the default).
+    #[default]
+    Shared,
+    /// A busy cache gives a fresh, throw-away directory instead.
+    Private,
+    /// One user at a time; others wait.
+    Locked,
+}
+
+/// Where a RUN mount's content comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunMountKind {
+    /// Files the builder has in hand (a context subtree, an inline heredoc script),
+    /// written to a fresh host directory for the run and removed after it. The key
+    /// `""` is the mount root itself: a file root gives a single-file mount.
+    Files(BTreeMap<String, crate::copy::OutEntry>),
+    /// `path` (absolute) inside an image's root filesystem, on a throw-away
+    /// writable layer (so `rw` writes are discarded).
+    Image { image_id: String, path: String },
+    /// A persistent directory (`<data-root>/buildcache/mounts/…`) named by `id`,
+    /// created with `mode`/`uid`/`gid`; it outlives the build and is never part of a layer.
+    Cache {
+        id: String,
+        sharing: CacheSharing,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    },
+    /// An empty tmpfs (`size` in bytes, 0 = unlimited).
+    Tmpfs { size: i64 },
+    /// A single secret file (content never logged, stored or cached).
+    Secret {
+        data: SecretBytes,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    },
+}
+
+/// One `RUN --mount` (or inline file) mounted over the container's rootfs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunMount {
+    /// Absolute path in the container.
+    pub target: String,
+    pub readonly: bool,
+    pub kind: RunMountKind,
+}
+
 /// How to run one RUN step.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RunSpec {
     pub cmd: Vec<String>,
     /// Build args visible to the command (`KEY=VALUE`), on top of the image's Env.
     pub env: Vec<String>,
+    /// `default` (the build's), `none` or `host`.
     pub network_mode: String,
+    /// Extra mounts; their targets never end up in the committed layer.
+    pub mounts: Vec<RunMount>,
+    /// Secrets exposed as environment variables (`KEY=VALUE`, `RUN --mount=type=secret,env=`).
+    pub secret_env: Vec<SecretEnv>,
+}
+
+/// A secret given to a RUN as an environment variable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretEnv {
+    pub name: String,
+    pub value: SecretBytes,
 }
 
 /// What a running step reports.
@@ -85,6 +158,8 @@ pub struct BuildOptions {
     pub network_mode: String,
     pub cache_from: Vec<String>,
     pub pull: bool,
+    /// Build secrets by id (berth's `X-Berth-Build-Secrets` extension).
+    pub secrets: BTreeMap<String, SecretBytes>,
 }
 
 /// Why a build failed (sent as `errorDetail`).

@@ -8,22 +8,37 @@ use berth_dockerfile::{expand_instruction_with, is_predefined_arg, Instruction, 
 use berth_errdefs::{Error, Result};
 use berth_image::{History, ImageConfigFile, RootFs};
 
+use crate::backend::RunMountKind;
 pub use crate::backend::{Backend, BuildOptions, Failure, RunEvent, RunOutcome, RunSpec};
 use crate::cache::{cache_key, KeyInput};
 use crate::config::{self, StageFlags};
 use crate::context::Context;
-use crate::copy::{self, CopyRequest};
+use crate::copy::{self, CopyRequest, InlineSource};
 use crate::messages::{self as m, Msg};
 use crate::plan;
-
-const BUILDKIT_HINT: &str =
-    "Refer to https://docs.docker.com/go/buildkit/ to learn how to build images with BuildKit enabled";
+use crate::remote;
+use crate::runmount;
 
 fn fail(msg: impl Into<String>) -> Failure {
     Failure {
         code: None,
         message: msg.into(),
     }
+}
+
+/// `COPY <<EOF` documents as files: mode 0644, created now (contents already expanded).
+fn heredoc_sources(contents: &[berth_dockerfile::SourceContent]) -> Vec<InlineSource> {
+    let now = chrono::Utc::now().timestamp().max(0) as u64;
+    contents
+        .iter()
+        .map(|c| InlineSource {
+            name: c.path.clone(),
+            data: c.data.clone().into_bytes(),
+            mode: 0o644,
+            mtime: now,
+            unpack: false,
+        })
+        .collect()
 }
 
 /// The state of the stage being built.
@@ -334,21 +349,8 @@ impl Driver<'_> {
                 let _ = resolved;
                 self.commit_meta(st, &Instruction::Arg(defs.clone()), "")
             }
-            Instruction::Run(r) => {
-                if !r.mount_specs.is_empty() {
-                    return Err(fail(format!(
-                        "the --mount option requires BuildKit. {BUILDKIT_HINT}"
-                    )));
-                }
-                if !r.files.is_empty() {
-                    return Err(fail(format!("heredocs require BuildKit. {BUILDKIT_HINT}")));
-                }
-                self.run(st, &r.cmd)
-            }
+            Instruction::Run(r) => self.run(df, stage_idx, st, r),
             Instruction::Copy(c) => {
-                if !c.contents.is_empty() {
-                    return Err(fail(format!("heredocs require BuildKit. {BUILDKIT_HINT}")));
-                }
                 let req = CopyRequest {
                     sources: c.sources.clone(),
                     dest: c.dest.clone(),
@@ -361,15 +363,37 @@ impl Driver<'_> {
                     },
                     add: false,
                     from_image: !c.from.is_empty(),
+                    inline: heredoc_sources(&c.contents),
+                    parents: c.parents,
+                    excludes: c.excludes.clone(),
+                    unpack: None,
                 };
                 self.copy(df, stage_idx, st, "COPY", req, &c.chown, &c.from)
             }
             Instruction::Add(a) => {
-                if !a.contents.is_empty() {
-                    return Err(fail(format!("heredocs require BuildKit. {BUILDKIT_HINT}")));
+                if a.keep_git_dir.is_some() && !a.sources.iter().any(|s| remote::is_git(s)) {
+                    // BuildKit accepts the flag only for git sources.
+                    return Err(fail("ADD --keep-git-dir is only valid for git sources"));
+                }
+                let mut inline = heredoc_sources(&a.contents);
+                let mut sources = Vec::new();
+                for s in &a.sources {
+                    if remote::is_git(s) {
+                        return Err(fail(format!(
+                            "ADD {s}: adding git repositories is not supported by berth's builder"
+                        )));
+                    } else if remote::is_url(s) {
+                        let f = remote::fetch(s, &a.checksum, a.unpack == Some(true))?;
+                        inline.push(f);
+                    } else {
+                        sources.push(s.clone());
+                    }
+                }
+                if !a.checksum.is_empty() && !sources.is_empty() {
+                    return Err(fail("checksum can't be specified for non-HTTP(S) sources"));
                 }
                 let req = CopyRequest {
-                    sources: a.sources.clone(),
+                    sources,
                     dest: a.dest.clone(),
                     workdir: st.cfg.config.working_dir.clone().unwrap_or_default(),
                     chown: None,
@@ -380,6 +404,10 @@ impl Driver<'_> {
                     },
                     add: true,
                     from_image: false,
+                    inline,
+                    parents: false,
+                    excludes: a.excludes.clone(),
+                    unpack: a.unpack,
                 };
                 self.copy(df, stage_idx, st, "ADD", req, &a.chown, "")
             }
@@ -591,12 +619,76 @@ impl Driver<'_> {
 
     fn run(
         &mut self,
+        df: &berth_dockerfile::Dockerfile,
+        stage_idx: usize,
         st: &mut Stage,
-        cl: &berth_dockerfile::CommandLine,
+        r: &berth_dockerfile::Run,
     ) -> std::result::Result<(), Failure> {
-        let argv = config::argv(cl, &st.cfg.config);
+        if r.security == "insecure" {
+            return Err(fail(
+                "granting entitlement security.insecure is not allowed by build daemon configuration",
+            ));
+        }
+        let shell_cfg = st.cfg.config.clone();
+        let with_shell = |args: Vec<String>| {
+            config::argv(
+                &berth_dockerfile::CommandLine {
+                    args,
+                    prepend_shell: true,
+                },
+                &shell_cfg,
+            )
+        };
+        let (argv, script) = if r.files.is_empty() {
+            (config::argv(&r.cmd, &st.cfg.config), None)
+        } else {
+            runmount::heredoc_command(r, &with_shell)?
+        };
         if argv.is_empty() {
             return Err(fail("RUN requires at least one argument"));
+        }
+        // `from=` of bind mounts: a stage (built before) or an image.
+        let mut froms: HashMap<String, String> = HashMap::new();
+        for m in &r.mounts {
+            if m.from.is_empty() || froms.contains_key(&m.from) {
+                continue;
+            }
+            let id = match plan::stage_ref(df, &m.from, stage_idx) {
+                Some(j) => self.results[j]
+                    .clone()
+                    .ok_or_else(|| fail(format!("stage {} was not built", m.from)))?,
+                None => self.be.image(&m.from).map_err(Failure::from)?.0,
+            };
+            froms.insert(m.from.clone(), id);
+        }
+        let workdir = st.cfg.config.working_dir.clone().unwrap_or_default();
+        let mut resolved = runmount::resolve_mounts(
+            &r.mounts,
+            runmount::MountEnv {
+                workdir: &workdir,
+                ctx: &self.ctx,
+                secrets: &self.opts.secrets,
+                from_image: &mut |f| {
+                    froms
+                        .get(f)
+                        .cloned()
+                        .ok_or_else(|| fail(format!("no image for {f}")))
+                },
+            },
+        )?;
+        let mut extra_key = resolved.key.clone();
+        if let Some(m) = &script {
+            if let RunMountKind::Files(files) = &m.kind {
+                extra_key.push_str(&format!("script={}\n", copy::hash_entries(files)));
+            }
+            resolved.mounts.insert(0, m.clone());
+        }
+        let network = match r.network.as_str() {
+            "none" | "host" => r.network.clone(),
+            _ => self.opts.network_mode.clone(),
+        };
+        if r.network != "default" && !r.network.is_empty() {
+            extra_key.push_str(&format!("network={}\n", r.network));
         }
         let env_args = Self::run_args(st);
         let hist_args: Vec<String> = env_args
@@ -615,12 +707,16 @@ impl Driver<'_> {
             )
         };
         let parent = st.image.clone().unwrap_or_default();
-        let text = format!("RUN {}", serde_json::to_string(&argv).unwrap_or_default());
+        let mut text = format!("RUN {}", serde_json::to_string(&argv).unwrap_or_default());
+        if !extra_key.is_empty() {
+            text.push_str("\nmounts:\n");
+            text.push_str(&extra_key);
+        }
         let key = cache_key(&KeyInput {
             parent: &parent,
             text: &text,
             args: &hist_args,
-            content: None,
+            content: (!resolved.content.is_empty()).then_some(resolved.content.as_str()),
         });
         if self.use_cache(st, &key) {
             return Ok(());
@@ -636,7 +732,9 @@ impl Driver<'_> {
         let spec = RunSpec {
             cmd: argv.clone(),
             env: env_args,
-            network_mode: self.opts.network_mode.clone(),
+            network_mode: network,
+            mounts: resolved.mounts,
+            secret_env: resolved.secret_env,
         };
         let out = &mut *self.out;
         let outcome = self.be.run(&image, &spec, &mut |ev| match ev {
@@ -739,10 +837,18 @@ impl Driver<'_> {
         let plan = plan_result.ok_or_else(|| fail("copy was not planned"))??;
         let created_by = config::nop(&format!("{kw} {} in {} ", plan.src_desc, plan.dest));
         let parent = st.image.clone().unwrap_or_default();
-        let text = format!(
+        let mut text = format!(
             "{kw} --chown={chown} --chmod={:?} {:?} {}",
             req.chmod, req.sources, req.dest
         );
+        if req.parents || !req.excludes.is_empty() || req.unpack.is_some() || !req.inline.is_empty()
+        {
+            let names: Vec<&str> = req.inline.iter().map(|f| f.name.as_str()).collect();
+            text.push_str(&format!(
+                " parents={} exclude={:?} unpack={:?} inline={names:?}",
+                req.parents, req.excludes, req.unpack
+            ));
+        }
         let key = cache_key(&KeyInput {
             parent: &parent,
             text: &text,

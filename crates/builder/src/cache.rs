@@ -39,6 +39,18 @@ pub fn cache_key(k: &KeyInput<'_>) -> String {
     hex::encode(h.finalize())
 }
 
+/// The directory name (under `<data-root>/buildcache/mounts/`) of a `RUN
+/// --mount=type=cache`: by its id, and by its mode/owner when they are not the
+/// default 0755 root:root (a cache created differently is a different cache).
+pub fn cache_mount_dir(id: &str, mode: u32, uid: u32, gid: u32) -> String {
+    let name = if (mode, uid, gid) == (0o755, 0, 0) {
+        id.to_owned()
+    } else {
+        format!("{id}\0{mode:o}:{uid}:{gid}")
+    };
+    hex::encode(Sha256::digest(name.as_bytes()))
+}
+
 /// A persistent key → image id map: one small file per key, written atomically.
 #[derive(Debug, Clone)]
 pub struct DirCache {

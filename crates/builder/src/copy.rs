@@ -8,6 +8,7 @@ use berth_errdefs::{Error, Result};
 use sha2::{Digest, Sha256};
 
 use crate::context::{clean, Context, Kind};
+use crate::dockerignore::Matcher;
 
 /// One COPY/ADD, variables already expanded.
 #[derive(Debug, Clone, Default)]
@@ -22,6 +23,25 @@ pub struct CopyRequest {
     pub add: bool,
     /// Sources come from another stage or image (changes the error text).
     pub from_image: bool,
+    /// Files given inline: heredocs (`COPY <<EOF`), downloads (`ADD <url>`).
+    pub inline: Vec<InlineSource>,
+    /// `--parents`: keep each source's path (below the context root or a `/./` pivot).
+    pub parents: bool,
+    /// `--exclude` patterns (`.dockerignore` syntax, relative to each source).
+    pub excludes: Vec<String>,
+    /// ADD `--unpack`: `Some(false)` keeps local archives as they are.
+    pub unpack: Option<bool>,
+}
+
+/// A file given inline rather than found in a context.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InlineSource {
+    pub name: String,
+    pub data: Vec<u8>,
+    pub mode: u32,
+    pub mtime: u64,
+    /// Extract it when it is an archive (ADD `--unpack=true` of a URL).
+    pub unpack: bool,
 }
 
 /// A file of the new layer.
@@ -76,6 +96,29 @@ fn basename(p: &str) -> &str {
     p.rsplit('/').next().unwrap_or(p)
 }
 
+/// Hash of a set of layer entries: paths, types, modes, owners and bytes (no mtimes).
+pub fn hash_entries(out: &BTreeMap<String, OutEntry>) -> String {
+    let mut h = Sha256::new();
+    for (p, e) in out {
+        h.update(p.as_bytes());
+        h.update([0]);
+        match &e.kind {
+            Kind::File => h.update(b"f"),
+            Kind::Dir => h.update(b"d"),
+            Kind::Symlink(t) => {
+                h.update(b"l");
+                h.update(t.as_bytes());
+            }
+        }
+        h.update(e.mode.to_be_bytes());
+        h.update(e.uid.to_be_bytes());
+        h.update(e.gid.to_be_bytes());
+        h.update((e.data.len() as u64).to_be_bytes());
+        h.update(&e.data);
+    }
+    hex::encode(h.finalize())
+}
+
 /// Resolve the sources and lay the files out at their destinations.
 pub fn plan_copy(ctx: &Context, req: &CopyRequest, exists: Exists<'_>) -> Result<CopyPlan> {
     let (uid, gid) = req.chown.unwrap_or((0, 0));
@@ -93,14 +136,24 @@ pub fn plan_copy(ctx: &Context, req: &CopyRequest, exists: Exists<'_>) -> Result
     };
     let trailing = raw.ends_with('/') || raw.ends_with("/.") || req.dest == ".";
     let dest = clean(&raw);
+    let excludes = (!req.excludes.is_empty()).then(|| Matcher::parse(&req.excludes.join("\n")));
+    let excluded = |rel: &str| excludes.as_ref().is_some_and(|m| m.matches(rel));
 
-    let mut matched: Vec<String> = Vec::new();
+    // (path in the context, path kept under dest with --parents)
+    let mut matched: Vec<(String, String)> = Vec::new();
     for s in &req.sources {
         if s.contains("://") {
-            return Err(Error::invalid(
-                "ADD from a URL is not supported yet by berth (no remote sources)",
-            ));
+            return Err(Error::invalid(if req.add {
+                "ADD from this kind of URL is not supported by berth (only http and https)"
+            } else {
+                "source can't be a URL for COPY"
+            }));
         }
+        // `--parents` keeps the path below the `/./` pivot (or the context root).
+        let pivot = match s.find("/./") {
+            Some(i) if req.parents => clean(&s[..i]),
+            _ => String::new(),
+        };
         let m = ctx.glob(s);
         if m.is_empty() {
             let shown = clean(s);
@@ -112,15 +165,28 @@ pub fn plan_copy(ctx: &Context, req: &CopyRequest, exists: Exists<'_>) -> Result
                 )
             }));
         }
-        matched.extend(m);
+        for p in m {
+            if !p.is_empty() && excluded(basename(&p)) {
+                continue;
+            }
+            let rel = if pivot.is_empty() {
+                p.clone()
+            } else {
+                p.strip_prefix(&format!("{pivot}/"))
+                    .unwrap_or(&p)
+                    .to_owned()
+            };
+            matched.push((p, rel));
+        }
     }
-    let multi = matched.len() > 1;
-    if multi && !trailing {
+    let multi = matched.len() + req.inline.len() > 1;
+    if multi && !trailing && !req.parents {
         return Err(Error::invalid(
             "When using COPY with more than one source file, the destination must be a directory and end with a /",
         ));
     }
-    let dest_is_dir = trailing || multi || dest.is_empty() || exists(&dest) == Some(true);
+    let dest_is_dir =
+        trailing || multi || req.parents || dest.is_empty() || exists(&dest) == Some(true);
 
     let mut out: BTreeMap<String, OutEntry> = BTreeMap::new();
     let mode_of = |m: u32| req.chmod.unwrap_or(m);
@@ -129,15 +195,20 @@ pub fn plan_copy(ctx: &Context, req: &CopyRequest, exists: Exists<'_>) -> Result
             out.insert(path, e);
         }
     };
-    for src in &matched {
+    for (src, rel) in &matched {
         let is_dir = src.is_empty() || ctx.get(src).is_some_and(|e| e.kind == Kind::Dir);
         if is_dir {
-            // A directory: its contents go into dest.
-            if !dest.is_empty() && exists(&dest).is_none() {
+            // A directory: its contents go into dest (dest/<rel> with --parents).
+            let target_dir = if req.parents {
+                join(&dest, rel)
+            } else {
+                dest.clone()
+            };
+            if !target_dir.is_empty() && exists(&target_dir).is_none() {
                 let mode = ctx.get(src).map(|e| e.mode).unwrap_or(0o755);
                 put(
                     &mut out,
-                    dest.clone(),
+                    target_dir.clone(),
                     OutEntry {
                         kind: Kind::Dir,
                         mode: mode_of(mode),
@@ -150,10 +221,13 @@ pub fn plan_copy(ctx: &Context, req: &CopyRequest, exists: Exists<'_>) -> Result
             }
             let prefix_len = if src.is_empty() { 0 } else { src.len() + 1 };
             for (p, e) in ctx.descendants(src) {
-                let target = join(&dest, &p[prefix_len..]);
+                let child = &p[prefix_len..];
+                if excluded(child) {
+                    continue;
+                }
                 put(
                     &mut out,
-                    target,
+                    join(&target_dir, child),
                     OutEntry {
                         kind: e.kind.clone(),
                         mode: mode_of(e.mode),
@@ -167,11 +241,13 @@ pub fn plan_copy(ctx: &Context, req: &CopyRequest, exists: Exists<'_>) -> Result
             continue;
         }
         let e = ctx.get(src).expect("matched paths exist");
-        if req.add && e.kind == Kind::File && is_archive(&e.data) {
+        if req.add && req.unpack != Some(false) && e.kind == Kind::File && is_archive(&e.data) {
             extract(&e.data, &dest, req.chown, &mut out)?;
             continue;
         }
-        let target = if dest_is_dir {
+        let target = if req.parents {
+            join(&dest, rel)
+        } else if dest_is_dir {
             join(&dest, basename(src))
         } else {
             dest.clone()
@@ -186,6 +262,29 @@ pub fn plan_copy(ctx: &Context, req: &CopyRequest, exists: Exists<'_>) -> Result
                 gid,
                 mtime: e.mtime,
                 data: e.data.clone(),
+            },
+        );
+    }
+    for f in &req.inline {
+        if f.unpack && is_archive(&f.data) {
+            extract(&f.data, &dest, req.chown, &mut out)?;
+            continue;
+        }
+        let target = if dest_is_dir {
+            join(&dest, &f.name)
+        } else {
+            dest.clone()
+        };
+        put(
+            &mut out,
+            target,
+            OutEntry {
+                kind: Kind::File,
+                mode: mode_of(f.mode),
+                uid,
+                gid,
+                mtime: f.mtime,
+                data: f.data.clone(),
             },
         );
     }
@@ -212,30 +311,12 @@ pub fn plan_copy(ctx: &Context, req: &CopyRequest, exists: Exists<'_>) -> Result
         }
     }
 
-    let mut h = Sha256::new();
-    for (p, e) in &out {
-        h.update(p.as_bytes());
-        h.update([0]);
-        match &e.kind {
-            Kind::File => h.update(b"f"),
-            Kind::Dir => h.update(b"d"),
-            Kind::Symlink(t) => {
-                h.update(b"l");
-                h.update(t.as_bytes());
-            }
-        }
-        h.update(e.mode.to_be_bytes());
-        h.update(e.uid.to_be_bytes());
-        h.update(e.gid.to_be_bytes());
-        h.update((e.data.len() as u64).to_be_bytes());
-        h.update(&e.data);
-    }
-    let content_hash = hex::encode(h.finalize());
+    let content_hash = hash_entries(&out);
     let kind = if multi {
         "multi"
     } else if matched
         .first()
-        .is_some_and(|s| s.is_empty() || ctx.get(s).is_some_and(|e| e.kind == Kind::Dir))
+        .is_some_and(|(s, _)| s.is_empty() || ctx.get(s).is_some_and(|e| e.kind == Kind::Dir))
     {
         "dir"
     } else {

@@ -11,8 +11,11 @@ pub mod copy;
 pub mod dockerignore;
 pub mod messages;
 pub mod plan;
+pub mod remote;
+pub mod runmount;
 
+pub use backend::{CacheSharing, RunMount, RunMountKind, SecretBytes, SecretEnv};
 pub use build::{build, Backend, BuildOptions, Failure, RunEvent, RunOutcome, RunSpec};
-pub use cache::{cache_key, DirCache, KeyInput};
+pub use cache::{cache_key, cache_mount_dir, DirCache, KeyInput};
 pub use context::Context;
 pub use messages::Msg;

@@ -73,7 +73,8 @@ pub fn target_index(df: &Dockerfile, target: Option<&str>) -> Result<usize> {
     }
 }
 
-/// The stages the target needs (its base chain and `COPY --from` sources), in
+/// The stages the target needs (its base chain, `COPY --from` and `RUN --mount
+/// from=` sources), in
 /// Dockerfile order.
 pub fn needed_stages(
     df: &Dockerfile,
@@ -91,16 +92,19 @@ pub fn needed_stages(
             todo.push(j);
         }
         for (ins, _) in &df.stages[i].instructions {
-            if let Instruction::Copy(c) = ins {
-                if !c.from.is_empty() {
-                    if let Some(j) = stage_ref(df, &c.from, i) {
-                        todo.push(j);
-                    } else if df.stage_index(&c.from).is_some() {
-                        return Err(Error::invalid(format!(
-                            "invalid from flag value {}: stage {} is not defined before it is used",
-                            c.from, c.from
-                        )));
-                    }
+            // `COPY --from` and `RUN --mount=...,from=` name stages.
+            let froms: Vec<&str> = match ins {
+                Instruction::Copy(c) => vec![c.from.as_str()],
+                Instruction::Run(r) => r.mounts.iter().map(|m| m.from.as_str()).collect(),
+                _ => Vec::new(),
+            };
+            for from in froms.into_iter().filter(|f| !f.is_empty()) {
+                if let Some(j) = stage_ref(df, from, i) {
+                    todo.push(j);
+                } else if df.stage_index(from).is_some() {
+                    return Err(Error::invalid(format!(
+                        "invalid from flag value {from}: stage {from} is not defined before it is used"
+                    )));
                 }
             }
         }

@@ -339,31 +339,193 @@ fn labels_and_copy_layers() {
     );
 }
 
+fn layer_files(be: &Fake, image: &str) -> HashMap<String, (u32, Vec<u8>)> {
+    let cfg = &be.images[image];
+    let last = cfg.rootfs.diff_ids.last().unwrap().to_string();
+    let mut out = HashMap::new();
+    let mut a = tar::Archive::new(&be.layers[&last][..]);
+    for e in a.entries().unwrap() {
+        let mut e = e.unwrap();
+        let p = e.path().unwrap().to_string_lossy().into_owned();
+        let mode = e.header().mode().unwrap();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+        out.insert(p, (mode, data));
+    }
+    out
+}
+
 #[test]
-fn buildkit_only_features_are_refused() {
+fn run_heredocs_become_shell_commands_or_scripts() {
     let mut be = Fake::with_busybox();
+    let df = "FROM busybox\nRUN <<EOF\necho one\necho two\nEOF\nRUN <<-EOT\n\techo tabbed\n\tEOT\nRUN <<EOF\n#!/bin/sh\necho script\nEOF\nRUN <<A cat > /f1 && cat <<B > /f2\na\nA\nb\nB\n";
+    let (r, _) = run_build(&mut be, ctx(&[("Dockerfile", df)]), &opts());
+    r.unwrap();
+    let cmds: Vec<Vec<String>> = be.runs.iter().map(|r| r.cmd.clone()).collect();
+    assert_eq!(cmds[0], ["/bin/sh", "-c", "echo one\necho two\n"]);
+    assert_eq!(cmds[1], ["/bin/sh", "-c", "echo tabbed\n"]);
+    assert_eq!(cmds[2], ["/bin/sh", "-c", "/dev/pipes/EOF"]);
+    let m = &be.runs[2].mounts[0];
+    assert_eq!((m.target.as_str(), m.readonly), ("/dev/pipes", true));
+    assert_eq!(cmds[3][2], "<<A cat > /f1 && cat <<B > /f2\na\nA\nb\nB");
+    // a different script is a different cache key
+    let df2 = df.replace("echo script", "echo other");
+    let (_, t) = run_build(&mut be, ctx(&[("Dockerfile", &df2)]), &opts());
+    assert_eq!(t.matches("Using cache").count(), 2, "{t}");
+}
+
+#[test]
+fn run_mounts_reach_the_backend_and_key_the_cache() {
+    let mut be = Fake::with_busybox();
+    let df = "FROM busybox AS tools\nRUN make-tools\nFROM busybox\nWORKDIR /w\nRUN --mount=type=cache,target=/root/.cache,id=pip,sharing=locked --mount=type=bind,source=src,target=src --mount=type=bind,from=tools,source=/usr,target=/t --mount=type=tmpfs,target=/tmp,size=1m --mount=type=secret,id=tok,required --network=none build\n";
+    let mut o = opts();
+    o.secrets.insert(
+        "tok".into(),
+        berth_builder::SecretBytes(b"hunter2".to_vec()),
+    );
+    let files = |a: &str| ctx(&[("Dockerfile", df), ("src/main.c", a)]);
+    let (r, t) = run_build(&mut be, files("int main;"), &o);
+    r.unwrap();
+    assert!(!t.contains("hunter2"), "{t}");
+    let spec = be.runs.last().unwrap().clone();
+    assert_eq!(spec.cmd, ["/bin/sh", "-c", "build"]);
+    assert_eq!(spec.network_mode, "none");
+    let targets: Vec<&str> = spec.mounts.iter().map(|m| m.target.as_str()).collect();
+    assert_eq!(
+        targets,
+        ["/root/.cache", "/w/src", "/t", "/tmp", "/run/secrets/tok"]
+    );
+    use berth_builder::{CacheSharing, RunMountKind};
+    assert!(
+        matches!(&spec.mounts[0].kind, RunMountKind::Cache { id, sharing: CacheSharing::Locked, .. } if id == "pip")
+    );
+    match &spec.mounts[1].kind {
+        RunMountKind::Files(f) => assert_eq!(f["main.c"].data, b"int main;"),
+        k => panic!("{k:?}"),
+    }
+    assert!(matches!(&spec.mounts[2].kind, RunMountKind::Image { path, .. } if path == "/usr"));
+    match &spec.mounts[4].kind {
+        RunMountKind::Secret { data, mode, .. } => {
+            assert_eq!((data.0.as_slice(), *mode), (&b"hunter2"[..], 0o400))
+        }
+        k => panic!("{k:?}"),
+    }
+    // the history and the image config never carry the secret
+    let id = be.tags["out:latest"].clone();
+    let cfg = serde_json::to_string(&be.images[&id]).unwrap();
+    assert!(!cfg.contains("hunter2"), "{cfg}");
+    // same inputs (another secret value too): cached; a bound file changed: rerun
+    o.secrets
+        .insert("tok".into(), berth_builder::SecretBytes(b"other".to_vec()));
+    let runs = be.runs.len();
+    let (_, t) = run_build(&mut be, files("int main;"), &o);
+    assert_eq!(be.runs.len(), runs, "{t}");
+    run_build(&mut be, files("int main2;"), &o).0.unwrap();
+    assert_eq!(be.runs.len(), runs + 1);
+    // a required secret that was not given
+    o.secrets.clear();
+    let (r, _) = run_build(&mut be, files("x"), &o);
+    assert_eq!(r.unwrap_err().message, "secret tok: not found");
+}
+
+#[test]
+fn copy_heredocs_parents_and_excludes() {
+    let mut be = Fake::with_busybox();
+    let df = "FROM busybox\nARG WHO=world\nCOPY <<EOF /greeting\nhello $WHO\nEOF\nCOPY <<a.txt <<'b.txt' /dir/\nA $WHO\na.txt\nB $WHO\nb.txt\nCOPY --parents src/./x/*.c /p/\nCOPY --exclude=*.log --exclude=sub/skip logs/ /logs/\n";
+    let files = [
+        ("Dockerfile", df),
+        ("src/x/a.c", "a"),
+        ("src/x/b.c", "b"),
+        ("logs/keep.txt", "k"),
+        ("logs/drop.log", "d"),
+        ("logs/sub/skip", "s"),
+        ("logs/sub/ok", "o"),
+    ];
+    let (r, _) = run_build(&mut be, ctx(&files), &opts());
+    let id = r.unwrap();
+    let cfg = be.images[&id].clone();
+    let n = cfg.rootfs.diff_ids.len();
+    let layer = |i: usize| {
+        let mut out = HashMap::new();
+        let t = &be.layers[&cfg.rootfs.diff_ids[i].to_string()];
+        for e in tar::Archive::new(&t[..]).entries().unwrap() {
+            let mut e = e.unwrap();
+            let p = e.path().unwrap().to_string_lossy().into_owned();
+            let mode = e.header().mode().unwrap();
+            let mut data = String::new();
+            std::io::Read::read_to_string(&mut e, &mut data).unwrap();
+            out.insert(p, (mode, data));
+        }
+        out
+    };
+    let l = layer(n - 4);
+    assert_eq!(l["greeting"], (0o644, "hello world\n".to_owned()));
+    let l = layer(n - 3);
+    assert_eq!(l["dir/a.txt"].1, "A world\n");
+    assert_eq!(l["dir/b.txt"].1, "B $WHO\n");
+    let l = layer(n - 2);
+    assert!(
+        l.contains_key("p/x/a.c") && l.contains_key("p/x/b.c"),
+        "{l:?}"
+    );
+    let l = layer(n - 1);
+    let mut names: Vec<&String> = l.keys().filter(|k| !k.ends_with('/')).collect();
+    names.sort();
+    assert_eq!(names, ["logs/keep.txt", "logs/sub/ok"]);
+}
+
+#[test]
+fn add_url_downloads_and_checks_the_checksum() {
+    use std::io::{Read, Write};
+    let body = b"downloaded\n".to_vec();
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let b2 = body.clone();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let mut s = s.unwrap();
+            let mut buf = [0u8; 2048];
+            let _ = s.read(&mut buf);
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                b2.len()
+            );
+            let _ = s.write_all(head.as_bytes());
+            let _ = s.write_all(&b2);
+        }
+    });
+    let sum = sha(&body);
+    let mut be = Fake::with_busybox();
+    let df = format!("FROM busybox\nADD --checksum={sum} http://{addr}/files/tool.sh /opt/\nADD http://{addr}/files/tool.sh /renamed\n");
+    let (r, _) = run_build(&mut be, ctx(&[("Dockerfile", &df)]), &opts());
+    let id = r.unwrap();
+    let files = layer_files(&be, &id);
+    assert_eq!(files["renamed"], (0o600, body.clone()));
+    let parent = be.images[&id].parent.clone().unwrap();
+    assert_eq!(layer_files(&be, &parent)["opt/tool.sh"].1, body);
+    let bad = format!("sha256:{}", "0".repeat(64));
+    let df = format!("FROM busybox\nADD --checksum={bad} http://{addr}/x /x\n");
+    let (r, _) = run_build(&mut be, ctx(&[("Dockerfile", &df)]), &opts());
+    let m = r.unwrap_err().message;
+    assert!(
+        m.starts_with(&format!("digest mismatch {sum}: {bad}")),
+        "{m}"
+    );
+    let (r, _) = run_build(
+        &mut be,
+        ctx(&[("Dockerfile", "FROM busybox\nCOPY http://127.0.0.1:1/x /x\n")]),
+        &opts(),
+    );
+    assert_eq!(r.unwrap_err().message, "source can't be a URL for COPY");
     let (r, _) = run_build(
         &mut be,
         ctx(&[(
             "Dockerfile",
-            "FROM busybox\nRUN --mount=type=cache,target=/c true\n",
+            "FROM busybox\nADD https://example.invalid/r.git /src\n",
         )]),
         &opts(),
     );
-    assert!(r
-        .unwrap_err()
-        .message
-        .starts_with("the --mount option requires BuildKit."));
-    let (r, _) = run_build(
-        &mut be,
-        ctx(&[("Dockerfile", "FROM busybox\nRUN <<EOF\necho hi\nEOF\n")]),
-        &opts(),
-    );
-    assert!(r
-        .unwrap_err()
-        .message
-        .starts_with("heredocs require BuildKit."));
-    assert!(be.runs.is_empty());
+    assert!(r.unwrap_err().message.contains("git repositories"));
 }
 
 #[test]

@@ -742,6 +742,9 @@ pub struct BuildArgs {
     /// Progress output type (auto, plain, tty)
     #[arg(long, default_value = "auto")]
     pub progress: String,
+    /// Secret to expose to the build (format: "id=mysecret[,src=/local/secret]" or "id=mysecret,env=VAR")
+    #[arg(long = "secret")]
+    pub secret: Vec<String>,
     /// Context: a directory, - (tar or Dockerfile on stdin) or a URL
     pub context: String,
 }

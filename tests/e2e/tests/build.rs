@@ -428,3 +428,235 @@ fn dockerfile_outside_the_context_and_from_stdin() {
     fs::remove_dir_all(&ctx).ok();
     fs::remove_dir_all(&elsewhere).ok();
 }
+
+const BUILDKIT_DF: &str = r#"FROM busybox
+ARG WHO=world
+WORKDIR /app
+RUN <<EOF
+echo "heredoc ran" > /heredoc.txt
+echo "second line" >> /heredoc.txt
+EOF
+RUN <<EOF
+#!/bin/sh
+echo "script $0" > /script.txt
+EOF
+RUN <<A cat > /multi1 && cat <<B > /multi2
+first
+A
+second
+B
+COPY <<EOF /greeting
+hello ${WHO}
+EOF
+COPY <<'EOF' /raw
+hello ${WHO}
+EOF
+COPY --chmod=0755 <<one.sh <<two.txt /docs/
+echo one
+one.sh
+two
+two.txt
+RUN --mount=type=cache,target=/cache,id=e2e-CLINAME sh -c 'echo run >> /cache/log; wc -l < /cache/log | tr -d " " > /count'
+RUN --mount=type=tmpfs,target=/scratch,size=1m sh -c 'test -z "$(ls -A /scratch)" && echo x > /scratch/f && grep -c " /scratch tmpfs" /proc/mounts > /tmpfs.txt'
+RUN --mount=type=bind,source=data,target=data sh -c 'cat data/in.txt > /bound.txt; (touch data/new 2>/dev/null && echo writable || echo readonly) > /bindro.txt'
+RUN --mount=type=bind,source=data,target=/data,rw sh -c 'touch /data/new && echo ok > /bindrw.txt'
+RUN --network=none sh -c 'tail -n +3 /proc/net/dev | grep -vc "lo:" > /ifaces.txt; true'
+COPY --parents src/./x/*.c /p/
+COPY --exclude=*.log logs/ /logs/
+"#;
+
+#[test]
+fn heredocs_and_run_mounts_with_both_clis() {
+    let d = Daemon::start();
+    for cli in Cli::ALL {
+        let df = BUILDKIT_DF.replace("CLINAME", cli.name());
+        let ctx = context(&[
+            ("Dockerfile", &df),
+            ("data/in.txt", "bound content\n"),
+            ("src/x/a.c", "a"),
+            ("logs/keep.txt", "k"),
+            ("logs/drop.log", "d"),
+        ]);
+        let tag = format!("bk-{}", cli.name());
+        let o = build(&d, cli, &ctx, &["-t", &tag]);
+        assert_eq!(o.code, 0, "{}: {o}", cli.name());
+        let o = d.cli(
+            cli,
+            &[
+                "run", "--rm", &tag, "sh", "-c",
+                "cat /heredoc.txt /script.txt /multi1 /multi2 /greeting /raw; stat -c '%a %n' /greeting /docs/one.sh /docs/two.txt; cat /count /tmpfs.txt /bound.txt /bindro.txt /bindrw.txt /ifaces.txt; ls /p/x; ls /logs; ls -d /cache /scratch /app/data /data /run/secrets 2>&1 | grep -c 'No such'",
+            ],
+        );
+        assert_eq!(
+            o.stdout,
+            "heredoc ran\nsecond line\nscript /dev/pipes/EOF\nfirst\nsecond\nhello world\nhello ${WHO}\n644 /greeting\n755 /docs/one.sh\n755 /docs/two.txt\n1\n1\nbound content\nreadonly\nok\n0\na.c\nkeep.txt\n5\n",
+            "{}: {o}",
+            cli.name()
+        );
+        // the cache mount outlives the build; nothing else re-runs from cache
+        let o = build(&d, cli, &ctx, &["-t", &tag]);
+        assert_eq!(o.code, 0, "{o}");
+        assert!(!o.stdout.contains("Running in"), "all cached: {o}");
+        let o = build(&d, cli, &ctx, &["--no-cache", "-t", &tag]);
+        assert_eq!(o.code, 0, "{o}");
+        let o = d.cli(cli, &["run", "--rm", &tag, "cat", "/count"]);
+        assert_eq!(o.stdout, "2\n", "{o}");
+        // a bound file changing invalidates the RUN that mounts it
+        fs::write(ctx.join("data/in.txt"), "changed\n").unwrap();
+        let o = build(&d, cli, &ctx, &["-t", &tag]);
+        assert_eq!(o.code, 0, "{o}");
+        let o = d.cli(cli, &["run", "--rm", &tag, "cat", "/bound.txt"]);
+        assert_eq!(o.stdout, "changed\n", "{o}");
+        fs::remove_dir_all(&ctx).ok();
+    }
+    assert!(d.container_ids().is_empty(), "{:?}", d.container_ids());
+}
+
+#[test]
+fn secrets_are_readable_in_run_but_never_stored() {
+    let d = Daemon::start();
+    // (the Dockerfile only holds the secret's md5, so the value never shows in it)
+    let ctx = context(&[(
+        "Dockerfile",
+        "FROM busybox\nRUN --mount=type=secret,id=tok test \"$(md5sum < /run/secrets/tok | cut -c1-32)\" = e74a7345b906b2dd50c8e026a10bc02f && stat -c '%a' /run/secrets/tok > /secret-mode\nRUN --mount=type=secret,id=tok,env=TOKEN,required test \"$(printf %s \"$TOKEN\" | md5sum | cut -c1-32)\" = e74a7345b906b2dd50c8e026a10bc02f && echo env-ok > /env-ok\nRUN --mount=type=secret,id=absent echo optional > /optional\n",
+    )]);
+    let secret_file = unique_tmp_dir("berth-build-secret").join("tok");
+    fs::write(&secret_file, "s3cr3t-value").unwrap();
+    let spec = format!("id=tok,src={}", secret_file.display());
+    let o = build(
+        &d,
+        Cli::Berth,
+        &ctx,
+        &["--secret", &spec, "-t", "with-secret"],
+    );
+    assert_eq!(o.code, 0, "{o}");
+    assert!(!o.stdout.contains("s3cr3t-value"), "{o}");
+    let o = d.berth(&[
+        "run", "--rm", "with-secret", "sh", "-c",
+        "cat /secret-mode /env-ok /optional; test -e /run/secrets && echo present || echo absent; grep -rl s3cr3t-value / --exclude-dir=proc --exclude-dir=sys --exclude-dir=dev 2>/dev/null | wc -l",
+    ]);
+    assert_eq!(o.stdout, "400\nenv-ok\noptional\nabsent\n0\n", "{o}");
+    let h = d.api("GET", "/v1.41/images/with-secret/history").text();
+    assert!(!h.contains("s3cr3t"), "{h}");
+    let cfg = d.api("GET", "/v1.41/images/with-secret/json").text();
+    assert!(!cfg.contains("s3cr3t"), "{cfg}");
+    // the secret's value is not part of the cache key
+    fs::write(&secret_file, "other-value").unwrap();
+    let spec2 = format!("id=tok,src={}", secret_file.display());
+    let o = build(&d, Cli::Berth, &ctx, &["--secret", &spec2]);
+    assert_eq!(o.code, 0, "{o}");
+    assert_eq!(o.stdout.matches("Using cache").count(), 3, "{o}");
+    // a required secret that was not given fails the build; an optional one is
+    // simply not mounted
+    let o = build(&d, Cli::Berth, &ctx, &["--no-cache"]);
+    assert_eq!(o.code, 1, "{o}");
+    assert!(o.stdout.contains("can't open /run/secrets/tok"), "{o}");
+    fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nRUN --mount=type=secret,id=tok,required true\n",
+    )
+    .unwrap();
+    let o = build(&d, Cli::Berth, &ctx, &[]);
+    assert_ne!(o.code, 0, "{o}");
+    assert!(
+        format!("{}{}", o.stdout, o.stderr).contains("secret tok: not found"),
+        "{o}"
+    );
+    fs::remove_dir_all(secret_file.parent().unwrap()).ok();
+    fs::remove_dir_all(&ctx).ok();
+}
+
+/// A tiny HTTP server on 127.0.0.1 serving `body` for every request.
+fn serve(body: &'static [u8]) -> String {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nLast-Modified: Wed, 21 Oct 2015 07:28:00 GMT\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = s.write_all(head.as_bytes());
+            let _ = s.write_all(body);
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[test]
+fn add_url_verifies_its_checksum() {
+    let d = Daemon::start();
+    const BODY: &[u8] = b"#!/bin/sh\necho downloaded\n";
+    let base = serve(BODY);
+    // the body's sha256, computed by the image's own sha256sum
+    let o = d.berth(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "printf '#!/bin/sh\\necho downloaded\\n' | sha256sum",
+    ]);
+    assert_eq!(o.code, 0, "{o}");
+    let sum = o.stdout.split_whitespace().next().unwrap().to_owned();
+    for cli in Cli::ALL {
+        let ctx = context(&[(
+            "Dockerfile",
+            &format!("FROM busybox\nADD --checksum=sha256:{sum} {base}/dl/tool.sh /opt/\nADD {base}/dl/tool.sh /renamed\n"),
+        )]);
+        let tag = format!("addurl-{}", cli.name());
+        let o = build(&d, cli, &ctx, &["-t", &tag]);
+        assert_eq!(o.code, 0, "{o}");
+        let o = d.cli(
+            cli,
+            &[
+                "run",
+                "--rm",
+                &tag,
+                "sh",
+                "-c",
+                "stat -c '%a %Y %n' /opt/tool.sh /renamed; cat /renamed",
+            ],
+        );
+        assert_eq!(
+            o.stdout,
+            "600 1445412480 /opt/tool.sh\n600 1445412480 /renamed\n#!/bin/sh\necho downloaded\n",
+            "{o}"
+        );
+        let bad = "0".repeat(64);
+        fs::write(
+            ctx.join("Dockerfile"),
+            format!("FROM busybox\nADD --checksum=sha256:{bad} {base}/dl/tool.sh /x\n"),
+        )
+        .unwrap();
+        let o = build(&d, cli, &ctx, &[]);
+        assert_ne!(o.code, 0, "{o}");
+        assert!(
+            format!("{}{}", o.stdout, o.stderr)
+                .contains(&format!("digest mismatch sha256:{sum}: sha256:{bad}")),
+            "{o}"
+        );
+        fs::remove_dir_all(&ctx).ok();
+    }
+}
+
+#[test]
+fn bind_mounts_from_a_stage_discard_their_writes() {
+    let d = Daemon::start();
+    let ctx = context(&[(
+        "Dockerfile",
+        "FROM busybox AS tools\nRUN mkdir /out && echo from-stage > /out/f\nFROM busybox\nRUN --mount=type=bind,from=tools,source=/out,target=/mnt,rw sh -c 'cat /mnt/f > /got && echo scribble > /mnt/f'\nRUN --mount=type=bind,from=tools,source=/out,target=/mnt cat /mnt/f > /again\nRUN --mount=type=bind,from=busybox,source=/bin/busybox,target=/usr/local/bin/true /usr/local/bin/true && echo ok > /file-bind\n",
+    )]);
+    let o = build(&d, Cli::Berth, &ctx, &["-t", "bind-from"]);
+    assert_eq!(o.code, 0, "{o}");
+    let o = d.berth(&[
+        "run", "--rm", "bind-from", "sh", "-c",
+        "cat /got /again /file-bind; ls -d /mnt /usr/local/bin/true 2>&1 | grep -c 'No such'",
+    ]);
+    assert_eq!(o.stdout, "from-stage\nfrom-stage\nok\n2\n", "{o}");
+    fs::remove_dir_all(&ctx).ok();
+}

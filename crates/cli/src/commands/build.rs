@@ -12,10 +12,10 @@ use serde_json::Value;
 
 use crate::cli::BuildArgs;
 use crate::client::{stream_body, Client, LineReader, Query};
-use berth_builder::dockerignore::Matcher;
 use crate::format::human_size;
 use crate::progress::{stream_error, BuildDisplay, StreamError};
 use crate::stream::{stderr_is_tty, stdout_is_tty};
+use berth_builder::dockerignore::Matcher;
 
 fn append_entry(tar: &mut tar::Builder<Vec<u8>>, path: &Path, name: &str) -> Result<()> {
     let meta =
@@ -154,7 +154,63 @@ pub fn build_query(a: &BuildArgs, dockerfile: &str, remote: Option<&str>) -> Que
     q.opt("target", a.target.as_deref()).add("version", 1)
 }
 
+/// One `--secret` value: `id=ID[,src=PATH|,source=PATH][,env=VAR][,type=file|env]`
+/// (with neither src nor env, the variable named like the id, as buildx does).
+pub fn read_secret(spec: &str) -> Result<(String, Vec<u8>)> {
+    let (mut id, mut src, mut env, mut typ) = (None, None, None, None);
+    for field in spec.split(',') {
+        let (k, v) = field
+            .split_once('=')
+            .with_context(|| format!("invalid secret {spec:?}: {field:?} is not key=value"))?;
+        match k.to_ascii_lowercase().as_str() {
+            "id" => id = Some(v.to_owned()),
+            "src" | "source" => src = Some(v.to_owned()),
+            "env" => env = Some(v.to_owned()),
+            "type" => typ = Some(v.to_owned()),
+            other => bail!("unexpected key '{other}' in '{field}'"),
+        }
+    }
+    let id = id
+        .or_else(|| {
+            src.as_deref()
+                .and_then(|s| Path::new(s).file_name())
+                .map(|n| n.to_string_lossy().into_owned())
+        })
+        .or_else(|| env.clone())
+        .with_context(|| format!("invalid secret {spec:?}: id is required"))?;
+    let from_env = |var: &str| -> Result<Vec<u8>> {
+        std::env::var_os(var)
+            .map(|v| std::os::unix::ffi::OsStrExt::as_bytes(v.as_os_str()).to_vec())
+            .with_context(|| format!("secret {id}: environment variable {var} is not set"))
+    };
+    let data = match (typ.as_deref(), src, env) {
+        (Some("env"), Some(s), _) | (_, None, Some(s)) => from_env(&s)?,
+        (Some("env"), None, None) => from_env(&id)?,
+        (_, Some(s), _) => std::fs::read(&s).with_context(|| format!("secret {id}: read {s}"))?,
+        (_, None, None) => from_env(&id)
+            .with_context(|| format!("secret {id}: give src=<file> or env=<variable>"))?,
+    };
+    Ok((id, data))
+}
+
+/// The `X-Berth-Build-Secrets` header value (berth's extension of `POST /build`):
+/// base64 of `{"id": base64(content)}`.
+pub fn secrets_header(specs: &[String]) -> Result<Option<String>> {
+    use base64::Engine;
+    if specs.is_empty() {
+        return Ok(None);
+    }
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut m = BTreeMap::new();
+    for s in specs {
+        let (id, data) = read_secret(s)?;
+        m.insert(id, b64.encode(data));
+    }
+    Ok(Some(b64.encode(serde_json::to_vec(&m)?)))
+}
+
 pub async fn build(c: &Client, a: BuildArgs) -> Result<i32> {
+    let secrets = secrets_header(&a.secret)?;
     for t in &a.tag {
         crate::opts::Reference::parse(t).with_context(|| format!("invalid tag {t:?}"))?;
     }
@@ -236,17 +292,15 @@ pub async fn build(c: &Client, a: BuildArgs) -> Result<i32> {
         )),
         None => crate::client::empty(),
     };
+    let mut headers = vec![
+        ("Content-Type", "application/x-tar".to_owned()),
+        ("X-Registry-Config", "e30=".to_owned()),
+    ];
+    if let Some(s) = secrets {
+        headers.push(("X-Berth-Build-Secrets", s));
+    }
     let resp = c
-        .request(
-            Method::POST,
-            "/build",
-            &q,
-            &[
-                ("Content-Type", "application/x-tar".into()),
-                ("X-Registry-Config", "e30=".into()),
-            ],
-            body,
-        )
+        .request(Method::POST, "/build", &q, &headers, body)
         .await?;
     let mut reader = LineReader::new(resp);
     let mut display = tty.then(BuildDisplay::new);
@@ -376,6 +430,29 @@ mod tests {
             build_query(&a, "Dockerfile", None).encode(),
             "buildargs=%7B%22MYARG%22%3A%22xyz%22%7D&dockerfile=Dockerfile&nocache=1&t=t1&t=t2%3Aopt&target=base&version=1"
         );
+    }
+
+    #[test]
+    fn secrets_from_files_and_env() {
+        use base64::Engine;
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("tok.txt");
+        std::fs::write(&f, "file-secret").unwrap();
+        std::env::set_var("BERTH_TEST_SECRET_ENV", "env-secret");
+        let (id, data) = read_secret(&format!("id=tok,src={}", f.display())).unwrap();
+        assert_eq!((id.as_str(), data.as_slice()), ("tok", &b"file-secret"[..]));
+        let (id, data) = read_secret("id=e,env=BERTH_TEST_SECRET_ENV").unwrap();
+        assert_eq!((id.as_str(), data.as_slice()), ("e", &b"env-secret"[..]));
+        let (id, _) = read_secret(&format!("src={}", f.display())).unwrap();
+        assert_eq!(id, "tok.txt");
+        assert!(read_secret("id=x,src=/nonexistent/berth").is_err());
+        assert!(read_secret("id=x,bogus=1").is_err());
+        let h = secrets_header(&["id=e,env=BERTH_TEST_SECRET_ENV".into()])
+            .unwrap()
+            .unwrap();
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let v: serde_json::Value = serde_json::from_slice(&b64.decode(h).unwrap()).unwrap();
+        assert_eq!(b64.decode(v["e"].as_str().unwrap()).unwrap(), b"env-secret");
     }
 
     #[test]

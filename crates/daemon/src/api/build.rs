@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use berth_builder::{BuildOptions, Context, Msg};
+use berth_builder::{BuildOptions, Context, Msg, SecretBytes};
 use berth_errdefs::Error;
 use http::Request;
 use hyper::body::Incoming;
@@ -54,12 +54,33 @@ pub fn options(q: &Query) -> Result<BuildOptions> {
         network_mode: q.str("networkmode").to_owned(),
         cache_from,
         pull: q.bool("pull"),
+        secrets: BTreeMap::new(),
     })
+}
+
+/// berth's extension for build secrets (the classic API has none): the header
+/// `X-Berth-Build-Secrets` is base64 of a JSON object `{id: base64(content)}`.
+pub const SECRETS_HEADER: &str = "X-Berth-Build-Secrets";
+
+/// Decode the secrets header (absent: none).
+pub fn secrets(v: Option<&[u8]>) -> Result<BTreeMap<String, SecretBytes>> {
+    use base64::Engine;
+    let Some(v) = v else {
+        return Ok(BTreeMap::new());
+    };
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let bad = || Error::invalid(format!("invalid {SECRETS_HEADER} header"));
+    let json = b64.decode(v.trim_ascii()).map_err(|_| bad())?;
+    let m: BTreeMap<String, String> = serde_json::from_slice(&json).map_err(|_| bad())?;
+    m.into_iter()
+        .map(|(k, v)| Ok((k, SecretBytes(b64.decode(v).map_err(|_| bad())?))))
+        .collect()
 }
 
 /// `POST /build`: the body is the context tar; the answer a JSON-message stream.
 pub async fn build(d: &Arc<Daemon>, req: Request<Incoming>, q: &Query) -> Result {
-    let opts = options(q)?;
+    let mut opts = options(q)?;
+    opts.secrets = secrets(req.headers().get(SECRETS_HEADER).map(|v| v.as_bytes()))?;
     if !q.str("remote").is_empty() {
         return Err(Error::invalid(
             "remote build contexts (URLs, git) are not supported by berthd yet",
@@ -127,7 +148,8 @@ pub async fn build(d: &Arc<Daemon>, req: Request<Incoming>, q: &Query) -> Result
 
 /// `POST /build/prune`: forget every build cache entry.
 pub fn prune(d: &Arc<Daemon>) -> Result {
-    let keys = crate::build::cache(d)?.prune()?;
+    let mut keys = crate::build::cache(d)?.prune()?;
+    keys.extend(crate::build::mounts::prune_cache_mounts(d));
     Ok(json(
         200,
         &serde_json::json!({

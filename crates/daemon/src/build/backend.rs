@@ -11,6 +11,7 @@ use berth_image::{ImageConfigFile, Reference};
 use berth_shim_proto::FrameKind;
 use tokio::io::AsyncReadExt;
 
+use super::mounts;
 use crate::container::{self, lifecycle::WaitCondition, PendingAttach};
 use crate::Daemon;
 
@@ -48,6 +49,50 @@ impl DaemonBackend {
                 let _ = std::fs::remove_file(&p);
             }
         }
+    }
+    /// Create, attach to, start and wait for a build container: (id, exit code).
+    fn run_container(
+        &mut self,
+        body: ContainerCreateBody,
+        ev: &mut dyn FnMut(RunEvent<'_>),
+    ) -> Result<(String, i64)> {
+        let d = self.d.clone();
+        self.rt.block_on(async {
+            let cid = container::create::create(&d, None, body).await?;
+            let c = d.containers.get(&cid)?;
+            ev(RunEvent::Started(&cid));
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            c.pending.lock().unwrap().push(PendingAttach {
+                stdin: false,
+                stdout: true,
+                stderr: true,
+                tx,
+            });
+            if let Err(e) = container::start::start(&d, &c).await {
+                // Nothing ran: do not leave the container behind.
+                let _ = container::lifecycle::remove(&d, &c, true, false).await;
+                return Err(e);
+            }
+            if let Ok(mut s) = rx.await {
+                let mut header = [0u8; 8];
+                while s.read_exact(&mut header).await.is_ok() {
+                    let len =
+                        u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
+                    let mut payload = vec![0u8; len];
+                    if s.read_exact(&mut payload).await.is_err() {
+                        break;
+                    }
+                    match FrameKind::from_u8(header[0]) {
+                        Some(FrameKind::Stdout) | Some(FrameKind::Stderr) => {
+                            ev(RunEvent::Output(&payload))
+                        }
+                        _ => break,
+                    }
+                }
+            }
+            let code = container::lifecycle::wait(&c, WaitCondition::NotRunning).await;
+            Ok::<_, Error>((cid, code))
+        })
     }
 }
 
@@ -97,59 +142,45 @@ impl Backend for DaemonBackend {
             "" => "default".to_owned(),
             m => m.to_owned(),
         };
+        // Mountpoints the image lacks: the runtime creates them in the upper dir.
+        let mut missing = Vec::new();
+        if !spec.mounts.is_empty() {
+            let targets: Vec<String> = spec.mounts.iter().map(|m| m.target.clone()).collect();
+            self.with_rootfs(image_id, &mut |root| {
+                missing = mounts::missing_in_image(root, &targets);
+                Ok(())
+            })?;
+        }
+        let mut prepared = mounts::Prepared::new(&d, &spec.mounts)?;
+        let mut env = spec.env.clone();
+        env.extend(
+            spec.secret_env
+                .iter()
+                .map(|s| format!("{}={}", s.name, String::from_utf8_lossy(&s.value.0))),
+        );
         let body = ContainerCreateBody {
             image: Some(image_id.to_owned()),
             cmd: Some(spec.cmd.clone()),
             entrypoint: Some(vec![String::new()]),
-            env: Some(spec.env.clone()),
+            env: Some(env),
             attach_stdout: Some(true),
             attach_stderr: Some(true),
             host_config: Some(HostConfig {
                 network_mode: Some(network),
+                binds: (!prepared.binds.is_empty()).then(|| prepared.binds.clone()),
+                tmpfs: (!prepared.tmpfs.is_empty()).then(|| prepared.tmpfs.clone()),
                 ..Default::default()
             }),
             ..Default::default()
         };
-        let (cid, code) = self.rt.block_on(async {
-            let cid = container::create::create(&d, None, body).await?;
-            let c = d.containers.get(&cid)?;
-            ev(RunEvent::Started(&cid));
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            c.pending.lock().unwrap().push(PendingAttach {
-                stdin: false,
-                stdout: true,
-                stderr: true,
-                tx,
-            });
-            if let Err(e) = container::start::start(&d, &c).await {
-                // Nothing ran: do not leave the container behind.
-                let _ = container::lifecycle::remove(&d, &c, true, false).await;
-                return Err(e);
-            }
-            if let Ok(mut s) = rx.await {
-                let mut header = [0u8; 8];
-                while s.read_exact(&mut header).await.is_ok() {
-                    let len =
-                        u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
-                    let mut payload = vec![0u8; len];
-                    if s.read_exact(&mut payload).await.is_err() {
-                        break;
-                    }
-                    match FrameKind::from_u8(header[0]) {
-                        Some(FrameKind::Stdout) | Some(FrameKind::Stderr) => {
-                            ev(RunEvent::Output(&payload))
-                        }
-                        _ => break,
-                    }
-                }
-            }
-            let code = container::lifecycle::wait(&c, WaitCondition::NotRunning).await;
-            Ok::<_, Error>((cid, code))
-        })?;
+        let ran = self.run_container(body, ev);
+        prepared.release(&d);
+        let (cid, code) = ran?;
         let mut diff_id = None;
         if code == 0 {
             let upper = self.d.snap.upper_dir(&cid);
             Self::drop_runtime_artifacts(&upper);
+            mounts::drop_mountpoints(&upper, &missing);
             let tmp = self.tmp_dir()?.join(format!("diff-{cid}.tar"));
             let written = std::fs::File::create(&tmp)
                 .ctx("create layer file")

@@ -2,6 +2,7 @@
 //! `berth_builder::Backend` with berthd's own containers, layers and images.
 
 mod backend;
+pub mod mounts;
 
 pub use backend::DaemonBackend;
 
