@@ -194,6 +194,24 @@ impl Registry {
         Ok(reg)
     }
 
+    /// GET a blob from a URL outside the registry (a foreign layer's `urls`): plain
+    /// http(s) only, with no registry credentials, certificates verified.
+    pub async fn get_external(&self, url: &str) -> Result<Response> {
+        let u = reqwest::Url::parse(url)
+            .map_err(|e| Error::invalid(format!("invalid url {url}: {e}")))?;
+        if !matches!(u.scheme(), "http" | "https") {
+            return Err(Error::invalid(format!("unsupported url scheme in {url}")));
+        }
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::internal(format!("http client: {e}")))?;
+        http.get(u)
+            .send()
+            .await
+            .map_err(|e| self.transport_err(&Method::GET, url, e))
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

@@ -34,6 +34,9 @@ pub struct RemoteDescriptor {
     pub size: u64,
     #[serde(default)]
     pub platform: Option<Platform>,
+    /// Other places the blob may be fetched from (foreign / non-distributable layers).
+    #[serde(default)]
+    pub urls: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -364,6 +367,7 @@ impl Pull {
                         media_type: desc.media_type.clone(),
                         repos: vec![r.full_name()],
                         local: false,
+                        urls: desc.urls.clone(),
                     },
                 );
             }
@@ -422,13 +426,10 @@ impl Pull {
         first_err.map_or(Ok(()), Err)
     }
 
-    async fn download(
-        &self,
-        desc: &RemoteDescriptor,
-        diff_id: &Digest,
-        tx: &mpsc::Sender<JsonMessage>,
-    ) -> Result<()> {
-        let id = short(&desc.digest);
+    /// The layer blob from the registry, or, when the registry does not have it (a
+    /// foreign / non-distributable layer), from the first of the descriptor's `urls`
+    /// that answers. The bytes are verified against the digest either way.
+    async fn open_layer(&self, desc: &RemoteDescriptor) -> Result<reqwest::Response> {
         let url = self.reg.url(&format!(
             "/v2/{}/blobs/{}",
             self.reference.path, desc.digest
@@ -437,9 +438,36 @@ impl Pull {
             .reg
             .send(Method::GET, &url, &self.scope, &|rb| rb)
             .await?;
-        if !resp.status().is_success() {
-            return Err(status_error(resp, &format!("fetch layer {}", desc.digest)).await);
+        if resp.status().is_success() {
+            return Ok(resp);
         }
+        let mut failures = Vec::new();
+        for u in &desc.urls {
+            match self.reg.get_external(u).await {
+                Ok(r) if r.status().is_success() => return Ok(r),
+                Ok(r) => failures.push(format!("{u}: {}", r.status())),
+                Err(e) => failures.push(format!("{u}: {e}")),
+            }
+        }
+        let e = status_error(resp, &format!("fetch layer {}", desc.digest)).await;
+        if failures.is_empty() {
+            Err(e)
+        } else {
+            Err(Error::internal(format!(
+                "{e} (urls: {})",
+                failures.join("; ")
+            )))
+        }
+    }
+
+    async fn download(
+        &self,
+        desc: &RemoteDescriptor,
+        diff_id: &Digest,
+        tx: &mpsc::Sender<JsonMessage>,
+    ) -> Result<()> {
+        let id = short(&desc.digest);
+        let resp = self.open_layer(desc).await?;
         let total = resp.content_length().unwrap_or(desc.size);
         let compression = Compression::from_media_type(&desc.media_type)?;
         let digest: Digest = desc.digest.parse()?;

@@ -1,7 +1,8 @@
 //! Push: layers as gzip blobs (the same blob every time, see
 //! `ImageStore::compressed_layer`), HEAD first, cross-repository mount when the layer
 //! came from another repository of the same registry, then the config and a Docker
-//! schema 2 manifest.
+//! schema 2 manifest. Foreign / non-distributable layers are skipped ("Skipped foreign
+//! layer"): the manifest carries the descriptor they were pulled with.
 
 use berth_api::stream::JsonMessage;
 use berth_content::Digest;
@@ -163,6 +164,11 @@ pub async fn push(
     let mut mount_scopes: Vec<String> = Vec::new();
     let mut sources: Vec<(Digest, Option<LayerSource>)> = Vec::new();
     for l in &rec.layers {
+        // Foreign / non-distributable layers are never uploaded: their descriptor is.
+        if let Some(f) = store.foreign_layer(l) {
+            sources.push((l.clone(), Some(f)));
+            continue;
+        }
         // Prefer a blob this registry is known to hold, then one kept locally.
         let all = store.layer_sources(l);
         let prefix = format!("{}/", reference.domain);
@@ -203,15 +209,30 @@ pub async fn push(
     plan.reverse();
     // Compress the layers nobody has a blob of yet, all at once on the blocking pool:
     // compression is what bounds a first push, and it uses every core this way.
-    let mut compressing: std::collections::HashMap<Digest, tokio::task::JoinHandle<Result<LayerSource>>> = plan
+    let mut compressing: std::collections::HashMap<
+        Digest,
+        tokio::task::JoinHandle<Result<LayerSource>>,
+    > = plan
         .iter()
         .filter(|(_, known, _)| known.is_none())
         .map(|(diff_id, _, _)| {
             let (st, d) = (store.clone(), diff_id.clone());
-            (diff_id.clone(), tokio::task::spawn_blocking(move || st.compressed_layer(&d)))
+            (
+                diff_id.clone(),
+                tokio::task::spawn_blocking(move || st.compressed_layer(&d)),
+            )
         })
         .collect();
     for (diff_id, known, id) in &plan {
+        if let Some(f) = known.as_ref().filter(|s| s.is_foreign()) {
+            say(tx, layer_status("Skipped foreign layer", id)).await;
+            let mut d = json!({"mediaType": f.media_type, "size": f.size, "digest": f.digest});
+            if !f.urls.is_empty() {
+                d["urls"] = json!(f.urls);
+            }
+            layers_json.push(d);
+            continue;
+        }
         // A blob the registry may already hold (pulled from it, or pushed earlier).
         let mut blob: Option<LayerSource> = None;
         if let Some(s) = known {

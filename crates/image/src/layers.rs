@@ -16,6 +16,17 @@ use crate::store::ImageStore;
 
 pub const MEDIA_TYPE_DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
 pub const MEDIA_TYPE_OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+pub const MEDIA_TYPE_DOCKER_FOREIGN_LAYER: &str =
+    "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip";
+/// Prefix of the OCI non-distributable layer media types (`…v1.tar`, `+gzip`, `+zstd`).
+pub const MEDIA_TYPE_OCI_NONDISTRIBUTABLE_PREFIX: &str =
+    "application/vnd.oci.image.layer.nondistributable.v1.tar";
+
+/// Whether a layer media type is one registries may not redistribute (Docker's foreign
+/// layers, OCI's non-distributable ones): pushes keep its descriptor and skip the blob.
+pub fn is_foreign_media_type(mt: &str) -> bool {
+    mt == MEDIA_TYPE_DOCKER_FOREIGN_LAYER || mt.starts_with(MEDIA_TYPE_OCI_NONDISTRIBUTABLE_PREFIX)
+}
 
 /// A compressed blob a layer is known under.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -30,6 +41,17 @@ pub struct LayerSource {
     /// The compressed blob is kept in the local content store.
     #[serde(default)]
     pub local: bool,
+    /// Where the blob may be downloaded from besides registries (the descriptor's
+    /// `urls`, kept for foreign / non-distributable layers).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub urls: Vec<String>,
+}
+
+impl LayerSource {
+    /// A foreign / non-distributable layer: its descriptor is pushed, its blob never.
+    pub fn is_foreign(&self) -> bool {
+        is_foreign_media_type(&self.media_type)
+    }
 }
 
 /// How a layer blob is compressed, from its media type.
@@ -97,6 +119,11 @@ impl ImageStore {
                     }
                 }
                 s.local |= src.local;
+                for u in src.urls {
+                    if !s.urls.contains(&u) {
+                        s.urls.push(u);
+                    }
+                }
             }
             None => all.push(src),
         }
@@ -110,6 +137,14 @@ impl ImageStore {
         .ctx("write layer sources")?;
         fs::rename(&tmp, &p).ctx("commit layer sources")?;
         Ok(())
+    }
+
+    /// The recorded descriptor of a layer pulled as foreign / non-distributable, if it
+    /// was: what a push puts in the manifest instead of uploading the layer.
+    pub fn foreign_layer(&self, diff_id: &Digest) -> Option<LayerSource> {
+        self.layer_sources(diff_id)
+            .into_iter()
+            .find(LayerSource::is_foreign)
     }
 
     /// Forget a layer's sources, deleting compressed blobs kept locally.
@@ -153,7 +188,8 @@ impl ImageStore {
             Compression::Zstd => {
                 let mut dec = ruzstd::decoding::StreamingDecoder::new(&mut h)
                     .map_err(|e| Error::invalid(format!("invalid zstd layer {digest}: {e}")))?;
-                ing.copy_from(&mut dec).map_err(|e| Error::invalid(format!("invalid zstd layer {digest}: {e}")))?;
+                ing.copy_from(&mut dec)
+                    .map_err(|e| Error::invalid(format!("invalid zstd layer {digest}: {e}")))?;
             }
             Compression::None => {
                 ing.copy_from(&mut h)?;
@@ -224,6 +260,7 @@ impl ImageStore {
             media_type: MEDIA_TYPE_DOCKER_LAYER_GZIP.into(),
             repos: Vec::new(),
             local: true,
+            urls: Vec::new(),
         };
         self.add_layer_source(diff_id, s.clone())?;
         Ok(s)
@@ -295,6 +332,38 @@ mod tests {
     }
 
     #[test]
+    fn foreign_sources_are_remembered_and_old_records_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = crate::store::tests::store(dir.path());
+        let di = Digest::of(b"layer");
+        // A record written before `urls` existed.
+        let old = format!(
+            r#"[{{"digest":"{}","size":5,"mediaType":"{MEDIA_TYPE_DOCKER_LAYER_GZIP}","repos":["h/r"],"local":false}}]"#,
+            Digest::of(b"gz")
+        );
+        let p = s.sources_path(&di);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(&p, old).unwrap();
+        assert_eq!(s.layer_sources(&di).len(), 1);
+        assert!(s.layer_sources(&di)[0].urls.is_empty());
+        assert!(s.foreign_layer(&di).is_none());
+        let f = LayerSource {
+            digest: Digest::of(b"foreign"),
+            size: 7,
+            media_type: MEDIA_TYPE_DOCKER_FOREIGN_LAYER.into(),
+            repos: vec!["h/r".into()],
+            local: false,
+            urls: vec!["http://127.0.0.1:1/layer".into()],
+        };
+        s.add_layer_source(&di, f.clone()).unwrap();
+        assert_eq!(s.foreign_layer(&di), Some(f));
+        assert!(is_foreign_media_type(
+            "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd"
+        ));
+        assert!(!is_foreign_media_type(MEDIA_TYPE_OCI_LAYER_GZIP));
+    }
+
+    #[test]
     fn zstd_layers() {
         let dir = tempfile::tempdir().unwrap();
         let s = crate::store::tests::store(dir.path());
@@ -302,7 +371,8 @@ mod tests {
         let mut z = Vec::new();
         ruzstd::encoding::compress(&t[..], &mut z, ruzstd::encoding::CompressionLevel::Fastest);
         let (dz, di) = (Digest::of(&z), Digest::of(&t));
-        let c = Compression::from_media_type("application/vnd.oci.image.layer.v1.tar+zstd").unwrap();
+        let c =
+            Compression::from_media_type("application/vnd.oci.image.layer.v1.tar+zstd").unwrap();
         assert_eq!(c, Compression::Zstd);
         assert_eq!(s.ingest_layer(&z[..], c, &dz, &di).unwrap(), t.len() as u64);
         assert!(s.content().exists(&di));

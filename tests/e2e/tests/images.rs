@@ -957,3 +957,151 @@ fn interrupted_pull_restarts_cleanly() {
     assert_eq!(image_json(&d2, &name)["Size"], image_json(&d1, &name)["Size"]);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `gzip -nc` of some bytes.
+fn gzip_bytes(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut c = Command::new("gzip")
+        .arg("-nc")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("gzip");
+    let mut stdin = c.stdin.take().unwrap();
+    let input = data.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let o = c.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    assert!(o.status.success());
+    o.stdout
+}
+
+/// `curl` with the given arguments; (HTTP status, body).
+fn curl(args: &[&str]) -> (u16, Vec<u8>) {
+    let o = Command::new("curl")
+        .args(["-s", "-w", "\n%{http_code}"])
+        .args(args)
+        .output()
+        .expect("curl");
+    let out = o.stdout;
+    let nl = out.iter().rposition(|&b| b == b'\n').unwrap();
+    let code = String::from_utf8_lossy(&out[nl + 1..])
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    (code, out[..nl].to_vec())
+}
+
+/// A pulled image whose bottom layer is foreign (Docker's foreign media type, with
+/// `urls`) is pushed to another repository without that layer's blob: the CLI says
+/// "Skipped foreign layer", the new manifest carries the same descriptor, the new
+/// repository does not have the blob, and a pull from there fetches it from the urls.
+#[test]
+fn foreign_layers_are_skipped_on_push() {
+    let _serial = registry_lock();
+    let reg = Registry::start();
+    let dir = unique_tmp_dir("berth-e2e-foreign");
+    std::fs::create_dir_all(&dir).unwrap();
+    let foreign_tar = berth_e2e::RawTar::new()
+        .file("foreign.txt", b"base layer nobody may redistribute\n")
+        .build();
+    let own_tar = berth_e2e::RawTar::new()
+        .file("own.txt", b"our layer\n")
+        .build();
+    let (foreign_gz, own_gz) = (gzip_bytes(&foreign_tar), gzip_bytes(&own_tar));
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": host_arch(), "os": "linux", "created": "2024-01-02T03:04:05Z",
+        "config": {"Cmd": ["/bin/sh"]},
+        "rootfs": {"type": "layers", "diff_ids": [berth_sha256(&foreign_tar), berth_sha256(&own_tar)]},
+    }))
+    .unwrap();
+    let upload = |repo: &str, data: &[u8]| -> String {
+        let d = berth_sha256(data);
+        let f = dir.join(d.trim_start_matches("sha256:"));
+        std::fs::write(&f, data).unwrap();
+        let (code, body) = curl(&[
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/octet-stream",
+            "--data-binary",
+            &format!("@{}", f.display()),
+            &format!("http://{}/v2/{repo}/blobs/uploads/?digest={d}", reg.addr),
+        ]);
+        assert_eq!(code, 201, "{}", String::from_utf8_lossy(&body));
+        d
+    };
+    let cfg_d = upload("fl/src", &config);
+    let foreign_d = upload("fl/src", &foreign_gz);
+    let own_d = upload("fl/src", &own_gz);
+    let foreign_url = format!("http://{}/v2/fl/src/blobs/{foreign_d}", reg.addr);
+    let foreign_desc = serde_json::json!({
+        "mediaType": "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+        "size": foreign_gz.len(), "digest": foreign_d, "urls": [foreign_url],
+    });
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": config.len(), "digest": cfg_d},
+        "layers": [foreign_desc, {"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": own_gz.len(), "digest": own_d}],
+    });
+    let (code, body) = curl(&[
+        "-X",
+        "PUT",
+        "-H",
+        "Content-Type: application/vnd.docker.distribution.manifest.v2+json",
+        "--data-binary",
+        &manifest.to_string(),
+        &format!("http://{}/v2/fl/src/manifests/1", reg.addr),
+    ]);
+    assert_eq!(code, 201, "{}", String::from_utf8_lossy(&body));
+
+    let d = Daemon::start_bare();
+    let src = format!("{}/fl/src:1", reg.addr);
+    let o = d.berth(&["pull", &src]);
+    assert!(o.success(), "{o}\n{}", d.log());
+    let id = image_json(&d, &src)["Id"].clone();
+    assert_eq!(id, berth_sha256(&config).as_str());
+
+    let dst = format!("{}/fl/dst:2", reg.addr);
+    assert!(d.berth(&["tag", &src, &dst]).success());
+    let o = d.berth(&["push", &dst]);
+    assert!(o.success(), "{o}\n{}", d.log());
+    let foreign_id = &berth_sha256(&foreign_tar)[7..19];
+    let own_id = &berth_sha256(&own_tar)[7..19];
+    assert!(
+        o.stdout
+            .contains(&format!("{foreign_id}: Skipped foreign layer")),
+        "{o}"
+    );
+    assert!(
+        o.stdout.contains(&format!("{own_id}: Mounted from fl/src")),
+        "{o}"
+    );
+    let (code, body) = curl(&[
+        "-H",
+        "Accept: application/vnd.docker.distribution.manifest.v2+json",
+        &format!("http://{}/v2/fl/dst/manifests/2", reg.addr),
+    ]);
+    assert_eq!(code, 200);
+    let pushed: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(pushed["layers"][0], foreign_desc, "{pushed}");
+    assert_eq!(pushed["layers"][1]["digest"], own_d.as_str());
+    // The blob was neither uploaded nor mounted into the new repository.
+    let (code, _) = curl(&[
+        "-I",
+        &format!("http://{}/v2/fl/dst/blobs/{foreign_d}", reg.addr),
+    ]);
+    assert_eq!(code, 404);
+
+    // Another daemon pulls the pushed image: the foreign blob comes from its urls.
+    let d2 = Daemon::start_bare();
+    let o = d2.berth(&["pull", &dst]);
+    assert!(o.success(), "{o}\n{}", d2.log());
+    assert_eq!(image_json(&d2, &dst)["Id"], id);
+    assert_eq!(
+        image_json(&d2, &dst)["RootFS"],
+        image_json(&d, &src)["RootFS"]
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
