@@ -69,9 +69,27 @@ pub fn host_arch() -> &'static str {
     }
 }
 
-/// RFC 3339 with nanoseconds, as Docker writes times.
+/// Now, written as Docker (Go's `time.RFC3339Nano`) writes times.
 pub fn now_rfc3339() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+    rfc3339_nano(chrono::Utc::now())
+}
+
+/// Go's `time.RFC3339Nano`: nanoseconds without trailing zeros (no fraction at all on
+/// a whole second). Tools written in Go re-encode configs this way, so a config written
+/// otherwise would change digest when they copy it.
+pub fn rfc3339_nano(t: chrono::DateTime<chrono::Utc>) -> String {
+    let s = t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+    match s.split_once('.') {
+        Some((whole, frac)) => {
+            let digits = frac.trim_end_matches('Z').trim_end_matches('0');
+            if digits.is_empty() {
+                format!("{whole}Z")
+            } else {
+                format!("{whole}.{digits}Z")
+            }
+        }
+        None => s,
+    }
 }
 
 /// A content descriptor.
@@ -92,4 +110,20 @@ pub struct Manifest {
     pub media_type: String,
     pub config: Descriptor,
     pub layers: Vec<Descriptor>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn times_are_written_as_go_writes_them() {
+        let t = chrono::Utc.with_ymd_and_hms(2026, 11, 23, 22, 2, 24).unwrap();
+        assert_eq!(rfc3339_nano(t), "2026-11-23T22:02:24Z");
+        let t = t + chrono::Duration::nanoseconds(967_131_890);
+        assert_eq!(rfc3339_nano(t), "2026-11-23T22:02:24.96713189Z");
+        let t = t + chrono::Duration::nanoseconds(1);
+        assert_eq!(rfc3339_nano(t), "2026-11-23T22:02:24.967131891Z");
+    }
 }
