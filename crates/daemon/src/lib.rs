@@ -30,6 +30,8 @@ pub struct Config {
     pub insecure_registries: Vec<String>,
     /// The shim binary; default: `berth-shim` next to the daemon's executable.
     pub shim: Option<PathBuf>,
+    /// Warm sandboxes kept per container shape (0: none); see `container::warm`.
+    pub warm_containers: usize,
 }
 
 /// Everything the API handlers work on.
@@ -43,6 +45,7 @@ pub struct Daemon {
     pub execs: container::exec::Execs,
     pub shim_path: PathBuf,
     pub started_at: chrono::DateTime<chrono::Utc>,
+    pub warm: container::warm::Warm,
 }
 
 impl Daemon {
@@ -63,6 +66,7 @@ impl Daemon {
             containers: container::Containers::default(),
             events: events::Events::new(),
             execs: container::exec::Execs::default(),
+            warm: container::warm::Warm::new(cfg.warm_containers),
             cfg,
             db,
             images,
@@ -71,6 +75,7 @@ impl Daemon {
             started_at: chrono::Utc::now(),
         });
         container::restore::restore_all(&d).await.context("restore containers")?;
+        container::warm::spawn_reaper(d.clone());
         Ok(d)
     }
 }
@@ -118,6 +123,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         }
     }
     tracing::info!("berthd shutting down; containers keep running");
+    container::warm::destroy_all(&daemon).await;
     for h in &hosts {
         if let Some(p) = h.strip_prefix("unix://") {
             let _ = std::fs::remove_file(p);

@@ -32,6 +32,10 @@ struct Args {
     /// Path of the berth-shim binary (default: next to berthd, then PATH).
     #[arg(long = "shim", env = "BERTH_SHIM")]
     shim: Option<PathBuf>,
+    /// Containers kept created ahead of time per recently run container shape, so
+    /// `run` only has to start one (0 turns this off).
+    #[arg(long = "warm-containers", default_value_t = 1)]
+    warm_containers: usize,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -43,6 +47,7 @@ fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("berthd={level},warn"))),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let hosts = if args.hosts.is_empty() {
         vec![format!("unix://{}", args.exec_root.join("berth.sock").display())]
@@ -56,6 +61,7 @@ fn main() -> anyhow::Result<()> {
         pidfile: args.pidfile,
         insecure_registries: args.insecure_registries,
         shim: args.shim,
+        warm_containers: args.warm_containers,
     };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(berthd::run(cfg))

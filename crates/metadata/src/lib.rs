@@ -90,6 +90,18 @@ impl Db {
         Ok(r)
     }
 
+    /// [`Db::update`] without waiting for the disk (see [`Db::put_lazy`]).
+    pub fn update_lazy<R>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<R>) -> Result<R> {
+        let mut w = self.db.begin_write().map_err(db_err)?;
+        w.set_durability(redb::Durability::None).map_err(db_err)?;
+        let r = {
+            let mut tx = Tx { w: &w };
+            f(&mut tx)?
+        };
+        w.commit().map_err(db_err)?;
+        Ok(r)
+    }
+
     /// Write one value in its own transaction.
     pub fn put<T: Serialize>(&self, table: Table, key: &str, value: &T) -> Result<()> {
         self.update(|tx| tx.put(table, key, value))

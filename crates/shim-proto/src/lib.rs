@@ -16,6 +16,9 @@ pub enum Request {
     Attach { stdin: bool, stdout: bool, stderr: bool },
     /// Start the created container's process.
     Start,
+    /// Start a container created with `--deferred` (a warm sandbox): its process is
+    /// only chosen now. Answers `Started`, or `Error` when the executable cannot run.
+    Launch { args: Vec<String>, env: Vec<String> },
     /// Send a signal to the init process (or every process when `all`).
     Kill { signal: i32, all: bool },
     /// Resize the container's terminal.

@@ -2,6 +2,7 @@
 
 mod exec;
 mod io;
+mod launch;
 mod log;
 mod run;
 
@@ -19,6 +20,8 @@ pub struct RunArgs {
     pub tty: bool,
     pub stdin: bool,
     pub stdin_once: bool,
+    /// Create the container now, choose its process at `Launch` (a warm sandbox).
+    pub deferred: bool,
 }
 
 fn value(args: &mut impl Iterator<Item = String>, flag: &str) -> Result<String> {
@@ -35,6 +38,7 @@ fn parse_run(mut args: impl Iterator<Item = String>) -> Result<RunArgs> {
         tty: false,
         stdin: false,
         stdin_once: false,
+        deferred: false,
     };
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -46,6 +50,7 @@ fn parse_run(mut args: impl Iterator<Item = String>) -> Result<RunArgs> {
             "--tty" => r.tty = true,
             "--stdin" => r.stdin = true,
             "--stdin-once" => r.stdin_once = true,
+            "--deferred" => r.deferred = true,
             other => bail!("unknown flag {other}"),
         }
     }
@@ -77,7 +82,7 @@ fn main() {
         },
         Some("exec-helper") => exec::helper_main(args),
         _ => {
-            eprintln!("usage: berth-shim run --id ID --bundle DIR --runtime-root DIR --state-dir DIR --log FILE [--tty] [--stdin] [--stdin-once]");
+            eprintln!("usage: berth-shim run --id ID --bundle DIR --runtime-root DIR --state-dir DIR --log FILE [--tty] [--stdin] [--stdin-once] [--deferred]");
             2
         }
     };

@@ -19,6 +19,7 @@ use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 
 use crate::io::{Hub, StdinSink};
+use crate::launch::{Launch, LaunchPipes};
 use crate::log::JsonLog;
 use crate::RunArgs;
 
@@ -37,6 +38,8 @@ pub struct Shim {
     /// Exit statuses of our own children (exec helpers), by pid.
     children: Mutex<Children>,
     pub execs: Mutex<HashMap<String, crate::exec::ExecHandle>>,
+    /// Shim ends of the launch pipes of a `--deferred` container, until `Launch`.
+    launch: Mutex<Option<(File, File)>>,
 }
 
 #[derive(Default)]
@@ -98,7 +101,7 @@ pub fn resize(master: &File, height: u16, width: u16) -> Result<()> {
     Ok(())
 }
 
-fn pipe() -> Result<(File, File)> {
+pub(crate) fn pipe() -> Result<(File, File)> {
     let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
     Ok((File::from(r), File::from(w)))
 }
@@ -140,6 +143,7 @@ fn argv0(bundle: &Path) -> String {
 
 struct Created {
     container: Container,
+    launch: Option<(File, File)>,
     out: Option<File>,
     err: Option<File>,
     stdin_w: Option<File>,
@@ -175,13 +179,19 @@ fn create(a: &RunArgs) -> Result<Created> {
         err = Some(er);
         None
     };
+    let pipes = if a.deferred { Some(LaunchPipes::new()?) } else { None };
+    if let Some(p) = &pipes {
+        b = b.with_executor(p.executor());
+    }
     let container = b
         .validate_id()?
         .as_init(&a.bundle)
         .with_systemd(false)
         .with_detach(true)
-        .build()
-        .map_err(|e| anyhow::anyhow!(docker_error(&e.to_string(), &argv0(&a.bundle))))?;
+        .build().map_err(|e| anyhow::anyhow!(docker_error(&e.to_string(), &argv0(&a.bundle))))?;
+    // The init process holds its ends of the launch pipes; ours must close so that
+    // end-of-file on the status pipe means "exec'd".
+    let launch = pipes.map(|p| (p.launch_w, p.status_r));
     let pty = match console {
         Some(l) => {
             let m = receive_pty(&l)?;
@@ -190,7 +200,7 @@ fn create(a: &RunArgs) -> Result<Created> {
         }
         None => None,
     };
-    Ok(Created { container, out, err, stdin_w, pty })
+    Ok(Created { container, launch, out, err, stdin_w, pty })
 }
 
 /// Point our stdout/stderr at the shim's own log, so the daemon's pipe can go away.
@@ -265,6 +275,7 @@ pub fn main(a: RunArgs) -> i32 {
         waiters: Mutex::new(0),
         children: Mutex::new(Children::default()),
         execs: Mutex::new(HashMap::new()),
+        launch: Mutex::new(created.launch),
     });
     ready(&Ready::Ok {
         shim_pid: std::process::id() as i32,
@@ -297,6 +308,7 @@ impl Shim {
                 return Ok(());
             }
             Request::Start => self.start(),
+            Request::Launch { args, env } => self.launch(Launch { args, env }),
             Request::Kill { signal, all } => self.kill(signal, all),
             Request::Resize { height, width } => match &self.pty_master {
                 Some(m) => resize(m, height, width).map(|_| Response::Ok).unwrap_or_else(err),
@@ -339,6 +351,9 @@ impl Shim {
         if *started {
             return Response::Started { pid: self.init_pid.as_raw() };
         }
+        if self.launch.lock().unwrap().is_some() {
+            return Response::Error { message: "container was created for a deferred launch".into() };
+        }
         if let Err(e) = self.container.lock().unwrap().start() {
             return Response::Error { message: format!("start container: {e}") };
         }
@@ -348,13 +363,50 @@ impl Shim {
         Response::Started { pid: self.init_pid.as_raw() }
     }
 
-    fn kill(&self, signal: i32, all: bool) -> Response {
+    /// Start a `--deferred` container with the process chosen now. The reaper starts
+    /// only after the outcome is known, so a process that exits at once cannot end the
+    /// shim before this answers.
+    fn launch(self: &Arc<Self>, l: Launch) -> Response {
+        let mut started = self.started.lock().unwrap();
+        let Some((launch_w, status_r)) = self.launch.lock().unwrap().take() else {
+            return Response::Error { message: "container was not created for a deferred launch".into() };
+        };
+        if let Err(e) = self.container.lock().unwrap().start() {
+            return Response::Error { message: format!("start container: {e}") };
+        }
+        let outcome = LaunchPipes::launch(launch_w, status_r, &l);
+        *started = true;
+        let s = self.clone();
+        std::thread::spawn(move || s.reap());
+        match outcome {
+            Ok(None) => Response::Started { pid: self.init_pid.as_raw() },
+            Ok(Some(msg)) => Response::Error { message: docker_error(&msg, l.args.first().map_or("", |s| s.as_str())) },
+            Err(e) => Response::Error { message: format!("launch: {e:#}") },
+        }
+    }
+
+    fn kill(self: &Arc<Self>, signal: i32, all: bool) -> Response {
         let sig = match Signal::try_from(signal) {
             Ok(s) => s,
             Err(_) => return Response::Error { message: format!("invalid signal: {signal}") },
         };
         if self.exit.lock().unwrap().is_some() {
             return Response::Error { message: "container is not running".into() };
+        }
+        // A container that was never started (a discarded warm sandbox, a failed
+        // start): kill its waiting init and reap it, so this shim finishes too.
+        {
+            let mut started = self.started.lock().unwrap();
+            if !*started {
+                *started = true;
+                self.launch.lock().unwrap().take();
+                if let Err(e) = nix::sys::signal::kill(self.init_pid, Signal::SIGKILL) {
+                    return Response::Error { message: format!("kill: {e}") };
+                }
+                let s = self.clone();
+                std::thread::spawn(move || s.reap());
+                return Response::Ok;
+            }
         }
         if all {
             return self.container.lock().unwrap().kill(sig, true).map(|_| Response::Ok).unwrap_or_else(err);

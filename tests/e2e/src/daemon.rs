@@ -162,6 +162,11 @@ impl Daemon {
         self.kill_daemon(Signal::SIGKILL, Duration::from_secs(10));
     }
 
+    /// Stop berthd the way an init system does (SIGTERM), waiting for it to exit.
+    pub fn stop(&mut self) {
+        self.kill_daemon(Signal::SIGTERM, Duration::from_secs(10));
+    }
+
     /// Start berthd again (after [`Daemon::crash`]) on the same roots and socket.
     pub fn relaunch(&mut self) {
         assert!(self.child.is_none(), "berthd is still running");

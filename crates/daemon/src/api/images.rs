@@ -161,7 +161,11 @@ pub fn tag(d: &Arc<Daemon>, name: &str, q: &Query) -> Result {
     Ok(crate::http::empty(201))
 }
 
-pub fn remove(d: &Arc<Daemon>, name: &str, q: &Query) -> Result {
+pub async fn remove(d: &Arc<Daemon>, name: &str, q: &Query) -> Result {
+    // Warm sandboxes of the image hold its layers mounted: they go first.
+    if let Ok(img) = d.images.resolve(name) {
+        crate::container::warm::evict_image(d, &img.id).await;
+    }
     let in_use = |id: &str| d.containers.using_image(id);
     let out = d.images.remove(name, q.bool("force"), &in_use)?;
     for item in &out {
@@ -176,7 +180,7 @@ pub fn remove(d: &Arc<Daemon>, name: &str, q: &Query) -> Result {
     Ok(json(200, &out))
 }
 
-pub fn prune(d: &Arc<Daemon>, q: &Query) -> Result {
+pub async fn prune(d: &Arc<Daemon>, q: &Query) -> Result {
     let f = q.filters()?;
     let all = f.get("dangling").first().is_some_and(|v| !berth_api::query::parse_bool(v));
     let mut deleted = Vec::new();
@@ -186,6 +190,7 @@ pub fn prune(d: &Arc<Daemon>, q: &Query) -> Result {
         if (!tags.is_empty() && !all) || d.containers.using_image(&rec.id).is_some() {
             continue;
         }
+        crate::container::warm::evict_image(d, &rec.id).await;
         if let Ok(items) = d.images.remove(&rec.id, true, &|_| None) {
             reclaimed += rec.size as i64;
             deleted.extend(items);

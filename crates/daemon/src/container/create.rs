@@ -57,6 +57,13 @@ fn validate_host_config(hc: &HostConfig) -> Result<()> {
 
 /// Create a container; returns its id.
 pub async fn create(d: &Arc<Daemon>, name: Option<&str>, body: ContainerCreateBody) -> Result<String> {
+    create_opts(d, name, body, true).await
+}
+
+/// Create a container; `warm`: it may take a warm sandbox, and its start keeps one
+/// ready for the next container like it (not for the builder's step containers,
+/// whose images change with every step).
+pub async fn create_opts(d: &Arc<Daemon>, name: Option<&str>, body: ContainerCreateBody, warm: bool) -> Result<String> {
     let image_name = body.image.clone().filter(|s| !s.is_empty()).ok_or_else(|| {
         Error::invalid("Config cannot be empty in order to create a container")
     })?;
@@ -165,7 +172,7 @@ pub async fn create(d: &Arc<Daemon>, name: Option<&str>, body: ContainerCreateBo
             maximum_retry_count: Some(0),
         });
     }
-    let rec = Record {
+    let mut rec = Record {
         id: id.clone(),
         name: name.clone(),
         created: now(),
@@ -181,6 +188,15 @@ pub async fn create(d: &Arc<Daemon>, name: Option<&str>, body: ContainerCreateBo
         manually_stopped: false,
     };
 
+    // A warm sandbox of the same shape becomes this container.
+    let claim = match super::warm::shape(d, &rec).filter(|_| warm) {
+        Some(shape) => d.warm.take(&shape).await,
+        None => None,
+    };
+    if let Some(c) = &claim {
+        rec = super::warm::rebase(&rec, &c.id);
+    }
+    let id = rec.id.clone();
     let paths = Paths::new(d, &id);
     std::fs::create_dir_all(&paths.dir)?;
     d.snap.prepare(&id)?;
@@ -194,12 +210,26 @@ pub async fn create(d: &Arc<Daemon>, name: Option<&str>, body: ContainerCreateBo
         tx.put(Table::Containers, &id, &rec)
     });
     if let Err(e) = reserved {
-        let _ = std::fs::remove_dir_all(&paths.dir);
-        let _ = d.snap.remove(&id);
+        match claim {
+            Some(c) => {
+                let d = d.clone();
+                tokio::spawn(async move { super::warm::destroy(&d, &c.id).await });
+            }
+            None => {
+                let _ = std::fs::remove_dir_all(&paths.dir);
+                let _ = d.snap.remove(&id);
+            }
+        }
         return Err(e);
     }
+    if let Some(c) = &claim {
+        d.warm.claimed(c);
+        super::warm::adopt(d, &id);
+    }
     let attrs = event_attrs(&rec);
-    d.containers.insert(Container::new(rec));
+    let c = Container::new(rec);
+    c.warm.store(warm, std::sync::atomic::Ordering::Relaxed);
+    d.containers.insert(c);
     d.events.emit(EventMessageTypeEnum::CONTAINER, "create", &id, attrs);
     Ok(id)
 }

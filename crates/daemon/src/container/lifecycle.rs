@@ -29,7 +29,7 @@ pub fn spawn_monitor(d: Arc<Daemon>, c: Arc<Container>) {
     });
 }
 
-async fn wait_shim(state: &std::path::Path) -> Option<ExitStatus> {
+pub(super) async fn wait_shim(state: &std::path::Path) -> Option<ExitStatus> {
     let mut s = shim::connect(state).await.ok()?;
     shim::write_line(&mut s, &Request::Wait).await.ok()?;
     match shim::read_line::<Response>(&mut s).await.ok()? {
@@ -46,6 +46,7 @@ pub fn read_exit_file(state: &std::path::Path) -> Option<ExitStatus> {
 
 /// Record an exit, clean up the runtime, notify waiters, apply the restart policy.
 pub async fn on_exit(d: &Arc<Daemon>, c: &Arc<Container>, st: ExitStatus) {
+    tracing::debug!(id = %c.id, code = st.code, "container exited");
     // A `--rm` container is removed (a durable commit) right after this, so its exit
     // need not wait for the disk; after a crash in between, restore removes it.
     let auto_remove = c.record().host_config.auto_remove.unwrap_or(false);
@@ -67,7 +68,9 @@ pub async fn on_exit(d: &Arc<Daemon>, c: &Arc<Container>, st: ExitStatus) {
             c.record()
         }
     };
-    {
+    // A `--rm` container's runtime state goes with its removal, after the waiters
+    // were told; any other container is torn down now, before it can start again.
+    if !auto_remove {
         let d = d.clone();
         let id = c.id.clone();
         let _ = tokio::task::spawn_blocking(move || super::start::teardown(&d, &id)).await;
@@ -262,15 +265,24 @@ pub async fn remove(d: &Arc<Daemon>, c: &Arc<Container>, force: bool, _volumes: 
             return Err(Error::internal(format!("could not kill running container {}, cannot remove", rec.id)));
         }
     }
-    d.db.update(|tx| {
+    // An exited `--rm` container is removed without waiting for the disk: after a
+    // crash it would come back exited, and start-up removes those again.
+    let auto = rec.host_config.auto_remove.unwrap_or(false) && rec.state.status == Status::Exited;
+    let delete = |tx: &mut berth_metadata::Tx<'_>| {
         tx.delete(Table::Containers, &rec.id)?;
         if tx.get::<String>(Table::Names, &rec.name)?.as_deref() == Some(rec.id.as_str()) {
             tx.delete(Table::Names, &rec.name)?;
         }
         Ok(())
-    })?;
+    };
+    if auto {
+        d.db.update_lazy(delete)?;
+    } else {
+        d.db.update(delete)?;
+    }
     d.containers.remove(&rec.id);
-    {
+    super::warm::release(d, &rec.id).await;
+    let cleanup = {
         let d = d.clone();
         let id = rec.id.clone();
         tokio::task::spawn_blocking(move || {
@@ -278,10 +290,14 @@ pub async fn remove(d: &Arc<Daemon>, c: &Arc<Container>, force: bool, _volumes: 
             let _ = d.snap.remove(&id);
             let _ = std::fs::remove_dir_all(Paths::new(&d, &id).dir);
         })
-        .await
-        .map_err(|e| Error::internal(e.to_string()))?;
+    };
+    // `docker rm` returns once the files are gone; for `--rm` nobody can tell, so the
+    // waiters hear of the removal first.
+    if !auto {
+        cleanup.await.map_err(|e| Error::internal(e.to_string()))?;
     }
     c.wake(|w| w.removed = true);
+    tracing::debug!(id = %rec.id, "container removed");
     d.events.emit(EventMessageTypeEnum::CONTAINER, "destroy", &rec.id, event_attrs(&rec));
     Ok(())
 }

@@ -11,6 +11,7 @@ pub mod restore;
 pub mod shim;
 pub mod start;
 pub mod stats;
+pub mod warm;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -121,6 +122,8 @@ pub struct Container {
     pub op: tokio::sync::Mutex<()>,
     wake: watch::Sender<Wake>,
     pub pending: Mutex<Vec<PendingAttach>>,
+    /// Keep a warm sandbox ready for containers like this one (see `warm`).
+    pub warm: std::sync::atomic::AtomicBool,
 }
 
 impl Container {
@@ -133,6 +136,7 @@ impl Container {
             op: tokio::sync::Mutex::new(()),
             wake,
             pending: Mutex::new(Vec::new()),
+            warm: std::sync::atomic::AtomicBool::new(true),
         })
     }
 
@@ -271,7 +275,7 @@ pub fn runtime_root(d: &Daemon) -> PathBuf {
 
 /// Now, as Docker writes times.
 pub fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+    berth_image::config::now_rfc3339()
 }
 
 /// Docker's zero time, for times that never happened.

@@ -13,6 +13,8 @@ use crate::Daemon;
 
 pub async fn restore_all(d: &Arc<Daemon>) -> Result<()> {
     let recs: Vec<(String, Record)> = d.db.list(Table::Containers)?;
+    let ids = recs.iter().map(|(_, r)| r.id.clone()).collect();
+    super::warm::reap_leftovers(d, &ids).await;
     let mut to_start = Vec::new();
     for (_, rec) in recs {
         let c = Container::new(rec.clone());
@@ -42,7 +44,11 @@ pub async fn restore_all(d: &Arc<Daemon>) -> Result<()> {
             });
             continue;
         }
-        // Not running: make sure nothing of a previous run is left mounted.
+        // Not running: make sure nothing of a previous run is left mounted, and no
+        // shim holds a container that never started (one created on a warm sandbox).
+        if shim::connect(&state).await.is_ok() {
+            super::warm::stop_shim(d, &rec.id).await;
+        }
         let d2 = d.clone();
         let id = rec.id.clone();
         let _ = tokio::task::spawn_blocking(move || super::start::teardown(&d2, &id)).await;

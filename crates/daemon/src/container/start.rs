@@ -20,15 +20,16 @@ fn network_mode(rec: &Record) -> &str {
     rec.host_config.network_mode.as_deref().unwrap_or("default")
 }
 
+/// Where a container's generated /etc files live.
+fn etc_paths(dir: &Path) -> EtcFiles {
+    EtcFiles { hosts: dir.join("hosts"), hostname: dir.join("hostname"), resolv_conf: dir.join("resolv.conf") }
+}
+
 /// Write /etc/hostname, /etc/hosts and /etc/resolv.conf for the container.
-fn write_etc_files(rec: &Record, dir: &Path) -> Result<EtcFiles> {
+fn write_etc_files(rec: &Record, dir: &Path) -> Result<()> {
     let host_net = network_mode(rec) == "host";
     let hostname = rec.config.hostname.clone().unwrap_or_default();
-    let files = EtcFiles {
-        hosts: dir.join("hosts"),
-        hostname: dir.join("hostname"),
-        resolv_conf: dir.join("resolv.conf"),
-    };
+    let files = etc_paths(dir);
     std::fs::write(&files.hostname, format!("{hostname}\n"))?;
     let mut hosts = if host_net {
         std::fs::read_to_string("/etc/hosts").unwrap_or_else(|_| DEFAULT_HOSTS.to_owned())
@@ -77,7 +78,7 @@ fn write_etc_files(rec: &Record, dir: &Path) -> Result<EtcFiles> {
         out.push_str(&format!("options {}\n", opts.join(" ")));
     }
     std::fs::write(&files.resolv_conf, out)?;
-    Ok(files)
+    Ok(())
 }
 
 /// Host path of a named volume's data (created on first use).
@@ -217,8 +218,15 @@ fn remove_cgroups(id: &str) {
     }
 }
 
-/// Mount, namespaces, /etc files and bundle; returns the spec's argv[0].
-fn prepare(d: &Daemon, rec: &Record) -> Result<()> {
+/// The OCI spec of a container (its /etc files and mounts are not touched).
+pub(super) fn spec_for(d: &Daemon, rec: &Record) -> Result<impl serde::Serialize> {
+    let paths = Paths::new(d, &rec.id);
+    let opts = spec_options(d, rec, &paths, etc_paths(&paths.dir))?;
+    berth_oci::build_spec(&opts)
+}
+
+/// Mount, namespaces, /etc files and bundle.
+pub(super) fn prepare(d: &Daemon, rec: &Record) -> Result<()> {
     let t0 = std::time::Instant::now();
     let paths = Paths::new(d, &rec.id);
     let img = d
@@ -235,9 +243,8 @@ fn prepare(d: &Daemon, rec: &Record) -> Result<()> {
         crate::netns::create(&Paths::netns(d, &rec.id))?;
     }
     let t_ns = t0.elapsed();
-    let etc = write_etc_files(rec, &paths.dir)?;
-    let opts = spec_options(d, rec, &paths, etc)?;
-    let spec = berth_oci::build_spec(&opts)?;
+    write_etc_files(rec, &paths.dir)?;
+    let spec = spec_for(d, rec)?;
     let t_spec = t0.elapsed();
     let json = serde_json::to_vec(&spec).map_err(|e| Error::internal(e.to_string()))?;
     std::fs::write(paths.state.join("config.json"), json)?;
@@ -245,8 +252,19 @@ fn prepare(d: &Daemon, rec: &Record) -> Result<()> {
     Ok(())
 }
 
-/// Start the shim and wait for its `Ready` line.
-async fn spawn_shim(d: &Daemon, rec: &Record, paths: &Paths) -> Result<Ready> {
+/// The process of a container started on a warm sandbox: argv and environment
+/// exactly as its OCI spec would have them (default PATH and all).
+fn launch_request(d: &Daemon, rec: &Record) -> Result<Request> {
+    let spec = serde_json::to_value(spec_for(d, rec)?).map_err(|e| Error::internal(e.to_string()))?;
+    let list = |k: &str| -> Vec<String> {
+        spec["process"][k].as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect()).unwrap_or_default()
+    };
+    Ok(Request::Launch { args: list("args"), env: list("env") })
+}
+
+/// Start the shim and wait for its `Ready` line. `deferred`: a warm sandbox, whose
+/// process is chosen at `Launch`.
+pub(super) async fn spawn_shim(d: &Daemon, rec: &Record, paths: &Paths, deferred: bool) -> Result<Ready> {
     let mut cmd = tokio::process::Command::new(&d.shim_path);
     cmd.arg("run")
         .arg("--id")
@@ -267,6 +285,9 @@ async fn spawn_shim(d: &Daemon, rec: &Record, paths: &Paths) -> Result<Ready> {
     }
     if rec.config.stdin_once.unwrap_or(false) {
         cmd.arg("--stdin-once");
+    }
+    if deferred {
+        cmd.arg("--deferred");
     }
     let shim_log = std::fs::OpenOptions::new().create(true).append(true).open(paths.state.join("shim.log"))?;
     cmd.stdin(std::process::Stdio::null())
@@ -316,16 +337,22 @@ pub async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<()> {
         _ => {}
     }
     let paths = Paths::new(d, &rec.id);
-    let d2 = d.clone();
-    let rec2 = rec.clone();
     let t0 = std::time::Instant::now();
-    let prepared = tokio::task::spawn_blocking(move || prepare(&d2, &rec2))
-        .await
-        .map_err(|e| Error::internal(e.to_string()))?;
-    let t_prepared = t0.elapsed();
-    let ready = match prepared {
-        Ok(()) => spawn_shim(d, &rec, &paths).await,
-        Err(e) => Err(e),
+    // A container created on a warm sandbox: its shim is ready and waits for `Launch`.
+    let warm = d.warm.take_claimed(&rec.id);
+    let ready = match warm {
+        Some(init_pid) => Ok(Ready::Ok { shim_pid: 0, init_pid, create_micros: 0 }),
+        None => {
+            let d2 = d.clone();
+            let rec2 = rec.clone();
+            let prepared = tokio::task::spawn_blocking(move || prepare(&d2, &rec2))
+                .await
+                .map_err(|e| Error::internal(e.to_string()))?;
+            match prepared {
+                Ok(()) => spawn_shim(d, &rec, &paths, false).await,
+                Err(e) => Err(e),
+            }
+        }
     };
     let t_ready = t0.elapsed();
     let failure = match ready {
@@ -360,7 +387,18 @@ pub async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<()> {
             let _ = p.tx.send(s);
         }
     }
-    match shim::call(&paths.state, &Request::Start).await {
+    let start_req = match warm {
+        Some(_) => match launch_request(d, &rec) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = shim::call(&paths.state, &Request::Kill { signal: 9, all: true }).await;
+                teardown(d, &rec.id);
+                return Err(e);
+            }
+        },
+        None => Request::Start,
+    };
+    match shim::call(&paths.state, &start_req).await {
         Ok(Response::Started { .. }) => {}
         failed @ (Ok(Response::Error { .. }) | Err(_)) => {
             let message = match failed {
@@ -380,7 +418,7 @@ pub async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<()> {
         }
         Ok(other) => return Err(Error::internal(format!("unexpected shim answer {other:?}"))),
     }
-    tracing::debug!(id = %rec.id, prepare = ?t_prepared, shim_ready = ?t_ready, started = ?t0.elapsed(), "container started");
+    tracing::debug!(id = %rec.id, warm = warm.is_some(), shim_ready = ?t_ready, started = ?t0.elapsed(), "container started");
     let rec = c.update(d, |r| {
         r.state.status = Status::Running;
         r.state.pid = init_pid;
@@ -392,6 +430,9 @@ pub async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<()> {
     c.wake(|w| w.running = true);
     d.events.emit(EventMessageTypeEnum::CONTAINER, "start", &rec.id, event_attrs(&rec));
     super::lifecycle::spawn_monitor(d.clone(), c.clone());
+    if c.warm.load(std::sync::atomic::Ordering::Relaxed) {
+        super::warm::refill(d, &rec);
+    }
     Ok(())
 }
 

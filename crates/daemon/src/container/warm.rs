@@ -1,0 +1,404 @@
+//! Warm sandboxes: containers created ahead of time, so that `run` only has to start
+//! one.
+//!
+//! Creating a container (namespaces, cgroups, the rootfs mounts, the seccomp filter)
+//! is most of what `docker run` costs. After a container of some *shape* starts —
+//! its image and every part of its OCI spec except the process's argv and
+//! environment, plus its /etc files and stdio mode — berthd prepares one more of the
+//! same shape: a rootfs, a network namespace, /etc files and a shim that has created
+//! the container with a deferred process (`berth-shim run --deferred`). The next
+//! `create` whose shape matches takes that sandbox's id; its `start` sends the real
+//! argv and environment (`Launch`) instead of creating anything. A request of any
+//! other shape, or when no sandbox is ready, takes the ordinary path, so behaviour is
+//! the same either way; only the time differs.
+//!
+//! Sandboxes are not containers: no record, no name, no events; they never appear in
+//! the API. They are destroyed when idle for [`IDLE`], when their image is removed,
+//! on daemon shutdown, and on start-up if a crash left any behind. `--warm-containers
+//! 0` turns them off.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use berth_shim_proto::{Ready, Request};
+use tokio::sync::Notify;
+
+use super::{lifecycle, shim, start, Paths, Record};
+use crate::Daemon;
+
+/// A sandbox unused this long is destroyed.
+pub const IDLE: Duration = Duration::from_secs(600);
+/// Marker file in a sandbox's state dir (so start-up can tell leftovers apart).
+const MARKER: &str = "warm";
+/// The id that shapes are computed with, so that they do not depend on the id.
+const PLACEHOLDER: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+struct Slot {
+    id: String,
+    image_id: String,
+    init_pid: i32,
+    made: Instant,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// Ready sandboxes by shape.
+    ready: HashMap<String, Vec<Slot>>,
+    /// Sandboxes being made, by shape.
+    filling: HashMap<String, usize>,
+    /// Containers created on a sandbox and not started yet: id → init pid.
+    claimed: HashMap<String, i32>,
+}
+
+/// The pool of warm sandboxes.
+pub struct Warm {
+    /// Sandboxes kept per shape (0: off).
+    depth: usize,
+    /// Shutting down: no new sandboxes.
+    closed: std::sync::atomic::AtomicBool,
+    inner: Mutex<Inner>,
+    changed: Notify,
+}
+
+/// A sandbox taken by `create`.
+pub struct Claim {
+    pub id: String,
+    init_pid: i32,
+}
+
+impl Warm {
+    pub fn new(depth: usize) -> Warm {
+        Warm { depth, closed: Default::default(), inner: Mutex::new(Inner::default()), changed: Notify::new() }
+    }
+
+    /// Take a sandbox of `shape`: a ready one, or one being made (waiting for it
+    /// costs less than creating a container anew).
+    pub async fn take(&self, shape: &str) -> Option<Claim> {
+        if self.depth == 0 {
+            return None;
+        }
+        tracing::trace!(%shape, "warm take");
+        let deadline = Instant::now() + Duration::from_millis(200);
+        loop {
+            let notified = self.changed.notified();
+            {
+                let mut g = self.inner.lock().unwrap();
+                if let Some(slot) = g.ready.get_mut(shape).and_then(Vec::pop) {
+                    return Some(Claim { id: slot.id, init_pid: slot.init_pid });
+                }
+                if g.filling.get(shape).copied().unwrap_or(0) == 0 {
+                    return None;
+                }
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || tokio::time::timeout(left, notified).await.is_err() {
+                return None;
+            }
+        }
+    }
+
+    /// `create` recorded a container on the sandbox: its `start` launches.
+    pub fn claimed(&self, c: &Claim) {
+        self.inner.lock().unwrap().claimed.insert(c.id.clone(), c.init_pid);
+    }
+
+    /// If `id` sits on an unstarted sandbox: forget it and return the init pid.
+    pub fn take_claimed(&self, id: &str) -> Option<i32> {
+        self.inner.lock().unwrap().claimed.remove(id)
+    }
+}
+
+/// Could a container like this run on a sandbox? (Cheap checks before the shape,
+/// which needs the spec; binds are excluded because building their spec creates
+/// missing host directories.)
+pub fn eligible(rec: &Record) -> bool {
+    let hc = &rec.host_config;
+    let c = &rec.config;
+    !c.tty.unwrap_or(false)
+        && !c.open_stdin.unwrap_or(false)
+        && hc.binds.as_ref().is_none_or(|b| b.is_empty())
+        && hc.mounts.as_ref().is_none_or(|m| m.is_empty())
+        && hc.tmpfs.as_ref().is_none_or(|t| t.is_empty())
+        && matches!(hc.network_mode.as_deref(), None | Some("default" | "none" | "bridge"))
+}
+
+/// The record as if it had id `id` (the default hostname follows the id).
+pub fn rebase(rec: &Record, id: &str) -> Record {
+    let mut r = rec.clone();
+    if r.config.hostname.as_deref() == rec.id.get(..12) {
+        r.config.hostname = Some(id[..12].to_owned());
+    }
+    r.id = id.to_owned();
+    r
+}
+
+/// Everything about a container that a sandbox fixes, as a string: the OCI spec
+/// without the process's argv and environment, the inputs of its /etc files, its
+/// stdio mode and its image.
+pub fn shape(d: &Daemon, rec: &Record) -> Option<String> {
+    if !eligible(rec) {
+        return None;
+    }
+    let r = rebase(rec, PLACEHOLDER);
+    let spec = start::spec_for(d, &r).ok()?;
+    let mut v = serde_json::to_value(&spec).ok()?;
+    if let Some(p) = v.get_mut("process").and_then(|p| p.as_object_mut()) {
+        p.remove("args");
+        p.remove("env");
+        // Capability sets are hash sets in oci-spec: compare them in a fixed order.
+        if let Some(caps) = p.get_mut("capabilities").and_then(|c| c.as_object_mut()) {
+            for set in caps.values_mut() {
+                if let Some(list) = set.as_array_mut() {
+                    list.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
+                }
+            }
+        }
+    }
+    let hc = &r.host_config;
+    let key = serde_json::json!({
+        "image": r.image_id,
+        "spec": v,
+        "network": hc.network_mode,
+        "extra_hosts": hc.extra_hosts,
+        "dns": [hc.dns, hc.dns_search, hc.dns_options],
+        "stdio": [r.config.tty, r.config.open_stdin, r.config.stdin_once],
+    });
+    Some(key.to_string())
+}
+
+/// After a container of this shape started: make sure a sandbox of it is ready or
+/// on its way.
+pub fn refill(d: &Arc<Daemon>, template: &Record) {
+    if d.warm.depth == 0 || d.warm.closed.load(std::sync::atomic::Ordering::SeqCst) {
+        return;
+    }
+    let Some(key) = shape(d, template) else { return };
+    tracing::trace!(%key, "warm refill");
+    {
+        let mut g = d.warm.inner.lock().unwrap();
+        let have = g.ready.get(&key).map_or(0, Vec::len) + g.filling.get(&key).copied().unwrap_or(0);
+        if have >= d.warm.depth {
+            return;
+        }
+        *g.filling.entry(key.clone()).or_default() += 1;
+    }
+    let id = hex::encode(rand::random::<[u8; 32]>());
+    let rec = rebase(template, &id);
+    let d = d.clone();
+    tokio::spawn(async move {
+        let made = make(&d, &rec).await;
+        let mut g = d.warm.inner.lock().unwrap();
+        if let Some(n) = g.filling.get_mut(&key) {
+            *n -= 1;
+            if *n == 0 {
+                g.filling.remove(&key);
+            }
+        }
+        match made {
+            Ok(init_pid)
+                if d.images.get(&rec.image_id).ok().flatten().is_some()
+                    && !d.warm.closed.load(std::sync::atomic::Ordering::SeqCst) =>
+            {
+                tracing::debug!(id = %rec.id, "warm sandbox ready");
+                g.ready.entry(key).or_default().push(Slot {
+                    id: rec.id.clone(),
+                    image_id: rec.image_id.clone(),
+                    init_pid,
+                    made: Instant::now(),
+                });
+            }
+            Ok(_) => {
+                drop(g);
+                let (d2, id) = (d.clone(), rec.id.clone());
+                tokio::spawn(async move { destroy(&d2, &id).await });
+                d.warm.changed.notify_waiters();
+                return;
+            }
+            Err(e) => tracing::debug!(id = %rec.id, "warm sandbox: {e}"),
+        }
+        drop(g);
+        d.warm.changed.notify_waiters();
+    });
+}
+
+/// Prepare the rootfs, namespaces and bundle, and have a shim create the container
+/// with a deferred process.
+async fn make(d: &Arc<Daemon>, rec: &Record) -> Result<i32, String> {
+    let paths = Paths::new(d, &rec.id);
+    let (d2, r2) = (d.clone(), rec.clone());
+    let prepared = tokio::task::spawn_blocking(move || {
+        start::prepare(&d2, &r2)?;
+        std::fs::write(Paths::new(&d2, &r2.id).state.join(MARKER), b"")?;
+        Ok::<_, berth_errdefs::Error>(())
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    let ready = match prepared {
+        Ok(()) => start::spawn_shim(d, rec, &paths, true).await.map_err(|e| e.message().to_owned()),
+        Err(e) => Err(e.message().to_owned()),
+    };
+    match ready {
+        Ok(Ready::Ok { init_pid, .. }) => Ok(init_pid),
+        Ok(Ready::Error { message }) | Err(message) => {
+            let (d, id) = (d.clone(), rec.id.clone());
+            let _ = tokio::task::spawn_blocking(move || remove_files(&d, &id)).await;
+            Err(message)
+        }
+    }
+}
+
+/// The sandbox's container now belongs to a record: drop the leftover marker.
+pub fn adopt(d: &Daemon, id: &str) {
+    let _ = std::fs::remove_file(Paths::new(d, id).state.join(MARKER));
+}
+
+fn remove_files(d: &Daemon, id: &str) {
+    start::teardown(d, id);
+    let _ = d.snap.remove(id);
+    let _ = std::fs::remove_dir_all(Paths::new(d, id).dir);
+}
+
+/// Kill a sandbox's container, wait for its shim to finish, remove its files.
+pub async fn destroy(d: &Arc<Daemon>, id: &str) {
+    stop_shim(d, id).await;
+    let (d, id) = (d.clone(), id.to_owned());
+    let _ = tokio::task::spawn_blocking(move || remove_files(&d, &id)).await;
+}
+
+/// A container that sat on a sandbox is removed before it ever started.
+pub async fn release(d: &Arc<Daemon>, id: &str) {
+    if d.warm.take_claimed(id).is_some() {
+        destroy(d, id).await;
+    }
+}
+
+/// Destroy the ready sandboxes chosen by `pick`.
+async fn evict(d: &Arc<Daemon>, pick: impl Fn(&Slot) -> bool) {
+    let gone: Vec<String> = {
+        let mut g = d.warm.inner.lock().unwrap();
+        let mut gone = Vec::new();
+        for slots in g.ready.values_mut() {
+            slots.retain(|s| {
+                let drop = pick(s);
+                if drop {
+                    gone.push(s.id.clone());
+                }
+                !drop
+            });
+        }
+        g.ready.retain(|_, v| !v.is_empty());
+        gone
+    };
+    for id in gone {
+        destroy(d, &id).await;
+    }
+}
+
+/// Before an image is removed: its sandboxes hold its layers mounted.
+pub async fn evict_image(d: &Arc<Daemon>, image_id: &str) {
+    evict(d, |s| s.image_id == image_id).await;
+}
+
+/// Destroy sandboxes idle for longer than [`IDLE`], every minute.
+pub fn spawn_reaper(d: Arc<Daemon>) {
+    if d.warm.depth == 0 {
+        return;
+    }
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            evict(&d, |s| s.made.elapsed() > IDLE).await;
+        }
+    });
+}
+
+/// Daemon shutdown: no sandbox outlives the daemon (containers do).
+pub async fn destroy_all(d: &Arc<Daemon>) {
+    d.warm.closed.store(true, std::sync::atomic::Ordering::SeqCst);
+    // Sandboxes being made become ready (or fail) shortly: wait for them.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let notified = d.warm.changed.notified();
+        if d.warm.inner.lock().unwrap().filling.is_empty() || Instant::now() > deadline {
+            break;
+        }
+        let _ = tokio::time::timeout(Duration::from_millis(100), notified).await;
+    }
+    evict(d, |_| true).await;
+    let claimed: Vec<String> = d.warm.inner.lock().unwrap().claimed.drain().map(|(id, _)| id).collect();
+    // A container created on a sandbox but never started keeps its record; its
+    // sandbox goes, and a later start takes the ordinary path.
+    for id in claimed {
+        stop_shim(d, &id).await;
+        let (d, id) = (d.clone(), id.clone());
+        let _ = tokio::task::spawn_blocking(move || start::teardown(&d, &id)).await;
+    }
+}
+
+/// Kill the container of a shim that is still there and wait for the shim to end.
+pub async fn stop_shim(d: &Arc<Daemon>, id: &str) {
+    let state = Paths::new(d, id).state;
+    if shim::call(&state, &Request::Kill { signal: libc::SIGKILL, all: true }).await.is_ok() {
+        let _ = tokio::time::timeout(Duration::from_secs(10), lifecycle::wait_shim(&state)).await;
+    }
+}
+
+/// Start-up: runtime state without a container record — sandboxes a crashed daemon
+/// left, or a removed container whose clean-up it did not finish — is destroyed.
+pub async fn reap_leftovers(d: &Arc<Daemon>, records: &HashSet<String>) {
+    let Ok(entries) = std::fs::read_dir(d.cfg.exec_root.join("c")) else { return };
+    for e in entries.flatten() {
+        let id = e.file_name().to_string_lossy().into_owned();
+        if !records.contains(&id) {
+            tracing::info!(%id, warm = e.path().join(MARKER).exists(), "removing leftover runtime state");
+            destroy(d, &id).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    static STATE: std::sync::LazyLock<serde_json::Value> =
+        std::sync::LazyLock::new(|| serde_json::to_value(super::super::State::default()).unwrap());
+
+    #[test]
+    fn rebase_moves_the_default_hostname_only() {
+        let mut rec: Record = serde_json::from_value(serde_json::json!({
+            "id": "abcdef0123456789", "name": "n", "created": "", "image": "i", "image_id": "sha256:x",
+            "config": {"Hostname": "abcdef012345"}, "host_config": {}, "path": "true", "args": [],
+            "state": STATE.clone()
+        }))
+        .unwrap();
+        let r = rebase(&rec, PLACEHOLDER);
+        assert_eq!(r.id, PLACEHOLDER);
+        assert_eq!(r.config.hostname.as_deref(), Some("000000000000"));
+        rec.config.hostname = Some("web".into());
+        assert_eq!(rebase(&rec, PLACEHOLDER).config.hostname.as_deref(), Some("web"));
+    }
+
+    #[test]
+    fn tty_stdin_and_binds_are_not_eligible() {
+        let base: Record = serde_json::from_value(serde_json::json!({
+            "id": "a", "name": "n", "created": "", "image": "i", "image_id": "sha256:x",
+            "config": {}, "host_config": {"NetworkMode": "default"}, "path": "true", "args": [],
+            "state": STATE.clone()
+        }))
+        .unwrap();
+        assert!(eligible(&base));
+        let mut r = base.clone();
+        r.config.tty = Some(true);
+        assert!(!eligible(&r));
+        let mut r = base.clone();
+        r.config.open_stdin = Some(true);
+        assert!(!eligible(&r));
+        let mut r = base.clone();
+        r.host_config.binds = Some(vec!["/tmp:/x".into()]);
+        assert!(!eligible(&r));
+        let mut r = base;
+        r.host_config.network_mode = Some("host".into());
+        assert!(!eligible(&r));
+    }
+}

@@ -1,0 +1,193 @@
+//! Deferred launch: the container is created ahead of time (a warm sandbox) and its
+//! process is only chosen when the daemon starts it.
+//!
+//! libcontainer creates the container as usual — namespaces, cgroups, rootfs, pivot,
+//! capabilities, seccomp — and then, after the start signal, hands control to an
+//! [`Executor`] running inside the container's init process. [`LaunchExecutor`] reads
+//! the real argv and environment from a pipe the shim writes on `Launch`, resolves the
+//! executable the way libcontainer's default executor does, and execs it. A second
+//! pipe, close-on-exec, reports the outcome: end-of-file means the exec happened; a
+//! message means it could not (not found, not executable), and the init exits.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use libcontainer::oci_spec::runtime::Spec;
+use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
+use serde::{Deserialize, Serialize};
+
+/// What the shim sends the init process on `Launch`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Launch {
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+}
+
+/// The pipes between the shim and a deferred init process.
+pub struct LaunchPipes {
+    /// Shim ends: write the [`Launch`], read the outcome.
+    pub launch_w: File,
+    pub status_r: File,
+    /// Init ends, closed in the shim once the container exists.
+    pub launch_r: File,
+    pub status_w: File,
+}
+
+impl LaunchPipes {
+    pub fn new() -> Result<LaunchPipes> {
+        let (launch_r, launch_w) = crate::run::pipe()?;
+        let (status_r, status_w) = crate::run::pipe()?;
+        Ok(LaunchPipes { launch_w, status_r, launch_r, status_w })
+    }
+
+    pub fn executor(&self) -> LaunchExecutor {
+        LaunchExecutor {
+            launch_fd: self.launch_r.as_raw_fd(),
+            status_fd: self.status_w.as_raw_fd(),
+            shim_fds: [self.launch_w.as_raw_fd(), self.status_r.as_raw_fd()],
+        }
+    }
+
+    /// Send the process and wait until it was exec'd (`Ok(None)`) or failed
+    /// (`Ok(Some(message))`).
+    pub fn launch(mut launch_w: File, mut status_r: File, l: &Launch) -> Result<Option<String>> {
+        launch_w.write_all(&serde_json::to_vec(l)?)?;
+        drop(launch_w);
+        let mut msg = String::new();
+        status_r.read_to_string(&mut msg)?;
+        Ok(if msg.is_empty() { None } else { Some(msg) })
+    }
+}
+
+/// Runs in the container's init process (a fork of the shim), after libcontainer has
+/// set everything up and received the start signal.
+#[derive(Clone)]
+pub struct LaunchExecutor {
+    launch_fd: RawFd,
+    status_fd: RawFd,
+    /// The shim's ends, which the forked init inherited too: closed first, or the
+    /// launch pipe would never reach end-of-file.
+    shim_fds: [RawFd; 2],
+}
+
+impl LaunchExecutor {
+    fn fail(&self, code: i32, msg: &str) -> ! {
+        // SAFETY: the status fd is ours (inherited from the shim); after reporting,
+        // leave at once without running any destructors of the forked process.
+        unsafe {
+            let mut f = File::from_raw_fd(self.status_fd);
+            let _ = f.write_all(msg.as_bytes());
+            libc::_exit(code)
+        }
+    }
+}
+
+/// `args[0]` resolved as libcontainer's default executor does: a name with a slash as
+/// is, otherwise the first `PATH` entry that has it.
+fn resolve(name: &str, path_var: &str) -> Option<PathBuf> {
+    if name.contains('/') {
+        let p = PathBuf::from(name);
+        return p.exists().then_some(p);
+    }
+    path_var.split(':').map(|dir| PathBuf::from(dir).join(name)).find(|p| p.exists())
+}
+
+impl Executor for LaunchExecutor {
+    fn exec(&self, _spec: &Spec) -> Result<(), ExecutorError> {
+        for fd in self.shim_fds {
+            // SAFETY: these are this process's copies of the shim's pipe ends.
+            unsafe { libc::close(fd) };
+        }
+        // SAFETY: the launch fd was inherited from the shim and is used only here.
+        let mut f = unsafe { File::from_raw_fd(self.launch_fd) };
+        let mut buf = Vec::new();
+        if f.read_to_end(&mut buf).is_err() || buf.is_empty() {
+            // The sandbox was discarded without being used.
+            // SAFETY: plain process exit.
+            unsafe { libc::_exit(0) }
+        }
+        drop(f);
+        let l: Launch = match serde_json::from_slice(&buf) {
+            Ok(l) => l,
+            Err(e) => self.fail(1, &format!("bad launch message: {e}")),
+        };
+        let Some(argv0) = l.args.first().cloned() else { self.fail(1, "no command specified") };
+        // The spec's environment (with the HOME libcontainer derived for the user) is
+        // in our environment now; the launch's replaces it, keeping HOME if unset.
+        let home = std::env::var_os("HOME");
+        let vars: Vec<(String, String)> = std::env::vars().collect();
+        for (k, _) in vars {
+            // SAFETY: single-threaded init process.
+            unsafe { std::env::remove_var(k) };
+        }
+        for e in &l.env {
+            let (k, v) = e.split_once('=').unwrap_or((e.as_str(), ""));
+            if !k.is_empty() {
+                // SAFETY: as above.
+                unsafe { std::env::set_var(k, v) };
+            }
+        }
+        if std::env::var_os("HOME").is_none_or(|h| h.is_empty()) {
+            if let Some(h) = home {
+                // SAFETY: as above.
+                unsafe { std::env::set_var("HOME", h) };
+            }
+        }
+        let Some(path_var) = std::env::var("PATH").ok() else {
+            self.fail(127, "PATH environment variable is not set")
+        };
+        let exe = match resolve(&argv0, &path_var) {
+            Some(p) => p,
+            None => self.fail(127, &format!("executable '{argv0}' not found in $PATH")),
+        };
+        match std::fs::metadata(&exe) {
+            Ok(m) if m.is_file() && m.permissions().mode() & 0o111 != 0 => {}
+            _ => self.fail(126, &format!("executable '{argv0}' does not have the correct permission set")),
+        }
+        let cargs: Vec<std::ffi::CString> =
+            l.args.iter().map(|a| std::ffi::CString::new(a.as_bytes()).unwrap_or_default()).collect();
+        let path = std::ffi::CString::new(argv0.as_bytes()).unwrap_or_default();
+        let err = nix::unistd::execvp(&path, &cargs).unwrap_err();
+        let code = if err == nix::errno::Errno::EACCES { 126 } else { 127 };
+        let word = if code == 126 { "permission denied" } else { "No such file or directory" };
+        self.fail(code, &format!("exec {argv0}: {word} ({err})"))
+    }
+
+    fn validate(&self, _spec: &Spec) -> Result<(), ExecutorValidationError> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_like_the_default_executor() {
+        assert_eq!(resolve("sh", "/nonexistent:/bin"), Some(PathBuf::from("/bin/sh")));
+        assert_eq!(resolve("/bin/sh", ""), Some(PathBuf::from("/bin/sh")));
+        assert_eq!(resolve("no-such-cmd-berth", "/bin:/usr/bin"), None);
+        assert_eq!(resolve("./no-such", "/bin"), None);
+    }
+
+    #[test]
+    fn launch_reports_exec_and_failure() {
+        let p = LaunchPipes::new().unwrap();
+        let LaunchPipes { launch_w, status_r, launch_r, status_w } = p;
+        let child = std::thread::spawn(move || {
+            let mut r = launch_r;
+            let mut buf = Vec::new();
+            r.read_to_end(&mut buf).unwrap();
+            let l: Launch = serde_json::from_slice(&buf).unwrap();
+            let mut w = status_w;
+            w.write_all(format!("executable '{}' not found in $PATH", l.args[0]).as_bytes()).unwrap();
+        });
+        let got = LaunchPipes::launch(launch_w, status_r, &Launch { args: vec!["nope".into()], env: vec![] }).unwrap();
+        child.join().unwrap();
+        assert_eq!(got.as_deref(), Some("executable 'nope' not found in $PATH"));
+    }
+}

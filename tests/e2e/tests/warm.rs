@@ -1,0 +1,173 @@
+//! Warm sandboxes (`container::warm`): a container created ahead of time for the next
+//! `run` of the same shape. A container started on one must be indistinguishable from
+//! one created on demand; sandboxes never show in the API and never outlive their
+//! image, the daemon, or a daemon crash.
+
+use std::fs;
+use std::time::Duration;
+
+use berth_e2e::{wait_until, Cli, Daemon};
+
+/// A daemon that logs whether each start took a sandbox (`warm=true`).
+fn daemon(extra: &[&str]) -> Daemon {
+    let mut args = vec!["-l", "debug"];
+    args.extend_from_slice(extra);
+    let d = Daemon::start_with_args(&args);
+    d.import_busybox();
+    d
+}
+
+/// Shims of this daemon still alive (sandboxes or containers). A created container's
+/// init is a fork of its shim with the same command line, but its own name.
+fn shims(d: &Daemon) -> usize {
+    let root = d.exec_root().to_string_lossy().into_owned();
+    fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            let comm = fs::read_to_string(e.path().join("comm")).unwrap_or_default();
+            let cmd = fs::read(e.path().join("cmdline")).unwrap_or_default();
+            comm.trim() == "berth-shim" && String::from_utf8_lossy(&cmd).contains(&root)
+        })
+        .count()
+}
+
+fn state_dirs(d: &Daemon) -> usize {
+    fs::read_dir(d.exec_root().join("c")).map(|r| r.count()).unwrap_or(0)
+}
+
+/// How the start of container `id` went, from the daemon's debug log.
+fn started_warm(d: &Daemon, id: &str) -> Option<bool> {
+    d.log()
+        .lines()
+        .find(|l| l.contains("container started") && l.contains(id))
+        .map(|l| l.contains("warm=true"))
+}
+
+/// `n` sandboxes were made so far, and only one shim runs (the last sandbox's).
+fn sandbox_ready(d: &Daemon, n: usize) -> bool {
+    d.log().matches("warm sandbox ready").count() >= n && shims(d) == 1
+}
+
+/// Run `-d` twice with the same shape; the second takes the sandbox the first left.
+fn second_run_is_warm(d: &Daemon, args: &[&str]) -> String {
+    let mut run = vec!["run", "-d"];
+    run.extend_from_slice(args);
+    let first = d.berth(&run).ok().trim().to_owned();
+    assert_eq!(started_warm(d, &first), Some(false), "first run cannot be warm");
+    d.berth(&["wait", &first]).ok();
+    assert!(wait_until(Duration::from_secs(20), || sandbox_ready(d, 1)), "no sandbox was made");
+    let second = d.berth(&run).ok().trim().to_owned();
+    assert_eq!(started_warm(d, &second), Some(true), "second run did not take the sandbox:\n{}", d.log());
+    second
+}
+
+#[test]
+fn container_on_a_sandbox_is_like_a_fresh_one() {
+    let d = daemon(&[]);
+    let probe = "echo id=$(hostname) home=$HOME path=$PATH foo=$FOO pwd=$(pwd); \
+                 grep -E '^(CapEff|CapBnd|Seccomp|NoNewPrivs):' /proc/self/status; \
+                 ls -l /proc/self/fd/0; cat /proc/1/cmdline | tr '\\0' ' '; echo";
+    let args = ["-e", "FOO=bar", "-w", "/tmp", "busybox", "sh", "-c", probe];
+    let id = second_run_is_warm(&d, &args);
+    assert_eq!(d.berth(&["wait", &id]).ok().trim(), "0");
+    let warm = d.berth(&["logs", &id]).ok().to_owned();
+    assert!(warm.contains(&format!("id={} ", &id[..12])), "hostname is not the id:\n{warm}");
+    assert!(warm.contains("home=/root path=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin foo=bar pwd=/tmp"), "{warm}");
+    assert!(warm.contains("Seccomp:\t2"), "no seccomp filter:\n{warm}");
+    assert!(warm.contains("-> /dev/null"), "stdin is not /dev/null:\n{warm}");
+    assert!(warm.contains("sh -c echo"), "pid 1 is not the command:\n{warm}");
+
+    // The same probe in a container created on demand (another hostname is another
+    // shape) prints the same capabilities.
+    let fresh = d
+        .berth(&["run", "--rm", "--hostname", "fresh", "-e", "FOO=bar", "-w", "/tmp", "busybox", "sh", "-c", probe])
+        .ok()
+        .to_owned();
+    let caps = |s: &str| s.lines().filter(|l| l.starts_with("Cap") || l.starts_with("NoNewPrivs")).map(str::to_owned).collect::<Vec<_>>();
+    assert_eq!(caps(&warm), caps(&fresh), "capabilities differ from a fresh container");
+}
+
+#[test]
+fn exit_codes_and_start_errors_match_on_a_sandbox() {
+    let d = daemon(&[]);
+    for cli in [Cli::Berth, Cli::Docker] {
+        for _ in 0..3 {
+            let out = d.cli(cli, &["run", "--rm", "busybox", "sh", "-c", "echo out; exit 3"]);
+            assert_eq!(out.code, 3, "{cli:?}: {out:?}");
+            assert_eq!(out.stdout, "out\n");
+        }
+        for _ in 0..2 {
+            let out = d.cli(cli, &["run", "--rm", "busybox", "no-such-command"]);
+            assert_eq!(out.code, 127, "{cli:?}: {out:?}");
+            assert!(out.stderr.contains("executable file not found in $PATH"), "{}", out.stderr);
+            let out = d.cli(cli, &["run", "--rm", "busybox", "/etc/passwd"]);
+            assert_eq!(out.code, 126, "{cli:?}: {out:?}");
+        }
+    }
+    assert!(d.log().contains("warm=true"), "no run took a sandbox:\n{}", d.log());
+    assert!(d.container_ids().is_empty(), "--rm containers left behind");
+}
+
+#[test]
+fn sandboxes_are_invisible_and_go_with_their_image() {
+    let d = daemon(&[]);
+    d.berth(&["run", "--rm", "busybox", "true"]).ok();
+    assert!(wait_until(Duration::from_secs(20), || sandbox_ready(&d, 1)), "no sandbox was made");
+    assert!(d.container_ids().is_empty(), "a sandbox shows in the API");
+    assert_eq!(d.berth(&["ps", "-aq"]).ok().trim(), "");
+    d.berth(&["rmi", "busybox"]).ok();
+    assert!(
+        wait_until(Duration::from_secs(10), || shims(&d) == 0 && state_dirs(&d) == 0),
+        "sandbox outlived its image"
+    );
+}
+
+#[test]
+fn created_but_never_started_container_releases_its_sandbox() {
+    let d = daemon(&[]);
+    d.berth(&["run", "--rm", "busybox", "true"]).ok();
+    assert!(wait_until(Duration::from_secs(20), || sandbox_ready(&d, 1)));
+    let id = d.berth(&["create", "busybox", "true"]).ok().trim().to_owned();
+    d.berth(&["rm", &id]).ok();
+    assert!(
+        wait_until(Duration::from_secs(10), || shims(&d) == 0 && state_dirs(&d) == 0),
+        "claimed sandbox kept running"
+    );
+}
+
+#[test]
+fn daemon_crash_and_shutdown_leave_no_sandbox() {
+    let mut d = daemon(&[]);
+    d.berth(&["run", "--rm", "busybox", "true"]).ok();
+    assert!(wait_until(Duration::from_secs(20), || sandbox_ready(&d, 1)));
+    d.crash();
+    assert_eq!(shims(&d), 1, "the sandbox's shim should survive a crash like containers do");
+    d.relaunch();
+    assert!(
+        wait_until(Duration::from_secs(10), || shims(&d) == 0 && state_dirs(&d) == 0),
+        "start-up kept a crashed daemon's sandbox"
+    );
+    // The same run still works, and a clean shutdown takes its new sandbox down.
+    assert_eq!(d.berth(&["run", "--rm", "busybox", "echo", "again"]).ok(), "again\n");
+    assert!(wait_until(Duration::from_secs(20), || sandbox_ready(&d, 2)));
+    d.stop();
+    // (the shim answers the daemon's last `Wait` a moment before it exits)
+    assert!(
+        wait_until(Duration::from_secs(5), || shims(&d) == 0 && state_dirs(&d) == 0),
+        "a sandbox outlived the daemon's shutdown: {} shims, {} state dirs\n{}",
+        shims(&d),
+        state_dirs(&d),
+        d.log()
+    );
+}
+
+#[test]
+fn warm_containers_zero_turns_it_off() {
+    let d = daemon(&["--warm-containers", "0"]);
+    for _ in 0..3 {
+        assert_eq!(d.berth(&["run", "--rm", "busybox", "echo", "hi"]).ok(), "hi\n");
+    }
+    assert!(!d.log().contains("warm=true"));
+    assert!(wait_until(Duration::from_secs(5), || shims(&d) == 0 && state_dirs(&d) == 0));
+}
