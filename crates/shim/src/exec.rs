@@ -30,13 +30,16 @@ pub fn run_exec(
     shim: &Arc<Shim>,
     mut conn: UnixStream,
     id: String,
-    process: serde_json::Value,
+    mut process: serde_json::Value,
     tty: bool,
     stdin: bool,
 ) -> Result<()> {
     let dir = &shim.args.state_dir;
     let short: String = id.chars().take(12).collect();
     let proc_path = dir.join(format!("exec-{short}.json"));
+    // The container's spec went to libcontainer without its seccomp profile: the exec'd
+    // process loads the compiled filter itself, like the container's init did.
+    let loader_caps = shim.filter.as_ref().map(|_| crate::seccomp::add_loader_caps(&mut process));
     fs::write(&proc_path, serde_json::to_vec(&process)?)?;
     let exe = std::env::current_exe()?;
     let mut cmd = Command::new(exe);
@@ -47,6 +50,14 @@ pub fn run_exec(
         .arg(&shim.args.runtime_root)
         .arg("--process")
         .arg(&proc_path);
+    if let (Some(f), Some(drop)) = (&shim.filter, loader_caps) {
+        cmd.arg("--seccomp-bpf")
+            .arg(&f.bpf_path)
+            .arg("--seccomp-flags")
+            .arg(f.flags.to_string())
+            .arg("--seccomp-drop")
+            .arg(drop.join(","));
+    }
     let console_path = dir.join(format!("e-{short}.sock"));
     let mut listener = None;
     let mut out_r = None;
@@ -180,13 +191,20 @@ pub fn helper_main(mut args: impl Iterator<Item = String>) -> i32 {
     let mut root = PathBuf::new();
     let mut process = PathBuf::new();
     let mut console: Option<PathBuf> = None;
+    let mut filter: Option<crate::seccomp::Filter> = None;
     while let Some(a) = args.next() {
         let v = args.next().unwrap_or_default();
+        let f = || crate::seccomp::Filter { bpf_path: PathBuf::new(), prog: Vec::new(), flags: 0, drop: Vec::new() };
         match a.as_str() {
             "--id" => id = v,
             "--runtime-root" => root = v.into(),
             "--process" => process = v.into(),
             "--console-socket" => console = Some(v.into()),
+            "--seccomp-bpf" => filter.get_or_insert_with(f).bpf_path = v.into(),
+            "--seccomp-flags" => filter.get_or_insert_with(f).flags = v.parse().unwrap_or(0),
+            "--seccomp-drop" => {
+                filter.get_or_insert_with(f).drop = v.split(',').filter(|c| !c.is_empty()).map(str::to_owned).collect()
+            }
             _ => {
                 eprintln!("exec-helper: unknown flag {a}");
                 return 126;
@@ -202,7 +220,19 @@ pub fn helper_main(mut args: impl Iterator<Item = String>) -> i32 {
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
         .and_then(|v| v["args"][0].as_str().map(str::to_owned))
         .unwrap_or_default();
+    if let Some(f) = filter.as_mut() {
+        match fs::read(&f.bpf_path) {
+            Ok(p) => f.prog = p,
+            Err(e) => {
+                eprintln!("OCI runtime exec failed: read seccomp program {}: {e}: unknown", f.bpf_path.display());
+                return 126;
+            }
+        }
+    }
+    let executor =
+        crate::seccomp::Confined::new(libcontainer::workload::default::get_executor(), filter);
     let built = ContainerBuilder::new(id, SyscallType::default())
+        .with_executor(executor)
         .with_root_path(root)
         .map(|b| b.with_console_socket(console.as_ref()))
         .and_then(|b| b.validate_id())

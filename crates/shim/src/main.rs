@@ -5,6 +5,7 @@ mod io;
 mod launch;
 mod log;
 mod run;
+mod seccomp;
 
 use std::path::PathBuf;
 

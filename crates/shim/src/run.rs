@@ -20,6 +20,7 @@ use nix::unistd::Pid;
 
 use crate::io::{Hub, StdinSink};
 use crate::launch::{Launch, LaunchPipes};
+use crate::seccomp::{Confined, Filter};
 use crate::log::JsonLog;
 use crate::RunArgs;
 
@@ -38,6 +39,8 @@ pub struct Shim {
     /// Exit statuses of our own children (exec helpers), by pid.
     children: Mutex<Children>,
     pub execs: Mutex<HashMap<String, crate::exec::ExecHandle>>,
+    /// The container's compiled seccomp filter, which execs load too.
+    pub filter: Option<Filter>,
     /// Shim ends of the launch pipes of a `--deferred` container, until `Launch`.
     launch: Mutex<Option<(File, File)>>,
 }
@@ -143,6 +146,7 @@ fn argv0(bundle: &Path) -> String {
 
 struct Created {
     container: Container,
+    filter: Option<Filter>,
     launch: Option<(File, File)>,
     out: Option<File>,
     err: Option<File>,
@@ -180,12 +184,16 @@ fn create(a: &RunArgs) -> Result<Created> {
         None
     };
     let pipes = if a.deferred { Some(LaunchPipes::new()?) } else { None };
-    if let Some(p) = &pipes {
-        b = b.with_executor(p.executor());
-    }
+    let cache = a.runtime_root.parent().unwrap_or(&a.runtime_root).join("seccomp");
+    let (bundle, filter) = crate::seccomp::prepare_bundle(&a.bundle, &a.state_dir, &cache)?;
+    let inner: Box<dyn libcontainer::workload::Executor> = match &pipes {
+        Some(p) => Box::new(p.executor()),
+        None => libcontainer::workload::default::get_executor(),
+    };
+    b = b.with_executor(Confined::new(inner, filter.clone()));
     let container = b
         .validate_id()?
-        .as_init(&a.bundle)
+        .as_init(&bundle)
         .with_systemd(false)
         .with_detach(true)
         .build().map_err(|e| anyhow::anyhow!(docker_error(&e.to_string(), &argv0(&a.bundle))))?;
@@ -200,7 +208,7 @@ fn create(a: &RunArgs) -> Result<Created> {
         }
         None => None,
     };
-    Ok(Created { container, launch, out, err, stdin_w, pty })
+    Ok(Created { container, filter, launch, out, err, stdin_w, pty })
 }
 
 /// Point our stdout/stderr at the shim's own log, so the daemon's pipe can go away.
@@ -276,6 +284,7 @@ pub fn main(a: RunArgs) -> i32 {
         children: Mutex::new(Children::default()),
         execs: Mutex::new(HashMap::new()),
         launch: Mutex::new(created.launch),
+        filter: created.filter,
     });
     ready(&Ready::Ok {
         shim_pid: std::process::id() as i32,

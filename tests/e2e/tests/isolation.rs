@@ -229,3 +229,29 @@ fn network_none_has_only_loopback() {
         );
     }
 }
+
+/// Docker's default seccomp profile is in force in the container and in every exec
+/// (berth compiles it once and loads it itself): `unshare` needs no capability for a
+/// user namespace, so only the filter can refuse it.
+#[test]
+fn default_seccomp_profile_applies_to_run_and_exec() {
+    let d = Daemon::start();
+    let probe = "unshare -U true 2>/dev/null; echo rc=$?; grep -E '^(Seccomp|CapBnd):' /proc/self/status";
+    let caps_bnd = "CapBnd:\t00000000a80425fb";
+    for cli in Cli::ALL {
+        for _ in 0..2 {
+            let o = d.cli(cli, &["run", "--rm", "busybox", "sh", "-c", probe]);
+            let out = o.ok();
+            assert!(out.contains("rc=1") && out.contains("Seccomp:\t2") && out.contains(caps_bnd), "{}: {out}", cli.name());
+        }
+        let o = d.cli(cli, &["run", "--rm", "--security-opt", "seccomp=unconfined", "busybox", "sh", "-c", probe]);
+        let out = o.ok();
+        assert!(out.contains("rc=0") && out.contains("Seccomp:\t0"), "{}: unconfined: {out}", cli.name());
+    }
+    d.berth(&["run", "-d", "--name", "sc", "busybox", "sleep", "60"]).ok();
+    for user in ["0", "1000"] {
+        let out = d.berth(&["exec", "-u", user, "sc", "sh", "-c", probe]).ok().to_owned();
+        assert!(out.contains("rc=1") && out.contains("Seccomp:\t2") && out.contains(caps_bnd), "exec -u {user}: {out}");
+    }
+    d.berth(&["rm", "-f", "sc"]).ok();
+}
