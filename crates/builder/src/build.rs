@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
 
 use berth_dockerfile::{expand_instruction_with, is_predefined_arg, Instruction, Lex, PROXY_ARGS};
-use berth_errdefs::{Error, Result};
+use berth_errdefs::Result;
 use berth_image::{History, ImageConfigFile, RootFs};
 
 use crate::backend::RunMountKind;
@@ -18,6 +18,8 @@ use crate::messages::{self as m, Msg};
 use crate::plan;
 use crate::remote;
 use crate::runmount;
+
+mod copy_step;
 
 fn fail(msg: impl Into<String>) -> Failure {
     Failure {
@@ -756,112 +758,6 @@ impl Driver<'_> {
             self.be.remove_container(&outcome.container_id)?;
             self.emit(m::removing(&outcome.container_id));
         }
-        self.emit_result(st);
-        Ok(())
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn copy(
-        &mut self,
-        df: &berth_dockerfile::Dockerfile,
-        stage_idx: usize,
-        st: &mut Stage,
-        kw: &str,
-        mut req: CopyRequest,
-        chown: &str,
-        from: &str,
-    ) -> std::result::Result<(), Failure> {
-        // Where the files come from.
-        let from_ctx = if from.is_empty() {
-            None
-        } else {
-            let src_image = match plan::stage_ref(df, from, stage_idx) {
-                Some(j) => self.results[j]
-                    .clone()
-                    .ok_or_else(|| fail(format!("stage {from} was not built")))?,
-                None => self.be.image(from).map_err(Failure::from)?.0,
-            };
-            let prefixes: Vec<String> = req
-                .sources
-                .iter()
-                .map(|s| Context::literal_prefix(s))
-                .collect();
-            let mut loaded = Context::default();
-            self.be.with_rootfs(&src_image, &mut |root| {
-                loaded = Context::from_dir(root, &prefixes)?;
-                Ok(())
-            })?;
-            Some(loaded)
-        };
-        let ctx = from_ctx.as_ref().unwrap_or(&self.ctx);
-        let mut plan_result: Option<std::result::Result<copy::CopyPlan, Error>> = None;
-        match st.image.clone() {
-            Some(id) => {
-                self.be.with_rootfs(&id, &mut |root| {
-                    if !chown.is_empty() {
-                        let passwd =
-                            std::fs::read_to_string(root.join("etc/passwd")).unwrap_or_default();
-                        let group =
-                            std::fs::read_to_string(root.join("etc/group")).unwrap_or_default();
-                        req.chown = Some(copy::parse_chown(chown, &passwd, &group)?);
-                    }
-                    let abs = if req.dest.starts_with('/') {
-                        req.dest.clone()
-                    } else {
-                        let wd = if req.workdir.is_empty() {
-                            "/"
-                        } else {
-                            req.workdir.as_str()
-                        };
-                        format!("{wd}/{}", req.dest)
-                    };
-                    if req.dest != "." {
-                        req.dest = copy::resolve_dest(root, &abs);
-                    }
-                    let exists = |p: &str| {
-                        std::fs::symlink_metadata(root.join(p))
-                            .ok()
-                            .map(|m| m.is_dir())
-                    };
-                    plan_result = Some(copy::plan_copy(ctx, &req, &exists));
-                    Ok(())
-                })?;
-            }
-            None => {
-                if !chown.is_empty() {
-                    req.chown = Some(copy::parse_chown(chown, "", "")?);
-                }
-                plan_result = Some(copy::plan_copy(ctx, &req, &|_| None));
-            }
-        }
-        let plan = plan_result.ok_or_else(|| fail("copy was not planned"))??;
-        let created_by = config::nop(&format!("{kw} {} in {} ", plan.src_desc, plan.dest));
-        let parent = st.image.clone().unwrap_or_default();
-        let mut text = format!(
-            "{kw} --chown={chown} --chmod={:?} {:?} {}",
-            req.chmod, req.sources, req.dest
-        );
-        if req.parents || !req.excludes.is_empty() || req.unpack.is_some() || !req.inline.is_empty()
-        {
-            let names: Vec<&str> = req.inline.iter().map(|f| f.name.as_str()).collect();
-            text.push_str(&format!(
-                " parents={} exclude={:?} unpack={:?} inline={names:?}",
-                req.parents, req.excludes, req.unpack
-            ));
-        }
-        let key = cache_key(&KeyInput {
-            parent: &parent,
-            text: &text,
-            args: &[],
-            content: Some(&plan.content_hash),
-        });
-        if self.use_cache(st, &key) {
-            return Ok(());
-        }
-        let layer = copy::write_layer(&plan.entries)?;
-        let diff = self.be.add_layer(&layer)?;
-        let cfg = st.cfg.clone();
-        self.commit(st, cfg, Some(diff), created_by, &key)?;
         self.emit_result(st);
         Ok(())
     }

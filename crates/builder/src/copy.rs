@@ -119,6 +119,68 @@ pub fn hash_entries(out: &BTreeMap<String, OutEntry>) -> String {
     hex::encode(h.finalize())
 }
 
+fn hash_source_entry(h: &mut Sha256, p: &str, e: &crate::context::Entry) {
+    h.update((p.len() as u64).to_be_bytes());
+    h.update(p.as_bytes());
+    match &e.kind {
+        Kind::File => h.update(b"f"),
+        Kind::Dir => h.update(b"d"),
+        Kind::Symlink(t) => {
+            h.update(b"l");
+            h.update((t.len() as u64).to_be_bytes());
+            h.update(t.as_bytes());
+        }
+    }
+    h.update(e.mode.to_be_bytes());
+    h.update((e.data.len() as u64).to_be_bytes());
+    h.update(&e.data);
+}
+
+/// A digest of everything [`plan_copy`] can read from `ctx` and `req.inline` for
+/// `req`'s sources (each matched entry, a directory with all it holds: paths, types,
+/// modes, link targets, bytes; no mtimes), computed without the parent image. With
+/// the parent image id and the unresolved request it determines the copy's result,
+/// so it keys the cache before the image is mounted. `None` when a source matches
+/// nothing or is a URL (the full plan reports those).
+pub fn source_digest(ctx: &Context, req: &CopyRequest) -> Option<String> {
+    let mut h = Sha256::new();
+    for s in &req.sources {
+        if s.contains("://") {
+            return None;
+        }
+        h.update(b"source\0");
+        h.update((s.len() as u64).to_be_bytes());
+        h.update(s.as_bytes());
+        let m = ctx.glob(s);
+        if m.is_empty() {
+            return None;
+        }
+        for p in m {
+            match ctx.get(&p) {
+                Some(e) => hash_source_entry(&mut h, &p, e),
+                None if p.is_empty() => h.update(b"root\0"),
+                None => return None,
+            }
+            if p.is_empty() || ctx.get(&p).is_some_and(|e| e.kind == Kind::Dir) {
+                for (c, e) in ctx.descendants(&p) {
+                    hash_source_entry(&mut h, c, e);
+                }
+            }
+            h.update(b"end\0");
+        }
+    }
+    for f in &req.inline {
+        h.update(b"inline\0");
+        h.update((f.name.len() as u64).to_be_bytes());
+        h.update(f.name.as_bytes());
+        h.update(f.mode.to_be_bytes());
+        h.update([u8::from(f.unpack)]);
+        h.update((f.data.len() as u64).to_be_bytes());
+        h.update(&f.data);
+    }
+    Some(hex::encode(h.finalize()))
+}
+
 /// Resolve the sources and lay the files out at their destinations.
 pub fn plan_copy(ctx: &Context, req: &CopyRequest, exists: Exists<'_>) -> Result<CopyPlan> {
     let (uid, gid) = req.chown.unwrap_or((0, 0));

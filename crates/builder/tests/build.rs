@@ -21,6 +21,8 @@ struct Fake {
     removed: Vec<String>,
     created: Vec<Vec<String>>,
     cancel: bool,
+    /// How many times a root filesystem was mounted.
+    mounts: usize,
 }
 
 fn sha(b: &[u8]) -> String {
@@ -72,6 +74,7 @@ impl Backend for Fake {
         image_id: &str,
         f: &mut dyn FnMut(&Path) -> Result<()>,
     ) -> Result<()> {
+        self.mounts += 1;
         let dir = tempfile::tempdir()?;
         let cfg = self.images[image_id].clone();
         for l in &cfg.rootfs.diff_ids {
@@ -539,4 +542,73 @@ fn a_gone_client_stops_the_build() {
     );
     assert!(r.unwrap_err().message.contains("cancelled"));
     assert!(be.runs.is_empty());
+}
+
+#[test]
+fn copy_cache_hits_mount_nothing_and_changes_rerun_exactly_what_they_touch() {
+    const DF: &str = "FROM busybox AS gen\nCOPY a.txt /out/\nCOPY gen.txt /g\nFROM busybox\nWORKDIR /app\nCOPY a.txt ./\nCOPY dir/ ./d/\nCOPY --from=gen /out/a.txt /data/\nCOPY --chown=0:0 --chmod=600 b.txt /b\nCMD [\"x\"]\n";
+    let mut be = Fake::with_busybox();
+    let base = |a: &str, y: &str, mode: u32| {
+        let mut c = ctx(&[
+            ("Dockerfile", DF),
+            ("a.txt", a),
+            ("b.txt", "B"),
+            ("gen.txt", "G"),
+            ("dir/x", "X"),
+        ]);
+        c.insert("dir/sub/y".into(), Entry::file(mode, y));
+        c
+    };
+    let (r1, t1) = run_build(&mut be, base("A", "Y", 0o644), &opts());
+    let id1 = r1.unwrap();
+    assert_eq!(t1.matches("Using cache").count(), 0, "{t1}");
+    assert!(be.mounts > 0);
+
+    // unchanged: every step is a hit, and no root filesystem is mounted for it
+    be.mounts = 0;
+    let (r2, t2) = run_build(&mut be, base("A", "Y", 0o644), &opts());
+    assert_eq!(r2.unwrap(), id1);
+    assert_eq!(t2.matches("Using cache").count(), 8, "{t2}");
+    assert_eq!(be.mounts, 0, "cache hits mount nothing");
+
+    // a file deep in a copied directory changes: that COPY and what follows rerun
+    let (r3, t3) = run_build(&mut be, base("A", "Y2", 0o644), &opts());
+    assert_ne!(r3.unwrap(), id1);
+    assert_eq!(
+        t3.matches("Using cache").count(),
+        4,
+        "gen's 2, WORKDIR, COPY a.txt: {t3}"
+    );
+    // only its mode changes: the same
+    let (_, t4) = run_build(&mut be, base("A", "Y", 0o600), &opts());
+    assert_eq!(t4.matches("Using cache").count(), 4, "{t4}");
+    // back to the first content: all cached again, the first image
+    let (r5, t5) = run_build(&mut be, base("A", "Y", 0o644), &opts());
+    assert_eq!(r5.unwrap(), id1);
+    assert_eq!(t5.matches("Using cache").count(), 8, "{t5}");
+
+    // a.txt changes: both gen steps, COPY a.txt and everything after it rerun
+    let (_, t6) = run_build(&mut be, base("A2", "Y", 0o644), &opts());
+    assert_eq!(t6.matches("Using cache").count(), 1, "WORKDIR only: {t6}");
+
+    // the gen stage gives a new image whose copied file is unchanged: the COPY --from
+    // is still a hit (matched by content once the new image is read) ...
+    let mut c = base("A", "Y", 0o644);
+    c.insert("gen.txt".into(), Entry::file(0o644, "G2"));
+    let (r7, t7) = run_build(&mut be, c.clone(), &opts());
+    assert_eq!(r7.unwrap(), id1, "{t7}");
+    assert_eq!(t7.matches("Using cache").count(), 7, "{t7}");
+    // ... and the next rebuild needs no mount for it
+    be.mounts = 0;
+    let (r8, t8) = run_build(&mut be, c, &opts());
+    assert_eq!(r8.unwrap(), id1);
+    assert_eq!(t8.matches("Using cache").count(), 8, "{t8}");
+    assert_eq!(be.mounts, 0);
+
+    // the COPY's own flags are part of its key
+    let df2 = DF.replace("--chmod=600", "--chmod=640");
+    let mut c = base("A", "Y", 0o644);
+    c.insert("Dockerfile".into(), Entry::file(0o644, df2.as_str()));
+    let (_, t9) = run_build(&mut be, c, &opts());
+    assert_eq!(t9.matches("Using cache").count(), 6, "{t9}");
 }

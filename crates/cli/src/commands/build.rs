@@ -17,11 +17,34 @@ use crate::progress::{stream_error, BuildDisplay, StreamError};
 use crate::stream::{stderr_is_tty, stdout_is_tty};
 use berth_builder::dockerignore::Matcher;
 
-fn append_entry(tar: &mut tar::Builder<Vec<u8>>, path: &Path, name: &str) -> Result<()> {
-    let meta =
-        std::fs::symlink_metadata(path).with_context(|| format!("stat {}", path.display()))?;
+/// A context entry found by the walk, written to the tar afterwards.
+struct Found {
+    path: PathBuf,
+    name: String,
+    meta: std::fs::Metadata,
+}
+
+impl Found {
+    /// Bytes it takes in the archive: header (plus GNU long-name records) and data.
+    fn tar_size(&self) -> usize {
+        let long = if self.name.len() + 1 > 100 {
+            1024 + self.name.len().div_ceil(512) * 512
+        } else {
+            0
+        };
+        let data = if self.meta.is_file() {
+            (self.meta.len() as usize).div_ceil(512) * 512
+        } else {
+            0
+        };
+        512 + long + data
+    }
+}
+
+fn append_entry(tar: &mut tar::Builder<Vec<u8>>, f: &Found) -> Result<()> {
+    let (meta, path, name) = (&f.meta, &f.path, f.name.as_str());
     let mut h = tar::Header::new_gnu();
-    h.set_metadata_in_mode(&meta, tar::HeaderMode::Complete);
+    h.set_metadata_in_mode(meta, tar::HeaderMode::Complete);
     h.set_uid(0);
     h.set_gid(0);
     let _ = h.set_username("");
@@ -34,14 +57,30 @@ fn append_entry(tar: &mut tar::Builder<Vec<u8>>, path: &Path, name: &str) -> Res
         h.set_size(0);
         tar.append_data(&mut h, format!("{name}/"), std::io::empty())?;
     } else if meta.is_file() {
-        let f = std::fs::File::open(path).with_context(|| format!("open {}", path.display()))?;
-        tar.append_data(&mut h, name, f)?;
+        let mut file =
+            std::fs::File::open(path).with_context(|| format!("open {}", path.display()))?;
+        if h.set_path(name).is_ok() {
+            // The common case: the file is read straight into the archive buffer.
+            let buf = tar.get_mut();
+            let at = buf.len();
+            buf.extend_from_slice(&[0; 512]);
+            let n = file
+                .read_to_end(buf)
+                .with_context(|| format!("read {}", path.display()))?;
+            h.set_size(n as u64);
+            h.set_cksum();
+            buf[at..at + 512].copy_from_slice(h.as_bytes());
+            buf.resize(buf.len() + (512 - n % 512) % 512, 0);
+        } else {
+            // A long name: the tar crate writes the GNU long-name records.
+            tar.append_data(&mut h, name, file)?;
+        }
     }
     Ok(())
 }
 
 fn walk(
-    tar: &mut tar::Builder<Vec<u8>>,
+    found: &mut Vec<Found>,
     root: &Path,
     rel: &str,
     m: &Matcher,
@@ -65,6 +104,17 @@ fn walk(
         };
         let ft = e.file_type()?;
         let ignored = m.matches(&child) && !keep.contains(&child);
+        let add = |found: &mut Vec<Found>, child: &str| -> Result<()> {
+            let path = e.path();
+            let meta = std::fs::symlink_metadata(&path)
+                .with_context(|| format!("stat {}", path.display()))?;
+            found.push(Found {
+                path,
+                name: child.to_owned(),
+                meta,
+            });
+            Ok(())
+        };
         if ft.is_dir() {
             if ignored
                 && !m.has_exclusions()
@@ -73,25 +123,32 @@ fn walk(
                 continue;
             }
             if !ignored {
-                append_entry(tar, &e.path(), &child)?;
+                add(found, &child)?;
             }
-            walk(tar, root, &child, m, keep)?;
+            walk(found, root, &child, m, keep)?;
         } else if !ignored {
-            append_entry(tar, &e.path(), &child)?;
+            add(found, &child)?;
         }
     }
     Ok(())
 }
 
 /// Tars `root`, leaving out what .dockerignore excludes (but always keeping the
-/// Dockerfile and .dockerignore themselves, as docker does).
+/// Dockerfile and .dockerignore themselves, as docker does). Uncompressed, like
+/// docker's; the buffer is sized from the walk so it is never regrown.
 pub fn context_tar(root: &Path, dockerfile_rel: &str) -> Result<Vec<u8>> {
     let ignore = std::fs::read_to_string(root.join(".dockerignore")).unwrap_or_default();
     let m = Matcher::parse(&ignore);
     let keep = vec![dockerfile_rel.to_string(), ".dockerignore".to_string()];
-    let mut tar = tar::Builder::new(Vec::new());
+    let mut found = Vec::new();
+    walk(&mut found, root, "", &m, &keep)?;
+    // room for the entries, the end-of-archive blocks, and a file appended later
+    let size: usize = found.iter().map(Found::tar_size).sum::<usize>() + 8192;
+    let mut tar = tar::Builder::new(Vec::with_capacity(size));
     tar.follow_symlinks(false);
-    walk(&mut tar, root, "", &m, &keep)?;
+    for f in &found {
+        append_entry(&mut tar, f)?;
+    }
     Ok(tar.into_inner()?)
 }
 
@@ -285,11 +342,15 @@ pub async fn build(c: &Client, a: BuildArgs) -> Result<i32> {
     }
     let q = build_query(&a, &dockerfile, remote.as_deref());
     let body = match tar {
-        Some(t) => stream_body(futures_util::stream::iter(
-            t.chunks(64 * 1024)
-                .map(|c| Ok(Bytes::copy_from_slice(c)))
-                .collect::<Vec<_>>(),
-        )),
+        Some(t) => {
+            // Chunks of one shared buffer (no copies), streamed like docker's upload.
+            let t = Bytes::from(t);
+            let chunks: Vec<std::io::Result<Bytes>> = (0..t.len())
+                .step_by(256 * 1024)
+                .map(|i| Ok(t.slice(i..t.len().min(i + 256 * 1024))))
+                .collect();
+            stream_body(futures_util::stream::iter(chunks))
+        }
         None => crate::client::empty(),
     };
     let mut headers = vec![
@@ -413,6 +474,49 @@ mod tests {
         let mut t2 = t.clone();
         append_to_tar(&mut t2, ".dockerfile.x", b"FROM x").unwrap();
         assert!(names(&t2).contains(&".dockerfile.x".to_string()));
+    }
+
+    #[test]
+    fn context_tar_keeps_contents_modes_links_and_long_names() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path();
+        std::fs::write(p.join("Dockerfile"), "FROM busybox\n").unwrap();
+        std::fs::write(p.join("empty"), "").unwrap();
+        let big: Vec<u8> = (0..70_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::create_dir(p.join("sub")).unwrap();
+        std::fs::write(p.join("sub/big.bin"), &big).unwrap();
+        std::fs::set_permissions(
+            p.join("sub/big.bin"),
+            std::fs::Permissions::from_mode(0o751),
+        )
+        .unwrap();
+        let long = "l".repeat(120);
+        std::fs::write(p.join(&long), "long name").unwrap();
+        std::os::unix::fs::symlink("sub/big.bin", p.join("link")).unwrap();
+        let t = context_tar(p, "Dockerfile").unwrap();
+        assert_eq!(t.len() % 512, 0);
+        let mut a = tar::Archive::new(&t[..]);
+        let mut seen = BTreeMap::new();
+        for e in a.entries().unwrap() {
+            let mut e = e.unwrap();
+            let name = e.path().unwrap().to_string_lossy().into_owned();
+            let mode = e.header().mode().unwrap();
+            let link = e
+                .link_name()
+                .unwrap()
+                .map(|l| l.to_string_lossy().into_owned());
+            let mut data = Vec::new();
+            e.read_to_end(&mut data).unwrap();
+            seen.insert(name, (mode, link, data));
+        }
+        assert_eq!(seen["sub/big.bin"].2, big);
+        assert_eq!(seen["sub/big.bin"].0 & 0o7777, 0o751);
+        assert_eq!(seen["empty"].2, b"");
+        assert_eq!(seen["Dockerfile"].2, b"FROM busybox\n");
+        assert_eq!(seen[&long].2, b"long name");
+        assert_eq!(seen["link"].1.as_deref(), Some("sub/big.bin"));
+        assert!(seen.contains_key("sub/"));
     }
 
     #[test]

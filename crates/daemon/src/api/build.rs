@@ -86,7 +86,9 @@ pub async fn build(d: &Arc<Daemon>, req: Request<Incoming>, q: &Query) -> Result
             "remote build contexts (URLs, git) are not supported by berthd yet",
         ));
     }
+    let t0 = std::time::Instant::now();
     let body = body_bytes(req.into_body()).await?;
+    let t_body = t0.elapsed();
     let ctx = tokio::task::spawn_blocking(move || {
         if body.is_empty() {
             Ok(Context::default())
@@ -96,6 +98,7 @@ pub async fn build(d: &Arc<Daemon>, req: Request<Incoming>, q: &Query) -> Result
     })
     .await
     .map_err(|e| Error::internal(e.to_string()))??;
+    let t_ctx = t0.elapsed();
     let (tx, resp) = stream(200, Some("application/json"));
     let d = d.clone();
     let rt = tokio::runtime::Handle::current();
@@ -126,6 +129,10 @@ pub async fn build(d: &Arc<Daemon>, req: Request<Incoming>, q: &Query) -> Result
             Ok(mut be) => berth_builder::build(&mut be, ctx, &opts, &mut out),
             Err(e) => Err(e.into()),
         };
+        tracing::debug!(
+            "build: context received {t_body:?}, unpacked {t_ctx:?}, built {:?}",
+            t0.elapsed()
+        );
         match result {
             Ok(id) => {
                 if quiet {

@@ -1,19 +1,42 @@
 //! `berth_builder::Backend` on top of the daemon. Runs on a blocking thread: async
 //! container operations go through the runtime handle.
 
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use berth_api::models::{ContainerCreateBody, HostConfig};
 use berth_builder::{Backend, DirCache, RunEvent, RunOutcome, RunSpec};
 use berth_errdefs::{Error, Result, ResultExt};
+use berth_image::store::ImageRecord;
 use berth_image::{ImageConfigFile, Reference};
+use berth_metadata::Table;
 use berth_shim_proto::FrameKind;
 use tokio::io::AsyncReadExt;
 
 use super::mounts;
 use crate::container::{self, lifecycle::WaitCondition, PendingAttach};
 use crate::Daemon;
+
+/// Parsed image configs by image id. An id is the digest of its config, so an entry
+/// never goes stale; the caller has already checked that the image still exists.
+static CONFIGS: std::sync::LazyLock<Mutex<HashMap<String, ImageConfigFile>>> =
+    std::sync::LazyLock::new(Default::default);
+const CONFIGS_MAX: usize = 512;
+
+/// The config of an image (a cache step looks up one per instruction).
+fn parsed_config(d: &Daemon, rec: &ImageRecord) -> Result<ImageConfigFile> {
+    if let Some(c) = CONFIGS.lock().unwrap().get(&rec.id) {
+        return Ok(c.clone());
+    }
+    let cfg = d.images.config(rec)?;
+    let mut m = CONFIGS.lock().unwrap();
+    if m.len() >= CONFIGS_MAX {
+        m.clear();
+    }
+    m.insert(rec.id.clone(), cfg.clone());
+    Ok(cfg)
+}
 
 /// The daemon as the builder's backend.
 pub struct DaemonBackend {
@@ -50,6 +73,25 @@ impl DaemonBackend {
             }
         }
     }
+    /// A rebuild that tags the image the tag already names changes nothing durable:
+    /// only the image's last-tag time is updated (as Docker does), in a commit that
+    /// does not wait for the disk (a crash may keep the older time). Returns false,
+    /// writing nothing, when the tag is new or names another image.
+    fn retag_unchanged(&self, image_id: &str, r: &Reference) -> Result<bool> {
+        let key = r.familiar();
+        self.d.db.update_lazy(|tx| {
+            if tx.get::<String>(Table::Tags, &key)?.as_deref() != Some(image_id) {
+                return Ok(false);
+            }
+            let Some(mut rec) = tx.get::<ImageRecord>(Table::Images, image_id)? else {
+                return Ok(false);
+            };
+            rec.last_tag_time = Some(berth_image::config::now_rfc3339());
+            tx.put(Table::Images, image_id, &rec)?;
+            Ok(true)
+        })
+    }
+
     /// Create, attach to, start and wait for a build container: (id, exit code).
     fn run_container(
         &mut self,
@@ -58,7 +100,7 @@ impl DaemonBackend {
     ) -> Result<(String, i64)> {
         let d = self.d.clone();
         self.rt.block_on(async {
-            let cid = container::create::create(&d, None, body).await?;
+            let cid = container::create::create_opts(&d, None, body, false).await?;
             let c = d.containers.get(&cid)?;
             ev(RunEvent::Started(&cid));
             let (tx, rx) = tokio::sync::oneshot::channel();
@@ -99,7 +141,7 @@ impl DaemonBackend {
 impl Backend for DaemonBackend {
     fn image(&mut self, name: &str) -> Result<(String, ImageConfigFile)> {
         let rec = self.d.images.resolve(name)?;
-        let cfg = self.d.images.config(&rec)?;
+        let cfg = parsed_config(&self.d, &rec)?;
         Ok((rec.id, cfg))
     }
 
@@ -207,7 +249,8 @@ impl Backend for DaemonBackend {
             entrypoint: Some(vec![String::new()]),
             ..Default::default()
         };
-        self.rt.block_on(container::create::create(&d, None, body))
+        self.rt
+            .block_on(container::create::create_opts(&d, None, body, false))
     }
 
     fn remove_container(&mut self, id: &str) -> Result<()> {
@@ -220,7 +263,9 @@ impl Backend for DaemonBackend {
 
     fn tag(&mut self, image_id: &str, reference: &str) -> Result<String> {
         let r = Reference::parse_tagged(reference)?;
-        self.d.images.tag(image_id, &r)?;
+        if !self.retag_unchanged(image_id, &r)? {
+            self.d.images.tag(image_id, &r)?;
+        }
         let mut attrs = std::collections::HashMap::new();
         attrs.insert("name".to_owned(), r.familiar());
         self.d.events.emit(
