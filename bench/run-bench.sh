@@ -4,6 +4,11 @@
 #   (a) berthd (release build), driven by the berth CLI and by the docker CLI,
 #   (b) Debian's dockerd (docker.io), started here on private roots, via the docker CLI,
 #   (c) bare `runc run` of an OCI bundle holding the same busybox rootfs.
+# Each path is timed twice: "paced", with a pause of $pause s between runs (hyperfine
+# --prepare, not timed) — the latency of one `run` as a user or a script sees it — and
+# back to back, where each run also competes with the work the previous one left
+# (berthd's next warm sandbox, dockerd's clean-up). berthd is also timed with
+# --warm-containers 0: every container created on demand.
 # Medians go to bench/results/run.json and to the "run" section of BENCHMARKS.md.
 #
 #   bench/run-bench.sh [-n RUNS] [-w WARMUP] [--skip-berth] [--skip-docker] [--skip-runc] [--no-write]
@@ -13,7 +18,7 @@ cd "$(dirname "$0")/.."
 repo=$PWD
 [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
 
-runs=30 warmup=3 do_berth=1 do_docker=1 do_runc=1 write=1
+runs=30 warmup=3 pause=0.2 do_berth=1 do_docker=1 do_runc=1 write=1
 while [ $# -gt 0 ]; do
     case $1 in
         -n) runs=$2; shift ;;
@@ -49,11 +54,23 @@ echo "==> busybox rootfs"
 rootfs_tar=$work/busybox.tar
 scripts/mkrootfs-busybox.sh "$rootfs_tar"
 
-hf() { # name, command...
+hf() { # name, command...  (back to back)
     local name=$1; shift
     echo "==> $name: $*"
     hyperfine --style basic --warmup "$warmup" --runs "$runs" --export-json "$results/$name.json" \
         --command-name "$name" "$*"
+}
+hf_paced() { # name, command...  (a pause before each run)
+    local name=$1; shift
+    echo "==> $name (paced, ${pause}s apart): $*"
+    hyperfine --style basic --warmup "$warmup" --runs "$runs" --prepare "sleep $pause" \
+        --export-json "$results/$name.json" --command-name "$name" "$*"
+}
+start_berthd() { # extra berthd flags...
+    PATH=$rel:$PATH "$rel/berthd" --data-root "$work/berth/data" --exec-root "$work/berth/exec" \
+        -H "unix://$bsock" "$@" >>"$work/berthd.log" 2>&1 </dev/null &
+    berthd_pid=$!
+    wait_ping "$bsock" 20
 }
 
 # ---------- (a) berthd ----------
@@ -63,13 +80,17 @@ if [ "$do_berth" = 1 ]; then
     rel=$repo/target/release
     bsock=$work/berth.sock
     mkdir -p "$work/berth/data" "$work/berth/exec"
-    PATH=$rel:$PATH "$rel/berthd" --data-root "$work/berth/data" --exec-root "$work/berth/exec" \
-        -H "unix://$bsock" >"$work/berthd.log" 2>&1 </dev/null &
-    berthd_pid=$!
-    if wait_ping "$bsock" 20 && "$rel/berth" -H "unix://$bsock" import "$rootfs_tar" busybox >/dev/null \
-        && "$rel/berth" -H "unix://$bsock" run --rm --network none busybox true; then
-        hf berth-cli "$rel/berth -H unix://$bsock run --rm --network none busybox true"
-        hf docker-cli-on-berthd "env DOCKER_HOST=unix://$bsock DOCKER_CONFIG=$work/dockercfg $docker_cli run --rm --network none busybox true"
+    berth_run="$rel/berth -H unix://$bsock run --rm --network none busybox true"
+    docker_on_berth="env DOCKER_HOST=unix://$bsock DOCKER_CONFIG=$work/dockercfg $docker_cli run --rm --network none busybox true"
+    if start_berthd && "$rel/berth" -H "unix://$bsock" import "$rootfs_tar" busybox >/dev/null \
+        && $berth_run; then
+        hf_paced berth-cli-paced "$berth_run"
+        hf_paced docker-cli-on-berthd-paced "$docker_on_berth"
+        hf berth-cli "$berth_run"
+        hf docker-cli-on-berthd "$docker_on_berth"
+        stop_pid "$berthd_pid"; berthd_pid=
+        start_berthd --warm-containers 0
+        hf_paced berth-cli-cold-paced "$berth_run"
     else
         echo "!! berthd is not usable yet; skipping (a). Log:" >&2
         tail -n 20 "$work/berthd.log" >&2 || true
@@ -94,6 +115,7 @@ if [ "$do_docker" = 1 ]; then
     export DOCKER_CONFIG=$work/dockercfg
     DOCKER_HOST=unix://$dsock "$docker_cli" import "$rootfs_tar" busybox >/dev/null
     DOCKER_HOST=unix://$dsock "$docker_cli" run --rm --network none busybox true
+    hf_paced dockerd-paced "env DOCKER_HOST=unix://$dsock $docker_cli run --rm --network none busybox true"
     hf dockerd "env DOCKER_HOST=unix://$dsock $docker_cli run --rm --network none busybox true"
     stop_pid "$dockerd_pid"; dockerd_pid=
 fi
@@ -110,6 +132,7 @@ if [ "$do_runc" = 1 ]; then
         "$bundle/config.json" >"$bundle/config.json.new"
     mv "$bundle/config.json.new" "$bundle/config.json"
     runc --root "$work/runc-root" run --bundle "$bundle" bench-probe </dev/null
+    hf_paced runc-paced "runc --root $work/runc-root run --bundle $bundle bench-run"
     hf runc "runc --root $work/runc-root run --bundle $bundle bench-run"
 fi
 
@@ -124,15 +147,27 @@ m_berth=$(median berth-cli)
 m_docker_on_berth=$(median docker-cli-on-berthd)
 m_dockerd=$(median dockerd)
 m_runc=$(median runc)
-r_berth=$(ratio "$m_berth" "$m_dockerd")
-r_docker_on_berth=$(ratio "$m_docker_on_berth" "$m_dockerd")
+p_berth=$(median berth-cli-paced)
+p_docker_on_berth=$(median docker-cli-on-berthd-paced)
+p_dockerd=$(median dockerd-paced)
+p_runc=$(median runc-paced)
+p_cold=$(median berth-cli-cold-paced)
+r_berth=$(ratio "$p_berth" "$p_dockerd")
+r_docker_on_berth=$(ratio "$p_docker_on_berth" "$p_dockerd")
+r_b2b=$(ratio "$m_berth" "$m_dockerd")
+r_cold=$(ratio "$p_cold" "$p_dockerd")
 
 write_json() {
 mkdir -p bench/results
 jq -n --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --argjson runs "$runs" \
-    --arg berth "$m_berth" --arg docker_on_berth "$m_docker_on_berth" --arg dockerd "$m_dockerd" --arg runc "$m_runc" \
+    --arg pause "$pause" --arg berth "$m_berth" --arg docker_on_berth "$m_docker_on_berth" --arg dockerd "$m_dockerd" \
+    --arg runc "$m_runc" --arg pberth "$p_berth" --arg pdob "$p_docker_on_berth" --arg pdockerd "$p_dockerd" \
+    --arg prunc "$p_runc" --arg pcold "$p_cold" \
     'def num: if . == "" then null else tonumber end;
-     {date: $date, runs: $runs, median_seconds: {berth_cli: ($berth | num),
+     {date: $date, runs: $runs, pause_seconds: ($pause | num),
+      paced_median_seconds: {berth_cli: ($pberth | num), docker_cli_on_berthd: ($pdob | num),
+        berth_cli_no_warm_containers: ($pcold | num), dockerd: ($pdockerd | num), runc: ($prunc | num)},
+      back_to_back_median_seconds: {berth_cli: ($berth | num),
       docker_cli_on_berthd: ($docker_on_berth | num), dockerd: ($dockerd | num), runc: ($runc | num)}}' \
     >bench/results/run.json
 }
@@ -148,16 +183,22 @@ section=$(cat <<MD
 
 \`run --rm --network none busybox true\`, median of $runs runs after $warmup warm-ups
 (hyperfine), $(nproc) CPUs, $(date -u +%Y-%m-%d). Produced by \`bench/run-bench.sh\`.
+*Paced*: ${pause} s pause before each run (\`--prepare\`, not timed): one \`run\` as a user or a
+script sees it. *Back to back*: each run also pays for what the one before left running
+(berthd: creating the next warm sandbox; dockerd: its clean-up). berthd keeps one container
+of the last-run shape created ahead of time (\`--warm-containers\`, see ARCHITECTURE.md);
+the last row turns that off.
 
-| path | median (ms) |
-|---|---|
-| berth CLI → berthd | $(ms "$m_berth") |
-| docker CLI → berthd | $(ms "$m_docker_on_berth") |
-| docker CLI → dockerd $(dockerd --version 2>/dev/null | awk '{print $3}' | tr -d ,) | $(ms "$m_dockerd") |
-| bare \`runc run\` $(runc --version 2>/dev/null | awk 'NR==1 {print $3}') | $(ms "$m_runc") |
+| path | paced (ms) | back to back (ms) |
+|---|---|---|
+| berth CLI → berthd | $(ms "$p_berth") | $(ms "$m_berth") |
+| docker CLI → berthd | $(ms "$p_docker_on_berth") | $(ms "$m_docker_on_berth") |
+| docker CLI → dockerd $(dockerd --version 2>/dev/null | awk '{print $3}' | tr -d ,) | $(ms "$p_dockerd") | $(ms "$m_dockerd") |
+| bare \`runc run\` $(runc --version 2>/dev/null | awk 'NR==1 {print $3}') | $(ms "$p_runc") | $(ms "$m_runc") |
+| berth CLI → berthd --warm-containers 0 | $(ms "$p_cold") | |
 
-berth/docker ratio (berth CLI median ÷ dockerd median): **$r_berth** (docker CLI on berthd: $r_docker_on_berth);
-target ≤ 0.05: $verdict.
+berth/docker ratio, paced (berth CLI ÷ dockerd): **$r_berth** (docker CLI on berthd: $r_docker_on_berth;
+back to back: $r_b2b; without warm containers: $r_cold); target ≤ 0.05: $verdict.
 <!-- bench:run:end -->
 MD
 )
