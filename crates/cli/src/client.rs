@@ -1,12 +1,12 @@
 //! Connection to the daemon: host resolution, daemon auto-start, API version
-//! negotiation (bollard), and a small raw HTTP layer for the calls whose wire
-//! shape bollard does not give us (hijacks, `wait` headers-first, streamed uploads).
+//! negotiation (`HEAD /_ping`, as the docker CLI does), and the raw HTTP layer every
+//! call goes through (including hijacks, `wait` headers-first, streamed uploads);
+//! bollard supplies the API models.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
-use bollard::Docker;
 use bytes::{Bytes, BytesMut};
 use futures_util::Stream;
 use futures_util::StreamExt;
@@ -165,9 +165,9 @@ pub fn resolve_socket(host: Option<&str>) -> Result<(PathBuf, bool)> {
     }
 }
 
-/// A connected, version-negotiated client. bollard negotiates the version (and
-/// supplies the models); requests go through [`Client::request`] so that every path
-/// carries the `/v{version}` prefix and docker's exact query parameters.
+/// A connected, version-negotiated client; requests go through [`Client::request`]
+/// so that every path carries the `/v{version}` prefix and docker's exact query
+/// parameters.
 #[derive(Clone)]
 pub struct Client {
     pub socket: PathBuf,
@@ -258,34 +258,36 @@ impl Client {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
-        let docker = Docker::connect_with_unix(
-            &socket.to_string_lossy(),
-            24 * 3600,
-            bollard::API_DEFAULT_VERSION,
-        )
-        .map_err(|_| {
+        // Negotiate as the docker CLI does: `HEAD /_ping`, then the lower of the
+        // daemon's `Api-Version` and ours (bollard's models set the client's maximum).
+        let ours = bollard::API_DEFAULT_VERSION;
+        let mut c = Client {
+            socket,
+            version: format!("{}.{}", ours.major_version, ours.minor_version),
+        };
+        let unreachable = || {
             anyhow!(
                 "Cannot connect to the berth daemon at unix://{}. Is berthd running?",
-                socket.display()
+                c.socket.display()
             )
-        })?;
-        let docker = match docker.clone().negotiate_version().await {
-            Ok(d) => d,
-            Err(bollard::errors::Error::HyperResponseError { .. })
-            | Err(bollard::errors::Error::IOError { .. }) => {
-                bail!(
-                    "Cannot connect to the berth daemon at unix://{}. Is berthd running?",
-                    socket.display()
-                )
-            }
-            Err(e) => {
-                // A daemon that does not report a version: keep the default (as docker does).
-                tracing_free_debug(&e);
-                docker
-            }
         };
-        let version = docker.client_version().to_string();
-        Ok(Client { socket, version })
+        let mut sender = c.sender(false).await.map_err(|_| unreachable())?;
+        let ping = Request::builder()
+            .method(Method::HEAD)
+            .uri("/_ping")
+            .header("Host", "api.moby.localhost")
+            .body(empty())?;
+        let resp = sender.send_request(ping).await.map_err(|_| unreachable())?;
+        let theirs = resp
+            .headers()
+            .get("Api-Version")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_version);
+        // A daemon that does not report a version: keep ours (as docker does).
+        if let Some(v) = theirs.filter(|v| *v < (ours.major_version, ours.minor_version)) {
+            c.version = format!("{}.{}", v.0, v.1);
+        }
+        Ok(c)
     }
 
     fn uri(&self, path: &str, q: &Query) -> String {
@@ -482,10 +484,10 @@ impl Client {
     }
 }
 
-fn tracing_free_debug(e: &bollard::errors::Error) {
-    if std::env::var_os("BERTH_DEBUG").is_some() {
-        eprintln!("version negotiation failed: {e}");
-    }
+/// `1.41` → (1, 41).
+fn parse_version(s: &str) -> Option<(usize, usize)> {
+    let (a, b) = s.trim().split_once('.')?;
+    Some((a.parse().ok()?, b.parse().ok()?))
 }
 
 pub struct Hijacked {

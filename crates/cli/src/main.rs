@@ -28,7 +28,9 @@ fn main() {
             }
         }
     }
-    let rt = match tokio::runtime::Builder::new_multi_thread()
+    // One thread: a CLI call is a few sequential requests and a stream or two, and
+    // cross-thread wake-ups only add latency.
+    let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {

@@ -46,6 +46,8 @@ pub struct Daemon {
     pub shim_path: PathBuf,
     pub started_at: chrono::DateTime<chrono::Utc>,
     pub warm: container::warm::Warm,
+    /// A flush of lazy metadata commits is scheduled.
+    flush_pending: std::sync::atomic::AtomicBool,
 }
 
 impl Daemon {
@@ -67,6 +69,7 @@ impl Daemon {
             events: events::Events::new(),
             execs: container::exec::Execs::default(),
             warm: container::warm::Warm::new(cfg.warm_containers),
+            flush_pending: Default::default(),
             cfg,
             db,
             images,
@@ -79,6 +82,29 @@ impl Daemon {
         Ok(d)
     }
 }
+
+impl Daemon {
+    /// Make the metadata commits that skipped the disk durable shortly (group commit):
+    /// `--rm` containers are recorded lazily so that `run --rm` waits for no fsync,
+    /// and are on disk at most [`FLUSH_DELAY`] later.
+    pub fn flush_soon(self: &Arc<Self>) {
+        if self.flush_pending.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        let d = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(FLUSH_DELAY).await;
+            d.flush_pending.store(false, std::sync::atomic::Ordering::SeqCst);
+            let db = d.db.clone();
+            if let Ok(Err(e)) = tokio::task::spawn_blocking(move || db.flush()).await {
+                tracing::warn!("flush metadata: {e}");
+            }
+        });
+    }
+}
+
+/// How long lazy metadata commits may wait for the disk.
+pub const FLUSH_DELAY: std::time::Duration = std::time::Duration::from_millis(100);
 
 fn find_shim() -> anyhow::Result<PathBuf> {
     if let Ok(exe) = std::env::current_exe() {

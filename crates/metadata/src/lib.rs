@@ -43,6 +43,8 @@ fn db_err(e: impl std::fmt::Display) -> Error {
 /// The metadata database.
 pub struct Db {
     db: redb::Database,
+    /// A commit that did not wait for the disk happened since the last durable one.
+    dirty: std::sync::atomic::AtomicBool,
 }
 
 impl Db {
@@ -54,7 +56,17 @@ impl Db {
             w.open_table(t.def()).map_err(db_err)?;
         }
         w.commit().map_err(db_err)?;
-        Ok(Db { db })
+        Ok(Db { db, dirty: Default::default() })
+    }
+
+    /// Make every earlier commit durable (an empty durable commit, if any commit since
+    /// the last durable one skipped the disk).
+    pub fn flush(&self) -> Result<()> {
+        if !self.dirty.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            return Ok(());
+        }
+        let w = self.db.begin_write().map_err(db_err)?;
+        w.commit().map_err(db_err)
     }
 
     /// Read one value.
@@ -86,6 +98,8 @@ impl Db {
             let mut tx = Tx { w: &w };
             f(&mut tx)?
         };
+        // A durable commit makes the lazy ones before it durable too.
+        self.dirty.store(false, std::sync::atomic::Ordering::SeqCst);
         w.commit().map_err(db_err)?;
         Ok(r)
     }
@@ -99,6 +113,7 @@ impl Db {
             f(&mut tx)?
         };
         w.commit().map_err(db_err)?;
+        self.dirty.store(true, std::sync::atomic::Ordering::SeqCst);
         Ok(r)
     }
 
@@ -114,7 +129,9 @@ impl Db {
         let mut w = self.db.begin_write().map_err(db_err)?;
         w.set_durability(redb::Durability::None).map_err(db_err)?;
         Tx { w: &w }.put(table, key, value)?;
-        w.commit().map_err(db_err)
+        w.commit().map_err(db_err)?;
+        self.dirty.store(true, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
     }
 
     /// Delete one key in its own transaction.

@@ -128,6 +128,47 @@ pub fn write_line<T: Serialize>(w: &mut impl Write, v: &T) -> io::Result<()> {
     w.flush()
 }
 
+fn peek(s: &std::os::unix::net::UnixStream, buf: &mut [u8]) -> io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    loop {
+        // SAFETY: recv into a buffer we own, with its length.
+        let n = unsafe { libc::recv(s.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_PEEK) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// Read one JSON line from a socket without consuming anything after it (an attach
+/// may carry stdin right behind its request): peek, then take exactly the line.
+pub fn read_line_socket<T: for<'de> Deserialize<'de>>(s: &mut std::os::unix::net::UnixStream) -> io::Result<T> {
+    let mut line = Vec::with_capacity(256);
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = peek(s, &mut buf)?;
+        if n == 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed"));
+        }
+        let (take, done) = match buf[..n].iter().position(|&b| b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (n, false),
+        };
+        s.read_exact(&mut buf[..take])?;
+        line.extend_from_slice(&buf[..take]);
+        if line.len() > 16 << 20 {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "line too long"));
+        }
+        if done {
+            line.pop();
+            return serde_json::from_slice(&line).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e));
+        }
+    }
+}
+
 /// Read one JSON line byte by byte (so no stream data after it is consumed).
 pub fn read_line<T: for<'de> Deserialize<'de>>(r: &mut impl Read) -> io::Result<T> {
     let mut buf = Vec::with_capacity(128);
@@ -150,6 +191,27 @@ pub fn read_line<T: for<'de> Deserialize<'de>>(r: &mut impl Read) -> io::Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn socket_line_leaves_what_follows() {
+        let (mut a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let mut out = Vec::new();
+        write_line(&mut out, &Request::Launch { args: vec!["x".repeat(5000)], env: vec![] }).unwrap();
+        out.extend_from_slice(b"stdin bytes");
+        let writer = std::thread::spawn(move || {
+            // In pieces, so the reader sees partial lines.
+            for chunk in out.chunks(1000) {
+                a.write_all(chunk).unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+        });
+        let req: Request = read_line_socket(&mut b).unwrap();
+        assert!(matches!(req, Request::Launch { ref args, .. } if args[0].len() == 5000));
+        writer.join().unwrap();
+        let mut rest = Vec::new();
+        b.read_to_end(&mut rest).unwrap();
+        assert_eq!(rest, b"stdin bytes");
+    }
 
     #[test]
     fn lines_and_frames_roundtrip() {

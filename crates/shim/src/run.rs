@@ -306,7 +306,7 @@ pub fn main(a: RunArgs) -> i32 {
 
 impl Shim {
     fn handle(self: &Arc<Self>, mut conn: UnixStream) -> Result<()> {
-        let req: Request = proto::read_line(&mut conn)?;
+        let req: Request = proto::read_line_socket(&mut conn)?;
         let resp = match req {
             Request::Attach { stdin, stdout, stderr } => {
                 proto::write_line(&mut conn, &Response::Ok)?;

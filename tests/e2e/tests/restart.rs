@@ -145,3 +145,25 @@ fn container_exiting_while_daemon_is_down_is_seen_as_exited() {
     let o = d.berth(&["start", "-a", "shortlived"]);
     assert_eq!((o.code, o.stdout.as_str()), (6, "bye\n"), "{o}");
 }
+
+/// `--rm` containers are recorded without waiting for the disk (flushed within 100 ms);
+/// a `kill -9` of berthd right after `run -d --rm` must still find the container
+/// running afterwards, and its removal on exit still happens.
+#[test]
+fn rm_container_survives_daemon_kill9_right_after_run() {
+    let mut d = Daemon::start();
+    let id = d
+        .berth(&["run", "-d", "--rm", "--name", "quick", "busybox", "sleep", "30"])
+        .ok()
+        .trim()
+        .to_string();
+    d.crash();
+    d.relaunch();
+    assert_eq!(d.inspect("quick")["State"]["Running"], true, "{}", d.log());
+    assert_eq!(d.inspect("quick")["Id"], id.as_str());
+    d.berth(&["stop", "-t", "1", "quick"]).ok();
+    assert!(
+        wait_until(Duration::from_secs(10), || d.container_ids().is_empty()),
+        "--rm container not removed after stop"
+    );
+}

@@ -200,7 +200,7 @@ pub async fn create_opts(d: &Arc<Daemon>, name: Option<&str>, body: ContainerCre
     let paths = Paths::new(d, &id);
     std::fs::create_dir_all(&paths.dir)?;
     d.snap.prepare(&id)?;
-    let reserved = d.db.update(|tx| {
+    let reserve = |tx: &mut berth_metadata::Tx<'_>| {
         if let Some(other) = tx.get::<String>(Table::Names, &name)? {
             return Err(Error::conflict(format!(
                 "Conflict. The container name \"/{name}\" is already in use by container \"{other}\". You have to remove (or rename) that container to be able to reuse that name."
@@ -208,7 +208,18 @@ pub async fn create_opts(d: &Arc<Daemon>, name: Option<&str>, body: ContainerCre
         }
         tx.put(Table::Names, &name, &id)?;
         tx.put(Table::Containers, &id, &rec)
-    });
+    };
+    // A `--rm` container is recorded without waiting for the disk (group commit, see
+    // `Daemon::flush_soon`); its start leaves a copy of the record in its runtime
+    // state, from which start-up recovers it if the commit did not reach the disk.
+    let reserved = if rec.host_config.auto_remove.unwrap_or(false) {
+        d.db.update_lazy(reserve)
+    } else {
+        d.db.update(reserve)
+    };
+    if reserved.is_ok() && rec.host_config.auto_remove.unwrap_or(false) {
+        d.flush_soon();
+    }
     if let Err(e) = reserved {
         match claim {
             Some(c) => {

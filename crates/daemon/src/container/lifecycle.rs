@@ -12,11 +12,19 @@ use berth_shim_proto::{ExitStatus, Request, Response, EXIT_FILE};
 use super::{event_attrs, now, shim, Container, Paths, Status};
 use crate::Daemon;
 
-/// Watch a running container's shim and record the exit when it comes.
-pub fn spawn_monitor(d: Arc<Daemon>, c: Arc<Container>) {
+/// Watch a running container's shim and record the exit when it comes; `waiting`: a
+/// connection that already sent `Wait`.
+pub fn spawn_monitor(d: Arc<Daemon>, c: Arc<Container>, waiting: Option<tokio::net::UnixStream>) {
     tokio::spawn(async move {
         let state = Paths::new(&d, &c.id).state;
-        let status = match wait_shim(&state).await {
+        let answer = match waiting {
+            Some(mut s) => match shim::read_response(&mut s).await {
+                Ok(Response::Exited(st)) => Some(st),
+                _ => None,
+            },
+            None => wait_shim(&state).await,
+        };
+        let status = match answer {
             Some(st) => st,
             None => read_exit_file(&state).unwrap_or(ExitStatus {
                 code: 255,
@@ -30,9 +38,8 @@ pub fn spawn_monitor(d: Arc<Daemon>, c: Arc<Container>) {
 }
 
 pub(super) async fn wait_shim(state: &std::path::Path) -> Option<ExitStatus> {
-    let mut s = shim::connect(state).await.ok()?;
-    shim::write_line(&mut s, &Request::Wait).await.ok()?;
-    match shim::read_line::<Response>(&mut s).await.ok()? {
+    let mut s = shim::send_wait(state).await.ok()?;
+    match shim::read_response(&mut s).await.ok()? {
         Response::Exited(st) => Some(st),
         _ => None,
     }
@@ -277,6 +284,7 @@ pub async fn remove(d: &Arc<Daemon>, c: &Arc<Container>, force: bool, _volumes: 
     };
     if auto {
         d.db.update_lazy(delete)?;
+        d.flush_soon();
     } else {
         d.db.update(delete)?;
     }

@@ -268,6 +268,10 @@ impl Paths {
     }
 }
 
+/// A running `--rm` container's record, kept in its exec-root state dir: start-up
+/// recovers the container from it if the lazy metadata commit was lost in a crash.
+pub const RECORD_COPY: &str = "record.json";
+
 /// The libcontainer state root.
 pub fn runtime_root(d: &Daemon) -> PathBuf {
     d.cfg.exec_root.join("runtime")

@@ -11,8 +11,37 @@ use berth_shim_proto::ExitStatus;
 use super::{lifecycle, now, shim, Container, Paths, Record, Status};
 use crate::Daemon;
 
+/// `--rm` containers whose lazy commits a crash lost: their record's copy in the exec
+/// root brings them back (written durably now).
+fn recover_lost_records(d: &Daemon, recs: &mut Vec<(String, Record)>) {
+    let Ok(entries) = std::fs::read_dir(d.cfg.exec_root.join("c")) else { return };
+    for e in entries.flatten() {
+        let id = e.file_name().to_string_lossy().into_owned();
+        if recs.iter().any(|(_, r)| r.id == id) {
+            continue;
+        }
+        let Ok(raw) = std::fs::read(e.path().join(super::RECORD_COPY)) else { continue };
+        let Ok(rec) = serde_json::from_slice::<Record>(&raw) else { continue };
+        if rec.id != id {
+            continue;
+        }
+        let name_free = d.db.get::<String>(Table::Names, &rec.name).ok().flatten().is_none();
+        let put = d.db.update(|tx| {
+            if name_free {
+                tx.put(Table::Names, &rec.name, &rec.id)?;
+            }
+            tx.put(Table::Containers, &rec.id, &rec)
+        });
+        if put.is_ok() {
+            tracing::info!(%id, "recovered the record of a --rm container from its runtime state");
+            recs.push((id, rec));
+        }
+    }
+}
+
 pub async fn restore_all(d: &Arc<Daemon>) -> Result<()> {
-    let recs: Vec<(String, Record)> = d.db.list(Table::Containers)?;
+    let mut recs: Vec<(String, Record)> = d.db.list(Table::Containers)?;
+    recover_lost_records(d, &mut recs);
     let ids = recs.iter().map(|(_, r)| r.id.clone()).collect();
     super::warm::reap_leftovers(d, &ids).await;
     let mut to_start = Vec::new();
@@ -23,7 +52,7 @@ pub async fn restore_all(d: &Arc<Daemon>) -> Result<()> {
         if rec.state.status.is_live() || rec.state.status == Status::Restarting {
             if shim::connect(&state).await.is_ok() {
                 tracing::info!(id = %rec.id, "re-adopted running container");
-                lifecycle::spawn_monitor(d.clone(), c);
+                lifecycle::spawn_monitor(d.clone(), c, None);
                 continue;
             }
             let st = lifecycle::exit_from_disk(d, &rec.id).unwrap_or(ExitStatus {

@@ -39,11 +39,37 @@ fn shim_err(e: std::io::Error) -> Error {
     Error::internal(format!("container shim: {e}"))
 }
 
+/// Read the one response line of a request/response exchange: nothing follows it on
+/// the connection, so it can be read in chunks rather than byte by byte.
+pub async fn read_response(s: &mut UnixStream) -> std::io::Result<Response> {
+    let mut buf = Vec::with_capacity(256);
+    let mut chunk = [0u8; 1024];
+    loop {
+        let n = s.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "shim closed the connection"));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(i) = buf.iter().position(|&b| b == b'\n') {
+            return serde_json::from_slice(&buf[..i]).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e));
+        }
+    }
+}
+
 /// Send one request and read its response.
 pub async fn call(state_dir: &Path, req: &Request) -> Result<Response> {
     let mut s = connect(state_dir).await.map_err(shim_err)?;
     write_line(&mut s, req).await.map_err(shim_err)?;
-    read_line(&mut s).await.map_err(shim_err)
+    read_response(&mut s).await.map_err(shim_err)
+}
+
+/// Ask the shim to answer when the container exits; the answer is read later
+/// (see `lifecycle::spawn_monitor`). Sent before the start, the exit needs no new
+/// connection when it comes.
+pub async fn send_wait(state_dir: &Path) -> std::io::Result<UnixStream> {
+    let mut s = connect(state_dir).await?;
+    write_line(&mut s, &Request::Wait).await?;
+    Ok(s)
 }
 
 /// Send a request that must answer `Ok`.

@@ -398,6 +398,8 @@ pub async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<()> {
         },
         None => Request::Start,
     };
+    // The exit watch goes in before the process starts.
+    let waiting = shim::send_wait(&paths.state).await.ok();
     match shim::call(&paths.state, &start_req).await {
         Ok(Response::Started { .. }) => {}
         failed @ (Ok(Response::Error { .. }) | Err(_)) => {
@@ -419,17 +421,29 @@ pub async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<()> {
         Ok(other) => return Err(Error::internal(format!("unexpected shim answer {other:?}"))),
     }
     tracing::debug!(id = %rec.id, warm = warm.is_some(), shim_ready = ?t_ready, started = ?t0.elapsed(), "container started");
-    let rec = c.update(d, |r| {
+    let running = |r: &mut Record| {
         r.state.status = Status::Running;
         r.state.pid = init_pid;
         r.state.started_at = now();
         r.state.error.clear();
         r.state.exit_code = 0;
         r.manually_stopped = false;
-    })?;
+    };
+    let rec = if rec.host_config.auto_remove.unwrap_or(false) {
+        // `--rm`: the commit skips the disk; the record's copy beside the shim socket
+        // (exec root) lets start-up find the running container until the flush.
+        let rec = c.update_lazy(d, running)?;
+        if let Ok(json) = serde_json::to_vec(&rec) {
+            let _ = std::fs::write(paths.state.join(super::RECORD_COPY), json);
+        }
+        d.flush_soon();
+        rec
+    } else {
+        c.update(d, running)?
+    };
     c.wake(|w| w.running = true);
     d.events.emit(EventMessageTypeEnum::CONTAINER, "start", &rec.id, event_attrs(&rec));
-    super::lifecycle::spawn_monitor(d.clone(), c.clone());
+    super::lifecycle::spawn_monitor(d.clone(), c.clone(), waiting);
     if c.warm.load(std::sync::atomic::Ordering::Relaxed) {
         super::warm::refill(d, &rec);
     }
