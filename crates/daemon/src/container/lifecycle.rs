@@ -67,7 +67,10 @@ pub async fn on_exit(d: &Arc<Daemon>, c: &Arc<Container>, st: ExitStatus) {
             r.state.error = e.clone();
         }
     };
-    let updated = if auto_remove { c.update_lazy(d, record_exit) } else { c.update(d, record_exit) };
+    // A `--rm` container's exit is not written at all: its removal follows at once
+    // (after a crash in between, start-up finds it running, its shim gone, and
+    // removes it).
+    let updated = if auto_remove { Ok(c.update_mem(record_exit)) } else { c.update(d, record_exit) };
     let rec = match updated {
         Ok(r) => r,
         Err(e) => {
@@ -91,14 +94,11 @@ pub async fn on_exit(d: &Arc<Daemon>, c: &Arc<Container>, st: ExitStatus) {
         w.running = false;
     });
     if rec.host_config.auto_remove.unwrap_or(false) {
-        let (d, c) = (d.clone(), c.clone());
-        tokio::spawn(async move {
-            if let Err(e) = remove(&d, &c, true, false).await {
-                if !e.is_not_found() {
-                    tracing::warn!(id = %c.id, "auto-remove: {e}");
-                }
+        if let Err(e) = remove(d, c, true, false).await {
+            if !e.is_not_found() {
+                tracing::warn!(id = %c.id, "auto-remove: {e}");
             }
-        });
+        }
         return;
     }
     if should_restart(&rec) {

@@ -165,6 +165,13 @@ impl Container {
         Ok(g.clone())
     }
 
+    /// Change the record in memory only.
+    pub fn update_mem(&self, f: impl FnOnce(&mut Record)) -> Record {
+        let mut g = self.rec.lock().unwrap();
+        f(&mut g);
+        g.clone()
+    }
+
     /// Change the record and persist it without waiting for the disk (see
     /// `Db::put_lazy`): for exits, which the shim's exit file also records.
     pub fn update_lazy(&self, d: &Daemon, f: impl FnOnce(&mut Record)) -> Result<Record> {

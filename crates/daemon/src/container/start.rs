@@ -445,7 +445,16 @@ pub async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<()> {
     d.events.emit(EventMessageTypeEnum::CONTAINER, "start", &rec.id, event_attrs(&rec));
     super::lifecycle::spawn_monitor(d.clone(), c.clone(), waiting);
     if c.warm.load(std::sync::atomic::Ordering::Relaxed) {
-        super::warm::refill(d, &rec);
+        // Make the next sandbox once this container is done (or after 100 ms), so that
+        // creating it does not compete with a short run for the CPU.
+        let (d, c, rec) = (d.clone(), c.clone(), rec.clone());
+        tokio::spawn(async move {
+            let auto = rec.host_config.auto_remove.unwrap_or(false);
+            let mut rx = c.subscribe();
+            let done = rx.wait_for(|w| w.removed || (!auto && !w.running));
+            let _ = tokio::time::timeout(Duration::from_millis(100), done).await;
+            super::warm::refill(&d, &rec);
+        });
     }
     Ok(())
 }
