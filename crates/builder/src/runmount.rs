@@ -124,6 +124,11 @@ fn basename(p: &str) -> &str {
     p.trim_end_matches('/').rsplit('/').next().unwrap_or(p)
 }
 
+/// A context entry as a mount file: context files are mounted owned by root.
+fn owned_by_root(e: &crate::context::Entry) -> OutEntry {
+    OutEntry { kind: e.kind.clone(), mode: e.mode, uid: 0, gid: 0, mtime: e.mtime, data: e.data.clone() }
+}
+
 /// The context subtree at `src` as mount files (`""` is the root).
 fn context_files(ctx: &Context, src: &str) -> Result<BTreeMap<String, OutEntry>, Failure> {
     let src = clean(src);
@@ -141,31 +146,14 @@ fn context_files(ctx: &Context, src: &str) -> Result<BTreeMap<String, OutEntry>,
                 "RUN --mount: the bind source \"/{src}\" is a symbolic link; name its target instead"
             )));
         }
-        OutEntry {
-            kind: e.kind.clone(),
-            mode: e.mode,
-            uid: 0,
-            gid: 0,
-            mtime: e.mtime,
-            data: e.data.clone(),
-        }
+        owned_by_root(e)
     };
     let is_dir = root.kind == Kind::Dir;
     out.insert(String::new(), root);
     if is_dir {
         let prefix_len = if src.is_empty() { 0 } else { src.len() + 1 };
         for (p, e) in ctx.descendants(&src) {
-            out.insert(
-                p[prefix_len..].to_owned(),
-                OutEntry {
-                    kind: e.kind.clone(),
-                    mode: e.mode,
-                    uid: 0,
-                    gid: 0,
-                    mtime: e.mtime,
-                    data: e.data.clone(),
-                },
-            );
+            out.insert(p[prefix_len..].to_owned(), owned_by_root(e));
         }
     }
     Ok(out)
