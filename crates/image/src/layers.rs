@@ -4,7 +4,7 @@
 //! so that pushes of the same layer always send the same blob.
 
 use std::fs;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::path::PathBuf;
 
 use berth_content::Digest;
@@ -242,14 +242,20 @@ impl ImageStore {
         {
             return Ok(s);
         }
-        let src = self.content().open_blob(diff_id).ctx("open layer")?;
+        let mut src = io::BufReader::with_capacity(256 * 1024, self.content().open_blob(diff_id).ctx("open layer")?);
+        // Level 1: several times faster than the default level (a push of fresh layers is
+        // bound by this), for blobs only slightly larger. A layer whose first MiB does not
+        // shrink (already compressed or random data) is stored instead: deflating it would
+        // cost the most time for no gain. The choice depends on the content only, so the
+        // blob stays the same every time.
+        let mut head = Vec::with_capacity(PROBE);
+        io::Read::by_ref(&mut src).take(PROBE as u64).read_to_end(&mut head).ctx("read layer")?;
+        let level = compression_for(&head);
         let mut ing = self.content().ingest()?;
         {
-            // Level 1: several times faster than the default level (a push of fresh
-            // layers is bound by this), for blobs only slightly larger.
-            let mut enc = flate2::write::GzEncoder::new(&mut ing, flate2::Compression::fast());
-            io::copy(&mut io::BufReader::with_capacity(256 * 1024, src), &mut enc)
-                .ctx("compress layer")?;
+            let mut enc = flate2::write::GzEncoder::new(&mut ing, level);
+            enc.write_all(&head).ctx("compress layer")?;
+            io::copy(&mut src, &mut enc).ctx("compress layer")?;
             enc.finish().ctx("compress layer")?;
         }
         let size = ing.size();
@@ -267,10 +273,42 @@ impl ImageStore {
     }
 }
 
+/// How much of a layer is compressed on trial to choose the level.
+const PROBE: usize = 1 << 20;
+
+/// gzip level for a layer whose first [`PROBE`] bytes are `head`: level 1, or stored
+/// blocks when level 1 saves less than 5% of them.
+fn compression_for(head: &[u8]) -> flate2::Compression {
+    let mut trial = flate2::write::DeflateEncoder::new(Vec::with_capacity(head.len()), flate2::Compression::fast());
+    let shrinks = trial.write_all(head).and_then(|_| trial.finish()).is_ok_and(|out| out.len() * 20 < head.len() * 19);
+    if shrinks || head.is_empty() {
+        flate2::Compression::fast()
+    } else {
+        flate2::Compression::none()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io::Write;
+
+    #[test]
+    fn incompressible_layers_are_stored_compressible_ones_deflated() {
+        let text: Vec<u8> = b"a compressible layer line\n".iter().cycle().take(2 << 20).copied().collect();
+        assert_eq!(compression_for(&text[..PROBE]).level(), flate2::Compression::fast().level());
+        // xorshift noise: deflate cannot shrink it
+        let mut x: u64 = 0x9e3779b97f4a7c15;
+        let noise: Vec<u8> = (0..PROBE)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        assert_eq!(compression_for(&noise).level(), flate2::Compression::none().level());
+    }
 
     fn tar_bytes() -> Vec<u8> {
         let mut b = tar::Builder::new(Vec::new());
