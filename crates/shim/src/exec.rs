@@ -28,7 +28,7 @@ fn pipe() -> Result<(File, File)> {
 
 pub fn run_exec(
     shim: &Arc<Shim>,
-    mut conn: UnixStream,
+    conn: UnixStream,
     id: String,
     mut process: serde_json::Value,
     tty: bool,
@@ -98,7 +98,12 @@ pub fn run_exec(
         }
         let _ = fs::remove_file(&console_path);
     }
-    proto::write_line(&mut conn, &Response::Started { pid })?;
+    // Subscribe (answering `Started` under the hub's lock) before any pump runs, so
+    // none of the process's output can come before the client is there.
+    let feeder_conn = if stdin { Some(conn.try_clone()?) } else { None };
+    let mut started = serde_json::to_vec(&Response::Started { pid })?;
+    started.push(b'\n');
+    hub.subscribe(conn, &started, true, true);
     let sink = match &pty {
         Some(m) => {
             hub.spawn_pump(m.try_clone()?, FrameKind::Stdout);
@@ -114,10 +119,9 @@ pub fn run_exec(
             StdinSink::new(stdin_w, true)
         }
     };
-    if stdin {
-        sink.spawn_feeder(conn.try_clone()?);
+    if let Some(c) = feeder_conn {
+        sink.spawn_feeder(c);
     }
-    hub.subscribe(conn, true, true);
     shim.execs.lock().unwrap().insert(id.clone(), ExecHandle { pty: pty.as_ref().map(|m| m.try_clone()).transpose()? });
     let code = match early {
         Some(c) => c,

@@ -37,9 +37,14 @@ impl Hub {
         Arc::new(Hub { state: Mutex::new(HubState::default()), drained: Condvar::new(), log: log.map(Mutex::new) })
     }
 
-    /// Add an attached client. If the process already ended it gets the exit at once.
-    pub fn subscribe(&self, conn: UnixStream, stdout: bool, stderr: bool) {
+    /// Add an attached client, first writing `greeting` (the request's answer) to it
+    /// under the hub's lock: once the client has read it, no output can miss it. If
+    /// the process already ended it gets the exit at once.
+    pub fn subscribe(&self, mut conn: UnixStream, greeting: &[u8], stdout: bool, stderr: bool) {
         let mut st = self.state.lock().unwrap();
+        if conn.write_all(greeting).is_err() {
+            return;
+        }
         if let Some(status) = &st.finished {
             let mut c = conn;
             send_exit(&mut c, status);

@@ -309,11 +309,12 @@ impl Shim {
         let req: Request = proto::read_line_socket(&mut conn)?;
         let resp = match req {
             Request::Attach { stdin, stdout, stderr } => {
-                proto::write_line(&mut conn, &Response::Ok)?;
                 if stdin {
                     self.stdin.spawn_feeder(conn.try_clone()?);
                 }
-                self.hub.subscribe(conn, stdout, stderr);
+                let mut ok = serde_json::to_vec(&Response::Ok)?;
+                ok.push(b'\n');
+                self.hub.subscribe(conn, &ok, stdout, stderr);
                 return Ok(());
             }
             Request::Start => self.start(),
