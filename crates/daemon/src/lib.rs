@@ -46,8 +46,8 @@ pub struct Daemon {
     pub shim_path: PathBuf,
     pub started_at: chrono::DateTime<chrono::Utc>,
     pub warm: container::warm::Warm,
-    /// A flush of lazy metadata commits is scheduled.
-    flush_pending: std::sync::atomic::AtomicBool,
+    /// Wakes the flusher of lazy metadata commits (see [`Daemon::commit`]).
+    flush: Arc<tokio::sync::Notify>,
 }
 
 impl Daemon {
@@ -69,7 +69,7 @@ impl Daemon {
             events: events::Events::new(),
             execs: container::exec::Execs::default(),
             warm: container::warm::Warm::new(cfg.warm_containers),
-            flush_pending: Default::default(),
+            flush: Arc::new(tokio::sync::Notify::new()),
             cfg,
             db,
             images,
@@ -79,32 +79,42 @@ impl Daemon {
         });
         container::restore::restore_all(&d).await.context("restore containers")?;
         container::warm::spawn_reaper(d.clone());
+        spawn_flusher(d.db.clone(), d.flush.clone());
         Ok(d)
     }
 }
 
 impl Daemon {
-    /// Make the metadata commits that skipped the disk durable shortly (group commit):
-    /// `--rm` containers are recorded lazily so that `run --rm` waits for no fsync,
-    /// and are on disk at most [`FLUSH_DELAY`] later.
-    pub fn flush_soon(self: &Arc<Self>) {
-        if self.flush_pending.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            return;
+    /// One metadata transaction. `durable`: wait for the disk, as almost everything
+    /// does. Otherwise it is a group commit: visible at once, on disk at most
+    /// [`FLUSH_DELAY`] later (the flusher's next durable commit) — for `--rm`
+    /// containers, so that `run --rm` waits for no fsync.
+    pub fn commit<R>(&self, durable: bool, f: impl FnOnce(&mut berth_metadata::Tx<'_>) -> berth_errdefs::Result<R>) -> berth_errdefs::Result<R> {
+        if durable {
+            return self.db.update(f);
         }
-        let d = self.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(FLUSH_DELAY).await;
-            d.flush_pending.store(false, std::sync::atomic::Ordering::SeqCst);
-            let db = d.db.clone();
-            if let Ok(Err(e)) = tokio::task::spawn_blocking(move || db.flush()).await {
-                tracing::warn!("flush metadata: {e}");
-            }
-        });
+        let r = self.db.update_lazy(f)?;
+        self.flush.notify_one();
+        Ok(r)
     }
 }
 
 /// How long lazy metadata commits may wait for the disk.
 pub const FLUSH_DELAY: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Makes lazy commits durable, [`FLUSH_DELAY`] after the first of a burst.
+fn spawn_flusher(db: Arc<Db>, wake: Arc<tokio::sync::Notify>) {
+    tokio::spawn(async move {
+        loop {
+            wake.notified().await;
+            tokio::time::sleep(FLUSH_DELAY).await;
+            let db = db.clone();
+            if let Ok(Err(e)) = tokio::task::spawn_blocking(move || db.flush()).await {
+                tracing::warn!("flush metadata: {e}");
+            }
+        }
+    });
+}
 
 fn find_shim() -> anyhow::Result<PathBuf> {
     if let Ok(exe) = std::env::current_exe() {

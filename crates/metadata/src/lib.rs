@@ -62,11 +62,10 @@ impl Db {
     /// Make every earlier commit durable (an empty durable commit, if any commit since
     /// the last durable one skipped the disk).
     pub fn flush(&self) -> Result<()> {
-        if !self.dirty.swap(false, std::sync::atomic::Ordering::SeqCst) {
+        if !self.dirty.load(std::sync::atomic::Ordering::SeqCst) {
             return Ok(());
         }
-        let w = self.db.begin_write().map_err(db_err)?;
-        w.commit().map_err(db_err)
+        self.write(true, |_| Ok(()))
     }
 
     /// Read one value.
@@ -93,45 +92,45 @@ impl Db {
 
     /// Run `f` in one write transaction; it commits only if `f` returns Ok.
     pub fn update<R>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<R>) -> Result<R> {
-        let w = self.db.begin_write().map_err(db_err)?;
-        let r = {
-            let mut tx = Tx { w: &w };
-            f(&mut tx)?
-        };
-        // A durable commit makes the lazy ones before it durable too.
-        self.dirty.store(false, std::sync::atomic::Ordering::SeqCst);
-        w.commit().map_err(db_err)?;
-        Ok(r)
+        self.write(true, f)
     }
 
-    /// [`Db::update`] without waiting for the disk (see [`Db::put_lazy`]).
+    /// [`Db::update`] without waiting for the disk: the commit is atomic and visible at
+    /// once, but a crash may roll it back to the last durable commit, until the next
+    /// durable commit or [`Db::flush`]. Only for state that can be recovered from
+    /// elsewhere.
     pub fn update_lazy<R>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<R>) -> Result<R> {
+        self.write(false, f)
+    }
+
+    fn write<R>(&self, durable: bool, f: impl FnOnce(&mut Tx<'_>) -> Result<R>) -> Result<R> {
+        use std::sync::atomic::Ordering::SeqCst;
         let mut w = self.db.begin_write().map_err(db_err)?;
-        w.set_durability(redb::Durability::None).map_err(db_err)?;
+        if !durable {
+            w.set_durability(redb::Durability::None).map_err(db_err)?;
+        }
         let r = {
             let mut tx = Tx { w: &w };
             f(&mut tx)?
         };
-        w.commit().map_err(db_err)?;
-        self.dirty.store(true, std::sync::atomic::Ordering::SeqCst);
+        if durable {
+            // A durable commit makes the lazy ones before it durable too. (No other
+            // write can come between: this transaction holds redb's write lock.)
+            let was_dirty = self.dirty.swap(false, SeqCst);
+            if let Err(e) = w.commit() {
+                self.dirty.fetch_or(was_dirty, SeqCst);
+                return Err(db_err(e));
+            }
+        } else {
+            w.commit().map_err(db_err)?;
+            self.dirty.store(true, SeqCst);
+        }
         Ok(r)
     }
 
     /// Write one value in its own transaction.
     pub fn put<T: Serialize>(&self, table: Table, key: &str, value: &T) -> Result<()> {
         self.update(|tx| tx.put(table, key, value))
-    }
-
-    /// Write one value without waiting for the disk: the commit is atomic and visible at
-    /// once, but a crash may roll it back to the last durable commit. Only for state
-    /// that can be recovered from elsewhere (a container's exit, kept in its exit file).
-    pub fn put_lazy<T: Serialize>(&self, table: Table, key: &str, value: &T) -> Result<()> {
-        let mut w = self.db.begin_write().map_err(db_err)?;
-        w.set_durability(redb::Durability::None).map_err(db_err)?;
-        Tx { w: &w }.put(table, key, value)?;
-        w.commit().map_err(db_err)?;
-        self.dirty.store(true, std::sync::atomic::Ordering::SeqCst);
-        Ok(())
     }
 
     /// Delete one key in its own transaction.
@@ -218,9 +217,25 @@ mod tests {
         let p = dir.path().join("m.redb");
         {
             let db = Db::open(&p).unwrap();
-            db.put_lazy(Table::Containers, "a", &1).unwrap();
+            db.update_lazy(|tx| tx.put(Table::Containers, "a", &1)).unwrap();
             assert_eq!(db.get::<i32>(Table::Containers, "a").unwrap(), Some(1));
             db.put(Table::Containers, "b", &2).unwrap();
+        }
+        let db = Db::open(&p).unwrap();
+        assert_eq!(db.get::<i32>(Table::Containers, "a").unwrap(), Some(1));
+    }
+
+    #[test]
+    fn flush_makes_lazy_writes_durable_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.redb");
+        {
+            let db = Db::open(&p).unwrap();
+            db.update_lazy(|tx| tx.put(Table::Containers, "a", &1)).unwrap();
+            assert!(db.dirty.load(std::sync::atomic::Ordering::SeqCst));
+            db.flush().unwrap();
+            assert!(!db.dirty.load(std::sync::atomic::Ordering::SeqCst));
+            db.flush().unwrap();
         }
         let db = Db::open(&p).unwrap();
         assert_eq!(db.get::<i32>(Table::Containers, "a").unwrap(), Some(1));

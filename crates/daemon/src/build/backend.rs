@@ -74,12 +74,12 @@ impl DaemonBackend {
         }
     }
     /// A rebuild that tags the image the tag already names changes nothing durable:
-    /// only the image's last-tag time is updated (as Docker does), in a commit that
-    /// does not wait for the disk (a crash may keep the older time). Returns false,
+    /// only the image's last-tag time is updated (as Docker does), by group commit (a
+    /// crash within 100 ms may keep the older time). Returns false,
     /// writing nothing, when the tag is new or names another image.
     fn retag_unchanged(&self, image_id: &str, r: &Reference) -> Result<bool> {
         let key = r.familiar();
-        self.d.db.update_lazy(|tx| {
+        self.d.commit(false, |tx| {
             if tx.get::<String>(Table::Tags, &key)?.as_deref() != Some(image_id) {
                 return Ok(false);
             }

@@ -189,7 +189,8 @@ pub async fn create_opts(d: &Arc<Daemon>, name: Option<&str>, body: ContainerCre
     };
 
     // A warm sandbox of the same shape becomes this container.
-    let claim = match super::warm::shape(d, &rec).filter(|_| warm) {
+    let shape = if warm && d.warm.any() { super::warm::shape(d, &rec) } else { None };
+    let claim = match shape {
         Some(shape) => d.warm.take(&shape).await,
         None => None,
     };
@@ -210,16 +211,9 @@ pub async fn create_opts(d: &Arc<Daemon>, name: Option<&str>, body: ContainerCre
         tx.put(Table::Containers, &id, &rec)
     };
     // A `--rm` container is recorded without waiting for the disk (group commit, see
-    // `Daemon::flush_soon`); its start leaves a copy of the record in its runtime
+    // `Daemon::commit`); its start leaves a copy of the record in its runtime
     // state, from which start-up recovers it if the commit did not reach the disk.
-    let reserved = if rec.host_config.auto_remove.unwrap_or(false) {
-        d.db.update_lazy(reserve)
-    } else {
-        d.db.update(reserve)
-    };
-    if reserved.is_ok() && rec.host_config.auto_remove.unwrap_or(false) {
-        d.flush_soon();
-    }
+    let reserved = d.commit(!rec.host_config.auto_remove.unwrap_or(false), reserve);
     if let Err(e) = reserved {
         match claim {
             Some(c) => {

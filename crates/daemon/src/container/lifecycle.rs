@@ -93,7 +93,7 @@ pub async fn on_exit(d: &Arc<Daemon>, c: &Arc<Container>, st: ExitStatus) {
         w.exit_code = st.code as i64;
         w.running = false;
     });
-    if rec.host_config.auto_remove.unwrap_or(false) {
+    if auto_remove {
         if let Err(e) = remove(d, c, true, false).await {
             if !e.is_not_found() {
                 tracing::warn!(id = %c.id, "auto-remove: {e}");
@@ -282,22 +282,13 @@ pub async fn remove(d: &Arc<Daemon>, c: &Arc<Container>, force: bool, _volumes: 
         }
         Ok(())
     };
-    if auto {
-        d.db.update_lazy(delete)?;
-        d.flush_soon();
-    } else {
-        d.db.update(delete)?;
-    }
+    d.commit(!auto, delete)?;
     d.containers.remove(&rec.id);
     super::warm::release(d, &rec.id).await;
     let cleanup = {
         let d = d.clone();
         let id = rec.id.clone();
-        tokio::task::spawn_blocking(move || {
-            super::start::teardown(&d, &id);
-            let _ = d.snap.remove(&id);
-            let _ = std::fs::remove_dir_all(Paths::new(&d, &id).dir);
-        })
+        tokio::task::spawn_blocking(move || super::start::purge(&d, &id))
     };
     // `docker rm` returns once the files are gone; for `--rm` nobody can tell, so the
     // waiters hear of the removal first.

@@ -172,12 +172,11 @@ impl Container {
         g.clone()
     }
 
-    /// Change the record and persist it without waiting for the disk (see
-    /// `Db::put_lazy`): for exits, which the shim's exit file also records.
+    /// Change the record and persist it by group commit (see `Daemon::commit`).
     pub fn update_lazy(&self, d: &Daemon, f: impl FnOnce(&mut Record)) -> Result<Record> {
         let mut g = self.rec.lock().unwrap();
         f(&mut g);
-        d.db.put_lazy(Table::Containers, &g.id, &*g)?;
+        d.commit(false, |tx| tx.put(Table::Containers, &g.id, &*g))?;
         Ok(g.clone())
     }
 

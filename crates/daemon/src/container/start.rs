@@ -196,6 +196,14 @@ fn spec_options(d: &Daemon, rec: &Record, paths: &Paths, etc: EtcFiles) -> Resul
     })
 }
 
+/// Remove everything of a container but its record: runtime state, snapshot, logs and
+/// generated files.
+pub fn purge(d: &Daemon, id: &str) {
+    teardown(d, id);
+    let _ = d.snap.remove(id);
+    let _ = std::fs::remove_dir_all(Paths::new(d, id).dir);
+}
+
 /// Undo what `prepare` did (on failure or after exit).
 pub fn teardown(d: &Daemon, id: &str) {
     let paths = Paths::new(d, id);
@@ -388,19 +396,16 @@ pub async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<()> {
         }
     }
     let start_req = match warm {
-        Some(_) => match launch_request(d, &rec) {
-            Ok(r) => r,
-            Err(e) => {
-                let _ = shim::call(&paths.state, &Request::Kill { signal: 9, all: true }).await;
-                teardown(d, &rec.id);
-                return Err(e);
-            }
-        },
-        None => Request::Start,
+        Some(_) => launch_request(d, &rec),
+        None => Ok(Request::Start),
     };
     // The exit watch goes in before the process starts.
     let waiting = shim::send_wait(&paths.state).await.ok();
-    match shim::call(&paths.state, &start_req).await {
+    let answer = match start_req {
+        Ok(req) => shim::call(&paths.state, &req).await,
+        Err(e) => Err(e),
+    };
+    match answer {
         Ok(Response::Started { .. }) => {}
         failed @ (Ok(Response::Error { .. }) | Err(_)) => {
             let message = match failed {
@@ -436,7 +441,6 @@ pub async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<()> {
         if let Ok(json) = serde_json::to_vec(&rec) {
             let _ = std::fs::write(paths.state.join(super::RECORD_COPY), json);
         }
-        d.flush_soon();
         rec
     } else {
         c.update(d, running)?

@@ -84,7 +84,11 @@ impl Warm {
             let notified = self.changed.notified();
             {
                 let mut g = self.inner.lock().unwrap();
-                if let Some(slot) = g.ready.get_mut(shape).and_then(Vec::pop) {
+                if let Some(slots) = g.ready.get_mut(shape) {
+                    let slot = slots.pop().expect("no empty lists are kept");
+                    if slots.is_empty() {
+                        g.ready.remove(shape);
+                    }
                     return Some(Claim { id: slot.id, init_pid: slot.init_pid });
                 }
                 if g.filling.get(shape).copied().unwrap_or(0) == 0 {
@@ -96,6 +100,13 @@ impl Warm {
                 return None;
             }
         }
+    }
+
+    /// Whether any sandbox is ready or being made: if not, `create` need not work out
+    /// its shape.
+    pub fn any(&self) -> bool {
+        let g = self.inner.lock().unwrap();
+        self.depth > 0 && !(g.ready.is_empty() && g.filling.is_empty())
     }
 
     /// `create` recorded a container on the sandbox: its `start` launches.
@@ -188,36 +199,34 @@ pub fn refill(d: &Arc<Daemon>, template: &Record) {
     let d = d.clone();
     tokio::spawn(async move {
         let made = make(&d, &rec).await;
-        let mut g = d.warm.inner.lock().unwrap();
-        if let Some(n) = g.filling.get_mut(&key) {
-            *n -= 1;
-            if *n == 0 {
-                g.filling.remove(&key);
+        // Its image may have gone, or the daemon be shutting down, meanwhile.
+        let wanted = d.images.get(&rec.image_id).ok().flatten().is_some()
+            && !d.warm.closed.load(std::sync::atomic::Ordering::SeqCst);
+        {
+            let mut g = d.warm.inner.lock().unwrap();
+            if let Some(n) = g.filling.get_mut(&key) {
+                *n -= 1;
+                if *n == 0 {
+                    g.filling.remove(&key);
+                }
+            }
+            match made {
+                Ok(init_pid) if wanted => {
+                    tracing::debug!(id = %rec.id, "warm sandbox ready");
+                    g.ready.entry(key).or_default().push(Slot {
+                        id: rec.id.clone(),
+                        image_id: rec.image_id.clone(),
+                        init_pid,
+                        made: Instant::now(),
+                    });
+                }
+                Ok(_) => {
+                    let (d2, id) = (d.clone(), rec.id.clone());
+                    tokio::spawn(async move { destroy(&d2, &id).await });
+                }
+                Err(e) => tracing::debug!(id = %rec.id, "warm sandbox: {e}"),
             }
         }
-        match made {
-            Ok(init_pid)
-                if d.images.get(&rec.image_id).ok().flatten().is_some()
-                    && !d.warm.closed.load(std::sync::atomic::Ordering::SeqCst) =>
-            {
-                tracing::debug!(id = %rec.id, "warm sandbox ready");
-                g.ready.entry(key).or_default().push(Slot {
-                    id: rec.id.clone(),
-                    image_id: rec.image_id.clone(),
-                    init_pid,
-                    made: Instant::now(),
-                });
-            }
-            Ok(_) => {
-                drop(g);
-                let (d2, id) = (d.clone(), rec.id.clone());
-                tokio::spawn(async move { destroy(&d2, &id).await });
-                d.warm.changed.notify_waiters();
-                return;
-            }
-            Err(e) => tracing::debug!(id = %rec.id, "warm sandbox: {e}"),
-        }
-        drop(g);
         d.warm.changed.notify_waiters();
     });
 }
@@ -242,7 +251,7 @@ async fn make(d: &Arc<Daemon>, rec: &Record) -> Result<i32, String> {
         Ok(Ready::Ok { init_pid, .. }) => Ok(init_pid),
         Ok(Ready::Error { message }) | Err(message) => {
             let (d, id) = (d.clone(), rec.id.clone());
-            let _ = tokio::task::spawn_blocking(move || remove_files(&d, &id)).await;
+            let _ = tokio::task::spawn_blocking(move || start::purge(&d, &id)).await;
             Err(message)
         }
     }
@@ -253,17 +262,11 @@ pub fn adopt(d: &Daemon, id: &str) {
     let _ = std::fs::remove_file(Paths::new(d, id).state.join(MARKER));
 }
 
-fn remove_files(d: &Daemon, id: &str) {
-    start::teardown(d, id);
-    let _ = d.snap.remove(id);
-    let _ = std::fs::remove_dir_all(Paths::new(d, id).dir);
-}
-
 /// Kill a sandbox's container, wait for its shim to finish, remove its files.
 pub async fn destroy(d: &Arc<Daemon>, id: &str) {
     stop_shim(d, id).await;
     let (d, id) = (d.clone(), id.to_owned());
-    let _ = tokio::task::spawn_blocking(move || remove_files(&d, &id)).await;
+    let _ = tokio::task::spawn_blocking(move || start::purge(&d, &id)).await;
 }
 
 /// A container that sat on a sandbox is removed before it ever started.
