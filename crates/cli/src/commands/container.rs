@@ -393,29 +393,20 @@ pub async fn inspect_containers(
     format: Option<&str>,
     size: bool,
 ) -> Result<i32> {
-    let mut out = Vec::new();
-    let mut rc = 0;
-    for n in names {
-        match c
-            .get_json::<Value>(
-                &format!("/containers/{n}/json"),
-                &Query::new().add_if(size, "size", 1),
-            )
-            .await
-        {
-            Ok(v) => out.push(v),
-            Err(e) => {
-                if api_status(&e) == Some(404) {
-                    eprintln!("Error: No such container: {n}");
-                } else {
-                    eprintln!("{e:#}");
-                }
-                rc = 1;
+    super::inspect_each(
+        c,
+        names,
+        format,
+        |n| (format!("/containers/{n}/json"), Query::new().add_if(size, "size", 1)),
+        |n, e| {
+            if api_status(e) == Some(404) {
+                eprintln!("Error: No such container: {n}");
+            } else {
+                eprintln!("{e:#}");
             }
-        }
-    }
-    print_inspect(&out, format)?;
-    Ok(rc)
+        },
+    )
+    .await
 }
 
 /// `inspect`: containers, then images, networks, volumes.

@@ -14,7 +14,7 @@ use crate::cli::{
 };
 use crate::client::{empty, filters_json, next_chunk, reader_body, Client, LineReader, Query};
 use crate::commands::auth::registry_auth_header;
-use crate::commands::{confirm, print_inspect};
+use crate::commands::confirm;
 use crate::format::{ago, ellipsis, human_size_prec, print_table, short_id, Template};
 use crate::opts::Reference;
 use crate::progress;
@@ -421,25 +421,19 @@ pub async fn commit(c: &Client, a: CommitArgs) -> Result<i32> {
 }
 
 pub async fn inspect(c: &Client, names: &[String], format: Option<&str>) -> Result<i32> {
-    let mut out = Vec::new();
-    let mut rc = 0;
-    for n in names {
-        match c
-            .get_json::<Value>(&format!("/images/{n}/json"), &Query::new())
-            .await
-        {
-            Ok(v) => out.push(v),
-            Err(e) => {
-                eprintln!("Error: No such image: {n}");
-                if crate::client::api_status(&e) != Some(404) {
-                    eprintln!("{e:#}");
-                }
-                rc = 1;
+    super::inspect_each(
+        c,
+        names,
+        format,
+        |n| (format!("/images/{n}/json"), Query::new()),
+        |n, e| {
+            eprintln!("Error: No such image: {n}");
+            if crate::client::api_status(e) != Some(404) {
+                eprintln!("{e:#}");
             }
-        }
-    }
-    print_inspect(&out, format)?;
-    Ok(rc)
+        },
+    )
+    .await
 }
 
 pub async fn prune(c: &Client, a: PruneArgs) -> Result<i32> {

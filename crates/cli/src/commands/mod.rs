@@ -40,6 +40,32 @@ pub fn confirm(warning: &str) -> Result<bool> {
     ))
 }
 
+/// `inspect` of named objects, as docker does it: `GET path(name)` for each, the
+/// failures reported by `report` (each kind words them its own way), the found ones
+/// printed together; exit code 1 if any failed.
+pub async fn inspect_each(
+    c: &Client,
+    names: &[String],
+    format: Option<&str>,
+    request: impl Fn(&str) -> (String, crate::client::Query),
+    report: impl Fn(&str, &anyhow::Error),
+) -> Result<i32> {
+    let mut out = Vec::new();
+    let mut rc = 0;
+    for n in names {
+        let (path, q) = request(n);
+        match c.get_json::<Value>(&path, &q).await {
+            Ok(v) => out.push(v),
+            Err(e) => {
+                report(n, &e);
+                rc = 1;
+            }
+        }
+    }
+    print_inspect(&out, format)?;
+    Ok(rc)
+}
+
 /// Prints inspect results as docker does: a 4-space indented JSON array, or one
 /// rendered template per object.
 pub fn print_inspect(items: &[Value], format: Option<&str>) -> Result<()> {

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use crate::cli::NetworkCmd;
 use crate::client::{empty, filters_json, json_body, Client, Query};
-use crate::commands::{api_message, confirm, print_inspect};
+use crate::commands::{api_message, confirm};
 use crate::format::{print_table, short_id, Template};
 use crate::opts::parse_kv_list;
 
@@ -106,22 +106,14 @@ pub async fn network(c: &Client, cmd: NetworkCmd) -> Result<i32> {
             Ok(0)
         }
         NetworkCmd::Inspect { format, names } => {
-            let mut out = Vec::new();
-            let mut rc = 0;
-            for n in &names {
-                match c
-                    .get_json::<Value>(&format!("/networks/{n}"), &Query::new())
-                    .await
-                {
-                    Ok(v) => out.push(v),
-                    Err(e) => {
-                        eprintln!("Error response from daemon: {}", api_message(&e));
-                        rc = 1;
-                    }
-                }
-            }
-            print_inspect(&out, format.as_deref())?;
-            Ok(rc)
+            super::inspect_each(
+                c,
+                &names,
+                format.as_deref(),
+                |n| (format!("/networks/{n}"), Query::new()),
+                |_, e| eprintln!("Error response from daemon: {}", api_message(e)),
+            )
+            .await
         }
         NetworkCmd::Rm { names } => {
             let mut rc = 0;

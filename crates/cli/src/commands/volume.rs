@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use crate::cli::VolumeCmd;
 use crate::client::{empty, filters_json, json_body, Client, Query};
-use crate::commands::{api_message, confirm, print_inspect};
+use crate::commands::{api_message, confirm};
 use crate::format::{human_size, print_table, Template};
 use crate::opts::parse_kv_list;
 
@@ -71,22 +71,14 @@ pub async fn volume(c: &Client, cmd: VolumeCmd) -> Result<i32> {
             Ok(0)
         }
         VolumeCmd::Inspect { format, names } => {
-            let mut out = Vec::new();
-            let mut rc = 0;
-            for n in &names {
-                match c
-                    .get_json::<Value>(&format!("/volumes/{n}"), &Query::new())
-                    .await
-                {
-                    Ok(v) => out.push(v),
-                    Err(e) => {
-                        eprintln!("Error response from daemon: {}", api_message(&e));
-                        rc = 1;
-                    }
-                }
-            }
-            print_inspect(&out, format.as_deref())?;
-            Ok(rc)
+            super::inspect_each(
+                c,
+                &names,
+                format.as_deref(),
+                |n| (format!("/volumes/{n}"), Query::new()),
+                |_, e| eprintln!("Error response from daemon: {}", api_message(e)),
+            )
+            .await
         }
         VolumeCmd::Rm { force, names } => {
             let mut rc = 0;
