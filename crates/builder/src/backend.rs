@@ -134,10 +134,18 @@ pub trait Backend {
     /// Images recorded for a cache key, newest first.
     fn cache_get(&mut self, key: &str) -> Vec<String>;
     fn cache_put(&mut self, key: &str, image_id: &str) -> Result<()>;
-    /// The client went away: stop before the next step.
+    /// The client went away (or [`Backend::cancel`] was called): stop before the next step.
     fn cancelled(&mut self) -> bool {
         false
     }
+    /// A handle on the same engine for another thread, so independent stages can
+    /// be built at the same time; `None` (the default) builds one stage at a time.
+    fn fork(&mut self) -> Option<Box<dyn Backend + Send>> {
+        None
+    }
+    /// Stop the whole build: [`Backend::cancelled`] turns true for this handle and
+    /// its forks, and a step they are running is stopped.
+    fn cancel(&mut self) {}
 }
 
 /// `POST /build` options.

@@ -3,6 +3,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex};
 
 use berth_dockerfile::{expand_instruction_with, is_predefined_arg, Instruction, Lex, PROXY_ARGS};
 use berth_errdefs::Result;
@@ -52,20 +54,153 @@ struct Stage {
     args: BTreeMap<String, Option<String>>,
 }
 
+/// Builds one stage at a time; several drivers (one per stage, each with its own
+/// backend handle) run at once when stages are independent.
 struct Driver<'a> {
     be: &'a mut dyn Backend,
     opts: &'a BuildOptions,
     out: &'a mut dyn FnMut(Msg),
-    lex: Lex,
-    global: BTreeMap<String, String>,
+    lex: &'a Lex,
+    global: &'a BTreeMap<String, String>,
+    /// Build args this driver used (merged over all stages at the end).
     consumed: BTreeSet<String>,
-    cache_allowed: Option<HashSet<String>>,
+    /// Cache keys this driver's current step claimed on the board.
+    claims: Vec<String>,
+    cache_allowed: Option<&'a HashSet<String>>,
+    results: &'a Board,
+    ctx: &'a Context,
+}
+
+/// The stages' results, shared by the drivers: a stage starts once the stages it
+/// uses are built and a slot is free.
+struct Board {
+    state: Mutex<BoardState>,
+    changed: Condvar,
+    /// Set by the first stage that fails: the others stop.
+    failed: AtomicBool,
+    slots: usize,
+}
+
+struct BoardState {
     results: Vec<Option<String>>,
-    ctx: Context,
+    running: usize,
+    /// Cache keys a stage is computing now: another stage with the same step waits
+    /// for that result instead of computing it twice.
+    computing: HashSet<String>,
+}
+
+impl Board {
+    fn new(stages: usize, slots: usize) -> Board {
+        Board {
+            state: Mutex::new(BoardState {
+                results: vec![None; stages],
+                running: 0,
+                computing: HashSet::new(),
+            }),
+            changed: Condvar::new(),
+            failed: AtomicBool::new(false),
+            slots,
+        }
+    }
+
+    /// The image a built stage produced.
+    fn get(&self, stage: usize) -> Option<String> {
+        self.state.lock().unwrap().results[stage].clone()
+    }
+
+    fn failed(&self) -> bool {
+        self.failed.load(Ordering::SeqCst)
+    }
+
+    /// Wait until every stage in `deps` is built and a slot is free, and take the
+    /// slot. False when the build failed meanwhile.
+    fn start(&self, deps: &[usize]) -> bool {
+        let mut st = self.state.lock().unwrap();
+        loop {
+            if self.failed() {
+                return false;
+            }
+            if st.running < self.slots && deps.iter().all(|d| st.results[*d].is_some()) {
+                st.running += 1;
+                return true;
+            }
+            st = self.changed.wait(st).unwrap();
+        }
+    }
+
+    /// Take `key` to compute it; false when another stage is computing it.
+    fn claim(&self, key: &str) -> bool {
+        self.state.lock().unwrap().computing.insert(key.to_owned())
+    }
+
+    /// Wait until no stage is computing `key` (or the build failed).
+    fn wait_computed(&self, key: &str) {
+        let mut st = self.state.lock().unwrap();
+        while st.computing.contains(key) && !self.failed() {
+            st = self.changed.wait(st).unwrap();
+        }
+    }
+
+    fn release(&self, keys: &mut Vec<String>) {
+        if keys.is_empty() {
+            return;
+        }
+        let mut st = self.state.lock().unwrap();
+        for k in keys.drain(..) {
+            st.computing.remove(&k);
+        }
+        drop(st);
+        self.changed.notify_all();
+    }
+
+    /// Record a stage built without threads.
+    fn finish_sequential(&self, stage: usize, id: String) {
+        self.state.lock().unwrap().results[stage] = Some(id);
+    }
+
+    /// Give the slot back, with the stage's image when it was built. Returns true
+    /// when this is the build's first failure (the one to report).
+    fn finish(&self, stage: usize, built: Option<String>) -> bool {
+        let mut st = self.state.lock().unwrap();
+        st.running -= 1;
+        let first_failure = match built {
+            Some(id) => {
+                st.results[stage] = Some(id);
+                false
+            }
+            None => !self.failed.swap(true, Ordering::SeqCst),
+        };
+        drop(st);
+        self.changed.notify_all();
+        first_failure
+    }
+}
+
+/// A stage to build: where its steps start in the `Step N/M` numbering, its
+/// instructions with their original text, and the stages it uses.
+struct StageJob {
+    idx: usize,
+    first_step: usize,
+    from_text: String,
+    list: Vec<(Instruction, String)>,
+    deps: Vec<usize>,
+}
+
+/// How one stage of a concurrent build ended.
+enum StageEnd {
+    Built,
+    /// The build's first failure: the one reported.
+    Failed(Failure),
+    /// Stopped because another stage failed (or the client left).
+    Stopped(Failure),
 }
 
 /// Build `ctx` as `opts` say, sending progress to `out`. Returns the image id.
 /// Errors are returned (not sent); the caller turns them into the final message.
+///
+/// Independent stages are built at the same time when the backend can be forked;
+/// the messages still come in Dockerfile order, exactly as a sequential build
+/// prints them (a stage's messages are held back until the ones before it are done).
 pub fn build(
     be: &mut dyn Backend,
     mut ctx: Context,
@@ -106,32 +241,10 @@ pub fn build(
         .map(|i| 1 + df.stages[*i].instructions.len())
         .sum::<usize>()
         + usize::from(!opts.labels.is_empty());
-
-    let mut d = Driver {
-        be,
-        opts,
-        out,
-        lex: Lex::new(df.escape_token),
-        global,
-        consumed,
-        cache_allowed: None,
-        results: vec![None; df.stages.len()],
-        ctx,
-    };
-    if !opts.cache_from.is_empty() {
-        d.cache_allowed = Some(d.cache_from_set());
-    }
-    let mut n = 0;
+    let mut jobs = Vec::new();
+    let mut first_step = 1;
     for &i in &needed {
         let st = &df.stages[i];
-        n += 1;
-        let from_text = originals
-            .get(&st.line.start)
-            .cloned()
-            .unwrap_or_else(|| format!("FROM {}", st.base));
-        d.emit_all(m::step(n, total, &from_text));
-        let base = plan::stage_base(&df, i, &d.global)?;
-        let mut stage = d.from(&df, i, &base)?;
         let mut list: Vec<(Instruction, String)> = st
             .instructions
             .iter()
@@ -143,64 +256,230 @@ pub fn build(
             })
             .collect();
         if i == target && !opts.labels.is_empty() {
-            let kvs: Vec<berth_dockerfile::KeyValue> = opts
-                .labels
-                .iter()
-                .map(|(k, v)| berth_dockerfile::KeyValue {
-                    key: k.clone(),
-                    value: v.clone(),
-                    no_delim: false,
-                })
-                .collect();
-            let text = format!(
-                "LABEL {}",
-                opts.labels
-                    .iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            );
-            list.push((Instruction::Label(kvs), text));
+            list.push(labels_step(&opts.labels));
         }
-        for (ins, text) in list {
-            n += 1;
-            if d.be.cancelled() {
-                return Err(fail("build cancelled: the client disconnected"));
-            }
-            d.emit_all(m::step(n, total, &text));
-            d.dispatch(&df, i, &mut stage, &ins)?;
-        }
-        let id = match &stage.image {
-            Some(id) => id.clone(),
-            None => d.be.create_image(&stage.cfg)?,
-        };
-        (d.out)(Msg::Aux(id.clone()));
-        d.results[i] = Some(id);
+        jobs.push(StageJob {
+            idx: i,
+            first_step,
+            from_text: originals
+                .get(&st.line.start)
+                .cloned()
+                .unwrap_or_else(|| format!("FROM {}", st.base)),
+            deps: plan::stage_deps(&df, i, &global)?,
+            list,
+        });
+        first_step += 1 + st.instructions.len();
     }
-    let id = d.results[target].clone().expect("target built");
+
+    let common = Common {
+        opts,
+        lex: Lex::new(df.escape_token),
+        global,
+        cache_allowed: (!opts.cache_from.is_empty()).then(|| cache_from_set(be, opts)),
+        board: Board::new(
+            df.stages.len(),
+            std::thread::available_parallelism().map_or(2, |n| n.get().max(2)),
+        ),
+        ctx,
+    };
+    let deps: Vec<Vec<usize>> = jobs.iter().map(|j| j.deps.clone()).collect();
+    let forks = if plan::has_independent_stages(&needed, &deps) {
+        jobs.iter().map(|_| be.fork()).collect::<Option<Vec<_>>>()
+    } else {
+        None
+    };
+    match forks {
+        None => {
+            for job in &jobs {
+                let mut d = common.driver(be, out);
+                let built = d.build_stage(&df, job, total);
+                consumed.append(&mut d.consumed);
+                common.board.finish_sequential(job.idx, built?);
+            }
+        }
+        Some(forks) => {
+            let (mut used, end) = build_concurrently(&common, &df, &jobs, total, forks, out);
+            consumed.append(&mut used);
+            end?;
+        }
+    }
+    let id = common.board.get(target).expect("target built");
     let unused: Vec<&String> = opts
         .build_args
         .keys()
-        .filter(|k| !d.consumed.contains(*k) && !is_predefined_arg(k))
+        .filter(|k| !consumed.contains(*k) && !is_predefined_arg(k))
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
     if !unused.is_empty() {
         let names: Vec<&str> = unused.iter().map(|s| s.as_str()).collect();
-        d.emit(Msg::Stream(format!(
+        out(Msg::Stream(format!(
             "[Warning] One or more build-args [{}] were not consumed\n",
             names.join(" ")
         )));
     }
-    d.emit(Msg::Stream(format!(
+    out(Msg::Stream(format!(
         "Successfully built {}\n",
         m::short_id(&id)
     )));
     for t in &opts.tags {
-        let shown = d.be.tag(&id, t)?;
-        d.emit(Msg::Stream(format!("Successfully tagged {shown}\n")));
+        let shown = be.tag(&id, t)?;
+        out(Msg::Stream(format!("Successfully tagged {shown}\n")));
     }
     Ok(id)
+}
+
+/// `--label`s become a LABEL step at the end of the target stage.
+fn labels_step(labels: &BTreeMap<String, String>) -> (Instruction, String) {
+    let kvs: Vec<berth_dockerfile::KeyValue> = labels
+        .iter()
+        .map(|(k, v)| berth_dockerfile::KeyValue {
+            key: k.clone(),
+            value: v.clone(),
+            no_delim: false,
+        })
+        .collect();
+    let text = format!(
+        "LABEL {}",
+        labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    (Instruction::Label(kvs), text)
+}
+
+/// Images the cache may use with `--cache-from`: the listed images and their parents.
+fn cache_from_set(be: &mut dyn Backend, opts: &BuildOptions) -> HashSet<String> {
+    let mut set = HashSet::new();
+    for name in &opts.cache_from {
+        let mut cur = be.image(name).ok();
+        while let Some((id, cfg)) = cur {
+            if !set.insert(id) {
+                break;
+            }
+            cur = cfg.parent.as_deref().and_then(|p| be.image(p).ok());
+        }
+    }
+    set
+}
+
+/// What the drivers of one build share (read-only, but for the board).
+struct Common<'a> {
+    opts: &'a BuildOptions,
+    lex: Lex,
+    global: BTreeMap<String, String>,
+    cache_allowed: Option<HashSet<String>>,
+    board: Board,
+    ctx: Context,
+}
+
+impl Common<'_> {
+    fn driver<'b>(&'b self, be: &'b mut dyn Backend, out: &'b mut dyn FnMut(Msg)) -> Driver<'b> {
+        Driver {
+            be,
+            opts: self.opts,
+            out,
+            lex: &self.lex,
+            global: &self.global,
+            consumed: BTreeSet::new(),
+            claims: Vec::new(),
+            cache_allowed: self.cache_allowed.as_ref(),
+            results: &self.board,
+            ctx: &self.ctx,
+        }
+    }
+}
+
+/// Progress of a concurrent build, sent by the stage threads to the caller's thread.
+enum Event {
+    Msg(usize, Msg),
+    Done(usize, StageEnd, BTreeSet<String>),
+}
+
+/// Build `jobs` on threads, one backend fork each, each stage as soon as the
+/// stages it uses are built. This thread forwards the messages in stage order.
+/// Returns the build args used and the build's outcome (its first failure).
+fn build_concurrently(
+    common: &Common<'_>,
+    df: &berth_dockerfile::Dockerfile,
+    jobs: &[StageJob],
+    total: usize,
+    forks: Vec<Box<dyn Backend + Send>>,
+    out: &mut dyn FnMut(Msg),
+) -> (BTreeSet<String>, std::result::Result<(), Failure>) {
+    let (tx, rx) = std::sync::mpsc::channel::<Event>();
+    let mut consumed = BTreeSet::new();
+    let mut ends: Vec<Option<StageEnd>> = jobs.iter().map(|_| None).collect();
+    std::thread::scope(|s| {
+        for (k, (job, mut be)) in jobs.iter().zip(forks).enumerate() {
+            let tx = tx.clone();
+            s.spawn(move || {
+                let end = if common.board.start(&job.deps) {
+                    let mut send = |m: Msg| {
+                        let _ = tx.send(Event::Msg(k, m));
+                    };
+                    let mut d = common.driver(&mut *be, &mut send);
+                    let built = d.build_stage(df, job, total);
+                    let used = std::mem::take(&mut d.consumed);
+                    let end = match built {
+                        Ok(id) => {
+                            common.board.finish(job.idx, Some(id.clone()));
+                            StageEnd::Built
+                        }
+                        Err(f) => {
+                            if common.board.finish(job.idx, None) {
+                                // Stop the other stages, and what they are running.
+                                be.cancel();
+                                StageEnd::Failed(f)
+                            } else {
+                                StageEnd::Stopped(f)
+                            }
+                        }
+                    };
+                    let _ = tx.send(Event::Done(k, end, used));
+                    return;
+                } else {
+                    StageEnd::Stopped(fail("build stopped: another stage failed"))
+                };
+                let _ = tx.send(Event::Done(k, end, BTreeSet::new()));
+            });
+        }
+        drop(tx);
+        // Forward stage `cur` live; hold the later ones' messages until it is done.
+        let mut held: Vec<Vec<Msg>> = jobs.iter().map(|_| Vec::new()).collect();
+        let mut cur = 0;
+        for ev in rx {
+            match ev {
+                Event::Msg(k, m) if k == cur => out(m),
+                Event::Msg(k, m) => held[k].push(m),
+                Event::Done(k, end, mut used) => {
+                    consumed.append(&mut used);
+                    ends[k] = Some(end);
+                }
+            }
+            while cur < jobs.len() && ends[cur].is_some() {
+                cur += 1;
+                if let Some(h) = held.get_mut(cur) {
+                    for m in h.drain(..) {
+                        out(m);
+                    }
+                }
+            }
+        }
+    });
+    let mut stopped = None;
+    for end in ends.into_iter().flatten() {
+        match end {
+            StageEnd::Built => {}
+            StageEnd::Failed(f) => return (consumed, Err(f)),
+            StageEnd::Stopped(f) => {
+                stopped.get_or_insert(f);
+            }
+        }
+    }
+    (consumed, stopped.map_or(Ok(()), Err))
 }
 
 impl Driver<'_> {
@@ -214,19 +493,39 @@ impl Driver<'_> {
         }
     }
 
-    /// Images the cache may use with `--cache-from`: the listed images and their parents.
-    fn cache_from_set(&mut self) -> HashSet<String> {
-        let mut set = HashSet::new();
-        for name in &self.opts.cache_from {
-            let mut cur = self.be.image(name).ok();
-            while let Some((id, cfg)) = cur {
-                if !set.insert(id) {
-                    break;
-                }
-                cur = cfg.parent.as_deref().and_then(|p| self.be.image(p).ok());
+    /// Build one stage: its FROM, then each instruction. Returns the stage's image.
+    fn build_stage(
+        &mut self,
+        df: &berth_dockerfile::Dockerfile,
+        job: &StageJob,
+        total: usize,
+    ) -> std::result::Result<String, Failure> {
+        let i = job.idx;
+        let mut n = job.first_step;
+        self.emit_all(m::step(n, total, &job.from_text));
+        let base = plan::stage_base(df, i, self.global)?;
+        let from = self.from(df, i, &base);
+        self.results.release(&mut self.claims);
+        let mut stage = from?;
+        for (ins, text) in &job.list {
+            n += 1;
+            if self.results.failed() {
+                return Err(fail("build stopped: another stage failed"));
             }
+            if self.be.cancelled() {
+                return Err(fail("build cancelled: the client disconnected"));
+            }
+            self.emit_all(m::step(n, total, text));
+            let done = self.dispatch(df, i, &mut stage, ins);
+            self.results.release(&mut self.claims);
+            done?;
         }
-        set
+        let id = match &stage.image {
+            Some(id) => id.clone(),
+            None => self.be.create_image(&stage.cfg)?,
+        };
+        self.emit(Msg::Aux(id.clone()));
+        Ok(id)
     }
 
     fn from(
@@ -236,8 +535,9 @@ impl Driver<'_> {
         base: &str,
     ) -> std::result::Result<Stage, Failure> {
         let (image, cfg) = if let Some(j) = plan::stage_ref_named(df, base, i) {
-            let id = self.results[j]
-                .clone()
+            let id = self
+                .results
+                .get(j)
                 .ok_or_else(|| fail(format!("stage {base} was not built")))?;
             let (id, cfg) = self.be.image(&id)?;
             (Some(id), cfg)
@@ -328,7 +628,7 @@ impl Driver<'_> {
         ins: &Instruction,
     ) -> std::result::Result<(), Failure> {
         let env = Self::expansion_env(st);
-        let ins = expand_instruction_with(ins, &env, &self.lex).map_err(|e| fail(e.0))?;
+        let ins = expand_instruction_with(ins, &env, self.lex).map_err(|e| fail(e.0))?;
         match &ins {
             Instruction::Arg(defs) => {
                 let mut resolved = Vec::new();
@@ -419,17 +719,40 @@ impl Driver<'_> {
         }
     }
 
-    /// Reuse a cached image for `key` if there is one.
+    /// Reuse a cached image for `key` if there is one. On a miss the key is claimed
+    /// until the step is done; if another stage is computing the same key, wait for
+    /// its result instead.
     fn cached(&mut self, key: &str) -> Option<(String, ImageConfigFile)> {
         if self.opts.no_cache {
             return None;
         }
+        loop {
+            // Claim first, then look: a stage that finished this key just before
+            // the claim has already recorded its result.
+            let held = self.claims.iter().any(|k| k == key);
+            let mine = held || self.results.claim(key);
+            if let Some(found) = self.lookup(key) {
+                if mine && !held {
+                    self.results.release(&mut vec![key.to_owned()]);
+                }
+                return Some(found);
+            }
+            if mine {
+                if !held {
+                    self.claims.push(key.to_owned());
+                }
+                return None;
+            }
+            self.results.wait_computed(key);
+            if self.results.failed() {
+                return None;
+            }
+        }
+    }
+
+    fn lookup(&mut self, key: &str) -> Option<(String, ImageConfigFile)> {
         for id in self.be.cache_get(key) {
-            if self
-                .cache_allowed
-                .as_ref()
-                .is_some_and(|a| !a.contains(&id))
-            {
+            if self.cache_allowed.is_some_and(|a| !a.contains(&id)) {
                 continue;
             }
             if let Ok(found) = self.be.image(&id) {
@@ -656,8 +979,9 @@ impl Driver<'_> {
                 continue;
             }
             let id = match plan::stage_ref(df, &m.from, stage_idx) {
-                Some(j) => self.results[j]
-                    .clone()
+                Some(j) => self
+                    .results
+                    .get(j)
                     .ok_or_else(|| fail(format!("stage {} was not built", m.from)))?,
                 None => self.be.image(&m.from).map_err(Failure::from)?.0,
             };
@@ -668,7 +992,7 @@ impl Driver<'_> {
             &r.mounts,
             runmount::MountEnv {
                 workdir: &workdir,
-                ctx: &self.ctx,
+                ctx: self.ctx,
                 secrets: &self.opts.secrets,
                 from_image: &mut |f| {
                     froms

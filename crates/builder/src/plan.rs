@@ -74,8 +74,7 @@ pub fn target_index(df: &Dockerfile, target: Option<&str>) -> Result<usize> {
 }
 
 /// The stages the target needs (its base chain, `COPY --from` and `RUN --mount
-/// from=` sources), in
-/// Dockerfile order.
+/// from=` sources), in Dockerfile order.
 pub fn needed_stages(
     df: &Dockerfile,
     target: usize,
@@ -84,32 +83,61 @@ pub fn needed_stages(
     let mut need = BTreeSet::new();
     let mut todo = vec![target];
     while let Some(i) = todo.pop() {
-        if !need.insert(i) {
-            continue;
-        }
-        let base = stage_base(df, i, global)?;
-        if let Some(j) = stage_ref_named(df, &base, i) {
-            todo.push(j);
-        }
-        for (ins, _) in &df.stages[i].instructions {
-            // `COPY --from` and `RUN --mount=...,from=` name stages.
-            let froms: Vec<&str> = match ins {
-                Instruction::Copy(c) => vec![c.from.as_str()],
-                Instruction::Run(r) => r.mounts.iter().map(|m| m.from.as_str()).collect(),
-                _ => Vec::new(),
-            };
-            for from in froms.into_iter().filter(|f| !f.is_empty()) {
-                if let Some(j) = stage_ref(df, from, i) {
-                    todo.push(j);
-                } else if df.stage_index(from).is_some() {
-                    return Err(Error::invalid(format!(
-                        "invalid from flag value {from}: stage {from} is not defined before it is used"
-                    )));
-                }
-            }
+        if need.insert(i) {
+            todo.extend(stage_deps(df, i, global)?);
         }
     }
     Ok(need.into_iter().collect())
+}
+
+/// The earlier stages stage `i` uses directly: its FROM (by name), `COPY --from`
+/// and `RUN --mount=...,from=`.
+pub fn stage_deps(
+    df: &Dockerfile,
+    i: usize,
+    global: &BTreeMap<String, String>,
+) -> Result<Vec<usize>> {
+    let mut deps = BTreeSet::new();
+    let base = stage_base(df, i, global)?;
+    if let Some(j) = stage_ref_named(df, &base, i) {
+        deps.insert(j);
+    }
+    for (ins, _) in &df.stages[i].instructions {
+        let froms: Vec<&str> = match ins {
+            Instruction::Copy(c) => vec![c.from.as_str()],
+            Instruction::Run(r) => r.mounts.iter().map(|m| m.from.as_str()).collect(),
+            _ => Vec::new(),
+        };
+        for from in froms.into_iter().filter(|f| !f.is_empty()) {
+            if let Some(j) = stage_ref(df, from, i) {
+                deps.insert(j);
+            } else if df.stage_index(from).is_some() {
+                return Err(Error::invalid(format!(
+                    "invalid from flag value {from}: stage {from} is not defined before it is used"
+                )));
+            }
+        }
+    }
+    Ok(deps.into_iter().collect())
+}
+
+/// Whether some of `stages` (in Dockerfile order, `deps[k]` the direct
+/// dependencies of `stages[k]`) could be built at the same time: false when each
+/// one (transitively) uses the one before it, a single chain.
+pub fn has_independent_stages(stages: &[usize], deps: &[Vec<usize>]) -> bool {
+    let mut uses: HashMap<usize, BTreeSet<usize>> = HashMap::new();
+    for (k, &s) in stages.iter().enumerate() {
+        let mut all = BTreeSet::new();
+        for d in &deps[k] {
+            all.insert(*d);
+            all.extend(uses.get(d).into_iter().flatten().copied());
+        }
+        if k > 0 && !all.contains(&stages[k - 1]) {
+            return true;
+        }
+        uses.insert(s, all);
+    }
+    false
 }
 
 /// A FROM refers to an earlier stage by name only (an index would be an image tag).
@@ -152,6 +180,25 @@ mod tests {
             e.message(),
             "failed to reach build target nope in Dockerfile"
         );
+    }
+
+    #[test]
+    fn independent_stages_are_found() {
+        let df = parse_stages(DF).unwrap();
+        let g = global_args(&df, &HashMap::new(), &mut BTreeSet::new()).unwrap();
+        // c is FROM a and copies from b: a and b are independent.
+        assert_eq!(stage_deps(&df, 2, &g).unwrap(), [0, 1]);
+        assert_eq!(stage_deps(&df, 3, &g).unwrap(), [0]);
+        let deps = |s: &[usize]| -> Vec<Vec<usize>> {
+            s.iter().map(|i| stage_deps(&df, *i, &g).unwrap()).collect()
+        };
+        assert!(has_independent_stages(&[0, 1, 2], &deps(&[0, 1, 2])));
+        // a chain: d uses a only
+        assert!(!has_independent_stages(&[0, 3], &deps(&[0, 3])));
+        assert!(!has_independent_stages(&[1], &deps(&[1])));
+        let chain = parse_stages("FROM busybox AS a\nFROM a AS b\nFROM busybox\nCOPY --from=b /x /x\nCOPY --from=a /y /y\n").unwrap();
+        let d: Vec<Vec<usize>> = (0..3).map(|i| stage_deps(&chain, i, &g).unwrap()).collect();
+        assert!(!has_independent_stages(&[0, 1, 2], &d));
     }
 
     #[test]

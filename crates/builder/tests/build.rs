@@ -612,3 +612,213 @@ fn copy_cache_hits_mount_nothing_and_changes_rerun_exactly_what_they_touch() {
     let (_, t9) = run_build(&mut be, c, &opts());
     assert_eq!(t9.matches("Using cache").count(), 6, "{t9}");
 }
+
+/// A [`Fake`] that can be forked, so independent stages run on threads. Its `run`
+/// knows two extra commands: `meet` (returns 0 once two runs are inside it at the
+/// same time, 1 if no other came within 10 s) and `until-cancelled` (returns 137
+/// once the build is cancelled, 0 after 10 s).
+#[derive(Clone)]
+struct SharedFake {
+    inner: std::sync::Arc<std::sync::Mutex<Fake>>,
+    meet: std::sync::Arc<(std::sync::Mutex<usize>, std::sync::Condvar)>,
+    cancelled: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl SharedFake {
+    fn new() -> SharedFake {
+        SharedFake {
+            inner: std::sync::Arc::new(std::sync::Mutex::new(Fake::with_busybox())),
+            meet: Default::default(),
+            cancelled: Default::default(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Fake> {
+        self.inner.lock().unwrap()
+    }
+
+    fn rendezvous(&self) -> bool {
+        let (n, cv) = &*self.meet;
+        let mut n = n.lock().unwrap();
+        *n += 1;
+        cv.notify_all();
+        let (n, _) = cv
+            .wait_timeout_while(n, std::time::Duration::from_secs(10), |n| *n < 2)
+            .unwrap();
+        *n >= 2
+    }
+
+    fn wait_cancelled(&self) -> bool {
+        let t0 = std::time::Instant::now();
+        while t0.elapsed() < std::time::Duration::from_secs(10) {
+            if self.cancelled.load(std::sync::atomic::Ordering::SeqCst) {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        false
+    }
+}
+
+impl Backend for SharedFake {
+    fn image(&mut self, name: &str) -> Result<(String, ImageConfigFile)> {
+        self.lock().image(name)
+    }
+    fn create_image(&mut self, cfg: &ImageConfigFile) -> Result<String> {
+        self.lock().create_image(cfg)
+    }
+    fn add_layer(&mut self, tar: &[u8]) -> Result<String> {
+        self.lock().add_layer(tar)
+    }
+    fn with_rootfs(
+        &mut self,
+        image_id: &str,
+        f: &mut dyn FnMut(&Path) -> Result<()>,
+    ) -> Result<()> {
+        self.lock().with_rootfs(image_id, f)
+    }
+    fn run(
+        &mut self,
+        image: &str,
+        spec: &RunSpec,
+        ev: &mut dyn FnMut(RunEvent<'_>),
+    ) -> Result<RunOutcome> {
+        let mut spec = spec.clone();
+        let last = spec.cmd.last().cloned().unwrap_or_default();
+        if last.starts_with("meet") && !self.rendezvous() {
+            *spec.cmd.last_mut().unwrap() = "exit 1".into();
+        }
+        if last == "until-cancelled" && self.wait_cancelled() {
+            *spec.cmd.last_mut().unwrap() = "exit 137".into();
+        }
+        self.lock().run(image, &spec, ev)
+    }
+    fn create_container(&mut self, image: &str, cmd: &[String]) -> Result<String> {
+        self.lock().create_container(image, cmd)
+    }
+    fn remove_container(&mut self, id: &str) -> Result<()> {
+        self.lock().remove_container(id)
+    }
+    fn tag(&mut self, image_id: &str, reference: &str) -> Result<String> {
+        self.lock().tag(image_id, reference)
+    }
+    fn cache_get(&mut self, key: &str) -> Vec<String> {
+        self.lock().cache_get(key)
+    }
+    fn cache_put(&mut self, key: &str, image_id: &str) -> Result<()> {
+        self.lock().cache_put(key, image_id)
+    }
+    fn cancelled(&mut self) -> bool {
+        self.cancelled.load(std::sync::atomic::Ordering::SeqCst)
+    }
+    fn fork(&mut self) -> Option<Box<dyn Backend + Send>> {
+        Some(Box::new(self.clone()))
+    }
+    fn cancel(&mut self) {
+        self.cancelled
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+fn run_shared(be: &mut SharedFake, df: &str) -> (std::result::Result<String, Failure>, Vec<Msg>) {
+    let mut msgs = Vec::new();
+    let r = build(be, ctx(&[("Dockerfile", df)]), &opts(), &mut |m| {
+        msgs.push(m)
+    });
+    (r, msgs)
+}
+
+fn stream_text(msgs: &[Msg]) -> String {
+    msgs.iter()
+        .filter_map(|m| match m {
+            Msg::Stream(s) => Some(s.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn independent_stages_build_at_once_and_print_in_order() {
+    // a and b only meet if they run at the same time; the last stage uses both.
+    const DF: &str = "FROM busybox AS a\nRUN meet a\nRUN echo a2\nFROM busybox AS b\nRUN meet b\nENV B=1\nFROM a\nRUN --mount=type=bind,from=b,target=/b echo final\n";
+    let mut be = SharedFake::new();
+    let (r, msgs) = run_shared(&mut be, DF);
+    let text = stream_text(&msgs);
+    let id = r.unwrap_or_else(|f| panic!("{f:?}\n{text}"));
+    assert_eq!(be.lock().tags["out:latest"], id);
+    assert_eq!(be.lock().runs.len(), 4, "{text}");
+    // Exactly the sequential output: steps 1..8 in order, each stage's lines together.
+    let steps: Vec<&str> = text.lines().filter(|l| l.starts_with("Step ")).collect();
+    assert_eq!(steps.len(), 8, "{text}");
+    for (n, l) in steps.iter().enumerate() {
+        assert!(l.starts_with(&format!("Step {}/8 : ", n + 1)), "{text}");
+    }
+    let pos = |s: &str| {
+        text.find(s)
+            .unwrap_or_else(|| panic!("{s} missing: {text}"))
+    };
+    assert!(
+        pos("ran echo a2") < pos("Step 4/8 : FROM busybox AS b"),
+        "{text}"
+    );
+    assert!(pos("Step 4/8") < pos("Step 5/8 : RUN meet b"));
+    assert!(pos("Step 6/8 : ENV B=1") < pos("Step 7/8 : FROM a"));
+    // One aux per stage, the target's last.
+    let aux: Vec<&String> = msgs
+        .iter()
+        .filter_map(|m| match m {
+            Msg::Aux(id) => Some(id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(aux.len(), 3);
+    assert_eq!(aux[2], &id);
+    // A rebuild is all cache hits.
+    let (r2, msgs2) = run_shared(&mut be, DF);
+    assert_eq!(r2.unwrap(), id);
+    assert_eq!(stream_text(&msgs2).matches("Using cache").count(), 5);
+}
+
+#[test]
+fn a_failing_stage_stops_the_others_and_is_the_error() {
+    const DF: &str = "FROM busybox AS slow\nRUN until-cancelled\nRUN never\nFROM busybox AS bad\nRUN exit 3\nFROM slow\nCOPY --from=bad /x /x\n";
+    let mut be = SharedFake::new();
+    let (r, msgs) = run_shared(&mut be, DF);
+    let f = r.unwrap_err();
+    assert_eq!(f.code, Some(3), "{f:?}");
+    assert!(f.message.contains("returned a non-zero code: 3"), "{f:?}");
+    let fake = be.lock();
+    let cmds: Vec<&str> = fake
+        .runs
+        .iter()
+        .map(|r| r.cmd.last().unwrap().as_str())
+        .collect();
+    // The slow stage's RUN was stopped (it is recorded as "exit 137"; it may also
+    // not have started at all) rather than left to run 10 s; nothing after it ran.
+    assert!(
+        !cmds.contains(&"never") && !cmds.contains(&"until-cancelled"),
+        "{cmds:?}"
+    );
+    assert!(!fake.tags.contains_key("out:latest"));
+    // The failing stage's output is shown, after the slow stage's.
+    let text = stream_text(&msgs);
+    let p3 = text.find("ran exit 3").expect(&text);
+    assert!(text.find("Step 1/7").unwrap() < p3, "{text}");
+}
+
+#[test]
+fn a_step_two_stages_share_is_computed_once() {
+    const DF: &str = "FROM busybox AS a\nRUN same\nRUN a\nFROM busybox AS b\nRUN same\nRUN b\nFROM busybox\nRUN --mount=type=bind,from=a,target=/a --mount=type=bind,from=b,target=/b final\n";
+    let mut be = SharedFake::new();
+    let (r, msgs) = run_shared(&mut be, DF);
+    let text = stream_text(&msgs);
+    r.unwrap_or_else(|f| panic!("{f:?}\n{text}"));
+    let cmds: Vec<String> = be
+        .lock()
+        .runs
+        .iter()
+        .map(|r| r.cmd.last().unwrap().clone())
+        .collect();
+    assert_eq!(cmds.iter().filter(|c| *c == "same").count(), 1, "{cmds:?}");
+    assert_eq!(text.matches("Using cache").count(), 1, "{text}");
+}

@@ -654,9 +654,89 @@ fn bind_mounts_from_a_stage_discard_their_writes() {
     let o = build(&d, Cli::Berth, &ctx, &["-t", "bind-from"]);
     assert_eq!(o.code, 0, "{o}");
     let o = d.berth(&[
-        "run", "--rm", "bind-from", "sh", "-c",
+        "run",
+        "--rm",
+        "bind-from",
+        "sh",
+        "-c",
         "cat /got /again /file-bind; ls -d /mnt /usr/local/bin/true 2>&1 | grep -c 'No such'",
     ]);
     assert_eq!(o.stdout, "from-stage\nfrom-stage\nok\n2\n", "{o}");
+    fs::remove_dir_all(&ctx).ok();
+}
+
+/// Two stages that only finish if they run at the same time: each leaves a marker
+/// in a shared cache mount and waits (at most 20 s) for the other's.
+const MEET: &str = r#"FROM busybox AS a
+ARG N
+RUN --mount=type=cache,id=meet,target=/m touch /m/a$N; i=0; until [ -e /m/b$N ]; do i=$((i+1)); [ $i -gt 40 ] && exit 7; sleep 0.5; done; echo a-met-b; echo a > /a.txt
+
+FROM busybox AS b
+ARG N
+RUN --mount=type=cache,id=meet,target=/m touch /m/b$N; i=0; until [ -e /m/a$N ]; do i=$((i+1)); [ $i -gt 40 ] && exit 7; sleep 0.5; done; echo b-met-a; echo b > /b.txt
+
+FROM busybox
+COPY --from=a /a.txt /a.txt
+COPY --from=b /b.txt /b.txt
+CMD ["cat", "/a.txt", "/b.txt"]
+"#;
+
+#[test]
+fn independent_stages_build_at_the_same_time() {
+    let d = Daemon::start();
+    let ctx = context(&[("Dockerfile", MEET)]);
+    for cli in Cli::ALL {
+        let tag = format!("meet-{}", cli.name());
+        let nonce = format!("N={}", cli.name());
+        let o = build(&d, cli, &ctx, &["-t", &tag, "--build-arg", &nonce]);
+        assert_eq!(o.code, 0, "{}: {o}", cli.name());
+        assert!(
+            o.stdout.contains("a-met-b") && o.stdout.contains("b-met-a"),
+            "{o}"
+        );
+        // The output is the sequential one: steps in order, each stage's lines together.
+        let steps: Vec<&str> = o
+            .stdout
+            .lines()
+            .filter(|l| l.starts_with("Step "))
+            .collect();
+        assert_eq!(steps.len(), 10, "{o}");
+        for (n, l) in steps.iter().enumerate() {
+            assert!(l.starts_with(&format!("Step {}/10 : ", n + 1)), "{o}");
+        }
+        let at = |s: &str| o.stdout.find(s).unwrap_or_else(|| panic!("{s}: {o}"));
+        assert!(
+            at("a-met-b") < at("Step 4/10") && at("b-met-a") > at("Step 6/10"),
+            "{o}"
+        );
+        let run = d.cli(cli, &["run", "--rm", &tag]);
+        assert_eq!(run.stdout, "a\nb\n", "{run}");
+    }
+    assert!(d.container_ids().is_empty(), "{:?}", d.container_ids());
+    fs::remove_dir_all(&ctx).ok();
+}
+
+#[test]
+fn a_failing_stage_stops_the_stages_running_beside_it() {
+    let d = Daemon::start();
+    let ctx = context(&[(
+        "Dockerfile",
+        "FROM busybox AS slow\nRUN sleep 60\nRUN echo never\nFROM busybox AS bad\nRUN echo failing; exit 3\nFROM busybox\nCOPY --from=slow /etc/passwd /p\nCOPY --from=bad /etc/group /g\n",
+    )]);
+    let t0 = std::time::Instant::now();
+    let o = build(&d, Cli::Berth, &ctx, &["-t", "stopped"]);
+    let took = t0.elapsed();
+    assert_eq!(o.code, 3, "{o}");
+    let all = format!("{}{}", o.stdout, o.stderr);
+    assert!(all.contains("returned a non-zero code: 3"), "{o}");
+    assert!(!all.contains("never"), "{o}");
+    // The 60 s step was killed, not waited for.
+    assert!(took < std::time::Duration::from_secs(30), "{took:?}: {o}");
+    assert_eq!(
+        d.api("GET", "/v1.41/images/stopped:latest/json").status,
+        404
+    );
+    let running = d.api("GET", "/v1.41/containers/json").json();
+    assert_eq!(running, serde_json::json!([]));
     fs::remove_dir_all(&ctx).ok();
 }

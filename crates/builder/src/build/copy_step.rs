@@ -28,8 +28,9 @@ impl Driver<'_> {
             None
         } else {
             Some(match plan::stage_ref(df, from, stage_idx) {
-                Some(j) => self.results[j]
-                    .clone()
+                Some(j) => self
+                    .results
+                    .get(j)
                     .ok_or_else(|| fail(format!("stage {from} was not built")))?,
                 None => self.be.image(from).map_err(Failure::from)?.0,
             })
@@ -40,7 +41,7 @@ impl Driver<'_> {
         let parent = st.image.clone().unwrap_or_default();
         let sources = match &src_image {
             Some(id) => Some(format!("image:{id}")),
-            None => copy::source_digest(&self.ctx, &req).map(|d| format!("context:{d}")),
+            None => copy::source_digest(self.ctx, &req).map(|d| format!("context:{d}")),
         };
         let quick_key = sources.map(|src| {
             let names: Vec<&str> = req.inline.iter().map(|f| f.name.as_str()).collect();
@@ -75,7 +76,7 @@ impl Driver<'_> {
         } else {
             None
         };
-        let ctx = from_ctx.as_ref().unwrap_or(&self.ctx);
+        let ctx = from_ctx.as_ref().unwrap_or(self.ctx);
         let mut plan_result: Option<std::result::Result<copy::CopyPlan, Error>> = None;
         match st.image.clone() {
             Some(id) => {

@@ -38,7 +38,9 @@ fn parsed_config(d: &Daemon, rec: &ImageRecord) -> Result<ImageConfigFile> {
     Ok(cfg)
 }
 
-/// The daemon as the builder's backend.
+/// The daemon as the builder's backend. Clones share the build's stop flag, so the
+/// builder can run independent stages on several threads.
+#[derive(Clone)]
 pub struct DaemonBackend {
     d: Arc<Daemon>,
     rt: tokio::runtime::Handle,
@@ -47,7 +49,8 @@ pub struct DaemonBackend {
 }
 
 impl DaemonBackend {
-    /// `gone` is set when the client disconnects; the build stops before the next step.
+    /// `gone` is set when the client disconnects (or a stage of a concurrent build
+    /// fails): the build stops before the next step, and a running step is killed.
     pub fn new(
         d: Arc<Daemon>,
         rt: tokio::runtime::Handle,
@@ -116,6 +119,19 @@ impl DaemonBackend {
                 return Err(e);
             }
             if let Ok(mut s) = rx.await {
+                let gone = self.gone.clone();
+                let (d2, c2) = (d.clone(), c.clone());
+                // The build is stopped: kill the step (its output then ends).
+                let killer = tokio::spawn(async move {
+                    let mut tick = tokio::time::interval(std::time::Duration::from_millis(50));
+                    loop {
+                        tick.tick().await;
+                        if gone.load(std::sync::atomic::Ordering::Relaxed) {
+                            let _ = container::lifecycle::kill(&d2, &c2, libc::SIGKILL).await;
+                            return;
+                        }
+                    }
+                });
                 let mut header = [0u8; 8];
                 while s.read_exact(&mut header).await.is_ok() {
                     let len =
@@ -131,6 +147,7 @@ impl DaemonBackend {
                         _ => break,
                     }
                 }
+                killer.abort();
             }
             let code = container::lifecycle::wait(&c, WaitCondition::NotRunning).await;
             Ok::<_, Error>((cid, code))
@@ -279,6 +296,14 @@ impl Backend for DaemonBackend {
 
     fn cancelled(&mut self) -> bool {
         self.gone.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn fork(&mut self) -> Option<Box<dyn Backend + Send>> {
+        Some(Box::new(self.clone()))
+    }
+
+    fn cancel(&mut self) {
+        self.gone.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn cache_get(&mut self, key: &str) -> Vec<String> {
