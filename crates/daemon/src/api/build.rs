@@ -126,7 +126,11 @@ pub async fn build(d: &Arc<Daemon>, req: Request<Incoming>, q: &Query) -> Result
             _ => send(&m),
         };
         let result = match crate::build::DaemonBackend::new(d, rt, gone) {
-            Ok(mut be) => berth_builder::build(&mut be, ctx, &opts, &mut out),
+            Ok(mut be) => {
+                let built = berth_builder::build(&mut be, ctx, &opts, &mut out);
+                let settled = be.settle();
+                built.and_then(|id| settled.map(|()| id).map_err(Into::into))
+            }
             Err(e) => Err(e.into()),
         };
         tracing::debug!(

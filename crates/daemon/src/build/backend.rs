@@ -46,6 +46,8 @@ pub struct DaemonBackend {
     rt: tokio::runtime::Handle,
     cache: DirCache,
     gone: Arc<std::sync::atomic::AtomicBool>,
+    /// Step containers being removed in the background (see `remove_container`).
+    removing: Arc<Mutex<Vec<tokio::task::JoinHandle<Result<()>>>>>,
 }
 
 impl DaemonBackend {
@@ -57,7 +59,29 @@ impl DaemonBackend {
         gone: Arc<std::sync::atomic::AtomicBool>,
     ) -> Result<DaemonBackend> {
         let cache = super::cache(&d)?;
-        Ok(DaemonBackend { d, rt, cache, gone })
+        Ok(DaemonBackend {
+            d,
+            rt,
+            cache,
+            gone,
+            removing: Default::default(),
+        })
+    }
+
+    /// Wait for the step containers still being removed; the build's stream ends
+    /// only after this, so a client never sees them.
+    pub fn settle(&self) -> Result<()> {
+        let pending = std::mem::take(&mut *self.removing.lock().unwrap());
+        self.rt.block_on(async {
+            let mut first = Ok(());
+            for h in pending {
+                let r = h.await.map_err(|e| Error::internal(e.to_string())).and_then(|r| r);
+                if let (Err(e), Ok(())) = (r, &first) {
+                    first = Err(e);
+                }
+            }
+            first
+        })
     }
 
     fn tmp_dir(&self) -> Result<std::path::PathBuf> {
@@ -232,9 +256,11 @@ impl Backend for DaemonBackend {
             }),
             ..Default::default()
         };
+        let t0 = std::time::Instant::now();
         let ran = self.run_container(body, ev);
         prepared.release(&d);
         let (cid, code) = ran?;
+        let t_run = t0.elapsed();
         let mut diff_id = None;
         if code == 0 {
             let upper = self.d.snap.upper_dir(&cid);
@@ -251,6 +277,7 @@ impl Backend for DaemonBackend {
             let _ = std::fs::remove_file(&tmp);
             diff_id = Some(stored?.0.to_string());
         }
+        tracing::debug!(id = %cid, ran = ?t_run, committed = ?t0.elapsed(), "build step ran");
         Ok(RunOutcome {
             container_id: cid,
             exit_code: code,
@@ -270,12 +297,16 @@ impl Backend for DaemonBackend {
             .block_on(container::create::create_opts(&d, None, body, false))
     }
 
+    /// Removal (unmount, deleting the upper dir, the record) runs in the background,
+    /// beside the next step; [`DaemonBackend::settle`] waits for it.
     fn remove_container(&mut self, id: &str) -> Result<()> {
         let d = self.d.clone();
-        self.rt.block_on(async {
-            let c = d.containers.get(id)?;
-            container::lifecycle::remove(&d, &c, true, false).await
-        })
+        let c = d.containers.get(id)?;
+        let task = self
+            .rt
+            .spawn(async move { container::lifecycle::remove(&d, &c, true, false).await });
+        self.removing.lock().unwrap().push(task);
+        Ok(())
     }
 
     fn tag(&mut self, image_id: &str, reference: &str) -> Result<String> {
