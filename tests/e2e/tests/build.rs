@@ -740,3 +740,26 @@ fn a_failing_stage_stops_the_stages_running_beside_it() {
     assert_eq!(running, serde_json::json!([]));
     fs::remove_dir_all(&ctx).ok();
 }
+
+#[test]
+fn a_failed_step_container_can_be_committed_and_started_again() {
+    // Step containers' root filesystems are mounted `volatile`; once cleanly
+    // unmounted they must still mount again (commit, start), as with Docker.
+    let d = Daemon::start();
+    let ctx = context(&[(
+        "Dockerfile",
+        "FROM busybox\nRUN echo partial > /state.txt && exit 4\n",
+    )]);
+    let o = build(&d, Cli::Docker, &ctx, &["-t", "never"]);
+    assert_eq!(o.code, 4, "{o}");
+    let left = d.container_ids();
+    assert_eq!(left.len(), 1, "the failed step's container stays: {o}");
+    let cid = &left[0];
+    let c = d.cli(Cli::Docker, &["commit", cid, "debug:failed"]);
+    assert_eq!(c.code, 0, "{c}");
+    let r = d.cli(Cli::Berth, &["run", "--rm", "debug:failed", "cat", "/state.txt"]);
+    assert_eq!(r.stdout, "partial\n", "{r}");
+    let s = d.cli(Cli::Docker, &["start", "-a", cid]);
+    assert_eq!(s.code, 4, "{s}");
+    fs::remove_dir_all(&ctx).ok();
+}

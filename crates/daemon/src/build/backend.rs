@@ -127,7 +127,7 @@ impl DaemonBackend {
     ) -> Result<(String, i64)> {
         let d = self.d.clone();
         self.rt.block_on(async {
-            let cid = container::create::create_opts(&d, None, body, false).await?;
+            let cid = container::create::create_opts(&d, None, body, container::create::Origin::BuildStep).await?;
             let c = d.containers.get(&cid)?;
             ev(RunEvent::Started(&cid));
             let (tx, rx) = tokio::sync::oneshot::channel();
@@ -202,15 +202,13 @@ impl Backend for DaemonBackend {
         let rec = self.d.images.resolve(image_id)?;
         let tmp = format!("build-{}", hex::encode(rand::random::<[u8; 8]>()));
         let target = self.d.cfg.exec_root.join("build").join(&tmp);
-        self.d.snap.prepare(&tmp)?;
-        let mounted = self.d.snap.mount(&tmp, &rec.layers, &target);
+        let mounted = self.d.snap.mount_readonly(&rec.layers, &target);
         let r = match mounted {
             Ok(()) => f(&target),
             Err(e) => Err(e),
         };
         let _ = berth_snapshot::unmount(&target);
         let _ = std::fs::remove_dir(&target);
-        let _ = self.d.snap.remove(&tmp);
         r
     }
 
@@ -294,7 +292,7 @@ impl Backend for DaemonBackend {
             ..Default::default()
         };
         self.rt
-            .block_on(container::create::create_opts(&d, None, body, false))
+            .block_on(container::create::create_opts(&d, None, body, container::create::Origin::BuildStep))
     }
 
     /// Removal (unmount, deleting the upper dir, the record) runs in the background,

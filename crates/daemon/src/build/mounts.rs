@@ -204,11 +204,29 @@ impl Prepared {
                     };
                     self.locks.push(lock);
                     if !src.exists() {
-                        // Created whole or not at all.
-                        let part = src.with_extension("new");
-                        let _ = std::fs::remove_dir_all(&part);
+                        // Created whole or not at all, and never replaced: stages
+                        // building at the same time may both get here.
+                        let part = src.with_extension(format!(
+                            "new-{}",
+                            hex::encode(rand::random::<[u8; 8]>())
+                        ));
                         new_dir(&part, *mode, *uid, *gid)?;
-                        std::fs::rename(&part, &src).ctx("create cache mount")?;
+                        let placed = nix::fcntl::renameat2(
+                            None,
+                            &part,
+                            None,
+                            &src,
+                            nix::fcntl::RenameFlags::RENAME_NOREPLACE,
+                        );
+                        if placed.is_err() {
+                            let _ = std::fs::remove_dir(&part);
+                            if !src.is_dir() {
+                                return Err(Error::internal(format!(
+                                    "create cache mount: {}",
+                                    placed.unwrap_err()
+                                )));
+                            }
+                        }
                     }
                     self.bind(&src, &m.target, m.readonly);
                 }

@@ -57,13 +57,23 @@ fn validate_host_config(hc: &HostConfig) -> Result<()> {
 
 /// Create a container; returns its id.
 pub async fn create(d: &Arc<Daemon>, name: Option<&str>, body: ContainerCreateBody) -> Result<String> {
-    create_opts(d, name, body, true).await
+    create_opts(d, name, body, Origin::Api).await
 }
 
-/// Create a container; `warm`: it may take a warm sandbox, and its start keeps one
-/// ready for the next container like it (not for the builder's step containers,
-/// whose images change with every step).
-pub async fn create_opts(d: &Arc<Daemon>, name: Option<&str>, body: ContainerCreateBody, warm: bool) -> Result<String> {
+/// Who asks for a container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// The API: it may take a warm sandbox, and its start keeps one ready for the
+    /// next container like it.
+    Api,
+    /// The builder's step containers: no warm sandboxes (their images change with
+    /// every step), run once (see `Record::build_step`).
+    BuildStep,
+}
+
+/// Create a container as `origin` asks.
+pub async fn create_opts(d: &Arc<Daemon>, name: Option<&str>, body: ContainerCreateBody, origin: Origin) -> Result<String> {
+    let warm = origin == Origin::Api;
     let image_name = body.image.clone().filter(|s| !s.is_empty()).ok_or_else(|| {
         Error::invalid("Config cannot be empty in order to create a container")
     })?;
@@ -186,6 +196,7 @@ pub async fn create_opts(d: &Arc<Daemon>, name: Option<&str>, body: ContainerCre
         state: State::default(),
         restart_count: 0,
         manually_stopped: false,
+        build_step: origin == Origin::BuildStep,
     };
 
     // A warm sandbox of the same shape becomes this container.

@@ -95,6 +95,10 @@ pub struct Record {
     /// Stopped by the user (restart policies leave it alone).
     #[serde(default)]
     pub manually_stopped: bool,
+    /// A builder's RUN step: started once, never restarted (its rootfs is mounted
+    /// `volatile`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub build_step: bool,
 }
 
 /// What `wait` watches.

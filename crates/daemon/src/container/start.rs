@@ -207,7 +207,12 @@ pub fn purge(d: &Daemon, id: &str) {
 /// Undo what `prepare` did (on failure or after exit).
 pub fn teardown(d: &Daemon, id: &str) {
     let paths = Paths::new(d, id);
-    let _ = berth_snapshot::unmount(&paths.rootfs());
+    // Only an unmount seen here is a clean one (after a host crash nothing is mounted
+    // and a volatile upper dir must stay unusable).
+    let mounted = berth_snapshot::is_mountpoint(&paths.rootfs());
+    if berth_snapshot::unmount(&paths.rootfs()).is_ok() && mounted {
+        d.snap.unmounted(id);
+    }
     let _ = crate::netns::remove(&Paths::netns(d, id));
     let _ = std::fs::remove_dir_all(&paths.state);
     // The shim removes the cgroup and libcontainer state when it sees the exit; if the
@@ -245,7 +250,11 @@ pub(super) fn prepare(d: &Daemon, rec: &Record) -> Result<()> {
     std::fs::create_dir_all(&paths.state)?;
     std::fs::create_dir_all(&paths.dir)?;
     d.snap.prepare(&rec.id)?;
-    d.snap.mount(&rec.id, &img.layers, &paths.rootfs())?;
+    if rec.build_step {
+        d.snap.mount_volatile(&rec.id, &img.layers, &paths.rootfs())?;
+    } else {
+        d.snap.mount(&rec.id, &img.layers, &paths.rootfs())?;
+    }
     let mode = network_mode(rec);
     if mode != "host" && !mode.starts_with("container:") {
         crate::netns::create(&Paths::netns(d, &rec.id))?;
