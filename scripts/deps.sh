@@ -21,6 +21,7 @@ BERTH_APT_PACKAGES=(
     util-linux            # unshare, mount, nsenter
     curl                  # talks to the daemon socket in scripts (curl --unix-socket)
     jq                    # edits the runc bundle config and reads hyperfine JSON in bench/
+    git                   # `berth build <git url>` clones the context (and its e2e test)
 )
 
 # Stop and disable the docker.io / containerd system services: berthd must be the

@@ -69,6 +69,20 @@ pub struct Context {
     entries: BTreeMap<String, Entry>,
 }
 
+/// Whether `data` is a tar archive, plain or gzip-compressed (what a build context
+/// download or stdin may be; anything else is taken as a Dockerfile).
+pub fn looks_like_tar(data: &[u8]) -> bool {
+    let ustar = |b: &[u8]| b.len() > 262 && &b[257..262] == b"ustar";
+    if data.starts_with(&[0x1f, 0x8b]) {
+        let mut head = Vec::new();
+        let _ = flate2::read::GzDecoder::new(data)
+            .take(512)
+            .read_to_end(&mut head);
+        return ustar(&head);
+    }
+    ustar(data)
+}
+
 impl Context {
     /// Read a (possibly gzip-compressed) context tar.
     pub fn from_tar(r: impl Read) -> Result<Context> {

@@ -763,3 +763,91 @@ fn a_failed_step_container_can_be_committed_and_started_again() {
     assert_eq!(s.code, 4, "{s}");
     fs::remove_dir_all(&ctx).ok();
 }
+
+/// A static file server on 127.0.0.1 for `root` (404 for what is missing).
+fn serve_dir(root: PathBuf) -> String {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let mut req = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => req.extend_from_slice(&buf[..n]),
+                }
+            }
+            let line = String::from_utf8_lossy(&req).lines().next().unwrap_or("").to_owned();
+            let path = line.split(' ').nth(1).unwrap_or("/").split('?').next().unwrap_or("/");
+            let file = root.join(path.trim_start_matches('/'));
+            let (status, body) = match fs::read(&file) {
+                Ok(b) if !path.contains("..") => ("200 OK", b),
+                _ => ("404 Not Found", b"not found\n".to_vec()),
+            };
+            let head = format!(
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = s.write_all(head.as_bytes());
+            let _ = s.write_all(&body);
+        }
+    });
+    format!("http://{addr}")
+}
+
+fn sh(cmd: &str) {
+    let o = std::process::Command::new("sh").arg("-c").arg(cmd).output().unwrap();
+    assert!(o.status.success(), "{cmd}: {}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn remote_contexts_tar_dockerfile_and_git_urls() {
+    let d = Daemon::start();
+    let site = unique_tmp_dir("berth-remote-ctx");
+    // A gzip tar context, and a bare Dockerfile.
+    let src = context(&[
+        ("Dockerfile", "FROM busybox\nCOPY msg.txt /msg.txt\nCMD [\"cat\", \"/msg.txt\"]\n"),
+        ("msg.txt", "from a tar url\n"),
+    ]);
+    sh(&format!("tar -czf {}/ctx.tar.gz -C {} .", site.display(), src.display()));
+    fs::write(site.join("Dockerfile"), "FROM busybox\nRUN echo from a dockerfile url > /msg.txt\nCMD [\"cat\", \"/msg.txt\"]\n").unwrap();
+    // A git repository (served by "dumb" HTTP), the context in a subdirectory of a branch.
+    let work = site.join("work");
+    fs::create_dir_all(work.join("app")).unwrap();
+    fs::write(work.join("app/Dockerfile"), "FROM busybox\nCOPY msg.txt /msg.txt\nCMD [\"cat\", \"/msg.txt\"]\n").unwrap();
+    fs::write(work.join("app/msg.txt"), "from git\n").unwrap();
+    sh(&format!(
+        "cd {w} && git init -q -b stable . && git add -A && git -c user.name=t -c user.email=t@t commit -qm one && git clone -q --bare . {s}/repo.git && git -C {s}/repo.git update-server-info",
+        w = work.display(),
+        s = site.display()
+    ));
+    let base = serve_dir(site.clone());
+    let cases = [
+        (format!("{base}/ctx.tar.gz"), "from a tar url\n"),
+        (format!("{base}/Dockerfile"), "from a dockerfile url\n"),
+        (format!("{base}/repo.git#stable:app"), "from git\n"),
+    ];
+    for cli in Cli::ALL {
+        for (i, (url, want)) in cases.iter().enumerate() {
+            let tag = format!("remote-{}-{i}", cli.name());
+            let o = d.cli(cli, &["build", "-t", &tag, url]);
+            assert_eq!(o.code, 0, "{} {url}: {o}", cli.name());
+            let r = d.cli(cli, &["run", "--rm", &tag]);
+            assert_eq!(r.stdout, *want, "{url}: {r}");
+        }
+        let o = d.cli(cli, &["build", &format!("{base}/missing.tar")]);
+        assert_ne!(o.code, 0, "{o}");
+        assert!(format!("{}{}", o.stdout, o.stderr).contains("404"), "{o}");
+    }
+    // The raw API: remote= is downloaded by the daemon; git is the client's job.
+    let r = d.api("POST", &format!("/v1.41/build?t=raw-remote&remote={base}/ctx.tar.gz"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("Successfully tagged raw-remote:latest"), "{}", r.text());
+    let r = d.api("POST", &format!("/v1.41/build?remote={base}/repo.git"));
+    assert_eq!(r.status, 400, "{}", r.text());
+    fs::remove_dir_all(&site).ok();
+    fs::remove_dir_all(&src).ok();
+}

@@ -162,8 +162,10 @@ fn single_file_tar(name: &str, content: &[u8]) -> Result<Vec<u8>> {
     Ok(tar.into_inner()?)
 }
 
+/// A tar on stdin, plain or gzip-compressed (the daemon unpacks both); anything
+/// else is a Dockerfile.
 fn is_tar(b: &[u8]) -> bool {
-    b.len() > 262 && &b[257..262] == b"ustar"
+    b.starts_with(&[0x1f, 0x8b]) || (b.len() > 262 && &b[257..262] == b"ustar")
 }
 
 fn kv_json(items: &[String]) -> String {
@@ -272,6 +274,7 @@ pub async fn build(c: &Client, a: BuildArgs) -> Result<i32> {
         crate::opts::Reference::parse(t).with_context(|| format!("invalid tag {t:?}"))?;
     }
     let mut remote = None;
+    let mut clone_dir: Option<tempfile::TempDir> = None;
     let (tar, dockerfile) = if a.context == "-" {
         let mut buf = Vec::new();
         std::io::stdin().read_to_end(&mut buf)?;
@@ -286,13 +289,20 @@ pub async fn build(c: &Client, a: BuildArgs) -> Result<i32> {
                 "Dockerfile".to_string(),
             )
         }
-    } else if a.context.contains("://") || a.context.starts_with("git@") {
+    } else if !super::gitctx::is_git_url(&a.context) && a.context.contains("://") {
+        // A tar or Dockerfile URL: the daemon downloads it.
         remote = Some(a.context.clone());
         (None, a.file.clone().unwrap_or_else(|| "Dockerfile".into()))
     } else {
-        let root = std::fs::canonicalize(&a.context).with_context(|| {
-            format!("unable to prepare context: path {:?} not found", a.context)
-        })?;
+        // A git context is cloned here, and `-f` is relative to the clone.
+        let root = if super::gitctx::is_git_url(&a.context) {
+            let tmp = clone_dir.insert(tempfile::tempdir()?);
+            super::gitctx::clone(&a.context, tmp.path())?
+        } else {
+            std::fs::canonicalize(&a.context).with_context(|| {
+                format!("unable to prepare context: path {:?} not found", a.context)
+            })?
+        };
         if !root.is_dir() {
             bail!(
                 "unable to prepare context: context must be a directory: {}",
@@ -301,6 +311,7 @@ pub async fn build(c: &Client, a: BuildArgs) -> Result<i32> {
         }
         let df_path: PathBuf = match &a.file {
             Some(f) if f == "-" => PathBuf::from("-"),
+            Some(f) if clone_dir.is_some() => root.join(f),
             Some(f) => std::path::absolute(f)?,
             None => root.join("Dockerfile"),
         };

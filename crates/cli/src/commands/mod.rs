@@ -4,6 +4,7 @@ pub mod auth;
 pub mod build;
 pub mod container;
 pub mod exec;
+pub mod gitctx;
 pub mod image;
 pub mod logs;
 pub mod network;

@@ -77,20 +77,43 @@ pub fn secrets(v: Option<&[u8]>) -> Result<BTreeMap<String, SecretBytes>> {
         .collect()
 }
 
+/// The context of `remote=<url>`: the download is a tar (plain or gzip) or, like
+/// Docker, otherwise taken as the Dockerfile itself (named `dockerfile`).
+fn remote_context(url: &str, dockerfile: &str) -> berth_errdefs::Result<Context> {
+    let got = berth_builder::remote::fetch(url, "", false)
+        .map_err(|e| Error::invalid(format!("unable to prepare context: {}", e.message())))?;
+    let data = got.data;
+    if berth_builder::context::looks_like_tar(&data) {
+        return Context::from_tar(&data[..]);
+    }
+    let mut ctx = Context::default();
+    ctx.insert(dockerfile.to_owned(), berth_builder::context::Entry::file(0o644, data));
+    Ok(ctx)
+}
+
 /// `POST /build`: the body is the context tar; the answer a JSON-message stream.
 pub async fn build(d: &Arc<Daemon>, req: Request<Incoming>, q: &Query) -> Result {
     let mut opts = options(q)?;
     opts.secrets = secrets(req.headers().get(SECRETS_HEADER).map(|v| v.as_bytes()))?;
-    if !q.str("remote").is_empty() {
-        return Err(Error::invalid(
-            "remote build contexts (URLs, git) are not supported by berthd yet",
-        ));
+    let remote = q.str("remote").to_owned();
+    if berth_builder::remote::is_git(&remote) {
+        return Err(Error::invalid(format!(
+            "remote git contexts are not supported by berthd (it runs no git): clone {remote} and build the directory, as docker build and berth build do"
+        )));
+    }
+    if !remote.is_empty() && !berth_builder::remote::is_url(&remote) {
+        return Err(Error::invalid(format!(
+            "unable to prepare context: remote {remote:?} is not an http(s) URL"
+        )));
     }
     let t0 = std::time::Instant::now();
     let body = body_bytes(req.into_body()).await?;
     let t_body = t0.elapsed();
+    let dockerfile = opts.dockerfile.clone();
     let ctx = tokio::task::spawn_blocking(move || {
-        if body.is_empty() {
+        if !remote.is_empty() {
+            remote_context(&remote, &dockerfile)
+        } else if body.is_empty() {
             Ok(Context::default())
         } else {
             Context::from_tar(&body[..])
