@@ -504,6 +504,7 @@ impl Driver<'_> {
         let mut n = job.first_step;
         self.emit_all(m::step(n, total, &job.from_text));
         let base = plan::stage_base(df, i, self.global)?;
+        plan::stage_platform(df, i, self.global)?;
         let from = self.from(df, i, &base);
         self.results.release(&mut self.claims);
         let mut stage = from?;

@@ -14,7 +14,16 @@ pub fn global_args(
     consumed: &mut BTreeSet<String>,
 ) -> Result<BTreeMap<String, String>> {
     let lex = Lex::new(df.escape_token);
-    let mut out = BTreeMap::new();
+    // BuildKit's automatic platform ARGs (TARGETPLATFORM, BUILDARCH, ...) are in the
+    // global scope; berth builds for the host platform.
+    let host = host_platform();
+    let mut out: BTreeMap<String, String> = berth_dockerfile::platform_args(&host, &host)
+        .into_iter()
+        .map(|(k, v)| match build_args.get(&k).cloned().flatten() {
+            Some(given) => (k, given),
+            None => (k, v),
+        })
+        .collect();
     for a in &df.meta_args {
         let given = build_args.get(&a.key).cloned().flatten();
         if build_args.contains_key(&a.key) {
@@ -30,6 +39,41 @@ pub fn global_args(
         }
     }
     Ok(out)
+}
+
+/// `linux/<arch>` of this machine (the only platform berth builds for).
+pub fn host_platform() -> String {
+    format!("linux/{}", berth_image::config::host_arch())
+}
+
+/// The platform `FROM --platform=` asks for, expanded with the global ARGs (None
+/// when not given). Only the host platform can be built.
+pub fn stage_platform(
+    df: &Dockerfile,
+    i: usize,
+    global: &BTreeMap<String, String>,
+) -> Result<Option<String>> {
+    let Some(p) = df.stages[i].platform.as_deref().filter(|p| !p.is_empty()) else {
+        return Ok(None);
+    };
+    let lex = Lex::new(df.escape_token);
+    let p = lex
+        .process_word(p, global)
+        .map_err(|e| Error::invalid(e.0))?;
+    if p.is_empty() {
+        return Ok(None);
+    }
+    let norm = p.to_ascii_lowercase();
+    let host = host_platform();
+    let same = norm == host
+        || norm.strip_prefix(&host).is_some_and(|v| v.starts_with('/'))
+        || norm == berth_image::config::host_arch();
+    if !same {
+        return Err(Error::invalid(format!(
+            "FROM --platform={p}: berth builds for the host platform ({host}) only"
+        )));
+    }
+    Ok(Some(p))
 }
 
 /// The stage `name` refers to among the stages before `before`: a stage name
@@ -199,6 +243,22 @@ mod tests {
         let chain = parse_stages("FROM busybox AS a\nFROM a AS b\nFROM busybox\nCOPY --from=b /x /x\nCOPY --from=a /y /y\n").unwrap();
         let d: Vec<Vec<usize>> = (0..3).map(|i| stage_deps(&chain, i, &g).unwrap()).collect();
         assert!(!has_independent_stages(&[0, 1, 2], &d));
+    }
+
+    #[test]
+    fn platform_args_are_global_and_from_platform_is_checked() {
+        let df = parse_stages(
+            "FROM --platform=$BUILDPLATFORM busybox AS a\nFROM --platform=linux/s390x-nope busybox\n",
+        )
+        .unwrap();
+        let g = global_args(&df, &HashMap::new(), &mut BTreeSet::new()).unwrap();
+        let host = host_platform();
+        assert_eq!(g["TARGETPLATFORM"], host);
+        assert_eq!(g["BUILDOS"], "linux");
+        assert_eq!(g["TARGETARCH"], berth_image::config::host_arch());
+        assert_eq!(stage_platform(&df, 0, &g).unwrap(), Some(host));
+        let e = stage_platform(&df, 1, &g).unwrap_err();
+        assert!(e.message().contains("host platform"), "{e:?}");
     }
 
     #[test]

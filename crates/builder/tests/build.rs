@@ -822,3 +822,23 @@ fn a_step_two_stages_share_is_computed_once() {
     assert_eq!(cmds.iter().filter(|c| *c == "same").count(), 1, "{cmds:?}");
     assert_eq!(text.matches("Using cache").count(), 1, "{text}");
 }
+
+#[test]
+fn platform_args_reach_from_and_declared_stage_args() {
+    let mut be = Fake::with_busybox();
+    let df = "FROM --platform=$BUILDPLATFORM busybox\nARG TARGETARCH\nARG TARGETOS\nRUN echo $TARGETOS/$TARGETARCH\n";
+    let (r, t) = run_build(&mut be, ctx(&[("Dockerfile", df)]), &opts());
+    r.unwrap_or_else(|f| panic!("{f:?}\n{t}"));
+    let arch = berth_image::config::host_arch();
+    let run = &be.runs[0];
+    assert!(run.env.contains(&format!("TARGETARCH={arch}")), "{run:?}");
+    assert!(run.env.contains(&"TARGETOS=linux".to_owned()), "{run:?}");
+    // not declared in the stage: not set
+    let df2 = "FROM busybox\nRUN echo $TARGETARCH\n";
+    let (r, _) = run_build(&mut be, ctx(&[("Dockerfile", df2)]), &opts());
+    r.unwrap();
+    assert!(be.runs.last().unwrap().env.is_empty());
+    let df3 = "FROM --platform=linux/mips64le busybox\nRUN true\n";
+    let (r, _) = run_build(&mut be, ctx(&[("Dockerfile", df3)]), &opts());
+    assert!(r.unwrap_err().message.contains("host platform"));
+}
