@@ -745,6 +745,27 @@ pub struct BuildArgs {
     /// Secret to expose to the build (format: "id=mysecret[,src=/local/secret]" or "id=mysecret,env=VAR")
     #[arg(long = "secret")]
     pub secret: Vec<String>,
+    /// Memory limit of each RUN step (e.g. 512m).
+    #[arg(short = 'm', long)]
+    pub memory: Option<String>,
+    /// Memory + swap limit of each RUN step (-1: unlimited swap).
+    #[arg(long = "memory-swap")]
+    pub memory_swap: Option<String>,
+    /// Size of /dev/shm in RUN steps.
+    #[arg(long = "shm-size")]
+    pub shm_size: Option<String>,
+    /// CPU shares (relative weight) of RUN steps.
+    #[arg(short = 'c', long = "cpu-shares")]
+    pub cpu_shares: Option<i64>,
+    #[arg(long = "cpuset-cpus")]
+    pub cpuset_cpus: Option<String>,
+    #[arg(long = "cpu-period")]
+    pub cpu_period: Option<i64>,
+    #[arg(long = "cpu-quota")]
+    pub cpu_quota: Option<i64>,
+    /// Ulimits of RUN steps (name=soft[:hard]).
+    #[arg(long = "ulimit")]
+    pub ulimit: Vec<String>,
     /// Context: a directory, - (tar or Dockerfile on stdin) or a URL
     pub context: String,
 }

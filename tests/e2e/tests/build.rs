@@ -851,3 +851,29 @@ fn remote_contexts_tar_dockerfile_and_git_urls() {
     fs::remove_dir_all(&site).ok();
     fs::remove_dir_all(&src).ok();
 }
+
+#[test]
+fn run_steps_get_the_build_resource_limits() {
+    let d = Daemon::start();
+    // cgroup v1 (memory hierarchy) or v2 (memory.max), and the size of /dev/shm.
+    let ctx = context(&[(
+        "Dockerfile",
+        "FROM busybox\nRUN (cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max) | sed 's/^/mem=/'; df -k /dev/shm | tail -1 | awk '{print \"shm=\" $2}'; echo nofile=$(ulimit -n)\n",
+    )]);
+    for cli in Cli::ALL {
+        let o = build(
+            &d,
+            cli,
+            &ctx,
+            &["--no-cache", "--memory", "64m", "--shm-size", "32m", "--ulimit", "nofile=512:512"],
+        );
+        assert_eq!(o.code, 0, "{}: {o}", cli.name());
+        assert!(o.stdout.contains("mem=67108864"), "{o}");
+        assert!(o.stdout.contains("shm=32768"), "{o}");
+        assert!(o.stdout.contains("nofile=512"), "{o}");
+    }
+    let o = build(&d, Cli::Docker, &ctx, &["--memory", "1m"]);
+    assert_ne!(o.code, 0);
+    assert!(format!("{}{}", o.stdout, o.stderr).contains("Minimum memory limit allowed is 6MB"), "{o}");
+    fs::remove_dir_all(&ctx).ok();
+}

@@ -183,8 +183,29 @@ fn kv_json(items: &[String]) -> String {
 }
 
 /// Query string for `POST /build`, with only the params that are set (docker CLI 28).
-pub fn build_query(a: &BuildArgs, dockerfile: &str, remote: Option<&str>) -> Query {
+pub fn build_query(a: &BuildArgs, dockerfile: &str, remote: Option<&str>) -> Result<Query> {
     let mut q = Query::new();
+    let swap = match a.memory_swap.as_deref() {
+        Some("-1") => Some(-1),
+        Some(v) => Some(crate::opts::parse_ram(v)?),
+        None => None,
+    };
+    let ulimits = a
+        .ulimit
+        .iter()
+        .map(|u| crate::opts::parse_ulimit(u))
+        .collect::<Result<Vec<_>>>()?;
+    q = q
+        .opt("memory", a.memory.as_deref().map(crate::opts::parse_ram).transpose()?)
+        .opt("memswap", swap)
+        .opt("shmsize", a.shm_size.as_deref().map(crate::opts::parse_ram).transpose()?)
+        .opt("cpushares", a.cpu_shares)
+        .opt("cpusetcpus", a.cpuset_cpus.as_deref())
+        .opt("cpuperiod", a.cpu_period)
+        .opt("cpuquota", a.cpu_quota);
+    if !ulimits.is_empty() {
+        q = q.add("ulimits", serde_json::to_string(&ulimits).unwrap_or_default());
+    }
     if !a.build_arg.is_empty() {
         q = q.add("buildargs", kv_json(&a.build_arg));
     }
@@ -210,7 +231,7 @@ pub fn build_query(a: &BuildArgs, dockerfile: &str, remote: Option<&str>) -> Que
     for t in &a.tag {
         q = q.add("t", t);
     }
-    q.opt("target", a.target.as_deref()).add("version", 1)
+    Ok(q.opt("target", a.target.as_deref()).add("version", 1))
 }
 
 /// One `--secret` value: `id=ID[,src=PATH|,source=PATH][,env=VAR][,type=file|env]`
@@ -351,7 +372,7 @@ pub async fn build(c: &Client, a: BuildArgs) -> Result<i32> {
             );
         }
     }
-    let q = build_query(&a, &dockerfile, remote.as_deref());
+    let q = build_query(&a, &dockerfile, remote.as_deref())?;
     let body = match tar {
         Some(t) => {
             // Chunks of one shared buffer (no copies), streamed like docker's upload.
@@ -542,7 +563,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            build_query(&a, "Dockerfile", None).encode(),
+            build_query(&a, "Dockerfile", None).unwrap().encode(),
             "buildargs=%7B%22MYARG%22%3A%22xyz%22%7D&dockerfile=Dockerfile&nocache=1&t=t1&t=t2%3Aopt&target=base&version=1"
         );
     }

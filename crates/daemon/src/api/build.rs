@@ -58,6 +58,39 @@ pub fn options(q: &Query) -> Result<BuildOptions> {
     })
 }
 
+/// The resource limits `docker build` gives every RUN step (`--memory`,
+/// `--memory-swap`, `--cpu-shares`, `--cpuset-cpus`, `--cpuset-mems`, `--cpu-period`,
+/// `--cpu-quota`, `--shm-size`, `--ulimit`), as the classic builder applies them.
+pub fn limits(q: &Query) -> Result<berth_api::models::HostConfig> {
+    let num = |k: &str| -> Result<Option<i64>> {
+        match q.get(k) {
+            None | Some("") => Ok(None),
+            Some(v) => v
+                .parse::<i64>()
+                .map(|n| (n != 0).then_some(n))
+                .map_err(|_| Error::invalid(format!("invalid {k}: {v:?} is not a number"))),
+        }
+    };
+    let text = |k: &str| q.get(k).filter(|v| !v.is_empty()).map(str::to_owned);
+    let ulimits: Vec<berth_api::models::ResourcesUlimits> = json_param(q, "ulimits")?;
+    let memory = num("memory")?;
+    if memory.is_some_and(|m| m < 6 * 1024 * 1024) {
+        return Err(Error::invalid("Minimum memory limit allowed is 6MB"));
+    }
+    Ok(berth_api::models::HostConfig {
+        memory,
+        memory_swap: num("memswap")?,
+        cpu_shares: num("cpushares")?,
+        cpuset_cpus: text("cpusetcpus"),
+        cpuset_mems: text("cpusetmems"),
+        cpu_period: num("cpuperiod")?,
+        cpu_quota: num("cpuquota")?,
+        shm_size: num("shmsize")?,
+        ulimits: (!ulimits.is_empty()).then_some(ulimits),
+        ..Default::default()
+    })
+}
+
 /// berth's extension for build secrets (the classic API has none): the header
 /// `X-Berth-Build-Secrets` is base64 of a JSON object `{id: base64(content)}`.
 pub const SECRETS_HEADER: &str = "X-Berth-Build-Secrets";
@@ -94,6 +127,7 @@ fn remote_context(url: &str, dockerfile: &str) -> berth_errdefs::Result<Context>
 /// `POST /build`: the body is the context tar; the answer a JSON-message stream.
 pub async fn build(d: &Arc<Daemon>, req: Request<Incoming>, q: &Query) -> Result {
     let mut opts = options(q)?;
+    let limits = limits(q)?;
     opts.secrets = secrets(req.headers().get(SECRETS_HEADER).map(|v| v.as_bytes()))?;
     let remote = q.str("remote").to_owned();
     if berth_builder::remote::is_git(&remote) {
@@ -148,7 +182,7 @@ pub async fn build(d: &Arc<Daemon>, req: Request<Incoming>, q: &Query) -> Result
             Msg::Stream(s) if quiet => buffered.push_str(s),
             _ => send(&m),
         };
-        let result = match crate::build::DaemonBackend::new(d, rt, gone) {
+        let result = match crate::build::DaemonBackend::new(d, rt, gone, limits) {
             Ok(mut be) => {
                 let built = berth_builder::build(&mut be, ctx, &opts, &mut out);
                 let settled = be.settle();

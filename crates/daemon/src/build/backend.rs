@@ -46,6 +46,8 @@ pub struct DaemonBackend {
     rt: tokio::runtime::Handle,
     cache: DirCache,
     gone: Arc<std::sync::atomic::AtomicBool>,
+    /// Resource limits for every RUN step (`docker build --memory` ...).
+    limits: HostConfig,
     /// Step containers being removed in the background (see `remove_container`).
     removing: Arc<Mutex<Vec<tokio::task::JoinHandle<Result<()>>>>>,
 }
@@ -57,6 +59,7 @@ impl DaemonBackend {
         d: Arc<Daemon>,
         rt: tokio::runtime::Handle,
         gone: Arc<std::sync::atomic::AtomicBool>,
+        limits: HostConfig,
     ) -> Result<DaemonBackend> {
         let cache = super::cache(&d)?;
         Ok(DaemonBackend {
@@ -64,6 +67,7 @@ impl DaemonBackend {
             rt,
             cache,
             gone,
+            limits,
             removing: Default::default(),
         })
     }
@@ -250,7 +254,7 @@ impl Backend for DaemonBackend {
                 network_mode: Some(network),
                 binds: (!prepared.binds.is_empty()).then(|| prepared.binds.clone()),
                 tmpfs: (!prepared.tmpfs.is_empty()).then(|| prepared.tmpfs.clone()),
-                ..Default::default()
+                ..self.limits.clone()
             }),
             ..Default::default()
         };
