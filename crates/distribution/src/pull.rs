@@ -472,7 +472,8 @@ impl Pull {
         let compression = Compression::from_media_type(&desc.media_type)?;
         let digest: Digest = desc.digest.parse()?;
         // Bytes go to a blocking thread that decompresses and hashes as they arrive.
-        let (btx, brx) = std::sync::mpsc::sync_channel::<std::io::Result<bytes::Bytes>>(16);
+        // (a tokio channel: the download side sends without a hop to the blocking pool)
+        let (btx, brx) = mpsc::channel::<std::io::Result<bytes::Bytes>>(64);
         let store = self.store.clone();
         let (d2, di2) = (digest.clone(), diff_id.clone());
         let worker = tokio::task::spawn_blocking(move || {
@@ -494,11 +495,7 @@ impl Pull {
             match chunk {
                 Ok(c) => {
                     got += c.len() as u64;
-                    let btx = btx.clone();
-                    let sent = tokio::task::spawn_blocking(move || btx.send(Ok(c)).is_ok())
-                        .await
-                        .unwrap_or(false);
-                    if !sent {
+                    if btx.send(Ok(c)).await.is_err() {
                         break;
                     }
                     if got == total || got - last_report >= 256 * 1024 || last_report == 0 {
@@ -508,7 +505,7 @@ impl Pull {
                 }
                 Err(e) => {
                     net_err = Some(Error::internal(format!("read layer {}: {e}", desc.digest)));
-                    let _ = btx.send(Err(std::io::Error::other("download failed")));
+                    let _ = btx.send(Err(std::io::Error::other("download failed"))).await;
                     break;
                 }
             }
@@ -546,17 +543,17 @@ impl Pull {
 
 /// A blocking reader over a channel of chunks.
 struct ChanReader {
-    rx: std::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>>,
+    rx: mpsc::Receiver<std::io::Result<bytes::Bytes>>,
     cur: bytes::Bytes,
 }
 
 impl std::io::Read for ChanReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         while self.cur.is_empty() {
-            match self.rx.recv() {
-                Ok(Ok(b)) => self.cur = b,
-                Ok(Err(e)) => return Err(e),
-                Err(_) => return Ok(0),
+            match self.rx.blocking_recv() {
+                Some(Ok(b)) => self.cur = b,
+                Some(Err(e)) => return Err(e),
+                None => return Ok(0),
             }
         }
         let n = buf.len().min(self.cur.len());

@@ -121,7 +121,9 @@ impl Target<'_> {
             let stream =
                 futures_util::stream::once(async move { tokio::fs::File::open(path).await })
                     .map(|f| match f {
-                        Ok(f) => tokio_util::io::ReaderStream::new(f).left_stream(),
+                        // Large reads: each is a hop to tokio's blocking pool.
+                        Ok(f) => tokio_util::io::ReaderStream::with_capacity(f, 1 << 20)
+                            .left_stream(),
                         Err(e) => futures_util::stream::once(async move { Err(e) }).right_stream(),
                     })
                     .flatten()
