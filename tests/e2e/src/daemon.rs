@@ -242,8 +242,17 @@ impl Daemon {
             .env("DOCKER_CONFIG", &self.docker_config)
             .env("DOCKER_BUILDKIT", "0")
             .env("DOCKER_CLI_HINTS", "false")
-            .env("NO_COLOR", "1");
+            .env("NO_COLOR", "1")
+            // Temporary files of the clients (the docker CLI's git clones) stay in
+            // this daemon's directory, removed with it.
+            .env("TMPDIR", self.cli_tmp());
         cmd
+    }
+
+    fn cli_tmp(&self) -> PathBuf {
+        let t = self.dir.join("cli-tmp");
+        let _ = fs::create_dir_all(&t);
+        t
     }
 
     /// Run `cli args…` to completion (60 s deadline).
