@@ -61,7 +61,29 @@ hf() { # name, prepare, command
     hyperfine --style basic --runs "$runs" --prepare "$prep" --export-json "$results/$name.json" \
         --command-name "$name" "$*" || echo "!! $name failed" >&2
 }
-median() { [ -f "$results/$1.json" ] && jq -r '.results[0].median' "$results/$1.json" || true; }
+median() {
+    if [ -f "$results/$1.json" ]; then jq -r '.results[0].median' "$results/$1.json"
+    elif [ -s "$results/$1.times" ]; then sort -g "$results/$1.times" |
+        awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'
+    fi
+}
+# Two commands timed in alternation (A, B, A, B, ...), each after its prepare step, so
+# both see the same machine: drift (page cache, writeback, other load) hits both alike.
+ab() { # name_a, prepare_a, command_a, name_b, prepare_b, command_b
+    local na=$1 pa=$2 ca=$3 nb=$4 pb=$5 cb=$6 i t0 t1
+    echo "==> $na vs $nb, alternating, $runs runs each"
+    : >"$results/$na.times"; : >"$results/$nb.times"
+    for i in $(seq "$runs"); do
+        for side in a b; do
+            if [ $side = a ]; then eval "$pa" >/dev/null 2>&1; t0=$(date +%s.%N); eval "$ca" >/dev/null || echo "!! $na failed" >&2
+            else eval "$pb" >/dev/null 2>&1; t0=$(date +%s.%N); eval "$cb" >/dev/null || echo "!! $nb failed" >&2; fi
+            t1=$(date +%s.%N)
+            awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.4f\n", b - a}' >>"$results/$([ $side = a ] && echo "$na" || echo "$nb").times"
+        done
+    done
+    echo "    $na: $(tr '\n' ' ' <"$results/$na.times")"
+    echo "    $nb: $(tr '\n' ' ' <"$results/$nb.times")"
+}
 fmt_s() { [ -n "$1" ] && awk -v s="$1" 'BEGIN {printf "%.2f", s}' || echo "n/a"; }
 mbps() { [ -n "$1" ] && awk -v s="$1" -v b="$size" 'BEGIN {printf "%.1f", b / 1e6 / s}' || echo "n/a"; }
 ratio() { [ -n "$1" ] && [ -n "$2" ] && awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}' || echo "n/a"; }
@@ -189,12 +211,14 @@ cat >"$work/bin/berth-clear" <<SH
 #!/bin/sh
 $berth rmi -f $dreg/bench/big:latest $breg/bench/big:latest >/dev/null 2>&1
 $berth image prune -af >/dev/null 2>&1
+sync
 exit 0
 SH
 cat >"$work/bin/docker-clear" <<SH
 #!/bin/sh
 $docker rmi -f $dreg/bench/big:latest $breg/bench/big:latest >/dev/null 2>&1
 $docker image prune -af >/dev/null 2>&1
+sync
 exit 0
 SH
 chmod +x "$work/bin/berth-clear" "$work/bin/docker-clear"
@@ -210,21 +234,28 @@ echo "==> data-root MiB cleared/pulled/cleared: berthd $b0/$b1/$b2, dockerd $d0/
 [ $((b1 - b0)) -ge 190 ] && [ $((b1 - b2)) -ge 190 ] || status[pull-berth]="clear/pull check: berthd data-root $b0/$b1/$b2 MiB"
 [ $((d1 - d0)) -ge 190 ] && [ $((d1 - d2)) -ge 190 ] || status[pull-dockerd]="clear/pull check: dockerd data-root $d0/$d1/$d2 MiB"
 
-# ---------- pull from docker-registry: berthd vs dockerd vs skopeo ----------
-hf pull-berth "$work/bin/berth-clear" "$berth pull -q $dreg/bench/big:latest"
-hf pull-dockerd "$work/bin/docker-clear" "$docker pull -q $dreg/bench/big:latest"
-hf pull-skopeo "rm -rf $work/skopeo-out" \
-    "skopeo copy -q --src-tls-verify=false docker://$dreg/bench/big:latest oci:$work/skopeo-out:latest"
-# ---------- berth's registry serving the same pulls ----------
-hf pull-berth-from-berthreg "$work/bin/berth-clear" "$berth pull -q $breg/bench/big:latest"
-hf pull-skopeo-from-berthreg "rm -rf $work/skopeo-out" \
+# ---------- pulls: each client from docker-registry and from berth's registry ----------
+# Each client's pulls from the two registries alternate (see `ab`); the registries' files
+# were written just before, so everything is flushed to disk first.
+sync
+ab pull-berth "$work/bin/berth-clear" "$berth pull -q $dreg/bench/big:latest" \
+    pull-berth-from-berthreg "$work/bin/berth-clear" "$berth pull -q $breg/bench/big:latest"
+ab pull-dockerd "$work/bin/docker-clear" "$docker pull -q $dreg/bench/big:latest" \
+    pull-dockerd-from-berthreg "$work/bin/docker-clear" "$docker pull -q $breg/bench/big:latest"
+ab pull-skopeo "rm -rf $work/skopeo-out; sync" \
+    "skopeo copy -q --src-tls-verify=false docker://$dreg/bench/big:latest oci:$work/skopeo-out:latest" \
+    pull-skopeo-from-berthreg "rm -rf $work/skopeo-out; sync" \
     "skopeo copy -q --src-tls-verify=false docker://$breg/bench/big:latest oci:$work/skopeo-out:latest"
-hf pull-dockerd-from-berthreg "$work/bin/docker-clear" "$docker pull -q $breg/bench/big:latest"
+# The registries alone: the five layer blobs fetched at once with curl (no client-side
+# unpacking, so the registry is the bottleneck).
+blobs=$(manifest "$dreg" | jq -r '.layers[].digest')
+fetch_all() { for b in $blobs; do curl -sf -o /dev/null "http://$1/v2/bench/big/blobs/$b" & done; wait; }
+ab serve-dreg true "fetch_all $dreg" serve-breg true "fetch_all $breg"
 
 # ---------- report ----------
 declare -A M
 for k in push-berth push-dockerd push-skopeo pull-berth pull-dockerd pull-skopeo \
-    pull-berth-from-berthreg pull-skopeo-from-berthreg pull-dockerd-from-berthreg; do
+    pull-berth-from-berthreg pull-skopeo-from-berthreg pull-dockerd-from-berthreg serve-dreg serve-breg; do
     M[$k]=$(median "$k")
     [ -n "${M[$k]}" ] || status[$k]="failed (see the script's output)"
 done
@@ -234,6 +265,7 @@ r_pull=$(ratio "${M[pull-dockerd]}" "${M[pull-berth]}")
 r_reg_berth=$(ratio "${M[pull-berth]}" "${M[pull-berth-from-berthreg]}")
 r_reg_skopeo=$(ratio "${M[pull-skopeo]}" "${M[pull-skopeo-from-berthreg]}")
 r_reg_docker=$(ratio "${M[pull-dockerd]}" "${M[pull-dockerd-from-berthreg]}")
+r_serve=$(ratio "${M[serve-dreg]}" "${M[serve-breg]}")
 row() { echo "| $1 | $(fmt_s "${M[$2]}") | $(mbps "${M[$2]}") |"; }
 first() { [ -f "$results/$1-first.txt" ] && cat "$results/$1-first.txt" || true; }
 prow() { local f; f=$(first "$2"); echo "| $1 | $(fmt_s "$f") | $(mbps "$f") | $(fmt_s "${M[$2]}") | $(mbps "${M[$2]}") |"; }
@@ -269,10 +301,16 @@ $(row "skopeo (→ oci dir)" pull-skopeo)
 $(row "berth CLI → berthd" pull-berth-from-berthreg) $r_reg_berth |
 $(row "skopeo (→ oci dir)" pull-skopeo-from-berthreg) $r_reg_skopeo |
 $(row "docker CLI → dockerd" pull-dockerd-from-berthreg) $r_reg_docker |
+| the 5 layer blobs at once (curl), berth registry | $(fmt_s "${M[serve-breg]}") | $(mbps "${M[serve-breg]}") | $r_serve |
+| the 5 layer blobs at once (curl), docker-registry | $(fmt_s "${M[serve-dreg]}") | $(mbps "${M[serve-dreg]}") | 1 |
+
+Each client's pulls from docker-registry and from berth's registry alternate run by run
+(the same prepare step before each), after everything written so far was synced to disk.
 
 berth ÷ dockerd throughput: repeat push **$r_push**, first push **$r_push_first**, pull **$r_pull**
 (target ≥ 1.5: repeat push $(verdict "$r_push" 1.5), first push $(verdict "$r_push_first" 1.5), pull $(verdict "$r_pull" 1.5)).
-berth registry ÷ docker-registry (pull into berthd): **$r_reg_berth** (target ≥ 1.0: $(verdict "$r_reg_berth" 1.0)).
+berth registry ÷ docker-registry: pull into berthd **$r_reg_berth** (target ≥ 1.0: $(verdict "$r_reg_berth" 1.0)),
+skopeo **$r_reg_skopeo**, dockerd **$r_reg_docker**, serving alone **$r_serve**.
 ${notes:+
 Failures:
 ${notes%$'\n'}}
@@ -286,14 +324,14 @@ if [ "$write" = 1 ]; then
     mkdir -p bench/results
     for key in "${!M[@]}"; do printf '%s\t%s\n' "$key" "${M[$key]}"; done |
         jq -R -s --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --argjson runs "$runs" --argjson size "$size" \
-        --arg rpush "$r_push" --arg rpushf "$r_push_first" --arg fb "$(first push-berth)" --arg fd "$(first push-dockerd)" --arg fs "$(first push-skopeo)" --arg rpull "$r_pull" --arg rreg "$r_reg_berth" \
+        --arg rpush "$r_push" --arg rpushf "$r_push_first" --arg fb "$(first push-berth)" --arg fd "$(first push-dockerd)" --arg fs "$(first push-skopeo)" --arg rpull "$r_pull" --arg rreg "$r_reg_berth" --arg rserve "$r_serve" \
         'def num: if . == "" or . == "n/a" then null else tonumber end;
          split("\n") | map(select(length > 0) | split("\t") | {(.[0]): (.[1] | num)}) | add
          | {date: $date, runs: $runs, image_bytes: $size, median_seconds: .,
             mb_per_s: (with_entries(.value |= (if . == null then null else ($size / 1e6 / .) end))),
             first_push_seconds: {push_berth: ($fb | num), push_dockerd: ($fd | num), push_skopeo: ($fs | num)},
             ratios: {push_berth_over_dockerd: ($rpush | num), first_push_berth_over_dockerd: ($rpushf | num), pull_berth_over_dockerd: ($rpull | num),
-                     berth_registry_over_docker_registry: ($rreg | num)}}' \
+                     berth_registry_over_docker_registry: ($rreg | num), berth_registry_serving_over_docker_registry: ($rserve | num)}}' \
         >bench/results/registry.json
     write_section registry "$section"
     echo "==> updated BENCHMARKS.md and bench/results/registry.json"

@@ -8,7 +8,7 @@ use futures_util::TryStreamExt as _;
 use http::Request;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::{Frame, Incoming};
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
 use super::{builder, empty, finish, header_str, location, query_get, query_pairs, HResult, State};
 use crate::digest::{hash_file, Digest, DigestError, Hasher};
@@ -107,17 +107,54 @@ pub(crate) async fn get(
     if head {
         return finish(b, empty());
     }
-    let mut f = tokio::fs::File::open(state.store.blob_path(&d))
-        .await
-        .map_err(|_| blob_unknown(&d))?;
-    if start > 0 {
-        f.seek(SeekFrom::Start(start)).await?;
-    }
-    // Every read of a tokio file is a trip to the blocking pool: read in 1 MiB pieces
-    // so that trip is paid rarely.
-    let stream =
-        tokio_util::io::ReaderStream::with_capacity(f.take(len), 1024 * 1024).map_ok(Frame::data);
-    finish(b, StreamBody::new(stream).boxed())
+    let f = std::fs::File::open(state.store.blob_path(&d)).map_err(|_| blob_unknown(&d))?;
+    finish(b, file_body(f, start, len))
+}
+
+/// `len` bytes of `f` from `start` as a response body: one blocking task reads the
+/// whole range in 1 MiB pieces straight into the buffers that are sent (no copy
+/// through a tokio file's own buffer, no trip to the blocking pool per piece), a
+/// few pieces ahead of the connection.
+fn file_body(mut f: std::fs::File, start: u64, len: u64) -> super::Body {
+    use std::io::{Read, Seek};
+    const PIECE: u64 = 1024 * 1024;
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(4);
+    tokio::task::spawn_blocking(move || {
+        if start > 0 {
+            if let Err(e) = f.seek(SeekFrom::Start(start)) {
+                let _ = tx.blocking_send(Err(e));
+                return;
+            }
+        }
+        let mut left = len;
+        while left > 0 {
+            let want = left.min(PIECE) as usize;
+            let mut buf = bytes::BytesMut::zeroed(want);
+            let got = match f.read(&mut buf) {
+                Ok(0) => Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "blob shorter than its size",
+                )),
+                Ok(n) => Ok(n),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => Err(e),
+            };
+            let piece = got.map(|n| {
+                buf.truncate(n);
+                left -= n as u64;
+                buf.freeze()
+            });
+            let failed = piece.is_err();
+            if tx.blocking_send(piece).is_err() || failed {
+                return;
+            }
+        }
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|piece| (piece, rx))
+    })
+    .map_ok(Frame::data);
+    StreamBody::new(stream).boxed()
 }
 
 pub(crate) async fn delete(state: &Arc<State>, name: &str, digest: &str) -> HResult {
@@ -136,6 +173,10 @@ async fn append_body(
 ) -> Result<u64, OciError> {
     let mut body = body;
     let mut n = 0u64;
+    // Frames are small; each write to a tokio file is a trip to the blocking pool,
+    // so they are gathered into 1 MiB writes.
+    const BATCH: usize = 1024 * 1024;
+    let mut pending: Vec<u8> = Vec::with_capacity(BATCH);
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| {
             OciError::msg(
@@ -147,10 +188,15 @@ async fn append_body(
             if let Some(h) = hasher.as_deref_mut() {
                 h.update(&data);
             }
-            file.write_all(&data).await?;
             n += data.len() as u64;
+            pending.extend_from_slice(&data);
+            if pending.len() >= BATCH {
+                file.write_all(&pending).await?;
+                pending.clear();
+            }
         }
     }
+    file.write_all(&pending).await?;
     file.flush().await?;
     Ok(n)
 }
