@@ -7,7 +7,10 @@ use berth_errdefs::{Error, Result};
 /// Docker's boolean rule: lower-case the value; `""`, `0`, `no`, `false` and `none`
 /// are false, anything else is true (docker-py sends `True`/`False`).
 pub fn parse_bool(v: &str) -> bool {
-    !matches!(v.to_ascii_lowercase().as_str(), "" | "0" | "no" | "false" | "none")
+    !matches!(
+        v.to_ascii_lowercase().as_str(),
+        "" | "0" | "no" | "false" | "none"
+    )
 }
 
 /// The `filters` parameter: each key maps to the set of accepted values.
@@ -24,7 +27,9 @@ impl Filters {
         }
         let v: serde_json::Value = serde_json::from_str(raw)
             .map_err(|e| Error::invalid(format!("invalid filter '{raw}': {e}")))?;
-        let obj = v.as_object().ok_or_else(|| Error::invalid(format!("invalid filter '{raw}'")))?;
+        let obj = v
+            .as_object()
+            .ok_or_else(|| Error::invalid(format!("invalid filter '{raw}'")))?;
         let mut out = BTreeMap::new();
         for (k, vals) in obj {
             let list: Vec<String> = match vals {
@@ -35,7 +40,11 @@ impl Filters {
                     .collect(),
                 serde_json::Value::Array(a) => a
                     .iter()
-                    .map(|x| x.as_str().map(str::to_owned).unwrap_or_else(|| x.to_string()))
+                    .map(|x| {
+                        x.as_str()
+                            .map(str::to_owned)
+                            .unwrap_or_else(|| x.to_string())
+                    })
                     .collect(),
                 serde_json::Value::String(s) => vec![s.clone()],
                 _ => return Err(Error::invalid(format!("invalid filter '{raw}'"))),
@@ -65,10 +74,7 @@ impl Filters {
     }
 
     /// Does a label set satisfy every `label` filter (`key` or `key=value`)?
-    pub fn match_labels<'a>(
-        &self,
-        labels: impl Fn(&str) -> Option<&'a str>,
-    ) -> bool {
+    pub fn match_labels<'a>(&self, labels: impl Fn(&str) -> Option<&'a str>) -> bool {
         self.get("label").iter().all(|f| match f.split_once('=') {
             Some((k, v)) => labels(k) == Some(v),
             None => labels(f).is_some(),
@@ -76,9 +82,80 @@ impl Filters {
     }
 }
 
+/// A Go duration (`300ms`, `1.5h`, `2h45m`) in seconds.
+pub fn go_duration_secs(s: &str) -> Option<f64> {
+    let mut rest = s.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    let mut total = 0.0;
+    while !rest.is_empty() {
+        let n = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .filter(|n| *n > 0)?;
+        let v: f64 = rest[..n].parse().ok()?;
+        rest = &rest[n..];
+        let u = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let mult = match &rest[..u] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        total += v * mult;
+        rest = &rest[u..];
+    }
+    Some(total)
+}
+
+/// A point in time as Docker's `until`/`since` filters take it (moby's
+/// `timetypes.GetTimestamp`): a Go duration before `now`, unix seconds (with an
+/// optional fraction), or an RFC 3339 date-time / date. Unix seconds out.
+pub fn timestamp(value: &str, now: i64) -> Result<i64> {
+    let v = value.trim();
+    if let Some(d) = go_duration_secs(v) {
+        return Ok(now - d as i64);
+    }
+    if let Ok(secs) = v.parse::<f64>() {
+        return Ok(secs as i64);
+    }
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(v) {
+        return Ok(t.timestamp());
+    }
+    for f in ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d"] {
+        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(v, f).or_else(|_| {
+            chrono::NaiveDate::parse_from_str(v, f)
+                .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default())
+        }) {
+            return Ok(t.and_utc().timestamp());
+        }
+    }
+    Err(Error::invalid(format!(
+        "failed to parse value as time or duration: \"{value}\""
+    )))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn until_values_as_docker_takes_them() {
+        assert_eq!(go_duration_secs("1h30m"), Some(5400.0));
+        assert_eq!(go_duration_secs("300ms"), Some(0.3));
+        assert_eq!(go_duration_secs("10"), None);
+        assert_eq!(go_duration_secs("5x"), None);
+        assert_eq!(timestamp("24h", 100_000).unwrap(), 100_000 - 86_400);
+        assert_eq!(timestamp("1700000000.5", 0).unwrap(), 1_700_000_000);
+        assert_eq!(timestamp("2023-11-14T22:13:20Z", 0).unwrap(), 1_700_000_000);
+        assert_eq!(timestamp("2023-11-14", 0).unwrap(), 1_699_920_000);
+        assert!(timestamp("yesterday", 0).is_err());
+    }
 
     #[test]
     fn booleans_follow_docker() {

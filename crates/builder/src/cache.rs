@@ -84,11 +84,15 @@ impl DirCache {
     /// Record `image_id` for `key` (kept with up to 7 older results, so a
     /// `--no-cache` or `--cache-from` build does not lose the others).
     pub fn put(&self, key: &str, image_id: &str) -> Result<()> {
+        let mut ids = vec![image_id.to_owned()];
+        ids.extend(self.get(key).into_iter().filter(|i| i != image_id).take(7));
+        self.write(key, &ids)
+    }
+
+    fn write(&self, key: &str, ids: &[String]) -> Result<()> {
         let Some(p) = self.path(key) else {
             return Ok(());
         };
-        let mut ids = vec![image_id.to_owned()];
-        ids.extend(self.get(key).into_iter().filter(|i| i != image_id).take(7));
         static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let tmp = self
@@ -99,21 +103,61 @@ impl DirCache {
         Ok(())
     }
 
-    /// Remove every entry; returns the keys removed.
-    pub fn prune(&self) -> Result<Vec<String>> {
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Every entry: (key, image ids newest first, when it was last written).
+    pub fn entries(&self) -> Result<Vec<(String, Vec<String>, std::time::SystemTime)>> {
         let mut out = Vec::new();
-        for e in std::fs::read_dir(&self.dir)?.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if std::fs::remove_file(e.path()).is_ok() && !name.starts_with('.') {
-                out.push(name);
+        for e in std::fs::read_dir(&self.dir)
+            .ctx("read build cache")?
+            .flatten()
+        {
+            let key = e.file_name().to_string_lossy().into_owned();
+            if self.path(&key).is_none() {
+                continue; // temporary files, the mounts directory
             }
+            let when = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .unwrap_or(std::time::UNIX_EPOCH);
+            out.push((key.clone(), self.get(&key), when));
         }
-        out.sort();
         Ok(out)
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    /// Forget `image_id` under `key` (the entry goes when it names no image).
+    pub fn forget(&self, key: &str, image_id: &str) -> Result<()> {
+        let Some(p) = self.path(key) else {
+            return Ok(());
+        };
+        let left: Vec<String> = self
+            .get(key)
+            .into_iter()
+            .filter(|i| i != image_id)
+            .collect();
+        if left.is_empty() {
+            return match std::fs::remove_file(&p) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(e).ctx("remove build cache entry")
+                }
+                _ => Ok(()),
+            };
+        }
+        self.write(key, &left)
+    }
+
+    /// Remove entries none of whose images `exists`.
+    pub fn drop_dead(&self, exists: impl Fn(&str) -> bool) -> Result<()> {
+        for (key, ids, _) in self.entries()? {
+            if !ids.iter().any(|i| exists(i)) {
+                if let Some(p) = self.path(&key) {
+                    let _ = std::fs::remove_file(p);
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -198,7 +242,18 @@ mod tests {
         c.put(&key, "sha256:1234").unwrap();
         assert_eq!(c.get(&key), ["sha256:1234", "sha256:5678"]);
         assert!(c.get("../etc/passwd").is_empty());
-        assert_eq!(c.prune().unwrap(), vec![key.clone()]);
+        std::fs::create_dir(d.path().join("bc/mounts")).unwrap();
+        let entries = c.entries().unwrap();
+        assert_eq!(entries.len(), 1, "the mounts dir is no entry");
+        assert_eq!(entries[0].0, key);
+        assert_eq!(entries[0].1, ["sha256:1234", "sha256:5678"]);
+        c.forget(&key, "sha256:1234").unwrap();
+        assert_eq!(c.get(&key), ["sha256:5678"]);
+        c.put(&"b".repeat(64), "sha256:9").unwrap();
+        c.drop_dead(|id| id == "sha256:9").unwrap();
         assert!(c.get(&key).is_empty());
+        assert_eq!(c.get(&"b".repeat(64)), ["sha256:9"]);
+        c.forget(&"b".repeat(64), "sha256:9").unwrap();
+        assert!(c.entries().unwrap().is_empty());
     }
 }

@@ -71,6 +71,9 @@ pub enum Cmd {
     /// Manage images
     #[command(subcommand)]
     Image(ImageCmd),
+    /// Manage builds
+    #[command(subcommand)]
+    Builder(BuilderCmd),
     /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
     Tag { source: String, target: String },
     /// Remove one or more images
@@ -810,6 +813,28 @@ pub enum SystemCmd {
     Info,
     Events(EventsArgs),
     Prune(PruneArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BuilderCmd {
+    /// Remove build cache
+    Prune(BuilderPruneArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BuilderPruneArgs {
+    /// Do not prompt for confirmation
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    /// Remove all unused build cache, not just dangling ones
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Provide filter values (e.g. "until=24h")
+    #[arg(long = "filter")]
+    pub filter: Vec<String>,
+    /// Amount of disk space to keep for cache (e.g. 1g)
+    #[arg(long = "keep-storage")]
+    pub keep_storage: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]

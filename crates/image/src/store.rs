@@ -5,7 +5,6 @@ use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read};
 use std::sync::Arc;
 
-use berth_api::models::ImageDeleteResponseItem;
 use berth_content::{Digest, Store};
 use berth_errdefs::{Error, Result};
 use berth_metadata::{Db, Table};
@@ -44,7 +43,7 @@ impl ImageRecord {
 #[derive(Clone)]
 pub struct ImageStore {
     content: Store,
-    db: Arc<Db>,
+    pub(crate) db: Arc<Db>,
     snap: Snapshotter,
 }
 
@@ -269,82 +268,9 @@ impl ImageStore {
         })
     }
 
-    /// Remove an image by name or id, as `docker rmi` does: a tag is untagged, and the
-    /// image itself goes when no tag is left (or when removed by id). `in_use` reports a
-    /// container using an image id.
-    pub fn remove(
-        &self,
-        name: &str,
-        force: bool,
-        in_use: InUse<'_>,
-    ) -> Result<Vec<ImageDeleteResponseItem>> {
-        let rec = self.resolve(name)?;
-        let tags = self.tags_of(&rec.id)?;
-        let by_ref = Reference::parse_tagged(name)
-            .ok()
-            .map(|r| r.familiar())
-            .filter(|t| tags.contains(t));
-        let mut out = Vec::new();
-        let user = in_use(&rec.id);
-        if let Some(t) = &by_ref {
-            // Untagging one of several tags never conflicts.
-            if tags.len() > 1 || (user.is_some() && force) {
-                self.db.delete(Table::Tags, t)?;
-                out.push(untagged(t));
-                if tags.len() > 1 {
-                    return Ok(out);
-                }
-            }
-        }
-        if let Some((cid, running)) = user {
-            if running || !force {
-                let state = if running { "running" } else { "stopped" };
-                return Err(Error::conflict(format!(
-                    "conflict: unable to delete {} (must be forced) - image is being used by {state} container {}",
-                    &rec.id[7..19],
-                    &cid[..12.min(cid.len())]
-                )));
-            }
-            // Forced while a stopped container uses it: tags go, the image stays.
-            for t in &tags {
-                if !out
-                    .iter()
-                    .any(|o: &ImageDeleteResponseItem| o.untagged.as_deref() == Some(t))
-                {
-                    self.db.delete(Table::Tags, t)?;
-                    out.push(untagged(t));
-                }
-            }
-            return Ok(out);
-        }
-        if by_ref.is_none() && tags.len() > 1 && !force {
-            return Err(Error::conflict(format!(
-                "conflict: unable to delete {} (must be forced) - image is referenced in multiple repositories",
-                &rec.id[7..19]
-            )));
-        }
-        self.db.update(|tx| {
-            for t in &tags {
-                tx.delete(Table::Tags, t)?;
-            }
-            tx.delete(Table::Images, &rec.id)?;
-            Ok(())
-        })?;
-        for t in &tags {
-            if !out.iter().any(|o| o.untagged.as_deref() == Some(t)) {
-                out.push(untagged(t));
-            }
-        }
-        out.push(ImageDeleteResponseItem {
-            deleted: Some(rec.id.clone()),
-            untagged: None,
-        });
-        self.collect_garbage(&rec)?;
-        Ok(out)
-    }
-
-    /// Remove blobs and unpacked layers of a deleted image that nothing else uses.
-    fn collect_garbage(&self, gone: &ImageRecord) -> Result<()> {
+    /// Remove blobs and unpacked layers of a deleted image that nothing else uses;
+    /// returns the bytes of layer content freed.
+    pub(crate) fn collect_garbage(&self, gone: &ImageRecord) -> Result<u64> {
         let mut live: HashSet<Digest> = HashSet::new();
         for r in self.list()? {
             live.insert(r.digest());
@@ -353,11 +279,14 @@ impl ImageStore {
                 live.insert(m.clone());
             }
         }
+        let mut freed = 0;
         for l in &gone.layers {
-            if !live.contains(l) {
+            if !live.contains(l) && self.content.exists(l) {
+                freed += self.content.size(l).unwrap_or(0);
                 self.snap.remove_layer(l)?;
                 self.content.delete(l)?;
                 self.drop_layer_sources(l);
+                live.insert(l.clone());
             }
         }
         if let Some(m) = &gone.manifest {
@@ -369,7 +298,7 @@ impl ImageStore {
         if !live.contains(&id) {
             self.content.delete(&id)?;
         }
-        Ok(())
+        Ok(freed)
     }
 
     /// Import a rootfs tar as a one-layer image (`docker import`).
@@ -412,12 +341,6 @@ impl ImageStore {
     }
 }
 
-fn untagged(t: &str) -> ImageDeleteResponseItem {
-    ImageDeleteResponseItem {
-        untagged: Some(t.to_owned()),
-        deleted: None,
-    }
-}
 
 #[cfg(test)]
 pub(crate) mod tests {
@@ -472,16 +395,16 @@ pub(crate) mod tests {
 
         s.tag(&rec.id, &Reference::parse_tagged("other").unwrap())
             .unwrap();
-        let out = s.remove("other", false, &|_| None).unwrap();
+        let out = s.remove("other", false, true, &|_| None).unwrap().items;
         assert_eq!(out[0].untagged.as_deref(), Some("other:latest"));
         assert!(s.resolve(&rec.id).is_ok());
 
         let err = s
-            .remove("imported:1", false, &|_| Some(("c".repeat(64), true)))
+            .remove("imported:1", false, true, &|_| Some(("c".repeat(64), true)))
             .unwrap_err();
         assert_eq!(err.kind(), berth_errdefs::Kind::Conflict);
 
-        let out = s.remove("imported:1", false, &|_| None).unwrap();
+        let out = s.remove("imported:1", false, true, &|_| None).unwrap().items;
         assert_eq!(
             out.last().unwrap().deleted.as_deref(),
             Some(rec.id.as_str())

@@ -196,15 +196,30 @@ pub fn build_query(a: &BuildArgs, dockerfile: &str, remote: Option<&str>) -> Res
         .map(|u| crate::opts::parse_ulimit(u))
         .collect::<Result<Vec<_>>>()?;
     q = q
-        .opt("memory", a.memory.as_deref().map(crate::opts::parse_ram).transpose()?)
+        .opt(
+            "memory",
+            a.memory
+                .as_deref()
+                .map(crate::opts::parse_ram)
+                .transpose()?,
+        )
         .opt("memswap", swap)
-        .opt("shmsize", a.shm_size.as_deref().map(crate::opts::parse_ram).transpose()?)
+        .opt(
+            "shmsize",
+            a.shm_size
+                .as_deref()
+                .map(crate::opts::parse_ram)
+                .transpose()?,
+        )
         .opt("cpushares", a.cpu_shares)
         .opt("cpusetcpus", a.cpuset_cpus.as_deref())
         .opt("cpuperiod", a.cpu_period)
         .opt("cpuquota", a.cpu_quota);
     if !ulimits.is_empty() {
-        q = q.add("ulimits", serde_json::to_string(&ulimits).unwrap_or_default());
+        q = q.add(
+            "ulimits",
+            serde_json::to_string(&ulimits).unwrap_or_default(),
+        );
     }
     if !a.build_arg.is_empty() {
         q = q.add("buildargs", kv_json(&a.build_arg));
@@ -461,6 +476,40 @@ fn append_to_tar(t: &mut Vec<u8>, name: &str, content: &[u8]) -> Result<()> {
     b.append_data(&mut h, name, content)?;
     *t = b.into_inner()?;
     Ok(())
+}
+
+/// `builder prune`: remove the build cache (`POST /build/prune`).
+pub async fn prune(c: &Client, a: crate::cli::BuilderPruneArgs) -> Result<i32> {
+    let warning = if a.all {
+        "WARNING! This will remove all build cache."
+    } else {
+        "WARNING! This will remove all dangling build cache."
+    };
+    if !a.force && !super::confirm(warning)? {
+        return Ok(0);
+    }
+    let keep = a
+        .keep_storage
+        .as_deref()
+        .map(crate::opts::parse_ram)
+        .transpose()?;
+    let q = Query::new()
+        .add_if(a.all, "all", 1)
+        .opt("keep-storage", keep)
+        .opt("filters", crate::client::filters_json(&a.filter));
+    let v: Value = c.post_json("/build/prune", &q, None).await?;
+    if let Some(ids) = v["CachesDeleted"].as_array().filter(|l| !l.is_empty()) {
+        println!("Deleted build cache objects:");
+        for id in ids {
+            println!("{}", id.as_str().unwrap_or(""));
+        }
+        println!();
+    }
+    println!(
+        "Total reclaimed space: {}",
+        crate::format::human_size(v["SpaceReclaimed"].as_i64().unwrap_or(0))
+    );
+    Ok(0)
 }
 
 #[cfg(test)]

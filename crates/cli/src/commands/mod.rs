@@ -196,6 +196,7 @@ pub async fn dispatch(cli: Cli) -> Result<i32> {
             SystemCmd::Events(a) => system::events(&c, a).await,
             SystemCmd::Prune(a) => system::prune(&c, a).await,
         },
+        Cmd::Builder(crate::cli::BuilderCmd::Prune(a)) => build::prune(&c, a).await,
         Cmd::Volume(v) => volume::volume(&c, v).await,
         Cmd::Network(n) => network::network(&c, n).await,
         Cmd::Logout { .. } | Cmd::Daemon { .. } | Cmd::Registry(_) | Cmd::Debug(_) => {

@@ -208,6 +208,20 @@ pub async fn df(c: &Client, verbose: bool) -> Result<i32> {
         .filter(|x| x["UsageData"]["RefCount"].as_i64().unwrap_or(0) == 0)
         .map(|x| x["UsageData"]["Size"].as_i64().unwrap_or(0).max(0))
         .sum();
+    // As docker's CLI: shared records (their data is also an image's) do not count.
+    let cache: Vec<Value> = v["BuildCache"].as_array().cloned().unwrap_or_default();
+    let own = |r: &&Value| !r["Shared"].as_bool().unwrap_or(false);
+    let cache_size: i64 = cache
+        .iter()
+        .filter(own)
+        .map(|r| r["Size"].as_i64().unwrap_or(0))
+        .sum();
+    let cache_in_use: i64 = cache
+        .iter()
+        .filter(own)
+        .filter(|r| r["InUse"].as_bool().unwrap_or(false))
+        .map(|r| r["Size"].as_i64().unwrap_or(0))
+        .sum();
     let pct = |r: i64, t: i64| {
         if t > 0 {
             format!("{} ({}%)", human_size(r), r * 100 / t)
@@ -246,10 +260,14 @@ pub async fn df(c: &Client, verbose: bool) -> Result<i32> {
         ],
         vec![
             "Build Cache".into(),
-            "0".into(),
-            "0".into(),
-            human_size(v["BuilderSize"].as_i64().unwrap_or(0)),
-            "0B".into(),
+            cache.len().to_string(),
+            cache
+                .iter()
+                .filter(|r| r["InUse"].as_bool().unwrap_or(false))
+                .count()
+                .to_string(),
+            human_size(cache_size),
+            human_size(cache_size - cache_in_use),
         ],
     ];
     print_table(&rows);

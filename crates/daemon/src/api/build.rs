@@ -214,15 +214,30 @@ pub async fn build(d: &Arc<Daemon>, req: Request<Incoming>, q: &Query) -> Result
     Ok(resp)
 }
 
-/// `POST /build/prune`: forget every build cache entry.
-pub fn prune(d: &Arc<Daemon>) -> Result {
-    let mut keys = crate::build::cache(d)?.prune()?;
-    keys.extend(crate::build::mounts::prune_cache_mounts(d));
+/// `POST /build/prune` (`docker builder prune`): the build cache records not in
+/// use (filters `until` / `unused-for`, `keep-storage` bytes), with the space freed.
+pub async fn prune(d: &Arc<Daemon>, q: &Query) -> Result {
+    let f = q.filters()?;
+    f.validate(&["until", "unused-for"])?;
+    let now = chrono::Utc::now().timestamp();
+    let mut until = None;
+    for v in f.get("until").iter().chain(f.get("unused-for")) {
+        let t = berth_api::query::timestamp(v, now)?;
+        until = Some(until.map_or(t, |u: i64| u.min(t)));
+    }
+    let opts = crate::build::usage::PruneOptions {
+        until,
+        keep_storage: q.int("keep-storage")?.unwrap_or(0).max(0) as u64,
+    };
+    let d = d.clone();
+    let (ids, freed) = tokio::task::spawn_blocking(move || crate::build::usage::prune(&d, &opts))
+        .await
+        .map_err(|e| Error::internal(e.to_string()))??;
     Ok(json(
         200,
         &serde_json::json!({
-            "CachesDeleted": if keys.is_empty() { None } else { Some(keys) },
-            "SpaceReclaimed": 0
+            "CachesDeleted": if ids.is_empty() { None } else { Some(ids) },
+            "SpaceReclaimed": freed
         }),
     ))
 }

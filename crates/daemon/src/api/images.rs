@@ -41,9 +41,20 @@ pub fn summary(d: &Daemon, rec: &ImageRecord) -> BResult<ImageSummary> {
 pub fn list(d: &Arc<Daemon>, q: &Query) -> Result {
     let f = q.filters()?;
     f.validate(&["dangling", "label", "before", "since", "reference", "until"])?;
+    Ok(json(200, &summaries(d, q.bool("all"), &f)?))
+}
+
+/// `docker images` rows, newest first: as Docker, an untagged image with child images
+/// (a build's intermediate step) is shown only with `all`.
+pub fn summaries(d: &Daemon, all: bool, f: &berth_api::query::Filters) -> BResult<Vec<ImageSummary>> {
+    let children = d.images.children()?;
     let mut out = Vec::new();
     for rec in d.images.list()? {
         let s = summary(d, &rec)?;
+        let untagged = s.repo_tags.is_empty() && s.repo_digests.is_empty();
+        if untagged && !all && children.contains_key(&rec.id) {
+            continue;
+        }
         if let Some(dv) = f.get("dangling").first() {
             let dangling = s.repo_tags.is_empty();
             if berth_api::query::parse_bool(dv) != dangling {
@@ -61,7 +72,7 @@ pub fn list(d: &Arc<Daemon>, q: &Query) -> Result {
         out.push(s);
     }
     out.sort_by_key(|s| std::cmp::Reverse(s.created));
-    Ok(json(200, &out))
+    Ok(out)
 }
 
 /// `reference` filter: `name` or `name:tag`, with `*` wildcards.
@@ -161,14 +172,21 @@ pub fn tag(d: &Arc<Daemon>, name: &str, q: &Query) -> Result {
     Ok(crate::http::empty(201))
 }
 
-pub async fn remove(d: &Arc<Daemon>, name: &str, q: &Query) -> Result {
-    // Warm sandboxes of the image hold its layers mounted: they go first.
-    if let Ok(img) = d.images.resolve(name) {
-        crate::container::warm::evict_image(d, &img.id).await;
+/// Warm sandboxes hold an image's layers mounted: they go before the image, and
+/// before the untagged parents a removal may prune with it.
+async fn evict_chain(d: &Arc<Daemon>, id: &str) {
+    let mut cur = d.images.get(id).ok().flatten();
+    while let Some(rec) = cur {
+        crate::container::warm::evict_image(d, &rec.id).await;
+        cur = match d.images.parent_of(&rec) {
+            Ok(Some(p)) if d.images.tags_of(&p).is_ok_and(|t| t.is_empty()) => d.images.get(&p).ok().flatten(),
+            _ => None,
+        };
     }
-    let in_use = |id: &str| d.containers.using_image(id);
-    let out = d.images.remove(name, q.bool("force"), &in_use)?;
-    for item in &out {
+}
+
+fn emit_removal(d: &Daemon, items: &[berth_api::models::ImageDeleteResponseItem]) {
+    for item in items {
         let mut attrs = std::collections::HashMap::new();
         if let Some(t) = &item.untagged {
             attrs.insert("name".to_owned(), t.clone());
@@ -177,26 +195,47 @@ pub async fn remove(d: &Arc<Daemon>, name: &str, q: &Query) -> Result {
             d.events.emit(EventMessageTypeEnum::IMAGE, "delete", id, attrs);
         }
     }
-    Ok(json(200, &out))
 }
 
+/// `DELETE /images/{name}` (`force`, `noprune`).
+pub async fn remove(d: &Arc<Daemon>, name: &str, q: &Query) -> Result {
+    if let Ok(img) = d.images.resolve(name) {
+        evict_chain(d, &img.id).await;
+    }
+    let in_use = |id: &str| d.containers.using_image(id);
+    let out = d.images.remove(name, q.bool("force"), !q.bool("noprune"), &in_use)?;
+    emit_removal(d, &out.items);
+    Ok(json(200, &out.items))
+}
+
+/// `POST /images/prune`: filters `dangling` (false: every unused image), `until`,
+/// `label` and `label!`.
 pub async fn prune(d: &Arc<Daemon>, q: &Query) -> Result {
     let f = q.filters()?;
+    f.validate(&["dangling", "until", "label", "label!"])?;
     let all = f.get("dangling").first().is_some_and(|v| !berth_api::query::parse_bool(v));
-    let mut deleted = Vec::new();
-    let mut reclaimed = 0i64;
+    let now = chrono::Utc::now().timestamp();
+    let until = f.get("until").iter().map(|u| berth_api::query::timestamp(u, now)).collect::<BResult<Vec<i64>>>()?;
+    let mut keep_ids = std::collections::HashSet::new();
     for rec in d.images.list()? {
-        let tags = d.images.tags_of(&rec.id)?;
-        if (!tags.is_empty() && !all) || d.containers.using_image(&rec.id).is_some() {
-            continue;
-        }
-        crate::container::warm::evict_image(d, &rec.id).await;
-        if let Ok(items) = d.images.remove(&rec.id, true, &|_| None) {
-            reclaimed += rec.size as i64;
-            deleted.extend(items);
+        let cfg = d.images.config(&rec)?;
+        let labels = cfg.config.labels.clone().unwrap_or_default();
+        let label_ok = f.match_labels(|k| labels.get(k).map(String::as_str))
+            && f.get("label!").iter().all(|l| match l.split_once('=') {
+                Some((k, v)) => labels.get(k).map(String::as_str) != Some(v),
+                None => !labels.contains_key(l),
+            });
+        if !label_ok || until.iter().any(|u| rec.created >= *u) {
+            keep_ids.insert(rec.id.clone());
+        } else if all || d.images.tags_of(&rec.id)?.is_empty() {
+            crate::container::warm::evict_image(d, &rec.id).await;
         }
     }
-    Ok(json(200, &serde_json::json!({"ImagesDeleted": if deleted.is_empty() { None } else { Some(deleted) }, "SpaceReclaimed": reclaimed})))
+    let in_use = |id: &str| d.containers.using_image(id);
+    let out = d.images.prune(all, &|r| keep_ids.contains(&r.id), &in_use)?;
+    emit_removal(d, &out.items);
+    let deleted = (!out.items.is_empty()).then_some(&out.items);
+    Ok(json(200, &serde_json::json!({"ImagesDeleted": deleted, "SpaceReclaimed": out.reclaimed})))
 }
 
 /// `POST /images/create`: `fromSrc` imports a rootfs tar; `fromImage` pulls.

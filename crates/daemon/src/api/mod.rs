@@ -94,7 +94,7 @@ async fn dispatch(d: &Arc<Daemon>, req: Request<Incoming>, method: &Method, path
         (&Method::POST, ["images", .., "tag"]) => images::tag(d, strip_suffix(path, "/images/", "/tag"), &q),
 
         (&Method::POST, ["build"]) => build::build(d, req, &q).await,
-        (&Method::POST, ["build", "prune"]) => build::prune(d),
+        (&Method::POST, ["build", "prune"]) => build::prune(d, &q).await,
         _ => Err(Error::not_found(format!("page not found: {method} {path}"))),
     }
 }

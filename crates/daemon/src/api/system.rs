@@ -223,19 +223,29 @@ pub fn events(d: &Arc<Daemon>, q: &Query) -> Result {
 }
 
 pub fn df(d: &Arc<Daemon>) -> Result {
-    let images = d.images.list()?;
-    let layers: u64 = images.iter().map(|i| i.size).sum();
-    let imgs: Vec<_> = images.iter().map(|i| super::images::summary(d, i)).collect::<berth_errdefs::Result<_>>()?;
+    let images = super::images::summaries(d, false, &berth_api::query::Filters::default())?;
+    // Each layer once, however many images share it.
+    let mut layers = std::collections::HashMap::new();
+    for rec in d.images.list()? {
+        for l in &rec.layers {
+            if !layers.contains_key(l) {
+                layers.insert(l.clone(), d.images.content().size(l).unwrap_or(0));
+            }
+        }
+    }
     let ctrs: Vec<_> = d.containers.all().iter().map(|c| crate::container::inspect::summary(&c.record())).collect();
+    let cache = crate::build::usage::records(d)?;
+    let builder_size = crate::build::usage::builder_size(&cache);
+    let cache: Vec<_> = cache.into_iter().map(|r| r.info).collect();
     Ok(json(
         200,
         &serde_json::json!({
-            "LayersSize": layers,
-            "Images": imgs,
+            "LayersSize": layers.values().sum::<u64>(),
+            "Images": images,
             "Containers": ctrs,
             "Volumes": [],
-            "BuildCache": [],
-            "BuilderSize": 0,
+            "BuildCache": cache,
+            "BuilderSize": builder_size,
         }),
     ))
 }

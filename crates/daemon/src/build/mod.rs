@@ -3,6 +3,7 @@
 
 mod backend;
 pub mod mounts;
+pub mod usage;
 
 pub use backend::DaemonBackend;
 

@@ -176,6 +176,7 @@ impl Prepared {
                     let dir = cache_mounts_dir(d)
                         .join(berth_builder::cache_mount_dir(id, *mode, *uid, *gid));
                     std::fs::create_dir_all(cache_mounts_dir(d)).ctx("create cache mounts")?;
+                    let info = dir.with_extension("info");
                     let lock = File::options()
                         .create(true)
                         .truncate(false)
@@ -202,7 +203,19 @@ impl Prepared {
                             }
                         }
                     };
+                    // Its last use (for `system df` and `builder prune --filter until`).
+                    let _ = lock.set_modified(std::time::SystemTime::now());
                     self.locks.push(lock);
+                    if !info.exists() {
+                        let what = serde_json::json!({ "id": id, "target": m.target });
+                        let tmp = info.with_extension(format!(
+                            "info-{}",
+                            hex::encode(rand::random::<[u8; 8]>())
+                        ));
+                        if std::fs::write(&tmp, what.to_string()).is_ok() {
+                            let _ = std::fs::rename(&tmp, &info);
+                        }
+                    }
                     if !src.exists() {
                         // Created whole or not at all, and never replaced: stages
                         // building at the same time may both get here.
@@ -218,13 +231,10 @@ impl Prepared {
                             &src,
                             nix::fcntl::RenameFlags::RENAME_NOREPLACE,
                         );
-                        if placed.is_err() {
+                        if let Err(e) = placed {
                             let _ = std::fs::remove_dir(&part);
                             if !src.is_dir() {
-                                return Err(Error::internal(format!(
-                                    "create cache mount: {}",
-                                    placed.unwrap_err()
-                                )));
+                                return Err(Error::internal(format!("create cache mount: {e}")));
                             }
                         }
                     }
@@ -287,32 +297,6 @@ pub fn drop_mountpoints(upper: &Path, missing: &[String]) {
             _ => {}
         }
     }
-}
-
-/// `POST /build/prune`: drop the cache mounts nobody is using; returns their names.
-pub fn prune_cache_mounts(d: &Daemon) -> Vec<String> {
-    let dir = cache_mounts_dir(d);
-    let mut out = Vec::new();
-    let Ok(rd) = std::fs::read_dir(&dir) else {
-        return out;
-    };
-    for e in rd.flatten() {
-        let p = e.path();
-        if !p.is_dir() {
-            continue;
-        }
-        let lock = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(p.with_extension("lock"));
-        if let Ok(l) = lock {
-            if l.try_lock().is_ok() && std::fs::remove_dir_all(&p).is_ok() {
-                out.push(e.file_name().to_string_lossy().into_owned());
-            }
-        }
-    }
-    out
 }
 
 #[cfg(test)]
