@@ -2,7 +2,8 @@
 # Image build time: cold build (--no-cache) and no-change rebuild (warm cache) of
 #   (a) a 10-step Dockerfile (ENV, WORKDIR, RUN, COPY, LABEL, CMD) and
 #   (b) a two-stage Dockerfile (stage 1 RUNs produce files, stage 2 = busybox + COPY --from),
-# timed with hyperfine through
+# through (both daemons running side by side; cold builds round-robin over the four,
+# rebuilds timed with hyperfine)
 #   berthd (release build) via `berth build` and via the docker CLI 28 (DOCKER_BUILDKIT=0),
 #   Debian's dockerd (private roots) via the docker CLI 28 with the classic builder,
 #   the same dockerd via BuildKit (Debian's 20.10 CLI /usr/bin/docker, DOCKER_BUILDKIT=1).
@@ -17,7 +18,7 @@ cd "$(dirname "$0")/.."
 repo=$PWD
 [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
 
-cold_runs=5 rebuild_runs=10 write=1
+cold_runs=9 rebuild_runs=10 write=1
 while [ $# -gt 0 ]; do
     case $1 in
         -c) cold_runs=$2; shift ;;
@@ -53,7 +54,12 @@ hf() { # name, runs, warmup, command
     hyperfine --style basic --warmup "$w" --runs "$n" --export-json "$results/$name.json" \
         --command-name "$name" "$*" || echo "!! $name failed" >&2
 }
-median() { [ -f "$results/$1.json" ] && jq -r '.results[0].median' "$results/$1.json" || true; }
+median() {
+    if [ -f "$results/$1.json" ]; then jq -r '.results[0].median' "$results/$1.json"
+    elif [ -s "$results/$1.times" ]; then sort -g "$results/$1.times" |
+        awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'
+    fi
+}
 fmt_s() { [ -n "$1" ] && awk -v s="$1" 'BEGIN {printf "%.3f", s}' || echo "n/a"; }
 ratio() { [ -n "$1" ] && [ -n "$2" ] && awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a / b}' || echo "n/a"; }
 
@@ -90,25 +96,7 @@ DF
 
 declare -A status
 
-# bench_engine PREFIX CMD-PREFIX: 4 measurements (steps/multi × cold/rebuild)
-bench_engine() {
-    local p=$1 cmd=$2 name ctx
-    for name in steps multi; do
-        ctx=$ctx10; [ $name = multi ] && ctx=$ctxms
-        # probe (also serves as warm-up: fills the cache for the rebuild runs)
-        if ! $cmd -t "bench-$name" "$ctx" >"$work/$p-$name.probe.log" 2>&1; then
-            echo "!! $p $name build failed:" >&2; tail -n 15 "$work/$p-$name.probe.log" >&2
-            status[$p-$name]="build failed: $(grep -v '^\s*$' "$work/$p-$name.probe.log" | tail -n 1 | cut -c1-160)"
-            continue
-        fi
-        hf "$p-$name-cold" "$cold_runs" 0 "$cmd --no-cache -t bench-$name $ctx"
-        # put the cached chain back to the tagged image before the rebuild runs
-        $cmd -t "bench-$name" "$ctx" >/dev/null 2>&1 || true
-        hf "$p-$name-rebuild" "$rebuild_runs" 1 "$cmd -t bench-$name $ctx"
-    done
-}
-
-# ---------- berthd ----------
+# ---------- both daemons, side by side ----------
 echo "==> cargo build --release --bins"
 cargo build --release --bins
 rel=$repo/target/release
@@ -117,28 +105,66 @@ mkdir -p "$work/berth/data" "$work/berth/exec"
 PATH=$rel:$PATH "$rel/berthd" --data-root "$work/berth/data" --exec-root "$work/berth/exec" \
     -H "unix://$bsock" >"$work/berthd.log" 2>&1 </dev/null &
 berthd_pid=$!
-if wait_ping "$bsock" 20 && "$rel/berth" -H "unix://$bsock" import "$rootfs_tar" busybox:latest >/dev/null; then
-    bench_engine berth "$rel/berth -H unix://$bsock build -q --network none"
-    bench_engine docker-on-berthd "env DOCKER_BUILDKIT=0 DOCKER_HOST=unix://$bsock DOCKER_CONFIG=$work/dockercfg $docker_cli build -q --network none"
-else
-    echo "!! berthd not usable; log:" >&2; tail -n 20 "$work/berthd.log" >&2 || true
-fi
-stop_pid "$berthd_pid"; berthd_pid=
-
-# ---------- dockerd: classic builder and BuildKit ----------
 dsock=$work/docker.sock
 mkdir -p "$work/docker/data" "$work/docker/exec"
 dockerd --data-root "$work/docker/data" --exec-root "$work/docker/exec" -H "unix://$dsock" \
     --pidfile "$work/docker.pid" --bridge none --iptables=false --ip-masq=false \
     --ip-forward=false --userland-proxy=false >"$work/dockerd.log" 2>&1 </dev/null &
 dockerd_pid=$!
-if ! wait_ping "$dsock" 60; then
-    echo "dockerd did not start; log:" >&2; tail -n 30 "$work/dockerd.log" >&2; exit 1
-fi
+wait_ping "$bsock" 20 || { echo "berthd did not start; log:" >&2; tail -n 20 "$work/berthd.log" >&2; exit 1; }
+wait_ping "$dsock" 60 || { echo "dockerd did not start; log:" >&2; tail -n 30 "$work/dockerd.log" >&2; exit 1; }
+"$rel/berth" -H "unix://$bsock" import "$rootfs_tar" busybox:latest >/dev/null
 DOCKER_HOST=unix://$dsock "$docker_cli" import "$rootfs_tar" busybox:latest >/dev/null
-bench_engine classic "env DOCKER_BUILDKIT=0 DOCKER_HOST=unix://$dsock DOCKER_CONFIG=$work/dockercfg $docker_cli build -q --network none"
-# BuildKit may try to resolve busybox:latest on Docker Hub (no internet here): bound each try.
-bench_engine buildkit "env DOCKER_BUILDKIT=1 DOCKER_HOST=unix://$dsock DOCKER_CONFIG=$work/dockercfg timeout 120 $bk_cli build -q --network none"
+
+engines=(berth docker-on-berthd classic buildkit)
+declare -A CMD=(
+    [berth]="$rel/berth -H unix://$bsock build -q --network none"
+    [docker-on-berthd]="env DOCKER_BUILDKIT=0 DOCKER_HOST=unix://$bsock DOCKER_CONFIG=$work/dockercfg $docker_cli build -q --network none"
+    [classic]="env DOCKER_BUILDKIT=0 DOCKER_HOST=unix://$dsock DOCKER_CONFIG=$work/dockercfg $docker_cli build -q --network none"
+    # BuildKit may try to resolve busybox:latest on Docker Hub (no internet here): bound each try.
+    [buildkit]="env DOCKER_BUILDKIT=1 DOCKER_HOST=unix://$dsock DOCKER_CONFIG=$work/dockercfg timeout 120 $bk_cli build -q --network none"
+)
+ctx_of() { [ "$1" = multi ] && echo "$ctxms" || echo "$ctx10"; }
+
+# Probes (and warm-up): every engine builds both Dockerfiles once.
+declare -A ok
+for p in "${engines[@]}"; do
+    for name in steps multi; do
+        if ${CMD[$p]} -t "bench-$name" "$(ctx_of $name)" >"$work/$p-$name.probe.log" 2>&1; then
+            ok[$p-$name]=1
+        else
+            echo "!! $p $name build failed:" >&2; tail -n 15 "$work/$p-$name.probe.log" >&2
+            status[$p-$name]="build failed: $(grep -v '^\s*$' "$work/$p-$name.probe.log" | tail -n 1 | cut -c1-160)"
+        fi
+    done
+done
+
+# Cold builds: round-robin over the engines, so all of them see the same machine
+# (page cache, writeback, background load) in every round.
+for name in steps multi; do
+    for p in "${engines[@]}"; do : >"$results/$p-$name-cold.times"; done
+    echo "==> cold builds of $name, $cold_runs rounds over ${engines[*]}"
+    for _ in $(seq "$cold_runs"); do
+        for p in "${engines[@]}"; do
+            [ -n "${ok[$p-$name]:-}" ] || continue
+            t0=$(date +%s.%N)
+            ${CMD[$p]} --no-cache -t "bench-$name" "$(ctx_of $name)" >/dev/null 2>&1 ||
+                { echo "!! $p $name cold build failed" >&2; continue; }
+            t1=$(date +%s.%N)
+            awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.4f\n", b - a}' >>"$results/$p-$name-cold.times"
+        done
+    done
+done
+
+# No-change rebuilds: hyperfine per engine (each after putting the cached chain back).
+for p in "${engines[@]}"; do
+    for name in steps multi; do
+        [ -n "${ok[$p-$name]:-}" ] || continue
+        ${CMD[$p]} -t "bench-$name" "$(ctx_of $name)" >/dev/null 2>&1 || true
+        hf "$p-$name-rebuild" "$rebuild_runs" 1 "${CMD[$p]} -t bench-$name $(ctx_of $name)"
+    done
+done
+stop_pid "$berthd_pid"; berthd_pid=
 stop_pid "$dockerd_pid"; dockerd_pid=
 
 # ---------- report ----------
@@ -170,8 +196,10 @@ section=$(cat <<MD
 <!-- bench:build:start -->
 ## Image build
 
-Cold build (\`--no-cache\`, median of $cold_runs runs) and no-change rebuild (warm cache,
-median of $rebuild_runs runs after 1 warm-up), seconds, hyperfine, $(nproc) CPUs, $(date -u +%Y-%m-%d).
+Cold build (\`--no-cache\`, median of $cold_runs runs; both daemons run side by side and the
+cold builds go round-robin over the four columns, so each round sees the same machine) and
+no-change rebuild (warm cache, median of $rebuild_runs runs after 1 warm-up, hyperfine),
+seconds, $(nproc) CPUs, $(date -u +%Y-%m-%d).
 Base image: the busybox rootfs of \`scripts/mkrootfs-busybox.sh\` imported as busybox:latest;
 every build uses \`--network none\`. Produced by \`bench/build-bench.sh\`.
 Columns: berth CLI → berthd; docker CLI $("$docker_cli" --version | awk '{print $3}' | tr -d ,) (DOCKER_BUILDKIT=0) → berthd;
