@@ -249,7 +249,11 @@ ab pull-skopeo "rm -rf $work/skopeo-out; sync" \
 # The registries alone: the five layer blobs fetched at once with curl (no client-side
 # unpacking, so the registry is the bottleneck).
 blobs=$(manifest "$dreg" | jq -r '.layers[].digest')
-fetch_all() { for b in $blobs; do curl -sf -o /dev/null "http://$1/v2/bench/big/blobs/$b" & done; wait; }
+fetch_all() { # (waits for its own curls only: the daemons are children of this shell too)
+    local pids=() b
+    for b in $blobs; do curl -sf -o /dev/null "http://$1/v2/bench/big/blobs/$b" & pids+=($!); done
+    wait "${pids[@]}"
+}
 ab serve-dreg true "fetch_all $dreg" serve-breg true "fetch_all $breg"
 
 # ---------- report ----------

@@ -127,7 +127,13 @@ pub fn timestamp(value: &str, now: i64) -> Result<i64> {
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(v) {
         return Ok(t.timestamp());
     }
-    for f in ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d"] {
+    for f in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%d",
+    ] {
         if let Ok(t) = chrono::NaiveDateTime::parse_from_str(v, f).or_else(|_| {
             chrono::NaiveDate::parse_from_str(v, f)
                 .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default())

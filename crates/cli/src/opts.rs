@@ -243,67 +243,18 @@ pub fn parse_kv_list(items: &[String]) -> HashMap<String, String> {
         .collect()
 }
 
-/// Go-style durations: "10m", "1h30m", "1.5s", "300ms".
-pub fn parse_go_duration(s: &str) -> Option<f64> {
-    let mut total = 0.0;
-    let mut rest = s;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
-        if num_end == 0 {
-            return None;
-        }
-        let n: f64 = rest[..num_end].parse().ok()?;
-        rest = &rest[num_end..];
-        let unit_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let mult = match &rest[..unit_end] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return None,
-        };
-        total += n * mult;
-        rest = &rest[unit_end..];
-    }
-    Some(total)
-}
+/// Go-style durations: "10m", "1h30m", "1.5s", "300ms" (seconds).
+pub use berth_api::query::go_duration_secs as parse_go_duration;
 
 /// `--since`/`--until` value → unix seconds string (docker's GetTimestamp): durations
 /// are relative to now, RFC3339 (and date-only) forms are absolute, numbers pass through.
 pub fn parse_timestamp(value: &str, now: i64) -> Result<String> {
-    if let Some(d) = parse_go_duration(value) {
-        return Ok(format!("{}", now - d as i64));
-    }
     if value.chars().all(|c| c.is_ascii_digit() || c == '.') && !value.is_empty() {
         return Ok(value.to_string());
     }
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(value) {
-        return Ok(format!("{}", t.timestamp()));
-    }
-    for fmt in [
-        "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y-%m-%dT%H:%M:%S",
-        "%Y-%m-%dT%H:%M",
-        "%Y-%m-%d %H:%M:%S",
-    ] {
-        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(value, fmt) {
-            return Ok(format!("{}", t.and_utc().timestamp()));
-        }
-    }
-    if let Ok(d) = chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d") {
-        return Ok(format!(
-            "{}",
-            d.and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp()
-        ));
-    }
-    bail!("failed to parse value as time or duration: {value:?}")
+    berth_api::query::timestamp(value, now)
+        .map(|t| t.to_string())
+        .map_err(|e| anyhow!("{}", e.message()))
 }
 
 /// A parsed image reference in docker's normalised form.
