@@ -330,12 +330,7 @@ impl Pull {
             for (desc, _) in todo.iter().skip(MAX_DOWNLOADS) {
                 say(&tx, layer_status("Waiting", &short(&desc.digest))).await;
             }
-            let res = self.download_all(&todo, &tx, &mut fresh).await;
-            let res = match res {
-                Ok(()) => self.extract_all(&todo, &tx).await,
-                Err(e) => Err(e),
-            };
-            if let Err(e) = res {
+            if let Err(e) = self.download_all(&todo, &tx, &mut fresh).await {
                 self.cleanup(&fresh).await;
                 return Err(e);
             }
@@ -408,14 +403,20 @@ impl Pull {
                 let tx = tx.clone();
                 async move {
                     let r = self.download(&desc, &diff_id, &tx).await;
-                    (diff_id, r)
+                    (desc, diff_id, r)
                 }
             })
             .buffer_unordered(MAX_DOWNLOADS);
         let mut first_err = None;
-        while let Some((diff_id, r)) = results.next().await {
+        // Layers unpack into directories of their own: each one as soon as it is in,
+        // beside the downloads still running.
+        let mut extracting = Vec::new();
+        while let Some((desc, diff_id, r)) = results.next().await {
             match r {
-                Ok(()) => fresh.push(diff_id),
+                Ok(()) => {
+                    fresh.push(diff_id.clone());
+                    extracting.push(self.extract(&desc, diff_id, tx));
+                }
                 Err(e) => {
                     if first_err.is_none() {
                         first_err = Some(e);
@@ -423,7 +424,35 @@ impl Pull {
                 }
             }
         }
+        for task in extracting {
+            let r = task
+                .await
+                .map_err(|e| Error::internal(e.to_string()))
+                .and_then(|r| r);
+            if let (Err(e), None) = (r, &first_err) {
+                first_err = Some(e);
+            }
+        }
         first_err.map_or(Ok(()), Err)
+    }
+
+    /// Unpack a downloaded layer on the blocking pool, reporting as Docker does.
+    fn extract(
+        &self,
+        desc: &RemoteDescriptor,
+        diff_id: Digest,
+        tx: &mpsc::Sender<JsonMessage>,
+    ) -> tokio::task::JoinHandle<Result<()>> {
+        let (store, tx, id) = (self.store.clone(), tx.clone(), short(&desc.digest));
+        tokio::spawn(async move {
+            let size = store.content().size(&diff_id)?;
+            say(&tx, layer_progress("Extracting", &id, size, size)).await;
+            tokio::task::spawn_blocking(move || store.unpack(&diff_id))
+                .await
+                .map_err(|e| Error::internal(e.to_string()))??;
+            say(&tx, layer_status("Pull complete", &id)).await;
+            Ok(())
+        })
     }
 
     /// The layer blob from the registry, or, when the registry does not have it (a
@@ -518,25 +547,6 @@ impl Pull {
         say(tx, layer_status("Verifying Checksum", &id)).await;
         res?;
         say(tx, layer_status("Download complete", &id)).await;
-        Ok(())
-    }
-
-    async fn extract_all(
-        &self,
-        todo: &[(RemoteDescriptor, Digest)],
-        tx: &mpsc::Sender<JsonMessage>,
-    ) -> Result<()> {
-        for (desc, diff_id) in todo {
-            let id = short(&desc.digest);
-            let size = self.store.content().size(diff_id)?;
-            say(tx, layer_progress("Extracting", &id, size, size)).await;
-            let store = self.store.clone();
-            let d = diff_id.clone();
-            tokio::task::spawn_blocking(move || store.unpack(&d))
-                .await
-                .map_err(|e| Error::internal(e.to_string()))??;
-            say(tx, layer_status("Pull complete", &id)).await;
-        }
         Ok(())
     }
 }
