@@ -65,6 +65,18 @@ pub fn docker_cli() -> PathBuf {
     PathBuf::from("docker")
 }
 
+/// A new unique directory holding `files` (relative paths, parents created): a build
+/// context, say.
+pub fn dir_with(prefix: &str, files: &[(&str, &str)]) -> PathBuf {
+    let dir = unique_tmp_dir(prefix);
+    for (name, content) in files {
+        let p = dir.join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+    }
+    dir
+}
+
 /// A directory name unique to this process and call: `/tmp/<prefix>-<pid>-<n>-<nanos>`.
 pub fn unique_tmp_dir(prefix: &str) -> PathBuf {
     use std::sync::atomic::{AtomicU64, Ordering};

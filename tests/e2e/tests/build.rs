@@ -7,13 +7,7 @@ use std::path::{Path, PathBuf};
 use berth_e2e::{unique_tmp_dir, Cli, Daemon, Output};
 
 fn context(files: &[(&str, &str)]) -> PathBuf {
-    let dir = unique_tmp_dir("berth-build-ctx");
-    for (name, content) in files {
-        let p = dir.join(name);
-        fs::create_dir_all(p.parent().unwrap()).unwrap();
-        fs::write(p, content).unwrap();
-    }
-    dir
+    berth_e2e::dir_with("berth-build-ctx", files)
 }
 
 fn build(d: &Daemon, cli: Cli, ctx: &Path, extra: &[&str]) -> Output {

@@ -6,14 +6,10 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use berth_e2e::{unique_tmp_dir, Cli, Daemon, Output};
+use berth_e2e::{Cli, Daemon, Output};
 
 fn context(files: &[(&str, &str)]) -> PathBuf {
-    let dir = unique_tmp_dir("berth-buildcache-ctx");
-    for (name, content) in files {
-        fs::write(dir.join(name), content).unwrap();
-    }
-    dir
+    berth_e2e::dir_with("berth-buildcache-ctx", files)
 }
 
 fn build(d: &Daemon, cli: Cli, ctx: &Path, extra: &[&str]) -> Output {

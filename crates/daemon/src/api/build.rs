@@ -124,8 +124,11 @@ fn remote_context(url: &str, dockerfile: &str) -> berth_errdefs::Result<Context>
     Ok(ctx)
 }
 
-/// `POST /build`: the body is the context tar; the answer a JSON-message stream.
-pub async fn build(d: &Arc<Daemon>, req: Request<Incoming>, q: &Query) -> Result {
+/// The options of a build request, checked before its body is read.
+fn request_options(
+    req: &Request<Incoming>,
+    q: &Query,
+) -> Result<(BuildOptions, berth_api::models::HostConfig, String)> {
     let mut opts = options(q)?;
     let limits = limits(q)?;
     opts.secrets = secrets(req.headers().get(SECRETS_HEADER).map(|v| v.as_bytes()))?;
@@ -140,6 +143,20 @@ pub async fn build(d: &Arc<Daemon>, req: Request<Incoming>, q: &Query) -> Result
             "unable to prepare context: remote {remote:?} is not an http(s) URL"
         )));
     }
+    Ok((opts, limits, remote))
+}
+
+/// `POST /build`: the body is the context tar; the answer a JSON-message stream.
+pub async fn build(d: &Arc<Daemon>, req: Request<Incoming>, q: &Query) -> Result {
+    let (opts, limits, remote) = match request_options(&req, q) {
+        Ok(v) => v,
+        Err(e) => {
+            // Read the context the client is still sending (as Go's server does), so
+            // that it gets this answer rather than a broken pipe.
+            let _ = body_bytes(req.into_body()).await;
+            return Err(e);
+        }
+    };
     let t0 = std::time::Instant::now();
     let body = body_bytes(req.into_body()).await?;
     let t_body = t0.elapsed();
