@@ -221,10 +221,9 @@ pub async fn create_opts(d: &Arc<Daemon>, name: Option<&str>, body: ContainerCre
         tx.put(Table::Names, &name, &id)?;
         tx.put(Table::Containers, &id, &rec)
     };
-    // A `--rm` container is recorded without waiting for the disk (group commit, see
-    // `Daemon::commit`); its start leaves a copy of the record in its runtime
-    // state, from which start-up recovers it if the commit did not reach the disk.
-    let reserved = d.commit(!rec.host_config.auto_remove.unwrap_or(false), reserve);
+    // A `--rm` or build-step container is recorded without waiting for the disk (see
+    // `Record::ephemeral`).
+    let reserved = d.commit(!rec.ephemeral(), reserve);
     if let Err(e) = reserved {
         match claim {
             Some(c) => {

@@ -70,7 +70,14 @@ pub async fn on_exit(d: &Arc<Daemon>, c: &Arc<Container>, st: ExitStatus) {
     // A `--rm` container's exit is not written at all: its removal follows at once
     // (after a crash in between, start-up finds it running, its shim gone, and
     // removes it).
-    let updated = if auto_remove { Ok(c.update_mem(record_exit)) } else { c.update(d, record_exit) };
+    let updated = if auto_remove {
+        Ok(c.update_mem(record_exit))
+    } else if c.record().build_step {
+        // Removed right after the step (or kept by a failed build): group commit.
+        c.update_lazy(d, record_exit)
+    } else {
+        c.update(d, record_exit)
+    };
     let rec = match updated {
         Ok(r) => r,
         Err(e) => {
@@ -282,7 +289,7 @@ pub async fn remove(d: &Arc<Daemon>, c: &Arc<Container>, force: bool, _volumes: 
         }
         Ok(())
     };
-    d.commit(!auto, delete)?;
+    d.commit(!auto && !rec.build_step, delete)?;
     d.containers.remove(&rec.id);
     super::warm::release(d, &rec.id).await;
     let cleanup = {

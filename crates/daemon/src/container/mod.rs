@@ -101,6 +101,17 @@ pub struct Record {
     pub build_step: bool,
 }
 
+impl Record {
+    /// A container whose records need not wait for the disk: `--rm` (removed once it
+    /// exits) and the builder's step containers (removed after the step, or left
+    /// behind by a failed build). Their records go by group commit (see
+    /// `Daemon::commit`); a running one leaves a copy in its runtime state, from which
+    /// start-up recovers it if the daemon died before the flush.
+    pub fn ephemeral(&self) -> bool {
+        self.host_config.auto_remove.unwrap_or(false) || self.build_step
+    }
+}
+
 /// What `wait` watches.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Wake {

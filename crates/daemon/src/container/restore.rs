@@ -33,7 +33,7 @@ fn recover_lost_records(d: &Daemon, recs: &mut Vec<(String, Record)>) {
             tx.put(Table::Containers, &rec.id, &rec)
         });
         if put.is_ok() {
-            tracing::info!(%id, "recovered the record of a --rm container from its runtime state");
+            tracing::info!(%id, "recovered the record of a --rm or build-step container from its runtime state");
             recs.push((id, rec));
         }
     }

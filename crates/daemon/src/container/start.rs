@@ -443,9 +443,10 @@ pub async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<()> {
         r.state.exit_code = 0;
         r.manually_stopped = false;
     };
-    let rec = if rec.host_config.auto_remove.unwrap_or(false) {
-        // `--rm`: the commit skips the disk; the record's copy beside the shim socket
-        // (exec root) lets start-up find the running container until the flush.
+    let rec = if rec.ephemeral() {
+        // `--rm` or a build step: the commit skips the disk; the record's copy beside
+        // the shim socket (exec root) lets start-up find the running container until
+        // the flush.
         let rec = c.update_lazy(d, running)?;
         if let Ok(json) = serde_json::to_vec(&rec) {
             let _ = std::fs::write(paths.state.join(super::RECORD_COPY), json);
