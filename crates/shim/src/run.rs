@@ -43,6 +43,10 @@ pub struct Shim {
     pub filter: Option<Filter>,
     /// Shim ends of the launch pipes of a `--deferred` container, until `Launch`.
     launch: Mutex<Option<(File, File)>>,
+    /// The inode of the socket this shim bound: at exit it removes the socket file
+    /// only if it is still this one (a restart of the container may already have a
+    /// new shim listening at the same path).
+    sock_ino: Option<u64>,
 }
 
 #[derive(Default)]
@@ -285,6 +289,7 @@ pub fn main(a: RunArgs) -> i32 {
         execs: Mutex::new(HashMap::new()),
         launch: Mutex::new(created.launch),
         filter: created.filter,
+        sock_ino: fs::metadata(&sock_path).ok().map(|m| std::os::unix::fs::MetadataExt::ino(&m)),
     });
     ready(&Ready::Ok {
         shim_pid: std::process::id() as i32,
@@ -481,7 +486,13 @@ impl Shim {
             }
             std::thread::sleep(Duration::from_millis(5));
         }
-        let _ = fs::remove_file(self.args.state_dir.join(proto::SOCKET_FILE));
+        let sock = self.args.state_dir.join(proto::SOCKET_FILE);
+        let ours = fs::symlink_metadata(&sock)
+            .ok()
+            .map(|m| std::os::unix::fs::MetadataExt::ino(&m));
+        if ours.is_some() && ours == self.sock_ino {
+            let _ = fs::remove_file(&sock);
+        }
         std::process::exit(0);
     }
 }
