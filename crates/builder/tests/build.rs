@@ -800,10 +800,13 @@ fn a_failing_stage_stops_the_others_and_is_the_error() {
         "{cmds:?}"
     );
     assert!(!fake.tags.contains_key("out:latest"));
-    // The failing stage's output is shown, after the slow stage's.
+    // The failing stage's output is shown, after the slow stage's when that one
+    // started at all (its thread may find the build failed before it begins).
     let text = stream_text(&msgs);
     let p3 = text.find("ran exit 3").expect(&text);
-    assert!(text.find("Step 1/7").unwrap() < p3, "{text}");
+    if let Some(p1) = text.find("Step 1/7") {
+        assert!(p1 < p3, "{text}");
+    }
 }
 
 #[test]

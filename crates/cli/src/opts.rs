@@ -243,8 +243,6 @@ pub fn parse_kv_list(items: &[String]) -> HashMap<String, String> {
         .collect()
 }
 
-/// Go-style durations: "10m", "1h30m", "1.5s", "300ms" (seconds).
-pub use berth_api::query::go_duration_secs as parse_go_duration;
 
 /// `--since`/`--until` value → unix seconds string (docker's GetTimestamp): durations
 /// are relative to now, RFC3339 (and date-only) forms are absolute, numbers pass through.
@@ -687,6 +685,7 @@ mod tests {
 
     #[test]
     fn durations_and_timestamps() {
+        use berth_api::query::go_duration_secs as parse_go_duration;
         assert_eq!(parse_go_duration("10m"), Some(600.0));
         assert_eq!(parse_go_duration("1h30m"), Some(5400.0));
         assert_eq!(parse_go_duration("1.5s"), Some(1.5));

@@ -234,7 +234,7 @@ pub fn helper_main(mut args: impl Iterator<Item = String>) -> i32 {
         }
     }
     let executor =
-        crate::seccomp::Confined::new(libcontainer::workload::default::get_executor(), filter);
+        crate::confine::Confined::new(libcontainer::workload::default::get_executor(), filter, None);
     let built = ContainerBuilder::new(id, SyscallType::default())
         .with_executor(executor)
         .with_root_path(root)

@@ -1,5 +1,6 @@
 //! berth-shim: owns one container (see README.md).
 
+mod confine;
 mod exec;
 mod io;
 mod launch;

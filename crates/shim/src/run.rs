@@ -20,7 +20,8 @@ use nix::unistd::Pid;
 
 use crate::io::{Hub, StdinSink};
 use crate::launch::{Launch, LaunchPipes};
-use crate::seccomp::{Confined, Filter};
+use crate::confine::Confined;
+use crate::seccomp::Filter;
 use crate::log::JsonLog;
 use crate::RunArgs;
 
@@ -189,12 +190,13 @@ fn create(a: &RunArgs) -> Result<Created> {
     };
     let pipes = if a.deferred { Some(LaunchPipes::new()?) } else { None };
     let cache = a.runtime_root.parent().unwrap_or(&a.runtime_root).join("seccomp");
-    let (bundle, filter) = crate::seccomp::prepare_bundle(&a.bundle, &a.state_dir, &cache)?;
+    let crate::confine::Prepared { bundle, filter, ro_cgroups } =
+        crate::confine::prepare_bundle(&a.bundle, &a.state_dir, &cache)?;
     let inner: Box<dyn libcontainer::workload::Executor> = match &pipes {
         Some(p) => Box::new(p.executor()),
         None => libcontainer::workload::default::get_executor(),
     };
-    b = b.with_executor(Confined::new(inner, filter.clone()));
+    b = b.with_executor(Confined::new(inner, filter.clone(), ro_cgroups));
     let container = b
         .validate_id()?
         .as_init(&bundle)

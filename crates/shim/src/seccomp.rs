@@ -6,7 +6,7 @@
 //! to BPF the same way (the same libseccomp calls libcontainer makes), keeps the program
 //! in `<exec-root>/seccomp/<sha256 of the profile>.bpf`, hands libcontainer the spec
 //! without the profile, and loads the program in the init process itself
-//! ([`Confined`], an [`Executor`] wrapper) before the start signal.
+//! (`confine::Confined`, an `Executor` wrapper) before the start signal.
 //!
 //! Without `no_new_privs`, loading a filter needs `CAP_SYS_ADMIN`, which libcontainer
 //! has already dropped by the time an executor runs. So the spec handed to libcontainer
@@ -21,18 +21,15 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use libcontainer::oci_spec::runtime::Spec;
-use libcontainer::workload::{Executor, ExecutorError, ExecutorSetEnvsError, ExecutorValidationError};
 use libseccomp::{ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall};
 use serde_json::Value;
 use sha2::Digest;
 
 /// Capabilities the init process needs to load the filter late.
-const LOADER_CAPS: [&str; 2] = ["CAP_SYS_ADMIN", "CAP_SETPCAP"];
-const CAP_SETS: [&str; 3] = ["bounding", "effective", "permitted"];
+pub(crate) const LOADER_CAPS: [&str; 2] = ["CAP_SYS_ADMIN", "CAP_SETPCAP"];
+pub(crate) const CAP_SETS: [&str; 3] = ["bounding", "effective", "permitted"];
 
 /// A compiled profile and what to undo after loading it.
 #[derive(Debug, Clone, PartialEq)]
@@ -187,6 +184,20 @@ pub fn add_loader_caps(process: &mut Value) -> Vec<String> {
     drop
 }
 
+/// Drop capabilities that were held only for set-up from the bounding, effective and
+/// permitted sets (`CAP_SETPCAP` last: dropping from the bounding set needs it).
+pub fn drop_caps(drop: &[String]) -> Result<()> {
+    let mut order: Vec<&String> = drop.iter().filter(|c| *c != "CAP_SETPCAP").collect();
+    order.extend(drop.iter().filter(|c| *c == "CAP_SETPCAP"));
+    for name in order {
+        let cap = caps::Capability::from_str(name).with_context(|| format!("capability {name}"))?;
+        for set in [caps::CapSet::Bounding, caps::CapSet::Effective, caps::CapSet::Permitted] {
+            caps::drop(None, set, cap).with_context(|| format!("drop {name} from {set:?}"))?;
+        }
+    }
+    Ok(())
+}
+
 /// In the container's init process: load the program, then drop the loader
 /// capabilities (`CAP_SETPCAP` last: dropping from the bounding set needs it).
 pub fn apply(f: &Filter) -> Result<()> {
@@ -205,59 +216,8 @@ pub fn apply(f: &Filter) -> Result<()> {
     if rc != 0 {
         bail!("load seccomp filter: {}", std::io::Error::last_os_error());
     }
-    let mut order: Vec<&String> = f.drop.iter().filter(|c| *c != "CAP_SETPCAP").collect();
-    order.extend(f.drop.iter().filter(|c| *c == "CAP_SETPCAP"));
-    for name in order {
-        let cap = caps::Capability::from_str(name).with_context(|| format!("capability {name}"))?;
-        for set in [caps::CapSet::Bounding, caps::CapSet::Effective, caps::CapSet::Permitted] {
-            caps::drop(None, set, cap).with_context(|| format!("drop {name} from {set:?}"))?;
-        }
-    }
+    drop_caps(&f.drop)?;
     Ok(())
-}
-
-/// An executor that loads the compiled filter (if any) before the start signal, then
-/// runs `inner`.
-#[derive(Clone)]
-pub struct Confined {
-    inner: Box<dyn Executor>,
-    filter: Option<Arc<Filter>>,
-}
-
-impl Confined {
-    pub fn new(inner: Box<dyn Executor>, filter: Option<Filter>) -> Confined {
-        Confined { inner, filter: filter.map(Arc::new) }
-    }
-}
-
-impl Executor for Confined {
-    fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
-        self.inner.exec(spec)
-    }
-
-    fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError> {
-        self.inner.validate(spec)
-    }
-
-    fn setup_envs(&self, envs: std::collections::HashMap<String, String>) -> Result<(), ExecutorSetEnvsError> {
-        self.inner.setup_envs(envs)?;
-        if let Some(f) = &self.filter {
-            apply(f).map_err(|e| ExecutorSetEnvsError::Other(format!("seccomp: {e:#}")))?;
-        }
-        Ok(())
-    }
-}
-
-/// Rewrite the bundle's `config.json` for libcontainer: the profile compiled and
-/// taken out. Returns the bundle directory to hand libcontainer and the filter.
-pub fn prepare_bundle(bundle: &Path, state_dir: &Path, cache: &Path) -> Result<(PathBuf, Option<Filter>)> {
-    let raw = fs::read(bundle.join("config.json")).context("read config.json")?;
-    let mut spec: Value = serde_json::from_slice(&raw).context("parse config.json")?;
-    let Some(filter) = take_profile(&mut spec, cache)? else { return Ok((bundle.to_owned(), None)) };
-    let dir = state_dir.join("runtime-bundle");
-    fs::create_dir_all(&dir)?;
-    fs::write(dir.join("config.json"), serde_json::to_vec(&spec)?)?;
-    Ok((dir, Some(filter)))
 }
 
 #[cfg(test)]

@@ -1,0 +1,209 @@
+//! What a container's init process does to itself after libcontainer has set it up and
+//! before the start signal: make the cgroup mounts read-only, load the compiled
+//! seccomp filter, drop the capabilities it held only for that.
+//!
+//! **Read-only cgroups.** Docker gives an unprivileged container its cgroup directories
+//! read-only, so it cannot raise its own limits (or, where the hierarchy root shows,
+//! write `release_agent`: CVE-2022-0492). On cgroup v1 libcontainer mounts a tmpfs at
+//! `/sys/fs/cgroup` and bind-mounts each hierarchy into it read-write whatever the
+//! spec's mount options say; runc remounts them read-only afterwards. The init process
+//! does that here: every mount at or below `/sys/fs/cgroup` is remounted
+//! `MS_BIND|MS_REMOUNT|MS_RDONLY`, keeping its other per-mount flags. The spec's
+//! `/sys/fs/cgroup` mount carrying `ro` (everything but `--privileged` and
+//! `writable-cgroups=true`) is what asks for it. Remounting needs `CAP_SYS_ADMIN`, which
+//! the init process holds only until then (the seccomp loader capabilities, added for
+//! this alone when there is no filter).
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use libcontainer::oci_spec::runtime::Spec;
+use libcontainer::workload::{Executor, ExecutorError, ExecutorSetEnvsError, ExecutorValidationError};
+use serde_json::Value;
+
+use crate::seccomp::{self, Filter};
+
+const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+
+/// The bundle as libcontainer gets it, and what the init process must do itself.
+pub struct Prepared {
+    /// The bundle directory to hand libcontainer.
+    pub bundle: PathBuf,
+    pub filter: Option<Filter>,
+    /// Remount the cgroup mounts read-only, then drop these capabilities (empty when
+    /// the filter's loader capabilities cover it).
+    pub ro_cgroups: Option<Vec<String>>,
+}
+
+/// Does the spec ask for a read-only `/sys/fs/cgroup`?
+fn wants_ro_cgroups(spec: &Value) -> bool {
+    spec["mounts"].as_array().into_iter().flatten().any(|m| {
+        m["destination"].as_str().map(|d| d.trim_end_matches('/')) == Some(CGROUP_ROOT)
+            && m["options"].as_array().into_iter().flatten().any(|o| o == "ro")
+    })
+}
+
+/// Rewrite the bundle's `config.json` for libcontainer: the seccomp profile compiled
+/// and taken out, loader capabilities added where the init process needs them.
+pub fn prepare_bundle(bundle: &Path, state_dir: &Path, cache: &Path) -> Result<Prepared> {
+    let raw = fs::read(bundle.join("config.json")).context("read config.json")?;
+    let mut spec: Value = serde_json::from_slice(&raw).context("parse config.json")?;
+    let filter = seccomp::take_profile(&mut spec, cache)?;
+    let ro_cgroups = wants_ro_cgroups(&spec).then(|| match &filter {
+        Some(_) => Vec::new(),
+        None => seccomp::add_loader_caps(&mut spec["process"]),
+    });
+    if filter.is_none() && ro_cgroups.as_ref().is_none_or(|d| d.is_empty()) {
+        return Ok(Prepared { bundle: bundle.to_owned(), filter, ro_cgroups });
+    }
+    let dir = state_dir.join("runtime-bundle");
+    fs::create_dir_all(&dir)?;
+    fs::write(dir.join("config.json"), serde_json::to_vec(&spec)?)?;
+    Ok(Prepared { bundle: dir, filter, ro_cgroups })
+}
+
+/// Mount points at or below `root` in a `/proc/self/mountinfo` text.
+fn mounts_under(mountinfo: &str, root: &str) -> Vec<String> {
+    mountinfo
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(unescape)
+        .filter(|p| p == root || p.starts_with(&format!("{root}/")))
+        .collect()
+}
+
+/// mountinfo escapes space, tab, newline and backslash as `\ooo`.
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Remount every mount at or below `/sys/fs/cgroup` read-only, nosuid, nodev, noexec
+/// (per mount point, keeping its atime flags).
+pub fn remount_cgroups_ro() -> Result<()> {
+    use nix::mount::{mount, MsFlags};
+    use nix::sys::statvfs::{statvfs, FsFlags};
+    let info = fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
+    for mp in mounts_under(&info, CGROUP_ROOT) {
+        let st = statvfs(mp.as_str()).with_context(|| format!("statvfs {mp}"))?;
+        let f = st.flags();
+        // nosuid, nodev and noexec as runc mounts them; the atime flags as they are.
+        let mut flags = MsFlags::MS_BIND
+            | MsFlags::MS_REMOUNT
+            | MsFlags::MS_RDONLY
+            | MsFlags::MS_NOSUID
+            | MsFlags::MS_NODEV
+            | MsFlags::MS_NOEXEC;
+        for (have, keep) in [
+            (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+            (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+            (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+        ] {
+            if f.contains(have) {
+                flags |= keep;
+            }
+        }
+        mount(None::<&str>, mp.as_str(), None::<&str>, flags, None::<&str>)
+            .with_context(|| format!("remount {mp} read-only"))?;
+    }
+    Ok(())
+}
+
+/// An executor that confines the init process (read-only cgroups, the compiled seccomp
+/// filter) before the start signal, then runs `inner`.
+#[derive(Clone)]
+pub struct Confined {
+    inner: Box<dyn Executor>,
+    filter: Option<Arc<Filter>>,
+    ro_cgroups: Option<Vec<String>>,
+}
+
+impl Confined {
+    pub fn new(inner: Box<dyn Executor>, filter: Option<Filter>, ro_cgroups: Option<Vec<String>>) -> Confined {
+        Confined { inner, filter: filter.map(Arc::new), ro_cgroups }
+    }
+}
+
+impl Executor for Confined {
+    fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
+        self.inner.exec(spec)
+    }
+
+    fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError> {
+        self.inner.validate(spec)
+    }
+
+    fn setup_envs(&self, envs: HashMap<String, String>) -> Result<(), ExecutorSetEnvsError> {
+        self.inner.setup_envs(envs)?;
+        let err = |what: &str, e: anyhow::Error| ExecutorSetEnvsError::Other(format!("{what}: {e:#}"));
+        if let Some(drop) = &self.ro_cgroups {
+            remount_cgroups_ro().map_err(|e| err("cgroup mounts", e))?;
+            seccomp::drop_caps(drop).map_err(|e| err("capabilities", e))?;
+        }
+        if let Some(f) = &self.filter {
+            seccomp::apply(f).map_err(|e| err("seccomp", e))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INFO: &str = "\
+79 78 0:48 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime - tmpfs tmpfs rw,mode=755
+80 79 0:29 /berth/x /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+88 79 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd
+90 78 0:50 / /sys/fs/cgroupx rw - tmpfs tmpfs rw
+91 78 0:51 / /mnt/a\\040b rw - tmpfs tmpfs rw
+";
+
+    #[test]
+    fn finds_every_cgroup_mount_and_nothing_else() {
+        assert_eq!(
+            mounts_under(INFO, CGROUP_ROOT),
+            ["/sys/fs/cgroup", "/sys/fs/cgroup/cpu", "/sys/fs/cgroup/systemd"]
+        );
+        assert_eq!(mounts_under(INFO, "/mnt/a b"), ["/mnt/a b"]);
+    }
+
+    #[test]
+    fn ro_cgroups_follow_the_spec_and_add_loader_caps_without_a_filter() {
+        let dir = tempfile::tempdir().unwrap();
+        let caps = serde_json::json!({"bounding": ["CAP_CHOWN"], "effective": ["CAP_CHOWN"], "permitted": ["CAP_CHOWN"]});
+        let spec = |opts: &[&str]| {
+            serde_json::json!({
+                "process": {"capabilities": caps.clone()},
+                "mounts": [{"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": opts}],
+                "linux": {}
+            })
+        };
+        fs::write(dir.path().join("config.json"), spec(&["nosuid", "ro"]).to_string()).unwrap();
+        let p = prepare_bundle(dir.path(), dir.path(), &dir.path().join("cache")).unwrap();
+        assert!(p.filter.is_none());
+        assert_eq!(p.ro_cgroups.as_deref(), Some(&["CAP_SYS_ADMIN".to_string(), "CAP_SETPCAP".to_string()][..]));
+        let written: Value = serde_json::from_slice(&fs::read(p.bundle.join("config.json")).unwrap()).unwrap();
+        assert!(written["process"]["capabilities"]["bounding"].as_array().unwrap().iter().any(|c| c == "CAP_SYS_ADMIN"));
+        // Writable (privileged): nothing to do, the bundle is used as it is.
+        let dir2 = tempfile::tempdir().unwrap();
+        fs::write(dir2.path().join("config.json"), spec(&["nosuid"]).to_string()).unwrap();
+        let p = prepare_bundle(dir2.path(), dir2.path(), &dir2.path().join("cache")).unwrap();
+        assert!(p.ro_cgroups.is_none());
+        assert_eq!(p.bundle, dir2.path());
+    }
+}

@@ -1,0 +1,75 @@
+//! Defences a container must not get around: its own limits, the daemon's
+//! responsiveness, known escapes (CVE regression tests).
+
+use berth_e2e::{Cli, Daemon};
+
+/// Opens every file under /sys/fs/cgroup for writing (without writing: `: >` only
+/// opens) and tries to create a child cgroup in each hierarchy; prints what worked.
+const CGROUP_PROBE: &str = r#"
+for f in $(find /sys/fs/cgroup -type f); do ( : > "$f" ) 2>/dev/null && echo "writable $f"; done
+for d in /sys/fs/cgroup /sys/fs/cgroup/*; do mkdir "$d/berth-probe" 2>/dev/null && echo "mkdir $d"; done
+echo files=$(find /sys/fs/cgroup -type f | wc -l)
+"#;
+
+fn files_probed(out: &str) -> usize {
+    out.lines().find_map(|l| l.strip_prefix("files=")).and_then(|n| n.trim().parse().ok()).unwrap_or(0)
+}
+
+#[test]
+fn a_container_cannot_lift_its_own_cgroup_limits() {
+    let d = Daemon::start();
+    let limits = ["--rm", "-m", "32m", "--pids-limit", "20", "--cpus", "0.5"];
+    for cli in Cli::ALL {
+        // Twice: the second run may take a warm sandbox, which must be as confined.
+        for round in 0..2 {
+            let mut args = vec!["run"];
+            args.extend(limits);
+            args.extend(["busybox", "sh", "-c", CGROUP_PROBE]);
+            let o = d.cli(cli, &args);
+            let out = o.ok();
+            assert!(files_probed(out) > 20, "{} round {round}: the probe saw no cgroup files: {out}", cli.name());
+            assert!(!out.contains("writable") && !out.contains("mkdir"), "{} round {round}: {out}", cli.name());
+        }
+        // Unconfined seccomp changes nothing about the mounts.
+        let o = d.cli(
+            cli,
+            &["run", "--rm", "--security-opt", "seccomp=unconfined", "-m", "32m", "busybox", "sh", "-c", CGROUP_PROBE],
+        );
+        assert!(!o.ok().contains("writable"), "{}: unconfined: {o}", cli.name());
+    }
+
+    // The limits hold: the attempt to raise them fails and they read as set.
+    let o = d.berth(&[
+        "run", "--rm", "-m", "32m", "--pids-limit", "20", "busybox", "sh", "-c",
+        "echo 1073741824 > /sys/fs/cgroup/memory/memory.limit_in_bytes; echo max > /sys/fs/cgroup/pids/pids.max; \
+         cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max 2>/dev/null || \
+         cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max",
+    ]);
+    assert_eq!(o.code, 0, "{o}");
+    assert_eq!(o.stdout, "33554432\n20\n", "{o}");
+    assert!(o.stderr.contains("Read-only file system"), "{o}");
+
+    // exec joins the same mounts.
+    d.berth(&["run", "-d", "--name", "cg", "-m", "32m", "busybox", "sleep", "60"]).ok();
+    let o = d.berth(&["exec", "cg", "sh", "-c", CGROUP_PROBE]);
+    assert!(files_probed(o.ok()) > 20 && !o.ok().contains("writable"), "exec: {o}");
+    d.berth(&["rm", "-f", "cg"]).ok();
+
+    // --privileged keeps them writable, as with Docker.
+    let o = d.berth(&["run", "--rm", "--privileged", "busybox", "sh", "-c", "grep ' /sys/fs/cgroup' /proc/self/mountinfo"]);
+    assert!(o.ok().lines().all(|l| l.split(' ').nth(5).is_some_and(|opts| opts.starts_with("rw"))), "{o}");
+}
+
+/// CVE-2022-0492: with cgroup v1, a writable hierarchy root lets a container set a
+/// `release_agent` that the host runs as root.
+#[test]
+fn cve_2022_0492_release_agent_is_not_writable() {
+    let d = Daemon::start();
+    let o = d.berth(&[
+        "run", "--rm", "busybox", "sh", "-c",
+        "for f in $(find /sys/fs/cgroup -name release_agent -o -name notify_on_release); do \
+           ( : > $f ) 2>/dev/null && echo writable $f; done; \
+         mkdir /tmp/cg && mount -t cgroup -o memory cgroup /tmp/cg 2>/dev/null && echo mounted; echo done",
+    ]);
+    assert_eq!(o.ok(), "done\n", "{o}");
+}
