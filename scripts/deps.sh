@@ -11,6 +11,7 @@ BERTH_APT_PACKAGES=(
     expect                # pty-driven tests from the shell
     runc                  # reference runtime for the benchmark
     docker.io             # reference dockerd (benchmark) and a docker CLI fallback
+    tini                  # tini-static: the init `run --init` runs as pid 1 (Docker ships it as docker-init)
     containerd            # dockerd's runtime manager (pulled in by docker.io)
     skopeo                # image copying between registries
     docker-registry       # a local registry for push/pull tests

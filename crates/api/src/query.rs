@@ -73,12 +73,166 @@ impl Filters {
         Ok(())
     }
 
+    /// Reject values of `key` outside `allowed`, with Docker's `Invalid filter` message.
+    pub fn validate_values(&self, key: &str, allowed: &[&str]) -> Result<()> {
+        match self.get(key).iter().find(|v| !allowed.contains(&v.as_str())) {
+            Some(v) => Err(invalid_filter(key, v)),
+            None => Ok(()),
+        }
+    }
+
+    /// A boolean filter (`dangling`, `is-task`): `true` or `false` exactly, as dockerd
+    /// takes them; `None` when absent.
+    pub fn bool_value(&self, key: &str) -> Result<Option<bool>> {
+        let vals = self.get(key);
+        if vals.is_empty() {
+            return Ok(None);
+        }
+        let t = vals.iter().any(|v| v == "true" || v == "1");
+        let f = vals.iter().any(|v| v == "false" || v == "0");
+        match (t, f) {
+            (true, false) => Ok(Some(true)),
+            (false, true) => Ok(Some(false)),
+            _ => Err(invalid_filter(key, &vals.join(","))),
+        }
+    }
+
+    /// Does a label set pass every `label!` filter (`key`: absent; `key=value`: not
+    /// that value)?
+    pub fn match_labels_not<'a>(&self, labels: impl Fn(&str) -> Option<&'a str>) -> bool {
+        self.get("label!").iter().all(|f| match f.split_once('=') {
+            Some((k, v)) => labels(k) != Some(v),
+            None => labels(f).is_none(),
+        })
+    }
+
     /// Does a label set satisfy every `label` filter (`key` or `key=value`)?
     pub fn match_labels<'a>(&self, labels: impl Fn(&str) -> Option<&'a str>) -> bool {
         self.get("label").iter().all(|f| match f.split_once('=') {
             Some((k, v)) => labels(k) == Some(v),
             None => labels(f).is_some(),
         })
+    }
+}
+
+/// go-units `RAMInBytes`: `64m` → 67108864 (binary multiples, optional `b`/`ib`, a
+/// fraction allowed); `None` when it is not a size.
+pub fn ram_in_bytes(s: &str) -> Option<i64> {
+    let t = s.trim().to_ascii_lowercase();
+    let digits = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (num, unit) = t.split_at(digits);
+    if num.is_empty() {
+        return None;
+    }
+    let v: f64 = num.parse().ok()?;
+    let unit = unit.trim_start();
+    let unit = unit.strip_suffix('b').unwrap_or(unit);
+    let unit = unit.strip_suffix('i').unwrap_or(unit);
+    let mult: f64 = match unit {
+        "" => 1.0,
+        "k" => 1024.0,
+        "m" => 1024.0 * 1024.0,
+        "g" => 1024.0 * 1024.0 * 1024.0,
+        "t" => 1024.0_f64.powi(4),
+        "p" => 1024.0_f64.powi(5),
+        _ => return None,
+    };
+    Some((v * mult) as i64)
+}
+
+/// dockerd's message for a filter value it does not take.
+pub fn invalid_filter(key: &str, value: &str) -> Error {
+    Error::invalid(format!("Invalid filter '{key}={value}'"))
+}
+
+/// Go's `path.Match`: `*` (any run of non-`/`), `?` (one non-`/`), `[...]` classes
+/// with ranges and `^` negation, `\` escapes. A malformed pattern is an error
+/// (`syntax error in pattern`), whether or not the name matched.
+pub fn path_match(pattern: &str, name: &str) -> Result<bool> {
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    check_pattern(&p)?;
+    Ok(glob_at(&p, &n))
+}
+
+fn bad_pattern() -> Error {
+    Error::invalid("syntax error in pattern")
+}
+
+/// Parse a class starting after `[`; returns (matches `c`, index after `]`).
+fn class_at(p: &[char], mut i: usize, c: Option<char>) -> Result<(bool, usize)> {
+    let negated = p.get(i) == Some(&'^');
+    if negated {
+        i += 1;
+    }
+    let mut matched = false;
+    let mut first = true;
+    loop {
+        let Some(&ch) = p.get(i) else { return Err(bad_pattern()) };
+        if ch == ']' && !first {
+            i += 1;
+            break;
+        }
+        first = false;
+        let lo = class_char(p, &mut i)?;
+        let mut hi = lo;
+        if p.get(i) == Some(&'-') {
+            i += 1;
+            hi = class_char(p, &mut i)?;
+        }
+        if c.is_some_and(|c| lo <= c && c <= hi) {
+            matched = true;
+        }
+    }
+    Ok((matched != negated, i))
+}
+
+fn class_char(p: &[char], i: &mut usize) -> Result<char> {
+    match p.get(*i) {
+        None | Some('-') | Some(']') => Err(bad_pattern()),
+        Some('\\') => {
+            let c = *p.get(*i + 1).ok_or_else(bad_pattern)?;
+            *i += 2;
+            Ok(c)
+        }
+        Some(&c) => {
+            *i += 1;
+            Ok(c)
+        }
+    }
+}
+
+fn check_pattern(p: &[char]) -> Result<()> {
+    let mut i = 0;
+    while i < p.len() {
+        match p[i] {
+            '[' => i = class_at(p, i + 1, None)?.1,
+            '\\' => {
+                if i + 1 >= p.len() {
+                    return Err(bad_pattern());
+                }
+                i += 2;
+            }
+            _ => i += 1,
+        }
+    }
+    Ok(())
+}
+
+fn glob_at(p: &[char], n: &[char]) -> bool {
+    let Some(&first) = p.first() else { return n.is_empty() };
+    match first {
+        '*' => (0..=n.len()).take_while(|&k| k == 0 || n[k - 1] != '/').any(|k| glob_at(&p[1..], &n[k..])),
+        '?' => n.first().is_some_and(|&c| c != '/') && glob_at(&p[1..], &n[1..]),
+        '[' => match n.first() {
+            Some(&c) if c != '/' => match class_at(p, 1, Some(c)) {
+                Ok((true, next)) => glob_at(&p[next..], &n[1..]),
+                _ => false,
+            },
+            _ => false,
+        },
+        '\\' => p.get(1).is_some_and(|e| n.first() == Some(e)) && glob_at(&p[2..], &n[1..]),
+        c => n.first() == Some(&c) && glob_at(&p[1..], &n[1..]),
     }
 }
 
@@ -149,6 +303,33 @@ pub fn timestamp(value: &str, now: i64) -> Result<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn path_match_as_go() {
+        let m = |p: &str, n: &str| path_match(p, n).unwrap();
+        assert!(m("busybox", "busybox"));
+        assert!(m("busy*", "busybox:latest"));
+        assert!(!m("*", "a/b"));
+        assert!(m("*/*", "a/b"));
+        assert!(m("b?sy", "busy"));
+        assert!(m("[a-c]x", "bx"));
+        assert!(!m("[^a-c]x", "bx"));
+        assert!(m("a\\*", "a*"));
+        assert!(!m("a\\*", "ab"));
+        assert!(path_match("[[[", "x").is_err());
+        assert!(path_match("a[", "b").is_err());
+        assert!(path_match("x\\", "x").is_err());
+    }
+
+    #[test]
+    fn filter_values_are_checked() {
+        let f = Filters::parse(r#"{"status":["bogus"],"dangling":["maybe"],"is-task":["true"]}"#).unwrap();
+        let e = f.validate_values("status", &["running", "exited"]).unwrap_err();
+        assert_eq!(e.message(), "Invalid filter 'status=bogus'");
+        assert!(f.bool_value("dangling").is_err());
+        assert_eq!(f.bool_value("is-task").unwrap(), Some(true));
+        assert_eq!(f.bool_value("nope").unwrap(), None);
+    }
 
     #[test]
     fn until_values_as_docker_takes_them() {

@@ -5,37 +5,17 @@ use std::collections::HashMap;
 
 use anyhow::{anyhow, bail, Context, Result};
 use bollard::models::{
-    ContainerCreateBody, EndpointSettings, HostConfig, HostConfigLogConfig, NetworkingConfig,
-    PortBinding, ResourcesUlimits, RestartPolicy, RestartPolicyNameEnum,
+    ContainerCreateBody, DeviceRequest, EndpointSettings, HealthConfig, HostConfig, HostConfigCgroupnsModeEnum,
+    HostConfigIsolationEnum, HostConfigLogConfig, Mount, MountBindOptions, MountBindOptionsPropagationEnum,
+    MountTmpfsOptions, MountType, MountVolumeOptions, MountVolumeOptionsDriverConfig, NetworkingConfig, PortBinding,
+    ResourcesBlkioWeightDevice, ResourcesUlimits, RestartPolicy, RestartPolicyNameEnum, ThrottleDevice,
 };
 
 use crate::cli::ContainerOpts;
 
 /// go-units RAMInBytes: "64m" → 67108864 (binary multiples, optional "b"/"ib").
 pub fn parse_ram(s: &str) -> Result<i64> {
-    let t = s.trim();
-    let lower = t.to_ascii_lowercase();
-    let num_end = lower
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(lower.len());
-    let (num, unit) = lower.split_at(num_end);
-    if num.is_empty() {
-        bail!("invalid size: '{s}'");
-    }
-    let n: f64 = num.parse().map_err(|_| anyhow!("invalid size: '{s}'"))?;
-    let unit = unit.trim_start();
-    let unit = unit.strip_suffix('b').unwrap_or(unit);
-    let unit = unit.strip_suffix('i').unwrap_or(unit);
-    let mult: f64 = match unit {
-        "" => 1.0,
-        "k" => 1024.0,
-        "m" => 1024.0 * 1024.0,
-        "g" => 1024.0 * 1024.0 * 1024.0,
-        "t" => 1024f64.powi(4),
-        "p" => 1024f64.powi(5),
-        _ => bail!("invalid size: '{s}'"),
-    };
-    Ok((n * mult) as i64)
+    berth_api::query::ram_in_bytes(s).ok_or_else(|| anyhow!("invalid size: '{s}'"))
 }
 
 /// Parses an env file like docker: `KEY=VAL` lines kept as is, bare `KEY` taken from
@@ -231,6 +211,187 @@ pub fn parse_ulimit(s: &str) -> Result<ResourcesUlimits> {
         soft: Some(soft),
         hard: Some(hard),
     })
+}
+
+/// `--mount type=bind,source=/a,target=/b,readonly,...` (docker's `opts.MountOpt`).
+pub fn parse_mount(spec: &str) -> Result<Mount> {
+    let mut m = Mount::default();
+    let mut typ = None;
+    let mut bind = MountBindOptions::default();
+    let mut vol = MountVolumeOptions::default();
+    let mut tmpfs = MountTmpfsOptions::default();
+    let (mut has_bind, mut has_vol, mut has_tmpfs) = (false, false, false);
+    let bool_of = |k: &str, v: Option<&str>| -> Result<bool> {
+        match v.map(|x| x.to_ascii_lowercase()).as_deref() {
+            None | Some("1") | Some("true") => Ok(true),
+            Some("0") | Some("false") => Ok(false),
+            Some(other) => bail!("invalid value for {k}: {other}"),
+        }
+    };
+    for field in spec.split(',') {
+        let (k, v) = match field.split_once('=') {
+            Some((k, v)) => (k.trim().to_ascii_lowercase(), Some(v)),
+            None => (field.trim().to_ascii_lowercase(), None),
+        };
+        fn need<'a>(v: Option<&'a str>, field: &str) -> Result<&'a str> {
+            v.ok_or_else(|| anyhow!("invalid field '{field}' must be a key=value pair"))
+        }
+        match k.as_str() {
+            "type" => {
+                typ = Some(match need(v, field)? {
+                    "bind" => MountType::BIND,
+                    "volume" => MountType::VOLUME,
+                    "tmpfs" => MountType::TMPFS,
+                    "npipe" => MountType::NPIPE,
+                    other => bail!("invalid mount type: {other}"),
+                })
+            }
+            "source" | "src" => m.source = Some(need(v, field)?.to_owned()),
+            "target" | "dst" | "destination" => m.target = Some(need(v, field)?.to_owned()),
+            "readonly" | "ro" => m.read_only = Some(bool_of(&k, v)?),
+            "consistency" => m.consistency = Some(need(v, field)?.to_owned()),
+            "bind-propagation" => {
+                has_bind = true;
+                bind.propagation = Some(match need(v, field)? {
+                    "private" => MountBindOptionsPropagationEnum::PRIVATE,
+                    "rprivate" => MountBindOptionsPropagationEnum::RPRIVATE,
+                    "shared" => MountBindOptionsPropagationEnum::SHARED,
+                    "rshared" => MountBindOptionsPropagationEnum::RSHARED,
+                    "slave" => MountBindOptionsPropagationEnum::SLAVE,
+                    "rslave" => MountBindOptionsPropagationEnum::RSLAVE,
+                    other => bail!("invalid bind propagation: {other}"),
+                });
+            }
+            "bind-nonrecursive" => {
+                has_bind = true;
+                bind.non_recursive = Some(bool_of(&k, v)?);
+            }
+            "bind-create-mountpoint" => {
+                has_bind = true;
+                bind.create_mountpoint = Some(bool_of(&k, v)?);
+            }
+            "volume-nocopy" => {
+                has_vol = true;
+                vol.no_copy = Some(bool_of(&k, v)?);
+            }
+            "volume-label" => {
+                has_vol = true;
+                let (a, b) = need(v, field)?.split_once('=').unwrap_or((need(v, field)?, ""));
+                vol.labels.get_or_insert_with(HashMap::new).insert(a.to_owned(), b.to_owned());
+            }
+            "volume-driver" => {
+                has_vol = true;
+                vol.driver_config.get_or_insert_with(MountVolumeOptionsDriverConfig::default).name = Some(need(v, field)?.to_owned());
+            }
+            "volume-opt" => {
+                has_vol = true;
+                let (a, b) = need(v, field)?.split_once('=').unwrap_or((need(v, field)?, ""));
+                vol.driver_config
+                    .get_or_insert_with(MountVolumeOptionsDriverConfig::default)
+                    .options
+                    .get_or_insert_with(HashMap::new)
+                    .insert(a.to_owned(), b.to_owned());
+            }
+            "volume-subpath" => {
+                has_vol = true;
+                vol.subpath = Some(need(v, field)?.to_owned());
+            }
+            "tmpfs-size" => {
+                has_tmpfs = true;
+                tmpfs.size_bytes = Some(parse_ram(need(v, field)?)?);
+            }
+            "tmpfs-mode" => {
+                has_tmpfs = true;
+                tmpfs.mode = Some(i64::from_str_radix(need(v, field)?, 8).map_err(|_| anyhow!("invalid value for tmpfs-mode: {field}"))?);
+            }
+            _ => bail!("unexpected key '{k}' in '{field}'"),
+        }
+    }
+    let typ = typ.ok_or_else(|| anyhow!("type is required"))?;
+    if m.target.as_deref().unwrap_or("").is_empty() {
+        bail!("target is required");
+    }
+    if has_bind && typ != MountType::BIND {
+        bail!("cannot mix 'bind-*' options with mount type '{typ}'");
+    }
+    if has_vol && typ != MountType::VOLUME {
+        bail!("cannot mix 'volume-*' options with mount type '{typ}'");
+    }
+    if has_tmpfs && typ != MountType::TMPFS {
+        bail!("cannot mix 'tmpfs-*' options with mount type '{typ}'");
+    }
+    m.typ = Some(typ);
+    m.bind_options = has_bind.then_some(bind);
+    m.volume_options = has_vol.then_some(vol);
+    m.tmpfs_options = has_tmpfs.then_some(tmpfs);
+    Ok(m)
+}
+
+/// `--blkio-weight-device /dev/sda:300`.
+pub fn parse_weight_device(s: &str) -> Result<ResourcesBlkioWeightDevice> {
+    let (path, w) = s.split_once(':').ok_or_else(|| anyhow!("bad format: {s}"))?;
+    if !path.starts_with("/dev/") {
+        bail!("bad format for device path: {s}");
+    }
+    let weight: u16 = w.parse().map_err(|_| anyhow!("invalid weight for device: {s}"))?;
+    if weight > 0 && !(10..=1000).contains(&weight) {
+        bail!("invalid weight for device: {s}");
+    }
+    Ok(ResourcesBlkioWeightDevice { path: Some(path.to_owned()), weight: Some(weight as usize) })
+}
+
+/// `--device-read-bps /dev/sda:1mb` (`bytes`: sizes) or `--device-read-iops /dev/sda:1000`.
+pub fn parse_throttle(s: &str, bytes: bool) -> Result<ThrottleDevice> {
+    let (path, r) = s.split_once(':').ok_or_else(|| anyhow!("bad format: {s}"))?;
+    if !path.starts_with("/dev/") {
+        bail!("bad format for device path: {s}");
+    }
+    let rate = if bytes {
+        parse_ram(r).map_err(|_| anyhow!("invalid rate for device: {s}. The correct format is <device-path>:<number>[<unit>]. Number must be a positive integer. Unit is optional and can be kb, mb, or gb"))?
+    } else {
+        r.parse::<i64>().map_err(|_| anyhow!("invalid rate for device: {s}. The correct format is <device-path>:<number>. Number must be a positive integer"))?
+    };
+    if rate < 0 {
+        bail!("invalid rate for device: {s}");
+    }
+    Ok(ThrottleDevice { path: Some(path.to_owned()), rate: Some(rate) })
+}
+
+/// `--gpus all|N|device=0,1|capabilities=..,driver=..` (docker's `opts.GpuOpts`).
+pub fn parse_gpus(s: &str) -> Result<DeviceRequest> {
+    let mut r = DeviceRequest { count: None, capabilities: Some(vec![vec!["gpu".into()]]), ..Default::default() };
+    // "device=0,1" may be quoted and contain commas.
+    let s = s.trim_matches('"');
+    if let Some(ids) = s.strip_prefix("device=") {
+        r.device_ids = Some(ids.split(',').map(str::to_owned).collect());
+        return Ok(r);
+    }
+    for field in s.split(',') {
+        match field.split_once('=') {
+            None if field == "all" => r.count = Some(-1),
+            None => r.count = Some(field.parse().map_err(|_| anyhow!("invalid count ({field}) for gpus"))?),
+            Some(("count", v)) => r.count = Some(if v == "all" { -1 } else { v.parse()? }),
+            Some(("driver", v)) => r.driver = Some(v.to_owned()),
+            Some(("capabilities", v)) => r.capabilities = Some(vec![v.split(',').map(str::to_owned).collect()]),
+            Some(("options", v)) => {
+                let (a, b) = v.split_once('=').unwrap_or((v, ""));
+                r.options.get_or_insert_with(HashMap::new).insert(a.to_owned(), b.to_owned());
+            }
+            Some((k, _)) => bail!("unexpected key '{k}' in '{field}'"),
+        }
+    }
+    Ok(r)
+}
+
+/// A Go duration flag (`30s`, `1m30s`) in nanoseconds.
+fn duration_ns(flag: &str, v: &Option<String>) -> Result<Option<i64>> {
+    v.as_deref()
+        .map(|d| {
+            berth_api::query::go_duration_secs(d)
+                .map(|s| (s * 1e9) as i64)
+                .ok_or_else(|| anyhow!("invalid argument {d:?} for \"--{flag}\" flag: time: invalid duration {d:?}"))
+        })
+        .transpose()
 }
 
 pub fn parse_kv_list(items: &[String]) -> HashMap<String, String> {
@@ -460,6 +621,30 @@ pub fn create_body(
         )
     };
 
+    let mounts = o.mount.iter().map(|m| parse_mount(m).with_context(|| format!("invalid argument {m:?} for \"--mount\" flag"))).collect::<Result<Vec<_>>>()?;
+    let nonempty = |v: Vec<String>| if v.is_empty() { None } else { Some(v) };
+    let healthcheck = if o.no_healthcheck {
+        if o.health_cmd.is_some() || o.health_interval.is_some() || o.health_timeout.is_some() || o.health_retries.is_some() {
+            bail!("--no-healthcheck conflicts with --health-* options");
+        }
+        Some(HealthConfig { test: Some(vec!["NONE".into()]), ..Default::default() })
+    } else {
+        let h = HealthConfig {
+            test: o.health_cmd.as_ref().map(|c| vec!["CMD-SHELL".into(), c.clone()]),
+            interval: duration_ns("health-interval", &o.health_interval)?,
+            timeout: duration_ns("health-timeout", &o.health_timeout)?,
+            start_period: duration_ns("health-start-period", &o.health_start_period)?,
+            retries: o.health_retries,
+            ..Default::default()
+        };
+        if h.interval.is_some_and(|v| v < 0) || h.timeout.is_some_and(|v| v < 0) || h.start_period.is_some_and(|v| v < 0) {
+            bail!("--health-interval, --health-timeout and --health-start-period cannot be negative");
+        }
+        if h.retries.is_some_and(|r| r < 0) {
+            bail!("--health-retries cannot be negative");
+        }
+        (h != HealthConfig::default()).then_some(h)
+    };
     let memory = o.memory.as_deref().map(parse_ram).transpose()?;
     let memory_swap = match o.memory_swap.as_deref() {
         Some("-1") => Some(-1),
@@ -479,7 +664,40 @@ pub fn create_body(
         network_mode: Some(network_mode.clone()),
         memory,
         memory_swap,
-        memory_swappiness: Some(-1),
+        memory_swappiness: Some(o.memory_swappiness),
+        memory_reservation: o.memory_reservation.as_deref().map(parse_ram).transpose()?,
+        oom_kill_disable: o.oom_kill_disable.then_some(true),
+        oom_score_adj: o.oom_score_adj,
+        cpu_period: o.cpu_period,
+        cpu_quota: o.cpu_quota,
+        cpu_realtime_period: o.cpu_rt_period,
+        cpu_realtime_runtime: o.cpu_rt_runtime,
+        cpuset_cpus: o.cpuset_cpus.clone(),
+        cpuset_mems: o.cpuset_mems.clone(),
+        blkio_weight: o.blkio_weight,
+        blkio_weight_device: Some(o.blkio_weight_device.iter().map(|w| parse_weight_device(w)).collect::<Result<_>>()?),
+        blkio_device_read_bps: Some(o.device_read_bps.iter().map(|w| parse_throttle(w, true)).collect::<Result<_>>()?),
+        blkio_device_write_bps: Some(o.device_write_bps.iter().map(|w| parse_throttle(w, true)).collect::<Result<_>>()?),
+        blkio_device_read_iops: Some(o.device_read_iops.iter().map(|w| parse_throttle(w, false)).collect::<Result<_>>()?),
+        blkio_device_write_iops: Some(o.device_write_iops.iter().map(|w| parse_throttle(w, false)).collect::<Result<_>>()?),
+        device_cgroup_rules: nonempty(o.device_cgroup_rule.clone()),
+        device_requests: o.gpus.as_deref().map(|g| parse_gpus(g).map(|r| vec![r])).transpose()?,
+        mounts: if mounts.is_empty() { None } else { Some(mounts) },
+        cgroupns_mode: match o.cgroupns.as_deref() {
+            None | Some("") => None,
+            Some("host") => Some(HostConfigCgroupnsModeEnum::HOST),
+            Some("private") => Some(HostConfigCgroupnsModeEnum::PRIVATE),
+            Some(other) => bail!("--cgroupns: invalid CGROUP mode {other:?}"),
+        },
+        userns_mode: o.userns.clone(),
+        isolation: match o.isolation.as_deref() {
+            None | Some("") => None,
+            Some("default") => Some(HostConfigIsolationEnum::DEFAULT),
+            Some("process") => Some(HostConfigIsolationEnum::PROCESS),
+            Some("hyperv") => Some(HostConfigIsolationEnum::HYPERV),
+            Some(other) => bail!("invalid isolation: {other}"),
+        },
+        storage_opt: if o.storage_opt.is_empty() { None } else { Some(parse_kv_list(&o.storage_opt)) },
         nano_cpus: o.cpus.map(|c| (c * 1e9) as i64),
         cpu_shares: o.cpu_shares,
         pids_limit: o.pids_limit,
@@ -577,13 +795,7 @@ pub fn create_body(
         stdin_once: Some(o.interactive && !detach),
         env: if env.is_empty() { None } else { Some(env) },
         cmd: if cmd.is_empty() { None } else { Some(cmd) },
-        healthcheck: o
-            .health_cmd
-            .as_ref()
-            .map(|c| bollard::models::HealthConfig {
-                test: Some(vec!["CMD-SHELL".into(), c.clone()]),
-                ..Default::default()
-            }),
+        healthcheck,
         image: Some(image),
         volumes: if volumes.is_empty() {
             None

@@ -93,6 +93,13 @@ pub fn stream(status: u16, content_type: Option<&str>) -> (mpsc::Sender<Bytes>, 
     (tx, r)
 }
 
+/// Run blocking work (metadata reads, file reads, anything that may take more than a
+/// few microseconds) on the blocking pool, so that no request holds up the runtime's
+/// workers and the others (`/_ping` among them) are answered meanwhile.
+pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| Error::internal(format!("blocking task failed: {e}")))?
+}
+
 /// Parsed query string (repeated keys keep every value).
 #[derive(Debug, Default, Clone)]
 pub struct Query(HashMap<String, Vec<String>>);

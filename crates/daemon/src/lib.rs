@@ -32,6 +32,9 @@ pub struct Config {
     pub shim: Option<PathBuf>,
     /// Warm sandboxes kept per container shape (0: none); see `container::warm`.
     pub warm_containers: usize,
+    /// The static init binary for `--init` (default: `docker-init` or `tini-static`
+    /// from PATH).
+    pub init_path: Option<PathBuf>,
 }
 
 /// Everything the API handlers work on.

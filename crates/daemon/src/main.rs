@@ -36,6 +36,10 @@ struct Args {
     /// `run` only has to start one (0 turns this off).
     #[arg(long = "warm-containers", default_value_t = 1)]
     warm_containers: usize,
+    /// Path to the static init binary `--init` runs as pid 1 (default: docker-init or
+    /// tini-static from PATH).
+    #[arg(long = "init-path")]
+    init_path: Option<PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -62,6 +66,7 @@ fn main() -> anyhow::Result<()> {
         insecure_registries: args.insecure_registries,
         shim: args.shim,
         warm_containers: args.warm_containers,
+        init_path: args.init_path,
     };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(berthd::run(cfg))

@@ -65,7 +65,7 @@ fn untagged(t: &str) -> ImageDeleteResponseItem {
 impl ImageStore {
     /// The parent image id an image's config names (builds set it), if any.
     pub fn parent_of(&self, rec: &ImageRecord) -> Result<Option<String>> {
-        Ok(self.config(rec)?.parent.filter(|p| !p.is_empty()))
+        Ok(self.meta(rec)?.parent.clone())
     }
 
     /// Every image id that is some image's parent → its children.
@@ -227,6 +227,7 @@ impl ImageStore {
             tx.delete(Table::Images, id)?;
             Ok(())
         })?;
+        self.forget_meta(id);
         for t in &tags {
             out.items.push(untagged(t));
         }

@@ -1,9 +1,9 @@
 //! The image store: records and tags in the metadata db, documents and layers in the
 //! content store, unpacked layers in the snapshotter.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, Read};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use berth_content::{Digest, Store};
 use berth_errdefs::{Error, Result};
@@ -39,12 +39,40 @@ impl ImageRecord {
     }
 }
 
+/// What listings need of an image's config: kept in memory by image id, since a
+/// config never changes (its id is its digest), so listing thousands of images reads
+/// no blob twice.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ConfigMeta {
+    /// Docker's parent image id, when the image was built or committed here.
+    pub parent: Option<String>,
+    /// Creation time, unix seconds (0 when unknown).
+    pub created: i64,
+    pub labels: HashMap<String, String>,
+}
+
+impl ConfigMeta {
+    fn of(cfg: &ImageConfigFile) -> ConfigMeta {
+        ConfigMeta {
+            parent: cfg.parent.clone().filter(|p| !p.is_empty()),
+            created: cfg
+                .created
+                .as_deref()
+                .and_then(|c| chrono::DateTime::parse_from_rfc3339(c).ok())
+                .map(|t| t.timestamp())
+                .unwrap_or(0),
+            labels: cfg.config.labels.clone().unwrap_or_default(),
+        }
+    }
+}
+
 /// The image store.
 #[derive(Clone)]
 pub struct ImageStore {
     content: Store,
     pub(crate) db: Arc<Db>,
     snap: Snapshotter,
+    meta: Arc<Mutex<HashMap<String, Arc<ConfigMeta>>>>,
 }
 
 /// Who uses an image: answers for a given image id (container id, running?).
@@ -52,7 +80,7 @@ pub type InUse<'a> = &'a dyn Fn(&str) -> Option<(String, bool)>;
 
 impl ImageStore {
     pub fn new(content: Store, db: Arc<Db>, snap: Snapshotter) -> ImageStore {
-        ImageStore { content, db, snap }
+        ImageStore { content, db, snap, meta: Arc::default() }
     }
 
     pub fn content(&self) -> &Store {
@@ -122,6 +150,31 @@ impl ImageStore {
     /// Every tag, as (familiar reference, image id).
     pub fn tags(&self) -> Result<Vec<(String, String)>> {
         self.db.list(Table::Tags)
+    }
+
+    /// Every tag, grouped by image id (one pass over the tags).
+    pub fn tags_by_image(&self) -> Result<HashMap<String, Vec<String>>> {
+        let mut out: HashMap<String, Vec<String>> = HashMap::new();
+        for (t, id) in self.tags()? {
+            out.entry(id).or_default().push(t);
+        }
+        Ok(out)
+    }
+
+    /// The listing facts of an image's config (parent, created, labels), from memory
+    /// after the first read.
+    pub fn meta(&self, rec: &ImageRecord) -> Result<Arc<ConfigMeta>> {
+        if let Some(m) = self.meta.lock().unwrap().get(&rec.id) {
+            return Ok(m.clone());
+        }
+        let m = Arc::new(ConfigMeta::of(&self.config(rec)?));
+        self.meta.lock().unwrap().insert(rec.id.clone(), m.clone());
+        Ok(m)
+    }
+
+    /// Forget the cached facts of a deleted image.
+    pub(crate) fn forget_meta(&self, id: &str) {
+        self.meta.lock().unwrap().remove(id);
     }
 
     /// The tags pointing at an image.

@@ -19,9 +19,10 @@ pub use seccomp::{
     default_seccomp, default_seccomp_for_caps, load_seccomp_profile, load_seccomp_profile_for_caps,
     native_go_arch,
 };
+pub use devices::parse_cgroup_rule;
 pub use spec::{
-    build_spec, cgroup_v2_unified, default_nofile, DEFAULT_NOFILE, DEFAULT_PATH_ENV,
-    DEFAULT_SHM_SIZE,
+    build_spec, cgroup_v2_unified, default_nofile, DEFAULT_MASKED_PATHS, DEFAULT_NOFILE, DEFAULT_PATH_ENV,
+    DEFAULT_READONLY_PATHS, DEFAULT_SHM_SIZE, INIT_PATH,
 };
 pub use user::{resolve_user, ResolvedUser};
 
@@ -59,6 +60,27 @@ pub struct Resources {
     pub cpuset_mems: Option<String>,
     pub pids_limit: Option<i64>,
     pub blkio_weight: Option<u16>,
+    /// 0–100; `None` keeps the kernel's.
+    pub memory_swappiness: Option<u64>,
+    pub oom_kill_disable: bool,
+    /// `--blkio-weight-device PATH:WEIGHT`.
+    pub blkio_weight_device: Vec<(PathBuf, u16)>,
+    /// `--device-read-bps`, `--device-write-bps`, `--device-read-iops`,
+    /// `--device-write-iops`: (device path, rate).
+    pub device_read_bps: Vec<(PathBuf, u64)>,
+    pub device_write_bps: Vec<(PathBuf, u64)>,
+    pub device_read_iops: Vec<(PathBuf, u64)>,
+    pub device_write_iops: Vec<(PathBuf, u64)>,
+}
+
+/// `--device HOST[:CONTAINER[:PERMISSIONS]]`: a device node (or every device under a
+/// directory) made in the container and allowed by the device cgroup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceMapping {
+    pub host: PathBuf,
+    pub container: String,
+    /// Some of `rwm`.
+    pub permissions: String,
 }
 
 /// Kind of a user mount.
@@ -100,6 +122,11 @@ pub struct SpecOptions {
     pub network: NsMode,
     pub pid: NsMode,
     pub ipc: NsMode,
+    /// `--ipc none`: a private IPC namespace without /dev/shm.
+    pub ipc_none: bool,
+    /// A host tmpfs bound at /dev/shm: `--ipc shareable` (the container's own) and
+    /// `--ipc container:<x>` (x's), as Docker shares /dev/shm.
+    pub shm_source: Option<PathBuf>,
     pub uts: NsMode,
     pub etc_files: Option<EtcFiles>,
     pub mounts: Vec<MountSpec>,
@@ -119,4 +146,13 @@ pub struct SpecOptions {
     /// (name like "nofile", soft, hard).
     pub ulimits: Vec<(String, u64, u64)>,
     pub oom_score_adj: Option<i32>,
+    pub devices: Vec<DeviceMapping>,
+    /// `--device-cgroup-rule 'c 1:3 rwm'`.
+    pub device_cgroup_rules: Vec<String>,
+    /// `HostConfig.MaskedPaths` / `ReadonlyPaths`: `None` takes Docker's defaults.
+    pub masked_paths: Option<Vec<String>>,
+    pub readonly_paths: Option<Vec<String>>,
+    /// `--init`: this static init binary is bind-mounted at `/sbin/docker-init` and
+    /// runs the process (`docker-init -- ARGS`), reaping zombies and forwarding signals.
+    pub init: Option<PathBuf>,
 }

@@ -63,35 +63,19 @@ pub(crate) fn default_mounts(opts: &SpecOptions, shm_size: i64, policy: MountPol
         mount("/sys", "sysfs", "sysfs", sys_opts),
         mount("/sys/fs/cgroup", "cgroup", "cgroup", cg_opts),
     ];
-    match opts.ipc {
-        NsMode::Host => {
-            v.push(mount(
-                "/dev/mqueue",
-                "bind",
-                "/dev/mqueue",
-                &["rbind", "nosuid", "noexec", "nodev"],
-            ));
-            v.push(mount(
-                "/dev/shm",
-                "bind",
-                "/dev/shm",
-                &["rbind", "rprivate"],
-            ));
-        }
+    // mqueue is mounted in every case: in the host's IPC namespace it shows the
+    // host's queues, as with Docker's `--ipc host`.
+    if !opts.ipc_none {
+        v.push(mount("/dev/mqueue", "mqueue", "mqueue", &["nosuid", "noexec", "nodev"]));
+    }
+    match (&opts.ipc, &opts.shm_source) {
+        (NsMode::Host, _) => v.push(mount("/dev/shm", "bind", "/dev/shm", &["rbind", "rprivate"])),
+        // A shareable /dev/shm (this container's, or the one whose IPC it joins).
+        (_, Some(src)) => v.push(mount("/dev/shm", "bind", &src.display().to_string(), &["rbind", "rprivate"])),
+        _ if opts.ipc_none => {}
         _ => {
-            v.push(mount(
-                "/dev/mqueue",
-                "mqueue",
-                "mqueue",
-                &["nosuid", "noexec", "nodev"],
-            ));
             let size = format!("size={shm_size}");
-            v.push(mount(
-                "/dev/shm",
-                "tmpfs",
-                "shm",
-                &["nosuid", "noexec", "nodev", "mode=1777", &size],
-            ));
+            v.push(mount("/dev/shm", "tmpfs", "shm", &["nosuid", "noexec", "nodev", "mode=1777", &size]));
         }
     }
     v
@@ -199,6 +183,15 @@ pub(crate) fn all_mounts(
         .filter(|m| !user_dests.contains(&m.destination))
         .collect();
     extra.extend(opts.mounts.iter().cloned());
+    if let Some(init) = &opts.init {
+        extra.push(MountSpec {
+            kind: MountKind::Bind,
+            source: init.clone(),
+            destination: crate::INIT_PATH.to_string(),
+            readonly: true,
+            options: Vec::new(),
+        });
+    }
     // Stable sort by depth, as moby sorts mounts before handing them to the runtime.
     extra.sort_by_key(|m| depth(&m.destination));
 

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use berth_errdefs::{Error, Result, ResultExt};
 use oci_spec::runtime::{
     Linux, LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxNamespace, LinuxNamespaceType, LinuxPids,
-    LinuxResources, LinuxSeccomp, PosixRlimit, PosixRlimitBuilder, PosixRlimitType, Process, Root,
-    Spec, User,
+    LinuxResources, LinuxSeccomp, LinuxThrottleDevice, LinuxThrottleDeviceBuilder, LinuxWeightDeviceBuilder, PosixRlimit, PosixRlimitBuilder,
+    PosixRlimitType, Process, Root, Spec, User,
 };
 
 use crate::mounts::{all_mounts, MountPolicy};
@@ -14,6 +14,9 @@ use crate::{caps, devices, seccomp, user, NsMode, Resources, SpecOptions};
 
 /// PATH added when the environment has none (moby `oci.DefaultPathEnv` on Linux).
 pub const DEFAULT_PATH_ENV: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Where `--init` puts the init binary in the container (as Docker does).
+pub const INIT_PATH: &str = "/sbin/docker-init";
 
 /// Docker's default /dev/shm size: 64 MiB.
 pub const DEFAULT_SHM_SIZE: i64 = 64 * 1024 * 1024;
@@ -35,7 +38,7 @@ pub fn default_nofile() -> (u64, u64) {
 }
 
 /// moby's default masked paths.
-const MASKED_PATHS: &[&str] = &[
+pub const DEFAULT_MASKED_PATHS: &[&str] = &[
     "/proc/asound",
     "/proc/acpi",
     "/proc/kcore",
@@ -50,7 +53,7 @@ const MASKED_PATHS: &[&str] = &[
 ];
 
 /// moby's default read-only paths.
-const READONLY_PATHS: &[&str] = &[
+pub const DEFAULT_READONLY_PATHS: &[&str] = &[
     "/proc/bus",
     "/proc/fs",
     "/proc/irq",
@@ -255,14 +258,14 @@ fn resources(r: &Resources, privileged: bool) -> Result<LinuxResources> {
         devices::default_device_rules()
     }));
 
-    if r.memory.is_some() || r.memory_swap.is_some() || r.memory_reservation.is_some() {
-        let mut m = LinuxMemory::default();
-        m.set_limit(r.memory.filter(|v| *v != 0));
-        m.set_swap(r.memory_swap.filter(|v| *v != 0));
-        m.set_reservation(r.memory_reservation.filter(|v| *v != 0));
-        if m.limit().is_some() || m.swap().is_some() || m.reservation().is_some() {
-            res.set_memory(Some(m));
-        }
+    let mut m = LinuxMemory::default();
+    m.set_limit(r.memory.filter(|v| *v != 0));
+    m.set_swap(r.memory_swap.filter(|v| *v != 0));
+    m.set_reservation(r.memory_reservation.filter(|v| *v != 0));
+    m.set_swappiness(r.memory_swappiness);
+    m.set_disable_oom_killer(r.oom_kill_disable.then_some(true));
+    if m != LinuxMemory::default() {
+        res.set_memory(Some(m));
     }
 
     let nano = r.nano_cpus.filter(|v| *v != 0);
@@ -319,12 +322,53 @@ fn resources(r: &Resources, privileged: bool) -> Result<LinuxResources> {
         p.set_limit(if limit <= 0 { -1 } else { limit });
         res.set_pids(Some(p));
     }
-    if let Some(w) = r.blkio_weight.filter(|w| *w != 0) {
-        let mut b = LinuxBlockIo::default();
-        b.set_weight(Some(w));
+    let mut b = LinuxBlockIo::default();
+    b.set_weight(r.blkio_weight.filter(|w| *w != 0));
+    if !r.blkio_weight_device.is_empty() {
+        let mut v = Vec::new();
+        for (path, w) in &r.blkio_weight_device {
+            let (major, minor) = block_device(path)?;
+            let d = LinuxWeightDeviceBuilder::default().major(major).minor(minor).weight(*w).build();
+            v.push(d.map_err(|e| Error::internal(e.to_string()))?);
+        }
+        b.set_weight_device(Some(v));
+    }
+    let throttle = |list: &[(PathBuf, u64)]| -> Result<Option<Vec<LinuxThrottleDevice>>> {
+        if list.is_empty() {
+            return Ok(None);
+        }
+        list.iter()
+            .map(|(path, rate)| {
+                let (major, minor) = block_device(path)?;
+                LinuxThrottleDeviceBuilder::default()
+                    .major(major)
+                    .minor(minor)
+                    .rate(*rate)
+                    .build()
+                    .map_err(|e| Error::internal(e.to_string()))
+            })
+            .collect::<Result<Vec<_>>>()
+            .map(Some)
+    };
+    b.set_throttle_read_bps_device(throttle(&r.device_read_bps)?);
+    b.set_throttle_write_bps_device(throttle(&r.device_write_bps)?);
+    b.set_throttle_read_iops_device(throttle(&r.device_read_iops)?);
+    b.set_throttle_write_iops_device(throttle(&r.device_write_iops)?);
+    if b != LinuxBlockIo::default() {
         res.set_block_io(Some(b));
     }
     Ok(res)
+}
+
+/// (major, minor) of a block device path, for blkio settings (moby
+/// `getBlkioWeightDevices`/`getBlkioThrottleDevices`).
+fn block_device(path: &Path) -> Result<(i64, i64)> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let md = std::fs::metadata(path).map_err(|e| Error::invalid(format!("{}: {e}", path.display())))?;
+    if !md.file_type().is_block_device() {
+        return Err(Error::invalid(format!("{} is not a block device", path.display())));
+    }
+    Ok((nix::sys::stat::major(md.rdev()) as i64, nix::sys::stat::minor(md.rdev()) as i64))
 }
 
 fn choose_seccomp(
@@ -379,7 +423,11 @@ pub fn build_spec(opts: &SpecOptions) -> Result<Spec> {
     u.set_gid(usr.gid);
     u.set_additional_gids(Some(usr.additional_gids.clone()));
     process.set_user(u);
-    process.set_args(Some(opts.args.clone()));
+    let args = match &opts.init {
+        Some(_) => [INIT_PATH.to_string(), "--".to_string()].into_iter().chain(opts.args.iter().cloned()).collect(),
+        None => opts.args.clone(),
+    };
+    process.set_args(Some(args));
     process.set_env(Some(build_env(opts, &usr.home)));
     process.set_cwd(PathBuf::from(cwd));
     process.set_capabilities(Some(caps::linux_capabilities(&cap_list)?));
@@ -416,19 +464,36 @@ pub fn build_spec(opts: &SpecOptions) -> Result<Spec> {
         (!opts.cgroups_path.is_empty()).then(|| PathBuf::from(&opts.cgroups_path)),
     );
     linux.set_resources(Some(resources(&opts.resources, opts.privileged)?));
-    linux.set_devices(Some(if opts.privileged {
-        devices::host_devices()
-    } else {
-        Vec::new()
-    }));
+    let mut devs = if opts.privileged { devices::host_devices() } else { Vec::new() };
+    let mut dev_rules = Vec::new();
+    for m in &opts.devices {
+        if opts.privileged && m.host.display().to_string() == m.container {
+            continue; // already there with every host device
+        }
+        let (d, r) = devices::devices_from_path(m)?;
+        devs.extend(d);
+        dev_rules.extend(r);
+    }
+    if !opts.privileged {
+        for r in &opts.device_cgroup_rules {
+            dev_rules.push(devices::parse_cgroup_rule(r)?);
+        }
+        if let Some(res) = linux.resources_mut().as_mut() {
+            let mut all = res.devices().clone().unwrap_or_default();
+            all.extend(dev_rules);
+            res.set_devices(Some(all));
+        }
+    }
+    linux.set_devices(Some(devs));
     linux.set_seccomp(choose_seccomp(&policy, opts.privileged, &cap_list)?);
     linux.set_rootfs_propagation(propagation);
     let confined_paths = !opts.privileged && !policy.unconfined_paths;
+    let defaults = |d: &[&str]| d.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     linux.set_masked_paths(
-        confined_paths.then(|| MASKED_PATHS.iter().map(|s| s.to_string()).collect()),
+        confined_paths.then(|| opts.masked_paths.clone().unwrap_or_else(|| defaults(DEFAULT_MASKED_PATHS))),
     );
     linux.set_readonly_paths(
-        confined_paths.then(|| READONLY_PATHS.iter().map(|s| s.to_string()).collect()),
+        confined_paths.then(|| opts.readonly_paths.clone().unwrap_or_else(|| defaults(DEFAULT_READONLY_PATHS))),
     );
     linux.set_sysctl((!opts.sysctls.is_empty()).then(|| opts.sysctls.clone()));
     linux.set_mount_label(None);

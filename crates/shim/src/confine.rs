@@ -36,6 +36,25 @@ pub struct Prepared {
     /// Remount the cgroup mounts read-only, then drop these capabilities (empty when
     /// the filter's loader capabilities cover it).
     pub ro_cgroups: Option<Vec<String>>,
+    /// `--oom-kill-disable`: the cgroup v1 `memory.oom_control` to write once the
+    /// container's cgroup exists (libcontainer 0.7 never sets it).
+    pub oom_control: Option<PathBuf>,
+}
+
+/// The v1 `memory.oom_control` of the spec's cgroup when the spec disables the OOM
+/// killer.
+fn oom_control(spec: &Value) -> Option<PathBuf> {
+    if spec["linux"]["resources"]["memory"]["disableOOMKiller"] != Value::Bool(true) {
+        return None;
+    }
+    let cg = spec["linux"]["cgroupsPath"].as_str()?.trim_start_matches('/');
+    Some(Path::new(CGROUP_ROOT).join("memory").join(cg).join("memory.oom_control"))
+}
+
+/// Disable the OOM killer for the container's cgroup (after it was created, before
+/// the container starts).
+pub fn disable_oom_killer(path: &Path) -> Result<()> {
+    fs::write(path, "1").with_context(|| format!("disable the OOM killer: write {}", path.display()))
 }
 
 /// Does the spec ask for a read-only `/sys/fs/cgroup`?
@@ -52,17 +71,18 @@ pub fn prepare_bundle(bundle: &Path, state_dir: &Path, cache: &Path) -> Result<P
     let raw = fs::read(bundle.join("config.json")).context("read config.json")?;
     let mut spec: Value = serde_json::from_slice(&raw).context("parse config.json")?;
     let filter = seccomp::take_profile(&mut spec, cache)?;
+    let oom_control = oom_control(&spec);
     let ro_cgroups = wants_ro_cgroups(&spec).then(|| match &filter {
         Some(_) => Vec::new(),
         None => seccomp::add_loader_caps(&mut spec["process"]),
     });
     if filter.is_none() && ro_cgroups.as_ref().is_none_or(|d| d.is_empty()) {
-        return Ok(Prepared { bundle: bundle.to_owned(), filter, ro_cgroups });
+        return Ok(Prepared { bundle: bundle.to_owned(), filter, ro_cgroups, oom_control });
     }
     let dir = state_dir.join("runtime-bundle");
     fs::create_dir_all(&dir)?;
     fs::write(dir.join("config.json"), serde_json::to_vec(&spec)?)?;
-    Ok(Prepared { bundle: dir, filter, ro_cgroups })
+    Ok(Prepared { bundle: dir, filter, ro_cgroups, oom_control })
 }
 
 /// Mount points at or below `root` in a `/proc/self/mountinfo` text.

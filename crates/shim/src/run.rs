@@ -190,7 +190,7 @@ fn create(a: &RunArgs) -> Result<Created> {
     };
     let pipes = if a.deferred { Some(LaunchPipes::new()?) } else { None };
     let cache = a.runtime_root.parent().unwrap_or(&a.runtime_root).join("seccomp");
-    let crate::confine::Prepared { bundle, filter, ro_cgroups } =
+    let crate::confine::Prepared { bundle, filter, ro_cgroups, oom_control } =
         crate::confine::prepare_bundle(&a.bundle, &a.state_dir, &cache)?;
     let inner: Box<dyn libcontainer::workload::Executor> = match &pipes {
         Some(p) => Box::new(p.executor()),
@@ -203,6 +203,9 @@ fn create(a: &RunArgs) -> Result<Created> {
         .with_systemd(false)
         .with_detach(true)
         .build().map_err(|e| anyhow::anyhow!(docker_error(&e.to_string(), &argv0(&a.bundle))))?;
+    if let Some(p) = &oom_control {
+        crate::confine::disable_oom_killer(p)?;
+    }
     // The init process holds its ends of the launch pipes; ours must close so that
     // end-of-file on the status pipe means "exec'd".
     let launch = pipes.map(|p| (p.launch_w, p.status_r));
@@ -241,14 +244,17 @@ pub fn main(a: RunArgs) -> i32 {
         }
     };
     let init_pid = created.container.pid().unwrap_or(Pid::from_raw(0));
-    let log = match JsonLog::open(&a.log) {
-        Ok(l) => l,
-        Err(e) => {
-            ready(&Ready::Error { message: format!("open log {}: {e}", a.log.display()) });
-            return 1;
-        }
+    let log = match &a.log {
+        None => None,
+        Some(path) => match JsonLog::open(path, a.log_rotation) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                ready(&Ready::Error { message: format!("open log {}: {e}", path.display()) });
+                return 1;
+            }
+        },
     };
-    let hub = Hub::new(Some(log));
+    let hub = Hub::new(log);
     let stdin_once = a.stdin_once;
     let (stdin, pty_master) = match created.pty {
         Some(m) => {

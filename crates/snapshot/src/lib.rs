@@ -175,6 +175,25 @@ pub fn unmount(target: &Path) -> Result<()> {
 }
 
 /// Is `p` the root of a mount? (compares device ids with the parent)
+/// Bytes of the regular files and symlinks under `p` (directories count nothing, as
+/// `du --apparent-size` of the files); unreadable entries are skipped.
+pub fn dir_size(p: &Path) -> u64 {
+    let mut total = 0;
+    let mut todo = vec![p.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        for e in rd.flatten() {
+            let Ok(md) = e.path().symlink_metadata() else { continue };
+            if md.is_dir() {
+                todo.push(e.path());
+            } else {
+                total += md.len();
+            }
+        }
+    }
+    total
+}
+
 pub fn is_mountpoint(p: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
     let (Ok(me), Some(parent)) = (fs::symlink_metadata(p), p.parent()) else { return false };

@@ -35,10 +35,16 @@ pub async fn create_with_pull(
     c: &Client,
     body: &ContainerCreateBody,
     name: Option<&str>,
-    pull: &str,
+    o: &crate::cli::ContainerOpts,
 ) -> Result<String> {
+    let pull = o.pull.as_str();
     let image = body.image.clone().unwrap_or_default();
-    let q = Query::new().opt("name", name);
+    if let Some(f) = o.cidfile.as_deref() {
+        if std::path::Path::new(f).exists() {
+            bail!("container ID file found, make sure the other container isn't running or delete {f}");
+        }
+    }
+    let q = Query::new().opt("name", name).opt("platform", o.platform.as_deref());
     if pull == "always" {
         pull_image(c, &image, true, false).await?;
     }
@@ -61,6 +67,9 @@ pub async fn create_with_pull(
     for w in &resp.warnings {
         eprintln!("WARNING: {w}");
     }
+    if let Some(f) = o.cidfile.as_deref() {
+        std::fs::write(f, &resp.id).map_err(|e| anyhow::anyhow!("failed to write the container ID to the file: {e}"))?;
+    }
     Ok(resp.id)
 }
 
@@ -77,7 +86,7 @@ pub async fn create(c: &Client, a: CreateArgs) -> Result<i32> {
     body.attach_stderr = Some(true);
     body.attach_stdin = Some(a.opts.interactive);
     body.stdin_once = Some(false);
-    match create_with_pull(c, &body, name.as_deref(), &a.opts.pull).await {
+    match create_with_pull(c, &body, name.as_deref(), &a.opts).await {
         Ok(id) => {
             println!("{id}");
             Ok(0)
@@ -112,7 +121,7 @@ pub async fn run(c: &Client, a: RunArgs) -> Result<i32> {
             return Ok(125);
         }
     };
-    let id = match create_with_pull(c, &body, name.as_deref(), &o.pull).await {
+    let id = match create_with_pull(c, &body, name.as_deref(), o).await {
         Ok(id) => id,
         Err(e) => {
             print_run_error(&e);

@@ -21,9 +21,16 @@ pub fn list(d: &Arc<Daemon>, q: &Query) -> Result {
 }
 
 pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>, q: &Query) -> Result {
-    let body: ContainerCreateBody = body_json(req.into_body()).await?;
-    let id = crate::container::create::create(d, q.get("name"), body).await?;
-    Ok(json(201, &ContainerCreateResponse { id, warnings: Vec::new() }))
+    let raw: serde_json::Value = body_json(req.into_body()).await?;
+    let legacy = crate::container::verify::kernel_memory_warnings(&raw["HostConfig"]);
+    let body: ContainerCreateBody = if raw.is_null() {
+        ContainerCreateBody::default()
+    } else {
+        serde_json::from_value(raw).map_err(|e| Error::invalid(format!("invalid JSON: {e}")))?
+    };
+    let (id, mut warnings) = crate::container::create::create(d, q.get("name"), q.str("platform"), body).await?;
+    warnings.splice(0..0, legacy);
+    Ok(json(201, &ContainerCreateResponse { id, warnings }))
 }
 
 pub fn inspect(d: &Arc<Daemon>, id: &str) -> Result {
@@ -196,9 +203,16 @@ pub fn logs(d: &Arc<Daemon>, id: &str, q: &Query) -> Result {
     if !stdout && !stderr {
         return Err(Error::invalid("Bad parameters: you must choose at least one stream"));
     }
+    let driver = c.record().host_config.log_config.and_then(|l| l.typ).unwrap_or_default();
+    if driver == "none" {
+        return Err(Error::not_implemented("configured logging driver does not support reading"));
+    }
+    // A negative tail means all of it, as dockerd reads it.
     let tail = match q.str("tail") {
         "" | "all" => None,
-        t => Some(t.parse::<i64>().map_err(|_| Error::invalid(format!("invalid tail value {t}")))?.max(0) as usize),
+        t => Some(t.parse::<i64>().map_err(|_| Error::invalid(format!("invalid tail value {t}")))?)
+            .filter(|n| *n >= 0)
+            .map(|n| n as usize),
     };
     let o = logs::LogOptions {
         stdout,
@@ -221,7 +235,7 @@ pub async fn top(d: &Arc<Daemon>, id: &str, q: &Query) -> Result {
     if !c.status().is_live() {
         return Err(Error::conflict(format!("Container {} is not running", c.id)));
     }
-    let pids = cgroup_pids(&c.id);
+    let pids = cgroup_pids(&c.record().cgroup_path());
     let args = if q.str("ps_args").is_empty() { "-ef".to_owned() } else { q.str("ps_args").to_owned() };
     let out = tokio::process::Command::new("ps")
         .args(args.split_whitespace())
@@ -254,12 +268,13 @@ pub async fn top(d: &Arc<Daemon>, id: &str, q: &Query) -> Result {
 }
 
 /// Pids in a container's cgroup (v2 unified or v1 pids/memory hierarchy).
-pub fn cgroup_pids(id: &str) -> Vec<i32> {
+/// The processes in a container's cgroup (`cg`: its cgroup path).
+pub fn cgroup_pids(cg: &str) -> Vec<i32> {
     let candidates = [
-        format!("/sys/fs/cgroup/berth/{id}/cgroup.procs"),
-        format!("/sys/fs/cgroup/pids/berth/{id}/cgroup.procs"),
-        format!("/sys/fs/cgroup/memory/berth/{id}/cgroup.procs"),
-        format!("/sys/fs/cgroup/cpu/berth/{id}/cgroup.procs"),
+        format!("/sys/fs/cgroup{cg}/cgroup.procs"),
+        format!("/sys/fs/cgroup/pids{cg}/cgroup.procs"),
+        format!("/sys/fs/cgroup/memory{cg}/cgroup.procs"),
+        format!("/sys/fs/cgroup/cpu{cg}/cgroup.procs"),
     ];
     for p in candidates {
         if let Ok(s) = std::fs::read_to_string(&p) {
@@ -270,23 +285,40 @@ pub fn cgroup_pids(id: &str) -> Vec<i32> {
 }
 
 /// `POST /containers/prune`.
+/// `POST /containers/prune`: every stopped container, filtered by `until`, `label`
+/// and `label!`; `SpaceReclaimed` is what their writable layers held.
 pub async fn prune(d: &Arc<Daemon>, q: &Query) -> Result {
     let f = q.filters()?;
+    f.validate(&["until", "label", "label!"])?;
+    let now = chrono::Utc::now().timestamp();
+    let until = f.get("until").iter().map(|u| berth_api::query::timestamp(u, now)).collect::<Result<Vec<i64>>>()?;
     let mut deleted = Vec::new();
+    let mut reclaimed = 0u64;
     for c in d.containers.all() {
         let r = c.record();
         if r.state.status.is_live() {
             continue;
         }
         let labels = r.config.labels.clone().unwrap_or_default();
-        if !f.match_labels(|k| labels.get(k).map(String::as_str)) {
+        let label = |k: &str| labels.get(k).map(String::as_str);
+        if !f.match_labels(label) || !f.match_labels_not(label) {
             continue;
         }
+        let created = chrono::DateTime::parse_from_rfc3339(&r.created).map(|t| t.timestamp()).unwrap_or(0);
+        if until.iter().any(|u| created > *u) {
+            continue;
+        }
+        let upper = d.snap.upper_dir(&r.id);
+        let size = tokio::task::spawn_blocking(move || berth_snapshot::dir_size(&upper)).await.unwrap_or(0);
         if lifecycle::remove(d, &c, false, false).await.is_ok() {
+            reclaimed += size;
             deleted.push(r.id);
         }
     }
-    Ok(json(200, &serde_json::json!({"ContainersDeleted": if deleted.is_empty() { None } else { Some(deleted) }, "SpaceReclaimed": 0})))
+    Ok(json(
+        200,
+        &serde_json::json!({"ContainersDeleted": if deleted.is_empty() { None } else { Some(deleted) }, "SpaceReclaimed": reclaimed}),
+    ))
 }
 
 /// `GET /containers/{id}/stats`: one sample (`stream=0`, after a 1 s interval unless
@@ -306,7 +338,7 @@ pub fn stats(d: &Arc<Daemon>, id: &str, q: &Query) -> Result {
             let r = c.record();
             let pre = prev.as_ref().map(|p| (&p["cpu_stats"], p["read"].as_str().unwrap_or("")));
             let s = if r.state.status.is_live() {
-                sample(&r.id, &r.name, r.state.pid, pre)
+                sample(&r.id, &r.cgroup_path(), &r.name, r.state.pid, pre)
             } else {
                 serde_json::json!({"read": crate::container::ZERO_TIME, "preread": crate::container::ZERO_TIME, "id": r.id, "name": format!("/{}", r.name)})
             };

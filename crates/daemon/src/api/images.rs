@@ -1,5 +1,6 @@
 //! Image endpoints.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use berth_api::models::{
@@ -19,47 +20,70 @@ fn created_unix(cfg_created: Option<&str>) -> i64 {
     cfg_created.and_then(|c| chrono::DateTime::parse_from_rfc3339(c).ok()).map(|t| t.timestamp()).unwrap_or(0)
 }
 
+/// What an image listing needs beyond the records, gathered once per listing so that
+/// it costs O(images + tags + containers).
+pub struct ListingIndex {
+    tags: HashMap<String, Vec<String>>,
+    containers: HashMap<String, i64>,
+}
+
+impl ListingIndex {
+    pub fn new(d: &Daemon) -> BResult<ListingIndex> {
+        Ok(ListingIndex { tags: d.images.tags_by_image()?, containers: d.containers.count_by_image() })
+    }
+}
+
 /// `docker images` row.
-pub fn summary(d: &Daemon, rec: &ImageRecord) -> BResult<ImageSummary> {
-    let cfg = d.images.config(rec)?;
-    let tags = d.images.tags_of(&rec.id)?;
-    let containers = d.containers.all().iter().filter(|c| c.record().image_id == rec.id).count() as i64;
+pub fn summary(d: &Daemon, rec: &ImageRecord, ix: &ListingIndex) -> BResult<ImageSummary> {
+    let meta = d.images.meta(rec)?;
     Ok(ImageSummary {
         id: rec.id.clone(),
-        parent_id: cfg.parent.clone().unwrap_or_default(),
-        repo_tags: tags,
+        parent_id: meta.parent.clone().unwrap_or_default(),
+        repo_tags: ix.tags.get(&rec.id).cloned().unwrap_or_default(),
         repo_digests: rec.repo_digests.clone(),
-        created: created_unix(cfg.created.as_deref()),
+        created: meta.created,
         size: rec.size as i64,
         shared_size: -1,
-        labels: cfg.config.labels.clone().unwrap_or_default(),
-        containers,
+        labels: meta.labels.clone(),
+        containers: ix.containers.get(&rec.id).copied().unwrap_or(0),
         ..Default::default()
     })
 }
 
-pub fn list(d: &Arc<Daemon>, q: &Query) -> Result {
+pub async fn list(d: &Arc<Daemon>, q: &Query) -> Result {
     let f = q.filters()?;
-    f.validate(&["dangling", "label", "before", "since", "reference", "until"])?;
-    Ok(json(200, &summaries(d, q.bool("all"), &f)?))
+    let all = q.bool("all");
+    let d = d.clone();
+    let rows = crate::http::blocking(move || summaries(&d, all, &f)).await?;
+    Ok(json(200, &rows))
 }
 
 /// `docker images` rows, newest first: as Docker, an untagged image with child images
-/// (a build's intermediate step) is shown only with `all`.
+/// (a build's intermediate step) is shown only with `all`. Filters as dockerd 20.10
+/// takes them (`dangling`, `label`, `before`, `since`, `reference`).
 pub fn summaries(d: &Daemon, all: bool, f: &berth_api::query::Filters) -> BResult<Vec<ImageSummary>> {
+    f.validate(&["dangling", "label", "before", "since", "reference"])?;
+    let dangling = f.bool_value("dangling")?;
+    for r in f.get("reference") {
+        berth_api::query::path_match(r, "")?;
+    }
+    let created_of = |name: &str| -> BResult<i64> { Ok(d.images.meta(&d.images.resolve(name)?)?.created) };
+    let before = f.get("before").last().map(|v| created_of(v)).transpose()?;
+    let since = f.get("since").last().map(|v| created_of(v)).transpose()?;
     let children = d.images.children()?;
+    let ix = ListingIndex::new(d)?;
     let mut out = Vec::new();
     for rec in d.images.list()? {
-        let s = summary(d, &rec)?;
+        let s = summary(d, &rec, &ix)?;
         let untagged = s.repo_tags.is_empty() && s.repo_digests.is_empty();
         if untagged && !all && children.contains_key(&rec.id) {
             continue;
         }
-        if let Some(dv) = f.get("dangling").first() {
-            let dangling = s.repo_tags.is_empty();
-            if berth_api::query::parse_bool(dv) != dangling {
-                continue;
-            }
+        if dangling.is_some_and(|want| want != (s.repo_tags.is_empty() && !children.contains_key(&rec.id))) {
+            continue;
+        }
+        if before.is_some_and(|b| s.created >= b) || since.is_some_and(|t| s.created <= t) {
+            continue;
         }
         if !f.match_labels(|k| s.labels.get(k).map(String::as_str)) {
             continue;
@@ -75,23 +99,11 @@ pub fn summaries(d: &Daemon, all: bool, f: &berth_api::query::Filters) -> BResul
     Ok(out)
 }
 
-/// `reference` filter: `name` or `name:tag`, with `*` wildcards.
+/// `reference` filter: Go's `path.Match` against `name:tag`, then against `name`
+/// (distribution's `FamiliarMatch`); patterns were checked before.
 fn reference_matches(pattern: &str, tag: &str) -> bool {
-    let (repo, _) = tag.rsplit_once(':').unwrap_or((tag, ""));
-    glob(pattern, tag) || glob(pattern, repo)
-}
-
-fn glob(p: &str, s: &str) -> bool {
-    match p.split_once('*') {
-        None => p == s,
-        Some((pre, rest)) => {
-            if !s.starts_with(pre) {
-                return false;
-            }
-            let s = &s[pre.len()..];
-            (0..=s.len()).any(|i| glob(rest, &s[i..]))
-        }
-    }
+    let (repo, _) = tag.rsplit_once(':').filter(|(_, t)| !t.contains('/')).unwrap_or((tag, ""));
+    berth_api::query::path_match(pattern, tag).unwrap_or(false) || berth_api::query::path_match(pattern, repo).unwrap_or(false)
 }
 
 pub fn inspect(d: &Arc<Daemon>, name: &str) -> Result {

@@ -49,14 +49,17 @@ async fn dispatch(d: &Arc<Daemon>, req: Request<Incoming>, method: &Method, path
     match (method, segs.as_slice()) {
         (&Method::GET | &Method::HEAD, ["_ping"]) => Ok(system::ping(method)),
         (&Method::GET, ["version"]) => Ok(system::version(d)),
-        (&Method::GET, ["info"]) => Ok(system::info(d)),
+        (&Method::GET, ["info"]) => off(d, |d| Ok(system::info(d))).await,
         (&Method::GET, ["events"]) => system::events(d, &q),
-        (&Method::GET, ["system", "df"]) => system::df(d),
+        (&Method::GET, ["system", "df"]) => off(d, system::df).await,
 
-        (&Method::GET, ["containers", "json"]) => containers::list(d, &q),
+        (&Method::GET, ["containers", "json"]) => off(d, move |d| containers::list(d, &q)).await,
         (&Method::POST, ["containers", "create"]) => containers::create(d, req, &q).await,
         (&Method::POST, ["containers", "prune"]) => containers::prune(d, &q).await,
-        (&Method::GET, ["containers", id, "json"]) => containers::inspect(d, id),
+        (&Method::GET, ["containers", id, "json"]) => {
+            let id = id.to_string();
+            off(d, move |d| containers::inspect(d, &id)).await
+        }
         (&Method::POST, ["containers", id, "start"]) => containers::start(d, id).await,
         (&Method::POST, ["containers", id, "stop"]) => containers::stop(d, id, &q).await,
         (&Method::POST, ["containers", id, "restart"]) => containers::restart(d, id, &q).await,
@@ -66,7 +69,10 @@ async fn dispatch(d: &Arc<Daemon>, req: Request<Incoming>, method: &Method, path
         (&Method::POST, ["containers", id, "resize"]) => containers::resize(d, id, &q).await,
         (&Method::POST, ["containers", id, "pause"]) => containers::pause(d, id, true).await,
         (&Method::POST, ["containers", id, "unpause"]) => containers::pause(d, id, false).await,
-        (&Method::POST, ["containers", id, "rename"]) => containers::rename(d, id, &q),
+        (&Method::POST, ["containers", id, "rename"]) => {
+            let id = id.to_string();
+            off(d, move |d| containers::rename(d, &id, &q)).await
+        }
         (&Method::GET, ["containers", id, "logs"]) => containers::logs(d, id, &q),
         (&Method::GET, ["containers", id, "top"]) => containers::top(d, id, &q).await,
         (&Method::GET, ["containers", id, "stats"]) => containers::stats(d, id, &q),
@@ -75,9 +81,12 @@ async fn dispatch(d: &Arc<Daemon>, req: Request<Incoming>, method: &Method, path
 
         (&Method::POST, ["exec", id, "start"]) => exec::start(d, id, req).await,
         (&Method::POST, ["exec", id, "resize"]) => exec::resize(d, id, &q).await,
-        (&Method::GET, ["exec", id, "json"]) => exec::inspect(d, id),
+        (&Method::GET, ["exec", id, "json"]) => {
+            let id = id.to_string();
+            off(d, move |d| exec::inspect(d, &id)).await
+        }
 
-        (&Method::GET, ["images", "json"]) => images::list(d, &q),
+        (&Method::GET, ["images", "json"]) => images::list(d, &q).await,
         (&Method::GET, ["images", "get"]) => transfer::save(d, q.all("names")),
         (&Method::POST, ["images", "load"]) => transfer::load(d, req, &q).await,
         (&Method::GET, ["images", .., "get"]) => transfer::save(d, &[strip_suffix(path, "/images/", "/get").to_owned()]),
@@ -89,14 +98,29 @@ async fn dispatch(d: &Arc<Daemon>, req: Request<Incoming>, method: &Method, path
         (&Method::POST, ["images", "create"]) => images::create(d, req, &q).await,
         (&Method::POST, ["images", "prune"]) => images::prune(d, &q).await,
         (&Method::DELETE, ["images", ..]) => images::remove(d, &path["/images/".len()..], &q).await,
-        (&Method::GET, ["images", .., "json"]) => images::inspect(d, strip_suffix(path, "/images/", "/json")),
-        (&Method::GET, ["images", .., "history"]) => images::history(d, strip_suffix(path, "/images/", "/history")),
-        (&Method::POST, ["images", .., "tag"]) => images::tag(d, strip_suffix(path, "/images/", "/tag"), &q),
+        (&Method::GET, ["images", .., "json"]) => {
+            let name = strip_suffix(path, "/images/", "/json").to_owned();
+            off(d, move |d| images::inspect(d, &name)).await
+        }
+        (&Method::GET, ["images", .., "history"]) => {
+            let name = strip_suffix(path, "/images/", "/history").to_owned();
+            off(d, move |d| images::history(d, &name)).await
+        }
+        (&Method::POST, ["images", .., "tag"]) => {
+            let name = strip_suffix(path, "/images/", "/tag").to_owned();
+            off(d, move |d| images::tag(d, &name, &q)).await
+        }
 
         (&Method::POST, ["build"]) => build::build(d, req, &q).await,
         (&Method::POST, ["build", "prune"]) => build::prune(d, &q).await,
         _ => Err(Error::not_found(format!("page not found: {method} {path}"))),
     }
+}
+
+/// A synchronous handler, run on the blocking pool (see [`crate::http::blocking`]).
+async fn off(d: &Arc<Daemon>, f: impl FnOnce(&Arc<Daemon>) -> Result + Send + 'static) -> Result {
+    let d = d.clone();
+    crate::http::blocking(move || f(&d)).await
 }
 
 fn strip_suffix<'a>(path: &'a str, prefix: &str, suffix: &str) -> &'a str {

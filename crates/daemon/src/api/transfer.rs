@@ -160,8 +160,17 @@ pub async fn push(d: &Arc<Daemon>, name: &str, req: Request<Incoming>, q: &Query
 /// `POST /auth`.
 pub async fn auth(d: &Arc<Daemon>, req: Request<Incoming>) -> Result {
     let raw = crate::http::body_bytes(req.into_body()).await?;
-    let creds: Credentials =
+    // A credentials object, checked before any registry is contacted.
+    let v: serde_json::Value =
         serde_json::from_slice(&raw).map_err(|e| Error::invalid(format!("invalid JSON: {e}")))?;
+    if !v.is_object() {
+        return Err(Error::invalid("invalid JSON: the body must be an AuthConfig object"));
+    }
+    let creds: Credentials =
+        serde_json::from_value(v).map_err(|e| Error::invalid(format!("invalid JSON: {e}")))?;
+    if creds.username.is_empty() && creds.identitytoken.is_empty() && creds.registrytoken.is_empty() {
+        return Err(Error::invalid("invalid credentials: a username or an identity token is required"));
+    }
     let server = creds.serveraddress.clone();
     berth_distribution::login(&server, creds, &d.cfg.insecure_registries).await?;
     Ok(json(

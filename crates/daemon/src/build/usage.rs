@@ -11,7 +11,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
-use std::path::Path;
 use std::time::SystemTime;
 
 use berth_api::models::{BuildCache, BuildCacheTypeEnum};
@@ -37,23 +36,6 @@ enum What {
 
 fn time(t: SystemTime) -> DateTime<Utc> {
     DateTime::<Utc>::from(t)
-}
-
-fn dir_size(p: &Path) -> u64 {
-    let mut total = 0;
-    let mut todo = vec![p.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else { continue };
-        for e in rd.flatten() {
-            let Ok(md) = e.path().symlink_metadata() else { continue };
-            if md.is_dir() {
-                todo.push(e.path());
-            } else {
-                total += md.len();
-            }
-        }
-    }
-    total
 }
 
 /// Images that must stay: tagged, used by a container, and all their ancestors.
@@ -159,7 +141,7 @@ pub fn records(d: &Daemon) -> Result<Vec<Record>> {
                     description: Some(description),
                     in_use: Some(in_use),
                     shared: Some(false),
-                    size: Some(dir_size(&p) as i64),
+                    size: Some(berth_snapshot::dir_size(&p) as i64),
                     created_at: md.as_ref().and_then(|m| m.created().or_else(|_| m.modified()).ok()).map(time),
                     last_used_at: used.map(time),
                     ..Default::default()

@@ -33,31 +33,73 @@ fn check_network_mode(d: &Daemon, mode: &str) -> Result<()> {
     }
 }
 
-fn validate_host_config(hc: &HostConfig) -> Result<()> {
-    if let Some(rp) = &hc.restart_policy {
-        let name = rp.name.unwrap_or(RestartPolicyNameEnum::EMPTY);
-        if hc.auto_remove.unwrap_or(false) && !matches!(name, RestartPolicyNameEnum::EMPTY | RestartPolicyNameEnum::NO) {
-            return Err(Error::invalid("can't create 'AutoRemove' container with restart policy"));
-        }
-        if rp.maximum_retry_count.unwrap_or(0) < 0 {
-            return Err(Error::invalid("invalid restart policy: maximum retry count can't be negative"));
-        }
-        if rp.maximum_retry_count.unwrap_or(0) > 0 && name != RestartPolicyNameEnum::ON_FAILURE {
-            return Err(Error::invalid("invalid restart policy: maximum retry count can only be used with 'on-failure'".to_string()));
-        }
+/// The platform a create request asks for (`?platform=os[/arch[/variant]]`) must be the
+/// image's: dockerd's 404, which makes the CLI try a pull for that platform.
+pub fn check_platform(d: &Daemon, img: &berth_image::ImageRecord, image_name: &str, platform: &str) -> Result<()> {
+    if platform.is_empty() {
+        return Ok(());
     }
-    if hc.memory.unwrap_or(0) != 0 && hc.memory.unwrap_or(0) < 6 * 1024 * 1024 {
-        return Err(Error::invalid("Minimum memory limit allowed is 6MB"));
+    let cfg = d.images.config(img)?;
+    let mut parts = platform.split('/');
+    let os = parts.next().unwrap_or("");
+    let arch = parts.next();
+    let variant = parts.next();
+    let normalize = |a: &str| match a {
+        "x86_64" | "x86-64" => "amd64".to_owned(),
+        "aarch64" => "arm64".to_owned(),
+        other => other.to_owned(),
+    };
+    let mut actual = format!("{}/{}", cfg.os, cfg.architecture);
+    if let Some(v) = cfg.variant.as_deref().filter(|v| !v.is_empty()) {
+        actual.push('/');
+        actual.push_str(v);
     }
-    if hc.nano_cpus.unwrap_or(0) < 0 {
-        return Err(Error::invalid("Range of CPUs is from 0.01 to the number of CPUs available"));
+    let matches = os == cfg.os
+        && arch.is_none_or(|a| normalize(a) == normalize(&cfg.architecture))
+        && variant.is_none_or(|v| cfg.variant.as_deref() == Some(v));
+    if !matches {
+        return Err(Error::not_found(format!(
+            "image with reference {image_name} was found but does not match the specified platform: wanted {platform}, actual: {actual}"
+        )));
     }
     Ok(())
 }
 
-/// Create a container; returns its id.
-pub async fn create(d: &Arc<Daemon>, name: Option<&str>, body: ContainerCreateBody) -> Result<String> {
-    create_opts(d, name, body, Origin::Api).await
+/// `--volumes-from`: the other containers' mounts, at the given mode (moby
+/// `registerMountPoints`): binds and volumes, not tmpfs.
+fn volumes_from(d: &Daemon, hc: &HostConfig) -> Result<Vec<berth_volume::MountPoint>> {
+    let mut out = Vec::new();
+    for spec in hc.volumes_from.iter().flatten() {
+        let (reference, mode) = berth_volume::parse_volumes_from(spec)?;
+        let other = d.containers.get(&reference)?;
+        let r = other.record();
+        let points = match r.mount_points {
+            Some(p) => p,
+            None => super::start::mount_points(&r.host_config)?,
+        };
+        for mut m in points.into_iter().filter(|m| m.kind != berth_volume::Kind::Tmpfs) {
+            if mode.split(',').any(|o| o == "ro") {
+                m.rw = false;
+            } else if mode.split(',').any(|o| o == "rw") {
+                m.rw = true;
+            }
+            m.copy_data = false;
+            // Shared, not owned: `rm -v` of this container leaves it alone.
+            m.anonymous = false;
+            out.push(m);
+        }
+    }
+    Ok(out)
+}
+
+/// Create a container; returns its id and dockerd's warnings.
+pub async fn create(
+    d: &Arc<Daemon>,
+    name: Option<&str>,
+    platform: &str,
+    body: ContainerCreateBody,
+) -> Result<(String, Vec<String>)> {
+    create_with(d, name, platform, body, Origin::Api).await
 }
 
 /// Who asks for a container.
@@ -71,8 +113,18 @@ pub enum Origin {
     BuildStep,
 }
 
-/// Create a container as `origin` asks.
+/// Create a container as `origin` asks; returns its id.
 pub async fn create_opts(d: &Arc<Daemon>, name: Option<&str>, body: ContainerCreateBody, origin: Origin) -> Result<String> {
+    create_with(d, name, "", body, origin).await.map(|(id, _)| id)
+}
+
+async fn create_with(
+    d: &Arc<Daemon>,
+    name: Option<&str>,
+    platform: &str,
+    body: ContainerCreateBody,
+    origin: Origin,
+) -> Result<(String, Vec<String>)> {
     let warm = origin == Origin::Api;
     let image_name = body.image.clone().filter(|s| !s.is_empty()).ok_or_else(|| {
         Error::invalid("Config cannot be empty in order to create a container")
@@ -87,9 +139,28 @@ pub async fn create_opts(d: &Arc<Daemon>, name: Option<&str>, body: ContainerCre
             e
         }
     })?;
+    check_platform(d, &img, &image_name, platform)?;
     let icfg = d.images.config(&img)?.config;
-    let hc = body.host_config.clone().unwrap_or_default();
-    validate_host_config(&hc)?;
+    let mut hc = body.host_config.clone().unwrap_or_default();
+    let mut warnings = super::verify::verify_host_config(&mut hc, &ContainerConfig { env: body.env.clone(), ..Default::default() })?;
+    if let Some(p) = hc.cgroup_parent.as_deref().filter(|p| !p.is_empty()) {
+        if p.split('/').any(|c| c == "..") || !p.chars().all(|c| c.is_ascii_alphanumeric() || "/_.-".contains(c)) {
+            return Err(Error::invalid(format!("invalid cgroup parent: {p}")));
+        }
+    }
+    if hc.init.unwrap_or(false) {
+        super::start::init_binary(d)?;
+    }
+    let mut mount_points = volumes_from(d, &hc)?;
+    for m in super::start::mount_points(&hc)? {
+        mount_points.retain(|o| o.destination != m.destination);
+        mount_points.push(m);
+    }
+    if !hc.privileged.unwrap_or(false) {
+        let defaults = |d: &[&str]| d.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        hc.masked_paths.get_or_insert_with(|| defaults(berth_oci::DEFAULT_MASKED_PATHS));
+        hc.readonly_paths.get_or_insert_with(|| defaults(berth_oci::DEFAULT_READONLY_PATHS));
+    }
     let mode = hc.network_mode.as_deref().unwrap_or("");
     check_network_mode(d, mode)?;
     let publishes = hc.port_bindings.as_ref().is_some_and(|p| p.values().any(|b| b.as_ref().is_some_and(|b| !b.is_empty())))
@@ -172,7 +243,10 @@ pub async fn create_opts(d: &Arc<Daemon>, name: Option<&str>, body: ContainerCre
         stop_timeout: body.stop_timeout,
         shell: body.shell.clone().or(icfg.shell.clone()),
     };
-    let mut hc = hc;
+    // dockerd 20.10's default IPC mode.
+    if hc.ipc_mode.as_deref().unwrap_or("").is_empty() {
+        hc.ipc_mode = Some("private".into());
+    }
     if hc.network_mode.as_deref().unwrap_or("").is_empty() {
         hc.network_mode = Some("default".into());
     }
@@ -197,6 +271,7 @@ pub async fn create_opts(d: &Arc<Daemon>, name: Option<&str>, body: ContainerCre
         restart_count: 0,
         manually_stopped: false,
         build_step: origin == Origin::BuildStep,
+        mount_points: Some(mount_points),
     };
 
     // A warm sandbox of the same shape becomes this container.
@@ -246,7 +321,8 @@ pub async fn create_opts(d: &Arc<Daemon>, name: Option<&str>, body: ContainerCre
     c.warm.store(warm, std::sync::atomic::Ordering::Relaxed);
     d.containers.insert(c);
     d.events.emit(EventMessageTypeEnum::CONTAINER, "create", &id, attrs);
-    Ok(id)
+    warnings.dedup();
+    Ok((id, warnings))
 }
 
 #[cfg(test)]

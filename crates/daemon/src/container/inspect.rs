@@ -7,7 +7,7 @@ use berth_api::models::{
     ContainerSummaryNetworkSettings, ContainerSummaryStateEnum, DriverData, EndpointSettings, NetworkSettings,
 };
 use berth_api::query::Filters;
-use berth_errdefs::Result;
+use berth_errdefs::{Error, Result};
 
 use super::{Container, Paths, Record, Status, ZERO_TIME};
 use crate::Daemon;
@@ -189,36 +189,187 @@ pub fn summary(r: &Record) -> ContainerSummary {
     }
 }
 
-/// Does a container pass `docker ps` filters?
-fn matches(d: &Daemon, r: &Record, f: &Filters) -> bool {
-    let status_ok = f.get("status").is_empty() || f.get("status").iter().any(|s| s == r.state.status.as_str());
-    let name_ok = f.get("name").is_empty() || f.get("name").iter().any(|n| r.name.contains(n.trim_start_matches('/')));
-    let id_ok = f.get("id").is_empty() || f.get("id").iter().any(|i| r.id.starts_with(i.as_str()));
-    let labels = r.config.labels.clone().unwrap_or_default();
-    let label_ok = f.match_labels(|k| labels.get(k).map(String::as_str));
-    let exited_ok = f.get("exited").is_empty()
-        || (r.state.status == Status::Exited && f.get("exited").iter().any(|e| e.parse::<i64>().ok() == Some(r.state.exit_code)));
-    let ancestor_ok = f.get("ancestor").is_empty()
-        || f.get("ancestor").iter().any(|a| {
-            d.images.resolve(a).map(|img| img.id == r.image_id).unwrap_or(false) || a == &r.image
-        });
-    status_ok && name_ok && id_ok && label_ok && exited_ok && ancestor_ok
+/// The `docker ps` filters, checked and resolved once per listing (moby's
+/// `foldFilter`): bad values are a 400 before any container is looked at.
+struct ListFilter<'a> {
+    f: &'a Filters,
+    exited: Vec<i64>,
+    /// `ancestor`: the named images and every image built on them.
+    ancestors: Option<std::collections::HashSet<String>>,
+    before: Option<String>,
+    since: Option<String>,
+    is_task: Option<bool>,
+    publish: Vec<(u16, u16, String)>,
+    expose: Vec<(u16, u16, String)>,
 }
 
-/// `GET /containers/json`.
+const STATES: [&str; 7] = ["created", "running", "paused", "restarting", "removing", "exited", "dead"];
+const HEALTH: [&str; 4] = ["starting", "healthy", "unhealthy", "none"];
+
+/// A `publish`/`expose` value: `port[-port][/proto]`.
+fn port_filter(key: &str, v: &str) -> Result<(u16, u16, String)> {
+    if v.contains(':') {
+        return Err(Error::invalid(format!("filter for '{key}' should not contain ':': {v}")));
+    }
+    let (ports, proto) = v.split_once('/').unwrap_or((v, "tcp"));
+    let bad = || Error::invalid(format!("error while looking up for {key} {v}: invalid port range"));
+    let (a, b) = ports.split_once('-').unwrap_or((ports, ports));
+    let (a, b): (u16, u16) = (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
+    if a > b {
+        return Err(bad());
+    }
+    Ok((a, b, proto.to_ascii_lowercase()))
+}
+
+/// A container named in `before`/`since`, by id, name or id prefix.
+fn container_ref(d: &Daemon, v: &str) -> Result<String> {
+    d.containers.get(v).map(|c| c.id.clone())
+}
+
+impl<'a> ListFilter<'a> {
+    fn new(d: &Daemon, f: &'a Filters) -> Result<ListFilter<'a>> {
+        f.validate(&[
+            "status", "name", "id", "label", "label!", "exited", "ancestor", "before", "since", "network", "volume",
+            "health", "is-task", "publish", "expose", "isolation",
+        ])?;
+        f.validate_values("status", &STATES)?;
+        for h in f.get("health") {
+            if !HEALTH.contains(&h.as_str()) {
+                return Err(Error::invalid(format!("Unrecognised filter value for health: {h}")));
+            }
+        }
+        let exited = f
+            .get("exited")
+            .iter()
+            .map(|e| e.parse::<i64>().map_err(|_| berth_api::query::invalid_filter("exited", e)))
+            .collect::<Result<Vec<_>>>()?;
+        let ancestors = if f.get("ancestor").is_empty() {
+            None
+        } else {
+            let children = d.images.children()?;
+            let mut set = std::collections::HashSet::new();
+            for a in f.get("ancestor") {
+                let Ok(img) = d.images.resolve(a) else { continue };
+                let mut todo = vec![img.id];
+                while let Some(id) = todo.pop() {
+                    if let Some(kids) = children.get(&id) {
+                        todo.extend(kids.iter().cloned());
+                    }
+                    set.insert(id);
+                }
+            }
+            Some(set)
+        };
+        let one = |k: &str| f.get(k).last().map(|v| container_ref(d, v)).transpose();
+        let ports = |k: &str| f.get(k).iter().map(|v| port_filter(k, v)).collect::<Result<Vec<_>>>();
+        Ok(ListFilter {
+            f,
+            exited,
+            ancestors,
+            before: one("before")?,
+            since: one("since")?,
+            is_task: f.bool_value("is-task")?,
+            publish: ports("publish")?,
+            expose: ports("expose")?,
+        })
+    }
+
+    fn matches(&self, r: &Record) -> bool {
+        let f = self.f;
+        let any = |k: &str, p: &dyn Fn(&String) -> bool| f.get(k).is_empty() || f.get(k).iter().any(p);
+        let labels = r.config.labels.as_ref();
+        let label = |k: &str| labels.and_then(|l| l.get(k)).map(String::as_str);
+        let ports_match = |want: &[(u16, u16, String)], have: &[(u16, String)]| {
+            want.is_empty() || want.iter().any(|(a, b, proto)| have.iter().any(|(p, pr)| a <= p && p <= b && pr == proto))
+        };
+        any("status", &|s| s == r.state.status.as_str())
+            && any("name", &|n| r.name.contains(n.trim_start_matches('/')))
+            && any("id", &|i| r.id.starts_with(i.as_str()))
+            && f.match_labels(label)
+            && f.match_labels_not(label)
+            && (self.exited.is_empty()
+                || (!r.state.status.is_live()
+                    && !r.state.started_at.is_empty()
+                    && self.exited.contains(&r.state.exit_code)))
+            && self.ancestors.as_ref().is_none_or(|a| a.contains(&r.image_id))
+            && self.is_task != Some(true)
+            // No healthchecks yet: every container's health is "none".
+            && any("health", &|h| h == "none")
+            && any("isolation", &|i| i == "default" || i.is_empty())
+            && any("network", &|n| networks(r).contains_key(n))
+            && any("volume", &|v| mount_points(r).iter().any(|(src, dst)| src == v || dst == v))
+            && ports_match(&self.publish, &published_ports(r))
+            && ports_match(&self.expose, &exposed_ports(r))
+    }
+}
+
+/// (source, destination) of a container's mounts, for the `volume` filter.
+fn mount_points(r: &Record) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for b in r.host_config.binds.iter().flatten() {
+        let mut parts = b.splitn(3, ':');
+        if let (Some(src), Some(dst)) = (parts.next(), parts.next()) {
+            out.push((src.to_owned(), dst.to_owned()));
+        }
+    }
+    for m in r.host_config.mounts.iter().flatten() {
+        out.push((m.source.clone().unwrap_or_default(), m.target.clone().unwrap_or_default()));
+    }
+    out
+}
+
+fn port_keys<'k>(keys: impl Iterator<Item = &'k String>) -> Vec<(u16, String)> {
+    keys.filter_map(|k| {
+        let (p, proto) = k.split_once('/').unwrap_or((k.as_str(), "tcp"));
+        Some((p.parse().ok()?, proto.to_owned()))
+    })
+    .collect()
+}
+
+fn published_ports(r: &Record) -> Vec<(u16, String)> {
+    let mut out = Vec::new();
+    for (k, binds) in r.host_config.port_bindings.iter().flatten() {
+        let proto = k.split_once('/').map(|(_, p)| p).unwrap_or("tcp");
+        for b in binds.iter().flatten() {
+            if let Some(p) = b.host_port.as_deref().and_then(|p| p.parse().ok()) {
+                out.push((p, proto.to_owned()));
+            }
+        }
+    }
+    out
+}
+
+fn exposed_ports(r: &Record) -> Vec<(u16, String)> {
+    port_keys(r.config.exposed_ports.iter().flatten())
+}
+
+/// `GET /containers/json`: newest first; `before`/`since` cut the list at a container
+/// as dockerd does.
 pub fn list(d: &Daemon, all: bool, limit: Option<i64>, f: &Filters) -> Result<Vec<ContainerSummary>> {
-    f.validate(&["status", "name", "id", "label", "exited", "ancestor", "before", "since", "network", "volume", "health", "is-task", "publish", "expose"])?;
-    let mut recs: Vec<Record> = d.containers.all().iter().map(|c| c.record()).collect();
-    recs.sort_by(|a, b| b.created.cmp(&a.created));
+    let lf = ListFilter::new(d, f)?;
+    let mut cs = d.containers.all();
+    let created: HashMap<String, String> = cs.iter().map(|c| (c.id.clone(), c.created())).collect();
+    cs.sort_by(|a, b| created[&b.id].cmp(&created[&a.id]).then_with(|| b.id.cmp(&a.id)));
     let show_all = all || !f.get("status").is_empty() || limit.is_some_and(|l| l > 0);
-    let mut out: Vec<ContainerSummary> = recs
-        .iter()
-        .filter(|r| show_all || r.state.status.is_live())
-        .filter(|r| matches(d, r, f))
-        .map(summary)
-        .collect();
-    if let Some(l) = limit.filter(|l| *l > 0) {
-        out.truncate(l as usize);
+    let mut before = lf.before.clone();
+    let mut out = Vec::new();
+    for c in cs {
+        if let Some(b) = &before {
+            if *b == c.id {
+                before = None;
+            }
+            continue;
+        }
+        if lf.since.as_deref() == Some(c.id.as_str()) {
+            break;
+        }
+        let s = c.summary_if(|r| (show_all || r.state.status.is_live()) && lf.matches(r));
+        if let Some(s) = s {
+            out.push(s);
+            if limit.is_some_and(|l| l > 0 && out.len() as i64 >= l) {
+                break;
+            }
+        }
     }
     Ok(out)
 }

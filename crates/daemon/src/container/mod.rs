@@ -11,6 +11,7 @@ pub mod restore;
 pub mod shim;
 pub mod start;
 pub mod stats;
+pub mod verify;
 pub mod warm;
 
 use std::collections::HashMap;
@@ -99,9 +100,20 @@ pub struct Record {
     /// `volatile`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub build_step: bool,
+    /// The mounts parsed at create (`Binds`, `Mounts`, `Tmpfs`): an anonymous volume
+    /// keeps its generated name across starts. `None` in records written before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mount_points: Option<Vec<berth_volume::MountPoint>>,
 }
 
 impl Record {
+    /// The container's cgroup path (cgroupfs driver): `<--cgroup-parent or /berth>/<id>`.
+    pub fn cgroup_path(&self) -> String {
+        let parent = self.host_config.cgroup_parent.as_deref().unwrap_or("").trim_matches('/');
+        let parent = if parent.is_empty() { "berth" } else { parent };
+        format!("/{parent}/{}", self.id)
+    }
+
     /// A container whose records need not wait for the disk: `--rm` (removed once it
     /// exits) and the builder's step containers (removed after the step, or left
     /// behind by a failed build). Their records go by group commit (see
@@ -166,6 +178,18 @@ impl Container {
 
     pub fn status(&self) -> Status {
         self.rec.lock().unwrap().state.status
+    }
+
+    /// The creation time (RFC 3339), for ordering listings.
+    pub fn created(&self) -> String {
+        self.rec.lock().unwrap().created.clone()
+    }
+
+    /// The `docker ps` row, when the record passes `keep` (the record is read in place,
+    /// not copied).
+    pub fn summary_if(&self, keep: impl FnOnce(&Record) -> bool) -> Option<berth_api::models::ContainerSummary> {
+        let g = self.rec.lock().unwrap();
+        keep(&g).then(|| inspect::summary(&g))
     }
 
     pub fn tty(&self) -> bool {
@@ -248,6 +272,21 @@ impl Containers {
     /// Is a name taken?
     pub fn name_taken(&self, name: &str) -> Option<String> {
         self.map.read().unwrap().values().find(|c| c.name() == name).map(|c| c.id.clone())
+    }
+
+    /// How many containers use each image id (no record is copied).
+    pub fn count_by_image(&self) -> HashMap<String, i64> {
+        let map = self.map.read().unwrap();
+        let mut out: HashMap<String, i64> = HashMap::new();
+        for c in map.values() {
+            let r = c.rec.lock().unwrap();
+            if let Some(n) = out.get_mut(r.image_id.as_str()) {
+                *n += 1;
+            } else {
+                out.insert(r.image_id.clone(), 1);
+            }
+        }
+        out
     }
 
     /// A container using an image: (container id, running).

@@ -86,40 +86,88 @@ pub fn volume_path(d: &Daemon, name: &str) -> PathBuf {
     d.cfg.data_root.join("volumes").join(name).join("_data")
 }
 
-/// `-v` binds and named volumes, plus `--tmpfs`.
-fn user_mounts(d: &Daemon, hc: &HostConfig) -> Result<Vec<MountSpec>> {
-    let mut out = Vec::new();
-    for b in hc.binds.clone().unwrap_or_default() {
-        let parts: Vec<&str> = b.split(':').collect();
-        let (src, dst, opts) = match parts.as_slice() {
-            [s, t] => (*s, *t, ""),
-            [s, t, o] => (*s, *t, *o),
-            _ => return Err(Error::invalid(format!("invalid volume specification: '{b}'"))),
-        };
-        if !dst.starts_with('/') {
-            return Err(Error::invalid(format!("invalid volume specification: '{b}': invalid mount config for type \"bind\": invalid mount path: '{dst}' mount path must be absolute")));
-        }
-        let readonly = opts.split(',').any(|o| o == "ro");
-        let extra: Vec<String> =
-            opts.split(',').filter(|o| matches!(*o, "rshared" | "shared" | "rslave" | "slave" | "rprivate" | "private")).map(str::to_owned).collect();
-        let source = if src.starts_with('/') {
-            if !Path::new(src).exists() {
-                std::fs::create_dir_all(src)?;
-            }
-            PathBuf::from(src)
-        } else {
-            if !crate::names::valid(src) {
-                return Err(Error::invalid(format!("invalid volume name: {src}")));
-            }
-            let p = volume_path(d, src);
-            std::fs::create_dir_all(&p)?;
-            p
-        };
-        out.push(MountSpec { kind: MountKind::Bind, source, destination: dst.to_owned(), readonly, options: extra });
+/// The mounts a host config asks for: `Binds` (`-v`), `Mounts` (`--mount`) and
+/// `Tmpfs` (`--tmpfs`), parsed with dockerd's rules. `create` calls this to refuse a bad
+/// specification with a 400 before anything exists.
+pub fn mount_points(hc: &HostConfig) -> Result<Vec<berth_volume::MountPoint>> {
+    let driver = hc.volume_driver.as_deref().unwrap_or("");
+    if !matches!(driver, "" | "local") {
+        return Err(Error::not_found(format!("error looking up volume plugin {driver}: plugin \"{driver}\" not found")));
     }
-    for (dst, opts) in hc.tmpfs.clone().unwrap_or_default() {
-        let options: Vec<String> = opts.split(',').filter(|o| !o.is_empty()).map(str::to_owned).collect();
-        out.push(MountSpec { kind: MountKind::Tmpfs, source: "tmpfs".into(), destination: dst, readonly: false, options });
+    let mut out: Vec<berth_volume::MountPoint> = Vec::new();
+    for b in hc.binds.iter().flatten() {
+        out.push(berth_volume::parse_bind(b, driver)?);
+    }
+    for m in hc.mounts.iter().flatten() {
+        out.push(berth_volume::parse_mount(m)?);
+    }
+    for (dst, opts) in hc.tmpfs.iter().flatten() {
+        if !dst.starts_with('/') {
+            return Err(Error::invalid(format!("invalid tmpfs destination: {dst}: mount path must be absolute")));
+        }
+        let mut m = berth_volume::MountPoint::anonymous(dst);
+        m.kind = berth_volume::Kind::Tmpfs;
+        m.name.clear();
+        m.anonymous = false;
+        m.copy_data = false;
+        m.tmpfs_options = opts.clone();
+        out.push(m);
+    }
+    for m in &out {
+        if let Some(driver) = Some(m.driver.as_str()).filter(|d| !matches!(*d, "" | "local")) {
+            return Err(Error::not_found(format!("error looking up volume plugin {driver}: plugin \"{driver}\" not found")));
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    for m in &out {
+        if !seen.insert(m.destination.as_str()) {
+            return Err(Error::invalid(format!("Duplicate mount point: {}", m.destination)));
+        }
+    }
+    Ok(out)
+}
+
+/// The OCI mounts of a container's bind mounts, volumes and tmpfs mounts.
+fn user_mounts(d: &Daemon, rec: &Record) -> Result<Vec<MountSpec>> {
+    let points = match &rec.mount_points {
+        Some(p) => p.clone(),
+        None => mount_points(&rec.host_config)?,
+    };
+    let mut out = Vec::new();
+    for m in points {
+        let spec = match m.kind {
+            berth_volume::Kind::Bind => {
+                if !Path::new(&m.source).exists() {
+                    if !m.create_source {
+                        return Err(Error::invalid(format!(
+                            "invalid mount config for type \"bind\": bind source path does not exist: {}",
+                            m.source
+                        )));
+                    }
+                    std::fs::create_dir_all(&m.source)?;
+                }
+                MountSpec {
+                    kind: MountKind::Bind,
+                    source: PathBuf::from(&m.source),
+                    destination: m.destination.clone(),
+                    readonly: !m.rw,
+                    options: vec![m.propagation.clone()],
+                }
+            }
+            berth_volume::Kind::Volume => {
+                let p = volume_path(d, &m.name);
+                std::fs::create_dir_all(&p)?;
+                MountSpec { kind: MountKind::Bind, source: p, destination: m.destination.clone(), readonly: !m.rw, options: Vec::new() }
+            }
+            berth_volume::Kind::Tmpfs => MountSpec {
+                kind: MountKind::Tmpfs,
+                source: "tmpfs".into(),
+                destination: m.destination.clone(),
+                readonly: !m.rw,
+                options: m.tmpfs_options.split(',').filter(|o| !o.is_empty()).map(str::to_owned).collect(),
+            },
+        };
+        out.push(spec);
     }
     Ok(out)
 }
@@ -130,6 +178,65 @@ fn ns_mode(mode: Option<&str>) -> NsMode {
     } else {
         NsMode::Private
     }
+}
+
+/// Where a `shareable` container's /dev/shm lives on the host.
+fn shm_dir(paths: &Paths) -> PathBuf {
+    paths.dir.join("mounts").join("shm")
+}
+
+/// Mount the tmpfs a shareable container's /dev/shm is bound from.
+fn mount_shm(dir: &Path, size: i64) -> Result<()> {
+    if berth_snapshot::is_mountpoint(dir) {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir)?;
+    nix::mount::mount(
+        Some("shm"),
+        dir,
+        Some("tmpfs"),
+        nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV | nix::mount::MsFlags::MS_NOEXEC,
+        Some(format!("mode=1777,size={size}").as_str()),
+    )
+    .map_err(|e| Error::internal(format!("mount shm tmpfs at {}: {e}", dir.display())))
+}
+
+/// A namespace shared with another, running container (`--pid`/`--ipc container:x`).
+fn join_container_ns(d: &Daemon, what: &str, reference: &str, ns: &str) -> Result<NsMode> {
+    let other = d.containers.get(reference)?;
+    let r = other.record();
+    if !r.state.status.is_live() || r.state.pid <= 0 {
+        return Err(Error::conflict(format!("cannot join {what} of a non running container: {}", other.id)));
+    }
+    Ok(NsMode::Path(PathBuf::from(format!("/proc/{}/ns/{ns}", r.state.pid))))
+}
+
+/// `HostConfig` throttle devices as (path, rate).
+fn throttles(v: &Option<Vec<berth_api::models::ThrottleDevice>>) -> Vec<(PathBuf, u64)> {
+    v.iter()
+        .flatten()
+        .filter_map(|t| Some((PathBuf::from(t.path.clone()?), t.rate? as u64)))
+        .collect()
+}
+
+/// The static init binary for `--init` (dockerd's `--init-path`; Docker ships tini as
+/// `docker-init`, Debian's `tini` package has `tini-static`).
+pub fn init_binary(d: &Daemon) -> Result<PathBuf> {
+    if let Some(p) = &d.cfg.init_path {
+        return Ok(p.clone());
+    }
+    let path = std::env::var("PATH").unwrap_or_default();
+    for name in ["docker-init", "tini-static"] {
+        for dir in path.split(':').chain(["/usr/bin", "/usr/local/bin", "/usr/libexec/docker"]) {
+            let p = Path::new(dir).join(name);
+            if p.is_file() {
+                return Ok(p);
+            }
+        }
+    }
+    Err(Error::invalid(
+        "--init needs a static init binary: install tini (tini-static) or start berthd with --init-path",
+    ))
 }
 
 /// Build the OCI spec options of a container.
@@ -146,6 +253,53 @@ fn spec_options(d: &Daemon, rec: &Record, paths: &Paths, etc: EtcFiles) -> Resul
         }
         _ => NsMode::Path(Paths::netns(d, &rec.id)),
     };
+    let pid = match hc.pid_mode.as_deref().unwrap_or("") {
+        "host" => NsMode::Host,
+        m => match super::verify::container_ref(m) {
+            Some(r) => join_container_ns(d, "PID namespace", r, "pid")?,
+            None => NsMode::Private,
+        },
+    };
+    let mut shm_source = None;
+    let ipc = match hc.ipc_mode.as_deref().unwrap_or("") {
+        "host" => NsMode::Host,
+        "shareable" => {
+            shm_source = Some(shm_dir(paths));
+            NsMode::Private
+        }
+        m => match super::verify::container_ref(m) {
+            Some(r) => {
+                let donor = d.containers.get(r)?;
+                match donor.record().host_config.ipc_mode.as_deref() {
+                    Some("shareable") => shm_source = Some(shm_dir(&Paths::new(d, &donor.id))),
+                    Some("host") => {}
+                    _ => {
+                        return Err(Error::invalid(format!(
+                            "cannot join IPC of container {}: non-shareable IPC (hint: use IpcMode:shareable for the donor container)",
+                            donor.id
+                        )))
+                    }
+                }
+                join_container_ns(d, "IPC namespace", r, "ipc")?
+            }
+            None => NsMode::Private,
+        },
+    };
+    let devices = hc
+        .devices
+        .iter()
+        .flatten()
+        .map(|m| berth_oci::DeviceMapping {
+            host: PathBuf::from(m.path_on_host.clone().unwrap_or_default()),
+            container: m
+                .path_in_container
+                .clone()
+                .filter(|p| !p.is_empty())
+                .or(m.path_on_host.clone())
+                .unwrap_or_default(),
+            permissions: m.cgroup_permissions.clone().filter(|p| !p.is_empty()).unwrap_or_else(|| "rwm".into()),
+        })
+        .collect();
     let mut args = vec![rec.path.clone()];
     args.extend(rec.args.iter().cloned());
     Ok(SpecOptions {
@@ -160,12 +314,14 @@ fn spec_options(d: &Daemon, rec: &Record, paths: &Paths, etc: EtcFiles) -> Resul
         domainname: rec.config.domainname.clone().unwrap_or_default(),
         terminal: rec.config.tty.unwrap_or(false),
         network,
-        pid: ns_mode(hc.pid_mode.as_deref()),
-        ipc: ns_mode(hc.ipc_mode.as_deref()),
+        pid,
+        ipc,
+        ipc_none: hc.ipc_mode.as_deref() == Some("none"),
+        shm_source,
         uts: ns_mode(hc.uts_mode.as_deref()),
         etc_files: Some(etc),
-        mounts: user_mounts(d, hc)?,
-        cgroups_path: format!("/berth/{}", rec.id),
+        mounts: user_mounts(d, rec)?,
+        cgroups_path: rec.cgroup_path(),
         resources: Resources {
             memory: hc.memory.filter(|m| *m > 0),
             memory_swap: hc.memory_swap.filter(|m| *m != 0),
@@ -178,6 +334,18 @@ fn spec_options(d: &Daemon, rec: &Record, paths: &Paths, etc: EtcFiles) -> Resul
             cpuset_mems: hc.cpuset_mems.clone().filter(|s| !s.is_empty()),
             pids_limit: hc.pids_limit.filter(|m| *m > 0),
             blkio_weight: hc.blkio_weight.filter(|m| *m > 0),
+            memory_swappiness: hc.memory_swappiness.filter(|s| (0..=100).contains(s)).map(|s| s as u64),
+            oom_kill_disable: hc.oom_kill_disable.unwrap_or(false),
+            blkio_weight_device: hc
+                .blkio_weight_device
+                .iter()
+                .flatten()
+                .filter_map(|w| Some((PathBuf::from(w.path.clone()?), w.weight? as u16)))
+                .collect(),
+            device_read_bps: throttles(&hc.blkio_device_read_bps),
+            device_write_bps: throttles(&hc.blkio_device_write_bps),
+            device_read_iops: throttles(&hc.blkio_device_read_iops),
+            device_write_iops: throttles(&hc.blkio_device_write_iops),
         },
         privileged: hc.privileged.unwrap_or(false),
         cap_add: hc.cap_add.clone().unwrap_or_default(),
@@ -193,6 +361,11 @@ fn spec_options(d: &Daemon, rec: &Record, paths: &Paths, etc: EtcFiles) -> Resul
             .filter_map(|u| Some((u.name?, u.soft? as u64, u.hard? as u64)))
             .collect(),
         oom_score_adj: hc.oom_score_adj.map(|v| v as i32),
+        devices,
+        device_cgroup_rules: hc.device_cgroup_rules.clone().unwrap_or_default(),
+        masked_paths: hc.masked_paths.clone(),
+        readonly_paths: hc.readonly_paths.clone(),
+        init: if hc.init.unwrap_or(false) { Some(init_binary(d)?) } else { None },
     })
 }
 
@@ -214,20 +387,27 @@ pub fn teardown(d: &Daemon, id: &str) {
         d.snap.unmounted(id);
     }
     let _ = crate::netns::remove(&Paths::netns(d, id));
+    let shm = shm_dir(&paths);
+    if berth_snapshot::is_mountpoint(&shm) {
+        let _ = berth_snapshot::unmount(&shm);
+    }
     let _ = std::fs::remove_dir_all(&paths.state);
     // The shim removes the cgroup and libcontainer state when it sees the exit; if the
     // shim itself was killed, they are left behind: remove them here (empty cgroups
     // only, so a live container is never touched).
     let _ = std::fs::remove_dir_all(super::runtime_root(d).join(id));
-    remove_cgroups(id);
+    let cg = d.containers.get(id).ok().filter(|c| c.id == id).map(|c| c.record().cgroup_path());
+    remove_cgroups(&cg.unwrap_or_else(|| format!("/berth/{id}")));
 }
 
-/// rmdir `berth/<id>` in every cgroup hierarchy (v1) and in the unified tree (v2).
-fn remove_cgroups(id: &str) {
+/// rmdir the container's cgroup (`/berth/<id>` or under its parent) in every cgroup
+/// hierarchy (v1) and in the unified tree (v2).
+pub fn remove_cgroups(cg: &str) {
+    let rel = cg.trim_start_matches('/');
     let Ok(entries) = std::fs::read_dir("/sys/fs/cgroup") else { return };
-    let _ = std::fs::remove_dir(Path::new("/sys/fs/cgroup/berth").join(id));
+    let _ = std::fs::remove_dir(Path::new("/sys/fs/cgroup").join(rel));
     for e in entries.flatten() {
-        let _ = std::fs::remove_dir(e.path().join("berth").join(id));
+        let _ = std::fs::remove_dir(e.path().join(rel));
     }
 }
 
@@ -258,6 +438,9 @@ pub(super) fn prepare(d: &Daemon, rec: &Record) -> Result<()> {
     let mode = network_mode(rec);
     if mode != "host" && !mode.starts_with("container:") {
         crate::netns::create(&Paths::netns(d, &rec.id))?;
+    }
+    if rec.host_config.ipc_mode.as_deref() == Some("shareable") {
+        mount_shm(&shm_dir(&paths), rec.host_config.shm_size.filter(|s| *s > 0).unwrap_or(berth_oci::DEFAULT_SHM_SIZE))?;
     }
     let t_ns = t0.elapsed();
     write_etc_files(rec, &paths.dir)?;
@@ -292,8 +475,25 @@ pub(super) async fn spawn_shim(d: &Daemon, rec: &Record, paths: &Paths, deferred
         .arg(runtime_root(d))
         .arg("--state-dir")
         .arg(&paths.state)
-        .arg("--log")
-        .arg(paths.log(&rec.id));
+        ;
+    let lc = rec.host_config.log_config.clone().unwrap_or_default();
+    if lc.typ.as_deref() != Some("none") {
+        cmd.arg("--log").arg(paths.log(&rec.id));
+        let opts = lc.config.unwrap_or_default();
+        let mut rot = Vec::new();
+        if let Some(n) = opts.get("max-size").and_then(|v| super::verify::ram_in_bytes(v)).filter(|n| *n > 0) {
+            rot.push(format!("max-size={n}"));
+        }
+        if let Some(n) = opts.get("max-file") {
+            rot.push(format!("max-file={n}"));
+        }
+        if let Some(c) = opts.get("compress") {
+            rot.push(format!("compress={c}"));
+        }
+        if !rot.is_empty() {
+            cmd.arg("--log-opts").arg(rot.join(","));
+        }
+    }
     if rec.config.tty.unwrap_or(false) {
         cmd.arg("--tty");
     }

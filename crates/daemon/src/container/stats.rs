@@ -6,13 +6,14 @@ use std::path::PathBuf;
 
 use serde_json::{json, Value};
 
-/// Where a controller's files live for a container.
-fn cgroup_dir(controller: &str, id: &str) -> Option<PathBuf> {
-    let v2 = PathBuf::from(format!("/sys/fs/cgroup/berth/{id}"));
+/// Where a controller's files live for a container whose cgroup is `cg`
+/// (`/berth/<id>`, or under its `--cgroup-parent`).
+fn cgroup_dir(controller: &str, cg: &str) -> Option<PathBuf> {
+    let v2 = PathBuf::from(format!("/sys/fs/cgroup{cg}"));
     if v2.join("cgroup.controllers").exists() {
         return Some(v2);
     }
-    let v1 = PathBuf::from(format!("/sys/fs/cgroup/{controller}/berth/{id}"));
+    let v1 = PathBuf::from(format!("/sys/fs/cgroup/{controller}{cg}"));
     v1.exists().then_some(v1)
 }
 
@@ -146,7 +147,7 @@ fn networks(pid: i32) -> Value {
 }
 
 /// One stats sample. `pre` is the previous sample's `cpu_stats` and time.
-pub fn sample(id: &str, name: &str, pid: i32, pre: Option<(&Value, &str)>) -> Value {
+pub fn sample(id: &str, cg: &str, name: &str, pid: i32, pre: Option<(&Value, &str)>) -> Value {
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
     let empty_cpu = json!({"cpu_usage": {"total_usage": 0, "usage_in_kernelmode": 0, "usage_in_usermode": 0}, "throttling_data": {"periods": 0, "throttled_periods": 0, "throttled_time": 0}});
     let (precpu, preread) = match pre {
@@ -158,13 +159,13 @@ pub fn sample(id: &str, name: &str, pid: i32, pre: Option<(&Value, &str)>) -> Va
         "preread": preread,
         "id": id,
         "name": format!("/{name}"),
-        "pids_stats": pids_stats(id),
+        "pids_stats": pids_stats(cg),
         "blkio_stats": {"io_service_bytes_recursive": null, "io_serviced_recursive": null},
         "num_procs": 0,
         "storage_stats": {},
-        "cpu_stats": cpu_stats(id),
+        "cpu_stats": cpu_stats(cg),
         "precpu_stats": precpu,
-        "memory_stats": memory_stats(id),
+        "memory_stats": memory_stats(cg),
         "networks": networks(pid),
     })
 }

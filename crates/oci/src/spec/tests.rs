@@ -631,10 +631,9 @@ fn namespace_modes_and_hostname() {
     assert_eq!(pid.path().as_deref(), Some(Path::new("/proc/42/ns/pid")));
     assert!(spec.hostname().is_none() && spec.domainname().is_none());
     assert_eq!(mount(&spec, "/dev/shm").typ().as_deref(), Some("bind"));
-    assert_eq!(
-        mount(&spec, "/dev/mqueue").source().as_deref(),
-        Some(Path::new("/dev/mqueue"))
-    );
+    // mqueue is mounted in the host's IPC namespace (moby keeps the default spec's
+    // mqueue mount for --ipc host; the host may have no /dev/mqueue to bind).
+    assert_eq!(mount(&spec, "/dev/mqueue").typ().as_deref(), Some("mqueue"));
     // HOSTNAME is still exported, like Docker.
     assert!(spec
         .process()

@@ -1,0 +1,557 @@
+//! Checking a container's settings before it exists, as dockerd does at create (and
+//! at `update`): resource limits against what the host's cgroups provide (moby
+//! `verifyPlatformContainerResources`, with its warnings and messages), and every
+//! other `HostConfig` field either honoured or refused — never silently ignored.
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use berth_api::models::{ContainerConfig, HostConfig, RestartPolicyNameEnum};
+use berth_errdefs::{Error, Result};
+
+/// What the host's cgroups can limit (moby `sysinfo.SysInfo`), probed once.
+#[derive(Debug, Clone, Default)]
+pub struct SysInfo {
+    pub cgroup_v2: bool,
+    pub memory_limit: bool,
+    pub swap_limit: bool,
+    pub memory_reservation: bool,
+    pub memory_swappiness: bool,
+    pub oom_kill_disable: bool,
+    pub pids_limit: bool,
+    pub cpu_shares: bool,
+    pub cpu_cfs: bool,
+    pub cpu_realtime: bool,
+    pub cpuset: bool,
+    pub cpus: String,
+    pub mems: String,
+    pub blkio_weight: bool,
+    pub blkio_weight_device: bool,
+    pub blkio_read_bps: bool,
+    pub blkio_write_bps: bool,
+    pub blkio_read_iops: bool,
+    pub blkio_write_iops: bool,
+    pub ncpu: usize,
+}
+
+fn read_trim(p: impl AsRef<Path>) -> String {
+    std::fs::read_to_string(p).map(|s| s.trim().to_owned()).unwrap_or_default()
+}
+
+impl SysInfo {
+    /// Probe the cgroup mounts under `root` (normally `/sys/fs/cgroup`).
+    pub fn probe(root: &Path) -> SysInfo {
+        let ncpu = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let controllers = root.join("cgroup.controllers");
+        if controllers.exists() {
+            let have = read_trim(&controllers);
+            let has = |c: &str| have.split_whitespace().any(|x| x == c);
+            let mem = has("memory");
+            let io = has("io");
+            return SysInfo {
+                cgroup_v2: true,
+                memory_limit: mem,
+                swap_limit: mem,
+                memory_reservation: mem,
+                memory_swappiness: false,
+                oom_kill_disable: false,
+                pids_limit: has("pids"),
+                cpu_shares: has("cpu"),
+                cpu_cfs: has("cpu"),
+                cpu_realtime: false,
+                cpuset: has("cpuset"),
+                cpus: read_trim(root.join("cpuset.cpus.effective")),
+                mems: read_trim(root.join("cpuset.mems.effective")),
+                blkio_weight: io,
+                blkio_weight_device: io,
+                blkio_read_bps: io,
+                blkio_write_bps: io,
+                blkio_read_iops: io,
+                blkio_write_iops: io,
+                ncpu,
+            };
+        }
+        let f = |ctrl: &str, file: &str| root.join(ctrl).join(file).exists();
+        SysInfo {
+            cgroup_v2: false,
+            memory_limit: f("memory", "memory.limit_in_bytes"),
+            swap_limit: f("memory", "memory.memsw.limit_in_bytes"),
+            memory_reservation: f("memory", "memory.soft_limit_in_bytes"),
+            memory_swappiness: f("memory", "memory.swappiness"),
+            oom_kill_disable: f("memory", "memory.oom_control"),
+            pids_limit: root.join("pids").is_dir(),
+            cpu_shares: f("cpu", "cpu.shares"),
+            cpu_cfs: f("cpu", "cpu.cfs_quota_us"),
+            cpu_realtime: f("cpu", "cpu.rt_runtime_us"),
+            cpuset: f("cpuset", "cpuset.cpus"),
+            cpus: read_trim(root.join("cpuset").join("cpuset.cpus")),
+            mems: read_trim(root.join("cpuset").join("cpuset.mems")),
+            blkio_weight: f("blkio", "blkio.weight"),
+            blkio_weight_device: f("blkio", "blkio.weight_device"),
+            blkio_read_bps: f("blkio", "blkio.throttle.read_bps_device"),
+            blkio_write_bps: f("blkio", "blkio.throttle.write_bps_device"),
+            blkio_read_iops: f("blkio", "blkio.throttle.read_iops_device"),
+            blkio_write_iops: f("blkio", "blkio.throttle.write_iops_device"),
+            ncpu,
+        }
+    }
+}
+
+/// The host's [`SysInfo`].
+pub fn sysinfo() -> &'static SysInfo {
+    static S: OnceLock<SysInfo> = OnceLock::new();
+    S.get_or_init(|| SysInfo::probe(Path::new("/sys/fs/cgroup")))
+}
+
+const MIN_MEMORY: i64 = 6 * 1024 * 1024;
+
+/// A cpuset list (`0-3,5`) as the set of numbers it names.
+fn parse_cpuset(s: &str) -> Option<Vec<u32>> {
+    let mut out = Vec::new();
+    for part in s.split(',').filter(|p| !p.is_empty()) {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        let (a, b): (u32, u32) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
+        if a > b {
+            return None;
+        }
+        out.extend(a..=b);
+    }
+    Some(out)
+}
+
+fn cpuset_available(requested: &str, available: &str, what: &str) -> Result<()> {
+    if requested.is_empty() {
+        return Ok(());
+    }
+    let Some(req) = parse_cpuset(requested) else {
+        return Err(Error::invalid(format!("Invalid value {requested} for cpuset {what}: invalid format: {requested}")));
+    };
+    let avail = parse_cpuset(available).unwrap_or_default();
+    if !avail.is_empty() && req.iter().any(|c| !avail.contains(c)) {
+        let label = if what == "cpus" { "CPUs" } else { "memory nodes" };
+        return Err(Error::invalid(format!(
+            "Requested {label} are not available - requested {requested}, available: {available}"
+        )));
+    }
+    Ok(())
+}
+
+/// moby `verifyPlatformContainerResources`: errors for impossible values, warnings
+/// (and the setting dropped) for what this host's cgroups cannot do.
+pub fn verify_resources(hc: &mut HostConfig, si: &SysInfo, update: bool) -> Result<Vec<String>> {
+    let mut w = Vec::new();
+    let memory = hc.memory.unwrap_or(0);
+    if memory != 0 && memory < MIN_MEMORY {
+        return Err(Error::invalid("Minimum memory limit allowed is 6MB"));
+    }
+    if memory > 0 && !si.memory_limit {
+        w.push("Your kernel does not support memory limit capabilities or the cgroup is not mounted. Limitation discarded.".into());
+        hc.memory = Some(0);
+        hc.memory_swap = Some(-1);
+    }
+    let memory = hc.memory.unwrap_or(0);
+    let swap = hc.memory_swap.unwrap_or(0);
+    if memory > 0 && swap != -1 && swap != 0 && !si.swap_limit {
+        w.push("Your kernel does not support swap limit capabilities or the cgroup is not mounted. Memory limited without swap.".into());
+        hc.memory_swap = Some(-1);
+    }
+    let swap = hc.memory_swap.unwrap_or(0);
+    if memory > 0 && swap > 0 && swap < memory {
+        return Err(Error::invalid("Minimum memoryswap limit should be larger than memory limit, see usage"));
+    }
+    if memory == 0 && swap > 0 && !update {
+        return Err(Error::invalid("You should always set the Memory limit when using Memoryswap limit, see usage"));
+    }
+    // -1 (the CLI's default) means "not set".
+    if hc.memory_swappiness == Some(-1) {
+        hc.memory_swappiness = None;
+    }
+    if let Some(sw) = hc.memory_swappiness {
+        if !si.memory_swappiness {
+            w.push("Your kernel does not support memory swappiness capabilities or the cgroup is not mounted. Memory swappiness discarded.".into());
+            hc.memory_swappiness = None;
+        } else if !(0..=100).contains(&sw) {
+            return Err(Error::invalid(format!("Invalid value: {sw}, valid memory swappiness range is 0-100")));
+        }
+    }
+    let reservation = hc.memory_reservation.unwrap_or(0);
+    if reservation > 0 && !si.memory_reservation {
+        w.push("Your kernel does not support memory soft limit capabilities or the cgroup is not mounted. Limitation discarded.".into());
+        hc.memory_reservation = Some(0);
+    }
+    let reservation = hc.memory_reservation.unwrap_or(0);
+    if reservation > 0 && reservation < MIN_MEMORY {
+        return Err(Error::invalid("Minimum memory reservation allowed is 6MB"));
+    }
+    if memory > 0 && reservation > 0 && memory < reservation {
+        return Err(Error::invalid("Minimum memory limit can not be less than memory reservation limit, see usage"));
+    }
+    if hc.oom_kill_disable.is_some() && !si.oom_kill_disable {
+        if hc.oom_kill_disable == Some(true) {
+            w.push("Your kernel does not support OomKillDisable. OomKillDisable discarded.".into());
+        }
+        hc.oom_kill_disable = None;
+    }
+    if hc.oom_kill_disable == Some(true) && hc.memory.unwrap_or(0) == 0 {
+        w.push("OOM killer is disabled for the container, but no memory limit is set, this can result in the system running out of resources.".into());
+    }
+    if hc.pids_limit.is_some() && !si.pids_limit {
+        if hc.pids_limit.unwrap_or(0) > 0 {
+            w.push("Your kernel does not support PIDs limit capabilities or the cgroup is not mounted. PIDs limit discarded.".into());
+        }
+        hc.pids_limit = None;
+    }
+
+    let nano = hc.nano_cpus.unwrap_or(0);
+    if nano > 0 && hc.cpu_period.unwrap_or(0) > 0 {
+        return Err(Error::invalid("Conflicting options: Nano CPUs and CPU Period cannot both be set"));
+    }
+    if nano > 0 && hc.cpu_quota.unwrap_or(0) > 0 {
+        return Err(Error::invalid("Conflicting options: Nano CPUs and CPU Quota cannot both be set"));
+    }
+    if nano > 0 && !si.cpu_cfs {
+        return Err(Error::invalid(
+            "NanoCPUs can not be set, as your kernel does not support CPU CFS scheduler or the cgroup is not mounted",
+        ));
+    }
+    if nano < 0 || nano > si.ncpu as i64 * 1_000_000_000 {
+        return Err(Error::invalid(format!(
+            "Range of CPUs is from 0.01 to {n}.00, as there are only {n} CPUs available",
+            n = si.ncpu
+        )));
+    }
+    if hc.cpu_shares.unwrap_or(0) > 0 && !si.cpu_shares {
+        w.push("Your kernel does not support CPU shares or the cgroup is not mounted. Shares discarded.".into());
+        hc.cpu_shares = Some(0);
+    }
+    if (hc.cpu_period.unwrap_or(0) != 0 || hc.cpu_quota.unwrap_or(0) != 0) && !si.cpu_cfs {
+        w.push("Your kernel does not support CPU CFS scheduler. CPU period/quota discarded.".into());
+        hc.cpu_period = Some(0);
+        hc.cpu_quota = Some(0);
+    }
+    let period = hc.cpu_period.unwrap_or(0);
+    if period != 0 && !(1000..=1_000_000).contains(&period) {
+        return Err(Error::invalid("CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)"));
+    }
+    let quota = hc.cpu_quota.unwrap_or(0);
+    if quota > 0 && quota < 1000 {
+        return Err(Error::invalid("CPU cfs quota can not be less than 1ms (i.e. 1000)"));
+    }
+    if hc.cpu_percent.unwrap_or(0) > 0 {
+        w.push("linux does not support CPU percent. Percent discarded.".into());
+        hc.cpu_percent = Some(0);
+    }
+    if hc.cpu_count.unwrap_or(0) > 0 {
+        w.push("linux does not support CPU count. Count discarded.".into());
+        hc.cpu_count = Some(0);
+    }
+    let rt = hc.cpu_realtime_period.unwrap_or(0) > 0 || hc.cpu_realtime_runtime.unwrap_or(0) > 0;
+    if rt && !si.cpu_realtime {
+        return Err(Error::invalid("Your kernel does not support CPU real-time scheduler"));
+    }
+    if rt {
+        return Err(Error::invalid(
+            "berthd does not set a real-time CPU budget for containers (dockerd needs --cpu-rt-runtime for this too)",
+        ));
+    }
+    let cpus = hc.cpuset_cpus.clone().unwrap_or_default();
+    let mems = hc.cpuset_mems.clone().unwrap_or_default();
+    if (!cpus.is_empty() || !mems.is_empty()) && !si.cpuset {
+        w.push("Your kernel does not support cpuset or the cgroup is not mounted. Cpuset discarded.".into());
+        hc.cpuset_cpus = Some(String::new());
+        hc.cpuset_mems = Some(String::new());
+    } else {
+        cpuset_available(&cpus, &si.cpus, "cpus")?;
+        cpuset_available(&mems, &si.mems, "mems")?;
+    }
+
+    if hc.blkio_weight.unwrap_or(0) > 0 && !si.blkio_weight {
+        w.push("Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.".into());
+        hc.blkio_weight = Some(0);
+    }
+    let bw = hc.blkio_weight.unwrap_or(0);
+    if bw > 0 && !(10..=1000).contains(&bw) {
+        return Err(Error::invalid("Range of blkio weight is from 10 to 1000"));
+    }
+    if hc.io_maximum_bandwidth.unwrap_or(0) != 0 || hc.io_maximum_iops.unwrap_or(0) != 0 {
+        return Err(Error::invalid(
+            "Invalid QoS settings: linux does not support Maximum IO Bandwidth or Maximum IO IOps",
+        ));
+    }
+    macro_rules! drop_list {
+        ($field:ident, $ok:expr, $msg:expr) => {
+            if hc.$field.as_ref().is_some_and(|v| !v.is_empty()) && !$ok {
+                w.push($msg.into());
+                hc.$field = Some(Vec::new());
+            }
+        };
+    }
+    drop_list!(
+        blkio_weight_device,
+        si.blkio_weight_device,
+        "Your kernel does not support Block I/O weight_device or the cgroup is not mounted. Weight-device discarded."
+    );
+    drop_list!(
+        blkio_device_read_bps,
+        si.blkio_read_bps,
+        "Your kernel does not support BPS Block I/O read limit or the cgroup is not mounted. Block I/O BPS read limit discarded."
+    );
+    drop_list!(
+        blkio_device_write_bps,
+        si.blkio_write_bps,
+        "Your kernel does not support BPS Block I/O write limit or the cgroup is not mounted. Block I/O BPS write limit discarded."
+    );
+    drop_list!(
+        blkio_device_read_iops,
+        si.blkio_read_iops,
+        "Your kernel does not support IOPS Block read limit or the cgroup is not mounted. Block I/O IOPS read limit discarded."
+    );
+    drop_list!(
+        blkio_device_write_iops,
+        si.blkio_write_iops,
+        "Your kernel does not support IOPS Block write limit or the cgroup is not mounted. Block I/O IOPS write limit discarded."
+    );
+    Ok(w)
+}
+
+/// `KernelMemory`/`KernelMemoryTCP` (gone from the API types after 1.41, so read from
+/// the raw body): deprecated since kernel 5.4 and absent on cgroup v2, accepted and
+/// dropped with dockerd's warnings.
+pub fn kernel_memory_warnings(raw_host_config: &serde_json::Value) -> Vec<String> {
+    let mut w = Vec::new();
+    if raw_host_config["KernelMemory"].as_i64().unwrap_or(0) > 0 {
+        w.push("Specifying a kernel memory limit is deprecated and will be removed in a future release.".into());
+        w.push("Your kernel does not support kernel memory limit capabilities or the cgroup is not mounted. Limitation discarded.".into());
+    }
+    if raw_host_config["KernelMemoryTCP"].as_i64().unwrap_or(0) > 0 {
+        w.push("Your kernel does not support kernel memory TCP limit capabilities or the cgroup is not mounted. Limitation discarded.".into());
+    }
+    w
+}
+
+/// Log drivers berthd implements. Every one stores nothing (`none`) or Docker's
+/// json-file format (`local` is read back the same way through the API).
+pub const LOG_DRIVERS: [&str; 3] = ["json-file", "local", "none"];
+/// dockerd's other drivers: known names, refused with a clear reason.
+const OTHER_LOG_DRIVERS: [&str; 9] =
+    ["syslog", "journald", "gelf", "fluentd", "awslogs", "splunk", "etwlogs", "gcplogs", "logentries"];
+/// json-file / local options berthd honours.
+pub const LOG_OPTS: [&str; 3] = ["max-size", "max-file", "compress"];
+
+pub use berth_api::query::ram_in_bytes;
+
+/// Default and check the log configuration (`--log-driver`, `--log-opt`).
+fn verify_log_config(hc: &mut HostConfig) -> Result<()> {
+    let lc = hc.log_config.get_or_insert_with(Default::default);
+    let typ = lc.typ.clone().filter(|t| !t.is_empty()).unwrap_or_else(|| "json-file".into());
+    if OTHER_LOG_DRIVERS.contains(&typ.as_str()) {
+        return Err(Error::invalid(format!(
+            "berthd does not support the \"{typ}\" logging driver (supported: json-file, local, none)"
+        )));
+    }
+    if !LOG_DRIVERS.contains(&typ.as_str()) {
+        return Err(Error::invalid(format!("logger: no log driver named '{typ}' is registered")));
+    }
+    let opts = lc.config.get_or_insert_with(Default::default);
+    for (k, v) in opts.iter() {
+        if typ == "none" || !LOG_OPTS.contains(&k.as_str()) {
+            return Err(Error::invalid(format!("unknown log opt '{k}' for {typ} log driver")));
+        }
+        match k.as_str() {
+            "max-size" if v != "-1" && ram_in_bytes(v).is_none_or(|n| n <= 0) => {
+                return Err(Error::invalid(format!("invalid max-size: {v}")))
+            }
+            "max-file" if v.parse::<u32>().map_or(true, |n| n < 1) => {
+                return Err(Error::invalid("max-file cannot be less than 1"))
+            }
+            "compress" if !matches!(v.as_str(), "true" | "false" | "1" | "0") => {
+                return Err(Error::invalid(format!("invalid value for compress: {v}")))
+            }
+            _ => {}
+        }
+    }
+    if opts.contains_key("max-file") && !opts.contains_key("max-size") && opts.get("max-file").map(String::as_str) != Some("1") {
+        return Err(Error::invalid("max-file cannot be set without max-size"));
+    }
+    lc.typ = Some(typ);
+    Ok(())
+}
+
+/// A namespace mode that joins another container (`container:<name|id>`).
+pub fn container_ref(mode: &str) -> Option<&str> {
+    mode.strip_prefix("container:").filter(|r| !r.is_empty())
+}
+
+/// Check a whole host config at create: resources (with warnings), then every field
+/// berthd either honours or refuses. Returns the warnings for the create response.
+pub fn verify_host_config(hc: &mut HostConfig, config: &ContainerConfig) -> Result<Vec<String>> {
+    let mut warnings = verify_resources(hc, sysinfo(), false)?;
+    if let Some(rp) = &hc.restart_policy {
+        let name = rp.name.unwrap_or(RestartPolicyNameEnum::EMPTY);
+        let max = rp.maximum_retry_count.unwrap_or(0);
+        if hc.auto_remove.unwrap_or(false) && !matches!(name, RestartPolicyNameEnum::EMPTY | RestartPolicyNameEnum::NO) {
+            return Err(Error::invalid("can't create 'AutoRemove' container with restart policy"));
+        }
+        if max < 0 {
+            return Err(Error::invalid("invalid restart policy: maximum retry count can't be negative"));
+        }
+        if max > 0 && name != RestartPolicyNameEnum::ON_FAILURE {
+            return Err(Error::invalid(format!("invalid restart policy: maximum retry count can only be used with 'on-failure'")));
+        }
+    }
+    if hc.shm_size.unwrap_or(0) < 0 {
+        return Err(Error::invalid("SHM size can not be less than 0"));
+    }
+    let oom = hc.oom_score_adj.unwrap_or(0);
+    if !(-1000..=1000).contains(&oom) {
+        return Err(Error::invalid(format!("Invalid value {oom}, range for oom score adj is [-1000, 1000]")));
+    }
+    verify_log_config(hc)?;
+    match hc.runtime.as_deref().unwrap_or("") {
+        "" | "runc" => {}
+        other => return Err(Error::invalid(format!("Unknown runtime specified {other}"))),
+    }
+    match hc.isolation.map(|i| i.to_string()).unwrap_or_default().as_str() {
+        "" | "default" => {}
+        other => return Err(Error::invalid(format!("Invalid isolation: {other:?} - linux only supports 'default'"))),
+    }
+    if hc.storage_opt.as_ref().is_some_and(|s| !s.is_empty()) {
+        return Err(Error::invalid("--storage-opt is supported only for overlay over xfs with 'pquota' mount option"));
+    }
+    match hc.userns_mode.as_deref().unwrap_or("") {
+        "" | "host" => {}
+        other => return Err(Error::invalid(format!("invalid USER mode: {other}"))),
+    }
+    match hc.cgroupns_mode.map(|m| m.to_string()).unwrap_or_default().as_str() {
+        "" | "host" | "private" => {}
+        other => return Err(Error::invalid(format!("invalid cgroup namespace mode: {other}"))),
+    }
+    let cgroup = hc.cgroup.clone().unwrap_or_default();
+    if !cgroup.is_empty() {
+        return Err(Error::invalid(format!(
+            "--cgroup={cgroup}: joining another container's cgroup is not supported by berthd"
+        )));
+    }
+    match hc.uts_mode.as_deref().unwrap_or("") {
+        "" | "host" => {}
+        other => return Err(Error::invalid(format!("invalid UTS mode: {other}"))),
+    }
+    let pid = hc.pid_mode.clone().unwrap_or_default();
+    if !(pid.is_empty() || pid == "host" || container_ref(&pid).is_some()) {
+        return Err(Error::invalid(format!("invalid PID mode: {pid}")));
+    }
+    let ipc = hc.ipc_mode.clone().unwrap_or_default();
+    if !(matches!(ipc.as_str(), "" | "private" | "shareable" | "host" | "none") || container_ref(&ipc).is_some()) {
+        return Err(Error::invalid(format!("invalid IPC mode: {ipc}")));
+    }
+    if hc.device_requests.as_ref().is_some_and(|r| !r.is_empty()) {
+        let caps: Vec<String> = hc
+            .device_requests
+            .iter()
+            .flatten()
+            .map(|r| format!("{:?}", r.capabilities.clone().unwrap_or_default()))
+            .collect();
+        let driver = hc.device_requests.iter().flatten().find_map(|r| r.driver.clone()).unwrap_or_default();
+        return Err(Error::invalid(format!(
+            "could not select device driver \"{driver}\" with capabilities: {}",
+            caps.join(" ").replace('"', "")
+        )));
+    }
+    let net = hc.network_mode.as_deref().unwrap_or("");
+    if net == "host" && hc.port_bindings.as_ref().is_some_and(|p| !p.is_empty()) {
+        warnings.push("Published ports are discarded when using host network mode".into());
+    }
+    for e in config.env.iter().flatten() {
+        if e.is_empty() || e.starts_with('=') {
+            return Err(Error::invalid(format!("invalid environment variable: {e}")));
+        }
+    }
+    Ok(warnings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v1_all() -> SysInfo {
+        SysInfo {
+            memory_limit: true,
+            swap_limit: true,
+            memory_reservation: true,
+            memory_swappiness: true,
+            oom_kill_disable: true,
+            pids_limit: true,
+            cpu_shares: true,
+            cpu_cfs: true,
+            cpuset: true,
+            cpus: "0-1".into(),
+            mems: "0".into(),
+            blkio_weight: true,
+            ncpu: 2,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn resources_as_dockerd_checks_them() {
+        let si = v1_all();
+        let mut hc = HostConfig { memory: Some(1024), ..Default::default() };
+        assert_eq!(verify_resources(&mut hc, &si, false).unwrap_err().message(), "Minimum memory limit allowed is 6MB");
+        let mut hc = HostConfig { nano_cpus: Some(3_000_000_000), ..Default::default() };
+        assert_eq!(
+            verify_resources(&mut hc, &si, false).unwrap_err().message(),
+            "Range of CPUs is from 0.01 to 2.00, as there are only 2 CPUs available"
+        );
+        let mut hc = HostConfig { cpuset_cpus: Some("0-3".into()), ..Default::default() };
+        assert!(verify_resources(&mut hc, &si, false).unwrap_err().message().starts_with("Requested CPUs are not available"));
+        let mut hc = HostConfig { memory_swap: Some(64 << 20), ..Default::default() };
+        assert!(verify_resources(&mut hc, &si, false).is_err());
+        assert!(verify_resources(&mut hc, &si, true).is_ok());
+        let mut hc = HostConfig { blkio_weight: Some(5), ..Default::default() };
+        assert_eq!(verify_resources(&mut hc, &si, false).unwrap_err().message(), "Range of blkio weight is from 10 to 1000");
+    }
+
+    #[test]
+    fn missing_controllers_warn_and_drop() {
+        let si = SysInfo { ncpu: 2, ..Default::default() };
+        let mut hc = HostConfig {
+            blkio_weight: Some(300),
+            oom_kill_disable: Some(true),
+            memory_swappiness: Some(10),
+            pids_limit: Some(20),
+            ..Default::default()
+        };
+        let w = verify_resources(&mut hc, &si, false).unwrap();
+        assert!(w.iter().any(|w| w.contains("Block I/O weight")), "{w:?}");
+        assert!(w.iter().any(|w| w.contains("OomKillDisable")), "{w:?}");
+        assert_eq!((hc.blkio_weight, hc.oom_kill_disable, hc.memory_swappiness, hc.pids_limit), (Some(0), None, None, None));
+    }
+
+    #[test]
+    fn log_config_is_defaulted_and_checked() {
+        let mut hc = HostConfig::default();
+        verify_log_config(&mut hc).unwrap();
+        assert_eq!(hc.log_config.as_ref().unwrap().typ.as_deref(), Some("json-file"));
+        let lc = |t: &str, opts: &[(&str, &str)]| HostConfig {
+            log_config: Some(berth_api::models::HostConfigLogConfig {
+                typ: Some(t.into()),
+                config: Some(opts.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+            }),
+            ..Default::default()
+        };
+        assert!(verify_log_config(&mut lc("bogus", &[])).unwrap_err().message().contains("no log driver named 'bogus'"));
+        assert!(verify_log_config(&mut lc("syslog", &[])).unwrap_err().message().contains("does not support"));
+        assert!(verify_log_config(&mut lc("json-file", &[("max-size", "1k"), ("max-file", "2")])).is_ok());
+        assert!(verify_log_config(&mut lc("json-file", &[("labels", "a")])).is_err());
+        assert!(verify_log_config(&mut lc("json-file", &[("max-size", "huge")])).is_err());
+        assert!(verify_log_config(&mut lc("none", &[("max-size", "1k")])).is_err());
+        assert_eq!(ram_in_bytes("1k"), Some(1024));
+        assert_eq!(ram_in_bytes("10MB"), Some(10 << 20));
+    }
+
+    #[test]
+    fn probes_this_host() {
+        let si = sysinfo();
+        assert!(si.ncpu >= 1);
+    }
+}

@@ -1,0 +1,10 @@
+//! Volumes and mount specifications.
+//!
+//! `spec` turns what clients send (`HostConfig.Binds` strings, `HostConfig.Mounts`
+//! objects, `--tmpfs` options, `--volumes-from`) into [`MountPoint`]s with dockerd's
+//! rules and error messages, so a bad specification is refused when the container is
+//! created, not when it starts.
+
+pub mod spec;
+
+pub use spec::{clean_path, parse_bind, parse_mount, parse_volumes_from, tmpfs_options, validate_name, Kind, MountPoint};
