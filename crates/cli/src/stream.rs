@@ -77,26 +77,59 @@ pub async fn copy_output<R: AsyncRead + Unpin>(mut read: R, tty: bool) -> Result
         }
         return Ok(());
     }
+    // Frames are read through a buffer and written in batches: a batch goes out when
+    // the other stream's turn comes, when it is large, or when no more input is
+    // buffered (so live output is never held back waiting for more).
+    let mut read = tokio::io::BufReader::with_capacity(64 * 1024, read);
     let mut header = [0u8; 8];
+    let mut batch: Vec<u8> = Vec::with_capacity(64 * 1024);
+    let mut batch_is_err = false;
+    async fn flush_to<W: AsyncWrite + Unpin>(w: &mut W, batch: &mut Vec<u8>) -> std::io::Result<()> {
+        if !batch.is_empty() {
+            w.write_all(batch).await?;
+            w.flush().await?;
+            batch.clear();
+        }
+        Ok(())
+    }
     loop {
+        if read.buffer().is_empty() {
+            if batch_is_err {
+                flush_to(&mut stderr, &mut batch).await?;
+            } else {
+                flush_to(&mut stdout, &mut batch).await?;
+            }
+        }
         match read.read_exact(&mut header).await {
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
             Err(e) => return Err(e.into()),
         }
         let len = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
-        let mut payload = vec![0u8; len];
-        read.read_exact(&mut payload).await?;
-        match header[0] {
-            2 | 3 => {
-                stderr.write_all(&payload).await?;
-                stderr.flush().await?;
+        let is_err = matches!(header[0], 2 | 3);
+        if is_err != batch_is_err {
+            if batch_is_err {
+                flush_to(&mut stderr, &mut batch).await?;
+            } else {
+                flush_to(&mut stdout, &mut batch).await?;
             }
-            _ => {
-                stdout.write_all(&payload).await?;
-                stdout.flush().await?;
+            batch_is_err = is_err;
+        }
+        let start = batch.len();
+        batch.resize(start + len, 0);
+        read.read_exact(&mut batch[start..]).await?;
+        if batch.len() >= 64 * 1024 {
+            if batch_is_err {
+                flush_to(&mut stderr, &mut batch).await?;
+            } else {
+                flush_to(&mut stdout, &mut batch).await?;
             }
         }
+    }
+    if batch_is_err {
+        flush_to(&mut stderr, &mut batch).await?;
+    } else {
+        flush_to(&mut stdout, &mut batch).await?;
     }
     Ok(())
 }

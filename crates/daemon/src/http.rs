@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 use berth_errdefs::Error;
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::{Body as HttpBody, Frame, Incoming};
 use tokio::sync::mpsc;
 
@@ -144,12 +144,134 @@ impl Query {
     }
 }
 
-/// Read a whole (small) request body.
+/// The largest JSON body berthd reads. Real clients send a few KiB (a `docker run`
+/// create body is ~2 KiB, compose's are alike); the kernel refuses an argv or
+/// environment over 2 MiB anyway, so nothing a container can run needs more.
+pub const MAX_JSON_BODY: usize = 4 << 20;
+
+/// How much of an oversized body is read (and dropped) so that the client gets the
+/// 413 rather than a broken pipe; past this the connection is simply closed.
+const MAX_DISCARD: usize = 256 << 20;
+
+/// Read a whole (small) request body: at most [`MAX_JSON_BODY`] bytes, else 413.
 pub async fn body_bytes(b: Incoming) -> Result<Bytes> {
-    b.collect()
-        .await
-        .map(|c| c.to_bytes())
-        .map_err(|e| Error::invalid(format!("read request body: {e}")))
+    body_bytes_limit(b, MAX_JSON_BODY).await
+}
+
+/// Read a whole request body of at most `limit` bytes; a longer one is drained (up to
+/// a bound, holding none of it) and refused with 413.
+pub async fn body_bytes_limit(b: Incoming, limit: usize) -> Result<Bytes> {
+    use futures_util::StreamExt;
+    let too_big = |n: usize| {
+        Error::too_large(format!("request body too large: more than {n} bytes (the limit is {limit} bytes)"))
+    };
+    let mut body = http_body_util::BodyStream::new(b);
+    let mut buf = bytes::BytesMut::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.next().await {
+        let frame = frame.map_err(|e| Error::invalid(format!("read request body: {e}")))?;
+        let Ok(data) = frame.into_data() else { continue };
+        seen += data.len();
+        if seen > limit {
+            if seen > MAX_DISCARD {
+                return Err(too_big(seen));
+            }
+            continue;
+        }
+        buf.extend_from_slice(&data);
+    }
+    if seen > limit {
+        return Err(too_big(seen));
+    }
+    Ok(buf.freeze())
+}
+
+/// A request body up to `mem_limit` bytes in memory, a longer one spooled to a file
+/// under `<data-root>/tmp` (which the caller removes).
+pub enum Upload {
+    Memory(Bytes),
+    File(std::path::PathBuf),
+}
+
+impl Upload {
+    /// A reader over the body.
+    pub fn reader(&self) -> std::io::Result<Box<dyn std::io::Read + Send>> {
+        Ok(match self {
+            Upload::Memory(b) => Box::new(std::io::Cursor::new(b.clone())),
+            Upload::File(p) => Box::new(std::fs::File::open(p)?),
+        })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        match self {
+            Upload::Memory(b) => b.is_empty(),
+            Upload::File(p) => std::fs::metadata(p).map(|m| m.len() == 0).unwrap_or(true),
+        }
+    }
+
+    /// Remove the spool file, if any.
+    pub fn discard(self) {
+        if let Upload::File(p) = self {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// Read a body into memory while it is small, to a spool file once it is not, so an
+/// upload of any size holds at most `mem_limit` bytes.
+pub async fn body_upload(data_root: &std::path::Path, b: Incoming, prefix: &str, mem_limit: usize) -> Result<Upload> {
+    use futures_util::StreamExt;
+    use std::io::Write;
+    let mut body = http_body_util::BodyStream::new(b);
+    let mut buf = bytes::BytesMut::new();
+    let mut file: Option<(std::path::PathBuf, std::fs::File)> = None;
+    while let Some(frame) = body.next().await {
+        let frame = match frame {
+            Ok(f) => f,
+            Err(e) => {
+                if let Some((p, _)) = file {
+                    let _ = std::fs::remove_file(p);
+                }
+                return Err(Error::invalid(format!("read request body: {e}")));
+            }
+        };
+        let Ok(data) = frame.into_data() else { continue };
+        if file.is_none() && buf.len() + data.len() > mem_limit {
+            let dir = data_root.join("tmp");
+            std::fs::create_dir_all(&dir)?;
+            let path = dir.join(format!("{prefix}-{:016x}", rand::random::<u64>()));
+            let mut f = std::fs::File::create(&path)?;
+            f.write_all(&buf)?;
+            buf.clear();
+            file = Some((path, f));
+        }
+        match &mut file {
+            Some((p, f)) => {
+                if let Err(e) = f.write_all(&data) {
+                    let _ = std::fs::remove_file(&p);
+                    return Err(e.into());
+                }
+            }
+            None => buf.extend_from_slice(&data),
+        }
+    }
+    Ok(match file {
+        Some((p, _)) => Upload::File(p),
+        None => Upload::Memory(buf.freeze()),
+    })
+}
+
+/// Read and drop a request body (so the client sees the answer, not a broken pipe).
+pub async fn drain_body(b: Incoming) {
+    use futures_util::StreamExt;
+    let mut body = http_body_util::BodyStream::new(b);
+    let mut seen = 0usize;
+    while let Some(Ok(frame)) = body.next().await {
+        seen += frame.data_ref().map_or(0, |d| d.len());
+        if seen > MAX_DISCARD {
+            return;
+        }
+    }
 }
 
 /// Decode a JSON request body; an empty body decodes as `T::default()`.
@@ -174,29 +296,16 @@ pub fn json_line<T: serde::Serialize>(v: &T, crlf: bool) -> Bytes {
 /// Stream a (possibly large) request body into a new file under `<data-root>/tmp`
 /// and return its path; the caller removes it.
 pub async fn spool_body(data_root: &std::path::Path, b: Incoming, prefix: &str) -> Result<std::path::PathBuf> {
-    use futures_util::StreamExt;
-    use std::io::Write;
-    let dir = data_root.join("tmp");
-    std::fs::create_dir_all(&dir)?;
-    let path = dir.join(format!("{prefix}-{:016x}", rand::random::<u64>()));
-    let mut file = std::fs::File::create(&path)?;
-    let mut body = http_body_util::BodyStream::new(b);
-    while let Some(frame) = body.next().await {
-        let frame = match frame {
-            Ok(f) => f,
-            Err(e) => {
-                let _ = std::fs::remove_file(&path);
-                return Err(Error::invalid(format!("read body: {e}")));
-            }
-        };
-        if let Ok(data) = frame.into_data() {
-            if let Err(e) = file.write_all(&data) {
-                let _ = std::fs::remove_file(&path);
-                return Err(e.into());
-            }
+    match body_upload(data_root, b, prefix, 0).await? {
+        Upload::File(p) => Ok(p),
+        Upload::Memory(_) => {
+            let dir = data_root.join("tmp");
+            std::fs::create_dir_all(&dir)?;
+            let path = dir.join(format!("{prefix}-{:016x}", rand::random::<u64>()));
+            std::fs::File::create(&path)?;
+            Ok(path)
         }
     }
-    Ok(path)
 }
 
 /// A `Write` for blocking code that sends what it writes as response chunks.

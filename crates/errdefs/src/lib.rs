@@ -21,6 +21,8 @@ pub enum Kind {
     Forbidden,
     /// The operation is not supported by this daemon: HTTP 501.
     NotImplemented,
+    /// A request body over what berthd reads: HTTP 413.
+    TooLarge,
     /// Anything else; a bug or an environment failure: HTTP 500.
     Internal,
 }
@@ -35,6 +37,7 @@ impl Kind {
             Kind::NotModified => 304,
             Kind::Forbidden => 403,
             Kind::NotImplemented => 501,
+            Kind::TooLarge => 413,
             Kind::Internal => 500,
         }
     }
@@ -69,6 +72,9 @@ impl Error {
     }
     pub fn not_modified(message: impl Into<String>) -> Self {
         Self::new(Kind::NotModified, message)
+    }
+    pub fn too_large(message: impl Into<String>) -> Self {
+        Self::new(Kind::TooLarge, message)
     }
     pub fn not_implemented(message: impl Into<String>) -> Self {
         Self::new(Kind::NotImplemented, message)

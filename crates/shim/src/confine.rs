@@ -143,6 +143,42 @@ pub fn remount_cgroups_ro() -> Result<()> {
     Ok(())
 }
 
+/// Give the process the signal state a fresh process has: every ignored signal back to
+/// its default action and nothing blocked. Ignored dispositions and the mask survive
+/// `exec`, and the shim's own (Rust ignores SIGPIPE; a daemon started under `nohup`
+/// ignores SIGHUP) must not reach the container: `yes | head` would spin forever.
+pub fn reset_signals() {
+    // The kernel's sigaction (glibc's wrapper refuses its own internal signals 32
+    // and 33, which it ignores in every process and which must not stay ignored either).
+    #[repr(C)]
+    struct KernelSigaction {
+        handler: usize,
+        flags: u64,
+        restorer: usize,
+        mask: u64,
+    }
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: rt_sigaction with kernel-layout structs; only SIG_IGN becomes SIG_DFL.
+        unsafe {
+            let mut old = KernelSigaction { handler: 0, flags: 0, restorer: 0, mask: 0 };
+            let rc = libc::syscall(libc::SYS_rt_sigaction, sig, std::ptr::null::<KernelSigaction>(), &mut old, 8usize);
+            if rc == 0 && old.handler == libc::SIG_IGN {
+                let new = KernelSigaction { handler: libc::SIG_DFL, flags: 0, restorer: 0, mask: 0 };
+                libc::syscall(libc::SYS_rt_sigaction, sig, &new, std::ptr::null_mut::<KernelSigaction>(), 8usize);
+            }
+        }
+    }
+    // SAFETY: an empty set, applied to this (single-threaded) process.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+}
+
 /// An executor that confines the init process (read-only cgroups, the compiled seccomp
 /// filter) before the start signal, then runs `inner`.
 #[derive(Clone)]
@@ -169,6 +205,7 @@ impl Executor for Confined {
 
     fn setup_envs(&self, envs: HashMap<String, String>) -> Result<(), ExecutorSetEnvsError> {
         self.inner.setup_envs(envs)?;
+        reset_signals();
         let err = |what: &str, e: anyhow::Error| ExecutorSetEnvsError::Other(format!("{what}: {e:#}"));
         if let Some(drop) = &self.ro_cgroups {
             remount_cgroups_ro().map_err(|e| err("cgroup mounts", e))?;

@@ -196,6 +196,21 @@ impl Daemon {
         &self.dir
     }
 
+    /// berthd's pid (panics when it is not running).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("berthd is running").id()
+    }
+
+    /// berthd's resident memory in KiB, from /proc.
+    pub fn rss_kib(&self) -> u64 {
+        let status = fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    }
+
     pub fn data_root(&self) -> &Path {
         &self.data_root
     }

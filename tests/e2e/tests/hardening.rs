@@ -73,3 +73,62 @@ fn cve_2022_0492_release_agent_is_not_writable() {
     ]);
     assert_eq!(o.ok(), "done\n", "{o}");
 }
+
+/// JSON bodies are capped: a huge one is refused with 413 and costs the daemon no
+/// memory; a log of any size is read with bounded memory.
+#[test]
+fn bodies_and_logs_do_not_bloat_the_daemon() {
+    let d = Daemon::start();
+    let before = d.rss_kib();
+    // 64 MiB of invalid JSON, then a valid create with a 5 MiB Cmd.
+    let junk = vec![b'['; 64 << 20];
+    let r = d.api_body("POST", "/containers/create", berth_e2e::Body::Fixed("application/json", &junk));
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert!(r.message().contains("request body too large"), "{}", r.message());
+    let big = serde_json::json!({"Image": "busybox", "Cmd": ["echo", "x".repeat(5 << 20)]}).to_string();
+    let r = d.api_body("POST", "/containers/create", berth_e2e::Body::Fixed("application/json", big.as_bytes()));
+    assert_eq!(r.status, 413, "{}", r.text());
+    let after = d.rss_kib();
+    assert!(after < before + 32 * 1024, "RSS grew from {before} KiB to {after} KiB");
+
+    // A container that writes 128 MiB to stdout; reading and tailing its log keeps
+    // the daemon small.
+    d.berth(&["run", "-d", "--name", "chatty", "busybox", "sh", "-c", "yes 0123456789abcdef0123456789abcdef0123456789abcdef012345678 | head -c 134217728; echo last-line"]).ok();
+    let o = d.berth(&["wait", "chatty"]);
+    assert_eq!(o.ok(), "0\n", "{o}");
+    let r = d.api("GET", "/containers/chatty/logs?stdout=1&tail=1");
+    assert!(r.text().ends_with("last-line\n"), "{:?}", &r.text()[r.text().len().saturating_sub(80)..]);
+    let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let (p2, pid) = (peak.clone(), d.pid());
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let s2 = stop.clone();
+    let sampler = std::thread::spawn(move || {
+        while !s2.load(std::sync::atomic::Ordering::Relaxed) {
+            let st = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+            let kib: u64 = st.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.split_whitespace().next()?.parse().ok()).unwrap_or(0);
+            p2.fetch_max(kib, std::sync::atomic::Ordering::Relaxed);
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    });
+    let mut child = std::process::Command::new(berth_e2e::bin("berth"))
+        .args(["-H", &d.host(), "logs", "chatty"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut total = 0u64;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut out = child.stdout.take().unwrap();
+    loop {
+        let n = std::io::Read::read(&mut out, &mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+    }
+    child.wait().unwrap();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    sampler.join().unwrap();
+    assert_eq!(total, (128 << 20) + "last-line\n".len() as u64);
+    let peak = peak.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(peak < 60 * 1024, "berthd peaked at {peak} KiB while a 128 MiB log was read");
+}

@@ -255,3 +255,21 @@ fn default_seccomp_profile_applies_to_run_and_exec() {
     }
     d.berth(&["rm", "-f", "sc"]).ok();
 }
+
+/// A container's processes start with no signal ignored or blocked (the shim's own
+/// dispositions — Rust ignores SIGPIPE — must not leak in: `yes | head` would spin).
+#[test]
+fn processes_start_with_default_signal_dispositions() {
+    let d = Daemon::start();
+    let probe = "grep -E '^Sig(Ign|Blk)' /proc/self/status; yes | head -c 1 >/dev/null; echo done";
+    let want = "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\ndone\n";
+    for cli in Cli::ALL {
+        for _ in 0..2 {
+            let o = d.cli(cli, &["run", "--rm", "busybox", "sh", "-c", probe]);
+            assert_eq!(o.ok(), want, "{}: {o}", cli.name());
+        }
+    }
+    d.berth(&["run", "-d", "--name", "sig", "busybox", "sleep", "60"]).ok();
+    assert_eq!(d.berth(&["exec", "sig", "sh", "-c", probe]).ok(), want);
+    d.berth(&["rm", "-f", "sig"]).ok();
+}

@@ -8,7 +8,7 @@ use berth_errdefs::Error;
 use http::Request;
 use hyper::body::Incoming;
 
-use crate::http::{body_bytes, json, json_line, stream, Query, Result};
+use crate::http::{json, json_line, stream, Query, Result};
 use crate::Daemon;
 
 fn json_param<T: serde::de::DeserializeOwned + Default>(q: &Query, k: &str) -> Result<T> {
@@ -153,22 +153,25 @@ pub async fn build(d: &Arc<Daemon>, req: Request<Incoming>, q: &Query) -> Result
         Err(e) => {
             // Read the context the client is still sending (as Go's server does), so
             // that it gets this answer rather than a broken pipe.
-            let _ = body_bytes(req.into_body()).await;
+            crate::http::drain_body(req.into_body()).await;
             return Err(e);
         }
     };
     let t0 = std::time::Instant::now();
-    let body = body_bytes(req.into_body()).await?;
+    // Contexts up to 8 MiB stay in memory; larger ones go to disk as they arrive.
+    let body = crate::http::body_upload(&d.cfg.data_root, req.into_body(), "context", 8 << 20).await?;
     let t_body = t0.elapsed();
     let dockerfile = opts.dockerfile.clone();
     let ctx = tokio::task::spawn_blocking(move || {
-        if !remote.is_empty() {
+        let r = if !remote.is_empty() {
             remote_context(&remote, &dockerfile)
         } else if body.is_empty() {
             Ok(Context::default())
         } else {
-            Context::from_tar(&body[..])
-        }
+            body.reader().map_err(Error::from).and_then(Context::from_tar)
+        };
+        body.discard();
+        r
     })
     .await
     .map_err(|e| Error::internal(e.to_string()))??;
