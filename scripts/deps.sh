@@ -7,7 +7,8 @@ BERTH_APT_PACKAGES=(
     pkg-config            # finds libseccomp
     libseccomp-dev        # libcontainer's seccomp support
     busybox-static        # /bin/busybox: the test/bench image's rootfs
-    iproute2              # ip(8), used for container networking
+    iproute2              # ip(8): the e2e tests look at links and addresses with it
+    nftables              # nft: berthd writes its NAT and isolation rules through it
     expect                # pty-driven tests from the shell
     runc                  # reference runtime for the benchmark
     docker.io             # reference dockerd (benchmark) and a docker CLI fallback

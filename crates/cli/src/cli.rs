@@ -206,6 +206,18 @@ pub struct ContainerOpts {
     /// Add network-scoped alias for the container
     #[arg(long = "network-alias")]
     pub network_alias: Vec<String>,
+    /// IPv4 address (e.g., 172.30.100.104)
+    #[arg(long = "ip")]
+    pub ip: Option<String>,
+    /// IPv6 address (e.g., 2001:db8::33)
+    #[arg(long = "ip6")]
+    pub ip6: Option<String>,
+    /// Container MAC address (e.g., 92:d0:c6:0a:29:33)
+    #[arg(long = "mac-address")]
+    pub mac_address: Option<String>,
+    /// Add link to another container (name:alias)
+    #[arg(long = "link")]
+    pub link: Vec<String>,
     /// Give extended privileges to this container
     #[arg(long)]
     pub privileged: bool,

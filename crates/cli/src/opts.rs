@@ -599,6 +599,12 @@ pub fn create_body(
             } else {
                 Some(o.network_alias.clone())
             },
+            ipam_config: (o.ip.is_some() || o.ip6.is_some()).then(|| bollard::models::EndpointIpamConfig {
+                ipv4_address: o.ip.clone(),
+                ipv6_address: o.ip6.clone(),
+                ..Default::default()
+            }),
+            mac_address: o.mac_address.clone(),
             ..Default::default()
         },
     );
@@ -745,6 +751,7 @@ pub fn create_body(
         } else {
             Some(o.volumes_from.clone())
         },
+        links: if o.link.is_empty() { None } else { Some(o.link.clone()) },
         pid_mode: o.pid.clone(),
         ipc_mode: o.ipc.clone(),
         uts_mode: o.uts.clone(),

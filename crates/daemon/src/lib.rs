@@ -7,7 +7,6 @@ pub mod container;
 pub mod events;
 pub mod http;
 pub mod names;
-pub mod netns;
 pub mod server;
 
 use std::path::PathBuf;
@@ -35,6 +34,26 @@ pub struct Config {
     /// The static init binary for `--init` (default: `docker-init` or `tini-static`
     /// from PATH).
     pub init_path: Option<PathBuf>,
+    /// Bridge networking: the default bridge, address pools, MTU, nftables table.
+    pub network: NetworkFlags,
+}
+
+/// dockerd's networking flags.
+#[derive(Debug, Clone, Default)]
+pub struct NetworkFlags {
+    /// `-b/--bridge`: the default bridge's interface name; `none`: no default bridge
+    /// (containers get only loopback unless given a network).
+    pub bridge: String,
+    /// `--bip` (gateway address with prefix).
+    pub bip: Option<String>,
+    /// `--fixed-cidr`.
+    pub fixed_cidr: Option<String>,
+    /// `--default-address-pool base=…,size=…` (repeatable).
+    pub pools: Vec<String>,
+    /// `--mtu`.
+    pub mtu: u32,
+    /// `--ip`: default address published ports bind to.
+    pub ip: Option<String>,
 }
 
 /// Everything the API handlers work on.
@@ -49,6 +68,9 @@ pub struct Daemon {
     pub shim_path: PathBuf,
     pub started_at: chrono::DateTime<chrono::Utc>,
     pub warm: container::warm::Warm,
+    pub networks: berth_network::Networks,
+    /// The embedded DNS server's tasks, by container.
+    pub dns_tasks: std::sync::Mutex<std::collections::HashMap<String, Vec<tokio::task::AbortHandle>>>,
     /// Wakes the flusher of lazy metadata commits (see [`Daemon::commit`]).
     flush: Arc<tokio::sync::Notify>,
 }
@@ -67,7 +89,16 @@ impl Daemon {
         let content = Store::open(cfg.data_root.join("content")).context("open content store")?;
         let snap = Snapshotter::open(&cfg.data_root).context("open snapshotter")?;
         let images = ImageStore::new(content, db.clone(), snap.clone());
+        let net_cfg = network_config(&cfg.network)?;
+        let networks = {
+            let db = db.clone();
+            tokio::task::spawn_blocking(move || berth_network::Networks::open(db, net_cfg))
+                .await?
+                .context("set up networking")?
+        };
         let d = Arc::new(Daemon {
+            networks,
+            dns_tasks: Default::default(),
             containers: container::Containers::default(),
             events: events::Events::new(),
             execs: container::exec::Execs::default(),
@@ -117,6 +148,45 @@ fn spawn_flusher(db: Arc<Db>, wake: Arc<tokio::sync::Notify>) {
             }
         }
     });
+}
+
+/// The network manager's settings from the daemon's flags.
+fn network_config(f: &NetworkFlags) -> anyhow::Result<berth_network::Config> {
+    use berth_network::ipam;
+    if !berth_network::firewall::available() {
+        anyhow::bail!("bridge networking needs the nft tool: install nftables (apt-get install nftables)");
+    }
+    let bridge = if f.bridge.is_empty() { "berth0".to_owned() } else { f.bridge.clone() };
+    if bridge != "none" && (bridge.len() > 15 || bridge.contains('/')) {
+        anyhow::bail!("invalid bridge name {bridge:?}: at most 15 characters");
+    }
+    let bip = f
+        .bip
+        .as_deref()
+        .map(|b| b.parse::<ipnet::IpNet>().with_context(|| format!("invalid --bip {b:?}")))
+        .transpose()?;
+    let fixed_cidr = f
+        .fixed_cidr
+        .as_deref()
+        .map(|b| b.parse::<ipnet::IpNet>().with_context(|| format!("invalid --fixed-cidr {b:?}")))
+        .transpose()?;
+    let pools = if f.pools.is_empty() {
+        ipam::default_pools()
+    } else {
+        f.pools.iter().map(|p| ipam::parse_pool(p).map_err(|e| anyhow::anyhow!("{}", e.message()))).collect::<anyhow::Result<_>>()?
+    };
+    let table = if bridge == "berth0" { "berth".to_owned() } else { format!("berth_{}", bridge.replace(['-', '.'], "_")) };
+    Ok(berth_network::Config {
+        default_bridge: bridge,
+        bip,
+        fixed_cidr,
+        pools,
+        mtu: f.mtu,
+        table,
+        default_bind: f.ip.as_deref().map(|i| i.parse()).transpose().context("invalid --ip")?,
+        host_resolv: PathBuf::from("/etc/resolv.conf"),
+        host_hosts: PathBuf::from("/etc/hosts"),
+    })
 }
 
 fn find_shim() -> anyhow::Result<PathBuf> {

@@ -40,6 +40,24 @@ struct Args {
     /// tini-static from PATH).
     #[arg(long = "init-path")]
     init_path: Option<PathBuf>,
+    /// Attach containers to this network bridge (`none`: no default bridge).
+    #[arg(short = 'b', long = "bridge", default_value = "berth0")]
+    bridge: String,
+    /// The default bridge's address and prefix (e.g. 172.30.0.1/16).
+    #[arg(long = "bip")]
+    bip: Option<String>,
+    /// Containers on the default bridge get addresses from this range.
+    #[arg(long = "fixed-cidr")]
+    fixed_cidr: Option<String>,
+    /// Address pool for new networks: base=CIDR,size=N (repeatable).
+    #[arg(long = "default-address-pool")]
+    default_address_pool: Vec<String>,
+    /// MTU of the default bridge and new networks.
+    #[arg(long = "mtu", default_value_t = 0)]
+    mtu: u32,
+    /// Default host address published ports bind to.
+    #[arg(long = "ip")]
+    ip: Option<String>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -67,6 +85,14 @@ fn main() -> anyhow::Result<()> {
         shim: args.shim,
         warm_containers: args.warm_containers,
         init_path: args.init_path,
+        network: berthd::NetworkFlags {
+            bridge: args.bridge,
+            bip: args.bip,
+            fixed_cidr: args.fixed_cidr,
+            pools: args.default_address_pool,
+            mtu: args.mtu,
+            ip: args.ip,
+        },
     };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(berthd::run(cfg))

@@ -73,6 +73,9 @@ impl Error {
     pub fn not_modified(message: impl Into<String>) -> Self {
         Self::new(Kind::NotModified, message)
     }
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(Kind::Forbidden, message)
+    }
     pub fn too_large(message: impl Into<String>) -> Self {
         Self::new(Kind::TooLarge, message)
     }

@@ -39,6 +39,8 @@ const PING_TIMEOUT: Duration = Duration::from_secs(20);
 
 pub struct Daemon {
     dir: PathBuf,
+    /// The default bridge's name (unique per test daemon, so daemons run side by side).
+    bridge: String,
     data_root: PathBuf,
     exec_root: PathBuf,
     socket: PathBuf,
@@ -71,7 +73,12 @@ impl Daemon {
             extra_args.extend(env.split_whitespace().map(str::to_owned));
         }
         let socket = dir.join("berth.sock");
+        // Interface names have at most 15 characters.
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let bridge = format!("bt{:x}{n:x}", std::process::id() & 0xffffff);
         let d = Daemon {
+            bridge,
             data_root: dir.join("data"),
             exec_root: dir.join("exec"),
             log_path: dir.join("berthd.log"),
@@ -104,6 +111,8 @@ impl Daemon {
             .arg(&self.exec_root)
             .arg("-H")
             .arg(self.host())
+            .arg("--bridge")
+            .arg(&self.bridge)
             .args(&self.extra_args)
             .stdin(Stdio::null())
             .stdout(log)
@@ -194,6 +203,46 @@ impl Daemon {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The default bridge's interface name.
+    pub fn bridge(&self) -> &str {
+        &self.bridge
+    }
+
+    /// berthd's nftables table (`inet`).
+    pub fn nft_table(&self) -> String {
+        format!("berth_{}", self.bridge)
+    }
+
+    /// Remove every user-defined network; returns the bridges the daemon had.
+    fn remove_all_networks(&mut self) -> Vec<String> {
+        let mut bridges = vec![self.bridge.clone()];
+        if self.child.is_none() {
+            return bridges;
+        }
+        let Ok(r) = self.http.get("/networks") else { return bridges };
+        let nets: Vec<serde_json::Value> = serde_json::from_slice(&r.body).unwrap_or_default();
+        for n in nets {
+            if let Some(b) = n["Options"]["com.docker.network.bridge.name"].as_str() {
+                bridges.push(b.to_owned());
+            } else if n["Driver"] == "bridge" {
+                bridges.push(format!("br-{}", &n["Id"].as_str().unwrap_or("")[..12.min(n["Id"].as_str().unwrap_or("").len())]));
+            }
+            if n["Name"] != "bridge" && n["Name"] != "host" && n["Name"] != "none" {
+                let _ = self.http.request("DELETE", &format!("/networks/{}", n["Id"].as_str().unwrap_or("")), crate::http::Body::None);
+            }
+        }
+        bridges
+    }
+
+    /// Delete what berthd leaves on the host by design (its bridges and firewall table
+    /// outlive it, for the containers that do).
+    fn remove_host_networking(&self, bridges: &[String]) {
+        for b in bridges {
+            let _ = Command::new("ip").args(["link", "del", b]).stderr(Stdio::null()).status();
+        }
+        let _ = Command::new("nft").args(["delete", "table", "inet", &self.nft_table()]).stderr(Stdio::null()).status();
     }
 
     /// berthd's pid (panics when it is not running).
@@ -432,8 +481,10 @@ impl Drop for Daemon {
             );
         }
         self.remove_all_containers();
+        let bridges = self.remove_all_networks();
         self.kill_daemon(Signal::SIGTERM, Duration::from_secs(5));
         self.kill_leftovers();
+        self.remove_host_networking(&bridges);
         crate::unmount_under(&self.dir);
         if std::env::var_os("BERTH_E2E_KEEP").is_some() {
             eprintln!("keeping {}", self.dir.display());

@@ -276,15 +276,33 @@ fn hostile_rootfs_tars_cannot_escape() {
 }
 
 #[test]
-fn publishing_ports_without_a_bridge_is_refused() {
+fn network_mode_conflicts_are_refused_at_create() {
     let d = Daemon::start();
+    d.berth(&["run", "-d", "--name", "netowner", "busybox", "sleep", "60"]).ok();
     for cli in Cli::ALL {
-        let o = d.cli(cli, &["run", "--rm", "-p", "8080:80", "busybox", "true"]);
-        assert_eq!(o.code, 125, "{}: {o}", cli.name());
-        assert!(o.stderr.contains("bridge network"), "{}: {o}", cli.name());
-        // host networking has nothing to publish, as with Docker
+        for (args, want) in [
+            (&["-p", "8080:80", "--network", "container:netowner"][..], "port publishing and the container type network mode"),
+            (&["--hostname", "h", "--network", "container:netowner"][..], "hostname and the network mode"),
+            (&["--dns", "1.1.1.1", "--network", "container:netowner"][..], "dns and the network mode"),
+            (&["--add-host", "a:1.2.3.4", "--network", "container:netowner"][..], "custom host-to-IP mapping"),
+            (&["-p", "8080:80", "--network", "none"][..], "port publishing and the none network mode"),
+            (&["--network", "nosuchnet"][..], "network nosuchnet not found"),
+            (&["--network-alias", "x"][..], "network-scoped alias"),
+            (&["--ip", "172.17.0.50"][..], "user specified IP address is supported only"),
+        ] {
+            // --pull never: a 404 on create makes a CLI try a pull otherwise.
+            let mut a = vec!["run", "--rm", "--pull", "never"];
+            a.extend_from_slice(args);
+            a.extend(["busybox", "true"]);
+            let o = d.cli(cli, &a);
+            assert_eq!(o.code, 125, "{} {args:?}: {o}", cli.name());
+            assert!(o.stderr.contains(want), "{} {args:?}: {o}", cli.name());
+        }
+        // host networking has nothing to publish: dockerd warns and runs it
         let o = d.cli(cli, &["run", "--rm", "-p", "8080:80", "--network", "host", "busybox", "echo", "ok"]);
         assert_eq!((o.code, o.out().trim()), (0, "ok"), "{}: {o}", cli.name());
+        assert!(o.stderr.contains("Published ports are discarded when using host network mode"), "{}: {o}", cli.name());
     }
+    d.berth(&["rm", "-f", "netowner"]).ok();
     assert!(d.container_ids().is_empty());
 }

@@ -53,7 +53,8 @@ pub async fn create_with_pull(
         .await;
     let resp = match first {
         Ok(r) => r,
-        Err(e) if api_status(&e) == Some(404) && pull != "never" && pull != "always" => {
+        // Only a missing image is pulled (a 404 can be about a network, too).
+        Err(e) if api_status(&e) == Some(404) && pull != "never" && pull != "always" && format!("{e:#}").contains("No such image") => {
             let shown = Reference::parse(&image)
                 .map(|r| r.with_default_tag())
                 .unwrap_or(image.clone());

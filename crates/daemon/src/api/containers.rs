@@ -23,11 +23,25 @@ pub fn list(d: &Arc<Daemon>, q: &Query) -> Result {
 pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>, q: &Query) -> Result {
     let raw: serde_json::Value = body_json(req.into_body()).await?;
     let legacy = crate::container::verify::kernel_memory_warnings(&raw["HostConfig"]);
-    let body: ContainerCreateBody = if raw.is_null() {
+    // API 1.41's `MacAddress` sits in the container config; later APIs put it in the
+    // endpoint settings, where berthd reads it.
+    let mac = raw["MacAddress"].as_str().filter(|m| !m.is_empty()).map(str::to_owned);
+    let mut body: ContainerCreateBody = if raw.is_null() {
         ContainerCreateBody::default()
     } else {
         serde_json::from_value(raw).map_err(|e| Error::invalid(format!("invalid JSON: {e}")))?
     };
+    if let Some(mac) = mac {
+        let hc = body.host_config.get_or_insert_with(Default::default);
+        let mode = crate::container::net::mode(hc).to_owned();
+        let nc = body.networking_config.get_or_insert_with(Default::default);
+        let eps = nc.endpoints_config.get_or_insert_with(Default::default);
+        let key = if eps.contains_key("default") && !eps.contains_key(&mode) { "default".to_owned() } else { mode };
+        let ep = eps.entry(key).or_default();
+        if ep.mac_address.as_deref().unwrap_or("").is_empty() {
+            ep.mac_address = Some(mac);
+        }
+    }
     let (id, mut warnings) = crate::container::create::create(d, q.get("name"), q.str("platform"), body).await?;
     warnings.splice(0..0, legacy);
     Ok(json(201, &ContainerCreateResponse { id, warnings }))
@@ -35,7 +49,7 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>, q: &Query) -> Resul
 
 pub fn inspect(d: &Arc<Daemon>, id: &str) -> Result {
     let c = d.containers.get(id)?;
-    Ok(json(200, &crate::container::inspect::inspect(d, &c)))
+    Ok(json(200, &crate::container::inspect::inspect_json(d, &c)))
 }
 
 pub async fn start(d: &Arc<Daemon>, id: &str) -> Result {

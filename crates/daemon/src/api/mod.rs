@@ -7,6 +7,7 @@ mod build;
 mod containers;
 mod exec;
 mod images;
+mod networks;
 mod system;
 mod transfer;
 
@@ -110,6 +111,17 @@ async fn dispatch(d: &Arc<Daemon>, req: Request<Incoming>, method: &Method, path
             let name = strip_suffix(path, "/images/", "/tag").to_owned();
             off(d, move |d| images::tag(d, &name, &q)).await
         }
+
+        (&Method::GET, ["networks"]) => off(d, move |d| networks::list(d, &q)).await,
+        (&Method::POST, ["networks", "create"]) => networks::create(d, req).await,
+        (&Method::POST, ["networks", "prune"]) => networks::prune(d, &q).await,
+        (&Method::GET, ["networks", id]) => {
+            let id = id.to_string();
+            off(d, move |d| networks::inspect(d, &id, &q)).await
+        }
+        (&Method::DELETE, ["networks", id]) => networks::remove(d, id).await,
+        (&Method::POST, ["networks", id, "connect"]) => networks::connect(d, id, req).await,
+        (&Method::POST, ["networks", id, "disconnect"]) => networks::disconnect(d, id, req).await,
 
         (&Method::POST, ["build"]) => build::build(d, req, &q).await,
         (&Method::POST, ["build", "prune"]) => build::prune(d, &q).await,

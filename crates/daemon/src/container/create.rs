@@ -24,15 +24,6 @@ pub fn merge_env(base: &[String], over: &[String]) -> Vec<String> {
     out
 }
 
-/// Network modes berth can run today.
-fn check_network_mode(d: &Daemon, mode: &str) -> Result<()> {
-    match mode {
-        "" | "default" | "bridge" | "none" | "host" => Ok(()),
-        m if m.starts_with("container:") => d.containers.get(&m["container:".len()..]).map(|_| ()),
-        other => Err(Error::not_found(format!("network {other} not found"))),
-    }
-}
-
 /// The platform a create request asks for (`?platform=os[/arch[/variant]]`) must be the
 /// image's: dockerd's 404, which makes the CLI try a pull for that platform.
 pub fn check_platform(d: &Daemon, img: &berth_image::ImageRecord, image_name: &str, platform: &str) -> Result<()> {
@@ -161,16 +152,20 @@ async fn create_with(
         hc.masked_paths.get_or_insert_with(|| defaults(berth_oci::DEFAULT_MASKED_PATHS));
         hc.readonly_paths.get_or_insert_with(|| defaults(berth_oci::DEFAULT_READONLY_PATHS));
     }
-    let mode = hc.network_mode.as_deref().unwrap_or("");
-    check_network_mode(d, mode)?;
-    let publishes = hc.port_bindings.as_ref().is_some_and(|p| p.values().any(|b| b.as_ref().is_some_and(|b| !b.is_empty())))
-        || hc.publish_all_ports.unwrap_or(false);
-    if publishes && mode != "host" {
-        // Bridge networking (and with it port publishing) has not landed yet: refuse
-        // rather than start a container whose ports silently go nowhere.
-        return Err(Error::invalid(
-            "publishing ports needs a bridge network, which berthd does not provide yet; use --network host",
-        ));
+    let mac_given = body.networking_config.as_ref().and_then(|n| n.endpoints_config.as_ref()).is_some_and(|e| {
+        e.values().any(|s| s.mac_address.as_deref().is_some_and(|m| !m.is_empty()))
+    });
+    let exposed_given = body.exposed_ports.as_ref().is_some_and(|e| !e.is_empty());
+    super::net::validate_mode(body.hostname.as_deref().unwrap_or(""), mac_given, exposed_given, &hc)?;
+    let endpoints = super::net::endpoints_for_create(d, &hc, body.networking_config.as_ref(), None)?;
+    for l in hc.links.iter().flatten() {
+        let (name, _) = super::net::parse_link(l);
+        if d.containers.get(name).is_err() {
+            return Err(Error::invalid(format!("Could not get container for {name}")));
+        }
+        if !endpoints.first().is_some_and(|e| d.networks.get(&e.network_id).is_ok_and(|n| n.is_bridge())) {
+            return Err(Error::invalid("conflicting options: links need a bridge network"));
+        }
     }
 
     // Entrypoint and Cmd: an explicit entrypoint drops the image's Cmd.
@@ -272,6 +267,8 @@ async fn create_with(
         manually_stopped: false,
         build_step: origin == Origin::BuildStep,
         mount_points: Some(mount_points),
+        endpoints,
+        ports: Vec::new(),
     };
 
     // A warm sandbox of the same shape becomes this container.

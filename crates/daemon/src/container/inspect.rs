@@ -4,7 +4,8 @@ use std::collections::HashMap;
 
 use berth_api::models::{
     ContainerInspectResponse, ContainerState, ContainerStateStatusEnum, ContainerSummary, ContainerSummaryHostConfig,
-    ContainerSummaryNetworkSettings, ContainerSummaryStateEnum, DriverData, EndpointSettings, NetworkSettings,
+    ContainerSummaryNetworkSettings, ContainerSummaryStateEnum, DriverData, EndpointIpamConfig, EndpointSettings,
+    NetworkSettings, PortBinding, PortSummary, PortSummaryTypeEnum,
 };
 use berth_api::query::Filters;
 use berth_errdefs::{Error, Result};
@@ -74,19 +75,133 @@ fn summary_state(s: Status) -> ContainerSummaryStateEnum {
 }
 
 fn network_name(r: &Record) -> String {
-    match r.host_config.network_mode.as_deref().unwrap_or("default") {
-        "default" | "" => "bridge".into(),
-        m => m.to_owned(),
-    }
+    super::net::mode(&r.host_config).to_owned()
 }
 
+/// `NetworkSettings.Networks`: one entry per network the container is on (`host` or
+/// `none` for those modes), with its addresses while it runs.
 fn networks(r: &Record) -> HashMap<String, EndpointSettings> {
     let mut m = HashMap::new();
-    let mode = network_name(r);
-    if !mode.starts_with("container:") {
-        m.insert(mode, EndpointSettings::default());
+    if r.endpoints.is_empty() {
+        let mode = network_name(r);
+        if !mode.starts_with("container:") {
+            m.insert(mode, EndpointSettings::default());
+        }
+        return m;
+    }
+    for (i, ep) in r.endpoints.iter().enumerate() {
+        let ip = |v: Option<std::net::IpAddr>| v.map(|a| a.to_string()).unwrap_or_default();
+        // Docker adds the short id as an alias on user-defined networks.
+        let mut aliases = ep.aliases.clone();
+        if ep.network != "bridge" || i > 0 {
+            aliases.push(r.id[..12].to_owned());
+        }
+        let ipam = (ep.want_ipv4.is_some() || ep.want_ipv6.is_some()).then(|| EndpointIpamConfig {
+            ipv4_address: ep.want_ipv4.map(|a| a.to_string()),
+            ipv6_address: ep.want_ipv6.map(|a| a.to_string()),
+            ..Default::default()
+        });
+        m.insert(
+            ep.network.clone(),
+            EndpointSettings {
+                ipam_config: ipam,
+                links: (!ep.links.is_empty()).then(|| ep.links.clone()),
+                aliases: (ep.network != "bridge").then_some(aliases),
+                network_id: Some(ep.network_id.clone()),
+                endpoint_id: Some(ep.endpoint_id.clone()),
+                gateway: Some(ip(ep.gateway4)),
+                ip_address: Some(ip(ep.ipv4)),
+                ip_prefix_len: Some(ep.prefix4 as i64),
+                ipv6_gateway: Some(ip(ep.gateway6)),
+                global_ipv6_address: Some(ip(ep.ipv6)),
+                global_ipv6_prefix_len: Some(ep.prefix6 as i64),
+                mac_address: Some(ep.mac.clone()),
+                driver_opts: None,
+                ..Default::default()
+            },
+        );
     }
     m
+}
+
+/// `NetworkSettings.Ports`: each exposed or published port, with its host bindings
+/// while the container runs (`null` for one exposed only).
+fn port_map(r: &Record) -> HashMap<String, Option<Vec<PortBinding>>> {
+    let mut m: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
+    if !r.state.status.is_live() {
+        return m;
+    }
+    for k in r.config.exposed_ports.iter().flatten() {
+        let k = if k.contains('/') { k.clone() } else { format!("{k}/tcp") };
+        m.entry(k).or_insert(None);
+    }
+    for b in &r.ports {
+        let k = format!("{}/{}", b.container_port, b.proto.as_str());
+        let host_ip = b.host_ip.map(|i| i.to_string()).unwrap_or_else(|| "0.0.0.0".into());
+        m.entry(k)
+            .or_insert(None)
+            .get_or_insert_with(Vec::new)
+            .push(PortBinding { host_ip: Some(host_ip), host_port: Some(b.host_port.to_string()) });
+    }
+    m
+}
+
+/// `ps` rows' `Ports`.
+fn port_summaries(r: &Record) -> Vec<PortSummary> {
+    let typ = |p: &str| match p {
+        "udp" => PortSummaryTypeEnum::UDP,
+        "sctp" => PortSummaryTypeEnum::SCTP,
+        _ => PortSummaryTypeEnum::TCP,
+    };
+    let mut out = Vec::new();
+    if !r.state.status.is_live() {
+        return out;
+    }
+    for b in &r.ports {
+        out.push(PortSummary {
+            ip: Some(b.host_ip.map(|i| i.to_string()).unwrap_or_else(|| "0.0.0.0".into())),
+            private_port: b.container_port,
+            public_port: Some(b.host_port),
+            typ: Some(typ(b.proto.as_str())),
+        });
+    }
+    for k in r.config.exposed_ports.iter().flatten() {
+        let (p, proto) = k.split_once('/').unwrap_or((k, "tcp"));
+        let Ok(p) = p.parse::<u16>() else { continue };
+        if !r.ports.iter().any(|b| b.container_port == p && b.proto.as_str() == proto) {
+            out.push(PortSummary { ip: None, private_port: p, public_port: None, typ: Some(typ(proto)) });
+        }
+    }
+    out
+}
+
+/// The inspect document as JSON, with API 1.41's top-level network fields (the
+/// default bridge endpoint's, as dockerd fills them) that newer API types dropped.
+pub fn inspect_json(d: &Daemon, c: &Container) -> serde_json::Value {
+    let r = c.record();
+    let mut v = serde_json::to_value(inspect(d, c)).unwrap_or_default();
+    let ep = r.endpoints.iter().find(|e| e.network == "bridge" && e.is_active());
+    let ip = |v: Option<std::net::IpAddr>| v.map(|a| a.to_string()).unwrap_or_default();
+    if let Some(ns) = v.get_mut("NetworkSettings").and_then(|n| n.as_object_mut()) {
+        let set = |ns: &mut serde_json::Map<String, serde_json::Value>, k: &str, val: serde_json::Value| {
+            ns.insert(k.to_owned(), val);
+        };
+        set(ns, "Bridge", "".into());
+        set(ns, "HairpinMode", false.into());
+        set(ns, "LinkLocalIPv6Address", "".into());
+        set(ns, "LinkLocalIPv6PrefixLen", 0.into());
+        set(ns, "SecondaryIPAddresses", serde_json::Value::Null);
+        set(ns, "SecondaryIPv6Addresses", serde_json::Value::Null);
+        set(ns, "EndpointID", ep.map(|e| e.endpoint_id.clone()).unwrap_or_default().into());
+        set(ns, "Gateway", ip(ep.and_then(|e| e.gateway4)).into());
+        set(ns, "GlobalIPv6Address", ip(ep.and_then(|e| e.ipv6)).into());
+        set(ns, "GlobalIPv6PrefixLen", ep.map(|e| e.prefix6).unwrap_or(0).into());
+        set(ns, "IPAddress", ip(ep.and_then(|e| e.ipv4)).into());
+        set(ns, "IPPrefixLen", ep.map(|e| e.prefix4).unwrap_or(0).into());
+        set(ns, "IPv6Gateway", ip(ep.and_then(|e| e.gateway6)).into());
+        set(ns, "MacAddress", ep.map(|e| e.mac.clone()).unwrap_or_default().into());
+    }
+    v
 }
 
 fn or_zero(t: &str) -> String {
@@ -152,7 +267,7 @@ pub fn inspect(d: &Daemon, c: &Container) -> ContainerInspectResponse {
         network_settings: Some(NetworkSettings {
             sandbox_id: Some(String::new()),
             sandbox_key: Some(if s.is_live() { Paths::netns(d, &r.id).display().to_string() } else { String::new() }),
-            ports: Some(HashMap::new()),
+            ports: Some(port_map(&r)),
             networks: Some(networks(&r)),
         }),
         ..Default::default()
@@ -175,7 +290,7 @@ pub fn summary(r: &Record) -> ContainerSummary {
         image_id: Some(r.image_id.clone()),
         command: Some(command_line(r)),
         created: Some(created),
-        ports: Some(Vec::new()),
+        ports: Some(port_summaries(r)),
         labels: Some(r.config.labels.clone().unwrap_or_default()),
         state: Some(summary_state(r.state.status)),
         status: Some(status_text(r)),

@@ -66,6 +66,11 @@ pub async fn on_exit(d: &Arc<Daemon>, c: &Arc<Container>, st: ExitStatus) {
         if let Some(e) = &st.error {
             r.state.error = e.clone();
         }
+        // Addresses and ports go with the namespace (teardown frees them).
+        for ep in &mut r.endpoints {
+            ep.deactivate();
+        }
+        r.ports.clear();
     };
     // A `--rm` container's exit is not written at all: its removal follows at once
     // (after a crash in between, start-up finds it running, its shim gone, and

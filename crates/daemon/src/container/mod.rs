@@ -7,6 +7,7 @@ pub mod exec;
 pub mod inspect;
 pub mod lifecycle;
 pub mod logs;
+pub mod net;
 pub mod restore;
 pub mod shim;
 pub mod start;
@@ -104,6 +105,13 @@ pub struct Record {
     /// keeps its generated name across starts. `None` in records written before.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mount_points: Option<Vec<berth_volume::MountPoint>>,
+    /// The networks the container is on: what was asked (network, aliases, static
+    /// addresses) and, while it runs, its addresses and interfaces.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub endpoints: Vec<berth_network::Endpoint>,
+    /// Its published ports while it runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<berth_network::ports::Binding>,
 }
 
 impl Record {

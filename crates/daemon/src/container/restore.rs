@@ -44,6 +44,17 @@ pub async fn restore_all(d: &Arc<Daemon>) -> Result<()> {
     recover_lost_records(d, &mut recs);
     let ids = recs.iter().map(|(_, r)| r.id.clone()).collect();
     super::warm::reap_leftovers(d, &ids).await;
+    // Addresses: every running container keeps its own; any other allocation (a
+    // sandbox, a container that stopped meanwhile) is freed.
+    let mut live = std::collections::HashMap::new();
+    for (_, r) in &recs {
+        if r.state.status.is_live() && shim::connect(&Paths::new(d, &r.id).state).await.is_ok() {
+            live.insert(r.id.clone(), r.endpoints.clone());
+        }
+    }
+    if let Err(e) = d.networks.reconcile(&live) {
+        tracing::warn!("reconcile network addresses: {e}");
+    }
     let mut to_start = Vec::new();
     for (_, rec) in recs {
         let c = Container::new(rec.clone());
@@ -52,6 +63,7 @@ pub async fn restore_all(d: &Arc<Daemon>) -> Result<()> {
         if rec.state.status.is_live() || rec.state.status == Status::Restarting {
             if shim::connect(&state).await.is_ok() {
                 tracing::info!(id = %rec.id, "re-adopted running container");
+                super::net::restore(d, &rec);
                 lifecycle::spawn_monitor(d.clone(), c, None);
                 continue;
             }

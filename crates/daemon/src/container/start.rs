@@ -14,71 +14,13 @@ use tokio::io::AsyncBufReadExt;
 use super::{event_attrs, now, runtime_root, shim, Container, Paths, Record, Status};
 use crate::Daemon;
 
-const DEFAULT_HOSTS: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n";
-
 fn network_mode(rec: &Record) -> &str {
-    rec.host_config.network_mode.as_deref().unwrap_or("default")
+    super::net::mode(&rec.host_config)
 }
 
 /// Where a container's generated /etc files live.
 fn etc_paths(dir: &Path) -> EtcFiles {
     EtcFiles { hosts: dir.join("hosts"), hostname: dir.join("hostname"), resolv_conf: dir.join("resolv.conf") }
-}
-
-/// Write /etc/hostname, /etc/hosts and /etc/resolv.conf for the container.
-fn write_etc_files(rec: &Record, dir: &Path) -> Result<()> {
-    let host_net = network_mode(rec) == "host";
-    let hostname = rec.config.hostname.clone().unwrap_or_default();
-    let files = etc_paths(dir);
-    std::fs::write(&files.hostname, format!("{hostname}\n"))?;
-    let mut hosts = if host_net {
-        std::fs::read_to_string("/etc/hosts").unwrap_or_else(|_| DEFAULT_HOSTS.to_owned())
-    } else {
-        DEFAULT_HOSTS.to_owned()
-    };
-    for extra in rec.host_config.extra_hosts.clone().unwrap_or_default() {
-        if let Some((h, ip)) = extra.split_once(':') {
-            hosts.push_str(&format!("{ip}\t{h}\n"));
-        }
-    }
-    std::fs::write(&files.hosts, hosts)?;
-    let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    let mut out = String::new();
-    let dns = rec.host_config.dns.clone().unwrap_or_default();
-    let mut servers = 0;
-    for line in host_resolv.lines() {
-        let t = line.trim();
-        if let Some(ns) = t.strip_prefix("nameserver") {
-            let ns = ns.trim();
-            if !dns.is_empty() || (!host_net && (ns.starts_with("127.") || ns == "::1")) {
-                continue;
-            }
-            servers += 1;
-        }
-        if (!dns.is_empty() || !rec.host_config.dns_search.clone().unwrap_or_default().is_empty())
-            && t.starts_with("search") {
-                continue;
-            }
-        out.push_str(line);
-        out.push('\n');
-    }
-    for ns in &dns {
-        out.push_str(&format!("nameserver {ns}\n"));
-        servers += 1;
-    }
-    if servers == 0 {
-        out.push_str("nameserver 8.8.8.8\nnameserver 8.8.4.4\n");
-    }
-    let search = rec.host_config.dns_search.clone().unwrap_or_default();
-    if !search.is_empty() {
-        out.push_str(&format!("search {}\n", search.join(" ")));
-    }
-    let opts = rec.host_config.dns_options.clone().unwrap_or_default();
-    if !opts.is_empty() {
-        out.push_str(&format!("options {}\n", opts.join(" ")));
-    }
-    std::fs::write(&files.resolv_conf, out)?;
-    Ok(())
 }
 
 /// Host path of a named volume's data (created on first use).
@@ -306,7 +248,12 @@ fn spec_options(d: &Daemon, rec: &Record, paths: &Paths, etc: EtcFiles) -> Resul
         rootfs: paths.rootfs(),
         readonly_rootfs: hc.readonly_rootfs.unwrap_or(false),
         args,
-        env: rec.config.env.clone().unwrap_or_default(),
+        env: {
+            // Legacy links' variables first: the container's own override them.
+            let mut env = super::net::link_env(d, rec);
+            env.extend(rec.config.env.clone().unwrap_or_default());
+            env
+        },
         cwd: rec.config.working_dir.clone().unwrap_or_default(),
         user: rec.config.user.clone().unwrap_or_default(),
         group_add: hc.group_add.clone().unwrap_or_default(),
@@ -352,7 +299,15 @@ fn spec_options(d: &Daemon, rec: &Record, paths: &Paths, etc: EtcFiles) -> Resul
         cap_drop: hc.cap_drop.clone().unwrap_or_default(),
         security_opt: hc.security_opt.clone().unwrap_or_default(),
         shm_size: hc.shm_size.filter(|s| *s > 0),
-        sysctls: hc.sysctls.clone().unwrap_or_default(),
+        sysctls: {
+            let mut s = hc.sysctls.clone().unwrap_or_default();
+            if super::net::own_namespace(hc) {
+                // dockerd's defaults: unprivileged ports and ping work in containers.
+                s.entry("net.ipv4.ip_unprivileged_port_start".into()).or_insert_with(|| "0".into());
+                s.entry("net.ipv4.ping_group_range".into()).or_insert_with(|| "0 2147483647".into());
+            }
+            s
+        },
         ulimits: hc
             .ulimits
             .clone()
@@ -386,7 +341,8 @@ pub fn teardown(d: &Daemon, id: &str) {
     if berth_snapshot::unmount(&paths.rootfs()).is_ok() && mounted {
         d.snap.unmounted(id);
     }
-    let _ = crate::netns::remove(&Paths::netns(d, id));
+    super::net::unwire(d, id);
+    let _ = berth_network::netns::remove(&Paths::netns(d, id));
     let shm = shm_dir(&paths);
     if berth_snapshot::is_mountpoint(&shm) {
         let _ = berth_snapshot::unmount(&shm);
@@ -418,8 +374,10 @@ pub(super) fn spec_for(d: &Daemon, rec: &Record) -> Result<impl serde::Serialize
     berth_oci::build_spec(&opts)
 }
 
-/// Mount, namespaces, /etc files and bundle.
-pub(super) fn prepare(d: &Daemon, rec: &Record) -> Result<()> {
+/// Mount, namespaces and networks, /etc files and bundle. Returns what wiring the
+/// networks produced (addresses, published ports), which goes into the record once
+/// the container runs.
+pub(super) fn prepare(d: &Arc<Daemon>, rec: &Record) -> Result<super::net::Wired> {
     let t0 = std::time::Instant::now();
     let paths = Paths::new(d, &rec.id);
     let img = d
@@ -435,21 +393,24 @@ pub(super) fn prepare(d: &Daemon, rec: &Record) -> Result<()> {
     } else {
         d.snap.mount(&rec.id, &img.layers, &paths.rootfs())?;
     }
-    let mode = network_mode(rec);
-    if mode != "host" && !mode.starts_with("container:") {
-        crate::netns::create(&Paths::netns(d, &rec.id))?;
+    let mut wired = super::net::Wired { endpoints: Vec::new(), ports: Vec::new() };
+    if super::net::own_namespace(&rec.host_config) {
+        let ns = Paths::netns(d, &rec.id);
+        berth_network::netns::create(&ns)?;
+        wired = super::net::wire(d, rec, &ns)?;
+        super::net::start_dns(d, rec, &wired.endpoints, &ns)?;
     }
     if rec.host_config.ipc_mode.as_deref() == Some("shareable") {
         mount_shm(&shm_dir(&paths), rec.host_config.shm_size.filter(|s| *s > 0).unwrap_or(berth_oci::DEFAULT_SHM_SIZE))?;
     }
     let t_ns = t0.elapsed();
-    write_etc_files(rec, &paths.dir)?;
+    super::net::write_etc_files(d, rec, &wired.endpoints, &etc_paths(&paths.dir))?;
     let spec = spec_for(d, rec)?;
     let t_spec = t0.elapsed();
     let json = serde_json::to_vec(&spec).map_err(|e| Error::internal(e.to_string()))?;
     std::fs::write(paths.state.join("config.json"), json)?;
     tracing::debug!(id = %rec.id, mount_netns = ?t_ns, spec = ?t_spec, total = ?t0.elapsed(), "bundle prepared");
-    Ok(())
+    Ok(wired)
 }
 
 /// The process of a container started on a warm sandbox: argv and environment
@@ -557,8 +518,13 @@ pub async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<()> {
     let t0 = std::time::Instant::now();
     // A container created on a warm sandbox: its shim is ready and waits for `Launch`.
     let warm = d.warm.take_claimed(&rec.id);
+    let on_sandbox = warm.is_some();
+    let mut wired = super::net::Wired { endpoints: Vec::new(), ports: Vec::new() };
     let ready = match warm {
-        Some(init_pid) => Ok(Ready::Ok { shim_pid: 0, init_pid, create_micros: 0 }),
+        Some((init_pid, endpoints)) => {
+            wired.endpoints = endpoints;
+            Ok(Ready::Ok { shim_pid: 0, init_pid, create_micros: 0 })
+        }
         None => {
             let d2 = d.clone();
             let rec2 = rec.clone();
@@ -566,7 +532,10 @@ pub async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<()> {
                 .await
                 .map_err(|e| Error::internal(e.to_string()))?;
             match prepared {
-                Ok(()) => spawn_shim(d, &rec, &paths, false).await,
+                Ok(w) => {
+                    wired = w;
+                    spawn_shim(d, &rec, &paths, false).await
+                }
                 Err(e) => Err(e),
             }
         }
@@ -604,10 +573,7 @@ pub async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<()> {
             let _ = p.tx.send(s);
         }
     }
-    let start_req = match warm {
-        Some(_) => launch_request(d, &rec),
-        None => Ok(Request::Start),
-    };
+    let start_req = if on_sandbox { launch_request(d, &rec) } else { Ok(Request::Start) };
     // The exit watch goes in before the process starts.
     let waiting = shim::send_wait(&paths.state).await.ok();
     let answer = match start_req {
@@ -634,8 +600,12 @@ pub async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<()> {
         }
         Ok(other) => return Err(Error::internal(format!("unexpected shim answer {other:?}"))),
     }
-    tracing::debug!(id = %rec.id, warm = warm.is_some(), shim_ready = ?t_ready, started = ?t0.elapsed(), "container started");
+    tracing::debug!(id = %rec.id, warm = on_sandbox, shim_ready = ?t_ready, started = ?t0.elapsed(), "container started");
     let running = |r: &mut Record| {
+        if !wired.endpoints.is_empty() {
+            r.endpoints = wired.endpoints.clone();
+        }
+        r.ports = wired.ports.clone();
         r.state.status = Status::Running;
         r.state.pid = init_pid;
         r.state.started_at = now();

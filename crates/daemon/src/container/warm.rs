@@ -38,6 +38,8 @@ struct Slot {
     id: String,
     image_id: String,
     init_pid: i32,
+    /// Its networks as wired (addresses taken for its id, which the container takes).
+    endpoints: Vec<berth_network::Endpoint>,
     made: Instant,
 }
 
@@ -47,8 +49,8 @@ struct Inner {
     ready: HashMap<String, Vec<Slot>>,
     /// Sandboxes being made, by shape.
     filling: HashMap<String, usize>,
-    /// Containers created on a sandbox and not started yet: id → init pid.
-    claimed: HashMap<String, i32>,
+    /// Containers created on a sandbox and not started yet: id → init pid, networks.
+    claimed: HashMap<String, (i32, Vec<berth_network::Endpoint>)>,
 }
 
 /// The pool of warm sandboxes.
@@ -65,6 +67,7 @@ pub struct Warm {
 pub struct Claim {
     pub id: String,
     init_pid: i32,
+    endpoints: Vec<berth_network::Endpoint>,
 }
 
 impl Warm {
@@ -89,7 +92,7 @@ impl Warm {
                     if slots.is_empty() {
                         g.ready.remove(shape);
                     }
-                    return Some(Claim { id: slot.id, init_pid: slot.init_pid });
+                    return Some(Claim { id: slot.id, init_pid: slot.init_pid, endpoints: slot.endpoints });
                 }
                 if g.filling.get(shape).copied().unwrap_or(0) == 0 {
                     return None;
@@ -111,11 +114,12 @@ impl Warm {
 
     /// `create` recorded a container on the sandbox: its `start` launches.
     pub fn claimed(&self, c: &Claim) {
-        self.inner.lock().unwrap().claimed.insert(c.id.clone(), c.init_pid);
+        self.inner.lock().unwrap().claimed.insert(c.id.clone(), (c.init_pid, c.endpoints.clone()));
     }
 
-    /// If `id` sits on an unstarted sandbox: forget it and return the init pid.
-    pub fn take_claimed(&self, id: &str) -> Option<i32> {
+    /// If `id` sits on an unstarted sandbox: forget it and return the init pid and the
+    /// sandbox's networks.
+    pub fn take_claimed(&self, id: &str) -> Option<(i32, Vec<berth_network::Endpoint>)> {
         self.inner.lock().unwrap().claimed.remove(id)
     }
 }
@@ -132,6 +136,13 @@ pub fn eligible(rec: &Record) -> bool {
         && hc.mounts.as_ref().is_none_or(|m| m.is_empty())
         && hc.tmpfs.as_ref().is_none_or(|t| t.is_empty())
         && matches!(hc.network_mode.as_deref(), None | Some("default" | "none" | "bridge"))
+        // Ports, links and endpoint settings (aliases, static addresses) are the
+        // container's own: no sandbox made for another container could have them.
+        && hc.port_bindings.as_ref().is_none_or(|p| p.is_empty())
+        && !hc.publish_all_ports.unwrap_or(false)
+        && hc.links.as_ref().is_none_or(|l| l.is_empty())
+        && rec.endpoints.len() <= 1
+        && rec.endpoints.iter().all(|e| e.aliases.is_empty() && e.want_ipv4.is_none() && e.want_ipv6.is_none() && e.want_mac.is_none())
 }
 
 /// The record as if it had id `id` (the default hostname follows the id).
@@ -211,12 +222,13 @@ pub fn refill(d: &Arc<Daemon>, template: &Record) {
                 }
             }
             match made {
-                Ok(init_pid) if wanted => {
+                Ok((init_pid, endpoints)) if wanted => {
                     tracing::debug!(id = %rec.id, "warm sandbox ready");
                     g.ready.entry(key).or_default().push(Slot {
                         id: rec.id.clone(),
                         image_id: rec.image_id.clone(),
                         init_pid,
+                        endpoints,
                         made: Instant::now(),
                     });
                 }
@@ -233,22 +245,26 @@ pub fn refill(d: &Arc<Daemon>, template: &Record) {
 
 /// Prepare the rootfs, namespaces and bundle, and have a shim create the container
 /// with a deferred process.
-async fn make(d: &Arc<Daemon>, rec: &Record) -> Result<i32, String> {
+async fn make(d: &Arc<Daemon>, rec: &Record) -> Result<(i32, Vec<berth_network::Endpoint>), String> {
     let paths = Paths::new(d, &rec.id);
     let (d2, r2) = (d.clone(), rec.clone());
     let prepared = tokio::task::spawn_blocking(move || {
-        start::prepare(&d2, &r2)?;
+        let wired = start::prepare(&d2, &r2)?;
         std::fs::write(Paths::new(&d2, &r2.id).state.join(MARKER), b"")?;
-        Ok::<_, berth_errdefs::Error>(())
+        Ok::<_, berth_errdefs::Error>(wired)
     })
     .await
     .map_err(|e| e.to_string())?;
+    let mut endpoints = Vec::new();
     let ready = match prepared {
-        Ok(()) => start::spawn_shim(d, rec, &paths, true).await.map_err(|e| e.message().to_owned()),
+        Ok(w) => {
+            endpoints = w.endpoints;
+            start::spawn_shim(d, rec, &paths, true).await.map_err(|e| e.message().to_owned())
+        }
         Err(e) => Err(e.message().to_owned()),
     };
     match ready {
-        Ok(Ready::Ok { init_pid, .. }) => Ok(init_pid),
+        Ok(Ready::Ok { init_pid, .. }) => Ok((init_pid, endpoints)),
         Ok(Ready::Error { message }) | Err(message) => {
             let (d, id) = (d.clone(), rec.id.clone());
             let _ = tokio::task::spawn_blocking(move || start::purge(&d, &id)).await;
@@ -301,6 +317,11 @@ async fn evict(d: &Arc<Daemon>, pick: impl Fn(&Slot) -> bool) {
 /// Before an image is removed: its sandboxes hold its layers mounted.
 pub async fn evict_image(d: &Arc<Daemon>, image_id: &str) {
     evict(d, |s| s.image_id == image_id).await;
+}
+
+/// Before a network is removed: sandboxes hold addresses on it.
+pub async fn evict_network(d: &Arc<Daemon>, network_id: &str) {
+    evict(d, |s| s.endpoints.iter().any(|e| e.network_id == network_id)).await;
 }
 
 /// Destroy sandboxes idle for longer than [`IDLE`], every minute.

@@ -1,13 +1,15 @@
 //! Network namespaces that berth creates for containers: a new namespace pinned by a
-//! bind mount at `<exec-root>/netns/<id>`, with loopback up. The work happens on a
-//! short-lived thread, since `unshare(CLONE_NEWNET)` changes only the calling thread.
+//! bind mount at `<exec-root>/netns/<id>`, with loopback up. Work inside a namespace
+//! happens on a short-lived thread of its own, since `setns`/`unshare(CLONE_NEWNET)`
+//! change only the calling thread.
 
+use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use berth_errdefs::{Error, Result};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
-use nix::sched::{unshare, CloneFlags};
+use nix::sched::{setns, unshare, CloneFlags};
 
 fn loopback_up() -> std::io::Result<()> {
     let sock = nix::sys::socket::socket(
@@ -38,7 +40,7 @@ pub fn create(path: &Path) -> Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    if berth_snapshot::is_mountpoint(path) {
+    if is_mountpoint(path) {
         return Ok(());
     }
     std::fs::write(path, b"")?;
@@ -58,13 +60,31 @@ pub fn create(path: &Path) -> Result<()> {
     })
 }
 
-/// Unpin and delete a namespace created by [`create`].
+/// Unpin and delete a namespace created by [`create`] (its interfaces go with it).
 pub fn remove(path: &Path) -> Result<()> {
-    if berth_snapshot::is_mountpoint(path) || std::fs::metadata(path).is_ok() {
+    if is_mountpoint(path) || std::fs::metadata(path).is_ok() {
         let _ = umount2(path, MntFlags::MNT_DETACH);
     }
     match std::fs::remove_file(path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
         _ => Ok(()),
     }
+}
+
+fn is_mountpoint(p: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let (Ok(m), Some(parent)) = (std::fs::symlink_metadata(p), p.parent()) else { return false };
+    std::fs::metadata(parent).is_ok_and(|pm| pm.dev() != m.dev())
+}
+
+/// Run `f` inside the network namespace at `path` (a pinned namespace or
+/// `/proc/<pid>/ns/net`), on a thread of its own.
+pub fn run_in<T: Send + 'static>(path: &Path, f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    let ns = File::open(path).map_err(|e| Error::internal(format!("open network namespace {}: {e}", path.display())))?;
+    std::thread::spawn(move || {
+        setns(&ns, CloneFlags::CLONE_NEWNET).map_err(|e| Error::internal(format!("enter network namespace: {e}")))?;
+        f()
+    })
+    .join()
+    .map_err(|_| Error::internal("network namespace thread panicked"))?
 }

@@ -1,0 +1,159 @@
+//! The bridge driver's devices: a Linux bridge per network holding the gateway
+//! addresses, and a veth pair per container endpoint (one end on the bridge, the other
+//! renamed `ethN` in the container's namespace).
+
+use std::net::IpAddr;
+use std::os::fd::AsRawFd;
+use std::path::Path;
+
+use berth_errdefs::{Error, Result};
+
+use crate::model::{format_mac, mac_for, parse_mac, Endpoint, Network};
+use crate::netns;
+use crate::nl::Netlink;
+
+fn nl_err(what: &str) -> impl Fn(std::io::Error) -> Error + '_ {
+    move |e| Error::internal(format!("{what}: {e}"))
+}
+
+fn write_sysctl(path: &str, value: &str) -> Result<()> {
+    std::fs::write(path, value).map_err(|e| Error::internal(format!("set {path}: {e}")))
+}
+
+/// Forwarding on, as dockerd turns it on for bridge networks.
+pub fn enable_forwarding(ipv6: bool) -> Result<()> {
+    if std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").map(|v| v.trim() != "1").unwrap_or(true) {
+        write_sysctl("/proc/sys/net/ipv4/ip_forward", "1")?;
+    }
+    if ipv6 {
+        let p = "/proc/sys/net/ipv6/conf/all/forwarding";
+        if std::fs::read_to_string(p).map(|v| v.trim() != "1").unwrap_or(true) {
+            write_sysctl(p, "1")?;
+        }
+    }
+    Ok(())
+}
+
+/// Make sure the network's bridge exists, carries its gateway addresses and is up.
+pub fn ensure_bridge(net: &Network) -> Result<()> {
+    let mut nl = Netlink::open().map_err(nl_err("netlink"))?;
+    let idx = match nl.link_index(&net.bridge).map_err(nl_err("look up bridge"))? {
+        Some(i) => i,
+        None => {
+            let mtu = (net.mtu > 0).then_some(net.mtu);
+            nl.add_bridge(&net.bridge, mtu).map_err(|e| Error::internal(format!("create bridge {}: {e}", net.bridge)))?;
+            nl.link_index(&net.bridge)
+                .map_err(nl_err("look up bridge"))?
+                .ok_or_else(|| Error::internal(format!("bridge {} vanished", net.bridge)))?
+        }
+    };
+    for s in &net.subnets {
+        nl.add_address(idx, s.gateway, s.subnet.prefix_len())
+            .map_err(|e| Error::internal(format!("add {}/{} to {}: {e}", s.gateway, s.subnet.prefix_len(), net.bridge)))?;
+    }
+    nl.set_up(idx).map_err(nl_err("bring the bridge up"))?;
+    // Published ports answer on 127.0.0.1 through DNAT to the bridge.
+    let _ = write_sysctl(&format!("/proc/sys/net/ipv4/conf/{}/route_localnet", net.bridge), "1");
+    Ok(())
+}
+
+/// Delete a network's bridge (its veths are gone by then).
+pub fn delete_bridge(name: &str) -> Result<()> {
+    let mut nl = Netlink::open().map_err(nl_err("netlink"))?;
+    if let Some(idx) = nl.link_index(name).map_err(nl_err("look up bridge"))? {
+        nl.del_link(idx).map_err(|e| Error::internal(format!("delete bridge {name}: {e}")))?;
+    }
+    Ok(())
+}
+
+/// A veth name not in use: `veth` and 7 hex digits, as dockerd names them.
+fn veth_name() -> String {
+    let r: [u8; 4] = rand::random();
+    format!("veth{}", &hex::encode(r)[..7])
+}
+
+/// Wire the namespace at `ns_path` into `net`: a veth pair, the container end named
+/// `ep.ifname` with the endpoint's MAC and addresses (already allocated in `ep`), and
+/// the default route when `gateway` says so. On failure nothing is left behind.
+pub fn attach(net: &Network, ep: &mut Endpoint, ns_path: &Path, gateway: bool) -> Result<()> {
+    let ns = std::fs::File::open(ns_path)
+        .map_err(|e| Error::internal(format!("open network namespace {}: {e}", ns_path.display())))?;
+    let host = veth_name();
+    let peer = format!("b{}", &host[4..]);
+    let mtu = (net.mtu > 0).then_some(net.mtu);
+    let mut nl = Netlink::open().map_err(nl_err("netlink"))?;
+    nl.add_veth(&host, &peer, ns.as_raw_fd(), mtu)
+        .map_err(|e| Error::internal(format!("create veth pair {host}: {e}")))?;
+    let wired = (|| -> Result<()> {
+        let hidx = nl.link_index(&host).map_err(nl_err("look up veth"))?.ok_or_else(|| Error::internal("veth vanished"))?;
+        let bidx = nl
+            .link_index(&net.bridge)
+            .map_err(nl_err("look up bridge"))?
+            .ok_or_else(|| Error::internal(format!("bridge {} is missing", net.bridge)))?;
+        nl.set_master(hidx, bidx).map_err(nl_err("attach veth to the bridge"))?;
+        nl.set_up(hidx).map_err(nl_err("bring the veth up"))?;
+        let mac = match &ep.want_mac {
+            Some(m) => parse_mac(m).ok_or_else(|| Error::invalid(format!("invalid MAC address: {m}")))?,
+            None => mac_for(ep.ipv4),
+        };
+        ep.mac = format_mac(&mac);
+        let (ifname, v4, p4, g4, v6, p6, g6) = (ep.ifname.clone(), ep.ipv4, ep.prefix4, ep.gateway4, ep.ipv6, ep.prefix6, ep.gateway6);
+        let peer2 = peer.clone();
+        netns::run_in(ns_path, move || {
+            let mut nl = Netlink::open().map_err(nl_err("netlink in the container"))?;
+            let idx = nl
+                .link_index(&peer2)
+                .map_err(nl_err("look up the container's veth"))?
+                .ok_or_else(|| Error::internal("the container's veth is missing"))?;
+            nl.configure(idx, &ifname, Some(mac)).map_err(|e| Error::internal(format!("configure {ifname}: {e}")))?;
+            if let Some(ip) = v4 {
+                nl.add_address(idx, ip, p4).map_err(|e| Error::internal(format!("add {ip}/{p4}: {e}")))?;
+            }
+            if let Some(ip) = v6 {
+                nl.add_address(idx, ip, p6).map_err(|e| Error::internal(format!("add {ip}/{p6}: {e}")))?;
+            }
+            if gateway {
+                for gw in [g4, g6].into_iter().flatten() {
+                    nl.add_default_route(gw).map_err(|e| Error::internal(format!("default route via {gw}: {e}")))?;
+                }
+            }
+            Ok(())
+        })
+    })();
+    if let Err(e) = wired {
+        if let Ok(Some(i)) = nl.link_index(&host) {
+            let _ = nl.del_link(i);
+        }
+        return Err(e);
+    }
+    ep.host_veth = host;
+    Ok(())
+}
+
+/// Remove an endpoint's veth pair (when its namespace outlives the endpoint:
+/// `network disconnect`); deleting the namespace removes it too.
+pub fn detach(ep: &Endpoint) -> Result<()> {
+    if ep.host_veth.is_empty() {
+        return Ok(());
+    }
+    let mut nl = Netlink::open().map_err(nl_err("netlink"))?;
+    if let Some(i) = nl.link_index(&ep.host_veth).map_err(nl_err("look up veth"))? {
+        match nl.del_link(i) {
+            Err(e) if e.raw_os_error() != Some(libc::ENODEV) => {
+                return Err(Error::internal(format!("delete {}: {e}", ep.host_veth)))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The host's routed prefixes, to keep new subnets clear of them.
+pub fn host_routes() -> Vec<ipnet::IpNet> {
+    Netlink::open().and_then(|mut nl| nl.routes()).unwrap_or_default()
+}
+
+/// The IPv4 addresses of the host's interfaces (published ports listen on them).
+pub fn is_host_address(ip: IpAddr) -> bool {
+    std::net::UdpSocket::bind((ip, 0)).is_ok()
+}

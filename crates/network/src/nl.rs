@@ -1,0 +1,241 @@
+//! A synchronous rtnetlink client: messages built with `rtnetlink`'s builders, sent
+//! over a plain `NETLINK_ROUTE` socket (which belongs to the network namespace of the
+//! thread that opened it). Container networking runs on the daemon's blocking threads
+//! (`container::start::prepare`), so a blocking socket fits better than an async
+//! connection per namespace.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::os::fd::RawFd;
+
+use netlink_packet_core::{
+    NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST,
+};
+use netlink_packet_route::link::{InfoData, InfoVeth, LinkAttribute, LinkMessage};
+use netlink_packet_route::RouteNetlinkMessage;
+use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
+use rtnetlink::{AddressMessageBuilder, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
+
+/// One link as a dump reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    pub index: u32,
+    pub name: String,
+    /// The bridge it is attached to, if any.
+    pub master: Option<u32>,
+}
+
+pub struct Netlink {
+    sock: Socket,
+    seq: u32,
+}
+
+fn decode_err(e: impl std::fmt::Display) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, format!("netlink: {e}"))
+}
+
+impl Netlink {
+    /// A socket in the calling thread's network namespace.
+    pub fn open() -> io::Result<Netlink> {
+        let mut sock = Socket::new(NETLINK_ROUTE)?;
+        sock.bind_auto()?;
+        sock.connect(&SocketAddr::new(0, 0))?;
+        Ok(Netlink { sock, seq: 0 })
+    }
+
+    /// Send one request and collect the replies up to its ack (or the end of a dump).
+    fn request(&mut self, msg: RouteNetlinkMessage, flags: u16) -> io::Result<Vec<RouteNetlinkMessage>> {
+        self.seq = self.seq.wrapping_add(1);
+        let mut nl = NetlinkMessage::from(msg);
+        nl.header.flags = NLM_F_REQUEST | flags;
+        nl.header.sequence_number = self.seq;
+        nl.finalize();
+        let mut buf = vec![0u8; nl.buffer_len()];
+        nl.serialize(&mut buf);
+        self.sock.send(&buf, 0)?;
+        let mut out = Vec::new();
+        loop {
+            let (data, _) = self.sock.recv_from_full()?;
+            let mut off = 0;
+            while off < data.len() {
+                let m = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&data[off..]).map_err(decode_err)?;
+                let len = m.header.length as usize;
+                if len == 0 {
+                    break;
+                }
+                off += (len + 3) & !3;
+                if m.header.sequence_number != self.seq {
+                    continue;
+                }
+                match m.payload {
+                    NetlinkPayload::Error(e) => {
+                        return match e.code {
+                            Some(_) => Err(e.to_io()),
+                            None => Ok(out),
+                        };
+                    }
+                    NetlinkPayload::Done(_) => return Ok(out),
+                    NetlinkPayload::InnerMessage(i) => out.push(i),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    fn change(&mut self, msg: RouteNetlinkMessage) -> io::Result<()> {
+        self.request(msg, NLM_F_ACK).map(drop)
+    }
+
+    fn create(&mut self, msg: RouteNetlinkMessage) -> io::Result<()> {
+        self.request(msg, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL).map(drop)
+    }
+
+    /// Every link of the namespace.
+    pub fn links(&mut self) -> io::Result<Vec<Link>> {
+        let msg = LinkMessage::default();
+        let replies = self.request(RouteNetlinkMessage::GetLink(msg), NLM_F_DUMP)?;
+        Ok(replies
+            .into_iter()
+            .filter_map(|r| match r {
+                RouteNetlinkMessage::NewLink(l) => Some(link_of(&l)),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// The index of the link called `name`, if there is one.
+    pub fn link_index(&mut self, name: &str) -> io::Result<Option<u32>> {
+        let msg = LinkUnspec::new_with_name(name).build();
+        match self.request(RouteNetlinkMessage::GetLink(msg), NLM_F_ACK) {
+            Ok(r) => Ok(r.into_iter().find_map(|m| match m {
+                RouteNetlinkMessage::NewLink(l) => Some(l.header.index),
+                _ => None,
+            })),
+            Err(e) if e.raw_os_error() == Some(libc::ENODEV) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Create a bridge (down; [`Netlink::set_up`] brings it up).
+    pub fn add_bridge(&mut self, name: &str, mtu: Option<u32>) -> io::Result<()> {
+        let mut b = LinkBridge::new(name);
+        if let Some(m) = mtu {
+            b = b.mtu(m);
+        }
+        self.create(RouteNetlinkMessage::NewLink(b.build()))
+    }
+
+    /// Create a veth pair: `host` here, `peer` directly in the namespace of `peer_ns`
+    /// (an open namespace file).
+    pub fn add_veth(&mut self, host: &str, peer: &str, peer_ns: RawFd, mtu: Option<u32>) -> io::Result<()> {
+        let mut p = LinkMessageBuilder::<LinkUnspec>::new().name(peer.to_owned()).setns_by_fd(peer_ns);
+        let mut b = LinkVeth::new(host, peer);
+        if let Some(m) = mtu {
+            p = p.mtu(m);
+            b = b.mtu(m);
+        }
+        let msg = b.set_info_data(InfoData::Veth(InfoVeth::Peer(p.build()))).build();
+        self.create(RouteNetlinkMessage::NewLink(msg))
+    }
+
+    pub fn set_up(&mut self, index: u32) -> io::Result<()> {
+        self.change(RouteNetlinkMessage::SetLink(LinkUnspec::new_with_index(index).up().build()))
+    }
+
+    pub fn set_master(&mut self, index: u32, master: u32) -> io::Result<()> {
+        self.change(RouteNetlinkMessage::SetLink(LinkUnspec::new_with_index(index).controller(master).build()))
+    }
+
+    /// Rename a (down) link, set its MAC address and bring it up.
+    pub fn configure(&mut self, index: u32, name: &str, mac: Option<[u8; 6]>) -> io::Result<()> {
+        let mut b = LinkUnspec::new_with_index(index).name(name.to_owned());
+        if let Some(m) = mac {
+            b = b.address(m.to_vec());
+        }
+        self.change(RouteNetlinkMessage::SetLink(b.build()))?;
+        self.set_up(index)
+    }
+
+    pub fn del_link(&mut self, index: u32) -> io::Result<()> {
+        self.change(RouteNetlinkMessage::DelLink(LinkUnspec::new_with_index(index).build()))
+    }
+
+    /// Add an address; one that is already there is fine.
+    pub fn add_address(&mut self, index: u32, ip: IpAddr, prefix: u8) -> io::Result<()> {
+        let msg = match ip {
+            IpAddr::V4(a) => AddressMessageBuilder::<Ipv4Addr>::new().index(index).address(a, prefix).build(),
+            IpAddr::V6(a) => AddressMessageBuilder::<Ipv6Addr>::new().index(index).address(a, prefix).build(),
+        };
+        match self.create(RouteNetlinkMessage::NewAddress(msg)) {
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
+            r => r,
+        }
+    }
+
+    /// The default route via `gw`.
+    pub fn add_default_route(&mut self, gw: IpAddr) -> io::Result<()> {
+        let msg = match gw {
+            IpAddr::V4(a) => RouteMessageBuilder::<Ipv4Addr>::new().gateway(a).build(),
+            IpAddr::V6(a) => RouteMessageBuilder::<Ipv6Addr>::new().gateway(a).build(),
+        };
+        match self.create(RouteNetlinkMessage::NewRoute(msg)) {
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
+            r => r,
+        }
+    }
+
+    /// The IPv4 and IPv6 prefixes routed on this host (to choose subnets that do not
+    /// overlap them).
+    pub fn routes(&mut self) -> io::Result<Vec<ipnet::IpNet>> {
+        use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
+        let mut out = Vec::new();
+        for family in [netlink_packet_route::AddressFamily::Inet, netlink_packet_route::AddressFamily::Inet6] {
+            let mut msg = RouteMessage::default();
+            msg.header.address_family = family;
+            for r in self.request(RouteNetlinkMessage::GetRoute(msg), NLM_F_DUMP)? {
+                let RouteNetlinkMessage::NewRoute(r) = r else { continue };
+                let len = r.header.destination_prefix_length;
+                for a in &r.attributes {
+                    if let RouteAttribute::Destination(d) = a {
+                        let ip = match d {
+                            RouteAddress::Inet(v4) => IpAddr::V4(*v4),
+                            RouteAddress::Inet6(v6) => IpAddr::V6(*v6),
+                            _ => continue,
+                        };
+                        if let Ok(n) = ipnet::IpNet::new(ip, len) {
+                            out.push(n.trunc());
+                        }
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn link_of(l: &LinkMessage) -> Link {
+    let mut name = String::new();
+    let mut master = None;
+    for a in &l.attributes {
+        match a {
+            LinkAttribute::IfName(n) => name = n.clone(),
+            LinkAttribute::Controller(m) => master = Some(*m),
+            _ => {}
+        }
+    }
+    Link { index: l.header.index, name, master }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_loopback() {
+        let mut nl = Netlink::open().unwrap();
+        let links = nl.links().unwrap();
+        assert!(links.iter().any(|l| l.name == "lo"), "{links:?}");
+        assert_eq!(nl.link_index("lo").unwrap(), links.iter().find(|l| l.name == "lo").map(|l| l.index));
+        assert_eq!(nl.link_index("berth-nolink").unwrap(), None);
+    }
+}
