@@ -23,6 +23,7 @@ BERTH_APT_PACKAGES=(
     util-linux            # unshare, mount, nsenter
     curl                  # talks to the daemon socket in scripts (curl --unix-socket)
     jq                    # edits the runc bundle config and reads hyperfine JSON in bench/
+    python3-minimal       # a UDP peer inside test containers (e2e network tests bind it in)
     git                   # `berth build <git url>` clones the context (and its e2e test)
 )
 
@@ -38,6 +39,14 @@ berth_disable_system_docker() {
     if command -v update-rc.d >/dev/null 2>&1; then
         update-rc.d docker disable >/dev/null 2>&1 || true
         update-rc.d containerd disable >/dev/null 2>&1 || true
+    fi
+}
+
+# Python clients the e2e tests drive berthd with (the Docker SDK for Python).
+berth_install_py_deps() {
+    if ! python3 -c 'import docker' >/dev/null 2>&1; then
+        echo "==> pip install docker"
+        python3 -m pip install --quiet --disable-pip-version-check 'docker>=7,<8'
     fi
 }
 

@@ -11,6 +11,7 @@ cd "$(dirname "$0")/.."
 if [ -z "${BERTH_SKIP_DEPS:-}" ]; then
     if [ "$(id -u)" -eq 0 ] || command -v sudo >/dev/null; then
         berth_install_deps
+        berth_install_py_deps
     else
         echo "warning: not root; skipping package installation" >&2
     fi

@@ -986,6 +986,15 @@ pub enum NetworkCmd {
         gateway: Vec<String>,
         #[arg(long = "ip-range")]
         ip_range: Vec<String>,
+        /// Auxiliary IPv4 or IPv6 addresses used by the network driver (name=ip)
+        #[arg(long = "aux-address")]
+        aux_address: Vec<String>,
+        /// IP Address Management Driver
+        #[arg(long = "ipam-driver", default_value = "default")]
+        ipam_driver: String,
+        /// Set IPAM driver specific options
+        #[arg(long = "ipam-opt")]
+        ipam_opt: Vec<String>,
         #[arg(long)]
         internal: bool,
         #[arg(long)]
@@ -1025,6 +1034,14 @@ pub enum NetworkCmd {
         alias: Vec<String>,
         #[arg(long)]
         ip: Option<String>,
+        #[arg(long)]
+        ip6: Option<String>,
+        /// Add link to another container
+        #[arg(long)]
+        link: Vec<String>,
+        /// driver options for the network
+        #[arg(long = "driver-opt")]
+        driver_opt: Vec<String>,
         network: String,
         container: String,
     },

@@ -92,14 +92,15 @@ pub fn parse_publish(spec: &str) -> Result<Vec<(String, PortBinding)>> {
         }
     };
     let (cs, ce) = parse_range(&ctr).with_context(|| format!("invalid containerPort: {ctr}"))?;
-    let host_range = if host.is_empty() {
+    // Host port 0 (or none): the daemon picks one.
+    let host_range = if host.is_empty() || host == "0" {
         None
     } else {
         Some(parse_range(&host).with_context(|| format!("invalid hostPort: {host}"))?)
     };
     let count = ce - cs;
     if let Some((hs, he)) = host_range {
-        if he - hs != count && he != hs {
+        if he - hs != count && he != hs && count != 0 {
             bail!("invalid ranges specified for container and host Ports: {ctr} and {host}");
         }
     }
@@ -107,6 +108,8 @@ pub fn parse_publish(spec: &str) -> Result<Vec<(String, PortBinding)>> {
     for i in 0..=count {
         let host_port = match host_range {
             None => String::new(),
+            // One container port, a host range: the daemon takes a free port of it.
+            Some((hs, he)) if count == 0 && he != hs => format!("{hs}-{he}"),
             Some((hs, he)) if he == hs && count > 0 => format!("{hs}"),
             Some((hs, _)) => format!("{}", hs + i),
         };

@@ -203,6 +203,13 @@ pub fn ruleset(name: &str, nets: &[FwNetwork], ports: &[PortMap]) -> Nftables<'s
         b.rule("ports", e);
     }
     let bridges: Vec<String> = nets.iter().map(|n| n.bridge.clone()).collect();
+    // Internal networks first: nothing crosses their bridge, not even a published port
+    // reached through the host's address.
+    for n in nets.iter().filter(|n| n.internal) {
+        let br = || s(&n.bridge);
+        b.rule("forward", vec![matches(meta(MetaKey::Iifname), Operator::EQ, br()), matches(meta(MetaKey::Oifname), Operator::NEQ, br()), drop()]);
+        b.rule("forward", vec![matches(meta(MetaKey::Oifname), Operator::EQ, br()), matches(meta(MetaKey::Iifname), Operator::NEQ, br()), drop()]);
+    }
     b.rule("forward", vec![matches(ct("state"), Operator::IN, set(&["established".into(), "related".into()])), accept()]);
     b.rule("forward", vec![matches(ct("status"), Operator::IN, s("dnat")), accept()]);
     for n in nets {
@@ -247,9 +254,7 @@ pub fn ruleset(name: &str, nets: &[FwNetwork], ports: &[PortMap]) -> Nftables<'s
         if !others.is_empty() {
             b.rule("forward", vec![iif(), matches(meta(MetaKey::Oifname), Operator::IN, set(&others)), drop()]);
         }
-        if n.internal {
-            b.rule("forward", vec![iif(), drop()]);
-        } else {
+        if !n.internal {
             b.rule("forward", vec![iif(), accept()]);
         }
         b.rule("forward", vec![oif(), drop()]);

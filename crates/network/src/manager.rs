@@ -502,7 +502,8 @@ impl Networks {
         if !n.is_bridge() {
             return Ok(());
         }
-        bridge::attach(&n, ep, netns, gateway)
+        // An internal network gives no way out, not even a default route.
+        bridge::attach(&n, ep, netns, gateway && !n.internal)
     }
 
     /// Unwire an endpoint whose namespace lives on (`network disconnect`).

@@ -17,6 +17,9 @@ pub async fn network(c: &Client, cmd: NetworkCmd) -> Result<i32> {
             subnet,
             gateway,
             ip_range,
+            aux_address,
+            ipam_driver,
+            ipam_opt,
             internal,
             attachable,
             ipv6,
@@ -35,12 +38,20 @@ pub async fn network(c: &Client, cmd: NetworkCmd) -> Result<i32> {
                     if let Some(r) = ip_range.get(i) {
                         m["IPRange"] = json!(r);
                     }
+                    // Auxiliary addresses go with the subnet that holds them (the
+                    // daemon checks); with one subnet, all of them.
+                    if i == 0 && !aux_address.is_empty() {
+                        m["AuxiliaryAddresses"] = json!(parse_kv_list(&aux_address));
+                    }
                     m
                 })
                 .collect();
+            if subnet.is_empty() && (!gateway.is_empty() || !ip_range.is_empty() || !aux_address.is_empty()) {
+                anyhow::bail!("--gateway, --ip-range and --aux-address need a --subnet");
+            }
             let body = json!({
                 "Name": name, "Driver": driver, "Scope": "",
-                "IPAM": {"Driver": "default", "Options": {}, "Config": config},
+                "IPAM": {"Driver": ipam_driver, "Options": parse_kv_list(&ipam_opt), "Config": config},
                 "Internal": internal, "Attachable": attachable, "Ingress": false, "ConfigOnly": false,
                 "ConfigFrom": null, "EnableIPv6": ipv6,
                 "Options": parse_kv_list(&opt), "Labels": parse_kv_list(&label), "CheckDuplicate": true,
@@ -143,12 +154,16 @@ pub async fn network(c: &Client, cmd: NetworkCmd) -> Result<i32> {
         NetworkCmd::Connect {
             alias,
             ip,
+            ip6,
+            link,
+            driver_opt,
             network,
             container,
         } => {
-            let mut ep = json!({"IPAMConfig": {}, "Links": null, "Aliases": if alias.is_empty() { Value::Null } else { json!(alias) }, "DriverOpts": {}});
-            if let Some(ip) = ip {
-                ep["IPAMConfig"] = json!({"IPv4Address": ip});
+            let mut ep = json!({"IPAMConfig": {}, "Links": if link.is_empty() { Value::Null } else { json!(link) },
+                "Aliases": if alias.is_empty() { Value::Null } else { json!(alias) }, "DriverOpts": parse_kv_list(&driver_opt)});
+            if ip.is_some() || ip6.is_some() {
+                ep["IPAMConfig"] = json!({"IPv4Address": ip.unwrap_or_default(), "IPv6Address": ip6.unwrap_or_default()});
             }
             let body = json!({"Container": container, "EndpointConfig": ep});
             c.request(

@@ -100,6 +100,7 @@ pub async fn on_exit(d: &Arc<Daemon>, c: &Arc<Container>, st: ExitStatus) {
     let mut attrs = event_attrs(&rec);
     attrs.insert("exitCode".into(), st.code.to_string());
     d.events.emit(EventMessageTypeEnum::CONTAINER, "die", &c.id, attrs);
+    super::net::emit_for(d, "disconnect", &rec);
     c.wake(|w| {
         w.exits += 1;
         w.exit_code = st.code as i64;

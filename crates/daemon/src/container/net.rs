@@ -52,8 +52,16 @@ fn endpoint_for(n: &Network, cfg: Option<&EndpointSettings>) -> Result<Endpoint>
     if !n.is_bridge() && (!aliases.is_empty() || want4.is_some() || want6.is_some()) {
         return Err(Error::invalid(format!("network {} does not take aliases or addresses", n.name)));
     }
+    if cfg.driver_opts.as_ref().is_some_and(|o| !o.is_empty()) {
+        return Err(Error::invalid("the bridge driver takes no endpoint driver options"));
+    }
+    let links = cfg.links.clone().unwrap_or_default();
+    if !links.is_empty() {
+        return Err(Error::invalid(
+            "links on user-defined networks are not supported by berthd: use network aliases, or --link on the default bridge",
+        ));
+    }
     ep.aliases = aliases;
-    ep.links = cfg.links.clone().unwrap_or_default();
     ep.want_ipv4 = want4
         .map(|a| match a.parse::<IpAddr>() {
             Ok(IpAddr::V4(v)) => Ok(IpAddr::V4(v)),
@@ -516,7 +524,12 @@ pub async fn connect(d: &Arc<Daemon>, c: &Arc<super::Container>, n: &Network, cf
     if updated.state.status.is_live() {
         let dns_running = d.dns_tasks.lock().unwrap().contains_key(&updated.id);
         if uses_dns(d, &updated.endpoints) && !dns_running {
+            // Its first user-defined network: the embedded DNS server starts and its
+            // resolv.conf points there from now on (rewritten in place: it is bound).
             start_dns(d, &updated, &updated.endpoints, &Paths::netns(d, &updated.id))?;
+            let dir = Paths::new(d, &updated.id).dir;
+            let files = berth_oci::EtcFiles { hosts: dir.join("hosts"), hostname: dir.join("hostname"), resolv_conf: dir.join("resolv.conf") };
+            write_etc_files(d, &updated, &updated.endpoints, &files)?;
         } else {
             register_names(d, &updated, &updated.endpoints);
         }

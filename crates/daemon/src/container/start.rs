@@ -626,6 +626,7 @@ pub async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<()> {
         c.update(d, running)?
     };
     c.wake(|w| w.running = true);
+    super::net::emit_for(d, "connect", &rec);
     d.events.emit(EventMessageTypeEnum::CONTAINER, "start", &rec.id, event_attrs(&rec));
     super::lifecycle::spawn_monitor(d.clone(), c.clone(), waiting);
     if c.warm.load(std::sync::atomic::Ordering::Relaxed) {

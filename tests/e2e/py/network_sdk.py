@@ -1,0 +1,44 @@
+"""docker-py's network API against berthd (DOCKER_HOST points at it)."""
+import docker
+
+c = docker.from_env(version="1.41")
+ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet="10.234.0.0/24", gateway="10.234.0.1")])
+net = c.networks.create("pynet", driver="bridge", ipam=ipam, labels={"from": "py"}, check_duplicate=True)
+try:
+    net.reload()
+    assert net.attrs["IPAM"]["Config"][0]["Subnet"] == "10.234.0.0/24", net.attrs
+    assert net.attrs["Labels"] == {"from": "py"}, net.attrs
+    assert [n.name for n in c.networks.list(names=["pynet"])] == ["pynet"]
+    assert "pynet" in [n.name for n in c.networks.list(filters={"label": "from=py"})]
+
+    server = c.containers.run("busybox", ["httpd", "-f", "-p", "80", "-h", "/etc"], detach=True, name="pyweb", network="pynet")
+    client = c.containers.run("busybox", ["sleep", "60"], detach=True, name="pyclient")
+    try:
+        net.connect(client, aliases=["pyalias"], ipv4_address="10.234.0.99")
+        client.reload()
+        ep = client.attrs["NetworkSettings"]["Networks"]["pynet"]
+        assert ep["IPAddress"] == "10.234.0.99", ep
+        assert "pyalias" in ep["Aliases"], ep
+        assert ep["Gateway"] == "10.234.0.1", ep
+        net.reload()
+        assert {x.name for x in net.containers} == {"pyweb", "pyclient"}, net.containers
+        code, out = client.exec_run(["wget", "-q", "-O-", "http://pyweb/hostname"])
+        assert code == 0 and out.decode().strip() == server.id[:12], (code, out)
+        net.disconnect(client)
+        client.reload()
+        assert "pynet" not in client.attrs["NetworkSettings"]["Networks"]
+    finally:
+        server.remove(force=True)
+        client.remove(force=True)
+    # Ports through the SDK's shapes.
+    web = c.containers.run("busybox", ["httpd", "-f", "-p", "80", "-h", "/etc"], detach=True, ports={"80/tcp": ("127.0.0.1", None)})
+    try:
+        web.reload()
+        binding = web.attrs["NetworkSettings"]["Ports"]["80/tcp"][0]
+        assert binding["HostIp"] == "127.0.0.1" and int(binding["HostPort"]) > 0, binding
+        assert web.ports["80/tcp"][0]["HostPort"] == binding["HostPort"]
+    finally:
+        web.remove(force=True)
+finally:
+    net.remove()
+print("ok")

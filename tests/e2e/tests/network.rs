@@ -1,0 +1,291 @@
+//! Bridge networks: names resolved by the embedded DNS server, published ports, isolation,
+//! the network API through both CLIs, and what is left on the host (nothing).
+//! Traffic goes only to loopback and to addresses inside namespaces berth creates.
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::process::Command;
+use std::time::Duration;
+
+use berth_e2e::{wait_until, Cli, Daemon};
+
+/// `GET /hostname` from busybox httpd serving /etc.
+fn http_get(addr: SocketAddr) -> Option<String> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(3)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
+    s.write_all(b"GET /hostname HTTP/1.0\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    out.split("\r\n\r\n").nth(1).map(|b| b.trim().to_owned())
+}
+
+fn httpd(d: &Daemon, name: &str, extra: &[&str]) -> String {
+    let mut args = vec!["run", "-d", "--name", name];
+    args.extend_from_slice(extra);
+    args.extend(["busybox", "httpd", "-f", "-p", "80", "-h", "/etc"]);
+    let id = d.berth(&args).ok().trim().to_owned();
+    id[..12].to_owned()
+}
+
+/// `wget` from a new container on `net`; its output or the error.
+fn fetch_from(d: &Daemon, net: &str, url: &str) -> String {
+    let o = d.berth(&["run", "--rm", "--network", net, "busybox", "sh", "-c", &format!("timeout 5 wget -q -O- {url} 2>&1; echo rc=$?")]);
+    o.stdout.clone()
+}
+
+fn ip_output(args: &[&str]) -> String {
+    Command::new("ip").args(args).output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default()
+}
+
+fn gateway(d: &Daemon, net: &str) -> IpAddr {
+    let v = d.api("GET", &format!("/networks/{net}")).json();
+    v["IPAM"]["Config"][0]["Gateway"].as_str().unwrap().parse().unwrap()
+}
+
+#[test]
+fn containers_on_a_user_network_reach_each_other_by_name_and_alias() {
+    let d = Daemon::start();
+    for cli in Cli::ALL {
+        let net = format!("app-{}", cli.name());
+        let other = format!("other-{}", cli.name());
+        d.cli(cli, &["network", "create", &net]).ok();
+        d.cli(cli, &["network", "create", &other]).ok();
+        let web = format!("web-{}", cli.name());
+        let short = httpd(&d, &web, &["--network", &net, "--network-alias", "webalias"]);
+        // By name, by alias, by short id; round-trips through the embedded DNS server.
+        for host in [web.as_str(), "webalias", short.as_str()] {
+            let out = fetch_from(&d, &net, &format!("http://{host}/hostname"));
+            assert_eq!(out, format!("{short}\nrc=0\n"), "{}: {host}", cli.name());
+        }
+        let o = d.berth(&["run", "--rm", "--network", &net, "busybox", "cat", "/etc/resolv.conf"]);
+        assert!(o.ok().starts_with("nameserver 127.0.0.11\n"), "{o}");
+        // Another network does not see it...
+        let out = fetch_from(&d, &other, &format!("http://{web}/hostname"));
+        assert!(!out.contains(&short), "{}: {out}", cli.name());
+        // ...until it is connected there with an alias of that network.
+        d.cli(cli, &["network", "connect", "--alias", "otheralias", &other, &web]).ok();
+        let out = fetch_from(&d, &other, "http://otheralias/hostname");
+        assert_eq!(out, format!("{short}\nrc=0\n"), "{}", cli.name());
+        let v = d.inspect(&web);
+        let nets = v["NetworkSettings"]["Networks"].as_object().unwrap();
+        assert!(nets.contains_key(&net) && nets.contains_key(&other), "{v}");
+        assert!(nets[&other]["Aliases"].as_array().unwrap().iter().any(|a| a == "otheralias"), "{v}");
+        assert!(!nets[&other]["IPAddress"].as_str().unwrap().is_empty());
+        let inspect = d.api("GET", &format!("/networks/{other}")).json();
+        assert!(inspect["Containers"].as_object().unwrap().values().any(|c| c["Name"] == web.as_str()), "{inspect}");
+        // Disconnected: unreachable from there again.
+        d.cli(cli, &["network", "disconnect", &other, &web]).ok();
+        let out = fetch_from(&d, &other, "http://otheralias/hostname");
+        assert!(!out.contains(&short), "{}: {out}", cli.name());
+        // In use: cannot be removed (403, dockerd's words).
+        let o = d.cli(cli, &["network", "rm", &net]);
+        assert!(o.code != 0 && o.stderr.contains("has active endpoints"), "{}: {o}", cli.name());
+        d.cli(cli, &["rm", "-f", &web]).ok();
+        d.cli(cli, &["network", "rm", &net, &other]).ok();
+    }
+}
+
+#[test]
+fn published_ports_answer_from_the_host_and_from_containers() {
+    let d = Daemon::start();
+    let gw = gateway(&d, "bridge");
+    for cli in Cli::ALL {
+        let name = format!("pub-{}", cli.name());
+        let short = {
+            let id = d.cli(cli, &["run", "-d", "--name", &name, "-p", "127.0.0.1::80", "-P", "--expose", "81", "busybox", "httpd", "-f", "-p", "80", "-h", "/etc"]).ok().trim().to_owned();
+            id[..12].to_owned()
+        };
+        let o = d.cli(cli, &["port", &name, "80/tcp"]);
+        let port: u16 = o.ok().lines().next().unwrap().rsplit(':').next().unwrap().parse().unwrap();
+        assert!(o.ok().starts_with("127.0.0.1:"), "{o}");
+        assert_eq!(http_get(SocketAddr::from(([127, 0, 0, 1], port))).as_deref(), Some(short.as_str()), "{}", cli.name());
+        // -P published the exposed 81 too, on a free port.
+        let all = d.cli(cli, &["port", &name]);
+        assert!(all.ok().contains("81/tcp -> 0.0.0.0:"), "{all}");
+        let ps = d.cli(cli, &["ps", "--filter", &format!("name={name}"), "--format", "{{.Ports}}"]);
+        assert!(ps.ok().contains(&format!("127.0.0.1:{port}->80/tcp")), "{ps}");
+        d.cli(cli, &["rm", "-f", &name]).ok();
+        assert!(http_get(SocketAddr::from(([127, 0, 0, 1], port))).is_none(), "still published after removal");
+    }
+    // A fixed port and a range, reached from the host and (hairpin) from containers on
+    // the default bridge and on a user network, through the gateway's address.
+    let short = httpd(&d, "fixed", &["-p", "0:80", "-p", "18000-18010:80"]);
+    let ports = d.inspect("fixed")["NetworkSettings"]["Ports"]["80/tcp"].clone();
+    let host_ports: Vec<u16> = ports.as_array().unwrap().iter().map(|p| p["HostPort"].as_str().unwrap().parse().unwrap()).collect();
+    assert_eq!(host_ports.len(), 2, "{ports}");
+    assert!(host_ports.iter().any(|p| (18000..=18010).contains(p)), "{host_ports:?}");
+    for p in &host_ports {
+        assert_eq!(http_get(SocketAddr::from(([127, 0, 0, 1], *p))).as_deref(), Some(short.as_str()));
+        assert_eq!(http_get(SocketAddr::new(gw, *p)).as_deref(), Some(short.as_str()));
+    }
+    d.berth(&["network", "create", "hairpin"]).ok();
+    for net in ["bridge", "hairpin"] {
+        let out = fetch_from(&d, net, &format!("http://{gw}:{}/hostname", host_ports[0]));
+        assert_eq!(out, format!("{short}\nrc=0\n"), "from {net}");
+    }
+    // The port is held: another container cannot take it.
+    let o = d.berth(&["run", "--rm", "-p", &format!("{}:80", host_ports[0]), "busybox", "true"]);
+    assert!(o.code == 125 && o.stderr.contains("port is already allocated"), "{o}");
+    // UDP, served by the host's python3 bound into the container.
+    d.berth(&[
+        "run", "-d", "--name", "udp", "-p", "127.0.0.1:0:9999/udp", "-v", "/usr:/usr:ro", "-v", "/lib:/lib:ro", "-v", "/lib64:/lib64:ro",
+        "busybox", "/usr/bin/python3", "-c",
+        "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(('0.0.0.0',9999))\nwhile True:\n d,a=s.recvfrom(100)\n s.sendto(b'pong-'+d,a)",
+    ])
+    .ok();
+    let udp_port: u16 = d.berth(&["port", "udp", "9999/udp"]).ok().trim().rsplit(':').next().unwrap().parse().unwrap();
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    let mut got = String::new();
+    assert!(wait_until(Duration::from_secs(10), || {
+        let _ = sock.send_to(b"ping", ("127.0.0.1", udp_port));
+        let mut buf = [0u8; 64];
+        match sock.recv_from(&mut buf) {
+            Ok((n, _)) => {
+                got = String::from_utf8_lossy(&buf[..n]).into_owned();
+                true
+            }
+            Err(_) => false,
+        }
+    }));
+    assert_eq!(got, "pong-ping");
+    d.berth(&["rm", "-f", "fixed", "udp"]).ok();
+    d.berth(&["network", "rm", "hairpin"]).ok();
+}
+
+#[test]
+fn networks_are_isolated_and_internal_ones_have_no_way_out() {
+    let d = Daemon::start();
+    d.berth(&["network", "create", "iso-a"]).ok();
+    d.berth(&["network", "create", "--internal", "iso-int"]).ok();
+    let short = httpd(&d, "iso-web", &["--network", "iso-a"]);
+    let ip = d.inspect("iso-web")["NetworkSettings"]["Networks"]["iso-a"]["IPAddress"].as_str().unwrap().to_owned();
+    // From the default bridge, a user network's container is out of reach by address.
+    let out = fetch_from(&d, "bridge", &format!("http://{ip}/hostname"));
+    assert!(!out.contains(&short), "{out}");
+    // The internal network reaches neither the host's bridge address nor anything else.
+    let gw = gateway(&d, "bridge");
+    let pub_id = httpd(&d, "iso-pub", &["-p", "0:80"]);
+    let port = d.inspect("iso-pub")["NetworkSettings"]["Ports"]["80/tcp"][0]["HostPort"].as_str().unwrap().to_owned();
+    assert_eq!(fetch_from(&d, "bridge", &format!("http://{gw}:{port}/hostname")), format!("{pub_id}\nrc=0\n"));
+    let out = fetch_from(&d, "iso-int", &format!("http://{gw}:{port}/hostname"));
+    assert!(!out.contains(&pub_id), "{out}");
+    let o = d.berth(&["run", "--rm", "--network", "iso-int", "busybox", "ip", "route"]);
+    assert!(!o.ok().contains("default"), "{o}");
+    // --network container: shares the namespace; --network host sees the host's links.
+    let o = d.berth(&["run", "--rm", "--network", "container:iso-web", "busybox", "wget", "-q", "-O-", "http://127.0.0.1/hostname"]);
+    assert_eq!(o.ok().trim(), short);
+    let o = d.berth(&["run", "--rm", "--network", "host", "busybox", "ip", "-o", "link"]);
+    assert!(o.ok().contains(d.bridge()), "{o}");
+    let o = d.berth(&["run", "--rm", "--network", "none", "busybox", "ip", "-o", "link"]);
+    assert_eq!(o.ok().lines().count(), 1, "{o}");
+    d.berth(&["rm", "-f", "iso-web", "iso-pub"]).ok();
+    d.berth(&["network", "rm", "iso-a", "iso-int"]).ok();
+}
+
+#[test]
+fn networking_survives_a_daemon_crash_and_leaves_nothing_behind() {
+    let mut d = Daemon::start();
+    d.berth(&["network", "create", "--subnet", "10.231.0.0/24", "crashnet"]).ok();
+    let net_id = d.api("GET", "/networks/crashnet").json()["Id"].as_str().unwrap().to_owned();
+    let br = format!("br-{}", &net_id[..12]);
+    assert!(ip_output(&["-br", "link", "show", &br]).contains(&br));
+    let short = httpd(&d, "cweb", &["--network", "crashnet", "-p", "127.0.0.1:0:80"]);
+    let port: u16 = d.berth(&["port", "cweb", "80"]).ok().trim().rsplit(':').next().unwrap().parse().unwrap();
+    assert_eq!(http_get(SocketAddr::from(([127, 0, 0, 1], port))).as_deref(), Some(short.as_str()));
+    d.restart();
+    // The port still answers, and names still resolve (the DNS server is back).
+    assert!(wait_until(Duration::from_secs(10), || http_get(SocketAddr::from(([127, 0, 0, 1], port))).as_deref() == Some(short.as_str())));
+    assert_eq!(fetch_from(&d, "crashnet", "http://cweb/hostname"), format!("{short}\nrc=0\n"));
+    // An address is never handed out twice across the restart.
+    d.berth(&["run", "-d", "--name", "c2", "--network", "crashnet", "busybox", "sleep", "60"]).ok();
+    let ip1 = d.inspect("cweb")["NetworkSettings"]["Networks"]["crashnet"]["IPAddress"].clone();
+    let ip2 = d.inspect("c2")["NetworkSettings"]["Networks"]["crashnet"]["IPAddress"].clone();
+    assert_ne!(ip1, ip2);
+    // Static addresses: in the subnet and free, or refused.
+    let o = d.berth(&["run", "--rm", "--network", "crashnet", "--ip", "10.231.0.77", "busybox", "ip", "-o", "-4", "addr", "show", "eth0"]);
+    assert!(o.ok().contains("10.231.0.77/24"), "{o}");
+    let o = d.berth(&["run", "--rm", "--network", "crashnet", "--ip", ip1.as_str().unwrap(), "busybox", "true"]);
+    assert!(o.code != 0 && o.stderr.contains("Address already in use"), "{o}");
+    let o = d.berth(&["run", "--rm", "--network", "crashnet", "--ip", "10.9.9.9", "busybox", "true"]);
+    assert!(o.code != 0 && o.stderr.contains("does not belong"), "{o}");
+    // Bad network create requests leave nothing half made.
+    for (args, want) in [
+        (&["--subnet", "10.231.0.0/16", "dup"][..], "Pool overlaps"),
+        (&["--subnet", "10.232.0.0/24", "--gateway", "10.9.0.1", "badgw"][..], "no matching subnet for gateway"),
+        (&["crashnet"][..], "already exists"),
+        (&["-d", "nosuchdriver", "x"][..], "not found"),
+    ] {
+        let mut a = vec!["network", "create"];
+        a.extend_from_slice(args);
+        let o = d.berth(&a);
+        assert!(o.code != 0 && o.stderr.contains(want), "{args:?}: {o}");
+    }
+    d.berth(&["rm", "-f", "cweb", "c2"]).ok();
+    d.berth(&["network", "rm", "crashnet"]).ok();
+    assert!(http_get(SocketAddr::from(([127, 0, 0, 1], port))).is_none());
+    // No link or address of berth's remains: the network's bridge is gone, and no
+    // veth is left on it or on the default bridge.
+    assert!(ip_output(&["-br", "link", "show", &br]).is_empty(), "{br} is still there");
+    assert!(ip_output(&["-br", "link", "show", "master", d.bridge()]).trim().is_empty());
+    let addrs = ip_output(&["-br", "addr"]);
+    assert!(!addrs.contains("10.231.0."), "addresses:\n{addrs}");
+    let rules = Command::new("nft").args(["list", "table", "inet", &d.nft_table()]).output().unwrap();
+    let rules = String::from_utf8_lossy(&rules.stdout);
+    assert!(!rules.contains("10.231.0.") && !rules.contains(&format!("dport {port}")), "{rules}");
+}
+
+#[test]
+fn the_docker_cli_drives_the_network_api() {
+    let d = Daemon::start();
+    let o = d.docker(&["network", "create", "--subnet", "10.233.0.0/24", "--ip-range", "10.233.0.128/25", "--gateway", "10.233.0.1", "--aux-address", "router=10.233.0.2", "--label", "team=a", "-o", "com.docker.network.bridge.enable_icc=true", "dk"]);
+    assert_eq!(o.code, 0, "{o}");
+    let ls = d.docker(&["network", "ls", "--filter", "label=team=a", "--format", "{{.Name}} {{.Driver}} {{.Scope}}"]);
+    assert_eq!(ls.ok(), "dk bridge local\n");
+    let ls = d.docker(&["network", "ls", "--filter", "type=builtin", "--format", "{{.Name}}"]);
+    let mut names: Vec<&str> = ls.ok().lines().collect();
+    names.sort();
+    assert_eq!(names, ["bridge", "host", "none"]);
+    let v: serde_json::Value = serde_json::from_str(d.docker(&["network", "inspect", "dk"]).ok()).unwrap();
+    let cfg = &v[0]["IPAM"]["Config"][0];
+    assert_eq!((cfg["Subnet"].as_str(), cfg["IPRange"].as_str(), cfg["Gateway"].as_str()), (Some("10.233.0.0/24"), Some("10.233.0.128/25"), Some("10.233.0.1")));
+    d.docker(&["run", "-d", "--name", "dk1", "--network", "dk", "busybox", "sleep", "60"]).ok();
+    let ip = d.docker(&["inspect", "-f", "{{.NetworkSettings.Networks.dk.IPAddress}}", "dk1"]).ok().trim().to_owned();
+    assert_eq!(ip, "10.233.0.128");
+    d.docker(&["network", "disconnect", "dk", "dk1"]).ok();
+    d.docker(&["network", "connect", "--ip", "10.233.0.200", "dk", "dk1"]).ok();
+    let o = d.docker(&["exec", "dk1", "ip", "-o", "-4", "addr"]);
+    assert!(o.ok().contains("10.233.0.200/24"), "{o}");
+    // Events of the network.
+    let ev = d.docker(&["events", "--since", "1m", "--until", "0s", "--filter", "type=network", "--format", "{{.Action}}"]);
+    let actions: Vec<&str> = ev.ok().lines().collect();
+    assert!(actions.contains(&"create") && actions.contains(&"connect") && actions.contains(&"disconnect"), "{actions:?}");
+    d.docker(&["rm", "-f", "dk1"]).ok();
+    d.docker(&["network", "create", "unused"]).ok();
+    let o = d.docker(&["network", "prune", "-f"]);
+    assert!(o.ok().contains("dk") && o.ok().contains("unused"), "{o}");
+    assert_eq!(d.docker(&["network", "ls", "-q"]).ok().lines().count(), 3);
+    // Predefined networks stay.
+    let o = d.docker(&["network", "rm", "bridge"]);
+    assert!(o.code != 0 && o.stderr.contains("pre-defined network and cannot be removed"), "{o}");
+}
+
+#[test]
+fn default_bridge_containers_get_hosts_links_and_gateway() {
+    let d = Daemon::start();
+    let gw = gateway(&d, "bridge");
+    d.berth(&["run", "-d", "--name", "db", "-e", "SECRET=s3", "--expose", "5432", "busybox", "sleep", "60"]).ok();
+    let o = d.berth(&["run", "--rm", "--link", "db:database", "--add-host", "gw:host-gateway", "busybox", "sh", "-c", "cat /etc/hosts; env | sort"]);
+    let out = o.ok();
+    let db_ip = d.inspect("db")["NetworkSettings"]["IPAddress"].as_str().unwrap().to_owned();
+    assert!(!db_ip.is_empty());
+    assert!(out.contains(&format!("{db_ip}\tdatabase db")), "{out}");
+    assert!(out.contains(&format!("{gw}\tgw")), "{out}");
+    assert!(out.contains(&format!("DATABASE_PORT_5432_TCP=tcp://{db_ip}:5432")), "{out}");
+    assert!(out.contains("DATABASE_ENV_SECRET=s3"), "{out}");
+    // The legacy top-level fields docker CLI templates and SDKs read.
+    let v = d.inspect("db");
+    assert_eq!(v["NetworkSettings"]["Gateway"].as_str().unwrap(), gw.to_string());
+    assert!(v["NetworkSettings"]["MacAddress"].as_str().unwrap().starts_with("02:42:"));
+    d.berth(&["rm", "-f", "db"]).ok();
+}
