@@ -69,6 +69,9 @@ pub struct Daemon {
     pub started_at: chrono::DateTime<chrono::Utc>,
     pub warm: container::warm::Warm,
     pub networks: berth_network::Networks,
+    pub volumes: berth_volume::Volumes,
+    /// Volumes each running container holds (released at its teardown).
+    pub volume_users: std::sync::Mutex<std::collections::HashMap<String, Vec<String>>>,
     /// The embedded DNS server's tasks, by container.
     pub dns_tasks: std::sync::Mutex<std::collections::HashMap<String, Vec<tokio::task::AbortHandle>>>,
     /// Wakes the flusher of lazy metadata commits (see [`Daemon::commit`]).
@@ -96,8 +99,11 @@ impl Daemon {
                 .await?
                 .context("set up networking")?
         };
+        let volumes = berth_volume::Volumes::open(db.clone(), &cfg.data_root).context("open volume store")?;
         let d = Arc::new(Daemon {
             networks,
+            volumes,
+            volume_users: Default::default(),
             dns_tasks: Default::default(),
             containers: container::Containers::default(),
             events: events::Events::new(),

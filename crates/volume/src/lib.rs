@@ -6,5 +6,7 @@
 //! created, not when it starts.
 
 pub mod spec;
+pub mod store;
 
+pub use store::{copy_up, Volume, Volumes};
 pub use spec::{clean_path, parse_bind, parse_mount, parse_volumes_from, tmpfs_options, validate_name, Kind, MountPoint};

@@ -18,3 +18,9 @@ fn docker_py_network_api() {
     let d = Daemon::start();
     run_py(&d, "network_sdk.py");
 }
+
+#[test]
+fn docker_py_volume_api() {
+    let d = Daemon::start();
+    run_py(&d, "volume_sdk.py");
+}

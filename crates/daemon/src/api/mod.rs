@@ -8,6 +8,7 @@ mod containers;
 mod exec;
 mod images;
 mod networks;
+mod volumes;
 mod system;
 mod transfer;
 
@@ -122,6 +123,15 @@ async fn dispatch(d: &Arc<Daemon>, req: Request<Incoming>, method: &Method, path
         (&Method::DELETE, ["networks", id]) => networks::remove(d, id).await,
         (&Method::POST, ["networks", id, "connect"]) => networks::connect(d, id, req).await,
         (&Method::POST, ["networks", id, "disconnect"]) => networks::disconnect(d, id, req).await,
+
+        (&Method::GET, ["volumes"]) => off(d, move |d| volumes::list(d, &q)).await,
+        (&Method::POST, ["volumes", "create"]) => volumes::create(d, req).await,
+        (&Method::POST, ["volumes", "prune"]) => volumes::prune(d, &q).await,
+        (&Method::GET, ["volumes", name]) => {
+            let name = name.to_string();
+            off(d, move |d| volumes::inspect(d, &name)).await
+        }
+        (&Method::DELETE, ["volumes", name]) => volumes::remove(d, name, &q).await,
 
         (&Method::POST, ["build"]) => build::build(d, req, &q).await,
         (&Method::POST, ["build", "prune"]) => build::prune(d, &q).await,

@@ -233,7 +233,7 @@ pub fn df(d: &Arc<Daemon>) -> Result {
             }
         }
     }
-    let ctrs: Vec<_> = d.containers.all().iter().map(|c| crate::container::inspect::summary(&c.record())).collect();
+    let ctrs: Vec<_> = d.containers.all().iter().map(|c| crate::container::inspect::summary(d, &c.record())).collect();
     let cache = crate::build::usage::records(d)?;
     let builder_size = crate::build::usage::builder_size(&cache);
     let cache: Vec<_> = cache.into_iter().map(|r| r.info).collect();
@@ -243,7 +243,7 @@ pub fn df(d: &Arc<Daemon>) -> Result {
             "LayersSize": layers.values().sum::<u64>(),
             "Images": images,
             "Containers": ctrs,
-            "Volumes": [],
+            "Volumes": super::volumes::usage(d),
             "BuildCache": cache,
             "BuilderSize": builder_size,
         }),

@@ -143,7 +143,7 @@ impl DaemonBackend {
             });
             if let Err(e) = container::start::start(&d, &c).await {
                 // Nothing ran: do not leave the container behind.
-                let _ = container::lifecycle::remove(&d, &c, true, false).await;
+                let _ = container::lifecycle::remove(&d, &c, true, true).await;
                 return Err(e);
             }
             if let Ok(mut s) = rx.await {
@@ -306,7 +306,7 @@ impl Backend for DaemonBackend {
         let c = d.containers.get(id)?;
         let task = self
             .rt
-            .spawn(async move { container::lifecycle::remove(&d, &c, true, false).await });
+            .spawn(async move { container::lifecycle::remove(&d, &c, true, true).await });
         self.removing.lock().unwrap().push(task);
         Ok(())
     }

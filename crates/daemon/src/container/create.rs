@@ -209,7 +209,17 @@ async fn create_with(
         }
     }
     let mut volumes = icfg.volumes.clone().unwrap_or_default();
-    volumes.extend(body.volumes.clone().unwrap_or_default());
+    for v in body.volumes.clone().unwrap_or_default() {
+        if !volumes.contains(&v) {
+            volumes.push(v);
+        }
+    }
+    // Build steps keep their writes to VOLUME paths in the layer; every other
+    // container gets an anonymous volume there (dockerd's behaviour).
+    if origin != Origin::BuildStep {
+        super::volumes::add_anonymous(&mut mount_points, &volumes);
+    }
+    let made_volumes = super::volumes::create_for(d, &mount_points)?;
     let config = ContainerConfig {
         hostname: Some(body.hostname.clone().filter(|h| !h.is_empty()).unwrap_or_else(|| id[..12].to_owned())),
         domainname: Some(body.domainname.clone().unwrap_or_default()),
@@ -297,6 +307,7 @@ async fn create_with(
     // `Record::ephemeral`).
     let reserved = d.commit(!rec.ephemeral(), reserve);
     if let Err(e) = reserved {
+        super::volumes::undo(d, &made_volumes);
         match claim {
             Some(c) => {
                 let d = d.clone();

@@ -204,6 +204,32 @@ pub fn inspect_json(d: &Daemon, c: &Container) -> serde_json::Value {
     v
 }
 
+/// `Mounts` as dockerd shows them (inspect and `ps`).
+pub fn mounts(d: &Daemon, r: &Record) -> Vec<berth_api::models::MountPoint> {
+    use berth_volume::Kind;
+    let points = match &r.mount_points {
+        Some(p) => p.clone(),
+        None => super::start::mount_points(&r.host_config).unwrap_or_default(),
+    };
+    points
+        .iter()
+        .map(|m| berth_api::models::MountPoint {
+            typ: Some(m.kind.as_str().to_owned()),
+            name: (m.kind == Kind::Volume).then(|| m.name.clone()),
+            source: Some(match m.kind {
+                Kind::Bind => m.source.clone(),
+                Kind::Volume => d.volumes.path(&m.name).display().to_string(),
+                Kind::Tmpfs => String::new(),
+            }),
+            destination: Some(m.destination.clone()),
+            driver: (m.kind == Kind::Volume).then(|| "local".to_owned()),
+            mode: Some(m.mode.clone()),
+            rw: Some(m.rw),
+            propagation: Some(if m.kind == Kind::Bind { m.propagation.clone() } else { String::new() }),
+        })
+        .collect()
+}
+
 fn or_zero(t: &str) -> String {
     if t.is_empty() {
         ZERO_TIME.into()
@@ -262,7 +288,7 @@ pub fn inspect(d: &Daemon, c: &Container) -> ContainerInspectResponse {
         },
         host_config: Some(r.host_config.clone()),
         graph_driver: Some(DriverData { name: "overlay2".into(), data: graph }),
-        mounts: Some(Vec::new()),
+        mounts: Some(mounts(d, &r)),
         config: Some(r.config.clone()),
         network_settings: Some(NetworkSettings {
             sandbox_id: Some(String::new()),
@@ -281,7 +307,7 @@ fn command_line(r: &Record) -> String {
 }
 
 /// The `docker ps` row of a container.
-pub fn summary(r: &Record) -> ContainerSummary {
+pub fn summary(d: &Daemon, r: &Record) -> ContainerSummary {
     let created = chrono::DateTime::parse_from_rfc3339(&r.created).map(|t| t.timestamp()).unwrap_or(0);
     ContainerSummary {
         id: Some(r.id.clone()),
@@ -299,7 +325,7 @@ pub fn summary(r: &Record) -> ContainerSummary {
             annotations: None,
         }),
         network_settings: Some(ContainerSummaryNetworkSettings { networks: Some(networks(r)) }),
-        mounts: Some(Vec::new()),
+        mounts: Some(mounts(d, r)),
         ..Default::default()
     }
 }
@@ -418,19 +444,17 @@ impl<'a> ListFilter<'a> {
     }
 }
 
-/// (source, destination) of a container's mounts, for the `volume` filter.
+/// (volume name or source, destination) of a container's mounts, for the `volume`
+/// filter.
 fn mount_points(r: &Record) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    for b in r.host_config.binds.iter().flatten() {
-        let mut parts = b.splitn(3, ':');
-        if let (Some(src), Some(dst)) = (parts.next(), parts.next()) {
-            out.push((src.to_owned(), dst.to_owned()));
-        }
-    }
-    for m in r.host_config.mounts.iter().flatten() {
-        out.push((m.source.clone().unwrap_or_default(), m.target.clone().unwrap_or_default()));
-    }
-    out
+    let points = match &r.mount_points {
+        Some(p) => p.clone(),
+        None => super::start::mount_points(&r.host_config).unwrap_or_default(),
+    };
+    points
+        .into_iter()
+        .map(|m| (if m.kind == berth_volume::Kind::Volume { m.name } else { m.source }, m.destination))
+        .collect()
 }
 
 fn port_keys<'k>(keys: impl Iterator<Item = &'k String>) -> Vec<(u16, String)> {
@@ -478,7 +502,7 @@ pub fn list(d: &Daemon, all: bool, limit: Option<i64>, f: &Filters) -> Result<Ve
         if lf.since.as_deref() == Some(c.id.as_str()) {
             break;
         }
-        let s = c.summary_if(|r| (show_all || r.state.status.is_live()) && lf.matches(r));
+        let s = c.summary_if(d, |r| (show_all || r.state.status.is_live()) && lf.matches(r));
         if let Some(s) = s {
             out.push(s);
             if limit.is_some_and(|l| l > 0 && out.len() as i64 >= l) {

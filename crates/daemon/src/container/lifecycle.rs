@@ -90,8 +90,11 @@ pub async fn on_exit(d: &Arc<Daemon>, c: &Arc<Container>, st: ExitStatus) {
             c.record()
         }
     };
-    // A `--rm` container's runtime state goes with its removal, after the waiters
-    // were told; any other container is torn down now, before it can start again.
+    // Its volumes are given back at once (a `volume rm` right after `run --rm` finds
+    // them unmounted). A `--rm` container's other runtime state goes with its
+    // removal, after the waiters were told; any other container is torn down now,
+    // before it can start again.
+    super::volumes::release(d, &c.id);
     if !auto_remove {
         let d = d.clone();
         let id = c.id.clone();
@@ -107,7 +110,7 @@ pub async fn on_exit(d: &Arc<Daemon>, c: &Arc<Container>, st: ExitStatus) {
         w.running = false;
     });
     if auto_remove {
-        if let Err(e) = remove(d, c, true, false).await {
+        if let Err(e) = remove(d, c, true, true).await {
             if !e.is_not_found() {
                 tracing::warn!(id = %c.id, "auto-remove: {e}");
             }
@@ -266,7 +269,7 @@ pub async fn wait(c: &Container, cond: WaitCondition) -> i64 {
 }
 
 /// Remove a container (`force` kills a running one first).
-pub async fn remove(d: &Arc<Daemon>, c: &Arc<Container>, force: bool, _volumes: bool) -> Result<()> {
+pub async fn remove(d: &Arc<Daemon>, c: &Arc<Container>, force: bool, volumes: bool) -> Result<()> {
     let _op = c.op.lock().await;
     if d.containers.get(&c.id).is_err() {
         return Err(Error::not_found(format!("No such container: {}", c.id)));
@@ -307,6 +310,11 @@ pub async fn remove(d: &Arc<Daemon>, c: &Arc<Container>, force: bool, _volumes: 
     // waiters hear of the removal first.
     if !auto {
         cleanup.await.map_err(|e| Error::internal(e.to_string()))?;
+    }
+    // `rm -v` (and `--rm`): the container's anonymous volumes go with it, unless
+    // another container uses them too (`--volumes-from`).
+    if volumes || auto {
+        super::volumes::remove_anonymous(d, &rec);
     }
     c.wake(|w| w.removed = true);
     tracing::debug!(id = %rec.id, "container removed");

@@ -13,6 +13,7 @@ pub mod shim;
 pub mod start;
 pub mod stats;
 pub mod verify;
+pub mod volumes;
 pub mod warm;
 
 use std::collections::HashMap;
@@ -195,9 +196,9 @@ impl Container {
 
     /// The `docker ps` row, when the record passes `keep` (the record is read in place,
     /// not copied).
-    pub fn summary_if(&self, keep: impl FnOnce(&Record) -> bool) -> Option<berth_api::models::ContainerSummary> {
+    pub fn summary_if(&self, d: &Daemon, keep: impl FnOnce(&Record) -> bool) -> Option<berth_api::models::ContainerSummary> {
         let g = self.rec.lock().unwrap();
-        keep(&g).then(|| inspect::summary(&g))
+        keep(&g).then(|| inspect::summary(d, &g))
     }
 
     pub fn tty(&self) -> bool {

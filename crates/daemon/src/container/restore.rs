@@ -17,12 +17,20 @@ fn recover_lost_records(d: &Daemon, recs: &mut Vec<(String, Record)>) {
     let Ok(entries) = std::fs::read_dir(d.cfg.exec_root.join("c")) else { return };
     for e in entries.flatten() {
         let id = e.file_name().to_string_lossy().into_owned();
-        if recs.iter().any(|(_, r)| r.id == id) {
-            continue;
-        }
         let Ok(raw) = std::fs::read(e.path().join(super::RECORD_COPY)) else { continue };
         let Ok(rec) = serde_json::from_slice::<Record>(&raw) else { continue };
         if rec.id != id {
+            continue;
+        }
+        // A record the crash left behind its start (still `created` while the
+        // container runs): the copy written at the start is the newer one.
+        if let Some(slot) = recs.iter_mut().find(|(_, r)| r.id == id) {
+            if !slot.1.state.status.is_live() && rec.state.status.is_live() {
+                if d.db.put(Table::Containers, &rec.id, &rec).is_ok() {
+                    tracing::info!(%id, "recovered the running state of a --rm or build-step container from its runtime state");
+                    slot.1 = rec;
+                }
+            }
             continue;
         }
         let name_free = d.db.get::<String>(Table::Names, &rec.name).ok().flatten().is_none();
@@ -64,6 +72,7 @@ pub async fn restore_all(d: &Arc<Daemon>) -> Result<()> {
             if shim::connect(&state).await.is_ok() {
                 tracing::info!(id = %rec.id, "re-adopted running container");
                 super::net::restore(d, &rec);
+                super::volumes::restore(d, &rec);
                 lifecycle::spawn_monitor(d.clone(), c, None);
                 continue;
             }
@@ -77,12 +86,12 @@ pub async fn restore_all(d: &Arc<Daemon>) -> Result<()> {
             lifecycle::on_exit(d, &c, st).await;
             continue;
         }
-        // An exited `--rm` container is removed, as dockerd does on restore.
-        if rec.host_config.auto_remove.unwrap_or(false) && rec.state.status == Status::Exited {
-            let (d, c) = (d.clone(), c.clone());
-            tokio::spawn(async move {
-                let _ = lifecycle::remove(&d, &c, true, false).await;
-            });
+        // A `--rm` container that is not running is removed, as dockerd does on
+        // restore (a crash may have undone the group-committed removal, or left it
+        // as created), before the daemon serves anything: it must not show, or hold
+        // its volumes, for a moment.
+        if rec.host_config.auto_remove.unwrap_or(false) && matches!(rec.state.status, Status::Exited | Status::Created) {
+            let _ = lifecycle::remove(d, &c, true, true).await;
             continue;
         }
         // Not running: make sure nothing of a previous run is left mounted, and no

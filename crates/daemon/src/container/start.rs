@@ -23,11 +23,6 @@ fn etc_paths(dir: &Path) -> EtcFiles {
     EtcFiles { hosts: dir.join("hosts"), hostname: dir.join("hostname"), resolv_conf: dir.join("resolv.conf") }
 }
 
-/// Host path of a named volume's data (created on first use).
-pub fn volume_path(d: &Daemon, name: &str) -> PathBuf {
-    d.cfg.data_root.join("volumes").join(name).join("_data")
-}
-
 /// The mounts a host config asks for: `Binds` (`-v`), `Mounts` (`--mount`) and
 /// `Tmpfs` (`--tmpfs`), parsed with dockerd's rules. `create` calls this to refuse a bad
 /// specification with a 400 before anything exists.
@@ -96,11 +91,13 @@ fn user_mounts(d: &Daemon, rec: &Record) -> Result<Vec<MountSpec>> {
                     options: vec![m.propagation.clone()],
                 }
             }
-            berth_volume::Kind::Volume => {
-                let p = volume_path(d, &m.name);
-                std::fs::create_dir_all(&p)?;
-                MountSpec { kind: MountKind::Bind, source: p, destination: m.destination.clone(), readonly: !m.rw, options: Vec::new() }
-            }
+            berth_volume::Kind::Volume => MountSpec {
+                kind: MountKind::Bind,
+                source: super::volumes::host_path(d, &m.name)?,
+                destination: m.destination.clone(),
+                readonly: !m.rw,
+                options: Vec::new(),
+            },
             berth_volume::Kind::Tmpfs => MountSpec {
                 kind: MountKind::Tmpfs,
                 source: "tmpfs".into(),
@@ -342,6 +339,7 @@ pub fn teardown(d: &Daemon, id: &str) {
         d.snap.unmounted(id);
     }
     super::net::unwire(d, id);
+    super::volumes::release(d, id);
     let _ = berth_network::netns::remove(&Paths::netns(d, id));
     let shm = shm_dir(&paths);
     if berth_snapshot::is_mountpoint(&shm) {
@@ -393,6 +391,7 @@ pub(super) fn prepare(d: &Arc<Daemon>, rec: &Record) -> Result<super::net::Wired
     } else {
         d.snap.mount(&rec.id, &img.layers, &paths.rootfs())?;
     }
+    super::volumes::acquire(d, rec)?;
     let mut wired = super::net::Wired { endpoints: Vec::new(), ports: Vec::new() };
     if super::net::own_namespace(&rec.host_config) {
         let ns = Paths::netns(d, &rec.id);
@@ -653,7 +652,7 @@ fn remove_if_auto(d: &Arc<Daemon>, c: &Arc<Container>, code: i64) {
     c.wake(|w| w.exit_code = code);
     let (d, c) = (d.clone(), c.clone());
     tokio::spawn(async move {
-        if let Err(e) = super::lifecycle::remove(&d, &c, true, false).await {
+        if let Err(e) = super::lifecycle::remove(&d, &c, true, true).await {
             tracing::warn!(id = %c.id, "remove after failed start: {e}");
         }
     });

@@ -135,6 +135,7 @@ pub fn eligible(rec: &Record) -> bool {
         && hc.binds.as_ref().is_none_or(|b| b.is_empty())
         && hc.mounts.as_ref().is_none_or(|m| m.is_empty())
         && hc.tmpfs.as_ref().is_none_or(|t| t.is_empty())
+        && rec.mount_points.as_ref().is_none_or(|m| m.is_empty())
         && matches!(hc.network_mode.as_deref(), None | Some("default" | "none" | "bridge"))
         // Ports, links and endpoint settings (aliases, static addresses) are the
         // container's own: no sandbox made for another container could have them.
