@@ -62,6 +62,12 @@ pub enum Cmd {
     },
     /// Display a live stream of container(s) resource usage statistics
     Stats(StatsArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(CpArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff { container: String },
+    /// Export a container's filesystem as a tar archive
+    Export(ExportArgs),
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCmd),
@@ -638,6 +644,35 @@ pub enum ContainerCmd {
         private_port: Option<String>,
     },
     Stats(StatsArgs),
+    Cp(CpArgs),
+    Diff {
+        container: String,
+    },
+    Export(ExportArgs),
+}
+
+/// `cp [OPTIONS] CONTAINER:SRC_PATH DEST_PATH|-` or `cp [OPTIONS] SRC_PATH|- CONTAINER:DEST_PATH`.
+#[derive(Args, Debug, Default)]
+pub struct CpArgs {
+    /// Archive mode (copy all uid/gid information)
+    #[arg(short = 'a', long)]
+    pub archive: bool,
+    /// Always follow symbol link in SRC_PATH
+    #[arg(short = 'L', long = "follow-link")]
+    pub follow_link: bool,
+    /// Suppress progress output during copy. Progress output is automatically suppressed if no terminal is attached
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    pub src: String,
+    pub dst: String,
+}
+
+#[derive(Args, Debug, Default)]
+pub struct ExportArgs {
+    /// Write to a file, instead of STDOUT
+    #[arg(short = 'o', long)]
+    pub output: Option<String>,
+    pub container: String,
 }
 
 #[derive(Args, Debug, Default)]
@@ -678,6 +713,7 @@ pub struct ImagesArgs {
 }
 
 #[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
 pub enum ImageCmd {
     #[command(alias = "list")]
     Ls(ImagesArgs),

@@ -248,7 +248,7 @@ pub async fn body_upload(data_root: &std::path::Path, b: Incoming, prefix: &str,
         match &mut file {
             Some((p, f)) => {
                 if let Err(e) = f.write_all(&data) {
-                    let _ = std::fs::remove_file(&p);
+                    let _ = std::fs::remove_file(p);
                     return Err(e.into());
                 }
             }
@@ -320,5 +320,52 @@ impl std::io::Write for ChanWriter {
     }
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
+    }
+}
+
+/// A blocking `Read` over a request body as it arrives (for code on the blocking
+/// pool that consumes an upload without holding it: `PUT /containers/{id}/archive`).
+/// At most a few frames are buffered; dropping the reader stops the pump.
+pub struct BodyReader {
+    rx: mpsc::Receiver<std::io::Result<Bytes>>,
+    cur: Bytes,
+}
+
+impl BodyReader {
+    pub fn new(b: Incoming) -> BodyReader {
+        use futures_util::StreamExt;
+        let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(16);
+        tokio::spawn(async move {
+            let mut body = http_body_util::BodyStream::new(b);
+            while let Some(frame) = body.next().await {
+                let item = match frame {
+                    Ok(f) => match f.into_data() {
+                        Ok(d) => Ok(d),
+                        Err(_) => continue,
+                    },
+                    Err(e) => Err(std::io::Error::other(format!("read request body: {e}"))),
+                };
+                let stop = item.is_err();
+                if tx.send(item).await.is_err() || stop {
+                    return;
+                }
+            }
+        });
+        BodyReader { rx, cur: Bytes::new() }
+    }
+}
+
+impl std::io::Read for BodyReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.cur.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(Ok(b)) => self.cur = b,
+                Some(Err(e)) => return Err(e),
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len());
+        buf[..n].copy_from_slice(&self.cur.split_to(n));
+        Ok(n)
     }
 }

@@ -210,7 +210,7 @@ mod tests {
         let host: Vec<IpNet> = vec!["192.0.2.0/24".parse().unwrap(), "172.17.5.0/24".parse().unwrap()];
         assert_eq!(choose_subnet(&default_pools(), &host).unwrap().to_string(), "172.18.0.0/16");
         let p = parse_pool("base=10.10.0.0/16,size=24").unwrap();
-        assert_eq!(choose_subnet(&[p.clone()], &[]).unwrap().to_string(), "10.10.0.0/24");
+        assert_eq!(choose_subnet(std::slice::from_ref(&p), &[]).unwrap().to_string(), "10.10.0.0/24");
         assert_eq!(choose_subnet(&[p], &["10.10.0.0/24".parse().unwrap()]).unwrap().to_string(), "10.10.1.0/24");
         assert!(parse_pool("base=10.0.0.0/16,size=8").is_err());
     }

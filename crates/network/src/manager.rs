@@ -49,10 +49,16 @@ pub struct CreateRequest {
     pub ipam_driver: String,
     pub ipam_options: BTreeMap<String, String>,
     /// (subnet, ip range, gateway, aux addresses) as given.
-    pub configs: Vec<(Option<String>, Option<String>, Option<String>, BTreeMap<String, String>)>,
+    pub configs: Vec<PoolRequest>,
     pub options: BTreeMap<String, String>,
     pub labels: BTreeMap<String, String>,
 }
+
+/// One IPAM pool as asked for: (subnet, ip range, gateway, aux addresses).
+pub type PoolRequest = (Option<String>, Option<String>, Option<String>, BTreeMap<String, String>);
+
+/// A container's entry on one network: (network id, names, addresses).
+type NameEntry = (String, Vec<String>, Vec<IpAddr>);
 
 struct State {
     nets: BTreeMap<String, Network>,
@@ -65,7 +71,7 @@ struct State {
 #[derive(Debug, Clone, Default)]
 struct Names {
     /// container id → (network id, names, addresses)
-    by_container: HashMap<String, Vec<(String, Vec<String>, Vec<IpAddr>)>>,
+    by_container: HashMap<String, Vec<NameEntry>>,
     /// container id → upstream resolvers
     upstreams: HashMap<String, Vec<SocketAddr>>,
 }

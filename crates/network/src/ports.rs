@@ -154,7 +154,7 @@ mod tests {
         assert!(b[0].host_port > 0 && b[1].host_port > 0);
         // The same TCP port again is refused while held.
         let again = PortRequest { proto: Proto::Tcp, container_port: 80, host_ip: Some(lo), host_ports: Some((b[0].host_port, b[0].host_port)) };
-        let e = reserve(&[again.clone()], None).unwrap_err();
+        let e = reserve(std::slice::from_ref(&again), None).unwrap_err();
         assert!(e.message().contains("port is already allocated"), "{}", e.message());
         // A range skips it.
         let range = PortRequest { host_ports: Some((b[0].host_port, b[0].host_port.saturating_add(5))), ..again.clone() };

@@ -188,6 +188,20 @@ pub fn read_line<T: for<'de> Deserialize<'de>>(r: &mut impl Read) -> io::Result<
     serde_json::from_slice(&buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
+/// A unix socket path usable for `bind`/`connect` even when `dir/name` is longer than
+/// `sun_path` allows (108 bytes): long paths go through `/proc/self/fd/<dirfd>/name`.
+/// Keep the returned guard alive until the bind or connect is done.
+pub fn socket_path(dir: &std::path::Path, name: &str) -> io::Result<(Option<std::fs::File>, std::path::PathBuf)> {
+    let full = dir.join(name);
+    if full.as_os_str().len() < 100 {
+        return Ok((None, full));
+    }
+    let guard = std::fs::File::open(dir)?;
+    use std::os::fd::AsRawFd;
+    let p = std::path::PathBuf::from(format!("/proc/self/fd/{}/{name}", guard.as_raw_fd()));
+    Ok((Some(guard), p))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,18 +243,4 @@ mod tests {
         assert_eq!(st.code, 3);
         assert_eq!(read_frame(&mut r).unwrap(), None);
     }
-}
-
-/// A unix socket path usable for `bind`/`connect` even when `dir/name` is longer than
-/// `sun_path` allows (108 bytes): long paths go through `/proc/self/fd/<dirfd>/name`.
-/// Keep the returned guard alive until the bind or connect is done.
-pub fn socket_path(dir: &std::path::Path, name: &str) -> io::Result<(Option<std::fs::File>, std::path::PathBuf)> {
-    let full = dir.join(name);
-    if full.as_os_str().len() < 100 {
-        return Ok((None, full));
-    }
-    let guard = std::fs::File::open(dir)?;
-    use std::os::fd::AsRawFd;
-    let p = std::path::PathBuf::from(format!("/proc/self/fd/{}/{name}", guard.as_raw_fd()));
-    Ok((Some(guard), p))
 }

@@ -202,7 +202,7 @@ pub fn drop_caps(drop: &[String]) -> Result<()> {
 /// capabilities (`CAP_SETPCAP` last: dropping from the bounding set needs it).
 pub fn apply(f: &Filter) -> Result<()> {
     let prog = &f.prog;
-    if prog.is_empty() || prog.len() % std::mem::size_of::<libc::sock_filter>() != 0 {
+    if prog.is_empty() || !prog.len().is_multiple_of(std::mem::size_of::<libc::sock_filter>()) {
         bail!("bad seccomp program {}", f.bpf_path.display());
     }
     let fprog = libc::sock_fprog {
@@ -242,7 +242,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let a = cached_program(&docker_like(), dir.path()).unwrap();
         let len = fs::metadata(&a).unwrap().len();
-        assert!(len > 0 && len % 8 == 0, "BPF program of {len} bytes");
+        assert!(len > 0 && len.is_multiple_of(8), "BPF program of {len} bytes");
         let b = cached_program(&docker_like(), dir.path()).unwrap();
         assert_eq!(a, b);
         let mut other = docker_like();

@@ -239,7 +239,8 @@ impl Volumes {
 /// the directory's own owner and mode. Nothing is done when `dst` is not empty.
 pub fn copy_up(src: &Path, dst: &Path) -> Result<bool> {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    let Ok(src_md) = std::fs::symlink_metadata(src) else { return Ok(false) };
+    // `src` is resolved already (the caller hands a /proc/self/fd path): follow it.
+    let Ok(src_md) = std::fs::metadata(src) else { return Ok(false) };
     if !src_md.is_dir() || std::fs::read_dir(dst)?.next().is_some() {
         return Ok(false);
     }

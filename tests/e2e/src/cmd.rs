@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 pub struct Output {
     pub code: i32,
     pub stdout: String,
+    /// stdout as it came (`stdout` is its lossy UTF-8 form).
+    pub stdout_bytes: Vec<u8>,
     pub stderr: String,
 }
 
@@ -75,6 +77,7 @@ pub fn run_command(mut cmd: Command, stdin: Option<&[u8]>, timeout: Duration) ->
             return Output {
                 code: -1,
                 stdout: String::new(),
+                stdout_bytes: Vec::new(),
                 stderr: format!("failed to spawn {cmd:?}: {e}"),
             }
         }
@@ -106,8 +109,9 @@ pub fn run_command(mut cmd: Command, stdin: Option<&[u8]>, timeout: Duration) ->
     if let Some(w) = writer {
         let _ = w.join();
     }
-    let stdout = out.join().unwrap_or_default();
-    let mut stderr = err.join().unwrap_or_default();
+    let stdout_bytes = out.join().unwrap_or_default();
+    let stdout = String::from_utf8_lossy(&stdout_bytes).into_owned();
+    let mut stderr = String::from_utf8_lossy(&err.join().unwrap_or_default()).into_owned();
     if timed_out {
         stderr.push_str(&format!("\n[harness: killed after {timeout:?}: {cmd:?}]"));
     }
@@ -118,15 +122,16 @@ pub fn run_command(mut cmd: Command, stdin: Option<&[u8]>, timeout: Duration) ->
     Output {
         code,
         stdout,
+        stdout_bytes,
         stderr,
     }
 }
 
-fn read_all(mut r: impl Read + Send + 'static) -> thread::JoinHandle<String> {
+fn read_all(mut r: impl Read + Send + 'static) -> thread::JoinHandle<Vec<u8>> {
     thread::spawn(move || {
         let mut buf = Vec::new();
         let _ = r.read_to_end(&mut buf);
-        String::from_utf8_lossy(&buf).into_owned()
+        buf
     })
 }
 

@@ -24,3 +24,9 @@ fn docker_py_volume_api() {
     let d = Daemon::start();
     run_py(&d, "volume_sdk.py");
 }
+
+#[test]
+fn docker_py_archive_api() {
+    let d = Daemon::start();
+    run_py(&d, "archive_sdk.py");
+}

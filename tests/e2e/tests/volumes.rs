@@ -91,3 +91,21 @@ fn local_driver_options_mount_tmpfs_and_binds() {
     d.docker(&["volume", "rm", "tv", "bv"]).ok();
     assert!(std::path::Path::new(&dir).join("marker").exists(), "removing a bind volume leaves the host directory alone");
 }
+
+/// A hostile image whose volume path is a symlink to a host directory: copy-up
+/// resolves it inside the rootfs, so nothing of the host lands in the volume.
+#[test]
+fn copy_up_through_an_image_symlink_stays_in_the_rootfs() {
+    let d = Daemon::start();
+    let host = berth_e2e::dir_with("berth-hostile-copyup", &[("host-secret", "HOST\n")]);
+    let df = format!("FROM busybox\nRUN ln -s {} /vol && mkdir -p /real && echo img > /real/f && ln -s /real /vol2\n", host.display());
+    let ctx = berth_e2e::dir_with("berth-hostile-ctx", &[("Dockerfile", &df)]);
+    d.berth(&["build", "-q", "-t", "hostile", &ctx.to_string_lossy()]).ok();
+    let o = d.berth(&["run", "--rm", "-v", "hv:/vol", "-v", "hv2:/vol2", "hostile", "sh", "-c", "ls -A /vol; cat /vol2/f"]);
+    assert_eq!(o.ok(), "img\n", "{o}");
+    let mp = d.docker(&["volume", "inspect", "-f", "{{.Mountpoint}}", "hv"]).ok().trim().to_owned();
+    assert_eq!(std::fs::read_dir(&mp).unwrap().count(), 0, "host files were copied into the volume");
+    assert!(host.join("host-secret").exists());
+    let _ = std::fs::remove_dir_all(&host);
+    let _ = std::fs::remove_dir_all(&ctx);
+}

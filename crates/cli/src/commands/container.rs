@@ -612,6 +612,44 @@ pub async fn stats(c: &Client, a: StatsArgs) -> Result<i32> {
     }
 }
 
+/// `diff CONTAINER`: `C`, `A` or `D` and the path, as the docker CLI prints them.
+pub async fn diff(c: &Client, name: &str) -> Result<i32> {
+    let changes: Vec<Value> = c.get_json(&format!("/containers/{name}/changes"), &Query::new()).await?;
+    let mut out = String::new();
+    for ch in &changes {
+        let kind = match ch["Kind"].as_i64() {
+            Some(0) => "C",
+            Some(1) => "A",
+            Some(2) => "D",
+            _ => "?",
+        };
+        out.push_str(&format!("{kind} {}\n", ch["Path"].as_str().unwrap_or("")));
+    }
+    print!("{out}");
+    Ok(0)
+}
+
+/// `export [-o FILE] CONTAINER`: the container's filesystem as a tar.
+pub async fn export(c: &Client, a: crate::cli::ExportArgs) -> Result<i32> {
+    use std::io::Write;
+    if a.output.is_none() && crate::stream::stdout_is_tty() {
+        anyhow::bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect");
+    }
+    let resp = c.request(Method::GET, &format!("/containers/{}/export", a.container), &Query::new(), &[], empty()).await?;
+    let mut body = resp.into_body();
+    let mut out: Box<dyn Write> = match &a.output {
+        Some(p) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p).map_err(|e| anyhow::anyhow!("failed to export container: open {p}: {e}"))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    while let Some(chunk) = crate::client::next_chunk(&mut body).await? {
+        out.write_all(&chunk)?;
+    }
+    out.flush()?;
+    Ok(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod build;
 pub mod container;
+pub mod cp;
 pub mod exec;
 pub mod gitctx;
 pub mod image;
@@ -131,6 +132,9 @@ pub async fn dispatch(cli: Cli) -> Result<i32> {
             private_port,
         } => container::port(&c, &container, private_port.as_deref()).await,
         Cmd::Stats(a) => container::stats(&c, a).await,
+        Cmd::Cp(a) => cp::cp(&c, a).await,
+        Cmd::Diff { container } => container::diff(&c, &container).await,
+        Cmd::Export(a) => container::export(&c, a).await,
         Cmd::Container(cc) => match cc {
             ContainerCmd::Ls(a) => container::ps(&c, a).await,
             ContainerCmd::Prune(a) => container::prune(&c, a).await,
@@ -160,6 +164,9 @@ pub async fn dispatch(cli: Cli) -> Result<i32> {
                 private_port,
             } => container::port(&c, &container, private_port.as_deref()).await,
             ContainerCmd::Stats(a) => container::stats(&c, a).await,
+            ContainerCmd::Cp(a) => cp::cp(&c, a).await,
+            ContainerCmd::Diff { container } => container::diff(&c, &container).await,
+            ContainerCmd::Export(a) => container::export(&c, a).await,
         },
         Cmd::Images(a) => image::images(&c, a).await,
         Cmd::Image(ic) => match ic {

@@ -2,6 +2,7 @@
 //! version, and dispatches on method and path. Image names contain `/` and `:`, so
 //! image routes match on their suffix.
 
+mod archive;
 mod commit;
 mod build;
 mod containers;
@@ -97,6 +98,9 @@ async fn dispatch(d: &Arc<Daemon>, req: Request<Incoming>, method: &Method, path
         (&Method::POST, ["commit"]) => commit::commit(d, req.into_body(), &q).await,
         (&Method::GET, ["containers", id, "changes"]) => commit::changes(d, id).await,
         (&Method::GET, ["containers", id, "export"]) => commit::export(d, id).await,
+        (&Method::HEAD, ["containers", id, "archive"]) => archive::head(d, id, &q).await,
+        (&Method::GET, ["containers", id, "archive"]) => archive::get(d, id, &q).await,
+        (&Method::PUT, ["containers", id, "archive"]) => archive::put(d, id, req, &q).await,
         (&Method::POST, ["images", "create"]) => images::create(d, req, &q).await,
         (&Method::POST, ["images", "prune"]) => images::prune(d, &q).await,
         (&Method::DELETE, ["images", ..]) => images::remove(d, &path["/images/".len()..], &q).await,

@@ -183,7 +183,7 @@ pub async fn disconnect(d: &Arc<Daemon>, id: &str, req: Request<Incoming>) -> Re
 
 async fn body_json_or_invalid<T: serde::de::DeserializeOwned>(req: Request<Incoming>) -> BResult<T> {
     let v: Value = body_json(req.into_body()).await?;
-    if !v.get("Container").is_some_and(|c| c.as_str().is_some_and(|s| !s.is_empty())) {
+    if v.get("Container").is_none_or(|c| c.as_str().is_none_or(|s| s.is_empty())) {
         return Err(Error::invalid("a container must be given (Container)"));
     }
     serde_json::from_value(v).map_err(|e| Error::invalid(format!("invalid JSON: {e}")))

@@ -4,6 +4,7 @@
 pub mod attach;
 pub mod create;
 pub mod exec;
+pub mod fs;
 pub mod inspect;
 pub mod lifecycle;
 pub mod logs;

@@ -141,8 +141,7 @@ pub fn endpoints_for_create(d: &Daemon, hc: &HostConfig, nc: Option<&NetworkingC
                 return Err(Error::invalid(format!("container sharing network namespace with another container or host cannot be connected to any other network ({k})")));
             }
         }
-        if m.starts_with("container:") {
-            let other = &m["container:".len()..];
+        if let Some(other) = m.strip_prefix("container:") {
             d.containers.get(other).map_err(|_| Error::not_found(format!("No such container: {other}")))?;
         }
         return Ok(Vec::new());

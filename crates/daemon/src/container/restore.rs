@@ -25,12 +25,11 @@ fn recover_lost_records(d: &Daemon, recs: &mut Vec<(String, Record)>) {
         // A record the crash left behind its start (still `created` while the
         // container runs): the copy written at the start is the newer one.
         if let Some(slot) = recs.iter_mut().find(|(_, r)| r.id == id) {
-            if !slot.1.state.status.is_live() && rec.state.status.is_live() {
-                if d.db.put(Table::Containers, &rec.id, &rec).is_ok() {
+            if !slot.1.state.status.is_live() && rec.state.status.is_live()
+                && d.db.put(Table::Containers, &rec.id, &rec).is_ok() {
                     tracing::info!(%id, "recovered the running state of a --rm or build-step container from its runtime state");
                     slot.1 = rec;
                 }
-            }
             continue;
         }
         let name_free = d.db.get::<String>(Table::Names, &rec.name).ok().flatten().is_none();

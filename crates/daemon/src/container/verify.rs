@@ -396,7 +396,7 @@ pub fn verify_host_config(hc: &mut HostConfig, config: &ContainerConfig) -> Resu
             return Err(Error::invalid("invalid restart policy: maximum retry count can't be negative"));
         }
         if max > 0 && name != RestartPolicyNameEnum::ON_FAILURE {
-            return Err(Error::invalid(format!("invalid restart policy: maximum retry count can only be used with 'on-failure'")));
+            return Err(Error::invalid("invalid restart policy: maximum retry count can only be used with 'on-failure'".to_string()));
         }
     }
     if hc.shm_size.unwrap_or(0) < 0 {

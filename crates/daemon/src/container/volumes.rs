@@ -83,9 +83,12 @@ pub fn acquire(d: &Daemon, rec: &Record) -> Result<()> {
             let path = d.volumes.acquire(&m.name)?;
             held.push(m.name.clone());
             if m.copy_data {
-                let src = rootfs.join(m.destination.trim_start_matches('/'));
-                // Only what the image has (no symlink out of the rootfs).
-                if src.starts_with(&rootfs) && !src.is_symlink() {
+                // The image's directory at the destination, its symlinks resolved
+                // inside the rootfs: a hostile image cannot make us copy host files.
+                let fs = berth_containerfs::ContainerFs::open(&rootfs).map_err(|e| Error::internal(e.to_string()))?;
+                if let Ok(fd) = fs.open_path(&m.destination) {
+                    use std::os::fd::AsRawFd;
+                    let src = std::path::PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
                     berth_volume::copy_up(&src, &path)?;
                 }
             }
@@ -93,7 +96,25 @@ pub fn acquire(d: &Daemon, rec: &Record) -> Result<()> {
         Ok(())
     })();
     d.volume_users.lock().unwrap().insert(rec.id.clone(), held);
-    result
+    result?;
+    make_mountpoints(rec, &rootfs)
+}
+
+/// Make each mount's destination inside the rootfs (a directory, or a file for a
+/// bind of a file), resolving symlinks inside it: an image whose mount path is a
+/// dangling symlink gets its target made there, never on the host.
+fn make_mountpoints(rec: &Record, rootfs: &std::path::Path) -> Result<()> {
+    let Some(points) = &rec.mount_points else { return Ok(()) };
+    if points.is_empty() {
+        return Ok(());
+    }
+    let fs = berth_containerfs::ContainerFs::open(rootfs).map_err(|e| Error::internal(e.to_string()))?;
+    for m in points {
+        let dir = m.kind != Kind::Bind || std::fs::metadata(&m.source).map(|md| md.is_dir()).unwrap_or(true);
+        fs.mountpoint(&m.destination, dir)
+            .map_err(|e| Error::internal(format!("create mountpoint for {} mount: {e}", m.destination)))?;
+    }
+    Ok(())
 }
 
 /// At teardown: give the volumes back (unmounting option volumes with their last user).

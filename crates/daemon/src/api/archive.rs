@@ -1,0 +1,168 @@
+//! The archive API (`docker cp`): `HEAD`, `GET` and `PUT /containers/{id}/archive`.
+
+use std::sync::Arc;
+
+use berth_api::models::EventMessageTypeEnum;
+use berth_containerfs::{Error as FsError, ExtractOptions};
+use berth_errdefs::Error;
+use http::HeaderValue;
+use hyper::body::Incoming;
+use hyper::Request;
+
+use crate::container::{self, fs::View, Container, Record};
+use crate::http::{empty, stream, Query, Result};
+use crate::Daemon;
+
+const STAT_HEADER: &str = "X-Docker-Container-Path-Stat";
+
+/// The `path` query parameter, required as dockerd requires it (with dockerd's
+/// message, missing space included).
+fn path_param(q: &Query) -> Result<String> {
+    match q.get("path") {
+        Some(p) if !p.is_empty() => Ok(p.to_owned()),
+        _ => Err(Error::invalid("bad parameter: pathcannot be empty")),
+    }
+}
+
+/// dockerd's statuses for what can go wrong inside the container's filesystem.
+fn fs_error(e: FsError, path: &str, name: &str) -> Error {
+    match e {
+        FsError::NotFound(_) => Error::not_found(format!("Could not find the file {path} in container {name}")),
+        FsError::NotDirectory => Error::invalid("extraction point is not a directory"),
+        FsError::Breakout(m) | FsError::Conflict(m) | FsError::Invalid(m) => Error::invalid(m),
+        FsError::Io { context, source } => Error::internal(format!("{context}: {}", berth_containerfs::copy::go_error(&source))),
+    }
+}
+
+/// Is the container running (its filesystem reached through its init)?
+fn running(c: &Container) -> bool {
+    let rec = c.record();
+    rec.state.status.is_live() && rec.state.pid > 0
+}
+
+/// Run `f` with the container's filesystem open. A container that is not running
+/// is mounted for the call, under its operation lock so that it cannot start
+/// (or be removed) meanwhile.
+async fn with_view<T: Send + 'static>(
+    d: &Arc<Daemon>,
+    c: Arc<Container>,
+    f: impl FnOnce(&View, &Record) -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let _guard = if running(&c) { None } else { Some(c.op.lock().await) };
+    let (d, c2) = (d.clone(), c.clone());
+    crate::http::blocking(move || {
+        let rec = c2.record();
+        let view = container::fs::open(&d, &rec)?;
+        f(&view, &rec)
+    })
+    .await
+}
+
+/// `HEAD /containers/{id}/archive?path=`: the stat of a path in a header.
+pub async fn head(d: &Arc<Daemon>, name: &str, q: &Query) -> Result {
+    let path = path_param(q)?;
+    let c = d.containers.get(name)?;
+    let (p, n) = (path.clone(), name.to_owned());
+    let stat = with_view(d, c, move |v, _| v.fs.stat(&p).map_err(|e| fs_error(e, &p, &n))).await?;
+    let mut r = empty(200);
+    r.headers_mut().insert(STAT_HEADER, HeaderValue::from_str(&stat.header_value()).expect("base64 is a valid header"));
+    Ok(r)
+}
+
+/// `GET /containers/{id}/archive?path=`: a tar of the path, its stat in a header.
+pub async fn get(d: &Arc<Daemon>, name: &str, q: &Query) -> Result {
+    let path = path_param(q)?;
+    let c = d.containers.get(name)?;
+    let rec = c.record();
+    // The stat goes in the header, before the body: a task opens the view, sends the
+    // stat back and keeps the view (and, for a stopped container, its lock) until
+    // the archive is written.
+    let (stat_tx, stat_rx) = tokio::sync::oneshot::channel::<Result<String>>();
+    let (tx, mut resp) = stream(200, Some("application/x-tar"));
+    let (d2, n) = (d.clone(), name.to_owned());
+    tokio::spawn(async move {
+        let _guard = if running(&c) { None } else { Some(c.op.lock().await) };
+        let c2 = c.clone();
+        let p = path.clone();
+        let opened = crate::http::blocking(move || {
+            let view = container::fs::open(&d2, &c2.record())?;
+            let source = view.fs.source(&p).map_err(|e| fs_error(e, &p, &n))?;
+            Ok((view, source))
+        })
+        .await;
+        let (view, source) = match opened {
+            Ok(x) => x,
+            Err(e) => {
+                let _ = stat_tx.send(Err(e));
+                return;
+            }
+        };
+        if stat_tx.send(Ok(source.stat.header_value())).is_err() {
+            return;
+        }
+        let _ = tokio::task::spawn_blocking(move || {
+            let w = std::io::BufWriter::with_capacity(256 * 1024, crate::http::ChanWriter(tx));
+            match source.write_tar(w) {
+                Ok(mut w) => {
+                    let _ = std::io::Write::flush(&mut w);
+                }
+                Err(e) => tracing::warn!(path = %path, "archive: {e}"),
+            }
+            drop(view);
+        })
+        .await;
+    });
+    let header = stat_rx.await.map_err(|_| Error::internal("archive task failed"))??;
+    resp.headers_mut().insert(STAT_HEADER, HeaderValue::from_str(&header).expect("base64 is a valid header"));
+    let mut attrs = container::event_attrs(&rec);
+    attrs.insert("name".into(), rec.name.trim_start_matches('/').to_owned());
+    d.events.emit(EventMessageTypeEnum::CONTAINER, "archive-path", &rec.id, attrs);
+    Ok(resp)
+}
+
+/// `PUT /containers/{id}/archive?path=&noOverwriteDirNonDir=&copyUIDGID=`: extract
+/// a tar (plain, gzip or zstd) into a directory of the container.
+pub async fn put(d: &Arc<Daemon>, name: &str, req: Request<Incoming>, q: &Query) -> Result {
+    let path = match path_param(q) {
+        Ok(p) => p,
+        Err(e) => {
+            crate::http::drain_body(req.into_body()).await;
+            return Err(e);
+        }
+    };
+    let c = match d.containers.get(name) {
+        Ok(c) => c,
+        Err(e) => {
+            crate::http::drain_body(req.into_body()).await;
+            return Err(e);
+        }
+    };
+    let no_overwrite = q.bool("noOverwriteDirNonDir");
+    let copy_uid_gid = q.bool("copyUIDGID");
+    let body = crate::http::BodyReader::new(req.into_body());
+    let n = name.to_owned();
+    let rec = with_view(d, c, move |v, rec| {
+        let dest = v.fs.dest(&path).map_err(|e| fs_error(e, &path, &n))?;
+        let (on_rootfs, read_only) = dest.mount().map_err(|e| fs_error(e, &path, &n))?;
+        if on_rootfs && rec.host_config.readonly_rootfs == Some(true) {
+            return Err(Error::forbidden("container rootfs is marked read-only"));
+        }
+        if read_only {
+            return Err(Error::forbidden("mounted volume is marked read-only"));
+        }
+        let mut opts = ExtractOptions { no_overwrite_dir_non_dir: no_overwrite, ..Default::default() };
+        if copy_uid_gid {
+            let user = rec.config.user.clone().unwrap_or_default();
+            let u = berth_oci::resolve_user(v.root(), &user, &[])
+                .map_err(|e| Error::invalid(e.to_string()))?;
+            opts.chown = Some((u.uid, u.gid));
+        }
+        dest.extract(body, &opts).map_err(|e| fs_error(e, &path, &n))?;
+        Ok(rec.clone())
+    })
+    .await?;
+    let mut attrs = container::event_attrs(&rec);
+    attrs.insert("name".into(), rec.name.trim_start_matches('/').to_owned());
+    d.events.emit(EventMessageTypeEnum::CONTAINER, "extract-to-dir", &rec.id, attrs);
+    Ok(empty(200))
+}
