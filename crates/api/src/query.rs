@@ -267,6 +267,36 @@ pub fn go_duration_secs(s: &str) -> Option<f64> {
     Some(total)
 }
 
+/// A duration as Go's `time.Duration.String` prints it (`30s`, `1m30s`, `1.5s`,
+/// `500ms`).
+pub fn go_duration_string(d: std::time::Duration) -> String {
+    if d.is_zero() {
+        return "0s".into();
+    }
+    if d < std::time::Duration::from_secs(1) {
+        let ns = d.as_nanos();
+        return if ns.is_multiple_of(1_000_000) {
+            format!("{}ms", ns / 1_000_000)
+        } else if ns.is_multiple_of(1000) {
+            format!("{}µs", ns / 1000)
+        } else {
+            format!("{ns}ns")
+        };
+    }
+    let t = d.as_secs();
+    let (h, m) = (t / 3600, (t % 3600) / 60);
+    let secs = (t % 60) as f64 + f64::from(d.subsec_nanos()) / 1e9;
+    let mut out = String::new();
+    if h > 0 {
+        out.push_str(&format!("{h}h"));
+    }
+    if h > 0 || m > 0 {
+        out.push_str(&format!("{m}m"));
+    }
+    out.push_str(&format!("{secs}s"));
+    out
+}
+
 /// A point in time as Docker's `until`/`since` filters take it (moby's
 /// `timetypes.GetTimestamp`): a Go duration before `now`, unix seconds (with an
 /// optional fraction), or an RFC 3339 date-time / date. Unix seconds out.
@@ -303,6 +333,16 @@ pub fn timestamp(value: &str, now: i64) -> Result<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_as_go_prints_them() {
+        use std::time::Duration;
+        assert_eq!(go_duration_string(Duration::from_secs(30)), "30s");
+        assert_eq!(go_duration_string(Duration::from_millis(500)), "500ms");
+        assert_eq!(go_duration_string(Duration::from_secs(90)), "1m30s");
+        assert_eq!(go_duration_string(Duration::from_millis(1500)), "1.5s");
+        assert_eq!(go_duration_string(Duration::from_secs(3600)), "1h0m0s");
+    }
 
     #[test]
     fn path_match_as_go() {

@@ -85,24 +85,7 @@ pub fn parse_ports(spec: &str) -> Result<Vec<String>> {
 }
 
 fn go_duration(d: Duration) -> String {
-    if d.is_zero() {
-        return "0s".into();
-    }
-    let s = d.as_secs_f64();
-    if d.subsec_nanos() == 0 {
-        let t = d.as_secs();
-        let (h, m, s) = (t / 3600, (t % 3600) / 60, t % 60);
-        let mut out = String::new();
-        if h > 0 {
-            out.push_str(&format!("{h}h"));
-        }
-        if h > 0 || m > 0 {
-            out.push_str(&format!("{m}m"));
-        }
-        out.push_str(&format!("{s}s"));
-        return out;
-    }
-    format!("{s}s")
+    berth_api::query::go_duration_string(d)
 }
 
 /// What a metadata instruction did: the history `created_by` text.

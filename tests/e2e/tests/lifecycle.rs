@@ -268,3 +268,43 @@ fn ps_and_inspect() {
         .container_ids()
         .is_empty()));
 }
+
+/// Real-SDK defects: a SIGKILL is answered once the container is dead; exec output
+/// is framed by the start request's Tty; defaults clients index are present.
+#[test]
+fn kill_waits_exec_framing_follows_start_and_defaults_are_shown() {
+    let d = Daemon::start();
+    for i in 0..5 {
+        let name = format!("k{i}");
+        d.berth(&["run", "-d", "--name", &name, "busybox", "sleep", "600"]).ok();
+        let r = d.api("POST", &format!("/v1.41/containers/{name}/kill"));
+        assert_eq!(r.status, 204);
+        let st = d.inspect(&name)["State"].clone();
+        assert_eq!((st["Running"].as_bool(), st["ExitCode"].as_i64()), (Some(false), Some(137)), "{st}");
+        let r = d.api("DELETE", &format!("/v1.41/containers/{name}"));
+        assert_eq!(r.status, 204, "{}", r.text());
+    }
+
+    d.berth(&["run", "-d", "--name", "ex", "busybox", "sleep", "600"]).ok();
+    let create = serde_json::json!({"Cmd": ["echo", "framed"], "Tty": true, "AttachStdout": true, "AttachStderr": true});
+    let id = d.api_json("POST", "/v1.41/containers/ex/exec", &create).json()["Id"].as_str().unwrap().to_owned();
+    let r = d.api_json("POST", &format!("/v1.41/exec/{id}/start"), &serde_json::json!({"Detach": false, "Tty": false}));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body.first(), Some(&1u8), "not multiplexed: {:?}", r.text());
+    assert!(r.text().contains("framed"));
+    let insp = d.api("GET", &format!("/v1.41/exec/{id}/json")).json();
+    assert_eq!(insp["ProcessConfig"]["tty"], true);
+    assert_eq!(insp["ProcessConfig"]["entrypoint"], "echo");
+    // A create without a Tty, started with one: raw.
+    let create = serde_json::json!({"Cmd": ["echo", "raw"], "AttachStdout": true});
+    let id = d.api_json("POST", "/v1.41/containers/ex/exec", &create).json()["Id"].as_str().unwrap().to_owned();
+    let r = d.api_json("POST", &format!("/v1.41/exec/{id}/start"), &serde_json::json!({"Tty": true}));
+    assert_eq!(r.text(), "raw\n");
+
+    let hc = d.inspect("ex")["HostConfig"].clone();
+    assert_eq!(hc["Runtime"], "runc");
+    assert_eq!(hc["LogConfig"]["Type"], "json-file");
+    let info = d.api("GET", "/v1.41/info").json();
+    assert_eq!(info["DefaultRuntime"], "runc");
+    assert!(info["Debug"].is_boolean() && info["ExperimentalBuild"] == false, "{info}");
+}

@@ -30,3 +30,9 @@ fn docker_py_archive_api() {
     let d = Daemon::start();
     run_py(&d, "archive_sdk.py");
 }
+
+#[test]
+fn docker_py_health_and_stats() {
+    let d = Daemon::start();
+    run_py(&d, "health_sdk.py");
+}

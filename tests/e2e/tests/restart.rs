@@ -167,3 +167,58 @@ fn rm_container_survives_daemon_kill9_right_after_run() {
         "--rm container not removed after stop"
     );
 }
+
+/// Restart policies as dockerd's restart manager applies them: back-off between
+/// restarts, `restarting` in between (not removable without force), on-failure's
+/// retry budget, stop and kill cancelling a restart, and what a daemon restart
+/// starts again.
+#[test]
+fn restart_policies_back_off_and_obey_stop_kill_and_daemon_restart() {
+    let mut d = Daemon::start();
+    // on-failure:3 — three restarts, then it stays exited; a success is not restarted.
+    d.berth(&["run", "-d", "--name", "fail3", "--restart", "on-failure:3", "busybox", "sh", "-c", "exit 3"]).ok();
+    d.berth(&["run", "-d", "--name", "ok", "--restart", "on-failure", "busybox", "true"]).ok();
+    assert!(wait_until(Duration::from_secs(15), || {
+        let i = d.inspect("fail3");
+        i["RestartCount"] == 3 && i["State"]["Status"] == "exited"
+    }), "{}", d.inspect("fail3"));
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(d.inspect("fail3")["RestartCount"], 3);
+    assert_eq!(d.inspect("ok")["RestartCount"], 0);
+    // The delays grow (100, 200, 400 ms ...): three restarts take a while.
+    let started: Vec<String> = d.berth(&["events", "--since", "0", "--until", &now_plus(1), "--filter", "container=fail3", "--filter", "event=start", "--format", "{{.TimeNano}}"]).ok().lines().map(str::to_owned).collect();
+    assert_eq!(started.len(), 4, "{started:?}");
+    let t: Vec<i128> = started.iter().map(|s| s.parse().unwrap()).collect();
+    assert!(t[3] - t[2] > t[2] - t[1] && t[3] - t[2] > 350_000_000, "no back-off: {t:?}");
+
+    // always, exiting at once: seen restarting, which rm refuses without force.
+    d.berth(&["run", "-d", "--name", "loop", "--restart", "always", "busybox", "sh", "-c", "sleep 0.3; exit 1"]).ok();
+    assert!(wait_until(Duration::from_secs(10), || d.inspect("loop")["State"]["Restarting"] == true));
+    let i = d.inspect("loop");
+    assert_eq!((i["State"]["Running"].as_bool(), i["State"]["Status"].as_str()), (Some(true), Some("restarting")));
+    let o = d.docker(&["rm", "loop"]);
+    assert!(o.code != 0 && (o.stderr.contains("restarting container") || o.stderr.contains("running container")), "{o}");
+    // stop ends it for good.
+    d.docker(&["stop", "-t", "1", "loop"]).ok();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(d.inspect("loop")["State"]["Status"], "exited");
+
+    // kill cancels an always restart too; unless-stopped and always after a daemon
+    // restart: always comes back, a stopped unless-stopped does not.
+    d.berth(&["run", "-d", "--name", "alw", "--restart", "always", "busybox", "sleep", "600"]).ok();
+    d.berth(&["run", "-d", "--name", "uls", "--restart", "unless-stopped", "busybox", "sleep", "600"]).ok();
+    d.berth(&["run", "-d", "--name", "uls2", "--restart", "unless-stopped", "busybox", "sleep", "600"]).ok();
+    d.docker(&["kill", "alw"]).ok();
+    d.docker(&["stop", "-t", "0", "uls"]).ok();
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(d.inspect("alw")["State"]["Status"], "exited");
+    d.restart();
+    assert!(wait_until(Duration::from_secs(10), || d.inspect("alw")["State"]["Status"] == "running"));
+    assert!(wait_until(Duration::from_secs(10), || d.inspect("uls2")["State"]["Status"] == "running"));
+    assert_eq!(d.inspect("uls")["State"]["Status"], "exited");
+    assert_eq!(d.inspect("loop")["State"]["Status"], "running", "always restarts on daemon start even after a stop");
+}
+
+fn now_plus(secs: u64) -> String {
+    (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + secs).to_string()
+}

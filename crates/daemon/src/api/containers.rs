@@ -74,6 +74,11 @@ pub async fn kill(d: &Arc<Daemon>, id: &str, q: &Query) -> Result {
     let c = d.containers.get(id)?;
     let sig = lifecycle::parse_signal(q.str("signal"))?;
     lifecycle::kill(d, &c, sig).await?;
+    // As dockerd: a SIGKILL is answered once the container is dead, so an inspect or
+    // a plain rm right after sees it stopped.
+    if sig == libc::SIGKILL {
+        lifecycle::wait_stopped(&c, Some(std::time::Duration::from_secs(10))).await;
+    }
     Ok(empty(204))
 }
 

@@ -29,7 +29,9 @@ pub async fn start(d: &Arc<Daemon>, id: &str, mut req: Request<Incoming>) -> Res
         serde_json::from_slice(&raw).map_err(|e| berth_errdefs::Error::invalid(format!("invalid JSON: {e}")))?
     };
     let conn = exec::start(d, &e).await?;
-    let tty = e.config.tty.unwrap_or(false) || cfg.tty.unwrap_or(false);
+    // dockerd frames the output by the start request's Tty (the process got a
+    // terminal or not from the create's).
+    let tty = cfg.tty.unwrap_or(false);
     let stdin = e.config.attach_stdin.unwrap_or(false);
     let e2 = e.clone();
     let done = move |st: Option<berth_shim_proto::ExitStatus>| exec::finished(&e2, st.map(|s| s.code as i64));

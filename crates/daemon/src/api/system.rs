@@ -122,7 +122,13 @@ pub fn info(d: &Arc<Daemon>) -> Resp {
         mem_total: Some(mem_total()),
         name: Some(nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default()),
         server_version: Some(VERSION.into()),
-        default_runtime: Some("berth-shim".into()),
+        default_runtime: Some("runc".into()),
+        runtimes: Some(std::collections::HashMap::from([(
+            "runc".to_owned(),
+            berth_api::models::Runtime { path: Some("berth-shim".into()), ..Default::default() },
+        )])),
+        debug: Some(tracing::enabled!(tracing::Level::DEBUG)),
+        experimental_build: Some(false),
         live_restore_enabled: Some(true),
         security_options: Some(vec!["name=seccomp,profile=builtin".into()]),
         warnings: Some(Vec::new()),
@@ -143,6 +149,54 @@ pub fn info(d: &Arc<Daemon>) -> Resp {
         ..Default::default()
     };
     json(200, &info)
+}
+
+/// dockerd's event filters (moby `daemon/events/filter.go`): `type`, `scope` and
+/// `image` match exactly (an image by id, by name, or by name without its tag; a
+/// container event by the image it runs), `container`, `volume`, `network` and
+/// `daemon` by a prefix of the actor's id or name, `event` exactly (or by prefix for
+/// `health_status`, `exec_create` and `exec_start`), `label` on the attributes.
+fn event_matches(f: &berth_api::query::Filters, e: &berth_api::models::EventMessage) -> bool {
+    let typ = e.typ.map(|t| t.to_string()).unwrap_or_default();
+    let actor = e.actor.clone().unwrap_or_default();
+    let attrs = actor.attributes.unwrap_or_default();
+    let id = actor.id.unwrap_or_default();
+    let action = e.action.clone().unwrap_or_default();
+    let exact = |key: &str, v: &str| f.get(key).is_empty() || f.get(key).iter().any(|x| x == v);
+    let fuzzy = |key: &str, v: &str| f.get(key).is_empty() || f.get(key).iter().any(|x| v.starts_with(x.as_str()));
+    let by_name = |key: &str| {
+        f.get(key).is_empty() || fuzzy(key, &id) || attrs.get("name").is_some_and(|n| fuzzy(key, n))
+    };
+    let event_ok = if f.get("event").iter().any(|x| matches!(x.as_str(), "health_status" | "exec_create" | "exec_start")) {
+        fuzzy("event", &action)
+    } else {
+        exact("event", &action)
+    };
+    let image_ok = f.get("image").is_empty() || {
+        let name = attrs.get(if typ == "image" { "name" } else { "image" }).cloned().unwrap_or_default();
+        [id.as_str(), name.as_str(), strip_tag(&id), strip_tag(&name)].iter().any(|v| exact("image", v))
+    };
+    event_ok
+        && exact("type", &typ)
+        && exact("scope", e.scope.map(|s| s.to_string()).as_deref().unwrap_or("local"))
+        && by_name("container")
+        && by_name("volume")
+        && by_name("network")
+        && by_name("daemon")
+        && image_ok
+        && f.match_labels(|k| attrs.get(k).map(String::as_str))
+}
+
+/// An image reference without its tag (`busybox:1` → `busybox`; digests kept).
+fn strip_tag(r: &str) -> &str {
+    if r.contains('@') {
+        return r;
+    }
+    match (r.rfind(':'), r.rfind('/')) {
+        (Some(c), Some(s)) if c > s => &r[..c],
+        (Some(c), None) => &r[..c],
+        _ => r,
+    }
 }
 
 fn os_name() -> String {
@@ -168,23 +222,12 @@ fn host_id(d: &Daemon) -> String {
 
 pub fn events(d: &Arc<Daemon>, q: &Query) -> Result {
     let f = q.filters()?;
-    let since = q.get("since").and_then(|s| s.split('.').next()?.parse::<i64>().ok());
-    let until = q.get("until").and_then(|s| s.split('.').next()?.parse::<i64>().ok());
+    let now = chrono::Utc::now().timestamp();
+    let since = q.get("since").filter(|s| !s.is_empty()).map(|s| berth_api::query::timestamp(s, now)).transpose()?;
+    let until = q.get("until").filter(|s| !s.is_empty()).map(|s| berth_api::query::timestamp(s, now)).transpose()?;
     let (past, mut rx) = d.events.subscribe(since);
     let (tx, resp) = stream(200, Some("application/json"));
-    let keep = move |e: &berth_api::models::EventMessage| -> bool {
-        let typ = e.typ.map(|t| serde_json::to_value(t).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default());
-        let typ = typ.unwrap_or_default();
-        let actor = e.actor.clone().unwrap_or_default();
-        let attrs = actor.attributes.unwrap_or_default();
-        let id = actor.id.unwrap_or_default();
-        (f.get("type").is_empty() || f.get("type").contains(&typ))
-            && (f.get("event").is_empty() || f.get("event").iter().any(|a| Some(a.as_str()) == e.action.as_deref()))
-            && (f.get("container").is_empty()
-                || (typ == "container"
-                    && f.get("container").iter().any(|c| id.starts_with(c.as_str()) || attrs.get("name") == Some(c))))
-            && f.match_labels(|k| attrs.get(k).map(String::as_str))
-    };
+    let keep = move |e: &berth_api::models::EventMessage| event_matches(&f, e);
     tokio::spawn(async move {
         for e in past.iter().filter(|e| keep(e)) {
             if until.is_some_and(|u| e.time.unwrap_or(0) > u) {

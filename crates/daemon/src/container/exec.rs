@@ -55,6 +55,9 @@ impl Execs {
 
 /// Create an exec instance in a running container.
 pub fn create(d: &Daemon, c: &Container, cfg: ExecConfig) -> Result<String> {
+    if c.status() == super::Status::Restarting {
+        return Err(Error::conflict(format!("Container {} is restarting, wait until the container is running", c.id)));
+    }
     if !c.status().is_live() {
         return Err(Error::conflict(format!("Container {} is not running", c.id)));
     }
@@ -161,5 +164,60 @@ pub fn inspect(e: &Exec) -> ExecInspectResponse {
         open_stdout: Some(e.config.attach_stdout.unwrap_or(false)),
         container_id: Some(e.container_id.clone()),
         pid: Some(st.pid),
+    }
+}
+
+/// Run a healthcheck probe in the container: its exit code and combined output
+/// (the first [`super::health::MAX_OUTPUT`] bytes), or `None` when it ran past
+/// `timeout` (it is then killed). Probes are not listed as the container's execs.
+pub async fn run_probe(
+    d: &Daemon,
+    c: &Container,
+    cmd: Vec<String>,
+    timeout: std::time::Duration,
+) -> Result<Option<(i64, String)>> {
+    use tokio::io::AsyncReadExt;
+    let cfg = ExecConfig { cmd: Some(cmd), attach_stdout: Some(true), attach_stderr: Some(true), ..Default::default() };
+    let e = Arc::new(Exec {
+        id: hex::encode(rand::random::<[u8; 32]>()),
+        container_id: c.id.clone(),
+        config: cfg,
+        state: Mutex::new(ExecState::default()),
+    });
+    let mut s = start(d, &e).await?;
+    let read = async {
+        let mut out: Vec<u8> = Vec::new();
+        let mut header = [0u8; 8];
+        loop {
+            if s.read_exact(&mut header).await.is_err() {
+                return (126, out);
+            }
+            let len = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
+            let mut payload = vec![0u8; len];
+            if s.read_exact(&mut payload).await.is_err() {
+                return (126, out);
+            }
+            match berth_shim_proto::FrameKind::from_u8(header[0]) {
+                Some(berth_shim_proto::FrameKind::Exit) => {
+                    let st: Option<berth_shim_proto::ExitStatus> = serde_json::from_slice(&payload).ok();
+                    return (st.map(|s| s.code as i64).unwrap_or(126), out);
+                }
+                Some(_) => {
+                    let room = super::health::MAX_OUTPUT.saturating_sub(out.len());
+                    out.extend_from_slice(&payload[..payload.len().min(room)]);
+                }
+                None => return (126, out),
+            }
+        }
+    };
+    match tokio::time::timeout(timeout, read).await {
+        Ok((code, out)) => Ok(Some((code, String::from_utf8_lossy(&out).into_owned()))),
+        Err(_) => {
+            let pid = e.state.lock().unwrap().pid as i32;
+            if pid > 0 {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            }
+            Ok(None)
+        }
     }
 }

@@ -39,7 +39,14 @@ fn since(t: &str) -> i64 {
 pub fn status_text(r: &Record) -> String {
     match r.state.status {
         Status::Created => "Created".into(),
-        Status::Running => format!("Up {}", human_duration(since(&r.state.started_at))),
+        Status::Running => {
+            let up = format!("Up {}", human_duration(since(&r.state.started_at)));
+            match super::health::status(r) {
+                "none" => up,
+                super::health::STARTING => format!("{up} (health: starting)"),
+                h => format!("{up} ({h})"),
+            }
+        }
         Status::Paused => format!("Up {} (Paused)", human_duration(since(&r.state.started_at))),
         Status::Restarting => format!("Restarting ({}) {} ago", r.state.exit_code, human_duration(since(&r.state.finished_at))),
         Status::Removing => "Removal In Progress".into(),
@@ -254,7 +261,7 @@ pub fn inspect(d: &Daemon, c: &Container) -> ContainerInspectResponse {
         args: Some(r.args.clone()),
         state: Some(ContainerState {
             status: Some(state_enum(s)),
-            running: Some(s.is_live()),
+            running: Some(s.is_live() || s == Status::Restarting),
             paused: Some(s == Status::Paused),
             restarting: Some(s == Status::Restarting),
             oom_killed: Some(r.state.oom_killed),
@@ -264,7 +271,7 @@ pub fn inspect(d: &Daemon, c: &Container) -> ContainerInspectResponse {
             error: Some(r.state.error.clone()),
             started_at: Some(or_zero(&r.state.started_at)),
             finished_at: Some(or_zero(&r.state.finished_at)),
-            health: None,
+            health: r.state.health.as_ref().filter(|_| super::health::status(&r) != "none").map(super::health::to_api),
         }),
         image: Some(r.image_id.clone()),
         resolv_conf_path: Some(paths.dir.join("resolv.conf").display().to_string()),
@@ -434,8 +441,7 @@ impl<'a> ListFilter<'a> {
                     && self.exited.contains(&r.state.exit_code)))
             && self.ancestors.as_ref().is_none_or(|a| a.contains(&r.image_id))
             && self.is_task != Some(true)
-            // No healthchecks yet: every container's health is "none".
-            && any("health", &|h| h == "none")
+            && any("health", &|h| h == super::health::status(r))
             && any("isolation", &|i| i == "default" || i.is_empty())
             && any("network", &|n| networks(r).contains_key(n))
             && any("volume", &|v| mount_points(r).iter().any(|(src, dst)| src == v || dst == v))

@@ -117,31 +117,72 @@ pub async fn on_exit(d: &Arc<Daemon>, c: &Arc<Container>, st: ExitStatus) {
         }
         return;
     }
-    if should_restart(&rec) {
+    let ran_for = since_rfc3339(&rec.state.started_at);
+    let canceled = c.restart_canceled.load(std::sync::atomic::Ordering::SeqCst);
+    if !canceled && should_restart(&rec, rec.manually_stopped) {
+        let delay = next_delay(c, ran_for);
+        // Restarting: running as far as rm/stop/exec are concerned, without a pid.
+        if let Err(e) = c.update(d, |r| r.state.status = Status::Restarting) {
+            tracing::warn!(id = %c.id, "record restarting: {e}");
+        }
         let (d, c) = (d.clone(), c.clone());
-        let delay = Duration::from_millis(100u64 << rec.restart_count.clamp(0, 10));
         tokio::spawn(async move {
-            tokio::time::sleep(delay.min(Duration::from_secs(60))).await;
+            tokio::time::sleep(delay).await;
             let _op = c.op.lock().await;
             let r = c.record();
-            if r.manually_stopped || r.state.status != Status::Exited {
+            if r.state.status != Status::Restarting || c.restart_canceled.load(std::sync::atomic::Ordering::SeqCst) {
                 return;
             }
             let _ = c.update(&d, |r| r.restart_count += 1);
             if let Err(e) = super::start::start_locked(&d, &c).await {
                 tracing::warn!(id = %c.id, "restart: {e}");
+                let _ = c.update(&d, |r| {
+                    if r.state.status == Status::Restarting {
+                        r.state.status = Status::Exited;
+                    }
+                });
             }
         });
     }
 }
 
-fn should_restart(rec: &super::Record) -> bool {
-    if rec.manually_stopped {
-        return false;
+/// A start by hand (`start`, `restart`, the daemon's own start-up) gives the restart
+/// policy a fresh manager: not canceled, no back-off, no restarts counted.
+pub fn reset_restart_manager(d: &Daemon, c: &Container) -> Result<()> {
+    c.restart_canceled.store(false, std::sync::atomic::Ordering::SeqCst);
+    *c.restart_delay.lock().unwrap() = Duration::ZERO;
+    if c.record().restart_count != 0 {
+        c.update(d, |r| r.restart_count = 0)?;
     }
+    Ok(())
+}
+
+/// How long a container ran, from its start time.
+fn since_rfc3339(t: &str) -> Duration {
+    chrono::DateTime::parse_from_rfc3339(t)
+        .ok()
+        .and_then(|s| (chrono::Utc::now() - s.with_timezone(&chrono::Utc)).to_std().ok())
+        .unwrap_or_default()
+}
+
+/// dockerd's back-off: 100 ms, doubled at each restart up to a minute, back to 100 ms
+/// once a run lasted 10 s.
+fn next_delay(c: &Container, ran_for: Duration) -> Duration {
+    let mut d = c.restart_delay.lock().unwrap();
+    if ran_for >= Duration::from_secs(10) {
+        *d = Duration::ZERO;
+    }
+    *d = if d.is_zero() { Duration::from_millis(100) } else { (*d * 2).min(Duration::from_secs(60)) };
+    *d
+}
+
+/// dockerd's restart decision: `always` whatever happened, `unless-stopped` unless
+/// stopped by hand, `on-failure` after a non-zero exit within the retry budget.
+pub fn should_restart(rec: &super::Record, manually_stopped: bool) -> bool {
     let Some(p) = &rec.host_config.restart_policy else { return false };
     match p.name.unwrap_or(RestartPolicyNameEnum::NO) {
-        RestartPolicyNameEnum::ALWAYS | RestartPolicyNameEnum::UNLESS_STOPPED => true,
+        RestartPolicyNameEnum::ALWAYS => true,
+        RestartPolicyNameEnum::UNLESS_STOPPED => !manually_stopped,
         RestartPolicyNameEnum::ON_FAILURE => {
             let max = p.maximum_retry_count.unwrap_or(0);
             rec.state.exit_code != 0 && (max == 0 || rec.restart_count < max)
@@ -170,8 +211,27 @@ pub fn parse_signal(s: &str) -> Result<i32> {
 
 /// Send a signal to a running container.
 pub async fn kill(d: &Daemon, c: &Container, signal: i32) -> Result<()> {
-    if !c.status().is_live() {
+    let status = c.status();
+    if !status.is_live() && status != Status::Restarting {
         return Err(Error::conflict(format!("Cannot kill container: {}: Container {} is not running", c.name(), c.id)));
+    }
+    // As dockerd's killWithSignal: SIGKILL, or the stop signal (any signal when the
+    // container has none), means "do not restart", and the container counts as
+    // stopped by hand.
+    let rec = c.record();
+    let stop_signal = rec.config.stop_signal.as_deref().filter(|s| !s.is_empty()).map(parse_signal).transpose()?;
+    if signal == libc::SIGKILL || stop_signal.is_none_or(|s| s == signal) {
+        c.restart_canceled.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+    c.update(d, |r| {
+        r.manually_stopped = true;
+        // A pending restart is all there is to stop.
+        if r.state.status == Status::Restarting && c.restart_canceled.load(std::sync::atomic::Ordering::SeqCst) {
+            r.state.status = Status::Exited;
+        }
+    })?;
+    if status == Status::Restarting {
+        return Ok(());
     }
     let state = Paths::new(d, &c.id).state;
     shim::call_ok(&state, &Request::Kill { signal, all: false }).await?;
@@ -183,7 +243,7 @@ pub async fn kill(d: &Daemon, c: &Container, signal: i32) -> Result<()> {
 }
 
 /// Wait until the container is not running, at most `timeout`.
-async fn wait_stopped(c: &Container, timeout: Option<Duration>) -> bool {
+pub async fn wait_stopped(c: &Container, timeout: Option<Duration>) -> bool {
     let mut rx = c.subscribe();
     let fut = rx.wait_for(|w| !w.running);
     match timeout {
@@ -200,10 +260,20 @@ pub async fn stop(d: &Arc<Daemon>, c: &Arc<Container>, timeout: Option<i64>, sig
 
 async fn stop_locked(d: &Arc<Daemon>, c: &Arc<Container>, timeout: Option<i64>, signal: Option<&str>) -> Result<()> {
     let rec = c.record();
-    if !rec.state.status.is_live() {
+    if !rec.state.status.is_live() && rec.state.status != Status::Restarting {
         return Err(Error::not_modified("container already stopped"));
     }
-    c.update(d, |r| r.manually_stopped = true)?;
+    c.restart_canceled.store(true, std::sync::atomic::Ordering::SeqCst);
+    c.update(d, |r| {
+        r.manually_stopped = true;
+        if r.state.status == Status::Restarting {
+            r.state.status = Status::Exited;
+        }
+    })?;
+    if rec.state.status == Status::Restarting {
+        d.events.emit(EventMessageTypeEnum::CONTAINER, "stop", &c.id, event_attrs(&rec));
+        return Ok(());
+    }
     if rec.state.status == Status::Paused {
         let _ = shim::call_ok(&Paths::new(d, &c.id).state, &Request::Resume).await;
     }
@@ -232,6 +302,7 @@ pub async fn restart(d: &Arc<Daemon>, c: &Arc<Container>, timeout: Option<i64>, 
         Err(e) if e.kind() == berth_errdefs::Kind::NotModified => {}
         Err(e) => return Err(e),
     }
+    reset_restart_manager(d, c)?;
     super::start::start_locked(d, c).await?;
     d.events.emit(EventMessageTypeEnum::CONTAINER, "restart", &c.id, event_attrs(&c.record()));
     Ok(())
@@ -275,6 +346,16 @@ pub async fn remove(d: &Arc<Daemon>, c: &Arc<Container>, force: bool, volumes: b
         return Err(Error::not_found(format!("No such container: {}", c.id)));
     }
     let rec = c.record();
+    if rec.state.status == Status::Restarting {
+        if !force {
+            return Err(Error::conflict(format!(
+                "You cannot remove a restarting container {}. Stop the container before attempting removal or force remove",
+                rec.id
+            )));
+        }
+        c.restart_canceled.store(true, std::sync::atomic::Ordering::SeqCst);
+        c.update(d, |r| r.state.status = Status::Exited)?;
+    }
     if rec.state.status.is_live() {
         if !force {
             return Err(Error::conflict(format!(
@@ -282,6 +363,7 @@ pub async fn remove(d: &Arc<Daemon>, c: &Arc<Container>, force: bool, volumes: b
                 rec.id
             )));
         }
+        c.restart_canceled.store(true, std::sync::atomic::Ordering::SeqCst);
         c.update(d, |r| r.manually_stopped = true)?;
         let _ = kill(d, c, libc::SIGKILL).await;
         if !wait_stopped(c, Some(Duration::from_secs(30))).await {

@@ -5,6 +5,7 @@ pub mod attach;
 pub mod create;
 pub mod exec;
 pub mod fs;
+pub mod health;
 pub mod inspect;
 pub mod lifecycle;
 pub mod logs;
@@ -74,6 +75,9 @@ pub struct State {
     /// Pid of the shim owning the running container.
     #[serde(default)]
     pub shim_pid: i32,
+    /// Healthcheck state (containers with a healthcheck that started once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<health::Health>,
 }
 
 /// Everything berth persists about a container.
@@ -161,6 +165,10 @@ pub struct Container {
     pub pending: Mutex<Vec<PendingAttach>>,
     /// Keep a warm sandbox ready for containers like this one (see `warm`).
     pub warm: std::sync::atomic::AtomicBool,
+    /// dockerd's restart manager: a stop or kill cancels the next restart...
+    pub restart_canceled: std::sync::atomic::AtomicBool,
+    /// ...and restarts back off (100 ms doubling to 1 min, reset after 10 s up).
+    pub restart_delay: Mutex<std::time::Duration>,
 }
 
 impl Container {
@@ -174,6 +182,8 @@ impl Container {
             wake,
             pending: Mutex::new(Vec::new()),
             warm: std::sync::atomic::AtomicBool::new(true),
+            restart_canceled: std::sync::atomic::AtomicBool::new(false),
+            restart_delay: Mutex::new(std::time::Duration::ZERO),
         })
     }
 

@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use berth_api::models::RestartPolicyNameEnum;
 use berth_errdefs::Result;
 use berth_metadata::Table;
 use berth_shim_proto::ExitStatus;
@@ -72,7 +71,8 @@ pub async fn restore_all(d: &Arc<Daemon>) -> Result<()> {
                 tracing::info!(id = %rec.id, "re-adopted running container");
                 super::net::restore(d, &rec);
                 super::volumes::restore(d, &rec);
-                lifecycle::spawn_monitor(d.clone(), c, None);
+                lifecycle::spawn_monitor(d.clone(), c.clone(), None);
+                super::health::start_monitor(d, &c);
                 continue;
             }
             let st = lifecycle::exit_from_disk(d, &rec.id).unwrap_or(ExitStatus {
@@ -101,11 +101,10 @@ pub async fn restore_all(d: &Arc<Daemon>) -> Result<()> {
         let d2 = d.clone();
         let id = rec.id.clone();
         let _ = tokio::task::spawn_blocking(move || super::start::teardown(&d2, &id)).await;
-        let policy = rec.host_config.restart_policy.as_ref().and_then(|p| p.name);
-        if rec.state.status == Status::Exited
-            && !rec.manually_stopped
-            && matches!(policy, Some(RestartPolicyNameEnum::ALWAYS | RestartPolicyNameEnum::UNLESS_STOPPED))
-        {
+        // dockerd starts what a fresh restart manager would restart: `always` even
+        // after a stop by hand, `unless-stopped` unless so stopped, `on-failure`
+        // after a failure.
+        if matches!(rec.state.status, Status::Exited | Status::Restarting) && lifecycle::should_restart(&rec, rec.manually_stopped) {
             to_start.push(c);
         }
     }

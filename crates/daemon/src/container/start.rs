@@ -500,6 +500,9 @@ fn start_error_code(msg: &str) -> i64 {
 /// Start a created or stopped container.
 pub async fn start(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<()> {
     let _op = c.op.lock().await;
+    if !c.status().is_live() {
+        super::lifecycle::reset_restart_manager(d, c)?;
+    }
     start_locked(d, c).await
 }
 
@@ -628,6 +631,7 @@ pub async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<()> {
     super::net::emit_for(d, "connect", &rec);
     d.events.emit(EventMessageTypeEnum::CONTAINER, "start", &rec.id, event_attrs(&rec));
     super::lifecycle::spawn_monitor(d.clone(), c.clone(), waiting);
+    super::health::start_monitor(d, c);
     if c.warm.load(std::sync::atomic::Ordering::Relaxed) {
         // Make the next sandbox once this container is done (or after 100 ms), so that
         // creating it does not compete with a short run for the CPU.

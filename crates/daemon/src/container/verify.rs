@@ -407,8 +407,10 @@ pub fn verify_host_config(hc: &mut HostConfig, config: &ContainerConfig) -> Resu
         return Err(Error::invalid(format!("Invalid value {oom}, range for oom score adj is [-1000, 1000]")));
     }
     verify_log_config(hc)?;
+    // The one runtime (berth-shim over libcontainer) goes by the name clients know
+    // dockerd's default by; inspect shows it as dockerd does.
     match hc.runtime.as_deref().unwrap_or("") {
-        "" | "runc" => {}
+        "" | "runc" => hc.runtime = Some("runc".into()),
         other => return Err(Error::invalid(format!("Unknown runtime specified {other}"))),
     }
     match hc.isolation.map(|i| i.to_string()).unwrap_or_default().as_str() {
