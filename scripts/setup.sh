@@ -15,6 +15,7 @@ command -v cargo >/dev/null || { echo "cargo not found: install a Rust toolchain
 
 echo "==> system packages"
 berth_install_deps
+berth_install_py_deps
 # docker.io must not run its own engine next to berthd.
 berth_disable_system_docker
 
