@@ -21,7 +21,7 @@ pub use seccomp::{
 };
 pub use devices::parse_cgroup_rule;
 pub use spec::{
-    build_spec, cgroup_v2_unified, default_nofile, DEFAULT_MASKED_PATHS, DEFAULT_NOFILE, DEFAULT_PATH_ENV,
+    build_spec, cgroup_v2_unified, default_nofile, resources as linux_resources, DEFAULT_MASKED_PATHS, DEFAULT_NOFILE, DEFAULT_PATH_ENV,
     DEFAULT_READONLY_PATHS, DEFAULT_SHM_SIZE, INIT_PATH,
 };
 pub use user::{resolve_user, ResolvedUser};
@@ -128,6 +128,9 @@ pub struct SpecOptions {
     /// `--ipc container:<x>` (x's), as Docker shares /dev/shm.
     pub shm_source: Option<PathBuf>,
     pub uts: NsMode,
+    /// A cgroup namespace of its own (`--cgroupns private`; dockerd's default on
+    /// cgroup v2, `host` on v1).
+    pub cgroupns_private: bool,
     pub etc_files: Option<EtcFiles>,
     pub mounts: Vec<MountSpec>,
     /// e.g. "/berth/<container id>" (cgroupfs driver).

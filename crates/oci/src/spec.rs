@@ -242,15 +242,14 @@ fn namespaces(opts: &SpecOptions) -> Vec<LinuxNamespace> {
             NsMode::Host => {}
         }
     }
-    // Docker's default cgroupns mode: private on cgroup v2, host on v1/hybrid.
-    if cgroup_v2_unified() {
+    if opts.cgroupns_private {
         out.push(ns(LinuxNamespaceType::Cgroup, None));
     }
     out
 }
 
 /// moby `getMemoryResources`/`getCPUResources`/`getPidsLimit`/`getBlkioWeight`.
-fn resources(r: &Resources, privileged: bool) -> Result<LinuxResources> {
+pub fn resources(r: &Resources, privileged: bool) -> Result<LinuxResources> {
     let mut res = LinuxResources::default();
     res.set_devices(Some(if privileged {
         devices::privileged_device_rules()

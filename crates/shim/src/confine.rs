@@ -39,6 +39,28 @@ pub struct Prepared {
     /// `--oom-kill-disable`: the cgroup v1 `memory.oom_control` to write once the
     /// container's cgroup exists (libcontainer 0.7 never sets it).
     pub oom_control: Option<PathBuf>,
+    /// Where the container cgroup's OOM kill count is read at exit (v1
+    /// `memory.oom_control`, v2 `memory.events`: an `oom_kill N` line).
+    pub oom_events: Option<PathBuf>,
+}
+
+/// The file holding the OOM kill count of the spec's cgroup.
+fn oom_events(spec: &Value) -> Option<PathBuf> {
+    let cg = spec["linux"]["cgroupsPath"].as_str()?.trim_start_matches('/');
+    let root = Path::new(CGROUP_ROOT);
+    if root.join("cgroup.controllers").exists() && !root.join("memory").exists() {
+        Some(root.join(cg).join("memory.events"))
+    } else {
+        Some(root.join("memory").join(cg).join("memory.oom_control"))
+    }
+}
+
+/// The number of processes the OOM killer took in the cgroup (0 when unknown).
+pub fn oom_kills(path: &Path) -> u64 {
+    fs::read_to_string(path)
+        .ok()
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("oom_kill ").and_then(|n| n.trim().parse().ok())))
+        .unwrap_or(0)
 }
 
 /// The v1 `memory.oom_control` of the spec's cgroup when the spec disables the OOM
@@ -72,17 +94,18 @@ pub fn prepare_bundle(bundle: &Path, state_dir: &Path, cache: &Path) -> Result<P
     let mut spec: Value = serde_json::from_slice(&raw).context("parse config.json")?;
     let filter = seccomp::take_profile(&mut spec, cache)?;
     let oom_control = oom_control(&spec);
+    let oom_events = oom_events(&spec);
     let ro_cgroups = wants_ro_cgroups(&spec).then(|| match &filter {
         Some(_) => Vec::new(),
         None => seccomp::add_loader_caps(&mut spec["process"]),
     });
     if filter.is_none() && ro_cgroups.as_ref().is_none_or(|d| d.is_empty()) {
-        return Ok(Prepared { bundle: bundle.to_owned(), filter, ro_cgroups, oom_control });
+        return Ok(Prepared { bundle: bundle.to_owned(), filter, ro_cgroups, oom_control, oom_events });
     }
     let dir = state_dir.join("runtime-bundle");
     fs::create_dir_all(&dir)?;
     fs::write(dir.join("config.json"), serde_json::to_vec(&spec)?)?;
-    Ok(Prepared { bundle: dir, filter, ro_cgroups, oom_control })
+    Ok(Prepared { bundle: dir, filter, ro_cgroups, oom_control, oom_events })
 }
 
 /// Mount points at or below `root` in a `/proc/self/mountinfo` text.

@@ -48,6 +48,8 @@ pub struct Shim {
     /// only if it is still this one (a restart of the container may already have a
     /// new shim listening at the same path).
     sock_ino: Option<u64>,
+    /// The cgroup file with the OOM kill count, read at exit for `State.OOMKilled`.
+    oom_events: Option<PathBuf>,
 }
 
 #[derive(Default)]
@@ -157,6 +159,7 @@ struct Created {
     err: Option<File>,
     stdin_w: Option<File>,
     pty: Option<File>,
+    oom_events: Option<PathBuf>,
 }
 
 fn create(a: &RunArgs) -> Result<Created> {
@@ -190,7 +193,7 @@ fn create(a: &RunArgs) -> Result<Created> {
     };
     let pipes = if a.deferred { Some(LaunchPipes::new()?) } else { None };
     let cache = a.runtime_root.parent().unwrap_or(&a.runtime_root).join("seccomp");
-    let crate::confine::Prepared { bundle, filter, ro_cgroups, oom_control } =
+    let crate::confine::Prepared { bundle, filter, ro_cgroups, oom_control, oom_events } =
         crate::confine::prepare_bundle(&a.bundle, &a.state_dir, &cache)?;
     let inner: Box<dyn libcontainer::workload::Executor> = match &pipes {
         Some(p) => Box::new(p.executor()),
@@ -217,7 +220,7 @@ fn create(a: &RunArgs) -> Result<Created> {
         }
         None => None,
     };
-    Ok(Created { container, filter, launch, out, err, stdin_w, pty })
+    Ok(Created { container, filter, launch, out, err, stdin_w, pty, oom_events })
 }
 
 /// Point our stdout/stderr at the shim's own log, so the daemon's pipe can go away.
@@ -298,6 +301,7 @@ pub fn main(a: RunArgs) -> i32 {
         launch: Mutex::new(created.launch),
         filter: created.filter,
         sock_ino: fs::metadata(&sock_path).ok().map(|m| std::os::unix::fs::MetadataExt::ino(&m)),
+        oom_events: created.oom_events,
     });
     ready(&Ready::Ok {
         shim_pid: std::process::id() as i32,
@@ -479,7 +483,9 @@ impl Shim {
 
     fn finish(&self, code: i32) -> ! {
         self.hub.wait_drained(Duration::from_secs(2));
-        let status = ExitStatus { code, finished_at: now(), oom_killed: false, error: None };
+        // Read before the cgroup goes with the container.
+        let oom_killed = self.oom_events.as_deref().is_some_and(|p| crate::confine::oom_kills(p) > 0);
+        let status = ExitStatus { code, finished_at: now(), oom_killed, error: None };
         let _ = write_exit_file(&self.args.state_dir, &status);
         *self.exit.lock().unwrap() = Some(status.clone());
         self.exited.notify_all();

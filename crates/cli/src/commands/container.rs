@@ -650,6 +650,80 @@ pub async fn export(c: &Client, a: crate::cli::ExportArgs) -> Result<i32> {
     Ok(0)
 }
 
+/// `update [OPTIONS] CONTAINER...`: new limits and restart policy.
+pub async fn update(c: &Client, a: crate::cli::UpdateArgs) -> Result<i32> {
+    use crate::opts::parse_ram;
+    let mut body = serde_json::Map::new();
+    let mut put = |k: &str, v: Value| {
+        body.insert(k.to_owned(), v);
+    };
+    if let Some(v) = a.blkio_weight {
+        put("BlkioWeight", json!(v));
+    }
+    if let Some(v) = a.cpu_period {
+        put("CpuPeriod", json!(v));
+    }
+    if let Some(v) = a.cpu_quota {
+        put("CpuQuota", json!(v));
+    }
+    if let Some(v) = a.cpu_rt_period {
+        put("CpuRealtimePeriod", json!(v));
+    }
+    if let Some(v) = a.cpu_rt_runtime {
+        put("CpuRealtimeRuntime", json!(v));
+    }
+    if let Some(v) = a.cpu_shares {
+        put("CpuShares", json!(v));
+    }
+    if let Some(v) = a.cpus {
+        put("NanoCpus", json!((v * 1e9) as i64));
+    }
+    if let Some(v) = &a.cpuset_cpus {
+        put("CpusetCpus", json!(v));
+    }
+    if let Some(v) = &a.cpuset_mems {
+        put("CpusetMems", json!(v));
+    }
+    if let Some(v) = &a.kernel_memory {
+        put("KernelMemory", json!(parse_ram(v)?));
+    }
+    if let Some(v) = &a.memory {
+        put("Memory", json!(parse_ram(v)?));
+    }
+    if let Some(v) = &a.memory_reservation {
+        put("MemoryReservation", json!(parse_ram(v)?));
+    }
+    if let Some(v) = &a.memory_swap {
+        put("MemorySwap", json!(if v == "-1" { -1 } else { parse_ram(v)? }));
+    }
+    if let Some(v) = a.pids_limit {
+        put("PidsLimit", json!(v));
+    }
+    if let Some(r) = &a.restart {
+        put("RestartPolicy", serde_json::to_value(crate::opts::parse_restart(r)?)?);
+    }
+    if body.is_empty() {
+        anyhow::bail!("you must provide one or more flags when using this command");
+    }
+    let body = Value::Object(body);
+    let mut failed = false;
+    for name in &a.containers {
+        match c.post_json::<Value>(&format!("/containers/{name}/update"), &Query::new(), Some(crate::client::json_body(&body)?)).await {
+            Ok(resp) => {
+                for w in resp["Warnings"].as_array().into_iter().flatten() {
+                    eprintln!("{}", w.as_str().unwrap_or_default());
+                }
+                println!("{name}");
+            }
+            Err(e) => {
+                eprintln!("{}", api_message(&e));
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed { 1 } else { 0 })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

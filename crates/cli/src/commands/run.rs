@@ -45,6 +45,13 @@ pub async fn create_with_pull(
         }
     }
     let q = Query::new().opt("name", name).opt("platform", o.platform.as_deref());
+    // KernelMemory is gone from the API types after 1.41; the daemon still answers it
+    // (with dockerd's deprecation warnings), so it goes in the raw body.
+    let mut raw = serde_json::to_value(body)?;
+    if let Some(km) = o.kernel_memory.as_deref() {
+        raw["HostConfig"]["KernelMemory"] = crate::opts::parse_ram(km)?.into();
+    }
+    let body = &raw;
     if pull == "always" {
         pull_image(c, &image, true, false).await?;
     }

@@ -82,6 +82,14 @@ pub async fn kill(d: &Arc<Daemon>, id: &str, q: &Query) -> Result {
     Ok(empty(204))
 }
 
+/// `POST /containers/{id}/update`.
+pub async fn update(d: &Arc<Daemon>, id: &str, req: Request<Incoming>) -> Result {
+    let c = d.containers.get(id)?;
+    let body: serde_json::Value = crate::http::body_json(req.into_body()).await?;
+    let warnings = crate::container::update::update(d, &c, body).await?;
+    Ok(json(200, &serde_json::json!({ "Warnings": warnings })))
+}
+
 pub async fn pause(d: &Arc<Daemon>, id: &str, on: bool) -> Result {
     let c = d.containers.get(id)?;
     lifecycle::set_paused(d, &c, on).await?;

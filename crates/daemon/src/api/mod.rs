@@ -98,6 +98,7 @@ async fn dispatch(d: &Arc<Daemon>, req: Request<Incoming>, method: &Method, path
         (&Method::POST, ["commit"]) => commit::commit(d, req.into_body(), &q).await,
         (&Method::GET, ["containers", id, "changes"]) => commit::changes(d, id).await,
         (&Method::GET, ["containers", id, "export"]) => commit::export(d, id).await,
+        (&Method::POST, ["containers", id, "update"]) => containers::update(d, id, req).await,
         (&Method::HEAD, ["containers", id, "archive"]) => archive::head(d, id, &q).await,
         (&Method::GET, ["containers", id, "archive"]) => archive::get(d, id, &q).await,
         (&Method::PUT, ["containers", id, "archive"]) => archive::put(d, id, req, &q).await,

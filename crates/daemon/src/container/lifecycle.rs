@@ -100,6 +100,9 @@ pub async fn on_exit(d: &Arc<Daemon>, c: &Arc<Container>, st: ExitStatus) {
         let id = c.id.clone();
         let _ = tokio::task::spawn_blocking(move || super::start::teardown(&d, &id)).await;
     }
+    if st.oom_killed {
+        d.events.emit(EventMessageTypeEnum::CONTAINER, "oom", &c.id, event_attrs(&rec));
+    }
     let mut attrs = event_attrs(&rec);
     attrs.insert("exitCode".into(), st.code.to_string());
     d.events.emit(EventMessageTypeEnum::CONTAINER, "die", &c.id, attrs);

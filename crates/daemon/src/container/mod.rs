@@ -14,6 +14,7 @@ pub mod restore;
 pub mod shim;
 pub mod start;
 pub mod stats;
+pub mod update;
 pub mod verify;
 pub mod volumes;
 pub mod warm;

@@ -64,6 +64,35 @@ pub fn mount_points(hc: &HostConfig) -> Result<Vec<berth_volume::MountPoint>> {
     Ok(out)
 }
 
+/// A host config's cgroup limits for the OCI spec.
+pub fn oci_resources(hc: &HostConfig) -> Resources {
+    Resources {
+        memory: hc.memory.filter(|m| *m > 0),
+        memory_swap: hc.memory_swap.filter(|m| *m != 0),
+        memory_reservation: hc.memory_reservation.filter(|m| *m > 0),
+        nano_cpus: hc.nano_cpus.filter(|m| *m > 0),
+        cpu_shares: hc.cpu_shares.filter(|m| *m > 0).map(|v| v as u64),
+        cpu_period: hc.cpu_period.filter(|m| *m > 0).map(|v| v as u64),
+        cpu_quota: hc.cpu_quota.filter(|m| *m > 0),
+        cpuset_cpus: hc.cpuset_cpus.clone().filter(|s| !s.is_empty()),
+        cpuset_mems: hc.cpuset_mems.clone().filter(|s| !s.is_empty()),
+        pids_limit: hc.pids_limit.filter(|m| *m > 0),
+        blkio_weight: hc.blkio_weight.filter(|m| *m > 0),
+        memory_swappiness: hc.memory_swappiness.filter(|s| (0..=100).contains(s)).map(|s| s as u64),
+        oom_kill_disable: hc.oom_kill_disable.unwrap_or(false),
+        blkio_weight_device: hc
+            .blkio_weight_device
+            .iter()
+            .flatten()
+            .filter_map(|w| Some((PathBuf::from(w.path.clone()?), w.weight? as u16)))
+            .collect(),
+        device_read_bps: throttles(&hc.blkio_device_read_bps),
+        device_write_bps: throttles(&hc.blkio_device_write_bps),
+        device_read_iops: throttles(&hc.blkio_device_read_iops),
+        device_write_iops: throttles(&hc.blkio_device_write_iops),
+    }
+}
+
 /// The OCI mounts of a container's bind mounts, volumes and tmpfs mounts.
 fn user_mounts(d: &Daemon, rec: &Record) -> Result<Vec<MountSpec>> {
     let points = match &rec.mount_points {
@@ -263,34 +292,15 @@ fn spec_options(d: &Daemon, rec: &Record, paths: &Paths, etc: EtcFiles) -> Resul
         ipc_none: hc.ipc_mode.as_deref() == Some("none"),
         shm_source,
         uts: ns_mode(hc.uts_mode.as_deref()),
+        cgroupns_private: match hc.cgroupns_mode.map(|m| m.to_string()).as_deref() {
+            Some("private") => true,
+            Some("host") => false,
+            _ => berth_oci::cgroup_v2_unified(),
+        },
         etc_files: Some(etc),
         mounts: user_mounts(d, rec)?,
         cgroups_path: rec.cgroup_path(),
-        resources: Resources {
-            memory: hc.memory.filter(|m| *m > 0),
-            memory_swap: hc.memory_swap.filter(|m| *m != 0),
-            memory_reservation: hc.memory_reservation.filter(|m| *m > 0),
-            nano_cpus: hc.nano_cpus.filter(|m| *m > 0),
-            cpu_shares: hc.cpu_shares.filter(|m| *m > 0).map(|v| v as u64),
-            cpu_period: hc.cpu_period.filter(|m| *m > 0).map(|v| v as u64),
-            cpu_quota: hc.cpu_quota.filter(|m| *m > 0),
-            cpuset_cpus: hc.cpuset_cpus.clone().filter(|s| !s.is_empty()),
-            cpuset_mems: hc.cpuset_mems.clone().filter(|s| !s.is_empty()),
-            pids_limit: hc.pids_limit.filter(|m| *m > 0),
-            blkio_weight: hc.blkio_weight.filter(|m| *m > 0),
-            memory_swappiness: hc.memory_swappiness.filter(|s| (0..=100).contains(s)).map(|s| s as u64),
-            oom_kill_disable: hc.oom_kill_disable.unwrap_or(false),
-            blkio_weight_device: hc
-                .blkio_weight_device
-                .iter()
-                .flatten()
-                .filter_map(|w| Some((PathBuf::from(w.path.clone()?), w.weight? as u16)))
-                .collect(),
-            device_read_bps: throttles(&hc.blkio_device_read_bps),
-            device_write_bps: throttles(&hc.blkio_device_write_bps),
-            device_read_iops: throttles(&hc.blkio_device_read_iops),
-            device_write_iops: throttles(&hc.blkio_device_write_iops),
-        },
+        resources: oci_resources(hc),
         privileged: hc.privileged.unwrap_or(false),
         cap_add: hc.cap_add.clone().unwrap_or_default(),
         cap_drop: hc.cap_drop.clone().unwrap_or_default(),

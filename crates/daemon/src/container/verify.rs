@@ -384,7 +384,28 @@ pub fn container_ref(mode: &str) -> Option<&str> {
 
 /// Check a whole host config at create: resources (with warnings), then every field
 /// berthd either honours or refuses. Returns the warnings for the create response.
+/// dockerd's `adaptContainerSettings`: the defaults a created container is recorded
+/// (and inspected) with.
+fn adapt_settings(hc: &mut HostConfig) {
+    let memory = hc.memory.unwrap_or(0);
+    if memory > 0 && hc.memory_swap.unwrap_or(0) == 0 {
+        // Swap defaults to as much again as the memory limit.
+        hc.memory_swap = Some(memory * 2);
+    }
+    if hc.shm_size.unwrap_or(0) == 0 {
+        hc.shm_size = Some(berth_oci::DEFAULT_SHM_SIZE);
+    }
+    if hc.cgroupns_mode.is_none_or(|m| m.to_string().is_empty()) {
+        let mode = if berth_oci::cgroup_v2_unified() { "private" } else { "host" };
+        hc.cgroupns_mode = mode.parse().ok();
+    }
+    if hc.pids_limit.is_some_and(|p| p <= 0) {
+        hc.pids_limit = None;
+    }
+}
+
 pub fn verify_host_config(hc: &mut HostConfig, config: &ContainerConfig) -> Result<Vec<String>> {
+    adapt_settings(hc);
     let mut warnings = verify_resources(hc, sysinfo(), false)?;
     if let Some(rp) = &hc.restart_policy {
         let name = rp.name.unwrap_or(RestartPolicyNameEnum::EMPTY);

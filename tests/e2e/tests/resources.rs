@@ -1,0 +1,77 @@
+//! Limits hold: an OOM kill is reported, a fork bomb stops at the pids limit, --cpus
+//! caps CPU time, `update` changes a running container's limits.
+
+use std::time::Duration;
+
+use berth_e2e::{Cli, Daemon};
+
+/// cgroup v1 or v2 path inside the container (the mounts are read-only but readable).
+const MEM_LIMIT: &str = "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max";
+
+#[test]
+fn oom_kill_is_reported() {
+    let d = Daemon::start();
+    for cli in Cli::ALL {
+        let n = format!("oom-{}", cli.name());
+        let o = d.cli(cli, &["run", "--name", &n, "-m", "32m", "busybox", "sh", "-c", "x=$(head -c 64000000 /dev/zero | tr '\\0' a); echo ${#x}"]);
+        assert_eq!(o.code, 137, "{o}");
+        let st = d.inspect(&n)["State"].clone();
+        assert_eq!((st["OOMKilled"].as_bool(), st["ExitCode"].as_i64()), (Some(true), Some(137)), "{st}");
+        let ev = d.docker(&["events", "--since", "0", "--until", &now(), "--filter", &format!("container={n}"), "--format", "{{.Action}}"]);
+        let actions: Vec<&str> = ev.ok().lines().collect();
+        assert!(actions.ends_with(&["oom", "die"]), "{actions:?}");
+    }
+    // Without a kill, it is false (and -m gives swap as much again, as dockerd).
+    let o = d.berth(&["run", "--name", "fine", "-m", "32m", "busybox", "true"]);
+    assert_eq!(o.code, 0);
+    let i = d.inspect("fine");
+    assert_eq!(i["State"]["OOMKilled"], false);
+    assert_eq!(i["HostConfig"]["MemorySwap"], 64 * 1024 * 1024);
+}
+
+#[test]
+fn pids_limit_stops_a_fork_bomb_and_cpus_caps_cpu_time() {
+    let d = Daemon::start();
+    // Builtins only once the limit is reached (no fork is left for anything else).
+    let bomb = "(for i in $(seq 40); do sleep 3 & done) 2>/dev/null; \
+                read n < /sys/fs/cgroup/pids/pids.current 2>/dev/null || read n < /sys/fs/cgroup/pids.current; echo $n";
+    let o = d.berth(&["run", "--rm", "--pids-limit", "20", "busybox", "sh", "-c", bomb]);
+    let procs: i32 = o.stdout.trim().parse().unwrap_or_else(|_| panic!("{o}"));
+    assert!((10..=20).contains(&procs), "pids limit not enforced: {procs} processes ({o})");
+    // Half a core for 3 s of spinning: about 1.5 s of CPU time.
+    let spin = "timeout 3 sh -c 'while :; do :; done'; \
+                cat /sys/fs/cgroup/cpuacct/cpuacct.usage 2>/dev/null || awk '/usage_usec/ {print $2 * 1000}' /sys/fs/cgroup/cpu.stat";
+    let o = d.berth(&["run", "--rm", "--cpus", "0.5", "busybox", "sh", "-c", spin]);
+    let ns: f64 = o.ok().trim().parse().unwrap();
+    let secs = ns / 1e9;
+    assert!((1.0..2.2).contains(&secs), "CPU time {secs:.2}s for 3 s at --cpus 0.5");
+}
+
+#[test]
+fn update_changes_a_running_containers_limits() {
+    let d = Daemon::start();
+    d.berth(&["run", "-d", "--name", "upd", "-m", "32m", "busybox", "sleep", "600"]).ok();
+    assert_eq!(d.berth(&["exec", "upd", "sh", "-c", MEM_LIMIT]).ok().trim(), "33554432");
+    // 48 MiB do not fit in 32.
+    let alloc = "x=$(head -c 48000000 /dev/zero | tr '\\0' a); echo ${#x}";
+    assert_eq!(d.berth(&["exec", "upd", "sh", "-c", alloc]).code, 137);
+    let o = d.docker(&["update", "-m", "128m", "upd"]);
+    assert!(o.code != 0 && o.stderr.contains("Memory limit should be smaller than already set memoryswap limit"), "{o}");
+    for cli in Cli::ALL {
+        d.cli(cli, &["update", "-m", "96m", "--memory-swap", "192m", "--pids-limit", "50", "--restart", "on-failure:3", "upd"]).ok();
+    }
+    assert_eq!(d.berth(&["exec", "upd", "sh", "-c", MEM_LIMIT]).ok().trim(), "100663296");
+    assert_eq!(d.berth(&["exec", "upd", "sh", "-c", alloc]).ok().trim(), "48000000");
+    let hc = d.inspect("upd")["HostConfig"].clone();
+    assert_eq!((hc["Memory"].as_i64(), hc["PidsLimit"].as_i64()), (Some(100663296), Some(50)));
+    assert_eq!(hc["RestartPolicy"]["Name"], "on-failure");
+    let o = d.docker(&["update", "--cpus", "0.5", "--cpu-quota", "1000", "upd"]);
+    assert!(o.code != 0 && o.stderr.contains("Conflicting options"), "{o}");
+    let o = d.docker(&["update", "--restart", "always", "nope"]);
+    assert!(o.code != 0 && o.stderr.contains("No such container"), "{o}");
+    std::thread::sleep(Duration::from_millis(10));
+}
+
+fn now() -> String {
+    (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 1).to_string()
+}
