@@ -42,4 +42,12 @@ try:
         assert e.status_code == 400 and "not a directory" in str(e), e
 finally:
     ctr.remove(force=True)
+
+# attach(logs=True, stream=False) on an exited container: the log, then the end.
+done = c.containers.run("busybox", ["sh", "-c", "echo one; echo two >&2"], detach=True)
+try:
+    done.wait()
+    assert done.attach(stdout=True, stderr=True, stream=False, logs=True) == b"one\ntwo\n"
+finally:
+    done.remove(force=True)
 print("ok")

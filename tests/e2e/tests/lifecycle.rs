@@ -308,3 +308,23 @@ fn kill_waits_exec_framing_follows_start_and_defaults_are_shown() {
     assert_eq!(info["DefaultRuntime"], "runc");
     assert!(info["Debug"].is_boolean() && info["ExperimentalBuild"] == false, "{info}");
 }
+
+/// attach with logs and without stream replays the log and closes; logs --details;
+/// rm --link drops a legacy link, not a container.
+#[test]
+fn attach_logs_replay_details_and_link_removal() {
+    let d = Daemon::start();
+    d.berth(&["run", "--name", "done", "busybox", "sh", "-c", "echo out; echo err >&2"]).ok();
+    let r = d.api("POST", "/v1.41/containers/done/attach?stream=0&logs=1&stdout=1&stderr=1");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, b"\x01\x00\x00\x00\x00\x00\x00\x04out\n\x02\x00\x00\x00\x00\x00\x00\x04err\n");
+    let o = d.docker(&["logs", "--details", "done"]);
+    assert_eq!((o.stdout.as_str(), o.stderr.as_str()), (" out\n", " err\n"));
+    d.berth(&["run", "-d", "--name", "db1", "busybox", "sleep", "600"]).ok();
+    d.berth(&["run", "-d", "--name", "app1", "--link", "db1:db", "busybox", "sleep", "600"]).ok();
+    d.docker(&["rm", "--link", "/app1/db"]).ok();
+    assert_eq!(d.inspect("app1")["HostConfig"]["Links"].as_array().map(Vec::len).unwrap_or(0), 0);
+    assert_eq!(d.inspect("db1")["State"]["Running"], true);
+    let o = d.docker(&["rm", "--link", "db1"]);
+    assert!(o.code != 0 && o.stderr.contains("cannot remove the default link name"), "{o}");
+}

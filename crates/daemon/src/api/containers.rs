@@ -111,10 +111,34 @@ pub async fn resize(d: &Arc<Daemon>, id: &str, q: &Query) -> Result {
 }
 
 pub async fn remove(d: &Arc<Daemon>, id: &str, q: &Query) -> Result {
+    if q.bool("link") {
+        remove_link(d, id)?;
+        return Ok(empty(204));
+    }
     let c = d.containers.get(id)?;
     lifecycle::remove(d, &c, q.bool("force"), q.bool("v")).await?;
     d.execs.forget_container(&c.id);
     Ok(empty(204))
+}
+
+/// `DELETE /containers/{/parent/alias}?link=1`: drop a legacy link from its parent
+/// (dockerd's rmLink; the parent's /etc/hosts loses it at its next start).
+fn remove_link(d: &Arc<Daemon>, name: &str) -> Result<()> {
+    let name = if name.starts_with('/') { name.to_owned() } else { format!("/{name}") };
+    let (parent, alias) = name.rsplit_once('/').unwrap_or(("", &name));
+    if parent.is_empty() {
+        return Err(Error::internal("Conflict, cannot remove the default link name of the container"));
+    }
+    let p = d
+        .containers
+        .get(parent.trim_start_matches('/'))
+        .map_err(|_| Error::internal(format!("Cannot get parent {parent} for link name {name}")))?;
+    p.update(d, |r| {
+        if let Some(links) = &mut r.host_config.links {
+            links.retain(|l| crate::container::net::parse_link(l).1 != alias);
+        }
+    })?;
+    Ok(())
 }
 
 /// `POST /containers/{id}/wait`: headers at once, the body when the condition holds.
@@ -153,39 +177,76 @@ pub fn upgraded_response(tty: bool) -> Resp {
     r
 }
 
-/// Serve a stream either on the hijacked connection or as a plain response body.
+/// Serve a stream either on the hijacked connection or as a plain response body:
+/// first what `prelude` yields (a replay of the logs), then, unless `shim_conn`
+/// gives nothing, the live stream.
 pub fn serve_stream<F>(
     mut req: Request<Incoming>,
     tty: bool,
     stdin: bool,
+    prelude: Option<tokio::sync::mpsc::Receiver<bytes::Bytes>>,
     shim_conn: F,
     done: impl FnOnce(Option<berth_shim_proto::ExitStatus>) + Send + 'static,
 ) -> Resp
 where
     F: std::future::Future<Output = Option<tokio::net::UnixStream>> + Send + 'static,
 {
+    async fn replay<W: tokio::io::AsyncWrite + Unpin>(w: &mut W, prelude: Option<tokio::sync::mpsc::Receiver<bytes::Bytes>>) -> bool {
+        use tokio::io::AsyncWriteExt;
+        let Some(mut rx) = prelude else { return true };
+        while let Some(b) = rx.recv().await {
+            if w.write_all(&b).await.is_err() {
+                return false;
+            }
+        }
+        w.flush().await.is_ok()
+    }
+    async fn finish<W: tokio::io::AsyncWrite + Unpin>(mut w: W) {
+        use tokio::io::AsyncWriteExt;
+        let _ = w.shutdown().await;
+    }
     if is_upgrade(&req) {
         let on_upgrade = hyper::upgrade::on(&mut req);
         tokio::spawn(async move {
-            let Some(s) = shim_conn.await else { return done(None) };
-            match on_upgrade.await {
-                Ok(up) => {
-                    let st = bridge::bridge(TokioIo::new(up), s, tty, stdin).await;
-                    done(st)
-                }
+            let mut up = match on_upgrade.await {
+                Ok(up) => TokioIo::new(up),
                 Err(e) => {
                     tracing::debug!("upgrade failed: {e}");
+                    return done(None);
+                }
+            };
+            if prelude.is_some() {
+                // Clients such as docker-py read the 101's headers through a buffered
+                // reader and then take the raw socket: bytes that arrived with the
+                // headers would be lost in that buffer. dockerd's log replay starts
+                // later than its 101 goes out; so does ours.
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            if !replay(&mut up, prelude).await {
+                return done(None);
+            }
+            match shim_conn.await {
+                Some(s) => done(bridge::bridge(up, s, tty, stdin).await),
+                None => {
+                    finish(up).await;
                     done(None)
                 }
             }
         });
         return upgraded_response(tty);
     }
-    let (pipe, rx) = bridge::body_pipe();
+    let (mut pipe, rx) = bridge::body_pipe();
     tokio::spawn(async move {
-        let Some(s) = shim_conn.await else { return done(None) };
-        let st = bridge::bridge(pipe, s, tty, false).await;
-        done(st)
+        if !replay(&mut pipe, prelude).await {
+            return done(None);
+        }
+        match shim_conn.await {
+            Some(s) => done(bridge::bridge(pipe, s, tty, false).await),
+            None => {
+                finish(pipe).await;
+                done(None)
+            }
+        }
     });
     let ct = if tty { "application/vnd.docker.raw-stream" } else { "application/vnd.docker.multiplexed-stream" };
     let mut r = http::Response::new(Body::Channel(rx));
@@ -193,18 +254,35 @@ where
     r
 }
 
-/// `POST /containers/{id}/attach`.
+/// `POST /containers/{id}/attach`: with `logs`, the log so far first; with `stream`,
+/// then the live output (waiting for a start if the container is not running).
 pub fn attach(d: &Arc<Daemon>, id: &str, req: Request<Incoming>, q: &Query) -> Result {
     let c = d.containers.get(id)?;
-    if !q.bool("stream") && !q.bool("logs") {
+    let (live, logs) = (q.bool("stream"), q.bool("logs"));
+    if !live && !logs {
         return Err(Error::invalid("Bad parameters: you must choose at least one stream"));
     }
     let (stdin, stdout, stderr) = (q.bool("stdin"), q.bool("stdout"), q.bool("stderr"));
     let stdin = stdin && c.record().config.open_stdin.unwrap_or(false);
     let tty = c.tty();
     let state = Paths::new(d, &c.id).state;
+    let prelude = (logs && (stdout || stderr)).then(|| {
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        let o = logs::LogOptions {
+            stdout,
+            stderr,
+            follow: false,
+            timestamps: false,
+            since: None,
+            until: None,
+            tail: None,
+            details: false,
+        };
+        tokio::spawn(logs::stream(d.clone(), c.clone(), o, tx));
+        rx
+    });
     // Register before answering, so a `start` sent after the 101 cannot miss us.
-    let pending = if c.status().is_live() {
+    let pending = if !live || c.status().is_live() {
         None
     } else {
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -212,6 +290,9 @@ pub fn attach(d: &Arc<Daemon>, id: &str, req: Request<Incoming>, q: &Query) -> R
         Some(rx)
     };
     let conn = async move {
+        if !live {
+            return None;
+        }
         match pending {
             Some(rx) => rx.await.ok(),
             None => {
@@ -220,7 +301,7 @@ pub fn attach(d: &Arc<Daemon>, id: &str, req: Request<Incoming>, q: &Query) -> R
             }
         }
     };
-    Ok(serve_stream(req, tty, stdin, conn, |_| {}))
+    Ok(serve_stream(req, tty, stdin, prelude, conn, |_| {}))
 }
 
 /// `GET /containers/{id}/logs`.
@@ -249,6 +330,7 @@ pub fn logs(d: &Arc<Daemon>, id: &str, q: &Query) -> Result {
         since: logs::parse_time(q.str("since")).filter(|s| *s > 0),
         until: logs::parse_time(q.str("until")).filter(|s| *s > 0),
         tail,
+        details: q.bool("details"),
     };
     let (tx, mut resp) = stream(200, None);
     resp.headers_mut().remove(http::header::CONTENT_TYPE);

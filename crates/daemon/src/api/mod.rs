@@ -81,6 +81,10 @@ async fn dispatch(d: &Arc<Daemon>, req: Request<Incoming>, method: &Method, path
         (&Method::GET, ["containers", id, "stats"]) => containers::stats(d, id, &q),
         (&Method::POST, ["containers", id, "exec"]) => exec::create(d, id, req).await,
         (&Method::DELETE, ["containers", id]) => containers::remove(d, id, &q).await,
+        // A legacy link's name is `/parent/alias`.
+        (&Method::DELETE, ["containers", ..]) if q.bool("link") => {
+            containers::remove(d, &path["/containers/".len()..], &q).await
+        }
 
         (&Method::POST, ["exec", id, "start"]) => exec::start(d, id, req).await,
         (&Method::POST, ["exec", id, "resize"]) => exec::resize(d, id, &q).await,

@@ -28,6 +28,9 @@ pub struct LogOptions {
     pub until: Option<i128>,
     /// Only the last N lines (None: all).
     pub tail: Option<usize>,
+    /// `details`: each line led by the entry's log attributes and a space (berthd's
+    /// log drivers record none, so the space alone, as dockerd prints it then).
+    pub details: bool,
 }
 
 #[derive(Deserialize)]
@@ -100,6 +103,9 @@ fn render(e: &Entry, o: &LogOptions, tty: bool) -> Verdict {
             .map(|t| t.with_timezone(&chrono::Utc).to_rfc3339_opts(chrono::SecondsFormat::Nanos, true))
             .unwrap_or_else(|_| e.time.clone());
         payload.extend_from_slice(ts.as_bytes());
+        payload.push(b' ');
+    }
+    if o.details {
         payload.push(b' ');
     }
     payload.extend_from_slice(e.log.as_bytes());
@@ -418,7 +424,7 @@ mod tests {
     }
 
     fn opts(tail: Option<usize>) -> LogOptions {
-        LogOptions { stdout: true, stderr: true, follow: false, timestamps: false, since: None, until: None, tail }
+        LogOptions { stdout: true, stderr: true, follow: false, timestamps: false, since: None, until: None, tail, details: false }
     }
 
     #[test]
