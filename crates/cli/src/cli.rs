@@ -116,6 +116,8 @@ pub enum Cmd {
     /// Manage the berth system
     #[command(subcommand)]
     System(SystemCmd),
+    /// Docker Compose: define and run multi-container applications
+    Compose(crate::commands::compose::ComposeArgs),
     /// Manage volumes
     #[command(subcommand)]
     Volume(VolumeCmd),

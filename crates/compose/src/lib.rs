@@ -31,6 +31,7 @@ mod paths;
 mod project;
 mod template;
 mod transform;
+pub mod plan;
 pub mod types;
 mod validate;
 pub mod value;

@@ -18,6 +18,7 @@ mod pty;
 mod rootfs;
 mod tarball;
 
+pub mod compose_app;
 pub use cmd::{run_command, wait_until, Output, Spawned};
 pub use daemon::{Cli, Daemon};
 pub use http::{Body, HttpResponse, UnixHttp};

@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod build;
+pub mod compose;
 pub mod container;
 pub mod cp;
 pub mod exec;
@@ -102,11 +103,16 @@ pub fn run_offline(cli: &Cli) -> Option<Result<i32>> {
 pub async fn dispatch(cli: Cli) -> Result<i32> {
     match cli.cmd {
         Cmd::Registry(r) => return tools::registry(r).await,
+        // `compose config` and `compose version` need no daemon.
+        Cmd::Compose(a) if matches!(a.cmd, compose::ComposeCmd::Config(_) | compose::ComposeCmd::Version(_)) => {
+            return compose::compose(None, a).await
+        }
         Cmd::Debug(d) => return tools::debug(d),
         _ => {}
     }
     let c = Client::connect(cli.host.as_deref()).await?;
     match cli.cmd {
+        Cmd::Compose(a) => compose::compose(Some(&c), a).await,
         Cmd::Run(a) => run::run(&c, a).await,
         Cmd::Create(a) => run::create(&c, a).await,
         Cmd::Start(a) => run::start(&c, a).await,

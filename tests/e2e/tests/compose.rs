@@ -1,0 +1,144 @@
+//! `berth compose`: the application up and down, scaled, partly recreated; attached
+//! mode; bad input refused before anything is made; projects shared with Docker
+//! Compose v2.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use berth_e2e::compose_app::{app_dir, http_get};
+use berth_e2e::{run_command, wait_until, Cli, Daemon, Output};
+
+fn berth_compose(d: &Daemon, dir: &Path, args: &[&str]) -> Output {
+    let mut cmd = d.command(Cli::Berth);
+    cmd.arg("compose").args(args).current_dir(dir).env("COMPOSE_PROJECT_NAME", "app");
+    run_command(cmd, None, Duration::from_secs(180))
+}
+
+fn docker_compose(d: &Daemon, dir: &Path, args: &[&str]) -> Output {
+    let mut cmd = d.command(Cli::Docker);
+    cmd.arg("compose").args(args).current_dir(dir).env("COMPOSE_PROJECT_NAME", "app");
+    run_command(cmd, None, Duration::from_secs(180))
+}
+
+fn left(d: &Daemon, project: &str) -> String {
+    let f = format!("label=com.docker.compose.project={project}");
+    let mut s = d.docker(&["ps", "-aq", "--filter", &f]).ok().to_owned();
+    s += d.docker(&["network", "ls", "-q", "--filter", &f]).ok();
+    s += d.docker(&["volume", "ls", "-q", "--filter", &f]).ok();
+    s
+}
+
+#[test]
+fn berth_compose_runs_scales_and_removes_the_application() {
+    let d = Daemon::start();
+    let dir = app_dir();
+    let o = berth_compose(&d, &dir, &["up", "-d", "--wait"]);
+    assert_eq!(o.code, 0, "{o}");
+    assert!(o.stderr.contains("Container app-web-1  Healthy"), "{o}");
+    let port: u16 = berth_compose(&d, &dir, &["port", "web", "8080"]).ok().trim().rsplit(':').next().unwrap().parse().unwrap();
+    assert_eq!(http_get(port, "/").as_deref(), Some("hello-from-web"));
+    assert!(wait_until(Duration::from_secs(10), || berth_compose(&d, &dir, &["exec", "-T", "worker", "cat", "/data/last"]).stdout.contains("hello-from-web")));
+    let ps = berth_compose(&d, &dir, &["ps", "--format", "{{.Service}} {{.State}}"]);
+    assert_eq!(ps.ok(), "web running\nworker running\n", "{ps}");
+    let ps = berth_compose(&d, &dir, &["ps", "-a", "--format", "json"]);
+    assert_eq!(ps.ok().lines().count(), 3, "{ps}");
+    let ls = berth_compose(&d, &dir, &["ls", "--format", "json"]);
+    assert!(ls.ok().contains("\"Name\":\"app\""), "{ls}");
+    // The same project seen by Docker Compose v2.
+    let v2 = docker_compose(&d, &dir, &["ps", "--format", "{{.Name}}"]);
+    assert_eq!(v2.ok(), "app-web-1\napp-worker-1\n", "{v2}");
+    // run: a one-off container with the service's config and its own command.
+    let o = berth_compose(&d, &dir, &["run", "--rm", "-T", "worker", "sh", "-c", "echo $GREETING; wget -q -O- http://web:8080/"]);
+    assert_eq!(o.ok(), "hello\nhello-from-web\n", "{o}");
+    let o = berth_compose(&d, &dir, &["logs", "job"]);
+    assert!(o.ok().contains("job-1 | job done"), "{o}");
+
+    // Scale, then change one service's environment: only it is recreated.
+    let o = berth_compose(&d, &dir, &["up", "-d", "--wait", "--scale", "web=3"]);
+    assert_eq!(o.code, 0, "{o}");
+    assert_eq!(d.docker(&["ps", "-q", "--filter", "label=com.docker.compose.service=web"]).ok().lines().count(), 3);
+    let ids = |s: &str| d.inspect(s)["Id"].as_str().unwrap().to_owned();
+    let (web, worker) = (ids("app-web-2"), ids("app-worker-1"));
+    std::fs::write(dir.join(".env"), "GREETING=changed\n").unwrap();
+    let o = berth_compose(&d, &dir, &["up", "-d", "--wait", "--scale", "web=3"]);
+    assert_eq!(o.code, 0, "{o}");
+    assert_eq!(ids("app-web-2"), web);
+    assert_ne!(ids("app-worker-1"), worker);
+    // Scale down: the highest numbers go.
+    let o = berth_compose(&d, &dir, &["up", "-d", "--scale", "web=1"]);
+    assert_eq!(o.code, 0, "{o}");
+    assert!(d.api("GET", "/v1.41/containers/app-web-3/json").status == 404);
+
+    let o = berth_compose(&d, &dir, &["down", "-v"]);
+    assert_eq!(o.code, 0, "{o}");
+    assert_eq!(left(&d, "app"), "");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn attached_up_prefixes_logs_and_returns_the_exit_code() {
+    let d = Daemon::start();
+    let dir = berth_e2e::dir_with(
+        "berth-compose-attached",
+        &[(
+            "compose.yaml",
+            "services:\n  one:\n    image: busybox\n    command: sh -c 'echo first; sleep 0.3; exit 3'\n  two:\n    image: busybox\n    command: sh -c 'echo second; sleep 5'\n",
+        )],
+    );
+    let o = berth_compose(&d, &dir, &["up", "--exit-code-from", "one", "--no-color"]);
+    assert_eq!(o.code, 3, "{o}");
+    assert!(o.stdout.contains("one-1 | first") && o.stdout.contains("two-1 | second"), "{o}");
+    assert!(o.stderr.contains("Attaching to one-1, two-1"), "{o}");
+    // --exit-code-from stopped the rest.
+    assert_eq!(d.inspect("app-two-1")["State"]["Running"], false);
+    berth_compose(&d, &dir, &["down"]).ok();
+    assert_eq!(left(&d, "app"), "");
+    // A project made by Docker Compose v2 is taken down by berth compose.
+    docker_compose(&d, &dir, &["up", "-d"]).ok();
+    let o = berth_compose(&d, &dir, &["down", "-t", "0"]);
+    assert_eq!(o.code, 0, "{o}");
+    assert_eq!(left(&d, "app"), "");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_projects_are_refused_before_anything_is_made() {
+    let d = Daemon::start();
+    let cases: &[(&str, &str, i32)] = &[
+        ("services:\n  web:\n    image: busybox\n    portz: [80]\n", "portz", 15),
+        ("services:\n  a:\n    image: busybox\n    depends_on: [b]\n  b:\n    image: busybox\n    depends_on: [a]\n", "cycle", 15),
+        ("services:\n  a:\n    image: busybox\n    depends_on: [nope]\n", "nope", 15),
+        ("services:\n  a:\n    image: ${NEEDED:?you must set NEEDED}\n", "you must set NEEDED", 15),
+        ("services:\n  a:\n    image: busybox\n    networks: [ext]\nnetworks:\n  ext:\n    external: true\n", "declared as external", 1),
+    ];
+    for (i, (yaml, want, code)) in cases.iter().enumerate() {
+        let dir = berth_e2e::dir_with("berth-compose-bad", &[("compose.yaml", yaml)]);
+        let args: &[&str] = if *code == 15 { &["config"] } else { &["up", "-d"] };
+        let o = berth_compose(&d, &dir, args);
+        assert_eq!(o.code, *code, "case {i}: {o}");
+        assert!(o.stderr.contains(want), "case {i}: {o}");
+        if *code == 15 {
+            let o = berth_compose(&d, &dir, &["up", "-d"]);
+            assert!(o.code != 0 && o.stderr.contains(want), "case {i}: {o}");
+        }
+        assert_eq!(left(&d, "app"), "", "case {i} left things behind");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+#[test]
+fn config_prints_the_normalized_model() {
+    let dir = app_dir();
+    let mut cmd = Command::new(berth_e2e::bin("berth"));
+    cmd.args(["compose", "config", "--format", "json"]).current_dir(&dir).env("COMPOSE_PROJECT_NAME", "app");
+    let o = run_command(cmd, None, Duration::from_secs(30));
+    let v: serde_json::Value = serde_json::from_str(o.ok()).unwrap();
+    assert_eq!(v["name"], "app");
+    assert_eq!(v["services"]["worker"]["environment"]["GREETING"], "hello");
+    assert_eq!(v["volumes"]["data"]["name"], "app_data");
+    let mut cmd = Command::new(berth_e2e::bin("berth"));
+    cmd.args(["compose", "config", "--services"]).current_dir(&dir);
+    assert_eq!(run_command(cmd, None, Duration::from_secs(30)).ok(), "job\nweb\nworker\n");
+    let _ = std::fs::remove_dir_all(&dir);
+}
