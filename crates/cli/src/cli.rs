@@ -12,6 +12,21 @@ pub struct Cli {
     /// Daemon socket to connect to (unix:///path)
     #[arg(short = 'H', long = "host", env = "BERTH_HOST", global = true)]
     pub host: Option<String>,
+    /// Use TLS; implied by --tlsverify
+    #[arg(long, global = true)]
+    pub tls: bool,
+    /// Use TLS and verify the remote
+    #[arg(long, global = true)]
+    pub tlsverify: bool,
+    /// Trust certs signed only by this CA
+    #[arg(long, global = true)]
+    pub tlscacert: Option<std::path::PathBuf>,
+    /// Path to TLS certificate file
+    #[arg(long, global = true)]
+    pub tlscert: Option<std::path::PathBuf>,
+    /// Path to TLS key file
+    #[arg(long, global = true)]
+    pub tlskey: Option<std::path::PathBuf>,
 
     #[command(subcommand)]
     pub cmd: Cmd,

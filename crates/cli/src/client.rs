@@ -157,7 +157,7 @@ pub fn resolve_socket(host: Option<&str>) -> Result<(PathBuf, bool)> {
         Some(h) if !h.is_empty() => {
             let p = h.strip_prefix("unix://").unwrap_or(h);
             if p.contains("://") {
-                bail!("unsupported host {h:?}: only unix:// sockets are supported");
+                bail!("unsupported host {h:?}: use unix:///path or tcp://host:port");
             }
             Ok((PathBuf::from(p), p == DEFAULT_SOCKET))
         }
@@ -165,12 +165,135 @@ pub fn resolve_socket(host: Option<&str>) -> Result<(PathBuf, bool)> {
     }
 }
 
+/// TLS settings for a `tcp://` daemon, as the docker CLI takes them (`--tls`,
+/// `--tlsverify`, `--tlscacert/--tlscert/--tlskey`, `DOCKER_TLS_VERIFY`,
+/// `DOCKER_CERT_PATH`).
+#[derive(Debug, Clone, Default)]
+pub struct TlsOptions {
+    pub tls: bool,
+    pub verify: bool,
+    pub ca: Option<PathBuf>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+impl TlsOptions {
+    /// With the docker CLI's environment variables filled in.
+    pub fn with_env(mut self) -> TlsOptions {
+        if std::env::var("DOCKER_TLS_VERIFY").is_ok_and(|v| !v.is_empty()) {
+            self.verify = true;
+        }
+        let dir = std::env::var_os("DOCKER_CERT_PATH")
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker")));
+        if let Some(dir) = dir {
+            for (slot, name) in [(&mut self.ca, "ca.pem"), (&mut self.cert, "cert.pem"), (&mut self.key, "key.pem")] {
+                if slot.is_none() && dir.join(name).exists() {
+                    *slot = Some(dir.join(name));
+                }
+            }
+        }
+        self
+    }
+
+    fn enabled(&self) -> bool {
+        self.tls || self.verify
+    }
+
+    fn connector(&self) -> Result<tokio_rustls::TlsConnector> {
+        use tokio_rustls::rustls;
+        use rustls::pki_types::pem::PemObject;
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions()?;
+        let builder = if self.verify {
+            let ca = self.ca.as_ref().context("--tlsverify needs a CA certificate (--tlscacert or $DOCKER_CERT_PATH/ca.pem)")?;
+            let mut roots = rustls::RootCertStore::empty();
+            for c in rustls::pki_types::CertificateDer::pem_file_iter(ca).with_context(|| format!("read {}", ca.display()))? {
+                roots.add(c.with_context(|| format!("parse {}", ca.display()))?)?;
+            }
+            builder.with_root_certificates(roots)
+        } else {
+            builder.dangerous().with_custom_certificate_verifier(std::sync::Arc::new(AnyServer(provider)))
+        };
+        let cfg = match (&self.cert, &self.key) {
+            (Some(cert), Some(key)) => {
+                let chain = rustls::pki_types::CertificateDer::pem_file_iter(cert)
+                    .with_context(|| format!("read {}", cert.display()))?
+                    .collect::<Result<Vec<_>, _>>()
+                    .with_context(|| format!("parse {}", cert.display()))?;
+                let key = rustls::pki_types::PrivateKeyDer::from_pem_file(key).with_context(|| format!("read {}", key.display()))?;
+                builder.with_client_auth_cert(chain, key)?
+            }
+            _ => builder.with_no_client_auth(),
+        };
+        Ok(tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg)))
+    }
+}
+
+/// `--tls` without `--tlsverify`: the docker CLI does not check the daemon's
+/// certificate then (the connection is encrypted, not authenticated).
+#[derive(Debug)]
+struct AnyServer(std::sync::Arc<tokio_rustls::rustls::crypto::CryptoProvider>);
+
+impl tokio_rustls::rustls::client::danger::ServerCertVerifier for AnyServer {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &tokio_rustls::rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[tokio_rustls::rustls::pki_types::CertificateDer<'_>],
+        _server_name: &tokio_rustls::rustls::pki_types::ServerName<'_>,
+        _ocsp: &[u8],
+        _now: tokio_rustls::rustls::pki_types::UnixTime,
+    ) -> std::result::Result<tokio_rustls::rustls::client::danger::ServerCertVerified, tokio_rustls::rustls::Error> {
+        Ok(tokio_rustls::rustls::client::danger::ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &tokio_rustls::rustls::pki_types::CertificateDer<'_>,
+        dss: &tokio_rustls::rustls::DigitallySignedStruct,
+    ) -> std::result::Result<tokio_rustls::rustls::client::danger::HandshakeSignatureValid, tokio_rustls::rustls::Error> {
+        tokio_rustls::rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &tokio_rustls::rustls::pki_types::CertificateDer<'_>,
+        dss: &tokio_rustls::rustls::DigitallySignedStruct,
+    ) -> std::result::Result<tokio_rustls::rustls::client::danger::HandshakeSignatureValid, tokio_rustls::rustls::Error> {
+        tokio_rustls::rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+    fn supported_verify_schemes(&self) -> Vec<tokio_rustls::rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// How to reach the daemon.
+#[derive(Clone)]
+pub enum Endpoint {
+    Unix(PathBuf),
+    Tcp { addr: String, host: String, tls: Option<tokio_rustls::TlsConnector> },
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Endpoint::Unix(p) => write!(f, "unix://{}", p.display()),
+            Endpoint::Tcp { addr, .. } => write!(f, "tcp://{addr}"),
+        }
+    }
+}
+
+/// A connection's byte stream, whatever carries it.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin> Io for T {}
+
 /// A connected, version-negotiated client; requests go through [`Client::request`]
 /// so that every path carries the `/v{version}` prefix and docker's exact query
 /// parameters.
 #[derive(Clone)]
 pub struct Client {
-    pub socket: PathBuf,
+    pub endpoint: Endpoint,
     pub version: String,
 }
 
@@ -240,44 +363,56 @@ fn autostart_daemon() -> Result<()> {
 
 impl Client {
     /// Connects (starting the daemon as root when needed) and negotiates the API version.
-    pub async fn connect(host: Option<&str>) -> Result<Client> {
-        let (socket, is_default) = resolve_socket(host)?;
-        if is_default && !socket_answers(&socket) && nix::unistd::geteuid().is_root() {
-            autostart_daemon()?;
-            let deadline = std::time::Instant::now() + Duration::from_secs(10);
-            loop {
-                if socket_answers(&socket) {
-                    break;
-                }
-                if std::time::Instant::now() > deadline {
-                    bail!(
-                        "berthd did not come up within 10s on {} (see /var/log/berthd.log)",
-                        socket.display()
-                    );
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
+    pub async fn connect(host: Option<&str>, tls: &TlsOptions) -> Result<Client> {
+        let endpoint = match host.and_then(|h| h.strip_prefix("tcp://")) {
+            Some(rest) => {
+                let rest = rest.trim_end_matches('/');
+                let default_port = if tls.enabled() { 2376 } else { 2375 };
+                let addr = if rest.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok()) {
+                    rest.to_owned()
+                } else {
+                    format!("{rest}:{default_port}")
+                };
+                let host = addr.rsplit_once(':').map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']').to_owned()).unwrap_or_default();
+                let tls = if tls.enabled() { Some(tls.connector()?) } else { None };
+                Endpoint::Tcp { addr, host, tls }
             }
-        }
+            None => {
+                let (socket, is_default) = resolve_socket(host)?;
+                if is_default && !socket_answers(&socket) && nix::unistd::geteuid().is_root() {
+                    autostart_daemon()?;
+                    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+                    loop {
+                        if socket_answers(&socket) {
+                            break;
+                        }
+                        if std::time::Instant::now() > deadline {
+                            bail!(
+                                "berthd did not come up within 10s on {} (see /var/log/berthd.log)",
+                                socket.display()
+                            );
+                        }
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+                Endpoint::Unix(socket)
+            }
+        };
         // Negotiate as the docker CLI does: `HEAD /_ping`, then the lower of the
         // daemon's `Api-Version` and ours (bollard's models set the client's maximum).
         let ours = bollard::API_DEFAULT_VERSION;
         let mut c = Client {
-            socket,
+            endpoint,
             version: format!("{}.{}", ours.major_version, ours.minor_version),
         };
-        let unreachable = || {
-            anyhow!(
-                "Cannot connect to the berth daemon at unix://{}. Is berthd running?",
-                c.socket.display()
-            )
-        };
-        let mut sender = c.sender(false).await.map_err(|_| unreachable())?;
+        let unreachable = |e: anyhow::Error| anyhow!("Cannot connect to the berth daemon at {}. Is berthd running? ({e:#})", c.endpoint);
+        let mut sender = c.sender(false).await.map_err(unreachable)?;
         let ping = Request::builder()
             .method(Method::HEAD)
             .uri("/_ping")
             .header("Host", "api.moby.localhost")
             .body(empty())?;
-        let resp = sender.send_request(ping).await.map_err(|_| unreachable())?;
+        let resp = sender.send_request(ping).await.map_err(|e| unreachable(e.into()))?;
         let theirs = resp
             .headers()
             .get("Api-Version")
@@ -303,12 +438,27 @@ impl Client {
         &self,
         upgrades: bool,
     ) -> Result<hyper::client::conn::http1::SendRequest<Body>> {
-        let stream = UnixStream::connect(&self.socket).await.with_context(|| {
-            format!(
-                "Cannot connect to the berth daemon at unix://{}",
-                self.socket.display()
-            )
-        })?;
+        let stream: Box<dyn Io> = match &self.endpoint {
+            Endpoint::Unix(p) => Box::new(
+                UnixStream::connect(p)
+                    .await
+                    .with_context(|| format!("Cannot connect to the berth daemon at unix://{}", p.display()))?,
+            ),
+            Endpoint::Tcp { addr, host, tls } => {
+                let tcp = tokio::net::TcpStream::connect(addr.as_str())
+                    .await
+                    .with_context(|| format!("Cannot connect to the berth daemon at tcp://{addr}"))?;
+                let _ = tcp.set_nodelay(true);
+                match tls {
+                    None => Box::new(tcp),
+                    Some(connector) => {
+                        let name = tokio_rustls::rustls::pki_types::ServerName::try_from(host.clone())
+                            .with_context(|| format!("invalid server name {host:?}"))?;
+                        Box::new(connector.connect(name, tcp).await.with_context(|| format!("TLS handshake with tcp://{addr}"))?)
+                    }
+                }
+            }
+        };
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
         if upgrades {
             tokio::spawn(async move {
@@ -623,7 +773,7 @@ mod tests {
             resolve_socket(Some("unix:///tmp/x.sock")).unwrap(),
             (PathBuf::from("/tmp/x.sock"), false)
         );
-        assert!(resolve_socket(Some("tcp://1.2.3.4:2375")).is_err());
+        assert!(resolve_socket(Some("ssh://1.2.3.4")).is_err());
     }
 
     #[test]

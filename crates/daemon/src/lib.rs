@@ -8,6 +8,7 @@ pub mod events;
 pub mod http;
 pub mod names;
 pub mod server;
+pub use server::TlsFlags;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -36,6 +37,8 @@ pub struct Config {
     pub init_path: Option<PathBuf>,
     /// Bridge networking: the default bridge, address pools, MTU, nftables table.
     pub network: NetworkFlags,
+    /// TLS for `tcp://` hosts.
+    pub tls: server::TlsFlags,
 }
 
 /// dockerd's networking flags.
@@ -223,10 +226,17 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     }
     let mut servers = Vec::new();
     for h in &hosts {
-        let path = h
-            .strip_prefix("unix://")
-            .with_context(|| format!("unsupported listen address {h} (only unix:// is supported)"))?;
-        servers.push(tokio::spawn(server::serve_unix(daemon.clone(), PathBuf::from(path))));
+        if let Some(path) = h.strip_prefix("unix://") {
+            servers.push(tokio::spawn(server::serve_unix(daemon.clone(), PathBuf::from(path))));
+        } else if let Some(spec) = h.strip_prefix("tcp://") {
+            let tls = &daemon.cfg.tls;
+            server::check_tcp_policy(spec, tls)?;
+            let addr = server::tcp_addr(spec, tls.tls || tls.verify)?;
+            let acceptor = server::tls_acceptor(tls)?;
+            servers.push(tokio::spawn(server::serve_tcp(daemon.clone(), addr, acceptor)));
+        } else {
+            anyhow::bail!("unsupported listen address {h}: use unix:///path or tcp://host:port");
+        }
     }
     tracing::info!(data_root = %daemon.cfg.data_root.display(), "berthd ready");
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;

@@ -14,7 +14,7 @@ struct Args {
     /// Root of runtime state: mounts, sockets, bundles.
     #[arg(long = "exec-root", default_value = "/run/berth")]
     exec_root: PathBuf,
-    /// Address to listen on (unix:///path/to.sock).
+    /// Address to listen on (unix:///path/to.sock, tcp://host:port; repeatable).
     #[arg(short = 'H', long = "host")]
     hosts: Vec<String>,
     /// Write the daemon's pid to this file.
@@ -58,6 +58,24 @@ struct Args {
     /// Default host address published ports bind to.
     #[arg(long = "ip")]
     ip: Option<String>,
+    /// Use TLS; implied by --tlsverify
+    #[arg(long = "tls")]
+    tls: bool,
+    /// Use TLS and verify the remote (clients must present a certificate signed by the CA)
+    #[arg(long = "tlsverify")]
+    tlsverify: bool,
+    /// Trust certs signed only by this CA (default ~/.docker/ca.pem)
+    #[arg(long = "tlscacert")]
+    tlscacert: Option<PathBuf>,
+    /// Path to TLS certificate file (default ~/.docker/cert.pem)
+    #[arg(long = "tlscert")]
+    tlscert: Option<PathBuf>,
+    /// Path to TLS key file (default ~/.docker/key.pem)
+    #[arg(long = "tlskey")]
+    tlskey: Option<PathBuf>,
+    /// Listen on tcp:// without mutual TLS (anyone who reaches the port gets root)
+    #[arg(long = "insecure-tcp")]
+    insecure_tcp: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -92,6 +110,14 @@ fn main() -> anyhow::Result<()> {
             pools: args.default_address_pool,
             mtu: args.mtu,
             ip: args.ip,
+        },
+        tls: berthd::TlsFlags {
+            tls: args.tls,
+            verify: args.tlsverify,
+            ca: args.tlscacert,
+            cert: args.tlscert,
+            key: args.tlskey,
+            insecure_tcp: args.insecure_tcp,
         },
     };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

@@ -110,7 +110,15 @@ pub async fn dispatch(cli: Cli) -> Result<i32> {
         Cmd::Debug(d) => return tools::debug(d),
         _ => {}
     }
-    let c = Client::connect(cli.host.as_deref()).await?;
+    let tls = crate::client::TlsOptions {
+        tls: cli.tls,
+        verify: cli.tlsverify,
+        ca: cli.tlscacert.clone(),
+        cert: cli.tlscert.clone(),
+        key: cli.tlskey.clone(),
+    }
+    .with_env();
+    let c = Client::connect(cli.host.as_deref(), &tls).await?;
     match cli.cmd {
         Cmd::Compose(a) => compose::compose(Some(&c), a).await,
         Cmd::Run(a) => run::run(&c, a).await,
