@@ -975,6 +975,16 @@ async fn remove(c: &Client, x: &Value, volumes: bool) -> Result<()> {
     Ok(())
 }
 
+/// Remove a network or volume of the project; a failure is a warning, as with Compose.
+async fn remove_object(c: &Client, kind: &str, route: &str, name: String) {
+    event(kind, &name, "Removing");
+    match c.request(Method::DELETE, &format!("/{route}/{name}"), &Query::new(), &[], empty()).await {
+        Ok(_) => event(kind, &name, "Removed"),
+        Err(e) if api_status(&e) == Some(404) => {}
+        Err(e) => eprintln!("WARN[0000] {e:#}"),
+    }
+}
+
 async fn stop(c: &Client, x: &Value, timeout: Option<i64>) -> Result<()> {
     event("Container", &cname(x), "Stopping");
     let q = Query::new().opt("t", timeout);
@@ -1386,16 +1396,23 @@ async fn down(c: &Client, p: &Loaded, o: &DownArgs) -> Result<i32> {
     // Stop in reverse dependency order, then remove.
     stop_all(c, p, &o.services, o.timeout, true).await?;
     let mut orphans = false;
+    let mut removals = Vec::new();
     for x in all.iter().filter(|x| targeted(x)) {
         let service = label(x, plan::LABEL_SERVICE);
         if !known.contains(&service) && !o.remove_orphans {
             orphans = true;
             continue;
         }
-        if x["State"] == "running" {
-            stop(c, x, o.timeout).await?;
-        }
-        remove(c, x, o.volumes).await?;
+        removals.push(async move {
+            if x["State"] == "running" {
+                stop(c, x, o.timeout).await?;
+            }
+            remove(c, x, o.volumes).await
+        });
+    }
+    // Everything left is stopped (or an orphan): removed concurrently, as Compose does.
+    for r in futures_util::future::join_all(removals).await {
+        r?;
     }
     if orphans {
         eprintln!("WARN[0000] Found orphan containers for this project. If you removed or renamed this service in your compose file, you can run this command with the --remove-orphans flag to clean it up.");
@@ -1405,26 +1422,12 @@ async fn down(c: &Client, p: &Loaded, o: &DownArgs) -> Result<i32> {
     }
     // Networks the project made.
     let nets: Vec<Value> = c.get_json("/networks", &project_filter(&p.ctx.project, &[])).await?;
-    for n in nets {
-        let name = n["Name"].as_str().unwrap_or_default().to_owned();
-        event("Network", &name, "Removing");
-        match c.request(Method::DELETE, &format!("/networks/{name}"), &Query::new(), &[], empty()).await {
-            Ok(_) => event("Network", &name, "Removed"),
-            Err(e) if api_status(&e) == Some(404) => {}
-            Err(e) => eprintln!("WARN[0000] {e:#}"),
-        }
-    }
+    let names = nets.iter().map(|n| n["Name"].as_str().unwrap_or_default().to_owned());
+    futures_util::future::join_all(names.map(|name| remove_object(c, "Network", "networks", name))).await;
     if o.volumes {
         let vols: Value = c.get_json("/volumes", &project_filter(&p.ctx.project, &[])).await?;
-        for v in vols["Volumes"].as_array().into_iter().flatten() {
-            let name = v["Name"].as_str().unwrap_or_default().to_owned();
-            event("Volume", &name, "Removing");
-            match c.request(Method::DELETE, &format!("/volumes/{name}"), &Query::new(), &[], empty()).await {
-                Ok(_) => event("Volume", &name, "Removed"),
-                Err(e) if api_status(&e) == Some(404) => {}
-                Err(e) => eprintln!("WARN[0000] {e:#}"),
-            }
-        }
+        let names = vols["Volumes"].as_array().into_iter().flatten().map(|v| v["Name"].as_str().unwrap_or_default().to_owned());
+        futures_util::future::join_all(names.map(|name| remove_object(c, "Volume", "volumes", name))).await;
     }
     if let Some(rmi) = &o.rmi {
         if !matches!(rmi.as_str(), "local" | "all") {
