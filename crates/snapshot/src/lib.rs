@@ -99,7 +99,7 @@ impl Snapshotter {
     }
 
     /// Like [`Snapshotter::mount`] for a rootfs that is mounted once and never again
-    /// (a build step's): overlayfs's `volatile` option skips syncing the upper dir,
+    /// (a build step's, a `--rm` container's): overlayfs's `volatile` option skips syncing the upper dir,
     /// which makes the unmount several milliseconds faster. After a host crash such
     /// an upper dir cannot be mounted again; its container is gone by then anyway.
     pub fn mount_volatile(&self, id: &str, layers: &[Digest], target: &Path) -> Result<()> {

@@ -126,10 +126,11 @@ fn sandboxes_are_invisible_and_go_with_their_image() {
 #[test]
 fn created_but_never_started_container_releases_its_sandbox() {
     let d = daemon(&[]);
-    d.berth(&["run", "--rm", "busybox", "true"]).ok();
+    let first = d.berth(&["run", "-d", "busybox", "true"]).ok().trim().to_owned();
+    d.berth(&["wait", &first]).ok();
     assert!(wait_until(Duration::from_secs(20), || sandbox_ready(&d, 1)));
     let id = d.berth(&["create", "busybox", "true"]).ok().trim().to_owned();
-    d.berth(&["rm", &id]).ok();
+    d.berth(&["rm", &id, &first]).ok();
     assert!(
         wait_until(Duration::from_secs(10), || shims(&d) == 0 && state_dirs(&d) == 0),
         "claimed sandbox kept running"
@@ -170,4 +171,31 @@ fn warm_containers_zero_turns_it_off() {
     }
     assert!(!d.log().contains("warm=true"));
     assert!(wait_until(Duration::from_secs(5), || shims(&d) == 0 && state_dirs(&d) == 0));
+}
+
+/// The mount options of a container's rootfs, from the host's mount table.
+fn rootfs_options(d: &Daemon, id: &str) -> String {
+    let target = d.exec_root().join("c").join(id).join("rootfs");
+    let target = target.to_string_lossy();
+    fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .find(|l| l.split(' ').nth(4) == Some(&*target))
+        .unwrap_or_else(|| panic!("{target} is not mounted"))
+        .to_owned()
+}
+
+#[test]
+fn rm_containers_are_volatile_and_their_sandboxes_are_not_given_to_kept_ones() {
+    let d = daemon(&[]);
+    // A `--rm` container's rootfs is thrown away at exit: overlayfs need not sync it.
+    let rm = d.berth(&["run", "--rm", "-d", "busybox", "sleep", "60"]).ok().trim().to_owned();
+    assert!(rootfs_options(&d, &rm).contains("volatile"), "{}", rootfs_options(&d, &rm));
+    assert!(wait_until(Duration::from_secs(20), || d.log().contains("warm sandbox ready")), "no sandbox was made");
+    // The same command without --rm is another shape: it must not inherit the
+    // volatile rootfs of the sandbox made for the --rm one.
+    let kept = d.berth(&["run", "-d", "busybox", "sleep", "60"]).ok().trim().to_owned();
+    assert_eq!(started_warm(&d, &kept), Some(false), "a kept container took a --rm sandbox");
+    assert!(!rootfs_options(&d, &kept).contains("volatile"), "{}", rootfs_options(&d, &kept));
+    d.berth(&["rm", "-f", &rm, &kept]).ok();
 }

@@ -396,7 +396,9 @@ pub(super) fn prepare(d: &Arc<Daemon>, rec: &Record) -> Result<super::net::Wired
     std::fs::create_dir_all(&paths.state)?;
     std::fs::create_dir_all(&paths.dir)?;
     d.snap.prepare(&rec.id)?;
-    if rec.build_step {
+    // A rootfs that is used once and then deleted (a build step's, a `--rm`
+    // container's) need not be synced to disk at unmount.
+    if rec.build_step || rec.host_config.auto_remove == Some(true) {
         d.snap.mount_volatile(&rec.id, &img.layers, &paths.rootfs())?;
     } else {
         d.snap.mount(&rec.id, &img.layers, &paths.rootfs())?;

@@ -183,6 +183,8 @@ pub fn shape(d: &Daemon, rec: &Record) -> Option<String> {
         "image": r.image_id,
         "spec": v,
         "network": hc.network_mode,
+        // A `--rm` container's rootfs is mounted volatile (see `start::prepare`).
+        "auto_remove": hc.auto_remove.unwrap_or(false),
         "extra_hosts": hc.extra_hosts,
         "dns": [hc.dns, hc.dns_search, hc.dns_options],
         "stdio": [r.config.tty, r.config.open_stdin, r.config.stdin_once],
