@@ -199,3 +199,17 @@ fn rm_containers_are_volatile_and_their_sandboxes_are_not_given_to_kept_ones() {
     assert!(!rootfs_options(&d, &kept).contains("volatile"), "{}", rootfs_options(&d, &kept));
     d.berth(&["rm", "-f", &rm, &kept]).ok();
 }
+
+#[test]
+fn back_to_back_runs_make_sandboxes_in_parallel_and_the_burst_ends() {
+    let d = daemon(&[]);
+    for _ in 0..8 {
+        d.berth(&["run", "--rm", "busybox", "true"]).ok();
+    }
+    // Runs came faster than one sandbox is made: more than one was made at once.
+    assert!(d.log().contains("warm sandboxes: burst"), "no burst:\n{}", d.log());
+    assert!(wait_until(Duration::from_secs(20), || shims(&d) > 1), "no extra sandbox was kept");
+    // Unused for a while, the extra sandboxes go and the configured one stays.
+    assert!(wait_until(Duration::from_secs(30), || shims(&d) == 1), "burst sandboxes outlived the burst: {}", shims(&d));
+    assert!(d.container_ids().is_empty());
+}

@@ -29,6 +29,12 @@ use crate::Daemon;
 
 /// A sandbox unused this long is destroyed.
 pub const IDLE: Duration = Duration::from_secs(600);
+/// Extra sandboxes a shape may get while its runs come faster than one sandbox can
+/// be made (see [`Warm::take`]).
+const MAX_BURST: usize = 2;
+/// A burst sandbox (one beyond `--warm-containers`) unused this long is destroyed
+/// and its shape's burst ends.
+const BURST_IDLE: Duration = Duration::from_secs(10);
 /// Marker file in a sandbox's state dir (so start-up can tell leftovers apart).
 const MARKER: &str = "warm";
 /// The id that shapes are computed with, so that they do not depend on the id.
@@ -49,6 +55,11 @@ struct Inner {
     ready: HashMap<String, Vec<Slot>>,
     /// Sandboxes being made, by shape.
     filling: HashMap<String, usize>,
+    /// Shapes whose runs outpace sandbox creation: how many sandboxes beyond the
+    /// configured depth each keeps, so that several are made at once. Creating one is
+    /// mostly waiting on the kernel (an RCU grace period when the cgroups are
+    /// joined, disk), so creations overlap well even on few CPUs.
+    burst: HashMap<String, usize>,
     /// Containers created on a sandbox and not started yet: id → init pid, networks.
     claimed: HashMap<String, (i32, Vec<berth_network::Endpoint>)>,
 }
@@ -83,6 +94,7 @@ impl Warm {
         }
         tracing::trace!(%shape, "warm take");
         let deadline = Instant::now() + Duration::from_millis(200);
+        let mut waited = false;
         loop {
             let notified = self.changed.notified();
             {
@@ -96,6 +108,14 @@ impl Warm {
                 }
                 if g.filling.get(shape).copied().unwrap_or(0) == 0 {
                     return None;
+                }
+                // This run has to wait for a sandbox: this shape's runs come faster
+                // than one sandbox is made.
+                if !waited {
+                    waited = true;
+                    if let Some(b) = bump_burst(&mut g.burst, shape) {
+                        tracing::debug!(burst = b, "warm sandboxes: burst");
+                    }
                 }
             }
             let left = deadline.saturating_duration_since(Instant::now());
@@ -122,6 +142,15 @@ impl Warm {
     pub fn take_claimed(&self, id: &str) -> Option<(i32, Vec<berth_network::Endpoint>)> {
         self.inner.lock().unwrap().claimed.remove(id)
     }
+}
+
+/// One more burst sandbox for `shape` (up to [`MAX_BURST`]); the new burst if it grew.
+fn bump_burst(burst: &mut HashMap<String, usize>, shape: &str) -> Option<usize> {
+    let b = burst.entry(shape.to_owned()).or_default();
+    (*b < MAX_BURST).then(|| {
+        *b += 1;
+        *b
+    })
 }
 
 /// Could a container like this run on a sandbox? (Cheap checks before the shape,
@@ -200,14 +229,24 @@ pub fn refill(d: &Arc<Daemon>, template: &Record) {
     }
     let Some(key) = shape(d, template) else { return };
     tracing::trace!(%key, "warm refill");
-    {
+    let missing = {
         let mut g = d.warm.inner.lock().unwrap();
         let have = g.ready.get(&key).map_or(0, Vec::len) + g.filling.get(&key).copied().unwrap_or(0);
-        if have >= d.warm.depth {
+        let want = d.warm.depth + g.burst.get(&key).copied().unwrap_or(0);
+        let missing = want.saturating_sub(have);
+        if missing == 0 {
             return;
         }
-        *g.filling.entry(key.clone()).or_default() += 1;
+        *g.filling.entry(key.clone()).or_default() += missing;
+        missing
+    };
+    for _ in 0..missing {
+        fill(d, template, key.clone());
     }
+}
+
+/// Make one sandbox of shape `key` (already counted in `filling`) in the background.
+fn fill(d: &Arc<Daemon>, template: &Record, key: String) {
     let id = hex::encode(rand::random::<[u8; 32]>());
     let rec = rebase(template, &id);
     let d = d.clone();
@@ -327,17 +366,47 @@ pub async fn evict_network(d: &Arc<Daemon>, network_id: &str) {
     evict(d, |s| s.endpoints.iter().any(|e| e.network_id == network_id)).await;
 }
 
-/// Destroy sandboxes idle for longer than [`IDLE`], every minute.
+/// Destroy sandboxes idle for longer than [`IDLE`], and burst sandboxes idle for
+/// longer than [`BURST_IDLE`] (ending their shape's burst).
 pub fn spawn_reaper(d: Arc<Daemon>) {
     if d.warm.depth == 0 {
         return;
     }
     tokio::spawn(async move {
+        let mut ticks = 0u32;
         loop {
-            tokio::time::sleep(Duration::from_secs(60)).await;
-            evict(&d, |s| s.made.elapsed() > IDLE).await;
+            tokio::time::sleep(BURST_IDLE / 2).await;
+            ticks += 1;
+            trim_bursts(&d).await;
+            if ticks % 12 == 0 {
+                evict(&d, |s| s.made.elapsed() > IDLE).await;
+            }
         }
     });
+}
+
+/// Shapes with more ready sandboxes than `--warm-containers` whose newest has sat
+/// unused for [`BURST_IDLE`]: the burst is over; keep the configured depth.
+async fn trim_bursts(d: &Arc<Daemon>) {
+    let gone: Vec<String> = {
+        let mut g = d.warm.inner.lock().unwrap();
+        let depth = d.warm.depth;
+        let mut gone = Vec::new();
+        let mut ended = Vec::new();
+        for (shape, slots) in g.ready.iter_mut() {
+            if slots.len() > depth && slots.iter().all(|s| s.made.elapsed() > BURST_IDLE) {
+                gone.extend(slots.drain(depth..).map(|s| s.id));
+                ended.push(shape.clone());
+            }
+        }
+        for shape in ended {
+            g.burst.remove(&shape);
+        }
+        gone
+    };
+    for id in gone {
+        destroy(d, &id).await;
+    }
 }
 
 /// Daemon shutdown: no sandbox outlives the daemon (containers do).
@@ -390,6 +459,16 @@ mod tests {
 
     static STATE: std::sync::LazyLock<serde_json::Value> =
         std::sync::LazyLock::new(|| serde_json::to_value(super::super::State::default()).unwrap());
+
+    #[test]
+    fn bursts_are_capped() {
+        let mut b = HashMap::new();
+        assert_eq!(bump_burst(&mut b, "s"), Some(1));
+        assert_eq!(bump_burst(&mut b, "s"), Some(2));
+        assert_eq!(bump_burst(&mut b, "s"), None);
+        assert_eq!(b["s"], MAX_BURST);
+        assert_eq!(bump_burst(&mut b, "t"), Some(1));
+    }
 
     #[test]
     fn rebase_moves_the_default_hostname_only() {
