@@ -378,7 +378,7 @@ pub fn spawn_reaper(d: Arc<Daemon>) {
             tokio::time::sleep(BURST_IDLE / 2).await;
             ticks += 1;
             trim_bursts(&d).await;
-            if ticks % 12 == 0 {
+            if ticks.is_multiple_of(12) {
                 evict(&d, |s| s.made.elapsed() > IDLE).await;
             }
         }
