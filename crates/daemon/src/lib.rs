@@ -8,6 +8,7 @@ pub mod events;
 pub mod http;
 pub mod names;
 pub mod server;
+pub mod settings;
 pub use server::TlsFlags;
 
 use std::path::PathBuf;
@@ -39,6 +40,26 @@ pub struct Config {
     pub network: NetworkFlags,
     /// TLS for `tcp://` hosts.
     pub tls: server::TlsFlags,
+    /// `--debug`/`debug` (as `info` reports it).
+    pub debug: bool,
+    /// `--label`/`labels`: the daemon's labels.
+    pub labels: Vec<String>,
+    /// `--registry-mirror`/`registry-mirrors`: tried first for Docker Hub pulls.
+    pub registry_mirrors: Vec<String>,
+    /// DNS settings for containers that set none.
+    pub dns: DnsDefaults,
+    /// `--log-driver`/`--log-opt`: the log configuration of containers that set none.
+    pub log: Option<(String, std::collections::HashMap<String, String>)>,
+    /// How `SIGHUP` re-reads the configuration (none: it does nothing).
+    pub reload: Option<settings::Reload>,
+}
+
+/// dockerd's `--dns`, `--dns-search`, `--dns-opt`.
+#[derive(Debug, Clone, Default)]
+pub struct DnsDefaults {
+    pub servers: Vec<String>,
+    pub search: Vec<String>,
+    pub options: Vec<String>,
 }
 
 /// dockerd's networking flags.
@@ -79,6 +100,8 @@ pub struct Daemon {
     pub dns_tasks: std::sync::Mutex<std::collections::HashMap<String, Vec<tokio::task::AbortHandle>>>,
     /// Wakes the flusher of lazy metadata commits (see [`Daemon::commit`]).
     flush: Arc<tokio::sync::Notify>,
+    /// Settings `SIGHUP` reloads (labels, registries, debug).
+    pub live: std::sync::RwLock<settings::Live>,
 }
 
 impl Daemon {
@@ -86,6 +109,9 @@ impl Daemon {
     pub async fn open(cfg: Config) -> anyhow::Result<Arc<Daemon>> {
         for d in [&cfg.data_root, &cfg.exec_root] {
             std::fs::create_dir_all(d).with_context(|| format!("create {}", d.display()))?;
+        }
+        if let Some(log) = &cfg.log {
+            container::verify::check_default_log_config(log)?;
         }
         let shim_path = match &cfg.shim {
             Some(p) => p.clone(),
@@ -113,6 +139,12 @@ impl Daemon {
             execs: container::exec::Execs::default(),
             warm: container::warm::Warm::new(cfg.warm_containers),
             flush: Arc::new(tokio::sync::Notify::new()),
+            live: std::sync::RwLock::new(settings::Live {
+                debug: cfg.debug,
+                labels: cfg.labels.clone(),
+                insecure_registries: cfg.insecure_registries.clone(),
+                registry_mirrors: cfg.registry_mirrors.clone(),
+            }),
             cfg,
             db,
             images,
@@ -216,6 +248,33 @@ fn find_shim() -> anyhow::Result<PathBuf> {
     anyhow::bail!("berth-shim not found next to berthd or in PATH (use --shim)")
 }
 
+/// `SIGHUP`: re-read the configuration file and apply what can change while running.
+fn reload(d: &Arc<Daemon>) {
+    let Some(r) = &d.cfg.reload else { return };
+    tracing::info!(file = %r.file.display(), "got signal to reload configuration");
+    let live = r.read().and_then(|mut l| {
+        l.labels = settings::check_labels(&l.labels)?;
+        l.registry_mirrors = settings::check_mirrors(&l.registry_mirrors)?;
+        Ok(l)
+    });
+    match live {
+        Ok(l) => {
+            tracing::info!(debug = l.debug, labels = ?l.labels, insecure_registries = ?l.insecure_registries, registry_mirrors = ?l.registry_mirrors, "reloaded configuration");
+            let attrs = std::collections::HashMap::from([
+                ("debug".to_owned(), l.debug.to_string()),
+                ("labels".to_owned(), serde_json::to_string(&l.labels).unwrap_or_default()),
+                ("insecure-registries".to_owned(), serde_json::to_string(&l.insecure_registries).unwrap_or_default()),
+                ("registry-mirrors".to_owned(), serde_json::to_string(&l.registry_mirrors).unwrap_or_default()),
+                ("live-restore".to_owned(), "true".to_owned()),
+            ]);
+            *d.live.write().unwrap() = l;
+            let id = api::system::host_id(d);
+            d.events.emit(berth_api::models::EventMessageTypeEnum::DAEMON, "reload", &id, attrs);
+        }
+        Err(e) => tracing::error!("{e:#}"),
+    }
+}
+
 /// Run the daemon until SIGINT/SIGTERM.
 pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let hosts = cfg.hosts.clone();
@@ -240,11 +299,17 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     }
     tracing::info!(data_root = %daemon.cfg.data_root.display(), "berthd ready");
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-        r = futures_util::future::select_all(servers) => {
-            if let (Ok(Err(e)), _, _) = r { return Err(e); }
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    let mut servers = futures_util::future::select_all(servers);
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = term.recv() => break,
+            _ = hup.recv() => reload(&daemon),
+            r = &mut servers => {
+                if let (Ok(Err(e)), _, _) = r { return Err(e); }
+                break;
+            }
         }
     }
     tracing::info!("berthd shutting down; containers keep running");

@@ -1,9 +1,13 @@
 //! berthd: the berth daemon. Flags follow dockerd's, so scripts written for dockerd
 //! start berthd unchanged.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use clap::Parser;
+use anyhow::Context;
+use clap::{CommandFactory, FromArgMatches, Parser};
+use tracing_subscriber::prelude::*;
 
 #[derive(Parser, Debug)]
 #[command(name = "berthd", version, about = "The berth container engine daemon (Docker Engine API)")]
@@ -76,24 +80,133 @@ struct Args {
     /// Listen on tcp:// without mutual TLS (anyone who reaches the port gets root)
     #[arg(long = "insecure-tcp")]
     insecure_tcp: bool,
+    /// Daemon configuration file (dockerd's daemon.json keys)
+    #[arg(long = "config-file", default_value = berthd::settings::DEFAULT_FILE)]
+    config_file: PathBuf,
+    /// Set key=value labels to the daemon (repeatable)
+    #[arg(long = "label")]
+    labels: Vec<String>,
+    /// Preferred Docker registry mirror (repeatable)
+    #[arg(long = "registry-mirror")]
+    registry_mirrors: Vec<String>,
+    /// DNS server for containers that name none (repeatable)
+    #[arg(long = "dns")]
+    dns: Vec<String>,
+    /// DNS search domain for containers that name none (repeatable)
+    #[arg(long = "dns-search")]
+    dns_search: Vec<String>,
+    /// DNS option for containers that name none (repeatable)
+    #[arg(long = "dns-opt")]
+    dns_opts: Vec<String>,
+    /// Default log driver for containers (json-file, local, none)
+    #[arg(long = "log-driver")]
+    log_driver: Option<String>,
+    /// Default log driver options for containers (key=value, repeatable)
+    #[arg(long = "log-opt")]
+    log_opts: Vec<String>,
+    /// Containers keep running while the daemon is down (always on in berth)
+    #[arg(long = "live-restore")]
+    live_restore: bool,
+}
+
+/// Flag (clap id) → daemon.json key, for dockerd's flag/file conflict check.
+const FILE_KEYS: &[(&str, &str)] = &[
+    ("data_root", "data-root"),
+    ("exec_root", "exec-root"),
+    ("hosts", "hosts"),
+    ("pidfile", "pidfile"),
+    ("debug", "debug"),
+    ("log_level", "log-level"),
+    ("insecure_registries", "insecure-registries"),
+    ("warm_containers", "warm-containers"),
+    ("init_path", "init-path"),
+    ("bridge", "bridge"),
+    ("bip", "bip"),
+    ("fixed_cidr", "fixed-cidr"),
+    ("default_address_pool", "default-address-pools"),
+    ("mtu", "mtu"),
+    ("ip", "ip"),
+    ("tls", "tls"),
+    ("tlsverify", "tlsverify"),
+    ("tlscacert", "tlscacert"),
+    ("tlscert", "tlscert"),
+    ("tlskey", "tlskey"),
+    ("insecure_tcp", "insecure-tcp"),
+    ("labels", "labels"),
+    ("registry_mirrors", "registry-mirrors"),
+    ("dns", "dns"),
+    ("dns_search", "dns-search"),
+    ("dns_opts", "dns-opts"),
+    ("log_driver", "log-driver"),
+    ("log_opts", "log-opts"),
+    ("live_restore", "live-restore"),
+];
+
+/// The flags given on the command line, as daemon.json keys with their values shown
+/// as dockerd shows them (`[a b]` for lists).
+fn flags_given(m: &clap::ArgMatches) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for (id, key) in FILE_KEYS {
+        if m.value_source(id) != Some(clap::parser::ValueSource::CommandLine) {
+            continue;
+        }
+        let raw: Vec<String> = m.get_raw(id).into_iter().flatten().map(|v| v.to_string_lossy().into_owned()).collect();
+        const LISTS: &[&str] =
+            &["hosts", "labels", "insecure-registries", "registry-mirrors", "dns", "dns-search", "dns-opts", "default-address-pools", "log-opts"];
+        let shown = if raw.is_empty() {
+            "true".to_owned()
+        } else if LISTS.contains(key) {
+            format!("[{}]", raw.join(" "))
+        } else {
+            raw.join(" ")
+        };
+        out.insert(key.to_string(), shown);
+    }
+    out
 }
 
 fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
-    let level = if args.debug { "debug".to_owned() } else { args.log_level.clone() };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("berthd={level},warn"))),
+    let matches = Args::command().get_matches();
+    let mut args = Args::from_arg_matches(&matches)?;
+    let flags = flags_given(&matches);
+    let explicit = matches.value_source("config_file") == Some(clap::parser::ValueSource::CommandLine);
+    let file = berthd::settings::load(&args.config_file, explicit, &flags)?;
+    let flag_values = berthd::settings::Live {
+        debug: args.debug,
+        labels: args.labels.clone(),
+        insecure_registries: args.insecure_registries.clone(),
+        registry_mirrors: args.registry_mirrors.clone(),
+    };
+    if let Some(f) = file {
+        merge(&mut args, f);
+    }
+    let level = if args.debug { "debug" } else { berthd::settings::level_filter(&args.log_level)? };
+    let filter = |level: &str| {
+        tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("berthd={level},warn")))
+    };
+    let (filter_layer, handle) = tracing_subscriber::reload::Layer::new(filter(level));
+    tracing_subscriber::registry()
+        .with(filter_layer)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
         )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    let set_level: Arc<dyn Fn(&str) + Send + Sync> = Arc::new(move |level: &str| {
+        let _ = handle.reload(filter(level));
+    });
     let hosts = if args.hosts.is_empty() {
         vec![format!("unix://{}", args.exec_root.join("berth.sock").display())]
     } else {
         args.hosts.clone()
     };
+    let mut log_opts = std::collections::HashMap::new();
+    for o in &args.log_opts {
+        let (k, v) = o.split_once('=').with_context(|| format!("invalid --log-opt {o:?}: key=value"))?;
+        log_opts.insert(k.to_owned(), v.to_owned());
+    }
     let cfg = berthd::Config {
         data_root: args.data_root,
         exec_root: args.exec_root,
@@ -119,7 +232,56 @@ fn main() -> anyhow::Result<()> {
             key: args.tlskey,
             insecure_tcp: args.insecure_tcp,
         },
+        debug: args.debug,
+        labels: berthd::settings::check_labels(&args.labels)?,
+        registry_mirrors: berthd::settings::check_mirrors(&args.registry_mirrors)?,
+        dns: berthd::DnsDefaults { servers: args.dns, search: args.dns_search, options: args.dns_opts },
+        log: args.log_driver.map(|driver| (driver, log_opts.clone())).or_else(|| (!log_opts.is_empty()).then(|| ("json-file".to_owned(), log_opts))),
+        reload: Some(berthd::settings::Reload { file: args.config_file, explicit, flags, flag_values, set_level }),
     };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(berthd::run(cfg))
+}
+
+/// Values from daemon.json for what no flag set (conflicts were refused already).
+fn merge(a: &mut Args, f: berthd::settings::FileConfig) {
+    fn set<T>(slot: &mut T, v: Option<T>) {
+        if let Some(v) = v {
+            *slot = v;
+        }
+    }
+    fn set_opt<T>(slot: &mut Option<T>, v: Option<T>) {
+        if v.is_some() {
+            *slot = v;
+        }
+    }
+    set(&mut a.hosts, f.hosts);
+    set(&mut a.tls, f.tls);
+    set(&mut a.tlsverify, f.tlsverify);
+    set_opt(&mut a.tlscacert, f.tlscacert);
+    set_opt(&mut a.tlscert, f.tlscert);
+    set_opt(&mut a.tlskey, f.tlskey);
+    set(&mut a.insecure_tcp, f.insecure_tcp);
+    set(&mut a.data_root, f.data_root);
+    set(&mut a.exec_root, f.exec_root);
+    set_opt(&mut a.pidfile, f.pidfile);
+    set(&mut a.debug, f.debug);
+    set(&mut a.log_level, f.log_level);
+    set(&mut a.labels, f.labels);
+    set(&mut a.live_restore, f.live_restore);
+    set(&mut a.insecure_registries, f.insecure_registries);
+    set(&mut a.registry_mirrors, f.registry_mirrors);
+    set(&mut a.bridge, f.bridge);
+    set_opt(&mut a.bip, f.bip);
+    set_opt(&mut a.fixed_cidr, f.fixed_cidr);
+    set(&mut a.default_address_pool, f.default_address_pools.map(|p| p.iter().map(|p| p.flag()).collect()));
+    set(&mut a.mtu, f.mtu);
+    set_opt(&mut a.ip, f.ip);
+    set(&mut a.dns, f.dns);
+    set(&mut a.dns_search, f.dns_search);
+    set(&mut a.dns_opts, f.dns_opts);
+    set_opt(&mut a.log_driver, f.log_driver);
+    set(&mut a.log_opts, f.log_opts.map(|m| m.into_iter().map(|(k, v)| format!("{k}={v}")).collect()));
+    set_opt(&mut a.init_path, f.init_path);
+    set(&mut a.warm_containers, f.warm_containers);
 }

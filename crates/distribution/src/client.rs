@@ -194,6 +194,24 @@ impl Registry {
         Ok(reg)
     }
 
+    /// A pull-through mirror of Docker Hub at `url` (`http[s]://host[:port]`, as
+    /// `--registry-mirror` takes it). No credentials are sent to it: the user's Docker
+    /// Hub login is for Docker Hub. An `https` mirror that is insecure (loopback or
+    /// `--insecure-registry`) is reached without certificate checks.
+    pub fn mirror(url: &str, insecure: &[String]) -> Result<Registry> {
+        let host = url.split_once("://").map_or(url, |(_, h)| h).trim_end_matches('/');
+        let mut b = reqwest::Client::builder().user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")));
+        if url.starts_with("https://") && is_insecure(host, insecure) {
+            b = b.danger_accept_invalid_certs(true);
+        }
+        Ok(Registry {
+            http: b.build().map_err(|e| Error::internal(format!("http client: {e}")))?,
+            base: url.trim_end_matches('/').to_owned(),
+            creds: Credentials::default(),
+            tokens: Mutex::new(HashMap::new()),
+        })
+    }
+
     /// GET a blob from a URL outside the registry (a foreign layer's `urls`): plain
     /// http(s) only, with no registry credentials, certificates verified.
     pub async fn get_external(&self, url: &str) -> Result<Response> {

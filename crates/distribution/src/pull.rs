@@ -172,15 +172,37 @@ async fn get_manifest(
 
 /// Resolve `reference` (tag or digest) to the manifest for `platform`, fetch and verify
 /// its config.
+///
+/// A Docker Hub image is looked for on each of `mirrors` first, as dockerd does with
+/// `--registry-mirror`; any failure there (unreachable, not mirrored) moves on to the
+/// next mirror and then to Docker Hub itself.
 pub async fn resolve(
     store: ImageStore,
     reference: Reference,
     creds: Credentials,
     insecure: &[String],
+    mirrors: &[String],
     platform: &str,
 ) -> Result<Pull> {
     let want = Platform::parse(platform)?;
+    if reference.domain == "docker.io" {
+        for m in mirrors {
+            let reg = Arc::new(Registry::mirror(m, insecure)?);
+            match resolve_on(store.clone(), reg, reference.clone(), &want).await {
+                Ok(p) => {
+                    tracing::info!(mirror = %m, image = %reference, "pulling from mirror");
+                    return Ok(p);
+                }
+                Err(e) => tracing::info!(mirror = %m, image = %reference, "mirror failed, trying the next endpoint: {}", e.message()),
+            }
+        }
+    }
     let reg = Arc::new(Registry::connect(&reference.domain, creds, insecure).await?);
+    resolve_on(store, reg, reference, &want).await
+}
+
+/// Resolve on one registry endpoint.
+async fn resolve_on(store: ImageStore, reg: Arc<Registry>, reference: Reference, want: &Platform) -> Result<Pull> {
     let scope = format!("repository:{}:pull", reference.path);
     let what = reference
         .digest

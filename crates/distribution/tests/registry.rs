@@ -172,7 +172,7 @@ async fn push(
 
 async fn pull(s: &ImageStore, name: &str) -> Vec<JsonMessage> {
     let r = Reference::parse_tagged(name).unwrap();
-    let p = berth_distribution::resolve(s.clone(), r, Credentials::default(), &[], "")
+    let p = berth_distribution::resolve(s.clone(), r, Credentials::default(), &[], &[], "")
         .await
         .unwrap();
     let (tx, mut rx) = mpsc::channel(1024);
@@ -338,7 +338,7 @@ async fn foreign_layers_are_pulled_and_skipped_on_push() {
     let dir3 = tempfile::tempdir().unwrap();
     let s3 = store(dir3.path());
     let r = Reference::parse_tagged(&format!("{}/dst/img:nourls", reg.addr)).unwrap();
-    let p = berth_distribution::resolve(s3.clone(), r, Credentials::default(), &[], "")
+    let p = berth_distribution::resolve(s3.clone(), r, Credentials::default(), &[], &[], "")
         .await
         .unwrap();
     let (tx, mut rx) = mpsc::channel(1024);

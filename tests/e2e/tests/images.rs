@@ -1105,3 +1105,27 @@ fn foreign_layers_are_skipped_on_push() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `registry-mirrors` in daemon.json: a Docker Hub image is pulled from the mirror
+/// (berth's registry on loopback holding `library/busybox`); Docker Hub itself is
+/// never asked (this machine could not reach it), and `info` lists the mirror.
+#[test]
+fn docker_hub_pulls_go_to_the_registry_mirror() {
+    let _serial = registry_lock();
+    let reg = Registry::start();
+    let d1 = Daemon::start();
+    let mirrored = format!("{}/library/busybox:latest", reg.addr);
+    assert!(d1.berth(&["tag", "busybox", &mirrored]).success());
+    assert!(d1.berth(&["push", &mirrored]).success());
+
+    let cfg = unique_tmp_dir("berth-mirror").join("daemon.json");
+    std::fs::create_dir_all(cfg.parent().unwrap()).unwrap();
+    std::fs::write(&cfg, format!(r#"{{"registry-mirrors": ["http://{}/"]}}"#, reg.addr)).unwrap();
+    let d2 = Daemon::start_with_args(&["--config-file", cfg.to_str().unwrap()]);
+    let o = d2.docker(&["pull", "busybox"]);
+    assert!(o.success(), "{o}\n{}", d2.log());
+    assert!(o.stdout.contains("Status: Downloaded newer image for busybox:latest"), "{o}");
+    assert_eq!(run_out(&d2, "busybox", "echo mirrored"), "mirrored\n");
+    let info = d2.docker(&["info", "--format", "{{json .RegistryConfig.Mirrors}}"]);
+    assert_eq!(info.stdout.trim(), format!(r#"["http://{}/"]"#, reg.addr));
+}

@@ -10,7 +10,7 @@ mod exec;
 mod images;
 mod networks;
 mod volumes;
-mod system;
+pub(crate) mod system;
 mod transfer;
 
 use std::sync::Arc;

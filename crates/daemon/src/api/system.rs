@@ -89,7 +89,10 @@ pub fn info(d: &Arc<Daemon>) -> Resp {
     let count = |f: &dyn Fn(crate::container::Status) -> bool| all.iter().filter(|c| f(c.status())).count() as i64;
     use crate::container::Status;
     let v2 = berth_oci::cgroup_v2_unified();
+    let live = d.live.read().unwrap().clone();
     let info = SystemInfo {
+        labels: Some(live.labels.clone()),
+        registry_config: Some(registry_config(&live)),
         id: Some(host_id(d)),
         containers: Some(all.len() as i64),
         containers_running: Some(count(&|s| s == Status::Running)),
@@ -127,12 +130,12 @@ pub fn info(d: &Arc<Daemon>) -> Resp {
             "runc".to_owned(),
             berth_api::models::Runtime { path: Some("berth-shim".into()), ..Default::default() },
         )])),
-        debug: Some(tracing::enabled!(tracing::Level::DEBUG)),
+        debug: Some(live.debug),
         experimental_build: Some(false),
         live_restore_enabled: Some(true),
         security_options: Some(vec!["name=seccomp,profile=builtin".into()]),
         warnings: Some(Vec::new()),
-        logging_driver: Some("json-file".into()),
+        logging_driver: Some(d.cfg.log.as_ref().map_or("json-file", |(driver, _)| driver.as_str()).to_owned()),
         plugins: Some(berth_api::models::PluginsInfo {
             volume: Some(vec!["local".into()]),
             network: Some(vec!["host".into(), "none".into()]),
@@ -149,6 +152,31 @@ pub fn info(d: &Arc<Daemon>) -> Resp {
         ..Default::default()
     };
     json(200, &info)
+}
+
+/// `RegistryConfig` as dockerd reports it: loopback and CIDR insecure registries,
+/// Docker Hub with its mirrors (with dockerd's trailing slash), and one index per
+/// insecure registry host.
+fn registry_config(live: &crate::settings::Live) -> berth_api::models::RegistryServiceConfig {
+    use berth_api::models::IndexInfo;
+    let mirrors: Vec<String> = live.registry_mirrors.iter().map(|m| format!("{m}/")).collect();
+    let mut cidrs = vec!["127.0.0.0/8".to_owned()];
+    let mut indexes = std::collections::HashMap::from([(
+        "docker.io".to_owned(),
+        IndexInfo { name: Some("docker.io".into()), mirrors: Some(mirrors.clone()), secure: Some(true), official: Some(true) },
+    )]);
+    for r in &live.insecure_registries {
+        if r.contains('/') {
+            cidrs.push(r.clone());
+        } else {
+            indexes.insert(r.clone(), IndexInfo { name: Some(r.clone()), mirrors: Some(Vec::new()), secure: Some(false), official: Some(false) });
+        }
+    }
+    berth_api::models::RegistryServiceConfig {
+        insecure_registry_cidrs: Some(cidrs),
+        index_configs: Some(indexes),
+        mirrors: Some(mirrors),
+    }
 }
 
 /// dockerd's event filters (moby `daemon/events/filter.go`): `type`, `scope` and
@@ -210,7 +238,7 @@ fn os_name() -> String {
 }
 
 /// A stable daemon id, kept in the data root.
-fn host_id(d: &Daemon) -> String {
+pub(crate) fn host_id(d: &Daemon) -> String {
     let p = d.cfg.data_root.join("engine-id");
     if let Ok(s) = std::fs::read_to_string(&p) {
         return s.trim().to_owned();

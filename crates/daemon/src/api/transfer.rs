@@ -66,11 +66,13 @@ pub async fn pull(d: &Arc<Daemon>, req: Request<Incoming>, q: &Query) -> Result 
     if r.tag.is_none() && r.digest.is_none() {
         r.tag = Some("latest".into());
     }
+    let live = d.live.read().unwrap().clone();
     let plan = berth_distribution::resolve(
         d.images.clone(),
         r.clone(),
         creds,
-        &d.cfg.insecure_registries,
+        &live.insecure_registries,
+        &live.registry_mirrors,
         q.str("platform"),
     )
     .await?;
@@ -128,6 +130,7 @@ pub async fn push(d: &Arc<Daemon>, name: &str, req: Request<Incoming>, q: &Query
     }
     let (tx, resp) = message_stream();
     let d = d.clone();
+    let insecure = d.live.read().unwrap().insecure_registries.clone();
     tokio::spawn(async move {
         let _ = tx
             .send(JsonMessage::status(format!(
@@ -141,7 +144,7 @@ pub async fn push(d: &Arc<Daemon>, name: &str, req: Request<Incoming>, q: &Query
                 &rec,
                 &r,
                 creds.clone(),
-                &d.cfg.insecure_registries,
+                &insecure,
                 &tx,
             )
             .await
@@ -172,7 +175,8 @@ pub async fn auth(d: &Arc<Daemon>, req: Request<Incoming>) -> Result {
         return Err(Error::invalid("invalid credentials: a username or an identity token is required"));
     }
     let server = creds.serveraddress.clone();
-    berth_distribution::login(&server, creds, &d.cfg.insecure_registries).await?;
+    let insecure = d.live.read().unwrap().insecure_registries.clone();
+    berth_distribution::login(&server, creds, &insecure).await?;
     Ok(json(
         200,
         &serde_json::json!({"IdentityToken": "", "Status": "Login Succeeded"}),

@@ -290,7 +290,8 @@ pub fn register_names(d: &Daemon, rec: &Record, eps: &[Endpoint]) {
         .map(|e| (e.network_id.clone(), dns_names(rec, e), [e.ipv4, e.ipv6].into_iter().flatten().collect()))
         .collect();
     let host_resolv = std::fs::read_to_string(&d.networks.config().host_resolv).unwrap_or_default();
-    let ups = berth_network::etc::upstreams(rec.host_config.dns.as_deref().unwrap_or(&[]), &host_resolv);
+    let own = rec.host_config.dns.as_deref().filter(|v| !v.is_empty());
+    let ups = berth_network::etc::upstreams(own.unwrap_or(&d.cfg.dns.servers), &host_resolv);
     d.networks.register(&rec.id, names, ups);
 }
 
@@ -355,7 +356,6 @@ pub fn write_etc_files(d: &Daemon, rec: &Record, eps: &[Endpoint], files: &berth
     let domainname = rec.config.domainname.clone().unwrap_or_default();
     let host_hosts = std::fs::read_to_string(&d.networks.config().host_hosts).unwrap_or_default();
     let host_resolv = std::fs::read_to_string(&d.networks.config().host_resolv).unwrap_or_default();
-    let empty: Vec<String> = Vec::new();
     let input = EtcInput {
         kind,
         hostname: &hostname,
@@ -363,9 +363,10 @@ pub fn write_etc_files(d: &Daemon, rec: &Record, eps: &[Endpoint], files: &berth
         addresses: eps.first().map(|e| [e.ipv4, e.ipv6].into_iter().flatten().collect()).unwrap_or_default(),
         extra_hosts: extra,
         links: links(d, rec, eps),
-        dns: hc.dns.as_ref().unwrap_or(&empty),
-        dns_search: hc.dns_search.as_ref().unwrap_or(&empty),
-        dns_options: hc.dns_options.as_ref().unwrap_or(&empty),
+        // The container's own, else the daemon's `--dns*` settings.
+        dns: hc.dns.as_ref().filter(|v| !v.is_empty()).unwrap_or(&d.cfg.dns.servers),
+        dns_search: hc.dns_search.as_ref().filter(|v| !v.is_empty()).unwrap_or(&d.cfg.dns.search),
+        dns_options: hc.dns_options.as_ref().filter(|v| !v.is_empty()).unwrap_or(&d.cfg.dns.options),
         host_hosts: &host_hosts,
         host_resolv: &host_resolv,
     };

@@ -340,6 +340,30 @@ pub const LOG_OPTS: [&str; 3] = ["max-size", "max-file", "compress"];
 
 pub use berth_api::query::ram_in_bytes;
 
+/// The daemon's `--log-driver`/`--log-opt` (or daemon.json's) for a container that
+/// names no driver, and its options under the container's own when the driver is the
+/// same (dockerd's merge).
+pub fn default_log_config(hc: &mut HostConfig, default: Option<&(String, std::collections::HashMap<String, String>)>) {
+    let Some((driver, opts)) = default else { return };
+    let lc = hc.log_config.get_or_insert_with(Default::default);
+    if lc.typ.as_deref().unwrap_or("").is_empty() {
+        lc.typ = Some(driver.clone());
+    }
+    if lc.typ.as_deref() == Some(driver.as_str()) {
+        let c = lc.config.get_or_insert_with(Default::default);
+        for (k, v) in opts {
+            c.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+}
+
+/// Check the daemon's default log configuration as a container's would be checked.
+pub fn check_default_log_config(default: &(String, std::collections::HashMap<String, String>)) -> Result<()> {
+    let mut hc = HostConfig::default();
+    default_log_config(&mut hc, Some(default));
+    verify_log_config(&mut hc).map_err(|e| Error::invalid(format!("invalid default log configuration: {}", e.message())))
+}
+
 /// Default and check the log configuration (`--log-driver`, `--log-opt`).
 fn verify_log_config(hc: &mut HostConfig) -> Result<()> {
     let lc = hc.log_config.get_or_insert_with(Default::default);
