@@ -132,3 +132,59 @@ fn bodies_and_logs_do_not_bloat_the_daemon() {
     let peak = peak.load(std::sync::atomic::Ordering::Relaxed);
     assert!(peak < 60 * 1024, "berthd peaked at {peak} KiB while a 128 MiB log was read");
 }
+
+/// Every cgroup directory (any v1 hierarchy, or the unified tree) named after one of
+/// `ids`.
+fn cgroups_of(ids: &std::collections::HashSet<String>) -> Vec<String> {
+    let mut left = Vec::new();
+    let mut roots: Vec<std::path::PathBuf> = vec!["/sys/fs/cgroup".into()];
+    roots.extend(std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten().map(|e| e.path()).filter(|p| p.is_dir()));
+    for root in roots {
+        let Ok(entries) = std::fs::read_dir(root.join("berth")) else { continue };
+        for e in entries.flatten() {
+            if ids.contains(&*e.file_name().to_string_lossy()) {
+                left.push(e.path().display().to_string());
+            }
+        }
+    }
+    left
+}
+
+/// No cgroup of a removed container stays behind in any hierarchy: `run --rm`,
+/// `run -d` + `rm -f`, build steps, warm sandboxes, and a daemon killed with -9 in
+/// the middle of it all.
+#[test]
+fn removed_containers_leave_no_cgroups_behind() {
+    let mut d = Daemon::start_with_args(&["-l", "debug"]);
+    d.import_busybox();
+    for _ in 0..40 {
+        assert!(d.berth(&["run", "--rm", "busybox", "true"]).success());
+    }
+    let mut kept = Vec::new();
+    for _ in 0..10 {
+        kept.push(d.berth(&["run", "-d", "busybox", "sleep", "60"]).ok().trim().to_owned());
+    }
+    let ctx = berth_e2e::dir_with("berth-cg-build", &[("Dockerfile", "FROM busybox\nRUN echo a > /a\nRUN echo b > /b\nENV X=1\n")]);
+    assert!(d.berth(&["build", "-q", "-t", "cgtest", ctx.to_str().unwrap()]).success());
+    // kill -9 with containers running and a sandbox ready, then clean up after restart.
+    d.crash();
+    d.relaunch();
+    let mut args = vec!["rm", "-f"];
+    args.extend(kept.iter().map(String::as_str));
+    assert!(d.berth(&args).success());
+    for _ in 0..10 {
+        assert!(d.berth(&["run", "--rm", "busybox", "true"]).success());
+    }
+    assert!(d.berth(&["ps", "-aq"]).ok().trim().is_empty());
+    // A graceful stop destroys the sandboxes too; then nothing may be left.
+    d.stop();
+    let ids: std::collections::HashSet<String> = d
+        .log()
+        .split(|c: char| !c.is_ascii_hexdigit())
+        .filter(|w| w.len() == 64)
+        .map(str::to_owned)
+        .collect();
+    assert!(ids.len() > 50, "too few container ids in the log: {}", ids.len());
+    let left = cgroups_of(&ids);
+    assert!(left.is_empty(), "cgroups left behind:\n{}", left.join("\n"));
+}
