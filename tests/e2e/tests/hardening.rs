@@ -188,3 +188,95 @@ fn removed_containers_leave_no_cgroups_behind() {
     let left = cgroups_of(&ids);
     assert!(left.is_empty(), "cgroups left behind:\n{}", left.join("\n"));
 }
+
+fn sha256_file(p: &std::path::Path) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(std::fs::read(p).unwrap()))
+}
+
+/// A loop inside the container that tries to open, for writing, the executable of
+/// every process it can see (`>>`: append, so nothing is truncated even if it opens),
+/// and notes every executable it saw that is not the container's own busybox.
+const EXE_SCANNER: &str = r#"
+: > /tmp/seen
+while [ ! -e /tmp/stop ]; do
+  for p in /proc/[0-9]*; do
+    [ "$p" = /proc/$$ ] && continue
+    # The container's own busybox is left alone (holding it open for writing would
+    # only make the next exec of it fail with ETXTBSY).
+    l=$(readlink "$p/exe" 2>/dev/null)
+    [ "$l" = /bin/busybox ] && continue
+    [ -n "$l" ] && echo "saw $l" >> /tmp/seen
+    ( : >> "$p/exe" ) 2>/dev/null && echo "WROTE $p $l"
+  done
+done
+echo scanner-done
+"#;
+
+/// CVE-2019-5736: a root process in the container must not be able to open the
+/// runtime's binary through `/proc/<pid>/exe` for writing while berth starts an exec
+/// in it, nor when the exec'd binary is a `#!/proc/self/exe` script (runc's exploit);
+/// the host's berth-shim and berthd binaries are unchanged afterwards.
+#[test]
+fn cve_2019_5736_runtime_binary_is_not_writable_from_the_container() {
+    let d = Daemon::start();
+    let shim = berth_e2e::bin("berth-shim");
+    let daemon = berth_e2e::bin("berthd");
+    let before = (sha256_file(&shim), sha256_file(&daemon));
+    let c = d.berth(&["run", "-d", "busybox", "sh", "-c", EXE_SCANNER]).ok().trim().to_owned();
+    // The exploit's entry point: a binary in the container replaced by a script whose
+    // interpreter is the exec'ing process's own executable.
+    d.berth(&["exec", &c, "sh", "-c", "cp /bin/busybox /bin/real; printf '#!/proc/self/exe\\n' > /tmp/evil; chmod +x /tmp/evil"]).ok();
+    for i in 0..15 {
+        let cli = if i % 2 == 0 { Cli::Berth } else { Cli::Docker };
+        d.cli(cli, &["exec", &c, "true"]);
+        let _ = d.cli(cli, &["exec", &c, "/tmp/evil"]);
+    }
+    d.berth(&["exec", &c, "touch", "/tmp/stop"]).ok();
+    let logs = berth_e2e::wait_until(std::time::Duration::from_secs(20), || d.berth(&["logs", &c]).stdout.contains("scanner-done"));
+    assert!(logs, "scanner did not finish");
+    let out = d.berth(&["logs", &c]).stdout;
+    assert!(!out.contains("WROTE"), "the container opened a host binary for writing:\n{out}");
+    assert_eq!((sha256_file(&shim), sha256_file(&daemon)), before, "a host binary changed");
+    d.berth(&["rm", "-f", &c]).ok();
+}
+
+/// CVE-2024-21626: a working directory under `/proc/self/fd/N` must not reach a
+/// directory of the host through a descriptor leaked into the container's init
+/// (`run -w`, `exec -w`, a build's WORKDIR), and no host descriptor is open in pid 1.
+#[test]
+fn cve_2024_21626_no_host_descriptor_leaks_into_the_container() {
+    let d = Daemon::start();
+    // What pid 1 holds: only its stdio (and descriptors to files inside the container).
+    let fds = d.berth(&["run", "--rm", "busybox", "sh", "-c", "ls -l /proc/1/fd | tail -n +2"]).ok().to_owned();
+    for line in fds.lines() {
+        let target = line.rsplit(" -> ").next().unwrap_or("");
+        assert!(
+            target.starts_with("pipe:") || target.starts_with("/dev/") || target.starts_with("socket:") || target.starts_with("anon_inode:"),
+            "pid 1 holds {target:?}:\n{fds}"
+        );
+    }
+    // A host directory reached through a leaked descriptor would show the host's
+    // files (the data root's `metadata.redb`, the cgroup tree) instead of the container's.
+    let host_marker = "berth-21626-host-marker";
+    std::fs::write(d.data_root().join(host_marker), "x").unwrap();
+    let probe = format!("ls -a . ..; ls / | grep -c {host_marker} || true");
+    let c = d.berth(&["run", "-d", "busybox", "sleep", "600"]).ok().trim().to_owned();
+    for n in 3..20 {
+        let dir = format!("/proc/self/fd/{n}");
+        for cli in [Cli::Berth, Cli::Docker] {
+            let run = d.cli(cli, &["run", "--rm", "-w", &dir, "busybox", "sh", "-c", &probe]);
+            assert!(!run.stdout.contains(host_marker) && !run.stdout.contains("metadata.redb"), "run -w {dir}: {run}");
+            let exec = d.cli(cli, &["exec", "-w", &dir, &c, "sh", "-c", &probe]);
+            assert!(!exec.stdout.contains(host_marker) && !exec.stdout.contains("metadata.redb"), "exec -w {dir}: {exec}");
+        }
+    }
+    let ctx = berth_e2e::dir_with(
+        "berth-21626",
+        &[("Dockerfile", "FROM busybox\nWORKDIR /proc/self/fd/7\nRUN ls -a / > /tmp/listing 2>&1 || true\nRUN cat /tmp/listing\n")],
+    );
+    let b = d.berth(&["build", "--no-cache", ctx.to_str().unwrap()]);
+    let all = format!("{}{}", b.stdout, b.stderr);
+    assert!(!all.contains(host_marker) && !all.contains("metadata.redb"), "build step saw the host:\n{all}");
+    d.berth(&["rm", "-f", &c]).ok();
+}
