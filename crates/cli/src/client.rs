@@ -473,7 +473,10 @@ impl Client {
             endpoint,
             version: format!("{}.{}", ours.major_version, ours.minor_version),
         };
-        let unreachable = |e: anyhow::Error| anyhow!("Cannot connect to the berth daemon at {}. Is berthd running? ({e:#})", c.endpoint);
+        let unreachable = |e: anyhow::Error| match c.endpoint {
+            Endpoint::Ssh { .. } => anyhow!("Cannot connect to the berth daemon at {}: {e:#}", c.endpoint),
+            _ => anyhow!("Cannot connect to the berth daemon at {}. Is berthd running? ({e:#})", c.endpoint),
+        };
         let mut sender = c.sender(false).await.map_err(unreachable)?;
         let ping = Request::builder()
             .method(Method::HEAD)

@@ -89,8 +89,10 @@ impl Metadata {
     }
 }
 
+/// TLS files of one endpoint: file name → content.
+pub type TlsFiles = BTreeMap<String, Vec<u8>>;
 /// TLS files of one context: endpoint → file name → content.
-pub type TlsData = BTreeMap<String, BTreeMap<String, Vec<u8>>>;
+pub type TlsData = BTreeMap<String, TlsFiles>;
 
 /// docker's rule for context names.
 pub fn validate_name(name: &str) -> Result<()> {
@@ -269,7 +271,7 @@ impl Store {
     }
 
     /// Replaces one endpoint's TLS files (none: removes them).
-    pub fn reset_endpoint_tls(&self, name: &str, endpoint: &str, files: Option<&BTreeMap<String, Vec<u8>>>) -> Result<()> {
+    pub fn reset_endpoint_tls(&self, name: &str, endpoint: &str, files: Option<&TlsFiles>) -> Result<()> {
         use std::os::unix::fs::DirBuilderExt;
         let dir = self.tls_dir(name).join(endpoint);
         match std::fs::remove_dir_all(&dir) {
@@ -542,7 +544,7 @@ pub fn resolve(flags: &Flags, env: &dyn Env, dir: &Path) -> Result<Target> {
 
 /// Reads the TLS files named in `--docker ca=...,cert=...,key=...` (docker checks the
 /// CA and the key pair when the context is made).
-pub fn tls_from_files(ca: Option<&str>, cert: Option<&str>, key: Option<&str>) -> Result<Option<BTreeMap<String, Vec<u8>>>> {
+pub fn tls_from_files(ca: Option<&str>, cert: Option<&str>, key: Option<&str>) -> Result<Option<TlsFiles>> {
     use tokio_rustls::rustls::pki_types::pem::PemObject;
     use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let read = |p: &str| std::fs::read(p).with_context(|| format!("open {p}"));

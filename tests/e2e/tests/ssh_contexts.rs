@@ -39,10 +39,11 @@ impl Sshd {
     /// `daemon_socket`: what `BERTH_HOST` is in the remote sessions.
     fn start(daemon_socket: &Path) -> Sshd {
         let dir = berth_e2e::unique_tmp_dir("berth-sshd");
-        for key in ["host_key", "client_key", "stranger_key"] {
+        for key in ["host_key", "client_key"] {
             sh(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-C", key, "-f"]).arg(dir.join(key)));
         }
-        std::fs::copy(dir.join("client_key.pub"), dir.join("authorized_keys")).unwrap();
+        // Only root may log in (with the client key).
+        std::fs::copy(dir.join("client_key.pub"), dir.join("authorized_keys_root")).unwrap();
         // The remote host's PATH: berth's CLI as `docker` and as `berth`.
         let remote_bin = dir.join("remote-bin");
         std::fs::create_dir_all(&remote_bin).unwrap();
@@ -52,7 +53,7 @@ impl Sshd {
         let port = free_port();
         let config = format!(
             "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nPidFile {d}/sshd.pid\n\
-             AuthorizedKeysFile {d}/authorized_keys\nStrictModes no\nUsePAM no\n\
+             AuthorizedKeysFile {d}/authorized_keys_%u\nStrictModes no\nUsePAM no\n\
              PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n\
              PermitRootLogin prohibit-password\nPrintMotd no\nLogLevel VERBOSE\n\
              SetEnv PATH={bin}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin BERTH_HOST=unix://{sock}\n",
@@ -327,8 +328,8 @@ fn contexts_are_shared_with_the_docker_cli() {
 
     // update, then rm -f of the current context.
     berth_cfg(&cfg, &["context", "update", "imported-by-berth", "--description", "updated", "--docker", "host=unix:///elsewhere.sock"], None).ok();
-    let o = docker_cfg(&cfg, &["context", "inspect", "--format", "{{.Metadata.Description}} {{.Endpoints.docker.Host}}", "imported-by-berth"], None);
-    assert_eq!(o.ok(), "updated unix:///elsewhere.sock\n");
+    let i = docker_cfg(&cfg, &["context", "inspect", "imported-by-berth"], None).json();
+    assert_eq!((i[0]["Metadata"]["Description"].as_str(), i[0]["Endpoints"]["docker"]["Host"].as_str()), (Some("updated"), Some("unix:///elsewhere.sock")));
     assert_eq!(berth_cfg(&cfg, &["context", "rm", "-f", "from-docker"], None).ok(), "from-docker\n");
     assert_eq!(docker_cfg(&cfg, &["context", "show"], None).ok(), "default\n");
     let c: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(cfg.join("config.json")).unwrap()).unwrap();

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use crate::cli::{ContextCmd, ContextCreateArgs, ContextUpdateArgs};
 use crate::context::{
-    self, default_metadata, validate_name, DockerEndpoint, Env, Flags, Metadata, Store, TlsData, DEFAULT_CONTEXT,
+    self, default_metadata, validate_name, DockerEndpoint, Env, Flags, Metadata, Store, TlsData, TlsFiles, DEFAULT_CONTEXT,
     DOCKER_ENDPOINT,
 };
 use crate::format::{print_table, Template};
@@ -147,7 +147,7 @@ fn validate_host(host: &str) -> Result<()> {
 }
 
 /// The docker endpoint and TLS files a `--docker` configuration describes.
-fn docker_endpoint(c: &Ctx<'_>, cfg: &BTreeMap<String, String>) -> Result<(DockerEndpoint, Option<BTreeMap<String, Vec<u8>>>)> {
+fn docker_endpoint(c: &Ctx<'_>, cfg: &BTreeMap<String, String>) -> Result<(DockerEndpoint, Option<TlsFiles>)> {
     let allowed = ["from", "host", "ca", "cert", "key", "skip-tls-verify"];
     let unknown: Vec<String> = cfg
         .keys()
