@@ -25,6 +25,8 @@ BERTH_APT_PACKAGES=(
     jq                    # edits the runc bundle config and reads hyperfine JSON in bench/
     python3-minimal       # a UDP peer inside test containers (e2e network tests bind it in)
     git                   # `berth build <git url>` clones the context (and its e2e test)
+    openssh-client        # ssh: the transport of ssh:// daemon hosts (berth and docker CLIs)
+    openssh-server        # sshd: the e2e tests of ssh:// run their own on 127.0.0.1 (never the system service)
     docker-compose        # Compose 1.29 (Python): a real client the e2e tests drive berthd with
     python3-pip           # fetches the Docker SDK for Python and Compose v2 (below)
 )

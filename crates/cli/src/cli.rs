@@ -9,9 +9,14 @@ use clap::{ArgAction, Args, Parser, Subcommand};
     about = "A Docker-compatible container engine client"
 )]
 pub struct Cli {
-    /// Daemon socket to connect to (unix:///path)
-    #[arg(short = 'H', long = "host", env = "BERTH_HOST", global = true)]
+    /// Daemon socket to connect to (unix:///path, tcp://host:port,
+    /// ssh://[user@]host[:port][/path]); default $BERTH_HOST, $DOCKER_HOST
+    #[arg(short = 'H', long = "host", global = true)]
     pub host: Option<String>,
+    /// Name of the context to use to connect to the daemon (overrides BERTH_HOST,
+    /// DOCKER_HOST and the context set with "berth context use")
+    #[arg(short = 'c', long = "context")]
+    pub context: Option<String>,
     /// Use TLS; implied by --tlsverify
     #[arg(long, global = true)]
     pub tls: bool,
@@ -131,6 +136,9 @@ pub enum Cmd {
     /// Manage the berth system
     #[command(subcommand)]
     System(SystemCmd),
+    /// Manage contexts
+    #[command(subcommand)]
+    Context(ContextCmd),
     /// Docker Compose: define and run multi-container applications
     Compose(crate::commands::compose::ComposeArgs),
     /// Manage volumes
@@ -1023,6 +1031,93 @@ pub enum SystemCmd {
     Info,
     Events(EventsArgs),
     Prune(PruneArgs),
+    /// Proxy the stdio stream to the daemon connection. Should not be invoked manually.
+    #[command(hide = true)]
+    DialStdio,
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum ContextCmd {
+    /// Create a context
+    #[command(after_help = CONTEXT_DOCKER_KEYS)]
+    Create(ContextCreateArgs),
+    /// List contexts
+    #[command(visible_alias = "list")]
+    Ls {
+        /// Format output using a custom template: 'table', 'table TEMPLATE', 'json' or a Go template
+        #[arg(long)]
+        format: Option<String>,
+        /// Only show context names
+        #[arg(short = 'q', long)]
+        quiet: bool,
+    },
+    /// Set the current context
+    Use { name: String },
+    /// Display detailed information on one or more contexts
+    Inspect {
+        /// Format output using a custom template
+        #[arg(short = 'f', long)]
+        format: Option<String>,
+        names: Vec<String>,
+    },
+    /// Remove one or more contexts
+    #[command(visible_alias = "remove")]
+    Rm {
+        /// Force the removal of a context in use
+        #[arg(short = 'f', long)]
+        force: bool,
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Export a context to a tar archive FILE or a tar stream on STDOUT
+    Export {
+        name: String,
+        /// Destination (default NAME.dockercontext; - for STDOUT)
+        dest: Option<String>,
+    },
+    /// Import a context from a tar file
+    Import { name: String, source: String },
+    /// Print the name of the current context
+    Show,
+    /// Update a context
+    #[command(after_help = CONTEXT_DOCKER_KEYS)]
+    Update(ContextUpdateArgs),
+}
+
+pub const CONTEXT_DOCKER_KEYS: &str = "Docker endpoint config (--docker KEY=VALUE,...):
+  from              Copy named context's Docker endpoint configuration
+  host              Docker endpoint on which to connect
+  ca                Trust certs signed only by this CA
+  cert              Path to TLS certificate file
+  key               Path to TLS key file
+  skip-tls-verify   Skip TLS certificate validation
+
+Example:
+  berth context create my-context --description \"some description\" --docker \"host=tcp://myserver:2376,ca=~/ca-file,cert=~/cert-file,key=~/key-file\"";
+
+#[derive(Args, Debug, Clone)]
+pub struct ContextCreateArgs {
+    pub name: String,
+    /// Description of the context
+    #[arg(long)]
+    pub description: Option<String>,
+    /// Set the docker endpoint (host=...,ca=...,cert=...,key=...,skip-tls-verify=...,from=...)
+    #[arg(long)]
+    pub docker: Vec<String>,
+    /// Create context from a named context
+    #[arg(long)]
+    pub from: Option<String>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ContextUpdateArgs {
+    pub name: String,
+    /// Description of the context
+    #[arg(long)]
+    pub description: Option<String>,
+    /// Set the docker endpoint (host=...,ca=...,cert=...,key=...,skip-tls-verify=...,from=...)
+    #[arg(long)]
+    pub docker: Vec<String>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -157,7 +157,7 @@ pub fn resolve_socket(host: Option<&str>) -> Result<(PathBuf, bool)> {
         Some(h) if !h.is_empty() => {
             let p = h.strip_prefix("unix://").unwrap_or(h);
             if p.contains("://") {
-                bail!("unsupported host {h:?}: use unix:///path or tcp://host:port");
+                bail!("unsupported host {h:?}: use unix:///path, tcp://host:port or ssh://[user@]host[:port][/path]");
             }
             Ok((PathBuf::from(p), p == DEFAULT_SOCKET))
         }
@@ -175,6 +175,18 @@ pub struct TlsOptions {
     pub ca: Option<PathBuf>,
     pub cert: Option<PathBuf>,
     pub key: Option<PathBuf>,
+    /// Verify against the system's CA bundle when there is no CA (a context's
+    /// endpoint with a client certificate only, as docker does).
+    pub system_roots: bool,
+}
+
+/// The system's CA bundle (`$SSL_CERT_FILE`, else Debian's and Red Hat's paths).
+fn system_ca_bundle() -> Option<PathBuf> {
+    std::env::var_os("SSL_CERT_FILE")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain(["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/cert.pem"].map(PathBuf::from))
+        .find(|p| p.is_file())
 }
 
 impl TlsOptions {
@@ -197,7 +209,7 @@ impl TlsOptions {
         self
     }
 
-    fn enabled(&self) -> bool {
+    pub fn enabled(&self) -> bool {
         self.tls || self.verify
     }
 
@@ -207,7 +219,12 @@ impl TlsOptions {
         let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
         let builder = rustls::ClientConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions()?;
         let builder = if self.verify {
-            let ca = self.ca.as_ref().context("--tlsverify needs a CA certificate (--tlscacert or $DOCKER_CERT_PATH/ca.pem)")?;
+            let system = if self.ca.is_none() && self.system_roots { system_ca_bundle() } else { None };
+            let ca = self
+                .ca
+                .as_ref()
+                .or(system.as_ref())
+                .context("--tlsverify needs a CA certificate (--tlscacert or $DOCKER_CERT_PATH/ca.pem)")?;
             let mut roots = rustls::RootCertStore::empty();
             for c in rustls::pki_types::CertificateDer::pem_file_iter(ca).with_context(|| format!("read {}", ca.display()))? {
                 roots.add(c.with_context(|| format!("parse {}", ca.display()))?)?;
@@ -273,6 +290,8 @@ impl tokio_rustls::rustls::client::danger::ServerCertVerifier for AnyServer {
 pub enum Endpoint {
     Unix(PathBuf),
     Tcp { addr: String, host: String, tls: Option<tokio_rustls::TlsConnector> },
+    /// `ssh://`: the system ssh client runs `CLI system dial-stdio` on the remote host.
+    Ssh { url: String, spec: crate::ssh::Spec, cli: String },
 }
 
 impl std::fmt::Display for Endpoint {
@@ -280,13 +299,95 @@ impl std::fmt::Display for Endpoint {
         match self {
             Endpoint::Unix(p) => write!(f, "unix://{}", p.display()),
             Endpoint::Tcp { addr, .. } => write!(f, "tcp://{addr}"),
+            Endpoint::Ssh { url, .. } => f.write_str(url),
         }
     }
 }
 
 /// A connection's byte stream, whatever carries it.
-trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin {}
+pub trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin {}
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin> Io for T {}
+
+impl Endpoint {
+    /// The endpoint a host string names (`unix:///path` or a bare path, `tcp://host[:port]`,
+    /// `ssh://[user@]host[:port][/socket]`; none: the default socket), and whether it
+    /// is the default socket (which berth may start a daemon on).
+    pub fn parse(host: Option<&str>, tls: &TlsOptions) -> Result<(Endpoint, bool)> {
+        let host = host.filter(|h| !h.is_empty());
+        if let Some(rest) = host.and_then(|h| h.strip_prefix("tcp://")) {
+            let rest = rest.trim_end_matches('/');
+            let default_port = if tls.enabled() { 2376 } else { 2375 };
+            let addr = if rest.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok()) {
+                rest.to_owned()
+            } else {
+                format!("{rest}:{default_port}")
+            };
+            let host = addr.rsplit_once(':').map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']').to_owned()).unwrap_or_default();
+            if host.is_empty() {
+                bail!("unable to parse docker host `tcp://{rest}`");
+            }
+            let tls = if tls.enabled() { Some(tls.connector()?) } else { None };
+            return Ok((Endpoint::Tcp { addr, host, tls }, false));
+        }
+        if let Some(h) = host.filter(|h| h.starts_with("ssh://")) {
+            let spec = crate::ssh::Spec::parse(h)?;
+            return Ok((Endpoint::Ssh { url: h.to_owned(), spec, cli: crate::ssh::remote_cli() }, false));
+        }
+        let (socket, is_default) = resolve_socket(host)?;
+        Ok((Endpoint::Unix(socket), is_default))
+    }
+
+    /// [`Endpoint::parse`], then, for the default socket as root, starts berthd if
+    /// nothing answers there.
+    pub async fn open(host: Option<&str>, tls: &TlsOptions) -> Result<Endpoint> {
+        let (endpoint, is_default) = Endpoint::parse(host, tls)?;
+        if let (Endpoint::Unix(socket), true) = (&endpoint, is_default) {
+            if !socket_answers(socket) && nix::unistd::geteuid().is_root() {
+                autostart_daemon()?;
+                let deadline = std::time::Instant::now() + Duration::from_secs(10);
+                loop {
+                    if socket_answers(socket) {
+                        break;
+                    }
+                    if std::time::Instant::now() > deadline {
+                        bail!(
+                            "berthd did not come up within 10s on {} (see /var/log/berthd.log)",
+                            socket.display()
+                        );
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+        Ok(endpoint)
+    }
+
+    /// A new raw connection to the daemon.
+    pub async fn dial(&self) -> Result<Box<dyn Io>> {
+        Ok(match self {
+            Endpoint::Unix(p) => Box::new(
+                UnixStream::connect(p)
+                    .await
+                    .with_context(|| format!("Cannot connect to the berth daemon at unix://{}", p.display()))?,
+            ),
+            Endpoint::Tcp { addr, host, tls } => {
+                let tcp = tokio::net::TcpStream::connect(addr.as_str())
+                    .await
+                    .with_context(|| format!("Cannot connect to the berth daemon at tcp://{addr}"))?;
+                let _ = tcp.set_nodelay(true);
+                match tls {
+                    None => Box::new(tcp),
+                    Some(connector) => {
+                        let name = tokio_rustls::rustls::pki_types::ServerName::try_from(host.clone())
+                            .with_context(|| format!("invalid server name {host:?}"))?;
+                        Box::new(connector.connect(name, tcp).await.with_context(|| format!("TLS handshake with tcp://{addr}"))?)
+                    }
+                }
+            }
+            Endpoint::Ssh { spec, cli, .. } => Box::new(crate::ssh::spawn(spec, cli)?),
+        })
+    }
+}
 
 /// A connected, version-negotiated client; requests go through [`Client::request`]
 /// so that every path carries the `/v{version}` prefix and docker's exact query
@@ -364,40 +465,7 @@ fn autostart_daemon() -> Result<()> {
 impl Client {
     /// Connects (starting the daemon as root when needed) and negotiates the API version.
     pub async fn connect(host: Option<&str>, tls: &TlsOptions) -> Result<Client> {
-        let endpoint = match host.and_then(|h| h.strip_prefix("tcp://")) {
-            Some(rest) => {
-                let rest = rest.trim_end_matches('/');
-                let default_port = if tls.enabled() { 2376 } else { 2375 };
-                let addr = if rest.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok()) {
-                    rest.to_owned()
-                } else {
-                    format!("{rest}:{default_port}")
-                };
-                let host = addr.rsplit_once(':').map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']').to_owned()).unwrap_or_default();
-                let tls = if tls.enabled() { Some(tls.connector()?) } else { None };
-                Endpoint::Tcp { addr, host, tls }
-            }
-            None => {
-                let (socket, is_default) = resolve_socket(host)?;
-                if is_default && !socket_answers(&socket) && nix::unistd::geteuid().is_root() {
-                    autostart_daemon()?;
-                    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-                    loop {
-                        if socket_answers(&socket) {
-                            break;
-                        }
-                        if std::time::Instant::now() > deadline {
-                            bail!(
-                                "berthd did not come up within 10s on {} (see /var/log/berthd.log)",
-                                socket.display()
-                            );
-                        }
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
-                }
-                Endpoint::Unix(socket)
-            }
-        };
+        let endpoint = Endpoint::open(host, tls).await?;
         // Negotiate as the docker CLI does: `HEAD /_ping`, then the lower of the
         // daemon's `Api-Version` and ours (bollard's models set the client's maximum).
         let ours = bollard::API_DEFAULT_VERSION;
@@ -405,7 +473,10 @@ impl Client {
             endpoint,
             version: format!("{}.{}", ours.major_version, ours.minor_version),
         };
-        let unreachable = |e: anyhow::Error| anyhow!("Cannot connect to the berth daemon at {}. Is berthd running? ({e:#})", c.endpoint);
+        let unreachable = |e: anyhow::Error| match c.endpoint {
+            Endpoint::Ssh { .. } => anyhow!("Cannot connect to the berth daemon at {}: {e:#}", c.endpoint),
+            _ => anyhow!("Cannot connect to the berth daemon at {}. Is berthd running? ({e:#})", c.endpoint),
+        };
         let mut sender = c.sender(false).await.map_err(unreachable)?;
         let ping = Request::builder()
             .method(Method::HEAD)
@@ -438,27 +509,7 @@ impl Client {
         &self,
         upgrades: bool,
     ) -> Result<hyper::client::conn::http1::SendRequest<Body>> {
-        let stream: Box<dyn Io> = match &self.endpoint {
-            Endpoint::Unix(p) => Box::new(
-                UnixStream::connect(p)
-                    .await
-                    .with_context(|| format!("Cannot connect to the berth daemon at unix://{}", p.display()))?,
-            ),
-            Endpoint::Tcp { addr, host, tls } => {
-                let tcp = tokio::net::TcpStream::connect(addr.as_str())
-                    .await
-                    .with_context(|| format!("Cannot connect to the berth daemon at tcp://{addr}"))?;
-                let _ = tcp.set_nodelay(true);
-                match tls {
-                    None => Box::new(tcp),
-                    Some(connector) => {
-                        let name = tokio_rustls::rustls::pki_types::ServerName::try_from(host.clone())
-                            .with_context(|| format!("invalid server name {host:?}"))?;
-                        Box::new(connector.connect(name, tcp).await.with_context(|| format!("TLS handshake with tcp://{addr}"))?)
-                    }
-                }
-            }
-        };
+        let stream = self.endpoint.dial().await?;
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
         if upgrades {
             tokio::spawn(async move {
@@ -773,7 +824,7 @@ mod tests {
             resolve_socket(Some("unix:///tmp/x.sock")).unwrap(),
             (PathBuf::from("/tmp/x.sock"), false)
         );
-        assert!(resolve_socket(Some("ssh://1.2.3.4")).is_err());
+        assert!(resolve_socket(Some("http://1.2.3.4")).is_err());
     }
 
     #[test]

@@ -3,9 +3,11 @@
 mod cli;
 mod client;
 mod commands;
+mod context;
 mod format;
 mod opts;
 mod progress;
+mod ssh;
 mod stream;
 
 use clap::Parser;

@@ -4,6 +4,7 @@ pub mod auth;
 pub mod build;
 pub mod compose;
 pub mod container;
+pub mod context;
 pub mod cp;
 pub mod exec;
 pub mod gitctx;
@@ -91,9 +92,27 @@ pub fn print_inspect(items: &[Value], format: Option<&str>) -> Result<()> {
     Ok(())
 }
 
+/// The connection flags of the command line (TLS flags with docker's variables).
+pub fn flags(cli: &Cli) -> crate::context::Flags {
+    crate::context::Flags {
+        host: cli.host.clone(),
+        context: cli.context.clone(),
+        tls: crate::client::TlsOptions {
+            tls: cli.tls,
+            verify: cli.tlsverify,
+            ca: cli.tlscacert.clone(),
+            cert: cli.tlscert.clone(),
+            key: cli.tlskey.clone(),
+            system_roots: false,
+        }
+        .with_env(),
+    }
+}
+
 /// Commands that need no daemon.
 pub fn run_offline(cli: &Cli) -> Option<Result<i32>> {
     match &cli.cmd {
+        Cmd::Context(cc) => Some(context::run(cc.clone(), &flags(cli), &crate::context::ProcessEnv)),
         Cmd::Logout { server } => Some(auth::logout(server.clone())),
         Cmd::Daemon { args } => Some(tools::exec_daemon(args)),
         _ => None,
@@ -110,15 +129,11 @@ pub async fn dispatch(cli: Cli) -> Result<i32> {
         Cmd::Debug(d) => return tools::debug(d),
         _ => {}
     }
-    let tls = crate::client::TlsOptions {
-        tls: cli.tls,
-        verify: cli.tlsverify,
-        ca: cli.tlscacert.clone(),
-        cert: cli.tlscert.clone(),
-        key: cli.tlskey.clone(),
+    let target = crate::context::resolve(&flags(&cli), &crate::context::ProcessEnv, &crate::context::config_dir())?;
+    if let Cmd::System(SystemCmd::DialStdio) = cli.cmd {
+        return system::dial_stdio(target.host.as_deref(), &target.tls).await;
     }
-    .with_env();
-    let c = Client::connect(cli.host.as_deref(), &tls).await?;
+    let c = Client::connect(target.host.as_deref(), &target.tls).await?;
     match cli.cmd {
         Cmd::Compose(a) => compose::compose(Some(&c), a).await,
         Cmd::Run(a) => run::run(&c, a).await,
@@ -218,11 +233,12 @@ pub async fn dispatch(cli: Cli) -> Result<i32> {
             SystemCmd::Info => system::info(&c).await,
             SystemCmd::Events(a) => system::events(&c, a).await,
             SystemCmd::Prune(a) => system::prune(&c, a).await,
+            SystemCmd::DialStdio => unreachable!("handled above"),
         },
         Cmd::Builder(crate::cli::BuilderCmd::Prune(a)) => build::prune(&c, a).await,
         Cmd::Volume(v) => volume::volume(&c, v).await,
         Cmd::Network(n) => network::network(&c, n).await,
-        Cmd::Logout { .. } | Cmd::Daemon { .. } | Cmd::Registry(_) | Cmd::Debug(_) => {
+        Cmd::Logout { .. } | Cmd::Daemon { .. } | Cmd::Registry(_) | Cmd::Debug(_) | Cmd::Context(_) => {
             unreachable!("handled above")
         }
     }

@@ -10,6 +10,46 @@ use crate::commands::confirm;
 use crate::format::{human_size, human_size_prec, print_table, Template};
 use crate::opts::parse_timestamp;
 
+/// `system dial-stdio`: one raw connection to the daemon, stdin copied to it and it to
+/// stdout. At the end of stdin the connection's write side is shut down and the copy
+/// to stdout goes on until the daemon closes; when the daemon closes first, we are
+/// done (as docker's). This is what an `ssh://` client runs on the remote host.
+pub async fn dial_stdio(host: Option<&str>, tls: &crate::client::TlsOptions) -> Result<i32> {
+    use tokio::io::AsyncWriteExt;
+    let endpoint = crate::client::Endpoint::open(host, tls).await?;
+    let conn = endpoint
+        .dial()
+        .await
+        .map_err(|e| anyhow::anyhow!("failed to open the raw stream connection: {e:#}"))?;
+    let (mut from_daemon, mut to_daemon) = tokio::io::split(conn);
+    let up = async move {
+        let mut stdin = tokio::io::stdin();
+        let r = tokio::io::copy(&mut stdin, &mut to_daemon).await;
+        let s = to_daemon.shutdown().await;
+        r.map_err(|e| anyhow::anyhow!("error while Copy (stdin to stream): {e}"))?;
+        s.map_err(|e| anyhow::anyhow!("error while CloseWrite (stdin to stream): {e}"))?;
+        anyhow::Ok(())
+    };
+    let down = async move {
+        let mut stdout = tokio::io::stdout();
+        let r = tokio::io::copy(&mut from_daemon, &mut stdout).await;
+        let _ = stdout.flush().await;
+        r.map_err(|e| anyhow::anyhow!("error while Copy (stream to stdout): {e}"))?;
+        // Close stdout: the peer sees the end of the stream.
+        let _ = nix::unistd::close(1);
+        anyhow::Ok(())
+    };
+    tokio::pin!(up, down);
+    tokio::select! {
+        r = &mut up => {
+            r?;
+            down.await?;
+        }
+        r = &mut down => r?,
+    }
+    Ok(0)
+}
+
 pub async fn version(c: &Client) -> Result<i32> {
     println!("Client:");
     println!(" Version:           {}", env!("CARGO_PKG_VERSION"));
