@@ -52,7 +52,21 @@ struct Stage {
     flags: StageFlags,
     /// ARGs declared in this stage and their values (None: declared, unset).
     args: BTreeMap<String, Option<String>>,
+    /// Consecutive ENV/LABEL/ARG/EXPOSE steps so far (see [`FOLD_AFTER`]).
+    meta_run: usize,
+    /// Steps applied to `cfg` but not committed yet (their history is in `cfg`):
+    /// their texts, which key the image that [`Driver::flush`] commits for them.
+    folded: Vec<String>,
 }
+
+/// The classic builder commits an image for every step, so a Dockerfile of n
+/// metadata steps writes n configs of growing size: O(n²) time. After this many
+/// consecutive ENV/LABEL/ARG/EXPOSE steps, further ones are applied in memory and
+/// committed together, [`FOLD_CHUNK`] per image, which keeps long runs linear.
+/// Shorter runs (every ordinary Dockerfile) build step by step exactly as dockerd's
+/// classic builder does.
+const FOLD_AFTER: usize = 16;
+const FOLD_CHUNK: usize = 64;
 
 /// Builds one stage at a time; several drivers (one per stage, each with its own
 /// backend handle) run at once when stages are independent.
@@ -521,6 +535,9 @@ impl Driver<'_> {
             self.results.release(&mut self.claims);
             done?;
         }
+        let flushed = self.flush(&mut stage);
+        self.results.release(&mut self.claims);
+        flushed?;
         let id = match &stage.image {
             Some(id) => id.clone(),
             None => self.be.create_image(&stage.cfg)?,
@@ -578,6 +595,8 @@ impl Driver<'_> {
             cfg,
             flags: StageFlags::default(),
             args: BTreeMap::new(),
+            meta_run: 0,
+            folded: Vec::new(),
         };
         // ONBUILD triggers of the base run now, and are not inherited.
         let triggers = stage.cfg.config.on_build.take().unwrap_or_default();
@@ -628,8 +647,18 @@ impl Driver<'_> {
         st: &mut Stage,
         ins: &Instruction,
     ) -> std::result::Result<(), Failure> {
-        let env = Self::expansion_env(st);
+        // Variables are only looked up for a `$`: without one, skip building the map
+        // (it costs O(ENV count) per step, which long Dockerfiles feel).
+        let env = if format!("{ins:?}").contains('$') { Self::expansion_env(st) } else { BTreeMap::new() };
         let ins = expand_instruction_with(ins, &env, self.lex).map_err(|e| fail(e.0))?;
+        if matches!(ins, Instruction::Env(_) | Instruction::Label(_) | Instruction::Arg(_) | Instruction::Expose(_)) {
+            st.meta_run += 1;
+        } else {
+            st.meta_run = 0;
+            // Every other step works on a committed image.
+            self.flush(st)?;
+            self.results.release(&mut self.claims);
+        }
         match &ins {
             Instruction::Arg(defs) => {
                 let mut resolved = Vec::new();
@@ -823,6 +852,9 @@ impl Driver<'_> {
         ins: &Instruction,
         extra_key: &str,
     ) -> std::result::Result<(), Failure> {
+        if st.meta_run > FOLD_AFTER {
+            return self.fold_meta(st, ins, extra_key);
+        }
         let mut cfg = st.cfg.clone();
         let mut flags = st.flags.clone();
         let applied = config::apply(&mut cfg.config, &mut cfg.author, &mut flags, ins)?;
@@ -841,6 +873,53 @@ impl Driver<'_> {
         let cid = self.nop_container(st, &applied.created_by)?;
         self.commit(st, cfg, None, applied.created_by, &key)?;
         self.done_container(cid)?;
+        self.emit_result(st);
+        Ok(())
+    }
+
+    /// A metadata step deep in a long run: applied to the stage's config in place (no
+    /// copy, no image yet); every [`FOLD_CHUNK`] steps the run so far is committed.
+    fn fold_meta(&mut self, st: &mut Stage, ins: &Instruction, extra_key: &str) -> std::result::Result<(), Failure> {
+        let applied = config::apply(&mut st.cfg.config, &mut st.cfg.author, &mut st.flags, ins)?;
+        st.cfg.history.push(History {
+            created: Some(berth_image::config::now_rfc3339()),
+            created_by: Some(applied.created_by.clone()),
+            empty_layer: true,
+            ..Default::default()
+        });
+        st.folded.push(format!("{}\n{extra_key}", applied.created_by));
+        if st.folded.len() >= FOLD_CHUNK {
+            self.flush(st)?;
+        }
+        Ok(())
+    }
+
+    /// Commit the folded steps of `st` as one image (or take it from the cache: its
+    /// key is its parent and every folded step's text).
+    fn flush(&mut self, st: &mut Stage) -> std::result::Result<(), Failure> {
+        if st.folded.is_empty() {
+            return Ok(());
+        }
+        let text = format!("#(folded)\n{}", st.folded.join("\n"));
+        st.folded.clear();
+        let parent = st.image.clone().unwrap_or_default();
+        let key = cache_key(&KeyInput {
+            parent: &parent,
+            text: &text,
+            args: &[],
+            content: None,
+        });
+        if self.use_cache(st, &key) {
+            return Ok(());
+        }
+        st.cfg.created = st.cfg.history.last().and_then(|h| h.created.clone());
+        st.cfg.parent = st.image.clone();
+        if st.cfg.rootfs.kind.is_empty() {
+            st.cfg.rootfs.kind = "layers".into();
+        }
+        let id = self.be.create_image(&st.cfg)?;
+        self.be.cache_put(&key, &id)?;
+        st.image = Some(id);
         self.emit_result(st);
         Ok(())
     }

@@ -845,3 +845,46 @@ fn platform_args_reach_from_and_declared_stage_args() {
     let (r, _) = run_build(&mut be, ctx(&[("Dockerfile", df3)]), &opts());
     assert!(r.unwrap_err().message.contains("host platform"));
 }
+
+/// A long run of metadata steps: the first ones commit an image each (dockerd's
+/// output), later ones are folded, one image per chunk; the result has every
+/// variable and one history entry per instruction, is cached as a whole, and a
+/// change deep in the run rebuilds from its chunk on.
+#[test]
+fn long_runs_of_metadata_steps_are_folded_and_cached() {
+    let mut be = Fake::with_busybox();
+    let df = |changed: usize| {
+        let mut s = String::from("FROM busybox\n");
+        for i in 0..200 {
+            let v = if i == changed { "changed".to_owned() } else { format!("v{i}") };
+            s.push_str(&format!("ENV K{i}={v}\n"));
+        }
+        s.push_str("RUN test\n");
+        s
+    };
+    let before = be.images.len();
+    let (r, t) = run_build(&mut be, ctx(&[("Dockerfile", &df(usize::MAX))]), &opts());
+    let id = r.unwrap();
+    // 16 step images, 184 folded steps in chunks of 64 (3 images), the RUN's image.
+    assert_eq!(be.images.len() - before, 16 + 3 + 1, "{t}");
+    assert_eq!(be.created.len(), 16, "only unfolded steps get a container");
+    let cfg = &be.images[&id];
+    let env = cfg.config.env.as_ref().unwrap();
+    assert!(env.contains(&"K0=v0".to_owned()) && env.contains(&"K199=v199".to_owned()));
+    assert_eq!(cfg.history.len(), 200 + 1, "one history entry per step");
+    assert_eq!(be.runs.len(), 1);
+
+    // Unchanged: every step cached, the same image.
+    let (r2, t2) = run_build(&mut be, ctx(&[("Dockerfile", &df(usize::MAX))]), &opts());
+    assert_eq!(r2.unwrap(), id, "{t2}");
+    assert_eq!(be.runs.len(), 1);
+
+    // ENV K150 changed (the 151st step, in the third chunk): the 16 single steps and
+    // the first two chunks are cached, the third chunk and the RUN are rebuilt.
+    let (r3, t3) = run_build(&mut be, ctx(&[("Dockerfile", &df(150))]), &opts());
+    let id3 = r3.unwrap();
+    assert_ne!(id3, id);
+    assert_eq!(be.runs.len(), 2, "{t3}");
+    assert!(be.images[&id3].config.env.as_ref().unwrap().contains(&"K150=changed".to_owned()));
+    assert_eq!(t3.matches("Using cache").count(), 16 + 2, "{t3}");
+}

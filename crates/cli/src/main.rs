@@ -19,7 +19,27 @@ fn exit(code: i32) -> ! {
     std::process::exit(code)
 }
 
+/// `berth ps | head`: once the reader of stdout is gone, end quietly as the docker CLI
+/// does (killed by SIGPIPE: status 141) instead of panicking in `println!`. SIGPIPE
+/// itself stays ignored, so a daemon connection that closes is an error, not death.
+fn quiet_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.contains("failed printing to stdout") && msg.contains("Broken pipe") {
+            std::process::exit(128 + libc::SIGPIPE);
+        }
+        default(info)
+    }));
+}
+
 fn main() {
+    quiet_broken_pipe();
     let cli = cli::Cli::parse();
     if let Some(r) = commands::run_offline(&cli) {
         match r {
