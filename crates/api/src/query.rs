@@ -330,8 +330,102 @@ pub fn timestamp(value: &str, now: i64) -> Result<i64> {
     )))
 }
 
+/// The default detach sequence: Ctrl-P Ctrl-Q.
+pub const DEFAULT_DETACH_KEYS: &[u8] = &[0x10, 0x11];
+
+/// Detach keys as Docker writes them (`ctrl-p,ctrl-q`, `ctrl-a,x`): comma-separated
+/// single characters or `ctrl-<c>` with `<c>` one of `a`–`z`, `@`, `[`, `\`, `]`,
+/// `^`, `_`. An empty string is the default sequence.
+pub fn detach_keys(s: &str) -> Result<Vec<u8>> {
+    if s.is_empty() {
+        return Ok(DEFAULT_DETACH_KEYS.to_vec());
+    }
+    let mut out = Vec::new();
+    for key in s.split(',') {
+        let lower = key.to_ascii_lowercase();
+        if let Some(c) = lower.strip_prefix("ctrl-").filter(|c| c.len() == 1) {
+            let b = c.as_bytes()[0];
+            let code = match b {
+                b'a'..=b'z' => b - b'a' + 1,
+                b'@' => 0,
+                b'[' => 27,
+                b'\\' => 28,
+                b']' => 29,
+                b'^' => 30,
+                b'_' => 31,
+                _ => return Err(Error::invalid(format!("Invalid detach keys ({s}) provided: Unknown character: '{c}'"))),
+            };
+            out.push(code);
+        } else if key.len() == 1 {
+            out.push(key.as_bytes()[0]);
+        } else {
+            return Err(Error::invalid(format!("Invalid detach keys ({s}) provided: Unknown character: '{key}'")));
+        }
+    }
+    Ok(out)
+}
+
+/// Docker's escape proxy: finds a detach sequence in a byte stream. Bytes that could
+/// start the sequence are held back until it is complete (then they are dropped and
+/// the stream is detached) or broken (then they pass through).
+#[derive(Debug, Clone)]
+pub struct EscapeProxy {
+    keys: Vec<u8>,
+    matched: usize,
+}
+
+impl EscapeProxy {
+    pub fn new(keys: Vec<u8>) -> EscapeProxy {
+        EscapeProxy { keys, matched: 0 }
+    }
+
+    /// Filter `input`: the bytes to forward, and whether the sequence was completed
+    /// (nothing after it is forwarded).
+    pub fn feed(&mut self, input: &[u8]) -> (Vec<u8>, bool) {
+        let mut out = Vec::with_capacity(input.len());
+        for &b in input {
+            if self.keys.is_empty() {
+                out.push(b);
+                continue;
+            }
+            if b == self.keys[self.matched] {
+                self.matched += 1;
+                if self.matched == self.keys.len() {
+                    self.matched = 0;
+                    return (out, true);
+                }
+                continue;
+            }
+            // The held prefix was ordinary input after all.
+            out.extend_from_slice(&self.keys[..self.matched]);
+            self.matched = 0;
+            if b == self.keys[0] {
+                self.matched = 1;
+            } else {
+                out.push(b);
+            }
+        }
+        (out, false)
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn detach_keys_and_the_escape_proxy() {
+        use super::{detach_keys, EscapeProxy};
+        assert_eq!(detach_keys("").unwrap(), vec![16, 17]);
+        assert_eq!(detach_keys("ctrl-p,ctrl-q").unwrap(), vec![16, 17]);
+        assert_eq!(detach_keys("ctrl-a,x,ctrl-@,ctrl-_").unwrap(), vec![1, b'x', 0, 31]);
+        assert!(detach_keys("ctrl-1").unwrap_err().message().contains("Invalid detach keys (ctrl-1) provided"));
+        assert!(detach_keys("abc").is_err());
+        let mut p = EscapeProxy::new(vec![16, 17]);
+        assert_eq!(p.feed(b"ab\x10"), (b"ab".to_vec(), false));
+        assert_eq!(p.feed(b"c"), (b"\x10c".to_vec(), false));
+        assert_eq!(p.feed(b"x\x10\x10"), (b"x\x10".to_vec(), false));
+        assert_eq!(p.feed(b"\x11after"), (Vec::new(), true));
+    }
+
     use super::*;
 
     #[test]

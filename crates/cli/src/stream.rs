@@ -134,34 +134,54 @@ pub async fn copy_output<R: AsyncRead + Unpin>(mut read: R, tty: bool) -> Result
     Ok(())
 }
 
-/// Forwards our stdin into the stream, half-closing it at EOF.
-pub async fn copy_stdin<W: AsyncWrite + Unpin>(mut write: W) -> Result<()> {
+/// Forwards our stdin into the stream, half-closing it at EOF. With `detach` keys
+/// (a terminal session), the sequence ends the session instead of reaching the
+/// container: returns true then, and the connection is left for the caller to drop.
+pub async fn copy_stdin<W: AsyncWrite + Unpin>(mut write: W, detach: Option<Vec<u8>>) -> Result<bool> {
     let mut stdin = tokio::io::stdin();
+    let mut proxy = detach.map(berth_api::query::EscapeProxy::new);
     let mut buf = vec![0u8; 32 * 1024];
     loop {
         let n = stdin.read(&mut buf).await?;
         if n == 0 {
             break;
         }
-        write.write_all(&buf[..n]).await?;
+        let (pass, detached) = match proxy.as_mut() {
+            Some(p) => p.feed(&buf[..n]),
+            None => (buf[..n].to_vec(), false),
+        };
+        write.write_all(&pass).await?;
         write.flush().await?;
+        if detached {
+            return Ok(true);
+        }
     }
     write.shutdown().await?;
-    Ok(())
+    Ok(false)
+}
+
+/// How a session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// The daemon ended the output (the process exited, or the stream closed).
+    Output,
+    /// The user typed the detach keys: the container goes on without us.
+    Detached,
 }
 
 /// A started I/O session over a hijacked connection.
 pub struct Session {
     output: tokio::task::JoinHandle<Result<()>>,
-    input: Option<tokio::task::JoinHandle<Result<()>>>,
+    input: Option<tokio::task::JoinHandle<Result<bool>>>,
 }
 
 impl Session {
     /// Starts pumping. Without stdin, the write side is closed at once, as docker does.
-    pub fn start(h: Hijacked, tty: bool, with_stdin: bool) -> Session {
+    /// `detach`: the detach keys, for a terminal session with stdin.
+    pub fn start(h: Hijacked, tty: bool, with_stdin: bool, detach: Option<Vec<u8>>) -> Session {
         let Hijacked { read, mut write } = h;
         let input = if with_stdin {
-            Some(tokio::spawn(copy_stdin(write)))
+            Some(tokio::spawn(copy_stdin(write, detach.filter(|_| tty))))
         } else {
             tokio::spawn(async move {
                 let _ = write.shutdown().await;
@@ -174,14 +194,50 @@ impl Session {
         Session { output, input }
     }
 
-    /// Waits for the daemon to end the output stream.
-    pub async fn finish(self) -> Result<()> {
-        let r = self.output.await?;
-        if let Some(i) = self.input {
-            i.abort();
+    /// Waits for the daemon to end the output stream, or for the user to detach.
+    pub async fn finish(self) -> Result<Ended> {
+        let Session { mut output, input } = self;
+        let Some(mut input) = input else {
+            output.await??;
+            return Ok(Ended::Output);
+        };
+        let mut input_done = false;
+        loop {
+            tokio::select! {
+                r = &mut output => {
+                    input.abort();
+                    r??;
+                    return Ok(Ended::Output);
+                }
+                r = &mut input, if !input_done => {
+                    input_done = true;
+                    if let Ok(Ok(true)) = r {
+                        output.abort();
+                        return Ok(Ended::Detached);
+                    }
+                }
+            }
         }
-        r
     }
+}
+
+/// The detach keys a session uses: `--detach-keys`, else the docker CLI config's
+/// `detachKeys`, else Ctrl-P Ctrl-Q; with the spelling to send the daemon.
+pub fn detach_keys(flag: Option<&str>) -> Result<(Vec<u8>, String)> {
+    let spelled = match flag {
+        Some(f) => f.to_owned(),
+        None => config_detach_keys().unwrap_or_else(|| "ctrl-p,ctrl-q".to_owned()),
+    };
+    let keys = berth_api::query::detach_keys(&spelled).map_err(|e| anyhow::anyhow!("{}", e.message()))?;
+    Ok((keys, spelled))
+}
+
+fn config_detach_keys() -> Option<String> {
+    let dir = std::env::var_os("DOCKER_CONFIG")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".docker")))?;
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("config.json")).ok()?).ok()?;
+    v["detachKeys"].as_str().filter(|s| !s.is_empty()).map(str::to_owned)
 }
 
 #[derive(Clone)]

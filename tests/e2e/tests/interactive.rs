@@ -117,3 +117,81 @@ fn exec_i_reads_stdin() {
         );
     }
 }
+
+/// Ctrl-P Ctrl-Q (or `--detach-keys`) detaches from `run -it`, `attach` and
+/// `exec -it`: the client exits 0, the container keeps running with its terminal,
+/// and attaching again finds the same shell.
+#[test]
+fn detach_keys_leave_the_container_running() {
+    let d = Daemon::start();
+    for cli in Cli::ALL {
+        let name = format!("detach-{}", cli.name());
+        let mut p = d.pty(cli, &["run", "-it", "--name", &name, "busybox", "sh"]);
+        p.expect("# ", T).unwrap_or_else(|e| panic!("{}: no prompt: {e}", cli.name()));
+        p.send("export MARK=still-here\r").unwrap();
+        p.send("\x10\x11").unwrap();
+        assert_eq!(p.wait(T), Some(0), "{}: detach from run -it; screen:\n{}", cli.name(), p.output());
+        assert_eq!(d.inspect(&name)["State"]["Status"], "running", "{}: the container stopped", cli.name());
+
+        // attach with custom keys, and the shell is the same one.
+        let mut a = d.pty(cli, &["attach", "--detach-keys", "ctrl-a,x", &name]);
+        std::thread::sleep(Duration::from_millis(300));
+        a.send("echo $MARK\r").unwrap();
+        a.expect("still-here", T).unwrap_or_else(|e| panic!("{}: {e}", cli.name()));
+        a.send("\x01x").unwrap();
+        // As the docker CLI does: `attach` reports the detach and exits 1.
+        assert_eq!(a.wait(T), Some(1), "{}: detach from attach; screen:\n{}", cli.name(), a.output());
+        assert!(a.output().contains("read escape sequence"), "{}: {}", cli.name(), a.output());
+        assert_eq!(d.inspect(&name)["State"]["Status"], "running");
+
+        // exec -it detaches the same way; the exec'd shell is left behind.
+        let mut e = d.pty(cli, &["exec", "-it", &name, "sh"]);
+        e.expect("# ", T).unwrap_or_else(|e| panic!("{}: no exec prompt: {e}", cli.name()));
+        e.send("\x10\x11").unwrap();
+        assert_eq!(e.wait(T), Some(1), "{}: detach from exec -it; screen:\n{}", cli.name(), e.output());
+        assert!(e.output().contains("read escape sequence"), "{}: {}", cli.name(), e.output());
+        assert_eq!(d.inspect(&name)["State"]["Status"], "running");
+        d.berth(&["rm", "-f", &name]).ok();
+    }
+}
+
+/// The daemon honours `detachKeys` itself (for clients that do not look for the keys,
+/// such as raw API users): the hijacked attach ends at the sequence, the keys never
+/// reach the container, and bad keys are a 400.
+#[test]
+fn the_daemon_detaches_on_the_keys_and_refuses_bad_ones() {
+    let d = Daemon::start();
+    let id = d.berth(&["run", "-dit", "busybox", "sh"]).ok().trim().to_owned();
+    let r = d.api("POST", &format!("/containers/{id}/attach?stream=1&stdin=1&stdout=1&detachKeys=ctrl-9"));
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("Invalid detach keys (ctrl-9) provided"), "{}", r.text());
+    let r = d.api_json("POST", &format!("/containers/{id}/exec"), &serde_json::json!({"Cmd": ["true"], "DetachKeys": "bogus"}));
+    assert_eq!(r.status, 400, "{}", r.text());
+
+    // A raw hijack: send a command, then ctrl-a,x; the daemon closes the stream.
+    use std::io::{Read, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(d.socket()).unwrap();
+    write!(
+        s,
+        "POST /containers/{id}/attach?stream=1&stdin=1&stdout=1&stderr=1&detachKeys=ctrl-a,x HTTP/1.1\r\nHost: d\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n"
+    )
+    .unwrap();
+    s.set_read_timeout(Some(T)).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    s.write_all(b"echo marker-$((20+22))\n").unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&got).contains("marker-42") {
+        let n = s.read(&mut buf).expect("output of the command");
+        assert!(n > 0, "stream ended early: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    s.write_all(b"\x01x").unwrap();
+    // read_to_end returns only because the daemon closed the stream.
+    s.read_to_end(&mut got).expect("the daemon ends the stream at the keys");
+    // The stream ended at the keys and the shell still runs, its stdin open.
+    assert_eq!(d.inspect(&id)["State"]["Status"], "running");
+    let o = d.berth(&["exec", &id, "sh", "-c", "ls /proc/1/fd/0 -l"]);
+    assert!(o.success(), "{o}");
+    d.berth(&["rm", "-f", &id]).ok();
+}

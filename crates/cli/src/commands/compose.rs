@@ -1639,6 +1639,7 @@ async fn exec(c: &Client, p: &Loaded, o: &ExecArgs) -> Result<i32> {
         user: o.user.clone(),
         workdir: o.workdir.clone(),
         privileged: o.privileged,
+        detach_keys: None,
         args: std::iter::once(id(x)).chain(o.args[1..].iter().cloned()).collect(),
     };
     super::exec::exec(c, args).await
@@ -1685,7 +1686,7 @@ async fn run(c: &Client, p: &Loaded, o: &RunArgs) -> Result<i32> {
         println!("{name}");
         return Ok(0);
     }
-    super::run::start(c, crate::cli::StartArgs { attach: true, interactive: true, containers: vec![cid] }).await
+    super::run::start(c, crate::cli::StartArgs { attach: true, interactive: true, detach_keys: None, containers: vec![cid] }).await
 }
 
 /// Split a command line into words the way a POSIX shell would (quotes and

@@ -36,6 +36,7 @@ pub async fn exec(c: &Client, a: ExecArgs) -> Result<i32> {
         env.push(expand_env(e, |k| std::env::var(k).ok())?);
     }
     let attach = !a.detach;
+    let (keys, spelled) = crate::stream::detach_keys(a.detach_keys.as_deref())?;
     let body = json!({
         "User": a.user.clone().unwrap_or_default(),
         "Privileged": a.privileged,
@@ -44,7 +45,7 @@ pub async fn exec(c: &Client, a: ExecArgs) -> Result<i32> {
         "AttachStderr": attach,
         "AttachStdout": attach,
         "Detach": a.detach,
-        "DetachKeys": "",
+        "DetachKeys": spelled,
         "Env": if env.is_empty() { Value::Null } else { json!(env) },
         "WorkingDir": a.workdir.clone().unwrap_or_default(),
         "Cmd": cmd,
@@ -81,7 +82,7 @@ pub async fn exec(c: &Client, a: ExecArgs) -> Result<i32> {
     } else {
         None
     };
-    let session = Session::start(h, a.tty, a.interactive);
+    let session = Session::start(h, a.tty, a.interactive, Some(keys));
     let resizer = a
         .tty
         .then(|| stream::spawn_resizer(c.clone(), ResizeTarget::Exec(exec_id.clone()), false));
@@ -90,7 +91,11 @@ pub async fn exec(c: &Client, a: ExecArgs) -> Result<i32> {
     if let Some(r) = resizer {
         r.abort();
     }
-    r?;
+    if r? == crate::stream::Ended::Detached {
+        // As the docker CLI: a detach from `exec -it` is reported and exits 1.
+        eprintln!("read escape sequence");
+        return Ok(1);
+    }
     let inspect: Value = c
         .get_json(&format!("/exec/{exec_id}/json"), &Query::new())
         .await?;

@@ -106,8 +106,9 @@ pub async fn create(c: &Client, a: CreateArgs) -> Result<i32> {
     }
 }
 
-fn attach_query(stdin: bool, stdout: bool, stderr: bool) -> Query {
+fn attach_query(stdin: bool, stdout: bool, stderr: bool, detach_keys: &str) -> Query {
     Query::new()
+        .add_if(!detach_keys.is_empty(), "detachKeys", detach_keys)
         .add_if(stderr, "stderr", 1)
         .add_if(stdin, "stdin", 1)
         .add_if(stdout, "stdout", 1)
@@ -116,7 +117,8 @@ fn attach_query(stdin: bool, stdout: bool, stderr: bool) -> Query {
 
 pub async fn run(c: &Client, a: RunArgs) -> Result<i32> {
     let o = &a.opts;
-    if o.tty && o.interactive && !stream::stdin_is_tty() {
+    // As the docker CLI: only a terminal attached to our stdin needs one.
+    if o.tty && o.interactive && !a.detach && !stream::stdin_is_tty() {
         eprintln!("the input device is not a TTY");
         return Ok(1);
     }
@@ -158,10 +160,11 @@ pub async fn run(c: &Client, a: RunArgs) -> Result<i32> {
     let stdin = body.attach_stdin.unwrap_or(false);
     let stdout = body.attach_stdout.unwrap_or(true);
     let stderr = body.attach_stderr.unwrap_or(true);
+    let (keys, spelled) = stream::detach_keys(a.detach_keys.as_deref())?;
     let hijacked = match c
         .hijack(
             &format!("/containers/{id}/attach"),
-            &attach_query(stdin, stdout, stderr),
+            &attach_query(stdin, stdout, stderr, &spelled),
             None,
         )
         .await
@@ -177,7 +180,7 @@ pub async fn run(c: &Client, a: RunArgs) -> Result<i32> {
     } else {
         None
     };
-    let session = Session::start(hijacked, o.tty, stdin);
+    let session = Session::start(hijacked, o.tty, stdin, Some(keys));
     let condition = if o.rm { "removed" } else { "next-exit" };
     let wait = match c.wait_headers(&id, Some(condition)).await {
         Ok(w) => w,
@@ -205,6 +208,14 @@ pub async fn run(c: &Client, a: RunArgs) -> Result<i32> {
     let proxy = (o.sig_proxy && !o.tty).then(|| stream::spawn_sig_proxy(c.clone(), id.clone()));
 
     let streamed = session.finish().await;
+    if matches!(streamed, Ok(stream::Ended::Detached)) {
+        // The container goes on; so does its `--rm`, when it exits.
+        drop(raw);
+        wait.abort();
+        resizer.inspect(|r| r.abort());
+        proxy.inspect(|p| p.abort());
+        return Ok(0);
+    }
     let status = wait.result().await;
     drop(raw);
     if let Some(r) = resizer {
@@ -247,10 +258,11 @@ pub async fn start(c: &Client, a: StartArgs) -> Result<i32> {
         let tty = info["Config"]["Tty"].as_bool().unwrap_or(false);
         let open_stdin = info["Config"]["OpenStdin"].as_bool().unwrap_or(false);
         let stdin = a.interactive && open_stdin;
+        let (keys, spelled) = stream::detach_keys(a.detach_keys.as_deref())?;
         let h = c
             .hijack(
                 &format!("/containers/{id}/attach"),
-                &attach_query(stdin, true, true),
+                &attach_query(stdin, true, true, &spelled),
                 None,
             )
             .await?;
@@ -259,7 +271,7 @@ pub async fn start(c: &Client, a: StartArgs) -> Result<i32> {
         } else {
             None
         };
-        let session = Session::start(h, tty, stdin);
+        let session = Session::start(h, tty, stdin, Some(keys));
         let wait = c.wait_headers(&id, Some("next-exit")).await?;
         if let Err(e) = c.start_container(&id).await {
             drop(raw);
@@ -270,7 +282,14 @@ pub async fn start(c: &Client, a: StartArgs) -> Result<i32> {
         let resizer = tty
             .then(|| stream::spawn_resizer(c.clone(), ResizeTarget::Container(id.clone()), true));
         let proxy = (!tty).then(|| stream::spawn_sig_proxy(c.clone(), id.clone()));
-        let _ = session.finish().await;
+        let ended = session.finish().await;
+        if matches!(ended, Ok(stream::Ended::Detached)) {
+            drop(raw);
+            wait.abort();
+            resizer.inspect(|r| r.abort());
+            proxy.inspect(|p| p.abort());
+            return Ok(0);
+        }
         let status = wait.result().await;
         drop(raw);
         if let Some(r) = resizer {
@@ -319,10 +338,11 @@ pub async fn attach(c: &Client, a: AttachArgs) -> Result<i32> {
     let wait = c.wait_headers(&id, None).await?;
     let tty = info["Config"]["Tty"].as_bool().unwrap_or(false);
     let stdin = !a.no_stdin && info["Config"]["OpenStdin"].as_bool().unwrap_or(false);
+    let (keys, spelled) = stream::detach_keys(a.detach_keys.as_deref())?;
     let h = c
         .hijack(
             &format!("/containers/{id}/attach"),
-            &attach_query(stdin, true, true),
+            &attach_query(stdin, true, true, &spelled),
             None,
         )
         .await?;
@@ -331,12 +351,21 @@ pub async fn attach(c: &Client, a: AttachArgs) -> Result<i32> {
     } else {
         None
     };
-    let session = Session::start(h, tty, stdin);
+    let session = Session::start(h, tty, stdin, Some(keys));
     let resizer = tty.then(|| {
         stream::spawn_resizer(c.clone(), ResizeTarget::Container(id.clone()), a.sig_proxy)
     });
     let proxy = (a.sig_proxy && !tty).then(|| stream::spawn_sig_proxy(c.clone(), id.clone()));
-    let _ = session.finish().await;
+    let ended = session.finish().await;
+    if matches!(ended, Ok(stream::Ended::Detached)) {
+        // The docker CLI's `attach` reports a detach as an error.
+        drop(raw);
+        wait.abort();
+        resizer.inspect(|r| r.abort());
+        proxy.inspect(|p| p.abort());
+        eprintln!("read escape sequence");
+        return Ok(1);
+    }
     let status = wait.result().await;
     drop(raw);
     if let Some(r) = resizer {
@@ -386,12 +415,13 @@ mod tests {
     #[test]
     fn attach_queries() {
         assert_eq!(
-            attach_query(false, true, true).encode(),
+            attach_query(false, true, true, "").encode(),
             "stderr=1&stdout=1&stream=1"
         );
+        // The docker CLI sends its detach keys first.
         assert_eq!(
-            attach_query(true, true, true).encode(),
-            "stderr=1&stdin=1&stdout=1&stream=1"
+            attach_query(true, true, true, "ctrl-p,ctrl-q").encode(),
+            "detachKeys=ctrl-p%2Cctrl-q&stderr=1&stdin=1&stdout=1&stream=1"
         );
     }
 }

@@ -183,7 +183,7 @@ pub fn upgraded_response(tty: bool) -> Resp {
 pub fn serve_stream<F>(
     mut req: Request<Incoming>,
     tty: bool,
-    stdin: bool,
+    stdin: Option<Vec<u8>>,
     prelude: Option<tokio::sync::mpsc::Receiver<bytes::Bytes>>,
     shim_conn: F,
     done: impl FnOnce(Option<berth_shim_proto::ExitStatus>) + Send + 'static,
@@ -226,7 +226,7 @@ where
                 return done(None);
             }
             match shim_conn.await {
-                Some(s) => done(bridge::bridge(up, s, tty, stdin).await),
+                Some(s) => done(bridge::bridge(up, s, tty, stdin.is_some(), stdin).await),
                 None => {
                     finish(up).await;
                     done(None)
@@ -241,7 +241,7 @@ where
             return done(None);
         }
         match shim_conn.await {
-            Some(s) => done(bridge::bridge(pipe, s, tty, false).await),
+            Some(s) => done(bridge::bridge(pipe, s, tty, false, None).await),
             None => {
                 finish(pipe).await;
                 done(None)
@@ -265,6 +265,7 @@ pub fn attach(d: &Arc<Daemon>, id: &str, req: Request<Incoming>, q: &Query) -> R
     let (stdin, stdout, stderr) = (q.bool("stdin"), q.bool("stdout"), q.bool("stderr"));
     let stdin = stdin && c.record().config.open_stdin.unwrap_or(false);
     let tty = c.tty();
+    let detach = berth_api::query::detach_keys(q.str("detachKeys"))?;
     let state = Paths::new(d, &c.id).state;
     let prelude = (logs && (stdout || stderr)).then(|| {
         let (tx, rx) = tokio::sync::mpsc::channel(16);
@@ -301,7 +302,7 @@ pub fn attach(d: &Arc<Daemon>, id: &str, req: Request<Incoming>, q: &Query) -> R
             }
         }
     };
-    Ok(serve_stream(req, tty, stdin, prelude, conn, |_| {}))
+    Ok(serve_stream(req, tty, stdin.then_some(detach), prelude, conn, |_| {}))
 }
 
 /// `GET /containers/{id}/logs`.

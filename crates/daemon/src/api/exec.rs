@@ -33,12 +33,13 @@ pub async fn start(d: &Arc<Daemon>, id: &str, mut req: Request<Incoming>) -> Res
     // terminal or not from the create's).
     let tty = cfg.tty.unwrap_or(false);
     let stdin = e.config.attach_stdin.unwrap_or(false);
+    let detach = berth_api::query::detach_keys(e.config.detach_keys.as_deref().unwrap_or(""))?;
     let e2 = e.clone();
     let done = move |st: Option<berth_shim_proto::ExitStatus>| exec::finished(&e2, st.map(|s| s.code as i64));
     if cfg.detach.unwrap_or(false) {
         tokio::spawn(async move {
             let (sink, _rx) = crate::container::attach::body_pipe();
-            let st = crate::container::attach::bridge(sink, conn, tty, false).await;
+            let st = crate::container::attach::bridge(sink, conn, tty, false, None).await;
             done(st);
         });
         return Ok(empty(200));
@@ -54,7 +55,7 @@ pub async fn start(d: &Arc<Daemon>, id: &str, mut req: Request<Incoming>) -> Res
         tokio::spawn(async move {
             match on_upgrade.await {
                 Ok(up) => {
-                    let st = crate::container::attach::bridge(hyper_util::rt::TokioIo::new(up), conn, tty, stdin).await;
+                    let st = crate::container::attach::bridge(hyper_util::rt::TokioIo::new(up), conn, tty, stdin, Some(detach)).await;
                     done(st);
                 }
                 Err(_) => done(None),
@@ -64,7 +65,7 @@ pub async fn start(d: &Arc<Daemon>, id: &str, mut req: Request<Incoming>) -> Res
     }
     let (pipe, rx) = crate::container::attach::body_pipe();
     tokio::spawn(async move {
-        let st = crate::container::attach::bridge(pipe, conn, tty, false).await;
+        let st = crate::container::attach::bridge(pipe, conn, tty, false, None).await;
         done(st);
     });
     Ok(http::Response::new(crate::http::Body::Channel(rx)))

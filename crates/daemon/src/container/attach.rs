@@ -8,16 +8,40 @@ use tokio::sync::mpsc;
 
 /// Copy shim frames to the client (raw for a TTY, multiplexed otherwise) and, when
 /// `stdin` is set, the client's bytes to the shim. Returns the exit status when the
-/// process ended (None if either side went away first).
-pub async fn bridge<C>(client: C, shim: UnixStream, tty: bool, stdin: bool) -> Option<ExitStatus>
+/// process ended (None if either side went away first, or the client detached).
+///
+/// `detach`: for a terminal, the detach keys (dockerd's `detachKeys`): the sequence is
+/// not passed on, the client is let go, and the process keeps its stdin.
+pub async fn bridge<C>(client: C, shim: UnixStream, tty: bool, stdin: bool, detach: Option<Vec<u8>>) -> Option<ExitStatus>
 where
     C: AsyncRead + AsyncWrite + Send + 'static,
 {
     let (mut cr, mut cw) = tokio::io::split(client);
     let (mut sr, mut sw) = shim.into_split();
+    let detached = std::sync::Arc::new(tokio::sync::Notify::new());
     let feeder = if stdin {
+        let detached = detached.clone();
+        let mut proxy = detach.filter(|_| tty).map(berth_api::query::EscapeProxy::new);
         Some(tokio::spawn(async move {
-            let _ = tokio::io::copy(&mut cr, &mut sw).await;
+            let mut buf = vec![0u8; 32 * 1024];
+            loop {
+                let n = match cr.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                let (pass, escaped) = match proxy.as_mut() {
+                    Some(p) => p.feed(&buf[..n]),
+                    None => (buf[..n].to_vec(), false),
+                };
+                if sw.write_all(&pass).await.is_err() {
+                    return;
+                }
+                if escaped {
+                    // Keep the process's stdin open: only this client leaves.
+                    detached.notify_one();
+                    std::future::pending::<()>().await;
+                }
+            }
             let _ = sw.shutdown().await;
         }))
     } else {
@@ -26,8 +50,9 @@ where
     let mut status = None;
     let mut header = [0u8; 8];
     loop {
-        if sr.read_exact(&mut header).await.is_err() {
-            break;
+        tokio::select! {
+            r = sr.read_exact(&mut header) => if r.is_err() { break },
+            _ = detached.notified() => break,
         }
         let len = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
         let mut payload = vec![0u8; len];

@@ -55,6 +55,7 @@ impl Execs {
 
 /// Create an exec instance in a running container.
 pub fn create(d: &Daemon, c: &Container, cfg: ExecConfig) -> Result<String> {
+    berth_api::query::detach_keys(cfg.detach_keys.as_deref().unwrap_or(""))?;
     if c.status() == super::Status::Restarting {
         return Err(Error::conflict(format!("Container {} is restarting, wait until the container is running", c.id)));
     }
