@@ -106,6 +106,15 @@ pub async fn create(c: &Client, a: CreateArgs) -> Result<i32> {
     }
 }
 
+/// The end of an attached session: the terminal back to normal, resizing and signal
+/// forwarding stopped.
+fn release(raw: Option<RawMode>, tasks: [Option<tokio::task::JoinHandle<()>>; 2]) {
+    drop(raw);
+    for t in tasks.into_iter().flatten() {
+        t.abort();
+    }
+}
+
 fn attach_query(stdin: bool, stdout: bool, stderr: bool, detach_keys: &str) -> Query {
     Query::new()
         .add_if(!detach_keys.is_empty(), "detachKeys", detach_keys)
@@ -210,20 +219,12 @@ pub async fn run(c: &Client, a: RunArgs) -> Result<i32> {
     let streamed = session.finish().await;
     if matches!(streamed, Ok(stream::Ended::Detached)) {
         // The container goes on; so does its `--rm`, when it exits.
-        drop(raw);
         wait.abort();
-        resizer.inspect(|r| r.abort());
-        proxy.inspect(|p| p.abort());
+        release(raw, [resizer, proxy]);
         return Ok(0);
     }
     let status = wait.result().await;
-    drop(raw);
-    if let Some(r) = resizer {
-        r.abort();
-    }
-    if let Some(p) = proxy {
-        p.abort();
-    }
+    release(raw, [resizer, proxy]);
     if let Err(e) = streamed {
         if std::env::var_os("BERTH_DEBUG").is_some() {
             eprintln!("attach stream: {e:#}");
@@ -284,20 +285,12 @@ pub async fn start(c: &Client, a: StartArgs) -> Result<i32> {
         let proxy = (!tty).then(|| stream::spawn_sig_proxy(c.clone(), id.clone()));
         let ended = session.finish().await;
         if matches!(ended, Ok(stream::Ended::Detached)) {
-            drop(raw);
             wait.abort();
-            resizer.inspect(|r| r.abort());
-            proxy.inspect(|p| p.abort());
+            release(raw, [resizer, proxy]);
             return Ok(0);
         }
         let status = wait.result().await;
-        drop(raw);
-        if let Some(r) = resizer {
-            r.abort();
-        }
-        if let Some(p) = proxy {
-            p.abort();
-        }
+        release(raw, [resizer, proxy]);
         let (code, err) = status?;
         if let Some(m) = err {
             bail!(ApiError {
@@ -359,21 +352,13 @@ pub async fn attach(c: &Client, a: AttachArgs) -> Result<i32> {
     let ended = session.finish().await;
     if matches!(ended, Ok(stream::Ended::Detached)) {
         // The docker CLI's `attach` reports a detach as an error.
-        drop(raw);
         wait.abort();
-        resizer.inspect(|r| r.abort());
-        proxy.inspect(|p| p.abort());
+        release(raw, [resizer, proxy]);
         eprintln!("read escape sequence");
         return Ok(1);
     }
     let status = wait.result().await;
-    drop(raw);
-    if let Some(r) = resizer {
-        r.abort();
-    }
-    if let Some(p) = proxy {
-        p.abort();
-    }
+    release(raw, [resizer, proxy]);
     let (code, _) = status?;
     Ok(code as i32)
 }
