@@ -328,3 +328,24 @@ fn attach_logs_replay_details_and_link_removal() {
     let o = d.docker(&["rm", "--link", "db1"]);
     assert!(o.code != 0 && o.stderr.contains("cannot remove the default link name"), "{o}");
 }
+
+/// `ps -s` / `inspect --size` / `system df`: what a container wrote, and that plus
+/// its image (`size=1` was accepted and ignored before).
+#[test]
+fn container_sizes_count_what_it_wrote() {
+    let d = berth_e2e::Daemon::start();
+    let id = d.berth(&["run", "-d", "busybox", "sh", "-c", "dd if=/dev/zero of=/big bs=1024 count=1024 2>/dev/null; sleep 600"]).ok().trim().to_owned();
+    assert!(berth_e2e::wait_until(std::time::Duration::from_secs(10), || {
+        d.api("GET", &format!("/containers/{id}/json?size=1")).json()["SizeRw"].as_i64().unwrap_or(0) >= 1024 * 1024
+    }));
+    let v = d.api("GET", &format!("/containers/{id}/json?size=1")).json();
+    let (rw, rootfs) = (v["SizeRw"].as_i64().unwrap(), v["SizeRootFs"].as_i64().unwrap());
+    let image = d.api("GET", "/images/busybox/json").json()["Size"].as_i64().unwrap();
+    assert_eq!(rootfs, rw + image);
+    assert!(d.api("GET", &format!("/containers/{id}/json")).json().get("SizeRw").is_none(), "size only when asked");
+    let ps = d.docker(&["ps", "-s", "--format", "{{.Size}}"]);
+    assert!(ps.stdout.trim().starts_with("1.05MB (virtual "), "{ps}");
+    let list = d.api("GET", "/containers/json?size=1").json();
+    assert_eq!(list[0]["SizeRw"].as_i64(), Some(rw));
+    d.berth(&["rm", "-f", &id]).ok();
+}

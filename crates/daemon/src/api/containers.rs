@@ -16,7 +16,16 @@ use crate::Daemon;
 
 pub fn list(d: &Arc<Daemon>, q: &Query) -> Result {
     let f = q.filters()?;
-    let out = crate::container::inspect::list(d, q.bool("all"), q.int("limit")?, &f)?;
+    let mut out = crate::container::inspect::list(d, q.bool("all"), q.int("limit")?, &f)?;
+    if q.bool("size") {
+        for s in &mut out {
+            if let Some(c) = s.id.as_deref().and_then(|id| d.containers.get(id).ok()) {
+                let (rw, rootfs) = crate::container::inspect::sizes(d, &c.record());
+                s.size_rw = Some(rw);
+                s.size_root_fs = Some(rootfs);
+            }
+        }
+    }
     Ok(json(200, &out))
 }
 
@@ -47,9 +56,15 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>, q: &Query) -> Resul
     Ok(json(201, &ContainerCreateResponse { id, warnings }))
 }
 
-pub fn inspect(d: &Arc<Daemon>, id: &str) -> Result {
+pub fn inspect(d: &Arc<Daemon>, id: &str, q: &Query) -> Result {
     let c = d.containers.get(id)?;
-    Ok(json(200, &crate::container::inspect::inspect_json(d, &c)))
+    let mut v = crate::container::inspect::inspect_json(d, &c);
+    if q.bool("size") {
+        let (rw, rootfs) = crate::container::inspect::sizes(d, &c.record());
+        v["SizeRw"] = rw.into();
+        v["SizeRootFs"] = rootfs.into();
+    }
+    Ok(json(200, &v))
 }
 
 pub async fn start(d: &Arc<Daemon>, id: &str) -> Result {

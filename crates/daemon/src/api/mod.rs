@@ -61,7 +61,7 @@ async fn dispatch(d: &Arc<Daemon>, req: Request<Incoming>, method: &Method, path
         (&Method::POST, ["containers", "prune"]) => containers::prune(d, &q).await,
         (&Method::GET, ["containers", id, "json"]) => {
             let id = id.to_string();
-            off(d, move |d| containers::inspect(d, &id)).await
+            off(d, move |d| containers::inspect(d, &id, &q)).await
         }
         (&Method::POST, ["containers", id, "start"]) => containers::start(d, id).await,
         (&Method::POST, ["containers", id, "stop"]) => containers::stop(d, id, &q).await,

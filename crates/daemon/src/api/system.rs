@@ -304,7 +304,18 @@ pub fn df(d: &Arc<Daemon>) -> Result {
             }
         }
     }
-    let ctrs: Vec<_> = d.containers.all().iter().map(|c| crate::container::inspect::summary(d, &c.record())).collect();
+    let ctrs: Vec<_> = d
+        .containers
+        .all()
+        .iter()
+        .map(|c| {
+            let r = c.record();
+            let mut s = crate::container::inspect::summary(d, &r);
+            let (rw, rootfs) = crate::container::inspect::sizes(d, &r);
+            (s.size_rw, s.size_root_fs) = (Some(rw), Some(rootfs));
+            s
+        })
+        .collect();
     let cache = crate::build::usage::records(d)?;
     let builder_size = crate::build::usage::builder_size(&cache);
     let cache: Vec<_> = cache.into_iter().map(|r| r.info).collect();
