@@ -289,3 +289,17 @@ fn default_bridge_containers_get_hosts_links_and_gateway() {
     assert!(v["NetworkSettings"]["MacAddress"].as_str().unwrap().starts_with("02:42:"));
     d.berth(&["rm", "-f", "db"]).ok();
 }
+
+/// `rename` of a running container: its new name resolves on its networks at once,
+/// the old one no longer does.
+#[test]
+fn renamed_containers_answer_to_their_new_name() {
+    let d = Daemon::start();
+    d.berth(&["network", "create", "ren"]).ok();
+    d.berth(&["run", "-d", "--network", "ren", "--name", "before", "busybox", "sleep", "600"]).ok();
+    d.berth(&["rename", "before", "after"]).ok();
+    let probe = "nslookup after >/dev/null 2>&1 && echo new-ok; nslookup before >/dev/null 2>&1 && echo old-still; true";
+    let o = d.berth(&["run", "--rm", "--network", "ren", "busybox", "sh", "-c", probe]);
+    assert_eq!(o.ok().trim(), "new-ok", "{o}");
+    d.berth(&["rm", "-f", "after"]).ok();
+}

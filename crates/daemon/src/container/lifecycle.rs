@@ -450,6 +450,11 @@ pub fn rename(d: &Daemon, c: &Container, new: &str) -> Result<()> {
         tx.put(Table::Containers, &id, &rec)
     })?;
     c.update(d, |r| r.name = new.to_owned())?;
+    // A running container answers to its new name on its networks at once.
+    let r = c.record();
+    if r.state.status.is_live() && super::net::uses_dns(d, &r.endpoints) {
+        super::net::register_names(d, &r, &r.endpoints);
+    }
     let mut attrs = event_attrs(&rec);
     attrs.insert("oldName".into(), format!("/{old}"));
     d.events.emit(EventMessageTypeEnum::CONTAINER, "rename", &c.id, attrs);
