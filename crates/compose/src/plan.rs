@@ -413,6 +413,73 @@ pub struct ContainerOptions {
     pub auto_remove: bool,
 }
 
+/// A file Compose puts into a container before it starts: a secret or config whose
+/// content is inline (`content:`) or comes from the environment (`environment:`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InjectedFile {
+    /// Absolute path in the container.
+    pub target: String,
+    pub content: Vec<u8>,
+    pub mode: u32,
+    pub uid: u64,
+    pub gid: u64,
+}
+
+/// A service's secrets and configs as Compose (without swarm) provides them:
+/// file-based ones as read-only bind mounts, the others as files copied in after
+/// create. Targets default to `/run/secrets/<name>` and `/<name>`; a relative
+/// secret target is under `/run/secrets`. `env`: the project's environment.
+pub fn secrets_and_configs(p: &Value, service: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<(Vec<Value>, Vec<InjectedFile>)> {
+    let svc = &p["services"][service];
+    let (mut mounts, mut files) = (Vec::new(), Vec::new());
+    for (kind, top, base) in [("secret", "secrets", "/run/secrets/"), ("config", "configs", "/")] {
+        for r in svc[top].as_array().into_iter().flatten() {
+            let (source, r) = match r {
+                Value::String(s) => (s.clone(), json!({})),
+                other => (other["source"].as_str().unwrap_or_default().to_owned(), other.clone()),
+            };
+            let def = &p[top][&source];
+            if def.is_null() {
+                return err(format!("service {service} refers to undefined {kind} {source}: invalid compose project"));
+            }
+            if def["external"].as_bool() == Some(true) {
+                return err(format!("service {service}: external {kind} {source} needs a swarm, which berth compose does not use"));
+            }
+            let target = match r["target"].as_str().filter(|t| !t.is_empty()) {
+                Some(t) if t.starts_with('/') => t.to_owned(),
+                Some(t) => format!("{base}{t}"),
+                None => format!("{base}{source}"),
+            };
+            let content = if let Some(f) = def["file"].as_str() {
+                mounts.push(json!({"Type": "bind", "Source": f, "Target": target, "ReadOnly": true}));
+                continue;
+            } else if let Some(c) = def["content"].as_str() {
+                c.as_bytes().to_vec()
+            } else if let Some(var) = def["environment"].as_str() {
+                env(var)
+                    .ok_or_else(|| PlanError(format!("{kind} {source}: environment variable {var} is not set")))?
+                    .into_bytes()
+            } else {
+                return err(format!("{kind} {source}: one of file, content or environment is needed"));
+            };
+            let num = |k: &str| r[k].as_str().and_then(|s| s.parse::<u64>().ok()).or_else(|| r[k].as_u64());
+            files.push(InjectedFile {
+                target,
+                content,
+                // Compose writes file modes as octal strings ("0400").
+                mode: match &r["mode"] {
+                    Value::String(m) => u32::from_str_radix(m.trim_start_matches("0o"), 8)
+                        .map_err(|_| PlanError(format!("{kind} {source}: invalid mode {m:?}")))?,
+                    m => m.as_u64().map_or(0o444, |m| m as u32),
+                },
+                uid: num("uid").unwrap_or(0),
+                gid: num("gid").unwrap_or(0),
+            });
+        }
+    }
+    Ok((mounts, files))
+}
+
 /// The body of `POST /containers/create` for a service's container, and the other
 /// networks to connect it to once created (name → endpoint settings).
 pub fn container_body(ctx: &Context, p: &Value, service: &str, o: &ContainerOptions) -> Result<ContainerPlan> {
@@ -590,6 +657,9 @@ pub fn container_body(ctx: &Context, p: &Value, service: &str, o: &ContainerOpti
     for v in &o.extra_volumes {
         binds.push(v.clone());
     }
+    // File-based secrets and configs are bind mounts (the others are copied in).
+    let (secret_mounts, _) = secrets_and_configs(p, service, &|_| Some(String::new()))?;
+    mounts.extend(secret_mounts);
     if !binds.is_empty() {
         put(&mut hc, "Binds", json!(binds));
     }
@@ -783,6 +853,32 @@ fn rand_bytes() -> [u8; 16] {
     b.copy_from_slice(&t.to_le_bytes());
     b[0] ^= std::process::id() as u8;
     b
+}
+
+#[cfg(test)]
+mod secret_tests {
+    use super::*;
+
+    #[test]
+    fn secrets_and_configs_become_binds_and_injected_files() {
+        let p = json!({
+            "services": {"app": {
+                "secrets": ["pw", {"source": "tok", "mode": "0400", "uid": "1000", "target": "token"}],
+                "configs": [{"source": "c1", "target": "/etc/app.conf"}, "c1"]
+            }},
+            "secrets": {"pw": {"file": "/abs/pw.txt"}, "tok": {"environment": "TOKEN"}},
+            "configs": {"c1": {"content": "hello"}}
+        });
+        let env = |k: &str| (k == "TOKEN").then(|| "t0k".to_owned());
+        let (mounts, files) = secrets_and_configs(&p, "app", &env).unwrap();
+        assert_eq!(mounts, vec![json!({"Type": "bind", "Source": "/abs/pw.txt", "Target": "/run/secrets/pw", "ReadOnly": true})]);
+        assert_eq!(files[0], InjectedFile { target: "/run/secrets/token".into(), content: b"t0k".to_vec(), mode: 0o400, uid: 1000, gid: 0 });
+        assert_eq!((files[1].target.as_str(), files[1].mode), ("/etc/app.conf", 0o444));
+        assert_eq!(files[2].target, "/c1");
+        assert!(secrets_and_configs(&p, "app", &|_| None).unwrap_err().0.contains("TOKEN is not set"));
+        let bad = json!({"services": {"a": {"secrets": ["nope"]}}});
+        assert!(secrets_and_configs(&bad, "a", &env).unwrap_err().0.contains("undefined secret nope"));
+    }
 }
 
 #[cfg(test)]

@@ -142,3 +142,35 @@ fn config_prints_the_normalized_model() {
     assert_eq!(run_command(cmd, None, Duration::from_secs(30)).ok(), "job\nweb\nworker\n");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Secrets and configs without a swarm, as Docker Compose provides them: files are
+/// bind-mounted read-only, inline and environment ones are copied in before start
+/// with their mode and owner; a missing variable stops `up` before anything is made.
+#[test]
+fn secrets_and_configs_reach_the_containers() {
+    let d = Daemon::start();
+    let dir = berth_e2e::dir_with(
+        "berth-compose-secrets",
+        &[
+            ("pw.txt", "s3cr3t\n"),
+            (
+                "compose.yaml",
+                "services:\n  app:\n    image: busybox\n    command: [\"sh\", \"-c\", \"cat /run/secrets/pw /run/secrets/token /etc/app.conf; stat -c '%a %u' /run/secrets/token /etc/app.conf; echo x >> /run/secrets/pw || echo ro\"]\n    secrets:\n      - pw\n      - source: tok\n        target: token\n        mode: 0400\n        uid: \"1000\"\n    configs:\n      - source: conf\n        target: /etc/app.conf\nsecrets:\n  pw:\n    file: ./pw.txt\n  tok:\n    environment: APP_TOKEN\nconfigs:\n  conf:\n    content: |\n      port=80\n",
+            ),
+        ],
+    );
+    let o = berth_compose(&d, &dir, &["up"]);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("environment variable APP_TOKEN is not set"), "{o}");
+    assert_eq!(left(&d, "app"), "", "up made something before failing");
+
+    let mut cmd = d.command(Cli::Berth);
+    cmd.args(["compose", "up", "--no-color"]).current_dir(&dir).env("COMPOSE_PROJECT_NAME", "app").env("APP_TOKEN", "t0k3n");
+    let o = run_command(cmd, None, Duration::from_secs(120));
+    assert_eq!(o.code, 0, "{o}");
+    for want in ["app-1 | s3cr3t", "t0k3n", "port=80", "400 1000", "444 0", "app-1 | ro"] {
+        assert!(o.stdout.contains(want), "{want:?} missing:\n{o}");
+    }
+    berth_compose(&d, &dir, &["down"]).ok();
+    let _ = std::fs::remove_dir_all(&dir);
+}

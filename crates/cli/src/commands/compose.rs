@@ -431,6 +431,8 @@ pub struct VersionArgs {
 struct Loaded {
     json: Value,
     ctx: Context,
+    /// The project's environment (the process's and `.env`'s).
+    env: std::collections::BTreeMap<String, String>,
 }
 
 fn load(a: &ComposeArgs, interpolate: bool) -> Result<Loaded> {
@@ -453,7 +455,51 @@ fn load(a: &ComposeArgs, interpolate: bool) -> Result<Loaded> {
         working_dir: project.working_dir.to_string_lossy().into_owned(),
         config_files: project.compose_files.iter().map(|f| f.to_string_lossy().into_owned()).collect(),
     };
-    Ok(Loaded { json, ctx })
+    Ok(Loaded { json, ctx, env: project.environment.clone() })
+}
+
+/// A service's inline and environment secrets and configs (worked out before
+/// anything is created, so a missing variable stops `up` first).
+fn injected(p: &Loaded, service: &str) -> Result<Vec<plan::InjectedFile>> {
+    Ok(plan::secrets_and_configs(&p.json, service, &|k| p.env.get(k).cloned())?.1)
+}
+
+/// Copy a service's inline and environment secrets and configs into a created
+/// container, as Compose does before starting it.
+async fn inject_files(c: &Client, files: &[plan::InjectedFile], cid: &str) -> Result<()> {
+    if files.is_empty() {
+        return Ok(());
+    }
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut dirs = BTreeSet::new();
+    for f in files {
+        let rel = f.target.trim_start_matches('/');
+        let mut parent = std::path::Path::new(rel).parent();
+        let mut chain = Vec::new();
+        while let Some(d) = parent.filter(|d| !d.as_os_str().is_empty()) {
+            chain.push(d.to_path_buf());
+            parent = d.parent();
+        }
+        for d in chain.into_iter().rev() {
+            if dirs.insert(d.clone()) {
+                let mut h = tar::Header::new_gnu();
+                h.set_entry_type(tar::EntryType::Directory);
+                h.set_mode(0o755);
+                h.set_size(0);
+                tar.append_data(&mut h, &d, std::io::empty())?;
+            }
+        }
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(f.mode);
+        h.set_uid(f.uid);
+        h.set_gid(f.gid);
+        h.set_size(f.content.len() as u64);
+        tar.append_data(&mut h, rel, &f.content[..])?;
+    }
+    let body = tar.into_inner()?;
+    c.request(Method::PUT, &format!("/containers/{cid}/archive"), &Query::new().add("path", "/"), &[("Content-Type", "application/x-tar".to_owned())], crate::client::full(body))
+        .await?;
+    Ok(())
 }
 
 /// One progress line as Compose prints it without a terminal.
@@ -1030,6 +1076,7 @@ async fn converge(c: &Client, p: &Loaded, service: &str, replicas: usize, o: &Up
             remove(c, x, false).await?;
         }
         let (name, body, others) = plan::container_body(&p.ctx, &p.json, service, &ContainerOptions { number: n, ..Default::default() })?;
+        let files = injected(p, service)?;
         event("Container", &name, "Creating");
         let created: Value = c.post_json("/containers/create", &Query::new().add("name", &name), Some(json_body(&body)?)).await?;
         let cid = created["Id"].as_str().unwrap_or_default().to_owned();
@@ -1037,6 +1084,7 @@ async fn converge(c: &Client, p: &Loaded, service: &str, replicas: usize, o: &Up
             let body = json!({"Container": cid, "EndpointConfig": ep});
             c.post_json::<Value>(&format!("/networks/{net}/connect"), &Query::new(), Some(json_body(&body)?)).await?;
         }
+        inject_files(c, &files, &cid).await?;
         event("Container", &name, if cur.is_some() { "Recreated" } else { "Created" });
         out.push((cid, name));
     }
@@ -1130,6 +1178,10 @@ async fn up(c: &Client, p: &Loaded, o: &UpArgs, start_them: bool) -> Result<i32>
         if !plan::services(&p.json).contains(k) {
             bail!("no such service: {k}");
         }
+    }
+    // Secrets and configs first: a missing variable stops `up` before anything is made.
+    for s in &services {
+        injected(p, s)?;
     }
     prepare_images(c, p, &services, o).await?;
     ensure_networks(c, p, &services).await?;
@@ -1675,12 +1727,14 @@ async fn run(c: &Client, p: &Loaded, o: &RunArgs) -> Result<i32> {
         auto_remove: o.rm,
     };
     let (name, body, others) = plan::container_body(&p.ctx, &p.json, &service, &opts)?;
+    let files = injected(p, &service)?;
     let created: Value = c.post_json("/containers/create", &Query::new().add("name", &name), Some(json_body(&body)?)).await?;
     let cid = created["Id"].as_str().unwrap_or_default().to_owned();
     for (net, ep) in others {
         let body = json!({"Container": cid, "EndpointConfig": ep});
         c.post_json::<Value>(&format!("/networks/{net}/connect"), &Query::new(), Some(json_body(&body)?)).await?;
     }
+    inject_files(c, &files, &cid).await?;
     if o.detach {
         start(c, &cid).await?;
         println!("{name}");
