@@ -485,10 +485,18 @@ impl Reference {
     /// Short form as docker shows it ("busybox", "myrepo/bb", "127.0.0.1:5000/myapp").
     pub fn familiar_name(&self) -> String {
         if self.domain == "docker.io" {
-            self.path
-                .strip_prefix("library/")
-                .unwrap_or(&self.path)
-                .to_string()
+            // only official images lose `library/` (`library/a/b` is not `a/b`)
+            match self.path.strip_prefix("library/") {
+                Some(name) if !name.contains('/') => name.to_string(),
+                // `docker.io/localhost/x` is not `localhost/x`
+                _ if self.path.split_once('/').is_some_and(|(first, _)| {
+                    first.contains('.') || first.contains(':') || first == "localhost"
+                }) =>
+                {
+                    self.full_name()
+                }
+                _ => self.path.clone(),
+            }
         } else {
             self.full_name()
         }
@@ -831,6 +839,16 @@ mod tests {
     use super::*;
     use crate::cli::{Cli, Cmd};
     use clap::Parser;
+
+    #[test]
+    fn familiar_names_keep_library_when_nested() {
+        // the image crate's fuzzing finding, in the CLI's copy of the rules
+        let r = Reference::parse("library/a/b").unwrap();
+        assert_eq!(r.familiar_name(), "library/a/b");
+        assert_eq!(Reference::parse("library/busybox").unwrap().familiar_name(), "busybox");
+        let r = Reference::parse("docker.io/localhost/x").unwrap();
+        assert_eq!(r.familiar_name(), "docker.io/localhost/x");
+    }
 
     #[test]
     fn ram_sizes() {

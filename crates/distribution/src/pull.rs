@@ -210,12 +210,66 @@ async fn resolve_on(store: ImageStore, reg: Arc<Registry>, reference: Reference,
         .or_else(|| reference.tag.clone())
         .unwrap_or_else(|| "latest".into());
     let (body, ct, top_digest) = get_manifest(&reg, &reference, &scope, &what).await?;
-    let mut m: RemoteManifest = serde_json::from_slice(&body)
+    let m = match parse_manifest(&body, &ct, want)? {
+        Manifest::Image(m) => m,
+        Manifest::Child(chosen) => {
+            let (body, _, _) = get_manifest(&reg, &reference, &scope, &chosen.digest).await?;
+            match parse_manifest(&body, "", want)? {
+                Manifest::Image(m) => m,
+                Manifest::Child(_) => {
+                    return Err(Error::invalid("manifest has no config (schema 1 is not supported)"))
+                }
+            }
+        }
+    };
+    let cfg_desc = m.config.clone();
+    let url = reg.url(&format!("/v2/{}/blobs/{}", reference.path, cfg_desc.digest));
+    let resp = reg.send(Method::GET, &url, &scope, &|rb| rb).await?;
+    if !resp.status().is_success() {
+        return Err(status_error(resp, &format!("fetch config {}", cfg_desc.digest)).await);
+    }
+    let config_raw = resp
+        .bytes()
+        .await
+        .map_err(|e| Error::internal(format!("read config: {e}")))?
+        .to_vec();
+    let layers = check_config(&m, &config_raw)?;
+    Ok(Pull {
+        store,
+        reg,
+        reference,
+        scope,
+        digest: top_digest,
+        config_raw,
+        layers,
+    })
+}
+
+/// An image manifest as the pull uses it: its config and layers.
+#[derive(Debug, Clone)]
+pub struct ImageManifest {
+    pub config: RemoteDescriptor,
+    pub layers: Vec<RemoteDescriptor>,
+}
+
+/// What a manifest body fetched for a pull is.
+#[derive(Debug, Clone)]
+pub enum Manifest {
+    /// An image manifest.
+    Image(ImageManifest),
+    /// A manifest list / index: the entry for the wanted platform, to fetch next.
+    Child(RemoteDescriptor),
+}
+
+/// Parse a manifest body served with `content_type` as the pull does: a list or index
+/// gives the entry matching `want`, an image manifest must have a config.
+pub fn parse_manifest(body: &[u8], content_type: &str, want: &Platform) -> Result<Manifest> {
+    let m: RemoteManifest = serde_json::from_slice(body)
         .map_err(|e| Error::invalid(format!("invalid manifest: {e}")))?;
     let mt = if m.media_type.is_empty() {
-        ct
+        content_type
     } else {
-        m.media_type.clone()
+        m.media_type.as_str()
     };
     if mt.starts_with(MT_DOCKER_LIST)
         || mt.starts_with(MT_OCI_INDEX)
@@ -232,31 +286,35 @@ async fn resolve_on(store: ImageStore, reg: Arc<Registry>, reference: Reference,
                     want.show()
                 ))
             })?;
-        let (body, _, _) = get_manifest(&reg, &reference, &scope, &chosen.digest).await?;
-        m = serde_json::from_slice(&body)
-            .map_err(|e| Error::invalid(format!("invalid manifest: {e}")))?;
+        return Ok(Manifest::Child(chosen));
     }
-    let cfg_desc = m
+    let config = m
         .config
-        .clone()
         .ok_or_else(|| Error::invalid("manifest has no config (schema 1 is not supported)"))?;
-    let url = reg.url(&format!("/v2/{}/blobs/{}", reference.path, cfg_desc.digest));
-    let resp = reg.send(Method::GET, &url, &scope, &|rb| rb).await?;
-    if !resp.status().is_success() {
-        return Err(status_error(resp, &format!("fetch config {}", cfg_desc.digest)).await);
-    }
-    let config_raw = resp
-        .bytes()
-        .await
-        .map_err(|e| Error::internal(format!("read config: {e}")))?
-        .to_vec();
-    if Digest::of(&config_raw).as_str() != cfg_desc.digest {
+    Ok(Manifest::Image(ImageManifest {
+        config,
+        layers: m.layers,
+    }))
+}
+
+/// Verify the config blob of `m` (digest, JSON, one diff id per layer, known layer
+/// media types and digests); gives each layer with its diff id.
+pub fn check_config(m: &ImageManifest, config_raw: &[u8]) -> Result<Vec<(RemoteDescriptor, Digest)>> {
+    if Digest::of(config_raw).as_str() != m.config.digest {
         return Err(Error::invalid(format!(
             "image config verification failed for digest {}",
-            cfg_desc.digest
+            m.config.digest
         )));
     }
-    let cfg: ImageConfigFile = serde_json::from_slice(&config_raw)
+    check_config_content(m, config_raw)
+}
+
+/// [`check_config`] without the digest check (the part that reads the content).
+pub fn check_config_content(
+    m: &ImageManifest,
+    config_raw: &[u8],
+) -> Result<Vec<(RemoteDescriptor, Digest)>> {
+    let cfg: ImageConfigFile = serde_json::from_slice(config_raw)
         .map_err(|e| Error::invalid(format!("invalid image config: {e}")))?;
     if cfg.rootfs.diff_ids.len() != m.layers.len() {
         return Err(Error::invalid(format!(
@@ -269,16 +327,7 @@ async fn resolve_on(store: ImageStore, reg: Arc<Registry>, reference: Reference,
         Compression::from_media_type(&l.media_type)?;
         l.digest.parse::<Digest>()?;
     }
-    let layers = m.layers.into_iter().zip(cfg.rootfs.diff_ids).collect();
-    Ok(Pull {
-        store,
-        reg,
-        reference,
-        scope,
-        digest: top_digest,
-        config_raw,
-        layers,
-    })
+    Ok(m.layers.iter().cloned().zip(cfg.rootfs.diff_ids).collect())
 }
 
 /// Send a message, ignoring a client that went away.

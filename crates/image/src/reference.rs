@@ -45,6 +45,14 @@ fn valid_component(c: &str) -> bool {
     true
 }
 
+/// Is the first component of a name a registry (rather than a Docker Hub namespace)?
+fn looks_like_domain(first: &str) -> bool {
+    first.contains('.')
+        || first.contains(':')
+        || first == "localhost"
+        || first.chars().any(|c| c.is_ascii_uppercase())
+}
+
 fn valid_tag(t: &str) -> bool {
     !t.is_empty()
         && t.len() <= 128
@@ -90,12 +98,7 @@ impl Reference {
             )));
         }
         let (domain, path) = match name.split_once('/') {
-            Some((first, rest))
-                if first.contains('.')
-                    || first.contains(':')
-                    || first == "localhost"
-                    || first.chars().any(|c| c.is_ascii_uppercase()) =>
-            {
+            Some((first, rest)) if looks_like_domain(first) => {
                 (first.to_owned(), rest.to_owned())
             }
             _ => (DEFAULT_DOMAIN.to_owned(), name.to_owned()),
@@ -131,10 +134,18 @@ impl Reference {
     /// The repository in familiar form: `busybox`, `myrepo/bb`, `127.0.0.1:5000/app`.
     pub fn familiar_name(&self) -> String {
         if self.domain == DEFAULT_DOMAIN {
-            self.path
-                .strip_prefix("library/")
-                .unwrap_or(&self.path)
-                .to_owned()
+            // Only official images (`library/<name>`) lose the prefix, as in Docker's
+            // `FamiliarName`: `docker.io/library/a/b` stays `library/a/b`, which is not
+            // the repository `a/b`.
+            match self.path.strip_prefix("library/") {
+                Some(name) if !name.contains('/') => name.to_owned(),
+                // `docker.io/localhost/x` printed as `localhost/x` would name another
+                // registry (and the tag store is keyed by this form)
+                _ if self.path.split_once('/').is_some_and(|(first, _)| looks_like_domain(first)) => {
+                    self.full_name()
+                }
+                _ => self.path.clone(),
+            }
         } else {
             format!("{}/{}", self.domain, self.path)
         }
@@ -188,6 +199,25 @@ pub fn from_repo_tag(repo: &str, tag: &str) -> Result<Reference> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn familiar_form_parses_back_to_the_same_repository() {
+        // found by fuzzing (fuzz/fuzz_targets/image_reference.rs): the familiar form
+        // of `library/a/b` was `a/b`, another repository
+        let r = Reference::parse("library/bulibrary/busyboxsybox").unwrap();
+        assert_eq!(r.full_name(), "docker.io/library/bulibrary/busyboxsybox");
+        assert_eq!(r.familiar(), "library/bulibrary/busyboxsybox");
+        assert_eq!(Reference::parse(&r.familiar()).unwrap(), r);
+        let r = Reference::parse_tagged("docker.io/library/a/b:1").unwrap();
+        assert_eq!(r.familiar(), "library/a/b:1");
+        assert_eq!(Reference::parse_tagged("library/busybox").unwrap().familiar(), "busybox:latest");
+        // the second finding: a Hub path whose first component reads as a registry
+        for s in ["docker.io/lib.rary/subybol/dast", "docker.io/localhost/x"] {
+            let r = Reference::parse(s).unwrap();
+            assert_eq!(r.familiar(), s);
+            assert_eq!(Reference::parse(&r.familiar()).unwrap(), r);
+        }
+    }
 
     #[test]
     fn normalises_like_docker() {

@@ -10,6 +10,7 @@ pub mod digest;
 pub mod error;
 pub mod gc;
 pub mod manifest;
+pub mod request;
 mod server;
 pub mod storage;
 

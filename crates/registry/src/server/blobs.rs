@@ -13,6 +13,7 @@ use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 use super::{builder, empty, finish, header_str, location, query_get, query_pairs, HResult, State};
 use crate::digest::{hash_file, Digest, DigestError, Hasher};
 use crate::error::{Code, OciError};
+use crate::request::{parse_content_range, parse_range};
 
 pub(crate) fn parse_digest(s: &str) -> Result<Digest, OciError> {
     s.parse::<Digest>().map_err(|e| {
@@ -32,38 +33,6 @@ fn upload_unknown(id: &str) -> OciError {
     OciError::new(Code::BlobUploadUnknown).detail(serde_json::json!({ "uuid": id }))
 }
 
-/// A byte range of a blob of `size` bytes asked by a `Range` header:
-/// Ok(None) = serve all, Err = 416.
-fn parse_range(h: &str, size: u64) -> Result<Option<(u64, u64)>, ()> {
-    let Some(spec) = h.trim().strip_prefix("bytes=") else {
-        return Ok(None);
-    };
-    if spec.contains(',') {
-        return Ok(None); // multiple ranges: send the whole blob
-    }
-    let Some((a, b)) = spec.trim().split_once('-') else {
-        return Ok(None);
-    };
-    let (a, b) = (a.trim(), b.trim());
-    if a.is_empty() {
-        let n: u64 = b.parse().map_err(|_| ())?;
-        if n == 0 || size == 0 {
-            return Err(());
-        }
-        return Ok(Some((size.saturating_sub(n), size - 1)));
-    }
-    let start: u64 = a.parse().map_err(|_| ())?;
-    let end: u64 = if b.is_empty() {
-        u64::MAX
-    } else {
-        b.parse().map_err(|_| ())?
-    };
-    if end < start || start >= size {
-        return Err(());
-    }
-    Ok(Some((start, end.min(size - 1))))
-}
-
 pub(crate) async fn get(
     state: &Arc<State>,
     name: &str,
@@ -79,7 +48,7 @@ pub(crate) async fn get(
     let range = match header_str(req, "range") {
         Some(h) => match parse_range(h, size) {
             Ok(r) => r,
-            Err(()) => {
+            Err(_) => {
                 let e = OciError::msg(Code::RangeInvalid, "requested range not satisfiable");
                 let b = builder(416).header("Content-Range", format!("bytes */{size}"));
                 let body = e.body();
@@ -295,16 +264,6 @@ pub(crate) async fn start_upload(
     complete(state, name, &id, &want, Some(h.finish())).await
 }
 
-/// `Content-Range: <start>-<end>` (also tolerating `bytes ` and `/<total>`).
-fn parse_content_range(h: &str) -> Option<(u64, u64)> {
-    let h = h.trim();
-    let h = h.strip_prefix("bytes").map(str::trim_start).unwrap_or(h);
-    let h = h.split('/').next()?;
-    let (a, b) = h.split_once('-')?;
-    let (a, b) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
-    (b >= a).then_some((a, b))
-}
-
 /// Append a chunk to upload `id`, checking its `Content-Range` against the current
 /// size. Returns (new size, hash if the whole upload was hashed while writing).
 async fn write_chunk(
@@ -425,30 +384,4 @@ pub(crate) async fn cancel_upload(state: &Arc<State>, name: &str, id: &str) -> H
         .ok_or_else(|| upload_unknown(id))?;
     state.forget_upload(id);
     finish(builder(204).header("Content-Length", 0), empty())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ranges() {
-        assert_eq!(parse_range("bytes=500-1499", 2000), Ok(Some((500, 1499))));
-        assert_eq!(parse_range("bytes=500-", 2000), Ok(Some((500, 1999))));
-        assert_eq!(parse_range("bytes=-500", 2000), Ok(Some((1500, 1999))));
-        assert_eq!(parse_range("bytes=-5000", 2000), Ok(Some((0, 1999))));
-        assert_eq!(parse_range("bytes=1000-5000", 2000), Ok(Some((1000, 1999))));
-        assert_eq!(parse_range("bytes=500-0", 2000), Err(()));
-        assert_eq!(parse_range("bytes=5000-10000", 2000), Err(()));
-        assert_eq!(parse_range("bytes=0-1,5-6", 2000), Ok(None));
-        assert_eq!(parse_range("items=0-1", 2000), Ok(None));
-    }
-
-    #[test]
-    fn content_ranges() {
-        assert_eq!(parse_content_range("0-99"), Some((0, 99)));
-        assert_eq!(parse_content_range("bytes 100-199/*"), Some((100, 199)));
-        assert_eq!(parse_content_range("5-1"), None);
-        assert_eq!(parse_content_range("x"), None);
-    }
 }

@@ -20,6 +20,7 @@ use tokio_rustls::rustls;
 use crate::auth::Htpasswd;
 use crate::digest::valid_repo_name;
 use crate::error::{Code, OciError};
+use crate::request::{parse_route, Route};
 use crate::storage::Store;
 use crate::ServeConfig;
 
@@ -121,60 +122,6 @@ pub(crate) fn query_get<'a>(q: &'a [(String, String)], key: &str) -> Option<&'a 
 
 pub(crate) fn header_str<'a>(req: &'a Request<Incoming>, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
-}
-
-#[derive(Debug, PartialEq, Eq)]
-enum Route {
-    Base,
-    Catalog,
-    Tags(String),
-    Manifest(String, String),
-    Blob(String, String),
-    UploadStart(String),
-    Upload(String, String),
-    Referrers(String, String),
-}
-
-fn parse_route(path: &str) -> Option<Route> {
-    let rest = path.strip_prefix("/v2")?;
-    if rest.is_empty() || rest == "/" {
-        return Some(Route::Base);
-    }
-    let rest = rest.strip_prefix('/')?;
-    if rest == "_catalog" {
-        return Some(Route::Catalog);
-    }
-    let segs: Vec<String> = rest
-        .split('/')
-        .map(|s| {
-            percent_encoding::percent_decode_str(s)
-                .decode_utf8_lossy()
-                .into_owned()
-        })
-        .collect();
-    let n = segs.len();
-    let name = |k: usize| (n > k).then(|| segs[..n - k].join("/"));
-    let last = |i: usize| segs.get(n.wrapping_sub(i)).map(String::as_str);
-    if last(2) == Some("tags") && last(1) == Some("list") {
-        return name(2).map(Route::Tags);
-    }
-    if last(3) == Some("blobs") && last(2) == Some("uploads") {
-        let nm = name(3)?;
-        return Some(if segs[n - 1].is_empty() {
-            Route::UploadStart(nm)
-        } else {
-            Route::Upload(nm, segs[n - 1].clone())
-        });
-    }
-    if last(2) == Some("blobs") && last(1) == Some("uploads") {
-        return name(2).map(Route::UploadStart);
-    }
-    match last(2) {
-        Some("manifests") => name(2).map(|nm| Route::Manifest(nm, segs[n - 1].clone())),
-        Some("blobs") => name(2).map(|nm| Route::Blob(nm, segs[n - 1].clone())),
-        Some("referrers") => name(2).map(|nm| Route::Referrers(nm, segs[n - 1].clone())),
-        _ => None,
-    }
 }
 
 async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Infallible> {
@@ -333,50 +280,5 @@ pub(crate) fn location(b: http::response::Builder, loc: &str) -> http::response:
     match HeaderValue::from_str(loc) {
         Ok(v) => b.header("Location", v),
         Err(_) => b,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn routes() {
-        let r = |p| parse_route(p);
-        assert_eq!(r("/v2/"), Some(Route::Base));
-        assert_eq!(r("/v2"), Some(Route::Base));
-        assert_eq!(r("/v2/_catalog"), Some(Route::Catalog));
-        assert_eq!(r("/v2/a/b/tags/list"), Some(Route::Tags("a/b".into())));
-        assert_eq!(
-            r("/v2/a/manifests/latest"),
-            Some(Route::Manifest("a".into(), "latest".into()))
-        );
-        assert_eq!(
-            r("/v2/a/b/blobs/sha256%3Aab"),
-            Some(Route::Blob("a/b".into(), "sha256:ab".into()))
-        );
-        assert_eq!(
-            r("/v2/a/blobs/uploads/"),
-            Some(Route::UploadStart("a".into()))
-        );
-        assert_eq!(
-            r("/v2/a/blobs/uploads"),
-            Some(Route::UploadStart("a".into()))
-        );
-        assert_eq!(
-            r("/v2/x/blobs/blobs/uploads/"),
-            Some(Route::UploadStart("x/blobs".into()))
-        );
-        assert_eq!(
-            r("/v2/a/blobs/uploads/123"),
-            Some(Route::Upload("a".into(), "123".into()))
-        );
-        assert_eq!(
-            r("/v2/a/referrers/sha256:x"),
-            Some(Route::Referrers("a".into(), "sha256:x".into()))
-        );
-        assert_eq!(r("/v2/manifests/x"), None);
-        assert_eq!(r("/v3/a/manifests/x"), None);
-        assert_eq!(r("/v2/a/nothing"), None);
     }
 }
