@@ -74,14 +74,8 @@ mkdir -p "$work/berth/data" "$work/berth/exec"
 PATH=$rel:$PATH "$rel/berthd" --data-root "$work/berth/data" --exec-root "$work/berth/exec" \
     -H "unix://$bsock" --bridge "bcb$$" >"$work/berthd.log" 2>&1 </dev/null &
 berthd_pid=$!
-dsock=$work/docker.sock
-mkdir -p "$work/docker/data" "$work/docker/exec"
-dockerd --data-root "$work/docker/data" --exec-root "$work/docker/exec" -H "unix://$dsock" \
-    --pidfile "$work/docker.pid" --bridge none --iptables=false --ip-masq=false \
-    --default-address-pool base=10.213.0.0/16,size=24 >"$work/dockerd.log" 2>&1 </dev/null &
-dockerd_pid=$!
+start_dockerd "$work" --default-address-pool base=10.213.0.0/16,size=24
 wait_ping "$bsock" 20 || { echo "berthd did not start" >&2; tail -n 20 "$work/berthd.log" >&2; exit 1; }
-wait_ping "$dsock" 60 || { echo "dockerd did not start" >&2; tail -n 30 "$work/dockerd.log" >&2; exit 1; }
 "$rel/berth" -H "unix://$bsock" import "$rootfs_tar" busybox:latest >/dev/null
 DOCKER_HOST=unix://$dsock "$docker_cli" import "$rootfs_tar" busybox:latest >/dev/null
 

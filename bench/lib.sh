@@ -46,3 +46,17 @@ write_section() {
     fi
     rm -f "$tmp"
 }
+
+# start_dockerd WORK [EXTRA-FLAGS...]: a private dockerd (roots and socket under WORK,
+# no bridge, no iptables) in the background; sets dockerd_pid and dsock, waits for it.
+start_dockerd() {
+    local work=$1
+    shift
+    dsock=$work/docker.sock
+    mkdir -p "$work/docker/data" "$work/docker/exec"
+    dockerd --data-root "$work/docker/data" --exec-root "$work/docker/exec" -H "unix://$dsock" \
+        --pidfile "$work/docker.pid" --bridge none --iptables=false --ip-masq=false "$@" \
+        >"$work/dockerd.log" 2>&1 </dev/null &
+    dockerd_pid=$!
+    wait_ping "$dsock" 60 || { echo "dockerd did not start" >&2; tail -n 30 "$work/dockerd.log" >&2; return 1; }
+}
