@@ -3,7 +3,10 @@
 # hyperfine through
 #   (a) berthd (release build), driven by the berth CLI and by the docker CLI,
 #   (b) Debian's dockerd (docker.io), started here on private roots, via the docker CLI,
-#   (c) bare `runc run` of an OCI bundle holding the same busybox rootfs.
+#   (c) bare `runc run` of an OCI bundle holding the same busybox rootfs,
+#   (d) pelagos (a daemonless Rust runtime, `cargo install pelagos`), when installed:
+#       the same rootfs loaded as busybox:latest (docker-archive -> skopeo -> oci-archive),
+#   (e) the kernel floor: `unshare --fork --pid --net --mount --uts --ipc chroot ROOTFS true`.
 # Each path is timed twice: "paced", with a pause of $pause s between runs (hyperfine
 # --prepare, not timed) — the latency of one `run` as a user or a script sees it — and
 # back to back, where each run also competes with the work the previous one left
@@ -11,14 +14,14 @@
 # --warm-containers 0: every container created on demand.
 # Medians go to bench/results/run.json and to the "run" section of BENCHMARKS.md.
 #
-#   bench/run-bench.sh [-n RUNS] [-w WARMUP] [--skip-berth] [--skip-docker] [--skip-runc] [--no-write]
+#   bench/run-bench.sh [-n RUNS] [-w WARMUP] [--skip-berth] [--skip-docker] [--skip-runc] [--skip-pelagos] [--no-write]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 repo=$PWD
 [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
 
-runs=30 warmup=3 pause=0.2 do_berth=1 do_docker=1 do_runc=1 write=1
+runs=30 warmup=3 pause=0.2 do_berth=1 do_docker=1 do_runc=1 do_pelagos=1 write=1
 while [ $# -gt 0 ]; do
     case $1 in
         -n) runs=$2; shift ;;
@@ -26,6 +29,7 @@ while [ $# -gt 0 ]; do
         --skip-berth) do_berth=0 ;;
         --skip-docker) do_docker=0 ;;
         --skip-runc) do_runc=0 ;;
+        --skip-pelagos) do_pelagos=0 ;;
         --no-write) write=0 ;;
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
@@ -136,6 +140,40 @@ if [ "$do_runc" = 1 ]; then
     hf runc "runc --root $work/runc-root run --bundle $bundle bench-run"
 fi
 
+# ---------- (d) pelagos, (e) the kernel floor ----------
+pelagos_bin=${PELAGOS:-$(command -v pelagos || echo "$HOME/.cargo/bin/pelagos")}
+if [ "$do_pelagos" = 1 ] && [ -x "$pelagos_bin" ] && command -v skopeo >/dev/null; then
+    for d in images layers blobs build-cache volumes networks rootfs; do
+        install -d -m 2775 "/var/lib/pelagos/$d"
+    done
+    # The same rootfs as an image: a docker archive made here, then an OCI archive.
+    arch=$work/pelagos
+    mkdir -p "$arch/rootfs"
+    tar -C "$arch/rootfs" -xf "$rootfs_tar"
+    layer_sha=$(sha256sum "$rootfs_tar" | cut -d' ' -f1)
+    cp "$rootfs_tar" "$arch/layer.tar"
+    jq -n --arg d "sha256:$layer_sha" '{architecture: "amd64", os: "linux", config: {Cmd: ["sh"]},
+        rootfs: {type: "layers", diff_ids: [$d]}, history: [{created_by: "berth bench"}]}' >"$arch/config.json"
+    cfg_sha=$(sha256sum "$arch/config.json" | cut -d' ' -f1)
+    mv "$arch/config.json" "$arch/$cfg_sha.json"
+    jq -n --arg c "$cfg_sha.json" '[{Config: $c, RepoTags: ["busybox:latest"], Layers: ["layer.tar"]}]' >"$arch/manifest.json"
+    tar -C "$arch" -cf "$work/busybox-docker.tar" manifest.json "$cfg_sha.json" layer.tar
+    skopeo copy -q "docker-archive:$work/busybox-docker.tar" "oci-archive:$work/busybox-oci.tar:busybox:latest"
+    "$pelagos_bin" image load -i "$work/busybox-oci.tar" --tag busybox:latest >/dev/null
+    pelagos_run="$pelagos_bin run --rm --network none busybox:latest true"
+    if $pelagos_run; then
+        hf_paced pelagos-paced "$pelagos_run"
+        hf pelagos "$pelagos_run"
+    else
+        echo "!! pelagos could not run the image; skipping (d)" >&2
+    fi
+    floor="unshare --fork --pid --net --mount --uts --ipc chroot $arch/rootfs /bin/true"
+    hf_paced floor-paced "$floor"
+    hf floor "$floor"
+elif [ "$do_pelagos" = 1 ]; then
+    echo "!! pelagos or skopeo not installed (cargo install pelagos; apt-get install skopeo): skipping (d), (e)" >&2
+fi
+
 # ---------- report ----------
 median() { # name → median seconds, or empty
     [ -f "$results/$1.json" ] && jq -r '.results[0].median' "$results/$1.json" || true
@@ -152,6 +190,12 @@ p_docker_on_berth=$(median docker-cli-on-berthd-paced)
 p_dockerd=$(median dockerd-paced)
 p_runc=$(median runc-paced)
 p_cold=$(median berth-cli-cold-paced)
+m_pelagos=$(median pelagos)
+p_pelagos=$(median pelagos-paced)
+m_floor=$(median floor)
+p_floor=$(median floor-paced)
+r_pel_b2b=$(ratio "$m_berth" "$m_pelagos")
+r_pel_paced=$(ratio "$p_berth" "$p_pelagos")
 r_berth=$(ratio "$p_berth" "$p_dockerd")
 r_docker_on_berth=$(ratio "$p_docker_on_berth" "$p_dockerd")
 r_b2b=$(ratio "$m_berth" "$m_dockerd")
@@ -162,13 +206,16 @@ mkdir -p bench/results
 jq -n --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --argjson runs "$runs" \
     --arg pause "$pause" --arg berth "$m_berth" --arg docker_on_berth "$m_docker_on_berth" --arg dockerd "$m_dockerd" \
     --arg runc "$m_runc" --arg pberth "$p_berth" --arg pdob "$p_docker_on_berth" --arg pdockerd "$p_dockerd" \
-    --arg prunc "$p_runc" --arg pcold "$p_cold" \
+    --arg prunc "$p_runc" --arg pcold "$p_cold" --arg pel "$m_pelagos" --arg ppel "$p_pelagos" \
+    --arg floor "$m_floor" --arg pfloor "$p_floor" \
     'def num: if . == "" then null else tonumber end;
      {date: $date, runs: $runs, pause_seconds: ($pause | num),
       paced_median_seconds: {berth_cli: ($pberth | num), docker_cli_on_berthd: ($pdob | num),
-        berth_cli_no_warm_containers: ($pcold | num), dockerd: ($pdockerd | num), runc: ($prunc | num)},
+        berth_cli_no_warm_containers: ($pcold | num), dockerd: ($pdockerd | num), runc: ($prunc | num),
+        pelagos: ($ppel | num), kernel_floor: ($pfloor | num)},
       back_to_back_median_seconds: {berth_cli: ($berth | num),
-      docker_cli_on_berthd: ($docker_on_berth | num), dockerd: ($dockerd | num), runc: ($runc | num)}}' \
+      docker_cli_on_berthd: ($docker_on_berth | num), dockerd: ($dockerd | num), runc: ($runc | num),
+      pelagos: ($pel | num), kernel_floor: ($floor | num)}}' \
     >bench/results/run.json
 }
 
@@ -196,9 +243,12 @@ the last row turns that off.
 | docker CLI → dockerd $(dockerd --version 2>/dev/null | awk '{print $3}' | tr -d ,) | $(ms "$p_dockerd") | $(ms "$m_dockerd") |
 | bare \`runc run\` $(runc --version 2>/dev/null | awk 'NR==1 {print $3}') | $(ms "$p_runc") | $(ms "$m_runc") |
 | berth CLI → berthd --warm-containers 0 | $(ms "$p_cold") | |
+| pelagos $("$pelagos_bin" --version 2>/dev/null | awk '{print $2}') (daemonless) | $(ms "$p_pelagos") | $(ms "$m_pelagos") |
+| kernel floor (\`unshare … chroot ROOTFS true\`) | $(ms "$p_floor") | $(ms "$m_floor") |
 
 berth/docker ratio, paced (berth CLI ÷ dockerd): **$r_berth** (docker CLI on berthd: $r_docker_on_berth;
 back to back: $r_b2b; without warm containers: $r_cold); target ≤ 0.05: $verdict.
+berth CLI ÷ pelagos: paced **$r_pel_paced**, back to back **$r_pel_b2b** (targets ≤ 0.8 and ≤ 1.0).
 <!-- bench:run:end -->
 MD
 )
