@@ -223,16 +223,18 @@ fn cve_2019_5736_runtime_binary_is_not_writable_from_the_container() {
     let shim = berth_e2e::bin("berth-shim");
     let daemon = berth_e2e::bin("berthd");
     let before = (sha256_file(&shim), sha256_file(&daemon));
-    let c = d.berth(&["run", "-d", "busybox", "sh", "-c", EXE_SCANNER]).ok().trim().to_owned();
-    // The exploit's entry point: a binary in the container replaced by a script whose
+    // The exploit's entry point: a binary in the container that is a script whose
     // interpreter is the exec'ing process's own executable.
-    d.berth(&["exec", &c, "sh", "-c", "cp /bin/busybox /bin/real; printf '#!/proc/self/exe\\n' > /tmp/evil; chmod +x /tmp/evil"]).ok();
+    let script = format!("printf '#!/proc/self/exe\\n' > /tmp/evil; chmod +x /tmp/evil; {EXE_SCANNER}");
+    let c = d.berth(&["run", "-d", "busybox", "sh", "-c", &script]).ok().trim().to_owned();
     for i in 0..15 {
         let cli = if i % 2 == 0 { Cli::Berth } else { Cli::Docker };
         d.cli(cli, &["exec", &c, "true"]);
         let _ = d.cli(cli, &["exec", &c, "/tmp/evil"]);
     }
-    d.berth(&["exec", &c, "touch", "/tmp/stop"]).ok();
+    // Stopped from the host (an exec could race with the scanner holding a binary
+    // open, which makes exec fail with ETXTBSY).
+    std::fs::write(d.exec_root().join("c").join(&c).join("rootfs/tmp/stop"), "").unwrap();
     let logs = berth_e2e::wait_until(std::time::Duration::from_secs(20), || d.berth(&["logs", &c]).stdout.contains("scanner-done"));
     assert!(logs, "scanner did not finish");
     let out = d.berth(&["logs", &c]).stdout;

@@ -374,7 +374,10 @@ pub async fn remove(d: &Arc<Daemon>, c: &Arc<Container>, force: bool, volumes: b
         }
     }
     // An exited `--rm` container is removed without waiting for the disk: after a
-    // crash it would come back exited, and start-up removes those again.
+    // crash it would come back exited, and start-up removes those again. A build
+    // step's removal waits for the disk (it runs beside the next step, off the build's
+    // path): start-up cannot tell a step container the build removed from one it kept
+    // (`--rm=false`), so a lost removal would bring it back.
     let auto = rec.host_config.auto_remove.unwrap_or(false) && rec.state.status == Status::Exited;
     let delete = |tx: &mut berth_metadata::Tx<'_>| {
         tx.delete(Table::Containers, &rec.id)?;
@@ -383,7 +386,7 @@ pub async fn remove(d: &Arc<Daemon>, c: &Arc<Container>, force: bool, volumes: b
         }
         Ok(())
     };
-    d.commit(!auto && !rec.build_step, delete)?;
+    d.commit(!auto, delete)?;
     d.containers.remove(&rec.id);
     super::warm::release(d, &rec.id).await;
     let cleanup = {
