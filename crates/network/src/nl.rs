@@ -160,11 +160,20 @@ impl Netlink {
         self.change(RouteNetlinkMessage::DelLink(LinkUnspec::new_with_index(index).build()))
     }
 
-    /// Add an address; one that is already there is fine.
+    /// Add an address; one that is already there is fine. IPv6 addresses skip
+    /// duplicate address detection (`IFA_F_NODAD`, as dockerd adds them): the
+    /// addresses come from berth's own allocator, and a tentative address could not
+    /// be used for the first second or two of a container's life.
     pub fn add_address(&mut self, index: u32, ip: IpAddr, prefix: u8) -> io::Result<()> {
+        use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags};
         let msg = match ip {
             IpAddr::V4(a) => AddressMessageBuilder::<Ipv4Addr>::new().index(index).address(a, prefix).build(),
-            IpAddr::V6(a) => AddressMessageBuilder::<Ipv6Addr>::new().index(index).address(a, prefix).build(),
+            IpAddr::V6(a) => {
+                let mut m = AddressMessageBuilder::<Ipv6Addr>::new().index(index).address(a, prefix).build();
+                m.header.flags |= AddressHeaderFlags::Nodad;
+                m.attributes.push(AddressAttribute::Flags(AddressFlags::Nodad));
+                m
+            }
         };
         match self.create(RouteNetlinkMessage::NewAddress(msg)) {
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),

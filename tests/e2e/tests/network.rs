@@ -330,3 +330,22 @@ fn addresses_veths_and_rules_do_not_leak() {
     assert!(!rules.replace("10.232.7.0/28", "").contains("10.232.7."), "rules left:\n{rules}");
     d.berth(&["network", "rm", "small"]).ok();
 }
+
+/// `network create --ipv6` with a ULA subnet: containers get addresses from it that
+/// work at once (no duplicate address detection wait), reach each other by name over
+/// IPv6, and inspect shows them as dockerd does.
+#[test]
+fn ipv6_networks_work_from_the_first_packet() {
+    let d = Daemon::start();
+    d.berth(&["network", "create", "--ipv6", "--subnet", "fd00:b3a7::/64", "six"]).ok();
+    let n = d.api("GET", "/networks/six").json();
+    assert_eq!(n["EnableIPv6"], true, "{n}");
+    assert!(n["IPAM"]["Config"].to_string().contains("fd00:b3a7::/64"), "{n}");
+    d.berth(&["run", "-d", "--network", "six", "--name", "sixa", "busybox", "sleep", "600"]).ok();
+    let v6 = d.inspect("sixa")["NetworkSettings"]["Networks"]["six"]["GlobalIPv6Address"].as_str().unwrap_or("").to_owned();
+    assert!(v6.starts_with("fd00:b3a7::"), "{v6}");
+    let o = d.berth(&["run", "--rm", "--network", "six", "busybox", "sh", "-c", "ip -6 addr show eth0 scope global | grep -c tentative; ping -6 -c1 -W3 sixa >/dev/null && echo reached"]);
+    assert_eq!(o.stdout.split_whitespace().collect::<Vec<_>>(), ["0", "reached"], "{o}");
+    d.berth(&["rm", "-f", "sixa"]).ok();
+    d.berth(&["network", "rm", "six"]).ok();
+}
