@@ -70,6 +70,8 @@ fn file_settings_reach_containers_and_info_and_sighup_reloads() {
     let labels = d.docker(&["info", "--format", "{{json .Labels}}"]);
     assert_eq!(labels.stdout.trim(), r#"["env=test","tier=one"]"#, "{labels}");
     assert_eq!(d.docker(&["info", "--format", "{{.LoggingDriver}} {{.LiveRestoreEnabled}}"]).stdout.trim(), "json-file true");
+    let info = d.berth(&["info"]).ok().to_owned();
+    assert!(info.contains(" Labels:\n  env=test\n  tier=one\n") && info.contains(" Live Restore Enabled: true"), "{info}");
 
     // The daemon's DNS settings are a container's unless it names its own.
     let resolv = d.berth(&["run", "--rm", "busybox", "cat", "/etc/resolv.conf"]);

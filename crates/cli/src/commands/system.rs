@@ -134,6 +134,38 @@ pub async fn info(c: &Client) -> Result<i32> {
     println!(" ID: {}", s("ID"));
     println!(" Docker Root Dir: {}", s("DockerRootDir"));
     println!(" Debug Mode: {}", v["Debug"].as_bool().unwrap_or(false));
+    // The rest as the docker CLI prints it: labels, registries, live restore.
+    let list = |key: &Value| -> Vec<String> { key.as_array().into_iter().flatten().filter_map(|x| x.as_str().map(str::to_owned)).collect() };
+    let labels = list(&v["Labels"]);
+    if !labels.is_empty() {
+        println!(" Labels:");
+        for l in labels {
+            println!("  {l}");
+        }
+    }
+    println!(" Experimental: {}", v["ExperimentalBuild"].as_bool().unwrap_or(false));
+    let insecure: Vec<String> = v["RegistryConfig"]["IndexConfigs"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(_, i)| i["Secure"] == false)
+        .map(|(k, _)| k.clone())
+        .chain(list(&v["RegistryConfig"]["InsecureRegistryCIDRs"]))
+        .collect();
+    if !insecure.is_empty() {
+        println!(" Insecure Registries:");
+        for r in insecure {
+            println!("  {r}");
+        }
+    }
+    let mirrors = list(&v["RegistryConfig"]["Mirrors"]);
+    if !mirrors.is_empty() {
+        println!(" Registry Mirrors:");
+        for m in mirrors {
+            println!("  {m}");
+        }
+    }
+    println!(" Live Restore Enabled: {}", v["LiveRestoreEnabled"].as_bool().unwrap_or(false));
     for w in v["Warnings"].as_array().into_iter().flatten() {
         eprintln!("{}", w.as_str().unwrap_or(""));
     }
