@@ -1455,8 +1455,11 @@ async fn down(c: &Client, p: &Loaded, o: &DownArgs) -> Result<i32> {
             orphans = true;
             continue;
         }
+        // The project's services were stopped above, in dependency order; only an
+        // orphan (taken with --remove-orphans) may still run.
+        let orphan = !known.contains(&service);
         removals.push(async move {
-            if x["State"] == "running" {
+            if orphan && x["State"] == "running" {
                 stop(c, x, o.timeout).await?;
             }
             remove(c, x, o.volumes).await
