@@ -394,6 +394,10 @@ impl Networks {
         }
         st.nets.remove(&n.id);
         self.apply_firewall(&st)?;
+        // Deleting a bridge waits on the kernel (tens of ms for its RCU grace periods):
+        // not under the lock, so that removals of several networks overlap. The bridge
+        // is named after this network's id: nothing new can take it meanwhile.
+        drop(st);
         if n.is_bridge() {
             bridge::delete_bridge(&n.bridge)?;
         }
