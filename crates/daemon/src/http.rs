@@ -151,7 +151,7 @@ pub const MAX_JSON_BODY: usize = 4 << 20;
 
 /// How much of an oversized body is read (and dropped) so that the client gets the
 /// 413 rather than a broken pipe; past this the connection is simply closed.
-const MAX_DISCARD: usize = 256 << 20;
+pub const MAX_DISCARD: usize = 256 << 20;
 
 /// Read a whole (small) request body: at most [`MAX_JSON_BODY`] bytes, else 413.
 pub async fn body_bytes(b: Incoming) -> Result<Bytes> {

@@ -139,16 +139,30 @@ pub async fn put(d: &Arc<Daemon>, name: &str, req: Request<Incoming>, q: &Query)
     };
     let no_overwrite = q.bool("noOverwriteDirNonDir");
     let copy_uid_gid = q.bool("copyUIDGID");
-    let body = crate::http::BodyReader::new(req.into_body());
+    let mut body = crate::http::BodyReader::new(req.into_body());
     let n = name.to_owned();
     let rec = with_view(d, c, move |v, rec| {
-        let dest = v.fs.dest(&path).map_err(|e| fs_error(e, &path, &n))?;
-        let (on_rootfs, read_only) = dest.mount().map_err(|e| fs_error(e, &path, &n))?;
+        // A refusal before the archive is read still reads (part of) it, as Go's
+        // server does: a client still sending would otherwise see a broken pipe
+        // instead of the answer.
+        let refuse = |body: &mut crate::http::BodyReader, e: Error| {
+            use std::io::Read;
+            let _ = std::io::copy(&mut body.by_ref().take(crate::http::MAX_DISCARD as u64), &mut std::io::sink());
+            Err(e)
+        };
+        let dest = match v.fs.dest(&path) {
+            Ok(d) => d,
+            Err(e) => return refuse(&mut body, fs_error(e, &path, &n)),
+        };
+        let (on_rootfs, read_only) = match dest.mount() {
+            Ok(m) => m,
+            Err(e) => return refuse(&mut body, fs_error(e, &path, &n)),
+        };
         if on_rootfs && rec.host_config.readonly_rootfs == Some(true) {
-            return Err(Error::forbidden("container rootfs is marked read-only"));
+            return refuse(&mut body, Error::forbidden("container rootfs is marked read-only"));
         }
         if read_only {
-            return Err(Error::forbidden("mounted volume is marked read-only"));
+            return refuse(&mut body, Error::forbidden("mounted volume is marked read-only"));
         }
         let mut opts = ExtractOptions { no_overwrite_dir_non_dir: no_overwrite, ..Default::default() };
         if copy_uid_gid {
