@@ -252,12 +252,7 @@ fn find_shim() -> anyhow::Result<PathBuf> {
 fn reload(d: &Arc<Daemon>) {
     let Some(r) = &d.cfg.reload else { return };
     tracing::info!(file = %r.file.display(), "got signal to reload configuration");
-    let live = r.read().and_then(|mut l| {
-        l.labels = settings::check_labels(&l.labels)?;
-        l.registry_mirrors = settings::check_mirrors(&l.registry_mirrors)?;
-        Ok(l)
-    });
-    match live {
+    match r.read() {
         Ok(l) => {
             tracing::info!(debug = l.debug, labels = ?l.labels, insecure_registries = ?l.insecure_registries, registry_mirrors = ?l.registry_mirrors, "reloaded configuration");
             let attrs = std::collections::HashMap::from([

@@ -243,8 +243,8 @@ impl std::fmt::Debug for Reload {
 }
 
 impl Reload {
-    /// Re-read the file; the new live settings, or why the file was refused (the
-    /// running configuration then stays).
+    /// Re-read the file; the new live settings (labels and mirrors checked as at
+    /// start), or why the file was refused (the running configuration then stays).
     pub fn read(&self) -> Result<Live> {
         let file = load(&self.file, self.explicit, &self.flags)?.unwrap_or_default();
         let debug = file.debug.unwrap_or(self.flag_values.debug);
@@ -252,9 +252,9 @@ impl Reload {
         (self.set_level)(level);
         Ok(Live {
             debug,
-            labels: file.labels.unwrap_or_else(|| self.flag_values.labels.clone()),
+            labels: check_labels(file.labels.as_ref().unwrap_or(&self.flag_values.labels))?,
             insecure_registries: file.insecure_registries.unwrap_or_else(|| self.flag_values.insecure_registries.clone()),
-            registry_mirrors: file.registry_mirrors.unwrap_or_else(|| self.flag_values.registry_mirrors.clone()),
+            registry_mirrors: check_mirrors(file.registry_mirrors.as_ref().unwrap_or(&self.flag_values.registry_mirrors))?,
         })
     }
 }

@@ -174,7 +174,6 @@ pub fn unmount(target: &Path) -> Result<()> {
         .map_err(|e| Error::internal(format!("unmount {}: {e}", target.display())))
 }
 
-/// Is `p` the root of a mount? (compares device ids with the parent)
 /// Bytes of the regular files and symlinks under `p` (directories count nothing, as
 /// `du --apparent-size` of the files); unreadable entries are skipped.
 pub fn dir_size(p: &Path) -> u64 {
@@ -194,6 +193,7 @@ pub fn dir_size(p: &Path) -> u64 {
     total
 }
 
+/// Is `p` the root of a mount? (compares device ids with the parent)
 pub fn is_mountpoint(p: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
     let (Ok(me), Some(parent)) = (fs::symlink_metadata(p), p.parent()) else { return false };

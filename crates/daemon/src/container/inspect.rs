@@ -490,24 +490,10 @@ fn exposed_ports(r: &Record) -> Vec<(u16, String)> {
 
 /// `GET /containers/json`: newest first; `before`/`since` cut the list at a container
 /// as dockerd does.
-/// `SizeRw` (what the container wrote: the bytes of the files in its upper dir) and
-/// `SizeRootFs` (that plus its image), as `?size=1` reports them.
+/// `SizeRw` (what the container wrote: the bytes in its upper dir) and `SizeRootFs`
+/// (that plus its image), as `?size=1` reports them.
 pub fn sizes(d: &Daemon, r: &Record) -> (i64, i64) {
-    fn walk(dir: &std::path::Path) -> u64 {
-        let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
-        let mut n = 0;
-        for e in entries.flatten() {
-            match e.file_type() {
-                Ok(t) if t.is_dir() => n += walk(&e.path()),
-                // Whiteouts (character devices) and links count nothing, as dockerd's
-                // change size counts regular files.
-                Ok(t) if t.is_file() => n += e.metadata().map(|m| m.len()).unwrap_or(0),
-                _ => {}
-            }
-        }
-        n
-    }
-    let rw = walk(&d.snap.upper_dir(&r.id)) as i64;
+    let rw = berth_snapshot::dir_size(&d.snap.upper_dir(&r.id)) as i64;
     let image = d.images.get(&r.image_id).ok().flatten().map_or(0, |i| i.size as i64);
     (rw, rw + image)
 }
