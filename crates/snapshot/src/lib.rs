@@ -131,7 +131,7 @@ impl Snapshotter {
         if is_mountpoint(target) {
             return Ok(());
         }
-        let mut lower: Vec<String> = layers.iter().rev().map(|l| self.layer_dir(l).display().to_string()).collect();
+        let mut lower: Vec<String> = top_first_unique(layers).map(|l| self.layer_dir(l).display().to_string()).collect();
         // Overlay needs a lower dir (FROM scratch has none), and two without an upper dir.
         for name in ["empty", "empty-2"] {
             if lower.len() < if id.is_some() { 1 } else { 2 } {
@@ -163,6 +163,17 @@ impl Snapshotter {
             _ => Ok(()),
         }
     }
+}
+
+/// `layers` (bottom first) as overlay's lower dirs want them: top first, and each layer
+/// once. An image may hold the same layer twice (two RUN steps that change nothing both
+/// add the empty layer, two identical COPYs add the same tar), and overlayfs refuses a
+/// lower dir listed twice (ELOOP, "overlapping layers"). Dropping all but the topmost
+/// copy changes nothing: that copy holds the same entries and whiteouts, and everything
+/// it covers lies below it already.
+fn top_first_unique(layers: &[Digest]) -> impl Iterator<Item = &Digest> {
+    let mut seen = std::collections::HashSet::new();
+    layers.iter().rev().filter(move |l| seen.insert(*l))
 }
 
 /// Unmount `target` if it is a mount point (lazily, so busy mounts go away when freed).
@@ -253,6 +264,30 @@ mod tests {
         assert_eq!(fs::read_dir(&t).unwrap().count(), 0);
         unmount(&t).unwrap();
         assert!(!dir.path().join("snap/snapshots").join("ro").exists());
+    }
+
+    #[test]
+    fn a_layer_repeated_in_an_image_mounts_once_at_its_topmost_place() {
+        if !root() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let s = Snapshotter::open(dir.path().join("snap")).unwrap();
+        let empty = layer(&s, &[]);
+        let a = layer(&s, &[("x", b"a")]);
+        let b = layer(&s, &[("x", b"b")]);
+        // base, empty, b, empty, a, empty: overlay refuses the same lower dir twice (ELOOP)
+        let layers = [a.clone(), empty.clone(), b.clone(), empty.clone(), a.clone(), empty.clone()];
+        assert_eq!(top_first_unique(&layers).cloned().collect::<Vec<_>>(), vec![empty.clone(), a.clone(), b.clone()]);
+        let t = dir.path().join("ro");
+        s.mount_readonly(&layers, &t).unwrap();
+        assert_eq!(fs::read_to_string(t.join("x")).unwrap(), "a");
+        unmount(&t).unwrap();
+        s.prepare("c").unwrap();
+        s.mount("c", &layers[..4], &t).unwrap();
+        assert_eq!(fs::read_to_string(t.join("x")).unwrap(), "b");
+        unmount(&t).unwrap();
+        s.remove("c").unwrap();
     }
 
     #[test]
