@@ -110,6 +110,13 @@ pub struct RunOutcome {
 pub trait Backend {
     /// A local image by reference or id: (id, config).
     fn image(&mut self, name: &str) -> Result<(String, ImageConfigFile)>;
+    /// Pull `reference` from its registry (a `FROM` or `COPY --from` image that is
+    /// not here, or every `FROM` image with `pull`), passing the pull's progress
+    /// messages on as JSON. The default: no registry to pull from.
+    fn pull(&mut self, reference: &str, progress: &mut dyn FnMut(serde_json::Value)) -> Result<()> {
+        let _ = progress;
+        Err(Error::not_found(format!("No such image: {reference}")))
+    }
     /// Store an image config; returns the image id.
     fn create_image(&mut self, cfg: &ImageConfigFile) -> Result<String>;
     /// Store an uncompressed layer tar; returns its diff id.
@@ -170,11 +177,21 @@ pub struct BuildOptions {
     pub secrets: BTreeMap<String, SecretBytes>,
 }
 
-/// Why a build failed (sent as `errorDetail`).
+/// Why a build failed (sent as `errorDetail`, or as the HTTP status and message when
+/// the build fails before its first line of output, as dockerd answers).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
+    /// A RUN step's exit code.
     pub code: Option<i64>,
     pub message: String,
+    pub kind: berth_errdefs::Kind,
+}
+
+impl Failure {
+    /// A failure caused by the Dockerfile or the build's options.
+    pub fn invalid(message: impl Into<String>) -> Failure {
+        Failure { code: None, message: message.into(), kind: berth_errdefs::Kind::InvalidArgument }
+    }
 }
 
 impl From<Error> for Failure {
@@ -182,6 +199,7 @@ impl From<Error> for Failure {
         Failure {
             code: None,
             message: e.message().to_owned(),
+            kind: e.kind(),
         }
     }
 }

@@ -24,10 +24,7 @@ use crate::runmount;
 mod copy_step;
 
 fn fail(msg: impl Into<String>) -> Failure {
-    Failure {
-        code: None,
-        message: msg.into(),
-    }
+    Failure::invalid(msg)
 }
 
 /// `COPY <<EOF` documents as files: mode 0644, created now (contents already expanded).
@@ -196,8 +193,18 @@ struct StageJob {
     idx: usize,
     first_step: usize,
     from_text: String,
-    list: Vec<(Instruction, String)>,
+    list: Vec<Step>,
     deps: Vec<usize>,
+    /// The build's target: a target that is a bare `FROM scratch` makes no image.
+    target: bool,
+}
+
+/// One instruction of a stage, with the text `Step N/M` shows.
+struct Step {
+    ins: Instruction,
+    text: String,
+    /// Not expanded (the `--label`s, which dockerd adds as literal LABEL steps).
+    literal: bool,
 }
 
 /// How one stage of a concurrent build ended.
@@ -235,8 +242,16 @@ pub fn build(
         })
         .map(|b| String::from_utf8_lossy(b).into_owned())
         .ok_or_else(|| fail(format!("Cannot locate specified Dockerfile: {name}")))?;
+    if src.is_empty() {
+        return Err(fail(format!("the Dockerfile ({name}) cannot be empty")));
+    }
     ctx.apply_dockerignore(name);
-    let df = berth_dockerfile::parse_stages(&src).map_err(|e| fail(e.to_string()))?;
+    // dockerd's words: errors of the file as a whole ("file with no instructions") name
+    // the file, an instruction's error its line.
+    let df = berth_dockerfile::parse_stages(&src).map_err(|e| match e.syntax {
+        true => fail(format!("failed to parse {name}: {}", e.message)),
+        false => fail(e.to_string()),
+    })?;
     let originals: HashMap<usize, String> = berth_dockerfile::parse(&src)
         .map(|r| {
             r.ast
@@ -254,23 +269,22 @@ pub fn build(
         .iter()
         .map(|i| 1 + df.stages[*i].instructions.len())
         .sum::<usize>()
-        + usize::from(!opts.labels.is_empty());
+        + opts.labels.len();
     let mut jobs = Vec::new();
     let mut first_step = 1;
     for &i in &needed {
         let st = &df.stages[i];
-        let mut list: Vec<(Instruction, String)> = st
+        let mut list: Vec<Step> = st
             .instructions
             .iter()
-            .map(|(ins, lines)| {
-                (
-                    ins.clone(),
-                    originals.get(&lines.start).cloned().unwrap_or_default(),
-                )
+            .map(|(ins, lines)| Step {
+                ins: ins.clone(),
+                text: originals.get(&lines.start).cloned().unwrap_or_default(),
+                literal: false,
             })
             .collect();
-        if i == target && !opts.labels.is_empty() {
-            list.push(labels_step(&opts.labels));
+        if i == target {
+            list.extend(label_steps(&opts.labels));
         }
         jobs.push(StageJob {
             idx: i,
@@ -281,6 +295,7 @@ pub fn build(
                 .unwrap_or_else(|| format!("FROM {}", st.base)),
             deps: plan::stage_deps(&df, i, &global)?,
             list,
+            target: i == target,
         });
         first_step += 1 + st.instructions.len();
     }
@@ -343,25 +358,18 @@ pub fn build(
     Ok(id)
 }
 
-/// `--label`s become a LABEL step at the end of the target stage.
-fn labels_step(labels: &BTreeMap<String, String>) -> (Instruction, String) {
-    let kvs: Vec<berth_dockerfile::KeyValue> = labels
-        .iter()
-        .map(|(k, v)| berth_dockerfile::KeyValue {
+/// `--label`s become LABEL steps at the end of the target stage, one per label in
+/// key order, taken literally (a `$PATH` in a value stays `$PATH`), as dockerd adds them.
+fn label_steps(labels: &BTreeMap<String, String>) -> impl Iterator<Item = Step> + '_ {
+    labels.iter().map(|(k, v)| Step {
+        ins: Instruction::Label(vec![berth_dockerfile::KeyValue {
             key: k.clone(),
             value: v.clone(),
             no_delim: false,
-        })
-        .collect();
-    let text = format!(
-        "LABEL {}",
-        labels
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(" ")
-    );
-    (Instruction::Label(kvs), text)
+        }]),
+        text: format!("LABEL {k}={v}"),
+        literal: true,
+    })
 }
 
 /// Images the cache may use with `--cache-from`: the listed images and their parents.
@@ -522,7 +530,7 @@ impl Driver<'_> {
         let from = self.from(df, i, &base);
         self.results.release(&mut self.claims);
         let mut stage = from?;
-        for (ins, text) in &job.list {
+        for Step { ins, text, literal } in &job.list {
             n += 1;
             if self.results.failed() {
                 return Err(fail("build stopped: another stage failed"));
@@ -531,7 +539,11 @@ impl Driver<'_> {
                 return Err(fail("build cancelled: the client disconnected"));
             }
             self.emit_all(m::step(n, total, text));
-            let done = self.dispatch(df, i, &mut stage, ins);
+            let done = if *literal {
+                self.dispatch_expanded(df, i, &mut stage, ins.clone())
+            } else {
+                self.dispatch(df, i, &mut stage, ins)
+            };
             self.results.release(&mut self.claims);
             done?;
         }
@@ -540,10 +552,32 @@ impl Driver<'_> {
         flushed?;
         let id = match &stage.image {
             Some(id) => id.clone(),
+            None if job.target && job.list.is_empty() && base == "scratch" => {
+                return Err(fail("No image was generated. Is your Dockerfile empty?"));
+            }
             None => self.be.create_image(&stage.cfg)?,
         };
         self.emit(Msg::Aux(id.clone()));
         Ok(id)
+    }
+
+    /// An image by reference: the local one, else (or, with `always`, first) pulled
+    /// from its registry, as dockerd's classic builder gets `FROM` and `COPY --from`
+    /// images. The pull's progress goes to the build's output.
+    fn image_or_pull(
+        &mut self,
+        name: &str,
+        always: bool,
+    ) -> std::result::Result<(String, ImageConfigFile), Failure> {
+        if !always {
+            match self.be.image(name) {
+                Err(e) if e.is_not_found() => {}
+                found => return found.map_err(Failure::from),
+            }
+        }
+        let out = &mut *self.out;
+        self.be.pull(name, &mut |v| out(Msg::Progress(v)))?;
+        Ok(self.be.image(name)?)
     }
 
     fn from(
@@ -571,20 +605,7 @@ impl Driver<'_> {
             };
             (None, cfg)
         } else {
-            let (id, cfg) = self.be.image(base).map_err(|e| {
-                if e.is_not_found() {
-                    fail(format!(
-                        "pull access denied for {base}, repository does not exist or may require 'docker login': No such image: {base}"
-                    ))
-                } else {
-                    e.into()
-                }
-            })?;
-            if self.opts.pull {
-                self.emit(Msg::Stream(format!(
-                    "Note: --pull ignored, using the local image {base}\n"
-                )));
-            }
+            let (id, cfg) = self.image_or_pull(base, self.opts.pull)?;
             (Some(id), cfg)
         };
         if let Some(id) = &image {
@@ -629,15 +650,28 @@ impl Driver<'_> {
         env
     }
 
-    /// Build args RUN sees: declared with a value and not shadowed by ENV.
-    fn run_args(st: &Stage) -> Vec<String> {
+    /// Build args RUN sees, as `K=V` sorted (dockerd sorts them for the history text):
+    /// those declared with a value, and the predefined proxy args (`HTTP_PROXY`,
+    /// `no_proxy`, ...) given with `--build-arg` even when undeclared; none that ENV
+    /// shadows. The second list is the ones the history text and the cache key name:
+    /// all but undeclared proxy args, which dockerd keeps out of both (a proxy is a
+    /// property of the builder's host, not of the image).
+    fn run_args(&self, st: &Stage) -> (Vec<String>, Vec<String>) {
         let env = st.cfg.config.env.as_deref().unwrap_or_default();
-        st.args
-            .iter()
-            .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
-            .filter(|(k, _)| config::get_env(env, k).is_none())
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect()
+        let declared = st.args.iter().filter_map(|(k, v)| v.as_ref().map(|v| (k, v, true)));
+        let proxies = PROXY_ARGS.iter().filter(|p| !st.args.contains_key(**p)).filter_map(|p| {
+            let v = self.opts.build_args.get(*p)?.as_ref()?;
+            Some((*p, v, false))
+        });
+        let mut all: Vec<(String, bool)> = declared
+            .map(|(k, v, d)| (k.as_str(), v, d))
+            .chain(proxies)
+            .filter(|(k, _, _)| config::get_env(env, k).is_none())
+            .map(|(k, v, d)| (format!("{k}={v}"), d))
+            .collect();
+        all.sort();
+        let shown = all.iter().filter(|(_, d)| *d).map(|(a, _)| a.clone()).collect();
+        (all.into_iter().map(|(a, _)| a).collect(), shown)
     }
 
     fn dispatch(
@@ -651,6 +685,17 @@ impl Driver<'_> {
         // (it costs O(ENV count) per step, which long Dockerfiles feel).
         let env = if format!("{ins:?}").contains('$') { Self::expansion_env(st) } else { BTreeMap::new() };
         let ins = expand_instruction_with(ins, &env, self.lex).map_err(|e| fail(e.0))?;
+        self.dispatch_expanded(df, stage_idx, st, ins)
+    }
+
+    /// Run one instruction whose words are expanded already.
+    fn dispatch_expanded(
+        &mut self,
+        df: &berth_dockerfile::Dockerfile,
+        stage_idx: usize,
+        st: &mut Stage,
+        ins: Instruction,
+    ) -> std::result::Result<(), Failure> {
         if matches!(ins, Instruction::Env(_) | Instruction::Label(_) | Instruction::Arg(_) | Instruction::Expose(_)) {
             st.meta_run += 1;
         } else {
@@ -1049,9 +1094,19 @@ impl Driver<'_> {
         } else {
             runmount::heredoc_command(r, &with_shell)?
         };
-        if argv.is_empty() {
-            return Err(fail("RUN requires at least one argument"));
-        }
+        // `RUN []`: dockerd runs the image's own entrypoint and command (the step's
+        // command is empty, so its container gets the image's defaults).
+        let run_argv = if argv.is_empty() {
+            let c = &st.cfg.config;
+            let d: Vec<String> =
+                c.entrypoint.iter().flatten().chain(c.cmd.iter().flatten()).cloned().collect();
+            if d.is_empty() {
+                return Err(fail("No command specified"));
+            }
+            d
+        } else {
+            argv.clone()
+        };
         // `from=` of bind mounts: a stage (built before) or an image.
         let mut froms: HashMap<String, String> = HashMap::new();
         for m in &r.mounts {
@@ -1063,7 +1118,7 @@ impl Driver<'_> {
                     .results
                     .get(j)
                     .ok_or_else(|| fail(format!("stage {} was not built", m.from)))?,
-                None => self.be.image(&m.from).map_err(Failure::from)?.0,
+                None => self.image_or_pull(&m.from, false)?.0,
             };
             froms.insert(m.from.clone(), id);
         }
@@ -1096,12 +1151,7 @@ impl Driver<'_> {
         if r.network != "default" && !r.network.is_empty() {
             extra_key.push_str(&format!("network={}\n", r.network));
         }
-        let env_args = Self::run_args(st);
-        let hist_args: Vec<String> = env_args
-            .iter()
-            .filter(|a| !PROXY_ARGS.iter().any(|p| a.starts_with(&format!("{p}="))))
-            .cloned()
-            .collect();
+        let (env_args, hist_args) = self.run_args(st);
         let created_by = if hist_args.is_empty() {
             argv.join(" ")
         } else {
@@ -1136,7 +1186,7 @@ impl Driver<'_> {
             }
         };
         let spec = RunSpec {
-            cmd: argv.clone(),
+            cmd: run_argv.clone(),
             env: env_args,
             network_mode: network,
             mounts: resolved.mounts,
@@ -1151,10 +1201,10 @@ impl Driver<'_> {
             if self.opts.force_rm {
                 let _ = self.be.remove_container(&outcome.container_id);
             }
-            let Msg::Error { code, message } = m::run_failed(&argv, outcome.exit_code) else {
+            let Msg::Error { code, message } = m::run_failed(&run_argv, outcome.exit_code) else {
                 unreachable!()
             };
-            return Err(Failure { code, message });
+            return Err(Failure { code, message, kind: berth_errdefs::Kind::Internal });
         }
         let cfg = st.cfg.clone();
         self.commit(st, cfg, outcome.diff_id.clone(), created_by, &key)?;

@@ -63,6 +63,54 @@ pub fn clean(p: &str) -> String {
     out.join("/")
 }
 
+/// `rel` inside the directory tree at `root` with every symlink followed as if `root`
+/// were `/` (`..` stops at it): the real relative path, which has no symlink in it
+/// and so can be joined to `root` without leaving it. `None` after 40 links.
+pub fn scoped(root: &Path, rel: &str) -> Option<String> {
+    resolve_links(rel, |p| {
+        let here = root.join(p);
+        let m = std::fs::symlink_metadata(&here).ok()?;
+        if !m.file_type().is_symlink() {
+            return None;
+        }
+        Some(std::fs::read_link(&here).map(|t| t.to_string_lossy().into_owned()).unwrap_or_default())
+    })
+}
+
+/// Resolve `path` component by component, `link(p)` giving the target of `p` when
+/// it is a symlink: absolute targets restart at the root, `..` never leaves it.
+/// `None` after 40 links (a loop).
+fn resolve_links(path: &str, link: impl Fn(&str) -> Option<String>) -> Option<String> {
+    let mut todo: std::collections::VecDeque<String> =
+        path.split('/').filter(|c| !c.is_empty()).map(str::to_owned).collect();
+    let mut cur: Vec<String> = Vec::new();
+    let mut links = 0;
+    while let Some(c) = todo.pop_front() {
+        match c.as_str() {
+            "." => continue,
+            ".." => {
+                cur.pop();
+                continue;
+            }
+            _ => cur.push(c),
+        }
+        if let Some(t) = link(&cur.join("/")) {
+            links += 1;
+            if links > 40 {
+                return None;
+            }
+            cur.pop();
+            if t.starts_with('/') {
+                cur.clear();
+            }
+            for part in t.split('/').filter(|c| !c.is_empty()).rev() {
+                todo.push_front(part.to_owned());
+            }
+        }
+    }
+    Some(cur.join("/"))
+}
+
 /// A tree of files (the build context, or files read from an image).
 #[derive(Debug, Clone, Default)]
 pub struct Context {
@@ -156,21 +204,38 @@ impl Context {
         Ok(ctx)
     }
 
-    /// Read the subtrees `prefixes` (relative paths) of a directory on disk.
+    /// Read the subtrees `prefixes` (relative paths) of an image's root on disk
+    /// (`COPY --from`). Symlinks on the way to a prefix are resolved inside `root`
+    /// (an absolute link means the image's `/`, never the host's), and a prefix that
+    /// is itself a symlink brings what it points to, which [`Context::follow`] finds.
     pub fn from_dir(root: &Path, prefixes: &[String]) -> Result<Context> {
         let mut ctx = Context::default();
         for p in prefixes {
             let p = clean(p);
-            ctx.load(root, &p)?;
+            let (parent, name) = p.rsplit_once('/').unwrap_or(("", p.as_str()));
+            let Some(real_parent) = scoped(root, parent) else { continue };
+            ctx.load(root, &clean(&format!("{real_parent}/{name}")), &p)?;
+            let mut seen = 0;
+            loop {
+                let target = ctx.follow(&p);
+                if ctx.entries.contains_key(&target) || seen == 8 {
+                    break;
+                }
+                seen += 1;
+                let Some(real) = scoped(root, &target) else { break };
+                ctx.load(root, &real, &target)?;
+            }
         }
         Ok(ctx)
     }
 
-    fn load(&mut self, root: &Path, rel: &str) -> Result<()> {
-        let full = if rel.is_empty() {
+    /// Load the entry at `real` (a path inside `root` with no symlink before its last
+    /// component) and everything below it, named `rel` in the context.
+    fn load(&mut self, root: &Path, real: &str, rel: &str) -> Result<()> {
+        let full = if real.is_empty() {
             root.to_path_buf()
         } else {
-            root.join(rel)
+            root.join(real)
         };
         let Ok(md) = std::fs::symlink_metadata(&full) else {
             return Ok(());
@@ -196,12 +261,12 @@ impl Context {
                 .collect();
             names.sort();
             for n in names {
-                let child = if rel.is_empty() {
-                    n
+                let (real_child, child) = if rel.is_empty() {
+                    (clean(&format!("{real}/{n}")), n)
                 } else {
-                    format!("{rel}/{n}")
+                    (clean(&format!("{real}/{n}")), format!("{rel}/{n}"))
                 };
-                self.load(root, &child)?;
+                self.load(root, &real_child, &child)?;
             }
         } else if ft.is_symlink() {
             let t = std::fs::read_link(&full)?.to_string_lossy().into_owned();
@@ -243,6 +308,18 @@ impl Context {
 
     pub fn get(&self, path: &str) -> Option<&Entry> {
         self.entries.get(&clean(path))
+    }
+
+    /// The path `path` names once every symlink in it, the last component included,
+    /// is followed within the context (an absolute target starts at the context's
+    /// root; `..` stops there), as dockerd resolves a COPY source. A chain longer
+    /// than 40 links, like a loop, leaves the path as it is.
+    pub fn follow(&self, path: &str) -> String {
+        let target = |p: &str| match self.entries.get(p) {
+            Some(Entry { kind: Kind::Symlink(t), .. }) => Some(t.clone()),
+            _ => None,
+        };
+        resolve_links(&clean(path), target).unwrap_or_else(|| clean(path))
     }
 
     pub fn paths(&self) -> impl Iterator<Item = &String> {

@@ -68,24 +68,29 @@ pub struct CopyPlan {
     pub dest: String,
 }
 
-/// Does `path` (relative, no leading `/`) exist in the parent image, and is it a dir?
-pub type Exists<'a> = &'a dyn Fn(&str) -> Option<bool>;
+/// What is at a path of the parent image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Existing {
+    pub dir: bool,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
 
-fn is_archive(data: &[u8]) -> bool {
-    let plain = |b: &[u8]| b.len() > 262 && &b[257..262] == b"ustar";
-    if data.len() >= 2 && data[0] == 0x1f && data[1] == 0x8b {
-        let mut head = vec![0u8; 512];
-        let mut d = flate2::read::GzDecoder::new(data);
-        let mut n = 0;
-        while n < head.len() {
-            match d.read(&mut head[n..]) {
-                Ok(0) | Err(_) => break,
-                Ok(k) => n += k,
-            }
-        }
-        return plain(&head[..n]);
+impl Existing {
+    /// From the (not followed) metadata of a path in a mounted image.
+    pub fn of(m: &std::fs::Metadata) -> Existing {
+        use std::os::unix::fs::MetadataExt;
+        Existing { dir: m.is_dir(), mode: m.mode() & 0o7777, uid: m.uid(), gid: m.gid() }
     }
-    plain(data)
+}
+
+/// What is at `path` (relative, no leading `/`) in the parent image, if anything.
+pub type Exists<'a> = &'a dyn Fn(&str) -> Option<Existing>;
+
+/// A local archive ADD unpacks: a tar, plain or gzip, bzip2, xz or zstd compressed.
+fn is_archive(data: &[u8]) -> bool {
+    berth_containerfs::is_tar(data)
 }
 
 fn join(dir: &str, rel: &str) -> String {
@@ -156,13 +161,17 @@ pub fn source_digest(ctx: &Context, req: &CopyRequest) -> Option<String> {
             return None;
         }
         for p in m {
-            match ctx.get(&p) {
-                Some(e) => hash_source_entry(&mut h, &p, e),
-                None if p.is_empty() => h.update(b"root\0"),
+            // What a symlink source points to is what gets copied.
+            let real = ctx.follow(&p);
+            h.update((p.len() as u64).to_be_bytes());
+            h.update(p.as_bytes());
+            match ctx.get(&real) {
+                Some(e) => hash_source_entry(&mut h, &real, e),
+                None if real.is_empty() => h.update(b"root\0"),
                 None => return None,
             }
-            if p.is_empty() || ctx.get(&p).is_some_and(|e| e.kind == Kind::Dir) {
-                for (c, e) in ctx.descendants(&p) {
+            if real.is_empty() || ctx.get(&real).is_some_and(|e| e.kind == Kind::Dir) {
+                for (c, e) in ctx.descendants(&real) {
                     hash_source_entry(&mut h, c, e);
                 }
             }
@@ -248,7 +257,7 @@ pub fn plan_copy(ctx: &Context, req: &CopyRequest, exists: Exists<'_>) -> Result
         ));
     }
     let dest_is_dir =
-        trailing || multi || req.parents || dest.is_empty() || exists(&dest) == Some(true);
+        trailing || multi || req.parents || dest.is_empty() || exists(&dest).is_some_and(|e| e.dir);
 
     let mut out: BTreeMap<String, OutEntry> = BTreeMap::new();
     let mode_of = |m: u32| req.chmod.unwrap_or(m);
@@ -258,7 +267,15 @@ pub fn plan_copy(ctx: &Context, req: &CopyRequest, exists: Exists<'_>) -> Result
         }
     };
     for (src, rel) in &matched {
-        let is_dir = src.is_empty() || ctx.get(src).is_some_and(|e| e.kind == Kind::Dir);
+        // A source that is a symlink copies what it points to (resolved inside the
+        // context), under the link's own name; links inside a copied directory stay links.
+        let real = ctx.follow(src);
+        if !real.is_empty() && ctx.get(&real).is_none() {
+            return Err(Error::invalid(format!(
+                "COPY failed: stat {src}: the symlink's target {real} is not in the build context or excluded by .dockerignore"
+            )));
+        }
+        let is_dir = real.is_empty() || ctx.get(&real).is_some_and(|e| e.kind == Kind::Dir);
         if is_dir {
             // A directory: its contents go into dest (dest/<rel> with --parents).
             let target_dir = if req.parents {
@@ -267,7 +284,7 @@ pub fn plan_copy(ctx: &Context, req: &CopyRequest, exists: Exists<'_>) -> Result
                 dest.clone()
             };
             if !target_dir.is_empty() && exists(&target_dir).is_none() {
-                let mode = ctx.get(src).map(|e| e.mode).unwrap_or(0o755);
+                let mode = ctx.get(&real).map(|e| e.mode).unwrap_or(0o755);
                 put(
                     &mut out,
                     target_dir.clone(),
@@ -281,8 +298,8 @@ pub fn plan_copy(ctx: &Context, req: &CopyRequest, exists: Exists<'_>) -> Result
                     },
                 );
             }
-            let prefix_len = if src.is_empty() { 0 } else { src.len() + 1 };
-            for (p, e) in ctx.descendants(src) {
+            let prefix_len = if real.is_empty() { 0 } else { real.len() + 1 };
+            for (p, e) in ctx.descendants(&real) {
                 let child = &p[prefix_len..];
                 if excluded(child) {
                     continue;
@@ -302,7 +319,7 @@ pub fn plan_copy(ctx: &Context, req: &CopyRequest, exists: Exists<'_>) -> Result
             }
             continue;
         }
-        let e = ctx.get(src).expect("matched paths exist");
+        let e = ctx.get(&real).expect("followed paths exist");
         if req.add && req.unpack != Some(false) && e.kind == Kind::File && is_archive(&e.data) {
             extract(&e.data, &dest, req.chown, &mut out)?;
             continue;
@@ -351,17 +368,27 @@ pub fn plan_copy(ctx: &Context, req: &CopyRequest, exists: Exists<'_>) -> Result
         );
     }
 
-    // Missing parent directories are created 0755, owned like the files.
+    // Missing parent directories are created 0755, owned like the files. Parents
+    // the image has keep their owner and mode: the layer names them as they are (a
+    // directory absent from a layer tar would come out 0755 root in its place).
     let paths: Vec<String> = out.keys().cloned().collect();
     for p in paths {
         let mut cur = p.as_str();
         while let Some((parent, _)) = cur.rsplit_once('/') {
-            if !out.contains_key(parent) && exists(parent).is_none() {
+            if !out.contains_key(parent) {
+                let (mode, uid, gid) = match exists(parent) {
+                    None => (0o755, uid, gid),
+                    Some(e) if e.dir => (e.mode, e.uid, e.gid),
+                    Some(_) => {
+                        cur = parent;
+                        continue;
+                    }
+                };
                 out.insert(
                     parent.to_owned(),
                     OutEntry {
                         kind: Kind::Dir,
-                        mode: 0o755,
+                        mode,
                         uid,
                         gid,
                         mtime: now,
@@ -406,12 +433,8 @@ fn extract(
     chown: Option<(u32, u32)>,
     out: &mut BTreeMap<String, OutEntry>,
 ) -> Result<()> {
-    let r: Box<dyn Read + '_> = if data.len() >= 2 && data[0] == 0x1f && data[1] == 0x8b {
-        Box::new(flate2::read::GzDecoder::new(data))
-    } else {
-        Box::new(data)
-    };
     let bad = |e: std::io::Error| Error::invalid(format!("ADD: invalid archive: {e}"));
+    let r = berth_containerfs::decompress(data).map_err(bad)?;
     let mut a = tar::Archive::new(r);
     for e in a.entries().map_err(bad)? {
         let mut e = e.map_err(bad)?;
@@ -613,8 +636,13 @@ mod tests {
         }
     }
 
-    fn none(_: &str) -> Option<bool> {
+    fn none(_: &str) -> Option<Existing> {
         None
+    }
+
+    /// An image where only `name` exists, a directory 0755 root.
+    fn only_dir(name: &'static str) -> impl Fn(&str) -> Option<Existing> {
+        move |p| (p == name).then_some(Existing { dir: true, mode: 0o755, uid: 0, gid: 0 })
     }
 
     #[test]
@@ -628,25 +656,16 @@ mod tests {
         );
         assert_eq!(p.dest, "/app/conf/a.conf");
         // trailing slash: into the directory
-        let p = plan_copy(&c, &req(&["a.txt"], "/etc/"), &|p| {
-            (p == "etc").then_some(true)
-        })
-        .unwrap();
-        assert_eq!(p.entries.keys().collect::<Vec<_>>(), ["etc/a.txt"]);
+        let p = plan_copy(&c, &req(&["a.txt"], "/etc/"), &only_dir("etc")).unwrap();
+        assert_eq!(p.entries.keys().collect::<Vec<_>>(), ["etc", "etc/a.txt"]);
         // an existing directory without slash
-        let p = plan_copy(&c, &req(&["a.txt"], "/etc"), &|p| {
-            (p == "etc").then_some(true)
-        })
-        .unwrap();
+        let p = plan_copy(&c, &req(&["a.txt"], "/etc"), &only_dir("etc")).unwrap();
         assert!(p.entries.contains_key("etc/a.txt"));
         // a directory copies its contents
-        let p = plan_copy(&c, &req(&["dir"], "/opt/d"), &|p| {
-            (p == "opt").then_some(true)
-        })
-        .unwrap();
+        let p = plan_copy(&c, &req(&["dir"], "/opt/d"), &only_dir("opt")).unwrap();
         assert_eq!(
             p.entries.keys().collect::<Vec<_>>(),
-            ["opt/d", "opt/d/sub", "opt/d/sub/y", "opt/d/x"]
+            ["opt", "opt/d", "opt/d/sub", "opt/d/sub/y", "opt/d/x"]
         );
         assert!(p.src_desc.starts_with("dir:"));
         // wildcards, several sources need a trailing slash
@@ -661,8 +680,8 @@ mod tests {
             "{e}"
         );
         // `.` means WORKDIR
-        let p = plan_copy(&c, &req(&["a.txt"], "."), &|p| (p == "app").then_some(true)).unwrap();
-        assert_eq!(p.entries.keys().collect::<Vec<_>>(), ["app/a.txt"]);
+        let p = plan_copy(&c, &req(&["a.txt"], "."), &only_dir("app")).unwrap();
+        assert_eq!(p.entries.keys().collect::<Vec<_>>(), ["app", "app/a.txt"]);
     }
 
     #[test]

@@ -12,12 +12,15 @@ pub enum Msg {
     Aux(String),
     /// The build failed; `code` is the failing RUN's exit code.
     Error { code: Option<i64>, message: String },
+    /// A message of a pull the build made (`status`, `progress`, `id`...), as is.
+    Progress(Value),
 }
 
 impl Msg {
     pub fn to_json(&self) -> Value {
         match self {
             Msg::Stream(s) => json!({ "stream": s }),
+            Msg::Progress(v) => v.clone(),
             Msg::Aux(id) => json!({ "aux": { "ID": id } }),
             Msg::Error {
                 code: Some(c),

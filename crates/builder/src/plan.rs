@@ -63,17 +63,23 @@ pub fn stage_platform(
     if p.is_empty() {
         return Ok(None);
     }
+    check_platform(&p).map_err(|e| Error::invalid(format!("FROM --platform={p}: {}", e.message())))?;
+    Ok(Some(p))
+}
+
+/// A platform the builder can build for: the host's (`linux`, `linux/amd64`,
+/// `linux/amd64/v2`, `amd64` on an amd64 host).
+pub fn check_platform(p: &str) -> Result<()> {
     let norm = p.to_ascii_lowercase();
     let host = host_platform();
     let same = norm == host
         || norm.strip_prefix(&host).is_some_and(|v| v.starts_with('/'))
-        || norm == berth_image::config::host_arch();
+        || norm == berth_image::config::host_arch()
+        || host.split('/').next() == Some(norm.as_str());
     if !same {
-        return Err(Error::invalid(format!(
-            "FROM --platform={p}: berth builds for the host platform ({host}) only"
-        )));
+        return Err(Error::invalid(format!("berth builds for the host platform ({host}) only, not {p}")));
     }
-    Ok(Some(p))
+    Ok(())
 }
 
 /// The stage `name` refers to among the stages before `before`: a stage name

@@ -13,10 +13,7 @@ use crate::context::{clean, Context, Kind};
 use crate::copy::{hash_entries, OutEntry};
 
 fn fail(msg: impl Into<String>) -> Failure {
-    Failure {
-        code: None,
-        message: msg.into(),
-    }
+    Failure::invalid(msg)
 }
 
 /// Where BuildKit puts a heredoc script that has a shebang.

@@ -293,7 +293,8 @@ fn labels_and_copy_layers() {
     let cfg = be.images[&id].clone();
     assert_eq!(cfg.config.labels.unwrap()["l1"], "v1");
     assert_eq!(cfg.config.working_dir.as_deref(), Some("/app"));
-    // WORKDIR made /app (a layer), COPY added app/sub/a.txt
+    // WORKDIR made /app (a layer), COPY added app/sub/a.txt (and names the existing
+    // app/ as it is in the image, as a diff of the changed directory does)
     assert_eq!(cfg.rootfs.diff_ids.len(), 2);
     let copy_layer = &be.layers[&cfg.rootfs.diff_ids[1].to_string()];
     let mut a = tar::Archive::new(&copy_layer[..]);
@@ -311,6 +312,7 @@ fn labels_and_copy_layers() {
     assert_eq!(
         names,
         [
+            ("app/".to_owned(), 0o755),
             ("app/sub/".to_owned(), 0o755),
             ("app/sub/a.txt".to_owned(), 0o700)
         ]

@@ -969,9 +969,15 @@ pub struct BuildArgs {
     /// Remove intermediate containers after a successful build
     #[arg(long, default_value_t = true, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub rm: bool,
-    /// Set platform (ignored)
+    /// Set platform if server is multi-platform capable (berthd builds for its own)
     #[arg(long)]
     pub platform: Option<String>,
+    /// Add a custom host-to-IP mapping (host:ip) to RUN steps
+    #[arg(long = "add-host")]
+    pub add_host: Vec<String>,
+    /// Optional parent cgroup for the RUN steps' containers
+    #[arg(long = "cgroup-parent")]
+    pub cgroup_parent: Option<String>,
     /// Progress output type (auto, plain, tty)
     #[arg(long, default_value = "auto")]
     pub progress: String,

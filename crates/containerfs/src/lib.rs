@@ -43,9 +43,12 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// A reader for a tar stream that may be compressed (gzip or zstd), as dockerd's
-/// `DecompressStream` accepts for `PUT /containers/{id}/archive`.
+/// A reader for a stream that may be compressed (gzip, bzip2, xz or zstd, told by
+/// their magic bytes), as dockerd's `DecompressStream` reads `PUT
+/// /containers/{id}/archive` bodies and the local archives `ADD` unpacks.
 pub fn decompress<'a>(r: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
+    /// An xz stream may ask for a dictionary this large at most (xz -9 uses 64 MiB).
+    const XZ_MEM_LIMIT_KIB: u32 = 256 * 1024;
     let mut r = BufReader::with_capacity(256 * 1024, r);
     let head = r.fill_buf()?;
     if head.starts_with(&[0x1f, 0x8b]) {
@@ -55,11 +58,37 @@ pub fn decompress<'a>(r: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
         let d = ruzstd::decoding::StreamingDecoder::new(r).map_err(io::Error::other)?;
         return Ok(Box::new(d));
     }
-    if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) || head.starts_with(b"BZh") {
-        return Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "xz and bzip2 compressed archives are not supported: send a plain, gzip or zstd tar",
-        ));
+    if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+        return Ok(Box::new(lzma_rust2::XzReader::new_mem_limit(r, true, XZ_MEM_LIMIT_KIB)));
+    }
+    if head.starts_with(b"BZh") {
+        return Ok(Box::new(bzip2::read::MultiBzDecoder::new(r)));
     }
     Ok(Box::new(r))
+}
+
+/// Is `data` a tar archive, possibly compressed? What dockerd's `isArchivePath`
+/// asks before `ADD` unpacks a local file: it decompresses and its first tar header
+/// is sound (the header checksum matches; an empty archive's zero block is not one).
+pub fn is_tar(data: &[u8]) -> bool {
+    let Ok(mut r) = decompress(data) else { return false };
+    let mut head = [0u8; 512];
+    let mut n = 0;
+    while n < head.len() {
+        match r.read(&mut head[n..]) {
+            Ok(0) | Err(_) => break,
+            Ok(k) => n += k,
+        }
+    }
+    if n < head.len() || head.iter().all(|b| *b == 0) {
+        return false;
+    }
+    let header = tar::Header::from_byte_slice(&head);
+    let Ok(stored) = header.cksum() else { return false };
+    let sum: u32 = head
+        .iter()
+        .enumerate()
+        .map(|(i, b)| if (148..156).contains(&i) { u32::from(b' ') } else { u32::from(*b) })
+        .sum();
+    stored == sum
 }

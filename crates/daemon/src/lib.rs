@@ -160,6 +160,26 @@ impl Daemon {
 }
 
 impl Daemon {
+    /// Plan a pull of `r` with the registries' settings now in force (insecure
+    /// registries, Docker Hub mirrors).
+    pub async fn resolve_pull(
+        &self,
+        r: berth_image::Reference,
+        creds: berth_distribution::Credentials,
+        platform: &str,
+    ) -> berth_errdefs::Result<berth_distribution::Pull> {
+        let live = self.live.read().unwrap().clone();
+        berth_distribution::resolve(
+            self.images.clone(),
+            r,
+            creds,
+            &live.insecure_registries,
+            &live.registry_mirrors,
+            platform,
+        )
+        .await
+    }
+
     /// One metadata transaction. `durable`: wait for the disk, as almost everything
     /// does. Otherwise it is a group commit: visible at once, on disk at most
     /// [`FLUSH_DELAY`] later (the flusher's next durable commit) — for `--rm`

@@ -42,6 +42,35 @@ impl Credentials {
             .map_err(|e| Error::invalid(format!("invalid X-Registry-Auth header: {e}")))
     }
 
+    /// Decode `X-Registry-Config` (a build's credentials: base64 of a JSON object
+    /// of credentials by registry server address; absent or `{}`: none).
+    pub fn from_registry_config(h: Option<&str>) -> Result<std::collections::HashMap<String, Credentials>> {
+        let Some(h) = h.map(str::trim).filter(|h| !h.is_empty()) else {
+            return Ok(Default::default());
+        };
+        let h = h.trim_end_matches('=');
+        let bad = |e: String| Error::invalid(format!("invalid X-Registry-Config header: {e}"));
+        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(h)
+            .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(h))
+            .map_err(|e| bad(e.to_string()))?;
+        serde_json::from_slice(&raw).map_err(|e| bad(e.to_string()))
+    }
+
+    /// The credentials for registry `domain` among `all` (keyed by server address:
+    /// `localhost:5000`, `https://localhost:5000`, or Docker Hub's
+    /// `https://index.docker.io/v1/`); anonymous when none matches.
+    pub fn for_domain(all: &std::collections::HashMap<String, Credentials>, domain: &str) -> Credentials {
+        let host = |k: &str| {
+            let k = k.strip_prefix("https://").or_else(|| k.strip_prefix("http://")).unwrap_or(k);
+            match k.split('/').next().unwrap_or(k) {
+                "index.docker.io" | "registry-1.docker.io" => "docker.io".to_owned(),
+                h => h.to_owned(),
+            }
+        };
+        all.iter().find(|(k, _)| host(k) == domain).map(|(_, c)| c.clone()).unwrap_or_default()
+    }
+
     fn has_basic(&self) -> bool {
         !self.username.is_empty() || !self.password.is_empty()
     }

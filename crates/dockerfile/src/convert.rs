@@ -9,6 +9,7 @@ use crate::instructions::*;
 use crate::mount::{check_mount_from, parse_mount};
 use crate::parser::Node;
 
+#[cfg(test)]
 const INSTRUCTIONS: [&str; 18] = [
     "ADD",
     "ARG",
@@ -662,12 +663,8 @@ pub fn parse_instruction(node: &Node) -> Result<Instruction, String> {
             Instruction::Shell(c.args)
         }
         _ => {
-            return Err(suggest(
-                format!("unknown instruction: {}", node.value),
-                &node.value,
-                &INSTRUCTIONS,
-                false,
-            ))
+            // dockerd's wording, without BuildKit's later "(did you mean ...?)".
+            return Err(format!("unknown instruction: {}", node.value.to_uppercase()))
         }
     })
 }

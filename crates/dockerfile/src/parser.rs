@@ -333,7 +333,7 @@ pub fn parse(src: &str) -> Result<ParseResult, ParseError> {
         }
         let (first, is_directive) = st
             .process_line(raw, true)
-            .map_err(|e| ParseError::new(current_line + 1, e))?;
+            .map_err(|e| ParseError::syntax(current_line + 1, e))?;
         if is_directive {
             comments.pop();
         }
@@ -350,7 +350,7 @@ pub fn parse(src: &str) -> Result<ParseResult, ParseError> {
             check_len(raw, current_line + 1)?;
             let (b, _) = st
                 .process_line(raw, false)
-                .map_err(|e| ParseError::new(current_line + 1, e))?;
+                .map_err(|e| ParseError::syntax(current_line + 1, e))?;
             current_line += 1;
             if is_comment(raw) {
                 continue;
@@ -367,9 +367,9 @@ pub fn parse(src: &str) -> Result<ParseResult, ParseError> {
             warnings.push(format!("Empty continuation line found in: {buf}"));
         }
         let mut child = new_node_from_line(&buf, &st, std::mem::take(&mut comments))
-            .map_err(|e| ParseError::new(start_line, e))?;
+            .map_err(|e| ParseError::syntax(start_line, e))?;
         if child.can_contain_heredoc() && buf.contains("<<") {
-            let docs = heredocs_from_line(&buf).map_err(|e| ParseError::new(start_line, e))?;
+            let docs = heredocs_from_line(&buf).map_err(|e| ParseError::syntax(start_line, e))?;
             for mut doc in docs {
                 let mut content = std::mem::take(&mut doc.content);
                 let mut terminated = false;
@@ -386,7 +386,7 @@ pub fn parse(src: &str) -> Result<ParseResult, ParseError> {
                     content.push_str(raw);
                 }
                 if !terminated {
-                    return Err(ParseError::new(start_line, "unterminated heredoc"));
+                    return Err(ParseError::syntax(start_line, "unterminated heredoc"));
                 }
                 doc.content = content;
                 child.heredocs.push(doc);
@@ -403,7 +403,7 @@ pub fn parse(src: &str) -> Result<ParseResult, ParseError> {
         comments.clear();
     }
     if !has_child {
-        return Err(ParseError::new(current_line, "file with no instructions"));
+        return Err(ParseError::syntax(current_line, "file with no instructions"));
     }
     Ok(ParseResult {
         ast: root,
@@ -416,7 +416,7 @@ pub fn parse(src: &str) -> Result<ParseResult, ParseError> {
 fn check_len(raw: &str, line: usize) -> Result<(), ParseError> {
     const MAX: usize = 64 * 1024;
     if raw.len() > MAX || (raw.len() == MAX && !raw.ends_with('\n')) {
-        return Err(ParseError::new(
+        return Err(ParseError::syntax(
             line,
             format!(
                 "dockerfile line greater than max allowed size of {}",

@@ -441,7 +441,7 @@ fn backtick_escape() {
 #[test]
 fn negative_cases() {
     let cases: &[(&str, usize, &str)] = &[
-        ("unknown_instruction", 2, "unknown instruction: FOO (did you mean FROM?)"),
+        ("unknown_instruction", 2, "unknown instruction: FOO"),
         ("unknown_instruction_nosuggest", 3, "unknown instruction: BUILDIT"),
         ("unknown_flag", 3, "unknown flag: --fro (did you mean from?)"),
         ("env_blank_name", 2, "ENV names can not be blank"),
@@ -475,7 +475,7 @@ fn negative_cases() {
         assert_eq!((err.line, err.message.as_str()), (*line, *msg), "{name}");
         assert_eq!(
             err.to_string(),
-            format!("dockerfile parse error on line {line}: {msg}")
+            format!("dockerfile parse error line {line}: {msg}")
         );
     }
 }

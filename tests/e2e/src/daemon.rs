@@ -337,6 +337,15 @@ impl Daemon {
         self.cli(Cli::Berth, args)
     }
 
+    /// `cli build [extra…] <ctx>`.
+    pub fn build_dir(&self, cli: Cli, ctx: &Path, extra: &[&str]) -> Output {
+        let mut args = vec!["build"];
+        args.extend_from_slice(extra);
+        let c = ctx.to_string_lossy();
+        args.push(&c);
+        self.cli(cli, &args)
+    }
+
     pub fn docker(&self, args: &[&str]) -> Output {
         self.cli(Cli::Docker, args)
     }

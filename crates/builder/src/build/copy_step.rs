@@ -32,7 +32,10 @@ impl Driver<'_> {
                     .results
                     .get(j)
                     .ok_or_else(|| fail(format!("stage {from} was not built")))?,
-                None => self.be.image(from).map_err(Failure::from)?.0,
+                None => self
+                    .image_or_pull(from, false)
+                    .map_err(|f| Failure { message: format!("invalid from flag value {from}: {}", f.message), ..f })?
+                    .0,
             })
         };
         // The quick key: the parent, the request as written and what the sources
@@ -102,9 +105,7 @@ impl Driver<'_> {
                         req.dest = copy::resolve_dest(root, &abs);
                     }
                     let exists = |p: &str| {
-                        std::fs::symlink_metadata(root.join(p))
-                            .ok()
-                            .map(|m| m.is_dir())
+                        std::fs::symlink_metadata(root.join(p)).ok().map(|m| copy::Existing::of(&m))
                     };
                     plan_result = Some(copy::plan_copy(ctx, &req, &exists));
                     Ok(())

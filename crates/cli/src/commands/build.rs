@@ -246,6 +246,12 @@ pub fn build_query(a: &BuildArgs, dockerfile: &str, remote: Option<&str>) -> Res
     for t in &a.tag {
         q = q.add("t", t);
     }
+    for h in &a.add_host {
+        q = q.add("extrahosts", h);
+    }
+    q = q
+        .opt("cgroupparent", a.cgroup_parent.as_deref())
+        .opt("platform", a.platform.as_deref().map(str::to_ascii_lowercase).as_deref());
     Ok(q.opt("target", a.target.as_deref()).add("version", 1))
 }
 

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use berth_builder::{BuildOptions, Context, Msg, SecretBytes};
+use berth_builder::{BuildOptions, Context, Failure, Msg, SecretBytes};
 use berth_errdefs::Error;
 use http::Request;
 use hyper::body::Incoming;
@@ -34,6 +34,29 @@ pub fn options(q: &Query) -> Result<BuildOptions> {
         return Err(Error::invalid(
             "BuildKit (version=2) is not supported by berthd; use the classic builder",
         ));
+    }
+    // What dockerd's classic builder refuses (berthd has no experimental mode).
+    if q.bool("squash") {
+        return Err(Error::invalid("squash is only supported with experimental mode"));
+    }
+    if q.all("securityopt").iter().any(|o| !o.is_empty()) {
+        return Err(Error::invalid(
+            "The daemon on this platform does not support setting security options on build",
+        ));
+    }
+    if let Some(i) = q.get("isolation").filter(|i| !i.is_empty() && !i.eq_ignore_ascii_case("default")) {
+        return Err(Error::invalid(format!("Unsupported isolation: {i:?}")));
+    }
+    if !q.str("session").is_empty() {
+        return Err(Error::invalid(
+            "experimental session with v1 builder is no longer supported, use builder version v2 (BuildKit) instead",
+        ));
+    }
+    if !q.str("outputs").is_empty() && q.str("outputs") != "[]" && q.str("outputs") != "null" {
+        return Err(Error::invalid("build outputs (--output) need BuildKit, which berthd does not have"));
+    }
+    if let Some(p) = q.get("platform").filter(|p| !p.is_empty()) {
+        berth_builder::plan::check_platform(p)?;
     }
     let build_args: HashMap<String, Option<String>> = json_param(q, "buildargs")?;
     let labels: BTreeMap<String, String> = json_param(q, "labels")?;
@@ -87,6 +110,10 @@ pub fn limits(q: &Query) -> Result<berth_api::models::HostConfig> {
         cpu_quota: num("cpuquota")?,
         shm_size: num("shmsize")?,
         ulimits: (!ulimits.is_empty()).then_some(ulimits),
+        cgroup_parent: text("cgroupparent"),
+        // `--add-host`: every RUN step's /etc/hosts has them.
+        extra_hosts: Some(q.all("extrahosts").iter().filter(|h| !h.is_empty()).cloned().collect::<Vec<_>>())
+            .filter(|h| !h.is_empty()),
         ..Default::default()
     })
 }
@@ -125,13 +152,21 @@ fn remote_context(url: &str, dockerfile: &str) -> berth_errdefs::Result<Context>
 }
 
 /// The options of a build request, checked before its body is read.
-fn request_options(
-    req: &Request<Incoming>,
-    q: &Query,
-) -> Result<(BuildOptions, berth_api::models::HostConfig, String)> {
+/// The parts of a build request besides its body.
+struct BuildRequest {
+    opts: BuildOptions,
+    limits: berth_api::models::HostConfig,
+    remote: String,
+    auths: HashMap<String, berth_distribution::Credentials>,
+}
+
+fn request_options(req: &Request<Incoming>, q: &Query) -> Result<BuildRequest> {
     let mut opts = options(q)?;
     let limits = limits(q)?;
     opts.secrets = secrets(req.headers().get(SECRETS_HEADER).map(|v| v.as_bytes()))?;
+    let auths = berth_distribution::Credentials::from_registry_config(
+        req.headers().get("x-registry-config").and_then(|v| v.to_str().ok()),
+    )?;
     let remote = q.str("remote").to_owned();
     if berth_builder::remote::is_git(&remote) {
         return Err(Error::invalid(format!(
@@ -143,12 +178,12 @@ fn request_options(
             "unable to prepare context: remote {remote:?} is not an http(s) URL"
         )));
     }
-    Ok((opts, limits, remote))
+    Ok(BuildRequest { opts, limits, remote, auths })
 }
 
 /// `POST /build`: the body is the context tar; the answer a JSON-message stream.
 pub async fn build(d: &Arc<Daemon>, req: Request<Incoming>, q: &Query) -> Result {
-    let (opts, limits, remote) = match request_options(&req, q) {
+    let BuildRequest { opts, limits, remote, auths } = match request_options(&req, q) {
         Ok(v) => v,
         Err(e) => {
             // Read the context the client is still sending (as Go's server does), so
@@ -192,8 +227,15 @@ pub async fn build(d: &Arc<Daemon>, req: Request<Incoming>, q: &Query) -> Result
             }
         }
     });
+    // Until the first line goes out, a failure is answered with an HTTP status (as
+    // dockerd answers a parse error or an empty Dockerfile): `first` says which.
+    let (first_tx, first_rx) = tokio::sync::oneshot::channel::<Option<Failure>>();
+    let first_tx = std::sync::Mutex::new(Some(first_tx));
     tokio::task::spawn_blocking(move || {
         let send = |m: &Msg| {
+            if let Some(f) = first_tx.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                let _ = f.send(None);
+            }
             let _ = utx.send(json_line(&m.to_json(), true));
         };
         let mut buffered = String::new();
@@ -202,7 +244,7 @@ pub async fn build(d: &Arc<Daemon>, req: Request<Incoming>, q: &Query) -> Result
             Msg::Stream(s) if quiet => buffered.push_str(s),
             _ => send(&m),
         };
-        let result = match crate::build::DaemonBackend::new(d, rt, gone, limits) {
+        let result = match crate::build::DaemonBackend::new(d, rt, gone, limits, auths) {
             Ok(mut be) => {
                 let built = berth_builder::build(&mut be, ctx, &opts, &mut out);
                 let settled = be.settle();
@@ -224,14 +266,23 @@ pub async fn build(d: &Arc<Daemon>, req: Request<Incoming>, q: &Query) -> Result
                 if quiet && !buffered.is_empty() {
                     send(&Msg::Stream(std::mem::take(&mut buffered)));
                 }
-                send(&Msg::Error {
-                    code: f.code,
-                    message: f.message,
-                });
+                let early = first_tx.lock().unwrap_or_else(|e| e.into_inner()).take();
+                match early {
+                    Some(early) => {
+                        let _ = early.send(Some(f));
+                    }
+                    None => send(&Msg::Error {
+                        code: f.code,
+                        message: f.message,
+                    }),
+                }
             }
         }
     });
-    Ok(resp)
+    match first_rx.await {
+        Ok(Some(f)) => Err(Error::new(f.kind, f.message)),
+        _ => Ok(resp),
+    }
 }
 
 /// `POST /build/prune` (`docker builder prune`): the build cache records not in

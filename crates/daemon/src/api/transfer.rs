@@ -66,16 +66,7 @@ pub async fn pull(d: &Arc<Daemon>, req: Request<Incoming>, q: &Query) -> Result 
     if r.tag.is_none() && r.digest.is_none() {
         r.tag = Some("latest".into());
     }
-    let live = d.live.read().unwrap().clone();
-    let plan = berth_distribution::resolve(
-        d.images.clone(),
-        r.clone(),
-        creds,
-        &live.insecure_registries,
-        &live.registry_mirrors,
-        q.str("platform"),
-    )
-    .await?;
+    let plan = d.resolve_pull(r.clone(), creds, q.str("platform")).await?;
     let id = plan.image_id().to_string();
     let (tx, resp) = message_stream();
     let d = d.clone();

@@ -48,6 +48,8 @@ pub struct DaemonBackend {
     gone: Arc<std::sync::atomic::AtomicBool>,
     /// Resource limits for every RUN step (`docker build --memory` ...).
     limits: HostConfig,
+    /// Registry credentials for the images the build pulls (`X-Registry-Config`).
+    auths: Arc<std::collections::HashMap<String, berth_distribution::Credentials>>,
     /// Step containers being removed in the background (see `remove_container`).
     removing: Arc<Mutex<Vec<tokio::task::JoinHandle<Result<()>>>>>,
 }
@@ -60,6 +62,7 @@ impl DaemonBackend {
         rt: tokio::runtime::Handle,
         gone: Arc<std::sync::atomic::AtomicBool>,
         limits: HostConfig,
+        auths: std::collections::HashMap<String, berth_distribution::Credentials>,
     ) -> Result<DaemonBackend> {
         let cache = super::cache(&d)?;
         Ok(DaemonBackend {
@@ -68,6 +71,7 @@ impl DaemonBackend {
             cache,
             gone,
             limits,
+            auths: Arc::new(auths),
             removing: Default::default(),
         })
     }
@@ -329,6 +333,28 @@ impl Backend for DaemonBackend {
 
     fn cancelled(&mut self) -> bool {
         self.gone.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn pull(&mut self, reference: &str, progress: &mut dyn FnMut(serde_json::Value)) -> Result<()> {
+        let mut r = berth_image::Reference::parse(reference)?;
+        if r.tag.is_none() && r.digest.is_none() {
+            r.tag = Some("latest".into());
+        }
+        let creds = berth_distribution::Credentials::for_domain(&self.auths, &r.domain);
+        let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+        let d = self.d.clone();
+        let pulling = self.rt.spawn(async move {
+            d.resolve_pull(r.clone(), creds, "").await?.run(tx).await?;
+            let attrs = [("name".to_owned(), r.familiar_name())].into_iter().collect();
+            d.events.emit(berth_api::models::EventMessageTypeEnum::IMAGE, "pull", &r.familiar(), attrs);
+            Ok(())
+        });
+        while let Some(m) = rx.blocking_recv() {
+            if let Ok(v) = serde_json::to_value(&m) {
+                progress(v);
+            }
+        }
+        self.rt.block_on(pulling).map_err(|e| berth_errdefs::Error::internal(format!("pull: {e}")))?
     }
 
     fn fork(&mut self) -> Option<Box<dyn Backend + Send>> {

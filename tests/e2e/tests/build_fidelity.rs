@@ -1,0 +1,322 @@
+//! The classic builder as dockerd 20.10's: Dockerfiles that dockerd builds build the
+//! same way here, and those it refuses are refused with its words and statuses.
+//! Each test names the dockerd behaviour it holds.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use berth_e2e::{bin, wait_until, Body, Cli, Daemon, Output, RawTar};
+
+fn context(files: &[(&str, &str)]) -> PathBuf {
+    berth_e2e::dir_with("berth-build-fid", files)
+}
+
+fn build(d: &Daemon, cli: Cli, ctx: &Path, extra: &[&str]) -> Output {
+    d.build_dir(cli, ctx, extra)
+}
+
+fn run(d: &Daemon, image: &str, script: &str) -> String {
+    let o = d.berth(&["run", "--rm", image, "sh", "-c", script]);
+    assert!(o.success(), "{o}");
+    o.stdout
+}
+
+/// POST /build with a raw context tar: (status, body).
+fn raw_build(d: &Daemon, query: &str, tar: &[u8]) -> (u16, String) {
+    let r = d.api_body("POST", &format!("/v1.41/build?{query}"), Body::Chunked("application/x-tar", tar));
+    (r.status, r.text())
+}
+
+#[test]
+fn steps_that_change_nothing_and_repeated_copies_mount_and_run() {
+    // The same (empty) layer several times in one image: overlayfs refuses a lower
+    // dir listed twice, so every step after the third failed with ELOOP.
+    let d = Daemon::start();
+    let ctx = context(&[
+        ("Dockerfile", "FROM busybox\nRUN true\nRUN true\nRUN true\nRUN true\nRUN true\nCOPY f /f\nCOPY f /f\nRUN cat /f\nCMD [\"cat\", \"/f\"]\n"),
+        ("f", "same content\n"),
+    ]);
+    for cli in Cli::ALL {
+        let o = build(&d, cli, &ctx, &["-t", "noop", "--no-cache"]);
+        assert!(o.success(), "{}: {o}", cli.name());
+    }
+    let o = d.berth(&["run", "--rm", "noop"]);
+    assert_eq!(o.out(), "same content", "{o}");
+    let layers = d.api("GET", "/v1.41/images/noop/json").json()["RootFS"]["Layers"].as_array().unwrap().len();
+    assert!(layers >= 8, "every step keeps its layer: {layers}");
+    fs::remove_dir_all(&ctx).ok();
+}
+
+#[test]
+fn parse_errors_and_empty_results_use_dockerds_words_and_statuses() {
+    let d = Daemon::start();
+    // An error before the first line of output is an HTTP error, not a 200 stream.
+    let cases: [(&[u8], &str); 4] = [
+        (b"", "the Dockerfile (Dockerfile) cannot be empty"),
+        (b"# only a comment\n", "failed to parse Dockerfile: file with no instructions"),
+        (b"FROM busybox\nFOO bar\n", "dockerfile parse error line 2: unknown instruction: FOO"),
+        (b"FROM busybox\nCOPY onlyone\n", "dockerfile parse error line 2: COPY requires at least two arguments, but only one was provided. Destination could not be determined"),
+    ];
+    for (df, want) in cases {
+        let tar = RawTar::new().file("Dockerfile", df).build();
+        let (status, body) = raw_build(&d, "", &tar);
+        assert_eq!(status, 400, "{body}");
+        let msg: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(msg["message"], want, "{body}");
+    }
+    let ctx = context(&[("Dockerfile", "FROM busybox\nRUN true\nFORM x\n")]);
+    for cli in Cli::ALL {
+        let o = build(&d, cli, &ctx, &[]);
+        assert_ne!(o.code, 0);
+        assert!(o.stderr.contains("dockerfile parse error line 3: unknown instruction: FORM"), "{o}");
+    }
+    // A Dockerfile that makes no image fails, after its step.
+    let tar = RawTar::new().file("Dockerfile", b"FROM scratch\n").build();
+    let (status, body) = raw_build(&d, "", &tar);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("Step 1/1 : FROM scratch"), "{body}");
+    assert!(body.contains(r#""error":"No image was generated. Is your Dockerfile empty?""#), "{body}");
+    // Query options dockerd's classic builder refuses.
+    for (q, want) in [
+        ("squash=1", "squash is only supported with experimental mode"),
+        ("securityopt=seccomp%3Dunconfined", "does not support setting security options on build"),
+        ("isolation=hyperv", "Unsupported isolation: \"hyperv\""),
+        ("session=abc", "experimental session with v1 builder is no longer supported"),
+        ("platform=linux%2Fs390x", "host platform"),
+    ] {
+        let tar = RawTar::new().file("Dockerfile", b"FROM busybox\n").build();
+        let (status, body) = raw_build(&d, q, &tar);
+        assert_eq!(status, 400, "{q}: {body}");
+        let msg: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert!(msg["message"].as_str().unwrap().contains(want), "{q}: {body}");
+    }
+    let tar = RawTar::new().file("Dockerfile", b"FROM busybox\n").build();
+    let (status, body) = raw_build(&d, "platform=linux", &tar);
+    assert_eq!(status, 200, "{body}");
+    fs::remove_dir_all(&ctx).ok();
+}
+
+#[test]
+fn run_with_an_empty_exec_form_runs_the_images_command() {
+    // dockerd: `RUN []` leaves the step's command empty, so its container runs the
+    // image's own entrypoint and command.
+    let d = Daemon::start();
+    let ctx = context(&[(
+        "Dockerfile",
+        "FROM busybox\nCMD [\"sh\", \"-c\", \"echo from-cmd > /ran\"]\nRUN []\nRUN cat /ran\n",
+    )]);
+    let o = build(&d, Cli::Docker, &ctx, &["-t", "emptyrun"]);
+    assert!(o.success(), "{o}");
+    assert!(o.stdout.contains("from-cmd"), "{o}");
+    fs::remove_dir_all(&ctx).ok();
+}
+
+#[test]
+fn proxy_args_reach_run_but_not_the_history_and_labels_are_literal() {
+    let d = Daemon::start();
+    let ctx = context(&[(
+        "Dockerfile",
+        "FROM busybox\nARG no_proxy\nLABEL a=file b=file\nRUN echo \"seen:$HTTP_PROXY:$no_proxy\" > /p\n",
+    )]);
+    let o = build(
+        &d,
+        Cli::Docker,
+        &ctx,
+        &[
+            "-t",
+            "proxied",
+            "--build-arg",
+            "HTTP_PROXY=http://proxy.invalid:3128",
+            "--build-arg",
+            "no_proxy=localhost",
+            "--label",
+            "b=$PATH",
+            "--label",
+            "c=cli",
+        ],
+    );
+    assert!(o.success(), "{o}");
+    // one literal LABEL step per --label, in key order, after the Dockerfile's steps
+    assert!(o.stdout.contains("Step 5/6 : LABEL b=$PATH") && o.stdout.contains("Step 6/6 : LABEL c=cli"), "{o}");
+    assert_eq!(run(&d, "proxied", "cat /p").trim(), "seen:http://proxy.invalid:3128:localhost");
+    let img = d.api("GET", "/v1.41/images/proxied/json").json();
+    let labels = &img["Config"]["Labels"];
+    assert_eq!(labels["a"], "file");
+    assert_eq!(labels["b"], "$PATH", "--label is literal and overrides the Dockerfile's");
+    assert_eq!(labels["c"], "cli");
+    // The undeclared proxy arg is kept out of the history; the declared one is named.
+    let hist = d.api("GET", "/v1.41/images/proxied/history").text();
+    assert!(!hist.contains("proxy.invalid"), "{hist}");
+    assert!(hist.contains("|1 no_proxy=localhost /bin/sh -c echo"), "{hist}");
+    fs::remove_dir_all(&ctx).ok();
+}
+
+#[test]
+fn copy_keeps_existing_directories_and_follows_source_symlinks() {
+    let d = Daemon::start();
+    let tar = RawTar::new()
+        .file(
+            "Dockerfile",
+            b"FROM busybox\n\
+RUN mkdir -p /d && chown 123:456 /d && chmod 0700 /d\n\
+COPY f /d/\n\
+COPY link /l\n\
+COPY dirlink /dl\n\
+COPY tree /tree\n",
+        )
+        .file("f", b"x")
+        .file("real", b"target content")
+        .symlink("link", "real")
+        .dir("realdir")
+        .file("realdir/inner", b"in")
+        .symlink("dirlink", "realdir")
+        .dir("tree")
+        .symlink("tree/rel", "../real")
+        .build();
+    let (status, body) = raw_build(&d, "t=copies", &tar);
+    assert_eq!(status, 200, "{body}");
+    assert!(!body.contains("\"error\""), "{body}");
+    let out = run(
+        &d,
+        "copies",
+        "stat -c '%u:%g %a' /d; cat /l; echo; test -L /l || echo regular; cat /dl/inner; echo; readlink /tree/rel",
+    );
+    assert_eq!(out, "123:456 700\ntarget content\nregular\nin\n../real\n", "{out}");
+    // a link to outside the context is not followed out of it
+    let tar = RawTar::new()
+        .file("Dockerfile", b"FROM busybox\nCOPY out /o\n")
+        .symlink("out", "/etc/passwd")
+        .build();
+    let (_, body) = raw_build(&d, "", &tar);
+    assert!(body.contains("is not in the build context"), "{body}");
+    // The cache follows the link: a changed target is a changed source.
+    let one = |content: &[u8]| {
+        RawTar::new()
+            .file("Dockerfile", b"FROM busybox\nCOPY link /l\n")
+            .file("real", content)
+            .symlink("link", "real")
+            .build()
+    };
+    let (_, first) = raw_build(&d, "t=cached", &one(b"v1"));
+    assert!(!first.contains("Using cache"), "{first}");
+    let (_, again) = raw_build(&d, "t=cached", &one(b"v1"));
+    assert!(again.contains("Using cache"), "{again}");
+    let (_, changed) = raw_build(&d, "t=cached", &one(b"v2"));
+    assert!(!changed.contains("Using cache"), "{changed}");
+    assert_eq!(run(&d, "cached", "cat /l"), "v2");
+}
+
+#[test]
+fn add_unpacks_xz_and_bzip2_archives_and_refuses_a_truncated_one() {
+    let d = Daemon::start();
+    let src = berth_e2e::unique_tmp_dir("berth-fid-archives");
+    fs::create_dir_all(src.join("content")).unwrap();
+    fs::write(src.join("content/a"), "from an archive\n").unwrap();
+    for (flag, name) in [("-cJf", "a.tar.xz"), ("-cjf", "a.tar.bz2"), ("-cf", "plain.tar")] {
+        let ok = Command::new("tar")
+            .args(["-C", src.join("content").to_str().unwrap(), flag, src.join(name).to_str().unwrap(), "a"])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "tar {flag}");
+    }
+    let read = |n: &str| fs::read(src.join(n)).unwrap();
+    let plain = read("plain.tar");
+    let tar = RawTar::new()
+        .file("Dockerfile", b"FROM busybox\nADD a.tar.xz /xz/\nADD a.tar.bz2 /bz/\nADD notatar.tar /raw/\n")
+        .file("a.tar.xz", &read("a.tar.xz"))
+        .file("a.tar.bz2", &read("a.tar.bz2"))
+        .file("notatar.tar", b"just text, copied as it is")
+        .build();
+    let (status, body) = raw_build(&d, "t=unpacked", &tar);
+    assert_eq!(status, 200, "{body}");
+    assert!(!body.contains("\"error\""), "{body}");
+    assert_eq!(
+        run(&d, "unpacked", "cat /xz/a /bz/a /raw/notatar.tar"),
+        "from an archive\nfrom an archive\njust text, copied as it is"
+    );
+    // A tar whose first header is sound but whose data is cut short fails the step.
+    let tar = RawTar::new()
+        .file("Dockerfile", b"FROM busybox\nADD cut.tar /cut/\n")
+        .file("cut.tar", &plain[..600])
+        .build();
+    let (_, body) = raw_build(&d, "", &tar);
+    assert!(body.contains("\"error\"") && body.contains("invalid archive"), "{body}");
+    fs::remove_dir_all(&src).ok();
+}
+
+#[test]
+fn add_host_reaches_run_steps() {
+    let d = Daemon::start();
+    let ctx = context(&[("Dockerfile", "FROM busybox\nRUN grep -w buildhost /etc/hosts > /h\n")]);
+    for cli in Cli::ALL {
+        let o = build(&d, cli, &ctx, &["--no-cache", "-t", "hosts", "--add-host", "buildhost:10.1.2.3"]);
+        assert!(o.success(), "{}: {o}", cli.name());
+        assert!(run(&d, "hosts", "cat /h").starts_with("10.1.2.3"), "{}", cli.name());
+    }
+    fs::remove_dir_all(&ctx).ok();
+}
+
+/// `berth registry serve` on a free loopback port, for the images a build pulls.
+struct Registry {
+    child: std::process::Child,
+    root: PathBuf,
+    addr: String,
+}
+
+impl Registry {
+    fn start() -> Registry {
+        let root = berth_e2e::unique_tmp_dir("berth-fid-reg");
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let addr = format!("127.0.0.1:{port}");
+        let child = Command::new(bin("berth"))
+            .args(["registry", "serve", "--addr", &addr, "--root"])
+            .arg(&root)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        assert!(wait_until(Duration::from_secs(10), || std::net::TcpStream::connect(&addr).is_ok()));
+        Registry { child, root, addr }
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = fs::remove_dir_all(&self.root);
+    }
+}
+
+#[test]
+fn from_and_copy_from_pull_missing_images_and_pull_always_pulls() {
+    let d = Daemon::start();
+    let reg = Registry::start();
+    let base = format!("{}/fid/base:1", reg.addr);
+    assert!(d.berth(&["tag", "busybox", &base]).success());
+    let o = d.berth(&["push", &base]);
+    assert!(o.success(), "{o}");
+    assert!(d.berth(&["rmi", &base]).success());
+    let ctx = context(&[(
+        "Dockerfile",
+        &format!("FROM {base}\nCOPY --from={base} /bin/busybox /copied\nRUN test -x /copied\n"),
+    )]);
+    let o = build(&d, Cli::Docker, &ctx, &["-t", "pulled"]);
+    assert!(o.success(), "{o}");
+    assert!(o.stdout.contains("Pulling from fid/base") || o.stdout.contains("Downloaded newer image"), "{o}");
+    assert_eq!(d.api("GET", &format!("/v1.41/images/{base}/json")).status, 200);
+    // --pull pulls even what is here (and says the image is up to date)
+    let o = build(&d, Cli::Docker, &ctx, &["--pull", "-t", "pulled"]);
+    assert!(o.success(), "{o}");
+    assert!(o.stdout.contains("Image is up to date") || o.stdout.contains("Pulling from"), "{o}");
+    // A missing --from image names the flag, as dockerd does.
+    let bad = context(&[("Dockerfile", &format!("FROM busybox\nCOPY --from={}/fid/nosuch /x /x\n", reg.addr))]);
+    let o = build(&d, Cli::Docker, &bad, &[]);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains(&format!("invalid from flag value {}/fid/nosuch:", reg.addr)), "{o}");
+    fs::remove_dir_all(&ctx).ok();
+    fs::remove_dir_all(&bad).ok();
+}
