@@ -5,8 +5,14 @@ use berth_errdefs::{Error, Result};
 
 /// The newest API version berthd serves (the fields it fills are those of 1.41).
 pub const MAX_API_VERSION: &str = "1.41";
-/// The oldest API version berthd accepts in a path prefix.
-pub const MIN_API_VERSION: &str = "1.24";
+/// The oldest API version berthd accepts in a path prefix (dockerd 20.10's).
+pub const MIN_API_VERSION: &str = "1.12";
+
+/// Does a client of API `v` (the path prefix; none: the newest) read errors as JSON?
+/// Up to 1.23 dockerd answers errors as plain text.
+pub fn json_errors(v: Option<&str>) -> bool {
+    v.and_then(parse).is_none_or(|v| v > (1, 23))
+}
 
 /// Parse `"1.41"` into `(1, 41)`.
 pub fn parse(v: &str) -> Option<(u32, u32)> {
@@ -64,5 +70,14 @@ mod tests {
         assert!(check("1.30").is_ok());
         assert!(check("1.99").unwrap_err().to_string().contains("too new"));
         assert!(check("1.11").unwrap_err().to_string().contains("too old"));
+        assert!(check("1.12").is_ok());
+    }
+
+    #[test]
+    fn errors_are_json_after_api_1_23() {
+        assert!(json_errors(None));
+        assert!(json_errors(Some("1.24")));
+        assert!(!json_errors(Some("1.23")));
+        assert!(!json_errors(Some("1.12")));
     }
 }

@@ -82,6 +82,15 @@ pub fn error(e: &Error) -> Resp {
     json(status, &serde_json::json!({ "message": e.message() }))
 }
 
+/// The error body for clients of API 1.23 and older: the message as plain text.
+pub fn error_text(e: &Error) -> Resp {
+    let status = e.kind().http_status();
+    if status == 304 {
+        return empty(304);
+    }
+    bytes(status, Some("text/plain; charset=utf-8"), Bytes::from(format!("{}\n", e.message())))
+}
+
 /// A streaming response: headers go out at once; the caller feeds the channel.
 pub fn stream(status: u16, content_type: Option<&str>) -> (mpsc::Sender<Bytes>, Resp) {
     let (tx, rx) = mpsc::channel(64);

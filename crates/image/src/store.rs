@@ -310,6 +310,10 @@ impl ImageStore {
 
     /// Point `reference` at image `id` (moving the tag if it pointed elsewhere).
     pub fn tag(&self, id: &str, reference: &Reference) -> Result<()> {
+        // `sha256:abc` would read as an image id: dockerd's reference store refuses it.
+        if reference.familiar_name() == "sha256" {
+            return Err(Error::invalid("refusing to create an ambiguous tag using digest algorithm as name"));
+        }
         let key = reference.familiar();
         self.db.update(|tx| {
             let mut rec: ImageRecord = tx

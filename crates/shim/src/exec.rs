@@ -219,11 +219,18 @@ pub fn helper_main(mut args: impl Iterator<Item = String>) -> i32 {
     unsafe {
         libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
     }
-    let argv0 = fs::read(&process)
-        .ok()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .and_then(|v| v["args"][0].as_str().map(str::to_owned))
-        .unwrap_or_default();
+    let spec = fs::read(&process).ok().and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+    let argv0 = spec.as_ref().and_then(|v| v["args"][0].as_str().map(str::to_owned)).unwrap_or_default();
+    // Unlike a container's, an exec's working directory is not made: runc's chdir
+    // fails, and so does this, with runc's words (libcontainer's say less).
+    if let Some(cwd) = spec.as_ref().and_then(|v| v["cwd"].as_str()) {
+        if cwd_missing(&root, &id, cwd) {
+            eprintln!(
+                "OCI runtime exec failed: exec failed: unable to start container process: chdir to cwd (\"{cwd}\") set in config.json failed: no such file or directory: unknown"
+            );
+            return 126;
+        }
+    }
     if let Some(f) = filter.as_mut() {
         match fs::read(&f.bpf_path) {
             Ok(p) => f.prog = p,
@@ -269,4 +276,21 @@ pub fn helper_main(mut args: impl Iterator<Item = String>) -> i32 {
             Err(_) => return 137,
         }
     }
+}
+
+/// Is `cwd` missing in the running container `id` (looked up inside its root, as
+/// the container sees it: symlinks resolved there, its mounts included)?
+fn cwd_missing(runtime_root: &std::path::Path, id: &str, cwd: &str) -> bool {
+    let Ok(c) = libcontainer::container::Container::load(runtime_root.join(id)) else { return false };
+    let Some(pid) = c.pid() else { return false };
+    use std::os::unix::fs::OpenOptionsExt;
+    // Opened with the magic link followed on purpose: it is the root we want.
+    let Ok(dir) = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(format!("/proc/{pid}/root"))
+    else {
+        return false;
+    };
+    pathrs::Root::from_fd(std::os::fd::OwnedFd::from(dir)).resolve(cwd).is_err()
 }

@@ -35,7 +35,8 @@ pub async fn start(d: &Arc<Daemon>, id: &str, mut req: Request<Incoming>) -> Res
     let stdin = e.config.attach_stdin.unwrap_or(false);
     let detach = berth_api::query::detach_keys(e.config.detach_keys.as_deref().unwrap_or(""))?;
     let e2 = e.clone();
-    let done = move |st: Option<berth_shim_proto::ExitStatus>| exec::finished(&e2, st.map(|s| s.code as i64));
+    let d2 = d.clone();
+    let done = move |st: Option<berth_shim_proto::ExitStatus>| exec::finished(&d2, &e2, st.map(|s| s.code as i64));
     if cfg.detach.unwrap_or(false) {
         tokio::spawn(async move {
             let (sink, _rx) = crate::container::attach::body_pipe();

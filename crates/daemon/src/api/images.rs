@@ -173,6 +173,9 @@ pub fn history(d: &Arc<Daemon>, name: &str) -> Result {
 
 pub fn tag(d: &Arc<Daemon>, name: &str, q: &Query) -> Result {
     let rec = d.images.resolve(name)?;
+    if q.str("tag").contains(':') {
+        return Err(Error::invalid(format!("invalid tag format: {}", q.str("tag"))));
+    }
     let r = berth_image::reference::from_repo_tag(q.str("repo"), q.str("tag"))?;
     if r.digest.is_some() {
         return Err(Error::invalid("refusing to create a tag with a digest reference"));

@@ -26,6 +26,7 @@ use crate::Daemon;
 pub async fn route(d: Arc<Daemon>, req: Request<Incoming>) -> Resp {
     let path = req.uri().path().to_owned();
     let (version, rest) = berth_api::version::split_prefix(&path);
+    let error = if berth_api::version::json_errors(version) { error } else { crate::http::error_text };
     if let Some(v) = version {
         if let Err(e) = berth_api::version::check(v) {
             return error(&e);
@@ -52,6 +53,11 @@ async fn dispatch(d: &Arc<Daemon>, req: Request<Incoming>, method: &Method, path
     match (method, segs.as_slice()) {
         (&Method::GET | &Method::HEAD, ["_ping"]) => Ok(system::ping(method)),
         (&Method::GET, ["version"]) => Ok(system::version(d)),
+        // BuildKit's session endpoint: the classic builder needs none.
+        (&Method::POST, ["session"]) => Err(berth_errdefs::Error::new(
+            berth_errdefs::Kind::NotImplemented,
+            "build sessions are BuildKit's: berthd has the classic builder only (build without BuildKit, e.g. DOCKER_BUILDKIT=0)",
+        )),
         (&Method::GET, ["info"]) => off(d, |d| Ok(system::info(d))).await,
         (&Method::GET, ["events"]) => system::events(d, &q),
         (&Method::GET, ["system", "df"]) => off(d, system::df).await,

@@ -94,6 +94,8 @@ pub fn info(d: &Arc<Daemon>) -> Resp {
         labels: Some(live.labels.clone()),
         registry_config: Some(registry_config(&live)),
         id: Some(host_id(d)),
+        // RFC 3339 with nanoseconds and the local offset, as Go's time.Now() prints.
+        system_time: Some(chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)),
         containers: Some(all.len() as i64),
         containers_running: Some(count(&|s| s == Status::Running)),
         containers_paused: Some(count(&|s| s == Status::Paused)),

@@ -134,6 +134,7 @@ async fn create_with(
     let icfg = d.images.config(&img)?.config;
     let mut hc = body.host_config.clone().unwrap_or_default();
     super::verify::default_log_config(&mut hc, d.cfg.log.as_ref());
+    super::verify::verify_healthcheck(body.healthcheck.as_ref())?;
     let mut warnings = super::verify::verify_host_config(&mut hc, &ContainerConfig { env: body.env.clone(), ..Default::default() })?;
     if let Some(p) = hc.cgroup_parent.as_deref().filter(|p| !p.is_empty()) {
         if p.split('/').any(|c| c == "..") || !p.chars().all(|c| c.is_ascii_alphanumeric() || "/_.-".contains(c)) {

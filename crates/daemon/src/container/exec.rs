@@ -70,6 +70,7 @@ pub fn create(d: &Daemon, c: &Container, cfg: ExecConfig) -> Result<String> {
     }
     let id = hex::encode(rand::random::<[u8; 32]>());
     let e = Arc::new(Exec { id: id.clone(), container_id: c.id.clone(), config: cfg, state: Mutex::new(ExecState::default()) });
+    event(d, &e, "exec_create", &[("execID", id.clone())]);
     d.execs.map.lock().unwrap().insert(id.clone(), e);
     Ok(id)
 }
@@ -125,6 +126,7 @@ pub async fn start(d: &Daemon, e: &Arc<Exec>) -> Result<UnixStream> {
         tty: e.config.tty.unwrap_or(false),
         stdin: e.config.attach_stdin.unwrap_or(false),
     };
+    event(d, e, "exec_start", &[("execID", e.id.clone())]);
     let (s, resp) = shim::open_stream(&Paths::new(d, &c.id).state, &req).await?;
     if let Response::Started { pid } = resp {
         e.state.lock().unwrap().pid = pid as i64;
@@ -133,10 +135,27 @@ pub async fn start(d: &Daemon, e: &Arc<Exec>) -> Result<UnixStream> {
 }
 
 /// Record an exec's end.
-pub fn finished(e: &Exec, code: Option<i64>) {
-    let mut st = e.state.lock().unwrap();
-    st.running = false;
-    st.exit_code = Some(code.unwrap_or(126));
+pub fn finished(d: &Daemon, e: &Exec, code: Option<i64>) {
+    let code = code.unwrap_or(126);
+    {
+        let mut st = e.state.lock().unwrap();
+        st.running = false;
+        st.exit_code = Some(code);
+    }
+    event(d, e, "exec_die", &[("execID", e.id.clone()), ("exitCode", code.to_string())]);
+}
+
+/// An exec's event on its container, as dockerd names them: `exec_create: <cmd>`,
+/// `exec_start: <cmd>`, `exec_die` (with `execID` and `exitCode`).
+fn event(d: &Daemon, e: &Exec, action: &str, extra: &[(&str, String)]) {
+    let Ok(c) = d.containers.get(&e.container_id) else { return };
+    let mut attrs = super::event_attrs(&c.record());
+    attrs.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
+    let action = match action {
+        "exec_die" => action.to_owned(),
+        _ => format!("{action}: {}", e.config.cmd.clone().unwrap_or_default().join(" ")),
+    };
+    d.events.emit(berth_api::models::EventMessageTypeEnum::CONTAINER, &action, &e.container_id, attrs);
 }
 
 pub async fn resize(d: &Daemon, e: &Exec, h: u16, w: u16) -> Result<()> {

@@ -403,6 +403,21 @@ pub(super) fn prepare(d: &Arc<Daemon>, rec: &Record) -> Result<super::net::Wired
     } else {
         d.snap.mount(&rec.id, &img.layers, &paths.rootfs())?;
     }
+    // A working directory the image lacks is made at every start (root, 0755), as
+    // dockerd's SetupWorkingDirectory does, symlinks followed inside the rootfs.
+    if let Some(w) = rec.config.working_dir.as_deref().filter(|w| !w.is_empty() && *w != "/") {
+        let made = berth_containerfs::ContainerFs::open(&paths.rootfs()).and_then(|fs| fs.mountpoint(w, true));
+        match made {
+            Ok(_) => {}
+            Err(berth_containerfs::Error::NotDirectory) => {
+                return Err(Error::invalid(format!("Cannot mkdir: {w} is not a directory")))
+            }
+            Err(berth_containerfs::Error::Io { source, .. }) if source.raw_os_error() == Some(libc::ENOTDIR) => {
+                return Err(Error::invalid(format!("Cannot mkdir: {w} is not a directory")))
+            }
+            Err(e) => return Err(Error::internal(format!("create the working directory {w}: {e}"))),
+        }
+    }
     super::volumes::acquire(d, rec)?;
     let mut wired = super::net::Wired { endpoints: Vec::new(), ports: Vec::new() };
     if super::net::own_namespace(&rec.host_config) {

@@ -428,6 +428,24 @@ fn adapt_settings(hc: &mut HostConfig) {
     }
 }
 
+/// dockerd's checks of a container's (or an image's) healthcheck timings.
+pub fn verify_healthcheck(h: Option<&berth_api::models::HealthConfig>) -> Result<()> {
+    const MIN: i64 = 1_000_000; // 1ms, dockerd's MinimumDuration
+    let Some(h) = h else { return Ok(()) };
+    for (name, v) in [("Interval", h.interval), ("Timeout", h.timeout)] {
+        if v.is_some_and(|v| v != 0 && v < MIN) {
+            return Err(Error::invalid(format!("{name} in Healthcheck cannot be less than 1ms")));
+        }
+    }
+    if h.retries.is_some_and(|r| r < 0) {
+        return Err(Error::invalid("Retries in Healthcheck cannot be negative"));
+    }
+    if h.start_period.is_some_and(|v| v != 0 && v < MIN) {
+        return Err(Error::invalid("StartPeriod in Healthcheck cannot be less than 1ms"));
+    }
+    Ok(())
+}
+
 pub fn verify_host_config(hc: &mut HostConfig, config: &ContainerConfig) -> Result<Vec<String>> {
     adapt_settings(hc);
     let mut warnings = verify_resources(hc, sysinfo(), false)?;
