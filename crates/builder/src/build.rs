@@ -78,6 +78,10 @@ struct Driver<'a> {
     /// Cache keys this driver's current step claimed on the board.
     claims: Vec<String>,
     cache_allowed: Option<&'a HashSet<String>>,
+    /// The `--cache-from` images, for dockerd's history-based matching.
+    cache_sources: &'a [(String, ImageConfigFile)],
+    /// After a step was restored from one of them, the stage keeps to that one.
+    cache_pin: Option<usize>,
     results: &'a Board,
     ctx: &'a Context,
 }
@@ -305,6 +309,7 @@ pub fn build(
         lex: Lex::new(df.escape_token),
         global,
         cache_allowed: (!opts.cache_from.is_empty()).then(|| cache_from_set(be, opts)),
+        cache_sources: opts.cache_from.iter().filter_map(|n| be.image(n).ok()).collect(),
         board: Board::new(
             df.stages.len(),
             std::thread::available_parallelism().map_or(2, |n| n.get().max(2)),
@@ -393,6 +398,7 @@ struct Common<'a> {
     lex: Lex,
     global: BTreeMap<String, String>,
     cache_allowed: Option<HashSet<String>>,
+    cache_sources: Vec<(String, ImageConfigFile)>,
     board: Board,
     ctx: Context,
 }
@@ -408,6 +414,8 @@ impl Common<'_> {
             consumed: BTreeSet::new(),
             claims: Vec::new(),
             cache_allowed: self.cache_allowed.as_ref(),
+            cache_sources: &self.cache_sources,
+            cache_pin: None,
             results: &self.board,
             ctx: &self.ctx,
         }
@@ -837,8 +845,18 @@ impl Driver<'_> {
         None
     }
 
-    fn use_cache(&mut self, st: &mut Stage, key: &str) -> bool {
-        match self.cached(key) {
+    /// Take the step from the cache if it can: the local cache by `key`, else (with
+    /// `--cache-from`) an image whose history continues the stage's with this step,
+    /// `step` being the step's history text and the config it leaves.
+    fn use_cache(&mut self, st: &mut Stage, key: &str, step: Option<(&str, &ImageConfigFile)>) -> bool {
+        let found = match self.cached(key) {
+            Some(found) => Some(found),
+            None => match step {
+                Some((created_by, cfg)) if !self.opts.no_cache => self.history_match(st, created_by, cfg),
+                _ => None,
+            },
+        };
+        match found {
             Some((id, cfg)) => {
                 self.emit(m::using_cache());
                 self.emit(m::arrow(&id));
@@ -848,6 +866,65 @@ impl Driver<'_> {
             }
             None => false,
         }
+    }
+
+    /// dockerd's classic `--cache-from` (`image/cache`): a source image T continues
+    /// the stage's image P when P's history and layers are a prefix of T's and T's
+    /// next history entry was made by this step. If that entry is T's last, the step
+    /// gives T itself; otherwise an image is made of P plus that entry (and its layer,
+    /// if it has one) with the step's config. Pulled images have no parent links, so
+    /// this is how a CI build reuses the image it pulled.
+    fn history_match(
+        &mut self,
+        st: &Stage,
+        created_by: &str,
+        cfg: &ImageConfigFile,
+    ) -> Option<(String, ImageConfigFile)> {
+        if self.cache_sources.is_empty() || !st.folded.is_empty() {
+            return None;
+        }
+        let parent = st.image.as_ref().map(|_| &st.cfg);
+        let n = parent.map_or(0, |p| p.history.len());
+        let continues = |t: &ImageConfigFile| {
+            if t.history.len() <= n || t.history[n].created_by.as_deref() != Some(created_by) {
+                return false;
+            }
+            let Some(p) = parent else { return true };
+            if p.history.is_empty() && p.rootfs.diff_ids.is_empty() {
+                return true;
+            }
+            p.rootfs.diff_ids.len() <= t.rootfs.diff_ids.len()
+                && t.rootfs.diff_ids.starts_with(&p.rootfs.diff_ids)
+                && t.history.starts_with(&p.history)
+        };
+        let candidates: Vec<usize> = match self.cache_pin {
+            Some(i) => vec![i],
+            None => (0..self.cache_sources.len()).collect(),
+        };
+        let i = candidates.into_iter().find(|&i| continues(&self.cache_sources[i].1))?;
+        let (tid, t) = &self.cache_sources[i];
+        if t.history.len() == n + 1 {
+            return Some((tid.clone(), t.clone()));
+        }
+        let entry = t.history[n].clone();
+        let mut made = cfg.clone();
+        made.history = parent.map(|p| p.history.clone()).unwrap_or_default();
+        made.rootfs.diff_ids = parent.map(|p| p.rootfs.diff_ids.clone()).unwrap_or_default();
+        if made.rootfs.kind.is_empty() {
+            made.rootfs.kind = "layers".into();
+        }
+        if !entry.empty_layer {
+            let layer = t.history[..n].iter().filter(|h| !h.empty_layer).count();
+            made.rootfs.diff_ids.push(t.rootfs.diff_ids.get(layer)?.clone());
+        }
+        made.created = entry.created.clone();
+        made.history.push(entry);
+        made.parent = st.image.clone();
+        made.architecture = t.architecture.clone();
+        made.os = t.os.clone();
+        let id = self.be.create_image(&made).ok()?;
+        self.cache_pin = Some(i);
+        Some((id, made))
     }
 
     /// A new image from `st` with `cfg` changes, an optional new layer and a history entry.
@@ -912,7 +989,7 @@ impl Driver<'_> {
             args: &[],
             content: None,
         });
-        if self.use_cache(st, &key) {
+        if self.use_cache(st, &key, Some((&applied.created_by, &cfg))) {
             return Ok(());
         }
         let cid = self.nop_container(st, &applied.created_by)?;
@@ -954,7 +1031,7 @@ impl Driver<'_> {
             args: &[],
             content: None,
         });
-        if self.use_cache(st, &key) {
+        if self.use_cache(st, &key, None) {
             return Ok(());
         }
         st.cfg.created = st.cfg.history.last().and_then(|h| h.created.clone());
@@ -1006,7 +1083,7 @@ impl Driver<'_> {
             args: &[],
             content: None,
         });
-        if self.use_cache(st, &key) {
+        if self.use_cache(st, &key, Some((&applied.created_by, &cfg))) {
             return Ok(());
         }
         let wd = cfg.config.working_dir.clone().unwrap_or_else(|| "/".into());
@@ -1174,7 +1251,11 @@ impl Driver<'_> {
             args: &hist_args,
             content: (!resolved.content.is_empty()).then_some(resolved.content.as_str()),
         });
-        if self.use_cache(st, &key) {
+        // `--cache-from` matches a RUN by its history text, which names no mounts:
+        // only a plain RUN (as dockerd's classic builder has) may match that way.
+        let stage_cfg = st.cfg.clone();
+        let step = extra_key.is_empty().then_some((created_by.as_str(), &stage_cfg));
+        if self.use_cache(st, &key, step) {
             return Ok(());
         }
         let image = match &st.image {

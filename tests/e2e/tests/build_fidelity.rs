@@ -320,3 +320,46 @@ fn from_and_copy_from_pull_missing_images_and_pull_always_pulls() {
     fs::remove_dir_all(&ctx).ok();
     fs::remove_dir_all(&bad).ok();
 }
+
+#[test]
+fn cache_from_reuses_a_loaded_image_by_its_history() {
+    // The CI case: the previous image arrives by `load` (or pull) with no parent
+    // links; dockerd's classic --cache-from matches it step by step by history.
+    let d = Daemon::start();
+    let ctx = context(&[
+        (
+            "Dockerfile",
+            "FROM busybox\nENV A=1\nCOPY f /f\nRUN echo built > /b\nWORKDIR /w\nLABEL x=y\nCMD [\"cat\", \"/b\"]\n",
+        ),
+        ("f", "data\n"),
+    ]);
+    assert!(build(&d, Cli::Docker, &ctx, &["-t", "app:1"]).success());
+    let id = d.api("GET", "/v1.41/images/app:1/json").json()["Id"].as_str().unwrap().to_owned();
+    let dir = berth_e2e::unique_tmp_dir("berth-fid-save");
+    let tar = dir.join("app.tar");
+    assert!(d.docker(&["save", "-o", tar.to_str().unwrap(), "app:1", "busybox"]).success());
+
+    let d2 = Daemon::start_bare();
+    assert!(d2.docker(&["load", "-i", tar.to_str().unwrap()]).success());
+    // without --cache-from nothing is reused
+    let o = build(&d2, Cli::Docker, &ctx, &["-t", "fresh"]);
+    assert!(o.success() && !o.stdout.contains("Using cache"), "{o}");
+    let d3 = Daemon::start_bare();
+    assert!(d3.docker(&["load", "-i", tar.to_str().unwrap()]).success());
+    for cli in Cli::ALL {
+        let o = build(&d3, cli, &ctx, &["--cache-from", "app:1", "-t", "app:2"]);
+        assert!(o.success(), "{o}");
+        assert_eq!(o.stdout.matches("Using cache").count(), 6, "{}: {o}", cli.name());
+        assert!(!o.stdout.contains("Running in"), "{o}");
+        assert_eq!(d3.api("GET", "/v1.41/images/app:2/json").json()["Id"], id.as_str());
+    }
+    assert_eq!(d3.berth(&["run", "--rm", "app:2"]).out(), "built");
+    // a changed file breaks the chain from its COPY on
+    fs::write(ctx.join("f"), "changed\n").unwrap();
+    let o = build(&d3, Cli::Docker, &ctx, &["--cache-from", "app:1", "-t", "app:3"]);
+    assert!(o.success(), "{o}");
+    assert_eq!(o.stdout.matches("Using cache").count(), 1, "only ENV: {o}");
+    assert!(o.stdout.contains("Running in"), "{o}");
+    fs::remove_dir_all(&ctx).ok();
+    fs::remove_dir_all(&dir).ok();
+}

@@ -60,7 +60,7 @@ impl Driver<'_> {
             })
         });
         if let Some(k) = &quick_key {
-            if self.use_cache(st, k) {
+            if self.use_cache(st, k, None) {
                 return Ok(());
             }
         }
@@ -138,7 +138,8 @@ impl Driver<'_> {
             args: &[],
             content: Some(&plan.content_hash),
         });
-        if self.use_cache(st, &key) {
+        let stage_cfg = st.cfg.clone();
+        if self.use_cache(st, &key, Some((&created_by, &stage_cfg))) {
             if let (Some(q), Some(id)) = (&quick_key, &st.image) {
                 self.be.cache_put(q, id)?;
             }
