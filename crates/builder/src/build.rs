@@ -920,6 +920,9 @@ impl Driver<'_> {
         made.created = entry.created.clone();
         made.history.push(entry);
         made.parent = st.image.clone();
+        // as dockerd's restoreCachedImage: no container of its own
+        made.container = None;
+        made.container_config = None;
         made.architecture = t.architecture.clone();
         made.os = t.os.clone();
         let id = self.be.create_image(&made).ok()?;
@@ -927,7 +930,10 @@ impl Driver<'_> {
         Some((id, made))
     }
 
-    /// A new image from `st` with `cfg` changes, an optional new layer and a history entry.
+    /// A new image from `st` with `cfg` changes, an optional new layer and a history
+    /// entry. `cmd` is the step's command as dockerd records it in `container_config`
+    /// (`None`: the `#(nop)` form of `created_by`); `container` the step's container.
+    #[allow(clippy::too_many_arguments)]
     fn commit(
         &mut self,
         st: &mut Stage,
@@ -935,11 +941,20 @@ impl Driver<'_> {
         diff_id: Option<String>,
         created_by: String,
         key: &str,
+        cmd: Option<Vec<String>>,
+        container: Option<&str>,
     ) -> std::result::Result<(), Failure> {
         let now = berth_image::config::now_rfc3339();
         let mut cfg = new_cfg;
         cfg.created = Some(now.clone());
         cfg.parent = st.image.clone();
+        cfg.container = container.map(str::to_owned);
+        cfg.container_config = Some(config::container_config(
+            &cfg.config,
+            cmd.unwrap_or_else(|| config::nop_cmd(&created_by)),
+            st.image.as_deref().unwrap_or(""),
+            container.map(crate::messages::short_id).unwrap_or(""),
+        ));
         if let Some(d) = &diff_id {
             let dig = d
                 .parse()
@@ -993,7 +1008,7 @@ impl Driver<'_> {
             return Ok(());
         }
         let cid = self.nop_container(st, &applied.created_by)?;
-        self.commit(st, cfg, None, applied.created_by, &key)?;
+        self.commit(st, cfg, None, applied.created_by, &key, None, cid.as_deref())?;
         self.done_container(cid)?;
         self.emit_result(st);
         Ok(())
@@ -1138,7 +1153,7 @@ impl Driver<'_> {
             Some(self.be.add_layer(&copy::write_layer(&entries)?)?)
         };
         let cid = self.nop_container(st, &applied.created_by)?;
-        self.commit(st, cfg, diff, applied.created_by, &key)?;
+        self.commit(st, cfg, diff, applied.created_by, &key, None, cid.as_deref())?;
         self.done_container(cid)?;
         self.emit_result(st);
         Ok(())
@@ -1288,7 +1303,13 @@ impl Driver<'_> {
             return Err(Failure { code, message, kind: berth_errdefs::Kind::Internal });
         }
         let cfg = st.cfg.clone();
-        self.commit(st, cfg, outcome.diff_id.clone(), created_by, &key)?;
+        // dockerd's step command: the build args RUN saw (those it names), then argv.
+        let step_cmd = if hist_args.is_empty() {
+            argv.clone()
+        } else {
+            std::iter::once(format!("|{}", hist_args.len())).chain(hist_args.iter().cloned()).chain(argv.iter().cloned()).collect()
+        };
+        self.commit(st, cfg, outcome.diff_id.clone(), created_by, &key, Some(step_cmd), Some(&outcome.container_id))?;
         if self.opts.rm || self.opts.force_rm {
             self.be.remove_container(&outcome.container_id)?;
             self.emit(m::removing(&outcome.container_id));

@@ -45,6 +45,33 @@ pub fn nop2(text: &str) -> String {
     format!("/bin/sh -c #(nop)  {text}")
 }
 
+/// The command dockerd records for a metadata step, from its history text: the
+/// shell, then `#(nop) ` and the comment as separate words ([`nop2`]'s two spaces) or
+/// as one ([`nop`]'s, COPY and ADD).
+pub fn nop_cmd(created_by: &str) -> Vec<String> {
+    let shell = ["/bin/sh".to_owned(), "-c".to_owned()];
+    match created_by.strip_prefix("/bin/sh -c ") {
+        Some(rest) => match rest.strip_prefix("#(nop)  ") {
+            Some(comment) => shell.into_iter().chain(["#(nop) ".to_owned(), comment.to_owned()]).collect(),
+            None => shell.into_iter().chain([rest.to_owned()]).collect(),
+        },
+        None => vec![created_by.to_owned()],
+    }
+}
+
+/// dockerd's `container_config` of a build step's image: the image's config as the
+/// step's container had it, with the step's command, the parent image and the
+/// container's host name.
+pub fn container_config(cfg: &ImageConfig, cmd: Vec<String>, parent: &str, hostname: &str) -> serde_json::Value {
+    let mut v = serde_json::to_value(cfg).unwrap_or_default();
+    if let Some(o) = v.as_object_mut() {
+        o.insert("Hostname".into(), hostname.into());
+        o.insert("Cmd".into(), cmd.into());
+        o.insert("Image".into(), parent.into());
+    }
+    v
+}
+
 /// Set `KEY=VALUE` in an env list, replacing an existing key in place.
 pub fn set_env(env: &mut Vec<String>, key: &str, value: &str) {
     let item = format!("{key}={value}");

@@ -53,6 +53,13 @@ pub struct ImageConfigFile {
     /// Docker's parent image id (local builds only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub parent: Option<String>,
+    /// The container a build step or commit made the image from (dockerd's
+    /// `container`), and its config (`container_config`: for a build step, the
+    /// step's command as dockerd records it, `#(nop)` for metadata steps).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container_config: Option<serde_json::Value>,
 }
 
 /// The Go architecture name of this host, as images record it.

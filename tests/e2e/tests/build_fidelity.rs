@@ -363,3 +363,34 @@ fn cache_from_reuses_a_loaded_image_by_its_history() {
     fs::remove_dir_all(&ctx).ok();
     fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn built_images_record_their_steps_as_dockerd_does() {
+    let d = Daemon::start();
+    let ctx = context(&[("Dockerfile", "FROM busybox\nARG V=1\nENV Z=1\nCOPY f /f\nRUN echo $V\n"), ("f", "x")]);
+    let o = build(&d, Cli::Docker, &ctx, &["-t", "steps"]);
+    assert!(o.success(), "{o}");
+    // `docker history` names every step's image (the parent chain), down to the base
+    let o = d.docker(&["history", "--format", "{{.ID}}|{{.CreatedBy}}", "steps"]);
+    let lines: Vec<&str> = o.stdout.lines().collect();
+    assert_eq!(lines.len(), 5, "{o}");
+    assert!(lines.iter().all(|l| !l.starts_with("<missing>")), "{o}");
+    let ids: Vec<String> = d.docker(&["history", "-q", "steps"]).stdout.lines().map(str::to_owned).collect();
+    let cmd = |i: usize| {
+        let v = d.api("GET", &format!("/v1.41/images/{}/json", ids[i])).json();
+        (v["ContainerConfig"]["Cmd"].clone(), v["ContainerConfig"]["Image"].as_str().unwrap_or("").to_owned())
+    };
+    // RUN: the build args it names, then its argv; the parent image
+    let (run_cmd, run_parent) = cmd(0);
+    assert_eq!(run_cmd, json_words(&["|1", "V=1", "/bin/sh", "-c", "echo $V"]));
+    assert!(run_parent.starts_with(&format!("sha256:{}", ids[1])), "{run_parent}");
+    // metadata steps: the shell, "#(nop) " and the comment; COPY: one word
+    assert_eq!(cmd(2).0, json_words(&["/bin/sh", "-c", "#(nop) ", "ENV Z=1"]));
+    let copy = cmd(1).0;
+    assert!(copy[2].as_str().unwrap().starts_with("#(nop) COPY file:"), "{copy}");
+    fs::remove_dir_all(&ctx).ok();
+}
+
+fn json_words(w: &[&str]) -> serde_json::Value {
+    serde_json::Value::from(w.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+}

@@ -148,7 +148,7 @@ impl Driver<'_> {
         let layer = copy::write_layer(&plan.entries)?;
         let diff = self.be.add_layer(&layer)?;
         let cfg = st.cfg.clone();
-        self.commit(st, cfg, Some(diff), created_by, &key)?;
+        self.commit(st, cfg, Some(diff), created_by, &key, None, None)?;
         if let (Some(q), Some(id)) = (&quick_key, &st.image) {
             self.be.cache_put(q, id)?;
         }

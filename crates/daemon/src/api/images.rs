@@ -139,7 +139,8 @@ pub fn inspect(d: &Arc<Daemon>, name: &str) -> Result {
         o.insert("Parent".into(), serde_json::json!(cfg.parent.clone().unwrap_or_default()));
         o.insert("Created".into(), serde_json::json!(cfg.created.clone().unwrap_or_default()));
         o.insert("DockerVersion".into(), serde_json::json!(""));
-        o.insert("Container".into(), serde_json::json!(""));
+        o.insert("Container".into(), serde_json::json!(cfg.container.clone().unwrap_or_default()));
+        o.insert("ContainerConfig".into(), cfg.container_config.clone().unwrap_or_else(|| serde_json::json!({})));
         o.insert("VirtualSize".into(), serde_json::json!(rec.size));
         o.insert("GraphDriver".into(), serde_json::json!({"Name": "overlay2", "Data": null}));
     }
@@ -163,11 +164,25 @@ pub fn history(d: &Arc<Daemon>, name: &str) -> Result {
             comment: h.comment.clone().unwrap_or_default(),
         })
         .collect();
-    items.reverse();
-    if let Some(top) = items.first_mut() {
+    // Images of the parent chain (local builds) name the entry that made them: the
+    // last of their own history, as dockerd fills in ids and tags.
+    if let Some(top) = items.last_mut() {
         top.id = rec.id.clone();
         top.tags = tags;
     }
+    let mut parent = cfg.parent.clone();
+    let mut seen = 0;
+    while let Some(pid) = parent.take().filter(|p| !p.is_empty()) {
+        seen += 1;
+        let Some(prec) = d.images.get(&pid)?.filter(|_| seen <= items.len()) else { break };
+        let pcfg = d.images.config(&prec)?;
+        if let Some(item) = pcfg.history.len().checked_sub(1).and_then(|i| items.get_mut(i)) {
+            item.id = prec.id.clone();
+            item.tags = d.images.tags_of(&prec.id)?;
+        }
+        parent = pcfg.parent.clone();
+    }
+    items.reverse();
     Ok(json(200, &items))
 }
 
