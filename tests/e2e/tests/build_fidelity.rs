@@ -394,3 +394,26 @@ fn built_images_record_their_steps_as_dockerd_does() {
 fn json_words(w: &[&str]) -> serde_json::Value {
     serde_json::Value::from(w.iter().map(|s| s.to_string()).collect::<Vec<_>>())
 }
+
+#[test]
+fn volume_paths_in_build_steps_are_volumes() {
+    // dockerd's classic builder: a step's container has the image's VOLUMEs, so a
+    // RUN's writes there after the VOLUME are discarded, and a VOLUME over a file
+    // fails the next step that runs.
+    let d = Daemon::start();
+    let ctx = context(&[(
+        "Dockerfile",
+        "FROM busybox\nRUN mkdir /data && echo before > /data/a\nVOLUME /data\nRUN echo after > /data/b\n",
+    )]);
+    let o = build(&d, Cli::Docker, &ctx, &["-t", "vols"]);
+    assert!(o.success(), "{o}");
+    assert_eq!(run(&d, "vols", "ls /data"), "a\n");
+    let left = d.api("GET", "/v1.41/volumes").json();
+    assert_eq!(left["Volumes"].as_array().map_or(0, Vec::len), 0, "the steps' volumes went with them: {left}");
+    let bad = context(&[("Dockerfile", "FROM busybox\nVOLUME /etc/passwd\nRUN true\n")]);
+    let o = build(&d, Cli::Docker, &bad, &[]);
+    assert_ne!(o.code, 0, "{o}");
+    assert!(o.stderr.contains("cannot mount volume over existing file, file exists"), "{o}");
+    fs::remove_dir_all(&ctx).ok();
+    fs::remove_dir_all(&bad).ok();
+}

@@ -216,11 +216,10 @@ async fn create_with(
             volumes.push(v);
         }
     }
-    // Build steps keep their writes to VOLUME paths in the layer; every other
-    // container gets an anonymous volume there (dockerd's behaviour).
-    if origin != Origin::BuildStep {
-        super::volumes::add_anonymous(&mut mount_points, &volumes);
-    }
+    // Every container, a build step's too, gets an anonymous volume at the image's
+    // VOLUME paths: as with dockerd's classic builder, a RUN's writes there after the
+    // VOLUME are not in its layer (the step's volumes go with its container).
+    super::volumes::add_anonymous(&mut mount_points, &volumes);
     let made_volumes = super::volumes::create_for(d, &mount_points)?;
     let config = ContainerConfig {
         hostname: Some(body.hostname.clone().filter(|h| !h.is_empty()).unwrap_or_else(|| id[..12].to_owned())),

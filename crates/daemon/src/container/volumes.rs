@@ -110,6 +110,18 @@ fn make_mountpoints(rec: &Record, rootfs: &std::path::Path) -> Result<()> {
     }
     let fs = berth_containerfs::ContainerFs::open(rootfs).map_err(|e| Error::internal(e.to_string()))?;
     for m in points {
+        if m.kind == Kind::Volume {
+            // dockerd refuses a volume where the image has a file (VOLUME /etc/passwd).
+            let on_file = fs.open_path(&m.destination).ok().and_then(|fd| { use std::os::fd::AsRawFd; nix::sys::stat::fstat(fd.as_raw_fd()).ok() }).is_some_and(|st| {
+                st.st_mode & libc::S_IFMT != libc::S_IFDIR
+            });
+            if on_file {
+                return Err(Error::invalid(format!(
+                    "cannot mount volume over existing file, file exists {}",
+                    rootfs.join(m.destination.trim_start_matches('/')).display()
+                )));
+            }
+        }
         let dir = m.kind != Kind::Bind || std::fs::metadata(&m.source).map(|md| md.is_dir()).unwrap_or(true);
         fs.mountpoint(&m.destination, dir)
             .map_err(|e| Error::internal(format!("create mountpoint for {} mount: {e}", m.destination)))?;
