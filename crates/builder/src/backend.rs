@@ -102,7 +102,8 @@ pub enum RunEvent<'a> {
 pub struct RunOutcome {
     pub container_id: String,
     pub exit_code: i64,
-    /// The container's changes stored as a layer (exit code 0 only).
+    /// The container's changes stored as a layer (exit code 0 only; none when it
+    /// changed nothing).
     pub diff_id: Option<String>,
 }
 

@@ -209,6 +209,16 @@ pub fn plan_copy(ctx: &Context, req: &CopyRequest, exists: Exists<'_>) -> Result
     let dest = clean(&raw);
     let excludes = (!req.excludes.is_empty()).then(|| Matcher::parse(&req.excludes.join("\n")));
     let excluded = |rel: &str| excludes.as_ref().is_some_and(|m| m.matches(rel));
+    // dockerd's words for a source that is not there (or a link to outside the context)
+    let missing = |shown: &str| {
+        Error::invalid(if req.from_image {
+            format!("COPY failed: stat {shown}: file does not exist")
+        } else {
+            format!(
+                "COPY failed: file not found in build context or excluded by .dockerignore: stat {shown}: file does not exist"
+            )
+        })
+    };
 
     // (path in the context, path kept under dest with --parents)
     let mut matched: Vec<(String, String)> = Vec::new();
@@ -227,14 +237,7 @@ pub fn plan_copy(ctx: &Context, req: &CopyRequest, exists: Exists<'_>) -> Result
         };
         let m = ctx.glob(s);
         if m.is_empty() {
-            let shown = clean(s);
-            return Err(Error::invalid(if req.from_image {
-                format!("COPY failed: stat {shown}: file does not exist")
-            } else {
-                format!(
-                    "COPY failed: file not found in build context or excluded by .dockerignore: stat {shown}: file does not exist"
-                )
-            }));
+            return Err(missing(&clean(s)));
         }
         for p in m {
             if !p.is_empty() && excluded(basename(&p)) {
@@ -271,9 +274,7 @@ pub fn plan_copy(ctx: &Context, req: &CopyRequest, exists: Exists<'_>) -> Result
         // context), under the link's own name; links inside a copied directory stay links.
         let real = ctx.follow(src);
         if !real.is_empty() && ctx.get(&real).is_none() {
-            return Err(Error::invalid(format!(
-                "COPY failed: stat {src}: the symlink's target {real} is not in the build context or excluded by .dockerignore"
-            )));
+            return Err(missing(src));
         }
         let is_dir = real.is_empty() || ctx.get(&real).is_some_and(|e| e.kind == Kind::Dir);
         if is_dir {
@@ -437,7 +438,16 @@ fn extract(
     let r = berth_containerfs::decompress(data).map_err(bad)?;
     let mut a = tar::Archive::new(r);
     for e in a.entries().map_err(bad)? {
-        let mut e = e.map_err(bad)?;
+        // An archive whose last entry is whole but whose padding or end blocks are
+        // missing is read as Go's archive/tar (and so dockerd) reads it.
+        let mut e = match e {
+            Ok(e) => e,
+            // (the tar crate reports a short skip as "unexpected EOF during skip")
+            Err(err) if err.kind() == std::io::ErrorKind::UnexpectedEof || err.to_string().contains("unexpected EOF") => {
+                break
+            }
+            Err(err) => return Err(bad(err)),
+        };
         let rel = clean(&e.path().map_err(bad)?.to_string_lossy());
         let h = e.header();
         let (uid, gid) =
@@ -458,6 +468,9 @@ fn extract(
         let mut buf = Vec::new();
         if kind == Kind::File {
             e.read_to_end(&mut buf).map_err(bad)?;
+            if Some(buf.len() as u64) != e.header().size().ok() {
+                return Err(bad(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "unexpected EOF")));
+            }
         }
         let target = join(dest, &rel);
         if !target.is_empty() {

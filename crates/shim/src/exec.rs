@@ -222,10 +222,11 @@ pub fn helper_main(mut args: impl Iterator<Item = String>) -> i32 {
     let spec = fs::read(&process).ok().and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
     let argv0 = spec.as_ref().and_then(|v| v["args"][0].as_str().map(str::to_owned)).unwrap_or_default();
     // Unlike a container's, an exec's working directory is not made: runc's chdir
-    // fails, and so does this, with runc's words (libcontainer's say less).
+    // fails, and so does this, with runc's words (libcontainer's say less). The
+    // "OCI runtime exec failed" messages go to the exec's stdout, where dockerd's are.
     if let Some(cwd) = spec.as_ref().and_then(|v| v["cwd"].as_str()) {
         if cwd_missing(&root, &id, cwd) {
-            eprintln!(
+            println!(
                 "OCI runtime exec failed: exec failed: unable to start container process: chdir to cwd (\"{cwd}\") set in config.json failed: no such file or directory: unknown"
             );
             return 126;
@@ -235,7 +236,7 @@ pub fn helper_main(mut args: impl Iterator<Item = String>) -> i32 {
         match fs::read(&f.bpf_path) {
             Ok(p) => f.prog = p,
             Err(e) => {
-                eprintln!("OCI runtime exec failed: read seccomp program {}: {e}: unknown", f.bpf_path.display());
+                println!("OCI runtime exec failed: read seccomp program {}: {e}: unknown", f.bpf_path.display());
                 return 126;
             }
         }
@@ -259,7 +260,7 @@ pub fn helper_main(mut args: impl Iterator<Item = String>) -> i32 {
             } else {
                 (126, msg.as_str())
             };
-            eprintln!(
+            println!(
                 "OCI runtime exec failed: exec failed: unable to start container process: exec: \"{argv0}\": {what}: unknown"
             );
             return code;

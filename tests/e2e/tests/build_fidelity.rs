@@ -44,8 +44,12 @@ fn steps_that_change_nothing_and_repeated_copies_mount_and_run() {
     }
     let o = d.berth(&["run", "--rm", "noop"]);
     assert_eq!(o.out(), "same content", "{o}");
-    let layers = d.api("GET", "/v1.41/images/noop/json").json()["RootFS"]["Layers"].as_array().unwrap().len();
-    assert!(layers >= 8, "every step keeps its layer: {layers}");
+    // A step that changes nothing adds no layer: its history entry is empty.
+    let hist = d.api("GET", "/v1.41/images/noop/history").json();
+    let runs: Vec<&serde_json::Value> =
+        hist.as_array().unwrap().iter().filter(|h| h["CreatedBy"] == "/bin/sh -c true").collect();
+    assert_eq!(runs.len(), 5, "{hist}");
+    assert!(runs.iter().all(|h| h["Size"] == 0), "{hist}");
     fs::remove_dir_all(&ctx).ok();
 }
 
@@ -83,7 +87,6 @@ fn parse_errors_and_empty_results_use_dockerds_words_and_statuses() {
         ("squash=1", "squash is only supported with experimental mode"),
         ("securityopt=seccomp%3Dunconfined", "does not support setting security options on build"),
         ("isolation=hyperv", "Unsupported isolation: \"hyperv\""),
-        ("session=abc", "experimental session with v1 builder is no longer supported"),
         ("platform=linux%2Fs390x", "host platform"),
     ] {
         let tar = RawTar::new().file("Dockerfile", b"FROM busybox\n").build();
@@ -190,7 +193,7 @@ COPY tree /tree\n",
         .symlink("out", "/etc/passwd")
         .build();
     let (_, body) = raw_build(&d, "", &tar);
-    assert!(body.contains("is not in the build context"), "{body}");
+    assert!(body.contains("COPY failed: file not found in build context or excluded by .dockerignore: stat out: file does not exist"), "{body}");
     // The cache follows the link: a changed target is a changed source.
     let one = |content: &[u8]| {
         RawTar::new()
@@ -237,13 +240,20 @@ fn add_unpacks_xz_and_bzip2_archives_and_refuses_a_truncated_one() {
         run(&d, "unpacked", "cat /xz/a /bz/a /raw/notatar.tar"),
         "from an archive\nfrom an archive\njust text, copied as it is"
     );
-    // A tar whose first header is sound but whose data is cut short fails the step.
+    // A tar whose first header is sound but whose file data is cut short fails the
+    // step; one that only lacks its padding and end blocks is read as dockerd reads it.
     let tar = RawTar::new()
         .file("Dockerfile", b"FROM busybox\nADD cut.tar /cut/\n")
+        .file("cut.tar", &plain[..520])
+        .build();
+    let (_, body) = raw_build(&d, "", &tar);
+    assert!(body.contains("\"error\""), "{body}");
+    let tar = RawTar::new()
+        .file("Dockerfile", b"FROM busybox\nADD cut.tar /cut/\nRUN cat /cut/a\n")
         .file("cut.tar", &plain[..600])
         .build();
     let (_, body) = raw_build(&d, "", &tar);
-    assert!(body.contains("\"error\"") && body.contains("invalid archive"), "{body}");
+    assert!(!body.contains("\"error\"") && body.contains("from an archive"), "{body}");
     fs::remove_dir_all(&src).ok();
 }
 

@@ -47,11 +47,6 @@ pub fn options(q: &Query) -> Result<BuildOptions> {
     if let Some(i) = q.get("isolation").filter(|i| !i.is_empty() && !i.eq_ignore_ascii_case("default")) {
         return Err(Error::invalid(format!("Unsupported isolation: {i:?}")));
     }
-    if !q.str("session").is_empty() {
-        return Err(Error::invalid(
-            "experimental session with v1 builder is no longer supported, use builder version v2 (BuildKit) instead",
-        ));
-    }
     if !q.str("outputs").is_empty() && q.str("outputs") != "[]" && q.str("outputs") != "null" {
         return Err(Error::invalid("build outputs (--output) need BuildKit, which berthd does not have"));
     }

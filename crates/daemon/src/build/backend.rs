@@ -268,10 +268,15 @@ impl Backend for DaemonBackend {
         let (cid, code) = ran?;
         let t_run = t0.elapsed();
         let mut diff_id = None;
+        let upper = self.d.snap.upper_dir(&cid);
         if code == 0 {
-            let upper = self.d.snap.upper_dir(&cid);
             Self::drop_runtime_artifacts(&upper);
             mounts::drop_mountpoints(&upper, &missing);
+        }
+        // A step that changed nothing adds no layer (dockerd: an empty diff is an
+        // `empty_layer` history entry, not a layer).
+        let changed = std::fs::read_dir(&upper).map(|mut d| d.next().is_some()).unwrap_or(true);
+        if code == 0 && changed {
             let tmp = self.tmp_dir()?.join(format!("diff-{cid}.tar"));
             let written = std::fs::File::create(&tmp)
                 .ctx("create layer file")
