@@ -19,6 +19,7 @@
 //! # Ok::<(), berth_compose::Error>(())
 //! ```
 
+pub mod build;
 mod dotenv;
 mod error;
 mod format;

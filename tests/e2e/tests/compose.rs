@@ -174,3 +174,105 @@ fn secrets_and_configs_reach_the_containers() {
     berth_compose(&d, &dir, &["down"]).ok();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn build_sections_inline_dockerfiles_secrets_hosts_and_refusals() {
+    let d = Daemon::start();
+    let dir = berth_e2e::dir_with(
+        "berth-compose-build",
+        &[
+            (
+                "compose.yaml",
+                r#"
+services:
+  app:
+    image: inline-app
+    build:
+      context: .
+      dockerfile_inline: |
+        FROM busybox
+        ARG GREETING
+        RUN --mount=type=secret,id=tok cat /run/secrets/tok > /tok.txt && echo >> /tok.txt
+        RUN --mount=type=secret,id=pw cat /run/secrets/pw > /pw.txt
+        RUN grep -w buildhost /etc/hosts | cut -f1 > /host.txt
+        RUN echo "$$GREETING" > /greeting.txt
+      args:
+        GREETING: hello
+      extra_hosts:
+        - "buildhost=10.9.8.7"
+      secrets: [tok, pw]
+secrets:
+  tok:
+    environment: TOKEN
+  pw:
+    file: ./pw.txt
+"#,
+            ),
+            ("pw.txt", "file-secret\n"),
+            (".env", "TOKEN=env-secret\n"),
+        ],
+    );
+    let o = berth_compose(&d, &dir, &["build"]);
+    assert_eq!(o.code, 0, "{o}");
+    let o = d.berth(&["run", "--rm", "inline-app", "sh", "-c", "cat /greeting.txt /tok.txt /pw.txt /host.txt"]);
+    assert_eq!(o.stdout.split_whitespace().collect::<Vec<_>>(), ["hello", "env-secret", "file-secret", "10.9.8.7"], "{o}");
+    // secrets are in no layer
+    let o = d.berth(&["run", "--rm", "inline-app", "sh", "-c", "ls /run/secrets 2>&1 || true"]);
+    assert!(!o.stdout.contains("tok"), "{o}");
+    // keys the classic builder has no equivalent for are refused, naming the key
+    std::fs::write(
+        dir.join("compose.yaml"),
+        "services:\n  app:\n    image: x\n    build:\n      context: .\n      ssh: [default]\n",
+    )
+    .unwrap();
+    let o = berth_compose(&d, &dir, &["build"]);
+    assert_ne!(o.code, 0, "{o}");
+    assert!(o.stderr.contains("build.ssh is not supported"), "{o}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn cp_into_and_out_of_services_and_project_events() {
+    let d = Daemon::start();
+    let dir = berth_e2e::dir_with(
+        "berth-compose-cp",
+        &[
+            (
+                "compose.yaml",
+                "services:\n  box:\n    image: busybox\n    command: [\"sleep\", \"300\"]\n    scale: 2\n    environment:\n      PRICE: \"5$$\"\n",
+            ),
+            ("in.txt", "to the service\n"),
+        ],
+    );
+    let mut events = berth_e2e::Spawned::spawn({
+        let mut c = d.command(Cli::Berth);
+        c.args(["compose", "events", "--json"]).current_dir(&dir).env("COMPOSE_PROJECT_NAME", "app");
+        c
+    })
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(berth_compose(&d, &dir, &["up", "-d"]).code, 0);
+    // `$$` in the file is a `$` in the container (the escaped form is only config's output)
+    assert_eq!(d.berth(&["exec", "app-box-1", "sh", "-c", "echo $PRICE"]).stdout, "5$\n");
+    // into a service without --index: every replica
+    let o = berth_compose(&d, &dir, &["cp", "in.txt", "box:/tmp/in.txt"]);
+    assert_eq!(o.code, 0, "{o}");
+    for n in ["1", "2"] {
+        assert_eq!(d.berth(&["exec", &format!("app-box-{n}"), "cat", "/tmp/in.txt"]).stdout, "to the service\n");
+    }
+    // out of one replica
+    assert!(d.berth(&["exec", "app-box-2", "sh", "-c", "echo from-two > /tmp/out.txt"]).success());
+    let o = berth_compose(&d, &dir, &["cp", "--index", "2", "box:/tmp/out.txt", "out.txt"]);
+    assert_eq!(o.code, 0, "{o}");
+    assert_eq!(std::fs::read_to_string(dir.join("out.txt")).unwrap(), "from-two\n");
+    // the events named the service, without compose's labels in the attributes
+    let line = events.wait_for_line(Duration::from_secs(10), |l| l.contains("\"action\":\"start\""));
+    let e: serde_json::Value = serde_json::from_str(&line.expect("a start event")).unwrap();
+    assert_eq!(e["service"], "box");
+    assert_eq!(e["type"], "container");
+    assert!(e["attributes"]["name"].as_str().unwrap().starts_with("app-box-"), "{e}");
+    assert!(e["attributes"].as_object().unwrap().keys().all(|k| !k.starts_with("com.docker.compose.")), "{e}");
+    events.kill();
+    assert_eq!(berth_compose(&d, &dir, &["down", "-t", "0"]).code, 0);
+    std::fs::remove_dir_all(&dir).ok();
+}

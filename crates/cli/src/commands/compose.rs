@@ -94,6 +94,35 @@ pub enum ComposeCmd {
     Wait(ServicesArgs),
     /// Show the Docker Compose version information
     Version(VersionArgs),
+    /// Copy files/folders between a service container and the local filesystem
+    Cp(CpArgs),
+    /// Receive real time events from containers
+    Events(EventsArgs),
+}
+
+/// `cp [OPTIONS] SERVICE:SRC_PATH DEST_PATH|-` or `cp [OPTIONS] SRC_PATH|- SERVICE:DEST_PATH`.
+#[derive(Args, Debug, Default)]
+pub struct CpArgs {
+    /// Index of the container if service has multiple replicas (copying into a
+    /// service without it copies into every replica)
+    #[arg(long)]
+    pub index: Option<usize>,
+    /// Archive mode (copy all uid/gid information)
+    #[arg(short = 'a', long)]
+    pub archive: bool,
+    /// Always follow symbol link in SRC_PATH
+    #[arg(short = 'L', long = "follow-link")]
+    pub follow_link: bool,
+    pub src: String,
+    pub dst: String,
+}
+
+#[derive(Args, Debug, Default)]
+pub struct EventsArgs {
+    /// Output events as a stream of json objects
+    #[arg(long)]
+    pub json: bool,
+    pub services: Vec<String>,
 }
 
 #[derive(Args, Debug, Default)]
@@ -449,7 +478,9 @@ fn load(a: &ComposeArgs, interpolate: bool) -> Result<Loaded> {
         resolve_paths: true,
     };
     let project = berth_compose::load(&opts)?;
-    let json: Value = serde_json::from_str(&project.to_json()?)?;
+    // The model as values: `to_json` is `config`'s output, which escapes `$` as `$$`;
+    // the containers get the strings themselves (`$$HOME` in the file is `$HOME`).
+    let json: Value = serde_json::to_value(&project)?;
     let ctx = Context {
         project: project.name.clone(),
         working_dir: project.working_dir.to_string_lossy().into_owned(),
@@ -593,6 +624,8 @@ pub async fn compose(c: Option<&Client>, a: ComposeArgs) -> Result<i32> {
             Ok(0)
         }
         ComposeCmd::Exec(o) => exec(c, &p, o).await,
+        ComposeCmd::Cp(o) => cp(c, &p, o).await,
+        ComposeCmd::Events(o) => events(c, &p, o).await,
         ComposeCmd::Run(o) => run(c, &p, o).await,
         ComposeCmd::Start(o) => {
             for level in plan::start_order(&p.json, &o.services, true)? {
@@ -919,53 +952,71 @@ async fn image_exists(c: &Client, image: &str) -> Result<bool> {
 
 async fn build(c: &Client, p: &Loaded, service: &str, o: &BuildArgs) -> Result<()> {
     let svc = &p.json["services"][service];
-    let b = &svc["build"];
-    let context = b["context"].as_str().unwrap_or(".").to_owned();
     let image = plan::image_name(&p.ctx, service, svc);
+    let version: Value = c.get_json("/version", &Query::new()).await?;
+    let host_platform = format!("{}/{}", version["Os"].as_str().unwrap_or("linux"), version["Arch"].as_str().unwrap_or("amd64"));
+    let b = berth_compose::build::build_plan(&p.json, service, &host_platform)?;
+    // An inline Dockerfile and secrets from the project's environment are written
+    // to a private directory beside (not into) the context for the build.
+    let scratch = std::env::temp_dir().join(format!("berth-compose-{}-{service}", std::process::id()));
+    let made = b.inline.is_some() || b.secrets.values().any(|s| matches!(s, berth_compose::build::SecretSource::Env(_)));
+    if made {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&scratch)?;
+    }
+    let inline = match &b.inline {
+        Some(text) => {
+            std::fs::write(scratch.join("Dockerfile"), text)?;
+            Some(scratch.clone())
+        }
+        None => None,
+    };
+    let file = match (&inline, &b.dockerfile) {
+        (Some(dir), _) => Some(dir.join("Dockerfile").display().to_string()),
+        (None, Some(f)) if f.starts_with('/') => Some(f.clone()),
+        (None, Some(f)) => Some(format!("{}/{f}", b.context)),
+        (None, None) => None,
+    };
     let mut args = crate::cli::BuildArgs {
-        context,
-        tag: vec![image.clone()],
-        file: b["dockerfile"].as_str().map(|f| {
-            if f.starts_with('/') {
-                f.to_owned()
-            } else {
-                format!("{}/{f}", b["context"].as_str().unwrap_or("."))
-            }
-        }),
-        target: b["target"].as_str().map(str::to_owned),
-        no_cache: o.no_cache || b["no_cache"].as_bool().unwrap_or(false),
-        pull: o.pull || b["pull"].as_bool().unwrap_or(false),
+        context: b.context.clone(),
+        tag: std::iter::once(image.clone()).chain(b.tags.iter().cloned()).collect(),
+        file,
+        target: b.target.clone(),
+        no_cache: o.no_cache || b.no_cache,
+        pull: o.pull || b.pull,
         quiet: true,
-        network: b["network"].as_str().map(str::to_owned),
+        network: b.network.clone(),
         rm: true,
         progress: "plain".into(),
+        build_arg: b.args.iter().chain(&o.build_arg).cloned().collect(),
+        label: b.labels.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+        cache_from: b.cache_from.clone(),
+        shm_size: b.shm_size.clone(),
+        add_host: b.extra_hosts.clone(),
+        ulimit: b.ulimits.clone(),
         ..Default::default()
     };
-    if b["dockerfile_inline"].is_string() {
-        bail!("service {service}: build.dockerfile_inline is not supported by berth compose yet; write it to a file");
-    }
-    for (k, v) in b["args"].as_object().into_iter().flatten() {
-        match v {
-            Value::Null => args.build_arg.push(k.clone()),
-            Value::String(s) => args.build_arg.push(format!("{k}={s}")),
-            other => args.build_arg.push(format!("{k}={other}")),
-        }
-    }
-    args.build_arg.extend(o.build_arg.iter().cloned());
-    for (k, v) in b["labels"].as_object().into_iter().flatten() {
-        args.label.push(format!("{k}={}", v.as_str().unwrap_or_default()));
-    }
-    for cf in b["cache_from"].as_array().into_iter().flatten() {
-        args.cache_from.push(cf.as_str().unwrap_or_default().to_owned());
-    }
-    if let Some(sz) = b["shm_size"].as_str().map(str::to_owned).or_else(|| b["shm_size"].as_i64().map(|n| n.to_string())) {
-        args.shm_size = Some(sz);
-    }
-    for t in b["tags"].as_array().into_iter().flatten() {
-        args.tag.push(t.as_str().unwrap_or_default().to_owned());
+    for (id, from) in &b.secrets {
+        let src = match from {
+            berth_compose::build::SecretSource::File(f) => f.clone(),
+            berth_compose::build::SecretSource::Env(v) => {
+                let Some(value) = p.env.get(v) else {
+                    let _ = std::fs::remove_dir_all(&scratch);
+                    bail!("service {service}: environment variable {v} of build secret {id} is not set");
+                };
+                let f = scratch.join(format!("secret-{id}"));
+                std::fs::write(&f, value)?;
+                f.display().to_string()
+            }
+        };
+        args.secret.push(format!("id={id},src={src}"));
     }
     event("Service", service, "Building");
-    let code = super::build::build(c, args).await?;
+    let code = super::build::build(c, args).await;
+    if made {
+        let _ = std::fs::remove_dir_all(&scratch);
+    }
+    let code = code?;
     if code != 0 {
         bail!("failed to solve: service {service:?} failed to build");
     }
@@ -1672,6 +1723,94 @@ async fn images(c: &Client, p: &Loaded, o: &ImagesArgs) -> Result<i32> {
             })
             .collect();
         print!("{}", crate::format::table(&[vec![head], body].concat()));
+    }
+    Ok(0)
+}
+
+/// `compose cp`: the service's container (by `--index`; into a service without one,
+/// every replica) stands for the `SERVICE:` side of `berth cp`.
+async fn cp(c: &Client, p: &Loaded, o: &CpArgs) -> Result<i32> {
+    let split = |s: &str| -> Option<(String, String)> {
+        let (svc, path) = s.split_once(':')?;
+        (!svc.is_empty() && !svc.contains('/')).then(|| (svc.to_owned(), path.to_owned()))
+    };
+    let (service, to_container) = match (split(&o.src), split(&o.dst)) {
+        (Some((s, _)), None) => (s, false),
+        (None, Some((s, _))) => (s, true),
+        (Some(_), Some(_)) => bail!("copying between services is not supported"),
+        (None, None) => bail!("must specify at least one container source"),
+    };
+    selected(p, std::slice::from_ref(&service))?;
+    let list = containers(c, &p.ctx.project, std::slice::from_ref(&service), false).await?;
+    let mut targets: Vec<&Value> = list
+        .iter()
+        .filter(|x| match o.index {
+            Some(i) => label(x, plan::LABEL_NUMBER) == i.to_string(),
+            None => to_container || label(x, plan::LABEL_NUMBER) == "1",
+        })
+        .collect();
+    targets.sort_by_key(|x| label(x, plan::LABEL_NUMBER).parse::<usize>().unwrap_or(0));
+    if targets.is_empty() {
+        bail!("no container found for service \"{service}\"");
+    }
+    for x in targets {
+        let with = |side: &str| match side.split_once(':') {
+            Some((svc, path)) if svc == service => format!("{}:{path}", id(x)),
+            _ => side.to_owned(),
+        };
+        let args = crate::cli::CpArgs {
+            archive: o.archive,
+            follow_link: o.follow_link,
+            quiet: true,
+            src: with(&o.src),
+            dst: with(&o.dst),
+        };
+        let code = super::cp::cp(c, args).await?;
+        if code != 0 {
+            return Ok(code);
+        }
+    }
+    Ok(0)
+}
+
+/// `compose events`: the project's container events, as Docker Compose prints them
+/// (`<time> container <action> <id> (k=v, ...)`, or one JSON object per line), the
+/// `com.docker.compose.*` labels left out of the attributes.
+async fn events(c: &Client, p: &Loaded, o: &EventsArgs) -> Result<i32> {
+    let filters = json!({
+        "type": ["container"],
+        "label": [format!("{}={}", plan::LABEL_PROJECT, p.ctx.project)],
+    });
+    let q = Query::new().add("filters", filters.to_string());
+    let resp = c.request(Method::GET, "/events", &q, &[], empty()).await?;
+    let mut r = crate::client::LineReader::new(resp);
+    while let Some(e) = r.next_json::<Value>().await? {
+        let attrs = e["Actor"]["Attributes"].as_object().cloned().unwrap_or_default();
+        let service = attrs.get(plan::LABEL_SERVICE).and_then(Value::as_str).unwrap_or_default().to_owned();
+        if !o.services.is_empty() && !o.services.contains(&service) {
+            continue;
+        }
+        let shown: BTreeMap<&String, &Value> = attrs.iter().filter(|(k, _)| !k.starts_with("com.docker.compose.")).collect();
+        let nanos = e["timeNano"].as_i64().unwrap_or_else(|| e["time"].as_i64().unwrap_or(0) * 1_000_000_000);
+        let time = chrono::DateTime::from_timestamp(nanos / 1_000_000_000, (nanos % 1_000_000_000) as u32)
+            .unwrap_or_default()
+            .with_timezone(&chrono::Local);
+        let action = e["Action"].as_str().unwrap_or_default();
+        let cid = e["Actor"]["ID"].as_str().unwrap_or_default();
+        if o.json {
+            let line = json!({
+                "time": time.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+                "type": "container",
+                "service": service,
+                "id": cid,
+                "action": action,
+                "attributes": shown,
+            });
+            println!("{line}");
+        } else {
+            let list: Vec<String> = shown.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default())).collect();
+            println!("{} container {action} {cid} ({})", time.format("%Y-%m-%d %H:%M:%S%.6f"), list.join(", "));
+        }
     }
     Ok(0)
 }
