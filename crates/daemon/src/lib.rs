@@ -102,6 +102,39 @@ pub struct Daemon {
     flush: Arc<tokio::sync::Notify>,
     /// Settings `SIGHUP` reloads (labels, registries, debug).
     pub live: std::sync::RwLock<settings::Live>,
+    /// The data root's lock, held for the daemon's life: one berthd per data root.
+    _lock: std::fs::File,
+}
+
+/// Take `<data-root>/berthd.lock` (an exclusive `flock`, gone with the process,
+/// also after a `kill -9`) and write our pid into it. A second berthd on the same
+/// data root is refused, as dockerd refuses a second daemon by its pidfile: two
+/// daemons would each believe they own every container and record.
+fn lock_data_root(root: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    use std::io::{Read, Seek, Write};
+    use std::os::fd::AsRawFd;
+    let path = root.join("berthd.lock");
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("open {}", path.display()))?;
+    // SAFETY: flock on a descriptor we own.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let mut pid = String::new();
+        let _ = f.read_to_string(&mut pid);
+        anyhow::bail!(
+            "data root {} is in use by another berthd (pid {}); stop it, or give this one its own --data-root",
+            root.display(),
+            pid.trim()
+        );
+    }
+    f.set_len(0)?;
+    f.rewind()?;
+    writeln!(f, "{}", std::process::id())?;
+    Ok(f)
 }
 
 impl Daemon {
@@ -110,6 +143,7 @@ impl Daemon {
         for d in [&cfg.data_root, &cfg.exec_root] {
             std::fs::create_dir_all(d).with_context(|| format!("create {}", d.display()))?;
         }
+        let lock = lock_data_root(&cfg.data_root)?;
         if let Some(log) = &cfg.log {
             container::verify::check_default_log_config(log)?;
         }
@@ -139,6 +173,7 @@ impl Daemon {
             execs: container::exec::Execs::default(),
             warm: container::warm::Warm::new(cfg.warm_containers),
             flush: Arc::new(tokio::sync::Notify::new()),
+            _lock: lock,
             live: std::sync::RwLock::new(settings::Live {
                 debug: cfg.debug,
                 labels: cfg.labels.clone(),

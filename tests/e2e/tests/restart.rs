@@ -222,3 +222,29 @@ fn restart_policies_back_off_and_obey_stop_kill_and_daemon_restart() {
 fn now_plus(secs: u64) -> String {
     (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + secs).to_string()
 }
+
+#[test]
+fn a_second_daemon_on_the_same_data_root_is_refused() {
+    let d = Daemon::start();
+    let other = berth_e2e::unique_tmp_dir("berth-second");
+    let o = berth_e2e::run_command(
+        {
+            let mut c = std::process::Command::new(berth_e2e::bin("berthd"));
+            c.arg("--data-root")
+                .arg(d.data_root())
+                .arg("--exec-root")
+                .arg(other.join("exec"))
+                .arg("-H")
+                .arg(format!("unix://{}", other.join("sock").display()))
+                .env("RUST_BACKTRACE", "0");
+            c
+        },
+        None,
+        Duration::from_secs(20),
+    );
+    assert_eq!(o.code, 1, "{o}");
+    assert!(o.stderr.contains("is in use by another berthd (pid"), "{o}");
+    // the first one still serves
+    assert!(d.berth(&["ps"]).success());
+    std::fs::remove_dir_all(&other).ok();
+}
