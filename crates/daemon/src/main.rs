@@ -240,7 +240,11 @@ fn main() -> anyhow::Result<()> {
         reload: Some(berthd::settings::Reload { file: args.config_file, explicit, flags, flag_values, set_level }),
     };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    rt.block_on(berthd::run(cfg))
+    let ran = rt.block_on(berthd::run(cfg));
+    // A blocking task that never ends (a build step's thread, say) must not keep a
+    // stopped daemon alive: containers run on without it, and it restarts cleanly.
+    rt.shutdown_timeout(std::time::Duration::from_secs(5));
+    ran
 }
 
 /// Values from daemon.json for what no flag set (conflicts were refused already).
