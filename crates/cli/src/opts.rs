@@ -361,6 +361,11 @@ pub fn parse_throttle(s: &str, bytes: bool) -> Result<ThrottleDevice> {
 }
 
 /// `--gpus all|N|device=0,1|capabilities=..,driver=..` (docker's `opts.GpuOpts`).
+/// A fully-qualified CDI device name (`vendor.com/class=name`), not a device path.
+pub fn is_cdi_name(d: &str) -> bool {
+    !d.starts_with('/') && d.split_once('=').is_some_and(|(kind, name)| kind.contains('/') && !name.is_empty())
+}
+
 pub fn parse_gpus(s: &str) -> Result<DeviceRequest> {
     let mut r = DeviceRequest { count: None, capabilities: Some(vec![vec!["gpu".into()]]), ..Default::default() };
     // "device=0,1" may be quoted and contain commas.
@@ -698,7 +703,16 @@ pub fn create_body(
         blkio_device_read_iops: Some(o.device_read_iops.iter().map(|w| parse_throttle(w, false)).collect::<Result<_>>()?),
         blkio_device_write_iops: Some(o.device_write_iops.iter().map(|w| parse_throttle(w, false)).collect::<Result<_>>()?),
         device_cgroup_rules: nonempty(o.device_cgroup_rule.clone()),
-        device_requests: o.gpus.as_deref().map(|g| parse_gpus(g).map(|r| vec![r])).transpose()?,
+        device_requests: {
+            // `--gpus`, and `--device vendor.com/class=name` (a CDI device: a `cdi`
+            // device request, as the docker CLI sends it)
+            let mut reqs: Vec<DeviceRequest> = o.gpus.as_deref().map(parse_gpus).transpose()?.into_iter().collect();
+            let cdi: Vec<String> = o.device.iter().filter(|d| is_cdi_name(d)).cloned().collect();
+            if !cdi.is_empty() {
+                reqs.push(DeviceRequest { driver: Some("cdi".into()), device_ids: Some(cdi), ..Default::default() });
+            }
+            (!reqs.is_empty()).then_some(reqs)
+        },
         mounts: if mounts.is_empty() { None } else { Some(mounts) },
         cgroupns_mode: match o.cgroupns.as_deref() {
             None | Some("") => None,
@@ -776,12 +790,13 @@ pub fn create_body(
             (true, Some((rows, cols))) => vec![rows as usize, cols as usize],
             _ => vec![0, 0],
         }),
-        devices: if o.device.is_empty() {
+        devices: if o.device.iter().all(|d| is_cdi_name(d)) {
             None
         } else {
             Some(
                 o.device
                     .iter()
+                    .filter(|d| !is_cdi_name(d))
                     .map(|d| {
                         let parts: Vec<&str> = d.split(':').collect();
                         bollard::models::DeviceMapping {

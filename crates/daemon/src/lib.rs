@@ -46,6 +46,8 @@ pub struct Config {
     pub labels: Vec<String>,
     /// `--registry-mirror`/`registry-mirrors`: tried first for Docker Hub pulls.
     pub registry_mirrors: Vec<String>,
+    /// Where CDI device specs are read (`--cdi-spec-dir`, `cdi-spec-dirs`).
+    pub cdi_spec_dirs: Vec<PathBuf>,
     /// DNS settings for containers that set none.
     pub dns: DnsDefaults,
     /// `--log-driver`/`--log-opt`: the log configuration of containers that set none.

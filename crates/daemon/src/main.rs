@@ -89,6 +89,9 @@ struct Args {
     /// Preferred Docker registry mirror (repeatable)
     #[arg(long = "registry-mirror")]
     registry_mirrors: Vec<String>,
+    /// Directory of CDI device specs (repeatable; default /etc/cdi and /var/run/cdi)
+    #[arg(long = "cdi-spec-dir")]
+    cdi_spec_dirs: Vec<PathBuf>,
     /// DNS server for containers that name none (repeatable)
     #[arg(long = "dns")]
     dns: Vec<String>,
@@ -134,6 +137,7 @@ const FILE_KEYS: &[(&str, &str)] = &[
     ("insecure_tcp", "insecure-tcp"),
     ("labels", "labels"),
     ("registry_mirrors", "registry-mirrors"),
+    ("cdi_spec_dirs", "cdi-spec-dirs"),
     ("dns", "dns"),
     ("dns_search", "dns-search"),
     ("dns_opts", "dns-opts"),
@@ -152,7 +156,7 @@ fn flags_given(m: &clap::ArgMatches) -> BTreeMap<String, String> {
         }
         let raw: Vec<String> = m.get_raw(id).into_iter().flatten().map(|v| v.to_string_lossy().into_owned()).collect();
         const LISTS: &[&str] =
-            &["hosts", "labels", "insecure-registries", "registry-mirrors", "dns", "dns-search", "dns-opts", "default-address-pools", "log-opts"];
+            &["hosts", "labels", "insecure-registries", "registry-mirrors", "cdi-spec-dirs", "dns", "dns-search", "dns-opts", "default-address-pools", "log-opts"];
         let shown = if raw.is_empty() {
             "true".to_owned()
         } else if LISTS.contains(key) {
@@ -235,6 +239,11 @@ fn main() -> anyhow::Result<()> {
         debug: args.debug,
         labels: berthd::settings::check_labels(&args.labels)?,
         registry_mirrors: berthd::settings::check_mirrors(&args.registry_mirrors)?,
+        cdi_spec_dirs: if args.cdi_spec_dirs.is_empty() {
+            berth_cdi::DEFAULT_SPEC_DIRS.iter().map(PathBuf::from).collect()
+        } else {
+            args.cdi_spec_dirs.clone()
+        },
         dns: berthd::DnsDefaults { servers: args.dns, search: args.dns_search, options: args.dns_opts },
         log: args.log_driver.map(|driver| (driver, log_opts.clone())).or_else(|| (!log_opts.is_empty()).then(|| ("json-file".to_owned(), log_opts))),
         reload: Some(berthd::settings::Reload { file: args.config_file, explicit, flags, flag_values, set_level }),
@@ -275,6 +284,7 @@ fn merge(a: &mut Args, f: berthd::settings::FileConfig) {
     set(&mut a.live_restore, f.live_restore);
     set(&mut a.insecure_registries, f.insecure_registries);
     set(&mut a.registry_mirrors, f.registry_mirrors);
+    set(&mut a.cdi_spec_dirs, f.cdi_spec_dirs);
     set(&mut a.bridge, f.bridge);
     set_opt(&mut a.bip, f.bip);
     set_opt(&mut a.fixed_cidr, f.fixed_cidr);

@@ -48,6 +48,7 @@ const KNOWN: &[&str] = &[
     "init-path",
     "features",
     "warm-containers",
+    "cdi-spec-dirs",
 ];
 
 /// dockerd keys whose feature berthd does not have: refused, never ignored.
@@ -112,6 +113,7 @@ pub struct FileConfig {
     pub live_restore: Option<bool>,
     pub insecure_registries: Option<Vec<String>>,
     pub registry_mirrors: Option<Vec<String>>,
+    pub cdi_spec_dirs: Option<Vec<PathBuf>>,
     pub bridge: Option<String>,
     pub bip: Option<String>,
     pub fixed_cidr: Option<String>,

@@ -158,4 +158,17 @@ pub struct SpecOptions {
     /// `--init`: this static init binary is bind-mounted at `/sbin/docker-init` and
     /// runs the process (`docker-init -- ARGS`), reaping zombies and forwarding signals.
     pub init: Option<PathBuf>,
+    /// OCI hooks (CDI devices bring them).
+    pub hooks: Vec<HookSpec>,
+}
+
+/// One OCI hook: the stage (`createRuntime`, `createContainer`, `startContainer`,
+/// `poststart`, `poststop`, `prestart`) and the program run on the host.
+#[derive(Debug, Clone, Default)]
+pub struct HookSpec {
+    pub stage: String,
+    pub path: PathBuf,
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub timeout: Option<i64>,
 }

@@ -509,9 +509,39 @@ pub fn build_spec(opts: &SpecOptions) -> Result<Spec> {
     );
     spec.set_mounts(Some(mounts));
     spec.set_annotations(None);
-    spec.set_hooks(None);
+    spec.set_hooks(hooks(&opts.hooks)?);
     spec.set_linux(Some(linux));
     Ok(spec)
+}
+
+/// The OCI hooks of `list`, by stage.
+fn hooks(list: &[crate::HookSpec]) -> Result<Option<oci_spec::runtime::Hooks>> {
+    if list.is_empty() {
+        return Ok(None);
+    }
+    let mut by_stage: std::collections::BTreeMap<&str, Vec<oci_spec::runtime::Hook>> = Default::default();
+    for h in list {
+        let mut hook = oci_spec::runtime::Hook::default();
+        hook.set_path(h.path.clone());
+        // OCI (and CDI): args[0] is the program's name; none given, its path
+        hook.set_args(Some(if h.args.is_empty() { vec![h.path.display().to_string()] } else { h.args.clone() }));
+        hook.set_env((!h.env.is_empty()).then(|| h.env.clone()));
+        hook.set_timeout(h.timeout);
+        by_stage.entry(h.stage.as_str()).or_default().push(hook);
+    }
+    let mut hooks = oci_spec::runtime::Hooks::default();
+    for (stage, list) in by_stage {
+        match stage {
+            "prestart" => hooks.set_prestart(Some(list)),
+            "createRuntime" => hooks.set_create_runtime(Some(list)),
+            "createContainer" => hooks.set_create_container(Some(list)),
+            "startContainer" => hooks.set_start_container(Some(list)),
+            "poststart" => hooks.set_poststart(Some(list)),
+            "poststop" => hooks.set_poststop(Some(list)),
+            other => return Err(Error::invalid(format!("unknown OCI hook stage {other:?}"))),
+        };
+    }
+    Ok(Some(hooks))
 }
 
 #[cfg(test)]

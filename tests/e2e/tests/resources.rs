@@ -75,3 +75,63 @@ fn update_changes_a_running_containers_limits() {
 fn now() -> String {
     (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 1).to_string()
 }
+
+#[test]
+fn cdi_devices_and_gpus_reach_the_container() {
+    // A CDI spec written by the test for harmless devices: /dev/null under another
+    // name, an env var, a read-only mount and a createRuntime hook on the host.
+    let dir = berth_e2e::unique_tmp_dir("berth-cdi");
+    let specs = dir.join("cdi");
+    std::fs::create_dir_all(specs.join("..").join("shared")).unwrap();
+    std::fs::create_dir_all(&specs).unwrap();
+    std::fs::write(dir.join("shared/f"), "from the host\n").unwrap();
+    let hook_out = dir.join("hook.out");
+    std::fs::write(
+        specs.join("fake.yaml"),
+        format!(
+            r#"cdiVersion: "0.6.0"
+kind: berth.test/fake
+devices:
+  - name: one
+    containerEdits:
+      env: ["FAKE_DEVICE=one"]
+      deviceNodes:
+        - path: /dev/fake0
+          hostPath: /dev/null
+      mounts:
+        - hostPath: {shared}
+          containerPath: /opt/fake
+          options: [ro, bind]
+      hooks:
+        - hookName: createRuntime
+          path: /bin/sh
+          args: [sh, -c, "echo hooked > {hook}"]
+"#,
+            shared = dir.join("shared").display(),
+            hook = hook_out.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        specs.join("gpu.json"),
+        r#"{"cdiVersion":"0.5.0","kind":"nvidia.com/gpu","devices":[{"name":"all","containerEdits":{"env":["GPUS=all"]}},{"name":"0","containerEdits":{"env":["GPUS=zero"]}}]}"#,
+    )
+    .unwrap();
+    let d = Daemon::start_with_args(&["--cdi-spec-dir", specs.to_str().unwrap()]);
+    d.import_busybox();
+    let script = "test -c /dev/fake0 && echo $FAKE_DEVICE; cat /opt/fake/f; touch /opt/fake/x 2>/dev/null || echo read-only";
+    for cli in Cli::ALL {
+        let _ = std::fs::remove_file(&hook_out);
+        let o = d.cli(cli, &["run", "--rm", "--device", "berth.test/fake=one", "busybox", "sh", "-c", script]);
+        assert_eq!(o.stdout, "one\nfrom the host\nread-only\n", "{}: {o}", cli.name());
+        assert_eq!(std::fs::read_to_string(&hook_out).unwrap_or_default(), "hooked\n", "the hook ran on the host");
+        let o = d.cli(cli, &["run", "--rm", "--gpus", "all", "busybox", "sh", "-c", "echo $GPUS"]);
+        assert_eq!(o.stdout, "all\n", "{}: {o}", cli.name());
+        let o = d.cli(cli, &["run", "--rm", "--gpus", "1", "busybox", "sh", "-c", "echo $GPUS"]);
+        assert_eq!(o.stdout, "zero\n", "{}: {o}", cli.name());
+        let o = d.cli(cli, &["run", "--rm", "--device", "berth.test/fake=nope", "busybox", "true"]);
+        assert_eq!(o.code, 125, "{o}");
+        assert!(o.stderr.contains("unresolvable CDI devices berth.test/fake=nope"), "{o}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

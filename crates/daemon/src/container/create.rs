@@ -136,6 +136,8 @@ async fn create_with(
     super::verify::default_log_config(&mut hc, d.cfg.log.as_ref());
     super::verify::verify_healthcheck(body.healthcheck.as_ref())?;
     let mut warnings = super::verify::verify_host_config(&mut hc, &ContainerConfig { env: body.env.clone(), ..Default::default() })?;
+    // Device requests name CDI devices that must exist (they are applied at start).
+    super::cdi::edits(d, &hc)?;
     if let Some(p) = hc.cgroup_parent.as_deref().filter(|p| !p.is_empty()) {
         if p.split('/').any(|c| c == "..") || !p.chars().all(|c| c.is_ascii_alphanumeric() || "/_.-".contains(c)) {
             return Err(Error::invalid(format!("invalid cgroup parent: {p}")));

@@ -2,6 +2,7 @@
 //! operations (one module each).
 
 pub mod attach;
+pub mod cdi;
 pub mod create;
 pub mod exec;
 pub mod fs;

@@ -270,7 +270,8 @@ fn spec_options(d: &Daemon, rec: &Record, paths: &Paths, etc: EtcFiles) -> Resul
         .collect();
     let mut args = vec![rec.path.clone()];
     args.extend(rec.args.iter().cloned());
-    Ok(SpecOptions {
+    let cdi = super::cdi::edits(d, hc)?;
+    let mut opts = SpecOptions {
         rootfs: paths.rootfs(),
         readonly_rootfs: hc.readonly_rootfs.unwrap_or(false),
         args,
@@ -328,7 +329,12 @@ fn spec_options(d: &Daemon, rec: &Record, paths: &Paths, etc: EtcFiles) -> Resul
         masked_paths: hc.masked_paths.clone(),
         readonly_paths: hc.readonly_paths.clone(),
         init: if hc.init.unwrap_or(false) { Some(init_binary(d)?) } else { None },
-    })
+        hooks: Vec::new(),
+    };
+    if let Some(e) = cdi {
+        super::cdi::apply(e, &mut opts);
+    }
+    Ok(opts)
 }
 
 /// Remove everything of a container but its record: runtime state, snapshot, logs and

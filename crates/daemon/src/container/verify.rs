@@ -509,19 +509,6 @@ pub fn verify_host_config(hc: &mut HostConfig, config: &ContainerConfig) -> Resu
     if !(matches!(ipc.as_str(), "" | "private" | "shareable" | "host" | "none") || container_ref(&ipc).is_some()) {
         return Err(Error::invalid(format!("invalid IPC mode: {ipc}")));
     }
-    if hc.device_requests.as_ref().is_some_and(|r| !r.is_empty()) {
-        let caps: Vec<String> = hc
-            .device_requests
-            .iter()
-            .flatten()
-            .map(|r| format!("{:?}", r.capabilities.clone().unwrap_or_default()))
-            .collect();
-        let driver = hc.device_requests.iter().flatten().find_map(|r| r.driver.clone()).unwrap_or_default();
-        return Err(Error::invalid(format!(
-            "could not select device driver \"{driver}\" with capabilities: {}",
-            caps.join(" ").replace('"', "")
-        )));
-    }
     let net = hc.network_mode.as_deref().unwrap_or("");
     if net == "host" && hc.port_bindings.as_ref().is_some_and(|p| !p.is_empty()) {
         warnings.push("Published ports are discarded when using host network mode".into());
