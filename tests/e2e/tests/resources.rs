@@ -119,6 +119,7 @@ devices:
     .unwrap();
     let d = Daemon::start_with_args(&["--cdi-spec-dir", specs.to_str().unwrap()]);
     d.import_busybox();
+    assert_eq!(d.api("GET", "/v1.41/info").json()["CDISpecDirs"], serde_json::json!([specs.to_str().unwrap()]));
     let script = "test -c /dev/fake0 && echo $FAKE_DEVICE; cat /opt/fake/f; touch /opt/fake/x 2>/dev/null || echo read-only";
     for cli in Cli::ALL {
         let _ = std::fs::remove_file(&hook_out);

@@ -94,6 +94,7 @@ pub fn info(d: &Arc<Daemon>) -> Resp {
         labels: Some(live.labels.clone()),
         registry_config: Some(registry_config(&live)),
         id: Some(host_id(d)),
+        cdi_spec_dirs: Some(d.cfg.cdi_spec_dirs.iter().map(|p| p.display().to_string()).collect()),
         // RFC 3339 with nanoseconds and the local offset, as Go's time.Now() prints.
         system_time: Some(chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)),
         containers: Some(all.len() as i64),
