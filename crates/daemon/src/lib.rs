@@ -48,6 +48,11 @@ pub struct Config {
     pub registry_mirrors: Vec<String>,
     /// Where CDI device specs are read (`--cdi-spec-dir`, `cdi-spec-dirs`).
     pub cdi_spec_dirs: Vec<PathBuf>,
+    /// `--no-new-privileges`: containers get no_new_privs unless they say otherwise.
+    pub no_new_privileges: bool,
+    /// `--default-ulimit` / `default-ulimits`: (name, soft, hard) for containers that
+    /// set no such limit.
+    pub default_ulimits: Vec<(String, i64, i64)>,
     /// DNS settings for containers that set none.
     pub dns: DnsDefaults,
     /// `--log-driver`/`--log-opt`: the log configuration of containers that set none.

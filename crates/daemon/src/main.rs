@@ -92,6 +92,12 @@ struct Args {
     /// Directory of CDI device specs (repeatable; default /etc/cdi and /var/run/cdi)
     #[arg(long = "cdi-spec-dir")]
     cdi_spec_dirs: Vec<PathBuf>,
+    /// Set no-new-privileges by default for new containers
+    #[arg(long = "no-new-privileges")]
+    no_new_privileges: bool,
+    /// Default ulimits for containers (name=soft[:hard], repeatable)
+    #[arg(long = "default-ulimit")]
+    default_ulimits: Vec<String>,
     /// DNS server for containers that name none (repeatable)
     #[arg(long = "dns")]
     dns: Vec<String>,
@@ -138,6 +144,8 @@ const FILE_KEYS: &[(&str, &str)] = &[
     ("labels", "labels"),
     ("registry_mirrors", "registry-mirrors"),
     ("cdi_spec_dirs", "cdi-spec-dirs"),
+    ("no_new_privileges", "no-new-privileges"),
+    ("default_ulimits", "default-ulimits"),
     ("dns", "dns"),
     ("dns_search", "dns-search"),
     ("dns_opts", "dns-opts"),
@@ -156,7 +164,7 @@ fn flags_given(m: &clap::ArgMatches) -> BTreeMap<String, String> {
         }
         let raw: Vec<String> = m.get_raw(id).into_iter().flatten().map(|v| v.to_string_lossy().into_owned()).collect();
         const LISTS: &[&str] =
-            &["hosts", "labels", "insecure-registries", "registry-mirrors", "cdi-spec-dirs", "dns", "dns-search", "dns-opts", "default-address-pools", "log-opts"];
+            &["hosts", "labels", "insecure-registries", "registry-mirrors", "cdi-spec-dirs", "default-ulimits", "dns", "dns-search", "dns-opts", "default-address-pools", "log-opts"];
         let shown = if raw.is_empty() {
             "true".to_owned()
         } else if LISTS.contains(key) {
@@ -239,6 +247,8 @@ fn main() -> anyhow::Result<()> {
         debug: args.debug,
         labels: berthd::settings::check_labels(&args.labels)?,
         registry_mirrors: berthd::settings::check_mirrors(&args.registry_mirrors)?,
+        no_new_privileges: args.no_new_privileges,
+        default_ulimits: args.default_ulimits.iter().map(|u| berthd::settings::parse_ulimit(u)).collect::<anyhow::Result<_>>()?,
         cdi_spec_dirs: if args.cdi_spec_dirs.is_empty() {
             berth_cdi::DEFAULT_SPEC_DIRS.iter().map(PathBuf::from).collect()
         } else {
@@ -285,6 +295,10 @@ fn merge(a: &mut Args, f: berthd::settings::FileConfig) {
     set(&mut a.insecure_registries, f.insecure_registries);
     set(&mut a.registry_mirrors, f.registry_mirrors);
     set(&mut a.cdi_spec_dirs, f.cdi_spec_dirs);
+    set(&mut a.no_new_privileges, f.no_new_privileges);
+    if let Some(u) = f.default_ulimits {
+        a.default_ulimits = u.into_iter().map(|(k, v)| format!("{}={}:{}", if v.name.is_empty() { k } else { v.name }, v.soft, v.hard)).collect();
+    }
     set(&mut a.bridge, f.bridge);
     set_opt(&mut a.bip, f.bip);
     set_opt(&mut a.fixed_cidr, f.fixed_cidr);

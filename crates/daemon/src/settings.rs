@@ -49,12 +49,13 @@ const KNOWN: &[&str] = &[
     "features",
     "warm-containers",
     "cdi-spec-dirs",
+    "no-new-privileges",
+    "default-ulimits",
 ];
 
 /// dockerd keys whose feature berthd does not have: refused, never ignored.
 const UNSUPPORTED: &[&str] = &[
     "userns-remap",
-    "default-ulimits",
     "max-concurrent-downloads",
     "max-concurrent-uploads",
     "max-download-attempts",
@@ -76,7 +77,6 @@ const UNSUPPORTED: &[&str] = &[
     "authorization-plugins",
     "selinux-enabled",
     "seccomp-profile",
-    "no-new-privileges",
     "default-shm-size",
     "default-cgroupns-mode",
     "default-ipc-mode",
@@ -92,6 +92,31 @@ const UNSUPPORTED: &[&str] = &[
     "oom-score-adjust",
     "debug-key",
 ];
+
+/// One of daemon.json's `default-ulimits`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct FileUlimit {
+    #[serde(default)]
+    pub name: String,
+    pub hard: i64,
+    pub soft: i64,
+}
+
+/// `--default-ulimit name=soft[:hard]` (dockerd's `units.ParseUlimit`): a name, a
+/// soft limit and a hard limit (the soft one when absent), soft <= hard.
+pub fn parse_ulimit(s: &str) -> anyhow::Result<(String, i64, i64)> {
+    let (name, v) = s.split_once('=').ok_or_else(|| anyhow::anyhow!("invalid ulimit argument: {s}"))?;
+    let num = |x: &str| x.parse::<i64>().map_err(|_| anyhow::anyhow!("invalid ulimit argument: {s}"));
+    let (soft, hard) = match v.split_once(':') {
+        Some((a, b)) => (num(a)?, num(b)?),
+        None => (num(v)?, num(v)?),
+    };
+    if soft > hard {
+        anyhow::bail!("ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}");
+    }
+    Ok((name.to_owned(), soft, hard))
+}
 
 /// The file's values, typed (every key optional).
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -114,6 +139,9 @@ pub struct FileConfig {
     pub insecure_registries: Option<Vec<String>>,
     pub registry_mirrors: Option<Vec<String>>,
     pub cdi_spec_dirs: Option<Vec<PathBuf>>,
+    pub no_new_privileges: Option<bool>,
+    /// dockerd's form: `{"nofile": {"Name": "nofile", "Hard": 2048, "Soft": 1024}}`.
+    pub default_ulimits: Option<std::collections::BTreeMap<String, FileUlimit>>,
     pub bridge: Option<String>,
     pub bip: Option<String>,
     pub fixed_cidr: Option<String>,

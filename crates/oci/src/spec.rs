@@ -77,9 +77,16 @@ enum SeccompChoice {
 #[derive(Debug, Default)]
 struct SecurityPolicy {
     seccomp: SeccompChoice,
+    /// `apparmor=PROFILE`: applied where the host has AppArmor.
+    apparmor: Option<String>,
     no_new_privileges: bool,
     unconfined_paths: bool,
     writable_cgroups: bool,
+}
+
+/// Does this host enforce AppArmor (the kernel module is loaded and enabled)?
+pub fn apparmor_enabled() -> bool {
+    std::fs::read_to_string("/sys/module/apparmor/parameters/enabled").is_ok_and(|v| v.starts_with('Y'))
 }
 
 /// Go's `strconv.ParseBool`.
@@ -112,7 +119,10 @@ fn parse_security_opts(list: &[String]) -> Result<SecurityPolicy> {
         };
         let bad = || Error::invalid(format!("invalid --security-opt 2: {opt:?}"));
         match k {
-            "label" | "apparmor" => {} // no SELinux/AppArmor on this engine
+            // recorded in the container's HostConfig; SELinux labels need SELinux,
+            // which berthd does not label for (`label=disable` is what it does)
+            "label" => {}
+            "apparmor" => p.apparmor = Some(v.to_owned()),
             "seccomp" => {
                 p.seccomp = match v {
                     "unconfined" => SeccompChoice::Unconfined,
@@ -434,7 +444,9 @@ pub fn build_spec(opts: &SpecOptions) -> Result<Spec> {
     // libcontainer 0.7 loads seccomp before dropping capabilities only when this is absent
     // (it tests `is_none()`), so "false" must be written as no field at all.
     process.set_no_new_privileges(policy.no_new_privileges.then_some(true));
-    process.set_apparmor_profile(None);
+    process.set_apparmor_profile(
+        policy.apparmor.clone().filter(|p| p != "unconfined" && !p.is_empty() && !opts.privileged && apparmor_enabled()),
+    );
     process.set_oom_score_adj(opts.oom_score_adj);
     process.set_selinux_label(None);
 

@@ -105,3 +105,33 @@ fn file_settings_reach_containers_and_info_and_sighup_reloads() {
     assert!(wait_until(Duration::from_secs(10), || d.log().contains("don't match any configuration option: bogus")), "{}", d.log());
     assert_eq!(d.docker(&["info", "--format", "{{json .Labels}}"]).stdout.trim(), r#"["env=prod"]"#);
 }
+
+#[test]
+fn no_new_privileges_default_ulimits_and_apparmor_options() {
+    let f = config_file(r#"{"no-new-privileges": true, "default-ulimits": {"nofile": {"Name": "nofile", "Hard": 4096, "Soft": 2048}}}"#);
+    let d = Daemon::start_with_args(&["--config-file", f.to_str().unwrap()]);
+    d.import_busybox();
+    // the daemon's defaults reach a container that sets neither
+    let o = d.berth(&["run", "--rm", "busybox", "sh", "-c", "grep NoNewPrivs /proc/self/status; ulimit -n; ulimit -Hn"]);
+    assert_eq!(o.stdout.split_whitespace().collect::<Vec<_>>(), ["NoNewPrivs:", "1", "2048", "4096"], "{o}");
+    // a container's own setting wins
+    let o = d.berth(&[
+        "run", "--rm", "--security-opt", "no-new-privileges=false", "--ulimit", "nofile=100:200", "busybox", "sh", "-c",
+        "grep NoNewPrivs /proc/self/status; ulimit -n",
+    ]);
+    assert_eq!(o.stdout.split_whitespace().collect::<Vec<_>>(), ["NoNewPrivs:", "0", "100"], "{o}");
+    let info = d.api("GET", "/v1.41/info").json();
+    assert!(info["SecurityOptions"].as_array().unwrap().iter().any(|o| o == "name=no-new-privileges"), "{info}");
+    // AppArmor and SELinux options are accepted and recorded (this host has neither,
+    // so nothing is applied, as dockerd does on such a host)
+    let o = d.docker(&["create", "--name", "labelled", "--security-opt", "apparmor=my-profile", "--security-opt", "label=type:svirt_t", "busybox", "true"]);
+    assert!(o.success(), "{o}");
+    let c = d.inspect("labelled");
+    assert_eq!(c["AppArmorProfile"], "my-profile");
+    assert_eq!(c["HostConfig"]["SecurityOpt"], serde_json::json!(["apparmor=my-profile", "label=type:svirt_t"]));
+    assert!(d.berth(&["start", "-a", "labelled"]).success());
+    // the flag form
+    let d2 = Daemon::start_with_args(&["--default-ulimit", "nproc=300:400"]);
+    d2.import_busybox();
+    assert_eq!(d2.berth(&["run", "--rm", "busybox", "sh", "-c", "ulimit -u"]).stdout, "300\n");
+}

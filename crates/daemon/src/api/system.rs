@@ -136,7 +136,16 @@ pub fn info(d: &Arc<Daemon>) -> Resp {
         debug: Some(live.debug),
         experimental_build: Some(false),
         live_restore_enabled: Some(true),
-        security_options: Some(vec!["name=seccomp,profile=builtin".into()]),
+        security_options: Some({
+            let mut o = vec!["name=seccomp,profile=builtin".to_owned()];
+            if d.cfg.no_new_privileges {
+                o.push("name=no-new-privileges".into());
+            }
+            if berth_oci::apparmor_enabled() {
+                o.insert(0, "name=apparmor".into());
+            }
+            o
+        }),
         warnings: Some(Vec::new()),
         logging_driver: Some(d.cfg.log.as_ref().map_or("json-file", |(driver, _)| driver.as_str()).to_owned()),
         plugins: Some(berth_api::models::PluginsInfo {

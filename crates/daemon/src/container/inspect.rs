@@ -284,7 +284,16 @@ pub fn inspect(d: &Daemon, c: &Container) -> ContainerInspectResponse {
         platform: Some("linux".into()),
         mount_label: Some(String::new()),
         process_label: Some(String::new()),
-        app_armor_profile: Some(String::new()),
+        // as dockerd records it: the container's `apparmor=` option
+        app_armor_profile: Some(
+            r.host_config
+                .security_opt
+                .iter()
+                .flatten()
+                .find_map(|o| o.strip_prefix("apparmor=").or_else(|| o.strip_prefix("apparmor:")))
+                .unwrap_or_default()
+                .to_owned(),
+        ),
         exec_ids: {
             let ids = d.execs.of_container(&r.id);
             if ids.is_empty() {

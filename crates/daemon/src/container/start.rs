@@ -305,7 +305,14 @@ fn spec_options(d: &Daemon, rec: &Record, paths: &Paths, etc: EtcFiles) -> Resul
         privileged: hc.privileged.unwrap_or(false),
         cap_add: hc.cap_add.clone().unwrap_or_default(),
         cap_drop: hc.cap_drop.clone().unwrap_or_default(),
-        security_opt: hc.security_opt.clone().unwrap_or_default(),
+        security_opt: {
+            let mut opts = hc.security_opt.clone().unwrap_or_default();
+            // the daemon's default, unless the container sets the option itself
+            if d.cfg.no_new_privileges && !opts.iter().any(|o| o.starts_with("no-new-privileges")) {
+                opts.push("no-new-privileges".into());
+            }
+            opts
+        },
         shm_size: hc.shm_size.filter(|s| *s > 0),
         sysctls: {
             let mut s = hc.sysctls.clone().unwrap_or_default();
@@ -316,13 +323,21 @@ fn spec_options(d: &Daemon, rec: &Record, paths: &Paths, etc: EtcFiles) -> Resul
             }
             s
         },
-        ulimits: hc
-            .ulimits
-            .clone()
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|u| Some((u.name?, u.soft? as u64, u.hard? as u64)))
-            .collect(),
+        ulimits: {
+            let mut list: Vec<(String, u64, u64)> = hc
+                .ulimits
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|u| Some((u.name?, u.soft? as u64, u.hard? as u64)))
+                .collect();
+            for (name, soft, hard) in &d.cfg.default_ulimits {
+                if !list.iter().any(|(n, _, _)| n == name) {
+                    list.push((name.clone(), *soft as u64, *hard as u64));
+                }
+            }
+            list
+        },
         oom_score_adj: hc.oom_score_adj.map(|v| v as i32),
         devices,
         device_cgroup_rules: hc.device_cgroup_rules.clone().unwrap_or_default(),
