@@ -48,6 +48,8 @@ pub struct Config {
     pub registry_mirrors: Vec<String>,
     /// Where CDI device specs are read (`--cdi-spec-dir`, `cdi-spec-dirs`).
     pub cdi_spec_dirs: Vec<PathBuf>,
+    /// `--max-concurrent-downloads`: layers one pull downloads at once.
+    pub max_concurrent_downloads: usize,
     /// `--no-new-privileges`: containers get no_new_privs unless they say otherwise.
     pub no_new_privileges: bool,
     /// `--default-ulimit` / `default-ulimits`: (name, soft, hard) for containers that
@@ -220,6 +222,7 @@ impl Daemon {
             platform,
         )
         .await
+        .map(|p| p.with_max_downloads(self.cfg.max_concurrent_downloads))
     }
 
     /// One metadata transaction. `durable`: wait for the disk, as almost everything

@@ -92,6 +92,9 @@ struct Args {
     /// Directory of CDI device specs (repeatable; default /etc/cdi and /var/run/cdi)
     #[arg(long = "cdi-spec-dir")]
     cdi_spec_dirs: Vec<PathBuf>,
+    /// Set the max concurrent downloads (of the layers of one pull)
+    #[arg(long = "max-concurrent-downloads", default_value_t = berth_distribution::MAX_DOWNLOADS)]
+    max_concurrent_downloads: usize,
     /// Set no-new-privileges by default for new containers
     #[arg(long = "no-new-privileges")]
     no_new_privileges: bool,
@@ -145,6 +148,7 @@ const FILE_KEYS: &[(&str, &str)] = &[
     ("registry_mirrors", "registry-mirrors"),
     ("cdi_spec_dirs", "cdi-spec-dirs"),
     ("no_new_privileges", "no-new-privileges"),
+    ("max_concurrent_downloads", "max-concurrent-downloads"),
     ("default_ulimits", "default-ulimits"),
     ("dns", "dns"),
     ("dns_search", "dns-search"),
@@ -248,6 +252,10 @@ fn main() -> anyhow::Result<()> {
         labels: berthd::settings::check_labels(&args.labels)?,
         registry_mirrors: berthd::settings::check_mirrors(&args.registry_mirrors)?,
         no_new_privileges: args.no_new_privileges,
+        max_concurrent_downloads: match args.max_concurrent_downloads {
+            0 => anyhow::bail!("invalid max concurrent downloads: 0"),
+            n => n,
+        },
         default_ulimits: args.default_ulimits.iter().map(|u| berthd::settings::parse_ulimit(u)).collect::<anyhow::Result<_>>()?,
         cdi_spec_dirs: if args.cdi_spec_dirs.is_empty() {
             berth_cdi::DEFAULT_SPEC_DIRS.iter().map(PathBuf::from).collect()
@@ -296,6 +304,7 @@ fn merge(a: &mut Args, f: berthd::settings::FileConfig) {
     set(&mut a.registry_mirrors, f.registry_mirrors);
     set(&mut a.cdi_spec_dirs, f.cdi_spec_dirs);
     set(&mut a.no_new_privileges, f.no_new_privileges);
+    set(&mut a.max_concurrent_downloads, f.max_concurrent_downloads);
     if let Some(u) = f.default_ulimits {
         a.default_ulimits = u.into_iter().map(|(k, v)| format!("{}={}:{}", if v.name.is_empty() { k } else { v.name }, v.soft, v.hard)).collect();
     }

@@ -51,12 +51,12 @@ const KNOWN: &[&str] = &[
     "cdi-spec-dirs",
     "no-new-privileges",
     "default-ulimits",
+    "max-concurrent-downloads",
 ];
 
 /// dockerd keys whose feature berthd does not have: refused, never ignored.
 const UNSUPPORTED: &[&str] = &[
     "userns-remap",
-    "max-concurrent-downloads",
     "max-concurrent-uploads",
     "max-download-attempts",
     "storage-driver",
@@ -140,6 +140,7 @@ pub struct FileConfig {
     pub registry_mirrors: Option<Vec<String>>,
     pub cdi_spec_dirs: Option<Vec<PathBuf>>,
     pub no_new_privileges: Option<bool>,
+    pub max_concurrent_downloads: Option<usize>,
     /// dockerd's form: `{"nofile": {"Name": "nofile", "Hard": 2048, "Soft": 1024}}`.
     pub default_ulimits: Option<std::collections::BTreeMap<String, FileUlimit>>,
     pub bridge: Option<String>,

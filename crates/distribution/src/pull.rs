@@ -18,7 +18,9 @@ use crate::client::{status_error, Credentials, Registry};
 use crate::progress::{layer_progress, layer_status};
 
 /// Concurrent layer downloads per pull (Docker's default).
-const MAX_DOWNLOADS: usize = 3;
+/// Layers downloaded at once unless told otherwise (dockerd's
+/// `max-concurrent-downloads` default).
+pub const MAX_DOWNLOADS: usize = 3;
 
 pub const MT_DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 pub const MT_DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
@@ -114,6 +116,7 @@ pub struct Pull {
     pub digest: String,
     config_raw: Vec<u8>,
     layers: Vec<(RemoteDescriptor, Digest)>,
+    max_downloads: usize,
 }
 
 async fn get_manifest(
@@ -242,6 +245,7 @@ async fn resolve_on(store: ImageStore, reg: Arc<Registry>, reference: Reference,
         digest: top_digest,
         config_raw,
         layers,
+        max_downloads: MAX_DOWNLOADS,
     })
 }
 
@@ -344,6 +348,12 @@ fn short(d: &str) -> String {
 }
 
 impl Pull {
+    /// Download at most `n` (>= 1) layers at once (`max-concurrent-downloads`).
+    pub fn with_max_downloads(mut self, n: usize) -> Pull {
+        self.max_downloads = n.max(1);
+        self
+    }
+
     /// The image id the pull will give.
     pub fn image_id(&self) -> Digest {
         Digest::of(&self.config_raw)
@@ -397,8 +407,8 @@ impl Pull {
                     todo.push((desc.clone(), diff_id.clone()));
                 }
             }
-            // Three downloads run at once; the rest wait, as Docker reports.
-            for (desc, _) in todo.iter().skip(MAX_DOWNLOADS) {
+            // Three downloads (or as set) run at once; the rest wait, as Docker reports.
+            for (desc, _) in todo.iter().skip(self.max_downloads) {
                 say(&tx, layer_status("Waiting", &short(&desc.digest))).await;
             }
             if let Err(e) = self.download_all(&todo, &tx, &mut fresh).await {
@@ -477,7 +487,7 @@ impl Pull {
                     (desc, diff_id, r)
                 }
             })
-            .buffer_unordered(MAX_DOWNLOADS);
+            .buffer_unordered(self.max_downloads);
         let mut first_err = None;
         // Layers unpack into directories of their own: each one as soon as it is in,
         // beside the downloads still running.

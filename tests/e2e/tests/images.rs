@@ -1129,3 +1129,27 @@ fn docker_hub_pulls_go_to_the_registry_mirror() {
     let info = d2.docker(&["info", "--format", "{{json .RegistryConfig.Mirrors}}"]);
     assert_eq!(info.stdout.trim(), format!(r#"["http://{}/"]"#, reg.addr));
 }
+
+#[test]
+fn max_concurrent_downloads_limits_a_pulls_downloads() {
+    let _serial = registry_lock();
+    let reg = Registry::start();
+    let d = Daemon::start_with_args(&["--max-concurrent-downloads", "1"]);
+    d.import_busybox();
+    let ctx = berth_e2e::dir_with(
+        "berth-mcd",
+        &[("Dockerfile", "FROM busybox\nRUN echo 1 > /a\nRUN echo 2 > /b\nRUN echo 3 > /c\n")],
+    );
+    let image = format!("{}/layers:1", reg.addr);
+    assert!(d.berth(&["build", "-q", "-t", &image, ctx.to_str().unwrap()]).success());
+    assert!(d.berth(&["push", &image]).success());
+    // a fresh daemon pulls the four layers one at a time: three wait
+    let d2 = Daemon::start_with_args(&["--max-concurrent-downloads", "1"]);
+    let o = d2.docker(&["pull", &image]);
+    assert!(o.success(), "{o}");
+    assert_eq!(o.stdout.matches("Waiting").count(), 3, "{o}");
+    let d3 = Daemon::start_bare();
+    let o = d3.docker(&["pull", &image]);
+    assert_eq!(o.stdout.matches("Waiting").count(), 1, "dockerd's default is three at once: {o}");
+    std::fs::remove_dir_all(&ctx).ok();
+}
