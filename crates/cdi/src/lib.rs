@@ -188,6 +188,12 @@ impl Registry {
         self.devices.keys()
     }
 
+    /// Does any spec define devices of `kind` (`vendor.com/class`)?
+    pub fn has_kind(&self, kind: &str) -> bool {
+        let prefix = format!("{kind}=");
+        self.devices.range(prefix.clone()..).next().is_some_and(|(n, _)| n.starts_with(&prefix))
+    }
+
     /// The edits of `names` (qualified: `vendor.com/class=name`), each spec's own
     /// edits once, then each device's. Unknown names are an error listing them all,
     /// in dockerd's words.
@@ -295,6 +301,7 @@ devices:
         .unwrap();
         let reg = Registry::load(&[a, b, dir.path().join("missing")]).unwrap();
         assert_eq!(reg.names().count(), 2);
+        assert!(reg.has_kind("example.com/fake") && !reg.has_kind("example.com/fak") && !reg.has_kind("nvidia.com/gpu"));
         let e = reg.resolve(&["example.com/fake=one".into()]).unwrap();
         assert_eq!(e.env, ["FAKE_SPEC=1", "FAKE_DEVICE=one"]);
         assert_eq!(e.device_nodes[0].host_path.as_deref(), Some("/dev/null"));

@@ -29,6 +29,18 @@ pub fn edits(d: &Daemon, hc: &HostConfig) -> Result<Option<berth_cdi::Edits>> {
     }
     let names = berth_cdi::device_names(&reqs)?;
     let registry = berth_cdi::Registry::load(&d.cfg.cdi_spec_dirs)?;
+    // `--gpus` on a host whose CDI specs name no GPUs: dockerd's error when no
+    // driver takes the request.
+    if names.iter().any(|n| n.starts_with("nvidia.com/gpu=")) && !registry.has_kind("nvidia.com/gpu") {
+        if let Some(r) = reqs.iter().find(|r| r.driver != "cdi") {
+            let caps: Vec<String> = r.capabilities.iter().map(|c| format!("{c:?}").replace('"', "")).collect();
+            return Err(berth_errdefs::Error::invalid(format!(
+                "could not select device driver \"{}\" with capabilities: [{}]",
+                r.driver,
+                caps.join(" ")
+            )));
+        }
+    }
     Ok(Some(registry.resolve(&names)?))
 }
 
