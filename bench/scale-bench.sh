@@ -4,7 +4,8 @@
 #      berth CLI -> berthd, docker CLI -> berthd, docker CLI -> dockerd (docker.io).
 #   2. berthd holding 10, 100 and 500 running containers: `ps` (median of 10),
 #      `run --rm --network none busybox true` (median of 10, paced), berthd's RSS and
-#      the shims' RSS per container; idle berthd RSS before any container. Plotted to
+#      per container the shims' PSS (pages shared by all shims, their binary's, count
+#      once) plus berthd's growth; idle berthd RSS before any container. Plotted to
 #      bench/results/scale.svg (drawn here, no plotting package needed).
 #   3. Listings at scale: `images` with 5000 images and `ps -a` with 500 containers
 #      (berthd; the 5000 images are 5000 tags-less imports of a one-file tar).
@@ -57,6 +58,8 @@ DB="env DOCKER_HOST=unix://$bsock $docker_cli"
 
 now_ms() { date +%s%3N; }
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+# PSS: each page shared by n processes counts 1/n (the shims share one binary's pages)
+pss_kib() { awk '/^Pss:/ {print $2}' "/proc/$1/smaps_rollup" 2>/dev/null || echo 0; }
 # median_ms COMMAND...: median wall time of 10 runs, in ms
 median_ms() {
     hyperfine --style none --warmup 1 --runs 10 --prepare "sleep 0.1" --export-json "$work/m.json" "$*" >/dev/null
@@ -103,9 +106,9 @@ for n in 10 100 "$max"; do
     run_ms=$(median_ms "$B run --rm --network none busybox true")
     d_rss=$(rss_kib "$berthd_pid")
     shims=0
-    for p in $(pgrep -f "berth-shim" || true); do shims=$((shims + $(rss_kib "$p"))); done
+    for p in $(pgrep -f "berth-shim" || true); do shims=$((shims + $(pss_kib "$p"))); done
     per=$(( (shims + d_rss - idle_rss) / n ))
-    echo "$n containers: ps ${ps_ms} ms, run --rm ${run_ms} ms (empty host ${empty_run}), berthd ${d_rss} KiB, shims ${shims} KiB, ${per} KiB per container"
+    echo "$n containers: ps ${ps_ms} ms, run --rm ${run_ms} ms (empty host ${empty_run}), berthd ${d_rss} KiB RSS, shims ${shims} KiB PSS, ${per} KiB per container"
     points+=("{\"n\":$n,\"ps_ms\":$ps_ms,\"run_ms\":$run_ms,\"berthd_kib\":$d_rss,\"shims_kib\":$shims,\"per_container_kib\":$per}")
 done
 ps_a_ms=$(median_ms "$B ps -a")
@@ -202,7 +205,7 @@ if [ "$write" = 1 ]; then
 
 berthd holding running containers (idle berthd before any: $((idle_rss / 1024)) MiB RSS; \`run --rm\` on the empty host: ${empty_run} ms):
 
-| running | ps | run --rm | berthd RSS | per container (shim + daemon share) |
+| running | ps | run --rm | berthd RSS | per container (shim PSS + berthd growth) |
 |---|---|---|---|---|
 ${table}
 

@@ -226,9 +226,17 @@ async fn each(
     path: impl Fn(&str) -> String,
     q: Query,
 ) -> Result<i32> {
+    // Several at once, as the docker CLI's parallelOperation; results in the order given.
+    use futures_util::StreamExt;
+    let mut results = futures_util::stream::iter(names)
+        .map(|n| {
+            let (m, p, q) = (method.clone(), path(n), &q);
+            async move { (n, c.request(m, &p, q, &[], empty()).await) }
+        })
+        .buffered(16);
     let mut rc = 0;
-    for n in names {
-        match c.request(method.clone(), &path(n), &q, &[], empty()).await {
+    while let Some((n, r)) = results.next().await {
+        match r {
             Ok(_) => println!("{n}"),
             Err(e) => {
                 eprintln!("Error response from daemon: {}", api_message(&e));
