@@ -276,3 +276,65 @@ fn cp_into_and_out_of_services_and_project_events() {
     assert_eq!(berth_compose(&d, &dir, &["down", "-t", "0"]).code, 0);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn watch_syncs_files_and_rebuilds_images() {
+    let d = Daemon::start();
+    let dir = berth_e2e::dir_with(
+        "berth-compose-watch",
+        &[
+            (
+                "compose.yaml",
+                r#"
+services:
+  box:
+    image: busybox
+    command: ["sleep", "300"]
+    develop:
+      watch:
+        - path: ./src
+          action: sync
+          target: /app
+          ignore: ["*.tmp"]
+  built:
+    image: watch-built
+    build: ./img
+    command: ["sleep", "300"]
+    develop:
+      watch:
+        - path: ./img
+          action: rebuild
+"#,
+            ),
+            ("src/first.txt", "one\n"),
+            ("img/Dockerfile", "FROM busybox\nCOPY version /version\n"),
+            ("img/version", "v1\n"),
+        ],
+    );
+    let mut w = berth_e2e::Spawned::spawn({
+        let mut c = d.command(Cli::Berth);
+        c.args(["compose", "watch"]).current_dir(&dir).env("COMPOSE_PROJECT_NAME", "app");
+        c
+    })
+    .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(60), || w.stderr_lines().iter().any(|l| l.contains("Watch enabled"))),
+        "{:?}",
+        w.stderr_lines()
+    );
+    let cat = |c: &str, f: &str| d.berth(&["exec", c, "cat", f]).stdout;
+    assert_eq!(cat("app-built-1", "/version"), "v1\n");
+    // a new file reaches the container; an ignored one does not; a deleted one goes
+    std::fs::write(dir.join("src/new.txt"), "fresh\n").unwrap();
+    std::fs::write(dir.join("src/skip.tmp"), "no\n").unwrap();
+    assert!(wait_until(Duration::from_secs(20), || cat("app-box-1", "/app/new.txt") == "fresh\n"), "{:?}", w.stderr_lines());
+    assert!(d.berth(&["exec", "app-box-1", "test", "-e", "/app/skip.tmp"]).code != 0);
+    std::fs::remove_file(dir.join("src/new.txt")).unwrap();
+    assert!(wait_until(Duration::from_secs(20), || d.berth(&["exec", "app-box-1", "test", "-e", "/app/new.txt"]).code != 0));
+    // a change in the build context rebuilds the image and recreates the container
+    std::fs::write(dir.join("img/version"), "v2\n").unwrap();
+    assert!(wait_until(Duration::from_secs(60), || cat("app-built-1", "/version") == "v2\n"), "{:?}", w.stderr_lines());
+    w.kill();
+    assert_eq!(berth_compose(&d, &dir, &["down", "-t", "0"]).code, 0);
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -98,6 +98,19 @@ pub enum ComposeCmd {
     Cp(CpArgs),
     /// Receive real time events from containers
     Events(EventsArgs),
+    /// Watch build context for service and rebuild/refresh containers when files are updated
+    Watch(WatchArgs),
+}
+
+#[derive(Args, Debug, Default)]
+pub struct WatchArgs {
+    /// Do not build and start services before watching
+    #[arg(long = "no-up")]
+    pub no_up: bool,
+    /// hide build output
+    #[arg(long)]
+    pub quiet: bool,
+    pub services: Vec<String>,
 }
 
 /// `cp [OPTIONS] SERVICE:SRC_PATH DEST_PATH|-` or `cp [OPTIONS] SRC_PATH|- SERVICE:DEST_PATH`.
@@ -626,6 +639,7 @@ pub async fn compose(c: Option<&Client>, a: ComposeArgs) -> Result<i32> {
         ComposeCmd::Exec(o) => exec(c, &p, o).await,
         ComposeCmd::Cp(o) => cp(c, &p, o).await,
         ComposeCmd::Events(o) => events(c, &p, o).await,
+        ComposeCmd::Watch(o) => watch(c, &p, o).await,
         ComposeCmd::Run(o) => run(c, &p, o).await,
         ComposeCmd::Start(o) => {
             for level in plan::start_order(&p.json, &o.services, true)? {
@@ -1813,6 +1827,197 @@ async fn events(c: &Client, p: &Loaded, o: &EventsArgs) -> Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// One `develop.watch` rule of a service.
+struct WatchRule {
+    service: String,
+    path: std::path::PathBuf,
+    action: String,
+    target: String,
+    ignore: Option<berth_builder::dockerignore::Matcher>,
+    exec: Vec<String>,
+}
+
+/// `compose watch`: bring the services up, then follow their `develop.watch` rules:
+/// `sync` copies changed files into the service's containers (and removes deleted
+/// ones), `sync+restart` then restarts them, `sync+exec` then runs the rule's command,
+/// `restart` restarts, `rebuild` builds the image again and recreates the containers.
+async fn watch(c: &Client, p: &Loaded, o: &WatchArgs) -> Result<i32> {
+    let mut rules = Vec::new();
+    for s in plan::services(&p.json) {
+        if !o.services.is_empty() && !o.services.contains(&s) {
+            continue;
+        }
+        for t in p.json["services"][&s]["develop"]["watch"].as_array().into_iter().flatten() {
+            let action = t["action"].as_str().unwrap_or_default().to_owned();
+            if !matches!(action.as_str(), "sync" | "sync+restart" | "sync+exec" | "restart" | "rebuild") {
+                bail!("service {s}: unknown watch action {action:?}");
+            }
+            if action == "rebuild" && !p.json["services"][&s]["build"].is_object() {
+                bail!("service {s}: the rebuild action needs a build section");
+            }
+            // what berth compose watch does not do yet is refused, never skipped
+            if t["initial_sync"].as_bool() == Some(true) || t["include"].as_array().is_some_and(|a| !a.is_empty()) {
+                bail!("service {s}: develop.watch initial_sync and include are not supported by berth compose yet");
+            }
+            for k in ["user", "privileged", "working_dir", "environment"] {
+                if !t["exec"][k].is_null() && t["exec"][k] != json!(false) && t["exec"][k] != json!({}) && t["exec"][k] != json!("") {
+                    bail!("service {s}: develop.watch exec.{k} is not supported by berth compose yet");
+                }
+            }
+            let ignore: Vec<String> = t["ignore"].as_array().into_iter().flatten().filter_map(|v| v.as_str().map(str::to_owned)).collect();
+            rules.push(WatchRule {
+                service: s.clone(),
+                path: std::path::PathBuf::from(t["path"].as_str().unwrap_or(".")),
+                action,
+                target: t["target"].as_str().unwrap_or_default().to_owned(),
+                ignore: (!ignore.is_empty()).then(|| berth_builder::dockerignore::Matcher::parse(&ignore.join("\n"))),
+                exec: t["exec"]["command"].as_array().into_iter().flatten().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
+            });
+        }
+    }
+    if rules.is_empty() {
+        bail!("none of the selected services is configured for watch, consider setting a 'develop' section");
+    }
+    if !o.no_up {
+        let services: BTreeSet<String> = rules.iter().map(|r| r.service.clone()).collect();
+        let code = up(c, p, &UpArgs { detach: true, services: services.into_iter().collect(), ..Default::default() }, true).await?;
+        if code != 0 {
+            return Ok(code);
+        }
+    }
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<std::path::PathBuf>();
+    let mut watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
+        if let Ok(ev) = ev {
+            if !matches!(ev.kind, notify::EventKind::Access(_)) {
+                for path in ev.paths {
+                    let _ = tx.send(path);
+                }
+            }
+        }
+    })?;
+    use notify::Watcher as _;
+    for r in &rules {
+        watcher
+            .watch(&r.path, notify::RecursiveMode::Recursive)
+            .with_context(|| format!("watch {}", r.path.display()))?;
+    }
+    eprintln!("Watch enabled");
+    loop {
+        let first = tokio::select! {
+            p = rx.recv() => match p { Some(p) => p, None => break },
+            _ = tokio::signal::ctrl_c() => break,
+        };
+        // changes come in bursts (an editor's save, a git checkout): take them together
+        let mut changed = BTreeSet::from([first]);
+        let until = tokio::time::Instant::now() + Duration::from_millis(300);
+        while let Ok(Some(p)) = tokio::time::timeout_at(until, rx.recv()).await {
+            changed.insert(p);
+        }
+        let mut rebuilt = BTreeSet::new();
+        for r in &rules {
+            let files: Vec<&std::path::PathBuf> = changed
+                .iter()
+                .filter(|f| f.starts_with(&r.path))
+                .filter(|f| {
+                    let rel = f.strip_prefix(&r.path).map(|x| x.to_string_lossy().into_owned()).unwrap_or_default();
+                    !r.ignore.as_ref().is_some_and(|m| !rel.is_empty() && m.matches(&rel))
+                })
+                .collect();
+            if files.is_empty() {
+                continue;
+            }
+            if let Err(e) = apply_watch_rule(c, p, r, &files, &mut rebuilt).await {
+                eprintln!("watch: service {}: {e:#}", r.service);
+            }
+        }
+    }
+    Ok(0)
+}
+
+async fn apply_watch_rule(
+    c: &Client,
+    p: &Loaded,
+    r: &WatchRule,
+    files: &[&std::path::PathBuf],
+    rebuilt: &mut BTreeSet<String>,
+) -> Result<()> {
+    let list = containers(c, &p.ctx.project, std::slice::from_ref(&r.service), false).await?;
+    let running: Vec<String> = list.iter().filter(|x| x["State"] == "running").map(id).collect();
+    if r.action == "rebuild" {
+        if rebuilt.insert(r.service.clone()) {
+            eprintln!("Rebuilding service(s) [\"{}\"] after changes were detected...", r.service);
+            build(c, p, &r.service, &BuildArgs::default()).await?;
+            let o = UpArgs { detach: true, force_recreate: true, no_deps: true, services: vec![r.service.clone()], ..Default::default() };
+            up(c, p, &o, true).await?;
+            eprintln!("service(s) [\"{}\"] successfully built", r.service);
+        }
+        return Ok(());
+    }
+    if r.action.starts_with("sync") {
+        eprintln!("Syncing service \"{}\" after {} changes were detected", r.service, files.len());
+        let mut present = Vec::new();
+        let mut gone = Vec::new();
+        for f in files {
+            let rel = f.strip_prefix(&r.path).unwrap_or(f.as_path());
+            let target = if rel.as_os_str().is_empty() {
+                r.target.clone()
+            } else {
+                format!("{}/{}", r.target.trim_end_matches('/'), rel.display())
+            };
+            match std::fs::metadata(f) {
+                Ok(m) if m.is_file() => {
+                    use std::os::unix::fs::PermissionsExt;
+                    present.push(plan::InjectedFile {
+                        target,
+                        content: std::fs::read(f)?,
+                        mode: m.permissions().mode() & 0o7777,
+                        uid: 0,
+                        gid: 0,
+                    });
+                }
+                Ok(_) => {}
+                Err(_) => gone.push(target),
+            }
+        }
+        for cid in &running {
+            inject_files(c, &present, cid).await?;
+            if !gone.is_empty() {
+                let cmd: Vec<String> = ["rm", "-rf"].iter().map(|s| s.to_string()).chain(gone.iter().cloned()).collect();
+                run_detached_exec(c, cid, &cmd).await?;
+            }
+        }
+    }
+    if r.action.ends_with("restart") {
+        eprintln!("Restarting service \"{}\" after changes were detected", r.service);
+        for cid in &running {
+            c.request(Method::POST, &format!("/containers/{cid}/restart"), &Query::new(), &[], empty()).await?;
+        }
+    }
+    if r.action == "sync+exec" && !r.exec.is_empty() {
+        for cid in &running {
+            run_detached_exec(c, cid, &r.exec).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Run `cmd` in a container without waiting for it (an exec started detached).
+async fn run_detached_exec(c: &Client, cid: &str, cmd: &[String]) -> Result<()> {
+    let created: Value =
+        c.post_json(&format!("/containers/{cid}/exec"), &Query::new(), Some(json_body(&json!({ "Cmd": cmd }))?)).await?;
+    let eid = created["Id"].as_str().unwrap_or_default().to_owned();
+    let body = serde_json::to_vec(&json!({ "Detach": true }))?;
+    c.request(
+        Method::POST,
+        &format!("/exec/{eid}/start"),
+        &Query::new(),
+        &[("Content-Type", "application/json".to_owned())],
+        crate::client::full(body),
+    )
+    .await?;
+    Ok(())
 }
 
 async fn exec(c: &Client, p: &Loaded, o: &ExecArgs) -> Result<i32> {
