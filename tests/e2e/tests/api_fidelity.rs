@@ -101,3 +101,21 @@ fn old_api_versions_are_served_with_plain_text_errors_up_to_1_23() {
     assert_eq!(date.len(), 10, "{t}");
     assert!(time.contains('.') && (time.ends_with('Z') || time.contains('+') || time.contains('-')), "{t}");
 }
+
+#[test]
+fn reference_filters_are_or_ed_and_list_only_matching_tags() {
+    let d = Daemon::start();
+    for t in ["aa:1", "bb:1", "cc:1"] {
+        assert!(d.berth(&["tag", "busybox", t]).success());
+    }
+    // filters={"reference":["aa","bb:*"]}
+    let r = d.api("GET", "/v1.41/images/json?filters=%7B%22reference%22%3A%5B%22aa%22%2C%22bb%3A%2A%22%5D%7D");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let list = r.json();
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    let mut tags: Vec<String> = list[0]["RepoTags"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_owned()).collect();
+    tags.sort();
+    assert_eq!(tags, ["aa:1", "bb:1"], "only the matching tags are listed, as dockerd");
+    let o = d.docker(&["images", "--filter", "reference=cc", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert_eq!(o.stdout, "cc:1\n", "{o}");
+}

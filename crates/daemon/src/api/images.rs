@@ -73,8 +73,18 @@ pub fn summaries(d: &Daemon, all: bool, f: &berth_api::query::Filters) -> BResul
     let children = d.images.children()?;
     let ix = ListingIndex::new(d)?;
     let mut out = Vec::new();
+    let refs = f.get("reference");
     for rec in d.images.list()? {
-        let s = summary(d, &rec, &ix)?;
+        let mut s = summary(d, &rec, &ix)?;
+        if !refs.is_empty() {
+            // as dockerd: only the references that match are listed (patterns OR-ed),
+            // and an image none of whose references match is left out
+            s.repo_tags.retain(|t| refs.iter().any(|r| reference_matches(r, t)));
+            s.repo_digests.retain(|t| refs.iter().any(|r| reference_matches(r, t.split('@').next().unwrap_or(t))));
+            if s.repo_tags.is_empty() && s.repo_digests.is_empty() {
+                continue;
+            }
+        }
         let untagged = s.repo_tags.is_empty() && s.repo_digests.is_empty();
         if untagged && !all && children.contains_key(&rec.id) {
             continue;
@@ -86,11 +96,6 @@ pub fn summaries(d: &Daemon, all: bool, f: &berth_api::query::Filters) -> BResul
             continue;
         }
         if !f.match_labels(|k| s.labels.get(k).map(String::as_str)) {
-            continue;
-        }
-        if !f.get("reference").is_empty()
-            && !s.repo_tags.iter().any(|t| f.get("reference").iter().any(|r| reference_matches(r, t)))
-        {
             continue;
         }
         out.push(s);
