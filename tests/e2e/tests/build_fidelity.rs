@@ -427,3 +427,42 @@ fn volume_paths_in_build_steps_are_volumes() {
     fs::remove_dir_all(&ctx).ok();
     fs::remove_dir_all(&bad).ok();
 }
+
+#[test]
+fn cache_follows_what_each_step_depends_on() {
+    let d = Daemon::start();
+    let ctx = context(&[
+        (
+            "Dockerfile",
+            "FROM busybox AS one\nCOPY a.txt /a\nRUN cat /a > /one\n\
+             FROM busybox AS two\nCOPY b.txt /b\nRUN cat /b > /two\n\
+             FROM busybox\nCOPY --from=one /one /one\nCOPY --from=two /two /two\nCOPY *.conf /conf/\nRUN cat /one /two /conf/*\n",
+        ),
+        ("a.txt", "a1\n"),
+        ("b.txt", "b1\n"),
+        ("x.conf", "x1\n"),
+        ("y.conf", "y1\n"),
+    ]);
+    let run_lines = |o: &Output| o.stdout.matches("Running in").count();
+    let o = build(&d, Cli::Docker, &ctx, &["-t", "ms"]);
+    assert!(o.success(), "{o}");
+    assert_eq!(run_lines(&o), 3, "{o}");
+    // nothing changed: every step from the cache
+    let o = build(&d, Cli::Docker, &ctx, &["-t", "ms"]);
+    assert_eq!(run_lines(&o), 0, "{o}");
+    // only stage two's input changed: stage one stays cached, two and the final RUN rerun
+    fs::write(ctx.join("b.txt"), "b2\n").unwrap();
+    let o = build(&d, Cli::Docker, &ctx, &["-t", "ms"]);
+    assert_eq!(run_lines(&o), 2, "{o}");
+    assert!(o.stdout.contains("Step 3/11 : RUN cat /a > /one\n ---> Using cache"), "{o}");
+    // a file the wildcard COPY matches changed: that COPY and what follows rerun
+    fs::write(ctx.join("y.conf"), "y2\n").unwrap();
+    let o = build(&d, Cli::Docker, &ctx, &["-t", "ms"]);
+    assert_eq!(run_lines(&o), 1, "{o}");
+    assert_eq!(run(&d, "ms", "cat /one /two /conf/x.conf /conf/y.conf"), "a1\nb2\nx1\ny2\n");
+    // a new file the wildcard now matches also counts
+    fs::write(ctx.join("z.conf"), "z1\n").unwrap();
+    let o = build(&d, Cli::Docker, &ctx, &["-t", "ms"]);
+    assert_eq!(run_lines(&o), 1, "{o}");
+    fs::remove_dir_all(&ctx).ok();
+}
