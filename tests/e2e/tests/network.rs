@@ -349,3 +349,61 @@ fn ipv6_networks_work_from_the_first_packet() {
     d.berth(&["rm", "-f", "sixa"]).ok();
     d.berth(&["network", "rm", "six"]).ok();
 }
+
+/// A one-name DNS server on a loopback address of the host: `upstream.test` is
+/// 10.1.2.3, every other name has no address. Answers until `stop` is set.
+fn fake_upstream(addr: &str, stop: std::sync::Arc<std::sync::atomic::AtomicBool>) -> std::thread::JoinHandle<usize> {
+    let sock = std::net::UdpSocket::bind(addr).expect("bind the fake upstream");
+    sock.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    std::thread::spawn(move || {
+        let mut answered = 0;
+        let mut buf = [0u8; 512];
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let Ok((n, from)) = sock.recv_from(&mut buf) else { continue };
+            let q = &buf[..n];
+            // the question: labels from byte 12 to the zero length, then type and class
+            let mut i = 12;
+            let mut name = Vec::new();
+            while i < n && q[i] != 0 {
+                let l = q[i] as usize;
+                name.push(String::from_utf8_lossy(&q[i + 1..i + 1 + l]).into_owned());
+                i += 1 + l;
+            }
+            let qtype = u16::from_be_bytes([q[i + 1], q[i + 2]]);
+            let question = &q[12..i + 5];
+            let hit = name.join(".") == "upstream.test" && qtype == 1;
+            let mut r = vec![q[0], q[1], 0x81, 0x80, 0, 1, 0, u8::from(hit), 0, 0, 0, 0];
+            r.extend_from_slice(question);
+            if hit {
+                r.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 10, 1, 2, 3]);
+                answered += 1;
+            }
+            let _ = sock.send_to(&r, from);
+        }
+        answered
+    })
+}
+
+#[test]
+fn the_embedded_dns_forwards_other_names_to_the_dns_servers_given() {
+    let d = Daemon::start();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // an address of the host's loopback no other test uses (port 53, as --dns has it)
+    let upstream = fake_upstream("127.0.0.77:53", stop.clone());
+    let net = format!("fwd{}", std::process::id());
+    assert!(d.berth(&["network", "create", &net]).success());
+    assert!(d.berth(&["run", "-d", "--name", "peer", "--network", &net, "busybox", "sleep", "60"]).success());
+    let o = d.berth(&[
+        "run", "--rm", "--network", &net, "--dns", "127.0.0.77", "busybox", "sh", "-c",
+        "nslookup upstream.test; nslookup peer",
+    ]);
+    // the container's own resolver is the embedded one; it answers container names
+    // itself and forwards the rest, from the host, to the server given
+    assert!(o.stdout.contains("10.1.2.3"), "{o}");
+    let peer_ip = d.inspect("peer")["NetworkSettings"]["Networks"][&net]["IPAddress"].as_str().unwrap().to_owned();
+    assert!(o.stdout.contains(&peer_ip), "peer resolved by the embedded server: {o}");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(upstream.join().unwrap() >= 1);
+    d.berth(&["rm", "-f", "peer"]);
+    d.berth(&["network", "rm", &net]);
+}
