@@ -296,6 +296,7 @@ services:
           action: sync
           target: /app
           ignore: ["*.tmp"]
+          initial_sync: true
   built:
     image: watch-built
     build: ./img
@@ -313,7 +314,7 @@ services:
     );
     let mut w = berth_e2e::Spawned::spawn({
         let mut c = d.command(Cli::Berth);
-        c.args(["compose", "watch"]).current_dir(&dir).env("COMPOSE_PROJECT_NAME", "app");
+        c.args(["compose", "up", "--watch", "-d"]).current_dir(&dir).env("COMPOSE_PROJECT_NAME", "app");
         c
     })
     .unwrap();
@@ -324,6 +325,8 @@ services:
     );
     let cat = |c: &str, f: &str| d.berth(&["exec", c, "cat", f]).stdout;
     assert_eq!(cat("app-built-1", "/version"), "v1\n");
+    // initial_sync: what was there before the watch began is copied in first
+    assert!(wait_until(Duration::from_secs(10), || cat("app-box-1", "/app/first.txt") == "one\n"));
     // a new file reaches the container; an ignored one does not; a deleted one goes
     std::fs::write(dir.join("src/new.txt"), "fresh\n").unwrap();
     std::fs::write(dir.join("src/skip.tmp"), "no\n").unwrap();

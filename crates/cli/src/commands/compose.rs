@@ -178,6 +178,9 @@ pub struct UpArgs {
     /// Wait for services to be running|healthy. Implies detached mode.
     #[arg(long)]
     pub wait: bool,
+    /// Watch source code and rebuild/refresh containers when files are updated.
+    #[arg(short = 'w', long)]
+    pub watch: bool,
     /// Maximum duration in seconds to wait for the project to be running|healthy
     #[arg(long = "wait-timeout")]
     pub wait_timeout: Option<u64>,
@@ -601,6 +604,21 @@ pub async fn compose(c: Option<&Client>, a: ComposeArgs) -> Result<i32> {
     }
     let p = load(&a, true)?;
     match &a.cmd {
+        ComposeCmd::Up(o) if o.watch => {
+            // up (attached, with its logs, or detached), and the watch beside it
+            let w = WatchArgs { no_up: true, services: o.services.clone(), ..Default::default() };
+            if o.detach || o.wait {
+                let code = up(c, &p, o, true).await?;
+                if code != 0 {
+                    return Ok(code);
+                }
+                watch(c, &p, &w).await
+            } else {
+                let (a, b) = tokio::join!(up(c, &p, o, true), watch(c, &p, &w));
+                b?;
+                a
+            }
+        }
         ComposeCmd::Up(o) => up(c, &p, o, true).await,
         ComposeCmd::Create(o) => up(c, &p, o, false).await,
         ComposeCmd::Down(o) => down(c, &p, o).await,
@@ -1837,6 +1855,22 @@ struct WatchRule {
     target: String,
     ignore: Option<berth_builder::dockerignore::Matcher>,
     exec: Vec<String>,
+    /// Copy everything under `path` in before watching.
+    initial_sync: bool,
+}
+
+/// Every file below `dir` (or `dir` itself, a file).
+fn files_below(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(p) = todo.pop() {
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.is_dir() => todo.extend(std::fs::read_dir(&p).into_iter().flatten().flatten().map(|e| e.path())),
+            Ok(m) if m.is_file() => out.push(p),
+            _ => {}
+        }
+    }
+    out
 }
 
 /// `compose watch`: bring the services up, then follow their `develop.watch` rules:
@@ -1858,8 +1892,11 @@ async fn watch(c: &Client, p: &Loaded, o: &WatchArgs) -> Result<i32> {
                 bail!("service {s}: the rebuild action needs a build section");
             }
             // what berth compose watch does not do yet is refused, never skipped
-            if t["initial_sync"].as_bool() == Some(true) || t["include"].as_array().is_some_and(|a| !a.is_empty()) {
-                bail!("service {s}: develop.watch initial_sync and include are not supported by berth compose yet");
+            if t["include"].as_array().is_some_and(|a| !a.is_empty()) {
+                bail!("service {s}: develop.watch include is not supported by berth compose yet");
+            }
+            if t["initial_sync"].as_bool() == Some(true) && !action.starts_with("sync") {
+                bail!("service {s}: develop.watch initial_sync is only for the sync actions");
             }
             for k in ["user", "privileged", "working_dir", "environment"] {
                 if !t["exec"][k].is_null() && t["exec"][k] != json!(false) && t["exec"][k] != json!({}) && t["exec"][k] != json!("") {
@@ -1874,6 +1911,7 @@ async fn watch(c: &Client, p: &Loaded, o: &WatchArgs) -> Result<i32> {
                 target: t["target"].as_str().unwrap_or_default().to_owned(),
                 ignore: (!ignore.is_empty()).then(|| berth_builder::dockerignore::Matcher::parse(&ignore.join("\n"))),
                 exec: t["exec"]["command"].as_array().into_iter().flatten().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
+                initial_sync: t["initial_sync"].as_bool().unwrap_or(false),
             });
         }
     }
@@ -1904,6 +1942,14 @@ async fn watch(c: &Client, p: &Loaded, o: &WatchArgs) -> Result<i32> {
             .with_context(|| format!("watch {}", r.path.display()))?;
     }
     eprintln!("Watch enabled");
+    let mut rebuilt = BTreeSet::new();
+    for r in rules.iter().filter(|r| r.initial_sync) {
+        let all = files_below(&r.path);
+        let keep: Vec<&std::path::PathBuf> = all.iter().filter(|f| !watch_ignored(r, f)).collect();
+        if !keep.is_empty() {
+            apply_watch_rule(c, p, r, &keep, &mut rebuilt).await?;
+        }
+    }
     loop {
         let first = tokio::select! {
             p = rx.recv() => match p { Some(p) => p, None => break },
@@ -1917,14 +1963,8 @@ async fn watch(c: &Client, p: &Loaded, o: &WatchArgs) -> Result<i32> {
         }
         let mut rebuilt = BTreeSet::new();
         for r in &rules {
-            let files: Vec<&std::path::PathBuf> = changed
-                .iter()
-                .filter(|f| f.starts_with(&r.path))
-                .filter(|f| {
-                    let rel = f.strip_prefix(&r.path).map(|x| x.to_string_lossy().into_owned()).unwrap_or_default();
-                    !r.ignore.as_ref().is_some_and(|m| !rel.is_empty() && m.matches(&rel))
-                })
-                .collect();
+            let files: Vec<&std::path::PathBuf> =
+                changed.iter().filter(|f| f.starts_with(&r.path)).filter(|f| !watch_ignored(r, f)).collect();
             if files.is_empty() {
                 continue;
             }
@@ -1934,6 +1974,12 @@ async fn watch(c: &Client, p: &Loaded, o: &WatchArgs) -> Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// Is `f` (below the rule's path) left out by the rule's `ignore` patterns?
+fn watch_ignored(r: &WatchRule, f: &std::path::Path) -> bool {
+    let rel = f.strip_prefix(&r.path).map(|x| x.to_string_lossy().into_owned()).unwrap_or_default();
+    r.ignore.as_ref().is_some_and(|m| !rel.is_empty() && m.matches(&rel))
 }
 
 async fn apply_watch_rule(
