@@ -50,6 +50,8 @@ pub struct Config {
     pub cdi_spec_dirs: Vec<PathBuf>,
     /// `--max-concurrent-downloads`: layers one pull downloads at once.
     pub max_concurrent_downloads: usize,
+    /// `--max-concurrent-uploads`: layers one push uploads at once.
+    pub max_concurrent_uploads: usize,
     /// `--no-new-privileges`: containers get no_new_privs unless they say otherwise.
     pub no_new_privileges: bool,
     /// `--default-ulimit` / `default-ulimits`: (name, soft, hard) for containers that

@@ -95,6 +95,9 @@ struct Args {
     /// Set the max concurrent downloads (of the layers of one pull)
     #[arg(long = "max-concurrent-downloads", default_value_t = berth_distribution::MAX_DOWNLOADS)]
     max_concurrent_downloads: usize,
+    /// Set the max concurrent uploads (of the layers of one push)
+    #[arg(long = "max-concurrent-uploads", default_value_t = 5)]
+    max_concurrent_uploads: usize,
     /// Set no-new-privileges by default for new containers
     #[arg(long = "no-new-privileges")]
     no_new_privileges: bool,
@@ -149,6 +152,7 @@ const FILE_KEYS: &[(&str, &str)] = &[
     ("cdi_spec_dirs", "cdi-spec-dirs"),
     ("no_new_privileges", "no-new-privileges"),
     ("max_concurrent_downloads", "max-concurrent-downloads"),
+    ("max_concurrent_uploads", "max-concurrent-uploads"),
     ("default_ulimits", "default-ulimits"),
     ("dns", "dns"),
     ("dns_search", "dns-search"),
@@ -256,6 +260,10 @@ fn main() -> anyhow::Result<()> {
             0 => anyhow::bail!("invalid max concurrent downloads: 0"),
             n => n,
         },
+        max_concurrent_uploads: match args.max_concurrent_uploads {
+            0 => anyhow::bail!("invalid max concurrent uploads: 0"),
+            n => n,
+        },
         default_ulimits: args.default_ulimits.iter().map(|u| berthd::settings::parse_ulimit(u)).collect::<anyhow::Result<_>>()?,
         cdi_spec_dirs: if args.cdi_spec_dirs.is_empty() {
             berth_cdi::DEFAULT_SPEC_DIRS.iter().map(PathBuf::from).collect()
@@ -305,6 +313,7 @@ fn merge(a: &mut Args, f: berthd::settings::FileConfig) {
     set(&mut a.cdi_spec_dirs, f.cdi_spec_dirs);
     set(&mut a.no_new_privileges, f.no_new_privileges);
     set(&mut a.max_concurrent_downloads, f.max_concurrent_downloads);
+    set(&mut a.max_concurrent_uploads, f.max_concurrent_uploads);
     if let Some(u) = f.default_ulimits {
         a.default_ulimits = u.into_iter().map(|(k, v)| format!("{}={}:{}", if v.name.is_empty() { k } else { v.name }, v.soft, v.hard)).collect();
     }

@@ -52,12 +52,12 @@ const KNOWN: &[&str] = &[
     "no-new-privileges",
     "default-ulimits",
     "max-concurrent-downloads",
+    "max-concurrent-uploads",
 ];
 
 /// dockerd keys whose feature berthd does not have: refused, never ignored.
 const UNSUPPORTED: &[&str] = &[
     "userns-remap",
-    "max-concurrent-uploads",
     "max-download-attempts",
     "storage-driver",
     "storage-opts",
@@ -141,6 +141,7 @@ pub struct FileConfig {
     pub cdi_spec_dirs: Option<Vec<PathBuf>>,
     pub no_new_privileges: Option<bool>,
     pub max_concurrent_downloads: Option<usize>,
+    pub max_concurrent_uploads: Option<usize>,
     /// dockerd's form: `{"nofile": {"Name": "nofile", "Hard": 2048, "Soft": 1024}}`.
     pub default_ulimits: Option<std::collections::BTreeMap<String, FileUlimit>>,
     pub bridge: Option<String>,

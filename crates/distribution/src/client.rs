@@ -44,7 +44,9 @@ impl Credentials {
 
     /// Decode `X-Registry-Config` (a build's credentials: base64 of a JSON object
     /// of credentials by registry server address; absent or `{}`: none).
-    pub fn from_registry_config(h: Option<&str>) -> Result<std::collections::HashMap<String, Credentials>> {
+    pub fn from_registry_config(
+        h: Option<&str>,
+    ) -> Result<std::collections::HashMap<String, Credentials>> {
         let Some(h) = h.map(str::trim).filter(|h| !h.is_empty()) else {
             return Ok(Default::default());
         };
@@ -60,15 +62,24 @@ impl Credentials {
     /// The credentials for registry `domain` among `all` (keyed by server address:
     /// `localhost:5000`, `https://localhost:5000`, or Docker Hub's
     /// `https://index.docker.io/v1/`); anonymous when none matches.
-    pub fn for_domain(all: &std::collections::HashMap<String, Credentials>, domain: &str) -> Credentials {
+    pub fn for_domain(
+        all: &std::collections::HashMap<String, Credentials>,
+        domain: &str,
+    ) -> Credentials {
         let host = |k: &str| {
-            let k = k.strip_prefix("https://").or_else(|| k.strip_prefix("http://")).unwrap_or(k);
+            let k = k
+                .strip_prefix("https://")
+                .or_else(|| k.strip_prefix("http://"))
+                .unwrap_or(k);
             match k.split('/').next().unwrap_or(k) {
                 "index.docker.io" | "registry-1.docker.io" => "docker.io".to_owned(),
                 h => h.to_owned(),
             }
         };
-        all.iter().find(|(k, _)| host(k) == domain).map(|(_, c)| c.clone()).unwrap_or_default()
+        all.iter()
+            .find(|(k, _)| host(k) == domain)
+            .map(|(_, c)| c.clone())
+            .unwrap_or_default()
     }
 
     fn has_basic(&self) -> bool {
@@ -228,13 +239,19 @@ impl Registry {
     /// Hub login is for Docker Hub. An `https` mirror that is insecure (loopback or
     /// `--insecure-registry`) is reached without certificate checks.
     pub fn mirror(url: &str, insecure: &[String]) -> Result<Registry> {
-        let host = url.split_once("://").map_or(url, |(_, h)| h).trim_end_matches('/');
-        let mut b = reqwest::Client::builder().user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")));
+        let host = url
+            .split_once("://")
+            .map_or(url, |(_, h)| h)
+            .trim_end_matches('/');
+        let mut b =
+            reqwest::Client::builder().user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")));
         if url.starts_with("https://") && is_insecure(host, insecure) {
             b = b.danger_accept_invalid_certs(true);
         }
         Ok(Registry {
-            http: b.build().map_err(|e| Error::internal(format!("http client: {e}")))?,
+            http: b
+                .build()
+                .map_err(|e| Error::internal(format!("http client: {e}")))?,
             base: url.trim_end_matches('/').to_owned(),
             creds: Credentials::default(),
             tokens: Mutex::new(HashMap::new()),

@@ -196,7 +196,9 @@ pub async fn resolve(
                     tracing::info!(mirror = %m, image = %reference, "pulling from mirror");
                     return Ok(p);
                 }
-                Err(e) => tracing::info!(mirror = %m, image = %reference, "mirror failed, trying the next endpoint: {}", e.message()),
+                Err(e) => {
+                    tracing::info!(mirror = %m, image = %reference, "mirror failed, trying the next endpoint: {}", e.message())
+                }
             }
         }
     }
@@ -205,7 +207,12 @@ pub async fn resolve(
 }
 
 /// Resolve on one registry endpoint.
-async fn resolve_on(store: ImageStore, reg: Arc<Registry>, reference: Reference, want: &Platform) -> Result<Pull> {
+async fn resolve_on(
+    store: ImageStore,
+    reg: Arc<Registry>,
+    reference: Reference,
+    want: &Platform,
+) -> Result<Pull> {
     let scope = format!("repository:{}:pull", reference.path);
     let what = reference
         .digest
@@ -220,7 +227,9 @@ async fn resolve_on(store: ImageStore, reg: Arc<Registry>, reference: Reference,
             match parse_manifest(&body, "", want)? {
                 Manifest::Image(m) => m,
                 Manifest::Child(_) => {
-                    return Err(Error::invalid("manifest has no config (schema 1 is not supported)"))
+                    return Err(Error::invalid(
+                        "manifest has no config (schema 1 is not supported)",
+                    ))
                 }
             }
         }
@@ -303,7 +312,10 @@ pub fn parse_manifest(body: &[u8], content_type: &str, want: &Platform) -> Resul
 
 /// Verify the config blob of `m` (digest, JSON, one diff id per layer, known layer
 /// media types and digests); gives each layer with its diff id.
-pub fn check_config(m: &ImageManifest, config_raw: &[u8]) -> Result<Vec<(RemoteDescriptor, Digest)>> {
+pub fn check_config(
+    m: &ImageManifest,
+    config_raw: &[u8],
+) -> Result<Vec<(RemoteDescriptor, Digest)>> {
     if Digest::of(config_raw).as_str() != m.config.digest {
         return Err(Error::invalid(format!(
             "image config verification failed for digest {}",
@@ -615,7 +627,9 @@ impl Pull {
                 }
                 Err(e) => {
                     net_err = Some(Error::internal(format!("read layer {}: {e}", desc.digest)));
-                    let _ = btx.send(Err(std::io::Error::other("download failed"))).await;
+                    let _ = btx
+                        .send(Err(std::io::Error::other("download failed")))
+                        .await;
                     break;
                 }
             }

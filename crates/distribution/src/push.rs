@@ -11,7 +11,7 @@ use berth_image::layers::MEDIA_TYPE_DOCKER_LAYER_GZIP;
 use berth_image::{ImageRecord, ImageStore, LayerSource, Reference};
 use futures_util::StreamExt;
 use reqwest::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 use crate::client::{status_error, Credentials, Registry};
@@ -122,8 +122,9 @@ impl Target<'_> {
                 futures_util::stream::once(async move { tokio::fs::File::open(path).await })
                     .map(|f| match f {
                         // Large reads: each is a hop to tokio's blocking pool.
-                        Ok(f) => tokio_util::io::ReaderStream::with_capacity(f, 1 << 20)
-                            .left_stream(),
+                        Ok(f) => {
+                            tokio_util::io::ReaderStream::with_capacity(f, 1 << 20).left_stream()
+                        }
                         Err(e) => futures_util::stream::once(async move { Err(e) }).right_stream(),
                     })
                     .flatten()
@@ -158,6 +159,7 @@ pub async fn push(
     reference: &Reference,
     creds: Credentials,
     insecure: &[String],
+    max_uploads: usize,
     tx: &mpsc::Sender<JsonMessage>,
 ) -> Result<Pushed> {
     let reg = Registry::connect(&reference.domain, creds, insecure).await?;
@@ -225,71 +227,88 @@ pub async fn push(
             )
         })
         .collect();
-    for (diff_id, known, id) in &plan {
-        if let Some(f) = known.as_ref().filter(|s| s.is_foreign()) {
-            say(tx, layer_status("Skipped foreign layer", id)).await;
-            let mut d = json!({"mediaType": f.media_type, "size": f.size, "digest": f.digest});
-            if !f.urls.is_empty() {
-                d["urls"] = json!(f.urls);
-            }
-            layers_json.push(d);
-            continue;
-        }
-        // A blob the registry may already hold (pulled from it, or pushed earlier).
-        let mut blob: Option<LayerSource> = None;
-        if let Some(s) = known {
-            if t.blob_exists(&s.digest).await? {
-                say(tx, layer_status("Layer already exists", id)).await;
-                blob = Some(s.clone());
-            } else if let Some(from) = s
-                .repos
-                .iter()
-                .find_map(|r| r.strip_prefix(&format!("{}/", reference.domain)))
-            {
-                if from != reference.path && t.mount(&s.digest, from).await? {
-                    say(tx, layer_status(&format!("Mounted from {from}"), id)).await;
-                    blob = Some(s.clone());
+    // Each layer on its own: up to `max_uploads` go at once (dockerd's
+    // max-concurrent-uploads); the manifest lists them in order all the same.
+    let jobs: Vec<_> = plan
+        .iter()
+        .map(|(diff_id, known, id)| (diff_id, known, id, compressing.remove(diff_id)))
+        .collect();
+    let (t, store) = (&t, &store);
+    use futures_util::{StreamExt, TryStreamExt};
+    // (futures built in a loop, not by a closure over borrowed data: the push stays
+    // a `Send` future for tokio::spawn)
+    let mut uploads = Vec::with_capacity(jobs.len());
+    for (diff_id, known, id, job) in jobs {
+        uploads.push(async move {
+            if let Some(f) = known.as_ref().filter(|s| s.is_foreign()) {
+                say(tx, layer_status("Skipped foreign layer", id)).await;
+                let mut d = json!({"mediaType": f.media_type, "size": f.size, "digest": f.digest});
+                if !f.urls.is_empty() {
+                    d["urls"] = json!(f.urls);
                 }
+                return Ok::<Value, Error>(d);
             }
-        }
-        let blob = match blob {
-            Some(b) => b,
-            None => {
-                let job = match compressing.remove(diff_id) {
-                    Some(job) => job,
-                    None => {
-                        let (st, d) = (store.clone(), diff_id.clone());
-                        tokio::task::spawn_blocking(move || st.compressed_layer(&d))
-                    }
-                };
-                let local = job.await.map_err(|e| Error::internal(e.to_string()))??;
-                if t.blob_exists(&local.digest).await? {
+            // A blob the registry may already hold (pulled from it, or pushed earlier).
+            let mut blob: Option<LayerSource> = None;
+            if let Some(s) = known {
+                if t.blob_exists(&s.digest).await? {
                     say(tx, layer_status("Layer already exists", id)).await;
-                } else {
-                    t.upload(&store, &local.digest, id, tx).await?;
-                    say(tx, layer_status("Pushed", id)).await;
+                    blob = Some(s.clone());
+                } else if let Some(from) = s
+                    .repos
+                    .iter()
+                    .find_map(|r| r.strip_prefix(&format!("{}/", reference.domain)))
+                {
+                    if from != reference.path && t.mount(&s.digest, from).await? {
+                        say(tx, layer_status(&format!("Mounted from {from}"), id)).await;
+                        blob = Some(s.clone());
+                    }
                 }
-                local
             }
-        };
-        let _ = store.add_layer_source(
-            diff_id,
-            LayerSource {
-                repos: vec![reference.full_name()],
-                ..blob.clone()
-            },
-        );
-        let mt = if blob.media_type.ends_with("gzip") {
-            MEDIA_TYPE_DOCKER_LAYER_GZIP
-        } else {
-            blob.media_type.as_str()
-        };
-        layers_json.push(json!({"mediaType": mt, "size": blob.size, "digest": blob.digest}));
+            let blob = match blob {
+                Some(b) => b,
+                None => {
+                    let job = match job {
+                        Some(job) => job,
+                        None => {
+                            let (st, d) = (store.clone(), diff_id.clone());
+                            tokio::task::spawn_blocking(move || st.compressed_layer(&d))
+                        }
+                    };
+                    let local = job.await.map_err(|e| Error::internal(e.to_string()))??;
+                    if t.blob_exists(&local.digest).await? {
+                        say(tx, layer_status("Layer already exists", id)).await;
+                    } else {
+                        t.upload(store, &local.digest, id, tx).await?;
+                        say(tx, layer_status("Pushed", id)).await;
+                    }
+                    local
+                }
+            };
+            let _ = store.add_layer_source(
+                diff_id,
+                LayerSource {
+                    repos: vec![reference.full_name()],
+                    ..blob.clone()
+                },
+            );
+            let mt = if blob.media_type.ends_with("gzip") {
+                MEDIA_TYPE_DOCKER_LAYER_GZIP
+            } else {
+                blob.media_type.as_str()
+            };
+            Ok(json!({"mediaType": mt, "size": blob.size, "digest": blob.digest}))
+        });
     }
+    let pushed: Vec<Value> = futures_util::stream::iter(uploads)
+        .buffered(max_uploads.max(1))
+        .try_collect()
+        .await?;
+    layers_json.extend(pushed);
     // The config.
     let cfg_digest = rec.digest();
     if !t.blob_exists(&cfg_digest).await? {
-        t.upload(&store, &cfg_digest, cfg_digest.short(), &mpsc::channel(1).0)
+        t.upload(store, &cfg_digest, cfg_digest.short(), &mpsc::channel(1).0)
             .await?;
     }
     let cfg_size = store.content().size(&cfg_digest)?;

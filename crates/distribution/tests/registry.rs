@@ -158,7 +158,7 @@ async fn push(
     let rec = s.resolve(image).unwrap();
     let r = Reference::parse_tagged(target).unwrap();
     let (tx, mut rx) = mpsc::channel(1024);
-    let res = berth_distribution::push(s.clone(), &rec, &r, Credentials::default(), &[], &tx).await;
+    let res = berth_distribution::push(s.clone(), &rec, &r, Credentials::default(), &[], 5, &tx).await;
     drop(tx);
     let mut msgs = Vec::new();
     while let Some(m) = rx.recv().await {

@@ -1131,10 +1131,10 @@ fn docker_hub_pulls_go_to_the_registry_mirror() {
 }
 
 #[test]
-fn max_concurrent_downloads_limits_a_pulls_downloads() {
+fn max_concurrent_downloads_and_uploads_limit_pulls_and_pushes() {
     let _serial = registry_lock();
     let reg = Registry::start();
-    let d = Daemon::start_with_args(&["--max-concurrent-downloads", "1"]);
+    let d = Daemon::start_with_args(&["--max-concurrent-downloads", "1", "--max-concurrent-uploads", "1"]);
     d.import_busybox();
     let ctx = berth_e2e::dir_with(
         "berth-mcd",
@@ -1151,5 +1151,22 @@ fn max_concurrent_downloads_limits_a_pulls_downloads() {
     let d3 = Daemon::start_bare();
     let o = d3.docker(&["pull", &image]);
     assert_eq!(o.stdout.matches("Waiting").count(), 1, "dockerd's default is three at once: {o}");
+    // pushed again from a daemon that uploads five at once: the same manifest, its
+    // layers in the image's order
+    let again = format!("{}/layers:2", reg.addr);
+    assert!(d3.berth(&["tag", &image, &again]).success());
+    let o = d3.berth(&["push", &again]);
+    assert!(o.success(), "{o}");
+    let layers = |tag: &str| {
+        let o = Command::new("curl")
+            .args(["-sf", "-H", "Accept: application/vnd.docker.distribution.manifest.v2+json"])
+            .arg(format!("http://{}/v2/layers/manifests/{tag}", reg.addr))
+            .output()
+            .unwrap();
+        let m: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        m["layers"].clone()
+    };
+    assert_eq!(layers("1"), layers("2"));
+    assert_eq!(layers("1").as_array().unwrap().len(), 4);
     std::fs::remove_dir_all(&ctx).ok();
 }

@@ -136,6 +136,7 @@ pub async fn push(d: &Arc<Daemon>, name: &str, req: Request<Incoming>, q: &Query
                 &r,
                 creds.clone(),
                 &insecure,
+                d.cfg.max_concurrent_uploads,
                 &tx,
             )
             .await
