@@ -171,7 +171,14 @@ pub async fn put(d: &Arc<Daemon>, name: &str, req: Request<Incoming>, q: &Query)
                 .map_err(|e| Error::invalid(e.to_string()))?;
             opts.chown = Some((u.uid, u.gid));
         }
-        dest.extract(body, &opts).map_err(|e| fs_error(e, &path, &n))?;
+        dest.extract(&mut body, &opts).map_err(|e| fs_error(e, &path, &n))?;
+        // The extractor stops at the archive's end marker; what the client still sends
+        // after it (the rest of the last record) is read too, as Go's server reads an
+        // unread body before answering: closing on it would break the client's pipe.
+        {
+            use std::io::Read;
+            let _ = std::io::copy(&mut body.by_ref().take(crate::http::MAX_DISCARD as u64), &mut std::io::sink());
+        }
         Ok(rec.clone())
     })
     .await?;
