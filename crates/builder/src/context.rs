@@ -63,23 +63,9 @@ pub fn clean(p: &str) -> String {
     out.join("/")
 }
 
-/// `rel` inside the directory tree at `root` with every symlink followed as if `root`
-/// were `/` (`..` stops at it): the real relative path, which has no symlink in it
-/// and so can be joined to `root` without leaving it. `None` after 40 links.
-pub fn scoped(root: &Path, rel: &str) -> Option<String> {
-    resolve_links(rel, |p| {
-        let here = root.join(p);
-        let m = std::fs::symlink_metadata(&here).ok()?;
-        if !m.file_type().is_symlink() {
-            return None;
-        }
-        Some(std::fs::read_link(&here).map(|t| t.to_string_lossy().into_owned()).unwrap_or_default())
-    })
-}
-
 /// Resolve `path` component by component, `link(p)` giving the target of `p` when
 /// it is a symlink: absolute targets restart at the root, `..` never leaves it.
-/// `None` after 40 links (a loop).
+/// `None` after 40 links (a loop). (On disk, `ContainerFs::eval_symlinks` does this.)
 fn resolve_links(path: &str, link: impl Fn(&str) -> Option<String>) -> Option<String> {
     let mut todo: std::collections::VecDeque<String> =
         path.split('/').filter(|c| !c.is_empty()).map(str::to_owned).collect();
@@ -209,11 +195,15 @@ impl Context {
     /// (an absolute link means the image's `/`, never the host's), and a prefix that
     /// is itself a symlink brings what it points to, which [`Context::follow`] finds.
     pub fn from_dir(root: &Path, prefixes: &[String]) -> Result<Context> {
+        // the real path of `rel` inside the root (pathrs, as `docker cp` resolves):
+        // no symlink left in it, so joining it to `root` stays inside
+        let fs = berth_containerfs::ContainerFs::open(root).map_err(|e| Error::internal(e.to_string()))?;
+        let scoped = |rel: &str| fs.eval_symlinks(rel).ok().map(|p| clean(&p));
         let mut ctx = Context::default();
         for p in prefixes {
             let p = clean(p);
             let (parent, name) = p.rsplit_once('/').unwrap_or(("", p.as_str()));
-            let Some(real_parent) = scoped(root, parent) else { continue };
+            let Some(real_parent) = scoped(parent) else { continue };
             ctx.load(root, &clean(&format!("{real_parent}/{name}")), &p)?;
             let mut seen = 0;
             loop {
@@ -222,7 +212,7 @@ impl Context {
                     break;
                 }
                 seen += 1;
-                let Some(real) = scoped(root, &target) else { break };
+                let Some(real) = scoped(&target) else { break };
                 ctx.load(root, &real, &target)?;
             }
         }
