@@ -29,25 +29,13 @@ while [ $# -gt 0 ]; do
     shift
 done
 
-for tool in hyperfine jq curl dockerd; do
-    command -v "$tool" >/dev/null || { echo "$tool missing: run scripts/setup.sh" >&2; exit 1; }
-done
-docker_cli=${DOCKER_CLI:-/usr/local/bin/docker}
-[ -x "$docker_cli" ] || docker_cli=$(command -v docker)
+require_tools hyperfine jq curl dockerd
+find_docker_cli
 bk_cli=${BUILDKIT_CLI:-/usr/bin/docker}
 
-work=$(mktemp -d /tmp/berth-build-bench.XXXXXX)
+bench_work berth-build-bench
 results=$work/results
-mkdir -p "$results" "$work/dockercfg"
-export DOCKER_CONFIG=$work/dockercfg
-berthd_pid= dockerd_pid=
-
-cleanup() {
-    stop_pid "$berthd_pid"
-    stop_pid "$dockerd_pid"
-    remove_work "$work"
-}
-trap cleanup EXIT
+mkdir -p "$results"
 hf() { # name, runs, warmup, command
     local name=$1 n=$2 w=$3; shift 3
     echo "==> $name: $*"
@@ -100,11 +88,7 @@ declare -A status
 echo "==> cargo build --release --bins"
 cargo build --release --bins
 rel=$repo/target/release
-bsock=$work/berth.sock
-mkdir -p "$work/berth/data" "$work/berth/exec"
-PATH=$rel:$PATH "$rel/berthd" --data-root "$work/berth/data" --exec-root "$work/berth/exec" \
-    -H "unix://$bsock" >"$work/berthd.log" 2>&1 </dev/null &
-berthd_pid=$!
+spawn_berthd
 dsock=$work/docker.sock
 mkdir -p "$work/docker/data" "$work/docker/exec"
 dockerd --data-root "$work/docker/data" --exec-root "$work/docker/exec" -H "unix://$dsock" \

@@ -21,25 +21,14 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
-for tool in hyperfine jq curl dockerd; do
-    command -v "$tool" >/dev/null || { echo "$tool missing: run scripts/setup.sh" >&2; exit 1; }
-done
-docker_cli=${DOCKER_CLI:-/usr/local/bin/docker}
-[ -x "$docker_cli" ] || docker_cli=$(command -v docker)
+require_tools hyperfine jq curl dockerd
+find_docker_cli
 "$docker_cli" compose version >/dev/null 2>&1 || { echo "docker compose (v2 plugin) missing: run scripts/setup.sh" >&2; exit 1; }
 corpus=${BERTH_CONFORMANCE_DIR:-$repo/../shared/conformance}/compose/corpus
 
-work=$(mktemp -d /tmp/berth-compose-bench.XXXXXX)
+bench_work berth-compose-bench
 results=$work/results
-mkdir -p "$results" "$work/dockercfg"
-export DOCKER_CONFIG=$work/dockercfg
-berthd_pid= dockerd_pid=
-cleanup() {
-    stop_pid "$berthd_pid"
-    stop_pid "$dockerd_pid"
-    remove_work "$work"
-}
-trap cleanup EXIT
+mkdir -p "$results"
 
 # The project: ten services, two networks, a volume each.
 proj=$work/proj
@@ -69,11 +58,7 @@ scripts/mkrootfs-busybox.sh "$rootfs_tar"
 echo "==> cargo build --release --bins"
 cargo build --release --bins
 rel=$repo/target/release
-bsock=$work/berth.sock
-mkdir -p "$work/berth/data" "$work/berth/exec"
-PATH=$rel:$PATH "$rel/berthd" --data-root "$work/berth/data" --exec-root "$work/berth/exec" \
-    -H "unix://$bsock" --bridge "bcb$$" >"$work/berthd.log" 2>&1 </dev/null &
-berthd_pid=$!
+spawn_berthd --bridge "bcb$$"
 start_dockerd "$work" --default-address-pool base=10.213.0.0/16,size=24
 wait_ping "$bsock" 20 || { echo "berthd did not start" >&2; tail -n 20 "$work/berthd.log" >&2; exit 1; }
 "$rel/berth" -H "unix://$bsock" import "$rootfs_tar" busybox:latest >/dev/null

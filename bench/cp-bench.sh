@@ -27,22 +27,9 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
-for tool in hyperfine jq curl dockerd; do
-    command -v "$tool" >/dev/null || { echo "$tool missing: run scripts/setup.sh" >&2; exit 1; }
-done
-docker_cli=${DOCKER_CLI:-/usr/local/bin/docker}
-[ -x "$docker_cli" ] || docker_cli=$(command -v docker)
-
-work=$(mktemp -d /tmp/berth-cp.XXXXXX)
-berthd_pid= dockerd_pid=
-cleanup() {
-    stop_pid "$berthd_pid"
-    stop_pid "$dockerd_pid"
-    remove_work "$work"
-}
-trap cleanup EXIT
-export DOCKER_CONFIG=$work/dockercfg
-mkdir -p "$DOCKER_CONFIG"
+require_tools hyperfine jq curl dockerd
+find_docker_cli
+bench_work berth-cp
 
 echo "==> busybox rootfs and a 64 MiB tree"
 rootfs_tar=$work/busybox.tar
@@ -74,11 +61,7 @@ measure() {
 }
 med() { jq '.results[0].median * 1000 | round' "$work/$1.json"; }
 
-mkdir -p "$work/berth/data" "$work/berth/exec"
-bsock=$work/berth.sock
-PATH=$rel:$PATH "$rel/berthd" --data-root "$work/berth/data" --exec-root "$work/berth/exec" -H "unix://$bsock" \
-    >"$work/berthd.log" 2>&1 </dev/null &
-berthd_pid=$!
+spawn_berthd
 wait_ping "$bsock" 20
 echo "==> berthd"
 measure berth "$bsock"

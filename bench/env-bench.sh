@@ -22,20 +22,9 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
-for tool in jq curl dockerd; do
-    command -v "$tool" >/dev/null || { echo "$tool missing: run scripts/setup.sh" >&2; exit 1; }
-done
-docker_cli=${DOCKER_CLI:-/usr/local/bin/docker}
-[ -x "$docker_cli" ] || docker_cli=$(command -v docker)
-
-work=$(mktemp -d /tmp/berth-env-bench.XXXXXX)
-berthd_pid= dockerd_pid=
-cleanup() {
-    stop_pid "$berthd_pid"
-    stop_pid "$dockerd_pid"
-    remove_work "$work"
-}
-trap cleanup EXIT
+require_tools jq curl dockerd
+find_docker_cli
+bench_work berth-env-bench
 
 echo "==> busybox rootfs"
 rootfs_tar=$work/busybox.tar
@@ -43,11 +32,7 @@ scripts/mkrootfs-busybox.sh "$rootfs_tar"
 echo "==> cargo build --release --bins"
 cargo build --release --bins
 rel=$repo/target/release
-bsock=$work/berth.sock
-mkdir -p "$work/berth/data" "$work/berth/exec" "$work/dockercfg"
-PATH=$rel:$PATH "$rel/berthd" --data-root "$work/berth/data" --exec-root "$work/berth/exec" \
-    -H "unix://$bsock" --bridge none >"$work/berthd.log" 2>&1 </dev/null &
-berthd_pid=$!
+spawn_berthd --bridge none
 start_dockerd "$work" --ip-forward=false --userland-proxy=false
 wait_ping "$bsock" 20 || { echo "berthd did not start" >&2; tail -n 20 "$work/berthd.log" >&2; exit 1; }
 "$rel/berth" -H "unix://$bsock" import "$rootfs_tar" busybox:latest >/dev/null

@@ -60,3 +60,43 @@ start_dockerd() {
     dockerd_pid=$!
     wait_ping "$dsock" 60 || { echo "dockerd did not start" >&2; tail -n 30 "$work/dockerd.log" >&2; return 1; }
 }
+
+# require_tools TOOL...: stop with the setup hint when one is missing.
+require_tools() {
+    local tool
+    for tool; do
+        command -v "$tool" >/dev/null || { echo "$tool missing: run scripts/setup.sh" >&2; exit 1; }
+    done
+}
+
+# find_docker_cli: docker_cli is $DOCKER_CLI, else the docker CLI 28 in /usr/local/bin,
+# else the one on PATH.
+find_docker_cli() {
+    docker_cli=${DOCKER_CLI:-/usr/local/bin/docker}
+    [ -x "$docker_cli" ] || docker_cli=$(command -v docker)
+}
+
+# bench_work PREFIX: work=/tmp/PREFIX.XXXXXX with a private DOCKER_CONFIG; at exit the
+# engines started in it (berthd_pid, dockerd_pid) are stopped and it is removed.
+bench_work() {
+    work=$(mktemp -d "/tmp/$1.XXXXXX")
+    export DOCKER_CONFIG=$work/dockercfg
+    mkdir -p "$DOCKER_CONFIG"
+    berthd_pid= dockerd_pid=
+    trap bench_cleanup EXIT
+}
+bench_cleanup() {
+    stop_pid "$berthd_pid"
+    stop_pid "$dockerd_pid"
+    remove_work "$work"
+}
+
+# spawn_berthd [FLAGS...]: the release berthd ($rel) on roots under $work, listening
+# on bsock=$work/berth.sock, in the background (berthd_pid); wait with wait_ping.
+spawn_berthd() {
+    bsock=$work/berth.sock
+    mkdir -p "$work/berth/data" "$work/berth/exec"
+    PATH=$rel:$PATH "$rel/berthd" --data-root "$work/berth/data" --exec-root "$work/berth/exec" \
+        -H "unix://$bsock" "$@" >"$work/berthd.log" 2>&1 </dev/null &
+    berthd_pid=$!
+}

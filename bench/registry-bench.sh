@@ -27,11 +27,8 @@ while [ $# -gt 0 ]; do
     shift
 done
 
-for tool in hyperfine jq curl dockerd skopeo docker-registry python3; do
-    command -v "$tool" >/dev/null || { echo "$tool missing: run scripts/setup.sh" >&2; exit 1; }
-done
-docker_cli=${DOCKER_CLI:-/usr/local/bin/docker}
-[ -x "$docker_cli" ] || docker_cli=$(command -v docker)
+require_tools hyperfine jq curl dockerd skopeo docker-registry python3
+find_docker_cli
 
 work=$(mktemp -d /tmp/berth-registry-bench.XXXXXX)
 results=$work/results

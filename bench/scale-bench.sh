@@ -29,22 +29,9 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
-for tool in hyperfine jq curl dockerd python3; do
-    command -v "$tool" >/dev/null || { echo "$tool missing: run scripts/setup.sh" >&2; exit 1; }
-done
-docker_cli=${DOCKER_CLI:-/usr/local/bin/docker}
-[ -x "$docker_cli" ] || docker_cli=$(command -v docker)
-
-work=$(mktemp -d /tmp/berth-scale.XXXXXX)
-berthd_pid= dockerd_pid=
-cleanup() {
-    stop_pid "$berthd_pid"
-    stop_pid "$dockerd_pid"
-    remove_work "$work"
-}
-trap cleanup EXIT
-export DOCKER_CONFIG=$work/dockercfg
-mkdir -p "$DOCKER_CONFIG"
+require_tools hyperfine jq curl dockerd python3
+find_docker_cli
+bench_work berth-scale
 
 echo "==> busybox rootfs"
 rootfs_tar=$work/busybox.tar
@@ -77,10 +64,7 @@ many() {
     echo "$(( t1 - t0 )) $(( t2 - t1 ))"
 }
 
-mkdir -p "$work/berth/data" "$work/berth/exec"
-PATH=$rel:$PATH "$rel/berthd" --data-root "$work/berth/data" --exec-root "$work/berth/exec" -H "unix://$bsock" \
-    >"$work/berthd.log" 2>&1 </dev/null &
-berthd_pid=$!
+spawn_berthd
 wait_ping "$bsock" 20
 sleep 1
 idle_rss=$(rss_kib "$berthd_pid")
