@@ -229,6 +229,12 @@ pub struct Request {
     pub capabilities: Vec<Vec<String>>,
 }
 
+/// dockerd's error for a request no device driver takes.
+pub fn no_driver(r: &Request) -> Error {
+    let caps: Vec<String> = r.capabilities.iter().map(|c| format!("{c:?}").replace('"', "")).collect();
+    Error::invalid(format!("could not select device driver \"{}\" with capabilities: [{}]", r.driver, caps.join(" ")))
+}
+
 /// The CDI device names Docker's requests stand for: the `cdi` driver's ids as
 /// they are (`--device vendor.com/class=name`), and GPU requests (`--gpus`, driver
 /// empty or `nvidia`, capability `gpu`) as `nvidia.com/gpu=all`, `=0..N-1` or `=<id>`.
@@ -248,13 +254,7 @@ pub fn device_names(reqs: &[Request]) -> Result<Vec<String>> {
                     out.extend((0..r.count).map(|i| format!("nvidia.com/gpu={i}")));
                 }
             }
-            d => {
-                let caps: Vec<String> = r.capabilities.iter().map(|c| format!("{c:?}").replace('"', "")).collect();
-                return Err(Error::invalid(format!(
-                    "could not select device driver \"{d}\" with capabilities: {}",
-                    caps.join(" ")
-                )));
-            }
+            _ => return Err(no_driver(r)),
         }
     }
     out.dedup();

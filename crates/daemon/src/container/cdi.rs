@@ -33,12 +33,7 @@ pub fn edits(d: &Daemon, hc: &HostConfig) -> Result<Option<berth_cdi::Edits>> {
     // driver takes the request.
     if names.iter().any(|n| n.starts_with("nvidia.com/gpu=")) && !registry.has_kind("nvidia.com/gpu") {
         if let Some(r) = reqs.iter().find(|r| r.driver != "cdi") {
-            let caps: Vec<String> = r.capabilities.iter().map(|c| format!("{c:?}").replace('"', "")).collect();
-            return Err(berth_errdefs::Error::invalid(format!(
-                "could not select device driver \"{}\" with capabilities: [{}]",
-                r.driver,
-                caps.join(" ")
-            )));
+            return Err(berth_cdi::no_driver(r));
         }
     }
     Ok(Some(registry.resolve(&names)?))
