@@ -34,6 +34,8 @@ pub struct Source {
     /// The first element of every archive entry's name (`""` for the root, whose
     /// entries are `/bin`, `/etc`...).
     name: Vec<u8>,
+    /// A remapped container's files hold host ids: the archive gets the container's.
+    ids: Option<berth_userns::IdMap>,
 }
 
 /// A directory to extract into.
@@ -50,6 +52,9 @@ pub struct ExtractOptions {
     pub no_overwrite_dir_non_dir: bool,
     /// Give everything this owner instead of the archive's (`copyUIDGID`).
     pub chown: Option<(u32, u32)>,
+    /// A remapped container: the archive's owners are container ids, written as the
+    /// host ids they map to (ids the map lacks are refused).
+    pub ids: Option<berth_userns::IdMap>,
     /// Leave owners alone (the client extracting on its own host as a user).
     pub no_lchown: bool,
     /// Rename entries: the first occurrence of `.0` in each name becomes `.1`.
@@ -185,7 +190,7 @@ impl ContainerFs {
         let name = gopath::base(&abs).to_owned();
         let stat = PathStat::from_stat(name.clone(), &st, link_target);
         let name = if name == "/" { Vec::new() } else { name.into_bytes() };
-        Ok(Source { stat, parent, entry, name })
+        Ok(Source { stat, parent, entry, name, ids: None })
     }
 
     /// The directory `path` names (every symlink followed, the last one too), for
@@ -221,6 +226,23 @@ impl ContainerFs {
         Ok(self.resolve(path)?.into())
     }
 
+    /// [`ContainerFs::mountpoint`] for a directory, every directory it makes owned by
+    /// `owner` (a remapped container's root).
+    pub fn mkdir_all_owned(&self, path: &str, owner: Option<(u32, u32)>) -> Result<OwnedFd> {
+        let Some((u, g)) = owner else { return self.mountpoint(path, true) };
+        let path = self.eval_symlinks(path)?;
+        let mut cur = String::new();
+        for part in path.split('/').filter(|p| !p.is_empty()) {
+            cur.push('/');
+            cur.push_str(part);
+            if self.resolve(&cur).is_err() {
+                let fd = self.mountpoint(&cur, true)?;
+                sys::chown_fd(fd.as_fd(), u, g).map_err(io_err(cur.clone()))?;
+            }
+        }
+        Ok(self.resolve(&path)?.into())
+    }
+
     /// An O_PATH descriptor of `path` (symlinks followed inside the root).
     pub fn open_path(&self, path: &str) -> Result<OwnedFd> {
         Ok(self.resolve(path)?.into())
@@ -232,6 +254,12 @@ impl ContainerFs {
 }
 
 impl Source {
+    /// Archive a remapped container's files with the container's ids.
+    pub fn with_ids(mut self, ids: Option<berth_userns::IdMap>) -> Source {
+        self.ids = ids;
+        self
+    }
+
     /// Rename the top entry (the client side's rebase).
     pub fn rename(&mut self, name: &str) {
         self.name = name.as_bytes().to_vec();
@@ -240,7 +268,7 @@ impl Source {
     /// Write the archive: the entry and, for a directory, everything under it,
     /// depth first in name order, hard links kept, sockets skipped.
     pub fn write_tar<W: Write>(self, w: W) -> Result<W> {
-        let mut t = TarOut { b: tar::Builder::new(w), links: std::collections::HashMap::new() };
+        let mut t = TarOut { b: tar::Builder::new(w), links: std::collections::HashMap::new(), ids: self.ids.clone() };
         match &self.entry {
             Some(e) => t.add(self.parent.as_fd(), e, self.name.clone())?,
             None => {
@@ -257,6 +285,7 @@ struct TarOut<W: Write> {
     b: tar::Builder<W>,
     /// Regular files with more than one link, by (dev, ino): their first name.
     links: std::collections::HashMap<(u64, u64), Vec<u8>>,
+    ids: Option<berth_userns::IdMap>,
 }
 
 fn header(st: &libc::stat, kind: tar::EntryType) -> tar::Header {
@@ -331,6 +360,11 @@ impl<R: Read> Read for Exactly<R> {
 
 impl<W: Write> TarOut<W> {
     fn append(&mut self, mut h: tar::Header, name: &[u8], link: Option<&[u8]>, data: impl Read) -> Result<()> {
+        if let Some(m) = &self.ids {
+            let (u, g) = m.to_container(h.uid().unwrap_or(0) as u32, h.gid().unwrap_or(0) as u32);
+            h.set_uid(u.into());
+            h.set_gid(g.into());
+        }
         set_name(&mut self.b, &mut h, name, link).map_err(io_err("archive"))?;
         self.b.append(&h, data).map_err(io_err("archive"))
     }
@@ -574,8 +608,10 @@ impl Dest<'_> {
                 }
             }
         }
-        if let Some((u, g)) = opts.chown {
-            (uid, gid) = (u, g);
+        match (opts.chown, &opts.ids) {
+            (Some((u, g)), _) => (uid, gid) = (u, g),
+            (None, Some(m)) => (uid, gid) = m.to_host(uid, gid).map_err(|e| Error::Invalid(e.message().to_owned()))?,
+            (None, None) => {}
         }
         let owner = (!opts.no_lchown).then_some((uid, gid));
         let e = io_err(path.clone());

@@ -54,6 +54,9 @@ pub struct Config {
     pub max_concurrent_uploads: usize,
     /// `--no-new-privileges`: containers get no_new_privs unless they say otherwise.
     pub no_new_privileges: bool,
+    /// `--userns-remap`: containers run in a user namespace mapped to this user's
+    /// subordinate ids (`default`: dockerd's `dockremap`).
+    pub userns_remap: Option<String>,
     /// `--default-ulimit` / `default-ulimits`: (name, soft, hard) for containers that
     /// set no such limit.
     pub default_ulimits: Vec<(String, i64, i64)>,
@@ -113,8 +116,68 @@ pub struct Daemon {
     flush: Arc<tokio::sync::Notify>,
     /// Settings `SIGHUP` reloads (labels, registries, debug).
     pub live: std::sync::RwLock<settings::Live>,
+    /// `--userns-remap`: the remapped user and the id map every container that does
+    /// not ask for `--userns host` runs with.
+    pub userns: Option<berth_userns::Remap>,
     /// The data root's lock, held for the daemon's life: one berthd per data root.
     _lock: std::fs::File,
+}
+
+impl Daemon {
+    /// The id map of a container: the daemon's remap unless it runs with
+    /// `--userns host`.
+    pub fn idmap_for(&self, hc: Option<&berth_api::models::HostConfig>) -> Option<&berth_userns::IdMap> {
+        let host = hc.and_then(|h| h.userns_mode.as_deref()) == Some("host");
+        self.userns.as_ref().filter(|_| !host).map(|r| &r.map)
+    }
+
+    /// The daemon's id map (`--userns-remap`): what it creates for containers (upper
+    /// dirs, /etc files, volumes, copied-in files) is owned by the map's root, whatever
+    /// a container's own user namespace mode (dockerd's root identity).
+    pub fn remap(&self) -> Option<&berth_userns::IdMap> {
+        self.userns.as_ref().map(|r| &r.map)
+    }
+}
+
+/// Where the user namespace remapped containers join is pinned.
+pub fn userns_pin(cfg: &Config) -> PathBuf {
+    cfg.exec_root.join("userns")
+}
+
+/// `--userns-remap`: resolve the user, and move the daemon's state to
+/// `<data-root>/<uid>.<gid>` as dockerd does (images, containers and volumes of a
+/// remapped daemon are its own). The remapped root must be able to walk to its
+/// containers' root filesystems: the data and exec roots are opened to `o+x` (dockerd's
+/// 0711) and every directory above them is checked.
+fn userns_root(cfg: &mut Config, value: &str) -> anyhow::Result<Option<berth_userns::Remap>> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let Some(r) = berth_userns::resolve(value, &berth_userns::Files::default())? else { return Ok(None) };
+    let (uid, gid) = r.map.root();
+    for d in [&cfg.data_root, &cfg.exec_root] {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o711))?;
+    }
+    let sub = cfg.data_root.join(r.map.root_dir_name());
+    std::fs::create_dir_all(&sub)?;
+    std::fs::set_permissions(&sub, std::fs::Permissions::from_mode(0o710))?;
+    std::os::unix::fs::chown(&sub, Some(0), Some(gid))?;
+    for top in [&sub, &cfg.exec_root] {
+        let mut dir = top.as_path();
+        while let Some(parent) = dir.parent() {
+            dir = parent;
+            let md = std::fs::metadata(dir)?;
+            let mode = md.mode();
+            let ok = mode & 0o001 != 0 || (md.uid() == uid && mode & 0o100 != 0) || (md.gid() == gid && mode & 0o010 != 0);
+            if !ok {
+                anyhow::bail!(
+                    "a subdirectory in your graphroot path ({}) restricts access to the remapped root uid/gid; please fix by allowing 'o+x' permissions on existing directories",
+                    top.display()
+                );
+            }
+        }
+    }
+    tracing::info!(root = %sub.display(), remap = %r.spec(), "user namespaces: containers run remapped");
+    cfg.data_root = sub;
+    Ok(Some(r))
 }
 
 /// Take `<data-root>/berthd.lock` (an exclusive `flock`, gone with the process,
@@ -150,21 +213,31 @@ fn lock_data_root(root: &std::path::Path) -> anyhow::Result<std::fs::File> {
 
 impl Daemon {
     /// Open every store under the data root and load the containers.
-    pub async fn open(cfg: Config) -> anyhow::Result<Arc<Daemon>> {
+    pub async fn open(mut cfg: Config) -> anyhow::Result<Arc<Daemon>> {
         for d in [&cfg.data_root, &cfg.exec_root] {
             std::fs::create_dir_all(d).with_context(|| format!("create {}", d.display()))?;
         }
         let lock = lock_data_root(&cfg.data_root)?;
-        if let Some(log) = &cfg.log {
-            container::verify::check_default_log_config(log)?;
-        }
         let shim_path = match &cfg.shim {
             Some(p) => p.clone(),
             None => find_shim()?,
         };
+        let userns = match cfg.userns_remap.clone() {
+            Some(v) => userns_root(&mut cfg, &v)?,
+            None => None,
+        };
+        if let Some(log) = &cfg.log {
+            container::verify::check_default_log_config(log)?;
+        }
         let db = Arc::new(Db::open(&cfg.data_root.join("metadata.redb")).context("open metadata store")?);
         let content = Store::open(cfg.data_root.join("content")).context("open content store")?;
-        let snap = Snapshotter::open(&cfg.data_root).context("open snapshotter")?;
+        let mut snap = Snapshotter::open(&cfg.data_root).context("open snapshotter")?;
+        if let Some(r) = &userns {
+            let ns = berth_userns::make_userns(&shim_path, &r.map, &userns_pin(&cfg))?;
+            let layers = cfg.data_root.join("layers");
+            let view = berth_userns::IdmappedView::mount(std::os::fd::AsFd::as_fd(&ns), &layers, &cfg.data_root.join("layers-userns"))?;
+            snap = snap.with_idmap(r.map.clone(), view.path);
+        }
         let images = ImageStore::new(content, db.clone(), snap.clone());
         let net_cfg = network_config(&cfg.network)?;
         let networks = {
@@ -173,8 +246,11 @@ impl Daemon {
                 .await?
                 .context("set up networking")?
         };
-        let volumes = berth_volume::Volumes::open(db.clone(), &cfg.data_root).context("open volume store")?;
+        let volumes = berth_volume::Volumes::open(db.clone(), &cfg.data_root)
+            .context("open volume store")?
+            .with_owner(userns.as_ref().map(|r| r.map.root()));
         let d = Arc::new(Daemon {
+            userns,
             networks,
             volumes,
             volume_users: Default::default(),

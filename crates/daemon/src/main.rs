@@ -119,6 +119,9 @@ struct Args {
     /// Default log driver options for containers (key=value, repeatable)
     #[arg(long = "log-opt")]
     log_opts: Vec<String>,
+    /// User/Group setting for user namespaces (default, user[:group], uid[:gid])
+    #[arg(long = "userns-remap")]
+    userns_remap: Option<String>,
     /// Containers keep running while the daemon is down (always on in berth)
     #[arg(long = "live-restore")]
     live_restore: bool,
@@ -151,6 +154,7 @@ const FILE_KEYS: &[(&str, &str)] = &[
     ("registry_mirrors", "registry-mirrors"),
     ("cdi_spec_dirs", "cdi-spec-dirs"),
     ("no_new_privileges", "no-new-privileges"),
+    ("userns_remap", "userns-remap"),
     ("max_concurrent_downloads", "max-concurrent-downloads"),
     ("max_concurrent_uploads", "max-concurrent-uploads"),
     ("default_ulimits", "default-ulimits"),
@@ -256,6 +260,7 @@ fn main() -> anyhow::Result<()> {
         labels: berthd::settings::check_labels(&args.labels)?,
         registry_mirrors: berthd::settings::check_mirrors(&args.registry_mirrors)?,
         no_new_privileges: args.no_new_privileges,
+        userns_remap: args.userns_remap.filter(|v| !v.is_empty()),
         max_concurrent_downloads: match args.max_concurrent_downloads {
             0 => anyhow::bail!("invalid max concurrent downloads: 0"),
             n => n,
@@ -312,6 +317,7 @@ fn merge(a: &mut Args, f: berthd::settings::FileConfig) {
     set(&mut a.registry_mirrors, f.registry_mirrors);
     set(&mut a.cdi_spec_dirs, f.cdi_spec_dirs);
     set(&mut a.no_new_privileges, f.no_new_privileges);
+    set_opt(&mut a.userns_remap, f.userns_remap);
     set(&mut a.max_concurrent_downloads, f.max_concurrent_downloads);
     set(&mut a.max_concurrent_uploads, f.max_concurrent_uploads);
     if let Some(u) = f.default_ulimits {

@@ -50,6 +50,7 @@ const KNOWN: &[&str] = &[
     "warm-containers",
     "cdi-spec-dirs",
     "no-new-privileges",
+    "userns-remap",
     "default-ulimits",
     "max-concurrent-downloads",
     "max-concurrent-uploads",
@@ -57,7 +58,6 @@ const KNOWN: &[&str] = &[
 
 /// dockerd keys whose feature berthd does not have: refused, never ignored.
 const UNSUPPORTED: &[&str] = &[
-    "userns-remap",
     "max-download-attempts",
     "storage-driver",
     "storage-opts",
@@ -140,6 +140,7 @@ pub struct FileConfig {
     pub registry_mirrors: Option<Vec<String>>,
     pub cdi_spec_dirs: Option<Vec<PathBuf>>,
     pub no_new_privileges: Option<bool>,
+    pub userns_remap: Option<String>,
     pub max_concurrent_downloads: Option<usize>,
     pub max_concurrent_uploads: Option<usize>,
     /// dockerd's form: `{"nofile": {"Name": "nofile", "Hard": 2048, "Soft": 1024}}`.
@@ -346,8 +347,10 @@ mod tests {
 
     #[test]
     fn dockerd_keys_without_the_feature_are_refused_by_name() {
-        let e = parse(br#"{"userns-remap":"default"}"#, &flags(&[])).unwrap_err();
-        assert!(e.to_string().contains("does not support these dockerd options: userns-remap"), "{e}");
+        let e = parse(br#"{"storage-driver":"vfs"}"#, &flags(&[])).unwrap_err();
+        assert!(e.to_string().contains("does not support these dockerd options: storage-driver"), "{e}");
+        let f = parse(br#"{"userns-remap":"default"}"#, &flags(&[])).unwrap();
+        assert_eq!(f.userns_remap.as_deref(), Some("default"));
         assert!(parse(br#"{"live-restore":false}"#, &flags(&[])).is_err());
         assert!(parse(br#"{"features":{"buildkit":true}}"#, &flags(&[])).is_err());
         assert!(parse(br#"{"log-level":"loud"}"#, &flags(&[])).is_err());

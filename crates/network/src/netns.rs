@@ -60,6 +60,21 @@ pub fn create(path: &Path) -> Result<()> {
     })
 }
 
+/// Like [`create`] for a namespace that `make` creates and pins at the path it is
+/// given (one owned by another user namespace, made by a helper process).
+pub fn create_with(path: &Path, make: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    if is_mountpoint(path) {
+        return Ok(());
+    }
+    let made = make(path).and_then(|()| run_in(path, || loopback_up().map_err(|e| Error::internal(format!("loopback up: {e}")))));
+    made.inspect_err(|_| {
+        let _ = remove(path);
+    })
+}
+
 /// Unpin and delete a namespace created by [`create`] (its interfaces go with it).
 pub fn remove(path: &Path) -> Result<()> {
     if is_mountpoint(path) || std::fs::metadata(path).is_ok() {

@@ -160,6 +160,8 @@ pub struct SpecOptions {
     pub init: Option<PathBuf>,
     /// OCI hooks (CDI devices bring them).
     pub hooks: Vec<HookSpec>,
+    /// `--userns-remap`: the user namespace (pinned at this path) the container joins.
+    pub userns: Option<PathBuf>,
 }
 
 /// One OCI hook: the stage (`createRuntime`, `createContainer`, `startContainer`,

@@ -255,6 +255,9 @@ fn namespaces(opts: &SpecOptions) -> Vec<LinuxNamespace> {
     if opts.cgroupns_private {
         out.push(ns(LinuxNamespaceType::Cgroup, None));
     }
+    if let Some(p) = &opts.userns {
+        out.push(ns(LinuxNamespaceType::User, Some(p.clone())));
+    }
     out
 }
 
@@ -468,6 +471,7 @@ pub fn build_spec(opts: &SpecOptions) -> Result<Spec> {
 
     // linux
     let mut linux = Linux::default();
+    // a joined user namespace has its maps already
     linux.set_uid_mappings(None);
     linux.set_gid_mappings(None);
     linux.set_namespaces(Some(namespaces(opts)));

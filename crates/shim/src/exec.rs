@@ -50,6 +50,14 @@ pub fn run_exec(
         .arg(&shim.args.runtime_root)
         .arg("--process")
         .arg(&proc_path);
+    // libcontainer's tenant joins every namespace of the container but its user
+    // namespace: a remapped container's exec would run as the host's root. The helper
+    // joins it first (it is still single-threaded then).
+    let own_userns = |pid: &str| fs::metadata(format!("/proc/{pid}/ns/user")).map(|m| std::os::unix::fs::MetadataExt::ino(&m)).ok();
+    let init = shim.init_pid.as_raw().to_string();
+    if own_userns(&init).is_some_and(|ino| Some(ino) != own_userns("self")) {
+        cmd.arg("--userns").arg(format!("/proc/{init}/ns/user"));
+    }
     if let (Some(f), Some(drop)) = (&shim.filter, loader_caps) {
         cmd.arg("--seccomp-bpf")
             .arg(&f.bpf_path)
@@ -204,6 +212,15 @@ pub fn helper_main(mut args: impl Iterator<Item = String>) -> i32 {
             "--runtime-root" => root = v.into(),
             "--process" => process = v.into(),
             "--console-socket" => console = Some(v.into()),
+            "--userns" => {
+                let joined = fs::File::open(&v).and_then(|ns| {
+                    nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWUSER).map_err(std::io::Error::from)
+                });
+                if let Err(e) = joined {
+                    println!("OCI runtime exec failed: join the container's user namespace: {e}: unknown");
+                    return 126;
+                }
+            }
             "--seccomp-bpf" => filter.get_or_insert_with(f).bpf_path = v.into(),
             "--seccomp-flags" => filter.get_or_insert_with(f).flags = v.parse().unwrap_or(0),
             "--seccomp-drop" => {

@@ -87,6 +87,15 @@ fn main() {
             }
         },
         Some("exec-helper") => exec::helper_main(args),
+        // Holds a new user namespace while berthd writes its id map and opens it
+        // (berthd is multi-threaded and cannot unshare one itself).
+        Some("userns-hold") => match berth_userns::hold(&args.collect::<Vec<_>>()) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("berth-shim: unshare a user namespace: {e}");
+                1
+            }
+        },
         _ => {
             eprintln!("usage: berth-shim run --id ID --bundle DIR --runtime-root DIR --state-dir DIR --log FILE [--tty] [--stdin] [--stdin-once] [--deferred]");
             2

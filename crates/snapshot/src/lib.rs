@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use berth_content::Digest;
 use berth_errdefs::{Error, Result, ResultExt};
+pub use berth_userns::IdMap;
 
 pub use diff::write_diff;
 pub use unpack::{unpack_tar, UnpackStats};
@@ -16,6 +17,9 @@ pub use unpack::{unpack_tar, UnpackStats};
 #[derive(Debug, Clone)]
 pub struct Snapshotter {
     root: PathBuf,
+    /// `--userns-remap`: the id map and the idmapped view of `layers` that container
+    /// snapshots are mounted from (their upper dirs then hold host ids).
+    idmap: Option<(IdMap, PathBuf)>,
 }
 
 impl Snapshotter {
@@ -29,7 +33,20 @@ impl Snapshotter {
                 let _ = fs::remove_dir_all(e.path());
             }
         }
-        Ok(Snapshotter { root })
+        Ok(Snapshotter { root, idmap: None })
+    }
+
+    /// Mount container snapshots through `view`, an idmapped mount of this root's
+    /// `layers` with `map`: the container's root sees the image's files as its own,
+    /// and its upper dir (created owned by that root) holds host ids.
+    pub fn with_idmap(mut self, map: IdMap, view: PathBuf) -> Snapshotter {
+        self.idmap = Some((map, view));
+        self
+    }
+
+    /// The id map container snapshots are written with, if any.
+    pub fn idmap(&self) -> Option<&IdMap> {
+        self.idmap.as_ref().map(|(m, _)| m)
     }
 
     /// The unpacked directory of a layer.
@@ -89,7 +106,16 @@ impl Snapshotter {
         let d = self.snapshot_dir(id);
         fs::create_dir_all(d.join("upper")).ctx("create upper dir")?;
         fs::create_dir_all(d.join("work")).ctx("create work dir")?;
-        Ok(())
+        // overlayfs shows the upper dir's owner as the root directory's
+        berth_userns::chown_to_root(&d.join("upper"), self.idmap())
+    }
+
+    /// Where layer `l`'s files are read from for a container snapshot.
+    fn lower_dir(&self, l: &Digest, container: bool) -> PathBuf {
+        match &self.idmap {
+            Some((_, view)) if container => view.join(l.hex()).join("fs"),
+            _ => self.layer_dir(l),
+        }
     }
 
     /// Mount a container's rootfs at `target`: its layers (bottom first in `layers`)
@@ -131,7 +157,8 @@ impl Snapshotter {
         if is_mountpoint(target) {
             return Ok(());
         }
-        let mut lower: Vec<String> = top_first_unique(layers).map(|l| self.layer_dir(l).display().to_string()).collect();
+        let mut lower: Vec<String> =
+            top_first_unique(layers).map(|l| self.lower_dir(l, id.is_some()).display().to_string()).collect();
         // Overlay needs a lower dir (FROM scratch has none), and two without an upper dir.
         for name in ["empty", "empty-2"] {
             if lower.len() < if id.is_some() { 1 } else { 2 } {

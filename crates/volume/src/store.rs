@@ -73,6 +73,8 @@ pub struct Volumes {
     vols: RwLock<BTreeMap<String, Volume>>,
     /// Mounted volumes (with options) and how many containers use the mount.
     active: Mutex<HashMap<String, usize>>,
+    /// The owner of new volumes' `_data` (`--userns-remap`: the remapped root).
+    owner: Option<(u32, u32)>,
 }
 
 impl Volumes {
@@ -81,7 +83,13 @@ impl Volumes {
         let root = data_root.join("volumes");
         std::fs::create_dir_all(&root)?;
         let vols = db.list::<Volume>(Table::Volumes)?.into_iter().collect();
-        Ok(Volumes { db, root, vols: RwLock::new(vols), active: Mutex::new(HashMap::new()) })
+        Ok(Volumes { db, root, vols: RwLock::new(vols), active: Mutex::new(HashMap::new()), owner: None })
+    }
+
+    /// New volumes' data directories belong to `owner` (uid, gid) instead of root.
+    pub fn with_owner(mut self, owner: Option<(u32, u32)>) -> Volumes {
+        self.owner = owner;
+        self
     }
 
     /// Where a volume's data lives on the host.
@@ -145,7 +153,9 @@ impl Volumes {
             anonymous,
         };
         let path = self.path(name);
-        std::fs::create_dir_all(&path).map_err(|e| Error::internal(format!("error while creating volume data path '{}': {e}", path.display())))?;
+        std::fs::create_dir_all(&path)
+            .and_then(|()| self.owner.map_or(Ok(()), |(u, g)| std::os::unix::fs::chown(&path, Some(u), Some(g))))
+            .map_err(|e| Error::internal(format!("error while creating volume data path '{}': {e}", path.display())))?;
         if let Err(e) = self.db.put(Table::Volumes, name, &v) {
             let _ = std::fs::remove_dir_all(self.root.join(name));
             return Err(e);

@@ -86,7 +86,7 @@ pub async fn get(d: &Arc<Daemon>, name: &str, q: &Query) -> Result {
         let p = path.clone();
         let opened = crate::http::blocking(move || {
             let view = container::fs::open(&d2, &c2.record())?;
-            let source = view.fs.source(&p).map_err(|e| fs_error(e, &p, &n))?;
+            let source = view.fs.source(&p).map_err(|e| fs_error(e, &p, &n))?.with_ids(d2.remap().cloned());
             Ok((view, source))
         })
         .await;
@@ -141,6 +141,7 @@ pub async fn put(d: &Arc<Daemon>, name: &str, req: Request<Incoming>, q: &Query)
     let copy_uid_gid = q.bool("copyUIDGID");
     let mut body = crate::http::BodyReader::new(req.into_body());
     let n = name.to_owned();
+    let d3 = d.clone();
     let rec = with_view(d, c, move |v, rec| {
         // A refusal before the archive is read still reads (part of) it, as Go's
         // server does: a client still sending would otherwise see a broken pipe
@@ -164,12 +165,16 @@ pub async fn put(d: &Arc<Daemon>, name: &str, req: Request<Incoming>, q: &Query)
         if read_only {
             return refuse(&mut body, Error::forbidden("mounted volume is marked read-only"));
         }
-        let mut opts = ExtractOptions { no_overwrite_dir_non_dir: no_overwrite, ..Default::default() };
+        let ids = d3.remap().cloned();
+        let mut opts = ExtractOptions { no_overwrite_dir_non_dir: no_overwrite, ids: ids.clone(), ..Default::default() };
         if copy_uid_gid {
             let user = rec.config.user.clone().unwrap_or_default();
             let u = berth_oci::resolve_user(v.root(), &user, &[])
                 .map_err(|e| Error::invalid(e.to_string()))?;
-            opts.chown = Some((u.uid, u.gid));
+            opts.chown = Some(match &ids {
+                Some(m) => m.to_host(u.uid, u.gid)?,
+                None => (u.uid, u.gid),
+            });
         }
         dest.extract(&mut body, &opts).map_err(|e| fs_error(e, &path, &n))?;
         // The extractor stops at the archive's end marker; what the client still sends

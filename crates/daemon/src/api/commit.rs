@@ -54,7 +54,7 @@ pub async fn commit(d: &Arc<Daemon>, body: Incoming, q: &Query) -> Result {
         let res = (|| {
             let f = std::fs::File::create(&spool)?;
             let mut w = std::io::BufWriter::new(f);
-            berth_snapshot::write_diff(&upper, &mut w)?;
+            berth_snapshot::write_diff(&upper, &mut w, d2.snap.idmap())?;
             std::io::Write::flush(&mut w)?;
             drop(w);
             d2.images.add_layer(std::fs::File::open(&spool)?)
@@ -168,47 +168,6 @@ pub async fn changes(d: &Arc<Daemon>, id: &str) -> Result {
 }
 
 
-/// Tar a directory tree: modes, owners, symlinks and hard links (by inode) kept.
-fn tar_tree(root: &Path, w: impl std::io::Write) -> BResult<()> {
-    use std::os::unix::fs::MetadataExt;
-    let mut b = tar::Builder::new(w);
-    b.follow_symlinks(false);
-    b.mode(tar::HeaderMode::Complete);
-    let mut seen: HashMap<(u64, u64), PathBuf> = HashMap::new();
-    let mut stack: Vec<PathBuf> = vec![PathBuf::new()];
-    let err = |e: std::io::Error| Error::internal(format!("export: {e}"));
-    while let Some(rel) = stack.pop() {
-        let mut names: Vec<_> = std::fs::read_dir(root.join(&rel))
-            .map_err(err)?
-            .flatten()
-            .map(|e| e.file_name())
-            .collect();
-        names.sort();
-        for n in names {
-            let r = rel.join(&n);
-            let p = root.join(&r);
-            let m = std::fs::symlink_metadata(&p).map_err(err)?;
-            if m.is_file() && m.nlink() > 1 {
-                if let Some(first) = seen.get(&(m.dev(), m.ino())) {
-                    let mut h = tar::Header::new_gnu();
-                    h.set_metadata_in_mode(&m, tar::HeaderMode::Complete);
-                    h.set_entry_type(tar::EntryType::Link);
-                    h.set_size(0);
-                    b.append_link(&mut h, &r, first).map_err(err)?;
-                    continue;
-                }
-                seen.insert((m.dev(), m.ino()), r.clone());
-            }
-            b.append_path_with_name(&p, &r).map_err(err)?;
-            if m.is_dir() {
-                stack.push(r);
-            }
-        }
-    }
-    b.into_inner().map_err(err)?.flush().map_err(err)?;
-    Ok(())
-}
-
 /// `GET /containers/{id}/export`: the merged rootfs as a tar.
 pub async fn export(d: &Arc<Daemon>, id: &str) -> Result {
     let rec = d.containers.get(id)?.record();
@@ -243,9 +202,10 @@ pub async fn export(d: &Arc<Daemon>, id: &str) -> Result {
         &rec.id,
         HashMap::new(),
     );
+    let ids = d.snap.idmap().cloned();
     tokio::task::spawn_blocking(move || {
         let w = std::io::BufWriter::with_capacity(256 * 1024, crate::http::ChanWriter(tx));
-        if let Err(e) = tar_tree(&root, w) {
+        if let Err(e) = berth_snapshot::write_diff(&root, w, ids.as_ref()) {
             tracing::warn!("export: {e}");
         }
         if temp {

@@ -138,6 +138,9 @@ pub fn info(d: &Arc<Daemon>) -> Resp {
         live_restore_enabled: Some(true),
         security_options: Some({
             let mut o = vec!["name=seccomp,profile=builtin".to_owned()];
+            if d.userns.is_some() {
+                o.push("name=userns".into());
+            }
             if d.cfg.no_new_privileges {
                 o.push("name=no-new-privileges".into());
             }

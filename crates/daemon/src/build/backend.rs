@@ -280,7 +280,7 @@ impl Backend for DaemonBackend {
             let tmp = self.tmp_dir()?.join(format!("diff-{cid}.tar"));
             let written = std::fs::File::create(&tmp)
                 .ctx("create layer file")
-                .and_then(|f| berth_snapshot::write_diff(&upper, std::io::BufWriter::new(f)));
+                .and_then(|f| berth_snapshot::write_diff(&upper, std::io::BufWriter::new(f), self.d.snap.idmap()));
             let stored = written.and_then(|()| {
                 let f = std::fs::File::open(&tmp)?;
                 self.d.images.add_layer(f)

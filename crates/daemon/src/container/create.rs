@@ -136,6 +136,7 @@ async fn create_with(
     super::verify::default_log_config(&mut hc, d.cfg.log.as_ref());
     super::verify::verify_healthcheck(body.healthcheck.as_ref())?;
     let mut warnings = super::verify::verify_host_config(&mut hc, &ContainerConfig { env: body.env.clone(), ..Default::default() })?;
+    verify_userns(d, &hc)?;
     // Device requests name CDI devices that must exist (they are applied at start).
     super::cdi::edits(d, &hc)?;
     if let Some(p) = hc.cgroup_parent.as_deref().filter(|p| !p.is_empty()) {
@@ -334,6 +335,26 @@ async fn create_with(
     d.events.emit(EventMessageTypeEnum::CONTAINER, "create", &id, attrs);
     warnings.dedup();
     Ok((id, warnings))
+}
+
+/// What a container in a user namespace cannot have (dockerd's
+/// `verifyPlatformContainerSettings`): `--userns host` lifts it.
+fn verify_userns(d: &Daemon, hc: &berth_api::models::HostConfig) -> Result<()> {
+    if d.idmap_for(Some(hc)).is_none() {
+        return Ok(());
+    }
+    if hc.privileged.unwrap_or(false) {
+        return Err(Error::invalid(
+            "privileged mode is incompatible with user namespaces.  You must run the container in the host namespace when running privileged mode",
+        ));
+    }
+    if hc.network_mode.as_deref() == Some("host") {
+        return Err(Error::invalid("cannot share the host's network namespace when user namespaces are enabled"));
+    }
+    if hc.pid_mode.as_deref() == Some("host") {
+        return Err(Error::invalid("cannot share the host PID namespace when user namespaces are enabled"));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -373,6 +373,10 @@ pub fn write_etc_files(d: &Daemon, rec: &Record, eps: &[Endpoint], files: &berth
     std::fs::write(&files.hostname, format!("{hostname}\n"))?;
     std::fs::write(&files.hosts, berth_network::etc::hosts(&input))?;
     std::fs::write(&files.resolv_conf, berth_network::etc::resolv_conf(&input))?;
+    // a remapped container's root may edit them, as any container's root can
+    for f in [&files.hostname, &files.hosts, &files.resolv_conf] {
+        berth_userns::chown_to_root(f, d.remap())?;
+    }
     Ok(())
 }
 

@@ -154,7 +154,7 @@ fn shm_dir(paths: &Paths) -> PathBuf {
 }
 
 /// Mount the tmpfs a shareable container's /dev/shm is bound from.
-fn mount_shm(dir: &Path, size: i64) -> Result<()> {
+fn mount_shm(dir: &Path, size: i64, owner: Option<(u32, u32)>) -> Result<()> {
     if berth_snapshot::is_mountpoint(dir) {
         return Ok(());
     }
@@ -164,7 +164,11 @@ fn mount_shm(dir: &Path, size: i64) -> Result<()> {
         dir,
         Some("tmpfs"),
         nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV | nix::mount::MsFlags::MS_NOEXEC,
-        Some(format!("mode=1777,size={size}").as_str()),
+        Some(match owner {
+            Some((u, g)) => format!("mode=1777,size={size},uid={u},gid={g}"),
+            None => format!("mode=1777,size={size}"),
+        })
+        .as_deref(),
     )
     .map_err(|e| Error::internal(format!("mount shm tmpfs at {}: {e}", dir.display())))
 }
@@ -317,9 +321,12 @@ fn spec_options(d: &Daemon, rec: &Record, paths: &Paths, etc: EtcFiles) -> Resul
         sysctls: {
             let mut s = hc.sysctls.clone().unwrap_or_default();
             if super::net::own_namespace(hc) {
-                // dockerd's defaults: unprivileged ports and ping work in containers.
+                // dockerd's defaults: unprivileged ports and ping work in containers
+                // (no ping sockets in a user namespace: its gids do not reach that far)
                 s.entry("net.ipv4.ip_unprivileged_port_start".into()).or_insert_with(|| "0".into());
-                s.entry("net.ipv4.ping_group_range".into()).or_insert_with(|| "0 2147483647".into());
+                if d.idmap_for(Some(hc)).is_none() {
+                    s.entry("net.ipv4.ping_group_range".into()).or_insert_with(|| "0 2147483647".into());
+                }
             }
             s
         },
@@ -345,6 +352,7 @@ fn spec_options(d: &Daemon, rec: &Record, paths: &Paths, etc: EtcFiles) -> Resul
         readonly_paths: hc.readonly_paths.clone(),
         init: if hc.init.unwrap_or(false) { Some(init_binary(d)?) } else { None },
         hooks: Vec::new(),
+        userns: d.idmap_for(Some(hc)).map(|_| crate::userns_pin(&d.cfg)),
     };
     if let Some(e) = cdi {
         super::cdi::apply(e, &mut opts);
@@ -427,7 +435,8 @@ pub(super) fn prepare(d: &Arc<Daemon>, rec: &Record) -> Result<super::net::Wired
     // A working directory the image lacks is made at every start (root, 0755), as
     // dockerd's SetupWorkingDirectory does, symlinks followed inside the rootfs.
     if let Some(w) = rec.config.working_dir.as_deref().filter(|w| !w.is_empty() && *w != "/") {
-        let made = berth_containerfs::ContainerFs::open(&paths.rootfs()).and_then(|fs| fs.mountpoint(w, true));
+        let made = berth_containerfs::ContainerFs::open(&paths.rootfs())
+            .and_then(|fs| fs.mkdir_all_owned(w, d.remap().map(|m| m.root())));
         match made {
             Ok(_) => {}
             Err(berth_containerfs::Error::NotDirectory) => {
@@ -443,12 +452,20 @@ pub(super) fn prepare(d: &Arc<Daemon>, rec: &Record) -> Result<super::net::Wired
     let mut wired = super::net::Wired { endpoints: Vec::new(), ports: Vec::new() };
     if super::net::own_namespace(&rec.host_config) {
         let ns = Paths::netns(d, &rec.id);
-        berth_network::netns::create(&ns)?;
+        if d.idmap_for(Some(&rec.host_config)).is_some() {
+            // owned by the remapped containers' user namespace, so that the container's
+            // root may configure it (sysctls, sysfs) and join it at all
+            let userns = crate::userns_pin(&d.cfg);
+            berth_network::netns::create_with(&ns, |p| berth_userns::make_netns(&d.shim_path, &userns, p))?;
+        } else {
+            berth_network::netns::create(&ns)?;
+        }
         wired = super::net::wire(d, rec, &ns)?;
         super::net::start_dns(d, rec, &wired.endpoints, &ns)?;
     }
     if rec.host_config.ipc_mode.as_deref() == Some("shareable") {
-        mount_shm(&shm_dir(&paths), rec.host_config.shm_size.filter(|s| *s > 0).unwrap_or(berth_oci::DEFAULT_SHM_SIZE))?;
+        let size = rec.host_config.shm_size.filter(|s| *s > 0).unwrap_or(berth_oci::DEFAULT_SHM_SIZE);
+        mount_shm(&shm_dir(&paths), size, d.remap().map(|m| m.root()))?;
     }
     let t_ns = t0.elapsed();
     super::net::write_etc_files(d, rec, &wired.endpoints, &etc_paths(&paths.dir))?;

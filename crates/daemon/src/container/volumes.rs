@@ -97,13 +97,13 @@ pub fn acquire(d: &Daemon, rec: &Record) -> Result<()> {
     })();
     d.volume_users.lock().unwrap().insert(rec.id.clone(), held);
     result?;
-    make_mountpoints(rec, &rootfs)
+    make_mountpoints(rec, &rootfs, d.remap().map(|m| m.root()))
 }
 
 /// Make each mount's destination inside the rootfs (a directory, or a file for a
 /// bind of a file), resolving symlinks inside it: an image whose mount path is a
 /// dangling symlink gets its target made there, never on the host.
-fn make_mountpoints(rec: &Record, rootfs: &std::path::Path) -> Result<()> {
+fn make_mountpoints(rec: &Record, rootfs: &std::path::Path, owner: Option<(u32, u32)>) -> Result<()> {
     let Some(points) = &rec.mount_points else { return Ok(()) };
     if points.is_empty() {
         return Ok(());
@@ -123,8 +123,19 @@ fn make_mountpoints(rec: &Record, rootfs: &std::path::Path) -> Result<()> {
             }
         }
         let dir = m.kind != Kind::Bind || std::fs::metadata(&m.source).map(|md| md.is_dir()).unwrap_or(true);
-        fs.mountpoint(&m.destination, dir)
-            .map_err(|e| Error::internal(format!("create mountpoint for {} mount: {e}", m.destination)))?;
+        let err = |e: berth_containerfs::Error| Error::internal(format!("create mountpoint for {} mount: {e}", m.destination));
+        if dir {
+            fs.mkdir_all_owned(&m.destination, owner).map_err(err)?;
+        } else {
+            // a remapped container's root owns what berthd makes for it
+            fs.mkdir_all_owned(&berth_containerfs::gopath::dir(&m.destination), owner).map_err(err)?;
+            let existed = fs.open_path(&m.destination).is_ok();
+            let fd = fs.mountpoint(&m.destination, false).map_err(err)?;
+            if let (Some((u, g)), false) = (owner, existed) {
+                nix::unistd::fchownat(Some(std::os::fd::AsRawFd::as_raw_fd(&fd)), "", Some(u.into()), Some(g.into()), nix::fcntl::AtFlags::AT_EMPTY_PATH)
+                    .map_err(|e| Error::internal(format!("chown mountpoint {}: {e}", m.destination)))?;
+            }
+        }
     }
     Ok(())
 }
