@@ -19,13 +19,23 @@ fn config_file(json: &str) -> PathBuf {
 fn refused(args: &[&str]) -> String {
     let dir = unique_tmp_dir("berth-config-refused");
     let sock = format!("unix://{}", dir.join("s.sock").display());
-    let o = Command::new(bin("berthd"))
+    let mut child = Command::new(bin("berthd"))
         .args(["--data-root", dir.join("data").to_str().unwrap(), "--exec-root", dir.join("exec").to_str().unwrap()])
         .args(["-H", &sock, "--bridge", "none"])
         .args(args)
-        .output()
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
-    assert!(!o.status.success(), "berthd started with {args:?}");
+    // a daemon that starts after all must fail the test, not hang it
+    let exited = berth_e2e::wait_until(std::time::Duration::from_secs(20), || child.try_wait().ok().flatten().is_some());
+    if !exited {
+        let _ = child.kill();
+        let _ = child.wait();
+        berth_e2e::unmount_under(&dir);
+    }
+    let o = child.wait_with_output().unwrap();
+    assert!(exited && !o.status.success(), "berthd started with {args:?}");
     let _ = std::fs::remove_dir_all(&dir);
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
@@ -43,8 +53,12 @@ fn unknown_keys_conflicts_and_missing_features_stop_the_daemon() {
         "{e}"
     );
 
-    let f = config_file(r#"{"userns-remap": "default"}"#);
-    assert!(refused(&["--config-file", f.to_str().unwrap()]).contains("does not support these dockerd options: userns-remap"));
+    let f = config_file(r#"{"storage-driver": "vfs"}"#);
+    assert!(refused(&["--config-file", f.to_str().unwrap()]).contains("does not support these dockerd options: storage-driver"));
+    // userns-remap is read (tests/userns.rs runs remapped daemons) and checked
+    let f = config_file(r#"{"userns-remap": "no-such-user-berth"}"#);
+    let e = refused(&["--config-file", f.to_str().unwrap()]);
+    assert!(e.contains("Error during uid lookup for \"no-such-user-berth\""), "{e}");
     let f = config_file(r#"{"log-driver": "json-file", "log-opts": {"max-size": "huge"}}"#);
     assert!(refused(&["--config-file", f.to_str().unwrap()]).contains("invalid max-size: huge"));
     let e = refused(&["--config-file", "/nonexistent/daemon.json"]);
