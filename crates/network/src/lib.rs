@@ -3,6 +3,7 @@
 //! the /etc files that go with them. [`Networks`] is what the daemon holds.
 
 pub mod bridge;
+pub mod conntrack;
 pub mod dns;
 pub mod etc;
 pub mod firewall;

@@ -468,14 +468,19 @@ impl Networks {
     }
 
     /// Give back every address `owner` holds on `network_id`.
+    /// Its connection-tracking entries go too (see [`crate::conntrack`]).
     pub fn release(&self, network_id: &str, owner: &str) -> Result<()> {
         let mut st = self.state.lock().unwrap();
         let Some(n) = st.nets.get_mut(network_id) else { return Ok(()) };
-        let before = n.allocated.len();
+        let freed: Vec<IpAddr> = n.allocated.iter().filter(|(_, o)| *o == owner).map(|(ip, _)| *ip).collect();
         n.allocated.retain(|_, o| o != owner);
-        if n.allocated.len() != before {
+        if !freed.is_empty() {
             let n = n.clone();
             self.db.update_lazy(|tx| tx.put(Table::Networks, &n.id, &n))?;
+        }
+        drop(st);
+        if let Err(e) = crate::conntrack::purge(&freed) {
+            tracing::warn!(addresses = ?freed, "delete conntrack entries: {e}");
         }
         Ok(())
     }

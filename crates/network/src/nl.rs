@@ -9,7 +9,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::RawFd;
 
 use netlink_packet_core::{
-    NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST,
+    NetlinkDeserializable, NetlinkMessage, NetlinkPayload, NetlinkSerializable, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP,
+    NLM_F_EXCL, NLM_F_REQUEST,
 };
 use netlink_packet_route::link::{InfoData, InfoVeth, LinkAttribute, LinkMessage};
 use netlink_packet_route::RouteNetlinkMessage;
@@ -37,14 +38,27 @@ fn decode_err(e: impl std::fmt::Display) -> io::Error {
 impl Netlink {
     /// A socket in the calling thread's network namespace.
     pub fn open() -> io::Result<Netlink> {
-        let mut sock = Socket::new(NETLINK_ROUTE)?;
+        Netlink::open_protocol(NETLINK_ROUTE)
+    }
+
+    /// A socket of another netlink family (`NETLINK_NETFILTER` for conntrack).
+    pub(crate) fn open_protocol(protocol: isize) -> io::Result<Netlink> {
+        let mut sock = Socket::new(protocol)?;
         sock.bind_auto()?;
         sock.connect(&SocketAddr::new(0, 0))?;
         Ok(Netlink { sock, seq: 0 })
     }
 
-    /// Send one request and collect the replies up to its ack (or the end of a dump).
     fn request(&mut self, msg: RouteNetlinkMessage, flags: u16) -> io::Result<Vec<RouteNetlinkMessage>> {
+        self.exchange(msg, flags)
+    }
+
+    /// Send one request and collect the replies up to its ack (or the end of a dump).
+    pub(crate) fn exchange<T>(&mut self, msg: T, flags: u16) -> io::Result<Vec<T>>
+    where
+        T: NetlinkSerializable + NetlinkDeserializable + std::fmt::Debug,
+        NetlinkPayload<T>: From<T>,
+    {
         self.seq = self.seq.wrapping_add(1);
         let mut nl = NetlinkMessage::from(msg);
         nl.header.flags = NLM_F_REQUEST | flags;
@@ -58,7 +72,7 @@ impl Netlink {
             let (data, _) = self.sock.recv_from_full()?;
             let mut off = 0;
             while off < data.len() {
-                let m = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&data[off..]).map_err(decode_err)?;
+                let m = NetlinkMessage::<T>::deserialize(&data[off..]).map_err(decode_err)?;
                 let len = m.header.length as usize;
                 if len == 0 {
                     break;

@@ -313,13 +313,36 @@ fn addresses_veths_and_rules_do_not_leak() {
     let d = Daemon::start();
     d.berth(&["network", "create", "--subnet", "10.232.7.0/28", "small"]).ok();
     let br = format!("br-{}", &d.berth(&["network", "inspect", "-f", "{{.Id}}", "small"]).ok().trim()[..12]);
-    for i in 0..20 {
-        let o = d.berth(&["run", "--rm", "--network", "small", "busybox", "sh", "-c", "ip -4 -o addr show eth0 | grep -c 10.232.7."]);
+    let fds = || std::fs::read_dir(format!("/proc/{}/fd", d.pid())).unwrap().count();
+    // entries naming a container's address (the gateway, 10.232.7.1, is the host's)
+    let conntrack = || -> Vec<String> {
+        let container = |t: &str| {
+            let ip = t.strip_prefix("src=").or_else(|| t.strip_prefix("dst=")).unwrap_or("");
+            ip.starts_with("10.232.7.") && ip != "10.232.7.1"
+        };
+        std::fs::read_to_string("/proc/net/nf_conntrack")
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.split_whitespace().any(container))
+            .map(str::to_owned)
+            .collect()
+    };
+    let mut fds_before = 0;
+    // 67 rounds of three lifecycles: 201 containers through a 13-address subnet
+    for i in 0..67 {
+        // a UDP query to the gateway leaves a connection-tracking entry on the host
+        let o = d.berth(&[
+            "run", "--rm", "--network", "small", "busybox", "sh", "-c",
+            "nslookup -timeout=1 x 10.232.7.1 >/dev/null 2>&1; ip -4 -o addr show eth0 | grep -c 10.232.7.",
+        ]);
         assert_eq!(o.ok().trim(), "1", "run {i}: {o}");
         let id = d.berth(&["run", "-d", "--network", "small", "-p", "127.0.0.1::80", "busybox", "sleep", "60"]).ok().trim().to_owned();
         d.berth(&["rm", "-f", &id]).ok();
         let id = d.berth(&["create", "--network", "small", "busybox", "true"]).ok().trim().to_owned();
         d.berth(&["rm", &id]).ok();
+        if i == 0 {
+            fds_before = fds();
+        }
     }
     let v = d.api("GET", "/networks/small").json();
     assert_eq!(v["Containers"].as_object().map_or(0, |m| m.len()), 0, "{v}");
@@ -328,7 +351,49 @@ fn addresses_veths_and_rules_do_not_leak() {
     let rules = String::from_utf8_lossy(&rules.stdout);
     // The network's own rules name its subnet; a container's would name its address.
     assert!(!rules.replace("10.232.7.0/28", "").contains("10.232.7."), "rules left:\n{rules}");
+    let left = conntrack();
+    assert!(left.is_empty(), "conntrack entries of removed containers are deleted with them: {left:?}");
+    let fds_after = fds();
+    assert!(fds_after <= fds_before + 8, "berthd's descriptors grew from {fds_before} to {fds_after}");
     d.berth(&["network", "rm", "small"]).ok();
+}
+
+/// A client that keeps sending to a published UDP port keeps its connection-tracking
+/// entry alive: without deleting it with the container, the packets would go on to
+/// the removed container's address and never reach the port's new owner.
+#[test]
+fn a_published_udp_port_follows_a_replaced_container() {
+    let d = Daemon::start();
+    let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let serve = |name: &str| {
+        let code = format!(
+            "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(('0.0.0.0',9999))\nwhile True:\n d,a=s.recvfrom(100)\n s.sendto(b'{name}',a)"
+        );
+        d.berth(&[
+            "run", "-d", "--name", name, "-p", &format!("127.0.0.1:{port}:9999/udp"), "-v", "/usr:/usr:ro", "-v", "/lib:/lib:ro",
+            "-v", "/lib64:/lib64:ro", "busybox", "/usr/bin/python3", "-c", &code,
+        ])
+        .ok();
+    };
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    let answer = |sock: &std::net::UdpSocket| {
+        let _ = sock.send_to(b"ping", ("127.0.0.1", port));
+        let mut buf = [0u8; 64];
+        sock.recv_from(&mut buf).ok().map(|(n, _)| String::from_utf8_lossy(&buf[..n]).into_owned())
+    };
+    serve("udp-old");
+    assert!(wait_until(Duration::from_secs(10), || answer(&sock).as_deref() == Some("udp-old")));
+    d.berth(&["rm", "-f", "udp-old"]).ok();
+    serve("udp-new");
+    // the same client socket, sending all along
+    let mut last = None;
+    let moved = wait_until(Duration::from_secs(10), || {
+        last = answer(&sock);
+        last.as_deref() == Some("udp-new")
+    });
+    assert!(moved, "the client's packets never reached the new container (last answer {last:?})");
+    d.berth(&["rm", "-f", "udp-new"]).ok();
 }
 
 /// `network create --ipv6` with a ULA subnet: containers get addresses from it that

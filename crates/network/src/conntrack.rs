@@ -1,0 +1,122 @@
+//! Connection-tracking entries of a container that is gone. The kernel keeps a NATed
+//! flow's entry while packets keep coming (a UDP client sending every few seconds
+//! keeps it forever), so a published port given to a new container would go on
+//! sending that client's packets to the old container's address. When an endpoint
+//! goes, berthd deletes every entry that has its address on either side, as
+//! libnetwork does; and nothing of a removed container stays in the table.
+//!
+//! ctnetlink's delete takes one tuple: the table is dumped, filtered here and each
+//! match deleted (what `conntrack -D` does), through `netlink-packet-netfilter`'s
+//! messages on a `NETLINK_NETFILTER` socket.
+
+use std::io;
+use std::net::IpAddr;
+
+use netlink_packet_core::NLM_F_ACK;
+use netlink_packet_core::NLM_F_DUMP;
+use netlink_packet_netfilter::conntrack::{ConntrackAttribute, ConntrackMessage, IPTuple, Tuple};
+use netlink_packet_netfilter::{NetfilterHeader, NetfilterMessage, NetfilterMessageInner, NetfilterProtoFamily};
+use netlink_sys::protocols::NETLINK_NETFILTER;
+
+use crate::nl::Netlink;
+
+/// The addresses of one tuple (source, destination).
+fn addresses(t: &[Tuple]) -> Vec<IpAddr> {
+    t.iter()
+        .filter_map(|t| match t {
+            Tuple::Ip(ips) => Some(ips),
+            _ => None,
+        })
+        .flatten()
+        .filter_map(|a| match a {
+            IPTuple::SourceAddress(ip) | IPTuple::DestinationAddress(ip) => Some(*ip),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The original tuple of an entry that has one of `addrs` in either direction.
+fn matching(attrs: &[ConntrackAttribute], addrs: &[IpAddr]) -> Option<Vec<Tuple>> {
+    let mut orig = None;
+    let mut hit = false;
+    for a in attrs {
+        match a {
+            ConntrackAttribute::CtaTupleOrig(t) => {
+                hit |= addresses(t).iter().any(|ip| addrs.contains(ip));
+                orig = Some(t.clone());
+            }
+            ConntrackAttribute::CtaTupleReply(t) => hit |= addresses(t).iter().any(|ip| addrs.contains(ip)),
+            _ => {}
+        }
+    }
+    orig.filter(|_| hit)
+}
+
+/// Delete every conntrack entry (of the calling thread's network namespace) with one of
+/// `addrs` as a source or destination, original or reply. Returns how many went.
+pub fn purge(addrs: &[IpAddr]) -> io::Result<usize> {
+    if addrs.is_empty() {
+        return Ok(0);
+    }
+    let mut nl = Netlink::open_protocol(NETLINK_NETFILTER)?;
+    let mut gone = 0;
+    for (family, v6) in [(NetfilterProtoFamily::IPv4, false), (NetfilterProtoFamily::IPv6, true)] {
+        if !addrs.iter().any(|a| a.is_ipv6() == v6) {
+            continue;
+        }
+        let dump = NetfilterMessage::new(NetfilterHeader::new(family, 0, 0), ConntrackMessage::Get(Vec::new()));
+        let entries = nl.exchange(dump, NLM_F_DUMP)?;
+        for e in entries {
+            let NetfilterMessageInner::Conntrack(ConntrackMessage::New(attrs) | ConntrackMessage::Get(attrs)) = e.inner else {
+                continue;
+            };
+            let Some(orig) = matching(&attrs, addrs) else { continue };
+            let del = NetfilterMessage::new(
+                NetfilterHeader::new(family, 0, 0),
+                ConntrackMessage::Delete(vec![ConntrackAttribute::CtaTupleOrig(orig)]),
+            );
+            match nl.exchange(del, NLM_F_ACK) {
+                Ok(_) => gone += 1,
+                // gone by itself since the dump
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(gone)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netlink_packet_netfilter::conntrack::{ProtoTuple, Protocol};
+
+    fn tuple(src: &str, dst: &str) -> Vec<Tuple> {
+        vec![
+            Tuple::Ip(vec![IPTuple::SourceAddress(src.parse().unwrap()), IPTuple::DestinationAddress(dst.parse().unwrap())]),
+            Tuple::Proto(vec![ProtoTuple::Protocol(Protocol::Udp), ProtoTuple::SourcePort(5000), ProtoTuple::DestinationPort(53)]),
+        ]
+    }
+
+    #[test]
+    fn entries_match_on_any_side_and_keep_their_original_tuple() {
+        let gone: Vec<IpAddr> = vec!["172.28.0.5".parse().unwrap()];
+        // a published port: the original tuple names the host, the reply the container
+        let dnat = [
+            ConntrackAttribute::CtaTupleOrig(tuple("127.0.0.1", "127.0.0.1")),
+            ConntrackAttribute::CtaTupleReply(tuple("172.28.0.5", "172.28.0.1")),
+        ];
+        assert_eq!(matching(&dnat, &gone), Some(tuple("127.0.0.1", "127.0.0.1")));
+        // the container's own outbound flow
+        let out = [
+            ConntrackAttribute::CtaTupleOrig(tuple("172.28.0.5", "10.0.0.1")),
+            ConntrackAttribute::CtaTupleReply(tuple("10.0.0.1", "192.168.1.2")),
+        ];
+        assert!(matching(&out, &gone).is_some());
+        let other = [
+            ConntrackAttribute::CtaTupleOrig(tuple("172.28.0.6", "10.0.0.1")),
+            ConntrackAttribute::CtaTupleReply(tuple("10.0.0.1", "172.28.0.6")),
+        ];
+        assert!(matching(&other, &gone).is_none());
+    }
+}
