@@ -7,7 +7,11 @@
 //!
 //! ctnetlink's delete takes one tuple: the table is dumped, filtered here and each
 //! match deleted (what `conntrack -D` does), through `netlink-packet-netfilter`'s
-//! messages on a `NETLINK_NETFILTER` socket.
+//! messages on a `NETLINK_NETFILTER` socket. A dump walks every bucket of the kernel's
+//! table (~10 ms with the default 262144 buckets, however few entries there are), so
+//! it is not done per container on the stop/remove path: a [`Purger`] thread batches
+//! the addresses given back, and until their entries are gone the addresses are not
+//! handed out again.
 
 use std::io;
 use std::net::IpAddr;
@@ -84,6 +88,64 @@ pub fn purge(addrs: &[IpAddr]) -> io::Result<usize> {
         }
     }
     Ok(gone)
+}
+
+/// Addresses waiting for their entries to be deleted, and the thread that does it.
+pub struct Purger {
+    pending: std::sync::Mutex<std::collections::BTreeSet<IpAddr>>,
+    wake: std::sync::Condvar,
+}
+
+/// How long the purger waits for more addresses before a dump.
+const BATCH: std::time::Duration = std::time::Duration::from_millis(20);
+
+impl Purger {
+    /// Start the purger thread (it lives as long as the process).
+    pub fn start() -> std::sync::Arc<Purger> {
+        let p = std::sync::Arc::new(Purger { pending: Default::default(), wake: Default::default() });
+        let worker = p.clone();
+        std::thread::Builder::new()
+            .name("conntrack-purge".into())
+            .spawn(move || loop {
+                {
+                    let g = worker.pending.lock().unwrap();
+                    drop(worker.wake.wait_while(g, |p| p.is_empty()).unwrap());
+                }
+                std::thread::sleep(BATCH);
+                worker.flush();
+            })
+            .expect("spawn the conntrack purger");
+        p
+    }
+
+    /// Delete the entries of `addrs` soon (they stay [`Purger::pending`] until then).
+    pub fn add(&self, addrs: &[IpAddr]) {
+        if addrs.is_empty() {
+            return;
+        }
+        self.pending.lock().unwrap().extend(addrs);
+        self.wake.notify_all();
+    }
+
+    /// Addresses whose entries are not deleted yet: not to be handed out again.
+    pub fn pending(&self) -> Vec<IpAddr> {
+        self.pending.lock().unwrap().iter().copied().collect()
+    }
+
+    /// Delete the entries of every pending address now (one dump per family).
+    pub fn flush(&self) {
+        let batch = self.pending();
+        if batch.is_empty() {
+            return;
+        }
+        if let Err(e) = purge(&batch) {
+            tracing::warn!(addresses = ?batch, "delete conntrack entries: {e}");
+        }
+        let mut g = self.pending.lock().unwrap();
+        for ip in &batch {
+            g.remove(ip);
+        }
+    }
 }
 
 #[cfg(test)]

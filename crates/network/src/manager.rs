@@ -81,6 +81,8 @@ pub struct Networks {
     db: Arc<Db>,
     state: Mutex<State>,
     names: RwLock<Names>,
+    /// Deletes the conntrack entries of addresses given back, in batches.
+    purger: Arc<crate::conntrack::Purger>,
 }
 
 /// Host-wide lock while subnets are chosen and bridges get their addresses, so two
@@ -142,6 +144,7 @@ impl Networks {
             db,
             state: Mutex::new(State { nets, ports: BTreeMap::new(), held: HashMap::new() }),
             names: RwLock::new(Names::default()),
+            purger: crate::conntrack::Purger::start(),
         };
         me.ensure_default_bridge()?;
         let bridges: Vec<Network> = me.state.lock().unwrap().nets.values().filter(|n| n.is_bridge()).cloned().collect();
@@ -408,7 +411,27 @@ impl Networks {
     /// Allocate the endpoint's addresses on its network, for `owner` (a container id).
     /// The allocation is committed before the address is used; restarts reconcile it
     /// with the running containers ([`Networks::reconcile`]).
+    /// Addresses whose conntrack entries are still to be deleted are not handed out
+    /// (new flows of their next owner would go with them); when nothing else is free,
+    /// or one is asked for by name, the entries are deleted first.
     pub fn allocate(&self, owner: &str, ep: &mut Endpoint) -> Result<Network> {
+        let pending = self.purger.pending();
+        if [ep.want_ipv4, ep.want_ipv6].iter().flatten().any(|w| pending.contains(w)) {
+            self.purger.flush();
+        }
+        let orig = ep.clone();
+        match self.allocate_once(owner, ep, true) {
+            Err(e) if e.kind() == berth_errdefs::Kind::Conflict && !self.purger.pending().is_empty() => {
+                *ep = orig;
+                self.purger.flush();
+                self.allocate_once(owner, ep, false)
+            }
+            r => r,
+        }
+    }
+
+    fn allocate_once(&self, owner: &str, ep: &mut Endpoint, skip_pending: bool) -> Result<Network> {
+        let pending = if skip_pending { self.purger.pending() } else { Vec::new() };
         let mut st = self.state.lock().unwrap();
         let n = st.nets.get_mut(&ep.network_id).ok_or_else(|| Error::not_found(format!("network {} not found", ep.network)))?;
         if !n.is_bridge() {
@@ -426,7 +449,13 @@ impl Networks {
                         continue;
                     }
                 }
-                let ip = n.subnets[i].allocate(&n.allocated, want)?;
+                let ip = if pending.is_empty() || want.is_some() {
+                    n.subnets[i].allocate(&n.allocated, want)?
+                } else {
+                    let mut taken = n.allocated.clone();
+                    taken.extend(pending.iter().map(|ip| (*ip, String::new())));
+                    n.subnets[i].allocate(&taken, want)?
+                };
                 n.allocated.insert(ip, owner.to_owned());
                 got.push(ip);
                 let s = &n.subnets[i];
@@ -467,8 +496,8 @@ impl Networks {
         Ok(())
     }
 
-    /// Give back every address `owner` holds on `network_id`.
-    /// Its connection-tracking entries go too (see [`crate::conntrack`]).
+    /// Give back every address `owner` holds on `network_id`. Their connection-tracking
+    /// entries go too, soon after (see [`crate::conntrack`]).
     pub fn release(&self, network_id: &str, owner: &str) -> Result<()> {
         let mut st = self.state.lock().unwrap();
         let Some(n) = st.nets.get_mut(network_id) else { return Ok(()) };
@@ -479,9 +508,7 @@ impl Networks {
             self.db.update_lazy(|tx| tx.put(Table::Networks, &n.id, &n))?;
         }
         drop(st);
-        if let Err(e) = crate::conntrack::purge(&freed) {
-            tracing::warn!(addresses = ?freed, "delete conntrack entries: {e}");
-        }
+        self.purger.add(&freed);
         Ok(())
     }
 

@@ -351,8 +351,13 @@ fn addresses_veths_and_rules_do_not_leak() {
     let rules = String::from_utf8_lossy(&rules.stdout);
     // The network's own rules name its subnet; a container's would name its address.
     assert!(!rules.replace("10.232.7.0/28", "").contains("10.232.7."), "rules left:\n{rules}");
-    let left = conntrack();
-    assert!(left.is_empty(), "conntrack entries of removed containers are deleted with them: {left:?}");
+    // deleted in batches right after the containers go
+    let mut left = Vec::new();
+    let gone = wait_until(Duration::from_secs(5), || {
+        left = conntrack();
+        left.is_empty()
+    });
+    assert!(gone, "conntrack entries of removed containers are deleted with them: {left:?}");
     let fds_after = fds();
     assert!(fds_after <= fds_before + 8, "berthd's descriptors grew from {fds_before} to {fds_after}");
     d.berth(&["network", "rm", "small"]).ok();
