@@ -341,3 +341,49 @@ services:
     assert_eq!(berth_compose(&d, &dir, &["down", "-t", "0"]).code, 0);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Progress as Docker Compose shows it: on a terminal a live block (`[+] Running n/m`,
+/// a line per resource with `✔` and its time), `--progress json` a JSON object per
+/// change, `quiet` nothing, plain lines otherwise; an unknown mode is refused.
+#[test]
+fn progress_is_shown_as_compose_shows_it() {
+    let d = Daemon::start();
+    let dir = d.dir().join("progress");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("compose.yaml"),
+        "services:\n  a:\n    image: busybox\n    command: [sleep, '300']\n    init: true\n  b:\n    image: busybox\n    command: [sleep, '300']\n    init: true\n",
+    )
+    .unwrap();
+    let mut cmd = d.command(Cli::Berth);
+    cmd.args(["compose", "up", "-d"]).current_dir(&dir).env("COMPOSE_PROJECT_NAME", "prog");
+    let mut p = berth_e2e::Pty::spawn(cmd, 24, 100).unwrap();
+    assert_eq!(p.wait(Duration::from_secs(60)), Some(0), "{}", p.output());
+    let out = p.output();
+    // the last drawing: every resource done
+    let last = &out[out.rfind("[+] Running").expect("a progress block")..];
+    assert!(last.starts_with("[+] Running 3/3"), "{last:?}");
+    for id in ["Network prog_default", "Container prog-a-1", "Container prog-b-1"] {
+        let line = last.lines().find(|l| l.contains(id)).unwrap_or_else(|| panic!("no line for {id} in {last:?}"));
+        assert!(line.contains('✔') && line.contains(if id.starts_with("Network") { "Created" } else { "Started" }), "{line:?}");
+        assert!(line.trim_end_matches(|c: char| c.is_whitespace() || c.is_ascii_control() || "[0mK".contains(c)).ends_with('s'), "{line:?}");
+    }
+
+    let o = berth_compose_in(&d, &dir, "prog", &["--progress", "json", "down", "-t", "1"]);
+    let events: Vec<serde_json::Value> = o.stderr.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}"))).collect();
+    assert!(events.contains(&serde_json::json!({"id": "Container prog-a-1", "status": "Removed"})), "{o}");
+    assert!(events.contains(&serde_json::json!({"id": "Network prog_default", "status": "Removed"})), "{o}");
+
+    let o = berth_compose_in(&d, &dir, "prog", &["--progress", "quiet", "up", "-d"]);
+    assert!(o.success() && o.stderr.is_empty(), "{o}");
+    let o = berth_compose_in(&d, &dir, "prog", &["down", "-t", "1"]);
+    assert!(o.stderr.contains(" Container prog-a-1  Removed\n"), "{o}");
+    let o = berth_compose_in(&d, &dir, "prog", &["--progress", "fancy", "ps"]);
+    assert!(!o.success() && o.stderr.contains("unsupported --progress value \"fancy\""), "{o}");
+}
+
+fn berth_compose_in(d: &Daemon, dir: &Path, project: &str, args: &[&str]) -> Output {
+    let mut cmd = d.command(Cli::Berth);
+    cmd.arg("compose").args(args).current_dir(dir).env("COMPOSE_PROJECT_NAME", project);
+    run_command(cmd, None, Duration::from_secs(60))
+}

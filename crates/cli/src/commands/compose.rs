@@ -549,9 +549,9 @@ async fn inject_files(c: &Client, files: &[plan::InjectedFile], cid: &str) -> Re
     Ok(())
 }
 
-/// One progress line as Compose prints it without a terminal.
+/// A resource's new state, shown as `--progress` says (see `compose_progress`).
 fn event(kind: &str, name: &str, state: &str) {
-    eprintln!(" {kind} {name}  {state}");
+    super::compose_progress::event(kind, name, state);
 }
 
 fn project_filter(project: &str, extra: &[String]) -> Query {
@@ -590,6 +590,13 @@ fn id(x: &Value) -> String {
 }
 
 pub async fn compose(c: Option<&Client>, a: ComposeArgs) -> Result<i32> {
+    super::compose_progress::init(super::compose_progress::mode(a.progress.as_deref(), &a.ansi)?);
+    let r = compose_cmd(c, a).await;
+    super::compose_progress::suspend();
+    r
+}
+
+async fn compose_cmd(c: Option<&Client>, a: ComposeArgs) -> Result<i32> {
     // Commands that need no daemon.
     match &a.cmd {
         ComposeCmd::Config(o) => return config(&a, o),
@@ -1044,6 +1051,8 @@ async fn build(c: &Client, p: &Loaded, service: &str, o: &BuildArgs) -> Result<(
         args.secret.push(format!("id={id},src={src}"));
     }
     event("Service", service, "Building");
+    // the build's own output follows
+    super::compose_progress::suspend();
     let code = super::build::build(c, args).await;
     if made {
         let _ = std::fs::remove_dir_all(&scratch);
@@ -1369,6 +1378,7 @@ const COLORS: [&str; 6] = ["36", "33", "32", "35", "34", "31"];
 async fn attached(c: &Client, p: &Loaded, all: &[(String, String, String)], o: &UpArgs) -> Result<i32> {
     let color = !o.no_color && std::env::var_os("NO_COLOR").is_none() && crate::stream::stdout_is_tty();
     let width = all.iter().map(|(s, _, n)| short_name(s, n).len()).max().unwrap_or(0);
+    super::compose_progress::suspend();
     eprintln!("Attaching to {}", all.iter().map(|(s, _, n)| short_name(s, n)).collect::<Vec<_>>().join(", "));
     let (tx, mut rx) = tokio::sync::mpsc::channel::<(String, i64)>(all.len().max(1));
     for (i, (s, cid, name)) in all.iter().enumerate() {
@@ -2128,6 +2138,8 @@ async fn run(c: &Client, p: &Loaded, o: &RunArgs) -> Result<i32> {
         c.post_json::<Value>(&format!("/networks/{net}/connect"), &Query::new(), Some(json_body(&body)?)).await?;
     }
     inject_files(c, &files, &cid).await?;
+    // the container's own output (or its name) follows
+    super::compose_progress::suspend();
     if o.detach {
         start(c, &cid).await?;
         println!("{name}");

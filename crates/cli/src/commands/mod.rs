@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod build;
 pub mod compose;
+pub mod compose_progress;
 pub mod container;
 pub mod context;
 pub mod cp;
