@@ -128,7 +128,10 @@ fn detach_keys_leave_the_container_running() {
         let name = format!("detach-{}", cli.name());
         let mut p = d.pty(cli, &["run", "-it", "--name", &name, "busybox", "sh"]);
         p.expect("# ", T).unwrap_or_else(|e| panic!("{}: no prompt: {e}", cli.name()));
-        p.send("export MARK=still-here\r").unwrap();
+        // seen by the shell before the detach (busybox ash may still be reading the
+        // answer to its cursor query right after the prompt, and eat what is typed)
+        p.send("export MARK=still-here; echo set-$MARK\r").unwrap();
+        p.expect("set-still-here", T).unwrap_or_else(|e| panic!("{}: {e}", cli.name()));
         p.send("\x10\x11").unwrap();
         assert_eq!(p.wait(T), Some(0), "{}: detach from run -it; screen:\n{}", cli.name(), p.output());
         assert_eq!(d.inspect(&name)["State"]["Status"], "running", "{}: the container stopped", cli.name());
