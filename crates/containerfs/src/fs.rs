@@ -490,6 +490,34 @@ impl<W: Write> TarOut<W> {
     }
 }
 
+/// Copy `r` to `w` in writes of up to 1 MiB: an archive entry's reader hands out what
+/// the HTTP body's chunks hold (a few KiB), and a write per chunk into an overlayfs
+/// file costs far more than the copy (200 000 writes for a 1 GiB `cp`).
+fn copy_in_blocks(r: &mut impl Read, w: &mut impl io::Write) -> io::Result<u64> {
+    const BLOCK: usize = 1 << 20;
+    let mut buf = vec![0u8; BLOCK.min(64 * 1024)];
+    let mut total = 0u64;
+    loop {
+        let mut filled = 0;
+        while filled < buf.len() {
+            match r.read(&mut buf[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if filled == 0 {
+            return Ok(total);
+        }
+        w.write_all(&buf[..filled])?;
+        total += filled as u64;
+        if filled == buf.len() && buf.len() < BLOCK {
+            buf.resize(BLOCK, 0); // a large file: bigger blocks from now on
+        }
+    }
+}
+
 impl Dest<'_> {
     /// Is the directory on the root filesystem's mount (not a volume, bind or tmpfs),
     /// and is its mount read-only?
@@ -649,7 +677,7 @@ impl Dest<'_> {
                 let fd = sys::openat(parent, leaf, libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL, 0o600)
                     .map_err(io_err(path.clone()))?;
                 let mut f = std::fs::File::from(fd);
-                io::copy(entry, &mut f).map_err(io_err(path.clone()))?;
+                copy_in_blocks(entry, &mut f).map_err(io_err(path.clone()))?;
                 finish(f.as_fd(), true)?;
             }
             tar::EntryType::Symlink => {
