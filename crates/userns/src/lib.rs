@@ -430,10 +430,17 @@ fn pin(ns: &Path, pin: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Make a user namespace with `map` and pin it at `at`: every remapped container joins
-/// it (so the network namespaces berthd makes in it are theirs to configure), and
+/// The user namespace with `map` pinned at `at`: the one a previous daemon pinned there
+/// if it has this map (containers from before a restart and new ones then share it, so
+/// they may join each other's namespaces), else a new one. Every remapped container
+/// joins it (so the network namespaces berthd makes in it are theirs to configure), and
 /// the layers' idmapped view is attached to it. Returns it opened.
 pub fn make_userns(helper: &Path, map: &IdMap, at: &Path) -> Result<OwnedFd> {
+    if is_mountpoint(at) && pinned_map(helper, at).as_ref() == Some(&map.proc_maps()) {
+        return fs::File::open(at)
+            .map(OwnedFd::from)
+            .map_err(|e| Error::internal(format!("open the user namespace at {}: {e}", at.display())));
+    }
     let h = Holder::spawn(helper, None)?;
     let pid = h.child.id();
     let (u, g) = map.proc_maps();
@@ -444,6 +451,17 @@ pub fn make_userns(helper: &Path, map: &IdMap, at: &Path) -> Result<OwnedFd> {
         Ok(OwnedFd::from(fs::File::open(at)?))
     })()
     .map_err(|e: std::io::Error| Error::internal(format!("make a user namespace for the id map: {e}")))
+}
+
+/// The uid and gid maps of the user namespace pinned at `at` (read from a helper that
+/// joins it), in [`IdMap::proc_maps`]' form.
+fn pinned_map(helper: &Path, at: &Path) -> Option<(String, String)> {
+    let h = Holder::spawn(helper, Some(at)).ok()?;
+    let read = |f: &str| -> Option<String> {
+        let text = fs::read_to_string(format!("/proc/{}/{f}", h.child.id())).ok()?;
+        Some(text.lines().map(|l| format!("{}\n", l.split_whitespace().collect::<Vec<_>>().join(" "))).collect())
+    };
+    Some((read("uid_map")?, read("gid_map")?))
 }
 
 /// Make a network namespace owned by the user namespace pinned at `userns`, and pin it

@@ -346,7 +346,13 @@ fn addresses_veths_and_rules_do_not_leak() {
     }
     let v = d.api("GET", "/networks/small").json();
     assert_eq!(v["Containers"].as_object().map_or(0, |m| m.len()), 0, "{v}");
-    assert!(ip_output(&["-br", "link", "show", "master", &br]).trim().is_empty(), "veths left on {br}");
+    // (a `--rm` container's teardown finishes after its client has its exit code)
+    let mut veths = String::new();
+    let gone = wait_until(Duration::from_secs(5), || {
+        veths = ip_output(&["-br", "link", "show", "master", &br]);
+        veths.trim().is_empty()
+    });
+    assert!(gone, "veths left on {br}:\n{veths}");
     let rules = Command::new("nft").args(["list", "table", "inet", &d.nft_table()]).output().unwrap();
     let rules = String::from_utf8_lossy(&rules.stdout);
     // The network's own rules name its subnet; a container's would name its address.

@@ -132,6 +132,10 @@ fn exec_volumes_and_networking_stay_inside_the_user_namespace() {
     assert_eq!(o.ok().split_whitespace().collect::<Vec<_>>(), ["0", &uid.to_string(), "65536"], "{o}");
     let o = d.berth(&["run", "--rm", "busybox", "id", "-u"]);
     assert_eq!(o.ok().trim(), "0", "{o}");
+    // containers from before and after the restart share the user namespace, so a new
+    // one may join the old one's network namespace
+    let o = d.berth(&["run", "--rm", "--network", "container:ns-app", "busybox", "ip", "-4", "-o", "addr", "show", "eth0"]);
+    assert!(o.ok().contains("inet "), "{o}");
 }
 
 /// The owners of every entry of a tar, by name.

@@ -99,8 +99,9 @@ pub async fn kill(d: &Arc<Daemon>, id: &str, q: &Query) -> Result {
 
 /// `POST /containers/{id}/update`.
 pub async fn update(d: &Arc<Daemon>, id: &str, req: Request<Incoming>) -> Result {
-    let c = d.containers.get(id)?;
+    // the body first: answering 404 while the client still sends it breaks its pipe
     let body: serde_json::Value = crate::http::body_json(req.into_body()).await?;
+    let c = d.containers.get(id)?;
     let warnings = crate::container::update::update(d, &c, body).await?;
     Ok(json(200, &serde_json::json!({ "Warnings": warnings })))
 }

@@ -11,8 +11,9 @@ use crate::http::{body_bytes, empty, json, Query, Result};
 use crate::Daemon;
 
 pub async fn create(d: &Arc<Daemon>, id: &str, req: Request<Incoming>) -> Result {
-    let c = d.containers.get(id)?;
+    // the body first: answering 404 while the client still sends it breaks its pipe
     let cfg: ExecConfig = crate::http::body_json(req.into_body()).await?;
+    let c = d.containers.get(id)?;
     let eid = exec::create(d, &c, cfg)?;
     Ok(json(201, &serde_json::json!({ "Id": eid })))
 }
