@@ -16,12 +16,8 @@ use crate::Daemon;
 /// `POST /commit?container=&repo=&tag=&comment=&author=&changes=…` (`pause` is ignored:
 /// the diff is read from the upper dir as it is).
 pub async fn commit(d: &Arc<Daemon>, body: Incoming, q: &Query) -> Result {
-    let c = d.containers.get(q.str("container"))?;
-    let rec = c.record();
-    let reference = match q.str("repo") {
-        "" => None,
-        repo => Some(berth_image::reference::from_repo_tag(repo, q.str("tag"))?),
-    };
+    // the body (the config) first: an error sent while the client still writes it
+    // would break its pipe
     let override_cfg: Option<ImageConfig> = {
         let raw = crate::http::body_bytes(body).await?;
         if raw.iter().all(|b| b.is_ascii_whitespace()) || &raw[..] == b"null" {
@@ -32,6 +28,12 @@ pub async fn commit(d: &Arc<Daemon>, body: Incoming, q: &Query) -> Result {
                     .map_err(|e| Error::invalid(format!("invalid JSON: {e}")))?,
             )
         }
+    };
+    let c = d.containers.get(q.str("container"))?;
+    let rec = c.record();
+    let reference = match q.str("repo") {
+        "" => None,
+        repo => Some(berth_image::reference::from_repo_tag(repo, q.str("tag"))?),
     };
     let changes = q.all("changes").to_vec();
     let comment = q
