@@ -150,6 +150,8 @@ pub struct SshStream {
     got_data: bool,
     diag: Arc<Diag>,
     failing: Option<Pin<Box<dyn std::future::Future<Output = std::io::Error> + Send>>>,
+    /// The diagnosis once made (reads and writes may both ask for it again).
+    failed: Option<(std::io::ErrorKind, String)>,
     argv: Vec<String>,
 }
 
@@ -210,6 +212,7 @@ pub fn spawn(spec: &Spec, cli: &str) -> Result<SshStream> {
         got_data: false,
         diag,
         failing: None,
+        failed: None,
         argv,
     })
 }
@@ -267,17 +270,12 @@ fn exit_status(pid: i32) -> Option<String> {
 impl AsyncRead for SshStream {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
         let this = &mut *self;
-        if let Some(f) = this.failing.as_mut() {
-            return f.as_mut().poll(cx).map(Err);
+        if this.failing.is_some() || this.failed.is_some() {
+            return this.poll_failure(cx).map(Err);
         }
         let before = buf.filled().len();
         match Pin::new(&mut this.stdout).poll_read(cx, buf) {
-            Poll::Ready(Ok(())) if buf.filled().len() == before && !this.got_data => {
-                let mut f = this.failure();
-                let r = f.as_mut().poll(cx).map(Err);
-                this.failing = Some(f);
-                r
-            }
+            Poll::Ready(Ok(())) if buf.filled().len() == before && !this.got_data => this.poll_failure(cx).map(Err),
             Poll::Ready(Ok(())) => {
                 this.got_data = true;
                 Poll::Ready(Ok(()))
@@ -287,18 +285,58 @@ impl AsyncRead for SshStream {
     }
 }
 
-impl AsyncWrite for SshStream {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<std::io::Result<usize>> {
-        match self.stdin.as_mut() {
-            Some(w) => Pin::new(w).poll_write(cx, data),
-            None => Poll::Ready(Err(std::io::ErrorKind::BrokenPipe.into())),
+impl SshStream {
+    /// A write that failed because ssh is gone before answering: the error says why
+    /// (its exit status and stderr), as a read would, not just "broken pipe".
+    fn explain<T>(&mut self, cx: &mut Context<'_>, r: Poll<std::io::Result<T>>) -> Poll<std::io::Result<T>> {
+        if self.failing.is_some() || self.failed.is_some() {
+            return self.poll_failure(cx).map(Err);
+        }
+        match r {
+            Poll::Ready(Err(e)) if !self.got_data && e.kind() == std::io::ErrorKind::BrokenPipe => {
+                self.poll_failure(cx).map(Err)
+            }
+            other => other,
         }
     }
+
+    /// The diagnosis of the failed ssh: made once (waiting for its stderr and exit),
+    /// then the same error for every later read or write.
+    fn poll_failure(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Error> {
+        if let Some((kind, msg)) = &self.failed {
+            return Poll::Ready(std::io::Error::new(*kind, msg.clone()));
+        }
+        if self.failing.is_none() {
+            self.failing = Some(self.failure());
+        }
+        let f = self.failing.as_mut().expect("set above");
+        match f.as_mut().poll(cx) {
+            Poll::Ready(e) => {
+                self.failed = Some((e.kind(), e.to_string()));
+                self.failing = None;
+                Poll::Ready(e)
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl AsyncWrite for SshStream {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<std::io::Result<usize>> {
+        let this = &mut *self;
+        let r = match this.stdin.as_mut() {
+            Some(w) => Pin::new(w).poll_write(cx, data),
+            None => Poll::Ready(Err(std::io::ErrorKind::BrokenPipe.into())),
+        };
+        this.explain(cx, r)
+    }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.stdin.as_mut() {
+        let this = &mut *self;
+        let r = match this.stdin.as_mut() {
             Some(w) => Pin::new(w).poll_flush(cx),
             None => Poll::Ready(Ok(())),
-        }
+        };
+        this.explain(cx, r)
     }
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         if let Some(w) = self.stdin.as_mut() {
