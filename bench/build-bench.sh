@@ -52,8 +52,7 @@ fmt_s() { [ -n "$1" ] && awk -v s="$1" 'BEGIN {printf "%.3f", s}' || echo "n/a";
 ratio() { [ -n "$1" ] && [ -n "$2" ] && awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a / b}' || echo "n/a"; }
 
 echo "==> busybox rootfs and build contexts"
-rootfs_tar=$work/busybox.tar
-scripts/mkrootfs-busybox.sh "$rootfs_tar"
+busybox_rootfs
 
 ctx10=$work/ctx-steps
 mkdir -p "$ctx10/sub"
@@ -85,9 +84,7 @@ DF
 declare -A status
 
 # ---------- both daemons, side by side ----------
-echo "==> cargo build --release --bins"
-cargo build --release --bins
-rel=$repo/target/release
+build_release
 spawn_berthd
 dsock=$work/docker.sock
 mkdir -p "$work/docker/data" "$work/docker/exec"

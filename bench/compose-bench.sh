@@ -52,12 +52,9 @@ EOF
 } >"$proj/compose.yaml"
 
 echo "==> busybox rootfs"
-rootfs_tar=$work/busybox.tar
-scripts/mkrootfs-busybox.sh "$rootfs_tar"
+busybox_rootfs
 
-echo "==> cargo build --release --bins"
-cargo build --release --bins
-rel=$repo/target/release
+build_release
 spawn_berthd --bridge "bcb$$"
 start_dockerd "$work" --default-address-pool base=10.213.0.0/16,size=24
 wait_ping "$bsock" 20 || { echo "berthd did not start" >&2; tail -n 20 "$work/berthd.log" >&2; exit 1; }

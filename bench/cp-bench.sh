@@ -34,8 +34,7 @@ find_docker_cli
 bench_work berth-cp
 
 echo "==> busybox rootfs, a 1 GiB tree and a 100 MiB image"
-rootfs_tar=$work/busybox.tar
-scripts/mkrootfs-busybox.sh "$rootfs_tar"
+busybox_rootfs
 mkdir -p "$work/ctx/data"
 for i in $(seq 100); do head -c 1048576 /dev/urandom >"$work/ctx/data/f$i"; done
 printf 'FROM busybox\nCOPY data /data\n' >"$work/ctx/Dockerfile"
@@ -54,9 +53,7 @@ with open(src, "rb") as f:
             o.write(f.read(size))
 PY
 rm -f "$work/gib"
-echo "==> cargo build --release"
-cargo build --release --bins
-rel=$repo/target/release
+build_release
 
 # measure NAME SOCKET: the four timings against the engine on SOCKET
 measure() {

@@ -27,11 +27,8 @@ find_docker_cli
 bench_work berth-env-bench
 
 echo "==> busybox rootfs"
-rootfs_tar=$work/busybox.tar
-scripts/mkrootfs-busybox.sh "$rootfs_tar"
-echo "==> cargo build --release --bins"
-cargo build --release --bins
-rel=$repo/target/release
+busybox_rootfs
+build_release
 spawn_berthd --bridge none
 start_dockerd "$work" --ip-forward=false --userland-proxy=false
 wait_ping "$bsock" 20 || { echo "berthd did not start" >&2; tail -n 20 "$work/berthd.log" >&2; exit 1; }

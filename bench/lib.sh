@@ -100,3 +100,16 @@ spawn_berthd() {
         -H "unix://$bsock" "$@" >"$work/berthd.log" 2>&1 </dev/null &
     berthd_pid=$!
 }
+
+# busybox_rootfs: the test image's rootfs tar at rootfs_tar=$work/busybox.tar.
+busybox_rootfs() {
+    rootfs_tar=$work/busybox.tar
+    scripts/mkrootfs-busybox.sh "$rootfs_tar"
+}
+
+# build_release: the release binaries, in rel=$repo/target/release.
+build_release() {
+    echo "==> cargo build --release --bins"
+    cargo build --release --bins
+    rel=$repo/target/release
+}

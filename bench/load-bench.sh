@@ -33,11 +33,8 @@ find_docker_cli
 bench_work berth-load
 
 echo "==> busybox rootfs"
-rootfs_tar=$work/busybox.tar
-scripts/mkrootfs-busybox.sh "$rootfs_tar"
-echo "==> cargo build --release"
-cargo build --release --bins
-rel=$repo/target/release
+busybox_rootfs
+build_release
 
 cat >"$work/clients.py" <<'EOF'
 # clients.py SOCKET SECONDS N CONTAINER: N threads hammering the API for SECONDS

@@ -37,11 +37,8 @@ find_docker_cli
 bench_work berth-net
 
 echo "==> busybox rootfs"
-rootfs_tar=$work/busybox.tar
-scripts/mkrootfs-busybox.sh "$rootfs_tar"
-echo "==> cargo build --release"
-cargo build --release --bins
-rel=$repo/target/release
+busybox_rootfs
+build_release
 
 cat >"$work/send.py" <<'EOF'
 # send.py HOST PORT MIB: MiB/s of sending MIB MiB and seeing the receiver close

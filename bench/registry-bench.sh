@@ -115,9 +115,7 @@ chmod +x "$work/bin/dreg-reset"
 "$work/bin/dreg-reset" || { echo "docker-registry did not start:" >&2; tail "$work/dreg.log" >&2; exit 1; }
 
 # ---------- daemons ----------
-echo "==> cargo build --release --bins"
-cargo build --release --bins
-rel=$repo/target/release
+build_release
 berth="$rel/berth -H unix://$work/berth.sock"
 mkdir -p "$work/berth/data" "$work/berth/exec"
 PATH=$rel:$PATH "$rel/berthd" --data-root "$work/berth/data" --exec-root "$work/berth/exec" \
@@ -134,8 +132,7 @@ wait_ping "$work/docker.sock" 60 || { echo "dockerd did not start:" >&2; tail "$
 
 # ---------- the test image: 5 layers × 40 MiB random ----------
 echo "==> building the 5-layer image in both engines"
-rootfs_tar=$work/busybox.tar
-scripts/mkrootfs-busybox.sh "$rootfs_tar"
+busybox_rootfs
 ctx=$work/ctx
 mkdir -p "$ctx"
 { echo "FROM scratch"; } >"$ctx/Dockerfile"

@@ -55,8 +55,7 @@ cleanup() {
 trap cleanup EXIT
 
 echo "==> busybox rootfs"
-rootfs_tar=$work/busybox.tar
-scripts/mkrootfs-busybox.sh "$rootfs_tar"
+busybox_rootfs
 
 hf() { # name, command...  (back to back)
     local name=$1; shift
@@ -79,9 +78,7 @@ start_berthd() { # extra berthd flags...
 
 # ---------- (a) berthd ----------
 if [ "$do_berth" = 1 ]; then
-    echo "==> cargo build --release"
-    cargo build --release --bins
-    rel=$repo/target/release
+    build_release
     bsock=$work/berth.sock
     mkdir -p "$work/berth/data" "$work/berth/exec"
     berth_run="$rel/berth -H unix://$bsock run --rm --network none busybox true"

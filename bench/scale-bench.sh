@@ -34,11 +34,8 @@ find_docker_cli
 bench_work berth-scale
 
 echo "==> busybox rootfs"
-rootfs_tar=$work/busybox.tar
-scripts/mkrootfs-busybox.sh "$rootfs_tar"
-echo "==> cargo build --release"
-cargo build --release --bins
-rel=$repo/target/release
+busybox_rootfs
+build_release
 bsock=$work/berth.sock
 B="$rel/berth -H unix://$bsock"
 DB="env DOCKER_HOST=unix://$bsock $docker_cli"

@@ -33,14 +33,11 @@ bench_work berth-userns
 chmod 711 "$work"
 
 echo "==> busybox rootfs and a 64 MiB image"
-rootfs_tar=$work/busybox.tar
-scripts/mkrootfs-busybox.sh "$rootfs_tar"
+busybox_rootfs
 mkdir -p "$work/ctx/tree"
 for i in $(seq 1000); do head -c 65536 /dev/urandom >"$work/ctx/tree/f$i"; done
 printf 'FROM busybox\nCOPY tree /data\n' >"$work/ctx/Dockerfile"
-echo "==> cargo build --release"
-cargo build --release --bins
-rel=$repo/target/release
+build_release
 
 # measure NAME SOCKET REMAPPED(0|1): timings against the engine on SOCKET
 measure() {
