@@ -234,8 +234,11 @@ impl Daemon {
         let mut snap = Snapshotter::open(&cfg.data_root).context("open snapshotter")?;
         if let Some(r) = &userns {
             let ns = berth_userns::make_userns(&shim_path, &r.map, &userns_pin(&cfg))?;
-            let layers = cfg.data_root.join("layers");
-            let view = berth_userns::IdmappedView::mount(std::os::fd::AsFd::as_fd(&ns), &layers, &cfg.data_root.join("layers-userns"))?;
+            let view = berth_userns::IdmappedView::mount(
+                std::os::fd::AsFd::as_fd(&ns),
+                &snap.layers_root(),
+                &cfg.data_root.join("layers-userns"),
+            )?;
             snap = snap.with_idmap(r.map.clone(), view.path);
         }
         let images = ImageStore::new(content, db.clone(), snap.clone());

@@ -415,23 +415,24 @@ impl Networks {
     /// (new flows of their next owner would go with them); when nothing else is free,
     /// or one is asked for by name, the entries are deleted first.
     pub fn allocate(&self, owner: &str, ep: &mut Endpoint) -> Result<Network> {
-        let pending = self.purger.pending();
+        let mut pending = self.purger.pending();
         if [ep.want_ipv4, ep.want_ipv6].iter().flatten().any(|w| pending.contains(w)) {
             self.purger.flush();
+            pending = self.purger.pending();
         }
         let orig = ep.clone();
-        match self.allocate_once(owner, ep, true) {
-            Err(e) if e.kind() == berth_errdefs::Kind::Conflict && !self.purger.pending().is_empty() => {
+        match self.allocate_once(owner, ep, &pending) {
+            Err(e) if e.kind() == berth_errdefs::Kind::Conflict && !pending.is_empty() => {
                 *ep = orig;
                 self.purger.flush();
-                self.allocate_once(owner, ep, false)
+                self.allocate_once(owner, ep, &[])
             }
             r => r,
         }
     }
 
-    fn allocate_once(&self, owner: &str, ep: &mut Endpoint, skip_pending: bool) -> Result<Network> {
-        let pending = if skip_pending { self.purger.pending() } else { Vec::new() };
+    /// One allocation attempt, `pending` addresses counted as taken.
+    fn allocate_once(&self, owner: &str, ep: &mut Endpoint, pending: &[IpAddr]) -> Result<Network> {
         let mut st = self.state.lock().unwrap();
         let n = st.nets.get_mut(&ep.network_id).ok_or_else(|| Error::not_found(format!("network {} not found", ep.network)))?;
         if !n.is_bridge() {

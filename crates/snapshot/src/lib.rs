@@ -49,9 +49,14 @@ impl Snapshotter {
         self.idmap.as_ref().map(|(m, _)| m)
     }
 
+    /// Where the layers are unpacked (one directory per diff id).
+    pub fn layers_root(&self) -> PathBuf {
+        self.root.join("layers")
+    }
+
     /// The unpacked directory of a layer.
     pub fn layer_dir(&self, diff_id: &Digest) -> PathBuf {
-        self.root.join("layers").join(diff_id.hex()).join("fs")
+        self.layers_root().join(diff_id.hex()).join("fs")
     }
 
     pub fn has_layer(&self, diff_id: &Digest) -> bool {
