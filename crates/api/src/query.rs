@@ -63,6 +63,14 @@ impl Filters {
         self.0.contains_key(key)
     }
 
+    /// Add one value for `key` (dockerd's `Args.Add`).
+    pub fn add(&mut self, key: &str, value: &str) {
+        let values = self.0.entry(key.to_owned()).or_default();
+        if !values.iter().any(|v| v == value) {
+            values.push(value.to_owned());
+        }
+    }
+
     /// Reject keys outside `allowed`, with Docker's message.
     pub fn validate(&self, allowed: &[&str]) -> Result<()> {
         for k in self.0.keys() {

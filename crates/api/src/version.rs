@@ -8,10 +8,37 @@ pub const MAX_API_VERSION: &str = "1.41";
 /// The oldest API version berthd accepts in a path prefix (dockerd 20.10's).
 pub const MIN_API_VERSION: &str = "1.12";
 
+/// The API version a request was made with: its `/vX.Y` prefix, or the newest when it
+/// has none (as dockerd). Handlers ask it where dockerd 20.10 answers older clients in
+/// older shapes (`versions.LessThan(version, "1.NN")` in moby's routers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ApiVersion(pub u32, pub u32);
+
+impl ApiVersion {
+    /// The newest: [`MAX_API_VERSION`].
+    pub const NEWEST: ApiVersion = ApiVersion(1, 41);
+
+    /// The version of a request whose path prefix is `prefix` (none: the newest).
+    pub fn of(prefix: Option<&str>) -> ApiVersion {
+        prefix.and_then(parse).map_or(ApiVersion::NEWEST, |(a, b)| ApiVersion(a, b))
+    }
+
+    /// Is this older than `1.minor` (dockerd's `versions.LessThan(v, "1.minor")`)?
+    pub fn before(self, minor: u32) -> bool {
+        self < ApiVersion(1, minor)
+    }
+}
+
+impl std::fmt::Display for ApiVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.0, self.1)
+    }
+}
+
 /// Does a client of API `v` (the path prefix; none: the newest) read errors as JSON?
 /// Up to 1.23 dockerd answers errors as plain text.
 pub fn json_errors(v: Option<&str>) -> bool {
-    v.and_then(parse).is_none_or(|v| v > (1, 23))
+    !ApiVersion::of(v).before(24)
 }
 
 /// Parse `"1.41"` into `(1, 41)`.
@@ -79,5 +106,16 @@ mod tests {
         assert!(json_errors(Some("1.24")));
         assert!(!json_errors(Some("1.23")));
         assert!(!json_errors(Some("1.12")));
+    }
+
+    #[test]
+    fn a_request_without_a_prefix_is_of_the_newest_version() {
+        assert_eq!(ApiVersion::of(None), ApiVersion::of(Some(MAX_API_VERSION)));
+        assert_eq!(ApiVersion::of(Some("1.19")), ApiVersion(1, 19));
+        assert!(ApiVersion::of(Some("1.19")).before(20));
+        assert!(!ApiVersion::of(Some("1.20")).before(20));
+        assert!(!ApiVersion::of(None).before(41));
+        assert!(ApiVersion::of(Some("1.9")).before(12), "minor versions compare as numbers");
+        assert_eq!(ApiVersion(1, 20).to_string(), "1.20");
     }
 }

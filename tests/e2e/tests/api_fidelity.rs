@@ -119,3 +119,112 @@ fn reference_filters_are_or_ed_and_list_only_matching_tags() {
     let o = d.docker(&["images", "--filter", "reference=cc", "--format", "{{.Repository}}:{{.Tag}}"]);
     assert_eq!(o.stdout, "cc:1\n", "{o}");
 }
+
+/// Clients that pin an older API version get dockerd 20.10's older shapes and rules
+/// (moby's `versions.LessThan` checks in its routers and `daemon/inspect.go`).
+#[test]
+fn old_api_versions_get_dockerds_older_shapes() {
+    use berth_e2e::Body;
+    let d = Daemon::start();
+    d.berth(&["network", "create", "oldnet"]).ok();
+    d.berth(&["volume", "create", "olddata"]).ok();
+
+    // API 1.19's create body: host settings at the top level.
+    let r = d.api_json(
+        "POST",
+        "/v1.19/containers/create?name=old",
+        &json!({"Image": "busybox", "Cmd": ["sleep", "60"], "Memory": 67108864, "CpuShares": 512,
+                "Binds": ["olddata:/data"], "NetworkMode": "oldnet"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(d.api("POST", "/v1.19/containers/old/start").status, 204);
+
+    let v19 = d.api("GET", "/v1.19/containers/old/json").json();
+    assert!(v19.get("Mounts").is_none(), "{v19}");
+    let src = v19["Volumes"]["/data"].as_str().unwrap_or_else(|| panic!("{v19}"));
+    assert!(src.ends_with("/olddata/_data"), "{v19}");
+    assert_eq!(v19["VolumesRW"]["/data"], true, "{v19}");
+    assert_eq!(v19["HostConfig"]["Memory"], 67108864, "the top-level Memory is the host config's: {v19}");
+    assert_eq!(v19["Config"]["Memory"], 67108864, "{v19}");
+    assert_eq!(v19["Config"]["CpuShares"], 512, "{v19}");
+    assert_eq!(v19["Config"]["VolumeDriver"], "", "{v19}");
+    assert!(v19["NetworkSettings"].get("Networks").is_none(), "{v19}");
+    assert!(v19["NetworkSettings"].get("IPAddress").is_some(), "{v19}");
+
+    let v20 = d.api("GET", "/v1.20/containers/old/json").json();
+    assert_eq!(v20["Mounts"][0]["Destination"], "/data", "{v20}");
+    assert!(v20.get("Volumes").is_none() && v20["Config"].get("Memory").is_none(), "{v20}");
+    assert!(v20["NetworkSettings"].get("Networks").is_none(), "{v20}");
+    let now = d.api("GET", "/v1.41/containers/old/json").json();
+    assert!(now["NetworkSettings"]["Networks"]["oldnet"].is_object(), "{now}");
+    assert!(now["Config"].get("VolumeDriver").is_none(), "{now}");
+
+    // Stats: one summed `network` before 1.21.
+    let s = d.api("GET", "/v1.20/containers/old/stats?stream=0").json();
+    assert!(s["network"]["rx_bytes"].is_u64() && s.get("networks").is_none(), "{s}");
+    let s = d.api("GET", "/v1.41/containers/old/stats?stream=0").json();
+    assert!(s["networks"]["eth0"].is_object() && s.get("network").is_none(), "{s}");
+
+    // Networks list: each network's containers before 1.28.
+    let list = d.api("GET", "/v1.27/networks").json();
+    let net = list.as_array().unwrap().iter().find(|n| n["Name"] == "oldnet").cloned().unwrap();
+    assert_eq!(net["Containers"].as_object().map(|c| c.len()), Some(1), "{net}");
+    let list = d.api("GET", "/v1.41/networks").json();
+    let net = list.as_array().unwrap().iter().find(|n| n["Name"] == "oldnet").cloned().unwrap();
+    assert!(net["Containers"].as_object().is_none_or(|c| c.is_empty()), "{net}");
+
+    // /info before 1.25.
+    let info = d.api("GET", "/v1.24/info").json();
+    assert_eq!(info["ExecutionDriver"], "<not supported>", "{info}");
+    assert!(info["SecurityOptions"].as_array().unwrap().iter().any(|o| o == "seccomp"), "{info}");
+    assert!(d.api("GET", "/v1.41/info").json().get("ExecutionDriver").is_none());
+
+    // The 1.23 `copy` route (removed in 1.24).
+    let r = d.api_body("POST", "/v1.23/containers/old/copy", Body::Fixed("application/json", br#"{"Resource":"/etc/hostname"}"#));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("content-type"), Some("application/x-tar"));
+    let mut ar = tar::Archive::new(&r.body[..]);
+    let names: Vec<String> = ar.entries().unwrap().map(|e| e.unwrap().path().unwrap().display().to_string()).collect();
+    assert_eq!(names, ["hostname"]);
+    let r = d.api_body("POST", "/v1.23/containers/old/copy", Body::Fixed("application/json", br#"{"Resource":""}"#));
+    assert_eq!((r.status, r.text()), (400, "Path cannot be empty\n".to_owned()));
+    let r = d.api_body("POST", "/v1.24/containers/old/copy", Body::Fixed("application/json", br#"{"Resource":"/etc/hostname"}"#));
+    assert_eq!(r.status, 404);
+
+    // A start body: refused from 1.24 on with dockerd's words.
+    let r = d.api_body("POST", "/v1.24/containers/old/start", Body::Fixed("application/json", br#"{"Privileged":true}"#));
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["message"], "starting container with non-empty request body was deprecated since API v1.22 and removed in v1.24");
+
+    // Kill of a stopped container: not an error before 1.20.
+    d.berth(&["stop", "-t", "0", "old"]).ok();
+    assert_eq!(d.api("POST", "/v1.19/containers/old/kill").status, 204);
+    assert_eq!(d.api("POST", "/v1.41/containers/old/kill").status, 409);
+
+    // Wait before 1.30 has no condition: `next-exit` of a stopped container answers at once.
+    let r = d.api("POST", "/v1.29/containers/old/wait?condition=next-exit");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["StatusCode"], 137, "{}", r.text());
+
+    // Create defaults of older clients.
+    let r = d.api_json("POST", "/v1.24/containers/create?name=old-rm", &json!({"Image": "busybox", "Cmd": ["true"], "HostConfig": {"AutoRemove": true}}));
+    assert_eq!(r.status, 201, "{}", r.text());
+    let hc = d.api("GET", "/v1.41/containers/old-rm/json").json()["HostConfig"].clone();
+    assert_eq!(hc["AutoRemove"], false, "1.24 clients remove their containers themselves: {hc}");
+    assert_eq!(hc["IpcMode"], "shareable", "{hc}");
+    let r = d.api_json("POST", "/v1.41/containers/create?name=new-ipc", &json!({"Image": "busybox", "Cmd": ["true"]}));
+    assert_eq!(r.status, 201);
+    assert_eq!(d.api("GET", "/containers/new-ipc/json").json()["HostConfig"]["IpcMode"], "private");
+
+    // Images: `filter=` is a reference filter before 1.41.
+    d.berth(&["tag", "busybox", "oldtag:1"]).ok();
+    let tags = |path: &str| -> Vec<String> {
+        d.api("GET", path).json().as_array().unwrap().iter()
+            .flat_map(|i| i["RepoTags"].as_array().cloned().unwrap_or_default())
+            .map(|t| t.as_str().unwrap().to_owned()).collect()
+    };
+    assert_eq!(tags("/v1.40/images/json?filter=oldtag"), ["oldtag:1"]);
+    assert!(tags("/v1.41/images/json?filter=oldtag").contains(&"busybox:latest".to_owned()));
+
+    d.berth(&["rm", "-f", "old", "old-rm", "new-ipc"]).ok();
+}

@@ -1,4 +1,5 @@
-//! The archive API (`docker cp`): `HEAD`, `GET` and `PUT /containers/{id}/archive`.
+//! The archive API (`docker cp`): `HEAD`, `GET` and `PUT /containers/{id}/archive`,
+//! and API 1.23's `POST /containers/{id}/copy`.
 
 use std::sync::Arc;
 
@@ -72,13 +73,40 @@ pub async fn head(d: &Arc<Daemon>, name: &str, q: &Query) -> Result {
 /// `GET /containers/{id}/archive?path=`: a tar of the path, its stat in a header.
 pub async fn get(d: &Arc<Daemon>, name: &str, q: &Query) -> Result {
     let path = path_param(q)?;
+    let (stat, mut resp) = tar_of(d, name, path, "archive-path").await?;
+    resp.headers_mut().insert(STAT_HEADER, HeaderValue::from_str(&stat).expect("base64 is a valid header"));
+    Ok(resp)
+}
+
+/// `POST /containers/{id}/copy` with `{"Resource": path}`: API 1.23 and older's `cp`
+/// (removed in 1.24): the same tar as `GET .../archive`, without the stat header.
+pub async fn copy(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> Result {
+    let raw = crate::http::body_bytes(req.into_body()).await?;
+    if raw.iter().all(u8::is_ascii_whitespace) {
+        return Err(Error::invalid("got EOF while reading request body"));
+    }
+    #[derive(serde::Deserialize)]
+    struct CopyConfig {
+        #[serde(rename = "Resource", default)]
+        resource: String,
+    }
+    let cfg: CopyConfig = serde_json::from_slice(&raw).map_err(|e| Error::invalid(format!("invalid JSON: {e}")))?;
+    if cfg.resource.is_empty() {
+        return Err(Error::invalid("Path cannot be empty"));
+    }
+    Ok(tar_of(d, name, cfg.resource, "copy").await?.1)
+}
+
+/// A response streaming a tar of `path` in the container, and the path's stat (for
+/// the header); emits the container event `action`.
+async fn tar_of(d: &Arc<Daemon>, name: &str, path: String, action: &str) -> Result<(String, crate::http::Resp)> {
     let c = d.containers.get(name)?;
     let rec = c.record();
     // The stat goes in the header, before the body: a task opens the view, sends the
     // stat back and keeps the view (and, for a stopped container, its lock) until
     // the archive is written.
     let (stat_tx, stat_rx) = tokio::sync::oneshot::channel::<Result<String>>();
-    let (tx, mut resp) = stream(200, Some("application/x-tar"));
+    let (tx, resp) = stream(200, Some("application/x-tar"));
     let (d2, n) = (d.clone(), name.to_owned());
     tokio::spawn(async move {
         let _guard = if running(&c) { None } else { Some(c.op.lock().await) };
@@ -113,11 +141,10 @@ pub async fn get(d: &Arc<Daemon>, name: &str, q: &Query) -> Result {
         .await;
     });
     let header = stat_rx.await.map_err(|_| Error::internal("archive task failed"))??;
-    resp.headers_mut().insert(STAT_HEADER, HeaderValue::from_str(&header).expect("base64 is a valid header"));
     let mut attrs = container::event_attrs(&rec);
     attrs.insert("name".into(), rec.name.trim_start_matches('/').to_owned());
-    d.events.emit(EventMessageTypeEnum::CONTAINER, "archive-path", &rec.id, attrs);
-    Ok(resp)
+    d.events.emit(EventMessageTypeEnum::CONTAINER, action, &rec.id, attrs);
+    Ok((header, resp))
 }
 
 /// `PUT /containers/{id}/archive?path=&noOverwriteDirNonDir=&copyUIDGID=`: extract

@@ -1,5 +1,6 @@
 //! `POST /build` (the classic builder, `version=1`) and `POST /build/prune`.
 
+use berth_api::version::ApiVersion;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -18,8 +19,9 @@ fn json_param<T: serde::de::DeserializeOwned + Default>(q: &Query, k: &str) -> R
     }
 }
 
-/// The build options from the query string.
-pub fn options(q: &Query) -> Result<BuildOptions> {
+/// The build options from the query string, as dockerd 20.10 reads them from a client
+/// of API `v`: `pull` from 1.16 on, `platform` from 1.32, `outputs` from 1.40.
+pub fn options(q: &Query, v: ApiVersion) -> Result<BuildOptions> {
     let tags: Vec<String> = q
         .all("t")
         .iter()
@@ -47,10 +49,11 @@ pub fn options(q: &Query) -> Result<BuildOptions> {
     if let Some(i) = q.get("isolation").filter(|i| !i.is_empty() && !i.eq_ignore_ascii_case("default")) {
         return Err(Error::invalid(format!("Unsupported isolation: {i:?}")));
     }
-    if !q.str("outputs").is_empty() && q.str("outputs") != "[]" && q.str("outputs") != "null" {
+    let outputs = if v.before(40) { "" } else { q.str("outputs") };
+    if !outputs.is_empty() && outputs != "[]" && outputs != "null" {
         return Err(Error::invalid("build outputs (--output) need BuildKit, which berthd does not have"));
     }
-    if let Some(p) = q.get("platform").filter(|p| !p.is_empty()) {
+    if let Some(p) = q.get("platform").filter(|p| !p.is_empty() && !v.before(32)) {
         berth_builder::plan::check_platform(p)?;
     }
     let build_args: HashMap<String, Option<String>> = json_param(q, "buildargs")?;
@@ -71,7 +74,7 @@ pub fn options(q: &Query) -> Result<BuildOptions> {
         force_rm: q.bool("forcerm"),
         network_mode: q.str("networkmode").to_owned(),
         cache_from,
-        pull: q.bool("pull"),
+        pull: !v.before(16) && q.bool("pull"),
         secrets: BTreeMap::new(),
     })
 }
@@ -155,8 +158,8 @@ struct BuildRequest {
     auths: HashMap<String, berth_distribution::Credentials>,
 }
 
-fn request_options(req: &Request<Incoming>, q: &Query) -> Result<BuildRequest> {
-    let mut opts = options(q)?;
+fn request_options(req: &Request<Incoming>, q: &Query, v: ApiVersion) -> Result<BuildRequest> {
+    let mut opts = options(q, v)?;
     let limits = limits(q)?;
     opts.secrets = secrets(req.headers().get(SECRETS_HEADER).map(|v| v.as_bytes()))?;
     let auths = berth_distribution::Credentials::from_registry_config(
@@ -177,8 +180,10 @@ fn request_options(req: &Request<Incoming>, q: &Query) -> Result<BuildRequest> {
 }
 
 /// `POST /build`: the body is the context tar; the answer a JSON-message stream.
-pub async fn build(d: &Arc<Daemon>, req: Request<Incoming>, q: &Query) -> Result {
-    let BuildRequest { opts, limits, remote, auths } = match request_options(&req, q) {
+/// `POST /build`. Clients before API 1.30 get no `aux` messages (the image ids),
+/// as from dockerd.
+pub async fn build(d: &Arc<Daemon>, req: Request<Incoming>, q: &Query, v: ApiVersion) -> Result {
+    let BuildRequest { opts, limits, remote, auths } = match request_options(&req, q, v) {
         Ok(v) => v,
         Err(e) => {
             // Read the context the client is still sending (as Go's server does), so
@@ -235,8 +240,10 @@ pub async fn build(d: &Arc<Daemon>, req: Request<Incoming>, q: &Query) -> Result
         };
         let mut buffered = String::new();
         let quiet = opts.quiet;
+        let want_aux = !v.before(30);
         let mut out = |m: Msg| match &m {
             Msg::Stream(s) if quiet => buffered.push_str(s),
+            Msg::Aux(_) if !want_aux => {}
             _ => send(&m),
         };
         let result = match crate::build::DaemonBackend::new(d, rt, gone, limits, auths) {

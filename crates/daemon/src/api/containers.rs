@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use berth_api::version::ApiVersion;
 use berth_api::models::{ContainerCreateBody, ContainerCreateResponse, ContainerWaitResponse};
 use berth_errdefs::Error;
 use berth_shim_proto::Request as ShimRequest;
@@ -29,8 +30,9 @@ pub fn list(d: &Arc<Daemon>, q: &Query) -> Result {
     Ok(json(200, &out))
 }
 
-pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>, q: &Query) -> Result {
-    let raw: serde_json::Value = body_json(req.into_body()).await?;
+pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>, q: &Query, v: ApiVersion) -> Result {
+    let mut raw: serde_json::Value = body_json(req.into_body()).await?;
+    legacy_create_body(&mut raw, v)?;
     let legacy = crate::container::verify::kernel_memory_warnings(&raw["HostConfig"]);
     // API 1.41's `MacAddress` sits in the container config; later APIs put it in the
     // endpoint settings, where berthd reads it.
@@ -51,12 +53,84 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>, q: &Query) -> Resul
             ep.mac_address = Some(mac);
         }
     }
-    let (id, mut warnings) = crate::container::create::create(d, q.get("name"), q.str("platform"), body).await?;
+    let platform = if v.before(41) { "" } else { q.str("platform") };
+    let (id, mut warnings) = crate::container::create::create(d, q.get("name"), platform, body).await?;
     warnings.splice(0..0, legacy);
     Ok(json(201, &ContainerCreateResponse { id, warnings }))
 }
 
-pub fn inspect(d: &Arc<Daemon>, id: &str, q: &Query) -> Result {
+/// The create body as dockerd 20.10 reads it from any client, then from older ones:
+/// - host settings at the top level (the pre-1.20 shape, `{"Image":..,"Memory":..}`)
+///   are the host config when there is no `HostConfig`, else fill its zero
+///   `Memory`, `MemorySwap`, `CpuShares`, `CpusetCpus`, `VolumeDriver`; a top-level
+///   `Cpuset` is `CpusetCpus` (runconfig's `ContainerConfigWrapper`);
+/// - before 1.19 `CpuShares` is clamped to 2..=262144; before 1.25 `AutoRemove` is off
+///   (those clients remove containers themselves); before 1.40 `KernelMemoryTCP` and
+///   `BindOptions.NonRecursive` are ignored and the default IPC mode is `shareable`.
+///   (Before 1.41 cgroup v1 hosts default to the host cgroup namespace: berthd's
+///   default there for every version.)
+fn legacy_create_body(raw: &mut serde_json::Value, v: ApiVersion) -> Result<()> {
+    use serde_json::Value;
+    let Some(obj) = raw.as_object() else { return Ok(()) };
+    // Every key but the container config's big ones (no host setting has their names).
+    const SKIP: [&str; 8] = ["HostConfig", "NetworkingConfig", "Cmd", "Entrypoint", "Env", "Labels", "Volumes", "Healthcheck"];
+    let top: serde_json::Map<String, Value> =
+        obj.iter().filter(|(k, _)| !SKIP.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect();
+    let top: berth_api::models::HostConfig = serde_json::from_value(Value::Object(top))
+        .map_err(|e| Error::invalid(format!("invalid JSON: {e}")))?;
+    let top = serde_json::to_value(top).unwrap_or_default();
+    let set = |v: &Value| !(v.is_null() || v == &Value::from(0) || v == &Value::from(""));
+    if top.as_object().is_some_and(|t| !t.is_empty()) {
+        if raw["HostConfig"].is_null() {
+            raw["HostConfig"] = top;
+        } else if raw["HostConfig"].is_object() {
+            for k in ["Memory", "MemorySwap", "CpuShares", "CpusetCpus", "VolumeDriver"] {
+                if set(&top[k]) && !set(&raw["HostConfig"][k]) {
+                    raw["HostConfig"][k] = top[k].clone();
+                }
+            }
+        }
+    }
+    if let Some(cpuset) = raw.get("Cpuset").filter(|c| set(c)).cloned() {
+        if raw["HostConfig"].is_null() {
+            raw["HostConfig"] = serde_json::json!({});
+        }
+        if raw["HostConfig"].is_object() && !set(&raw["HostConfig"]["CpusetCpus"]) {
+            raw["HostConfig"]["CpusetCpus"] = cpuset;
+        }
+    }
+    let Some(hc) = raw.get_mut("HostConfig").and_then(Value::as_object_mut) else { return Ok(()) };
+    if v.before(19) {
+        if let Some(shares) = hc.get("CpuShares").and_then(Value::as_i64).filter(|s| *s > 0) {
+            hc.insert("CpuShares".into(), shares.clamp(2, 262_144).into());
+        }
+    }
+    if v.before(25) {
+        hc.insert("AutoRemove".into(), false.into());
+    }
+    if v.before(40) {
+        hc.remove("KernelMemoryTCP");
+        if let Some(mounts) = hc.get_mut("Mounts").and_then(Value::as_array_mut) {
+            for m in mounts {
+                if let Some(bo) = m.get_mut("BindOptions").and_then(Value::as_object_mut) {
+                    bo.remove("NonRecursive");
+                }
+            }
+        }
+        if hc.get("IpcMode").and_then(Value::as_str).unwrap_or("").is_empty() {
+            hc.insert("IpcMode".into(), "shareable".into());
+        }
+    }
+    Ok(())
+}
+
+/// `GET /containers/{id}/json`, in API 1.20's shape for 1.20 clients (no
+/// `NetworkSettings.Networks`, `Config` with `MacAddress`, `NetworkDisabled`,
+/// `ExposedPorts` and `VolumeDriver` always present) and in 1.19's before that
+/// (`Volumes` and `VolumesRW` maps instead of `Mounts`; `Config` also with `Memory`,
+/// `MemorySwap`, `CpuShares` and `Cpuset` from the host config), as dockerd 20.10's
+/// `containerInspect120`/`containerInspectPre120`.
+pub fn inspect(d: &Arc<Daemon>, id: &str, q: &Query, api: ApiVersion) -> Result {
     let c = d.containers.get(id)?;
     let mut v = crate::container::inspect::inspect_json(d, &c);
     if q.bool("size") {
@@ -64,10 +138,76 @@ pub fn inspect(d: &Arc<Daemon>, id: &str, q: &Query) -> Result {
         v["SizeRw"] = rw.into();
         v["SizeRootFs"] = rootfs.into();
     }
+    if api.before(21) {
+        legacy_inspect(&mut v, api);
+    }
     Ok(json(200, &v))
 }
 
-pub async fn start(d: &Arc<Daemon>, id: &str) -> Result {
+fn legacy_inspect(v: &mut serde_json::Value, api: ApiVersion) {
+    use serde_json::Value;
+    if let Some(ns) = v["NetworkSettings"].as_object_mut() {
+        ns.remove("Networks");
+    }
+    let hc = v["HostConfig"].clone();
+    let or = |x: &Value, d: Value| if x.is_null() { d } else { x.clone() };
+    if let Some(cfg) = v["Config"].as_object_mut() {
+        let mac = or(&cfg.get("MacAddress").cloned().unwrap_or(Value::Null), "".into());
+        let disabled = or(&cfg.get("NetworkDisabled").cloned().unwrap_or(Value::Null), false.into());
+        cfg.insert("MacAddress".into(), mac);
+        cfg.insert("NetworkDisabled".into(), disabled);
+        cfg.entry("ExposedPorts").or_insert(Value::Null);
+        cfg.insert("VolumeDriver".into(), or(&hc["VolumeDriver"], "".into()));
+        if api.before(20) {
+            cfg.insert("Memory".into(), or(&hc["Memory"], 0.into()));
+            cfg.insert("MemorySwap".into(), or(&hc["MemorySwap"], 0.into()));
+            cfg.insert("CpuShares".into(), or(&hc["CpuShares"], 0.into()));
+            cfg.insert("Cpuset".into(), or(&hc["CpusetCpus"], "".into()));
+        }
+    }
+    if api.before(20) {
+        let mounts = v.as_object_mut().and_then(|o| o.remove("Mounts")).unwrap_or_default();
+        let (mut vols, mut rw) = (serde_json::Map::new(), serde_json::Map::new());
+        for m in mounts.as_array().into_iter().flatten() {
+            let Some(dest) = m["Destination"].as_str() else { continue };
+            vols.insert(dest.to_owned(), m["Source"].clone());
+            rw.insert(dest.to_owned(), m["RW"].clone());
+        }
+        v["Volumes"] = Value::Object(vols);
+        v["VolumesRW"] = Value::Object(rw);
+    }
+}
+
+/// `POST /containers/{id}/start`. A body (a host config) was deprecated in API 1.22
+/// and removed in 1.24: dockerd refuses a non-empty one from 1.24 on with the message
+/// below. Older clients' host configs are refused too (dockerd replaced the
+/// container's host config with it; berthd settles a container's mounts, network
+/// endpoints and devices at create and does not redo them at start) — an empty
+/// body or `{}`/`null` starts the container.
+pub async fn start(d: &Arc<Daemon>, id: &str, req: Request<Incoming>, v: ApiVersion) -> Result {
+    let chunked = req
+        .headers()
+        .get(http::header::TRANSFER_ENCODING)
+        .is_some_and(|t| t.as_bytes().eq_ignore_ascii_case(b"chunked"));
+    let length = req
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|l| l.to_str().ok()?.parse::<u64>().ok())
+        .unwrap_or(0);
+    // A non-nil JSON object is at least 7 bytes (dockerd's test).
+    if length > 7 || chunked {
+        if !v.before(24) {
+            return Err(Error::invalid(
+                "starting container with non-empty request body was deprecated since API v1.22 and removed in v1.24",
+            ));
+        }
+        let body: serde_json::Value = body_json(req.into_body()).await?;
+        if body.as_object().is_some_and(|o| o.values().any(|x| !x.is_null())) {
+            return Err(Error::invalid(format!(
+                "a host configuration given at start (API {v}) is not supported by berthd: give it to create (`HostConfig` in POST /containers/create)"
+            )));
+        }
+    }
     let c = d.containers.get(id)?;
     crate::container::start::start(d, &c).await?;
     Ok(empty(204))
@@ -85,10 +225,15 @@ pub async fn restart(d: &Arc<Daemon>, id: &str, q: &Query) -> Result {
     Ok(empty(204))
 }
 
-pub async fn kill(d: &Arc<Daemon>, id: &str, q: &Query) -> Result {
+/// `POST /containers/{id}/kill`. Before API 1.20 killing a container that is not
+/// running is not an error (dockerd keeps that for those clients).
+pub async fn kill(d: &Arc<Daemon>, id: &str, q: &Query, v: ApiVersion) -> Result {
     let c = d.containers.get(id)?;
     let sig = lifecycle::parse_signal(q.str("signal"))?;
-    lifecycle::kill(d, &c, sig).await?;
+    match lifecycle::kill(d, &c, sig).await {
+        Err(e) if v.before(20) && e.kind() == berth_errdefs::Kind::Conflict => return Ok(empty(204)),
+        r => r?,
+    }
     // As dockerd: a SIGKILL is answered once the container is dead, so an inspect or
     // a plain rm right after sees it stopped.
     if sig == libc::SIGKILL {
@@ -97,10 +242,15 @@ pub async fn kill(d: &Arc<Daemon>, id: &str, q: &Query) -> Result {
     Ok(empty(204))
 }
 
-/// `POST /containers/{id}/update`.
-pub async fn update(d: &Arc<Daemon>, id: &str, req: Request<Incoming>) -> Result {
+/// `POST /containers/{id}/update` (`PidsLimit` from API 1.40 on, as dockerd).
+pub async fn update(d: &Arc<Daemon>, id: &str, req: Request<Incoming>, v: ApiVersion) -> Result {
     // the body first: answering 404 while the client still sends it breaks its pipe
-    let body: serde_json::Value = crate::http::body_json(req.into_body()).await?;
+    let mut body: serde_json::Value = crate::http::body_json(req.into_body()).await?;
+    if v.before(40) {
+        if let Some(o) = body.as_object_mut() {
+            o.remove("PidsLimit");
+        }
+    }
     let c = d.containers.get(id)?;
     let warnings = crate::container::update::update(d, &c, body).await?;
     Ok(json(200, &serde_json::json!({ "Warnings": warnings })))
@@ -158,8 +308,14 @@ fn remove_link(d: &Arc<Daemon>, name: &str) -> Result<()> {
 }
 
 /// `POST /containers/{id}/wait`: headers at once, the body when the condition holds.
-pub fn wait(d: &Arc<Daemon>, id: &str, q: &Query) -> Result {
+/// Before API 1.30 (dockerd's legacy behaviour) there is no `condition` (the container
+/// not running) and the whole answer comes when it holds.
+pub async fn wait(d: &Arc<Daemon>, id: &str, q: &Query, v: ApiVersion) -> Result {
     let c = d.containers.get(id)?;
+    if v.before(30) {
+        let code = lifecycle::wait(&c, WaitCondition::parse("")?).await;
+        return Ok(json(200, &ContainerWaitResponse { status_code: code, error: None }));
+    }
     let cond = WaitCondition::parse(q.str("condition"))?;
     let (tx, resp) = stream(200, Some("application/json"));
     tokio::spawn(async move {
@@ -453,11 +609,14 @@ const PRIME: std::time::Duration = std::time::Duration::from_millis(250);
 /// `GET /containers/{id}/stats`: one sample (`stream=0`: primed by a first one
 /// [`PRIME`] earlier, so that `precpu_stats` give a CPU rate, unless `one-shot`) or one
 /// per second until the client goes away or the container stops.
-pub fn stats(d: &Arc<Daemon>, id: &str, q: &Query) -> Result {
+/// Before API 1.21 a sample has one `network` (the sum over the interfaces) instead
+/// of `networks`; `one-shot` is read from 1.41 on (dockerd 20.10).
+pub fn stats(d: &Arc<Daemon>, id: &str, q: &Query, v: ApiVersion) -> Result {
     use crate::container::stats::sample;
     let c = d.containers.get(id)?;
     let streaming = q.bool_or("stream", true);
-    let one_shot = q.bool("one-shot");
+    let one_shot = !v.before(41) && q.bool("one-shot");
+    let legacy_network = v.before(21);
     let (tx, mut resp) = stream(200, Some("application/json"));
     if streaming {
         resp.headers_mut().remove(http::header::CONTENT_TYPE);
@@ -474,6 +633,7 @@ pub fn stats(d: &Arc<Daemon>, id: &str, q: &Query) -> Result {
             };
             let first = prev.is_none();
             prev = Some(s.clone());
+            let s = if legacy_network { network_pre121(s) } else { s };
             if (streaming || !first || one_shot || !r.state.status.is_live())
                 && (tx.send(json_line(&s, false)).await.is_err() || !streaming || !r.state.status.is_live()) {
                     return;
@@ -489,4 +649,96 @@ pub fn stats(d: &Arc<Daemon>, id: &str, q: &Query) -> Result {
         }
     });
     Ok(resp)
+}
+
+/// A stats sample as API 1.20 clients read it: `networks` summed into one `network`.
+fn network_pre121(mut s: serde_json::Value) -> serde_json::Value {
+    let Some(o) = s.as_object_mut() else { return s };
+    let Some(nets) = o.remove("networks") else { return s };
+    let mut sum = serde_json::Map::new();
+    for k in ["rx_bytes", "rx_packets", "rx_errors", "rx_dropped", "tx_bytes", "tx_packets", "tx_errors", "tx_dropped"] {
+        let total: u64 = nets.as_object().into_iter().flatten().filter_map(|(_, n)| n[k].as_u64()).sum();
+        sum.insert(k.into(), total.into());
+    }
+    o.insert("network".into(), serde_json::Value::Object(sum));
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn top_level_host_settings_are_the_host_config() {
+        let mut b = json!({"Image": "busybox", "Memory": 33554432, "CpuShares": 512, "Binds": ["/a:/b"], "Cpuset": "0"});
+        legacy_create_body(&mut b, ApiVersion(1, 19)).unwrap();
+        assert_eq!(b["HostConfig"]["Memory"], 33554432);
+        assert_eq!(b["HostConfig"]["Binds"], json!(["/a:/b"]));
+        assert_eq!(b["HostConfig"]["CpusetCpus"], "0");
+        // ... and fill only the zero fields of a HostConfig that is there.
+        let mut b = json!({"Image": "busybox", "Memory": 1, "CpuShares": 512, "Binds": ["/a:/b"], "HostConfig": {"Memory": 2}});
+        legacy_create_body(&mut b, ApiVersion::NEWEST).unwrap();
+        assert_eq!(b["HostConfig"]["Memory"], 2);
+        assert_eq!(b["HostConfig"]["CpuShares"], 512);
+        assert!(b["HostConfig"]["Binds"].is_null());
+        // A body of the current shape is left alone.
+        let mut b = json!({"Image": "busybox", "Cmd": ["true"], "HostConfig": {"AutoRemove": true}});
+        let before = b.clone();
+        legacy_create_body(&mut b, ApiVersion::NEWEST).unwrap();
+        assert_eq!(b, before);
+    }
+
+    #[test]
+    fn older_clients_get_older_create_defaults() {
+        let body = json!({"Image": "busybox", "HostConfig": {"AutoRemove": true, "CpuShares": 1, "KernelMemoryTCP": 5,
+            "Mounts": [{"Type": "bind", "Source": "/a", "Target": "/b", "BindOptions": {"NonRecursive": true}}]}});
+        let mut b = body.clone();
+        legacy_create_body(&mut b, ApiVersion(1, 18)).unwrap();
+        let hc = &b["HostConfig"];
+        assert_eq!(hc["CpuShares"], 2);
+        assert_eq!(hc["AutoRemove"], false);
+        assert!(hc["KernelMemoryTCP"].is_null());
+        assert!(hc["Mounts"][0]["BindOptions"]["NonRecursive"].is_null());
+        assert_eq!(hc["IpcMode"], "shareable");
+        let mut b = body.clone();
+        legacy_create_body(&mut b, ApiVersion(1, 40)).unwrap();
+        assert_eq!(b, body);
+    }
+
+    #[test]
+    fn old_inspect_shapes() {
+        let current = json!({
+            "Id": "x",
+            "Config": {"Image": "busybox"},
+            "HostConfig": {"Memory": 5, "CpuShares": 7, "CpusetCpus": "0", "VolumeDriver": "", "MemorySwap": 10},
+            "Mounts": [{"Type": "volume", "Source": "/v/_data", "Destination": "/data", "RW": true}],
+            "NetworkSettings": {"IPAddress": "", "Networks": {"bridge": {}}}
+        });
+        let mut v = current.clone();
+        legacy_inspect(&mut v, ApiVersion(1, 20));
+        assert!(v["NetworkSettings"].get("Networks").is_none());
+        assert_eq!(v["Mounts"], current["Mounts"]);
+        assert_eq!(v["Config"]["VolumeDriver"], "");
+        assert_eq!(v["Config"]["NetworkDisabled"], false);
+        assert!(v["Config"].get("Memory").is_none());
+        let mut v = current.clone();
+        legacy_inspect(&mut v, ApiVersion(1, 19));
+        assert!(v.get("Mounts").is_none());
+        assert_eq!(v["Volumes"], json!({"/data": "/v/_data"}));
+        assert_eq!(v["VolumesRW"], json!({"/data": true}));
+        assert_eq!(v["Config"]["Memory"], 5);
+        assert_eq!(v["Config"]["CpuShares"], 7);
+        assert_eq!(v["Config"]["Cpuset"], "0");
+    }
+
+    #[test]
+    fn stats_before_1_21_sum_the_networks() {
+        let s = json!({"read": "t", "networks": {"eth0": {"rx_bytes": 10, "tx_bytes": 1}, "eth1": {"rx_bytes": 5, "tx_bytes": 2}}});
+        let old = network_pre121(s);
+        assert!(old.get("networks").is_none());
+        assert_eq!(old["network"]["rx_bytes"], 15);
+        assert_eq!(old["network"]["tx_bytes"], 3);
+        assert_eq!(old["network"]["rx_dropped"], 0);
+    }
 }

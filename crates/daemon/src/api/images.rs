@@ -1,5 +1,6 @@
 //! Image endpoints.
 
+use berth_api::version::ApiVersion;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -50,8 +51,15 @@ pub fn summary(d: &Daemon, rec: &ImageRecord, ix: &ListingIndex) -> BResult<Imag
     })
 }
 
-pub async fn list(d: &Arc<Daemon>, q: &Query) -> Result {
-    let f = q.filters()?;
+/// `GET /images/json`. Before API 1.41 a `filter=` parameter is one more `reference`
+/// filter (dockerd 20.10 still reads it from those clients).
+pub async fn list(d: &Arc<Daemon>, q: Query, v: ApiVersion) -> Result {
+    let mut f = q.filters()?;
+    if v.before(41) {
+        if let Some(r) = q.get("filter").filter(|r| !r.is_empty()) {
+            f.add("reference", r);
+        }
+    }
     let all = q.bool("all");
     let d = d.clone();
     let rows = crate::http::blocking(move || summaries(&d, all, &f)).await?;
@@ -274,9 +282,10 @@ pub async fn prune(d: &Arc<Daemon>, q: &Query) -> Result {
 }
 
 /// `POST /images/create`: `fromSrc` imports a rootfs tar; `fromImage` pulls.
-pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>, q: &Query) -> Result {
+/// `platform` is read from API 1.32 on (as dockerd: older clients' is ignored).
+pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>, q: &Query, v: ApiVersion) -> Result {
     if q.get("fromImage").is_some() {
-        return super::transfer::pull(d, req, q).await;
+        return super::transfer::pull(d, req, q, v).await;
     }
     let src = q.str("fromSrc");
     if src != "-" {

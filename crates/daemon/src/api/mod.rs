@@ -15,6 +15,7 @@ mod transfer;
 
 use std::sync::Arc;
 
+use berth_api::version::ApiVersion;
 use berth_errdefs::Error;
 use http::{Method, Request};
 use hyper::body::Incoming;
@@ -36,7 +37,7 @@ pub async fn route(d: Arc<Daemon>, req: Request<Incoming>) -> Resp {
     let q = Query::parse(req.uri().query());
     let method = req.method().clone();
     tracing::debug!(%method, path = %rest, "request");
-    let r = dispatch(&d, req, &method, &rest, q).await;
+    let r = dispatch(&d, req, &method, &rest, q, ApiVersion::of(version)).await;
     match r {
         Ok(resp) => resp,
         Err(e) => {
@@ -48,7 +49,9 @@ pub async fn route(d: Arc<Daemon>, req: Request<Incoming>) -> Resp {
     }
 }
 
-async fn dispatch(d: &Arc<Daemon>, req: Request<Incoming>, method: &Method, path: &str, q: Query) -> Result {
+/// `v`: the request's API version, for the routes where dockerd 20.10 answers older
+/// clients in older shapes.
+async fn dispatch(d: &Arc<Daemon>, req: Request<Incoming>, method: &Method, path: &str, q: Query, v: ApiVersion) -> Result {
     let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match (method, segs.as_slice()) {
         (&Method::GET | &Method::HEAD, ["_ping"]) => Ok(system::ping(method)),
@@ -58,22 +61,22 @@ async fn dispatch(d: &Arc<Daemon>, req: Request<Incoming>, method: &Method, path
             berth_errdefs::Kind::NotImplemented,
             "build sessions are BuildKit's: berthd has the classic builder only (build without BuildKit, e.g. DOCKER_BUILDKIT=0)",
         )),
-        (&Method::GET, ["info"]) => off(d, |d| Ok(system::info(d))).await,
+        (&Method::GET, ["info"]) => off(d, move |d| Ok(system::info(d, v))).await,
         (&Method::GET, ["events"]) => system::events(d, &q),
         (&Method::GET, ["system", "df"]) => off(d, system::df).await,
 
         (&Method::GET, ["containers", "json"]) => off(d, move |d| containers::list(d, &q)).await,
-        (&Method::POST, ["containers", "create"]) => containers::create(d, req, &q).await,
+        (&Method::POST, ["containers", "create"]) => containers::create(d, req, &q, v).await,
         (&Method::POST, ["containers", "prune"]) => containers::prune(d, &q).await,
         (&Method::GET, ["containers", id, "json"]) => {
             let id = id.to_string();
-            off(d, move |d| containers::inspect(d, &id, &q)).await
+            off(d, move |d| containers::inspect(d, &id, &q, v)).await
         }
-        (&Method::POST, ["containers", id, "start"]) => containers::start(d, id).await,
+        (&Method::POST, ["containers", id, "start"]) => containers::start(d, id, req, v).await,
         (&Method::POST, ["containers", id, "stop"]) => containers::stop(d, id, &q).await,
         (&Method::POST, ["containers", id, "restart"]) => containers::restart(d, id, &q).await,
-        (&Method::POST, ["containers", id, "kill"]) => containers::kill(d, id, &q).await,
-        (&Method::POST, ["containers", id, "wait"]) => containers::wait(d, id, &q),
+        (&Method::POST, ["containers", id, "kill"]) => containers::kill(d, id, &q, v).await,
+        (&Method::POST, ["containers", id, "wait"]) => containers::wait(d, id, &q, v).await,
         (&Method::POST, ["containers", id, "attach"]) => containers::attach(d, id, req, &q),
         (&Method::POST, ["containers", id, "resize"]) => containers::resize(d, id, &q).await,
         (&Method::POST, ["containers", id, "pause"]) => containers::pause(d, id, true).await,
@@ -84,7 +87,7 @@ async fn dispatch(d: &Arc<Daemon>, req: Request<Incoming>, method: &Method, path
         }
         (&Method::GET, ["containers", id, "logs"]) => containers::logs(d, id, &q),
         (&Method::GET, ["containers", id, "top"]) => containers::top(d, id, &q).await,
-        (&Method::GET, ["containers", id, "stats"]) => containers::stats(d, id, &q),
+        (&Method::GET, ["containers", id, "stats"]) => containers::stats(d, id, &q, v),
         (&Method::POST, ["containers", id, "exec"]) => exec::create(d, id, req).await,
         (&Method::DELETE, ["containers", id]) => containers::remove(d, id, &q).await,
         // A legacy link's name is `/parent/alias`.
@@ -99,7 +102,7 @@ async fn dispatch(d: &Arc<Daemon>, req: Request<Incoming>, method: &Method, path
             off(d, move |d| exec::inspect(d, &id)).await
         }
 
-        (&Method::GET, ["images", "json"]) => images::list(d, &q).await,
+        (&Method::GET, ["images", "json"]) => images::list(d, q, v).await,
         (&Method::GET, ["images", "get"]) => transfer::save(d, q.all("names")),
         (&Method::POST, ["images", "load"]) => transfer::load(d, req, &q).await,
         (&Method::GET, ["images", .., "get"]) => transfer::save(d, &[strip_suffix(path, "/images/", "/get").to_owned()]),
@@ -108,11 +111,13 @@ async fn dispatch(d: &Arc<Daemon>, req: Request<Incoming>, method: &Method, path
         (&Method::POST, ["commit"]) => commit::commit(d, req.into_body(), &q).await,
         (&Method::GET, ["containers", id, "changes"]) => commit::changes(d, id).await,
         (&Method::GET, ["containers", id, "export"]) => commit::export(d, id).await,
-        (&Method::POST, ["containers", id, "update"]) => containers::update(d, id, req).await,
+        (&Method::POST, ["containers", id, "update"]) => containers::update(d, id, req, v).await,
         (&Method::HEAD, ["containers", id, "archive"]) => archive::head(d, id, &q).await,
         (&Method::GET, ["containers", id, "archive"]) => archive::get(d, id, &q).await,
+        // Removed in API 1.24 (dockerd answers a bare 404 from then on).
+        (&Method::POST, ["containers", id, "copy"]) if v.before(24) => archive::copy(d, id, req).await,
         (&Method::PUT, ["containers", id, "archive"]) => archive::put(d, id, req, &q).await,
-        (&Method::POST, ["images", "create"]) => images::create(d, req, &q).await,
+        (&Method::POST, ["images", "create"]) => images::create(d, req, &q, v).await,
         (&Method::POST, ["images", "prune"]) => images::prune(d, &q).await,
         (&Method::DELETE, ["images", ..]) => images::remove(d, &path["/images/".len()..], &q).await,
         (&Method::GET, ["images", .., "json"]) => {
@@ -128,7 +133,7 @@ async fn dispatch(d: &Arc<Daemon>, req: Request<Incoming>, method: &Method, path
             off(d, move |d| images::tag(d, &name, &q)).await
         }
 
-        (&Method::GET, ["networks"]) => off(d, move |d| networks::list(d, &q)).await,
+        (&Method::GET, ["networks"]) => off(d, move |d| networks::list(d, &q, v)).await,
         (&Method::POST, ["networks", "create"]) => networks::create(d, req).await,
         (&Method::POST, ["networks", "prune"]) => networks::prune(d, &q).await,
         (&Method::GET, ["networks", id]) => {
@@ -148,7 +153,7 @@ async fn dispatch(d: &Arc<Daemon>, req: Request<Incoming>, method: &Method, path
         }
         (&Method::DELETE, ["volumes", name]) => volumes::remove(d, name, &q).await,
 
-        (&Method::POST, ["build"]) => build::build(d, req, &q).await,
+        (&Method::POST, ["build"]) => build::build(d, req, &q, v).await,
         (&Method::POST, ["build", "prune"]) => build::prune(d, &q).await,
         _ => Err(Error::not_found(format!("page not found: {method} {path}"))),
     }

@@ -87,8 +87,9 @@ fn matches(n: &Network, f: &berth_api::query::Filters) -> bool {
         && f.match_labels_not(label)
 }
 
-/// `GET /networks`.
-pub fn list(d: &Arc<Daemon>, q: &Query) -> Result {
+/// `GET /networks`. Clients before API 1.28 get each network's containers too
+/// (dockerd's `Detailed` listing); later ones get them from inspect only.
+pub fn list(d: &Arc<Daemon>, q: &Query, v: berth_api::version::ApiVersion) -> Result {
     let f = q.filters()?;
     f.validate(&["driver", "id", "label", "label!", "name", "scope", "type", "dangling"])?;
     f.validate_values("type", &["custom", "builtin"])?;
@@ -101,7 +102,7 @@ pub fn list(d: &Arc<Daemon>, q: &Query) -> Result {
         .iter()
         .filter(|n| matches(n, &f))
         .filter(|n| dangling.is_none_or(|want| want == (!n.predefined && !used.contains(&n.id))))
-        .map(|n| network_json(d, n, false))
+        .map(|n| network_json(d, n, v.before(28)))
         .collect();
     Ok(json(200, &out))
 }

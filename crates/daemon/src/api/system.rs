@@ -84,7 +84,9 @@ fn mem_total() -> i64 {
         .unwrap_or(0)
 }
 
-pub fn info(d: &Arc<Daemon>) -> Resp {
+/// `GET /info`. Clients before API 1.25 get dockerd's old shape: `ExecutionDriver`
+/// and `SecurityOptions` as bare names (`seccomp`, not `name=seccomp,profile=...`).
+pub fn info(d: &Arc<Daemon>, v: berth_api::version::ApiVersion) -> Resp {
     let all = d.containers.all();
     let count = |f: &dyn Fn(crate::container::Status) -> bool| all.iter().filter(|c| f(c.status())).count() as i64;
     use crate::container::Status;
@@ -166,7 +168,25 @@ pub fn info(d: &Arc<Daemon>) -> Resp {
         }),
         ..Default::default()
     };
+    if v.before(25) {
+        let mut old = serde_json::to_value(&info).unwrap_or_default();
+        old["ExecutionDriver"] = "<not supported>".into();
+        let names: Vec<String> = info
+            .security_options
+            .iter()
+            .flatten()
+            .map(|o| security_option_name(o).to_owned())
+            .collect();
+        old["SecurityOptions"] = names.into();
+        return json(200, &old);
+    }
     json(200, &info)
+}
+
+/// The name in a `name=seccomp,profile=builtin` security option (dockerd's
+/// `DecodeSecurityOptions`).
+fn security_option_name(o: &str) -> &str {
+    o.split(',').find_map(|kv| kv.strip_prefix("name=")).unwrap_or(o)
 }
 
 /// `RegistryConfig` as dockerd reports it: loopback and CIDR insecure registries,

@@ -50,8 +50,8 @@ fn event(d: &Daemon, action: &str, id: &str, name: Option<String>) {
         .emit(EventMessageTypeEnum::IMAGE, action, id, attrs);
 }
 
-/// `POST /images/create?fromImage=&tag=[&platform=]`.
-pub async fn pull(d: &Arc<Daemon>, req: Request<Incoming>, q: &Query) -> Result {
+/// `POST /images/create?fromImage=&tag=[&platform=]` (`platform` from API 1.32 on).
+pub async fn pull(d: &Arc<Daemon>, req: Request<Incoming>, q: &Query, v: berth_api::version::ApiVersion) -> Result {
     let creds = registry_auth(&req)?;
     let mut r = Reference::parse(q.str("fromImage"))?;
     let tag = q.str("tag");
@@ -66,7 +66,8 @@ pub async fn pull(d: &Arc<Daemon>, req: Request<Incoming>, q: &Query) -> Result 
     if r.tag.is_none() && r.digest.is_none() {
         r.tag = Some("latest".into());
     }
-    let plan = d.resolve_pull(r.clone(), creds, q.str("platform")).await?;
+    let platform = if v.before(32) { "" } else { q.str("platform") };
+    let plan = d.resolve_pull(r.clone(), creds, platform).await?;
     let id = plan.image_id().to_string();
     let (tx, resp) = message_stream();
     let d = d.clone();
