@@ -16,6 +16,7 @@
 
 use std::collections::HashMap;
 use std::fs;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -92,6 +93,7 @@ fn wants_ro_cgroups(spec: &Value) -> bool {
 pub fn prepare_bundle(bundle: &Path, state_dir: &Path, cache: &Path) -> Result<Prepared> {
     let raw = fs::read(bundle.join("config.json")).context("read config.json")?;
     let mut spec: Value = serde_json::from_slice(&raw).context("parse config.json")?;
+    clear_dev_links(&spec)?;
     let filter = seccomp::take_profile(&mut spec, cache)?;
     let oom_control = oom_control(&spec);
     let oom_events = oom_events(&spec);
@@ -106,6 +108,87 @@ pub fn prepare_bundle(bundle: &Path, state_dir: &Path, cache: &Path) -> Result<P
     fs::create_dir_all(&dir)?;
     fs::write(dir.join("config.json"), serde_json::to_vec(&spec)?)?;
     Ok(Prepared { bundle: dir, filter, ro_cgroups, oom_control, oom_events })
+}
+
+/// The symlinks and device nodes libcontainer makes in every container's /dev (and
+/// fails on if they exist); the spec's own devices come on top.
+const DEV_ENTRIES: [&str; 11] = ["fd", "stdin", "stdout", "stderr", "kcore", "null", "zero", "full", "tty", "random", "urandom"];
+
+/// A volume or bind mount at `/dev` keeps what the last container's runtime made in
+/// it, and libcontainer fails on what exists ("failed to symlink defaults", "failed
+/// to mknod device": EEXIST) where runc keeps it, so a `/dev` volume could be used
+/// once. Before each start, the default links and the spec's device nodes that are
+/// in the way are removed — only symlinks and device nodes, through descriptors of
+/// the mount's source directory that never follow a link — and the runtime makes
+/// them afresh (a link left there by a container is never followed: removing it is
+/// what keeps it from redirecting the runtime).
+fn clear_dev_links(spec: &Value) -> Result<()> {
+    let Some(src) = spec["mounts"].as_array().into_iter().flatten().find_map(|m| {
+        let bind = m["type"] == "bind" || m["options"].as_array().is_some_and(|o| o.iter().any(|o| o == "bind" || o == "rbind"));
+        (bind && m["destination"].as_str().map(|d| d.trim_end_matches('/')) == Some("/dev")).then(|| m["source"].as_str()).flatten()
+    }) else {
+        return Ok(());
+    };
+    let devices = spec["linux"]["devices"].as_array().into_iter().flatten().filter_map(|d| d["path"].as_str());
+    let names: Vec<String> = DEV_ENTRIES
+        .iter()
+        .map(|n| n.to_string())
+        .chain(devices.filter_map(|p| p.strip_prefix("/dev/")).map(str::to_owned))
+        .collect();
+    let root = open_dir_nofollow(None, src).with_context(|| format!("open the /dev mount's source {src}"))?;
+    for name in &names {
+        let (parent, leaf) = match name.rsplit_once('/') {
+            Some((dir, leaf)) => {
+                // A nested device (`net/tun`): walk to its directory without following links.
+                let mut fd = None;
+                let mut ok = true;
+                for comp in dir.split('/').filter(|c| !c.is_empty() && *c != "." && *c != "..") {
+                    let at = fd.as_ref().unwrap_or(&root);
+                    match open_dir_nofollow(Some(at), comp) {
+                        Ok(f) => fd = Some(f),
+                        Err(_) => {
+                            ok = false;
+                            break;
+                        }
+                    }
+                }
+                if !ok {
+                    continue;
+                }
+                (fd, leaf)
+            }
+            None => (None, name.as_str()),
+        };
+        let dir = parent.as_ref().unwrap_or(&root);
+        if in_the_way(dir, leaf) {
+            nix::unistd::unlinkat(Some(dir.as_raw_fd()), leaf, nix::unistd::UnlinkatFlags::NoRemoveDir)
+                .with_context(|| format!("remove {src}/{name}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Open the directory `name` (in `at`, or a path) without following a symlink.
+fn open_dir_nofollow(at: Option<&fs::File>, name: &str) -> std::io::Result<fs::File> {
+    use std::os::fd::FromRawFd;
+    let c = std::ffi::CString::new(name).map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    let dirfd = at.map_or(libc::AT_FDCWD, |f| f.as_raw_fd());
+    // SAFETY: a valid directory fd (or AT_FDCWD) and a NUL-terminated name.
+    let fd = unsafe { libc::openat(dirfd, c.as_ptr(), libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_RDONLY) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just opened and is owned by nothing else.
+    Ok(unsafe { fs::File::from_raw_fd(fd) })
+}
+
+/// Is `name` in `dir` a symlink or a device node (what the runtime makes itself)?
+fn in_the_way(dir: &fs::File, name: &str) -> bool {
+    use nix::sys::stat::{fstatat, SFlag};
+    fstatat(Some(dir.as_raw_fd()), name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW).is_ok_and(|st| {
+        let kind = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
+        kind == SFlag::S_IFLNK || kind == SFlag::S_IFCHR || kind == SFlag::S_IFBLK
+    })
 }
 
 /// Mount points at or below `root` in a `/proc/self/mountinfo` text.

@@ -1,6 +1,7 @@
 //! berth-shim: owns one container (see README.md).
 
 mod confine;
+mod errlog;
 mod exec;
 mod io;
 mod launch;
@@ -76,6 +77,8 @@ fn main() {
             .with_writer(std::io::stderr)
             .with_ansi(false)
             .init();
+    } else {
+        errlog::install();
     }
     let mut args = std::env::args().skip(1);
     let code = match args.next().as_deref() {

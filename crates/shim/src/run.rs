@@ -129,12 +129,19 @@ fn clear_stale(runtime_root: &Path, id: &str) {
 
 /// Turn a libcontainer creation error into Docker's wording, which the docker CLI
 /// maps to exit codes 126/127.
+/// Only the failures of the exec itself are mapped (libcontainer's executable check,
+/// or the launcher's `exec ARGV0: ...`): a "No such file" from setting the container up
+/// (a device, a mount) is reported as it is, not as a missing executable.
 fn docker_error(e: &str, argv0: &str) -> String {
-    if e.contains("not found in $PATH") || e.contains("No such file") {
+    let exec_failed = e.starts_with("exec ");
+    if e.contains("not found in $PATH") || (exec_failed && e.contains("No such file")) {
         format!(
             "failed to create task for container: failed to create shim task: OCI runtime create failed: exec: \"{argv0}\": executable file not found in $PATH: unknown"
         )
-    } else if e.contains("permission") || e.contains("does not have the correct permission") {
+    } else if e.contains("does not have correct permissions")
+        || e.contains("does not have the correct permission")
+        || (exec_failed && e.contains("permission denied"))
+    {
         format!(
             "failed to create task for container: failed to create shim task: OCI runtime create failed: exec: \"{argv0}\": permission denied: unknown"
         )
@@ -200,12 +207,14 @@ fn create(a: &RunArgs) -> Result<Created> {
         None => libcontainer::workload::default::get_executor(),
     };
     b = b.with_executor(Confined::new(inner, filter.clone(), ro_cgroups));
+    crate::errlog::clear();
     let container = b
         .validate_id()?
         .as_init(&bundle)
         .with_systemd(false)
         .with_detach(true)
-        .build().map_err(|e| anyhow::anyhow!(docker_error(&e.to_string(), &argv0(&a.bundle))))?;
+        .build()
+        .map_err(|e| anyhow::anyhow!(docker_error(&crate::errlog::with_cause(&e.to_string()), &argv0(&a.bundle))))?;
     if let Some(p) = &oom_control {
         crate::confine::disable_oom_killer(p)?;
     }
@@ -524,4 +533,24 @@ fn write_exit_file(dir: &Path, st: &ExitStatus) -> Result<()> {
     f.write_all(&serde_json::to_vec(st)?)?;
     fs::rename(&tmp, dir.join(proto::EXIT_FILE))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::docker_error;
+
+    #[test]
+    fn only_exec_failures_read_as_missing_or_unrunnable_executables() {
+        let e = docker_error("exec process failed with error error in executing process : executable 'x' not found in $PATH", "x");
+        assert!(e.contains("exec: \"x\": executable file not found in $PATH"), "{e}");
+        let e = docker_error("exec /bin/x: No such file or directory (os error 2)", "/bin/x");
+        assert!(e.contains("executable file not found"), "{e}");
+        let e = docker_error("exec /etc/passwd: permission denied (os error 13)", "/etc/passwd");
+        assert!(e.contains("exec: \"/etc/passwd\": permission denied"), "{e}");
+        // Setting the container up failed: said as it is.
+        let setup = "failed to set masked paths err=NixOther(ENOENT): No such file or directory";
+        assert!(docker_error(setup, "sh").contains(setup));
+        let setup = "failed to prepare rootfs: mount /x: Permission denied";
+        assert!(!docker_error(setup, "sh").contains("exec: \"sh\""));
+    }
 }

@@ -282,3 +282,157 @@ fn cve_2024_21626_no_host_descriptor_leaks_into_the_container() {
     assert!(!all.contains(host_marker) && !all.contains("metadata.redb"), "build step saw the host:\n{all}");
     d.berth(&["rm", "-f", &c]).ok();
 }
+
+/// Import the busybox rootfs as `name`, with the paths in `replace` (e.g. `proc`)
+/// left out and symlinks `(path, target)` in their place.
+fn crafted_image(d: &Daemon, name: &str, links: &[(&str, &str)]) {
+    let mut src = tar::Archive::new(std::fs::File::open(berth_e2e::busybox_rootfs()).unwrap());
+    let mut out = tar::Builder::new(Vec::new());
+    for e in src.entries().unwrap() {
+        let mut e = e.unwrap();
+        let path = e.path().unwrap().display().to_string();
+        let rel = path.trim_start_matches("./").trim_end_matches('/').to_owned();
+        if links.iter().any(|(p, _)| rel == *p || rel.starts_with(&format!("{p}/"))) {
+            continue;
+        }
+        let h = e.header().clone();
+        out.append(&h, &mut e).unwrap();
+    }
+    for (p, target) in links {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_size(0);
+        h.set_mode(0o777);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        out.append_link(&mut h, p, target).unwrap();
+    }
+    let tar = out.into_inner().unwrap();
+    let path = berth_e2e::unique_tmp_dir("berth-crafted").join("rootfs.tar");
+    std::fs::write(&path, tar).unwrap();
+    d.berth(&["import", path.to_str().unwrap(), name]).ok();
+}
+
+/// The mounts of a container, from the inside: `(mount point, root within its
+/// filesystem)` for each line of /proc/self/mountinfo.
+const MOUNTS: &str = "awk '{print $5, $4}' /proc/self/mountinfo";
+
+/// runc's 2025 advisories (CVE-2025-31133, -52565, -52881): an image whose `/proc`,
+/// `/sys`, `/dev/null` or `/dev/console` is a symlink — to a host path, or to a
+/// `/proc` file that masking would then expose writable — must not make the runtime
+/// mount through the link or mask with anything but the real `/dev/null`. `/proc`
+/// and `/sys` links are refused with the real cause; the `/dev` ones are hidden by the
+/// container's own /dev, and the masked paths stay masked by the null device.
+#[test]
+fn special_paths_replaced_by_symlinks_in_the_image_are_not_followed() {
+    let d = Daemon::start();
+    let outside = berth_e2e::unique_tmp_dir("berth-link-target");
+    let outside_s = outside.to_str().unwrap().to_owned();
+    crafted_image(&d, "evil:proc", &[("proc", &outside_s)]);
+    crafted_image(&d, "evil:sys", &[("sys", &outside_s)]);
+    for (image, fs) in [("evil:proc", "proc"), ("evil:sys", "sysfs")] {
+        for cli in Cli::ALL {
+            let o = d.cli(cli, &["run", "--rm", image, "true"]);
+            assert_ne!(o.code, 0, "{image}: {o}");
+            assert!(
+                o.stderr.contains(&format!("filesystem {fs} must be mounted on ordinary directory")),
+                "{image}: the error names the cause: {o}"
+            );
+        }
+    }
+    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0, "something was made in the link's target");
+    let host_mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!host_mounts.contains(&outside_s), "a mount reached the host: {host_mounts}");
+
+    crafted_image(&d, "evil:dev", &[("dev/null", "/proc/sys/kernel/core_pattern"), ("dev/console", "/proc/sysrq-trigger")]);
+    for cli in Cli::ALL {
+        let o = d.cli(
+            cli,
+            &["run", "--rm", "evil:dev", "sh", "-c",
+              "stat -c '%n %F %t:%T' /dev/null /proc/keys /proc/timer_list; \
+               for f in /proc/sys/kernel/core_pattern /proc/sysrq-trigger /proc/keys; do [ ! -c $f ] && ( : >> $f ) 2>/dev/null && echo writable $f; done; true"],
+        );
+        // (`: >>` opens for writing without writing anything.)
+        let out = o.ok();
+        for p in ["/dev/null", "/proc/keys", "/proc/timer_list"] {
+            assert!(out.contains(&format!("{p} character special file 1:3")), "{}: {p} is not the null device: {out}", cli.name());
+        }
+        assert!(!out.contains("writable"), "{}: {out}", cli.name());
+    }
+}
+
+/// CVE-2021-30465: a container that shares a volume with a new container swaps the
+/// new container's mount target (a directory in that volume) for a symlink to a host
+/// path, over and over, while berth mounts another volume there. Each mount must land
+/// inside the new container (seen in its own mount table) or the start must fail;
+/// never on the link's target outside it. The racer moves directories away rather
+/// than deleting them: deleting a directory that is a mount point in another mount
+/// namespace dissolves that mount (the kernel allows it since 3.18), which would hide
+/// where the mount went; a moved one keeps it, at its new path.
+#[test]
+fn cve_2021_30465_mount_target_swapped_for_a_symlink_stays_inside_the_container() {
+    let d = Daemon::start();
+    let outside = berth_e2e::unique_tmp_dir("berth-30465");
+    let outside_s = outside.to_str().unwrap().to_owned();
+    d.berth(&["volume", "create", "race"]).ok();
+    d.berth(&["volume", "create", "payload"]).ok();
+    d.berth(&["run", "--rm", "-v", "payload:/p", "busybox", "sh", "-c", "echo payload > /p/marker"]).ok();
+    let swap = format!(
+        "i=0; while :; do i=$((i+1)); mkdir /r/t; mv /r/t /r/old.$i; ln -s {outside_s} /r/t; rm -f /r/t; \
+         ln -s ../../../../../../../..{outside_s} /r/t; rm -f /r/t; done 2>/dev/null"
+    );
+    let racer = d.berth(&["run", "-d", "-v", "race:/r", "busybox", "sh", "-c", &swap]).ok().trim().to_owned();
+    let (mut started, mut refused) = (0, 0);
+    for i in 0..30 {
+        let cli = if i % 2 == 0 { Cli::Berth } else { Cli::Docker };
+        let o = d.cli(cli, &["run", "--rm", "-v", "race:/r", "-v", "payload:/r/t", "busybox", "sh", "-c", MOUNTS]);
+        if o.code != 0 {
+            refused += 1;
+            continue;
+        }
+        started += 1;
+        let inside = o.stdout.lines().find(|l| l.ends_with("/payload/_data"));
+        assert!(inside.is_some(), "round {i}: the volume is not mounted inside the container:\n{o}");
+    }
+    eprintln!("30465: {started} started with the volume inside, {refused} refused");
+    d.berth(&["rm", "-f", &racer]).ok();
+    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0, "the volume's content reached the link's target");
+    let host_mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!host_mounts.contains(&outside_s), "a mount reached the host: {host_mounts}");
+}
+
+/// CVE-2025-31133 as a race: `/dev` is a volume another container shares, which keeps
+/// replacing `null` with a symlink to `/proc/sys/kernel/core_pattern` while containers
+/// with that `/dev` start. Masking must use the real null device or fail; a masked
+/// path never becomes the link's target.
+#[test]
+fn cve_2025_31133_dev_null_swapped_while_masking_never_unmasks() {
+    let d = Daemon::start();
+    d.berth(&["volume", "create", "devv"]).ok();
+    // A /dev volume serves one container after another (the runtime's nodes and links
+    // from the last one are made afresh, not refused as existing).
+    for cli in Cli::ALL {
+        let o = d.cli(cli, &["run", "--rm", "-v", "devv:/dev", "busybox", "stat", "-c", "%n %F %t:%T", "/dev/null", "/proc/keys"]);
+        assert!(o.ok().contains("/dev/null character special file 1:3"), "{}: {o}", cli.name());
+        assert!(o.ok().contains("/proc/keys character special file 1:3"), "{}: {o}", cli.name());
+    }
+    // Half of the time a link, half of the time nothing (the runtime makes the node).
+    let swap = "while :; do rm -f /d/null; ln -s /proc/sys/kernel/core_pattern /d/null; usleep 2000; rm -f /d/null; usleep 2000; done";
+    let racer = d.berth(&["run", "-d", "-v", "devv:/d", "busybox", "sh", "-c", swap]).ok().trim().to_owned();
+    let (mut started, mut refused) = (0, 0);
+    for i in 0..30 {
+        let cli = if i % 2 == 0 { Cli::Berth } else { Cli::Docker };
+        let o = d.cli(cli, &["run", "--rm", "-v", "devv:/dev", "busybox", "stat", "-c", "%n %F %t:%T", "/proc/keys", "/proc/timer_list"]);
+        if o.code != 0 {
+            refused += 1;
+            continue;
+        }
+        started += 1;
+        for p in ["/proc/keys", "/proc/timer_list"] {
+            assert!(o.stdout.contains(&format!("{p} character special file 1:3")), "round {i}: {p} unmasked:\n{o}");
+        }
+    }
+    eprintln!("31133: {started} started masked, {refused} refused");
+    d.berth(&["rm", "-f", &racer]).ok();
+}
