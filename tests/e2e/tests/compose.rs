@@ -297,6 +297,16 @@ services:
           target: /app
           ignore: ["*.tmp"]
           initial_sync: true
+        - path: ./conf
+          action: sync+exec
+          target: /conf
+          include: ["*.conf"]
+          exec:
+            command: ["sh", "-c", "echo $$GREETING:$$(pwd):$$(id -u) > /tmp/ran"]
+            user: "1000"
+            working_dir: /conf
+            environment:
+              GREETING: hi
   built:
     image: watch-built
     build: ./img
@@ -308,6 +318,7 @@ services:
 "#,
             ),
             ("src/first.txt", "one\n"),
+            ("conf/.keep", ""),
             ("img/Dockerfile", "FROM busybox\nCOPY version /version\n"),
             ("img/version", "v1\n"),
         ],
@@ -334,6 +345,12 @@ services:
     assert!(d.berth(&["exec", "app-box-1", "test", "-e", "/app/skip.tmp"]).code != 0);
     std::fs::remove_file(dir.join("src/new.txt")).unwrap();
     assert!(wait_until(Duration::from_secs(20), || d.berth(&["exec", "app-box-1", "test", "-e", "/app/new.txt"]).code != 0));
+    // `include`: only matching files count; `exec` runs with its user, directory, env
+    std::fs::write(dir.join("conf/skip.txt"), "no\n").unwrap();
+    std::fs::write(dir.join("conf/app.conf"), "x=1\n").unwrap();
+    assert!(wait_until(Duration::from_secs(20), || cat("app-box-1", "/tmp/ran") == "hi:/conf:1000\n"), "{:?}", w.stderr_lines());
+    assert_eq!(cat("app-box-1", "/conf/app.conf"), "x=1\n");
+    assert!(d.berth(&["exec", "app-box-1", "test", "-e", "/conf/skip.txt"]).code != 0, "a file outside `include` was synced");
     // a change in the build context rebuilds the image and recreates the container
     std::fs::write(dir.join("img/version"), "v2\n").unwrap();
     assert!(wait_until(Duration::from_secs(60), || cat("app-built-1", "/version") == "v2\n"), "{:?}", w.stderr_lines());

@@ -1864,7 +1864,12 @@ struct WatchRule {
     action: String,
     target: String,
     ignore: Option<berth_builder::dockerignore::Matcher>,
+    /// `include`: when given, only the paths it matches count.
+    include: Option<berth_builder::dockerignore::Matcher>,
     exec: Vec<String>,
+    /// The exec's `user`, `privileged`, `working_dir` and `environment`, as exec
+    /// create body fields.
+    exec_opts: serde_json::Map<String, Value>,
     /// Copy everything under `path` in before watching.
     initial_sync: bool,
 }
@@ -1901,25 +1906,22 @@ async fn watch(c: &Client, p: &Loaded, o: &WatchArgs) -> Result<i32> {
             if action == "rebuild" && !p.json["services"][&s]["build"].is_object() {
                 bail!("service {s}: the rebuild action needs a build section");
             }
-            // what berth compose watch does not do yet is refused, never skipped
-            if t["include"].as_array().is_some_and(|a| !a.is_empty()) {
-                bail!("service {s}: develop.watch include is not supported by berth compose yet");
-            }
             if t["initial_sync"].as_bool() == Some(true) && !action.starts_with("sync") {
                 bail!("service {s}: develop.watch initial_sync is only for the sync actions");
             }
-            for k in ["user", "privileged", "working_dir", "environment"] {
-                if !t["exec"][k].is_null() && t["exec"][k] != json!(false) && t["exec"][k] != json!({}) && t["exec"][k] != json!("") {
-                    bail!("service {s}: develop.watch exec.{k} is not supported by berth compose yet");
-                }
-            }
-            let ignore: Vec<String> = t["ignore"].as_array().into_iter().flatten().filter_map(|v| v.as_str().map(str::to_owned)).collect();
+            let patterns = |k: &str| -> Option<berth_builder::dockerignore::Matcher> {
+                let v: Vec<String> = t[k].as_array().into_iter().flatten().filter_map(|v| v.as_str().map(str::to_owned)).collect();
+                (!v.is_empty()).then(|| berth_builder::dockerignore::Matcher::parse(&v.join("\n")))
+            };
+            let exec_opts = watch_exec_options(&t["exec"]);
             rules.push(WatchRule {
                 service: s.clone(),
                 path: std::path::PathBuf::from(t["path"].as_str().unwrap_or(".")),
                 action,
                 target: t["target"].as_str().unwrap_or_default().to_owned(),
-                ignore: (!ignore.is_empty()).then(|| berth_builder::dockerignore::Matcher::parse(&ignore.join("\n"))),
+                ignore: patterns("ignore"),
+                include: patterns("include"),
+                exec_opts,
                 exec: t["exec"]["command"].as_array().into_iter().flatten().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
                 initial_sync: t["initial_sync"].as_bool().unwrap_or(false),
             });
@@ -1987,9 +1989,45 @@ async fn watch(c: &Client, p: &Loaded, o: &WatchArgs) -> Result<i32> {
 }
 
 /// Is `f` (below the rule's path) left out by the rule's `ignore` patterns?
+/// Is a changed path left out by the rule: matched by `ignore`, or (with `include`)
+/// not matched by it (Compose's watch matchers, relative to the rule's path).
 fn watch_ignored(r: &WatchRule, f: &std::path::Path) -> bool {
     let rel = f.strip_prefix(&r.path).map(|x| x.to_string_lossy().into_owned()).unwrap_or_default();
-    r.ignore.as_ref().is_some_and(|m| !rel.is_empty() && m.matches(&rel))
+    if rel.is_empty() {
+        return false;
+    }
+    r.ignore.as_ref().is_some_and(|m| m.matches(&rel)) || r.include.as_ref().is_some_and(|m| !m.matches(&rel))
+}
+
+/// A `develop.watch` rule's `exec` options as exec create fields: `user`, `privileged`,
+/// `working_dir`, `environment` (a map or a `K=V` list, as Compose normalizes it).
+fn watch_exec_options(exec: &Value) -> serde_json::Map<String, Value> {
+    let mut o = serde_json::Map::new();
+    if let Some(u) = exec["user"].as_str().filter(|u| !u.is_empty()) {
+        o.insert("User".into(), u.into());
+    }
+    if exec["privileged"].as_bool() == Some(true) {
+        o.insert("Privileged".into(), true.into());
+    }
+    if let Some(w) = exec["working_dir"].as_str().filter(|w| !w.is_empty()) {
+        o.insert("WorkingDir".into(), w.into());
+    }
+    let env: Vec<String> = match &exec["environment"] {
+        Value::Object(m) => m
+            .iter()
+            .map(|(k, v)| match v {
+                Value::Null => k.clone(),
+                Value::String(s) => format!("{k}={s}"),
+                other => format!("{k}={other}"),
+            })
+            .collect(),
+        Value::Array(a) => a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
+        _ => Vec::new(),
+    };
+    if !env.is_empty() {
+        o.insert("Env".into(), env.into());
+    }
+    o
 }
 
 async fn apply_watch_rule(
@@ -2041,7 +2079,7 @@ async fn apply_watch_rule(
             inject_files(c, &present, cid).await?;
             if !gone.is_empty() {
                 let cmd: Vec<String> = ["rm", "-rf"].iter().map(|s| s.to_string()).chain(gone.iter().cloned()).collect();
-                run_detached_exec(c, cid, &cmd).await?;
+                run_detached_exec(c, cid, &cmd, &serde_json::Map::new()).await?;
             }
         }
     }
@@ -2053,16 +2091,19 @@ async fn apply_watch_rule(
     }
     if r.action == "sync+exec" && !r.exec.is_empty() {
         for cid in &running {
-            run_detached_exec(c, cid, &r.exec).await?;
+            run_detached_exec(c, cid, &r.exec, &r.exec_opts).await?;
         }
     }
     Ok(())
 }
 
-/// Run `cmd` in a container without waiting for it (an exec started detached).
-async fn run_detached_exec(c: &Client, cid: &str, cmd: &[String]) -> Result<()> {
+/// Run `cmd` in a container without waiting for it (an exec started detached), with
+/// the exec create fields in `opts`.
+async fn run_detached_exec(c: &Client, cid: &str, cmd: &[String], opts: &serde_json::Map<String, Value>) -> Result<()> {
+    let mut body = opts.clone();
+    body.insert("Cmd".into(), json!(cmd));
     let created: Value =
-        c.post_json(&format!("/containers/{cid}/exec"), &Query::new(), Some(json_body(&json!({ "Cmd": cmd }))?)).await?;
+        c.post_json(&format!("/containers/{cid}/exec"), &Query::new(), Some(json_body(&Value::Object(body))?)).await?;
     let eid = created["Id"].as_str().unwrap_or_default().to_owned();
     let body = serde_json::to_vec(&json!({ "Detach": true }))?;
     c.request(
