@@ -532,16 +532,34 @@ impl Dest<'_> {
     /// dockerd's `Unpack` rules: parents made as needed (root-owned, 0755), an
     /// existing entry replaced unless both are directories, nothing outside the
     /// directory, directory times set last.
+    ///
+    /// Small regular files are created here and handed, with their data, to a second
+    /// thread that writes them and sets their owner, mode and times while the next
+    /// entries are read and created (within [`WRITE_BEHIND`] bytes in flight): a copy
+    /// of many files costs mostly the kernel's work per file, which then runs on two
+    /// cores. Directory times are set once every file is written.
     pub fn extract(&self, r: impl Read, opts: &ExtractOptions) -> Result<()> {
         let r = crate::decompress(r).map_err(io_err("archive"))?;
         let mut ar = tar::Archive::new(r);
         let entries = ar.entries().map_err(|e| Error::Invalid(format!("invalid tar stream: {e}")))?;
         let mut cache: Option<(String, Handle)> = None;
         let mut dir_times: Vec<(String, i64)> = Vec::new();
-        for entry in entries {
-            let mut entry = entry.map_err(|e| Error::Invalid(format!("invalid tar stream: {e}")))?;
-            self.one(&mut entry, opts, &mut cache, &mut dir_times)?;
-        }
+        std::thread::scope(|scope| -> Result<()> {
+            let mut writer = WriteBehind::start(scope);
+            let read = || -> Result<()> {
+                for entry in entries {
+                    if writer.failed() {
+                        break;
+                    }
+                    let mut entry = entry.map_err(|e| Error::Invalid(format!("invalid tar stream: {e}")))?;
+                    self.one(&mut entry, opts, &mut cache, &mut dir_times, &writer)?;
+                }
+                Ok(())
+            };
+            let read = read();
+            let written = writer.finish();
+            read.and(written)
+        })?;
         for (path, mtime) in dir_times.iter().rev() {
             if let Ok(h) = self.fs.resolve_nofollow(path) {
                 let _ = sys::utimes_fd(h.as_fd(), *mtime);
@@ -556,6 +574,7 @@ impl Dest<'_> {
         opts: &ExtractOptions,
         cache: &mut Option<(String, Handle)>,
         dir_times: &mut Vec<(String, i64)>,
+        writer: &WriteBehind<'_>,
     ) -> Result<()> {
         let kind = entry.header().entry_type();
         if matches!(kind, tar::EntryType::XGlobalHeader | tar::EntryType::XHeader) {
@@ -643,24 +662,8 @@ impl Dest<'_> {
         }
         let owner = (!opts.no_lchown).then_some((uid, gid));
         let e = io_err(path.clone());
-
-        // Owner, then mode (a chown clears set-id bits), xattrs, times: all through
-        // a descriptor of the inode we made.
-        let finish = |fd: BorrowedFd<'_>, times: bool| -> Result<()> {
-            let e = io_err(path.clone());
-            if let Some((u, g)) = owner {
-                sys::chown_fd(fd, u, g).map_err(e)?;
-            }
-            sys::chmod_fd(fd, mode).map_err(io_err(path.clone()))?;
-            for (k, v) in &xattrs {
-                // Best effort, as dockerd (an unsupported xattr is not an error there).
-                let _ = sys::set_xattr_fd(fd, k, v);
-            }
-            if times {
-                sys::utimes_fd(fd, mtime).map_err(io_err(path.clone()))?;
-            }
-            Ok(())
-        };
+        let meta = Meta { path: path.clone(), owner, mode, xattrs, mtime };
+        let finish = |fd: BorrowedFd<'_>, times: bool| meta.apply(fd, times);
 
         match kind {
             tar::EntryType::Directory => {
@@ -677,8 +680,18 @@ impl Dest<'_> {
                 let fd = sys::openat(parent, leaf, libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL, 0o600)
                     .map_err(io_err(path.clone()))?;
                 let mut f = std::fs::File::from(fd);
-                copy_in_blocks(entry, &mut f).map_err(io_err(path.clone()))?;
-                finish(f.as_fd(), true)?;
+                let size = entry.header().size().unwrap_or(u64::MAX);
+                if kind != tar::EntryType::GNUSparse && writer.reserve(size) {
+                    let mut data = Vec::with_capacity(size as usize);
+                    if let Err(x) = entry.read_to_end(&mut data) {
+                        writer.release(size);
+                        return Err(io_err(path.clone())(x));
+                    }
+                    writer.send(Job { file: f, data, reserved: size, meta: meta.clone() });
+                } else {
+                    copy_in_blocks(entry, &mut f).map_err(io_err(path.clone()))?;
+                    finish(f.as_fd(), true)?;
+                }
             }
             tar::EntryType::Symlink => {
                 let target = entry
@@ -744,6 +757,122 @@ impl Dest<'_> {
             }
         }
         Ok(())
+    }
+}
+
+/// What an extracted inode gets after its content: owner, then mode (a chown clears
+/// set-id bits), xattrs, times — all through a descriptor of the inode made.
+#[derive(Clone)]
+struct Meta {
+    path: String,
+    owner: Option<(u32, u32)>,
+    mode: libc::mode_t,
+    xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+    mtime: i64,
+}
+
+impl Meta {
+    fn apply(&self, fd: BorrowedFd<'_>, times: bool) -> Result<()> {
+        if let Some((u, g)) = self.owner {
+            sys::chown_fd(fd, u, g).map_err(io_err(self.path.clone()))?;
+        }
+        sys::chmod_fd(fd, self.mode).map_err(io_err(self.path.clone()))?;
+        for (k, v) in &self.xattrs {
+            // Best effort, as dockerd (an unsupported xattr is not an error there).
+            let _ = sys::set_xattr_fd(fd, k, v);
+        }
+        if times {
+            sys::utimes_fd(fd, self.mtime).map_err(io_err(self.path.clone()))?;
+        }
+        Ok(())
+    }
+}
+
+/// Bytes of file data [`Dest::extract`] may hold for its writer thread at once; a file
+/// larger than a quarter of it is written by the reading thread itself.
+pub const WRITE_BEHIND: u64 = 8 << 20;
+
+/// A created file, its data, and what to set on it once written.
+struct Job {
+    file: std::fs::File,
+    data: Vec<u8>,
+    reserved: u64,
+    meta: Meta,
+}
+
+/// The writer thread of an extraction.
+struct WriteBehind<'scope> {
+    tx: Option<std::sync::mpsc::SyncSender<Job>>,
+    worker: Option<std::thread::ScopedJoinHandle<'scope, Result<()>>>,
+    in_flight: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    failed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl<'scope> WriteBehind<'scope> {
+    fn start<'env>(scope: &'scope std::thread::Scope<'scope, 'env>) -> WriteBehind<'scope> {
+        use std::sync::atomic::Ordering;
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(256);
+        let in_flight = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let failed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (flight, fail) = (in_flight.clone(), failed.clone());
+        let worker = scope.spawn(move || -> Result<()> {
+            let mut first: Option<Error> = None;
+            for mut job in rx {
+                if first.is_none() {
+                    let r = job
+                        .file
+                        .write_all(&job.data)
+                        .map_err(io_err(job.meta.path.clone()))
+                        .and_then(|()| job.meta.apply(job.file.as_fd(), true));
+                    if let Err(e) = r {
+                        fail.store(true, Ordering::Relaxed);
+                        first = Some(e);
+                    }
+                }
+                flight.fetch_sub(job.reserved, Ordering::Relaxed);
+            }
+            first.map_or(Ok(()), Err)
+        });
+        WriteBehind { tx: Some(tx), worker: Some(worker), in_flight, failed }
+    }
+
+    /// Take `size` bytes of the budget, if the file is small enough and they are free.
+    fn reserve(&self, size: u64) -> bool {
+        use std::sync::atomic::Ordering;
+        if size > WRITE_BEHIND / 4 {
+            return false;
+        }
+        self.in_flight
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| (n + size <= WRITE_BEHIND).then_some(n + size))
+            .is_ok()
+    }
+
+    fn release(&self, size: u64) {
+        self.in_flight.fetch_sub(size, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn send(&self, job: Job) {
+        let reserved = job.reserved;
+        if let Some(tx) = &self.tx {
+            if tx.send(job).is_err() {
+                self.release(reserved);
+            }
+        }
+    }
+
+    /// Has a write failed (the extraction stops reading)?
+    fn failed(&self) -> bool {
+        self.failed.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Wait for every handed-out file; the first write error.
+    fn finish(&mut self) -> Result<()> {
+        drop(self.tx.take());
+        match self.worker.take().map(|w| w.join()) {
+            Some(Ok(r)) => r,
+            Some(Err(_)) => Err(Error::Io { context: "archive".into(), source: io::Error::other("the writer thread panicked") }),
+            None => Ok(()),
+        }
     }
 }
 
