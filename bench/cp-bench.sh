@@ -1,28 +1,32 @@
 #!/usr/bin/env bash
-# Moving files, side by side in one run, both engines driven by the same docker CLI:
-#   cp in     `docker cp DIR c:/dst` of a 1 GiB tree (10 000 files of ~105 KiB)
-#   cp out    `docker cp c:/dst OUT` of the same tree
+# Moving files, side by side in one run:
+#   cp in     `cp DIR c:/dst` of a 1 GiB tree (10 000 files of ~105 KiB)
+#   cp out    `cp c:/dst OUT` of the same tree
 #   copy-up   `docker run --rm -v /data IMAGE true`: a fresh anonymous volume filled
 #             from the image's 100 MiB /data, then removed with the container
 #   stats     `docker stats --no-stream` of 50 running containers
 # berthd (release build) against Debian's dockerd (docker.io, its default overlay2
-# storage, no bridge). Medians (5 runs; 3 for the 1 GiB copies) go to
+# storage, no bridge), both running at once. The 1 GiB copies alternate between the
+# engines copy by copy (this VM's disk speed drifts with its writeback: each copy
+# starts after a `sync`), with the docker CLI against both and berth's own CLI against
+# berthd; medians of RUNS (default 5; 3 for the copies). Results go to
 # bench/results/cp.json and the "cp" section of BENCHMARKS.md. (`stats --no-stream`
 # needs two samples for a CPU rate: dockerd takes them on its collector's 1 s ticks,
 # berthd 250 ms apart; the docker CLI then waits for its own 500 ms ticker, so the
 # berth CLI's time is measured too.)
 #
-#   bench/cp-bench.sh [-n RUNS] [--skip-docker] [--no-write]
+#   bench/cp-bench.sh [-n RUNS] [-c COPY_RUNS] [--skip-docker] [--no-write]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 repo=$PWD
 [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
 
-runs=5 do_docker=1 write=1
+runs=5 copy_runs=3 do_docker=1 write=1
 while [ $# -gt 0 ]; do
     case $1 in
         -n) runs=$2; shift ;;
+        -c) copy_runs=$2; shift ;;
         --skip-docker) do_docker=0 ;;
         --no-write) write=0 ;;
         *) echo "unknown argument $1" >&2; exit 2 ;;
@@ -56,19 +60,40 @@ rm -f "$work/gib"
 build_release
 
 # measure NAME SOCKET: the four timings against the engine on SOCKET
-measure() {
-    local name=$1 sock=$2 d
-    d="env DOCKER_HOST=unix://$sock $docker_cli"
+# setup NAME SOCK: the images and the copy target container `cpc`.
+setup() {
+    local d="env DOCKER_HOST=unix://$2 $docker_cli"
     $d import "$rootfs_tar" busybox >/dev/null
     $d build -q -t cpbench "$work/ctx" >/dev/null 2>&1
     $d run -d --name cpc --network none cpbench sleep 3600 >/dev/null
-    mkdir -p "$work/out-$name"
-    hyperfine --style basic --runs 3 --warmup 1 --export-json "$work/$name-cp-in.json" \
-        --prepare "$d exec cpc rm -rf /dst" "$d cp $work/tree cpc:/dst"
-    hyperfine --style basic --runs 3 --warmup 1 --export-json "$work/$name-cp-out.json" \
-        --prepare "rm -rf $work/out-$name/dst" "$d cp cpc:/dst $work/out-$name/dst"
-    [ "$(find "$work/out-$name/dst" -type f | wc -l)" = 10000 ] || { echo "cp out of $name lost files" >&2; exit 1; }
-    rm -rf "$work/out-$name"
+}
+
+# copy LABEL SOCK CLI...: one cp in and one cp out with CLI (the docker CLI or berth's),
+# each after a sync; appends the milliseconds to $work/LABEL-cp-{in,out}.all.
+copy() {
+    local label=$1 sock=$2 t0 t1
+    shift 2
+    local d="env DOCKER_HOST=unix://$sock $docker_cli"
+    $d exec cpc rm -rf /dst
+    rm -rf "$work/out"
+    sync
+    t0=$(date +%s%N)
+    "$@" cp "$work/tree" cpc:/dst
+    t1=$(date +%s%N)
+    echo $(((t1 - t0) / 1000000)) >>"$work/$label-cp-in.all"
+    sync
+    t0=$(date +%s%N)
+    "$@" cp cpc:/dst "$work/out"
+    t1=$(date +%s%N)
+    echo $(((t1 - t0) / 1000000)) >>"$work/$label-cp-out.all"
+    [ "$(find "$work/out" -type f | wc -l)" = 10000 ] || { echo "cp out ($label) lost files" >&2; exit 1; }
+    rm -rf "$work/out"
+}
+
+# rest NAME SOCK: copy-up and stats, measured with hyperfine against one engine.
+rest() {
+    local name=$1 sock=$2 d
+    d="env DOCKER_HOST=unix://$sock $docker_cli"
     hyperfine --style basic --runs "$runs" --warmup 1 --export-json "$work/$name-copy-up.json" \
         "$d run --rm --network none -v /data cpbench true"
     $d rm -f cpc >/dev/null
@@ -85,37 +110,58 @@ measure() {
     fi
     $d rm -f "${names[@]}" >/dev/null
 }
+median() { sort -n "$work/$1.all" | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 med() { jq '.results[0].median * 1000 | round' "$work/$1.json"; }
 
 spawn_berthd
 wait_ping "$bsock" 20
+setup berth "$bsock"
+if [ "$do_docker" = 1 ]; then
+    start_dockerd "$work" --ip-forward=false --userland-proxy=false
+    setup docker "$dsock"
+fi
+echo "==> 1 GiB copies, alternating"
+for i in $(seq "$copy_runs"); do
+    copy berth "$bsock" env DOCKER_HOST="unix://$bsock" "$docker_cli"
+    copy berthcli "$bsock" "$rel/berth" -H "unix://$bsock"
+    [ "$do_docker" = 1 ] && copy docker "$dsock" env DOCKER_HOST="unix://$dsock" "$docker_cli"
+done
 echo "==> berthd"
-measure berth "$bsock"
+rest berth "$bsock"
 stop_pid "$berthd_pid"; berthd_pid=
-
 if [ "$do_docker" = 1 ]; then
     echo "==> dockerd"
-    start_dockerd "$work" --ip-forward=false --userland-proxy=false
-    measure docker "$dsock"
+    rest docker "$dsock"
     stop_pid "$dockerd_pid"; dockerd_pid=
 fi
 
-row() { # label key
-    local b d r
-    b=$(med "berth-$2")
-    if [ "$do_docker" = 1 ]; then d=$(med "docker-$2"); r=$(awk -v a="$b" -v c="$d" 'BEGIN {printf "%.2f", a / c}'); else d=n/a r=n/a; fi
-    echo "| $1 | $b ms | $d ms | $r |"
+# val KEY: the median of a measurement (alternated copies or hyperfine's).
+val() { if [ -f "$work/$1.all" ]; then median "$1"; else med "$1"; fi; }
+ratio() { if [ "$2" = n/a ]; then echo n/a; else awk -v a="$1" -v c="$2" 'BEGIN {printf "%.2f", a / c}'; fi; }
+row() { # label berth-key docker-key
+    local b d
+    b=$(val "$2")
+    d=n/a
+    [ "$do_docker" = 1 ] && d=$(val "$3")
+    echo "| $1 | $b ms | $d ms | $(ratio "$b" "$d") |"
 }
-table=$(printf '%s\n' "$(row 'cp into a container (1 GiB, 10 000 files)' cp-in)" "$(row 'cp out of a container (1 GiB, 10 000 files)' cp-out)" \
-    "$(row 'run --rm with a fresh volume filled from the image (100 MiB copy-up)' copy-up)" "$(row 'stats --no-stream of 50 containers' stats)" \
-    "$(bs=$(med berthcli-stats); ds=$( [ "$do_docker" = 1 ] && med docker-stats || echo n/a); echo "| berth stats --no-stream of 50 containers (vs docker CLI → dockerd) | $bs ms | $ds ms | $( [ "$ds" = n/a ] && echo n/a || awk -v a="$bs" -v c="$ds" 'BEGIN {printf "%.2f", a / c}') |")")
+table=$(printf '%s\n' \
+    "$(row 'cp into a container (1 GiB, 10 000 files), docker CLI' berth-cp-in docker-cp-in)" \
+    "$(row 'cp into a container, berth CLI (vs docker CLI → dockerd)' berthcli-cp-in docker-cp-in)" \
+    "$(row 'cp out of a container (1 GiB, 10 000 files), docker CLI' berth-cp-out docker-cp-out)" \
+    "$(row 'cp out of a container, berth CLI (vs docker CLI → dockerd)' berthcli-cp-out docker-cp-out)" \
+    "$(row 'run --rm with a fresh volume filled from the image (100 MiB copy-up)' berth-copy-up docker-copy-up)" \
+    "$(row 'stats --no-stream of 50 containers, docker CLI' berth-stats docker-stats)" \
+    "$(row 'stats --no-stream of 50 containers, berth CLI (vs docker CLI → dockerd)' berthcli-stats docker-stats)")
 echo "$table"
 mkdir -p bench/results
-jq -n --argjson bi "$(med berth-cp-in)" --argjson bo "$(med berth-cp-out)" --argjson bc "$(med berth-copy-up)" --argjson bs "$(med berth-stats)" \
-    --argjson bcs "$(med berthcli-stats)" \
-    '{berthd_ms: {cp_in: $bi, cp_out: $bo, copy_up: $bc, stats: $bs, stats_berth_cli: $bcs}}' >bench/results/cp.json
+jq -n --argjson bi "$(val berth-cp-in)" --argjson bo "$(val berth-cp-out)" --argjson bci "$(val berthcli-cp-in)" \
+    --argjson bco "$(val berthcli-cp-out)" --argjson bc "$(val berth-copy-up)" --argjson bs "$(val berth-stats)" \
+    --argjson bcs "$(val berthcli-stats)" \
+    '{berthd_ms: {cp_in: $bi, cp_out: $bo, cp_in_berth_cli: $bci, cp_out_berth_cli: $bco, copy_up: $bc, stats: $bs, stats_berth_cli: $bcs}}' \
+    >bench/results/cp.json
 if [ "$do_docker" = 1 ]; then
-    jq --argjson di "$(med docker-cp-in)" --argjson do "$(med docker-cp-out)" --argjson dc "$(med docker-copy-up)" --argjson ds "$(med docker-stats)" \
+    jq --argjson di "$(val docker-cp-in)" --argjson do "$(val docker-cp-out)" --argjson dc "$(val docker-copy-up)" --argjson ds "$(val docker-stats)" \
         '. + {dockerd_ms: {cp_in: $di, cp_out: $do, copy_up: $dc, stats: $ds}}' bench/results/cp.json >"$work/cp.json"
     cp "$work/cp.json" bench/results/cp.json
 fi
@@ -123,8 +169,9 @@ if [ "$write" = 1 ]; then
     write_section cp "<!-- bench:cp:start -->
 ## Moving files (bench/cp-bench.sh, $(date -u +%Y-%m-%d))
 
-The docker CLI against each engine, medians of 3 runs for the 1 GiB copies and $runs
-for the rest:
+Both engines running at once; the 1 GiB copies alternate between them copy by copy
+(each after a \`sync\`), medians of $copy_runs; the rest medians of $runs. The docker CLI
+against each engine, and berth's own CLI against berthd:
 
 | operation | berthd | dockerd 20.10 | ratio |
 |---|---|---|---|
