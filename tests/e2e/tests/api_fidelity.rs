@@ -228,3 +228,39 @@ fn old_api_versions_get_dockerds_older_shapes() {
 
     d.berth(&["rm", "-f", "old", "old-rm", "new-ipc"]).ok();
 }
+
+/// Documents carry every key dockerd 20.10 writes, with its zero value when unset:
+/// clients that index the JSON (docker-py's `attrs`) must find them.
+#[test]
+fn documents_have_every_key_dockerd_writes() {
+    let d = Daemon::start();
+    let r = d.api_json("POST", "/v1.41/containers/create?name=minimal", &json!({"Image": "busybox", "Cmd": ["true"]}));
+    assert_eq!(r.status, 201, "{}", r.text());
+    let c = d.api("GET", "/v1.41/containers/minimal/json").json();
+    for k in ["CapAdd", "CapDrop", "SecurityOpt", "ExtraHosts", "Links", "VolumesFrom", "DeviceRequests", "PidsLimit", "MemorySwappiness"] {
+        assert!(c["HostConfig"].as_object().unwrap().contains_key(k), "HostConfig.{k}: {}", c["HostConfig"]);
+    }
+    for (k, zero) in [("KernelMemory", json!(0)), ("OomKillDisable", json!(false)), ("ConsoleSize", json!([0, 0]))] {
+        assert_eq!(c["HostConfig"][k], zero, "HostConfig.{k}");
+    }
+    for k in ["Entrypoint", "OnBuild", "Volumes", "Domainname", "User"] {
+        assert!(c["Config"].as_object().unwrap().contains_key(k), "Config.{k}: {}", c["Config"]);
+    }
+    assert!(c.as_object().unwrap().contains_key("ExecIDs"));
+
+    let img = d.api("GET", "/v1.41/images/busybox/json").json();
+    for section in ["Config", "ContainerConfig"] {
+        for k in ["Cmd", "Entrypoint", "Env", "WorkingDir", "User", "Volumes", "OnBuild"] {
+            assert!(img[section].as_object().is_some_and(|o| o.contains_key(k)), "{section}.{k}: {img}");
+        }
+    }
+    let list = d.api("GET", "/v1.41/images/json").json();
+    assert!(list.as_array().unwrap().iter().all(|i| i["VirtualSize"] == i["Size"]), "{list}");
+    let info = d.api("GET", "/v1.41/info").json();
+    assert_eq!(info["IndexServerAddress"], "https://index.docker.io/v1/");
+    for k in ["NFd", "NGoroutines", "BridgeNfIptables", "HttpProxy", "NoProxy", "OSVersion", "ContainerdCommit", "RuncCommit", "InitCommit", "KernelMemoryTCP"] {
+        assert!(info.as_object().unwrap().contains_key(k), "info has no {k}");
+    }
+    assert!(info["NFd"].as_u64().unwrap() > 0 && info["NGoroutines"].as_u64().unwrap() > 0, "{info}");
+    d.berth(&["rm", "minimal"]).ok();
+}

@@ -63,7 +63,20 @@ pub async fn list(d: &Arc<Daemon>, q: Query, v: ApiVersion) -> Result {
     let all = q.bool("all");
     let d = d.clone();
     let rows = crate::http::blocking(move || summaries(&d, all, &f)).await?;
-    Ok(json(200, &rows))
+    Ok(json(200, &with_virtual_size(&rows)))
+}
+
+/// Image rows with API 1.41's `VirtualSize` (the same as `Size` since layers are
+/// shared; newer models dropped it, dockerd 20.10 sends it).
+pub fn with_virtual_size(rows: &[ImageSummary]) -> serde_json::Value {
+    let mut v = serde_json::to_value(rows).unwrap_or_default();
+    for r in v.as_array_mut().into_iter().flatten() {
+        if let Some(o) = r.as_object_mut() {
+            let size = o.get("Size").cloned().unwrap_or(serde_json::Value::from(0));
+            o.insert("VirtualSize".into(), size);
+        }
+    }
+    v
 }
 
 /// `docker images` rows, newest first: as Docker, an untagged image with child images
@@ -154,6 +167,14 @@ pub fn inspect(d: &Arc<Daemon>, name: &str) -> Result {
         o.insert("DockerVersion".into(), serde_json::json!(""));
         o.insert("Container".into(), serde_json::json!(cfg.container.clone().unwrap_or_default()));
         o.insert("ContainerConfig".into(), cfg.container_config.clone().unwrap_or_else(|| serde_json::json!({})));
+        for k in ["Config", "ContainerConfig"] {
+            if o.get(k).is_none_or(|c| c.is_null()) {
+                o.insert(k.into(), serde_json::json!({}));
+            }
+            if let Some(c) = o.get_mut(k).and_then(|c| c.as_object_mut()) {
+                crate::container::inspect::fill_config_zero_fields(c);
+            }
+        }
         o.insert("VirtualSize".into(), serde_json::json!(rec.size));
         o.insert("GraphDriver".into(), serde_json::json!({"Name": "overlay2", "Data": null}));
     }

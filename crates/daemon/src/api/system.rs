@@ -168,8 +168,10 @@ pub fn info(d: &Arc<Daemon>, v: berth_api::version::ApiVersion) -> Resp {
         }),
         ..Default::default()
     };
+    let mut full = serde_json::to_value(&info).unwrap_or_default();
+    dockerd_info_fields(&mut full);
     if v.before(25) {
-        let mut old = serde_json::to_value(&info).unwrap_or_default();
+        let mut old = full;
         old["ExecutionDriver"] = "<not supported>".into();
         let names: Vec<String> = info
             .security_options
@@ -180,7 +182,48 @@ pub fn info(d: &Arc<Daemon>, v: berth_api::version::ApiVersion) -> Resp {
         old["SecurityOptions"] = names.into();
         return json(200, &old);
     }
-    json(200, &info)
+    json(200, &full)
+}
+
+/// The `/info` fields of API 1.41 that berth's model leaves unset, as dockerd 20.10
+/// fills them on this kind of host: the bridge netfilter switches, proxies from the
+/// environment, the daemon's open descriptors and threads (dockerd: goroutines), the
+/// kernel memory and OOM-kill switches of cgroup v1, the OS version, and the commit
+/// records of components berth does not have (empty, as dockerd's for `docker-init`).
+fn dockerd_info_fields(v: &mut serde_json::Value) {
+    use serde_json::json;
+    let Some(o) = v.as_object_mut() else { return };
+    let sysctl_on = |p: &str| std::fs::read_to_string(p).is_ok_and(|s| s.trim() == "1");
+    let env = |k: &str| std::env::var(k).or_else(|_| std::env::var(k.to_lowercase())).unwrap_or_default();
+    let count = |dir: &str| std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
+    let v1 = !berth_oci::cgroup_v2_unified();
+    let os_version = std::fs::read_to_string("/etc/os-release")
+        .ok()
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("VERSION_ID=").map(|v| v.trim_matches('"').to_owned())))
+        .unwrap_or_default();
+    let fields = [
+        ("BridgeNfIptables", json!(sysctl_on("/proc/sys/net/bridge/bridge-nf-call-iptables"))),
+        ("BridgeNfIp6tables", json!(sysctl_on("/proc/sys/net/bridge/bridge-nf-call-ip6tables"))),
+        ("HttpProxy", json!(env("HTTP_PROXY"))),
+        ("HttpsProxy", json!(env("HTTPS_PROXY"))),
+        ("NoProxy", json!(env("NO_PROXY"))),
+        ("IndexServerAddress", json!("https://index.docker.io/v1/")),
+        ("InitBinary", json!("docker-init")),
+        ("Isolation", json!("")),
+        ("GenericResources", json!(null)),
+        ("KernelMemory", json!(v1 && std::path::Path::new("/sys/fs/cgroup/memory/memory.kmem.limit_in_bytes").exists())),
+        ("KernelMemoryTCP", json!(v1 && std::path::Path::new("/sys/fs/cgroup/memory/memory.kmem.tcp.limit_in_bytes").exists())),
+        ("OomKillDisable", json!(v1)),
+        ("NFd", json!(count("/proc/self/fd"))),
+        ("NGoroutines", json!(count("/proc/self/task"))),
+        ("OSVersion", json!(os_version)),
+        ("ContainerdCommit", json!({"ID": "", "Expected": ""})),
+        ("RuncCommit", json!({"ID": "", "Expected": ""})),
+        ("InitCommit", json!({"ID": "", "Expected": ""})),
+    ];
+    for (k, val) in fields {
+        o.entry(k).or_insert(val);
+    }
 }
 
 /// The name in a `name=seccomp,profile=builtin` security option (dockerd's
@@ -358,7 +401,7 @@ pub fn df(d: &Arc<Daemon>) -> Result {
         200,
         &serde_json::json!({
             "LayersSize": layers.values().sum::<u64>(),
-            "Images": images,
+            "Images": super::images::with_virtual_size(&images),
             "Containers": ctrs,
             "Volumes": super::volumes::usage(d),
             "BuildCache": cache,

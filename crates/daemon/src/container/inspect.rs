@@ -208,7 +208,117 @@ pub fn inspect_json(d: &Daemon, c: &Container) -> serde_json::Value {
         set(ns, "IPv6Gateway", ip(ep.and_then(|e| e.gateway6)).into());
         set(ns, "MacAddress", ep.map(|e| e.mac.clone()).unwrap_or_default().into());
     }
+    fill_zero_fields(&mut v);
     v
+}
+
+/// The fields of a container config (a container's or an image's `Config` and
+/// `ContainerConfig`) that dockerd 20.10 always writes, with their zero values.
+pub fn fill_config_zero_fields(o: &mut serde_json::Map<String, serde_json::Value>) {
+    use serde_json::{json, Value};
+    let null = Value::Null;
+    let config = [
+        ("Hostname", json!("")),
+        ("Domainname", json!("")),
+        ("User", json!("")),
+        ("AttachStdin", json!(false)),
+        ("AttachStdout", json!(false)),
+        ("AttachStderr", json!(false)),
+        ("Tty", json!(false)),
+        ("OpenStdin", json!(false)),
+        ("StdinOnce", json!(false)),
+        ("Env", null.clone()),
+        ("Cmd", null.clone()),
+        ("Image", json!("")),
+        ("Volumes", null.clone()),
+        ("WorkingDir", json!("")),
+        ("Entrypoint", null.clone()),
+        ("OnBuild", null.clone()),
+        ("Labels", null.clone()),
+    ];
+    for (k, zero) in &config {
+        o.entry(*k).or_insert_with(|| zero.clone());
+    }
+}
+
+/// dockerd 20.10 writes every field of a container's `Config` and `HostConfig` that
+/// Go's JSON does not omit when empty, with its zero value (`null` for an unset list
+/// or map); berth's records keep what the client sent. Clients that index the
+/// document (docker-py's `attrs["HostConfig"]["CapAdd"]`) find every key, as with dockerd.
+fn fill_zero_fields(v: &mut serde_json::Value) {
+    use serde_json::{json, Value};
+    let null = Value::Null;
+    let host_config = [
+        ("Binds", null.clone()),
+        ("ContainerIDFile", json!("")),
+        ("PortBindings", null.clone()),
+        ("AutoRemove", json!(false)),
+        ("VolumeDriver", json!("")),
+        ("VolumesFrom", null.clone()),
+        ("CapAdd", null.clone()),
+        ("CapDrop", null.clone()),
+        ("Dns", null.clone()),
+        ("DnsOptions", null.clone()),
+        ("DnsSearch", null.clone()),
+        ("ExtraHosts", null.clone()),
+        ("GroupAdd", null.clone()),
+        ("Cgroup", json!("")),
+        ("Links", null.clone()),
+        ("OomScoreAdj", json!(0)),
+        ("PidMode", json!("")),
+        ("Privileged", json!(false)),
+        ("PublishAllPorts", json!(false)),
+        ("ReadonlyRootfs", json!(false)),
+        ("SecurityOpt", null.clone()),
+        ("UTSMode", json!("")),
+        ("UsernsMode", json!("")),
+        ("ConsoleSize", json!([0, 0])),
+        ("Isolation", json!("")),
+        ("CpuShares", json!(0)),
+        ("Memory", json!(0)),
+        ("NanoCpus", json!(0)),
+        ("CgroupParent", json!("")),
+        ("BlkioWeight", json!(0)),
+        ("BlkioWeightDevice", null.clone()),
+        ("BlkioDeviceReadBps", null.clone()),
+        ("BlkioDeviceWriteBps", null.clone()),
+        ("BlkioDeviceReadIOps", null.clone()),
+        ("BlkioDeviceWriteIOps", null.clone()),
+        ("CpuPeriod", json!(0)),
+        ("CpuQuota", json!(0)),
+        ("CpuRealtimePeriod", json!(0)),
+        ("CpuRealtimeRuntime", json!(0)),
+        ("CpusetCpus", json!("")),
+        ("CpusetMems", json!("")),
+        ("Devices", null.clone()),
+        ("DeviceCgroupRules", null.clone()),
+        ("DeviceRequests", null.clone()),
+        ("KernelMemory", json!(0)),
+        ("KernelMemoryTCP", json!(0)),
+        ("MemoryReservation", json!(0)),
+        ("MemorySwap", json!(0)),
+        ("MemorySwappiness", null.clone()),
+        ("OomKillDisable", json!(false)),
+        ("PidsLimit", null.clone()),
+        ("Ulimits", null.clone()),
+        ("CpuCount", json!(0)),
+        ("CpuPercent", json!(0)),
+        ("IOMaximumIOps", json!(0)),
+        ("IOMaximumBandwidth", json!(0)),
+        ("MaskedPaths", null.clone()),
+        ("ReadonlyPaths", null.clone()),
+    ];
+    if let Some(o) = v.get_mut("Config").and_then(Value::as_object_mut) {
+        fill_config_zero_fields(o);
+    }
+    if let Some(o) = v.get_mut("HostConfig").and_then(Value::as_object_mut) {
+        for (k, zero) in &host_config {
+            o.entry(*k).or_insert_with(|| zero.clone());
+        }
+    }
+    if let Some(o) = v.as_object_mut() {
+        o.entry("ExecIDs").or_insert(Value::Null);
+    }
 }
 
 /// `Mounts` as dockerd shows them (inspect and `ps`).
