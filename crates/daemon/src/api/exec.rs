@@ -83,5 +83,10 @@ pub async fn resize(d: &Arc<Daemon>, id: &str, q: &Query) -> Result {
 
 pub fn inspect(d: &Arc<Daemon>, id: &str) -> Result {
     let e = d.execs.get(id)?;
-    Ok(json(200, &exec::inspect(&e)))
+    // dockerd writes `ExitCode: null` until the process has exited
+    let mut v = serde_json::to_value(exec::inspect(&e)).map_err(|e| berth_errdefs::Error::internal(e.to_string()))?;
+    if let Some(o) = v.as_object_mut() {
+        o.entry("ExitCode").or_insert(serde_json::Value::Null);
+    }
+    Ok(json(200, &v))
 }

@@ -174,7 +174,8 @@ pub fn inspect(e: &Exec) -> ExecInspectResponse {
         exit_code: st.exit_code,
         process_config: Some(ProcessConfig {
             privileged: Some(e.config.privileged.unwrap_or(false)),
-            user: Some(e.config.user.clone().unwrap_or_default()),
+            // (dockerd omits an empty user)
+            user: e.config.user.clone().filter(|u| !u.is_empty()),
             tty: Some(e.config.tty.unwrap_or(false)),
             entrypoint: cmd.first().cloned(),
             arguments: Some(cmd.iter().skip(1).cloned().collect()),

@@ -146,6 +146,83 @@ fn networks(pid: i32) -> Value {
     Value::Object(out)
 }
 
+/// Block I/O as dockerd 20.10 reports it. cgroup v1: the blkio controller's
+/// `*_recursive` files (CFQ's when present, else the throttle policy's bytes and ops),
+/// each line `MAJ:MIN Op value` one entry, the `Total` lines left out; lists of the
+/// files the kernel does not have are empty. v2: `io.stat`'s `rbytes`/`wbytes` as
+/// `read`/`write` entries of `io_service_bytes_recursive`, the rest null.
+fn blkio_stats(cg: &str) -> Value {
+    const V1: [(&str, &str); 8] = [
+        ("io_service_bytes_recursive", "io_service_bytes_recursive"),
+        ("io_serviced_recursive", "io_serviced_recursive"),
+        ("io_queue_recursive", "io_queued_recursive"),
+        ("io_service_time_recursive", "io_service_time_recursive"),
+        ("io_wait_time_recursive", "io_wait_time_recursive"),
+        ("io_merged_recursive", "io_merged_recursive"),
+        ("io_time_recursive", "time_recursive"),
+        ("sectors_recursive", "sectors_recursive"),
+    ];
+    let Some(dir) = cgroup_dir("blkio", cg) else { return json!({}) };
+    let mut out = serde_json::Map::new();
+    if dir.join("cgroup.controllers").exists() {
+        for (key, _) in V1 {
+            out.insert(key.into(), Value::Null);
+        }
+        let text = std::fs::read_to_string(dir.join("io.stat")).unwrap_or_default();
+        out.insert("io_service_bytes_recursive".into(), Value::Array(io_stat_entries(&text)));
+        return Value::Object(out);
+    }
+    for (key, file) in V1 {
+        let cfq = std::fs::read_to_string(dir.join(format!("blkio.{file}")));
+        let text = match (cfq, key) {
+            (Ok(t), _) if !t.trim().is_empty() && !t.trim().starts_with("Total") => t,
+            (_, "io_service_bytes_recursive" | "io_serviced_recursive") => {
+                std::fs::read_to_string(dir.join(format!("blkio.throttle.{file}"))).unwrap_or_default()
+            }
+            (r, _) => r.unwrap_or_default(),
+        };
+        out.insert(key.into(), Value::Array(blkio_entries(&text)));
+    }
+    Value::Object(out)
+}
+
+/// `8:0 Read 4096` (or `8:0 4096` for sectors and time) lines as dockerd's entries.
+fn blkio_entries(text: &str) -> Vec<Value> {
+    text.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let (dev, op, val) = match f.as_slice() {
+                [dev, op, val] => (*dev, *op, *val),
+                [dev, val] if dev.contains(':') => (*dev, "", *val),
+                _ => return None,
+            };
+            let (maj, min) = dev.split_once(':')?;
+            Some(json!({"major": maj.parse::<u64>().ok()?, "minor": min.parse::<u64>().ok()?, "op": op, "value": val.parse::<u64>().ok()?}))
+        })
+        .collect()
+}
+
+/// cgroup v2 `io.stat` lines (`8:0 rbytes=.. wbytes=.. rios=..`) as read/write byte entries.
+fn io_stat_entries(text: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    for l in text.lines() {
+        let mut f = l.split_whitespace();
+        let Some((maj, min)) = f.next().and_then(|d| d.split_once(':')) else { continue };
+        let (Ok(maj), Ok(min)) = (maj.parse::<u64>(), min.parse::<u64>()) else { continue };
+        for kv in f {
+            let op = match kv.split_once('=') {
+                Some(("rbytes", v)) => ("read", v),
+                Some(("wbytes", v)) => ("write", v),
+                _ => continue,
+            };
+            if let Ok(v) = op.1.parse::<u64>() {
+                out.push(json!({"major": maj, "minor": min, "op": op.0, "value": v}));
+            }
+        }
+    }
+    out
+}
+
 /// One stats sample. `pre` is the previous sample's `cpu_stats` and time.
 pub fn sample(id: &str, cg: &str, name: &str, pid: i32, pre: Option<(&Value, &str)>) -> Value {
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
@@ -160,7 +237,7 @@ pub fn sample(id: &str, cg: &str, name: &str, pid: i32, pre: Option<(&Value, &st
         "id": id,
         "name": format!("/{name}"),
         "pids_stats": pids_stats(cg),
-        "blkio_stats": {"io_service_bytes_recursive": null, "io_serviced_recursive": null},
+        "blkio_stats": blkio_stats(cg),
         "num_procs": 0,
         "storage_stats": {},
         "cpu_stats": cpu_stats(cg),
@@ -168,4 +245,23 @@ pub fn sample(id: &str, cg: &str, name: &str, pid: i32, pre: Option<(&Value, &st
         "memory_stats": memory_stats(cg),
         "networks": networks(pid),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blkio_lines_become_dockerds_entries() {
+        let v1 = "8:0 Read 4096\n8:0 Write 8192\n8:0 Sync 0\nTotal 12288\n";
+        let e = blkio_entries(v1);
+        assert_eq!(e.len(), 3);
+        assert_eq!(e[1], json!({"major": 8, "minor": 0, "op": "Write", "value": 8192}));
+        assert_eq!(blkio_entries("8:16 512\n"), vec![json!({"major": 8, "minor": 16, "op": "", "value": 512})]);
+        let v2 = "253:0 rbytes=1024 wbytes=2048 rios=1 wios=2 dbytes=0 dios=0\n";
+        assert_eq!(
+            io_stat_entries(v2),
+            vec![json!({"major": 253, "minor": 0, "op": "read", "value": 1024}), json!({"major": 253, "minor": 0, "op": "write", "value": 2048})]
+        );
+    }
 }
