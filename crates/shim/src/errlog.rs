@@ -69,15 +69,44 @@ pub fn with_cause(message: &str) -> String {
 }
 
 /// The innermost cause in libcontainer's error events: the first event (logged where
-/// the failure happened, before the outer layers logged it again), and in it the
-/// innermost quoted message of a `Debug`-printed error (`RootFS(Mount(Other("...")))`)
-/// if there is one, else the event's own text.
+/// the failure happened, before the outer layers logged it again) with the mount it
+/// names shortened to its destination, plus the OS error's message that a later
+/// event's `Debug` rendering of the same error carries (`message: "Not a
+/// directory"`). When the first event is only the outermost wrapper (`failed to
+/// prepare rootfs err=RootFS(Other("..."))`), the innermost message in it.
 fn cause(log: &str) -> Option<String> {
-    let first = log.lines().map(str::trim).find(|l| !l.is_empty())?;
-    let quoted = innermost_quoted(first);
-    let text = quoted.unwrap_or_else(|| first.to_owned());
+    let lines: Vec<&str> = log.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let first = *lines.first()?;
+    let os_message = lines.iter().find_map(|l| field(l, "message: \""));
+    let text = if first.starts_with("failed to prepare rootfs err=") || first.starts_with("failed to initialize") {
+        os_message.clone().or_else(|| innermost_quoted(first)).unwrap_or_else(|| first.to_owned())
+    } else {
+        let mut t = shorten_mount(first);
+        if let Some(m) = os_message.filter(|m| !t.contains(m.as_str())) {
+            t = format!("{t}: {m}");
+        }
+        t
+    };
     let text = text.trim();
     (!text.is_empty()).then(|| text.to_owned())
+}
+
+/// The string after `key` up to the next unescaped `"`.
+fn field(s: &str, key: &str) -> Option<String> {
+    let at = s.rfind(key)? + key.len();
+    let rest = &s[at..];
+    let end = rest.find('"')?;
+    Some(rest[..end].to_owned())
+}
+
+/// `failed to mount Mount { destination: "/x", typ: .. }: why` → `mount /x: why`.
+fn shorten_mount(line: &str) -> String {
+    let Some(at) = line.find("Mount { destination: \"") else { return line.to_owned() };
+    let Some(dest) = field(&line[at..], "destination: \"") else { return line.to_owned() };
+    let Some(close) = line[at..].find(" }") else { return line.to_owned() };
+    let head = line[..at].trim_end().trim_end_matches("failed to mount").trim_end();
+    let tail = &line[at + close + 2..];
+    format!("{head}{}mount {dest}{tail}", if head.is_empty() { "" } else { " " })
 }
 
 /// The last `"..."` literal of a `Debug` rendering, unescaped (`\"` and `\\`).
@@ -104,8 +133,11 @@ mod tests {
     fn the_innermost_message_of_a_debug_error() {
         let log = "failed to prepare rootfs err=RootFS(Other(\"filesystem proc must be mounted on ordinary directory\"))\n";
         assert_eq!(cause(log).as_deref(), Some("filesystem proc must be mounted on ordinary directory"));
-        let log = "failed to mount Mount { destination: \"/x\" }: io error\nfailed to prepare rootfs err=RootFS(Io(..))\n";
-        assert_eq!(cause(log).as_deref(), Some("failed to mount Mount { destination: \"/x\" }: io error"));
+        let log = "failed to mount Mount { destination: \"/r/t\", typ: Some(\"bind\"), options: Some([\"rbind\"]) }: open newly created directory failed\n\
+                   failed to prepare rootfs err=Mount(Pathrs(Error(RawOsError { operation: \"open\", source: Os { code: 20, kind: NotADirectory, message: \"Not a directory\" } })))\n";
+        assert_eq!(cause(log).as_deref(), Some("mount /r/t: open newly created directory failed: Not a directory"));
+        let log = "failed to mknod device err=Nix(EEXIST) path=\"/c/rootfs/dev/null\" major=1 minor=3\n";
+        assert_eq!(cause(log).as_deref(), Some("failed to mknod device err=Nix(EEXIST) path=\"/c/rootfs/dev/null\" major=1 minor=3"));
         assert_eq!(cause(""), None);
         assert_eq!(innermost_quoted(r#"E(Other("a \"b\" c"))"#).as_deref(), Some(r#"a "b" c"#));
     }
