@@ -2,7 +2,7 @@
 //! and firewall table on the host, address allocation, published ports and the names
 //! the embedded DNS server answers.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
@@ -79,14 +79,10 @@ struct Names {
 pub struct Networks {
     cfg: Config,
     db: Arc<Db>,
-    state: Arc<Mutex<State>>,
+    state: Mutex<State>,
     names: RwLock<Names>,
     /// Deletes the conntrack entries of addresses given back, in batches.
     purger: Arc<crate::conntrack::Purger>,
-    /// Bridges of removed networks still being deleted (in the background).
-    deleting: Arc<(Mutex<BTreeSet<String>>, std::sync::Condvar)>,
-    /// The background thread that finishes removals: see [`Networks::remove`].
-    reaper: Mutex<Option<std::sync::mpsc::Sender<Network>>>,
 }
 
 /// Host-wide lock while subnets are chosen and bridges get their addresses, so two
@@ -116,14 +112,6 @@ impl Networks {
     /// every bridge and the firewall table in place.
     pub fn open(db: Arc<Db>, cfg: Config) -> Result<Networks> {
         let mut nets: BTreeMap<String, Network> = db.list::<Network>(Table::Networks)?.into_iter().collect();
-        // Networks removed while their bridge was still being deleted (a crash then).
-        for n in nets.values().filter(|n| n.removed) {
-            if n.is_bridge() {
-                bridge::delete_bridge(&n.bridge)?;
-            }
-            db.delete(Table::Networks, &n.id)?;
-        }
-        nets.retain(|_, n| !n.removed);
         let have = |d: &str, nets: &BTreeMap<String, Network>| nets.values().any(|n| n.predefined && n.driver == d);
         for (name, driver) in [("host", HOST), ("none", NULL)] {
             if !have(driver, &nets) {
@@ -146,7 +134,6 @@ impl Networks {
                     host_binding: None,
                     allocated: BTreeMap::new(),
                     predefined: true,
-                    removed: false,
                 };
                 db.put(Table::Networks, &n.id, &n)?;
                 nets.insert(n.id.clone(), n);
@@ -155,9 +142,7 @@ impl Networks {
         let me = Networks {
             cfg,
             db,
-            state: Arc::new(Mutex::new(State { nets, ports: BTreeMap::new(), held: HashMap::new() })),
-            deleting: Arc::new((Mutex::new(BTreeSet::new()), std::sync::Condvar::new())),
-            reaper: Mutex::new(None),
+            state: Mutex::new(State { nets, ports: BTreeMap::new(), held: HashMap::new() }),
             names: RwLock::new(Names::default()),
             purger: crate::conntrack::Purger::start(),
         };
@@ -220,7 +205,6 @@ impl Networks {
             host_binding: None,
             allocated: BTreeMap::new(),
             predefined: true,
-            removed: false,
         };
         bridge::ensure_bridge(&n)?;
         self.db.put(Table::Networks, &n.id, &n)?;
@@ -318,9 +302,6 @@ impl Networks {
             None => format!("br-{}", &id[..12]),
         };
 
-        if !req.configs.is_empty() || req.options.contains_key(model::OPT_BRIDGE_NAME) {
-            self.wait_deletions();
-        }
         let mut st = self.state.lock().unwrap();
         if st.nets.values().any(|n| n.name == req.name) {
             return Err(Error::conflict(format!("network with name {} already exists", req.name)));
@@ -384,7 +365,6 @@ impl Networks {
             host_binding,
             allocated: BTreeMap::new(),
             predefined: false,
-            removed: false,
         };
         let made = (|| -> Result<()> {
             bridge::enable_forwarding(n.enable_ipv6)?;
@@ -416,56 +396,16 @@ impl Networks {
             )));
         }
         st.nets.remove(&n.id);
-        let gone = Network { removed: true, ..n.clone() };
-        self.db.put(Table::Networks, &n.id, &gone)?;
+        self.apply_firewall(&st)?;
+        // Deleting a bridge waits on the kernel (tens of ms for its RCU grace periods):
+        // not under the lock, so that removals of several networks overlap. The bridge
+        // is named after this network's id: nothing new can take it meanwhile.
         drop(st);
-        // The rest happens after the answer, in one background thread: the firewall
-        // table is written once for every removal queued meanwhile (compose down removes
-        // its networks at once; a write is an `nft` run, ~25 ms), then the bridges are
-        // deleted (each waits ~45 ms on the kernel's RCU grace periods). Until then the
-        // old rules name a bridge without endpoints, any other firewall write leaves
-        // them out, the old bridge's route keeps its subnet taken for automatic
-        // choices, and a network asking for that subnet or bridge name waits
-        // ([`Networks::wait_deletions`]). The store keeps the network marked `removed`
-        // until its bridge is gone: a crash in between deletes it at the next start.
         if n.is_bridge() {
-            self.deleting.0.lock().unwrap().insert(n.bridge.clone());
+            bridge::delete_bridge(&n.bridge)?;
         }
-        let mut reaper = self.reaper.lock().unwrap();
-        let tx = reaper.get_or_insert_with(|| self.start_reaper());
-        if let Err(std::sync::mpsc::SendError(n)) = tx.send(n.clone()) {
-            // (the thread is gone: do it here)
-            *reaper = None;
-            drop(reaper);
-            reap(&self.cfg.table, &self.state, &self.db, &self.deleting, vec![n]);
-        }
+        self.db.delete(Table::Networks, &n.id)?;
         Ok(n)
-    }
-
-    fn start_reaper(&self) -> std::sync::mpsc::Sender<Network> {
-        let (tx, rx) = std::sync::mpsc::channel::<Network>();
-        let (table, state, db, deleting) = (self.cfg.table.clone(), self.state.clone(), self.db.clone(), self.deleting.clone());
-        std::thread::Builder::new()
-            .name("network-reaper".into())
-            .spawn(move || {
-                while let Ok(first) = rx.recv() {
-                    let mut batch = vec![first];
-                    batch.extend(rx.try_iter());
-                    reap(&table, &state, &db, &deleting, batch);
-                }
-            })
-            .expect("spawn the network reaper thread");
-        tx
-    }
-
-    /// Wait until the bridges of removed networks are deleted (before a network takes
-    /// a subnet or a bridge name of its own choosing, or the daemon stops).
-    pub fn wait_deletions(&self) {
-        let (set, cv) = &*self.deleting;
-        let mut pending = set.lock().unwrap();
-        while !pending.is_empty() {
-            pending = cv.wait(pending).unwrap();
-        }
     }
 
     /// Allocate the endpoint's addresses on its network, for `owner` (a container id).
@@ -672,14 +612,26 @@ impl Networks {
 
     /// Rewrite berth's nftables table from the state.
     fn apply_firewall(&self, st: &State) -> Result<()> {
-        write_firewall(&self.cfg.table, st)
+        let nets: Vec<FwNetwork> = st
+            .nets
+            .values()
+            .filter(|n| n.is_bridge())
+            .map(|n| FwNetwork {
+                bridge: n.bridge.clone(),
+                subnets: n.subnets.iter().map(|s| s.subnet).collect(),
+                internal: n.internal,
+                icc: n.icc,
+                masquerade: n.masquerade,
+            })
+            .collect();
+        let ports: Vec<PortMap> = st.ports.values().flatten().cloned().collect();
+        firewall::apply(&firewall::ruleset(&self.cfg.table, &nets, &ports))
     }
 
     /// Daemon shutdown: the table stays (running containers keep their ports); the
     /// next start rewrites it. `reset` removes it and every bridge of berth's user
     /// networks — for tests and uninstalling.
     pub fn teardown_host(&self, remove_bridges: bool) -> Result<()> {
-        self.wait_deletions();
         if !remove_bridges {
             return Ok(());
         }
@@ -757,49 +709,4 @@ impl crate::dns::Resolve for Networks {
     fn upstreams(&self, asker: &str) -> Vec<SocketAddr> {
         self.names.read().unwrap().upstreams.get(asker).cloned().unwrap_or_default()
     }
-}
-
-/// Finish the removal of `nets`: one firewall write without them, then their bridges
-/// deleted (at once), then their records.
-fn reap(table: &str, state: &Mutex<State>, db: &Arc<Db>, deleting: &Arc<(Mutex<BTreeSet<String>>, std::sync::Condvar)>, nets: Vec<Network>) {
-    {
-        let st = state.lock().unwrap();
-        if let Err(e) = write_firewall(table, &st) {
-            tracing::warn!("firewall after removing networks: {e}");
-        }
-    }
-    std::thread::scope(|s| {
-        for n in &nets {
-            s.spawn(move || {
-                let deleted = if n.is_bridge() { bridge::delete_bridge(&n.bridge) } else { Ok(()) };
-                match deleted.and_then(|()| db.delete(Table::Networks, &n.id)) {
-                    Ok(()) => {}
-                    Err(e) => tracing::warn!(network = %n.name, "finish removing the network: {e}"),
-                }
-            });
-        }
-    });
-    let mut set = deleting.0.lock().unwrap();
-    for n in &nets {
-        set.remove(&n.bridge);
-    }
-    deleting.1.notify_all();
-}
-
-/// Write berth's firewall table for the networks and ports in `st`.
-fn write_firewall(table: &str, st: &State) -> Result<()> {
-    let nets: Vec<FwNetwork> = st
-        .nets
-        .values()
-        .filter(|n| n.is_bridge())
-        .map(|n| FwNetwork {
-            bridge: n.bridge.clone(),
-            subnets: n.subnets.iter().map(|s| s.subnet).collect(),
-            internal: n.internal,
-            icc: n.icc,
-            masquerade: n.masquerade,
-        })
-        .collect();
-    let ports: Vec<PortMap> = st.ports.values().flatten().cloned().collect();
-    firewall::apply(&firewall::ruleset(table, &nets, &ports))
 }

@@ -65,10 +65,6 @@ pub struct Network {
     /// `bridge`, `host` and `none`: made by berthd, never removed.
     #[serde(default)]
     pub predefined: bool,
-    /// Removed: its bridge is being deleted (kept in the store until it is, so that a
-    /// restart after a crash deletes it then).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub removed: bool,
 }
 
 fn yes() -> bool {

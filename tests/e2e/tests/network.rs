@@ -224,25 +224,15 @@ fn networking_survives_a_daemon_crash_and_leaves_nothing_behind() {
     d.berth(&["rm", "-f", "cweb", "c2"]).ok();
     d.berth(&["network", "rm", "crashnet"]).ok();
     assert!(http_get(SocketAddr::from(([127, 0, 0, 1], port))).is_none());
-    // A network asking for the same subnet and bridge name right away gets them (it
-    // waits for the old bridge, deleted after the answer) and keeps its bridge.
-    d.berth(&["network", "create", "--subnet", "10.231.0.0/24", "-o", &format!("com.docker.network.bridge.name={br}"), "again"]).ok();
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(ip_output(&["-br", "addr", "show", &br]).contains("10.231.0.1/24"), "the new network's bridge is gone");
-    d.berth(&["network", "rm", "again"]).ok();
     // No link or address of berth's remains: the network's bridge is gone, and no
     // veth is left on it or on the default bridge.
-    assert!(wait_until(Duration::from_secs(5), || ip_output(&["-br", "link", "show", &br]).is_empty()), "{br} is still there");
+    assert!(ip_output(&["-br", "link", "show", &br]).is_empty(), "{br} is still there");
     assert!(ip_output(&["-br", "link", "show", "master", d.bridge()]).trim().is_empty());
     let addrs = ip_output(&["-br", "addr"]);
     assert!(!addrs.contains("10.231.0."), "addresses:\n{addrs}");
-    // (the table is rewritten after the answer to a removal)
-    let rules = || String::from_utf8_lossy(&Command::new("nft").args(["list", "table", "inet", &d.nft_table()]).output().unwrap().stdout).into_owned();
-    assert!(
-        wait_until(Duration::from_secs(5), || !rules().contains("10.231.0.") && !rules().contains(&format!("dport {port}"))),
-        "{}",
-        rules()
-    );
+    let rules = Command::new("nft").args(["list", "table", "inet", &d.nft_table()]).output().unwrap();
+    let rules = String::from_utf8_lossy(&rules.stdout);
+    assert!(!rules.contains("10.231.0.") && !rules.contains(&format!("dport {port}")), "{rules}");
 }
 
 #[test]
@@ -492,29 +482,4 @@ fn the_embedded_dns_forwards_other_names_to_the_dns_servers_given() {
     assert!(upstream.join().unwrap() >= 1);
     d.berth(&["rm", "-f", "peer"]);
     d.berth(&["network", "rm", &net]);
-}
-
-/// A network's removal is answered before its bridge is deleted (that waits on the
-/// kernel): a crash right after the answer leaves the bridge, and the next start
-/// deletes it; the network is gone either way.
-#[test]
-fn a_crash_right_after_a_network_removal_leaves_no_bridge_behind() {
-    let mut d = Daemon::start();
-    let mut bridges = Vec::new();
-    for i in 0..3 {
-        let name = format!("gone{i}");
-        d.berth(&["network", "create", &name]).ok();
-        let id = d.api("GET", &format!("/networks/{name}")).json()["Id"].as_str().unwrap().to_owned();
-        bridges.push(format!("br-{}", &id[..12]));
-    }
-    for i in 0..3 {
-        assert_eq!(d.api("DELETE", &format!("/networks/gone{i}")).status, 204);
-    }
-    d.restart();
-    for br in &bridges {
-        assert!(ip_output(&["-br", "link", "show", br]).is_empty(), "{br} is still there after the restart");
-    }
-    let names: Vec<String> = d.api("GET", "/networks").json().as_array().unwrap().iter().map(|n| n["Name"].as_str().unwrap().to_owned()).collect();
-    assert!(!names.iter().any(|n| n.starts_with("gone")), "{names:?}");
-    d.berth(&["network", "create", "after"]).ok();
 }
