@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -118,8 +118,8 @@ const DEV_ENTRIES: [&str; 11] = ["fd", "stdin", "stdout", "stderr", "kcore", "nu
 /// it, and libcontainer fails on what exists ("failed to symlink defaults", "failed
 /// to mknod device": EEXIST) where runc keeps it, so a `/dev` volume could be used
 /// once. Before each start, the default links and the spec's device nodes that are
-/// in the way are removed — only symlinks and device nodes, through descriptors of
-/// the mount's source directory that never follow a link — and the runtime makes
+/// in the way are removed — only symlinks and device nodes, resolved inside the
+/// mount's source directory without following the last link — and the runtime makes
 /// them afresh (a link left there by a container is never followed: removing it is
 /// what keeps it from redirecting the runtime).
 fn clear_dev_links(spec: &Value) -> Result<()> {
@@ -135,57 +135,21 @@ fn clear_dev_links(spec: &Value) -> Result<()> {
         .map(|n| n.to_string())
         .chain(devices.filter_map(|p| p.strip_prefix("/dev/")).map(str::to_owned))
         .collect();
-    let root = open_dir_nofollow(None, src).with_context(|| format!("open the /dev mount's source {src}"))?;
+    // pathrs resolves every name inside the source directory (a link never leads out).
+    let root = pathrs::Root::open(src).with_context(|| format!("open the /dev mount's source {src}"))?;
     for name in &names {
-        let (parent, leaf) = match name.rsplit_once('/') {
-            Some((dir, leaf)) => {
-                // A nested device (`net/tun`): walk to its directory without following links.
-                let mut fd = None;
-                let mut ok = true;
-                for comp in dir.split('/').filter(|c| !c.is_empty() && *c != "." && *c != "..") {
-                    let at = fd.as_ref().unwrap_or(&root);
-                    match open_dir_nofollow(Some(at), comp) {
-                        Ok(f) => fd = Some(f),
-                        Err(_) => {
-                            ok = false;
-                            break;
-                        }
-                    }
-                }
-                if !ok {
-                    continue;
-                }
-                (fd, leaf)
-            }
-            None => (None, name.as_str()),
-        };
-        let dir = parent.as_ref().unwrap_or(&root);
-        if in_the_way(dir, leaf) {
-            nix::unistd::unlinkat(Some(dir.as_raw_fd()), leaf, nix::unistd::UnlinkatFlags::NoRemoveDir)
-                .with_context(|| format!("remove {src}/{name}"))?;
+        let Ok(h) = root.resolve_nofollow(name) else { continue };
+        if in_the_way(&h) {
+            root.remove_file(name).with_context(|| format!("remove {src}/{name}"))?;
         }
     }
     Ok(())
 }
 
-/// Open the directory `name` (in `at`, or a path) without following a symlink.
-fn open_dir_nofollow(at: Option<&fs::File>, name: &str) -> std::io::Result<fs::File> {
-    use std::os::fd::FromRawFd;
-    let c = std::ffi::CString::new(name).map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
-    let dirfd = at.map_or(libc::AT_FDCWD, |f| f.as_raw_fd());
-    // SAFETY: a valid directory fd (or AT_FDCWD) and a NUL-terminated name.
-    let fd = unsafe { libc::openat(dirfd, c.as_ptr(), libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_RDONLY) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: `fd` was just opened and is owned by nothing else.
-    Ok(unsafe { fs::File::from_raw_fd(fd) })
-}
-
-/// Is `name` in `dir` a symlink or a device node (what the runtime makes itself)?
-fn in_the_way(dir: &fs::File, name: &str) -> bool {
-    use nix::sys::stat::{fstatat, SFlag};
-    fstatat(Some(dir.as_raw_fd()), name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW).is_ok_and(|st| {
+/// Is the entry a symlink or a device node (what the runtime makes itself)?
+fn in_the_way(h: &pathrs::Handle) -> bool {
+    use nix::sys::stat::{fstat, SFlag};
+    fstat(h.as_fd().as_raw_fd()).is_ok_and(|st| {
         let kind = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
         kind == SFlag::S_IFLNK || kind == SFlag::S_IFCHR || kind == SFlag::S_IFBLK
     })

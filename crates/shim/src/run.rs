@@ -129,6 +129,7 @@ fn clear_stale(runtime_root: &Path, id: &str) {
 
 /// Turn a libcontainer creation error into Docker's wording, which the docker CLI
 /// maps to exit codes 126/127.
+///
 /// Only the failures of the exec itself are mapped (libcontainer's executable check,
 /// or the launcher's `exec ARGV0: ...`): a "No such file" from setting the container up
 /// (a device, a mount) is reported as it is, not as a missing executable.
