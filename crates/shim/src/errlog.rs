@@ -11,7 +11,6 @@
 //! The memfd is close-on-exec: the container's process never sees it.
 
 use std::fs::File;
-use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::sync::OnceLock;
 
@@ -25,6 +24,10 @@ pub fn install() {
     if fd < 0 {
         return;
     }
+    // Appending: after `clear` truncates it, writes start again at its beginning
+    // (the offset is shared with the init process's descriptor).
+    // SAFETY: F_SETFL on the descriptor just opened.
+    unsafe { libc::fcntl(fd, libc::F_SETFL, libc::O_APPEND) };
     // SAFETY: `fd` was just opened and nothing else owns it.
     let file = unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
     let Ok(writer) = file.try_clone() else { return };
@@ -55,7 +58,6 @@ fn logged() -> String {
 pub fn clear() {
     if let Some(f) = SINK.get() {
         let _ = f.set_len(0);
-        let _ = (&*f).flush();
     }
 }
 
