@@ -152,10 +152,11 @@ fn legacy_inspect(v: &mut serde_json::Value, api: ApiVersion) {
     let hc = v["HostConfig"].clone();
     let or = |x: &Value, d: Value| if x.is_null() { d } else { x.clone() };
     if let Some(cfg) = v["Config"].as_object_mut() {
-        let mac = or(&cfg.get("MacAddress").cloned().unwrap_or(Value::Null), "".into());
-        let disabled = or(&cfg.get("NetworkDisabled").cloned().unwrap_or(Value::Null), false.into());
-        cfg.insert("MacAddress".into(), mac);
-        cfg.insert("NetworkDisabled".into(), disabled);
+        for (k, zero) in [("MacAddress", Value::from("")), ("NetworkDisabled", Value::from(false))] {
+            let cur = cfg.get(k).unwrap_or(&Value::Null);
+            let val = or(cur, zero);
+            cfg.insert(k.into(), val);
+        }
         cfg.entry("ExposedPorts").or_insert(Value::Null);
         cfg.insert("VolumeDriver".into(), or(&hc["VolumeDriver"], "".into()));
         if api.before(20) {
@@ -185,17 +186,9 @@ fn legacy_inspect(v: &mut serde_json::Value, api: ApiVersion) {
 /// endpoints and devices at create and does not redo them at start) — an empty
 /// body or `{}`/`null` starts the container.
 pub async fn start(d: &Arc<Daemon>, id: &str, req: Request<Incoming>, v: ApiVersion) -> Result {
-    let chunked = req
-        .headers()
-        .get(http::header::TRANSFER_ENCODING)
-        .is_some_and(|t| t.as_bytes().eq_ignore_ascii_case(b"chunked"));
-    let length = req
-        .headers()
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|l| l.to_str().ok()?.parse::<u64>().ok())
-        .unwrap_or(0);
-    // A non-nil JSON object is at least 7 bytes (dockerd's test).
-    if length > 7 || chunked {
+    // A non-nil JSON object is at least 7 bytes (dockerd's test); a chunked body has
+    // no exact length.
+    if hyper::body::Body::size_hint(req.body()).exact().is_none_or(|n| n > 7) {
         if !v.before(24) {
             return Err(Error::invalid(
                 "starting container with non-empty request body was deprecated since API v1.22 and removed in v1.24",
