@@ -58,7 +58,6 @@ pub async fn on_exit(d: &Arc<Daemon>, c: &Arc<Container>, st: ExitStatus) {
     // need not wait for the disk; after a crash in between, restore removes it.
     let auto_remove = c.record().host_config.auto_remove.unwrap_or(false);
     let record_exit = |r: &mut super::Record| {
-        r.state.status = Status::Exited;
         r.state.pid = 0;
         r.state.exit_code = st.code as i64;
         r.state.finished_at = st.finished_at.clone();
@@ -66,6 +65,15 @@ pub async fn on_exit(d: &Arc<Daemon>, c: &Arc<Container>, st: ExitStatus) {
         if let Some(e) = &st.error {
             r.state.error = e.clone();
         }
+        // As dockerd's exit handler, the restart decision is taken with the exit: a
+        // container that will be restarted goes from running straight to restarting,
+        // never seen exited while its runtime is torn down.
+        let canceled = c.restart_canceled.load(std::sync::atomic::Ordering::SeqCst);
+        r.state.status = if !auto_remove && !canceled && should_restart(r, r.manually_stopped) {
+            Status::Restarting
+        } else {
+            Status::Exited
+        };
         // Addresses and ports go with the namespace (teardown frees them).
         for ep in &mut r.endpoints {
             ep.deactivate();
@@ -120,14 +128,10 @@ pub async fn on_exit(d: &Arc<Daemon>, c: &Arc<Container>, st: ExitStatus) {
         }
         return;
     }
-    let ran_for = since_rfc3339(&rec.state.started_at);
-    let canceled = c.restart_canceled.load(std::sync::atomic::Ordering::SeqCst);
-    if !canceled && should_restart(&rec, rec.manually_stopped) {
-        let delay = next_delay(c, ran_for);
-        // Restarting: running as far as rm/stop/exec are concerned, without a pid.
-        if let Err(e) = c.update(d, |r| r.state.status = Status::Restarting) {
-            tracing::warn!(id = %c.id, "record restarting: {e}");
-        }
+    // Restarting (decided with the exit): running as far as rm/stop/exec are
+    // concerned, without a pid. A stop or kill since then made it exited.
+    if c.status() == Status::Restarting {
+        let delay = next_delay(c, since_rfc3339(&rec.state.started_at));
         let (d, c) = (d.clone(), c.clone());
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
