@@ -38,6 +38,7 @@ pub struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum Cmd {
     /// Create and run a new container from an image
     #[command(disable_help_flag = true)]
@@ -652,6 +653,7 @@ pub struct StatsArgs {
 }
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum ContainerCmd {
     #[command(alias = "list", alias = "ps")]
     Ls(PsArgs),
@@ -805,6 +807,7 @@ pub struct ImagesArgs {
 }
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 #[allow(clippy::large_enum_variant)] // parsed once per process
 pub enum ImageCmd {
     #[command(alias = "list")]
@@ -1040,6 +1043,7 @@ pub struct EventsArgs {
 }
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum SystemCmd {
     /// Show docker disk usage
     Df {
@@ -1055,6 +1059,7 @@ pub enum SystemCmd {
 }
 
 #[derive(Subcommand, Debug, Clone)]
+#[command(defer = true)]
 pub enum ContextCmd {
     /// Create a context
     #[command(after_help = CONTEXT_DOCKER_KEYS)]
@@ -1139,6 +1144,7 @@ pub struct ContextUpdateArgs {
 }
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum BuilderCmd {
     /// Remove build cache
     Prune(BuilderPruneArgs),
@@ -1161,6 +1167,7 @@ pub struct BuilderPruneArgs {
 }
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum VolumeCmd {
     Create {
         #[arg(short = 'd', long, default_value = "local")]
@@ -1197,6 +1204,7 @@ pub enum VolumeCmd {
 }
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum NetworkCmd {
     Create {
         #[arg(short = 'd', long, default_value = "bridge")]
@@ -1276,6 +1284,7 @@ pub enum NetworkCmd {
 }
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum RegistryCmd {
     /// Serve an OCI distribution registry
     Serve {
@@ -1300,6 +1309,7 @@ pub enum RegistryCmd {
 }
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum DebugCmd {
     /// Parse a Dockerfile and dump its instructions
     ParseDockerfile { file: std::path::PathBuf },

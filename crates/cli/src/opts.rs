@@ -542,6 +542,11 @@ pub fn create_body(
         .first()
         .cloned()
         .ok_or_else(|| anyhow!("requires at least 1 argument"))?;
+    // The image operand takes hyphen values so that the command after it can; a
+    // flag before it that clap did not know lands here (docker: "unknown flag").
+    if image.starts_with('-') && image.len() > 1 {
+        bail!("unknown flag: {}", image.split('=').next().unwrap_or(&image));
+    }
     let cmd: Vec<String> = o.args[1..].to_vec();
 
     let mut env = Vec::new();
@@ -976,6 +981,19 @@ mod tests {
         let r = Reference::parse("busybox@sha256:abcd").unwrap();
         assert_eq!(r.digest.as_deref(), Some("sha256:abcd"));
         assert!(Reference::parse("BusyBox").is_err());
+    }
+
+    #[test]
+    fn an_unknown_flag_before_the_image_is_refused_not_taken_for_the_image() {
+        let parse = |args: &[&str]| match Cli::try_parse_from([&["berth", "run"], args].concat()).unwrap().cmd {
+            Cmd::Run(r) => create_body(&r.opts, r.detach, None),
+            _ => unreachable!(),
+        };
+        let e = parse(&["--bogus=1", "busybox"]).unwrap_err();
+        assert_eq!(e.to_string(), "unknown flag: --bogus");
+        // after the image, hyphenated words are the command's
+        let (b, _) = parse(&["busybox", "ls", "-la", "--color"]).unwrap();
+        assert_eq!(b.cmd.unwrap(), ["ls", "-la", "--color"]);
     }
 
     fn body_for(args: &[&str]) -> (ContainerCreateBody, Option<String>) {

@@ -52,15 +52,54 @@ impl LaunchPipes {
         }
     }
 
-    /// Send the process and wait until it was exec'd (`Ok(None)`) or failed
-    /// (`Ok(Some(message))`).
-    pub fn launch(mut launch_w: File, mut status_r: File, l: &Launch) -> Result<Option<String>> {
-        launch_w.write_all(&serde_json::to_vec(l)?)?;
-        drop(launch_w);
+}
+
+/// A [`Launch`] on its way to the init process. [`Sending::begin`] writes what the
+/// pipe's buffer takes at once — all of it, but for very long arguments — so it can
+/// be done before the start signal and the init finds its process waiting;
+/// [`Sending::finish`] writes the rest once the init reads.
+pub struct Sending {
+    w: File,
+    msg: Vec<u8>,
+    sent: usize,
+}
+
+impl Sending {
+    pub fn begin(w: File, l: &Launch) -> Result<Sending> {
+        let msg = serde_json::to_vec(l)?;
+        let fd = w.as_raw_fd();
+        set_nonblocking(fd, true)?;
+        let mut sent = 0;
+        while sent < msg.len() {
+            match (&w).write(&msg[sent..]) {
+                Ok(n) => sent += n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        set_nonblocking(fd, false)?;
+        Ok(Sending { w, msg, sent })
+    }
+
+    /// Write the rest, close the pipe, and wait until the process was exec'd
+    /// (`Ok(None)`) or failed (`Ok(Some(message))`).
+    pub fn finish(mut self, mut status_r: File) -> Result<Option<String>> {
+        self.w.write_all(&self.msg[self.sent..])?;
+        drop(self.w);
         let mut msg = String::new();
         status_r.read_to_string(&mut msg)?;
         Ok(if msg.is_empty() { None } else { Some(msg) })
     }
+}
+
+fn set_nonblocking(fd: RawFd, on: bool) -> Result<()> {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    // `fd` is the open write end owned by the caller's `File`.
+    let mut flags = OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL)?);
+    flags.set(OFlag::O_NONBLOCK, on);
+    fcntl(fd, FcntlArg::F_SETFL(flags))?;
+    Ok(())
 }
 
 /// Runs in the container's init process (a fork of the shim), after libcontainer has
@@ -186,8 +225,27 @@ mod tests {
             let mut w = status_w;
             w.write_all(format!("executable '{}' not found in $PATH", l.args[0]).as_bytes()).unwrap();
         });
-        let got = LaunchPipes::launch(launch_w, status_r, &Launch { args: vec!["nope".into()], env: vec![] }).unwrap();
+        let l = Launch { args: vec!["nope".into()], env: vec![] };
+        let got = Sending::begin(launch_w, &l).unwrap().finish(status_r).unwrap();
         child.join().unwrap();
         assert_eq!(got.as_deref(), Some("executable 'nope' not found in $PATH"));
+    }
+
+    #[test]
+    fn a_launch_larger_than_the_pipe_is_sent_whole_after_the_start() {
+        let LaunchPipes { launch_w, status_r, launch_r, status_w } = LaunchPipes::new().unwrap();
+        let l = Launch { args: vec!["sh".into(), "x".repeat(1 << 20)], env: vec!["A=b".into()] };
+        // Nobody reads yet (the init waits for its start signal): begin must not block.
+        let sending = Sending::begin(launch_w, &l).unwrap();
+        assert!(sending.sent > 0 && sending.sent < sending.msg.len());
+        let child = std::thread::spawn(move || {
+            let mut r = launch_r;
+            let mut buf = Vec::new();
+            r.read_to_end(&mut buf).unwrap();
+            drop(status_w);
+            serde_json::from_slice::<Launch>(&buf).unwrap()
+        });
+        assert_eq!(sending.finish(status_r).unwrap(), None);
+        assert_eq!(child.join().unwrap(), l);
     }
 }

@@ -19,7 +19,7 @@ use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 
 use crate::io::{Hub, StdinSink};
-use crate::launch::{Launch, LaunchPipes};
+use crate::launch::{Launch, LaunchPipes, Sending};
 use crate::confine::Confined;
 use crate::seccomp::Filter;
 use crate::log::JsonLog;
@@ -50,6 +50,11 @@ pub struct Shim {
     sock_ino: Option<u64>,
     /// The cgroup file with the OOM kill count, read at exit for `State.OOMKilled`.
     oom_events: Option<PathBuf>,
+    /// The container's mount namespace, held open for the shim's life: when the
+    /// init exits, the kernel then need not tear down every mount of the container
+    /// (and wait for an RCU grace period) before it reports the exit; that happens
+    /// when the shim ends, after the exit is out.
+    _mnt_ns: Option<File>,
 }
 
 #[derive(Default)]
@@ -312,6 +317,7 @@ pub fn main(a: RunArgs) -> i32 {
         filter: created.filter,
         sock_ino: fs::metadata(&sock_path).ok().map(|m| std::os::unix::fs::MetadataExt::ino(&m)),
         oom_events: created.oom_events,
+        _mnt_ns: File::open(format!("/proc/{init_pid}/ns/mnt")).ok(),
     });
     ready(&Ready::Ok {
         shim_pid: std::process::id() as i32,
@@ -408,10 +414,16 @@ impl Shim {
         let Some((launch_w, status_r)) = self.launch.lock().unwrap().take() else {
             return Response::Error { message: "container was not created for a deferred launch".into() };
         };
+        // The process goes into the pipe before the start signal: the init execs it
+        // as soon as it is released instead of waiting for it.
+        let sending = match Sending::begin(launch_w, &l) {
+            Ok(s) => s,
+            Err(e) => return Response::Error { message: format!("launch: {e:#}") },
+        };
         if let Err(e) = self.container.lock().unwrap().start() {
             return Response::Error { message: format!("start container: {e}") };
         }
-        let outcome = LaunchPipes::launch(launch_w, status_r, &l);
+        let outcome = sending.finish(status_r);
         *started = true;
         let s = self.clone();
         std::thread::spawn(move || s.reap());

@@ -45,6 +45,7 @@ pub struct ComposeArgs {
 }
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum ComposeCmd {
     /// Create and start containers
     Up(UpArgs),

@@ -632,6 +632,12 @@ pub async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<()> {
             return Err(if code == 128 { Error::internal(msg) } else { Error::invalid(msg) });
         }
     };
+    // The process of a warm sandbox is worked out (the spec, the image's user) on the
+    // blocking pool while the attach streams and the exit watch are set up.
+    let launch = on_sandbox.then(|| {
+        let (d, rec) = (d.clone(), rec.clone());
+        tokio::task::spawn_blocking(move || launch_request(&d, &rec))
+    });
     // Hand every waiting attach its stream before the process runs.
     let pending: Vec<_> = std::mem::take(&mut *c.pending.lock().unwrap());
     for p in pending {
@@ -640,9 +646,15 @@ pub async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<()> {
             let _ = p.tx.send(s);
         }
     }
-    let start_req = if on_sandbox { launch_request(d, &rec) } else { Ok(Request::Start) };
+    let t_attached = t0.elapsed();
     // The exit watch goes in before the process starts.
     let waiting = shim::send_wait(&paths.state).await.ok();
+    let t_wait = t0.elapsed();
+    let start_req = match launch {
+        Some(task) => task.await.unwrap_or_else(|e| Err(Error::internal(e.to_string()))),
+        None => Ok(Request::Start),
+    };
+    let t_request = t0.elapsed();
     let answer = match start_req {
         Ok(req) => shim::call(&paths.state, &req).await,
         Err(e) => Err(e),
@@ -667,7 +679,7 @@ pub async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<()> {
         }
         Ok(other) => return Err(Error::internal(format!("unexpected shim answer {other:?}"))),
     }
-    tracing::debug!(id = %rec.id, warm = on_sandbox, shim_ready = ?t_ready, started = ?t0.elapsed(), "container started");
+    tracing::debug!(id = %rec.id, warm = on_sandbox, shim_ready = ?t_ready, attached = ?t_attached, wait = ?t_wait, request = ?t_request, started = ?t0.elapsed(), "container started");
     let running = |r: &mut Record| {
         if !wired.endpoints.is_empty() {
             r.endpoints = wired.endpoints.clone();
