@@ -455,6 +455,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     }
     tracing::info!("berthd shutting down; containers keep running");
     container::warm::destroy_all(&daemon).await;
+    let d = daemon.clone();
+    let _ = tokio::task::spawn_blocking(move || d.networks.shutdown()).await;
     for h in &hosts {
         if let Some(p) = h.strip_prefix("unix://") {
             let _ = std::fs::remove_file(p);

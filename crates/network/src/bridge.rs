@@ -34,18 +34,109 @@ pub fn enable_forwarding(ipv6: bool) -> Result<()> {
     Ok(())
 }
 
+/// The MTU of a bridge made without one (the kernel's default for a portless bridge).
+const DEFAULT_MTU: u32 = 1500;
+/// How many bridges of removed networks are kept for new ones.
+const MAX_SPARES: usize = 4;
+/// Name prefix of a kept bridge: `bsp-`, 4 hex digits naming the daemon (its nftables
+/// table), 6 random ones (within IFNAMSIZ).
+const SPARE_PREFIX: &str = "bsp-";
+
+/// Bridges of removed networks, kept down and bare for the next networks to take.
+/// Deleting a bridge holds the kernel's RTNL lock through RCU grace periods (40–60 ms
+/// here, and concurrent deletions queue behind each other); taking it down, removing
+/// its addresses and renaming it takes well under a millisecond, and so does giving
+/// it a new network's name, MTU and addresses.
+pub struct Spares {
+    /// `bsp-` and this daemon's tag: the spares it may take and adopt after a crash
+    /// (other daemons on the host keep theirs).
+    prefix: String,
+    names: std::sync::Mutex<Vec<String>>,
+}
+
+impl Spares {
+    /// The spares of the daemon whose nftables table is `table`.
+    pub fn new(table: &str) -> Spares {
+        // FNV-1a: the same tag for the same table in every build.
+        let h = table.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+        Spares { prefix: format!("{SPARE_PREFIX}{:04x}", h & 0xffff), names: Default::default() }
+    }
+
+    /// The bridge of a removed network (its veths are gone): kept as a spare, or
+    /// deleted when enough are kept.
+    pub fn retire(&self, name: &str) -> Result<()> {
+        let mut nl = Netlink::open().map_err(nl_err("netlink"))?;
+        let Some(idx) = nl.link_index(name).map_err(nl_err("look up bridge"))? else { return Ok(()) };
+        if self.names.lock().unwrap().len() < MAX_SPARES {
+            let spare = format!("{}{}", self.prefix, &hex::encode(rand::random::<[u8; 3]>()));
+            let kept = nl
+                .set_down(idx)
+                .and_then(|_| nl.flush_addresses(idx))
+                .and_then(|_| nl.rename(idx, &spare, DEFAULT_MTU));
+            if kept.is_ok() {
+                self.names.lock().unwrap().push(spare);
+                return Ok(());
+            }
+            tracing::debug!(bridge = name, "keeping the bridge as a spare failed, deleting it: {kept:?}");
+        }
+        nl.del_link(idx).map_err(|e| Error::internal(format!("delete bridge {name}: {e}")))
+    }
+
+    /// A spare renamed to `name` with `mtu`, if one is left (another daemon on the host
+    /// may have taken it: then the next, or none).
+    fn take(&self, nl: &mut Netlink, name: &str, mtu: u32) -> Option<u32> {
+        loop {
+            let spare = self.names.lock().unwrap().pop()?;
+            let Ok(Some(idx)) = nl.link_index(&spare) else { continue };
+            if nl.rename(idx, name, mtu).is_ok() {
+                return Some(idx);
+            }
+            let _ = nl.del_link(idx);
+        }
+    }
+
+    /// Delete every spare (daemon reset), and leftovers of an earlier run.
+    pub fn clear(&self) {
+        let Ok(mut nl) = Netlink::open() else { return };
+        let mine: Vec<String> = std::mem::take(&mut *self.names.lock().unwrap());
+        for name in mine {
+            if let Ok(Some(idx)) = nl.link_index(&name) {
+                let _ = nl.del_link(idx);
+            }
+        }
+    }
+
+    /// Adopt the spares this daemon left behind when it was killed.
+    pub fn adopt_leftovers(&self) {
+        let Ok(mut nl) = Netlink::open() else { return };
+        let Ok(links) = nl.links() else { return };
+        let mut names = self.names.lock().unwrap();
+        for l in links.into_iter().filter(|l| l.name.starts_with(&self.prefix) && l.master.is_none()) {
+            if names.len() < MAX_SPARES {
+                names.push(l.name);
+            } else if let Ok(Some(idx)) = nl.link_index(&l.name) {
+                let _ = nl.del_link(idx);
+            }
+        }
+    }
+}
+
 /// Make sure the network's bridge exists, carries its gateway addresses and is up.
-pub fn ensure_bridge(net: &Network) -> Result<()> {
+pub fn ensure_bridge(net: &Network, spares: &Spares) -> Result<()> {
     let mut nl = Netlink::open().map_err(nl_err("netlink"))?;
     let idx = match nl.link_index(&net.bridge).map_err(nl_err("look up bridge"))? {
         Some(i) => i,
-        None => {
-            let mtu = (net.mtu > 0).then_some(net.mtu);
-            nl.add_bridge(&net.bridge, mtu).map_err(|e| Error::internal(format!("create bridge {}: {e}", net.bridge)))?;
-            nl.link_index(&net.bridge)
-                .map_err(nl_err("look up bridge"))?
-                .ok_or_else(|| Error::internal(format!("bridge {} vanished", net.bridge)))?
-        }
+        None => match spares.take(&mut nl, &net.bridge, if net.mtu > 0 { net.mtu } else { DEFAULT_MTU }) {
+            Some(i) => i,
+            None => {
+                let mtu = (net.mtu > 0).then_some(net.mtu);
+                nl.add_bridge(&net.bridge, mtu)
+                    .map_err(|e| Error::internal(format!("create bridge {}: {e}", net.bridge)))?;
+                nl.link_index(&net.bridge)
+                    .map_err(nl_err("look up bridge"))?
+                    .ok_or_else(|| Error::internal(format!("bridge {} vanished", net.bridge)))?
+            }
+        },
     };
     for s in &net.subnets {
         nl.add_address(idx, s.gateway, s.subnet.prefix_len())

@@ -170,6 +170,33 @@ impl Netlink {
         self.set_up(index)
     }
 
+    pub fn set_down(&mut self, index: u32) -> io::Result<()> {
+        self.change(RouteNetlinkMessage::SetLink(LinkUnspec::new_with_index(index).down().build()))
+    }
+
+    /// Rename a (down) link and set its MTU.
+    pub fn rename(&mut self, index: u32, name: &str, mtu: u32) -> io::Result<()> {
+        self.change(RouteNetlinkMessage::SetLink(LinkUnspec::new_with_index(index).name(name.to_owned()).mtu(mtu).build()))
+    }
+
+    /// Delete every address of a link.
+    pub fn flush_addresses(&mut self, index: u32) -> io::Result<()> {
+        use netlink_packet_route::address::AddressMessage;
+        let replies = self.request(RouteNetlinkMessage::GetAddress(AddressMessage::default()), NLM_F_DUMP)?;
+        for r in replies {
+            let RouteNetlinkMessage::NewAddress(a) = r else { continue };
+            if a.header.index != index {
+                continue;
+            }
+            match self.change(RouteNetlinkMessage::DelAddress(a)) {
+                // gone with an earlier one (IPv6 link-local addresses go with the link's down)
+                Err(e) if e.raw_os_error() == Some(libc::EADDRNOTAVAIL) => {}
+                r => r?,
+            }
+        }
+        Ok(())
+    }
+
     pub fn del_link(&mut self, index: u32) -> io::Result<()> {
         self.change(RouteNetlinkMessage::DelLink(LinkUnspec::new_with_index(index).build()))
     }

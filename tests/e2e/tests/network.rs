@@ -483,3 +483,51 @@ fn the_embedded_dns_forwards_other_names_to_the_dns_servers_given() {
     d.berth(&["rm", "-f", "peer"]);
     d.berth(&["network", "rm", &net]);
 }
+
+/// The ifindex of a link, if there is one by that name.
+fn ifindex(name: &str) -> Option<u32> {
+    std::fs::read_to_string(format!("/sys/class/net/{name}/ifindex")).ok().and_then(|s| s.trim().parse().ok())
+}
+
+fn link_with_index(index: u32) -> Option<String> {
+    std::fs::read_dir("/sys/class/net").unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).find(|n| ifindex(n) == Some(index))
+}
+
+/// A removed network's bridge is kept (down, bare) and taken by the next network,
+/// which sees nothing of the old one: not its addresses, not its MTU. A restarted
+/// daemon finds the bridges it kept; its shutdown deletes them.
+#[test]
+fn a_removed_networks_bridge_serves_the_next_network_with_nothing_of_the_old() {
+    let mut d = Daemon::start();
+    let bridge_of = |d: &Daemon, net: &str| format!("br-{}", &d.berth(&["network", "inspect", "-f", "{{.Id}}", net]).ok().trim()[..12]);
+    d.berth(&["network", "create", "--subnet", "10.236.1.0/24", "-o", "com.docker.network.driver.mtu=1400", "old"]).ok();
+    let old_br = bridge_of(&d, "old");
+    let old_index = ifindex(&old_br).expect("old bridge");
+    d.berth(&["run", "--rm", "--network", "old", "busybox", "true"]).ok();
+    d.berth(&["network", "rm", "old"]).ok();
+    assert_eq!(ifindex(&old_br), None, "{old_br} still there");
+    let kept = link_with_index(old_index).expect("the bridge is kept");
+    assert!(kept.starts_with("bsp-"), "{kept}");
+    assert!(!ip_output(&["-br", "addr"]).contains("10.236.1."));
+
+    d.berth(&["network", "create", "--subnet", "10.236.2.0/24", "new"]).ok();
+    let new_br = bridge_of(&d, "new");
+    assert_eq!(ifindex(&new_br), Some(old_index), "the kept bridge was not taken");
+    assert_eq!(std::fs::read_to_string(format!("/sys/class/net/{new_br}/mtu")).unwrap().trim(), "1500");
+    let addrs = ip_output(&["-4", "-o", "addr", "show", "dev", &new_br]);
+    assert!(addrs.contains("10.236.2.1/24") && !addrs.contains("10.236.1."), "{addrs}");
+    let o = d.berth(&["run", "--rm", "--network", "new", "busybox", "ping", "-c", "1", "-W", "2", "10.236.2.1"]);
+    assert!(o.ok().contains("1 packets received"), "{o}");
+
+    d.berth(&["network", "rm", "new"]).ok();
+    assert!(link_with_index(old_index).is_some_and(|n| n.starts_with("bsp-")));
+    // After a kill -9 the daemon finds the bridge it kept and takes it again.
+    d.restart();
+    d.berth(&["network", "create", "--subnet", "10.236.3.0/24", "again"]).ok();
+    assert_eq!(ifindex(&bridge_of(&d, "again")), Some(old_index));
+    d.berth(&["network", "rm", "again"]).ok();
+    // A stop deletes it.
+    d.stop();
+    assert_eq!(link_with_index(old_index), None, "a kept bridge outlived its daemon");
+    d.relaunch();
+}
