@@ -79,7 +79,12 @@ struct Names {
 pub struct Networks {
     cfg: Config,
     db: Arc<Db>,
-    state: Mutex<State>,
+    state: Arc<Mutex<State>>,
+    /// The nftables table still has rules of networks removed since it was last
+    /// written (see [`Networks::remove`]).
+    fw_stale: Arc<std::sync::atomic::AtomicBool>,
+    /// A thread is about to rewrite it.
+    fw_settling: Arc<std::sync::atomic::AtomicBool>,
     names: RwLock<Names>,
     /// Deletes the conntrack entries of addresses given back, in batches.
     purger: Arc<crate::conntrack::Purger>,
@@ -145,7 +150,9 @@ impl Networks {
         let me = Networks {
             cfg,
             db,
-            state: Mutex::new(State { nets, ports: BTreeMap::new(), held: HashMap::new() }),
+            state: Arc::new(Mutex::new(State { nets, ports: BTreeMap::new(), held: HashMap::new() })),
+            fw_stale: Default::default(),
+            fw_settling: Default::default(),
             names: RwLock::new(Names::default()),
             purger: crate::conntrack::Purger::start(),
             spares,
@@ -400,20 +407,23 @@ impl Networks {
                 n.name, n.id
             )));
         }
-        let t0 = std::time::Instant::now();
         st.nets.remove(&n.id);
-        self.apply_firewall(&st)?;
-        let t_fw = t0.elapsed();
         // Not under the lock: the bridge is named after this network's id, nothing new
         // can take it meanwhile. It is kept as a spare for the next network (deleting
         // it would wait on the kernel for tens of ms).
         drop(st);
         if n.is_bridge() {
             self.spares.retire(&n.bridge)?;
+            // Its rules go with the table's next rewrite, soon after and off this
+            // request's path: rewriting the table waits on the kernel (~15 ms, and
+            // removals of several networks would queue). Until then they name a bridge
+            // that no longer exists and a subnet no interface has; the rewrite before a
+            // network takes that subnet again, or before a port is published, is
+            // immediate.
+            self.fw_stale.store(true, std::sync::atomic::Ordering::SeqCst);
+            self.settle_firewall();
         }
-        let t_br = t0.elapsed();
         self.db.delete(Table::Networks, &n.id)?;
-        tracing::debug!(network = %n.name, firewall = ?t_fw, bridge = ?t_br, total = ?t0.elapsed(), "network removed");
         Ok(n)
     }
 
@@ -621,20 +631,31 @@ impl Networks {
 
     /// Rewrite berth's nftables table from the state.
     fn apply_firewall(&self, st: &State) -> Result<()> {
-        let nets: Vec<FwNetwork> = st
-            .nets
-            .values()
-            .filter(|n| n.is_bridge())
-            .map(|n| FwNetwork {
-                bridge: n.bridge.clone(),
-                subnets: n.subnets.iter().map(|s| s.subnet).collect(),
-                internal: n.internal,
-                icc: n.icc,
-                masquerade: n.masquerade,
-            })
-            .collect();
-        let ports: Vec<PortMap> = st.ports.values().flatten().cloned().collect();
-        firewall::apply(&firewall::ruleset(&self.cfg.table, &nets, &ports))
+        apply_rules(&self.cfg.table, st)?;
+        self.fw_stale.store(false, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Rewrite the table on a thread of its own shortly (once for removals that come
+    /// together), if nothing else has rewritten it by then.
+    fn settle_firewall(&self) {
+        use std::sync::atomic::Ordering::SeqCst;
+        if self.fw_settling.swap(true, SeqCst) {
+            return;
+        }
+        let (state, stale, settling) = (self.state.clone(), self.fw_stale.clone(), self.fw_settling.clone());
+        let table = self.cfg.table.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            settling.store(false, SeqCst);
+            let st = state.lock().unwrap();
+            if stale.swap(false, SeqCst) {
+                if let Err(e) = apply_rules(&table, &st) {
+                    tracing::warn!("rewrite the firewall table after a network removal: {e}");
+                    stale.store(true, SeqCst);
+                }
+            }
+        });
     }
 
     /// Daemon shutdown: the spare bridges go (the networks' own bridges stay, with
@@ -724,4 +745,22 @@ impl crate::dns::Resolve for Networks {
     fn upstreams(&self, asker: &str) -> Vec<SocketAddr> {
         self.names.read().unwrap().upstreams.get(asker).cloned().unwrap_or_default()
     }
+}
+
+/// Write berth's nftables table `table` from the state.
+fn apply_rules(table: &str, st: &State) -> Result<()> {
+    let nets: Vec<FwNetwork> = st
+        .nets
+        .values()
+        .filter(|n| n.is_bridge())
+        .map(|n| FwNetwork {
+            bridge: n.bridge.clone(),
+            subnets: n.subnets.iter().map(|s| s.subnet).collect(),
+            internal: n.internal,
+            icc: n.icc,
+            masquerade: n.masquerade,
+        })
+        .collect();
+    let ports: Vec<PortMap> = st.ports.values().flatten().cloned().collect();
+    firewall::apply(&firewall::ruleset(table, &nets, &ports))
 }

@@ -230,9 +230,11 @@ fn networking_survives_a_daemon_crash_and_leaves_nothing_behind() {
     assert!(ip_output(&["-br", "link", "show", "master", d.bridge()]).trim().is_empty());
     let addrs = ip_output(&["-br", "addr"]);
     assert!(!addrs.contains("10.231.0."), "addresses:\n{addrs}");
-    let rules = Command::new("nft").args(["list", "table", "inet", &d.nft_table()]).output().unwrap();
-    let rules = String::from_utf8_lossy(&rules.stdout);
-    assert!(!rules.contains("10.231.0.") && !rules.contains(&format!("dport {port}")), "{rules}");
+    // The port's rule goes with its container; the network's rules go with the
+    // table's next rewrite, moments after the removal.
+    let rules = || String::from_utf8_lossy(&Command::new("nft").args(["list", "table", "inet", &d.nft_table()]).output().unwrap().stdout).into_owned();
+    assert!(!rules().contains(&format!("dport {port}")), "{}", rules());
+    assert!(wait_until(Duration::from_secs(2), || !rules().contains("10.231.0.")), "{}", rules());
 }
 
 #[test]
