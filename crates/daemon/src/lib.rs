@@ -320,6 +320,26 @@ impl Daemon {
     }
 }
 
+impl Daemon {
+    /// A durable commit whose disk flush is shared with the other requests committing
+    /// at the same time (group commit): the change is committed at once, and this
+    /// returns once a flush covers it. For requests that come many at a time (`rm -f`
+    /// of a hundred containers): each durable commit of its own would wait for the
+    /// disk in turn.
+    pub async fn commit_shared<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut berth_metadata::Tx<'_>) -> berth_errdefs::Result<R>,
+    ) -> berth_errdefs::Result<R> {
+        let r = self.db.update_lazy(f)?;
+        let point = self.db.lazy_commits();
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || db.flush_to(point))
+            .await
+            .map_err(|e| berth_errdefs::Error::internal(e.to_string()))??;
+        Ok(r)
+    }
+}
+
 /// How long lazy metadata commits may wait for the disk.
 pub const FLUSH_DELAY: std::time::Duration = std::time::Duration::from_millis(100);
 

@@ -43,8 +43,10 @@ fn db_err(e: impl std::fmt::Display) -> Error {
 /// The metadata database.
 pub struct Db {
     db: redb::Database,
-    /// A commit that did not wait for the disk happened since the last durable one.
-    dirty: std::sync::atomic::AtomicBool,
+    /// Commits that did not wait for the disk, counted.
+    lazy: std::sync::atomic::AtomicU64,
+    /// How many of them a finished durable commit covers.
+    durable: std::sync::atomic::AtomicU64,
 }
 
 impl Db {
@@ -56,16 +58,37 @@ impl Db {
             w.open_table(t.def()).map_err(db_err)?;
         }
         w.commit().map_err(db_err)?;
-        Ok(Db { db, dirty: Default::default() })
+        Ok(Db { db, lazy: Default::default(), durable: Default::default() })
     }
 
     /// Make every earlier commit durable (an empty durable commit, if any commit since
     /// the last durable one skipped the disk).
     pub fn flush(&self) -> Result<()> {
-        if !self.dirty.load(std::sync::atomic::Ordering::SeqCst) {
+        self.flush_to(self.lazy_commits())
+    }
+
+    /// How many lazy commits there have been: after a caller's own lazy commit, a
+    /// point that [`Db::flush_to`] makes durable.
+    pub fn lazy_commits(&self) -> u64 {
+        self.lazy.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Make the first `point` lazy commits durable. Concurrent callers share the disk
+    /// flush (group commit): whoever gets the write lock after a flush that covers
+    /// their point returns without one.
+    pub fn flush_to(&self, point: u64) -> Result<()> {
+        use std::sync::atomic::Ordering::SeqCst;
+        if self.durable.load(SeqCst) >= point {
             return Ok(());
         }
-        self.write(true, |_| Ok(()))
+        let w = self.db.begin_write().map_err(db_err)?;
+        if self.durable.load(SeqCst) >= point {
+            return w.abort().map_err(db_err);
+        }
+        let upto = self.lazy.load(SeqCst);
+        w.commit().map_err(db_err)?;
+        self.durable.fetch_max(upto, SeqCst);
+        Ok(())
     }
 
     /// Read one value.
@@ -116,14 +139,12 @@ impl Db {
         if durable {
             // A durable commit makes the lazy ones before it durable too. (No other
             // write can come between: this transaction holds redb's write lock.)
-            let was_dirty = self.dirty.swap(false, SeqCst);
-            if let Err(e) = w.commit() {
-                self.dirty.fetch_or(was_dirty, SeqCst);
-                return Err(db_err(e));
-            }
+            let upto = self.lazy.load(SeqCst);
+            w.commit().map_err(db_err)?;
+            self.durable.fetch_max(upto, SeqCst);
         } else {
             w.commit().map_err(db_err)?;
-            self.dirty.store(true, SeqCst);
+            self.lazy.fetch_add(1, SeqCst);
         }
         Ok(r)
     }
@@ -232,13 +253,42 @@ mod tests {
         {
             let db = Db::open(&p).unwrap();
             db.update_lazy(|tx| tx.put(Table::Containers, "a", &1)).unwrap();
-            assert!(db.dirty.load(std::sync::atomic::Ordering::SeqCst));
+            let point = db.lazy_commits();
+            assert!(db.durable.load(std::sync::atomic::Ordering::SeqCst) < point);
             db.flush().unwrap();
-            assert!(!db.dirty.load(std::sync::atomic::Ordering::SeqCst));
+            assert_eq!(db.durable.load(std::sync::atomic::Ordering::SeqCst), point);
             db.flush().unwrap();
+            db.flush_to(point).unwrap();
         }
         let db = Db::open(&p).unwrap();
         assert_eq!(db.get::<i32>(Table::Containers, "a").unwrap(), Some(1));
+    }
+
+    #[test]
+    fn concurrent_flushes_cover_every_lazy_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.redb");
+        {
+            let db = std::sync::Arc::new(Db::open(&p).unwrap());
+            let threads: Vec<_> = (0..16)
+                .map(|i| {
+                    let db = db.clone();
+                    std::thread::spawn(move || {
+                        db.update_lazy(|tx| tx.put(Table::Containers, &format!("c{i}"), &i)).unwrap();
+                        let point = db.lazy_commits();
+                        db.flush_to(point).unwrap();
+                        assert!(db.durable.load(std::sync::atomic::Ordering::SeqCst) >= point);
+                    })
+                })
+                .collect();
+            for t in threads {
+                t.join().unwrap();
+            }
+        }
+        let db = Db::open(&p).unwrap();
+        for i in 0..16 {
+            assert_eq!(db.get::<i32>(Table::Containers, &format!("c{i}")).unwrap(), Some(i));
+        }
     }
 
     #[test]

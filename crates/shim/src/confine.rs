@@ -43,6 +43,52 @@ pub struct Prepared {
     /// Where the container cgroup's OOM kill count is read at exit (v1
     /// `memory.oom_control`, v2 `memory.events`: an `oom_kill N` line).
     pub oom_events: Option<PathBuf>,
+    /// The container's cgroup, when the shim may delete the container itself at exit
+    /// (see [`quick_delete`]).
+    pub quick_delete: Option<String>,
+}
+
+/// The spec's cgroup, if deleting the container needs nothing but removing its
+/// libcontainer state and its cgroup: it has a PID namespace of its own (the kernel
+/// killed all of its processes with the init) and no `poststop` hooks.
+fn quick_delete_cgroup(spec: &Value) -> Option<String> {
+    let own_pid_ns = spec["linux"]["namespaces"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|n| n["type"] == "pid" && n["path"].as_str().is_none_or(str::is_empty));
+    let poststop = spec["hooks"]["poststop"].as_array().is_some_and(|h| !h.is_empty());
+    (own_pid_ns && !poststop).then(|| spec["linux"]["cgroupsPath"].as_str().map(str::to_owned)).flatten()
+}
+
+/// Delete an exited container without libcontainer: its state directory, and its
+/// cgroup in every hierarchy. libcontainer's `delete` builds a cgroup manager, which
+/// parses the host's mount table once per v1 controller: with a hundred containers
+/// running that was most of what removing one cost. False if a cgroup would not go
+/// (a process left in it): then libcontainer's `delete`, which kills it, is needed.
+pub fn quick_delete(state: &Path, cgroup: &str) -> bool {
+    let _ = fs::remove_dir_all(state);
+    let rel = cgroup.trim_start_matches('/');
+    if rel.is_empty() {
+        return false;
+    }
+    let root = Path::new(CGROUP_ROOT);
+    let mut dirs = vec![root.join(rel)];
+    if let Ok(entries) = fs::read_dir(root) {
+        dirs.extend(entries.flatten().map(|e| e.path().join(rel)));
+    }
+    dirs.iter().all(|d| {
+        // A process the kernel killed with the init may take a moment to leave.
+        for delay in [0, 1, 2, 4, 8, 16] {
+            std::thread::sleep(std::time::Duration::from_millis(delay));
+            match fs::remove_dir(d) {
+                Ok(()) => return true,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return true,
+                Err(_) => {}
+            }
+        }
+        false
+    })
 }
 
 /// The file holding the OOM kill count of the spec's cgroup.
@@ -97,17 +143,18 @@ pub fn prepare_bundle(bundle: &Path, state_dir: &Path, cache: &Path) -> Result<P
     let filter = seccomp::take_profile(&mut spec, cache)?;
     let oom_control = oom_control(&spec);
     let oom_events = oom_events(&spec);
+    let quick_delete = quick_delete_cgroup(&spec);
     let ro_cgroups = wants_ro_cgroups(&spec).then(|| match &filter {
         Some(_) => Vec::new(),
         None => seccomp::add_loader_caps(&mut spec["process"]),
     });
     if filter.is_none() && ro_cgroups.as_ref().is_none_or(|d| d.is_empty()) {
-        return Ok(Prepared { bundle: bundle.to_owned(), filter, ro_cgroups, oom_control, oom_events });
+        return Ok(Prepared { bundle: bundle.to_owned(), filter, ro_cgroups, oom_control, oom_events, quick_delete });
     }
     let dir = state_dir.join("runtime-bundle");
     fs::create_dir_all(&dir)?;
     fs::write(dir.join("config.json"), serde_json::to_vec(&spec)?)?;
-    Ok(Prepared { bundle: dir, filter, ro_cgroups, oom_control, oom_events })
+    Ok(Prepared { bundle: dir, filter, ro_cgroups, oom_control, oom_events, quick_delete })
 }
 
 /// The symlinks and device nodes libcontainer makes in every container's /dev (and
@@ -291,6 +338,18 @@ impl Executor for Confined {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quick_delete_only_with_an_own_pid_namespace_and_no_poststop_hooks() {
+        let spec = |ns: Value, hooks: Value| serde_json::json!({"linux": {"cgroupsPath": "/berth/x", "namespaces": ns}, "hooks": hooks});
+        let own = serde_json::json!([{"type": "mount"}, {"type": "pid"}]);
+        assert_eq!(quick_delete_cgroup(&spec(own.clone(), Value::Null)).as_deref(), Some("/berth/x"));
+        // --pid host: processes outlive the init, libcontainer's delete kills them
+        assert_eq!(quick_delete_cgroup(&spec(serde_json::json!([{"type": "mount"}]), Value::Null)), None);
+        // --pid container:other
+        assert_eq!(quick_delete_cgroup(&spec(serde_json::json!([{"type": "pid", "path": "/proc/9/ns/pid"}]), Value::Null)), None);
+        assert_eq!(quick_delete_cgroup(&spec(own, serde_json::json!({"poststop": [{"path": "/bin/true"}]}))), None);
+    }
 
     const INFO: &str = "\
 79 78 0:48 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime - tmpfs tmpfs rw,mode=755

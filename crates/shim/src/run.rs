@@ -55,6 +55,8 @@ pub struct Shim {
     /// (and wait for an RCU grace period) before it reports the exit; that happens
     /// when the shim ends, after the exit is out.
     _mnt_ns: Option<File>,
+    /// The cgroup to remove at exit without libcontainer, when that is enough.
+    quick_delete: Option<String>,
 }
 
 #[derive(Default)]
@@ -173,6 +175,7 @@ struct Created {
     stdin_w: Option<File>,
     pty: Option<File>,
     oom_events: Option<PathBuf>,
+    quick_delete: Option<String>,
 }
 
 fn create(a: &RunArgs) -> Result<Created> {
@@ -206,7 +209,7 @@ fn create(a: &RunArgs) -> Result<Created> {
     };
     let pipes = if a.deferred { Some(LaunchPipes::new()?) } else { None };
     let cache = a.runtime_root.parent().unwrap_or(&a.runtime_root).join("seccomp");
-    let crate::confine::Prepared { bundle, filter, ro_cgroups, oom_control, oom_events } =
+    let crate::confine::Prepared { bundle, filter, ro_cgroups, oom_control, oom_events, quick_delete } =
         crate::confine::prepare_bundle(&a.bundle, &a.state_dir, &cache)?;
     let inner: Box<dyn libcontainer::workload::Executor> = match &pipes {
         Some(p) => Box::new(p.executor()),
@@ -235,7 +238,7 @@ fn create(a: &RunArgs) -> Result<Created> {
         }
         None => None,
     };
-    Ok(Created { container, filter, launch, out, err, stdin_w, pty, oom_events })
+    Ok(Created { container, filter, launch, out, err, stdin_w, pty, oom_events, quick_delete })
 }
 
 /// Point our stdout/stderr at the shim's own log, so the daemon's pipe can go away.
@@ -318,6 +321,7 @@ pub fn main(a: RunArgs) -> i32 {
         sock_ino: fs::metadata(&sock_path).ok().map(|m| std::os::unix::fs::MetadataExt::ino(&m)),
         oom_events: created.oom_events,
         _mnt_ns: File::open(format!("/proc/{init_pid}/ns/mnt")).ok(),
+        quick_delete: created.quick_delete,
     });
     ready(&Ready::Ok {
         shim_pid: std::process::id() as i32,
@@ -513,8 +517,12 @@ impl Shim {
         self.exited.notify_all();
         self.hub.finish(&status);
         self.stdin.close();
-        if let Ok(mut c) = self.container.lock() {
-            let _ = c.delete(true);
+        let state = self.args.runtime_root.join(&self.args.id);
+        let deleted = self.quick_delete.as_deref().is_some_and(|cg| crate::confine::quick_delete(&state, cg));
+        if !deleted {
+            if let Ok(mut c) = self.container.lock() {
+                let _ = c.delete(true);
+            }
         }
         for _ in 0..200 {
             if *self.waiters.lock().unwrap() == 0 {

@@ -85,8 +85,9 @@ pub async fn on_exit(d: &Arc<Daemon>, c: &Arc<Container>, st: ExitStatus) {
     // removes it).
     let updated = if auto_remove {
         Ok(c.update_mem(record_exit))
-    } else if c.record().build_step {
-        // Removed right after the step (or kept by a failed build): group commit.
+    } else if c.record().build_step || c.removing.load(std::sync::atomic::Ordering::SeqCst) {
+        // Removed right after the step (or kept by a failed build), or by the forced
+        // removal that killed it: group commit.
         c.update_lazy(d, record_exit)
     } else {
         c.update(d, record_exit)
@@ -230,13 +231,18 @@ pub async fn kill(d: &Daemon, c: &Container, signal: i32) -> Result<()> {
     if signal == libc::SIGKILL || stop_signal.is_none_or(|s| s == signal) {
         c.restart_canceled.store(true, std::sync::atomic::Ordering::SeqCst);
     }
-    c.update(d, |r| {
+    let stopped = |r: &mut super::Record| {
         r.manually_stopped = true;
         // A pending restart is all there is to stop.
         if r.state.status == Status::Restarting && c.restart_canceled.load(std::sync::atomic::Ordering::SeqCst) {
             r.state.status = Status::Exited;
         }
-    })?;
+    };
+    if c.removing.load(std::sync::atomic::Ordering::SeqCst) {
+        c.update_lazy(d, stopped)?;
+    } else {
+        c.update(d, stopped)?;
+    }
     if status == Status::Restarting {
         return Ok(());
     }
@@ -371,9 +377,14 @@ pub async fn remove(d: &Arc<Daemon>, c: &Arc<Container>, force: bool, volumes: b
             )));
         }
         c.restart_canceled.store(true, std::sync::atomic::Ordering::SeqCst);
-        c.update(d, |r| r.manually_stopped = true)?;
+        // Killed and recorded stopped (by the kill) without waiting for the disk: the
+        // removal's commit below is durable and makes them so. After a crash in
+        // between the container is still there, as before the removal (its restart
+        // policy applies as after any crash).
+        c.removing.store(true, std::sync::atomic::Ordering::SeqCst);
         let _ = kill(d, c, libc::SIGKILL).await;
         if !wait_stopped(c, Some(Duration::from_secs(30))).await {
+            c.removing.store(false, std::sync::atomic::Ordering::SeqCst);
             return Err(Error::internal(format!("could not kill running container {}, cannot remove", rec.id)));
         }
     }
@@ -390,7 +401,11 @@ pub async fn remove(d: &Arc<Daemon>, c: &Arc<Container>, force: bool, volumes: b
         }
         Ok(())
     };
-    d.commit(!auto, delete)?;
+    let committed = if auto { d.commit(false, delete) } else { d.commit_shared(delete).await };
+    if let Err(e) = committed {
+        c.removing.store(false, std::sync::atomic::Ordering::SeqCst);
+        return Err(e);
+    }
     d.containers.remove(&rec.id);
     super::warm::release(d, &rec.id).await;
     let cleanup = {

@@ -171,6 +171,9 @@ pub struct Container {
     pub restart_canceled: std::sync::atomic::AtomicBool,
     /// ...and restarts back off (100 ms doubling to 1 min, reset after 10 s up).
     pub restart_delay: Mutex<std::time::Duration>,
+    /// A forced removal is under way: the kill and the exit it causes are recorded
+    /// without waiting for the disk (the removal's own commit is durable).
+    pub removing: std::sync::atomic::AtomicBool,
 }
 
 impl Container {
@@ -186,6 +189,7 @@ impl Container {
             warm: std::sync::atomic::AtomicBool::new(true),
             restart_canceled: std::sync::atomic::AtomicBool::new(false),
             restart_delay: Mutex::new(std::time::Duration::ZERO),
+            removing: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
