@@ -75,7 +75,8 @@ pub fn quick_delete(state: &Path, cgroup: &str) -> bool {
     let root = Path::new(CGROUP_ROOT);
     let mut dirs = vec![root.join(rel)];
     if let Ok(entries) = fs::read_dir(root) {
-        dirs.extend(entries.flatten().map(|e| e.path().join(rel)));
+        // the v1 hierarchies (and, on v2, other cgroups: harmless, the path is not there)
+        dirs.extend(entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()).map(|p| p.join(rel)));
     }
     dirs.iter().all(|d| {
         // A process the kernel killed with the init may take a moment to leave.
@@ -83,7 +84,7 @@ pub fn quick_delete(state: &Path, cgroup: &str) -> bool {
             std::thread::sleep(std::time::Duration::from_millis(delay));
             match fs::remove_dir(d) {
                 Ok(()) => return true,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return true,
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory) => return true,
                 Err(_) => {}
             }
         }
