@@ -85,9 +85,11 @@ if [ "$do_berth" = 1 ]; then
     docker_on_berth="env DOCKER_HOST=unix://$bsock DOCKER_CONFIG=$work/dockercfg $docker_cli run --rm --network none busybox true"
     if start_berthd && "$rel/berth" -H "unix://$bsock" import "$rootfs_tar" busybox >/dev/null \
         && $berth_run; then
+        # Each client's runs together: the docker CLI's create bodies make containers
+        # of another shape, and a pool adapted to one client is not the other's.
         hf_paced berth-cli-paced "$berth_run"
-        hf_paced docker-cli-on-berthd-paced "$docker_on_berth"
         hf berth-cli "$berth_run"
+        hf_paced docker-cli-on-berthd-paced "$docker_on_berth"
         hf docker-cli-on-berthd "$docker_on_berth"
         stop_pid "$berthd_pid"; berthd_pid=
         start_berthd --warm-containers 0
