@@ -95,7 +95,7 @@ impl Spares {
         }
     }
 
-    /// Delete every spare (daemon reset), and leftovers of an earlier run.
+    /// Delete every spare (daemon shutdown).
     pub fn clear(&self) {
         let Ok(mut nl) = Netlink::open() else { return };
         let mine: Vec<String> = std::mem::take(&mut *self.names.lock().unwrap());
