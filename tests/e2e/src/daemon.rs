@@ -454,6 +454,41 @@ impl Daemon {
 
     /// Kill processes the daemon left behind (shims): any process whose command line
     /// or working directory mentions this daemon's directory.
+    /// The containers (and warm sandboxes) this daemon left runtime state or records
+    /// of: after [`Daemon::kill_leftovers`] killed their shims, nobody removes their
+    /// cgroups (berthd does when it sees a container exit, the shim when it reaps it).
+    fn runtime_ids(&self) -> Vec<String> {
+        [self.exec_root.join("c"), self.data_root.join("containers")]
+            .iter()
+            .filter_map(|d| fs::read_dir(d).ok())
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|id| id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+            .collect()
+    }
+
+    /// rmdir their cgroups in every hierarchy (empty ones only: rmdir refuses others).
+    fn remove_cgroups(&self, ids: &[String]) {
+        let root = Path::new("/sys/fs/cgroup");
+        let mut hierarchies = vec![root.to_path_buf()];
+        if let Ok(entries) = fs::read_dir(root) {
+            hierarchies.extend(entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()));
+        }
+        for id in ids {
+            for h in &hierarchies {
+                let dir = h.join("berth").join(id);
+                // the processes SIGKILLed a moment ago may take a moment to leave
+                for _ in 0..20 {
+                    match fs::remove_dir(&dir) {
+                        Err(e) if e.raw_os_error() == Some(libc::EBUSY) => std::thread::sleep(Duration::from_millis(10)),
+                        _ => break,
+                    }
+                }
+            }
+        }
+    }
+
     fn kill_leftovers(&self) {
         let me = std::process::id();
         let dir = self.dir.to_string_lossy().into_owned();
@@ -492,7 +527,9 @@ impl Drop for Daemon {
         self.remove_all_containers();
         let bridges = self.remove_all_networks();
         self.kill_daemon(Signal::SIGTERM, Duration::from_secs(5));
+        let ids = self.runtime_ids();
         self.kill_leftovers();
+        self.remove_cgroups(&ids);
         self.remove_host_networking(&bridges);
         crate::unmount_under(&self.dir);
         if std::env::var_os("BERTH_E2E_KEEP").is_some() {
