@@ -318,15 +318,13 @@ impl Daemon {
         self.flush.notify_one();
         Ok(r)
     }
-}
 
-impl Daemon {
     /// A durable commit whose disk flush is shared with the other requests committing
     /// at the same time (group commit): the change is committed at once, and this
     /// returns once a flush covers it. For requests that come many at a time (`rm -f`
     /// of a hundred containers): each durable commit of its own would wait for the
     /// disk in turn.
-    pub async fn commit_shared<R: Send + 'static>(
+    pub async fn commit_shared<R>(
         &self,
         f: impl FnOnce(&mut berth_metadata::Tx<'_>) -> berth_errdefs::Result<R>,
     ) -> berth_errdefs::Result<R> {

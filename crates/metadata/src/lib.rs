@@ -85,6 +85,13 @@ impl Db {
         if self.durable.load(SeqCst) >= point {
             return w.abort().map_err(db_err);
         }
+        self.commit_durable(w)
+    }
+
+    /// Commit `w` waiting for the disk: it makes every lazy commit before it durable
+    /// too (none can come between: `w` holds redb's write lock).
+    fn commit_durable(&self, w: redb::WriteTransaction) -> Result<()> {
+        use std::sync::atomic::Ordering::SeqCst;
         let upto = self.lazy.load(SeqCst);
         w.commit().map_err(db_err)?;
         self.durable.fetch_max(upto, SeqCst);
@@ -137,11 +144,7 @@ impl Db {
             f(&mut tx)?
         };
         if durable {
-            // A durable commit makes the lazy ones before it durable too. (No other
-            // write can come between: this transaction holds redb's write lock.)
-            let upto = self.lazy.load(SeqCst);
-            w.commit().map_err(db_err)?;
-            self.durable.fetch_max(upto, SeqCst);
+            self.commit_durable(w)?;
         } else {
             w.commit().map_err(db_err)?;
             self.lazy.fetch_add(1, SeqCst);

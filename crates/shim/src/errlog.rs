@@ -93,7 +93,7 @@ fn cause(log: &str) -> Option<String> {
     (!text.is_empty()).then(|| text.to_owned())
 }
 
-/// The string after `key` up to the next unescaped `"`.
+/// The string after the last `key` up to the next `"`.
 fn field(s: &str, key: &str) -> Option<String> {
     let at = s.rfind(key)? + key.len();
     let rest = &s[at..];

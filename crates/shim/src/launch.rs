@@ -51,7 +51,6 @@ impl LaunchPipes {
             shim_fds: [self.launch_w.as_raw_fd(), self.status_r.as_raw_fd()],
         }
     }
-
 }
 
 /// A [`Launch`] on its way to the init process. [`Sending::begin`] writes what the
