@@ -8,6 +8,10 @@ use serde::{Deserialize, Serialize};
 pub const EXIT_FILE: &str = "exit.json";
 /// Name of the shim's socket in the container's exec-root directory.
 pub const SOCKET_FILE: &str = "shim.sock";
+/// Where in the container's exec-root directory the shim mounts the cgroup v1 tree the
+/// runtime binds at `/sys/fs/cgroup`, for the moment of the container's creation (the
+/// daemon detaches one a crashed shim left before it removes the directory).
+pub const CGROUPFS_DIR: &str = "cgroupfs";
 
 /// One request, the first line of every connection.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -46,6 +46,9 @@ pub struct Prepared {
     /// The container's cgroup, when the shim may delete the container itself at exit
     /// (see [`quick_delete`]).
     pub quick_delete: Option<String>,
+    /// The cgroup v1 tree the runtime binds at `/sys/fs/cgroup`: to drop once the
+    /// container is created.
+    pub cgroup_tree: Option<crate::cgroupfs::Tree>,
 }
 
 /// The spec's cgroup, if deleting the container needs nothing but removing its
@@ -149,13 +152,14 @@ pub fn prepare_bundle(bundle: &Path, state_dir: &Path, cache: &Path) -> Result<P
         Some(_) => Vec::new(),
         None => seccomp::add_loader_caps(&mut spec["process"]),
     });
-    if filter.is_none() && ro_cgroups.as_ref().is_none_or(|d| d.is_empty()) {
-        return Ok(Prepared { bundle: bundle.to_owned(), filter, ro_cgroups, oom_control, oom_events, quick_delete });
+    let cgroup_tree = crate::cgroupfs::prepare(&mut spec, state_dir);
+    if filter.is_none() && ro_cgroups.as_ref().is_none_or(|d| d.is_empty()) && cgroup_tree.is_none() {
+        return Ok(Prepared { bundle: bundle.to_owned(), filter, ro_cgroups, oom_control, oom_events, quick_delete, cgroup_tree });
     }
     let dir = state_dir.join("runtime-bundle");
     fs::create_dir_all(&dir)?;
     fs::write(dir.join("config.json"), serde_json::to_vec(&spec)?)?;
-    Ok(Prepared { bundle: dir, filter, ro_cgroups, oom_control, oom_events, quick_delete })
+    Ok(Prepared { bundle: dir, filter, ro_cgroups, oom_control, oom_events, quick_delete, cgroup_tree })
 }
 
 /// The symlinks and device nodes libcontainer makes in every container's /dev (and

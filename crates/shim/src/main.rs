@@ -1,5 +1,6 @@
 //! berth-shim: owns one container (see README.md).
 
+mod cgroupfs;
 mod confine;
 mod errlog;
 mod exec;

@@ -209,7 +209,7 @@ fn create(a: &RunArgs) -> Result<Created> {
     };
     let pipes = if a.deferred { Some(LaunchPipes::new()?) } else { None };
     let cache = a.runtime_root.parent().unwrap_or(&a.runtime_root).join("seccomp");
-    let crate::confine::Prepared { bundle, filter, ro_cgroups, oom_control, oom_events, quick_delete } =
+    let crate::confine::Prepared { bundle, filter, ro_cgroups, oom_control, oom_events, quick_delete, cgroup_tree } =
         crate::confine::prepare_bundle(&a.bundle, &a.state_dir, &cache)?;
     let inner: Box<dyn libcontainer::workload::Executor> = match &pipes {
         Some(p) => Box::new(p.executor()),
@@ -224,6 +224,8 @@ fn create(a: &RunArgs) -> Result<Created> {
         .with_detach(true)
         .build()
         .map_err(|e| anyhow::anyhow!(docker_error(&crate::errlog::with_cause(&e.to_string()), &argv0(&a.bundle))))?;
+    // The init process has its own copy of the tree now.
+    drop(cgroup_tree);
     if let Some(p) = &oom_control {
         crate::confine::disable_oom_killer(p)?;
     }

@@ -58,6 +58,24 @@ fn a_container_cannot_lift_its_own_cgroup_limits() {
     // --privileged keeps them writable, as with Docker.
     let o = d.berth(&["run", "--rm", "--privileged", "busybox", "sh", "-c", "grep ' /sys/fs/cgroup' /proc/self/mountinfo"]);
     assert!(o.ok().lines().all(|l| l.split(' ').nth(5).is_some_and(|opts| opts.starts_with("rw"))), "{o}");
+
+    // On cgroup v1 the shim builds the container's /sys/fs/cgroup as one tree in the
+    // host's mount namespace for the moment of creation: the container sees one mount
+    // per v1 hierarchy of the host, and no tree stays mounted on the host (a warm
+    // sandbox made meanwhile may hold one for a few milliseconds).
+    let host = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let v1 = host.lines().filter(|l| l.contains(" /sys/fs/cgroup/") && l.contains(" - cgroup ")).count();
+    let o = d.berth(&["run", "--rm", "-m", "32m", "busybox", "grep", "-c", " /sys/fs/cgroup/", "/proc/self/mountinfo"]);
+    if v1 > 0 {
+        assert_eq!(o.ok().trim(), v1.to_string(), "{o}");
+    }
+    let tree = d.exec_root().join("c");
+    let mounted = || std::fs::read_to_string("/proc/self/mountinfo").unwrap().lines().any(|l| l.contains(tree.to_str().unwrap()) && l.contains("/cgroupfs"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while mounted() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(!mounted(), "a cgroup tree stayed mounted on the host");
 }
 
 /// CVE-2022-0492: with cgroup v1, a writable hierarchy root lets a container set a

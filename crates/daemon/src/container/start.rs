@@ -384,6 +384,10 @@ pub fn teardown(d: &Daemon, id: &str) {
     if berth_snapshot::is_mountpoint(&shm) {
         let _ = berth_snapshot::unmount(&shm);
     }
+    // A cgroup tree a shim that died while creating the container left mounted (it
+    // binds host cgroup directories: never let the removal below walk into it).
+    let tree = paths.state.join(berth_shim_proto::CGROUPFS_DIR);
+    while berth_snapshot::is_mountpoint(&tree) && berth_snapshot::unmount(&tree).is_ok() {}
     let _ = std::fs::remove_dir_all(&paths.state);
     // The shim removes the cgroup and libcontainer state when it sees the exit; if the
     // shim itself was killed, they are left behind: remove them here (empty cgroups
