@@ -104,6 +104,8 @@ pub struct Daemon {
     pub events: events::Events,
     pub execs: container::exec::Execs,
     pub shim_path: PathBuf,
+    /// A shim started ahead of the next container that needs one.
+    pub standby: Arc<container::standby::Standby>,
     pub started_at: chrono::DateTime<chrono::Utc>,
     pub warm: container::warm::Warm,
     pub networks: berth_network::Networks,
@@ -275,10 +277,12 @@ impl Daemon {
             images,
             snap,
             shim_path,
+            standby: Default::default(),
             started_at: chrono::Utc::now(),
         });
         container::restore::restore_all(&d).await.context("restore containers")?;
         container::warm::spawn_reaper(d.clone());
+        d.standby.refill(&d.shim_path, &container::runtime_root(&d));
         spawn_flusher(d.db.clone(), d.flush.clone());
         Ok(d)
     }

@@ -190,6 +190,13 @@ fn flags_given(m: &clap::ArgMatches) -> BTreeMap<String, String> {
 }
 
 fn main() -> anyhow::Result<()> {
+    // Descriptors inherited from whatever started berthd (a build tool's jobserver
+    // pipes, a shell's) are not the daemon's to hand on: no shim, helper or hook
+    // inherits them.
+    // SAFETY: close_range only flags descriptors; none is in use by Rust code yet.
+    unsafe {
+        libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC);
+    }
     let matches = Args::command().get_matches();
     let mut args = Args::from_arg_matches(&matches)?;
     let flags = flags_given(&matches);

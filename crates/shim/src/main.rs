@@ -68,6 +68,77 @@ fn parse_run(mut args: impl Iterator<Item = String>) -> Result<RunArgs> {
     Ok(r)
 }
 
+/// `berth-shim standby --runtime-root DIR`: a shim berthd starts before a container
+/// needs one, so that loading and starting the program is not part of creating a
+/// container (the runtime root only tells whose it is). It waits for one line on stdin
+/// — the JSON array of its `run` arguments — named `berth-standby` meanwhile, then
+/// takes the name `berth-shim` again, points stdin at /dev/null and stderr at the
+/// container's `shim.log`, and is the container's shim from there on. End-of-file
+/// first (berthd stopped or died) ends it.
+fn standby_main() -> i32 {
+    use std::io::BufRead;
+    use std::os::fd::AsRawFd;
+    set_name(c"berth-standby");
+    let mut line = String::new();
+    if std::io::stdin().lock().read_line(&mut line).unwrap_or(0) == 0 {
+        return 0;
+    }
+    let args: Vec<String> = match serde_json::from_str(&line) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("berth-shim standby: bad arguments {line:?}: {e}");
+            return 2;
+        }
+    };
+    set_name(c"berth-shim");
+    set_cmdline(&args);
+    let a = match parse_run(args.into_iter().skip_while(|a| a == "run")) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("berth-shim: {e:#}");
+            return 2;
+        }
+    };
+    if let Ok(null) = std::fs::File::open("/dev/null") {
+        let _ = nix::unistd::dup2(null.as_raw_fd(), 0);
+    }
+    if let Ok(log) = std::fs::OpenOptions::new().create(true).append(true).open(a.state_dir.join("shim.log")) {
+        let _ = nix::unistd::dup2(log.as_raw_fd(), 2);
+    }
+    run::main(a)
+}
+
+/// The process's name (`/proc/PID/comm`, what `ps` shows by default).
+fn set_name(name: &std::ffi::CStr) {
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
+    unsafe {
+        libc::prctl(libc::PR_SET_NAME, name.as_ptr(), 0, 0, 0);
+    }
+}
+
+/// Show `berth-shim run ARGS...` as this process's command line (`ps`, and whatever
+/// finds a container's shim by its arguments), as if it had been started with them:
+/// the kernel reads `/proc/PID/cmdline` from the range set here (`PR_SET_MM`, which
+/// needs `CAP_SYS_RESOURCE`; without it the line stays `berth-shim standby`).
+fn set_cmdline(args: &[String]) {
+    let mut buf = b"berth-shim\0".to_vec();
+    for a in args {
+        buf.extend_from_slice(a.as_bytes());
+        buf.push(0);
+    }
+    // The kernel keeps pointing at it for the life of the process.
+    let buf: &'static [u8] = Box::leak(buf.into_boxed_slice());
+    let (start, end) = (buf.as_ptr() as libc::c_ulong, buf.as_ptr() as libc::c_ulong + buf.len() as libc::c_ulong);
+    // SAFETY: prctl with plain integers; the range is valid memory of this process that
+    // is never freed. The start moves first: the kernel requires start <= end throughout,
+    // and the new range lies below the stack that holds the old one.
+    unsafe {
+        if libc::prctl(libc::PR_SET_MM, libc::PR_SET_MM_ARG_START, start, 0, 0) == 0 {
+            libc::prctl(libc::PR_SET_MM, libc::PR_SET_MM_ARG_END, end, 0, 0);
+        }
+    }
+}
+
 fn main() {
     // BERTH_SHIM_LOG=debug (inherited from berthd) traces libcontainer's steps, with
     // timestamps, into the shim's log: the way to see where container creation spends
@@ -90,6 +161,8 @@ fn main() {
                 2
             }
         },
+        // Started ahead of need: waits for its `run` arguments on stdin.
+        Some("standby") => standby_main(),
         Some("exec-helper") => exec::helper_main(args),
         // Holds a new user namespace while berthd writes its id map and opens it
         // (berthd is multi-threaded and cannot unshare one itself).
@@ -101,7 +174,7 @@ fn main() {
             }
         },
         _ => {
-            eprintln!("usage: berth-shim run --id ID --bundle DIR --runtime-root DIR --state-dir DIR --log FILE [--tty] [--stdin] [--stdin-once] [--deferred]");
+            eprintln!("usage: berth-shim run --id ID --bundle DIR --runtime-root DIR --state-dir DIR --log FILE [--tty] [--stdin] [--stdin-once] [--deferred]\n       berth-shim standby   (the same arguments as a JSON array on stdin)");
             2
         }
     };

@@ -213,3 +213,54 @@ fn back_to_back_runs_make_sandboxes_in_parallel_and_the_burst_ends() {
     assert!(wait_until(Duration::from_secs(30), || shims(&d) == 1), "burst sandboxes outlived the burst: {}", shims(&d));
     assert!(d.container_ids().is_empty());
 }
+
+/// Processes named `comm` whose command line names this daemon's exec root.
+fn procs(d: &Daemon, comm: &str) -> Vec<u32> {
+    let root = d.exec_root().to_string_lossy().into_owned();
+    fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let pid = e.file_name().to_str()?.parse().ok()?;
+            let name = fs::read_to_string(e.path().join("comm")).ok()?;
+            let cmd = fs::read(e.path().join("cmdline")).ok()?;
+            (name.trim() == comm && String::from_utf8_lossy(&cmd).contains(&root)).then_some(pid)
+        })
+        .collect()
+}
+
+/// A shim started ahead of need (`container::standby`) waits, holding nothing, for the
+/// next container start; that container runs as one started on demand, a new standby
+/// follows, and none outlives its daemon, stopped or killed.
+#[test]
+fn a_standby_shim_serves_the_next_start_and_ends_with_its_daemon() {
+    let mut d = daemon(&["--warm-containers", "0"]);
+    assert!(wait_until(Duration::from_secs(10), || procs(&d, "berth-standby").len() == 1), "no standby shim");
+    let standby = procs(&d, "berth-standby")[0];
+    // Its stdio and its own error log (a memfd); nothing inherited from the daemon.
+    for fd in fs::read_dir(format!("/proc/{standby}/fd")).unwrap().flatten() {
+        let n: u32 = fd.file_name().to_str().unwrap().parse().unwrap();
+        let target = fs::read_link(fd.path()).unwrap_or_default();
+        assert!(n <= 2 || target.to_string_lossy().contains("berth-shim-errors"), "standby holds fd {n} -> {target:?}");
+    }
+
+    let id = d.berth(&["run", "-d", "-e", "FOO=bar", "busybox", "sleep", "60"]).ok().trim().to_owned();
+    // That standby is now the container's shim: its init's parent, logging to the
+    // container's shim.log.
+    assert_eq!(fs::read_to_string(format!("/proc/{standby}/comm")).unwrap().trim(), "berth-shim");
+    let init = d.inspect(&id)["State"]["Pid"].as_u64().unwrap();
+    let ppid = fs::read_to_string(format!("/proc/{init}/stat")).unwrap().rsplit(')').next().unwrap().split_whitespace().nth(1).unwrap().parse::<u32>().unwrap();
+    assert_eq!(ppid, standby, "the container's init is not the standby's child");
+    assert!(d.exec_root().join("c").join(&id).join("shim.log").exists());
+    assert_eq!(d.berth(&["exec", &id, "sh", "-c", "echo $FOO"]).ok(), "bar\n");
+    assert!(wait_until(Duration::from_secs(10), || procs(&d, "berth-standby").len() == 1), "no new standby");
+    assert_ne!(procs(&d, "berth-standby")[0], standby);
+    d.berth(&["rm", "-f", &id]).ok();
+
+    d.crash();
+    assert!(wait_until(Duration::from_secs(5), || procs(&d, "berth-standby").is_empty()), "a standby outlived its daemon's kill -9");
+    d.relaunch();
+    assert!(wait_until(Duration::from_secs(10), || procs(&d, "berth-standby").len() == 1), "no standby after a restart");
+    d.stop();
+    assert!(wait_until(Duration::from_secs(5), || procs(&d, "berth-standby").is_empty()), "a standby outlived its daemon's stop");
+}

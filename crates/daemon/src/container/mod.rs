@@ -13,6 +13,7 @@ pub mod logs;
 pub mod net;
 pub mod restore;
 pub mod shim;
+pub mod standby;
 pub mod start;
 pub mod stats;
 pub mod update;

@@ -494,20 +494,51 @@ fn launch_request(d: &Daemon, rec: &Record) -> Result<Request> {
 /// Start the shim and wait for its `Ready` line. `deferred`: a warm sandbox, whose
 /// process is chosen at `Launch`.
 pub(super) async fn spawn_shim(d: &Daemon, rec: &Record, paths: &Paths, deferred: bool) -> Result<Ready> {
-    let mut cmd = tokio::process::Command::new(&d.shim_path);
-    cmd.arg("run")
-        .arg("--id")
-        .arg(&rec.id)
-        .arg("--bundle")
-        .arg(&paths.state)
-        .arg("--runtime-root")
-        .arg(runtime_root(d))
-        .arg("--state-dir")
-        .arg(&paths.state)
-        ;
+    let args = shim_args(d, rec, paths, deferred);
+    let stdout = match d.standby.hand(&args).await {
+        Some(out) => out,
+        None => {
+            let shim_log = std::fs::OpenOptions::new().create(true).append(true).open(paths.state.join("shim.log"))?;
+            let mut child = tokio::process::Command::new(&d.shim_path)
+                .args(&args)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::from(shim_log))
+                .kill_on_drop(false)
+                .spawn()
+                .map_err(|e| Error::internal(format!("start shim {}: {e}", d.shim_path.display())))?;
+            let stdout = child.stdout.take().expect("piped");
+            // Reap the shim if it exits while this daemon runs.
+            tokio::spawn(async move {
+                let _ = child.wait().await;
+            });
+            stdout
+        }
+    };
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line()).await;
+    // The next standby is started once this container is created, not meanwhile (two
+    // cores here: starting a program beside the creation slowed it).
+    d.standby.refill(&d.shim_path, &runtime_root(d));
+    let line = line
+        .map_err(|_| Error::internal("timed out waiting for the container shim"))?
+        .map_err(|e| Error::internal(format!("read from shim: {e}")))?
+        .ok_or_else(|| Error::internal("container shim exited before it was ready (see shim.log)"))?;
+    serde_json::from_str(&line).map_err(|e| Error::internal(format!("bad shim ready line {line:?}: {e}")))
+}
+
+/// The `berth-shim run` command line for the container (without the program).
+fn shim_args(d: &Daemon, rec: &Record, paths: &Paths, deferred: bool) -> Vec<std::ffi::OsString> {
+    let mut args: Vec<std::ffi::OsString> = vec!["run".into(), "--id".into(), rec.id.clone().into(), "--bundle".into()];
+    args.push(paths.state.clone().into());
+    args.push("--runtime-root".into());
+    args.push(runtime_root(d).into());
+    args.push("--state-dir".into());
+    args.push(paths.state.clone().into());
     let lc = rec.host_config.log_config.clone().unwrap_or_default();
     if lc.typ.as_deref() != Some("none") {
-        cmd.arg("--log").arg(paths.log(&rec.id));
+        args.push("--log".into());
+        args.push(paths.log(&rec.id).into());
         let opts = lc.config.unwrap_or_default();
         let mut rot = Vec::new();
         if let Some(n) = opts.get("max-size").and_then(|v| super::verify::ram_in_bytes(v)).filter(|n| *n > 0) {
@@ -520,39 +551,21 @@ pub(super) async fn spawn_shim(d: &Daemon, rec: &Record, paths: &Paths, deferred
             rot.push(format!("compress={c}"));
         }
         if !rot.is_empty() {
-            cmd.arg("--log-opts").arg(rot.join(","));
+            args.push("--log-opts".into());
+            args.push(rot.join(",").into());
         }
     }
-    if rec.config.tty.unwrap_or(false) {
-        cmd.arg("--tty");
+    for (on, flag) in [
+        (rec.config.tty.unwrap_or(false), "--tty"),
+        (rec.config.open_stdin.unwrap_or(false), "--stdin"),
+        (rec.config.stdin_once.unwrap_or(false), "--stdin-once"),
+        (deferred, "--deferred"),
+    ] {
+        if on {
+            args.push(flag.into());
+        }
     }
-    if rec.config.open_stdin.unwrap_or(false) {
-        cmd.arg("--stdin");
-    }
-    if rec.config.stdin_once.unwrap_or(false) {
-        cmd.arg("--stdin-once");
-    }
-    if deferred {
-        cmd.arg("--deferred");
-    }
-    let shim_log = std::fs::OpenOptions::new().create(true).append(true).open(paths.state.join("shim.log"))?;
-    cmd.stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::from(shim_log))
-        .kill_on_drop(false);
-    let mut child = cmd.spawn().map_err(|e| Error::internal(format!("start shim {}: {e}", d.shim_path.display())))?;
-    let stdout = child.stdout.take().expect("piped");
-    // Reap the shim if it exits while this daemon runs.
-    tokio::spawn(async move {
-        let _ = child.wait().await;
-    });
-    let mut lines = tokio::io::BufReader::new(stdout).lines();
-    let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
-        .await
-        .map_err(|_| Error::internal("timed out waiting for the container shim"))?
-        .map_err(|e| Error::internal(format!("read from shim: {e}")))?
-        .ok_or_else(|| Error::internal("container shim exited before it was ready (see shim.log)"))?;
-    serde_json::from_str(&line).map_err(|e| Error::internal(format!("bad shim ready line {line:?}: {e}")))
+    args
 }
 
 /// The exit code Docker records when the process could not be started.
