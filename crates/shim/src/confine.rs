@@ -49,6 +49,8 @@ pub struct Prepared {
     /// The cgroup v1 tree the runtime binds at `/sys/fs/cgroup`: to drop once the
     /// container is created.
     pub cgroup_tree: Option<crate::cgroupfs::Tree>,
+    /// The spec has `poststart` hooks (libcontainer's `start` runs them).
+    pub poststart: bool,
 }
 
 /// The spec's cgroup, if deleting the container needs nothing but removing its
@@ -153,13 +155,14 @@ pub fn prepare_bundle(bundle: &Path, state_dir: &Path, cache: &Path) -> Result<P
         None => seccomp::add_loader_caps(&mut spec["process"]),
     });
     let cgroup_tree = crate::cgroupfs::prepare(&mut spec, state_dir);
+    let poststart = spec["hooks"]["poststart"].as_array().is_some_and(|h| !h.is_empty());
     if filter.is_none() && ro_cgroups.as_ref().is_none_or(|d| d.is_empty()) && cgroup_tree.is_none() {
-        return Ok(Prepared { bundle: bundle.to_owned(), filter, ro_cgroups, oom_control, oom_events, quick_delete, cgroup_tree });
+        return Ok(Prepared { bundle: bundle.to_owned(), filter, ro_cgroups, oom_control, oom_events, quick_delete, cgroup_tree, poststart });
     }
     let dir = state_dir.join("runtime-bundle");
     fs::create_dir_all(&dir)?;
     fs::write(dir.join("config.json"), serde_json::to_vec(&spec)?)?;
-    Ok(Prepared { bundle: dir, filter, ro_cgroups, oom_control, oom_events, quick_delete, cgroup_tree })
+    Ok(Prepared { bundle: dir, filter, ro_cgroups, oom_control, oom_events, quick_delete, cgroup_tree, poststart })
 }
 
 /// The symlinks and device nodes libcontainer makes in every container's /dev (and

@@ -57,6 +57,8 @@ pub struct Shim {
     _mnt_ns: Option<File>,
     /// The cgroup to remove at exit without libcontainer, when that is enough.
     quick_delete: Option<String>,
+    /// The spec has `poststart` hooks: start through libcontainer's `start`.
+    poststart: bool,
 }
 
 #[derive(Default)]
@@ -176,6 +178,7 @@ struct Created {
     pty: Option<File>,
     oom_events: Option<PathBuf>,
     quick_delete: Option<String>,
+    poststart: bool,
 }
 
 fn create(a: &RunArgs) -> Result<Created> {
@@ -209,7 +212,7 @@ fn create(a: &RunArgs) -> Result<Created> {
     };
     let pipes = if a.deferred { Some(LaunchPipes::new()?) } else { None };
     let cache = a.runtime_root.parent().unwrap_or(&a.runtime_root).join("seccomp");
-    let crate::confine::Prepared { bundle, filter, ro_cgroups, oom_control, oom_events, quick_delete, cgroup_tree } =
+    let crate::confine::Prepared { bundle, filter, ro_cgroups, oom_control, oom_events, quick_delete, cgroup_tree, poststart } =
         crate::confine::prepare_bundle(&a.bundle, &a.state_dir, &cache)?;
     let inner: Box<dyn libcontainer::workload::Executor> = match &pipes {
         Some(p) => Box::new(p.executor()),
@@ -240,7 +243,7 @@ fn create(a: &RunArgs) -> Result<Created> {
         }
         None => None,
     };
-    Ok(Created { container, filter, launch, out, err, stdin_w, pty, oom_events, quick_delete })
+    Ok(Created { container, filter, launch, out, err, stdin_w, pty, oom_events, quick_delete, poststart })
 }
 
 /// Point our stdout/stderr at the shim's own log, so the daemon's pipe can go away.
@@ -324,6 +327,7 @@ pub fn main(a: RunArgs) -> i32 {
         oom_events: created.oom_events,
         _mnt_ns: File::open(format!("/proc/{init_pid}/ns/mnt")).ok(),
         quick_delete: created.quick_delete,
+        poststart: created.poststart,
     });
     ready(&Ready::Ok {
         shim_pid: std::process::id() as i32,
@@ -403,8 +407,8 @@ impl Shim {
         if self.launch.lock().unwrap().is_some() {
             return Response::Error { message: "container was created for a deferred launch".into() };
         }
-        if let Err(e) = self.container.lock().unwrap().start() {
-            return Response::Error { message: format!("start container: {e}") };
+        if let Err(e) = self.release() {
+            return Response::Error { message: format!("start container: {e:#}") };
         }
         *started = true;
         let s = self.clone();
@@ -426,8 +430,8 @@ impl Shim {
             Ok(s) => s,
             Err(e) => return Response::Error { message: format!("launch: {e:#}") },
         };
-        if let Err(e) = self.container.lock().unwrap().start() {
-            return Response::Error { message: format!("start container: {e}") };
+        if let Err(e) = self.release() {
+            return Response::Error { message: format!("start container: {e:#}") };
         }
         let outcome = sending.finish(status_r);
         *started = true;
@@ -438,6 +442,23 @@ impl Shim {
             Ok(Some(msg)) => Response::Error { message: docker_error(&msg, l.args.first().map_or("", |s| s.as_str())) },
             Err(e) => Response::Error { message: format!("launch: {e:#}") },
         }
+    }
+
+    /// Send the init process the start signal. libcontainer's `start` reloads the
+    /// container's state and configuration, signals, then saves the state: ~0.5 ms
+    /// before the init is released. Without `poststart` hooks (all it needs the
+    /// configuration for) the signal goes first and the state is saved while the
+    /// process starts.
+    fn release(&self) -> Result<()> {
+        use libcontainer::container::ContainerStatus;
+        use libcontainer::notify_socket::{NotifySocket, NOTIFY_FILE};
+        let mut c = self.container.lock().unwrap();
+        if self.poststart {
+            return c.start().map_err(Into::into);
+        }
+        NotifySocket::new(c.root.join(NOTIFY_FILE)).notify_container_start().context("send the start signal")?;
+        c.set_status(ContainerStatus::Running).save().context("save the container's state")?;
+        Ok(())
     }
 
     fn kill(self: &Arc<Self>, signal: i32, all: bool) -> Response {
