@@ -264,3 +264,15 @@ fn rejects_bad_profiles() {
         LinuxSeccompAction::ScmpActErrno
     );
 }
+
+#[test]
+fn profiles_are_reused_by_capability_set_whatever_the_spelling_or_order() {
+    let a = default_seccomp_for_caps(&caps(&["CAP_CHOWN", "CAP_SYS_ADMIN"]));
+    let b = default_seccomp_for_caps(&caps(&["sys_admin", "chown", "CAP_CHOWN"]));
+    assert_eq!(a, b);
+    assert_eq!(a, build_default_seccomp(&caps(&["CAP_CHOWN", "CAP_SYS_ADMIN"])));
+    // Another set is another profile, not the one built before.
+    let c = default_seccomp_for_caps(&caps(&["CAP_CHOWN"]));
+    assert_ne!(a, c);
+    assert!(allowed_unconditionally(&a, "mount") && !allowed_unconditionally(&c, "mount"));
+}
