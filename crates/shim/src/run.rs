@@ -259,7 +259,7 @@ pub fn main(a: RunArgs) -> i32 {
     set_subreaper();
     let ready = |r: &Ready| {
         let mut out = std::io::stdout().lock();
-        let _ = proto::write_line(&mut out, r);
+        proto::write_line(&mut out, r).is_ok()
     };
     let t0 = std::time::Instant::now();
     let created = match create(&a) {
@@ -329,12 +329,24 @@ pub fn main(a: RunArgs) -> i32 {
         quick_delete: created.quick_delete,
         poststart: created.poststart,
     });
-    ready(&Ready::Ok {
+    let told = ready(&Ready::Ok {
         shim_pid: std::process::id() as i32,
         init_pid: init_pid.as_raw(),
         create_micros: t0.elapsed().as_micros() as u64,
     });
     redirect_output(&shim.args.state_dir);
+    if !told {
+        // berthd died while the container was being created: it never learns of this
+        // container, and a restarted berthd may already have removed its state
+        // directory. Take it down (kill, reap, delete its cgroup and runtime state)
+        // rather than leave it running unowned.
+        eprintln!("berth-shim: berthd is gone; removing the container it never saw");
+        let _ = shim.kill(libc::SIGKILL, true);
+        // The reaper ends the process once the container is deleted (`finish`).
+        loop {
+            std::thread::park();
+        }
+    }
     for conn in listener.incoming() {
         let Ok(conn) = conn else { continue };
         let s = shim.clone();

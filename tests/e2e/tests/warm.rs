@@ -264,3 +264,44 @@ fn a_standby_shim_serves_the_next_start_and_ends_with_its_daemon() {
     d.stop();
     assert!(wait_until(Duration::from_secs(5), || procs(&d, "berth-standby").is_empty()), "a standby outlived its daemon's stop");
 }
+
+/// A shim whose daemon died while it created the container (its `Ready` line has no
+/// reader) takes the container down itself — kills it, removes its cgroup and runtime
+/// state — instead of leaving it running unowned: a restarted daemon may already have
+/// removed what it knew of it.
+#[test]
+fn a_shim_whose_daemon_is_gone_removes_the_container_it_created() {
+    let d = daemon(&[]);
+    let id = d.berth(&["run", "-d", "busybox", "sleep", "60"]).ok().trim().to_owned();
+    // That container's bundle, for a container of another id.
+    let dir = berth_e2e::dir_with("berth-orphan", &[]);
+    let (bundle, runtime) = (dir.join("bundle"), dir.join("runtime"));
+    fs::create_dir_all(&bundle).unwrap();
+    let mut spec: serde_json::Value =
+        serde_json::from_slice(&fs::read(d.exec_root().join("c").join(&id).join("config.json")).unwrap()).unwrap();
+    let other = format!("{:064x}", 0x5eedu64);
+    spec["linux"]["cgroupsPath"] = format!("/berth/{other}").into();
+    spec["process"]["args"] = serde_json::json!(["sleep", "60"]);
+    fs::write(bundle.join("config.json"), spec.to_string()).unwrap();
+    let mut shim = std::process::Command::new(berth_e2e::bin("berth-shim"))
+        .args(["run", "--id", &other, "--bundle"])
+        .arg(&bundle)
+        .arg("--runtime-root")
+        .arg(&runtime)
+        .arg("--state-dir")
+        .arg(&bundle)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // No one will read the Ready line.
+    drop(shim.stdout.take());
+    assert!(wait_until(Duration::from_secs(20), || matches!(shim.try_wait(), Ok(Some(_)))), "the shim kept running");
+    let log = fs::read_to_string(bundle.join("shim.log")).unwrap_or_default();
+    assert!(log.contains("berthd is gone"), "shim.log: {log}");
+    let memory = std::path::Path::new("/sys/fs/cgroup/memory/berth").join(&other);
+    let unified = std::path::Path::new("/sys/fs/cgroup/berth").join(&other);
+    assert!(!memory.exists() && !unified.exists(), "the container's cgroup is still there");
+    assert!(!runtime.join(&other).exists(), "libcontainer's state is still there");
+    d.berth(&["rm", "-f", &id]).ok();
+    let _ = fs::remove_dir_all(&dir);
+}
