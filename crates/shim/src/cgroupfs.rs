@@ -192,18 +192,8 @@ fn build(dir: &Path, entries: &[Entry]) -> Result<()> {
 /// `mount_setattr(dir, AT_RECURSIVE)`: read-only, nosuid, nodev and noexec on the
 /// tree's every mount in one call. False if the kernel lacks it.
 fn set_attrs_recursive(dir: &Path) -> bool {
+    use berth_userns::{MountAttr, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
     use std::os::unix::ffi::OsStrExt;
-    #[repr(C)]
-    struct MountAttr {
-        attr_set: u64,
-        attr_clr: u64,
-        propagation: u64,
-        userns_fd: u64,
-    }
-    const MOUNT_ATTR_RDONLY: u64 = 0x1;
-    const MOUNT_ATTR_NOSUID: u64 = 0x2;
-    const MOUNT_ATTR_NODEV: u64 = 0x4;
-    const MOUNT_ATTR_NOEXEC: u64 = 0x8;
     let Ok(path) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else { return false };
     let attr = MountAttr {
         attr_set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
@@ -211,19 +201,7 @@ fn set_attrs_recursive(dir: &Path) -> bool {
         propagation: 0,
         userns_fd: 0,
     };
-    // SAFETY: a NUL-terminated path and a mount_attr of the size passed, both alive
-    // for the call.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            libc::AT_FDCWD,
-            path.as_ptr(),
-            libc::AT_RECURSIVE as libc::c_uint,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    rc == 0
+    berth_userns::mount_setattr(libc::AT_FDCWD, &path, libc::AT_RECURSIVE as libc::c_uint, &attr).is_ok()
 }
 
 #[cfg(test)]

@@ -471,13 +471,32 @@ pub fn make_netns(helper: &Path, userns: &Path, at: &Path) -> Result<()> {
     pin(&h.ns("net"), at).map_err(|e| Error::internal(format!("pin network namespace at {}: {e}", at.display())))
 }
 
-/// `struct mount_attr` of mount_setattr(2).
+/// `struct mount_attr` of mount_setattr(2) (the libc crate has neither).
 #[repr(C)]
-struct MountAttr {
-    attr_set: u64,
-    attr_clr: u64,
-    propagation: u64,
-    userns_fd: u64,
+pub struct MountAttr {
+    pub attr_set: u64,
+    pub attr_clr: u64,
+    pub propagation: u64,
+    pub userns_fd: u64,
+}
+
+pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
+pub const MOUNT_ATTR_NOSUID: u64 = 0x2;
+pub const MOUNT_ATTR_NODEV: u64 = 0x4;
+pub const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+
+/// mount_setattr(2): change the attributes of the mount at `path` relative to `dirfd`
+/// (with `AT_RECURSIVE` in `flags`, of every mount below it too).
+pub fn mount_setattr(dirfd: std::os::fd::RawFd, path: &std::ffi::CStr, flags: libc::c_uint, attr: &MountAttr) -> std::io::Result<()> {
+    // SAFETY: a NUL-terminated path and a mount_attr of the size passed, both alive
+    // for the call; the kernel reads them only.
+    let r = unsafe {
+        libc::syscall(libc::SYS_mount_setattr, dirfd, path.as_ptr(), flags, attr as *const MountAttr, std::mem::size_of::<MountAttr>())
+    };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
@@ -503,21 +522,8 @@ pub fn idmapped_bind(src: &Path, dst: &Path, userns: BorrowedFd<'_>) -> std::io:
     // SAFETY: fd was just returned to us by open_tree.
     let tree = unsafe { OwnedFd::from_raw_fd(fd as i32) };
     let attr = MountAttr { attr_set: MOUNT_ATTR_IDMAP, attr_clr: 0, propagation: 0, userns_fd: userns.as_raw_fd() as u64 };
-    // SAFETY: a detached tree we own, an empty path with AT_EMPTY_PATH, and a
-    // mount_attr of the size we pass.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            tree.as_raw_fd(),
-            c"".as_ptr(),
-            libc::AT_EMPTY_PATH,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    if r != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
+    // A detached tree we own, named by its descriptor.
+    mount_setattr(tree.as_raw_fd(), c"", libc::AT_EMPTY_PATH as libc::c_uint, &attr)?;
     // SAFETY: moves the detached tree onto the existing directory `dst`.
     let r = unsafe {
         libc::syscall(libc::SYS_move_mount, tree.as_raw_fd(), c"".as_ptr(), libc::AT_FDCWD, d.as_ptr(), MOVE_MOUNT_F_EMPTY_PATH)
