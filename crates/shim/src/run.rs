@@ -341,11 +341,16 @@ pub fn main(a: RunArgs) -> i32 {
         // directory. Take it down (kill, reap, delete its cgroup and runtime state)
         // rather than leave it running unowned.
         eprintln!("berth-shim: berthd is gone; removing the container it never saw");
-        let _ = shim.kill(libc::SIGKILL, true);
-        // The reaper ends the process once the container is deleted (`finish`).
-        loop {
-            std::thread::park();
+        if !matches!(shim.kill(libc::SIGKILL, true), Response::Ok) && shim.exit.lock().unwrap().is_none() {
+            // The init is gone already: reap it and delete the container all the same.
+            let s = shim.clone();
+            std::thread::spawn(move || s.reap());
         }
+        // The reaper ends the process once the container is deleted (`finish`).
+        for _ in 0..60 {
+            std::thread::park_timeout(Duration::from_secs(1));
+        }
+        return 1;
     }
     for conn in listener.incoming() {
         let Ok(conn) = conn else { continue };
