@@ -8,6 +8,48 @@ use serde::{Deserialize, Serialize};
 pub const EXIT_FILE: &str = "exit.json";
 /// Name of the shim's socket in the container's exec-root directory.
 pub const SOCKET_FILE: &str = "shim.sock";
+/// Name of the shim's own log (its stderr) in the container's exec-root directory.
+pub const LOG_FILE: &str = "shim.log";
+/// Remove a container's cgroup (its spec's `cgroupsPath`, `/berth/<id>`) in every
+/// hierarchy under `/sys/fs/cgroup` — the v1 ones and the unified tree. The shim does
+/// when it reaps the container, berthd when the shim did not. Only empty cgroups go
+/// (rmdir refuses others, so a live container is never touched); one a process killed
+/// with the container has not yet left is tried again, with growing pauses, for up to
+/// `patience`. True when none is left.
+pub fn remove_cgroup(cgroups_path: &str, patience: std::time::Duration) -> bool {
+    use std::path::Path;
+    let rel = cgroups_path.trim_start_matches('/');
+    if rel.is_empty() {
+        return false;
+    }
+    let root = Path::new("/sys/fs/cgroup");
+    let mut dirs = vec![root.join(rel)];
+    if let Ok(entries) = std::fs::read_dir(root) {
+        // the v1 hierarchies (and, on v2, other cgroups: harmless, the path is not there)
+        dirs.extend(entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()).map(|p| p.join(rel)));
+    }
+    let t0 = std::time::Instant::now();
+    let mut pause = std::time::Duration::from_millis(1);
+    let mut gone = true;
+    for d in &dirs {
+        loop {
+            match std::fs::remove_dir(d) {
+                Ok(()) => break,
+                Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => break,
+                Err(_) if t0.elapsed() < patience => {
+                    std::thread::sleep(pause);
+                    pause *= 2;
+                }
+                Err(_) => {
+                    gone = false;
+                    break;
+                }
+            }
+        }
+    }
+    gone
+}
+
 /// Where in the container's exec-root directory the shim mounts the cgroup v1 tree the
 /// runtime binds at `/sys/fs/cgroup`, for the moment of the container's creation (the
 /// daemon detaches one a crashed shim left before it removes the directory).

@@ -31,7 +31,8 @@ use anyhow::{Context, Result};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use serde_json::Value;
 
-const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+use crate::confine::{cgroup_mount_index, read_only, CGROUP_ROOT};
+
 
 /// The controllers libcontainer's v1 manager puts the init process in
 /// (libcgroups `v1::controller_type::CONTROLLERS`).
@@ -108,11 +109,9 @@ fn cgroup_mount(spec: &Value) -> Option<usize> {
     if ns.iter().any(|n| n["type"] == "cgroup" || n["type"] == "user") {
         return None;
     }
-    let mounts = spec["mounts"].as_array()?;
-    let i = mounts.iter().position(|m| m["destination"].as_str().map(|d| d.trim_end_matches('/')) == Some(CGROUP_ROOT))?;
-    let m = &mounts[i];
-    let ro = m["options"].as_array().into_iter().flatten().any(|o| o == "ro");
-    (m["type"] == "cgroup" && ro).then_some(i)
+    let i = cgroup_mount_index(spec)?;
+    let m = &spec["mounts"][i];
+    (m["type"] == "cgroup" && read_only(m)).then_some(i)
 }
 
 /// The tree, mounted at `<state>/cgroupfs` until dropped.
@@ -127,7 +126,7 @@ impl Drop for Tree {
 }
 
 /// Detach whatever is mounted at `dir` (a tree a crashed shim left too) and remove it.
-pub fn detach(dir: &Path) {
+fn detach(dir: &Path) {
     while umount2(dir, MntFlags::MNT_DETACH).is_ok() {}
     let _ = fs::remove_dir(dir);
 }

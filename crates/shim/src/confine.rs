@@ -27,7 +27,7 @@ use serde_json::Value;
 
 use crate::seccomp::{self, Filter};
 
-const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+pub(crate) const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
 /// The bundle as libcontainer gets it, and what the init process must do itself.
 pub struct Prepared {
@@ -62,39 +62,23 @@ fn quick_delete_cgroup(spec: &Value) -> Option<String> {
         .into_iter()
         .flatten()
         .any(|n| n["type"] == "pid" && n["path"].as_str().is_none_or(str::is_empty));
-    let poststop = spec["hooks"]["poststop"].as_array().is_some_and(|h| !h.is_empty());
-    (own_pid_ns && !poststop).then(|| spec["linux"]["cgroupsPath"].as_str().map(str::to_owned)).flatten()
+    (own_pid_ns && !has_hooks(spec, "poststop")).then(|| spec["linux"]["cgroupsPath"].as_str().map(str::to_owned)).flatten()
+}
+
+/// Does the spec have hooks of `phase` (`poststart`, `poststop`)?
+fn has_hooks(spec: &Value, phase: &str) -> bool {
+    spec["hooks"][phase].as_array().is_some_and(|h| !h.is_empty())
 }
 
 /// Delete an exited container without libcontainer: its state directory, and its
 /// cgroup in every hierarchy. libcontainer's `delete` builds a cgroup manager, which
 /// parses the host's mount table once per v1 controller: with a hundred containers
 /// running that was most of what removing one cost. False if a cgroup would not go
-/// (a process left in it): then libcontainer's `delete`, which kills it, is needed.
+/// (a process left in it, after ~30 ms): then libcontainer's `delete`, which kills it,
+/// is needed.
 pub fn quick_delete(state: &Path, cgroup: &str) -> bool {
     let _ = fs::remove_dir_all(state);
-    let rel = cgroup.trim_start_matches('/');
-    if rel.is_empty() {
-        return false;
-    }
-    let root = Path::new(CGROUP_ROOT);
-    let mut dirs = vec![root.join(rel)];
-    if let Ok(entries) = fs::read_dir(root) {
-        // the v1 hierarchies (and, on v2, other cgroups: harmless, the path is not there)
-        dirs.extend(entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()).map(|p| p.join(rel)));
-    }
-    dirs.iter().all(|d| {
-        // A process the kernel killed with the init may take a moment to leave.
-        for delay in [0, 1, 2, 4, 8, 16] {
-            std::thread::sleep(std::time::Duration::from_millis(delay));
-            match fs::remove_dir(d) {
-                Ok(()) => return true,
-                Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory) => return true,
-                Err(_) => {}
-            }
-        }
-        false
-    })
+    berth_shim_proto::remove_cgroup(cgroup, std::time::Duration::from_millis(30))
 }
 
 /// The file holding the OOM kill count of the spec's cgroup.
@@ -134,10 +118,17 @@ pub fn disable_oom_killer(path: &Path) -> Result<()> {
 
 /// Does the spec ask for a read-only `/sys/fs/cgroup`?
 fn wants_ro_cgroups(spec: &Value) -> bool {
-    spec["mounts"].as_array().into_iter().flatten().any(|m| {
-        m["destination"].as_str().map(|d| d.trim_end_matches('/')) == Some(CGROUP_ROOT)
-            && m["options"].as_array().into_iter().flatten().any(|o| o == "ro")
-    })
+    cgroup_mount_index(spec).is_some_and(|i| read_only(&spec["mounts"][i]))
+}
+
+/// Where the spec's `/sys/fs/cgroup` mount is in its mount list.
+pub(crate) fn cgroup_mount_index(spec: &Value) -> Option<usize> {
+    spec["mounts"].as_array()?.iter().position(|m| m["destination"].as_str().map(|d| d.trim_end_matches('/')) == Some(CGROUP_ROOT))
+}
+
+/// Does the spec mount carry the `ro` option?
+pub(crate) fn read_only(m: &Value) -> bool {
+    m["options"].as_array().into_iter().flatten().any(|o| o == "ro")
 }
 
 /// Rewrite the bundle's `config.json` for libcontainer: the seccomp profile compiled
@@ -155,7 +146,7 @@ pub fn prepare_bundle(bundle: &Path, state_dir: &Path, cache: &Path) -> Result<P
         None => seccomp::add_loader_caps(&mut spec["process"]),
     });
     let cgroup_tree = crate::cgroupfs::prepare(&mut spec, state_dir);
-    let poststart = spec["hooks"]["poststart"].as_array().is_some_and(|h| !h.is_empty());
+    let poststart = has_hooks(&spec, "poststart");
     if filter.is_none() && ro_cgroups.as_ref().is_none_or(|d| d.is_empty()) && cgroup_tree.is_none() {
         return Ok(Prepared { bundle: bundle.to_owned(), filter, ro_cgroups, oom_control, oom_events, quick_delete, cgroup_tree, poststart });
     }

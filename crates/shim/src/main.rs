@@ -102,9 +102,8 @@ fn standby_main() -> i32 {
     if let Ok(null) = std::fs::File::open("/dev/null") {
         let _ = nix::unistd::dup2(null.as_raw_fd(), 0);
     }
-    if let Ok(log) = std::fs::OpenOptions::new().create(true).append(true).open(a.state_dir.join("shim.log")) {
-        let _ = nix::unistd::dup2(log.as_raw_fd(), 2);
-    }
+    // stdout stays the pipe the Ready line goes to.
+    run::redirect_to_log(&a.state_dir, &[2]);
     run::main(a)
 }
 

@@ -246,12 +246,18 @@ fn create(a: &RunArgs) -> Result<Created> {
     Ok(Created { container, filter, launch, out, err, stdin_w, pty, oom_events, quick_delete, poststart })
 }
 
+/// Point the descriptors `fds` (stdout, stderr) at the shim's own log.
+pub fn redirect_to_log(state_dir: &Path, fds: &[i32]) {
+    if let Ok(f) = fs::OpenOptions::new().create(true).append(true).open(state_dir.join(proto::LOG_FILE)) {
+        for &fd in fds {
+            let _ = nix::unistd::dup2(f.as_raw_fd(), fd);
+        }
+    }
+}
+
 /// Point our stdout/stderr at the shim's own log, so the daemon's pipe can go away.
 fn redirect_output(state_dir: &Path) {
-    if let Ok(f) = fs::OpenOptions::new().create(true).append(true).open(state_dir.join("shim.log")) {
-        let _ = nix::unistd::dup2(f.as_raw_fd(), 1);
-        let _ = nix::unistd::dup2(f.as_raw_fd(), 2);
-    }
+    redirect_to_log(state_dir, &[1, 2]);
 }
 
 pub fn main(a: RunArgs) -> i32 {

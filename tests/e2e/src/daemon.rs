@@ -452,8 +452,6 @@ impl Daemon {
         }
     }
 
-    /// Kill processes the daemon left behind (shims): any process whose command line
-    /// or working directory mentions this daemon's directory.
     /// The containers (and warm sandboxes) this daemon left runtime state or records
     /// of: after [`Daemon::kill_leftovers`] killed their shims, nobody removes their
     /// cgroups (berthd does when it sees a container exit, the shim when it reaps it).
@@ -470,14 +468,8 @@ impl Daemon {
 
     /// rmdir their cgroups in every hierarchy (empty ones only: rmdir refuses others).
     fn remove_cgroups(&self, ids: &[String]) {
-        let root = Path::new("/sys/fs/cgroup");
-        let mut hierarchies = vec![root.to_path_buf()];
-        if let Ok(entries) = fs::read_dir(root) {
-            hierarchies.extend(entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()));
-        }
         for id in ids {
-            for h in &hierarchies {
-                let dir = h.join("berth").join(id);
+            for dir in crate::cgroup_dirs(id) {
                 // the processes SIGKILLed a moment ago may take a moment to leave
                 for _ in 0..20 {
                     match fs::remove_dir(&dir) {
@@ -489,6 +481,8 @@ impl Daemon {
         }
     }
 
+    /// Kill processes the daemon left behind (shims): any process whose command line
+    /// or working directory mentions this daemon's directory.
     fn kill_leftovers(&self) {
         let me = std::process::id();
         let dir = self.dir.to_string_lossy().into_owned();

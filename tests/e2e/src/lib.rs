@@ -66,6 +66,17 @@ pub fn docker_cli() -> PathBuf {
     PathBuf::from("docker")
 }
 
+/// The cgroup directories of container `id` that exist: `berth/<id>` in every cgroup
+/// v1 hierarchy and in the unified tree.
+pub fn cgroup_dirs(id: &str) -> Vec<PathBuf> {
+    let root = std::path::Path::new("/sys/fs/cgroup");
+    let mut hierarchies = vec![root.to_path_buf()];
+    if let Ok(entries) = std::fs::read_dir(root) {
+        hierarchies.extend(entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()));
+    }
+    hierarchies.into_iter().map(|h| h.join("berth").join(id)).filter(|p| p.is_dir()).collect()
+}
+
 /// A new unique directory holding `files` (relative paths, parents created): a build
 /// context, say.
 pub fn dir_with(prefix: &str, files: &[(&str, &str)]) -> PathBuf {

@@ -154,18 +154,7 @@ fn bodies_and_logs_do_not_bloat_the_daemon() {
 /// Every cgroup directory (any v1 hierarchy, or the unified tree) named after one of
 /// `ids`.
 fn cgroups_of(ids: &std::collections::HashSet<String>) -> Vec<String> {
-    let mut left = Vec::new();
-    let mut roots: Vec<std::path::PathBuf> = vec!["/sys/fs/cgroup".into()];
-    roots.extend(std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten().map(|e| e.path()).filter(|p| p.is_dir()));
-    for root in roots {
-        let Ok(entries) = std::fs::read_dir(root.join("berth")) else { continue };
-        for e in entries.flatten() {
-            if ids.contains(&*e.file_name().to_string_lossy()) {
-                left.push(e.path().display().to_string());
-            }
-        }
-    }
-    left
+    ids.iter().flat_map(|id| berth_e2e::cgroup_dirs(id)).map(|p| p.display().to_string()).collect()
 }
 
 /// No cgroup of a removed container stays behind in any hierarchy: `run --rm`,

@@ -104,28 +104,20 @@ fn rm_force_kills_a_running_container() {
     }
 }
 
-/// The container's cgroup directories in every hierarchy (v1 controllers, v2).
-fn cgroup_dirs(id: &str) -> Vec<std::path::PathBuf> {
-    let root = std::path::Path::new("/sys/fs/cgroup");
-    let mut all = vec![root.to_path_buf()];
-    all.extend(std::fs::read_dir(root).unwrap().flatten().map(|e| e.path()).filter(|p| p.is_dir()));
-    all.into_iter().map(|h| h.join("berth").join(id)).filter(|p| p.is_dir()).collect()
-}
-
 /// A container's cgroup goes with it, in every hierarchy: after `rm -f` of a running
 /// one with an exec still running in it, and after a `--rm` container's exit.
 #[test]
 fn cgroups_go_with_their_containers() {
     let d = Daemon::start();
     let id = d.berth(&["run", "-d", "busybox", "sleep", "60"]).ok().trim().to_owned();
-    assert!(!cgroup_dirs(&id).is_empty(), "no cgroup for {id}");
+    assert!(!berth_e2e::cgroup_dirs(&id).is_empty(), "no cgroup for {id}");
     d.berth(&["exec", "-d", &id, "sleep", "60"]).ok();
     d.berth(&["rm", "-f", &id]).ok();
-    assert!(wait_until(Duration::from_secs(5), || cgroup_dirs(&id).is_empty()), "{:?}", cgroup_dirs(&id));
+    assert!(wait_until(Duration::from_secs(5), || berth_e2e::cgroup_dirs(&id).is_empty()), "{:?}", berth_e2e::cgroup_dirs(&id));
 
     let id = d.berth(&["run", "-d", "--rm", "busybox", "sleep", "0.2"]).ok().trim().to_owned();
     assert!(wait_until(Duration::from_secs(5), || d.container_ids().is_empty()));
-    assert!(wait_until(Duration::from_secs(5), || cgroup_dirs(&id).is_empty()), "{:?}", cgroup_dirs(&id));
+    assert!(wait_until(Duration::from_secs(5), || berth_e2e::cgroup_dirs(&id).is_empty()), "{:?}", berth_e2e::cgroup_dirs(&id));
 }
 
 #[test]

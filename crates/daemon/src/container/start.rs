@@ -394,18 +394,7 @@ pub fn teardown(d: &Daemon, id: &str) {
     // only, so a live container is never touched).
     let _ = std::fs::remove_dir_all(super::runtime_root(d).join(id));
     let cg = d.containers.get(id).ok().filter(|c| c.id == id).map(|c| c.record().cgroup_path());
-    remove_cgroups(&cg.unwrap_or_else(|| format!("/berth/{id}")));
-}
-
-/// rmdir the container's cgroup (`/berth/<id>` or under its parent) in every cgroup
-/// hierarchy (v1) and in the unified tree (v2).
-pub fn remove_cgroups(cg: &str) {
-    let rel = cg.trim_start_matches('/');
-    let Ok(entries) = std::fs::read_dir("/sys/fs/cgroup") else { return };
-    let _ = std::fs::remove_dir(Path::new("/sys/fs/cgroup").join(rel));
-    for e in entries.flatten() {
-        let _ = std::fs::remove_dir(e.path().join(rel));
-    }
+    berth_shim_proto::remove_cgroup(&cg.unwrap_or_else(|| format!("/berth/{id}")), Duration::ZERO);
 }
 
 /// The OCI spec of a container (its /etc files and mounts are not touched).
@@ -498,7 +487,7 @@ pub(super) async fn spawn_shim(d: &Daemon, rec: &Record, paths: &Paths, deferred
     let stdout = match d.standby.hand(&args).await {
         Some(out) => out,
         None => {
-            let shim_log = std::fs::OpenOptions::new().create(true).append(true).open(paths.state.join("shim.log"))?;
+            let shim_log = std::fs::OpenOptions::new().create(true).append(true).open(paths.state.join(berth_shim_proto::LOG_FILE))?;
             let mut child = tokio::process::Command::new(&d.shim_path)
                 .args(&args)
                 .stdin(std::process::Stdio::null())
