@@ -383,8 +383,20 @@ impl Shim {
                 self.hub.subscribe(conn, &ok, stdout, stderr);
                 return Ok(());
             }
-            Request::Start => self.start(),
-            Request::Launch { args, env } => self.launch(Launch { args, env }),
+            Request::Start | Request::Launch { .. } => {
+                let (resp, started) = match req {
+                    Request::Launch { args, env } => self.launch(Launch { args, env }),
+                    _ => self.start(),
+                };
+                // The answer goes out before the reaper starts: a process that exits
+                // at once would otherwise end the shim (`finish`) before it answered.
+                let written = proto::write_line(&mut conn, &resp);
+                if started {
+                    let s = self.clone();
+                    std::thread::spawn(move || s.reap());
+                }
+                return written.map_err(Into::into);
+            }
             Request::Kill { signal, all } => self.kill(signal, all),
             Request::Resize { height, width } => match &self.pty_master {
                 Some(m) => resize(m, height, width).map(|_| Response::Ok).unwrap_or_else(err),
@@ -422,49 +434,48 @@ impl Shim {
         Ok(())
     }
 
-    fn start(self: &Arc<Self>) -> Response {
+    /// Release a container created with its process (`Start`). The bool: it was
+    /// released now, and its reaper is to be started once the answer is out.
+    fn start(self: &Arc<Self>) -> (Response, bool) {
         let mut started = self.started.lock().unwrap();
         if *started {
-            return Response::Started { pid: self.init_pid.as_raw() };
+            return (Response::Started { pid: self.init_pid.as_raw() }, false);
         }
         if self.launch.lock().unwrap().is_some() {
-            return Response::Error { message: "container was created for a deferred launch".into() };
+            return (Response::Error { message: "container was created for a deferred launch".into() }, false);
         }
         if let Err(e) = self.release() {
-            return Response::Error { message: format!("start container: {e:#}") };
+            return (Response::Error { message: format!("start container: {e:#}") }, false);
         }
         *started = true;
-        let s = self.clone();
-        std::thread::spawn(move || s.reap());
-        Response::Started { pid: self.init_pid.as_raw() }
+        (Response::Started { pid: self.init_pid.as_raw() }, true)
     }
 
-    /// Start a `--deferred` container with the process chosen now. The reaper starts
-    /// only after the outcome is known, so a process that exits at once cannot end the
-    /// shim before this answers.
-    fn launch(self: &Arc<Self>, l: Launch) -> Response {
+    /// Start a `--deferred` container with the process chosen now, as [`Shim::start`].
+    /// The answer waits for the outcome of the exec (it may fail: not found, not
+    /// executable).
+    fn launch(self: &Arc<Self>, l: Launch) -> (Response, bool) {
         let mut started = self.started.lock().unwrap();
         let Some((launch_w, status_r)) = self.launch.lock().unwrap().take() else {
-            return Response::Error { message: "container was not created for a deferred launch".into() };
+            return (Response::Error { message: "container was not created for a deferred launch".into() }, false);
         };
         // The process goes into the pipe before the start signal: the init execs it
         // as soon as it is released instead of waiting for it.
         let sending = match Sending::begin(launch_w, &l) {
             Ok(s) => s,
-            Err(e) => return Response::Error { message: format!("launch: {e:#}") },
+            Err(e) => return (Response::Error { message: format!("launch: {e:#}") }, false),
         };
         if let Err(e) = self.release() {
-            return Response::Error { message: format!("start container: {e:#}") };
+            return (Response::Error { message: format!("start container: {e:#}") }, false);
         }
         let outcome = sending.finish(status_r);
         *started = true;
-        let s = self.clone();
-        std::thread::spawn(move || s.reap());
-        match outcome {
+        let resp = match outcome {
             Ok(None) => Response::Started { pid: self.init_pid.as_raw() },
             Ok(Some(msg)) => Response::Error { message: docker_error(&msg, l.args.first().map_or("", |s| s.as_str())) },
             Err(e) => Response::Error { message: format!("launch: {e:#}") },
-        }
+        };
+        (resp, true)
     }
 
     /// Send the init process the start signal. libcontainer's `start` reloads the
