@@ -2,7 +2,9 @@
 # Networking, side by side in one run (both engines up at once), driven by the same docker CLI,
 # each with its default bridge on (dockerd: docker0, iptables, its userland proxy):
 #   run        `docker run --rm busybox true` (and `berth run`) on the default bridge and with
-#              `--network none`, paced 0.2 s apart: the network's share of a start
+#              `--network none`, paced 0.2 s apart: the network's share of a start; then on
+#              the bridge back to back (no pause: each run also pays for what the one
+#              before left behind, e.g. berthd's next warm sandbox with its veth)
 #   published  TCP throughput from the host to a container through `-p 127.0.0.1:P:5000`
 #   c2c        TCP throughput between two containers on one user network
 #   dns        1000 lookups of a container's name from inside a container (its
@@ -81,6 +83,9 @@ med() { jq '.results[0].median * 1000 * 10 | round / 10' "$work/$1.json"; }
 paced() { # NAME COMMAND: a paced hyperfine series
     hyperfine --style basic --runs "$runs" --warmup 3 --prepare 'sleep 0.2' --export-json "$work/$1.json" "$2"
 }
+b2b() { # NAME COMMAND: the same, back to back
+    hyperfine --style basic --runs "$runs" --warmup 3 --export-json "$work/$1.json" "$2"
+}
 
 # setup NAME SOCKET PORT: busybox, the run-latency series, then a sink container
 # (published on 127.0.0.1:PORT) and a client container on a user network
@@ -91,9 +96,11 @@ setup() {
     $d run --rm busybox true
     paced "$name-none" "$d run --rm --network none busybox true"
     paced "$name-bridge" "$d run --rm busybox true"
+    b2b "$name-bridge-b2b" "$d run --rm busybox true"
     if [ "$name" = berth ]; then
         paced berthcli-none "$rel/berth -H unix://$sock run --rm --network none busybox true"
         paced berthcli-bridge "$rel/berth -H unix://$sock run --rm busybox true"
+        b2b berthcli-bridge-b2b "$rel/berth -H unix://$sock run --rm busybox true"
     fi
     $d network create netbench >/dev/null
     $d run -d --name sink --network netbench -p "127.0.0.1:$port:5000" busybox sh -c \
@@ -164,15 +171,16 @@ done
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b == "n/a") print "n/a"; else printf "%.3f", a / b}'; }
 bn=$(med berth-none) bb=$(med berth-bridge) cn=$(med berthcli-none) cb=$(med berthcli-bridge)
+bbb=$(med berth-bridge-b2b) cbb=$(med berthcli-bridge-b2b)
 bp=$(cat "$work/berth-published.txt") bc=$(cat "$work/berth-c2c.txt")
 bdm=$(jq .median_us "$work/berth-dns.json") bdp=$(jq .p99_us "$work/berth-dns.json")
 if [ "$do_docker" = 1 ]; then
-    dn=$(med docker-none) db=$(med docker-bridge)
+    dn=$(med docker-none) db=$(med docker-bridge) dbb=$(med docker-bridge-b2b)
     dp=$(cat "$work/docker-published.txt") dc=$(cat "$work/docker-c2c.txt")
     ddm=$(jq .median_us "$work/docker-dns.json") ddp=$(jq .p99_us "$work/docker-dns.json")
     dadd=$(awk -v a="$db" -v b="$dn" 'BEGIN {printf "%.1f", a - b}')
 else
-    dn=n/a db=n/a dp=n/a dc=n/a ddm=n/a ddp=n/a dadd=n/a
+    dn=n/a db=n/a dbb=n/a dp=n/a dc=n/a ddm=n/a ddp=n/a dadd=n/a
 fi
 badd=$(awk -v a="$bb" -v b="$bn" 'BEGIN {printf "%.1f", a - b}')
 cadd=$(awk -v a="$cb" -v b="$cn" 'BEGIN {printf "%.1f", a - b}')
@@ -182,19 +190,23 @@ table="| docker CLI: run --rm, --network none | $bn ms | $dn ms | $(ratio "$bn" 
 | berth CLI: run --rm, --network none | $cn ms | | |
 | berth CLI: run --rm, default bridge (vs docker CLI → dockerd) | $cb ms | $db ms | $(ratio "$cb" "$db") |
 | berth CLI: what the bridge adds to run | $cadd ms | | |
+| docker CLI: run --rm, default bridge, back to back | $bbb ms | $dbb ms | $(ratio "$bbb" "$dbb") |
+| berth CLI: run --rm, default bridge, back to back (vs docker CLI → dockerd) | $cbb ms | $dbb ms | $(ratio "$cbb" "$dbb") |
 | TCP host → 127.0.0.1 published port ($mib MiB) | $bp MiB/s | $dp MiB/s | $(ratio "$bp" "$dp") |
 | TCP container → container, one network ($mib MiB) | $bc MiB/s | $dc MiB/s | $(ratio "$bc" "$dc") |
 | DNS lookup of a container name, median | $bdm µs | $ddm µs | $(ratio "$bdm" "$ddm") |
 | DNS lookup of a container name, p99 | $bdp µs | $ddp µs | $(ratio "$bdp" "$ddp") |"
 echo "$table"
 mkdir -p bench/results
-jq -n --argjson bn "$bn" --argjson bb "$bb" --argjson cn "$cn" --argjson cb "$cb" --argjson bp "$bp" --argjson bc "$bc" \
+jq -n --argjson bn "$bn" --argjson bb "$bb" --argjson cn "$cn" --argjson cb "$cb" \
+    --argjson bbb "$bbb" --argjson cbb "$cbb" --argjson bp "$bp" --argjson bc "$bc" \
     --argjson bdm "$bdm" --argjson bdp "$bdp" \
     '{berthd: {run_none_ms: $bn, run_bridge_ms: $bb, berth_cli_run_none_ms: $cn, berth_cli_run_bridge_ms: $cb,
+      run_bridge_b2b_ms: $bbb, berth_cli_run_bridge_b2b_ms: $cbb,
       published_mib_s: $bp, c2c_mib_s: $bc, dns_median_us: $bdm, dns_p99_us: $bdp}}' >bench/results/net.json
 if [ "$do_docker" = 1 ]; then
-    jq --argjson dn "$dn" --argjson db "$db" --argjson dp "$dp" --argjson dc "$dc" --argjson ddm "$ddm" --argjson ddp "$ddp" \
-        '. + {dockerd: {run_none_ms: $dn, run_bridge_ms: $db, published_mib_s: $dp, c2c_mib_s: $dc, dns_median_us: $ddm, dns_p99_us: $ddp}}' \
+    jq --argjson dn "$dn" --argjson db "$db" --argjson dbb "$dbb" --argjson dp "$dp" --argjson dc "$dc" --argjson ddm "$ddm" --argjson ddp "$ddp" \
+        '. + {dockerd: {run_none_ms: $dn, run_bridge_ms: $db, run_bridge_b2b_ms: $dbb, published_mib_s: $dp, c2c_mib_s: $dc, dns_median_us: $ddm, dns_p99_us: $ddp}}' \
         bench/results/net.json >"$work/net.json"
     cp "$work/net.json" bench/results/net.json
 fi
@@ -203,7 +215,8 @@ if [ "$write" = 1 ]; then
 ## Networking (bench/net-bench.sh, $(date -u +%Y-%m-%d))
 
 Each engine with its default bridge (dockerd 20.10: docker0, iptables, its userland
-proxy for 127.0.0.1), both running at once. Runs paced 0.2 s apart, medians of $runs.
+proxy for 127.0.0.1), both running at once. Runs paced 0.2 s apart (and, where marked,
+back to back), medians of $runs.
 Then five rounds alternating between the engines, each a transfer to the published
 port, one between two containers on a user network (Python sender, busybox \`dd\`
 receiver) and 1000 DNS queries for a container's name from inside a container:
