@@ -239,6 +239,15 @@ pub fn detach(ep: &Endpoint) -> Result<()> {
     Ok(())
 }
 
+/// The first IPv4 address (with its prefix) of the link called `name`, if it exists
+/// and has one.
+pub fn existing_ipv4(name: &str) -> Option<ipnet::Ipv4Net> {
+    let mut nl = Netlink::open().ok()?;
+    let idx = nl.link_index(name).ok()??;
+    let (ip, len) = nl.ipv4_addresses(idx).ok()?.into_iter().next()?;
+    ipnet::Ipv4Net::new(ip, len).ok()
+}
+
 /// The host's routed prefixes, to keep new subnets clear of them.
 pub fn host_routes() -> Vec<ipnet::IpNet> {
     Netlink::open().and_then(|mut nl| nl.routes()).unwrap_or_default()

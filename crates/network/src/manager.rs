@@ -186,7 +186,16 @@ impl Networks {
         }
         let _lock = HostLock::take()?;
         let taken = self.taken_subnets(&st);
-        let (subnet, gateway) = match self.cfg.bip {
+        // A bridge of that name left by an earlier daemon (a wiped data root) keeps its
+        // address, as dockerd keeps docker0's: choosing a new subnet would add a second
+        // address to it on every such start, until the pools ran out.
+        let existing = match self.cfg.bip {
+            Some(_) => None,
+            None => bridge::existing_ipv4(&self.cfg.default_bridge)
+                .map(IpNet::V4)
+                .filter(|a| !st.nets.values().any(|n| n.subnets.iter().any(|s| s.subnet.contains(&a.addr())))),
+        };
+        let (subnet, gateway) = match self.cfg.bip.or(existing) {
             Some(bip) => (bip.trunc(), Some(bip.addr())),
             None => (ipam::choose_subnet(&self.cfg.pools, &taken)?, None),
         };

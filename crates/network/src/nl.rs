@@ -197,6 +197,25 @@ impl Netlink {
         Ok(())
     }
 
+    /// The IPv4 addresses of a link, with their prefix lengths, in the kernel's order.
+    pub fn ipv4_addresses(&mut self, index: u32) -> io::Result<Vec<(Ipv4Addr, u8)>> {
+        use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+        let replies = self.request(RouteNetlinkMessage::GetAddress(AddressMessage::default()), NLM_F_DUMP)?;
+        Ok(replies
+            .into_iter()
+            .filter_map(|r| match r {
+                RouteNetlinkMessage::NewAddress(a) if a.header.index == index => {
+                    let len = a.header.prefix_len;
+                    a.attributes.iter().find_map(|at| match at {
+                        AddressAttribute::Local(IpAddr::V4(ip)) => Some((*ip, len)),
+                        _ => None,
+                    })
+                }
+                _ => None,
+            })
+            .collect())
+    }
+
     pub fn del_link(&mut self, index: u32) -> io::Result<()> {
         self.change(RouteNetlinkMessage::DelLink(LinkUnspec::new_with_index(index).build()))
     }

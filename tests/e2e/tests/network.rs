@@ -533,3 +533,29 @@ fn a_removed_networks_bridge_serves_the_next_network_with_nothing_of_the_old() {
     assert_eq!(link_with_index(old_index), None, "a kept bridge outlived its daemon");
     d.relaunch();
 }
+
+/// A daemon whose data root was wiped finds its default bridge still on the host (as
+/// docker0 outlives /var/lib/docker): it takes the bridge's address as it is, rather
+/// than choosing another subnet and adding a second address to the bridge on every
+/// such start until the address pools run out.
+#[test]
+fn a_wiped_daemon_reuses_its_default_bridges_address() {
+    let mut d = Daemon::start();
+    let gw = gateway(&d, "bridge");
+    let subnet = d.api("GET", "/networks/bridge").json()["IPAM"]["Config"][0]["Subnet"].as_str().unwrap().to_owned();
+    for _ in 0..2 {
+        d.crash();
+        std::fs::remove_file(d.data_root().join("metadata.redb")).unwrap();
+        d.relaunch();
+        assert_eq!(gateway(&d, "bridge"), gw);
+        let v = d.api("GET", "/networks/bridge").json();
+        assert_eq!(v["IPAM"]["Config"][0]["Subnet"].as_str().unwrap(), subnet, "{v}");
+        let addrs = ip_output(&["-4", "-o", "addr", "show", "dev", d.bridge()]);
+        assert_eq!(addrs.lines().count(), 1, "{addrs}");
+    }
+    // and containers on it get addresses from that subnet
+    d.import_busybox();
+    let out = d.berth(&["run", "--rm", "busybox", "ip", "-4", "-o", "addr", "show", "eth0"]).ok().to_owned();
+    let prefix = subnet.split('.').take(2).collect::<Vec<_>>().join(".");
+    assert!(out.contains(&format!("inet {prefix}.")), "{out}");
+}
