@@ -305,3 +305,28 @@ fn a_shim_whose_daemon_is_gone_removes_the_container_it_created() {
     d.berth(&["rm", "-f", &id]).ok();
     let _ = fs::remove_dir_all(&dir);
 }
+
+/// A detached start (`run -d`) has its answer at once, so the next sandbox is made at
+/// once: a `run -d` that comes right after takes it (waiting for it if it is still
+/// being made) instead of creating its container anew, and so does the one after.
+#[test]
+fn detached_runs_in_a_row_take_sandboxes() {
+    let d = daemon(&[]);
+    let body = serde_json::json!({"Image": "busybox", "Cmd": ["sleep", "60"], "HostConfig": {"NetworkMode": "none"}});
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let r = d.api_json("POST", "/containers/create", &body);
+        assert_eq!(r.status, 201, "{}", r.text());
+        let id = r.json()["Id"].as_str().unwrap().to_owned();
+        let r = d.api("POST", &format!("/containers/{id}/start"));
+        assert_eq!(r.status, 204, "{}", r.text());
+        ids.push(id);
+    }
+    assert_eq!(started_warm(&d, &ids[0]), Some(false), "first run cannot be warm");
+    for id in &ids[1..] {
+        assert_eq!(started_warm(&d, id), Some(true), "a run -d right after another did not take a sandbox:\n{}", d.log());
+    }
+    let mut rm = vec!["rm", "-f"];
+    rm.extend(ids.iter().map(String::as_str));
+    d.berth(&rm).ok();
+}

@@ -646,6 +646,7 @@ pub async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<()> {
     });
     // Hand every waiting attach its stream before the process runs.
     let pending: Vec<_> = std::mem::take(&mut *c.pending.lock().unwrap());
+    let attached = !pending.is_empty();
     for p in pending {
         let req = Request::Attach { stdin: p.stdin, stdout: p.stdout, stderr: p.stderr };
         if let Ok((s, _)) = shim::open_stream(&paths.state, &req).await {
@@ -716,16 +717,23 @@ pub async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<()> {
     super::lifecycle::spawn_monitor(d.clone(), c.clone(), waiting);
     super::health::start_monitor(d, c);
     if c.warm.load(std::sync::atomic::Ordering::Relaxed) {
-        // Make the next sandbox once this container is done (or after 100 ms), so that
-        // creating it does not compete with a short run for the CPU.
-        let (d, c, rec) = (d.clone(), c.clone(), rec.clone());
-        tokio::spawn(async move {
-            let auto = rec.host_config.auto_remove.unwrap_or(false);
-            let mut rx = c.subscribe();
-            let done = rx.wait_for(|w| w.removed || (!auto && !w.running));
-            let _ = tokio::time::timeout(Duration::from_millis(100), done).await;
-            super::warm::refill(&d, &rec);
-        });
+        // Make the next sandbox. A client attached to this container waits for it to
+        // end: then once it is done (or after 100 ms), so that creating the sandbox
+        // does not compete with a short run for the CPU. A detached start (`run -d`)
+        // has its answer now: at once, and counted as being made before the answer
+        // goes out, so that the next `run -d` of a series finds it (or waits for it).
+        if attached {
+            let (d, c, rec) = (d.clone(), c.clone(), rec.clone());
+            tokio::spawn(async move {
+                let auto = rec.host_config.auto_remove.unwrap_or(false);
+                let mut rx = c.subscribe();
+                let done = rx.wait_for(|w| w.removed || (!auto && !w.running));
+                let _ = tokio::time::timeout(Duration::from_millis(100), done).await;
+                super::warm::refill(&d, &rec);
+            });
+        } else {
+            super::warm::refill(d, &rec);
+        }
     }
     Ok(())
 }
