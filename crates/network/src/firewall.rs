@@ -267,7 +267,7 @@ pub fn apply(rs: &Nftables<'_>) -> Result<()> {
     nftables::helper::apply_ruleset(rs).map_err(|e| Error::internal(format!("nftables: {e}")))
 }
 
-/// Remove berth's table (daemon shutdown with no networks left, or a reset).
+/// Remove a table of berth's (the unit tests clean up with it).
 pub fn remove(name: &str) -> Result<()> {
     let mut b = Batch::new();
     b.add(table(name));

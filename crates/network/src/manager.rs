@@ -673,21 +673,6 @@ impl Networks {
         self.spares.clear();
     }
 
-    /// Daemon shutdown: the table stays (running containers keep their ports); the
-    /// next start rewrites it. `reset` removes it and every bridge of berth's user
-    /// networks — for tests and uninstalling.
-    pub fn teardown_host(&self, remove_bridges: bool) -> Result<()> {
-        if !remove_bridges {
-            return Ok(());
-        }
-        let st = self.state.lock().unwrap();
-        firewall::remove(&self.cfg.table)?;
-        for n in st.nets.values().filter(|n| n.is_bridge()) {
-            let _ = bridge::delete_bridge(&n.bridge);
-        }
-        Ok(())
-    }
-
     /// Record the names a container answers to on each of its networks.
     pub fn register(&self, owner: &str, names: Vec<(String, Vec<String>, Vec<IpAddr>)>, upstreams: Vec<SocketAddr>) {
         let mut g = self.names.write().unwrap();
