@@ -33,7 +33,6 @@ use serde_json::Value;
 
 use crate::confine::{cgroup_mount_index, read_only, CGROUP_ROOT};
 
-
 /// The controllers libcontainer's v1 manager puts the init process in
 /// (libcgroups `v1::controller_type::CONTROLLERS`).
 const MANAGED: [&str; 12] = [
