@@ -4,6 +4,7 @@
 //! bollard supplies the API models.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -396,6 +397,9 @@ impl Endpoint {
 pub struct Client {
     pub endpoint: Endpoint,
     pub version: String,
+    /// The ping's connection, kept open for the first request after it: one
+    /// connection (and one accept in the daemon) fewer for every command.
+    idle: Arc<std::sync::Mutex<Option<hyper::client::conn::http1::SendRequest<Body>>>>,
 }
 
 fn socket_answers(path: &Path) -> bool {
@@ -472,6 +476,7 @@ impl Client {
         let mut c = Client {
             endpoint,
             version: format!("{}.{}", ours.major_version, ours.minor_version),
+            idle: Default::default(),
         };
         let unreachable = |e: anyhow::Error| match c.endpoint {
             Endpoint::Ssh { .. } => anyhow!("Cannot connect to the berth daemon at {}: {e:#}", c.endpoint),
@@ -493,6 +498,8 @@ impl Client {
         if let Some(v) = theirs.filter(|v| *v < (ours.major_version, ours.minor_version)) {
             c.version = format!("{}.{}", v.0, v.1);
         }
+        // A HEAD answer has no body: the connection is free again.
+        *c.idle.lock().unwrap() = Some(sender);
         Ok(c)
     }
 
@@ -554,8 +561,20 @@ impl Client {
         headers: &[(&str, String)],
         body: Body,
     ) -> Result<Response<Incoming>> {
+        let mut req = self.build(method, path, q, headers, body)?;
+        let kept = self.idle.lock().unwrap().take();
+        if let Some(mut sender) = kept.filter(|s| s.is_ready()) {
+            match sender.try_send_request(req).await {
+                Ok(resp) => return check(resp).await,
+                // Not sent (the daemon closed the idle connection meanwhile): send it
+                // on a new one. Once sent, an error is the request's.
+                Err(mut e) => match e.take_message() {
+                    Some(unsent) => req = unsent,
+                    None => return Err(e.into_error().into()),
+                },
+            }
+        }
         let mut sender = self.sender(false).await?;
-        let req = self.build(method, path, q, headers, body)?;
         let resp = sender.send_request(req).await?;
         check(resp).await
     }
