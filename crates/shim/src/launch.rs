@@ -58,7 +58,10 @@ impl LaunchPipes {
 /// be done before the start signal and the init finds its process waiting;
 /// [`Sending::finish`] writes the rest once the init reads.
 pub struct Sending {
-    w: File,
+    /// The write end, until the whole message is in the pipe: then it is closed at
+    /// once, so that the init, which reads to end-of-file, execs as soon as it is
+    /// released rather than when the shim is done with libcontainer's state.
+    w: Option<File>,
     msg: Vec<u8>,
     sent: usize,
 }
@@ -78,14 +81,16 @@ impl Sending {
             }
         }
         set_nonblocking(fd, false)?;
+        let w = (sent < msg.len()).then_some(w);
         Ok(Sending { w, msg, sent })
     }
 
     /// Write the rest, close the pipe, and wait until the process was exec'd
     /// (`Ok(None)`) or failed (`Ok(Some(message))`).
-    pub fn finish(mut self, mut status_r: File) -> Result<Option<String>> {
-        self.w.write_all(&self.msg[self.sent..])?;
-        drop(self.w);
+    pub fn finish(self, mut status_r: File) -> Result<Option<String>> {
+        if let Some(mut w) = self.w {
+            w.write_all(&self.msg[self.sent..])?;
+        }
         let mut msg = String::new();
         status_r.read_to_string(&mut msg)?;
         Ok(if msg.is_empty() { None } else { Some(msg) })
@@ -188,8 +193,10 @@ impl Executor for LaunchExecutor {
         }
         let cargs: Vec<std::ffi::CString> =
             l.args.iter().map(|a| std::ffi::CString::new(a.as_bytes()).unwrap_or_default()).collect();
-        let path = std::ffi::CString::new(argv0.as_bytes()).unwrap_or_default();
-        let err = nix::unistd::execvp(&path, &cargs).unwrap_err();
+        // The path found above, not a second `PATH` search by `execvp` (a failed
+        // `execve` per entry before it): runc, too, execs what its lookup found.
+        let path = std::ffi::CString::new(exe.as_os_str().as_encoded_bytes()).unwrap_or_default();
+        let err = nix::unistd::execv(&path, &cargs).unwrap_err();
         let code = if err == nix::errno::Errno::EACCES { 126 } else { 127 };
         let word = if code == 126 { "permission denied" } else { "No such file or directory" };
         self.fail(code, &format!("exec {argv0}: {word} ({err})"))
@@ -228,6 +235,26 @@ mod tests {
         let got = Sending::begin(launch_w, &l).unwrap().finish(status_r).unwrap();
         child.join().unwrap();
         assert_eq!(got.as_deref(), Some("executable 'nope' not found in $PATH"));
+    }
+
+    #[test]
+    fn a_launch_that_fits_the_pipe_reaches_end_of_file_before_the_finish() {
+        let LaunchPipes { launch_w, status_r, launch_r, status_w } = LaunchPipes::new().unwrap();
+        let l = Launch { args: vec!["true".into()], env: vec!["A=b".into()] };
+        let sending = Sending::begin(launch_w, &l).unwrap();
+        // The init reads to end-of-file while the shim has not called `finish` (it is
+        // saving libcontainer's state then): that read must not wait for it.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut r = launch_r;
+            let mut buf = Vec::new();
+            r.read_to_end(&mut buf).unwrap();
+            tx.send(buf).unwrap();
+        });
+        let buf = rx.recv_timeout(std::time::Duration::from_secs(10)).expect("end-of-file before finish");
+        assert_eq!(serde_json::from_slice::<Launch>(&buf).unwrap(), l);
+        drop(status_w);
+        assert_eq!(sending.finish(status_r).unwrap(), None);
     }
 
     #[test]
