@@ -330,3 +330,31 @@ fn detached_runs_in_a_row_take_sandboxes() {
     rm.extend(ids.iter().map(String::as_str));
     d.berth(&rm).ok();
 }
+
+#[test]
+fn a_copy_into_a_container_created_on_a_sandbox_counts_at_its_start() {
+    // A container on a sandbox has its process (argv, environment, the user's home)
+    // worked out when it is created. A `cp` before its start — here a passwd that
+    // gives its user a home — must count all the same: dockerd resolves the user at
+    // the start. The attach of `start -a` is connected to the sandbox's shim before
+    // the start.
+    let d = daemon(&[]);
+    let args = ["-u", "4242", "busybox", "sh", "-c", "echo home=$HOME"];
+    let first = d.berth(&[&["run", "-d"][..], &args].concat()).ok().trim().to_owned();
+    d.berth(&["wait", &first]).ok();
+    assert_eq!(d.berth(&["logs", &first]).ok().trim(), "home=/");
+    assert!(wait_until(Duration::from_secs(20), || sandbox_ready(&d, 1)), "no sandbox was made");
+    let id = d.berth(&[&["create"][..], &args].concat()).ok().trim().to_owned();
+    let host = berth_e2e::unique_tmp_dir("berth-warm-cp");
+    let passwd = host.join("passwd");
+    fs::write(&passwd, "root:x:0:0:root:/root:/bin/sh\nu:x:4242:4242::/home/u:/bin/sh\n").unwrap();
+    d.berth(&["cp", passwd.to_str().unwrap(), &format!("{id}:/etc/passwd")]).ok();
+    assert_eq!(d.berth(&["start", "-a", &id]).ok().trim(), "home=/home/u");
+    assert_eq!(started_warm(&d, &id), Some(true), "the container did not start on the sandbox:\n{}", d.log());
+    // Without the copy, the process worked out at the create is the one that runs.
+    assert!(wait_until(Duration::from_secs(20), || sandbox_ready(&d, 2)), "no second sandbox was made");
+    let again = d.berth(&[&["create"][..], &args].concat()).ok().trim().to_owned();
+    assert_eq!(d.berth(&["start", "-a", &again]).ok().trim(), "home=/");
+    assert_eq!(started_warm(&d, &again), Some(true), "{}", d.log());
+    let _ = fs::remove_dir_all(host);
+}

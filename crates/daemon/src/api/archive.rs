@@ -164,6 +164,9 @@ pub async fn put(d: &Arc<Daemon>, name: &str, req: Request<Incoming>, q: &Query)
             return Err(e);
         }
     };
+    // A container on a warm sandbox has its process worked out ahead of its start:
+    // a write to its rootfs may change the user's home.
+    d.warm.forget_launch(&c.id);
     let no_overwrite = q.bool("noOverwriteDirNonDir");
     let copy_uid_gid = q.bool("copyUIDGID");
     let mut body = crate::http::BodyReader::new(req.into_body());

@@ -139,7 +139,7 @@ impl DaemonBackend {
             let c = d.containers.get(&cid)?;
             ev(RunEvent::Started(&cid));
             let (tx, rx) = tokio::sync::oneshot::channel();
-            c.pending.lock().unwrap().push(PendingAttach {
+            c.pending.lock().unwrap().push(PendingAttach::Waiting {
                 stdin: false,
                 stdout: true,
                 stderr: true,

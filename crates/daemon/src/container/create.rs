@@ -324,8 +324,9 @@ async fn create_with(
         }
         return Err(e);
     }
-    if let Some(c) = &claim {
-        d.warm.claimed(c);
+    if let Some(c) = claim {
+        let (d2, r2) = (d.clone(), rec.clone());
+        d.warm.claimed(c, tokio::task::spawn_blocking(move || super::start::launch_request(&d2, &r2)));
         super::warm::adopt(d, &id);
     }
     let attrs = event_attrs(&rec);

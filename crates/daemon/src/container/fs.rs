@@ -62,6 +62,15 @@ fn running_pid(d: &Daemon, rec: &Record) -> Option<i32> {
 /// Open a container's filesystem (blocking). For a container that is not running
 /// the caller holds its operation lock, so that it cannot start meanwhile.
 pub fn open(d: &Arc<Daemon>, rec: &Record) -> Result<View> {
+    if let Some(pid) = d.warm.claimed_pid(&rec.id) {
+        // Created on a warm sandbox, not started: its rootfs is mounted already and
+        // its init waits inside it. A second overlay mount of the same upper
+        // directory would not be coherent with that one (the process would not see
+        // what a `cp` wrote); the init's root is the container's own view.
+        let root = PathBuf::from(format!("/proc/{pid}/root"));
+        let fs = ContainerFs::open(&root).map_err(|e| Error::internal(e.to_string()))?;
+        return Ok(View { fs, root, temp: None, volumes: Vec::new(), d: d.clone() });
+    }
     if let Some(pid) = running_pid(d, rec) {
         let root = PathBuf::from(format!("/proc/{pid}/root"));
         let fs = ContainerFs::open(&root).map_err(|e| Error::internal(e.to_string()))?;

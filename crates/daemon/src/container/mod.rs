@@ -151,11 +151,12 @@ pub struct Wake {
 }
 
 /// An attach that waits for the container to start.
-pub struct PendingAttach {
-    pub stdin: bool,
-    pub stdout: bool,
-    pub stderr: bool,
-    pub tx: oneshot::Sender<tokio::net::UnixStream>,
+pub enum PendingAttach {
+    /// `start` connects it to the shim (which may not exist before the start).
+    Waiting { stdin: bool, stdout: bool, stderr: bool, tx: oneshot::Sender<tokio::net::UnixStream> },
+    /// Being connected already, because the container sits on a warm sandbox whose
+    /// shim is up: `start` waits for it to be in place before the process runs.
+    Connecting(tokio::task::JoinHandle<()>),
 }
 
 /// A container known to the daemon.

@@ -11,7 +11,7 @@ use berth_oci::{EtcFiles, MountKind, MountSpec, NsMode, Resources, SpecOptions};
 use berth_shim_proto::{Ready, Request, Response};
 use tokio::io::AsyncBufReadExt;
 
-use super::{event_attrs, now, runtime_root, shim, Container, Paths, Record, Status};
+use super::{event_attrs, now, runtime_root, shim, Container, Paths, PendingAttach, Record, Status};
 use crate::Daemon;
 
 fn network_mode(rec: &Record) -> &str {
@@ -472,7 +472,7 @@ pub(super) fn prepare(d: &Arc<Daemon>, rec: &Record) -> Result<super::net::Wired
 
 /// The process of a container started on a warm sandbox: argv and environment
 /// exactly as its OCI spec would have them (default PATH and all).
-fn launch_request(d: &Daemon, rec: &Record) -> Result<Request> {
+pub(super) fn launch_request(d: &Daemon, rec: &Record) -> Result<Request> {
     let spec = serde_json::to_value(spec_for(d, rec)?).map_err(|e| Error::internal(e.to_string()))?;
     let list = |k: &str| -> Vec<String> {
         spec["process"][k].as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect()).unwrap_or_default()
@@ -593,10 +593,14 @@ pub async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<()> {
     let warm = d.warm.take_claimed(&rec.id);
     let on_sandbox = warm.is_some();
     let mut wired = super::net::Wired { endpoints: Vec::new(), ports: Vec::new() };
+    let mut waiting = None;
+    let mut launch = None;
     let ready = match warm {
-        Some((init_pid, endpoints)) => {
-            wired.endpoints = endpoints;
-            Ok(Ready::Ok { shim_pid: 0, init_pid, create_micros: 0 })
+        Some(claimed) => {
+            wired.endpoints = claimed.endpoints;
+            waiting = claimed.wait;
+            launch = claimed.launch;
+            Ok(Ready::Ok { shim_pid: 0, init_pid: claimed.init_pid, create_micros: 0 })
         }
         None => {
             let d2 = d.clone();
@@ -639,23 +643,33 @@ pub async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<()> {
         }
     };
     // The process of a warm sandbox is worked out (the spec, the image's user) on the
-    // blocking pool while the attach streams and the exit watch are set up.
-    let launch = on_sandbox.then(|| {
+    // blocking pool: since `create`, or else while the attach streams are set up.
+    if on_sandbox && launch.is_none() {
         let (d, rec) = (d.clone(), rec.clone());
-        tokio::task::spawn_blocking(move || launch_request(&d, &rec))
-    });
+        launch = Some(tokio::task::spawn_blocking(move || launch_request(&d, &rec)));
+    }
     // Hand every waiting attach its stream before the process runs.
     let pending: Vec<_> = std::mem::take(&mut *c.pending.lock().unwrap());
     let attached = !pending.is_empty();
     for p in pending {
-        let req = Request::Attach { stdin: p.stdin, stdout: p.stdout, stderr: p.stderr };
-        if let Ok((s, _)) = shim::open_stream(&paths.state, &req).await {
-            let _ = p.tx.send(s);
+        match p {
+            PendingAttach::Waiting { stdin, stdout, stderr, tx } => {
+                let req = Request::Attach { stdin, stdout, stderr };
+                if let Ok((s, _)) = shim::open_stream(&paths.state, &req).await {
+                    let _ = tx.send(s);
+                }
+            }
+            PendingAttach::Connecting(task) => {
+                let _ = task.await;
+            }
         }
     }
     let t_attached = t0.elapsed();
-    // The exit watch goes in before the process starts.
-    let waiting = shim::send_wait(&paths.state).await.ok();
+    // The exit watch goes in before the process starts (a sandbox's went in when it
+    // was made).
+    if waiting.is_none() {
+        waiting = shim::send_wait(&paths.state).await.ok();
+    }
     let t_wait = t0.elapsed();
     let start_req = match launch {
         Some(task) => task.await.unwrap_or_else(|e| Err(Error::internal(e.to_string()))),

@@ -46,6 +46,9 @@ struct Slot {
     init_pid: i32,
     /// Its networks as wired (addresses taken for its id, which the container takes).
     endpoints: Vec<berth_network::Endpoint>,
+    /// The exit watch (`Wait`), sent to the shim when the sandbox was made, so that
+    /// `start` has one request less to make before the process runs.
+    wait: Option<tokio::net::UnixStream>,
     made: Instant,
 }
 
@@ -60,8 +63,21 @@ struct Inner {
     /// mostly waiting on the kernel (an RCU grace period when the cgroups are
     /// joined, disk), so creations overlap well even on few CPUs.
     burst: HashMap<String, usize>,
-    /// Containers created on a sandbox and not started yet: id → init pid, networks.
-    claimed: HashMap<String, (i32, Vec<berth_network::Endpoint>)>,
+    /// Containers created on a sandbox and not started yet, by id.
+    claimed: HashMap<String, Claimed>,
+}
+
+/// What `start` takes over from the sandbox a container was created on.
+pub struct Claimed {
+    pub init_pid: i32,
+    /// The sandbox's networks (addresses taken for its id, which the container has).
+    pub endpoints: Vec<berth_network::Endpoint>,
+    /// The exit watch already registered with the shim, if it could be.
+    pub wait: Option<tokio::net::UnixStream>,
+    /// The `Launch` request, worked out on the blocking pool as soon as `create`
+    /// claimed the sandbox (the spec build reads the rootfs's `/etc/passwd`); dropped
+    /// if the rootfs is written before the start (see [`Warm::forget_launch`]).
+    pub launch: Option<tokio::task::JoinHandle<berth_errdefs::Result<Request>>>,
 }
 
 /// The pool of warm sandboxes.
@@ -77,8 +93,7 @@ pub struct Warm {
 /// A sandbox taken by `create`.
 pub struct Claim {
     pub id: String,
-    init_pid: i32,
-    endpoints: Vec<berth_network::Endpoint>,
+    claimed: Claimed,
 }
 
 impl Warm {
@@ -104,7 +119,8 @@ impl Warm {
                     if slots.is_empty() {
                         g.ready.remove(shape);
                     }
-                    return Some(Claim { id: slot.id, init_pid: slot.init_pid, endpoints: slot.endpoints });
+                    let claimed = Claimed { init_pid: slot.init_pid, endpoints: slot.endpoints, wait: slot.wait, launch: None };
+                    return Some(Claim { id: slot.id, claimed });
                 }
                 if g.filling.get(shape).copied().unwrap_or(0) == 0 {
                     return None;
@@ -132,14 +148,34 @@ impl Warm {
         self.depth > 0 && !(g.ready.is_empty() && g.filling.is_empty())
     }
 
-    /// `create` recorded a container on the sandbox: its `start` launches.
-    pub fn claimed(&self, c: &Claim) {
-        self.inner.lock().unwrap().claimed.insert(c.id.clone(), (c.init_pid, c.endpoints.clone()));
+    /// `create` recorded a container on the sandbox: its `start` launches the process
+    /// `launch` works out.
+    pub fn claimed(&self, mut c: Claim, launch: tokio::task::JoinHandle<berth_errdefs::Result<Request>>) {
+        c.claimed.launch = Some(launch);
+        self.inner.lock().unwrap().claimed.insert(c.id, c.claimed);
     }
 
-    /// If `id` sits on an unstarted sandbox: forget it and return the init pid and the
-    /// sandbox's networks.
-    pub fn take_claimed(&self, id: &str) -> Option<(i32, Vec<berth_network::Endpoint>)> {
+    /// The rootfs of `id`, on an unstarted sandbox, is being written (`docker cp`):
+    /// its process (the user's home in `/etc/passwd`) is worked out again at the start.
+    pub fn forget_launch(&self, id: &str) {
+        if let Some(c) = self.inner.lock().unwrap().claimed.get_mut(id) {
+            c.launch = None;
+        }
+    }
+
+    /// Whether `id` sits on an unstarted sandbox (its shim is up).
+    pub fn is_claimed(&self, id: &str) -> bool {
+        self.inner.lock().unwrap().claimed.contains_key(id)
+    }
+
+    /// The init process of the unstarted sandbox `id` sits on (it waits, pivoted into
+    /// the container's rootfs, for its start).
+    pub fn claimed_pid(&self, id: &str) -> Option<i32> {
+        self.inner.lock().unwrap().claimed.get(id).map(|c| c.init_pid)
+    }
+
+    /// If `id` sits on an unstarted sandbox: forget it and return what `start` needs.
+    pub fn take_claimed(&self, id: &str) -> Option<Claimed> {
         self.inner.lock().unwrap().claimed.remove(id)
     }
 }
@@ -264,13 +300,14 @@ fn fill(d: &Arc<Daemon>, template: &Record, key: String) {
                 }
             }
             match made {
-                Ok((init_pid, endpoints)) if wanted => {
+                Ok((init_pid, endpoints, wait)) if wanted => {
                     tracing::debug!(id = %rec.id, "warm sandbox ready");
                     g.ready.entry(key).or_default().push(Slot {
                         id: rec.id.clone(),
                         image_id: rec.image_id.clone(),
                         init_pid,
                         endpoints,
+                        wait,
                         made: Instant::now(),
                     });
                 }
@@ -285,9 +322,12 @@ fn fill(d: &Arc<Daemon>, template: &Record, key: String) {
     });
 }
 
+/// A made sandbox: its init pid, its networks, its exit watch.
+type Made = (i32, Vec<berth_network::Endpoint>, Option<tokio::net::UnixStream>);
+
 /// Prepare the rootfs, namespaces and bundle, and have a shim create the container
-/// with a deferred process.
-async fn make(d: &Arc<Daemon>, rec: &Record) -> Result<(i32, Vec<berth_network::Endpoint>), String> {
+/// with a deferred process; register the exit watch with the shim.
+async fn make(d: &Arc<Daemon>, rec: &Record) -> Result<Made, String> {
     let paths = Paths::new(d, &rec.id);
     let (d2, r2) = (d.clone(), rec.clone());
     let prepared = tokio::task::spawn_blocking(move || {
@@ -306,7 +346,8 @@ async fn make(d: &Arc<Daemon>, rec: &Record) -> Result<(i32, Vec<berth_network::
         Err(e) => Err(e.message().to_owned()),
     };
     match ready {
-        Ok(Ready::Ok { init_pid, .. }) => Ok((init_pid, endpoints)),
+        // Without the watch, `start` sends it as for any container.
+        Ok(Ready::Ok { init_pid, .. }) => Ok((init_pid, endpoints, shim::send_wait(&paths.state).await.ok())),
         Ok(Ready::Error { message }) | Err(message) => {
             let (d, id) = (d.clone(), rec.id.clone());
             let _ = tokio::task::spawn_blocking(move || start::purge(&d, &id)).await;
