@@ -87,7 +87,8 @@ declare -A status
 build_release
 spawn_berthd
 dsock=$work/docker.sock
-mkdir -p "$work/docker/data" "$work/docker/exec"
+mkdir -p "$work/docker/data"
+run_dir "$work/docker/exec"
 dockerd --data-root "$work/docker/data" --exec-root "$work/docker/exec" -H "unix://$dsock" \
     --pidfile "$work/docker.pid" --bridge none --iptables=false --ip-masq=false \
     --ip-forward=false --userland-proxy=false >"$work/dockerd.log" 2>&1 </dev/null &

@@ -18,6 +18,15 @@ remove_work() {
     rm -rf "$dir"
 }
 
+# run_dir DIR: DIR, made a tmpfs. The engines' exec roots (berthd's /run/berth,
+# dockerd's /var/run/docker and its containerd's /run/containerd, runc's /run/runc) are
+# on the /run tmpfs of any systemd host; under $work (ext4 on the bench machine) every
+# state file, socket and directory of a container would cost a disk inode instead.
+run_dir() {
+    mkdir -p "$1"
+    mountpoint -q "$1" || mount -t tmpfs -o mode=0711 tmpfs "$1"
+}
+
 # wait_ping SOCKET SECONDS: wait until an engine answers /_ping on SOCKET.
 wait_ping() {
     local sock=$1 t=$2
@@ -53,7 +62,8 @@ start_dockerd() {
     local work=$1
     shift
     dsock=$work/docker.sock
-    mkdir -p "$work/docker/data" "$work/docker/exec"
+    mkdir -p "$work/docker/data"
+    run_dir "$work/docker/exec"
     dockerd --data-root "$work/docker/data" --exec-root "$work/docker/exec" -H "unix://$dsock" \
         --pidfile "$work/docker.pid" --bridge none --iptables=false --ip-masq=false "$@" \
         >"$work/dockerd.log" 2>&1 </dev/null &
@@ -95,7 +105,8 @@ bench_cleanup() {
 # on bsock=$work/berth.sock, in the background (berthd_pid); wait with wait_ping.
 spawn_berthd() {
     bsock=$work/berth.sock
-    mkdir -p "$work/berth/data" "$work/berth/exec"
+    mkdir -p "$work/berth/data"
+    run_dir "$work/berth/exec"
     PATH=$rel:$PATH "$rel/berthd" --data-root "$work/berth/data" --exec-root "$work/berth/exec" \
         -H "unix://$bsock" "$@" >"$work/berthd.log" 2>&1 </dev/null &
     berthd_pid=$!

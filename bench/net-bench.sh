@@ -132,7 +132,8 @@ wait_ping "$bsock" 20
 if [ "$do_docker" = 1 ]; then
     iptables-save >"$work/iptables.before"
     dsock=$work/docker.sock
-    mkdir -p "$work/docker/data" "$work/docker/exec"
+    mkdir -p "$work/docker/data"
+    run_dir "$work/docker/exec"
     dockerd --data-root "$work/docker/data" --exec-root "$work/docker/exec" -H "unix://$dsock" \
         --pidfile "$work/docker.pid" --bip 172.31.250.1/24 >"$work/dockerd.log" 2>&1 </dev/null &
     dockerd_pid=$!

@@ -117,11 +117,13 @@ chmod +x "$work/bin/dreg-reset"
 # ---------- daemons ----------
 build_release
 berth="$rel/berth -H unix://$work/berth.sock"
-mkdir -p "$work/berth/data" "$work/berth/exec"
+mkdir -p "$work/berth/data"
+run_dir "$work/berth/exec"
 PATH=$rel:$PATH "$rel/berthd" --data-root "$work/berth/data" --exec-root "$work/berth/exec" \
     -H "unix://$work/berth.sock" >"$work/berthd.log" 2>&1 </dev/null &
 berthd_pid=$!
-mkdir -p "$work/docker/data" "$work/docker/exec"
+mkdir -p "$work/docker/data"
+run_dir "$work/docker/exec"
 dockerd --data-root "$work/docker/data" --exec-root "$work/docker/exec" -H "unix://$work/docker.sock" \
     --pidfile "$work/docker.pid" --bridge none --iptables=false --ip-masq=false \
     --ip-forward=false --userland-proxy=false >"$work/dockerd.log" 2>&1 </dev/null &

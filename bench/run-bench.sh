@@ -12,6 +12,8 @@
 # back to back, where each run also competes with the work the previous one left
 # (berthd's next warm sandbox, dockerd's clean-up). berthd is also timed with
 # --warm-containers 0: every container created on demand.
+# The engines' exec roots (and runc's state root) are tmpfs mounts (bench/lib.sh
+# run_dir), as /run is on a host; data roots are on the work directory's disk.
 # Medians go to bench/results/run.json and to the "run" section of BENCHMARKS.md.
 #
 #   bench/run-bench.sh [-n RUNS] [-w WARMUP] [--skip-berth] [--skip-docker] [--skip-runc] [--skip-pelagos] [--no-write]
@@ -80,7 +82,8 @@ start_berthd() { # extra berthd flags...
 if [ "$do_berth" = 1 ]; then
     build_release
     bsock=$work/berth.sock
-    mkdir -p "$work/berth/data" "$work/berth/exec"
+    mkdir -p "$work/berth/data"
+    run_dir "$work/berth/exec"
     berth_run="$rel/berth -H unix://$bsock run --rm --network none busybox true"
     docker_on_berth="env DOCKER_HOST=unix://$bsock DOCKER_CONFIG=$work/dockercfg $docker_cli run --rm --network none busybox true"
     if start_berthd && "$rel/berth" -H "unix://$bsock" import "$rootfs_tar" busybox >/dev/null \
@@ -104,7 +107,8 @@ fi
 # ---------- (b) reference dockerd ----------
 if [ "$do_docker" = 1 ]; then
     dsock=$work/docker.sock
-    mkdir -p "$work/docker/data" "$work/docker/exec" "$work/dockercfg"
+    mkdir -p "$work/docker/data" "$work/dockercfg"
+    run_dir "$work/docker/exec"
     # its own managed containerd (under --exec-root), no bridge, no iptables changes
     dockerd --data-root "$work/docker/data" --exec-root "$work/docker/exec" -H "unix://$dsock" \
         --pidfile "$work/docker.pid" --bridge none --iptables=false --ip-masq=false \
@@ -126,7 +130,8 @@ fi
 # ---------- (c) bare runc ----------
 if [ "$do_runc" = 1 ]; then
     bundle=$work/bundle
-    mkdir -p "$bundle/rootfs" "$work/runc-root"
+    mkdir -p "$bundle/rootfs"
+    run_dir "$work/runc-root"
     tar -C "$bundle/rootfs" -xf "$rootfs_tar"
     (cd "$bundle" && runc spec)
     # args `true`, no terminal; runc spec's defaults already give a new network namespace
