@@ -40,6 +40,13 @@ struct Args {
     /// `run` only has to start one (0 turns this off).
     #[arg(long = "warm-containers", default_value_t = 1)]
     warm_containers: usize,
+    /// Keep the kernel's cgroup migration lock writer-friendly (`favordynmods` on a
+    /// cgroup hierarchy, Linux 6.0+): moving a new container into its cgroups then
+    /// does not wait for an RCU grace period, about half of creating a container on a
+    /// cgroup v1 host. It is the host's setting, for every process; `false` leaves it
+    /// as it is.
+    #[arg(long = "cgroup-favordynmods", default_value_t = true, action = clap::ArgAction::Set)]
+    cgroup_favordynmods: bool,
     /// Path to the static init binary `--init` runs as pid 1 (default: docker-init or
     /// tini-static from PATH).
     #[arg(long = "init-path")]
@@ -228,6 +235,17 @@ fn main() -> anyhow::Result<()> {
     let set_level: Arc<dyn Fn(&str) + Send + Sync> = Arc::new(move |level: &str| {
         let _ = handle.reload(filter(level));
     });
+    if args.cgroup_favordynmods {
+        match berth_oci::favor_dynmods() {
+            Ok(berth_oci::Favor::TurnedOn(at)) => tracing::info!(
+                hierarchy = %at.display(),
+                "cgroup favordynmods turned on: containers join their cgroups without waiting for an RCU grace period (--cgroup-favordynmods=false leaves the host as it is)"
+            ),
+            Ok(berth_oci::Favor::AlreadyOn) => tracing::debug!("cgroup favordynmods is on"),
+            Ok(berth_oci::Favor::NoHierarchy) => {}
+            Err(e) => tracing::warn!("could not turn cgroup favordynmods on (Linux 6.0 or later has it): {e}"),
+        }
+    }
     let hosts = if args.hosts.is_empty() {
         vec![format!("unix://{}", args.exec_root.join("berth.sock").display())]
     } else {

@@ -5,6 +5,7 @@
 //! on Linux, in the form youki's libcontainer 0.7 accepts.
 
 mod caps;
+mod cgroups;
 mod devices;
 mod mounts;
 mod seccomp;
@@ -14,6 +15,7 @@ mod user;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+pub use cgroups::{favor_dynmods, Favor};
 pub use caps::{all_capabilities, default_capabilities, effective_capabilities};
 pub use seccomp::{
     default_seccomp, default_seccomp_for_caps, load_seccomp_profile, load_seccomp_profile_for_caps,

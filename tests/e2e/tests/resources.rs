@@ -136,3 +136,28 @@ devices:
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Whether some cgroup hierarchy carries `favordynmods` (the setting is the kernel's,
+/// global, whichever hierarchy shows it).
+fn favordynmods_on() -> bool {
+    std::fs::read_to_string("/proc/self/mountinfo").unwrap().lines().any(|l| {
+        let post = l.split_once(" - ").map_or("", |(_, p)| p);
+        let mut f = post.split(' ');
+        let fstype = f.next().unwrap_or("");
+        let opts = f.nth(1).unwrap_or("");
+        fstype.starts_with("cgroup") && opts.split(',').any(|o| o == "favordynmods")
+    })
+}
+
+#[test]
+fn the_daemon_makes_joining_cgroups_cheap_unless_told_not_to() {
+    // `--cgroup-favordynmods=false` is taken and changes nothing itself.
+    let off = Daemon::start_with_args(&["--cgroup-favordynmods=false"]);
+    assert!(!off.log().contains("favordynmods turned on"), "{}", off.log());
+    let d = Daemon::start();
+    assert!(favordynmods_on(), "no cgroup hierarchy has favordynmods after berthd started:\n{}", d.log());
+    // Containers start and keep their limits with it.
+    d.import_busybox();
+    let out = d.berth(&["run", "--rm", "-m", "64m", "busybox", "sh", "-c", MEM_LIMIT]).ok().trim().to_owned();
+    assert_eq!(out, "67108864");
+}
