@@ -242,7 +242,9 @@ fn main() -> anyhow::Result<()> {
                 "cgroup favordynmods turned on: containers join their cgroups without waiting for an RCU grace period (--cgroup-favordynmods=false leaves the host as it is)"
             ),
             Ok(berth_oci::Favor::AlreadyOn) => tracing::debug!("cgroup favordynmods is on"),
-            Ok(berth_oci::Favor::NoHierarchy) => {}
+            Ok(berth_oci::Favor::NoV2Hierarchy) => tracing::info!(
+                "cgroup favordynmods is off and only v1 hierarchies are mounted, which cannot take it after boot: boot with cgroup_favordynmods=true for faster container starts"
+            ),
             Err(e) => tracing::warn!("could not turn cgroup favordynmods on (Linux 6.0 or later has it): {e}"),
         }
     }

@@ -9,7 +9,8 @@
 //! The kernel's `favordynmods` option (`cgroup_favordynmods=` on its command line, or
 //! a mount option of any cgroup hierarchy since Linux 6.0) keeps the lock in its
 //! writer-friendly mode, at the price of slightly dearer forks and exits; it is global,
-//! whichever hierarchy carries it.
+//! whichever hierarchy carries it. A mounted cgroup2 hierarchy can take it at any time;
+//! a v1 hierarchy only when it is mounted.
 
 use std::ffi::CString;
 use std::io;
@@ -23,50 +24,37 @@ pub enum Favor {
     AlreadyOn,
     /// Turned on now, by reconfiguring the hierarchy mounted here.
     TurnedOn(PathBuf),
-    /// No cgroup hierarchy is mounted.
-    NoHierarchy,
+    /// No cgroup2 hierarchy is mounted: a v1 hierarchy refuses to change the option
+    /// after it was mounted, so only the boot option (`cgroup_favordynmods=true`) can.
+    NoV2Hierarchy,
 }
 
-/// One cgroup mount of `/proc/self/mountinfo`: (v2?, mount point, super options).
-fn cgroup_mounts(mountinfo: &str) -> Vec<(bool, String, String)> {
-    let mut out = Vec::new();
-    for line in mountinfo.lines() {
-        let Some((pre, post)) = line.split_once(" - ") else { continue };
-        let mut post = post.split(' ');
-        let fstype = post.next().unwrap_or("");
-        let super_opts = post.nth(1).unwrap_or("");
-        let Some(point) = pre.split(' ').nth(4) else { continue };
-        if matches!(fstype, "cgroup" | "cgroup2") {
-            out.push((fstype == "cgroup2", unescape(point), super_opts.to_owned()));
-        }
-    }
-    out
+/// A cgroup hierarchy's mount: (v2?, mount point, super options: flags, key=value).
+type CgroupMount = (bool, PathBuf, Vec<(String, Option<String>)>);
+
+/// The cgroup mounts of a `/proc/self/mountinfo`.
+fn cgroup_mounts(mountinfo: &str) -> io::Result<Vec<CgroupMount>> {
+    use procfs_core::FromBufRead;
+    let infos = procfs_core::process::MountInfos::from_buf_read(mountinfo.as_bytes())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("mountinfo: {e}")))?;
+    Ok(infos
+        .into_iter()
+        .filter(|m| matches!(m.fs_type.as_str(), "cgroup" | "cgroup2"))
+        .map(|m| {
+            let mut opts: Vec<_> = m.super_options.into_iter().collect();
+            opts.sort();
+            (m.fs_type == "cgroup2", m.mount_point, opts)
+        })
+        .collect())
 }
 
-/// mountinfo escapes space, tab, newline and backslash as `\ooo`.
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
-            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// The hierarchy to reconfigure: the cgroup2 one if any (its options are few and
-/// all flags), else the first v1 one; None when `favordynmods` shows on any already.
-fn choose(mounts: &[(bool, String, String)]) -> Option<Option<&(bool, String, String)>> {
-    if mounts.iter().any(|(_, _, o)| o.split(',').any(|x| x == "favordynmods")) {
+/// The hierarchy to reconfigure: a cgroup2 one (a v1 hierarchy refuses any change
+/// of its flags once mounted: EINVAL); None when `favordynmods` shows on any already.
+fn choose(mounts: &[CgroupMount]) -> Option<Option<&CgroupMount>> {
+    if mounts.iter().any(|(_, _, o)| o.iter().any(|(k, _)| k == "favordynmods")) {
         return None;
     }
-    Some(mounts.iter().find(|m| m.0).or_else(|| mounts.first()))
+    Some(mounts.iter().find(|m| m.0))
 }
 
 // linux/mount.h
@@ -91,18 +79,19 @@ fn fsconfig(fd: &OwnedFd, cmd: libc::c_uint, key: Option<&str>, value: Option<&s
     Ok(())
 }
 
-/// Turn the kernel's `favordynmods` on (see the module's doc). The hierarchy is
-/// reconfigured with its current options plus `favordynmods` (a reconfiguration sets
-/// every option anew: leaving one out would clear it, e.g. systemd's `nsdelegate`).
+/// Turn the kernel's `favordynmods` on (see the module's doc). The cgroup2 hierarchy
+/// (pure v2, or the `unified` one of a hybrid host) is reconfigured with its current
+/// options plus `favordynmods` (a reconfiguration sets every option anew: leaving one
+/// out would clear it, e.g. systemd's `nsdelegate`).
 pub fn favor_dynmods() -> io::Result<Favor> {
     let info = std::fs::read_to_string("/proc/self/mountinfo")?;
-    let mounts = cgroup_mounts(&info);
+    let mounts = cgroup_mounts(&info)?;
     let (point, opts) = match choose(&mounts) {
         None => return Ok(Favor::AlreadyOn),
-        Some(None) => return Ok(Favor::NoHierarchy),
+        Some(None) => return Ok(Favor::NoV2Hierarchy),
         Some(Some((_, p, o))) => (p.clone(), o.clone()),
     };
-    let path = CString::new(point.as_str()).map_err(|_| io::ErrorKind::InvalidInput)?;
+    let path = CString::new(point.as_os_str().as_encoded_bytes()).map_err(|_| io::ErrorKind::InvalidInput)?;
     // SAFETY: fspick with a NUL-terminated path; the result is a new fd or -1.
     let fd = unsafe { libc::syscall(libc::SYS_fspick, libc::AT_FDCWD, path.as_ptr(), FSPICK_CLOEXEC | FSPICK_NO_AUTOMOUNT) };
     if fd < 0 {
@@ -110,19 +99,18 @@ pub fn favor_dynmods() -> io::Result<Favor> {
     }
     // SAFETY: fspick returned a new descriptor that nothing else owns.
     let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-    for o in opts.split(',') {
-        match o.split_once('=') {
-            // per-mount and read-only state, and a v1 release agent (which a
-            // reconfiguration may not change) are not superblock flags to repeat
-            _ if matches!(o, "" | "rw" | "ro") => {}
-            Some(("release_agent", _)) => {}
-            Some((k, v)) => fsconfig(&fd, FSCONFIG_SET_STRING, Some(k), Some(v))?,
-            None => fsconfig(&fd, FSCONFIG_SET_FLAG, Some(o), None)?,
+    for (k, v) in &opts {
+        match v {
+            // read-only state is the mount's, and a v1 release agent may not change
+            // in a reconfiguration: neither is repeated
+            _ if matches!(k.as_str(), "rw" | "ro" | "release_agent") => {}
+            Some(v) => fsconfig(&fd, FSCONFIG_SET_STRING, Some(k), Some(v))?,
+            None => fsconfig(&fd, FSCONFIG_SET_FLAG, Some(k), None)?,
         }
     }
     fsconfig(&fd, FSCONFIG_SET_FLAG, Some("favordynmods"), None)?;
     fsconfig(&fd, FSCONFIG_CMD_RECONFIGURE, None, None)?;
-    Ok(Favor::TurnedOn(PathBuf::from(point)))
+    Ok(Favor::TurnedOn(point))
 }
 
 #[cfg(test)]
@@ -134,25 +122,32 @@ mod tests {
 33 24 0:28 / /sys/fs/cgroup ro,nosuid,nodev,noexec shared:9 - tmpfs tmpfs ro,mode=755
 35 33 0:30 / /sys/fs/cgroup/unified rw,nosuid,nodev,noexec,relatime shared:11 - cgroup2 cgroup2 rw,nsdelegate
 36 33 0:31 / /sys/fs/cgroup/systemd rw,nosuid,nodev,noexec,relatime shared:12 - cgroup cgroup rw,xattr,name=systemd
-40 33 0:35 / /sys/fs/cgroup/cpu\\040x rw,nosuid,nodev,noexec,relatime shared:16 - cgroup cgroup rw,cpu
+40 33 0:35 / /sys/fs/cgroup/cpu rw,nosuid,nodev,noexec,relatime shared:16 - cgroup cgroup rw,cpu
 ";
+
+    fn opts(list: &[(&str, Option<&str>)]) -> Vec<(String, Option<String>)> {
+        list.iter().map(|(k, v)| (k.to_string(), v.map(str::to_owned))).collect()
+    }
 
     #[test]
     fn finds_cgroup_mounts_with_their_super_options() {
-        let m = cgroup_mounts(HYBRID);
+        let m = cgroup_mounts(HYBRID).unwrap();
         assert_eq!(m.len(), 3);
-        assert_eq!(m[0], (true, "/sys/fs/cgroup/unified".into(), "rw,nsdelegate".into()));
-        assert_eq!(m[1], (false, "/sys/fs/cgroup/systemd".into(), "rw,xattr,name=systemd".into()));
-        assert_eq!(m[2].1, "/sys/fs/cgroup/cpu x");
+        assert_eq!(m[0], (true, "/sys/fs/cgroup/unified".into(), opts(&[("nsdelegate", None), ("rw", None)])));
+        assert_eq!(
+            m[1],
+            (false, "/sys/fs/cgroup/systemd".into(), opts(&[("name", Some("systemd")), ("rw", None), ("xattr", None)]))
+        );
+        assert_eq!(m[2].1, PathBuf::from("/sys/fs/cgroup/cpu"));
     }
 
     #[test]
     fn prefers_the_v2_hierarchy_and_stops_when_the_option_is_on() {
-        let m = cgroup_mounts(HYBRID);
-        assert_eq!(choose(&m).unwrap().unwrap().1, "/sys/fs/cgroup/unified");
+        let m = cgroup_mounts(HYBRID).unwrap();
+        assert_eq!(choose(&m).unwrap().unwrap().1, PathBuf::from("/sys/fs/cgroup/unified"));
         let v1_only: Vec<_> = m.iter().filter(|x| !x.0).cloned().collect();
-        assert_eq!(choose(&v1_only).unwrap().unwrap().1, "/sys/fs/cgroup/systemd");
-        let on = cgroup_mounts(&HYBRID.replace("rw,cpu", "rw,cpu,favordynmods"));
+        assert_eq!(choose(&v1_only), Some(None));
+        let on = cgroup_mounts(&HYBRID.replace("rw,cpu", "rw,cpu,favordynmods")).unwrap();
         assert!(choose(&on).is_none());
         assert_eq!(choose(&[]), Some(None));
     }
