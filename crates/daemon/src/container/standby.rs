@@ -48,7 +48,10 @@ impl Standby {
         }
         let me = self.clone();
         let (shim, root) = (shim.to_owned(), runtime_root.to_owned());
-        tokio::spawn(async move {
+        // On the blocking pool: the spawn returns only once the child has exec'd (a
+        // vfork), ~1 ms that would otherwise hold an async worker while the start that
+        // asked for this standby is still answering its client.
+        tokio::task::spawn_blocking(move || {
             match spawn(&shim, &root) {
                 Ok(idle) => *me.idle.lock().unwrap() = Some(idle),
                 Err(e) => tracing::warn!(error = %e, "could not start a standby shim"),
