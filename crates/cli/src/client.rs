@@ -399,7 +399,7 @@ pub struct Client {
     pub version: String,
     /// The ping's connection, kept open for the first request after it: one
     /// connection (and one accept in the daemon) fewer for every command.
-    idle: Arc<std::sync::Mutex<Option<hyper::client::conn::http1::SendRequest<Body>>>>,
+    idle: Arc<std::sync::Mutex<Option<(hyper::client::conn::http1::SendRequest<Body>, std::time::Instant)>>>,
 }
 
 fn socket_answers(path: &Path) -> bool {
@@ -466,6 +466,9 @@ fn autostart_daemon() -> Result<()> {
     Ok(())
 }
 
+/// How long after the ping its connection is still used for the next request.
+const IDLE_REUSE: Duration = Duration::from_secs(2);
+
 impl Client {
     /// Connects (starting the daemon as root when needed) and negotiates the API version.
     pub async fn connect(host: Option<&str>, tls: &TlsOptions) -> Result<Client> {
@@ -499,7 +502,7 @@ impl Client {
             c.version = format!("{}.{}", v.0, v.1);
         }
         // A HEAD answer has no body: the connection is free again.
-        *c.idle.lock().unwrap() = Some(sender);
+        *c.idle.lock().unwrap() = Some((sender, std::time::Instant::now()));
         Ok(c)
     }
 
@@ -562,8 +565,10 @@ impl Client {
         body: Body,
     ) -> Result<Response<Incoming>> {
         let mut req = self.build(method, path, q, headers, body)?;
+        // Only a fresh one: a server may close an idle connection just as a late
+        // request goes out (after a prompt, say), and a sent request is not retried.
         let kept = self.idle.lock().unwrap().take();
-        if let Some(mut sender) = kept.filter(|s| s.is_ready()) {
+        if let Some((mut sender, _)) = kept.filter(|(s, at)| s.is_ready() && at.elapsed() < IDLE_REUSE) {
             match sender.try_send_request(req).await {
                 Ok(resp) => return check(resp).await,
                 // Not sent (the daemon closed the idle connection meanwhile): send it
