@@ -399,7 +399,7 @@ pub struct Client {
     pub version: String,
     /// The ping's connection, kept open for the first request after it: one
     /// connection (and one accept in the daemon) fewer for every command.
-    idle: Arc<std::sync::Mutex<Option<(hyper::client::conn::http1::SendRequest<Body>, std::time::Instant)>>>,
+    idle: Arc<std::sync::Mutex<Option<Idle>>>,
 }
 
 fn socket_answers(path: &Path) -> bool {
@@ -465,6 +465,9 @@ fn autostart_daemon() -> Result<()> {
         .with_context(|| format!("starting {}", berthd.display()))?;
     Ok(())
 }
+
+/// A connection with no request on it, and since when.
+type Idle = (hyper::client::conn::http1::SendRequest<Body>, std::time::Instant);
 
 /// How long after the ping its connection is still used for the next request.
 const IDLE_REUSE: Duration = Duration::from_secs(2);
