@@ -88,7 +88,12 @@ pub struct Warm {
     closed: std::sync::atomic::AtomicBool,
     inner: Mutex<Inner>,
     changed: Notify,
+    /// Shapes worked out so far, by their record's spec inputs (see [`shape`]).
+    shapes: Mutex<HashMap<String, String>>,
 }
+
+/// Shapes remembered at most; the memo starts over beyond.
+const SHAPES_KEPT: usize = 64;
 
 /// A sandbox taken by `create`.
 pub struct Claim {
@@ -98,7 +103,13 @@ pub struct Claim {
 
 impl Warm {
     pub fn new(depth: usize) -> Warm {
-        Warm { depth, closed: Default::default(), inner: Mutex::new(Inner::default()), changed: Notify::new() }
+        Warm {
+            depth,
+            closed: Default::default(),
+            inner: Mutex::new(Inner::default()),
+            changed: Notify::new(),
+            shapes: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Take a sandbox of `shape`: a ready one, or one being made (waiting for it
@@ -223,13 +234,54 @@ pub fn rebase(rec: &Record, id: &str) -> Record {
 
 /// Everything about a container that a sandbox fixes, as a string: the OCI spec
 /// without the process's argv and environment, the inputs of its /etc files, its
-/// stdio mode and its image.
+/// stdio mode and its image. Worked out once per set of inputs (a run asks twice: at
+/// its create, and for the next sandbox after its start): building and serializing a
+/// spec is half of a warm `create`'s time.
 pub fn shape(d: &Daemon, rec: &Record) -> Option<String> {
     if !eligible(rec) {
         return None;
     }
     let r = rebase(rec, PLACEHOLDER);
-    let spec = start::spec_for(d, &r).ok()?;
+    let memo = spec_inputs(&r);
+    if let Some(k) = &memo {
+        if let Some(found) = d.warm.shapes.lock().unwrap().get(k) {
+            return Some(found.clone());
+        }
+    }
+    let shape = shape_of(d, &r)?;
+    if let Some(k) = memo {
+        let mut shapes = d.warm.shapes.lock().unwrap();
+        if shapes.len() >= SHAPES_KEPT {
+            shapes.clear();
+        }
+        shapes.insert(k, shape.clone());
+    }
+    Some(shape)
+}
+
+/// What a (rebased) record's spec is built from, as a string (JSON objects with
+/// sorted keys): the image, the container's config and host config, its command,
+/// mounts and build-step flag. The spec also reads the daemon's settings, fixed for its
+/// life, and the image, fixed by its id. None when it also depends on other state —
+/// another container's namespaces, device nodes, CDI spec files — whose shape is then
+/// worked out every time.
+fn spec_inputs(r: &Record) -> Option<String> {
+    let hc = &r.host_config;
+    let joins = |m: &Option<String>| m.as_deref().is_some_and(|m| m.starts_with("container:"));
+    if joins(&hc.pid_mode)
+        || joins(&hc.ipc_mode)
+        || hc.devices.as_ref().is_some_and(|d| !d.is_empty())
+        || hc.device_requests.as_ref().is_some_and(|d| !d.is_empty())
+    {
+        return None;
+    }
+    let v = serde_json::to_value((&r.image_id, &r.config, hc, &r.path, &r.args, r.build_step, &r.mount_points)).ok()?;
+    Some(v.to_string())
+}
+
+/// [`shape`], worked out.
+fn shape_of(d: &Daemon, r: &Record) -> Option<String> {
+    let spec = start::spec_for(d, r).ok()?;
     let mut v = serde_json::to_value(&spec).ok()?;
     if let Some(p) = v.get_mut("process").and_then(|p| p.as_object_mut()) {
         p.remove("args");
@@ -547,5 +599,44 @@ mod tests {
         let mut r = base;
         r.host_config.network_mode = Some("host".into());
         assert!(!eligible(&r));
+    }
+
+    fn record(id: &str, name: &str, cmd: &[&str], labels: &[(&str, &str)]) -> Record {
+        let labels: serde_json::Map<String, serde_json::Value> =
+            labels.iter().map(|(k, v)| (k.to_string(), serde_json::Value::from(*v))).collect();
+        serde_json::from_value(serde_json::json!({
+            "id": id, "name": name, "created": "2026-12-05T00:00:00Z", "image": "busybox",
+            "image_id": "sha256:0123", "config": {"Cmd": cmd, "Labels": labels},
+            "host_config": {"NetworkMode": "none", "AutoRemove": true},
+            "networking": null, "path": cmd[0], "args": &cmd[1..],
+            "state": STATE.clone(), "restart_count": 0, "manually_stopped": false, "build_step": false,
+            "mount_points": [], "endpoints": [], "ports": []
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn spec_inputs_ignore_what_the_spec_does_not_read() {
+        let a = record(PLACEHOLDER, "a", &["true"], &[("x", "1"), ("y", "2"), ("z", "3")]);
+        let mut b = record(PLACEHOLDER, "b", &["true"], &[("z", "3"), ("y", "2"), ("x", "1")]);
+        b.state.status = super::super::Status::Running;
+        b.restart_count = 3;
+        assert_eq!(spec_inputs(&a), spec_inputs(&b), "name, state or label order changed the inputs");
+        assert!(spec_inputs(&a).is_some());
+        let other = record(PLACEHOLDER, "a", &["false"], &[("x", "1"), ("y", "2"), ("z", "3")]);
+        assert_ne!(spec_inputs(&a), spec_inputs(&other), "another command has other inputs");
+    }
+
+    #[test]
+    fn specs_that_read_other_state_are_not_remembered() {
+        let mut r = record(PLACEHOLDER, "a", &["true"], &[]);
+        r.host_config.pid_mode = Some("container:other".into());
+        assert_eq!(spec_inputs(&r), None);
+        let mut r = record(PLACEHOLDER, "a", &["true"], &[]);
+        r.host_config.ipc_mode = Some("container:other".into());
+        assert_eq!(spec_inputs(&r), None);
+        let mut r = record(PLACEHOLDER, "a", &["true"], &[]);
+        r.host_config.device_requests = Some(vec![Default::default()]);
+        assert_eq!(spec_inputs(&r), None);
     }
 }
