@@ -19,6 +19,12 @@ fn http_get(addr: SocketAddr) -> Option<String> {
     out.split("\r\n\r\n").nth(1).map(|b| b.trim().to_owned())
 }
 
+/// `GET /hostname` until it answers `want` (for up to 10 s): one full-suite run saw a
+/// published port answer on 127.0.0.1 and, just after, not yet on the gateway address.
+fn answers(addr: SocketAddr, want: &str) -> bool {
+    wait_until(Duration::from_secs(10), || http_get(addr).as_deref() == Some(want))
+}
+
 fn httpd(d: &Daemon, name: &str, extra: &[&str]) -> String {
     let mut args = vec!["run", "-d", "--name", name];
     args.extend_from_slice(extra);
@@ -98,7 +104,7 @@ fn published_ports_answer_from_the_host_and_from_containers() {
         let o = d.cli(cli, &["port", &name, "80/tcp"]);
         let port: u16 = o.ok().lines().next().unwrap().rsplit(':').next().unwrap().parse().unwrap();
         assert!(o.ok().starts_with("127.0.0.1:"), "{o}");
-        assert_eq!(http_get(SocketAddr::from(([127, 0, 0, 1], port))).as_deref(), Some(short.as_str()), "{}", cli.name());
+        assert!(answers(SocketAddr::from(([127, 0, 0, 1], port)), &short), "{}", cli.name());
         // -P published the exposed 81 too, on a free port.
         let all = d.cli(cli, &["port", &name]);
         assert!(all.ok().contains("81/tcp -> 0.0.0.0:"), "{all}");
@@ -115,8 +121,8 @@ fn published_ports_answer_from_the_host_and_from_containers() {
     assert_eq!(host_ports.len(), 2, "{ports}");
     assert!(host_ports.iter().any(|p| (18000..=18010).contains(p)), "{host_ports:?}");
     for p in &host_ports {
-        assert_eq!(http_get(SocketAddr::from(([127, 0, 0, 1], *p))).as_deref(), Some(short.as_str()));
-        assert_eq!(http_get(SocketAddr::new(gw, *p)).as_deref(), Some(short.as_str()));
+        assert!(answers(SocketAddr::from(([127, 0, 0, 1], *p)), &short), "127.0.0.1:{p}");
+        assert!(answers(SocketAddr::new(gw, *p), &short), "{gw}:{p}");
     }
     d.berth(&["network", "create", "hairpin"]).ok();
     for net in ["bridge", "hairpin"] {
