@@ -101,9 +101,8 @@ pub fn favor_dynmods() -> io::Result<Favor> {
     let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
     for (k, v) in &opts {
         match v {
-            // read-only state is the mount's, and a v1 release agent may not change
-            // in a reconfiguration: neither is repeated
-            _ if matches!(k.as_str(), "rw" | "ro" | "release_agent") => {}
+            // read-only state is the mount's, not an option of the hierarchy
+            _ if matches!(k.as_str(), "rw" | "ro") => {}
             Some(v) => fsconfig(&fd, FSCONFIG_SET_STRING, Some(k), Some(v))?,
             None => fsconfig(&fd, FSCONFIG_SET_FLAG, Some(k), None)?,
         }

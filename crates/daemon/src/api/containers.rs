@@ -452,7 +452,7 @@ pub fn attach(d: &Arc<Daemon>, id: &str, req: Request<Incoming>, q: &Query) -> R
         None
     } else {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let entry = if d.warm.is_claimed(&c.id) {
+        let entry = if d.warm.claimed_pid(&c.id).is_some() {
             // On a warm sandbox the shim is up: connect now rather than on the start's
             // path; the start waits for this before the process runs.
             let state = state.clone();

@@ -174,13 +174,8 @@ impl Warm {
         }
     }
 
-    /// Whether `id` sits on an unstarted sandbox (its shim is up).
-    pub fn is_claimed(&self, id: &str) -> bool {
-        self.inner.lock().unwrap().claimed.contains_key(id)
-    }
-
     /// The init process of the unstarted sandbox `id` sits on (it waits, pivoted into
-    /// the container's rootfs, for its start).
+    /// the container's rootfs, for its start): None when `id` is on none.
     pub fn claimed_pid(&self, id: &str) -> Option<i32> {
         self.inner.lock().unwrap().claimed.get(id).map(|c| c.init_pid)
     }
@@ -267,7 +262,7 @@ pub fn shape(d: &Daemon, rec: &Record) -> Option<String> {
 /// worked out every time.
 fn spec_inputs(r: &Record) -> Option<String> {
     let hc = &r.host_config;
-    let joins = |m: &Option<String>| m.as_deref().is_some_and(|m| m.starts_with("container:"));
+    let joins = |m: &Option<String>| m.as_deref().and_then(super::verify::container_ref).is_some();
     if joins(&hc.pid_mode)
         || joins(&hc.ipc_mode)
         || hc.devices.as_ref().is_some_and(|d| !d.is_empty())
