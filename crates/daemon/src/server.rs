@@ -137,7 +137,10 @@ where
             let d = daemon.clone();
             async move { Ok::<_, std::convert::Infallible>(crate::api::route(d, req).await) }
         });
-        let conn = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(io), svc).with_upgrades();
+        // half_close: a client may shut its write side once its request is out (`system
+        // dial-stdio` does at the end of its stdin, over ssh); the answer is still owed,
+        // as Go's server gives it. Without it hyper dropped about one in four such.
+        let conn = http1::Builder::new().keep_alive(true).half_close(true).serve_connection(TokioIo::new(io), svc).with_upgrades();
         if let Err(e) = conn.await {
             tracing::debug!("connection: {e}");
         }

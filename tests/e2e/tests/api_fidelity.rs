@@ -264,3 +264,20 @@ fn documents_have_every_key_dockerd_writes() {
     assert!(info["NFd"].as_u64().unwrap() > 0 && info["NGoroutines"].as_u64().unwrap() > 0, "{info}");
     d.berth(&["rm", "minimal"]).ok();
 }
+
+/// A client that shuts its write side once its request is sent (as `system dial-stdio`
+/// does at the end of its stdin) still gets the answer, every time (Go's server gives
+/// it; hyper's default dropped about one in four).
+#[test]
+fn a_request_followed_by_a_half_close_is_answered() {
+    use std::io::{Read, Write};
+    let d = Daemon::start_bare();
+    for i in 0..100 {
+        let mut s = std::os::unix::net::UnixStream::connect(d.socket()).unwrap();
+        s.write_all(b"GET /_ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        assert!(out.starts_with("HTTP/1.1 200") && out.ends_with("OK"), "attempt {i}: {out:?}");
+    }
+}
