@@ -106,6 +106,8 @@ pub struct Daemon {
     pub shim_path: PathBuf,
     /// A shim started ahead of the next container that needs one.
     pub standby: Arc<container::standby::Standby>,
+    /// A network namespace made ahead of the next container that needs one.
+    pub netns_pool: berth_network::netns::Pool,
     pub started_at: chrono::DateTime<chrono::Utc>,
     pub warm: container::warm::Warm,
     pub networks: berth_network::Networks,
@@ -278,6 +280,7 @@ impl Daemon {
             snap,
             shim_path,
             standby: Default::default(),
+            netns_pool: berth_network::netns::Pool::new(1),
             started_at: chrono::Utc::now(),
         });
         container::restore::restore_all(&d).await.context("restore containers")?;

@@ -358,3 +358,72 @@ fn a_copy_into_a_container_created_on_a_sandbox_counts_at_its_start() {
     assert_eq!(started_warm(&d, &again), Some(true), "{}", d.log());
     let _ = fs::remove_dir_all(host);
 }
+
+/// The network namespaces berthd holds ready (by descriptor: `net:[inode]` links other
+/// than its own namespace's).
+fn pooled_netns(d: &Daemon) -> Vec<String> {
+    let own = fs::read_link(format!("/proc/{}/ns/net", d.pid())).unwrap_or_default().to_string_lossy().into_owned();
+    fs::read_dir(format!("/proc/{}/fd", d.pid()))
+        .map(|r| {
+            r.flatten()
+                .filter_map(|e| fs::read_link(e.path()).ok())
+                .map(|t| t.to_string_lossy().into_owned())
+                .filter(|t| t.starts_with("net:[") && *t != own)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Network namespaces pinned under the daemon's exec root (bind mounts of nsfs).
+fn pinned_netns(d: &Daemon) -> usize {
+    let root = d.exec_root().to_string_lossy().into_owned();
+    fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(" nsfs ") && l.split_whitespace().nth(4).is_some_and(|m| m.starts_with(&root)))
+        .count()
+}
+
+/// A container without a warm sandbox gets a network namespace made ahead of time
+/// (the pool): a fresh one each time — what one container did to its namespace is
+/// never seen by the next — and the pool holds them by descriptor only, so nothing
+/// stays pinned after a `kill -9` or a stop.
+#[test]
+fn pooled_network_namespaces_are_fresh_per_container_and_go_with_the_daemon() {
+    let mut d = daemon(&["--warm-containers", "0"]);
+    assert!(wait_until(Duration::from_secs(10), || pooled_netns(&d).len() == 1), "no pooled namespace");
+    let first = pooled_netns(&d)[0].clone();
+
+    let out = d
+        .berth(&[
+            "run", "--rm", "--cap-add", "NET_ADMIN", "busybox", "sh", "-c",
+            "readlink /proc/self/ns/net; ip addr add 10.9.9.9/32 dev lo && ip link set lo mtu 1300 && ip addr show lo",
+        ])
+        .ok()
+        .to_owned();
+    assert_eq!(out.lines().next(), Some(first.as_str()), "the container did not get the pooled namespace:\n{out}");
+    assert!(out.contains("10.9.9.9") && out.contains("mtu 1300"), "{out}");
+
+    // The next container gets another namespace, as fresh as one made on demand.
+    assert!(wait_until(Duration::from_secs(10), || pooled_netns(&d).len() == 1), "the pool was not refilled");
+    let second = pooled_netns(&d)[0].clone();
+    let out = d.berth(&["run", "--rm", "busybox", "sh", "-c", "readlink /proc/self/ns/net; ip addr show lo"]).ok().to_owned();
+    assert_eq!(out.lines().next(), Some(second.as_str()), "{out}");
+    assert!(!out.contains("10.9.9.9") && out.contains("mtu 65536") && out.contains("127.0.0.1") && out.contains("UP"), "{out}");
+
+    // Detached: the namespace is pinned while the container runs and unpinned at rm.
+    let id = d.berth(&["run", "-d", "busybox", "sleep", "60"]).ok().trim().to_owned();
+    assert_eq!(pinned_netns(&d), 1);
+    d.berth(&["rm", "-f", &id]).ok();
+    assert_eq!(pinned_netns(&d), 0);
+
+    assert!(wait_until(Duration::from_secs(10), || pooled_netns(&d).len() == 1));
+    d.crash();
+    assert_eq!(pinned_netns(&d), 0, "a pooled namespace was pinned on disk");
+    assert!(fs::read_dir(d.exec_root().join("netns")).map(|r| r.count()).unwrap_or(0) == 0);
+    d.relaunch();
+    assert!(wait_until(Duration::from_secs(10), || pooled_netns(&d).len() == 1), "no pooled namespace after a restart");
+    assert_eq!(d.berth(&["run", "--rm", "busybox", "echo", "ok"]).ok(), "ok\n");
+    d.stop();
+    assert_eq!(pinned_netns(&d), 0);
+}

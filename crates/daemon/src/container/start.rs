@@ -451,7 +451,7 @@ pub(super) fn prepare(d: &Arc<Daemon>, rec: &Record) -> Result<super::net::Wired
             let userns = crate::userns_pin(&d.cfg);
             berth_network::netns::create_with(&ns, |p| berth_userns::make_netns(&d.shim_path, &userns, p))?;
         } else {
-            berth_network::netns::create(&ns)?;
+            d.netns_pool.create(&ns)?;
         }
         wired = super::net::wire(d, rec, &ns)?;
         super::net::start_dns(d, rec, &wired.endpoints, &ns)?;
