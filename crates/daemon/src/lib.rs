@@ -222,6 +222,11 @@ impl Daemon {
             std::fs::create_dir_all(d).with_context(|| format!("create {}", d.display()))?;
         }
         let lock = lock_data_root(&cfg.data_root)?;
+        for (dir, island) in berth_shim_proto::islands::make(&cfg.exec_root).context("make the exec root's mount islands")? {
+            if let berth_shim_proto::islands::Island::Occupied(n) = island {
+                tracing::info!(dir = %dir.display(), mounts = n, "not a mount island yet (containers from an earlier berthd are mounted there): one is made at a start with none");
+            }
+        }
         let shim_path = match &cfg.shim {
             Some(p) => p.clone(),
             None => find_shim()?,

@@ -248,6 +248,13 @@ fn main() -> anyhow::Result<()> {
             Err(e) => tracing::warn!("could not turn cgroup favordynmods on (Linux 6.0 or later has it): {e}"),
         }
     }
+    // Containers' cpuset cgroups (cgroup v1) start with their parent's CPUs and memory
+    // nodes, so that creating one costs no scheduler-domain rebuild.
+    match berth_oci::clone_cpusets("berth") {
+        Ok(Some(at)) => tracing::debug!(cgroup = %at.display(), "new cpuset cgroups copy their parent's CPUs and nodes"),
+        Ok(None) => {}
+        Err(e) => tracing::warn!("could not set cgroup.clone_children on berth's cpuset cgroup: {e}"),
+    }
     let hosts = if args.hosts.is_empty() {
         vec![format!("unix://{}", args.exec_root.join("berth.sock").display())]
     } else {

@@ -15,7 +15,7 @@ mod user;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-pub use cgroups::{favor_dynmods, Favor};
+pub use cgroups::{clone_cpusets, favor_dynmods, Favor};
 pub use caps::{all_capabilities, default_capabilities, effective_capabilities};
 pub use seccomp::{
     default_seccomp, default_seccomp_for_caps, load_seccomp_profile, load_seccomp_profile_for_caps,

@@ -1,5 +1,7 @@
 //! berthd ↔ berth-shim protocol: JSON request/response lines, then framed streams.
 
+pub mod islands;
+
 use std::io::{self, Read, Write};
 
 use serde::{Deserialize, Serialize};

@@ -25,6 +25,8 @@ use libcontainer::oci_spec::runtime::Spec;
 use libcontainer::workload::{Executor, ExecutorError, ExecutorSetEnvsError, ExecutorValidationError};
 use serde_json::Value;
 
+use berth_shim_proto as proto;
+
 use crate::seccomp::{self, Filter};
 
 pub(crate) const CGROUP_ROOT: &str = "/sys/fs/cgroup";
@@ -137,6 +139,12 @@ pub fn prepare_bundle(bundle: &Path, state_dir: &Path, cache: &Path) -> Result<P
     let raw = fs::read(bundle.join("config.json")).context("read config.json")?;
     let mut spec: Value = serde_json::from_slice(&raw).context("parse config.json")?;
     clear_dev_links(&spec)?;
+    // Leave the other containers' mounts out of this shim's (and so the container's)
+    // mount namespace before anything is mounted for this one.
+    if let Some(exec_root) = state_dir.parent().and_then(Path::parent) {
+        proto::islands::prune(exec_root, &spec_paths(&spec, bundle))
+            .context("leave the other containers' mounts out of the shim's mount namespace")?;
+    }
     let filter = seccomp::take_profile(&mut spec, cache)?;
     let oom_control = oom_control(&spec);
     let oom_events = oom_events(&spec);
@@ -154,6 +162,18 @@ pub fn prepare_bundle(bundle: &Path, state_dir: &Path, cache: &Path) -> Result<P
     fs::create_dir_all(&dir)?;
     fs::write(dir.join("config.json"), serde_json::to_vec(&spec)?)?;
     Ok(Prepared { bundle: dir, filter, ro_cgroups, oom_control, oom_events, quick_delete, cgroup_tree, poststart })
+}
+
+/// The host paths a spec names: its root, namespace paths, mount sources.
+fn spec_paths(spec: &Value, bundle: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Some(r) = spec["root"]["path"].as_str() {
+        out.push(bundle.join(r));
+    }
+    let namespaces = spec["linux"]["namespaces"].as_array().into_iter().flatten().filter_map(|n| n["path"].as_str());
+    let sources = spec["mounts"].as_array().into_iter().flatten().filter_map(|m| m["source"].as_str());
+    out.extend(namespaces.chain(sources).filter(|p| p.starts_with('/')).map(PathBuf::from));
+    out
 }
 
 /// The symlinks and device nodes libcontainer makes in every container's /dev (and

@@ -161,3 +161,80 @@ fn the_daemon_makes_joining_cgroups_cheap_unless_told_not_to() {
     let out = d.berth(&["run", "--rm", "-m", "64m", "busybox", "sh", "-c", MEM_LIMIT]).ok().trim().to_owned();
     assert_eq!(out, "67108864");
 }
+
+/// Mount points under `dir` in a mountinfo text.
+fn mounts_under(mountinfo: &str, dir: &std::path::Path) -> usize {
+    let dir = dir.to_string_lossy();
+    mountinfo.lines().filter(|l| l.split(' ').nth(4).is_some_and(|m| m.starts_with(&*dir))).count()
+}
+
+fn shim_of(d: &Daemon, id: &str) -> u32 {
+    let init = d.inspect(id)["State"]["Pid"].as_u64().unwrap();
+    let stat = std::fs::read_to_string(format!("/proc/{init}/stat")).unwrap();
+    stat.rsplit(')').next().unwrap().split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Each container's shim (and so its runtime and init) works in a mount namespace
+/// without the other containers' mounts (the exec root's `c` and `netns` islands are
+/// left out, its own root filesystem and network namespace put back): creating a
+/// container does not get slower with every container running. Nothing of it reaches
+/// the host's mount table, and the containers are what they were.
+#[test]
+fn a_container_is_created_without_the_other_containers_mounts() {
+    let d = Daemon::start();
+    d.import_busybox();
+    let ids: Vec<String> =
+        (0..6).map(|i| d.berth(&["run", "-d", "-v", &format!("/data{i}"), "busybox", "sleep", "600"]).ok().trim().to_owned()).collect();
+    let host = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let c = d.exec_root().join("c");
+    let netns = d.exec_root().join("netns");
+    // the islands themselves, and each container's root filesystem and namespace
+    assert!(mounts_under(&host, &c) > ids.len(), "{host}");
+    assert_eq!(mounts_under(&host, &netns), 1 + ids.len(), "{host}");
+
+    let last = ids.last().unwrap();
+    let shim = std::fs::read_to_string(format!("/proc/{}/mountinfo", shim_of(&d, last))).unwrap();
+    let own = c.join(last).join("rootfs");
+    assert_eq!(mounts_under(&shim, &c), 1, "the shim sees other containers' mounts:\n{shim}");
+    assert_eq!(mounts_under(&shim, &own), 1, "{shim}");
+    assert_eq!(mounts_under(&shim, &netns), 1, "{shim}");
+    assert_eq!(mounts_under(&shim, &netns.join(last)), 1, "{shim}");
+    // The host still has every container's mounts, and every container works: its
+    // files, its anonymous volume, its network namespace, exec.
+    let now = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    for id in &ids {
+        assert_eq!(mounts_under(&now, &c.join(id).join("rootfs")), 1, "{id} lost its rootfs mount in the host's table");
+        assert_eq!(mounts_under(&now, &netns.join(id)), 1);
+        let out = d.berth(&["exec", id, "sh", "-c", "echo hi > /tmp/f && cat /tmp/f && ls / | grep -c data && ip addr show lo | grep -c 127.0.0.1"]).ok().to_owned();
+        assert_eq!(out, "hi\n1\n1\n", "{id}");
+    }
+    // A container joining another's network namespace gets that namespace back in its
+    // shim's view too.
+    let out = d.berth(&["run", "--rm", "--network", &format!("container:{}", ids[0]), "busybox", "readlink", "/proc/self/ns/net"]).ok().to_owned();
+    let first = d.berth(&["exec", &ids[0], "readlink", "/proc/self/ns/net"]).ok().to_owned();
+    assert_eq!(out, first);
+    d.berth(&["rm", "-f", &ids[0]]).ok();
+    let after = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert_eq!(mounts_under(&after, &c.join(&ids[0])), 0, "{after}");
+    assert_eq!(mounts_under(&after, &netns.join(&ids[0])), 0, "{after}");
+}
+
+/// cgroup v1: new cpuset cgroups under berth's parent copy its CPUs and memory nodes
+/// when made (`cgroup.clone_children`), so the runtime writes none and the kernel
+/// rebuilds no scheduler domains per container; `--cpuset-cpus` still applies.
+#[test]
+fn cpuset_cgroups_start_with_their_parents_cpus() {
+    let parent = std::path::Path::new("/sys/fs/cgroup/cpuset/berth");
+    let d = Daemon::start();
+    if !std::path::Path::new("/sys/fs/cgroup/cpuset/cpuset.cpus").exists() {
+        eprintln!("no cgroup v1 cpuset hierarchy here: nothing to check");
+        return;
+    }
+    assert_eq!(std::fs::read_to_string(parent.join("cgroup.clone_children")).unwrap().trim(), "1");
+    let all = std::fs::read_to_string(parent.join("cpuset.cpus")).unwrap().trim().to_owned();
+    assert!(!all.is_empty());
+    d.import_busybox();
+    let cpus = "cat /sys/fs/cgroup/cpuset/cpuset.cpus";
+    assert_eq!(d.berth(&["run", "--rm", "busybox", "sh", "-c", cpus]).ok().trim(), all);
+    assert_eq!(d.berth(&["run", "--rm", "--cpuset-cpus", "0", "busybox", "sh", "-c", cpus]).ok().trim(), "0");
+}
