@@ -250,7 +250,7 @@ fn main() -> anyhow::Result<()> {
     }
     // Containers' cpuset cgroups (cgroup v1) start with their parent's CPUs and memory
     // nodes, so that creating one costs no scheduler-domain rebuild.
-    match berth_oci::clone_cpusets("berth") {
+    match berth_oci::clone_cpusets(berthd::container::DEFAULT_CGROUP_PARENT) {
         Ok(Some(at)) => tracing::debug!(cgroup = %at.display(), "new cpuset cgroups copy their parent's CPUs and nodes"),
         Ok(None) => {}
         Err(e) => tracing::warn!("could not set cgroup.clone_children on berth's cpuset cgroup: {e}"),

@@ -130,11 +130,6 @@ impl Pool {
         self.shared.wake.notify_one();
         Some(ns)
     }
-
-    /// How many namespaces are ready now.
-    pub fn ready(&self) -> usize {
-        self.shared.state.lock().unwrap().ready.len()
-    }
 }
 
 impl Drop for Pool {

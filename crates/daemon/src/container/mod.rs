@@ -127,7 +127,7 @@ impl Record {
     /// The container's cgroup path (cgroupfs driver): `<--cgroup-parent or /berth>/<id>`.
     pub fn cgroup_path(&self) -> String {
         let parent = self.host_config.cgroup_parent.as_deref().unwrap_or("").trim_matches('/');
-        let parent = if parent.is_empty() { "berth" } else { parent };
+        let parent = if parent.is_empty() { DEFAULT_CGROUP_PARENT } else { parent };
         format!("/{parent}/{}", self.id)
     }
 
@@ -359,6 +359,9 @@ impl Paths {
 /// A running `--rm` container's record, kept in its exec-root state dir: start-up
 /// recovers the container from it if the lazy metadata commit was lost in a crash.
 pub const RECORD_COPY: &str = "record.json";
+
+/// The cgroup containers go under unless `--cgroup-parent` says otherwise.
+pub const DEFAULT_CGROUP_PARENT: &str = "berth";
 
 /// The libcontainer state root.
 pub fn runtime_root(d: &Daemon) -> PathBuf {
