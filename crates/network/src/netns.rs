@@ -63,13 +63,17 @@ pub fn create(path: &Path) -> Result<()> {
     })
 }
 
-/// The empty file a namespace is pinned on (bind mounts need one). False: a
-/// namespace is pinned there already.
-fn make_pin(path: &Path) -> Result<bool> {
+/// Make `path`'s directory. False: a namespace is pinned at `path` already.
+fn free_pin(path: &Path) -> Result<bool> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    if is_mountpoint(path) {
+    Ok(!is_mountpoint(path))
+}
+
+/// [`free_pin`], and the empty file a namespace is pinned on (bind mounts need one).
+fn make_pin(path: &Path) -> Result<bool> {
+    if !free_pin(path)? {
         return Ok(false);
     }
     std::fs::write(path, b"")?;
@@ -188,10 +192,7 @@ impl Shared {
 /// Like [`create`] for a namespace that `make` creates and pins at the path it is
 /// given (one owned by another user namespace, made by a helper process).
 pub fn create_with(path: &Path, make: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    if is_mountpoint(path) {
+    if !free_pin(path)? {
         return Ok(());
     }
     let made = make(path).and_then(|()| run_in(path, || loopback_up().map_err(|e| Error::internal(format!("loopback up: {e}")))));

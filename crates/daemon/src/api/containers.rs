@@ -452,18 +452,14 @@ pub fn attach(d: &Arc<Daemon>, id: &str, req: Request<Incoming>, q: &Query) -> R
         None
     } else {
         let (tx, rx) = tokio::sync::oneshot::channel();
+        let waiting = PendingAttach::Waiting { stdin, stdout, stderr, tx };
         let entry = if d.warm.claimed_pid(&c.id).is_some() {
             // On a warm sandbox the shim is up: connect now rather than on the start's
             // path; the start waits for this before the process runs.
             let state = state.clone();
-            PendingAttach::Connecting(tokio::spawn(async move {
-                let req = ShimRequest::Attach { stdin, stdout, stderr };
-                if let Ok((s, _)) = shim::open_stream(&state, &req).await {
-                    let _ = tx.send(s);
-                }
-            }))
+            PendingAttach::Connecting(tokio::spawn(async move { waiting.connect(&state).await }))
         } else {
-            PendingAttach::Waiting { stdin, stdout, stderr, tx }
+            waiting
         };
         c.pending.lock().unwrap().push(entry);
         Some(rx)

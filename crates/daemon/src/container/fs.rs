@@ -67,19 +67,23 @@ pub fn open(d: &Arc<Daemon>, rec: &Record) -> Result<View> {
         // its init waits inside it. A second overlay mount of the same upper
         // directory would not be coherent with that one (the process would not see
         // what a `cp` wrote); the init's root is the container's own view.
-        let root = PathBuf::from(format!("/proc/{pid}/root"));
-        let fs = ContainerFs::open(&root).map_err(|e| Error::internal(e.to_string()))?;
-        return Ok(View { fs, root, temp: None, volumes: Vec::new(), d: d.clone() });
+        return through_process(d, pid);
     }
     if let Some(pid) = running_pid(d, rec) {
-        let root = PathBuf::from(format!("/proc/{pid}/root"));
-        let fs = ContainerFs::open(&root).map_err(|e| Error::internal(e.to_string()))?;
+        let view = through_process(d, pid)?;
         // The pid might have exited (and been reused) before we opened it.
         if running_pid(d, rec) == Some(pid) {
-            return Ok(View { fs, root, temp: None, volumes: Vec::new(), d: d.clone() });
+            return Ok(view);
         }
     }
     mount_stopped(d, rec)
+}
+
+/// The filesystem as process `pid` sees it (`/proc/<pid>/root`).
+fn through_process(d: &Arc<Daemon>, pid: i32) -> Result<View> {
+    let root = PathBuf::from(format!("/proc/{pid}/root"));
+    let fs = ContainerFs::open(&root).map_err(|e| Error::internal(e.to_string()))?;
+    Ok(View { fs, root, temp: None, volumes: Vec::new(), d: d.clone() })
 }
 
 fn mount_stopped(d: &Arc<Daemon>, rec: &Record) -> Result<View> {

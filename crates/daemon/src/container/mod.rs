@@ -159,6 +159,25 @@ pub enum PendingAttach {
     Connecting(tokio::task::JoinHandle<()>),
 }
 
+impl PendingAttach {
+    /// Put the attach in place before the process runs: a waiting one is connected to
+    /// the shim of the container whose state directory is `state` (the stream goes to
+    /// the attach's connection), one being connected already is awaited.
+    pub async fn connect(self, state: &std::path::Path) {
+        match self {
+            PendingAttach::Waiting { stdin, stdout, stderr, tx } => {
+                let req = berth_shim_proto::Request::Attach { stdin, stdout, stderr };
+                if let Ok((s, _)) = shim::open_stream(state, &req).await {
+                    let _ = tx.send(s);
+                }
+            }
+            PendingAttach::Connecting(task) => {
+                let _ = task.await;
+            }
+        }
+    }
+}
+
 /// A container known to the daemon.
 pub struct Container {
     pub id: String,

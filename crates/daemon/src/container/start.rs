@@ -11,7 +11,7 @@ use berth_oci::{EtcFiles, MountKind, MountSpec, NsMode, Resources, SpecOptions};
 use berth_shim_proto::{Ready, Request, Response};
 use tokio::io::AsyncBufReadExt;
 
-use super::{event_attrs, now, runtime_root, shim, Container, Paths, PendingAttach, Record, Status};
+use super::{event_attrs, now, runtime_root, shim, Container, Paths, Record, Status};
 use crate::Daemon;
 
 fn network_mode(rec: &Record) -> &str {
@@ -652,17 +652,7 @@ pub async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<()> {
     let pending: Vec<_> = std::mem::take(&mut *c.pending.lock().unwrap());
     let attached = !pending.is_empty();
     for p in pending {
-        match p {
-            PendingAttach::Waiting { stdin, stdout, stderr, tx } => {
-                let req = Request::Attach { stdin, stdout, stderr };
-                if let Ok((s, _)) = shim::open_stream(&paths.state, &req).await {
-                    let _ = tx.send(s);
-                }
-            }
-            PendingAttach::Connecting(task) => {
-                let _ = task.await;
-            }
-        }
+        p.connect(&paths.state).await;
     }
     let t_attached = t0.elapsed();
     // The exit watch goes in before the process starts (a sandbox's went in when it
