@@ -222,6 +222,16 @@ impl Daemon {
             std::fs::create_dir_all(d).with_context(|| format!("create {}", d.display()))?;
         }
         let lock = lock_data_root(&cfg.data_root)?;
+        use berth_shim_proto::islands::{tmpfs_root, ExecRoot};
+        match tmpfs_root(&cfg.exec_root).with_context(|| format!("mount a tmpfs on the exec root {}", cfg.exec_root.display()))? {
+            ExecRoot::Mounted => tracing::info!(dir = %cfg.exec_root.display(), "exec root: a tmpfs mounted (it was on disk)"),
+            ExecRoot::Kept(fs) => tracing::info!(
+                dir = %cfg.exec_root.display(),
+                fs,
+                "exec root left on disk: not empty (state of an earlier berthd); a tmpfs is mounted at a start that finds it empty"
+            ),
+            ExecRoot::Tmpfs => {}
+        }
         for (dir, island) in berth_shim_proto::islands::make(&cfg.exec_root).context("make the exec root's mount islands")? {
             if let berth_shim_proto::islands::Island::Occupied(n) = island {
                 tracing::info!(dir = %dir.display(), mounts = n, "not a mount island yet (containers from an earlier berthd are mounted there): one is made at a start with none");

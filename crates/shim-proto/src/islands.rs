@@ -13,6 +13,8 @@
 //! whole — one `umount` for every other container's mounts — and puts the clones back
 //! where they were. An island is a bind of its own directory, so every path below it
 //! still names the same files once it is gone; only the other containers' mounts are.
+//!
+//! The exec root they are in is kept on a tmpfs ([`tmpfs_root`]).
 
 use std::ffi::CString;
 use std::io;
@@ -65,6 +67,75 @@ pub fn make(exec_root: &Path) -> io::Result<Vec<(PathBuf, Island)>> {
         out.push((dir, state));
     }
     Ok(out)
+}
+
+/// What [`tmpfs_root`] found or did with the exec root.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ExecRoot {
+    /// On a tmpfs (or ramfs) already: `/run` on most hosts, or one an earlier berthd
+    /// mounted since the host booted.
+    Tmpfs,
+    /// A tmpfs was mounted there now.
+    Mounted,
+    /// Left on the filesystem it is on (named): not empty (state of a berthd from before
+    /// this, which must stay where its containers find it). Mounted at a start that
+    /// finds it empty.
+    Kept(String),
+}
+
+const TMPFS_MAGIC: i64 = 0x0102_1994;
+const RAMFS_MAGIC: i64 = 0x8584_58f6;
+
+/// berthd, first of all: the exec root is runtime state — container bundles and shim
+/// sockets, records of what runs, network namespace pins — that must not outlive the
+/// host, so it belongs on a tmpfs, as `/run` is on most hosts. Where it is not (a host
+/// whose `/run` is on disk), a tmpfs is mounted on it while it is empty: state in it
+/// then survives a daemon crash or restart (the mount stays) but not a reboot, and
+/// every container's files there (bundle, state, shim log, pin) are made and removed in
+/// memory. On this kind of host (ext4 without a journal) that was ~1.8 ms of CPU per
+/// `run --rm`: each inode allocated on disk skips every inode freed in the last 30 s.
+pub fn tmpfs_root(exec_root: &Path) -> io::Result<ExecRoot> {
+    std::fs::create_dir_all(exec_root)?;
+    let p = cpath(exec_root)?;
+    // SAFETY: statfs into a zeroed struct we own, with a NUL-terminated path.
+    let f_type = unsafe {
+        let mut st: libc::statfs = std::mem::zeroed();
+        check(libc::statfs(p.as_ptr(), &mut st) as libc::c_long)?;
+        st.f_type as i64
+    };
+    if f_type == TMPFS_MAGIC || f_type == RAMFS_MAGIC {
+        return Ok(ExecRoot::Tmpfs);
+    }
+    if std::fs::read_dir(exec_root)?.next().is_some() {
+        return Ok(ExecRoot::Kept(fs_name(f_type)));
+    }
+    let mode = {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(exec_root)?.permissions().mode() & 0o7777
+    };
+    let data = CString::new(format!("mode={mode:o}")).expect("no NUL");
+    // SAFETY: mount(2) with NUL-terminated strings.
+    check(unsafe {
+        libc::mount(
+            c"tmpfs".as_ptr(),
+            p.as_ptr(),
+            c"tmpfs".as_ptr(),
+            libc::MS_NOSUID | libc::MS_NODEV,
+            data.as_ptr().cast(),
+        )
+    } as libc::c_long)?;
+    Ok(ExecRoot::Mounted)
+}
+
+/// A filesystem's name for a log line, from its magic number.
+fn fs_name(f_type: i64) -> String {
+    match f_type {
+        0xef53 => "ext4".into(),
+        0x5846_5342 => "xfs".into(),
+        0x9123_683e => "btrfs".into(),
+        0x794c_7630 => "overlay".into(),
+        n => format!("filesystem {n:#x}"),
+    }
 }
 
 /// Whether `dir` can become an island, given the mount points.

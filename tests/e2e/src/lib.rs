@@ -22,7 +22,7 @@ pub mod compose_app;
 pub use cmd::{run_command, wait_until, Output, Spawned};
 pub use daemon::{Cli, Daemon};
 pub use http::{Body, HttpResponse, UnixHttp};
-pub use mounts::unmount_under;
+pub use mounts::{mounts_under, unmount_under};
 pub use pty::Pty;
 pub use rootfs::{busybox_rootfs, repo_root};
 pub use tarball::{RawTar, TarEntry};

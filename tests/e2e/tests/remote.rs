@@ -139,5 +139,6 @@ fn plain_tcp_is_refused_without_an_explicit_opt_in() {
     cmd.env("DOCKER_HOST", format!("tcp://127.0.0.1:{port}")).args(["version", "--format", "{{.Server.APIVersion}}"]);
     assert_eq!(run_command(cmd, None, Duration::from_secs(20)).ok(), "1.41\n");
     assert!(d.log().contains("anyone who can reach it has root"), "{}", d.log());
+    berth_e2e::unmount_under(&dir);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -256,3 +256,46 @@ fn a_second_daemon_on_the_same_data_root_is_refused() {
     assert!(d.berth(&["ps"]).success());
     std::fs::remove_dir_all(&other).ok();
 }
+
+/// The filesystem type of `p` (`stat -f`).
+fn fs_type(p: &std::path::Path) -> String {
+    let o = std::process::Command::new("stat").args(["-f", "-c", "%T"]).arg(p).output().unwrap();
+    String::from_utf8_lossy(&o.stdout).trim().to_owned()
+}
+
+/// The exec root is runtime state: berthd keeps it on a tmpfs, mounting one when it is
+/// on disk and empty (as here, where `/tmp` and `/run` are on disk). The mount outlives
+/// a crash: the restarted daemon finds its containers' state there and stacks nothing
+/// on it. An exec root on disk that is not empty is left where it is, said in the log.
+#[test]
+fn the_exec_root_is_a_tmpfs_that_outlives_a_crash() {
+    let mut d = Daemon::start();
+    let root = d.exec_root().to_owned();
+    let on_disk = fs_type(root.parent().unwrap()) != "tmpfs";
+    let tmpfs_mounts = |root: &std::path::Path| berth_e2e::mounts_under(root).iter().filter(|m| *m == root).count();
+    assert_eq!(fs_type(&root), "tmpfs");
+    assert_eq!(tmpfs_mounts(&root), usize::from(on_disk));
+
+    d.berth(&["run", "-d", "--name", "keeper", "busybox", "sleep", "600"]).ok();
+    let pid = d.inspect("keeper")["State"]["Pid"].as_i64().unwrap();
+    d.crash();
+    d.relaunch();
+    assert_eq!(tmpfs_mounts(&root), usize::from(on_disk), "a second tmpfs over the first");
+    let c = d.inspect("keeper");
+    assert_eq!(c["State"]["Status"], "running", "{c}");
+    assert_eq!(c["State"]["Pid"].as_i64(), Some(pid));
+    assert_eq!(d.berth(&["exec", "keeper", "echo", "hi"]).ok(), "hi\n");
+    d.berth(&["rm", "-f", "keeper"]).ok();
+    if !on_disk {
+        return;
+    }
+
+    // On disk and not empty: left there.
+    d.crash();
+    berth_e2e::unmount_under(&root);
+    std::fs::write(root.join("left-by-someone"), "").unwrap();
+    d.relaunch();
+    assert_ne!(fs_type(&root), "tmpfs");
+    assert!(d.log().contains("exec root left on disk"), "{}", d.log());
+    assert_eq!(d.berth(&["run", "--rm", "busybox", "echo", "ok"]).ok(), "ok\n");
+}
