@@ -9,6 +9,7 @@ mod launch;
 mod log;
 mod run;
 mod seccomp;
+mod zygote;
 
 use std::path::PathBuf;
 
@@ -68,7 +69,8 @@ fn parse_run(mut args: impl Iterator<Item = String>) -> Result<RunArgs> {
     Ok(r)
 }
 
-/// `berth-shim standby --runtime-root DIR`: a shim berthd starts before a container
+/// `berth-shim standby --runtime-root DIR` (or a fork of `berth-shim zygote`, see
+/// zygote.rs): a shim berthd starts before a container
 /// needs one, so that loading and starting the program is not part of creating a
 /// container (the runtime root only tells whose it is). It waits for one line on stdin
 /// — the JSON array of its `run` arguments — named `berth-standby` meanwhile, then
@@ -138,10 +140,10 @@ fn set_cmdline(args: &[String]) {
     }
 }
 
-fn main() {
-    // BERTH_SHIM_LOG=debug (inherited from berthd) traces libcontainer's steps, with
-    // timestamps, into the shim's log: the way to see where container creation spends
-    // its time.
+/// The shim's own logging: libcontainer's errors kept for its error reports, or with
+/// BERTH_SHIM_LOG=debug (inherited from berthd) libcontainer's steps, with timestamps,
+/// in the shim's log: the way to see where container creation spends its time.
+fn init_logs() {
     if let Ok(filter) = std::env::var("BERTH_SHIM_LOG") {
         tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
@@ -151,8 +153,21 @@ fn main() {
     } else {
         errlog::install();
     }
+}
+
+fn main() {
     let mut args = std::env::args().skip(1);
-    let code = match args.next().as_deref() {
+    let first = args.next();
+    if first.as_deref() == Some("zygote") {
+        // Before any logging is set up: each standby sets up its own (its own memfd).
+        if let Some(code) = zygote::serve() {
+            std::process::exit(code);
+        }
+        init_logs();
+        std::process::exit(standby_main());
+    }
+    init_logs();
+    let code = match first.as_deref() {
         Some("run") => match parse_run(args) {
             Ok(a) => run::main(a),
             Err(e) => {
@@ -162,6 +177,7 @@ fn main() {
         },
         // Started ahead of need: waits for its `run` arguments on stdin.
         Some("standby") => standby_main(),
+        // `zygote` is handled above: it forks standbys.
         Some("exec-helper") => exec::helper_main(args),
         // Holds a new user namespace while berthd writes its id map and opens it
         // (berthd is multi-threaded and cannot unshare one itself).
@@ -173,7 +189,7 @@ fn main() {
             }
         },
         _ => {
-            eprintln!("usage: berth-shim run --id ID --bundle DIR --runtime-root DIR --state-dir DIR --log FILE [--tty] [--stdin] [--stdin-once] [--deferred]\n       berth-shim standby   (the same arguments as a JSON array on stdin)");
+            eprintln!("usage: berth-shim run --id ID --bundle DIR --runtime-root DIR --state-dir DIR --log FILE [--tty] [--stdin] [--stdin-once] [--deferred]\n       berth-shim standby   (the same arguments as a JSON array on stdin)\n       berth-shim zygote    (forks standbys, see zygote.rs)");
             2
         }
     };

@@ -244,13 +244,21 @@ fn a_standby_shim_serves_the_next_start_and_ends_with_its_daemon() {
         assert!(n <= 2 || target.to_string_lossy().contains("berth-shim-errors"), "standby holds fd {n} -> {target:?}");
     }
 
+    // Forked by the daemon's one zygote, which holds its socket to berthd and nothing
+    // of any standby or container.
+    let zygotes = procs(&d, "berth-zygote");
+    assert_eq!(zygotes.len(), 1, "not one zygote: {zygotes:?}");
+    assert_eq!(ppid(standby), zygotes[0], "the standby is not the zygote's child");
+    let zfds: Vec<String> = fs::read_dir(format!("/proc/{}/fd", zygotes[0])).unwrap().flatten()
+        .map(|f| format!("{:?} -> {:?}", f.file_name(), fs::read_link(f.path()).unwrap_or_default())).collect();
+    assert_eq!(zfds.len(), 3, "the zygote holds more than its stdio: {zfds:?}");
+
     let id = d.berth(&["run", "-d", "-e", "FOO=bar", "busybox", "sleep", "60"]).ok().trim().to_owned();
     // That standby is now the container's shim: its init's parent, logging to the
     // container's shim.log.
     assert_eq!(fs::read_to_string(format!("/proc/{standby}/comm")).unwrap().trim(), "berth-shim");
     let init = d.inspect(&id)["State"]["Pid"].as_u64().unwrap();
-    let ppid = fs::read_to_string(format!("/proc/{init}/stat")).unwrap().rsplit(')').next().unwrap().split_whitespace().nth(1).unwrap().parse::<u32>().unwrap();
-    assert_eq!(ppid, standby, "the container's init is not the standby's child");
+    assert_eq!(ppid(init as u32), standby, "the container's init is not the standby's child");
     assert!(d.exec_root().join("c").join(&id).join("shim.log").exists());
     assert_eq!(d.berth(&["exec", &id, "sh", "-c", "echo $FOO"]).ok(), "bar\n");
     assert!(wait_until(Duration::from_secs(10), || procs(&d, "berth-standby").len() == 1), "no new standby");
@@ -258,11 +266,50 @@ fn a_standby_shim_serves_the_next_start_and_ends_with_its_daemon() {
     d.berth(&["rm", "-f", &id]).ok();
 
     d.crash();
-    assert!(wait_until(Duration::from_secs(5), || procs(&d, "berth-standby").is_empty()), "a standby outlived its daemon's kill -9");
+    let gone = |d: &Daemon| procs(d, "berth-standby").is_empty() && procs(d, "berth-zygote").is_empty();
+    assert!(wait_until(Duration::from_secs(5), || gone(&d)), "a standby or the zygote outlived its daemon's kill -9");
     d.relaunch();
     assert!(wait_until(Duration::from_secs(10), || procs(&d, "berth-standby").len() == 1), "no standby after a restart");
     d.stop();
-    assert!(wait_until(Duration::from_secs(5), || procs(&d, "berth-standby").is_empty()), "a standby outlived its daemon's stop");
+    assert!(wait_until(Duration::from_secs(5), || gone(&d)), "a standby or the zygote outlived its daemon's stop");
+}
+
+/// A process's parent.
+fn ppid(pid: u32) -> u32 {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    stat.rsplit(')').next().unwrap().split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Starts that find no standby waiting (a burst) get shims the zygote forks on the
+/// spot; a zygote that dies is replaced at the next start, which still succeeds, and
+/// the shims it had forked run on without it.
+#[test]
+fn the_shim_zygote_forks_every_shim_and_is_replaced_when_it_dies() {
+    let d = daemon(&["--warm-containers", "0"]);
+    assert!(wait_until(Duration::from_secs(10), || procs(&d, "berth-zygote").len() == 1), "no zygote");
+    let zygote = procs(&d, "berth-zygote")[0];
+    let ids: Vec<String> = std::thread::scope(|s| {
+        let runs: Vec<_> = (0..4).map(|_| s.spawn(|| d.berth(&["run", "-d", "busybox", "sleep", "60"]).ok().trim().to_owned())).collect();
+        runs.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    let shims: Vec<u32> = ids.iter().map(|id| ppid(d.inspect(id)["State"]["Pid"].as_u64().unwrap() as u32)).collect();
+    for s in &shims {
+        assert_eq!(ppid(*s), zygote, "shim {s} was not forked by the zygote");
+    }
+
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(zygote as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    assert!(wait_until(Duration::from_secs(5), || !procs(&d, "berth-zygote").contains(&zygote)));
+    for id in &ids {
+        assert_eq!(d.inspect(id)["State"]["Status"], "running", "{id} did not outlive the zygote");
+    }
+    assert_eq!(d.berth(&["run", "--rm", "busybox", "echo", "after"]).ok(), "after\n");
+    let replaced = || matches!(procs(&d, "berth-zygote").as_slice(), [z] if *z != zygote);
+    assert!(wait_until(Duration::from_secs(10), replaced), "no new zygote: {:?}", procs(&d, "berth-zygote"));
+    assert_eq!(d.berth(&["run", "--rm", "busybox", "echo", "again"]).ok(), "again\n");
+    assert_eq!(d.berth(&["exec", &ids[0], "echo", "still"]).ok(), "still\n");
+    let mut rm = vec!["rm", "-f"];
+    rm.extend(ids.iter().map(String::as_str));
+    d.berth(&rm).ok();
 }
 
 /// A shim whose daemon died while it created the container (its `Ready` line has no
