@@ -29,6 +29,7 @@ const SOCKET: RawFd = 0;
 /// when it ends, `None` in a forked child, which then goes on as a standby shim.
 pub fn serve() -> Option<i32> {
     crate::set_name(c"berth-zygote");
+    warm();
     // SAFETY: SIG_IGN for SIGCHLD: the kernel reaps the children (standby shims, then
     // the containers' shims); nothing here waits for them.
     unsafe {
@@ -71,6 +72,17 @@ pub fn serve() -> Option<i32> {
             }
         }
     }
+}
+
+/// Once here what every shim, and the container processes libcontainer clones from it,
+/// would otherwise each do on first use: CPU feature detection (std's cache, sha2's),
+/// a dozen `cpuid`s at ~8 µs each on a VM. The forks inherit the answers.
+fn warm() {
+    use sha2::Digest;
+    #[cfg(target_arch = "x86_64")]
+    let _ = std::arch::is_x86_feature_detected!("avx2");
+    let _ = sha2::Sha256::digest(b"");
+    let _ = sha2::Sha512::digest(b"");
 }
 
 /// One request: its descriptors, or None at end-of-file.
