@@ -45,19 +45,21 @@ impl Standby {
     /// shim: its stdout, where the `Ready` line comes. None when no standby is waiting,
     /// or it is gone, or an argument is not UTF-8: see [`Standby::fresh`].
     pub async fn hand(&self, args: &[OsString]) -> Option<ShimOut> {
+        let line = encode(args)?;
         let idle = self.idle.lock().unwrap().take()?;
-        give(idle, args).await
+        give(idle, &line).await
     }
 
     /// A standby made now and handed `args` at once: the shim of a start that found
     /// none waiting. None when the zygote cannot make one: the caller starts the shim
     /// program itself.
     pub async fn fresh(self: &Arc<Self>, shim: &Path, runtime_root: &Path, args: &[OsString]) -> Option<ShimOut> {
+        let line = encode(args)?;
         let me = self.clone();
         let (shim, root) = (shim.to_owned(), runtime_root.to_owned());
         let made = tokio::task::spawn_blocking(move || me.fork(&shim, &root)).await.ok()?;
         match made {
-            Ok(idle) => give(idle, args).await,
+            Ok(idle) => give(idle, &line).await,
             Err(e) => {
                 tracing::warn!(error = %e, "the shim zygote could not make a shim; starting one with exec");
                 None
@@ -109,12 +111,18 @@ impl Standby {
     }
 }
 
-/// Hand `args` to a standby: its stdout.
-async fn give(mut idle: Idle, args: &[OsString]) -> Option<ShimOut> {
+/// The line a standby reads: `args` as a JSON array. None when one is not UTF-8 (the
+/// shim program is started with them instead).
+fn encode(args: &[OsString]) -> Option<Vec<u8>> {
     let args: Vec<&str> = args.iter().map(|a| a.to_str()).collect::<Option<_>>()?;
     let mut line = serde_json::to_vec(&args).ok()?;
     line.push(b'\n');
-    idle.stdin.write_all(&line).await.ok()?;
+    Some(line)
+}
+
+/// Hand a standby its arguments' `line`: its stdout.
+async fn give(mut idle: Idle, line: &[u8]) -> Option<ShimOut> {
+    idle.stdin.write_all(line).await.ok()?;
     idle.stdin.flush().await.ok()?;
     Some(Box::pin(idle.stdout))
 }
