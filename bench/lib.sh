@@ -96,6 +96,13 @@ bench_work() {
     trap bench_cleanup EXIT
 }
 bench_cleanup() {
+    # berthd leaves its containers running when it stops (so that a restart finds
+    # them): remove the bench's own first, or they outlive the bench.
+    if [ -n "${bsock:-}" ] && [ -S "$bsock" ] && [ -n "${rel:-}" ]; then
+        local ids
+        ids=$("$rel/berth" -H "unix://$bsock" ps -aq 2>/dev/null || true)
+        [ -z "$ids" ] || "$rel/berth" -H "unix://$bsock" rm -f $ids >/dev/null 2>&1 || true
+    fi
     stop_pid "$berthd_pid"
     stop_pid "$dockerd_pid"
     remove_work "$work"
