@@ -41,24 +41,23 @@ pub struct Standby {
 }
 
 impl Standby {
-    /// Hand `args` (a `berth-shim run` command line without the program) to the waiting
-    /// shim: its stdout, where the `Ready` line comes. None when no standby is waiting,
-    /// or it is gone, or an argument is not UTF-8: see [`Standby::fresh`].
-    pub async fn hand(&self, args: &[OsString]) -> Option<ShimOut> {
-        let line = encode(args)?;
-        let idle = self.idle.lock().unwrap().take()?;
-        give(idle, &line).await
-    }
-
-    /// A standby made now and handed `args` at once: the shim of a start that found
-    /// none waiting. None when the zygote cannot make one: the caller starts the shim
+    /// Hand `args` (a `berth-shim run` command line without the program) to a shim
+    /// started ahead of need — the waiting standby, else one the zygote forks now (a
+    /// start that found none waiting): its stdout, where the `Ready` line comes. None
+    /// when neither can be had or an argument is not UTF-8: the caller starts the shim
     /// program itself.
-    pub async fn fresh(self: &Arc<Self>, shim: &Path, runtime_root: &Path, args: &[OsString]) -> Option<ShimOut> {
+    pub async fn hand(self: &Arc<Self>, shim: &Path, runtime_root: &Path, args: &[OsString]) -> Option<ShimOut> {
         let line = encode(args)?;
+        let waiting = self.idle.lock().unwrap().take();
+        if let Some(idle) = waiting {
+            // A standby that is gone (killed) fails here; one is forked instead.
+            if let Some(out) = give(idle, &line).await {
+                return Some(out);
+            }
+        }
         let me = self.clone();
         let (shim, root) = (shim.to_owned(), runtime_root.to_owned());
-        let made = tokio::task::spawn_blocking(move || me.fork(&shim, &root)).await.ok()?;
-        match made {
+        match tokio::task::spawn_blocking(move || me.fork(&shim, &root)).await.ok()? {
             Ok(idle) => give(idle, &line).await,
             Err(e) => {
                 tracing::warn!(error = %e, "the shim zygote could not make a shim; starting one with exec");

@@ -484,11 +484,7 @@ pub(super) fn launch_request(d: &Daemon, rec: &Record) -> Result<Request> {
 /// process is chosen at `Launch`.
 pub(super) async fn spawn_shim(d: &Daemon, rec: &Record, paths: &Paths, deferred: bool) -> Result<Ready> {
     let args = shim_args(d, rec, paths, deferred);
-    let taken = match d.standby.hand(&args).await {
-        Some(out) => Some(out),
-        None => d.standby.fresh(&d.shim_path, &runtime_root(d), &args).await,
-    };
-    let stdout: super::standby::ShimOut = match taken {
+    let stdout: super::standby::ShimOut = match d.standby.hand(&d.shim_path, &runtime_root(d), &args).await {
         Some(out) => out,
         None => {
             let shim_log = std::fs::OpenOptions::new().create(true).append(true).open(paths.state.join(berth_shim_proto::LOG_FILE))?;
