@@ -6,7 +6,7 @@ use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::{mpsc, Arc, Condvar, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -34,9 +34,9 @@ pub struct Shim {
     stdin: Arc<StdinSink>,
     pty_master: Option<File>,
     started: Mutex<bool>,
-    exit: Mutex<Option<ExitStatus>>,
-    exited: Condvar,
-    waiters: Mutex<usize>,
+    /// The exit status once the init is reaped; until then, the connections of the
+    /// `Wait` requests, answered by the reaper itself as soon as it knows.
+    exit: Mutex<Exit>,
     /// Exit statuses of our own children (exec helpers), by pid.
     children: Mutex<Children>,
     pub execs: Mutex<HashMap<String, crate::exec::ExecHandle>>,
@@ -322,9 +322,7 @@ pub fn main(a: RunArgs) -> i32 {
         stdin,
         pty_master,
         started: Mutex::new(false),
-        exit: Mutex::new(None),
-        exited: Condvar::new(),
-        waiters: Mutex::new(0),
+        exit: Mutex::new(Exit::Running(Vec::new())),
         children: Mutex::new(Children::default()),
         execs: Mutex::new(HashMap::new()),
         launch: Mutex::new(created.launch),
@@ -347,7 +345,7 @@ pub fn main(a: RunArgs) -> i32 {
         // directory. Take it down (kill, reap, delete its cgroup and runtime state)
         // rather than leave it running unowned.
         eprintln!("berth-shim: berthd is gone; removing the container it never saw");
-        if !matches!(shim.kill(libc::SIGKILL, true), Response::Ok) && shim.exit.lock().unwrap().is_none() {
+        if !matches!(shim.kill(libc::SIGKILL, true), Response::Ok) && shim.exit.lock().unwrap().status().is_none() {
             // The init is gone already: reap it and delete the container all the same.
             let s = shim.clone();
             std::thread::spawn(move || s.reap());
@@ -359,10 +357,28 @@ pub fn main(a: RunArgs) -> i32 {
         return 1;
     }
     for conn in listener.incoming() {
-        let Ok(conn) = conn else { continue };
+        let Ok(mut conn) = conn else { continue };
+        // The request is read here (berthd writes it with the connection), and the
+        // ones answered at once are served here too: no thread to start, on the
+        // critical path of every start, for `Start`, `Wait`, `Kill` and the like.
+        let _ = conn.set_read_timeout(Some(REQUEST_TIMEOUT));
+        let req: Request = match proto::read_line_socket(&mut conn) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("berth-shim: connection: read the request: {e}");
+                continue;
+            }
+        };
+        let _ = conn.set_read_timeout(None);
+        if served_at_once(&req) {
+            if let Err(e) = shim.handle(conn, req) {
+                eprintln!("berth-shim: connection: {e:#}");
+            }
+            continue;
+        }
         let s = shim.clone();
         std::thread::spawn(move || {
-            if let Err(e) = s.handle(conn) {
+            if let Err(e) = s.handle(conn, req) {
                 eprintln!("berth-shim: connection: {e:#}");
             }
         });
@@ -370,9 +386,45 @@ pub fn main(a: RunArgs) -> i32 {
     0
 }
 
+/// How long the shim waits for the request line of a new connection.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Requests answered without waiting on anything that may take long, served on the
+/// accepting thread. `Launch` waits for the exec of the process, no longer than an
+/// exec takes, and while it waits berthd sends nothing else (the container is not
+/// running until the answer). `Exec` and `Attach` stream, `Pause` and `Resume` wait
+/// for the freezer: each gets a thread of its own, so that a `Kill` is always served.
+fn served_at_once(req: &Request) -> bool {
+    matches!(
+        req,
+        Request::Start
+            | Request::Launch { .. }
+            | Request::Wait
+            | Request::Kill { .. }
+            | Request::Resize { .. }
+            | Request::ResizeExec { .. }
+            | Request::State
+    )
+}
+
+/// The container's init: still running (with the connections waiting for its exit),
+/// or reaped.
+enum Exit {
+    Running(Vec<UnixStream>),
+    Exited(ExitStatus),
+}
+
+impl Exit {
+    fn status(&self) -> Option<&ExitStatus> {
+        match self {
+            Exit::Running(_) => None,
+            Exit::Exited(st) => Some(st),
+        }
+    }
+}
+
 impl Shim {
-    fn handle(self: &Arc<Self>, mut conn: UnixStream) -> Result<()> {
-        let req: Request = proto::read_line_socket(&mut conn)?;
+    fn handle(self: &Arc<Self>, mut conn: UnixStream, req: Request) -> Result<()> {
         let resp = match req {
             Request::Attach { stdin, stdout, stderr } => {
                 if stdin {
@@ -403,19 +455,18 @@ impl Shim {
                 None => Response::Ok,
             },
             Request::Wait => {
-                *self.waiters.lock().unwrap() += 1;
                 let mut g = self.exit.lock().unwrap();
-                while g.is_none() {
-                    g = self.exited.wait(g).unwrap();
+                match &mut *g {
+                    // Answered by the reaper (`finish`).
+                    Exit::Running(waiting) => {
+                        waiting.push(conn);
+                        return Ok(());
+                    }
+                    Exit::Exited(st) => Response::Exited(st.clone()),
                 }
-                let st = g.clone().unwrap();
-                drop(g);
-                let r = proto::write_line(&mut conn, &Response::Exited(st));
-                *self.waiters.lock().unwrap() -= 1;
-                return r.map_err(Into::into);
             }
             Request::State => {
-                let running = *self.started.lock().unwrap() && self.exit.lock().unwrap().is_none();
+                let running = *self.started.lock().unwrap() && self.exit.lock().unwrap().status().is_none();
                 let paused = self.container.lock().unwrap().status() == libcontainer::container::ContainerStatus::Paused;
                 Response::State { pid: self.init_pid.as_raw(), running, paused }
             }
@@ -500,7 +551,7 @@ impl Shim {
             Ok(s) => s,
             Err(_) => return Response::Error { message: format!("invalid signal: {signal}") },
         };
-        if self.exit.lock().unwrap().is_some() {
+        if self.exit.lock().unwrap().status().is_some() {
             return Response::Error { message: "container is not running".into() };
         }
         // A container that was never started (a discarded warm sandbox, a failed
@@ -570,8 +621,16 @@ impl Shim {
         let oom_killed = self.oom_events.as_deref().is_some_and(|p| crate::confine::oom_kills(p) > 0);
         let status = ExitStatus { code, finished_at: now(), oom_killed, error: None };
         let _ = write_exit_file(&self.args.state_dir, &status);
-        *self.exit.lock().unwrap() = Some(status.clone());
-        self.exited.notify_all();
+        let waiting = match std::mem::replace(&mut *self.exit.lock().unwrap(), Exit::Exited(status.clone())) {
+            Exit::Running(w) => w,
+            Exit::Exited(_) => Vec::new(),
+        };
+        // Each waiter is told here, before the clean-up below; a waiter that does not
+        // read (its socket buffer full) holds the reaper up for a second at most.
+        for mut conn in waiting {
+            let _ = conn.set_write_timeout(Some(Duration::from_secs(1)));
+            let _ = proto::write_line(&mut conn, &Response::Exited(status.clone()));
+        }
         self.hub.finish(&status);
         self.stdin.close();
         let state = self.args.runtime_root.join(&self.args.id);
@@ -580,12 +639,6 @@ impl Shim {
             if let Ok(mut c) = self.container.lock() {
                 let _ = c.delete(true);
             }
-        }
-        for _ in 0..200 {
-            if *self.waiters.lock().unwrap() == 0 {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(5));
         }
         let sock = self.args.state_dir.join(proto::SOCKET_FILE);
         let ours = fs::symlink_metadata(&sock)
