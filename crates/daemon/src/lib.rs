@@ -33,6 +33,9 @@ pub struct Config {
     pub shim: Option<PathBuf>,
     /// Warm sandboxes kept per container shape (0: none); see `container::warm`.
     pub warm_containers: usize,
+    /// Container cgroups made ahead of need (cgroup v1; 0: none); see
+    /// `berth_oci::CgroupPool`.
+    pub cgroup_pool: usize,
     /// The static init binary for `--init` (default: `docker-init` or `tini-static`
     /// from PATH).
     pub init_path: Option<PathBuf>,
@@ -108,6 +111,8 @@ pub struct Daemon {
     pub standby: Arc<container::standby::Standby>,
     /// A network namespace made ahead of the next container that needs one.
     pub netns_pool: berth_network::netns::Pool,
+    /// Cgroups made ahead of the next containers (cgroup v1 hosts).
+    pub cgroup_pool: Option<Arc<berth_oci::CgroupPool>>,
     pub started_at: chrono::DateTime<chrono::Utc>,
     pub warm: container::warm::Warm,
     pub networks: berth_network::Networks,
@@ -237,6 +242,19 @@ impl Daemon {
                 tracing::info!(dir = %dir.display(), mounts = n, "not a mount island yet (containers from an earlier berthd are mounted there): one is made at a start with none");
             }
         }
+        // After the lock: entries a crashed instance of this daemon left are ours to
+        // remove.
+        let cgroup_pool = match berth_oci::CgroupPool::open(
+            container::DEFAULT_CGROUP_PARENT,
+            &berth_oci::pool_tag(&cfg.data_root),
+            cfg.cgroup_pool,
+        ) {
+            Ok(p) => p.map(Arc::new),
+            Err(e) => {
+                tracing::warn!("no cgroup pool (containers' cgroups are made at their start): {e}");
+                None
+            }
+        };
         let shim_path = match &cfg.shim {
             Some(p) => p.clone(),
             None => find_shim()?,
@@ -296,11 +314,13 @@ impl Daemon {
             shim_path,
             standby: Default::default(),
             netns_pool: berth_network::netns::Pool::new(1),
+            cgroup_pool,
             started_at: chrono::Utc::now(),
         });
         container::restore::restore_all(&d).await.context("restore containers")?;
         container::warm::spawn_reaper(d.clone());
         d.standby.refill(&d.shim_path, &container::runtime_root(&d));
+        container::refill_cgroups(&d);
         spawn_flusher(d.db.clone(), d.flush.clone());
         Ok(d)
     }
@@ -495,6 +515,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     }
     tracing::info!("berthd shutting down; containers keep running");
     container::warm::destroy_all(&daemon).await;
+    if let Some(pool) = daemon.cgroup_pool.clone() {
+        let _ = tokio::task::spawn_blocking(move || pool.close()).await;
+    }
     let d = daemon.clone();
     let _ = tokio::task::spawn_blocking(move || d.networks.shutdown()).await;
     for h in &hosts {

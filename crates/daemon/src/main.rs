@@ -40,6 +40,10 @@ struct Args {
     /// `run` only has to start one (0 turns this off).
     #[arg(long = "warm-containers", default_value_t = 1)]
     warm_containers: usize,
+    /// Cgroups made ahead of the next containers' starts, on a cgroup v1 host, each
+    /// renamed to its container's when one starts (0 turns this off).
+    #[arg(long = "cgroup-pool", default_value_t = 2)]
+    cgroup_pool: usize,
     /// Keep the kernel's cgroup migration lock writer-friendly (`favordynmods` on a
     /// cgroup hierarchy, Linux 6.0+): moving a new container into its cgroups then
     /// does not wait for an RCU grace period, about half of creating a container on a
@@ -273,6 +277,7 @@ fn main() -> anyhow::Result<()> {
         insecure_registries: args.insecure_registries,
         shim: args.shim,
         warm_containers: args.warm_containers,
+        cgroup_pool: args.cgroup_pool,
         init_path: args.init_path,
         network: berthd::NetworkFlags {
             bridge: args.bridge,

@@ -72,10 +72,10 @@ pub fn clone_cpusets(parent: &str) -> io::Result<Option<PathBuf>> {
 }
 
 /// A cgroup hierarchy's mount: (v2?, mount point, super options: flags, key=value).
-type CgroupMount = (bool, PathBuf, Vec<(String, Option<String>)>);
+pub(crate) type CgroupMount = (bool, PathBuf, Vec<(String, Option<String>)>);
 
 /// The cgroup mounts of a `/proc/self/mountinfo`.
-fn cgroup_mounts(mountinfo: &str) -> io::Result<Vec<CgroupMount>> {
+pub(crate) fn cgroup_mounts(mountinfo: &str) -> io::Result<Vec<CgroupMount>> {
     use procfs_core::FromBufRead;
     let infos = procfs_core::process::MountInfos::from_buf_read(mountinfo.as_bytes())
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("mountinfo: {e}")))?;

@@ -5,6 +5,7 @@
 //! on Linux, in the form youki's libcontainer 0.7 accepts.
 
 mod caps;
+mod cgroup_pool;
 mod cgroups;
 mod devices;
 mod mounts;
@@ -15,6 +16,7 @@ mod user;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+pub use cgroup_pool::{pool_tag, CgroupPool};
 pub use cgroups::{clone_cpusets, favor_dynmods, Favor};
 pub use caps::{all_capabilities, default_capabilities, effective_capabilities};
 pub use seccomp::{

@@ -524,6 +524,10 @@ impl Drop for Daemon {
         let ids = self.runtime_ids();
         self.kill_leftovers();
         self.remove_cgroups(&ids);
+        // a pool a test's `kill -9` left (a clean stop removes its own)
+        for dir in crate::pooled_cgroups(&self.data_root) {
+            let _ = fs::remove_dir(dir);
+        }
         self.remove_host_networking(&bridges);
         crate::unmount_under(&self.dir);
         if std::env::var_os("BERTH_E2E_KEEP").is_some() {

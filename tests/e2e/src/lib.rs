@@ -77,6 +77,25 @@ pub fn cgroup_dirs(id: &str) -> Vec<PathBuf> {
     hierarchies.into_iter().map(|h| h.join("berth").join(id)).filter(|p| p.is_dir()).collect()
 }
 
+/// The cgroup pool entries (`berth_oci::CgroupPool`) of the daemon on `data_root`, in
+/// every hierarchy: `/sys/fs/cgroup/*/berth/.pool-<tag>-<n>`, the tag the first 12 hex
+/// digits of the SHA-256 of the data root's path.
+pub fn pooled_cgroups(data_root: &std::path::Path) -> Vec<PathBuf> {
+    use sha2::Digest;
+    let tag = hex::encode(sha2::Sha256::digest(data_root.as_os_str().as_encoded_bytes()));
+    let prefix = format!(".pool-{}-", &tag[..12]);
+    let mut found = Vec::new();
+    for h in std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
+        for e in std::fs::read_dir(h.path().join("berth")).into_iter().flatten().flatten() {
+            if e.file_name().to_str().is_some_and(|n| n.starts_with(&prefix)) {
+                found.push(e.path());
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
 /// A new unique directory holding `files` (relative paths, parents created): a build
 /// context, say.
 pub fn dir_with(prefix: &str, files: &[(&str, &str)]) -> PathBuf {

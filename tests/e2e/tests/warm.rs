@@ -474,3 +474,76 @@ fn pooled_network_namespaces_are_fresh_per_container_and_go_with_the_daemon() {
     d.stop();
     assert_eq!(pinned_netns(&d), 0);
 }
+
+/// The cgroup pool's entries by name, each with the inode of its memory hierarchy
+/// directory (kernfs keeps a directory's inode across a rename).
+fn pooled_cgroup_inodes(d: &Daemon) -> std::collections::BTreeMap<String, u64> {
+    use std::os::unix::fs::MetadataExt;
+    berth_e2e::pooled_cgroups(d.data_root())
+        .into_iter()
+        .filter(|p| p.starts_with("/sys/fs/cgroup/memory/"))
+        .filter_map(|p| Some((p.file_name()?.to_str()?.to_owned(), fs::metadata(&p).ok()?.ino())))
+        .collect()
+}
+
+/// On a cgroup v1 host a container's cgroup is one made ahead of time and renamed to
+/// its id: the container's processes are in it, it is as fresh as one made on demand
+/// (a limit one container had is not the next one's), and the pool goes with the
+/// daemon: a stop removes it; a `kill -9` leaves it for the next start, which removes
+/// it before making its own.
+#[test]
+fn pooled_cgroups_are_fresh_per_container_and_go_with_the_daemon() {
+    let v2 = fs::read_to_string("/sys/fs/cgroup/cgroup.controllers").is_ok_and(|c| !c.trim().is_empty());
+    if v2 || !std::path::Path::new("/sys/fs/cgroup/memory/").is_dir() {
+        eprintln!("skipped: not a cgroup v1 host (no pool there)");
+        return;
+    }
+    let mut d = daemon(&["--warm-containers", "0"]);
+    assert!(wait_until(Duration::from_secs(10), || pooled_cgroup_inodes(&d).len() == 2), "no pool: {:?}", pooled_cgroup_inodes(&d));
+    // every managed hierarchy has each entry
+    let per_name = berth_e2e::pooled_cgroups(d.data_root()).len() / 2;
+    assert!(per_name >= 3, "{:?}", berth_e2e::pooled_cgroups(d.data_root()));
+    let pooled: Vec<u64> = pooled_cgroup_inodes(&d).into_values().collect();
+
+    let id = d.berth(&["run", "-d", "--name", "limited", "-m", "64m", "--pids-limit", "7", "busybox", "sleep", "60"]).ok().trim().to_owned();
+    let cg = std::path::Path::new("/sys/fs/cgroup/memory/berth").join(&id);
+    let ino = std::os::unix::fs::MetadataExt::ino(&fs::metadata(&cg).unwrap());
+    assert!(pooled.contains(&ino), "the container's cgroup {} is not a pooled one ({pooled:?})", cg.display());
+    assert_eq!(fs::read_to_string(cg.join("memory.limit_in_bytes")).unwrap().trim(), "67108864");
+    let pid = d.berth(&["inspect", "-f", "{{.State.Pid}}", &id]).ok().trim().to_owned();
+    assert!(fs::read_to_string(cg.join("cgroup.procs")).unwrap().lines().any(|l| l == pid), "the init is not in its cgroup");
+    assert!(wait_until(Duration::from_secs(10), || pooled_cgroup_inodes(&d).len() == 2), "the pool was not refilled");
+    d.berth(&["rm", "-f", "limited"]).ok();
+    assert!(!cg.exists(), "the container's cgroup outlived it");
+
+    // The next container's cgroup: pooled as well, and without the limits of the last.
+    let pooled: Vec<u64> = pooled_cgroup_inodes(&d).into_values().collect();
+    let out = d
+        .berth(&["run", "--rm", "busybox", "sh", "-c", "stat -c %i /sys/fs/cgroup/memory; cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max"])
+        .ok()
+        .to_owned();
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(pooled.iter().any(|i| i.to_string() == lines[0]), "{out} not one of {pooled:?}");
+    assert!(lines[1] != "67108864" && lines[2] == "max", "{out}");
+
+    // kill -9: the pool stays until the next start removes it and makes its own.
+    assert!(wait_until(Duration::from_secs(10), || pooled_cgroup_inodes(&d).len() == 2));
+    let before: Vec<u64> = pooled_cgroup_inodes(&d).into_values().collect();
+    d.crash();
+    assert_eq!(pooled_cgroup_inodes(&d).len(), 2, "the crashed daemon's pool should still be there");
+    d.relaunch();
+    assert!(wait_until(Duration::from_secs(10), || pooled_cgroup_inodes(&d).len() == 2));
+    let after: Vec<u64> = pooled_cgroup_inodes(&d).into_values().collect();
+    assert!(after.iter().all(|i| !before.contains(i)), "entries of the crashed daemon were kept: {before:?} {after:?}");
+    assert_eq!(d.berth(&["run", "--rm", "busybox", "echo", "ok"]).ok(), "ok\n");
+    d.stop();
+    assert!(berth_e2e::pooled_cgroups(d.data_root()).is_empty(), "{:?}", berth_e2e::pooled_cgroups(d.data_root()));
+}
+
+/// `--cgroup-pool 0` makes no pool; containers' cgroups are made at their start.
+#[test]
+fn cgroup_pool_zero_turns_it_off() {
+    let d = daemon(&["--cgroup-pool", "0"]);
+    assert_eq!(d.berth(&["run", "--rm", "busybox", "echo", "ok"]).ok(), "ok\n");
+    assert!(berth_e2e::pooled_cgroups(d.data_root()).is_empty());
+}

@@ -382,6 +382,13 @@ pub const RECORD_COPY: &str = "record.json";
 /// The cgroup containers go under unless `--cgroup-parent` says otherwise.
 pub const DEFAULT_CGROUP_PARENT: &str = "berth";
 
+/// Top the cgroup pool up, on the blocking pool.
+pub fn refill_cgroups(d: &Arc<Daemon>) {
+    if let (Some(pool), Ok(rt)) = (d.cgroup_pool.clone(), tokio::runtime::Handle::try_current()) {
+        rt.spawn_blocking(move || pool.fill());
+    }
+}
+
 /// The libcontainer state root.
 pub fn runtime_root(d: &Daemon) -> PathBuf {
     d.cfg.exec_root.join("runtime")
