@@ -179,6 +179,9 @@ struct Created {
     oom_events: Option<PathBuf>,
     quick_delete: Option<String>,
     poststart: bool,
+    /// The container's `/sys/fs/cgroup` tree, which the init process has its own copy
+    /// of now: detached once berthd has the `Ready` line (off the start's path).
+    cgroup_tree: Option<crate::cgroupfs::Tree>,
 }
 
 fn create(a: &RunArgs) -> Result<Created> {
@@ -227,8 +230,6 @@ fn create(a: &RunArgs) -> Result<Created> {
         .with_detach(true)
         .build()
         .map_err(|e| anyhow::anyhow!(docker_error(&crate::errlog::with_cause(&e.to_string()), &argv0(&a.bundle))))?;
-    // The init process has its own copy of the tree now.
-    drop(cgroup_tree);
     if let Some(p) = &oom_control {
         crate::confine::disable_oom_killer(p)?;
     }
@@ -243,7 +244,7 @@ fn create(a: &RunArgs) -> Result<Created> {
         }
         None => None,
     };
-    Ok(Created { container, filter, launch, out, err, stdin_w, pty, oom_events, quick_delete, poststart })
+    Ok(Created { container, filter, launch, out, err, stdin_w, pty, oom_events, quick_delete, poststart, cgroup_tree })
 }
 
 /// Point the descriptors `fds` (stdout, stderr) at the shim's own log.
@@ -288,18 +289,21 @@ pub fn main(a: RunArgs) -> i32 {
     };
     let hub = Hub::new(log);
     let stdin_once = a.stdin_once;
+    // The pumps start once the `Ready` line is out: nothing is written before the
+    // process starts, which is after it (the pipes hold whatever comes first).
+    let mut pumps = Vec::new();
     let (stdin, pty_master) = match created.pty {
         Some(m) => {
-            hub.spawn_pump(m.try_clone().expect("dup pty"), FrameKind::Stdout);
+            pumps.push((m.try_clone().expect("dup pty"), FrameKind::Stdout));
             let w = if a.stdin { Some(m.try_clone().expect("dup pty")) } else { None };
             (StdinSink::new(w, false), Some(m))
         }
         None => {
             if let Some(o) = created.out {
-                hub.spawn_pump(o, FrameKind::Stdout);
+                pumps.push((o, FrameKind::Stdout));
             }
             if let Some(e) = created.err {
-                hub.spawn_pump(e, FrameKind::Stderr);
+                pumps.push((e, FrameKind::Stderr));
             }
             (StdinSink::new(created.stdin_w, stdin_once), None)
         }
@@ -338,6 +342,12 @@ pub fn main(a: RunArgs) -> i32 {
         init_pid: init_pid.as_raw(),
         create_micros: t0.elapsed().as_micros() as u64,
     });
+    // Before the first request is served (requests are served only below): `finish`
+    // then always finds every pump counted.
+    for (src, kind) in pumps {
+        shim.hub.spawn_pump(src, kind);
+    }
+    drop(created.cgroup_tree);
     redirect_output(&shim.args.state_dir);
     if !told {
         // berthd died while the container was being created: it never learns of this
