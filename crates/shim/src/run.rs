@@ -402,18 +402,19 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Requests answered without waiting on anything that may take long, served on the
 /// accepting thread. `Launch` waits for the exec of the process, no longer than an
 /// exec takes, and while it waits berthd sends nothing else (the container is not
-/// running until the answer). `Exec` and `Attach` stream, `Pause` and `Resume` wait
-/// for the freezer: each gets a thread of its own, so that a `Kill` is always served.
+/// running until the answer). `Exec` and `Attach` stream; `Pause`, `Resume` and a
+/// kill of every process (which freezes the cgroup around the signals) wait for the
+/// freezer, and `State` for the container's lock, which a pause holds meanwhile: each
+/// gets a thread of its own, so that a plain `Kill` is always served.
 fn served_at_once(req: &Request) -> bool {
     matches!(
         req,
         Request::Start
             | Request::Launch { .. }
             | Request::Wait
-            | Request::Kill { .. }
+            | Request::Kill { all: false, .. }
             | Request::Resize { .. }
             | Request::ResizeExec { .. }
-            | Request::State
     )
 }
 
