@@ -119,3 +119,34 @@ fn run_without_rm_keeps_the_exited_container() {
         d.cli(cli, &["rm", &name]).ok();
     }
 }
+
+/// A `--rm` container's /etc/hostname, /etc/hosts and /etc/resolv.conf are generated in
+/// its exec-root state directory (a tmpfs, gone with it), a kept container's in the
+/// data root, as dockerd's; inside, both look the same, and inspect says where they are.
+#[test]
+fn a_rm_containers_etc_files_live_in_the_exec_root() {
+    let d = Daemon::start();
+    let paths = |id: &str| -> Vec<String> {
+        let f = "{{.HostnamePath}} {{.HostsPath}} {{.ResolvConfPath}}";
+        d.berth(&["inspect", "-f", f, id]).ok().split_whitespace().map(str::to_owned).collect()
+    };
+    let rm = d
+        .berth(&["run", "-d", "--rm", "--hostname", "eph", "--add-host", "db:10.1.2.3", "busybox", "sleep", "60"])
+        .ok()
+        .trim()
+        .to_owned();
+    let kept = d.berth(&["run", "-d", "--hostname", "kept", "--add-host", "db:10.1.2.3", "busybox", "sleep", "60"]).ok().trim().to_owned();
+    for (id, root, host) in [(&rm, d.exec_root(), "eph"), (&kept, d.data_root(), "kept")] {
+        let p = paths(id);
+        assert_eq!(p.len(), 3, "{p:?}");
+        for f in &p {
+            assert!(std::path::Path::new(f).starts_with(root), "{f} not under {}", root.display());
+        }
+        assert_eq!(std::fs::read_to_string(&p[0]).unwrap(), format!("{host}\n"));
+        let inside = d.berth(&["exec", id, "sh", "-c", "cat /etc/hostname; grep db /etc/hosts; hostname"]).ok().to_owned();
+        assert!(inside.starts_with(&format!("{host}\n")) && inside.contains("10.1.2.3\tdb") && inside.ends_with(&format!("{host}\n")), "{inside}");
+    }
+    let rm_hosts = paths(&rm)[1].clone();
+    d.berth(&["rm", "-f", &rm, &kept]).ok();
+    assert!(!std::path::Path::new(&rm_hosts).exists(), "{rm_hosts} outlived its container");
+}

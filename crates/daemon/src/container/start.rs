@@ -400,7 +400,7 @@ pub fn teardown(d: &Daemon, id: &str) {
 /// The OCI spec of a container (its /etc files and mounts are not touched).
 pub(super) fn spec_for(d: &Daemon, rec: &Record) -> Result<impl serde::Serialize> {
     let paths = Paths::new(d, &rec.id);
-    let opts = spec_options(d, rec, &paths, etc_paths(&paths.dir))?;
+    let opts = spec_options(d, rec, &paths, etc_paths(paths.etc_dir(rec.ephemeral())))?;
     berth_oci::build_spec(&opts)
 }
 
@@ -461,7 +461,7 @@ pub(super) fn prepare(d: &Arc<Daemon>, rec: &Record) -> Result<super::net::Wired
         mount_shm(&shm_dir(&paths), size, d.remap().map(|m| m.root()))?;
     }
     let t_ns = t0.elapsed();
-    super::net::write_etc_files(d, rec, &wired.endpoints, &etc_paths(&paths.dir))?;
+    super::net::write_etc_files(d, rec, &wired.endpoints, &etc_paths(paths.etc_dir(rec.ephemeral())))?;
     take_pooled_cgroup(d, rec);
     let spec = spec_for(d, rec)?;
     let t_spec = t0.elapsed();
