@@ -320,7 +320,7 @@ impl Daemon {
         container::restore::restore_all(&d).await.context("restore containers")?;
         container::warm::spawn_reaper(d.clone());
         d.standby.refill(&d.shim_path, &container::runtime_root(&d));
-        container::refill_cgroups(&d);
+        container::refill_pools(&d);
         spawn_flusher(d.db.clone(), d.flush.clone());
         Ok(d)
     }
@@ -515,9 +515,14 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     }
     tracing::info!("berthd shutting down; containers keep running");
     container::warm::destroy_all(&daemon).await;
-    if let Some(pool) = daemon.cgroup_pool.clone() {
-        let _ = tokio::task::spawn_blocking(move || pool.close()).await;
-    }
+    let d = daemon.clone();
+    let _ = tokio::task::spawn_blocking(move || {
+        if let Some(pool) = &d.cgroup_pool {
+            pool.close();
+        }
+        d.snap.remove_spares();
+    })
+    .await;
     let d = daemon.clone();
     let _ = tokio::task::spawn_blocking(move || d.networks.shutdown()).await;
     for h in &hosts {

@@ -547,3 +547,58 @@ fn cgroup_pool_zero_turns_it_off() {
     assert_eq!(d.berth(&["run", "--rm", "busybox", "echo", "ok"]).ok(), "ok\n");
     assert!(berth_e2e::pooled_cgroups(d.data_root()).is_empty());
 }
+
+/// The spare snapshot directories under the data root, with their inodes.
+fn spare_snapshots(d: &Daemon) -> Vec<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let mut v: Vec<u64> = fs::read_dir(d.data_root().join("snapshots"))
+        .map(|r| {
+            r.flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with(".spare-"))
+                .filter_map(|e| e.metadata().ok().map(|m| m.ino()))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// A new container's snapshot directory is a spare made ahead of time (renamed), two
+/// stay ready, a stop removes them and a crash leaves them for the next start to
+/// replace.
+#[test]
+fn spare_snapshot_directories_are_taken_and_go_with_the_daemon() {
+    use std::os::unix::fs::MetadataExt;
+    let mut d = daemon(&["--warm-containers", "0"]);
+    assert!(wait_until(Duration::from_secs(10), || spare_snapshots(&d).len() == 2), "{:?}", spare_snapshots(&d));
+    let before = spare_snapshots(&d);
+    let id = d.berth(&["run", "-d", "busybox", "sh", "-c", "echo hi > /f; sleep 60"]).ok().trim().to_owned();
+    let snap = d.data_root().join("snapshots").join(&id);
+    assert!(before.contains(&fs::metadata(&snap).unwrap().ino()), "{} is not a spare", snap.display());
+    assert!(wait_until(Duration::from_secs(10), || fs::read_to_string(snap.join("upper/f")).is_ok_and(|s| s == "hi\n")));
+    assert!(wait_until(Duration::from_secs(10), || spare_snapshots(&d).len() == 2), "not refilled");
+    d.berth(&["rm", "-f", &id]).ok();
+    assert!(!snap.exists());
+
+    // Marked, so that what the next start makes can be told apart (inode numbers may
+    // be reused).
+    let spares_dirs = |d: &Daemon| -> Vec<std::path::PathBuf> {
+        fs::read_dir(d.data_root().join("snapshots"))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".spare-"))
+            .map(|e| e.path())
+            .collect()
+    };
+    for s in spares_dirs(&d) {
+        fs::write(s.join("work/marker"), "").unwrap();
+    }
+    d.crash();
+    assert_eq!(spares_dirs(&d).len(), 2, "a crash should leave them");
+    d.relaunch();
+    assert!(wait_until(Duration::from_secs(10), || spare_snapshots(&d).len() == 2));
+    assert!(spares_dirs(&d).iter().all(|s| !s.join("work/marker").exists()), "the crashed daemon's spares were kept");
+    assert_eq!(d.berth(&["run", "--rm", "busybox", "echo", "ok"]).ok(), "ok\n");
+    d.stop();
+    assert!(spare_snapshots(&d).is_empty(), "{:?}", spare_snapshots(&d));
+}

@@ -298,6 +298,10 @@ async fn create_with(
     let paths = Paths::new(d, &id);
     std::fs::create_dir_all(&paths.dir)?;
     d.snap.prepare(&id)?;
+    if claim.is_none() {
+        // a spare snapshot directory was taken
+        super::refill_pools(d);
+    }
     let reserve = |tx: &mut berth_metadata::Tx<'_>| {
         if let Some(other) = tx.get::<String>(Table::Names, &name)? {
             return Err(Error::conflict(format!(

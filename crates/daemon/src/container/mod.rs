@@ -396,10 +396,17 @@ pub const RECORD_COPY: &str = "record.json";
 /// The cgroup containers go under unless `--cgroup-parent` says otherwise.
 pub const DEFAULT_CGROUP_PARENT: &str = "berth";
 
-/// Top the cgroup pool up, on the blocking pool.
-pub fn refill_cgroups(d: &Arc<Daemon>) {
-    if let (Some(pool), Ok(rt)) = (d.cgroup_pool.clone(), tokio::runtime::Handle::try_current()) {
-        rt.spawn_blocking(move || pool.fill());
+/// Top up what starts take ready-made — the cgroup pool and the spare snapshot
+/// directories — on the blocking pool.
+pub fn refill_pools(d: &Arc<Daemon>) {
+    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        let (cgroups, snap) = (d.cgroup_pool.clone(), d.snap.clone());
+        rt.spawn_blocking(move || {
+            if let Some(pool) = cgroups {
+                pool.fill();
+            }
+            snap.fill_spares();
+        });
     }
 }
 

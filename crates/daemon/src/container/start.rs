@@ -463,6 +463,7 @@ pub(super) fn prepare(d: &Arc<Daemon>, rec: &Record) -> Result<super::net::Wired
     let t_ns = t0.elapsed();
     super::net::write_etc_files(d, rec, &wired.endpoints, &etc_paths(paths.etc_dir(rec.ephemeral())))?;
     take_pooled_cgroup(d, rec);
+    super::refill_pools(d);
     let spec = spec_for(d, rec)?;
     let t_spec = t0.elapsed();
     let json = serde_json::to_vec(&spec).map_err(|e| Error::internal(e.to_string()))?;
@@ -472,15 +473,13 @@ pub(super) fn prepare(d: &Arc<Daemon>, rec: &Record) -> Result<super::net::Wired
 }
 
 /// The container's cgroup, under the default parent, is a pooled one renamed (the shim
-/// finds it made); the pool is refilled meanwhile. Without a pooled one ready, the
-/// shim makes it as before.
+/// finds it made). Without a pooled one ready, the shim makes it as before.
 fn take_pooled_cgroup(d: &Arc<Daemon>, rec: &Record) {
     let Some(pool) = &d.cgroup_pool else { return };
     if rec.cgroup_path() != format!("/{}/{}", super::DEFAULT_CGROUP_PARENT, rec.id) {
         return;
     }
     pool.take(&rec.id);
-    super::refill_cgroups(d);
 }
 
 /// The process of a container started on a warm sandbox: argv and environment
