@@ -242,13 +242,7 @@ impl Daemon {
                 tracing::info!(dir = %dir.display(), mounts = n, "not a mount island yet (containers from an earlier berthd are mounted there): one is made at a start with none");
             }
         }
-        // After the lock: entries a crashed instance of this daemon left are ours to
-        // remove.
-        let cgroup_pool = match berth_oci::CgroupPool::open(
-            container::DEFAULT_CGROUP_PARENT,
-            &berth_oci::pool_tag(&cfg.data_root),
-            cfg.cgroup_pool,
-        ) {
+        let cgroup_pool = match berth_oci::CgroupPool::open(container::DEFAULT_CGROUP_PARENT, cfg.cgroup_pool) {
             Ok(p) => p.map(Arc::new),
             Err(e) => {
                 tracing::warn!("no cgroup pool (containers' cgroups are made at their start): {e}");

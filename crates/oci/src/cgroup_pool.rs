@@ -5,15 +5,15 @@
 //! usual host, spent by the shim before the runtime can start the container — on the
 //! critical path of every container started without a warm sandbox. The pool keeps a
 //! few fresh directories in every hierarchy under the containers' parent, named
-//! `.pool-<tag>-<n>`, and a container's cgroup is one of them renamed to its id (v1
-//! lets a cgroup be renamed within its parent; the shim then finds it there, as if it
-//! had made it).
+//! `.pool-<pid>-<n>` after the daemon that made them, and a container's cgroup is one
+//! of them renamed to its id (v1 lets a cgroup be renamed within its parent; the shim
+//! then finds it there, as if it had made it).
 //!
 //! A pooled cgroup never held a task nor had a limit written: what a container finds
-//! in it is what a `mkdir` would have given it. The tag is the daemon's own (several
-//! daemons share the parent), so start-up removes what a crashed instance of the same
-//! daemon left, and shutdown removes the rest. cgroup v2 cannot rename a cgroup: no
-//! pool there.
+//! in it is what a `mkdir` would have given it. Several daemons share the parent: each
+//! start removes the entries of every daemon that is no longer running (a `kill -9`'s
+//! leftovers, whatever its data root), and shutdown removes its own. cgroup v2 cannot
+//! rename a cgroup: no pool there.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -76,12 +76,12 @@ fn v2_in_use() -> bool {
 
 impl CgroupPool {
     /// A pool of `depth` cgroups under `parent` (relative to each hierarchy's root,
-    /// e.g. `berth`), its entries named after `tag`; entries a previous instance with
-    /// the same tag left are removed. None when the host is not cgroup v1 (or no
-    /// managed hierarchy is mounted) or `depth` is 0. The pool starts empty: [`fill`].
+    /// e.g. `berth`), its entries named after this process; the entries of daemons
+    /// that are gone are removed. None when the host is not cgroup v1 (or no managed
+    /// hierarchy is mounted) or `depth` is 0. The pool starts empty: [`fill`].
     ///
     /// [`fill`]: CgroupPool::fill
-    pub fn open(parent: &str, tag: &str, depth: usize) -> io::Result<Option<CgroupPool>> {
+    pub fn open(parent: &str, depth: usize) -> io::Result<Option<CgroupPool>> {
         let parent = parent.trim_matches('/');
         if depth == 0 || parent.is_empty() || parent.split('/').any(|c| c == ".." || c == ".") || v2_in_use() {
             return Ok(None);
@@ -92,7 +92,7 @@ impl CgroupPool {
         }
         let pool = CgroupPool {
             parents: hierarchies.iter().map(|h| h.join(parent)).collect(),
-            prefix: format!(".pool-{tag}-"),
+            prefix: format!("{POOL_PREFIX}{}-", std::process::id()),
             depth,
             state: Mutex::new(State::default()),
         };
@@ -103,12 +103,13 @@ impl CgroupPool {
         Ok(Some(pool))
     }
 
-    /// Remove every entry of this tag (made by this pool or a crashed predecessor).
+    /// Remove this pool's entries, and those of every daemon no longer running.
     fn sweep(&self) {
         for p in &self.parents {
             let Ok(entries) = std::fs::read_dir(p) else { continue };
             for e in entries.flatten() {
-                if e.file_name().to_str().is_some_and(|n| n.starts_with(&self.prefix)) {
+                let Some(name) = e.file_name().to_str().map(str::to_owned) else { continue };
+                if name.starts_with(&self.prefix) || owner(&name).is_some_and(|pid| !alive(pid)) {
                     let _ = std::fs::remove_dir(e.path());
                 }
             }
@@ -215,12 +216,18 @@ impl CgroupPool {
     }
 }
 
-/// A short tag for a daemon from its data root: stable across its restarts, distinct
-/// between daemons on one host.
-pub fn pool_tag(data_root: &Path) -> String {
-    use sha2::Digest;
-    let d = sha2::Sha256::digest(data_root.as_os_str().as_encoded_bytes());
-    d[..6].iter().map(|b| format!("{b:02x}")).collect()
+/// The names of pool entries start with this, then the owner's pid and `-`.
+pub const POOL_PREFIX: &str = ".pool-";
+
+/// The pid of the daemon that made a pool entry, from its name.
+pub fn owner(name: &str) -> Option<u32> {
+    name.strip_prefix(POOL_PREFIX)?.split_once('-')?.0.parse().ok()
+}
+
+/// Whether `pid` is a running process (any: a pid reused since only keeps its
+/// entries until a later start finds it gone).
+fn alive(pid: u32) -> bool {
+    Path::new("/proc").join(pid.to_string()).exists()
 }
 
 #[cfg(test)]
@@ -256,16 +263,23 @@ mod tests {
     #[test]
     fn entries_are_made_renamed_and_removed() {
         let parent = format!("berth-pool-test-{}", std::process::id());
-        let pool = match CgroupPool::open(&parent, "t", 2) {
+        // An entry of a daemon that is gone (no such pid) is removed at open.
+        if let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") {
+            for h in managed_hierarchies(&text).unwrap_or_default() {
+                let _ = std::fs::create_dir_all(h.join(&parent).join(".pool-2147483646-1"));
+            }
+        }
+        let pool = match CgroupPool::open(&parent, 2) {
             Ok(Some(p)) => p,
             Ok(None) | Err(_) => {
                 eprintln!("skipped: not root on a cgroup v1 host");
                 return;
             }
         };
+        let me = format!(".pool-{}-", std::process::id());
+        let e = |n: u32| format!("{me}{n}");
         let names = |p: &Path| -> Vec<String> {
-            let mut v: Vec<String> =
-                std::fs::read_dir(p)
+            let mut v: Vec<String> = std::fs::read_dir(p)
                 .unwrap()
                 .flatten()
                 .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
@@ -274,23 +288,26 @@ mod tests {
             v.sort();
             v
         };
+        for p in pool.parents() {
+            assert!(names(p).is_empty(), "{}: {:?}", p.display(), names(p));
+        }
         pool.fill();
         assert_eq!(pool.ready(), 2);
         for p in pool.parents() {
-            assert_eq!(names(p), [".pool-t-1", ".pool-t-2"], "{}", p.display());
+            assert_eq!(names(p), [e(1), e(2)], "{}", p.display());
         }
         assert!(pool.take("c1"));
         pool.fill();
         for p in pool.parents() {
-            assert_eq!(names(p), [".pool-t-1", ".pool-t-3", "c1"], "{}", p.display());
+            assert_eq!(names(p), [e(1), e(3), "c1".into()], "{}", p.display());
         }
         // A cgroup of that name exists: the entry goes, the existing cgroup stays.
         assert!(!pool.take("c1"));
         assert_eq!(pool.ready(), 1);
         for p in pool.parents() {
-            assert_eq!(names(p), [".pool-t-1", "c1"], "{}", p.display());
+            assert_eq!(names(p), [e(1), "c1".into()], "{}", p.display());
         }
-        assert!(!pool.take("../x") && !pool.take(".pool-t-1"));
+        assert!(!pool.take("../x") && !pool.take(&e(1)));
         pool.close();
         pool.fill();
         for p in pool.parents() {
@@ -301,11 +318,10 @@ mod tests {
     }
 
     #[test]
-    fn tags_are_stable_and_tell_data_roots_apart() {
-        let a = pool_tag(Path::new("/var/lib/berth"));
-        assert_eq!(a, pool_tag(Path::new("/var/lib/berth")));
-        assert_ne!(a, pool_tag(Path::new("/tmp/other")));
-        assert_eq!(a.len(), 12);
-        assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
+    fn an_entry_names_its_owner() {
+        assert_eq!(owner(".pool-4242-7"), Some(4242));
+        assert_eq!(owner(".pool-x-7"), None);
+        assert_eq!(owner("4242"), None);
+        assert!(alive(std::process::id()));
     }
 }

@@ -16,7 +16,7 @@ mod user;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-pub use cgroup_pool::{pool_tag, CgroupPool};
+pub use cgroup_pool::{CgroupPool, POOL_PREFIX};
 pub use cgroups::{clone_cpusets, favor_dynmods, Favor};
 pub use caps::{all_capabilities, default_capabilities, effective_capabilities};
 pub use seccomp::{

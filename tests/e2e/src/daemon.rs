@@ -524,8 +524,9 @@ impl Drop for Daemon {
         let ids = self.runtime_ids();
         self.kill_leftovers();
         self.remove_cgroups(&ids);
-        // a pool a test's `kill -9` left (a clean stop removes its own)
-        for dir in crate::pooled_cgroups(&self.data_root) {
+        // pools that a test's `kill -9` left (a clean stop removes its own); a running
+        // daemon's are left alone
+        for dir in crate::pool_entries(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists()) {
             let _ = fs::remove_dir(dir);
         }
         self.remove_host_networking(&bridges);

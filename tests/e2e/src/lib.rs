@@ -77,17 +77,20 @@ pub fn cgroup_dirs(id: &str) -> Vec<PathBuf> {
     hierarchies.into_iter().map(|h| h.join("berth").join(id)).filter(|p| p.is_dir()).collect()
 }
 
-/// The cgroup pool entries (`berth_oci::CgroupPool`) of the daemon on `data_root`, in
-/// every hierarchy: `/sys/fs/cgroup/*/berth/.pool-<tag>-<n>`, the tag the first 12 hex
-/// digits of the SHA-256 of the data root's path.
-pub fn pooled_cgroups(data_root: &std::path::Path) -> Vec<PathBuf> {
-    use sha2::Digest;
-    let tag = hex::encode(sha2::Sha256::digest(data_root.as_os_str().as_encoded_bytes()));
-    let prefix = format!(".pool-{}-", &tag[..12]);
+/// The cgroup pool entries (`berth_oci::CgroupPool`) of the berthd with pid `pid`, in
+/// every hierarchy: `/sys/fs/cgroup/*/berth/.pool-<pid>-<n>`.
+pub fn pooled_cgroups(pid: u32) -> Vec<PathBuf> {
+    pool_entries(|owner| owner == pid)
+}
+
+/// Pool entries whose owner (the pid in their name) `pick` chooses.
+pub fn pool_entries(pick: impl Fn(u32) -> bool) -> Vec<PathBuf> {
     let mut found = Vec::new();
     for h in std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
         for e in std::fs::read_dir(h.path().join("berth")).into_iter().flatten().flatten() {
-            if e.file_name().to_str().is_some_and(|n| n.starts_with(&prefix)) {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let owner = name.strip_prefix(".pool-").and_then(|r| r.split_once('-')).and_then(|(p, _)| p.parse::<u32>().ok());
+            if owner.is_some_and(&pick) {
                 found.push(e.path());
             }
         }
