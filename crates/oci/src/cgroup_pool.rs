@@ -19,12 +19,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-/// The controllers the runtime puts a container's init in (the shim's cgroup tree and
-/// libcgroups' v1 manager): a v1 hierarchy with one of them gets a pooled directory.
-const MANAGED: [&str; 12] = [
-    "cpu", "cpuacct", "cpuset", "devices", "hugetlb", "memory", "pids", "perf_event", "blkio", "net_prio", "net_cls",
-    "freezer",
-];
+// A v1 hierarchy with one of these controllers gets a pooled directory.
+use berth_shim_proto::MANAGED_CONTROLLERS as MANAGED;
 
 /// The pool. Its filesystem work is blocking: call it off the async runtime's workers
 /// or where blocking is allowed.
@@ -46,24 +42,18 @@ struct State {
 }
 
 /// The managed v1 hierarchies' mount points in a `/proc/self/mountinfo`; empty when a
-/// cgroup2 hierarchy carries controllers (a v2 or hybrid-with-controllers host uses
-/// v2 for them) or a hierarchy is not mounted at its root (inside a container).
+/// v1 hierarchy is not mounted at its root (inside a container).
 fn managed_hierarchies(mountinfo: &str) -> io::Result<Vec<PathBuf>> {
     let mut found = Vec::new();
-    for (v2, mount_point, opts) in super::cgroups::cgroup_mounts(mountinfo)? {
-        if v2 {
+    for m in super::cgroups::cgroup_mount_infos(mountinfo)? {
+        if m.fs_type != "cgroup" {
             continue;
         }
-        if opts.iter().any(|(k, _)| MANAGED.contains(&k.as_str())) {
-            found.push(mount_point);
-        }
-    }
-    // A hierarchy mounted from below its root (a container's view): no pool.
-    for line in mountinfo.lines() {
-        let f: Vec<&str> = line.split(' ').collect();
-        let Some(sep) = f.iter().position(|x| *x == "-") else { continue };
-        if f.get(sep + 1) == Some(&"cgroup") && f.get(3) != Some(&"/") {
+        if m.root != "/" {
             return Ok(Vec::new());
+        }
+        if m.super_options.keys().any(|k| MANAGED.contains(&k.as_str())) {
+            found.push(m.mount_point);
         }
     }
     Ok(found)
@@ -210,10 +200,6 @@ impl CgroupPool {
         &self.parents
     }
 
-    /// The directory names of this pool's entries start with this.
-    pub fn prefix(&self) -> &str {
-        &self.prefix
-    }
 }
 
 /// The names of pool entries start with this, then the owner's pid and `-`.

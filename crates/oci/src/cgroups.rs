@@ -72,16 +72,20 @@ pub fn clone_cpusets(parent: &str) -> io::Result<Option<PathBuf>> {
 }
 
 /// A cgroup hierarchy's mount: (v2?, mount point, super options: flags, key=value).
-pub(crate) type CgroupMount = (bool, PathBuf, Vec<(String, Option<String>)>);
+type CgroupMount = (bool, PathBuf, Vec<(String, Option<String>)>);
 
-/// The cgroup mounts of a `/proc/self/mountinfo`.
-pub(crate) fn cgroup_mounts(mountinfo: &str) -> io::Result<Vec<CgroupMount>> {
+/// The cgroup and cgroup2 entries of a `/proc/self/mountinfo`.
+pub(crate) fn cgroup_mount_infos(mountinfo: &str) -> io::Result<Vec<procfs_core::process::MountInfo>> {
     use procfs_core::FromBufRead;
     let infos = procfs_core::process::MountInfos::from_buf_read(mountinfo.as_bytes())
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("mountinfo: {e}")))?;
-    Ok(infos
+    Ok(infos.into_iter().filter(|m| matches!(m.fs_type.as_str(), "cgroup" | "cgroup2")).collect())
+}
+
+/// The cgroup mounts of a `/proc/self/mountinfo`.
+fn cgroup_mounts(mountinfo: &str) -> io::Result<Vec<CgroupMount>> {
+    Ok(cgroup_mount_infos(mountinfo)?
         .into_iter()
-        .filter(|m| matches!(m.fs_type.as_str(), "cgroup" | "cgroup2"))
         .map(|m| {
             let mut opts: Vec<_> = m.super_options.into_iter().collect();
             opts.sort();

@@ -12,6 +12,14 @@ pub const EXIT_FILE: &str = "exit.json";
 pub const SOCKET_FILE: &str = "shim.sock";
 /// Name of the shim's own log (its stderr) in the container's exec-root directory.
 pub const LOG_FILE: &str = "shim.log";
+/// The cgroup v1 controllers whose hierarchies get a container's own cgroup, the ones
+/// libcontainer's v1 manager puts the init process in (libcgroups
+/// `v1::controller_type::CONTROLLERS`): the shim's cgroup tree binds them, berthd's
+/// cgroup pool makes entries in them.
+pub const MANAGED_CONTROLLERS: [&str; 12] = [
+    "cpu", "cpuacct", "cpuset", "devices", "hugetlb", "memory", "pids", "perf_event", "blkio", "net_prio", "net_cls",
+    "freezer",
+];
 /// Remove a container's cgroup (its spec's `cgroupsPath`, `/berth/<id>`) in every
 /// hierarchy under `/sys/fs/cgroup` — the v1 ones and the unified tree. The shim does
 /// when it reaps the container, berthd when the shim did not. Only empty cgroups go

@@ -33,12 +33,7 @@ use serde_json::Value;
 
 use crate::confine::{cgroup_mount_index, read_only, CGROUP_ROOT};
 
-/// The controllers libcontainer's v1 manager puts the init process in
-/// (libcgroups `v1::controller_type::CONTROLLERS`).
-const MANAGED: [&str; 12] = [
-    "cpu", "cpuacct", "cpuset", "devices", "hugetlb", "memory", "pids", "perf_event", "blkio", "net_prio", "net_cls",
-    "freezer",
-];
+use berth_shim_proto::MANAGED_CONTROLLERS as MANAGED;
 
 /// One hierarchy's entry in the tree.
 #[derive(Debug, PartialEq)]
