@@ -359,6 +359,7 @@ fn or_zero(t: &str) -> String {
 pub fn inspect(d: &Daemon, c: &Container) -> ContainerInspectResponse {
     let r = c.record();
     let paths = Paths::new(d, &r.id);
+    let etc = paths.etc_files(r.ephemeral());
     let s = r.state.status;
     let created = chrono::DateTime::parse_from_rfc3339(&r.created).ok().map(|t| t.with_timezone(&chrono::Utc));
     let mut graph = HashMap::new();
@@ -384,9 +385,9 @@ pub fn inspect(d: &Daemon, c: &Container) -> ContainerInspectResponse {
             health: r.state.health.as_ref().filter(|_| super::health::status(&r) != "none").map(super::health::to_api),
         }),
         image: Some(r.image_id.clone()),
-        resolv_conf_path: Some(paths.etc_dir(r.ephemeral()).join("resolv.conf").display().to_string()),
-        hostname_path: Some(paths.etc_dir(r.ephemeral()).join("hostname").display().to_string()),
-        hosts_path: Some(paths.etc_dir(r.ephemeral()).join("hosts").display().to_string()),
+        resolv_conf_path: Some(etc.resolv_conf.display().to_string()),
+        hostname_path: Some(etc.hostname.display().to_string()),
+        hosts_path: Some(etc.hosts.display().to_string()),
         log_path: Some(paths.log(&r.id).display().to_string()),
         name: Some(format!("/{}", r.name)),
         restart_count: Some(r.restart_count),

@@ -22,7 +22,7 @@ pub mod volumes;
 pub mod warm;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 
 use berth_api::models::{ContainerConfig, HostConfig, NetworkingConfig};
@@ -371,18 +371,15 @@ impl Paths {
     pub fn rootfs(&self) -> PathBuf {
         self.state.join("rootfs")
     }
-    /// Where the container's /etc/hostname, /etc/hosts and /etc/resolv.conf are
-    /// generated (at each start, bound into it): the data root's directory, or for an
-    /// ephemeral container (`--rm`, a build step) its exec-root state directory, a
-    /// tmpfs — three files made and deleted on disk for every such container were
-    /// ~0.4 ms of its start on a journal-less ext4 (inode allocation skips every inode
-    /// freed in the last 30 s there), and nobody reads them after it is gone.
-    pub fn etc_dir(&self, ephemeral: bool) -> &Path {
-        if ephemeral {
-            &self.state
-        } else {
-            &self.dir
-        }
+    /// The container's /etc/hostname, /etc/hosts and /etc/resolv.conf, generated at
+    /// each start and bound into it: in the data root's directory, or for an ephemeral
+    /// container (`--rm`, a build step) in its exec-root state directory, a tmpfs —
+    /// three files made and deleted on disk for every such container were ~0.4 ms of
+    /// its start on a journal-less ext4 (inode allocation skips every inode freed in
+    /// the last 30 s there), and nobody reads them after it is gone.
+    pub fn etc_files(&self, ephemeral: bool) -> berth_oci::EtcFiles {
+        let dir = if ephemeral { &self.state } else { &self.dir };
+        berth_oci::EtcFiles { hosts: dir.join("hosts"), hostname: dir.join("hostname"), resolv_conf: dir.join("resolv.conf") }
     }
     pub fn netns(d: &Daemon, id: &str) -> PathBuf {
         d.cfg.exec_root.join("netns").join(id)

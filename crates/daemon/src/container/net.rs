@@ -531,9 +531,7 @@ pub async fn connect(d: &Arc<Daemon>, c: &Arc<super::Container>, n: &Network, cf
             // Its first user-defined network: the embedded DNS server starts and its
             // resolv.conf points there from now on (rewritten in place: it is bound).
             start_dns(d, &updated, &updated.endpoints, &Paths::netns(d, &updated.id))?;
-            let paths = Paths::new(d, &updated.id);
-            let dir = paths.etc_dir(updated.ephemeral());
-            let files = berth_oci::EtcFiles { hosts: dir.join("hosts"), hostname: dir.join("hostname"), resolv_conf: dir.join("resolv.conf") };
+            let files = Paths::new(d, &updated.id).etc_files(updated.ephemeral());
             write_etc_files(d, &updated, &updated.endpoints, &files)?;
         } else {
             register_names(d, &updated, &updated.endpoints);

@@ -19,10 +19,6 @@ fn network_mode(rec: &Record) -> &str {
 }
 
 /// Where a container's generated /etc files live.
-fn etc_paths(dir: &Path) -> EtcFiles {
-    EtcFiles { hosts: dir.join("hosts"), hostname: dir.join("hostname"), resolv_conf: dir.join("resolv.conf") }
-}
-
 /// The mounts a host config asks for: `Binds` (`-v`), `Mounts` (`--mount`) and
 /// `Tmpfs` (`--tmpfs`), parsed with dockerd's rules. `create` calls this to refuse a bad
 /// specification with a 400 before anything exists.
@@ -400,7 +396,7 @@ pub fn teardown(d: &Daemon, id: &str) {
 /// The OCI spec of a container (its /etc files and mounts are not touched).
 pub(super) fn spec_for(d: &Daemon, rec: &Record) -> Result<impl serde::Serialize> {
     let paths = Paths::new(d, &rec.id);
-    let opts = spec_options(d, rec, &paths, etc_paths(paths.etc_dir(rec.ephemeral())))?;
+    let opts = spec_options(d, rec, &paths, paths.etc_files(rec.ephemeral()))?;
     berth_oci::build_spec(&opts)
 }
 
@@ -461,8 +457,10 @@ pub(super) fn prepare(d: &Arc<Daemon>, rec: &Record) -> Result<super::net::Wired
         mount_shm(&shm_dir(&paths), size, d.remap().map(|m| m.root()))?;
     }
     let t_ns = t0.elapsed();
-    super::net::write_etc_files(d, rec, &wired.endpoints, &etc_paths(paths.etc_dir(rec.ephemeral())))?;
+    super::net::write_etc_files(d, rec, &wired.endpoints, &paths.etc_files(rec.ephemeral()))?;
     take_pooled_cgroup(d, rec);
+    // Both pools: this cgroup, and the spare snapshot directory a warm sandbox's
+    // snapshot took above (a container's took its at create, which refilled).
     super::refill_pools(d);
     let spec = spec_for(d, rec)?;
     let t_spec = t0.elapsed();
