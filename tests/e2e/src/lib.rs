@@ -111,7 +111,8 @@ pub fn dir_with(prefix: &str, files: &[(&str, &str)]) -> PathBuf {
     dir
 }
 
-/// A directory name unique to this process and call: `/tmp/<prefix>-<pid>-<n>-<nanos>`.
+/// A new directory unique to this process and call: `/tmp/<prefix>-<pid>-<n>-<nanos>`.
+/// Every one is deleted when the test binary exits (see [`remove_tmp_dirs_at_exit`]).
 pub fn unique_tmp_dir(prefix: &str) -> PathBuf {
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -125,5 +126,33 @@ pub fn unique_tmp_dir(prefix: &str) -> PathBuf {
         std::process::id()
     ));
     std::fs::create_dir_all(&dir).expect("create temp dir");
+    remove_tmp_dirs_at_exit(dir.clone());
     dir
+}
+
+/// The directories [`unique_tmp_dir`] made, for [`remove_tmp_dirs`] at exit.
+static TMP_DIRS: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// Records `dir` for deletion when the process exits; the first call registers
+/// [`remove_tmp_dirs`] with `atexit(3)`, which the test harness's return from `main`
+/// runs once every test is done.
+fn remove_tmp_dirs_at_exit(dir: PathBuf) {
+    static REGISTER: std::sync::Once = std::sync::Once::new();
+    REGISTER.call_once(|| {
+        // SAFETY: registers a plain `extern "C" fn` with no captured state.
+        unsafe { libc::atexit(remove_tmp_dirs) };
+    });
+    TMP_DIRS.lock().unwrap_or_else(|e| e.into_inner()).push(dir);
+}
+
+/// Deletes the recorded directories, except any with a mount still under it (deleting
+/// through a mount would reach outside the directory; a daemon's own directory is
+/// unmounted and deleted by its `Drop` before this runs).
+extern "C" fn remove_tmp_dirs() {
+    let dirs = std::mem::take(&mut *TMP_DIRS.lock().unwrap_or_else(|e| e.into_inner()));
+    for dir in dirs {
+        if dir.exists() && mounts_under(&dir).is_empty() {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
 }
