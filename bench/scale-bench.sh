@@ -2,8 +2,8 @@
 # Many containers on one host, side by side with dockerd in one run:
 #   1. 100 x `run -d --network none busybox sleep 600`, then one `rm -f` of all 100:
 #      berth CLI -> berthd, docker CLI -> berthd, docker CLI -> dockerd (docker.io).
-#   2. berthd holding 10, 100 and 500 running containers: `ps` (median of 10),
-#      `run --rm --network none busybox true` (median of 10, paced), berthd's RSS and
+#   2. berthd holding 10, 100 and 500 running containers: `ps` (median of 30),
+#      `run --rm --network none busybox true` (median of 30, paced), berthd's RSS and
 #      per container the shims' PSS (pages shared by all shims, their binary's, count
 #      once) plus berthd's growth; idle berthd RSS before any container. Plotted to
 #      bench/results/scale.svg (drawn here, no plotting package needed).
@@ -44,9 +44,10 @@ now_ms() { date +%s%3N; }
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 # PSS: each page shared by n processes counts 1/n (the shims share one binary's pages)
 pss_kib() { awk '/^Pss:/ {print $2}' "/proc/$1/smaps_rollup" 2>/dev/null || echo 0; }
-# median_ms COMMAND...: median wall time of 10 runs, in ms
+# median_ms COMMAND...: median wall time of 30 runs, 0.1 s apart, in ms (10 runs let one
+# quiet or busy second of the host move a median by 20 %)
 median_ms() {
-    hyperfine --style none --warmup 1 --runs 10 --prepare "sleep 0.1" --export-json "$work/m.json" "$*" >/dev/null
+    hyperfine --style none --warmup 2 --runs 30 --prepare "sleep 0.1" --export-json "$work/m.json" "$*" >/dev/null
     jq '.results[0].median * 1000 | . * 10 | round / 10' "$work/m.json"
 }
 # many ENGINE_CLI N: time N `run -d` then one `rm -f` of them all; prints "run_s rm_s"
