@@ -263,6 +263,11 @@ impl Daemon {
         let db = Arc::new(Db::open(&cfg.data_root.join("metadata.redb")).context("open metadata store")?);
         let content = Store::open(cfg.data_root.join("content")).context("open content store")?;
         let mut snap = Snapshotter::open(&cfg.data_root).context("open snapshotter")?;
+        // Containers' own directories (logs, kept containers' /etc files), spread as
+        // their snapshots are.
+        let containers_dir = cfg.data_root.join("containers");
+        std::fs::create_dir_all(&containers_dir).context("create containers dir")?;
+        berth_snapshot::spread_subdirectories(&containers_dir);
         if let Some(r) = &userns {
             let ns = berth_userns::make_userns(&shim_path, &r.map, &userns_pin(&cfg))?;
             let view = berth_userns::IdmappedView::mount(

@@ -50,6 +50,7 @@ impl Snapshotter {
         let root = root.into();
         fs::create_dir_all(root.join("layers")).ctx("create layers dir")?;
         fs::create_dir_all(root.join("snapshots")).ctx("create snapshots dir")?;
+        spread_subdirectories(&root.join("snapshots"));
         // Remove half-unpacked layers left by a crash.
         for e in fs::read_dir(root.join("layers"))?.flatten() {
             if e.file_name().to_string_lossy().starts_with(".tmp-") {
@@ -288,6 +289,35 @@ fn top_first_unique(layers: &[Digest]) -> impl Iterator<Item = &Digest> {
     layers.iter().rev().filter(move |l| seen.insert(*l))
 }
 
+/// ext4's "top of a directory hierarchy" inode flag (`FS_TOPDIR_FL`, `chattr +T`).
+const FS_TOPDIR_FL: libc::c_int = 0x0002_0000;
+
+/// Asks the filesystem to place each new subdirectory of `dir` as it places a new
+/// directory at its root: ext4 then spreads them over its block groups (Orlov) instead
+/// of packing them into `dir`'s own. Every container makes and deletes inodes under
+/// its directory (its snapshot's, overlay's work-directory checks at each mount, its
+/// log), and on an ext4 without a journal each inode allocation skips, one buffer
+/// lookup each, every inode of its group freed in the last one to six minutes: with all
+/// containers in one group, back-to-back runs spent 0.8 ms of CPU each in that scan,
+/// 0.16 ms spread (perf, 100 runs). Best effort: other filesystems refuse or ignore
+/// the flag, and nothing depends on it.
+pub fn spread_subdirectories(dir: &Path) {
+    use std::os::fd::AsRawFd;
+    let Ok(f) = fs::File::open(dir) else { return };
+    let mut flags: libc::c_int = 0;
+    // SAFETY: FS_IOC_GETFLAGS/SETFLAGS read or write one int through the pointer,
+    // valid for the call; the descriptor is open.
+    let got = unsafe { libc::ioctl(f.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) };
+    if got != 0 || flags & FS_TOPDIR_FL != 0 {
+        return;
+    }
+    flags |= FS_TOPDIR_FL;
+    // SAFETY: as above.
+    if unsafe { libc::ioctl(f.as_raw_fd(), libc::FS_IOC_SETFLAGS, &flags) } != 0 {
+        tracing::debug!(dir = %dir.display(), error = %std::io::Error::last_os_error(), "directory not marked FS_TOPDIR_FL");
+    }
+}
+
 /// Unmount `target` if it is a mount point (lazily, so busy mounts go away when freed).
 pub fn unmount(target: &Path) -> Result<()> {
     if !is_mountpoint(target) {
@@ -332,6 +362,31 @@ mod tests {
         let mut v: Vec<String> = fs::read_dir(dir).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
         v.sort();
         v
+    }
+
+    fn dir_flags(dir: &Path) -> Option<libc::c_int> {
+        use std::os::fd::AsRawFd;
+        let f = fs::File::open(dir).unwrap();
+        let mut flags: libc::c_int = 0;
+        // SAFETY: FS_IOC_GETFLAGS writes one int through a valid pointer.
+        (unsafe { libc::ioctl(f.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) } == 0).then_some(flags)
+    }
+
+    #[test]
+    fn the_snapshots_directory_spreads_its_subdirectories_on_ext4() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs_type = nix::sys::statfs::statfs(dir.path()).unwrap().filesystem_type();
+        Snapshotter::open(dir.path()).unwrap();
+        let snaps = dir.path().join("snapshots");
+        if fs_type == nix::sys::statfs::EXT4_SUPER_MAGIC {
+            let flags = dir_flags(&snaps).expect("ext4 has inode flags");
+            assert_ne!(flags & FS_TOPDIR_FL, 0, "snapshots/ is not marked FS_TOPDIR_FL: {flags:#x}");
+            // Marking again is a no-op, and the flag stays.
+            spread_subdirectories(&snaps);
+            assert_ne!(dir_flags(&snaps).unwrap() & FS_TOPDIR_FL, 0);
+        } else {
+            eprintln!("temp dir is not on ext4 ({fs_type:?}); only checked that open does not fail");
+        }
     }
 
     #[test]
