@@ -27,7 +27,8 @@ pub struct Snapshotter {
 /// Empty container snapshot directories (`upper/` and `work/`) made ahead of need:
 /// [`Snapshotter::prepare`] renames one to the container's instead of making three
 /// directories on the start's path — on a journal-less ext4, where each inode
-/// allocation skips every inode freed in the last 30 s, the dearest of its disk work.
+/// allocation skips every inode of its group freed in the last one to six minutes, the
+/// dearest of its disk work.
 /// They live in `snapshots/` as `.spare-<n>`; a crash's leftovers go at `open`.
 #[derive(Debug, Default)]
 struct Spares {

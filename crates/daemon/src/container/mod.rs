@@ -376,7 +376,7 @@ impl Paths {
     /// container (`--rm`, a build step) in its exec-root state directory, a tmpfs —
     /// three files made and deleted on disk for every such container were ~0.4 ms of
     /// its start on a journal-less ext4 (inode allocation skips every inode freed in
-    /// the last 30 s there), and nobody reads them after it is gone.
+    /// the last one to six minutes there), and nobody reads them after it is gone.
     pub fn etc_files(&self, ephemeral: bool) -> berth_oci::EtcFiles {
         let dir = if ephemeral { &self.state } else { &self.dir };
         berth_oci::EtcFiles { hosts: dir.join("hosts"), hostname: dir.join("hostname"), resolv_conf: dir.join("resolv.conf") }
