@@ -59,6 +59,44 @@ pub struct Shim {
     quick_delete: Option<String>,
     /// The spec has `poststart` hooks: start through libcontainer's `start`.
     poststart: bool,
+    /// Requests being answered (all but the streams: attach, exec), which the
+    /// reaper lets finish before the shim exits.
+    answering: Answering,
+}
+
+/// A count of the requests being answered. A `Kill` of the init is answered on the
+/// accepting thread while the reaper, woken by the death it caused, runs `finish` on
+/// another CPU: without this the shim could exit between the signal and the answer,
+/// and berthd saw the connection close with no answer (a 500 for `docker kill`).
+#[derive(Default)]
+struct Answering {
+    count: Mutex<usize>,
+    idle: std::sync::Condvar,
+}
+
+impl Answering {
+    fn enter(&self) -> AnsweringGuard<'_> {
+        *self.count.lock().unwrap() += 1;
+        AnsweringGuard(self)
+    }
+
+    /// Waits until no request is being answered, at most `limit`.
+    fn wait_idle(&self, limit: Duration) {
+        let g = self.count.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = self.idle.wait_timeout_while(g, limit, |n| *n > 0);
+    }
+}
+
+struct AnsweringGuard<'a>(&'a Answering);
+
+impl Drop for AnsweringGuard<'_> {
+    fn drop(&mut self) {
+        let mut n = self.0.count.lock().unwrap_or_else(|e| e.into_inner());
+        *n -= 1;
+        if *n == 0 {
+            self.0.idle.notify_all();
+        }
+    }
 }
 
 #[derive(Default)]
@@ -336,6 +374,7 @@ pub fn main(a: RunArgs) -> i32 {
         _mnt_ns: File::open(format!("/proc/{init_pid}/ns/mnt")).ok(),
         quick_delete: created.quick_delete,
         poststart: created.poststart,
+        answering: Answering::default(),
     });
     let told = ready(&Ready::Ok {
         shim_pid: std::process::id() as i32,
@@ -436,6 +475,10 @@ impl Exit {
 
 impl Shim {
     fn handle(self: &Arc<Self>, mut conn: UnixStream, req: Request) -> Result<()> {
+        let _answering = match req {
+            Request::Attach { .. } | Request::Exec { .. } => None,
+            _ => Some(self.answering.enter()),
+        };
         let resp = match req {
             Request::Attach { stdin, stdout, stderr } => {
                 if stdin {
@@ -658,6 +701,9 @@ impl Shim {
         if ours.is_some() && ours == self.sock_ino {
             let _ = fs::remove_file(&sock);
         }
+        // A request answered meanwhile (the kill that ended the init, say) gets its
+        // answer out before the process ends.
+        self.answering.wait_idle(Duration::from_secs(2));
         std::process::exit(0);
     }
 }
@@ -680,6 +726,37 @@ fn write_exit_file(dir: &Path, st: &ExitStatus) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::docker_error;
+
+    #[test]
+    fn the_exit_waits_for_answers_being_written() {
+        use super::Answering;
+        use std::sync::Arc;
+        use std::time::{Duration, Instant};
+        let a = Arc::new(Answering::default());
+        // Nothing being answered: no wait.
+        let t = Instant::now();
+        a.wait_idle(Duration::from_secs(5));
+        assert!(t.elapsed() < Duration::from_secs(1));
+        // An answer in progress holds the exit until it is out.
+        let (entered_tx, entered_rx) = std::sync::mpsc::channel();
+        let answering = a.clone();
+        let writer = std::thread::spawn(move || {
+            let _g = answering.enter();
+            entered_tx.send(()).unwrap();
+            std::thread::sleep(Duration::from_millis(300));
+            Instant::now()
+        });
+        entered_rx.recv().unwrap();
+        a.wait_idle(Duration::from_secs(5));
+        let released = Instant::now();
+        let answered = writer.join().unwrap();
+        assert!(released >= answered, "the exit went ahead of the answer");
+        // And never longer than its limit.
+        let _stuck = a.enter();
+        let t = Instant::now();
+        a.wait_idle(Duration::from_millis(200));
+        assert!(t.elapsed() >= Duration::from_millis(200) && t.elapsed() < Duration::from_secs(2));
+    }
 
     #[test]
     fn only_exec_failures_read_as_missing_or_unrunnable_executables() {
