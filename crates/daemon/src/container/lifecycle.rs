@@ -247,7 +247,14 @@ pub async fn kill(d: &Daemon, c: &Container, signal: i32) -> Result<()> {
         return Ok(());
     }
     let state = Paths::new(d, &c.id).state;
-    shim::call_ok(&state, &Request::Kill { signal, all: false }).await?;
+    if let Err(e) = shim::call_ok(&state, &Request::Kill { signal, all: false }).await {
+        // The init exited meanwhile (the shim ends with it, and wrote its exit file
+        // first): the kill is done, as dockerd counts a kill that finds no process.
+        if !state.join(EXIT_FILE).exists() {
+            return Err(e);
+        }
+        tracing::debug!(id = %c.id, error = %e, "kill: the container exited meanwhile");
+    }
     let rec = c.record();
     let mut attrs = event_attrs(&rec);
     attrs.insert("signal".into(), signal.to_string());
