@@ -367,3 +367,27 @@ fn container_sizes_count_what_it_wrote() {
     assert_eq!(list[0]["SizeRw"].as_i64(), Some(rw));
     d.berth(&["rm", "-f", &id]).ok();
 }
+
+/// Names follow renames and removals: the old name of a renamed container is free for
+/// a new one, each name finds its own container (by the docker CLI too), and a removed
+/// container's name can be taken again.
+#[test]
+fn names_follow_renames_and_removals() {
+    let d = Daemon::start();
+    let first = d.berth(&["create", "--name", "one", "busybox", "true"]).ok().trim().to_owned();
+    d.berth(&["rename", "one", "two"]).ok();
+    let o = d.berth(&["inspect", "one"]);
+    assert!(!o.success() && o.stderr.contains("No such"), "{o}");
+    let second = d.berth(&["create", "--name", "one", "busybox", "true"]).ok().trim().to_owned();
+    assert_ne!(first, second);
+    for (name, id) in [("one", &second), ("two", &first)] {
+        assert_eq!(d.inspect(name)["Id"].as_str(), Some(id.as_str()), "{name}");
+    }
+    assert_eq!(d.docker(&["inspect", "-f", "{{.Id}} {{.Name}}", "/two"]).ok().trim(), format!("{first} /two"));
+    let o = d.berth(&["rename", "one", "two"]);
+    assert!(!o.success() && o.stderr.contains("already in use"), "{o}");
+    d.berth(&["rm", "two"]).ok();
+    let third = d.berth(&["create", "--name", "two", "busybox", "true"]).ok().trim().to_owned();
+    assert_eq!(d.inspect("two")["Id"].as_str(), Some(third.as_str()));
+    d.berth(&["rm", "one", "two"]).ok();
+}

@@ -478,6 +478,7 @@ pub fn rename(d: &Daemon, c: &Container, new: &str) -> Result<()> {
         tx.put(Table::Names, new, &id)?;
         tx.put(Table::Containers, &id, &rec)
     })?;
+    d.containers.renamed(&id, &old, new);
     c.update(d, |r| r.name = new.to_owned())?;
     // A running container answers to its new name on its networks at once.
     let r = c.record();

@@ -275,19 +275,59 @@ impl Container {
     }
 }
 
-/// The registry of containers, by id.
+/// A record for unit tests: `cmd` run from `busybox` with no network, `--rm`.
+#[cfg(test)]
+pub(crate) fn test_record(id: &str, name: &str, cmd: &[&str], labels: &[(&str, &str)]) -> Record {
+    let labels: serde_json::Map<String, serde_json::Value> =
+        labels.iter().map(|(k, v)| (k.to_string(), serde_json::Value::from(*v))).collect();
+    serde_json::from_value(serde_json::json!({
+        "id": id, "name": name, "created": "2026-12-05T00:00:00Z", "image": "busybox",
+        "image_id": "sha256:0123", "config": {"Cmd": cmd, "Labels": labels},
+        "host_config": {"NetworkMode": "none", "AutoRemove": true},
+        "networking": null, "path": cmd[0], "args": &cmd[1..],
+        "state": serde_json::to_value(State::default()).unwrap(), "restart_count": 0,
+        "manually_stopped": false, "build_step": false,
+        "mount_points": [], "endpoints": [], "ports": []
+    }))
+    .unwrap()
+}
+
+/// The registry of containers, by id, with an index of their names.
 #[derive(Default)]
 pub struct Containers {
     map: RwLock<HashMap<String, Arc<Container>>>,
+    /// Name → id, for lookups by name and for `create`'s generated names (each
+    /// candidate used to be checked against every container's record: with 500
+    /// containers, ~0.3 ms of every `run`). Taken after `map` when both are.
+    names: RwLock<HashMap<String, String>>,
 }
 
 impl Containers {
     pub fn insert(&self, c: Arc<Container>) {
-        self.map.write().unwrap().insert(c.id.clone(), c);
+        let mut map = self.map.write().unwrap();
+        self.names.write().unwrap().insert(c.name(), c.id.clone());
+        map.insert(c.id.clone(), c);
     }
 
     pub fn remove(&self, id: &str) {
-        self.map.write().unwrap().remove(id);
+        let mut map = self.map.write().unwrap();
+        if let Some(c) = map.remove(id) {
+            let mut names = self.names.write().unwrap();
+            let name = c.name();
+            if names.get(&name).is_some_and(|n| n == id) {
+                names.remove(&name);
+            }
+        }
+    }
+
+    /// Container `id` was renamed from `old` to `new` (its record says `new` already).
+    pub fn renamed(&self, id: &str, old: &str, new: &str) {
+        let _map = self.map.read().unwrap();
+        let mut names = self.names.write().unwrap();
+        if names.get(old).is_some_and(|n| n == id) {
+            names.remove(old);
+        }
+        names.insert(new.to_owned(), id.to_owned());
     }
 
     pub fn all(&self) -> Vec<Arc<Container>> {
@@ -305,7 +345,7 @@ impl Containers {
             return Ok(c.clone());
         }
         let name = key.strip_prefix('/').unwrap_or(key);
-        if let Some(c) = map.values().find(|c| c.name() == name) {
+        if let Some(c) = self.names.read().unwrap().get(name).and_then(|id| map.get(id)) {
             return Ok(c.clone());
         }
         let mut found = map.values().filter(|c| c.id.starts_with(key));
@@ -318,7 +358,7 @@ impl Containers {
 
     /// Is a name taken?
     pub fn name_taken(&self, name: &str) -> Option<String> {
-        self.map.read().unwrap().values().find(|c| c.name() == name).map(|c| c.id.clone())
+        self.names.read().unwrap().get(name).cloned()
     }
 
     /// How many containers use each image id (no record is copied).
@@ -426,4 +466,43 @@ pub fn event_attrs(rec: &Record) -> HashMap<String, String> {
     a.insert("image".into(), rec.image.clone());
     a.insert("name".into(), rec.name.clone());
     a
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(c: &Containers) -> Vec<String> {
+        let mut v: Vec<String> = c.all().iter().map(|c| c.id.clone()).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn names_are_found_renamed_and_freed() {
+        let cs = Containers::default();
+        let (a, b) = ("a".repeat(64), "b".repeat(64));
+        cs.insert(Container::new(test_record(&a, "web", &["true"], &[])));
+        cs.insert(Container::new(test_record(&b, "db", &["true"], &[])));
+        assert_eq!(cs.name_taken("web").as_deref(), Some(a.as_str()));
+        assert_eq!(cs.get("/db").unwrap().id, b);
+        assert_eq!(cs.get("db").unwrap().id, b);
+        assert!(cs.name_taken("cache").is_none());
+        // A rename: the new name finds it, the old one is free.
+        let web = cs.get("web").unwrap();
+        web.update_mem(|r| r.name = "front".into());
+        cs.renamed(&a, "web", "front");
+        assert_eq!(cs.get("front").unwrap().id, a);
+        assert!(cs.name_taken("web").is_none());
+        assert!(cs.get("web").is_err_and(|e| e.to_string().contains("No such container: web")));
+        // Ids and id prefixes still resolve; a removal frees the name.
+        assert_eq!(cs.get(&b[..12]).unwrap().id, b);
+        cs.remove(&b);
+        assert!(cs.name_taken("db").is_none());
+        assert!(cs.get("db").is_err());
+        assert_eq!(ids(&cs), vec![a.clone()]);
+        // Removing an id that is not there leaves another container's name alone.
+        cs.remove(&b);
+        assert_eq!(cs.name_taken("front").as_deref(), Some(a.as_str()));
+    }
 }

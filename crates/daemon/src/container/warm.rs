@@ -596,19 +596,7 @@ mod tests {
         assert!(!eligible(&r));
     }
 
-    fn record(id: &str, name: &str, cmd: &[&str], labels: &[(&str, &str)]) -> Record {
-        let labels: serde_json::Map<String, serde_json::Value> =
-            labels.iter().map(|(k, v)| (k.to_string(), serde_json::Value::from(*v))).collect();
-        serde_json::from_value(serde_json::json!({
-            "id": id, "name": name, "created": "2026-12-05T00:00:00Z", "image": "busybox",
-            "image_id": "sha256:0123", "config": {"Cmd": cmd, "Labels": labels},
-            "host_config": {"NetworkMode": "none", "AutoRemove": true},
-            "networking": null, "path": cmd[0], "args": &cmd[1..],
-            "state": STATE.clone(), "restart_count": 0, "manually_stopped": false, "build_step": false,
-            "mount_points": [], "endpoints": [], "ports": []
-        }))
-        .unwrap()
-    }
+    use super::super::test_record as record;
 
     #[test]
     fn spec_inputs_ignore_what_the_spec_does_not_read() {
