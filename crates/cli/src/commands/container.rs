@@ -219,6 +219,9 @@ pub async fn ps(c: &Client, a: PsArgs) -> Result<i32> {
 }
 
 /// Runs one request per container, printing the name on success (docker's style).
+/// Requests `each` keeps in flight (the docker CLI's `defaultParallel`).
+const PARALLEL: usize = 50;
+
 async fn each(
     c: &Client,
     names: &[String],
@@ -226,14 +229,14 @@ async fn each(
     path: impl Fn(&str) -> String,
     q: Query,
 ) -> Result<i32> {
-    // Several at once, as the docker CLI's parallelOperation; results in the order given.
+    // Fifty at once, as the docker CLI's parallelOperation; results in the order given.
     use futures_util::StreamExt;
     let mut results = futures_util::stream::iter(names)
         .map(|n| {
             let (m, p, q) = (method.clone(), path(n), &q);
             async move { (n, c.request(m, &p, q, &[], empty()).await) }
         })
-        .buffered(16);
+        .buffered(PARALLEL);
     let mut rc = 0;
     while let Some((n, r)) = results.next().await {
         match r {
