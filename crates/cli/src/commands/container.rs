@@ -218,10 +218,10 @@ pub async fn ps(c: &Client, a: PsArgs) -> Result<i32> {
     Ok(0)
 }
 
-/// Runs one request per container, printing the name on success (docker's style).
 /// Requests `each` keeps in flight (the docker CLI's `defaultParallel`).
 const PARALLEL: usize = 50;
 
+/// Runs one request per container, printing the name on success (docker's style).
 async fn each(
     c: &Client,
     names: &[String],
