@@ -475,8 +475,10 @@ impl Exit {
 
 impl Shim {
     fn handle(self: &Arc<Self>, mut conn: UnixStream, req: Request) -> Result<()> {
+        // Attach streams end with the hub at the exit; an exec's ends with its process,
+        // which `finish` reaps before it waits for these.
         let _answering = match req {
-            Request::Attach { .. } | Request::Exec { .. } => None,
+            Request::Attach { .. } => None,
             _ => Some(self.answering.enter()),
         };
         let resp = match req {
@@ -669,6 +671,36 @@ impl Shim {
         }
     }
 
+    /// Exec processes still running when the init exited die with its PID namespace:
+    /// reap them (for `limit` at most) so that each exec ends with its own exit code —
+    /// 137 for the SIGKILL, as dockerd reports — instead of a stream cut off by the
+    /// shim's exit (berthd then recorded 126). Execs not reaped by then end with 137.
+    fn reap_execs(&self, limit: Duration) {
+        use nix::sys::wait::WaitPidFlag;
+        let deadline = std::time::Instant::now() + limit;
+        while !self.children.lock().unwrap().waiting.is_empty() {
+            match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) => {
+                    if std::time::Instant::now() >= deadline {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                Ok(ws) => {
+                    if let Some((pid, code)) = exit_code(ws) {
+                        if let Some(tx) = self.children.lock().unwrap().waiting.remove(&pid) {
+                            let _ = tx.send(code);
+                        }
+                    }
+                }
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(_) => break,
+            }
+        }
+        // Their senders dropped: those execs end with 137.
+        self.children.lock().unwrap().waiting.clear();
+    }
+
     fn finish(&self, code: i32) -> ! {
         self.hub.wait_drained(Duration::from_secs(2));
         // Read before the cgroup goes with the container.
@@ -687,6 +719,7 @@ impl Shim {
         }
         self.hub.finish(&status);
         self.stdin.close();
+        self.reap_execs(Duration::from_secs(1));
         let state = self.args.runtime_root.join(&self.args.id);
         let deleted = self.quick_delete.as_deref().is_some_and(|cg| crate::confine::quick_delete(&state, cg));
         if !deleted {

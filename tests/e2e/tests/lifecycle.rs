@@ -391,3 +391,19 @@ fn names_follow_renames_and_removals() {
     assert_eq!(d.inspect("two")["Id"].as_str(), Some(third.as_str()));
     d.berth(&["rm", "one", "two"]).ok();
 }
+
+/// An exec still running when its container's main process exits is killed with the
+/// container and ends with 137 (SIGKILL), as with dockerd — through the docker CLI, the
+/// berth CLI and the exec's inspect — rather than a stream cut off by the shim's exit.
+#[test]
+fn an_exec_ends_with_137_when_its_container_exits() {
+    let d = Daemon::start();
+    for (cli, name) in [(Cli::Docker, "exe1"), (Cli::Berth, "exe2")] {
+        d.berth(&["run", "-d", "--name", name, "busybox", "sleep", "2"]).ok();
+        let o = d.cli(cli, &["exec", name, "sleep", "100"]);
+        assert_eq!(o.code, 137, "{cli:?}: {o}");
+        let events = d.berth(&["events", "--since", "0", "--until", "0s", "--filter", &format!("container={name}"), "--filter", "event=exec_die", "--format", "{{json .}}"]);
+        assert!(events.ok().contains("\"exitCode\":\"137\""), "{cli:?}: {events}");
+    }
+    d.berth(&["rm", "exe1", "exe2"]).ok();
+}
