@@ -199,7 +199,6 @@ impl CgroupPool {
     pub fn parents(&self) -> &[PathBuf] {
         &self.parents
     }
-
 }
 
 /// The names of pool entries start with this, then the owner's pid and `-`.

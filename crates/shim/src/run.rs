@@ -59,8 +59,8 @@ pub struct Shim {
     quick_delete: Option<String>,
     /// The spec has `poststart` hooks: start through libcontainer's `start`.
     poststart: bool,
-    /// Requests being answered (all but the streams: attach, exec), which the
-    /// reaper lets finish before the shim exits.
+    /// Requests being answered (all but attach streams), which the reaper lets finish
+    /// before the shim exits.
     answering: Answering,
 }
 
@@ -655,18 +655,24 @@ impl Shim {
                     if pid == self.init_pid.as_raw() {
                         self.finish(code);
                     }
-                    let mut ch = self.children.lock().unwrap();
-                    match ch.waiting.remove(&pid) {
-                        Some(tx) => {
-                            let _ = tx.send(code);
-                        }
-                        None => {
-                            ch.reaped.insert(pid, code);
-                        }
-                    }
+                    self.child_exited(pid, code);
                 }
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(_) => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+    }
+
+    /// A child (exec helper) was reaped: its watcher gets the code, or it is kept for
+    /// a watcher not registered yet (`watch_child`).
+    fn child_exited(&self, pid: i32, code: i32) {
+        let mut ch = self.children.lock().unwrap();
+        match ch.waiting.remove(&pid) {
+            Some(tx) => {
+                let _ = tx.send(code);
+            }
+            None => {
+                ch.reaped.insert(pid, code);
             }
         }
     }
@@ -688,9 +694,7 @@ impl Shim {
                 }
                 Ok(ws) => {
                     if let Some((pid, code)) = exit_code(ws) {
-                        if let Some(tx) = self.children.lock().unwrap().waiting.remove(&pid) {
-                            let _ = tx.send(code);
-                        }
+                        self.child_exited(pid, code);
                     }
                 }
                 Err(nix::errno::Errno::EINTR) => {}

@@ -18,7 +18,6 @@ fn network_mode(rec: &Record) -> &str {
     super::net::mode(&rec.host_config)
 }
 
-/// Where a container's generated /etc files live.
 /// The mounts a host config asks for: `Binds` (`-v`), `Mounts` (`--mount`) and
 /// `Tmpfs` (`--tmpfs`), parsed with dockerd's rules. `create` calls this to refuse a bad
 /// specification with a 400 before anything exists.
