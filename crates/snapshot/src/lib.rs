@@ -21,22 +21,18 @@ pub struct Snapshotter {
     /// `--userns-remap`: the id map and the idmapped view of `layers` that container
     /// snapshots are mounted from (their upper dirs then hold host ids).
     idmap: Option<(IdMap, PathBuf)>,
-    spares: Arc<Spares>,
+    /// Empty container snapshot directories (`upper/` and `work/`) made ahead of need:
+    /// [`Snapshotter::prepare`] renames one to the container's instead of making three
+    /// directories on the start's path — on a journal-less ext4, where each inode
+    /// allocation skips every inode of its group freed in the last one to six minutes,
+    /// the dearest of its disk work. They live in `snapshots/` as `.spare-<n>`; a
+    /// crash's leftovers go at `open`.
+    spares: Arc<Mutex<Spares>>,
 }
 
-/// Empty container snapshot directories (`upper/` and `work/`) made ahead of need:
-/// [`Snapshotter::prepare`] renames one to the container's instead of making three
-/// directories on the start's path — on a journal-less ext4, where each inode
-/// allocation skips every inode of its group freed in the last one to six minutes, the
-/// dearest of its disk work.
-/// They live in `snapshots/` as `.spare-<n>`; a crash's leftovers go at `open`.
+/// The spare snapshot directories: ready, and being made.
 #[derive(Debug, Default)]
 struct Spares {
-    state: Mutex<SpareState>,
-}
-
-#[derive(Debug, Default)]
-struct SpareState {
     ready: Vec<PathBuf>,
     making: usize,
     next: u64,
@@ -72,7 +68,7 @@ impl Snapshotter {
     pub fn fill_spares(&self) {
         loop {
             let dir = {
-                let mut st = self.spares.state.lock().unwrap();
+                let mut st = self.spares.lock().unwrap();
                 if st.ready.len() + st.making >= SPARES {
                     return;
                 }
@@ -81,7 +77,7 @@ impl Snapshotter {
                 self.root.join("snapshots").join(format!("{SPARE_PREFIX}{}", st.next))
             };
             let made = fs::create_dir_all(dir.join("upper")).and_then(|()| fs::create_dir(dir.join("work")));
-            let mut st = self.spares.state.lock().unwrap();
+            let mut st = self.spares.lock().unwrap();
             st.making -= 1;
             match made {
                 Ok(()) => st.ready.push(dir),
@@ -97,13 +93,13 @@ impl Snapshotter {
 
     /// Spare snapshot directories ready now.
     pub fn spares(&self) -> usize {
-        self.spares.state.lock().unwrap().ready.len()
+        self.spares.lock().unwrap().ready.len()
     }
 
     /// Remove the spare snapshot directories (at shutdown; a later `fill_spares` makes
     /// new ones).
     pub fn remove_spares(&self) {
-        let ready = std::mem::take(&mut self.spares.state.lock().unwrap().ready);
+        let ready = std::mem::take(&mut self.spares.lock().unwrap().ready);
         for dir in ready {
             let _ = fs::remove_dir_all(dir);
         }
@@ -184,7 +180,7 @@ impl Snapshotter {
     pub fn prepare(&self, id: &str) -> Result<()> {
         let d = self.snapshot_dir(id);
         if !d.exists() {
-            let spare = self.spares.state.lock().unwrap().ready.pop();
+            let spare = self.spares.lock().unwrap().ready.pop();
             if let Some(spare) = spare {
                 if fs::rename(&spare, &d).is_err() {
                     let _ = fs::remove_dir_all(&spare);
@@ -305,18 +301,22 @@ const FS_TOPDIR_FL: libc::c_int = 0x0002_0000;
 pub fn spread_subdirectories(dir: &Path) {
     use std::os::fd::AsRawFd;
     let Ok(f) = fs::File::open(dir) else { return };
-    let mut flags: libc::c_int = 0;
-    // SAFETY: FS_IOC_GETFLAGS/SETFLAGS read or write one int through the pointer,
-    // valid for the call; the descriptor is open.
-    let got = unsafe { libc::ioctl(f.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) };
-    if got != 0 || flags & FS_TOPDIR_FL != 0 {
-        return;
-    }
-    flags |= FS_TOPDIR_FL;
-    // SAFETY: as above.
+    let Some(flags) = inode_flags(&f).filter(|f| f & FS_TOPDIR_FL == 0) else { return };
+    let flags = flags | FS_TOPDIR_FL;
+    // SAFETY: FS_IOC_SETFLAGS reads one int through the pointer, valid for the call;
+    // the descriptor is open.
     if unsafe { libc::ioctl(f.as_raw_fd(), libc::FS_IOC_SETFLAGS, &flags) } != 0 {
         tracing::debug!(dir = %dir.display(), error = %std::io::Error::last_os_error(), "directory not marked FS_TOPDIR_FL");
     }
+}
+
+/// An open file's inode flags (`FS_IOC_GETFLAGS`); None where the filesystem has none.
+fn inode_flags(f: &fs::File) -> Option<libc::c_int> {
+    use std::os::fd::AsRawFd;
+    let mut flags: libc::c_int = 0;
+    // SAFETY: FS_IOC_GETFLAGS writes one int through the pointer, valid for the call;
+    // the descriptor is open.
+    (unsafe { libc::ioctl(f.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) } == 0).then_some(flags)
 }
 
 /// Unmount `target` if it is a mount point (lazily, so busy mounts go away when freed).
@@ -366,11 +366,7 @@ mod tests {
     }
 
     fn dir_flags(dir: &Path) -> Option<libc::c_int> {
-        use std::os::fd::AsRawFd;
-        let f = fs::File::open(dir).unwrap();
-        let mut flags: libc::c_int = 0;
-        // SAFETY: FS_IOC_GETFLAGS writes one int through a valid pointer.
-        (unsafe { libc::ioctl(f.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) } == 0).then_some(flags)
+        inode_flags(&fs::File::open(dir).unwrap())
     }
 
     #[test]

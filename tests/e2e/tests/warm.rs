@@ -548,17 +548,17 @@ fn cgroup_pool_zero_turns_it_off() {
     assert!(berth_e2e::pooled_cgroups(d.pid()).is_empty());
 }
 
-/// The spare snapshot directories under the data root, with their inodes.
+/// The spare snapshot directories under the data root.
+fn spare_dirs(d: &Daemon) -> Vec<std::path::PathBuf> {
+    fs::read_dir(d.data_root().join("snapshots"))
+        .map(|r| r.flatten().filter(|e| e.file_name().to_string_lossy().starts_with(".spare-")).map(|e| e.path()).collect())
+        .unwrap_or_default()
+}
+
+/// The spare snapshot directories' inodes.
 fn spare_snapshots(d: &Daemon) -> Vec<u64> {
     use std::os::unix::fs::MetadataExt;
-    let mut v: Vec<u64> = fs::read_dir(d.data_root().join("snapshots"))
-        .map(|r| {
-            r.flatten()
-                .filter(|e| e.file_name().to_string_lossy().starts_with(".spare-"))
-                .filter_map(|e| e.metadata().ok().map(|m| m.ino()))
-                .collect()
-        })
-        .unwrap_or_default();
+    let mut v: Vec<u64> = spare_dirs(d).iter().filter_map(|p| fs::metadata(p).ok().map(|m| m.ino())).collect();
     v.sort();
     v
 }
@@ -582,22 +582,14 @@ fn spare_snapshot_directories_are_taken_and_go_with_the_daemon() {
 
     // Marked, so that what the next start makes can be told apart (inode numbers may
     // be reused).
-    let spares_dirs = |d: &Daemon| -> Vec<std::path::PathBuf> {
-        fs::read_dir(d.data_root().join("snapshots"))
-            .unwrap()
-            .flatten()
-            .filter(|e| e.file_name().to_string_lossy().starts_with(".spare-"))
-            .map(|e| e.path())
-            .collect()
-    };
-    for s in spares_dirs(&d) {
+    for s in spare_dirs(&d) {
         fs::write(s.join("work/marker"), "").unwrap();
     }
     d.crash();
-    assert_eq!(spares_dirs(&d).len(), 2, "a crash should leave them");
+    assert_eq!(spare_dirs(&d).len(), 2, "a crash should leave them");
     d.relaunch();
     assert!(wait_until(Duration::from_secs(10), || spare_snapshots(&d).len() == 2));
-    assert!(spares_dirs(&d).iter().all(|s| !s.join("work/marker").exists()), "the crashed daemon's spares were kept");
+    assert!(spare_dirs(&d).iter().all(|s| !s.join("work/marker").exists()), "the crashed daemon's spares were kept");
     assert_eq!(d.berth(&["run", "--rm", "busybox", "echo", "ok"]).ok(), "ok\n");
     d.stop();
     assert!(spare_snapshots(&d).is_empty(), "{:?}", spare_snapshots(&d));
