@@ -111,6 +111,26 @@ fn cgroup_mount(spec: &Value) -> Option<usize> {
 /// The tree, mounted at `<state>/cgroupfs` until dropped.
 pub struct Tree {
     dir: PathBuf,
+    /// The container's own cgroup in each hierarchy libcontainer manages: where its
+    /// init goes (see `direct`).
+    own: Vec<Hierarchy>,
+}
+
+/// The container's cgroup in one v1 hierarchy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hierarchy {
+    /// Where the hierarchy is mounted (`/sys/fs/cgroup/cpuset`).
+    pub mount: PathBuf,
+    /// The container's cgroup in it (`/sys/fs/cgroup/cpuset/berth/<id>`).
+    pub cgroup: PathBuf,
+}
+
+impl Tree {
+    /// The container's cgroup in every hierarchy whose controllers libcontainer
+    /// manages: the cgroups libcontainer's v1 manager would put the init in.
+    pub fn own_cgroups(&self) -> &[Hierarchy] {
+        &self.own
+    }
 }
 
 impl Drop for Tree {
@@ -135,7 +155,12 @@ pub fn prepare(spec: &mut Value, state_dir: &Path) -> Option<Tree> {
     let entries = plan(&read("/proc/self/mountinfo")?, &read("/proc/self/cgroup")?, &read("/proc/1/cgroup")?, cgroups_path)?;
     let dir = state_dir.join(berth_shim_proto::CGROUPFS_DIR);
     detach(&dir);
-    let tree = Tree { dir };
+    let own = entries
+        .iter()
+        .filter(|e| e.own)
+        .map(|e| Hierarchy { mount: Path::new(CGROUP_ROOT).join(&e.name), cgroup: e.source.clone() })
+        .collect();
+    let tree = Tree { dir, own };
     if let Err(e) = build(&tree.dir, &entries) {
         eprintln!("berth-shim: cgroup tree: {e:#}; the runtime mounts the hierarchies itself");
         return None;

@@ -2,6 +2,7 @@
 
 mod cgroupfs;
 mod confine;
+mod direct;
 mod errlog;
 mod exec;
 mod io;

@@ -225,17 +225,15 @@ struct Created {
 fn create(a: &RunArgs) -> Result<Created> {
     clear_stale(&a.runtime_root, &a.id);
     fs::create_dir_all(&a.runtime_root)?;
-    let mut b = ContainerBuilder::new(a.id.clone(), SyscallType::default()).with_root_path(&a.runtime_root)?;
     let mut out = None;
     let mut err = None;
     let mut stdin_w = None;
     let console_path = a.state_dir.join("console.sock");
-    let console = if a.tty {
+    let (console, stdio) = if a.tty {
         let _ = fs::remove_file(&console_path);
         let (_guard, bind_path) = proto::socket_path(&a.state_dir, "console.sock")?;
         let l = UnixListener::bind(&bind_path).context("bind console socket")?;
-        b = b.with_console_socket(Some(&console_path));
-        Some(l)
+        (Some(l), crate::direct::Stdio::Console(console_path.clone()))
     } else {
         let (or, ow) = pipe()?;
         let (er, ew) = pipe()?;
@@ -246,10 +244,9 @@ fn create(a: &RunArgs) -> Result<Created> {
         } else {
             File::open("/dev/null")?.into()
         };
-        b = b.with_stdin(stdin_r).with_stdout(OwnedFd::from(ow)).with_stderr(OwnedFd::from(ew));
         out = Some(or);
         err = Some(er);
-        None
+        (None, crate::direct::Stdio::Pipes { stdin: stdin_r, stdout: ow.into(), stderr: ew.into() })
     };
     let pipes = if a.deferred { Some(LaunchPipes::new()?) } else { None };
     let cache = a.runtime_root.parent().unwrap_or(&a.runtime_root).join("seccomp");
@@ -259,15 +256,32 @@ fn create(a: &RunArgs) -> Result<Created> {
         Some(p) => Box::new(p.executor()),
         None => libcontainer::workload::default::get_executor(),
     };
-    b = b.with_executor(Confined::new(inner, filter.clone(), ro_cgroups));
+    let executor = Confined::new(inner, filter.clone(), ro_cgroups);
     crate::errlog::clear();
-    let container = b
-        .validate_id()?
-        .as_init(&bundle)
-        .with_systemd(false)
-        .with_detach(true)
-        .build()
-        .map_err(|e| anyhow::anyhow!(docker_error(&crate::errlog::with_cause(&e.to_string()), &argv0(&a.bundle))))?;
+    // The usual container on a cgroup v1 host: created by the shim without
+    // libcontainer's intermediate process (see `direct`); the rest by libcontainer.
+    let direct = match &cgroup_tree {
+        Some(tree) => crate::direct::load(&bundle).ok().filter(crate::direct::eligible).map(|spec| (spec, tree)),
+        None => None,
+    };
+    let created = match direct {
+        Some((spec, tree)) => {
+            crate::direct::create(&a.id, &a.runtime_root, &bundle, spec, stdio, Box::new(executor), tree.own_cgroups())
+                .map_err(|e| format!("{e:#}"))
+        }
+        None => {
+            let mut b = ContainerBuilder::new(a.id.clone(), SyscallType::default()).with_root_path(&a.runtime_root)?;
+            b = match stdio {
+                crate::direct::Stdio::Console(path) => b.with_console_socket(Some(&path)),
+                crate::direct::Stdio::Pipes { stdin, stdout, stderr } => b.with_stdin(stdin).with_stdout(stdout).with_stderr(stderr),
+            };
+            b.with_executor(executor)
+                .validate_id()
+                .and_then(|b| b.as_init(&bundle).with_systemd(false).with_detach(true).build())
+                .map_err(|e| e.to_string())
+        }
+    };
+    let container = created.map_err(|e| anyhow::anyhow!(docker_error(&crate::errlog::with_cause(&e), &argv0(&a.bundle))))?;
     if let Some(p) = &oom_control {
         crate::confine::disable_oom_killer(p)?;
     }

@@ -273,3 +273,40 @@ fn processes_start_with_default_signal_dispositions() {
     assert_eq!(d.berth(&["exec", "sig", "sh", "-c", probe]).ok(), want);
     d.berth(&["rm", "-f", "sig"]).ok();
 }
+
+/// The usual container is created by the shim without libcontainer's intermediate
+/// process (`shim::direct`); one with a cgroup resource set (`--cpu-shares`, here at
+/// its default value, so nothing else differs) still goes through libcontainer's
+/// builder. Both must be confined alike: the same cgroups in every hierarchy, the same
+/// device rules (a block device can be made but not opened), capabilities, seccomp,
+/// limits and OOM score, and the same mounts.
+#[test]
+fn containers_the_shim_creates_itself_are_confined_as_libcontainers_are() {
+    let d = Daemon::start();
+    let probe = "sed 's/[0-9a-f]\\{64\\}/ID/' /proc/self/cgroup; cat /sys/fs/cgroup/devices/devices.list; \
+                 cat /sys/fs/cgroup/cpuset/cpuset.cpus /sys/fs/cgroup/cpuset/cpuset.mems; \
+                 grep -E '^(Cap|Seccomp|NoNewPrivs)' /proc/self/status; cat /proc/self/oom_score_adj; \
+                 grep 'open files' /proc/self/limits; cut -d' ' -f2,3 /proc/self/mounts; \
+                 mknod /tmp/disk b 8 0 && head -c 1 /tmp/disk 2>&1; echo \"open: $?\"";
+    for cli in Cli::ALL {
+        let run = |extra: &[&str]| {
+            let mut args = vec!["run", "--rm", "--network", "none"];
+            args.extend_from_slice(extra);
+            args.extend_from_slice(&["busybox", "sh", "-c", probe]);
+            d.cli(cli, &args)
+        };
+        let direct = run(&[]);
+        let through_libcontainer = run(&["--cpu-shares", "1024"]);
+        let out = direct.ok();
+        assert_eq!(out, through_libcontainer.ok(), "{}", cli.name());
+        for c in ["cpu", "cpuacct", "cpuset", "devices", "memory", "pids", "blkio", "freezer"] {
+            if std::path::Path::new("/sys/fs/cgroup").join(c).is_dir() {
+                assert!(out.lines().any(|l| l.ends_with(&format!(":{c}:/berth/ID"))), "{c}: {out}");
+            }
+        }
+        assert!(out.contains("Operation not permitted") && out.contains("open: 1"), "{out}");
+        if std::path::Path::new("/sys/fs/cgroup/devices").is_dir() {
+            assert!(out.contains("c 1:3 rwm") && out.contains("c *:* m"), "{out}");
+        }
+    }
+}

@@ -1,0 +1,482 @@
+//! Creating a container's init process without libcontainer's intermediate process.
+//!
+//! libcontainer makes an init container with three processes: the caller (the shim),
+//! an intermediate process that joins the container's cgroups and unshares the PID
+//! namespace, and the init, which the intermediate clones into that namespace. On a
+//! cgroup v1 host the intermediate's cgroup manager looks up each of twelve
+//! controllers' mount point in `/proc/self/mountinfo`, every lookup opened through
+//! pathrs's checked procfs: with the process itself, ~2 ms of CPU per container, and
+//! ~3 ms on the way of a container created without a warm sandbox (BENCHMARKS.md).
+//!
+//! The shim already knows the container's cgroups (the v1 tree it binds at
+//! `/sys/fs/cgroup`, see `cgroupfs`), so for the usual shape of container it does the
+//! intermediate's part itself: it clones the init straight into a new PID namespace,
+//! puts it in the container's cgroup of each hierarchy and writes its device rules
+//! while the init waits, and the init then runs libcontainer's own init process
+//! (`container_init_process`: the other namespaces, mounts, `pivot_root`, capabilities,
+//! the executor). libcontainer's state is saved as its builder saves it, so start,
+//! exec, kill, pause and delete go through libcontainer as before.
+//!
+//! Anything else — a user or time namespace, a PID namespace that is not new, hooks,
+//! resources beyond device rules, a seccomp profile left to libcontainer, a cgroup v2
+//! host — goes through libcontainer's builder ([`eligible`]).
+
+use std::collections::HashSet;
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use anyhow::{bail, Context, Result};
+use libcontainer::container::{Container, ContainerStatus};
+use libcontainer::oci_spec::runtime::{
+    LinuxDeviceCgroup, LinuxDeviceCgroupBuilder, LinuxDeviceType, LinuxNamespaceType, LinuxResources, Spec,
+};
+use libcontainer::process::args::{ContainerArgs, ContainerType};
+use libcontainer::process::channel::{self, InitReceiver, InitSender, MainSender};
+use libcontainer::syscall::syscall::SyscallType;
+use libcontainer::workload::Executor;
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::waitpid;
+use nix::unistd::Pid;
+
+use crate::cgroupfs::Hierarchy;
+
+/// Whether the shim can create this container itself (see the module's doc).
+pub fn eligible(spec: &Spec) -> bool {
+    let Some(linux) = spec.linux() else { return false };
+    let Some(namespaces) = linux.namespaces() else { return false };
+    let new_pid_ns = namespaces.iter().any(|n| n.typ() == LinuxNamespaceType::Pid && n.path().is_none());
+    let other_ns_ok = namespaces.iter().all(|n| {
+        !matches!(n.typ(), LinuxNamespaceType::User | LinuxNamespaceType::Time | LinuxNamespaceType::Cgroup)
+    });
+    // Resources the v1 controllers other than `devices` would apply: left to libcontainer.
+    let only_device_rules = linux.resources().as_ref().is_none_or(|r| {
+        let mut rest = r.clone();
+        rest.set_devices(None);
+        rest == LinuxResources::default()
+    });
+    new_pid_ns
+        && other_ns_ok
+        && only_device_rules
+        && spec.process().is_some()
+        && spec.root().is_some()
+        && spec.hooks().is_none()
+        && linux.seccomp().is_none()
+        && linux.intel_rdt().is_none()
+        && linux.net_devices().as_ref().is_none_or(|d| d.is_empty())
+        && linux.memory_policy().is_none()
+        && linux.personality().is_none()
+        && linux.time_offsets().is_none()
+        && linux.uid_mappings().is_none()
+        && linux.gid_mappings().is_none()
+}
+
+/// The init's standard streams: pipes, or a pty that the init makes and sends over the
+/// console socket.
+pub enum Stdio {
+    Pipes { stdin: OwnedFd, stdout: OwnedFd, stderr: OwnedFd },
+    Console(PathBuf),
+}
+
+/// The bundle's spec, to check with [`eligible`].
+pub fn load(bundle: &Path) -> Result<Spec> {
+    Spec::load(bundle.join("config.json")).context("load the spec")
+}
+
+/// Create container `id` from `bundle` (whose `spec` is [`eligible`]) with its state under
+/// `root`, as libcontainer's `ContainerBuilder::as_init(..).build()` would: the init is
+/// waiting for the start signal when this returns.
+pub fn create(
+    id: &str,
+    root: &Path,
+    bundle: &Path,
+    mut spec: Spec,
+    stdio: Stdio,
+    executor: Box<dyn Executor>,
+    cgroups: &[Hierarchy],
+) -> Result<Container> {
+    if id.is_empty() || id == "." || id == ".." || id.contains('/') {
+        bail!("invalid container id {id:?}");
+    }
+    if !spec.version().starts_with("1.") {
+        bail!("runtime spec has incompatible version '{}': only 1.X.Y is supported", spec.version());
+    }
+    libcontainer::validator::Validator::validate_spec(&spec).context("invalid spec")?;
+    spec.canonicalize_rootfs(bundle).context("canonicalize the rootfs")?;
+    let dir = root.join(id);
+    if dir.exists() {
+        bail!("container {id} already exists");
+    }
+    fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+    let made = create_in(id, &dir, bundle, spec, stdio, executor, cgroups);
+    if made.is_err() {
+        let _ = fs::remove_dir_all(&dir);
+    }
+    made
+}
+
+fn create_in(
+    id: &str,
+    dir: &Path,
+    bundle: &Path,
+    spec: Spec,
+    stdio: Stdio,
+    executor: Box<dyn Executor>,
+    cgroups: &[Hierarchy],
+) -> Result<Container> {
+    let mut container = Container::new(id, ContainerStatus::Creating, None, bundle, dir)?;
+    container.save()?;
+    container.set_systemd(false).set_annotations(spec.annotations().clone());
+    let (Some(linux), Some(process), Some(root)) = (spec.linux(), spec.process(), spec.root()) else {
+        bail!("the spec has no linux, process or root section");
+    };
+    let rootfs = fs::canonicalize(root.path()).context("canonicalize the rootfs")?;
+    let (pipes, console) = match stdio {
+        Stdio::Pipes { stdin, stdout, stderr } => (Some([stdin, stdout, stderr]), None),
+        Stdio::Console(path) => {
+            (None, Some(libcontainer::tty::setup_console_socket(dir, &path, "console-socket").context("console socket")?))
+        }
+    };
+    libcontainer::config::YoukiConfig::from_spec(&spec, id)?.save(dir)?;
+    let cgroup_config = libcgroups::common::CgroupConfig {
+        cgroup_path: libcontainer::utils::get_cgroup_path(linux.cgroups_path(), id),
+        systemd_cgroup: false,
+        container_name: id.to_owned(),
+    };
+    let notify_listener = libcontainer::notify_socket::NotifyListener::new(&dir.join(libcontainer::notify_socket::NOTIFY_FILE))?;
+    // What libcontainer's builder does to its own process, for the init to inherit.
+    if let Some(adj) = process.oom_score_adj() {
+        fs::write("/proc/self/oom_score_adj", adj.to_string()).context("set the OOM score")?;
+    }
+    // SAFETY: prctl(PR_SET_DUMPABLE) takes no pointers.
+    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("set dumpable to false");
+    }
+    let devices = device_rules(linux.resources().as_ref());
+    let rlimits = process.rlimits().clone().unwrap_or_default();
+    let fd = |i: usize| pipes.as_ref().map(|p| p[i].as_raw_fd());
+    let args = ContainerArgs {
+        container_type: ContainerType::InitContainer,
+        syscall: SyscallType::default(),
+        spec: Rc::new(spec.clone()),
+        rootfs,
+        console_socket: console.as_ref().map(|c| c.as_raw_fd()),
+        notify_listener,
+        preserve_fds: 0,
+        container: Some(container.clone()),
+        user_ns_config: None,
+        cgroup_config,
+        detached: true,
+        executor,
+        no_pivot: false,
+        stdin: fd(0),
+        stdout: fd(1),
+        stderr: fd(2),
+        as_sibling: false,
+        pid_file: None,
+    };
+    let pid = spawn(&args, &rlimits, cgroups, devices.as_deref())?;
+    container
+        .set_status(ContainerStatus::Created)
+        .set_creator(nix::unistd::geteuid().as_raw())
+        .set_pid(pid.as_raw())
+        .save()?;
+    container.refresh_state()?;
+    Ok(container)
+}
+
+/// Clone the init into a new PID namespace, place it in the container's cgroups, and
+/// wait until libcontainer's init process reports it is set up.
+fn spawn(
+    args: &ContainerArgs,
+    rlimits: &[libcontainer::oci_spec::runtime::PosixRlimit],
+    cgroups: &[Hierarchy],
+    devices: Option<&[LinuxDeviceCgroup]>,
+) -> Result<Pid> {
+    let (mut init_main_sender, mut init_main_receiver) = channel::main_channel()?;
+    let (mut init_sender, mut init_receiver) = channel::init_channel()?;
+    // One byte once the init is in its cgroups; end-of-file if the shim gave up.
+    let (go_r, go_w) = crate::run::pipe()?;
+    let pid = clone_into_new_pid_ns().context("clone the init process")?;
+    if pid == 0 {
+        drop(go_w);
+        let code = init(args, rlimits, go_r, &mut init_main_sender, &mut init_sender, &mut init_receiver);
+        std::process::exit(code);
+    }
+    let pid = Pid::from_raw(pid);
+    drop(go_r);
+    let abandon = |e: anyhow::Error| {
+        let _ = kill(pid, Signal::SIGKILL);
+        let _ = waitpid(pid, None);
+        e
+    };
+    init_main_sender.close().map_err(|e| abandon(e.into()))?;
+    join_cgroups(pid, cgroups, devices).map_err(abandon)?;
+    (&go_w).write_all(&[1]).context("release the init process").map_err(abandon)?;
+    drop(go_w);
+    init_sender.close().map_err(|e| abandon(e.into()))?;
+    let ready = init_main_receiver.wait_for_init_ready();
+    let _ = init_receiver.close();
+    let _ = init_main_receiver.close();
+    ready.map_err(|e| abandon(anyhow::anyhow!("failed to create container: {e}")))?;
+    Ok(pid)
+}
+
+/// The init process, until libcontainer's init takes over (it execs the container's
+/// process, or returns an error): the exit code.
+fn init(
+    args: &ContainerArgs,
+    rlimits: &[libcontainer::oci_spec::runtime::PosixRlimit],
+    go: File,
+    main_sender: &mut MainSender,
+    init_sender: &mut InitSender,
+    init_receiver: &mut InitReceiver,
+) -> i32 {
+    // The name libcontainer gives its init until the exec.
+    // SAFETY: the name is a NUL-terminated literal.
+    unsafe { libc::prctl(libc::PR_SET_NAME, c"youki:[2:INIT]".as_ptr(), 0, 0, 0) };
+    if init_sender.close().is_err() {
+        return -1;
+    }
+    let mut b = [0u8; 1];
+    if !matches!((&go).read(&mut b), Ok(1)) {
+        return -1;
+    }
+    drop(go);
+    let syscall = args.syscall.create_syscall();
+    for r in rlimits {
+        if let Err(e) = syscall.set_rlimit(r) {
+            let _ = main_sender.exec_failed(format!("failed to set rlimit {:?}: {e}", r.typ()));
+            return -1;
+        }
+    }
+    match libcontainer::process::init::container_init_process(args, main_sender, init_receiver) {
+        Ok(()) => 0,
+        Err(e) => {
+            tracing::error!("failed to initialize container process: {e}");
+            let _ = main_sender.exec_failed(e.to_string());
+            -1
+        }
+    }
+}
+
+/// `clone3(CLONE_NEWPID)` without a new stack, as `fork`: the child's pid in the
+/// parent, 0 in the child. The caller is single-threaded (the shim before its threads).
+fn clone_into_new_pid_ns() -> std::io::Result<i32> {
+    /// The kernel's `struct clone_args` (version 2, 88 bytes).
+    #[repr(C)]
+    #[derive(Default)]
+    struct CloneArgs {
+        flags: u64,
+        pidfd: u64,
+        child_tid: u64,
+        parent_tid: u64,
+        exit_signal: u64,
+        stack: u64,
+        stack_size: u64,
+        tls: u64,
+        set_tid: u64,
+        set_tid_size: u64,
+        cgroup: u64,
+    }
+    let mut a = CloneArgs { flags: libc::CLONE_NEWPID as u64, exit_signal: libc::SIGCHLD as u64, ..Default::default() };
+    // SAFETY: a fork-like clone3 (no CLONE_VM, no stack) of a single-threaded process;
+    // the struct outlives the call and its size is passed.
+    let r = unsafe { libc::syscall(libc::SYS_clone3, &mut a as *mut CloneArgs, std::mem::size_of::<CloneArgs>()) };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(r as i32)
+}
+
+/// What libcontainer's v1 cgroup manager does for an init: the process into the
+/// container's cgroup of every hierarchy (cpuset's `cpus` and `mems` first filled in
+/// from the parent where empty, or the kernel refuses the process), then the device
+/// rules.
+fn join_cgroups(pid: Pid, cgroups: &[Hierarchy], devices: Option<&[LinuxDeviceCgroup]>) -> Result<()> {
+    let mut done = HashSet::new();
+    for h in cgroups {
+        if !done.insert(&h.cgroup) {
+            continue;
+        }
+        fs::create_dir_all(&h.cgroup).with_context(|| format!("create {}", h.cgroup.display()))?;
+        if controllers(h).any(|c| c == "cpuset") {
+            fill_cpuset(h, "cpuset.cpus")?;
+            fill_cpuset(h, "cpuset.mems")?;
+        }
+        write_cgroup_file(&h.cgroup.join("cgroup.procs"), &pid.to_string())?;
+    }
+    if let Some(rules) = devices {
+        let Some(h) = cgroups.iter().find(|h| controllers(h).any(|c| c == "devices")) else {
+            bail!("the device rules need the devices cgroup, which is not mounted");
+        };
+        for r in rules {
+            let file = if r.allow() { "devices.allow" } else { "devices.deny" };
+            write_cgroup_file(&h.cgroup.join(file), &r.to_string())?;
+        }
+    }
+    Ok(())
+}
+
+/// The controllers of a hierarchy, from its mount point's name (`cpu,cpuacct`).
+fn controllers(h: &Hierarchy) -> impl Iterator<Item = &str> {
+    h.mount.file_name().and_then(|n| n.to_str()).unwrap_or("").split(',')
+}
+
+/// Copy `file` down from the hierarchy's root to the container's cgroup wherever it is
+/// empty.
+fn fill_cpuset(h: &Hierarchy, file: &str) -> Result<()> {
+    let rel = h.cgroup.strip_prefix(&h.mount).with_context(|| format!("{} is not under {}", h.cgroup.display(), h.mount.display()))?;
+    let mut current = h.mount.clone();
+    for c in rel.components() {
+        let parent = fs::read_to_string(current.join(file)).with_context(|| format!("read {}", current.join(file).display()))?;
+        if parent.trim().is_empty() {
+            bail!("{} is empty", current.join(file).display());
+        }
+        current.push(c);
+        let child = current.join(file);
+        if fs::read_to_string(&child).with_context(|| format!("read {}", child.display()))?.trim().is_empty() {
+            write_cgroup_file(&child, &parent)?;
+        }
+    }
+    Ok(())
+}
+
+fn write_cgroup_file(path: &Path, data: &str) -> Result<()> {
+    OpenOptions::new()
+        .write(true)
+        .open(path)
+        .and_then(|mut f| f.write_all(data.as_bytes()))
+        .with_context(|| format!("write {data:?} to {}", path.display()))
+}
+
+/// The rules libcontainer's v1 devices controller writes: the spec's, then an allow
+/// rule for each device every container gets and the device types it always allows
+/// (libcgroups' `default_devices` and `default_allow_devices`). None when the spec has
+/// no resources (libcontainer then applies none).
+fn device_rules(resources: Option<&LinuxResources>) -> Option<Vec<LinuxDeviceCgroup>> {
+    use LinuxDeviceType::{B, C};
+    let r = resources?;
+    let mut rules = r.devices().clone().unwrap_or_default();
+    // null, zero, full, tty, urandom, random; then mknod of any character or block
+    // device, /dev/console, the pty slaves, /dev/ptmx, /dev/net/tun.
+    let always: [(LinuxDeviceType, Option<i64>, Option<i64>, &str); 12] = [
+        (C, Some(1), Some(3), "rwm"),
+        (C, Some(1), Some(5), "rwm"),
+        (C, Some(1), Some(7), "rwm"),
+        (C, Some(5), Some(0), "rwm"),
+        (C, Some(1), Some(9), "rwm"),
+        (C, Some(1), Some(8), "rwm"),
+        (C, None, None, "m"),
+        (B, None, None, "m"),
+        (C, Some(5), Some(1), "rwm"),
+        (C, Some(136), None, "rwm"),
+        (C, Some(5), Some(2), "rwm"),
+        (C, Some(10), Some(200), "rwm"),
+    ];
+    for (typ, major, minor, access) in always {
+        let mut b = LinuxDeviceCgroupBuilder::default().allow(true).typ(typ).access(access);
+        if let Some(m) = major {
+            b = b.major(m);
+        }
+        if let Some(m) = minor {
+            b = b.minor(m);
+        }
+        rules.push(b.build().expect("a complete device rule"));
+    }
+    Some(rules)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(extra: serde_json::Value) -> Spec {
+        let mut v = serde_json::json!({
+            "ociVersion": "1.0.2",
+            "root": {"path": "rootfs"},
+            "process": {"args": ["true"], "cwd": "/", "user": {"uid": 0, "gid": 0}},
+            "linux": {
+                "namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "network", "path": "/run/netns/x"}, {"type": "ipc"}, {"type": "uts"}],
+                "resources": {"devices": [{"allow": false, "access": "rwm"}]},
+                "cgroupsPath": "/berth/x"
+            }
+        });
+        fn merge(a: &mut serde_json::Value, b: serde_json::Value) {
+            match (a, b) {
+                (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
+                    for (k, v) in b {
+                        merge(a.entry(k).or_insert(serde_json::Value::Null), v);
+                    }
+                }
+                (a, b) => *a = b,
+            }
+        }
+        merge(&mut v, extra);
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn the_usual_container_is_created_directly_and_the_rest_by_libcontainer() {
+        assert!(eligible(&spec(serde_json::json!({}))));
+        let not = |extra: serde_json::Value, why: &str| assert!(!eligible(&spec(extra)), "{why}");
+        not(serde_json::json!({"linux": {"namespaces": [{"type": "mount"}, {"type": "network"}]}}), "--pid host");
+        not(serde_json::json!({"linux": {"namespaces": [{"type": "pid", "path": "/proc/1/ns/pid"}]}}), "--pid container:");
+        not(serde_json::json!({"linux": {"namespaces": [{"type": "pid"}, {"type": "user"}]}}), "user namespace");
+        not(serde_json::json!({"linux": {"namespaces": [{"type": "pid"}, {"type": "cgroup"}]}}), "cgroup namespace");
+        not(serde_json::json!({"linux": {"resources": {"memory": {"limit": 1048576}}}}), "-m");
+        not(serde_json::json!({"linux": {"resources": {"pids": {"limit": 10}}}}), "--pids-limit");
+        not(serde_json::json!({"linux": {"resources": {"cpu": {"shares": 512}}}}), "--cpu-shares");
+        not(serde_json::json!({"hooks": {"createRuntime": [{"path": "/bin/true"}]}}), "hooks (CDI)");
+        not(serde_json::json!({"linux": {"seccomp": {"defaultAction": "SCMP_ACT_ALLOW"}}}), "seccomp left to libcontainer");
+        not(serde_json::json!({"linux": {"uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}]}}), "id mappings");
+    }
+
+    #[test]
+    fn the_device_rules_are_the_specs_then_libcontainers_own() {
+        let r: LinuxResources = serde_json::from_value(serde_json::json!({"devices": [
+            {"allow": false, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"}
+        ]}))
+        .unwrap();
+        let rules: Vec<String> = device_rules(Some(&r)).unwrap().iter().map(|d| format!("{} {d}", d.allow())).collect();
+        assert_eq!(
+            rules,
+            [
+                "false a *:* rwm",
+                "true c 1:3 rwm",
+                "true c 1:3 rwm",
+                "true c 1:5 rwm",
+                "true c 1:7 rwm",
+                "true c 5:0 rwm",
+                "true c 1:9 rwm",
+                "true c 1:8 rwm",
+                "true c *:* m",
+                "true b *:* m",
+                "true c 5:1 rwm",
+                "true c 136:* rwm",
+                "true c 5:2 rwm",
+                "true c 10:200 rwm",
+            ]
+        );
+        assert!(device_rules(None).is_none());
+    }
+
+    #[test]
+    fn cpuset_is_filled_in_down_to_the_container_where_empty() {
+        let d = tempfile::tempdir().unwrap();
+        let mount = d.path().join("cpuset");
+        let cg = mount.join("berth/x");
+        fs::create_dir_all(&cg).unwrap();
+        fs::write(mount.join("cpuset.cpus"), "0-1\n").unwrap();
+        fs::write(mount.join("berth/cpuset.cpus"), "1\n").unwrap();
+        fs::write(cg.join("cpuset.cpus"), "\n").unwrap();
+        fill_cpuset(&Hierarchy { mount: mount.clone(), cgroup: cg.clone() }, "cpuset.cpus").unwrap();
+        assert_eq!(fs::read_to_string(cg.join("cpuset.cpus")).unwrap(), "1\n");
+        // The hierarchy's own value empty: the kernel would refuse the process.
+        fs::write(mount.join("cpuset.cpus"), "").unwrap();
+        assert!(fill_cpuset(&Hierarchy { mount, cgroup: cg }, "cpuset.cpus").is_err());
+    }
+}
