@@ -88,6 +88,12 @@ fn compile(profile: &Value, out: &mut fs::File) -> Result<()> {
         ctx.add_arch(ScmpArch::from_str(a).with_context(|| format!("seccomp architecture {a}"))?)?;
     }
     ctx.set_ctl_nnp(false)?;
+    // A binary tree of syscall numbers instead of libseccomp's default linear chain: the
+    // same decisions, in O(log n) comparisons per syscall rather than O(n). It matters
+    // twice: at every system call the container makes, and when the filter is loaded —
+    // the kernel then runs the program for every syscall number of both architectures
+    // to build its cache of always-allowed calls, with interrupts off.
+    ctx.set_ctl_optimize(2)?;
     for rule in profile["syscalls"].as_array().into_iter().flatten() {
         let act = action(rule["action"].as_str().unwrap_or(""), &rule["errnoRet"])?;
         if act == default {
@@ -122,7 +128,11 @@ fn compile(profile: &Value, out: &mut fs::File) -> Result<()> {
 
 /// The compiled program for `profile`, from the cache or compiled now.
 fn cached_program(profile: &Value, cache: &Path) -> Result<PathBuf> {
-    let key = hex(&sha2::Sha256::digest(serde_json::to_vec(profile)?));
+    // The digest covers how the profile is compiled too ("tree": see `compile`), so a
+    // program cached by an earlier version is not taken for this one.
+    let mut input = b"tree\n".to_vec();
+    input.extend(serde_json::to_vec(profile)?);
+    let key = hex(&sha2::Sha256::digest(&input));
     let path = cache.join(format!("{key}.bpf"));
     if path.exists() {
         return Ok(path);
