@@ -207,6 +207,43 @@ impl Executor for LaunchExecutor {
     }
 }
 
+/// libcontainer's default executor for a container whose process is known at creation,
+/// but exec'ing the path its own check found (`validate`, kept as it is), as runc does,
+/// instead of `execvp`: no failed `execve` per `PATH` entry before the right one, and
+/// no retry through `/bin/sh` of a file without a `#!` line (Docker runs none; the
+/// warm sandbox's [`LaunchExecutor`] does not either).
+#[derive(Clone)]
+pub struct ResolvedExecutor(Box<dyn Executor>);
+
+impl ResolvedExecutor {
+    pub fn new() -> ResolvedExecutor {
+        ResolvedExecutor(libcontainer::workload::default::get_executor())
+    }
+}
+
+impl Executor for ResolvedExecutor {
+    fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
+        let args = spec.process().as_ref().and_then(|p| p.args().as_ref()).ok_or(ExecutorError::InvalidArg)?;
+        let argv0 = args.first().ok_or(ExecutorError::InvalidArg)?;
+        // The spec's environment is this process's by now (`setup_envs`).
+        let path_var = std::env::var("PATH").unwrap_or_default();
+        let Some(exe) = resolve(argv0, &path_var) else { return self.0.exec(spec) };
+        let cargs: Vec<std::ffi::CString> =
+            args.iter().map(|a| std::ffi::CString::new(a.as_bytes()).unwrap_or_default()).collect();
+        let path = std::ffi::CString::new(exe.as_os_str().as_encoded_bytes()).map_err(|_| ExecutorError::InvalidArg)?;
+        let err = nix::unistd::execv(&path, &cargs).unwrap_err();
+        Err(ExecutorError::Execution(format!("error '{err}' executing '{path:?}' with args '{cargs:?}'").into()))
+    }
+
+    fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError> {
+        self.0.validate(spec)
+    }
+
+    fn setup_envs(&self, envs: std::collections::HashMap<String, String>) -> Result<(), libcontainer::workload::ExecutorSetEnvsError> {
+        self.0.setup_envs(envs)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -254,7 +254,7 @@ fn create(a: &RunArgs) -> Result<Created> {
         crate::confine::prepare_bundle(&a.bundle, &a.state_dir, &cache)?;
     let inner: Box<dyn libcontainer::workload::Executor> = match &pipes {
         Some(p) => Box::new(p.executor()),
-        None => libcontainer::workload::default::get_executor(),
+        None => Box::new(crate::launch::ResolvedExecutor::new()),
     };
     let executor = Confined::new(inner, filter.clone(), ro_cgroups);
     crate::errlog::clear();

@@ -150,3 +150,25 @@ fn a_rm_containers_etc_files_live_in_the_exec_root() {
     d.berth(&["rm", "-f", &rm, &kept]).ok();
     assert!(!std::path::Path::new(&rm_hosts).exists(), "{rm_hosts} outlived its container");
 }
+
+/// A file without a `#!` line is not an executable: the process fails to start, as
+/// with runc, whether its container was made at `run` (`--warm-containers 0`) or
+/// ahead of time. (glibc's `execvp` would have run it with `/bin/sh`.)
+#[test]
+fn a_script_without_an_interpreter_line_is_not_run_by_a_shell() {
+    let dir = berth_e2e::unique_tmp_dir("noshebang");
+    let script = dir.join("s");
+    std::fs::write(&script, "echo ran-by-a-shell\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let bind = format!("{}:/scripts:ro", dir.display());
+    for warm in ["0", "1"] {
+        let d = Daemon::start_with_args(&["--warm-containers", warm]);
+        for cli in Cli::ALL {
+            // Twice: the second finds a warm sandbox of this shape where there are any.
+            for _ in 0..2 {
+                let o = d.cli(cli, &["run", "--rm", "-v", &bind, "busybox", "/scripts/s"]);
+                assert!(o.code != 0 && !o.stdout.contains("ran-by-a-shell"), "warm {warm}, {}: {o}", cli.name());
+            }
+        }
+    }
+}
