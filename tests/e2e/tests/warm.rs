@@ -594,3 +594,23 @@ fn spare_snapshot_directories_are_taken_and_go_with_the_daemon() {
     d.stop();
     assert!(spare_snapshots(&d).is_empty(), "{:?}", spare_snapshots(&d));
 }
+
+/// No sandbox is made ahead for a container that joins another's PID namespace: it
+/// would wait in that namespace — a stranger in the other container's `ps` — and, its
+/// shim reaping it only once started, it kept the kernel from reporting that
+/// container's exit when it was killed (`rm -f` failed after 30 s).
+#[test]
+fn no_sandbox_waits_in_a_pid_namespace_it_shares() {
+    let d = daemon(&[]);
+    d.berth(&["run", "-d", "--name", "donor", "busybox", "sleep", "600"]).ok();
+    for cli in Cli::ALL {
+        for _ in 0..2 {
+            d.cli(cli, &["run", "--rm", "--pid", "container:donor", "busybox", "true"]).ok();
+        }
+    }
+    let ps = d.berth(&["exec", "donor", "ps", "-o", "comm"]).ok().to_owned();
+    assert_eq!(ps.split_whitespace().collect::<Vec<_>>(), ["COMMAND", "sleep", "ps"], "{ps}");
+    let t = std::time::Instant::now();
+    d.berth(&["rm", "-f", "donor"]).ok();
+    assert!(t.elapsed() < Duration::from_secs(10), "rm -f took {:?}", t.elapsed());
+}

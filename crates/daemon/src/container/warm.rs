@@ -208,6 +208,10 @@ pub fn eligible(rec: &Record) -> bool {
         && hc.tmpfs.as_ref().is_none_or(|t| t.is_empty())
         && rec.mount_points.as_ref().is_none_or(|m| m.is_empty())
         && matches!(hc.network_mode.as_deref(), None | Some("default" | "none" | "bridge"))
+        // A sandbox for `--pid container:X` would be a process waiting in X's PID
+        // namespace: in X's `ps`, and, when X's init is killed, one the kernel must see
+        // reaped before X's exit is reported — which its shim does only once started.
+        && hc.pid_mode.as_deref().and_then(super::verify::container_ref).is_none()
         // Ports, links and endpoint settings (aliases, static addresses) are the
         // container's own: no sandbox made for another container could have them.
         && hc.port_bindings.as_ref().is_none_or(|p| p.is_empty())
@@ -608,6 +612,16 @@ mod tests {
         assert!(spec_inputs(&a).is_some());
         let other = record(PLACEHOLDER, "a", &["false"], &[("x", "1"), ("y", "2"), ("z", "3")]);
         assert_ne!(spec_inputs(&a), spec_inputs(&other), "another command has other inputs");
+    }
+
+    #[test]
+    fn no_sandbox_waits_in_another_containers_pid_namespace() {
+        let mut r = record(PLACEHOLDER, "a", &["true"], &[]);
+        assert!(eligible(&r));
+        r.host_config.pid_mode = Some("container:other".into());
+        assert!(!eligible(&r));
+        r.host_config.pid_mode = Some("host".into());
+        assert!(eligible(&r));
     }
 
     #[test]
