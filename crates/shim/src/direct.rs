@@ -8,18 +8,20 @@
 //! pathrs's checked procfs: with the process itself, ~2 ms of CPU per container, and
 //! ~3 ms on the way of a container created without a warm sandbox (BENCHMARKS.md).
 //!
-//! The shim already knows the container's cgroups (the v1 tree it binds at
-//! `/sys/fs/cgroup`, see `cgroupfs`), so for the usual shape of container it does the
-//! intermediate's part itself: it clones the init straight into a new PID namespace,
-//! puts it in the container's cgroup of each hierarchy and writes its device rules
-//! while the init waits, and the init then runs libcontainer's own init process
-//! (`container_init_process`: the other namespaces, mounts, `pivot_root`, capabilities,
-//! the executor). libcontainer's state is saved as its builder saves it, so start,
-//! exec, kill, pause and delete go through libcontainer as before.
+//! The shim does the intermediate's part itself: it clones the init straight into a new
+//! PID namespace, places it in the container's cgroups while the init waits, and the
+//! init then runs libcontainer's own init process (`container_init_process`: the other
+//! namespaces, mounts, `pivot_root`, capabilities, the executor). libcontainer's state
+//! is saved as its builder saves it, so start, exec, kill, pause and delete go through
+//! libcontainer as before. The cgroups: on a v1 host where the shim made the
+//! container's `/sys/fs/cgroup` tree (`cgroupfs`) it knows each hierarchy's cgroup, and
+//! for a container whose resources are device rules alone (the usual one) it writes the
+//! pid and the rules libcontainer's v1 devices controller would write itself;
+//! otherwise (`-m`, `--cpus`, a cgroup v2 host) it uses libcgroups' manager exactly as
+//! the intermediate does, for the init's pid.
 //!
-//! Anything else — a user or time namespace, a PID namespace that is not new, hooks,
-//! resources beyond device rules, a seccomp profile left to libcontainer, a cgroup v2
-//! host — goes through libcontainer's builder ([`eligible`]).
+//! A user or time namespace, a PID namespace that is not new, hooks, a seccomp profile
+//! left to libcontainer and the rarer fields ([`eligible`]) keep libcontainer's builder.
 
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
@@ -48,18 +50,9 @@ pub fn eligible(spec: &Spec) -> bool {
     let Some(linux) = spec.linux() else { return false };
     let Some(namespaces) = linux.namespaces() else { return false };
     let new_pid_ns = namespaces.iter().any(|n| n.typ() == LinuxNamespaceType::Pid && n.path().is_none());
-    let other_ns_ok = namespaces.iter().all(|n| {
-        !matches!(n.typ(), LinuxNamespaceType::User | LinuxNamespaceType::Time | LinuxNamespaceType::Cgroup)
-    });
-    // Resources the v1 controllers other than `devices` would apply: left to libcontainer.
-    let only_device_rules = linux.resources().as_ref().is_none_or(|r| {
-        let mut rest = r.clone();
-        rest.set_devices(None);
-        rest == LinuxResources::default()
-    });
+    let other_ns_ok = namespaces.iter().all(|n| !matches!(n.typ(), LinuxNamespaceType::User | LinuxNamespaceType::Time));
     new_pid_ns
         && other_ns_ok
-        && only_device_rules
         && spec.process().is_some()
         && spec.root().is_some()
         && spec.hooks().is_none()
@@ -71,6 +64,26 @@ pub fn eligible(spec: &Spec) -> bool {
         && linux.time_offsets().is_none()
         && linux.uid_mappings().is_none()
         && linux.gid_mappings().is_none()
+}
+
+/// Whether the cgroup resources are device rules alone, which the shim writes itself
+/// on a v1 host; any other resource is applied by libcgroups' manager.
+fn only_device_rules(resources: Option<&LinuxResources>) -> bool {
+    resources.is_none_or(|r| {
+        let mut rest = r.clone();
+        rest.set_devices(None);
+        rest == LinuxResources::default()
+    })
+}
+
+/// How the init is placed in its cgroups.
+enum Join<'a> {
+    /// On a v1 host, into the container's cgroup of each hierarchy `cgroupfs` found, with
+    /// the device rules libcontainer's v1 devices controller writes: by the shim.
+    Hierarchies(&'a [Hierarchy], Option<Vec<LinuxDeviceCgroup>>),
+    /// With libcgroups' manager (v2, or resources beyond device rules): what
+    /// libcontainer's intermediate process does, for the init's pid.
+    Manager(libcgroups::common::CgroupConfig),
 }
 
 /// The init's standard streams: pipes, or a pty that the init makes and sends over the
@@ -87,7 +100,8 @@ pub fn load(bundle: &Path) -> Result<Spec> {
 
 /// Create container `id` from `bundle` (whose `spec` is [`eligible`]) with its state under
 /// `root`, as libcontainer's `ContainerBuilder::as_init(..).build()` would: the init is
-/// waiting for the start signal when this returns.
+/// waiting for the start signal when this returns. `hierarchies`: the container's v1
+/// cgroups from the `cgroupfs` tree, when the shim made one.
 pub fn create(
     id: &str,
     root: &Path,
@@ -95,7 +109,7 @@ pub fn create(
     mut spec: Spec,
     stdio: Stdio,
     executor: Box<dyn Executor>,
-    cgroups: &[Hierarchy],
+    hierarchies: Option<&[Hierarchy]>,
 ) -> Result<Container> {
     if id.is_empty() || id == "." || id == ".." || id.contains('/') {
         bail!("invalid container id {id:?}");
@@ -110,7 +124,7 @@ pub fn create(
         bail!("container {id} already exists");
     }
     fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
-    let made = create_in(id, &dir, bundle, spec, stdio, executor, cgroups);
+    let made = create_in(id, &dir, bundle, spec, stdio, executor, hierarchies);
     if made.is_err() {
         let _ = fs::remove_dir_all(&dir);
     }
@@ -124,7 +138,7 @@ fn create_in(
     spec: Spec,
     stdio: Stdio,
     executor: Box<dyn Executor>,
-    cgroups: &[Hierarchy],
+    hierarchies: Option<&[Hierarchy]>,
 ) -> Result<Container> {
     let mut container = Container::new(id, ContainerStatus::Creating, None, bundle, dir)?;
     container.save()?;
@@ -154,13 +168,16 @@ fn create_in(
     if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
         return Err(std::io::Error::last_os_error()).context("set dumpable to false");
     }
-    let devices = device_rules(linux.resources().as_ref());
+    let join = match hierarchies {
+        Some(h) if only_device_rules(linux.resources().as_ref()) => Join::Hierarchies(h, device_rules(linux.resources().as_ref())),
+        _ => Join::Manager(cgroup_config.clone()),
+    };
     let rlimits = process.rlimits().clone().unwrap_or_default();
     let fd = |i: usize| pipes.as_ref().map(|p| p[i].as_raw_fd());
     let args = ContainerArgs {
         container_type: ContainerType::InitContainer,
         syscall: SyscallType::default(),
-        spec: Rc::new(spec.clone()),
+        spec: Rc::new(spec),
         rootfs,
         console_socket: console.as_ref().map(|c| c.as_raw_fd()),
         notify_listener,
@@ -177,7 +194,7 @@ fn create_in(
         as_sibling: false,
         pid_file: None,
     };
-    let pid = spawn(&args, &rlimits, cgroups, devices.as_deref())?;
+    let pid = spawn(&args, &rlimits, join)?;
     container
         .set_status(ContainerStatus::Created)
         .set_creator(nix::unistd::geteuid().as_raw())
@@ -189,12 +206,7 @@ fn create_in(
 
 /// Clone the init into a new PID namespace, place it in the container's cgroups, and
 /// wait until libcontainer's init process reports it is set up.
-fn spawn(
-    args: &ContainerArgs,
-    rlimits: &[libcontainer::oci_spec::runtime::PosixRlimit],
-    cgroups: &[Hierarchy],
-    devices: Option<&[LinuxDeviceCgroup]>,
-) -> Result<Pid> {
+fn spawn(args: &ContainerArgs, rlimits: &[libcontainer::oci_spec::runtime::PosixRlimit], join: Join<'_>) -> Result<Pid> {
     let (mut init_main_sender, mut init_main_receiver) = channel::main_channel()?;
     let (mut init_sender, mut init_receiver) = channel::init_channel()?;
     // One byte once the init is in its cgroups; end-of-file if the shim gave up.
@@ -213,7 +225,14 @@ fn spawn(
         e
     };
     init_main_sender.close().map_err(|e| abandon(e.into()))?;
-    join_cgroups(pid, cgroups, devices).map_err(abandon)?;
+    match join {
+        Join::Hierarchies(h, devices) => join_hierarchies(pid, h, devices.as_deref()),
+        Join::Manager(config) => {
+            let resources = args.spec.linux().as_ref().and_then(|l| l.resources().as_ref());
+            join_with_manager(pid, config, resources)
+        }
+    }
+    .map_err(abandon)?;
     (&go_w).write_all(&[1]).context("release the init process").map_err(abandon)?;
     drop(go_w);
     init_sender.close().map_err(|e| abandon(e.into()))?;
@@ -295,7 +314,7 @@ fn clone_into_new_pid_ns() -> std::io::Result<i32> {
 /// container's cgroup of every hierarchy (cpuset's `cpus` and `mems` first filled in
 /// from the parent where empty, or the kernel refuses the process), then the device
 /// rules.
-fn join_cgroups(pid: Pid, cgroups: &[Hierarchy], devices: Option<&[LinuxDeviceCgroup]>) -> Result<()> {
+fn join_hierarchies(pid: Pid, cgroups: &[Hierarchy], devices: Option<&[LinuxDeviceCgroup]>) -> Result<()> {
     let mut done = HashSet::new();
     for h in cgroups {
         if !done.insert(&h.cgroup) {
@@ -316,6 +335,19 @@ fn join_cgroups(pid: Pid, cgroups: &[Hierarchy], devices: Option<&[LinuxDeviceCg
             let file = if r.allow() { "devices.allow" } else { "devices.deny" };
             write_cgroup_file(&h.cgroup.join(file), &r.to_string())?;
         }
+    }
+    Ok(())
+}
+
+/// libcontainer's intermediate process's `apply_cgroups`, for the init's pid: into the
+/// cgroup, then the resources.
+fn join_with_manager(pid: Pid, config: libcgroups::common::CgroupConfig, resources: Option<&LinuxResources>) -> Result<()> {
+    use libcgroups::common::{CgroupManager, ControllerOpt};
+    let m = libcgroups::common::create_cgroup_manager(config).context("cgroup manager")?;
+    m.add_task(pid).context("add the init to its cgroup")?;
+    if let Some(resources) = resources {
+        let opt = ControllerOpt { resources, freezer_state: None, oom_score_adj: None, disable_oom_killer: false };
+        m.apply(&opt).context("apply the cgroup resources")?;
     }
     Ok(())
 }
@@ -419,19 +451,28 @@ mod tests {
     }
 
     #[test]
-    fn the_usual_container_is_created_directly_and_the_rest_by_libcontainer() {
+    fn the_container_is_created_directly_but_with_a_user_or_time_namespace_or_hooks() {
         assert!(eligible(&spec(serde_json::json!({}))));
         let not = |extra: serde_json::Value, why: &str| assert!(!eligible(&spec(extra)), "{why}");
         not(serde_json::json!({"linux": {"namespaces": [{"type": "mount"}, {"type": "network"}]}}), "--pid host");
         not(serde_json::json!({"linux": {"namespaces": [{"type": "pid", "path": "/proc/1/ns/pid"}]}}), "--pid container:");
         not(serde_json::json!({"linux": {"namespaces": [{"type": "pid"}, {"type": "user"}]}}), "user namespace");
-        not(serde_json::json!({"linux": {"namespaces": [{"type": "pid"}, {"type": "cgroup"}]}}), "cgroup namespace");
-        not(serde_json::json!({"linux": {"resources": {"memory": {"limit": 1048576}}}}), "-m");
-        not(serde_json::json!({"linux": {"resources": {"pids": {"limit": 10}}}}), "--pids-limit");
-        not(serde_json::json!({"linux": {"resources": {"cpu": {"shares": 512}}}}), "--cpu-shares");
+        not(serde_json::json!({"linux": {"namespaces": [{"type": "pid"}, {"type": "time"}]}}), "time namespace");
         not(serde_json::json!({"hooks": {"createRuntime": [{"path": "/bin/true"}]}}), "hooks (CDI)");
         not(serde_json::json!({"linux": {"seccomp": {"defaultAction": "SCMP_ACT_ALLOW"}}}), "seccomp left to libcontainer");
         not(serde_json::json!({"linux": {"uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}]}}), "id mappings");
+    }
+
+    #[test]
+    fn resources_beyond_device_rules_go_to_libcgroups() {
+        assert!(eligible(&spec(serde_json::json!({"linux": {"resources": {"memory": {"limit": 1048576}}}}))));
+        assert!(eligible(&spec(serde_json::json!({"linux": {"namespaces": [{"type": "pid"}, {"type": "cgroup"}]}}))));
+        let r = |v: serde_json::Value| serde_json::from_value::<LinuxResources>(v).unwrap();
+        assert!(only_device_rules(None));
+        assert!(only_device_rules(Some(&r(serde_json::json!({"devices": [{"allow": false, "access": "rwm"}]})))));
+        assert!(!only_device_rules(Some(&r(serde_json::json!({"memory": {"limit": 1048576}})))));
+        assert!(!only_device_rules(Some(&r(serde_json::json!({"pids": {"limit": 10}})))));
+        assert!(!only_device_rules(Some(&r(serde_json::json!({"cpu": {"shares": 512}})))));
     }
 
     #[test]

@@ -258,15 +258,13 @@ fn create(a: &RunArgs) -> Result<Created> {
     };
     let executor = Confined::new(inner, filter.clone(), ro_cgroups);
     crate::errlog::clear();
-    // The usual container on a cgroup v1 host: created by the shim without
-    // libcontainer's intermediate process (see `direct`); the rest by libcontainer.
-    let direct = match &cgroup_tree {
-        Some(tree) => crate::direct::load(&bundle).ok().filter(crate::direct::eligible).map(|spec| (spec, tree)),
-        None => None,
-    };
+    // Created by the shim without libcontainer's intermediate process (see `direct`),
+    // but for a user or time namespace, hooks and the like: libcontainer's builder.
+    let direct = crate::direct::load(&bundle).ok().filter(crate::direct::eligible);
     let created = match direct {
-        Some((spec, tree)) => {
-            crate::direct::create(&a.id, &a.runtime_root, &bundle, spec, stdio, Box::new(executor), tree.own_cgroups())
+        Some(spec) => {
+            let hierarchies = cgroup_tree.as_ref().map(|t| t.own_cgroups());
+            crate::direct::create(&a.id, &a.runtime_root, &bundle, spec, stdio, Box::new(executor), hierarchies)
                 .map_err(|e| format!("{e:#}"))
         }
         None => {

@@ -274,15 +274,17 @@ fn processes_start_with_default_signal_dispositions() {
     d.berth(&["rm", "-f", "sig"]).ok();
 }
 
-/// The usual container is created by the shim without libcontainer's intermediate
-/// process (`shim::direct`); one with a cgroup resource set (`--cpu-shares`, here at
-/// its default value, so nothing else differs) still goes through libcontainer's
-/// builder. Both must be confined alike: the same cgroups in every hierarchy, the same
-/// device rules (a block device can be made but not opened), capabilities, seccomp,
-/// limits and OOM score, and the same mounts.
+/// Containers are created by the shim without libcontainer's intermediate process
+/// (`shim::direct`): the usual one placed in its v1 cgroups by the shim, one with a
+/// cgroup resource set (`--cpu-shares`, here at its default value, so nothing else
+/// differs) by libcgroups' manager; one that joins another container's PID namespace
+/// still goes through libcontainer's builder. All three must be confined alike: the
+/// same cgroups in every hierarchy, the same device rules (a block device can be made
+/// but not opened), capabilities, seccomp, limits and OOM score, and the same mounts.
 #[test]
 fn containers_the_shim_creates_itself_are_confined_as_libcontainers_are() {
     let d = Daemon::start();
+    d.cli(Cli::Berth, &["run", "-d", "--name", "pid-donor", "busybox", "sleep", "600"]).ok();
     let probe = "sed 's/[0-9a-f]\\{64\\}/ID/' /proc/self/cgroup; cat /sys/fs/cgroup/devices/devices.list; \
                  cat /sys/fs/cgroup/cpuset/cpuset.cpus /sys/fs/cgroup/cpuset/cpuset.mems; \
                  grep -E '^(Cap|Seccomp|NoNewPrivs)' /proc/self/status; cat /proc/self/oom_score_adj; \
@@ -295,10 +297,12 @@ fn containers_the_shim_creates_itself_are_confined_as_libcontainers_are() {
             args.extend_from_slice(&["busybox", "sh", "-c", probe]);
             d.cli(cli, &args)
         };
-        let direct = run(&[]);
-        let through_libcontainer = run(&["--cpu-shares", "1024"]);
-        let out = direct.ok();
-        assert_eq!(out, through_libcontainer.ok(), "{}", cli.name());
+        let own_join = run(&[]);
+        let manager_join = run(&["--cpu-shares", "1024"]);
+        let builder = run(&["--pid", "container:pid-donor"]);
+        let out = own_join.ok();
+        assert_eq!(out, manager_join.ok(), "{}", cli.name());
+        assert_eq!(out, builder.ok(), "{}", cli.name());
         for c in ["cpu", "cpuacct", "cpuset", "devices", "memory", "pids", "blkio", "freezer"] {
             if std::path::Path::new("/sys/fs/cgroup").join(c).is_dir() {
                 assert!(out.lines().any(|l| l.ends_with(&format!(":{c}:/berth/ID"))), "{c}: {out}");
@@ -309,4 +313,5 @@ fn containers_the_shim_creates_itself_are_confined_as_libcontainers_are() {
             assert!(out.contains("c 1:3 rwm") && out.contains("c *:* m"), "{out}");
         }
     }
+    d.cli(Cli::Berth, &["rm", "-f", "pid-donor"]).ok();
 }
