@@ -614,3 +614,35 @@ fn no_sandbox_waits_in_a_pid_namespace_it_shares() {
     d.berth(&["rm", "-f", "donor"]).ok();
     assert!(t.elapsed() < Duration::from_secs(10), "rm -f took {:?}", t.elapsed());
 }
+
+/// A sandbox whose init was killed while it waited (by hand, by the OOM killer) is
+/// passed over: the next run makes its container anew instead of failing ("launch:
+/// Broken pipe"), and a sandbox is made again after it.
+#[test]
+fn a_sandbox_killed_while_it_waits_is_not_used() {
+    let d = daemon(&[]);
+    d.berth(&["run", "--rm", "busybox", "true"]).ok();
+    assert!(wait_until(Duration::from_secs(20), || sandbox_ready(&d, 1)), "no sandbox was made");
+    let root = d.exec_root().to_string_lossy().into_owned();
+    let inits: Vec<i32> = fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            let comm = fs::read_to_string(e.path().join("comm")).unwrap_or_default();
+            let cmd = fs::read(e.path().join("cmdline")).unwrap_or_default();
+            comm.trim() == "youki:[2:INIT]" && String::from_utf8_lossy(&cmd).contains(&root)
+        })
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    assert_eq!(inits.len(), 1, "one sandbox's init waits: {inits:?}");
+    // SAFETY: kill(2) of a pid read from /proc just now.
+    assert_eq!(unsafe { libc::kill(inits[0], libc::SIGKILL) }, 0);
+    for cli in Cli::ALL {
+        let o = d.cli(cli, &["run", "--rm", "busybox", "echo", "made-anew"]);
+        assert_eq!((o.code, o.stdout.as_str()), (0, "made-anew\n"), "{}: {o}", cli.name());
+    }
+    // The dead sandbox was destroyed (its init reaped, its shim gone), and others made.
+    let dead = format!("/proc/{}", inits[0]);
+    assert!(wait_until(Duration::from_secs(20), || !std::path::Path::new(&dead).exists()), "the dead sandbox was left");
+    assert!(d.log().matches("warm sandbox ready").count() >= 2, "no sandbox was made after");
+}

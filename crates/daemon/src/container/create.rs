@@ -288,7 +288,7 @@ async fn create_with(
     // A warm sandbox of the same shape becomes this container.
     let shape = if warm && d.warm.any() { super::warm::shape(d, &rec) } else { None };
     let claim = match shape {
-        Some(shape) => d.warm.take(&shape).await,
+        Some(shape) => super::warm::take(d, &shape).await,
         None => None,
     };
     if let Some(c) = &claim {

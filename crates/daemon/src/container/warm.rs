@@ -407,6 +407,33 @@ async fn make(d: &Arc<Daemon>, rec: &Record) -> Result<Made, String> {
     }
 }
 
+/// [`Warm::take`], passing over a sandbox whose init died while it waited (killed by
+/// hand, by the OOM killer): its `Launch` could only fail. It is destroyed in the
+/// background; the refill after this run makes another.
+pub async fn take(d: &Arc<Daemon>, shape: &str) -> Option<Claim> {
+    loop {
+        let c = d.warm.take(shape).await?;
+        if alive(c.claimed.init_pid) {
+            return Some(c);
+        }
+        tracing::debug!(id = %c.id, "warm sandbox: its init died while it waited");
+        let (d, id) = (d.clone(), c.id);
+        tokio::spawn(async move { destroy(&d, &id).await });
+    }
+}
+
+/// Whether process `pid` is running (not gone, not a zombie). A sandbox's init stays a
+/// zombie until its shim, which reaps only once the container started, is stopped: its
+/// pid is not reused meanwhile.
+fn alive(pid: i32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
+    // The state follows the command name, which is in parentheses and may hold any byte.
+    match stat.rfind(')').and_then(|i| stat[i + 1..].split_whitespace().next()) {
+        Some(state) => !matches!(state, "Z" | "X" | "x"),
+        None => false,
+    }
+}
+
 /// The sandbox's container now belongs to a record: drop the leftover marker.
 pub fn adopt(d: &Daemon, id: &str) {
     let _ = std::fs::remove_file(Paths::new(d, id).state.join(MARKER));
@@ -612,6 +639,22 @@ mod tests {
         assert!(spec_inputs(&a).is_some());
         let other = record(PLACEHOLDER, "a", &["false"], &[("x", "1"), ("y", "2"), ("z", "3")]);
         assert_ne!(spec_inputs(&a), spec_inputs(&other), "another command has other inputs");
+    }
+
+    #[test]
+    fn a_zombie_or_a_missing_process_is_not_alive() {
+        assert!(alive(std::process::id() as i32));
+        assert!(!alive(i32::MAX));
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id() as i32;
+        // Not reaped yet: a zombie once it has exited.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while alive(pid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(!alive(pid), "an exited, unreaped child is not alive");
+        assert!(std::fs::metadata(format!("/proc/{pid}")).is_ok(), "still a zombie");
+        child.wait().unwrap();
     }
 
     #[test]
