@@ -12,6 +12,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::Stream;
 use futures_util::StreamExt;
 use http::{Method, Request, Response, StatusCode};
+use hyper::client::conn::http1::SendRequest;
 use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Empty, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper_util::rt::TokioIo;
@@ -397,8 +398,9 @@ impl Endpoint {
 pub struct Client {
     pub endpoint: Endpoint,
     pub version: String,
-    /// The ping's connection, kept open for the first request after it: one
-    /// connection (and one accept in the daemon) fewer for every command.
+    /// A connection with no request on it (the ping's, or one whose answer was read
+    /// to its end), kept for the next request: one connection (and one accept in the
+    /// daemon) fewer for every command.
     idle: Arc<std::sync::Mutex<Option<Idle>>>,
 }
 
@@ -467,7 +469,7 @@ fn autostart_daemon() -> Result<()> {
 }
 
 /// A connection with no request on it, and since when.
-type Idle = (hyper::client::conn::http1::SendRequest<Body>, std::time::Instant);
+type Idle = (SendRequest<Body>, std::time::Instant);
 
 /// How long after the ping its connection is still used for the next request.
 const IDLE_REUSE: Duration = Duration::from_secs(2);
@@ -521,7 +523,7 @@ impl Client {
     async fn sender(
         &self,
         upgrades: bool,
-    ) -> Result<hyper::client::conn::http1::SendRequest<Body>> {
+    ) -> Result<SendRequest<Body>> {
         let stream = self.endpoint.dial().await?;
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
         if upgrades {
@@ -558,7 +560,42 @@ impl Client {
         Ok(b.body(body)?)
     }
 
-    /// Sends one request on a fresh connection; non-2xx answers become [`ApiError`].
+    /// Sends `req` on the idle connection while it is recent and still open, else on a
+    /// new one; returns the answer and the connection it came on.
+    async fn send(&self, mut req: Request<Body>) -> Result<(Response<Incoming>, SendRequest<Body>)> {
+        // Only a recent one: a server may close an idle connection just as a late
+        // request goes out (after a prompt, say), and a sent request is not retried.
+        let kept = self.idle.lock().unwrap().take();
+        if let Some((mut sender, _)) = kept.filter(|(_, at)| at.elapsed() < IDLE_REUSE) {
+            if sender.ready().await.is_ok() {
+                match sender.try_send_request(req).await {
+                    Ok(resp) => return Ok((resp, sender)),
+                    // Not sent (the daemon closed the idle connection meanwhile): send
+                    // it on a new one. Once sent, an error is the request's.
+                    Err(mut e) => match e.take_message() {
+                        Some(unsent) => req = unsent,
+                        None => return Err(e.into_error().into()),
+                    },
+                }
+            }
+        }
+        let mut sender = self.sender(false).await?;
+        let resp = sender.send_request(req).await?;
+        Ok((resp, sender))
+    }
+
+    /// A connection whose last answer was read to its end serves the next request
+    /// (a `run`: the create's carries the `wait`): one connect, and one accept in the
+    /// daemon, fewer.
+    fn keep(&self, sender: SendRequest<Body>) {
+        let mut idle = self.idle.lock().unwrap();
+        if idle.is_none() {
+            *idle = Some((sender, std::time::Instant::now()));
+        }
+    }
+
+    /// Sends one request; non-2xx answers become [`ApiError`]. The answer's body is
+    /// the caller's to read (a stream, say), so its connection is not used again.
     pub async fn request(
         &self,
         method: Method,
@@ -567,29 +604,30 @@ impl Client {
         headers: &[(&str, String)],
         body: Body,
     ) -> Result<Response<Incoming>> {
-        let mut req = self.build(method, path, q, headers, body)?;
-        // Only a fresh one: a server may close an idle connection just as a late
-        // request goes out (after a prompt, say), and a sent request is not retried.
-        let kept = self.idle.lock().unwrap().take();
-        if let Some((mut sender, _)) = kept.filter(|(s, at)| s.is_ready() && at.elapsed() < IDLE_REUSE) {
-            match sender.try_send_request(req).await {
-                Ok(resp) => return check(resp).await,
-                // Not sent (the daemon closed the idle connection meanwhile): send it
-                // on a new one. Once sent, an error is the request's.
-                Err(mut e) => match e.take_message() {
-                    Some(unsent) => req = unsent,
-                    None => return Err(e.into_error().into()),
-                },
-            }
-        }
-        let mut sender = self.sender(false).await?;
-        let resp = sender.send_request(req).await?;
+        let req = self.build(method, path, q, headers, body)?;
+        let (resp, _) = self.send(req).await?;
         check(resp).await
     }
 
+    /// Sends one request and reads its whole answer; the connection then serves the
+    /// next request.
+    pub async fn request_bytes(
+        &self,
+        method: Method,
+        path: &str,
+        q: &Query,
+        headers: &[(&str, String)],
+        body: Body,
+    ) -> Result<Bytes> {
+        let req = self.build(method, path, q, headers, body)?;
+        let (resp, sender) = self.send(req).await?;
+        let bytes = check(resp).await?.into_body().collect().await?.to_bytes();
+        self.keep(sender);
+        Ok(bytes)
+    }
+
     pub async fn get_json<T: DeserializeOwned>(&self, path: &str, q: &Query) -> Result<T> {
-        let resp = self.request(Method::GET, path, q, &[], empty()).await?;
-        let bytes = resp.into_body().collect().await?.to_bytes();
+        let bytes = self.request_bytes(Method::GET, path, q, &[], empty()).await?;
         Ok(serde_json::from_slice(&bytes)?)
     }
 
@@ -603,8 +641,7 @@ impl Client {
             Some(b) => (vec![("Content-Type", "application/json".to_string())], b),
             None => (vec![], empty()),
         };
-        let resp = self.request(Method::POST, path, q, &headers, body).await?;
-        let bytes = resp.into_body().collect().await?.to_bytes();
+        let bytes = self.request_bytes(Method::POST, path, q, &headers, body).await?;
         if bytes.is_empty() {
             return Ok(serde_json::from_slice(b"null")?);
         }
@@ -613,7 +650,7 @@ impl Client {
 
     /// `POST /containers/{id}/start`.
     pub async fn start_container(&self, id: &str) -> Result<()> {
-        self.request(
+        self.request_bytes(
             Method::POST,
             &format!("/containers/{id}/start"),
             &Query::new(),
@@ -627,7 +664,7 @@ impl Client {
     /// `POST /containers/{id}/kill?signal=NAME`.
     pub async fn kill_container(&self, id: &str, signal: &str) -> Result<()> {
         let q = Query::new().add("signal", signal);
-        self.request(
+        self.request_bytes(
             Method::POST,
             &format!("/containers/{id}/kill"),
             &q,
@@ -641,7 +678,7 @@ impl Client {
     /// `POST {prefix}/resize?h=..&w=..` (prefix is `/containers/{id}` or `/exec/{id}`).
     pub async fn resize(&self, prefix: &str, h: u16, w: u16) -> Result<()> {
         let q = Query::new().add("h", h).add("w", w);
-        self.request(Method::POST, &format!("{prefix}/resize"), &q, &[], empty())
+        self.request_bytes(Method::POST, &format!("{prefix}/resize"), &q, &[], empty())
             .await?;
         Ok(())
     }
@@ -889,5 +926,61 @@ mod tests {
             "No such image: x"
         );
         assert_eq!(error_message(b"plain text\n"), "plain text");
+    }
+
+    /// A daemon on a unix socket that answers every request with `{}` (and `/stream`
+    /// with a body it has not finished), counting the connections it accepts.
+    async fn counting_daemon(sock: &Path) -> Arc<std::sync::atomic::AtomicUsize> {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let listener = tokio::net::UnixListener::bind(sock).unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((io, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(|req: Request<Incoming>| async move {
+                        let body = if req.uri().path().ends_with("/stream") {
+                            let (tx, rx) = tokio::sync::mpsc::channel(1);
+                            tokio::spawn(async move {
+                                let _ = tx.send(Ok(Bytes::from_static(b"{}\n"))).await;
+                                tokio::time::sleep(Duration::from_secs(30)).await;
+                            });
+                            channel_body(rx)
+                        } else {
+                            full("{}")
+                        };
+                        Ok::<_, std::convert::Infallible>(
+                            Response::builder().header("Api-Version", "1.41").body(body).unwrap(),
+                        )
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(io), svc)
+                        .await;
+                });
+            }
+        });
+        accepted
+    }
+
+    #[tokio::test]
+    async fn a_connection_whose_answer_was_read_carries_the_next_request() {
+        use std::sync::atomic::Ordering;
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("d.sock");
+        let accepted = counting_daemon(&sock).await;
+        let host = format!("unix://{}", sock.display());
+        let c = Client::connect(Some(&host), &TlsOptions::default()).await.unwrap();
+        let _: serde_json::Value = c.post_json("/containers/create", &Query::new(), None).await.unwrap();
+        let _: serde_json::Value = c.get_json("/containers/x/json", &Query::new()).await.unwrap();
+        c.start_container("x").await.unwrap();
+        assert_eq!(accepted.load(Ordering::SeqCst), 1, "ping, create, inspect and start on one connection");
+
+        // An answer still being read (a wait, a log stream) keeps its connection: the
+        // next request goes on a new one.
+        let mut streaming = c.request(Method::GET, "/stream", &Query::new(), &[], empty()).await.unwrap();
+        assert_eq!(next_chunk(streaming.body_mut()).await.unwrap().as_deref(), Some(&b"{}\n"[..]));
+        c.start_container("x").await.unwrap();
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
     }
 }

@@ -170,16 +170,26 @@ pub async fn run(c: &Client, a: RunArgs) -> Result<i32> {
     let stdout = body.attach_stdout.unwrap_or(true);
     let stderr = body.attach_stderr.unwrap_or(true);
     let (keys, spelled) = stream::detach_keys(a.detach_keys.as_deref())?;
-    let hijacked = match c
-        .hijack(
-            &format!("/containers/{id}/attach"),
-            &attach_query(stdin, stdout, stderr, &spelled),
-            None,
-        )
-        .await
-    {
-        Ok(h) => h,
-        Err(e) => {
+    // The attach and the wait go out together, the wait on the create's connection
+    // as the docker CLI sends it: both are taken before the start, a round trip
+    // sooner than one after the other.
+    let condition = if o.rm { "removed" } else { "next-exit" };
+    let attach_path = format!("/containers/{id}/attach");
+    let attach_q = attach_query(stdin, stdout, stderr, &spelled);
+    let (hijacked, wait) = tokio::join!(
+        c.hijack(&attach_path, &attach_q, None),
+        c.wait_headers(&id, Some(condition))
+    );
+    let (hijacked, wait) = match (hijacked, wait) {
+        (Ok(h), Ok(w)) => (h, w),
+        (Err(e), w) => {
+            if let Ok(w) = w {
+                w.abort();
+            }
+            print_run_error(&e);
+            return Ok(125);
+        }
+        (Ok(_), Err(e)) => {
             print_run_error(&e);
             return Ok(125);
         }
@@ -190,15 +200,6 @@ pub async fn run(c: &Client, a: RunArgs) -> Result<i32> {
         None
     };
     let session = Session::start(hijacked, o.tty, stdin, Some(keys));
-    let condition = if o.rm { "removed" } else { "next-exit" };
-    let wait = match c.wait_headers(&id, Some(condition)).await {
-        Ok(w) => w,
-        Err(e) => {
-            drop(raw);
-            print_run_error(&e);
-            return Ok(125);
-        }
-    };
     if let Err(e) = c.start_container(&id).await {
         drop(raw);
         print_run_error(&e);
