@@ -25,7 +25,7 @@ pub use seccomp::{
 };
 pub use devices::parse_cgroup_rule;
 pub use spec::{
-    apparmor_enabled, build_spec, cgroup_v2_unified, default_nofile, resources as linux_resources, DEFAULT_MASKED_PATHS, DEFAULT_NOFILE, DEFAULT_PATH_ENV,
+    apparmor_enabled, build_spec, cgroup_v2_unified, default_nofile, process_of, resources as linux_resources, DEFAULT_MASKED_PATHS, DEFAULT_NOFILE, DEFAULT_PATH_ENV,
     DEFAULT_READONLY_PATHS, DEFAULT_SHM_SIZE, INIT_PATH,
 };
 pub use user::{resolve_user, ResolvedUser};

@@ -401,6 +401,25 @@ fn choose_seccomp(
     }
 }
 
+/// The container's argv: its command, behind the init with `--init`.
+fn process_args(opts: &SpecOptions) -> Vec<String> {
+    match &opts.init {
+        Some(_) => [INIT_PATH.to_string(), "--".to_string()].into_iter().chain(opts.args.iter().cloned()).collect(),
+        None => opts.args.clone(),
+    }
+}
+
+/// The argv and environment of the process [`build_spec`] would give the container,
+/// without building the rest of the spec: what a warm sandbox, made from a spec of
+/// the same shape, is told to run.
+pub fn process_of(opts: &SpecOptions) -> Result<(Vec<String>, Vec<String>)> {
+    if opts.args.is_empty() {
+        return Err(Error::invalid("no command specified"));
+    }
+    let usr = user::resolve_user(&opts.rootfs, &opts.user, &opts.group_add)?;
+    Ok((process_args(opts), build_env(opts, &usr.home)))
+}
+
 /// Build the container's OCI runtime spec with Docker's defaults.
 pub fn build_spec(opts: &SpecOptions) -> Result<Spec> {
     if opts.args.is_empty() {
@@ -435,11 +454,7 @@ pub fn build_spec(opts: &SpecOptions) -> Result<Spec> {
     u.set_gid(usr.gid);
     u.set_additional_gids(Some(usr.additional_gids.clone()));
     process.set_user(u);
-    let args = match &opts.init {
-        Some(_) => [INIT_PATH.to_string(), "--".to_string()].into_iter().chain(opts.args.iter().cloned()).collect(),
-        None => opts.args.clone(),
-    };
-    process.set_args(Some(args));
+    process.set_args(Some(process_args(opts)));
     process.set_env(Some(build_env(opts, &usr.home)));
     process.set_cwd(PathBuf::from(cwd));
     process.set_capabilities(Some(caps::linux_capabilities(&cap_list)?));

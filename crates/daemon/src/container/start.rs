@@ -482,11 +482,10 @@ fn take_pooled_cgroup(d: &Arc<Daemon>, rec: &Record) {
 /// The process of a container started on a warm sandbox: argv and environment
 /// exactly as its OCI spec would have them (default PATH and all).
 pub(super) fn launch_request(d: &Daemon, rec: &Record) -> Result<Request> {
-    let spec = serde_json::to_value(spec_for(d, rec)?).map_err(|e| Error::internal(e.to_string()))?;
-    let list = |k: &str| -> Vec<String> {
-        spec["process"][k].as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect()).unwrap_or_default()
-    };
-    Ok(Request::Launch { args: list("args"), env: list("env") })
+    let paths = Paths::new(d, &rec.id);
+    let opts = spec_options(d, rec, &paths, paths.etc_files(rec.ephemeral()))?;
+    let (args, env) = berth_oci::process_of(&opts)?;
+    Ok(Request::Launch { args, env })
 }
 
 /// Start the shim and wait for its `Ready` line. `deferred`: a warm sandbox, whose

@@ -724,3 +724,33 @@ fn spec_passes_libcontainer_validation() {
     o.uts = NsMode::Host;
     libcontainer::validator::Validator::validate_spec(&build_spec(&o).unwrap()).unwrap();
 }
+
+#[test]
+fn a_launch_gets_the_process_the_spec_would_have() {
+    let root = busybox_rootfs();
+    let mut cases = vec![opts(root.path())];
+    let mut o = opts(root.path());
+    o.init = Some(PathBuf::from("/usr/bin/docker-init"));
+    o.terminal = true;
+    o.env = vec!["HOME=/data".into(), "PATH".into(), "A=1".into()];
+    cases.push(o);
+    let mut o = opts(root.path());
+    o.user = "nobody".into();
+    o.env = vec!["HOSTNAME=mine".into()];
+    cases.push(o);
+    for o in &cases {
+        let spec = build_spec(o).unwrap();
+        let p = spec.process().as_ref().unwrap();
+        let (args, env) = process_of(o).unwrap();
+        assert_eq!(Some(&args), p.args().as_ref());
+        assert_eq!(Some(&env), p.env().as_ref());
+    }
+    assert_eq!(cases[1].init.is_some(), process_of(&cases[1]).unwrap().0[0] == INIT_PATH);
+    assert!(process_of(&cases[2]).unwrap().1.contains(&"HOME=/home".to_string()));
+    let mut o = opts(root.path());
+    o.args.clear();
+    assert!(process_of(&o).is_err());
+    o = opts(root.path());
+    o.user = "nosuchuser".into();
+    assert_eq!(process_of(&o).is_err(), build_spec(&o).is_err());
+}
