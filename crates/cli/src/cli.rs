@@ -2,6 +2,9 @@
 
 use clap::{ArgAction, Args, Parser, Subcommand};
 
+/// The connection flags go before the command, as with the docker CLI (`docker ps -H x`
+/// is "unknown shorthand flag"): not `global`, which had clap copy all six into each
+/// of the hundred-odd commands at every start.
 #[derive(Parser, Debug)]
 #[command(
     name = "berth",
@@ -11,26 +14,26 @@ use clap::{ArgAction, Args, Parser, Subcommand};
 pub struct Cli {
     /// Daemon socket to connect to (unix:///path, tcp://host:port,
     /// ssh://[user@]host[:port][/path]); default $BERTH_HOST, $DOCKER_HOST
-    #[arg(short = 'H', long = "host", global = true)]
+    #[arg(short = 'H', long = "host")]
     pub host: Option<String>,
     /// Name of the context to use to connect to the daemon (overrides BERTH_HOST,
     /// DOCKER_HOST and the context set with "berth context use")
     #[arg(short = 'c', long = "context")]
     pub context: Option<String>,
     /// Use TLS; implied by --tlsverify
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub tls: bool,
     /// Use TLS and verify the remote
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub tlsverify: bool,
     /// Trust certs signed only by this CA
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub tlscacert: Option<std::path::PathBuf>,
     /// Path to TLS certificate file
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub tlscert: Option<std::path::PathBuf>,
     /// Path to TLS key file
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub tlskey: Option<std::path::PathBuf>,
 
     #[command(subcommand)]
@@ -1372,6 +1375,17 @@ mod tests {
         match c.cmd {
             Cmd::Run(r) => assert!(!r.opts.sig_proxy),
             _ => panic!(),
+        }
+    }
+
+    #[test]
+    fn connection_flags_go_before_the_command() {
+        let c = parse(&["berth", "-H", "unix:///tmp/s", "--tlsverify", "ps"]);
+        assert_eq!(c.host.as_deref(), Some("unix:///tmp/s"));
+        assert!(c.tlsverify);
+        for late in [&["berth", "ps", "-H", "unix:///tmp/s"][..], &["berth", "container", "ls", "--tlsverify"]] {
+            let e = Cli::try_parse_from(late).unwrap_err();
+            assert_eq!(e.kind(), clap::error::ErrorKind::UnknownArgument, "{late:?}");
         }
     }
 
