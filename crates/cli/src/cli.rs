@@ -1387,6 +1387,13 @@ mod tests {
             let e = Cli::try_parse_from(late).unwrap_err();
             assert_eq!(e.kind(), clap::error::ErrorKind::UnknownArgument, "{late:?}");
         }
+        // `berth daemon` hands them all to berthd (as globals, clap kept -H and --tls)
+        let c = parse(&["berth", "daemon", "-H", "unix:///x", "--tls", "--data-root", "/d"]);
+        assert!(c.host.is_none() && !c.tls);
+        match c.cmd {
+            Cmd::Daemon { args } => assert_eq!(args, ["-H", "unix:///x", "--tls", "--data-root", "/d"]),
+            _ => panic!(),
+        }
     }
 
     #[test]
