@@ -492,6 +492,46 @@ fn the_embedded_dns_forwards_other_names_to_the_dns_servers_given() {
     d.berth(&["network", "rm", &net]);
 }
 
+/// Once `run --rm` has returned, nothing of the container is left on its network: a
+/// `network rm` right after it succeeds (dockerd releases a container's endpoints
+/// before its waiters hear of the exit). Through the API the `network rm` follows
+/// the `wait` within a fraction of a millisecond; through both CLIs end to end.
+#[test]
+fn a_network_is_free_once_run_rm_on_it_returns() {
+    let d = Daemon::start();
+    for i in 0..3 {
+        let net = format!("rmapi{i}");
+        d.berth(&["network", "create", "--subnet", &format!("10.237.{i}.0/24"), &net]).ok();
+        let body = serde_json::json!({
+            "Image": "busybox", "Cmd": ["true"],
+            "ExposedPorts": {"80/tcp": {}},
+            "HostConfig": {"AutoRemove": true, "NetworkMode": net,
+                           "PortBindings": {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": ""}]}}
+        });
+        let r = d.api_json("POST", "/v1.41/containers/create", &body);
+        assert_eq!(r.status, 201, "{}", r.text());
+        let id = r.json()["Id"].as_str().unwrap().to_owned();
+        let waited = std::thread::scope(|s| {
+            let wait = s.spawn(|| d.api("POST", &format!("/v1.41/containers/{id}/wait?condition=removed")));
+            // the wait is taken once its headers are out; they are, before any start
+            std::thread::sleep(Duration::from_millis(100));
+            let r = d.api("POST", &format!("/v1.41/containers/{id}/start"));
+            assert_eq!(r.status, 204, "{}", r.text());
+            wait.join().unwrap()
+        });
+        assert_eq!(waited.status, 200, "{}", waited.text());
+        let r = d.api("DELETE", &format!("/v1.41/networks/{net}"));
+        assert_eq!(r.status, 204, "network rm {i} right after the removal: {}", r.text());
+    }
+    for (i, cli) in [(3, Cli::Berth), (4, Cli::Docker)] {
+        let net = format!("rmcli{i}");
+        d.berth(&["network", "create", "--subnet", &format!("10.237.{i}.0/24"), &net]).ok();
+        d.cli(cli, &["run", "--rm", "--network", &net, "-p", "127.0.0.1::80", "busybox", "true"]).ok();
+        let o = d.cli(cli, &["network", "rm", &net]);
+        assert_eq!(o.code, 0, "{cli:?}: {o}");
+    }
+}
+
 /// The ifindex of a link, if there is one by that name.
 fn ifindex(name: &str) -> Option<u32> {
     std::fs::read_to_string(format!("/sys/class/net/{name}/ifindex")).ok().and_then(|s| s.trim().parse().ok())

@@ -100,14 +100,21 @@ pub async fn on_exit(d: &Arc<Daemon>, c: &Arc<Container>, st: ExitStatus) {
         }
     };
     // Its volumes are given back at once (a `volume rm` right after `run --rm` finds
-    // them unmounted). A `--rm` container's other runtime state goes with its
-    // removal, after the waiters were told; any other container is torn down now,
-    // before it can start again.
+    // them unmounted), and so are its addresses, names and published ports, as
+    // dockerd releases them before the waiters hear of the exit (a `network rm`
+    // right after `run --rm --network n` finds no endpoint of it). A `--rm`
+    // container's other runtime state goes with its removal, after the waiters were
+    // told; any other container is torn down now, before it can start again.
     super::volumes::release(d, &c.id);
+    let hc = &rec.host_config;
     if !auto_remove {
         let d = d.clone();
         let id = c.id.clone();
         let _ = tokio::task::spawn_blocking(move || super::start::teardown(&d, &id)).await;
+    } else if super::net::own_namespace(hc) && super::net::mode(hc) != "none" {
+        let d = d.clone();
+        let id = c.id.clone();
+        let _ = tokio::task::spawn_blocking(move || super::net::unwire(&d, &id)).await;
     }
     if st.oom_killed {
         d.events.emit(EventMessageTypeEnum::CONTAINER, "oom", &c.id, event_attrs(&rec));
