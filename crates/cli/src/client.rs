@@ -471,7 +471,7 @@ fn autostart_daemon() -> Result<()> {
 /// A connection with no request on it, and since when.
 type Idle = (SendRequest<Body>, std::time::Instant);
 
-/// How long after the ping its connection is still used for the next request.
+/// How long a kept connection is still used for the next request.
 const IDLE_REUSE: Duration = Duration::from_secs(2);
 
 impl Client {
