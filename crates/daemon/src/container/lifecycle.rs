@@ -106,12 +106,11 @@ pub async fn on_exit(d: &Arc<Daemon>, c: &Arc<Container>, st: ExitStatus) {
     // container's other runtime state goes with its removal, after the waiters were
     // told; any other container is torn down now, before it can start again.
     super::volumes::release(d, &c.id);
-    let hc = &rec.host_config;
     if !auto_remove {
         let d = d.clone();
         let id = c.id.clone();
         let _ = tokio::task::spawn_blocking(move || super::start::teardown(&d, &id)).await;
-    } else if super::net::own_namespace(hc) && super::net::mode(hc) != "none" {
+    } else if !rec.endpoints.is_empty() {
         let d = d.clone();
         let id = c.id.clone();
         let _ = tokio::task::spawn_blocking(move || super::net::unwire(&d, &id)).await;

@@ -394,9 +394,13 @@ pub fn teardown(d: &Daemon, id: &str) {
 
 /// The OCI spec of a container (its /etc files and mounts are not touched).
 pub(super) fn spec_for(d: &Daemon, rec: &Record) -> Result<impl serde::Serialize> {
+    berth_oci::build_spec(&options_for(d, rec)?)
+}
+
+/// What the container's OCI spec is built from, with its own paths and /etc files.
+fn options_for(d: &Daemon, rec: &Record) -> Result<SpecOptions> {
     let paths = Paths::new(d, &rec.id);
-    let opts = spec_options(d, rec, &paths, paths.etc_files(rec.ephemeral()))?;
-    berth_oci::build_spec(&opts)
+    spec_options(d, rec, &paths, paths.etc_files(rec.ephemeral()))
 }
 
 /// Mount, namespaces and networks, /etc files and bundle. Returns what wiring the
@@ -482,9 +486,7 @@ fn take_pooled_cgroup(d: &Arc<Daemon>, rec: &Record) {
 /// The process of a container started on a warm sandbox: argv and environment
 /// exactly as its OCI spec would have them (default PATH and all).
 pub(super) fn launch_request(d: &Daemon, rec: &Record) -> Result<Request> {
-    let paths = Paths::new(d, &rec.id);
-    let opts = spec_options(d, rec, &paths, paths.etc_files(rec.ephemeral()))?;
-    let (args, env) = berth_oci::process_of(&opts)?;
+    let (args, env) = berth_oci::process_of(&options_for(d, rec)?)?;
     Ok(Request::Launch { args, env })
 }
 
