@@ -18,8 +18,9 @@
 //! `systemd` hierarchy) — and the symlinks of co-mounted controllers (`cpu` →
 //! `cpu,cpuacct`). Only for the spec that asks for it read-only (every container but a
 //! `--privileged` one): the tree is made read-only before the runtime sees it, so
-//! nothing can write through the host's copy in the moment it exists (the init process
-//! remounts the container's copy read-only as before, see `confine`). Not used with a
+//! nothing can write through the host's copy in the moment it exists, and the
+//! runtime's recursive bind copies each mount's flags: the container's copy is
+//! read-only as it appears (the init process remounts nothing, see `confine`). Not used with a
 //! cgroup or user namespace of the container's own, nor on a cgroup v2 host: those
 //! keep libcontainer's own mounts.
 

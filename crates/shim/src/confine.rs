@@ -149,11 +149,15 @@ pub fn prepare_bundle(bundle: &Path, state_dir: &Path, cache: &Path) -> Result<P
     let oom_control = oom_control(&spec);
     let oom_events = oom_events(&spec);
     let quick_delete = quick_delete_cgroup(&spec);
-    let ro_cgroups = wants_ro_cgroups(&spec).then(|| match &filter {
+    let wants_ro = wants_ro_cgroups(&spec);
+    let cgroup_tree = crate::cgroupfs::prepare(&mut spec, state_dir);
+    // The tree is read-only, every mount of it, before the runtime binds it into the
+    // container, and a bind copies that: the init has nothing to remount (reading its
+    // mountinfo and remounting each hierarchy was ~0.25 ms of CPU per container).
+    let ro_cgroups = (wants_ro && cgroup_tree.is_none()).then(|| match &filter {
         Some(_) => Vec::new(),
         None => seccomp::add_loader_caps(&mut spec["process"]),
     });
-    let cgroup_tree = crate::cgroupfs::prepare(&mut spec, state_dir);
     let poststart = has_hooks(&spec, "poststart");
     if filter.is_none() && ro_cgroups.as_ref().is_none_or(|d| d.is_empty()) && cgroup_tree.is_none() {
         return Ok(Prepared { bundle: bundle.to_owned(), filter, ro_cgroups, oom_control, oom_events, quick_delete, cgroup_tree, poststart });
