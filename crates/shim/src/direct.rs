@@ -20,6 +20,9 @@
 //! otherwise (`-m`, `--cpus`, a cgroup v2 host) it uses libcgroups' manager exactly as
 //! the intermediate does, for the init's pid.
 //!
+//! The init makes the spec's leading mounts itself first ([`crate::mounts`]) and hands
+//! libcontainer's init process a spec without them.
+//!
 //! A user or time namespace, a PID namespace that is not new, hooks, a seccomp profile
 //! left to libcontainer and the rarer fields ([`eligible`]) keep libcontainer's builder.
 
@@ -135,7 +138,7 @@ fn create_in(
     id: &str,
     dir: &Path,
     bundle: &Path,
-    spec: Spec,
+    mut spec: Spec,
     stdio: Stdio,
     executor: Box<dyn Executor>,
     hierarchies: Option<&[Hierarchy]>,
@@ -173,6 +176,8 @@ fn create_in(
         _ => Join::Manager(cgroup_config.clone()),
     };
     let rlimits = process.rlimits().clone().unwrap_or_default();
+    // The leading mounts the init makes itself; libcontainer gets the rest.
+    let mounts = crate::mounts::take(&mut spec, &rootfs);
     let fd = |i: usize| pipes.as_ref().map(|p| p[i].as_raw_fd());
     let args = ContainerArgs {
         container_type: ContainerType::InitContainer,
@@ -194,7 +199,7 @@ fn create_in(
         as_sibling: false,
         pid_file: None,
     };
-    let pid = spawn(&args, &rlimits, join)?;
+    let pid = spawn(&args, &rlimits, mounts.as_ref(), join)?;
     container
         .set_status(ContainerStatus::Created)
         .set_creator(nix::unistd::geteuid().as_raw())
@@ -206,7 +211,12 @@ fn create_in(
 
 /// Clone the init into a new PID namespace, place it in the container's cgroups, and
 /// wait until libcontainer's init process reports it is set up.
-fn spawn(args: &ContainerArgs, rlimits: &[libcontainer::oci_spec::runtime::PosixRlimit], join: Join<'_>) -> Result<Pid> {
+fn spawn(
+    args: &ContainerArgs,
+    rlimits: &[libcontainer::oci_spec::runtime::PosixRlimit],
+    mounts: Option<&crate::mounts::Plan>,
+    join: Join<'_>,
+) -> Result<Pid> {
     let (mut init_main_sender, mut init_main_receiver) = channel::main_channel()?;
     let (mut init_sender, mut init_receiver) = channel::init_channel()?;
     // One byte once the init is in its cgroups; end-of-file if the shim gave up.
@@ -214,7 +224,7 @@ fn spawn(args: &ContainerArgs, rlimits: &[libcontainer::oci_spec::runtime::Posix
     let pid = clone_into_new_pid_ns().context("clone the init process")?;
     if pid == 0 {
         drop(go_w);
-        let code = init(args, rlimits, go_r, &mut init_main_sender, &mut init_sender, &mut init_receiver);
+        let code = init(args, rlimits, mounts, go_r, &mut init_main_sender, &mut init_sender, &mut init_receiver);
         std::process::exit(code);
     }
     let pid = Pid::from_raw(pid);
@@ -248,6 +258,7 @@ fn spawn(args: &ContainerArgs, rlimits: &[libcontainer::oci_spec::runtime::Posix
 fn init(
     args: &ContainerArgs,
     rlimits: &[libcontainer::oci_spec::runtime::PosixRlimit],
+    mounts: Option<&crate::mounts::Plan>,
     go: File,
     main_sender: &mut MainSender,
     init_sender: &mut InitSender,
@@ -268,6 +279,12 @@ fn init(
     for r in rlimits {
         if let Err(e) = syscall.set_rlimit(r) {
             let _ = main_sender.exec_failed(format!("failed to set rlimit {:?}: {e}", r.typ()));
+            return -1;
+        }
+    }
+    if let Some(plan) = mounts {
+        if let Err(e) = plan.apply() {
+            let _ = main_sender.exec_failed(format!("failed to prepare rootfs: {e:#}"));
             return -1;
         }
     }

@@ -8,6 +8,7 @@ mod exec;
 mod io;
 mod launch;
 mod log;
+mod mounts;
 mod run;
 mod seccomp;
 mod zygote;

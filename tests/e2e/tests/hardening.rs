@@ -369,6 +369,41 @@ fn special_paths_replaced_by_symlinks_in_the_image_are_not_followed() {
     }
 }
 
+/// The files berth binds over the image's (`/etc/hosts`, `/etc/hostname`,
+/// `/etc/resolv.conf`) are resolved inside the container's root, as every mount
+/// target is: an image whose `/etc/hosts` is a link out of the root (absolute, or
+/// climbing with `..`) to a host file never gets that file bound or changed (the
+/// target does not exist inside the root: the start fails, as runc's and
+/// libcontainer's do), and a link to a file inside the root gets the bind there.
+#[test]
+fn etc_files_replaced_by_symlinks_in_the_image_stay_inside_the_container() {
+    let d = Daemon::start();
+    let outside = berth_e2e::unique_tmp_dir("berth-etc-link");
+    let outside_s = outside.to_str().unwrap().to_owned();
+    std::fs::write(outside.join("hosts"), "host file\n").unwrap();
+    let climbing = format!("../../../../../../..{outside_s}/hosts");
+    let absolute = format!("{outside_s}/hosts");
+    for (i, target) in [climbing, absolute].iter().enumerate() {
+        let image = format!("evil:hosts{i}");
+        crafted_image(&d, &image, &[("etc/hosts", target)]);
+        for cli in Cli::ALL {
+            let o = d.cli(cli, &["run", "--rm", &image, "cat", "/etc/hosts"]);
+            assert_ne!(o.code, 0, "{}: {o}", cli.name());
+            assert!(!o.stdout.contains("host file"), "{}: {o}", cli.name());
+        }
+    }
+    assert_eq!(std::fs::read_to_string(outside.join("hosts")).unwrap(), "host file\n");
+    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 1, "something was made in the link's target");
+    let host_mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!host_mounts.contains(&outside_s), "a mount reached the host: {host_mounts}");
+
+    crafted_image(&d, "evil:hosts-inside", &[("etc/hosts", "/etc/group")]);
+    for cli in Cli::ALL {
+        let o = d.cli(cli, &["run", "--rm", "--add-host", "probe:10.9.8.7", "evil:hosts-inside", "cat", "/etc/group"]);
+        assert!(o.ok().contains("10.9.8.7\tprobe"), "{}: {o}", cli.name());
+    }
+}
+
 /// CVE-2021-30465: a container that shares a volume with a new container swaps the
 /// new container's mount target (a directory in that volume) for a symlink to a host
 /// path, over and over, while berth mounts another volume there. Each mount must land

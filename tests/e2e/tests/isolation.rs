@@ -280,7 +280,9 @@ fn processes_start_with_default_signal_dispositions() {
 /// differs) by libcgroups' manager; one that joins another container's PID namespace
 /// still goes through libcontainer's builder. All three must be confined alike: the
 /// same cgroups in every hierarchy, the same device rules (a block device can be made
-/// but not opened), capabilities, seccomp, limits and OOM score, and the same mounts.
+/// but not opened), capabilities, seccomp, limits and OOM score, and the same mounts
+/// (listed in another order: a directly created init makes the leading mounts itself,
+/// before libcontainer's recursive bind of the root copies them depth first).
 #[test]
 fn containers_the_shim_creates_itself_are_confined_as_libcontainers_are() {
     let d = Daemon::start();
@@ -288,7 +290,7 @@ fn containers_the_shim_creates_itself_are_confined_as_libcontainers_are() {
     let probe = "sed 's/[0-9a-f]\\{64\\}/ID/' /proc/self/cgroup; cat /sys/fs/cgroup/devices/devices.list; \
                  cat /sys/fs/cgroup/cpuset/cpuset.cpus /sys/fs/cgroup/cpuset/cpuset.mems; \
                  grep -E '^(Cap|Seccomp|NoNewPrivs)' /proc/self/status; cat /proc/self/oom_score_adj; \
-                 grep 'open files' /proc/self/limits; cut -d' ' -f2,3 /proc/self/mounts; \
+                 grep 'open files' /proc/self/limits; cut -d' ' -f2,3 /proc/self/mounts | sort; \
                  mknod /tmp/disk b 8 0 && head -c 1 /tmp/disk 2>&1; echo \"open: $?\"";
     for cli in Cli::ALL {
         let run = |extra: &[&str]| {
@@ -314,4 +316,27 @@ fn containers_the_shim_creates_itself_are_confined_as_libcontainers_are() {
         }
     }
     d.cli(Cli::Berth, &["rm", "-f", "pid-donor"]).ok();
+}
+
+/// A container's `/dev/mqueue` shows the message queues of its own IPC namespace: a
+/// queue made there is seen through `exec` and by a container that joins that
+/// namespace (`--ipc container:`), and by no other container. (The init mounts the
+/// mqueue filesystem itself, in the IPC namespace it then hands to libcontainer: had
+/// libcontainer made another, the mount would show queues no other process reaches.)
+#[test]
+fn a_containers_mqueue_is_its_own_ipc_namespaces() {
+    let d = Daemon::start();
+    d.berth(&["run", "-d", "--name", "mq", "--ipc", "shareable", "busybox", "sh", "-c", "touch /dev/mqueue/q && sleep 60"]).ok();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !d.berth(&["exec", "mq", "ls", "/dev/mqueue"]).stdout.contains('q') {
+        assert!(std::time::Instant::now() < deadline, "the queue was never made");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    for cli in Cli::ALL {
+        let joined = d.cli(cli, &["run", "--rm", "--ipc", "container:mq", "busybox", "ls", "/dev/mqueue"]);
+        assert_eq!(joined.ok(), "q\n", "{}: {joined}", cli.name());
+        let other = d.cli(cli, &["run", "--rm", "busybox", "ls", "/dev/mqueue"]);
+        assert_eq!(other.ok(), "", "{}: {other}", cli.name());
+    }
+    d.berth(&["rm", "-f", "mq"]).ok();
 }
