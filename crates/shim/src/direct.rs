@@ -348,9 +348,16 @@ fn join_hierarchies(pid: Pid, cgroups: &[Hierarchy], devices: Option<&[LinuxDevi
         let Some(h) = cgroups.iter().find(|h| controllers(h).any(|c| c == "devices")) else {
             bail!("the device rules need the devices cgroup, which is not mounted");
         };
+        // One open of each file; the kernel takes one rule per write.
+        let (mut allow, mut deny) = (None, None);
         for r in rules {
-            let file = if r.allow() { "devices.allow" } else { "devices.deny" };
-            write_cgroup_file(&h.cgroup.join(file), &r.to_string())?;
+            let (slot, file) = if r.allow() { (&mut allow, "devices.allow") } else { (&mut deny, "devices.deny") };
+            let path = h.cgroup.join(file);
+            if slot.is_none() {
+                *slot = Some(OpenOptions::new().write(true).open(&path).with_context(|| format!("open {}", path.display()))?);
+            }
+            let f: &mut File = slot.as_mut().expect("opened above");
+            f.write_all(r.to_string().as_bytes()).with_context(|| format!("write {r} to {}", path.display()))?;
         }
     }
     Ok(())
@@ -377,6 +384,11 @@ fn controllers(h: &Hierarchy) -> impl Iterator<Item = &str> {
 /// Copy `file` down from the hierarchy's root to the container's cgroup wherever it is
 /// empty.
 fn fill_cpuset(h: &Hierarchy, file: &str) -> Result<()> {
+    // Usually filled in already: berthd makes containers' cgroups under a parent with
+    // `cgroup.clone_children` set, and the kernel copies the parent's values.
+    if fs::read_to_string(h.cgroup.join(file)).is_ok_and(|v| !v.trim().is_empty()) {
+        return Ok(());
+    }
     let rel = h.cgroup.strip_prefix(&h.mount).with_context(|| format!("{} is not under {}", h.cgroup.display(), h.mount.display()))?;
     let mut current = h.mount.clone();
     for c in rel.components() {
@@ -535,6 +547,12 @@ mod tests {
         assert_eq!(fs::read_to_string(cg.join("cpuset.cpus")).unwrap(), "1\n");
         // The hierarchy's own value empty: the kernel would refuse the process.
         fs::write(mount.join("cpuset.cpus"), "").unwrap();
-        assert!(fill_cpuset(&Hierarchy { mount, cgroup: cg }, "cpuset.cpus").is_err());
+        fs::write(cg.join("cpuset.cpus"), "\n").unwrap();
+        assert!(fill_cpuset(&Hierarchy { mount: mount.clone(), cgroup: cg.clone() }, "cpuset.cpus").is_err());
+        // A container's cgroup that has its value (copied by the kernel under a parent
+        // with clone_children) is left as it is, its parents unread.
+        fs::write(cg.join("cpuset.cpus"), "0\n").unwrap();
+        fill_cpuset(&Hierarchy { mount, cgroup: cg.clone() }, "cpuset.cpus").unwrap();
+        assert_eq!(fs::read_to_string(cg.join("cpuset.cpus")).unwrap(), "0\n");
     }
 }
