@@ -13,7 +13,7 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use libcontainer::oci_spec::runtime::Spec;
@@ -197,14 +197,34 @@ impl Executor for LaunchExecutor {
         // `execve` per entry before it): runc, too, execs what its lookup found.
         let path = std::ffi::CString::new(exe.as_os_str().as_encoded_bytes()).unwrap_or_default();
         let err = nix::unistd::execv(&path, &cargs).unwrap_err();
-        let code = if err == nix::errno::Errno::EACCES { 126 } else { 127 };
-        let word = if code == 126 { "permission denied" } else { "No such file or directory" };
-        self.fail(code, &format!("exec {argv0}: {word} ({err})"))
+        exec_failed(&exe, err)
     }
 
     fn validate(&self, _spec: &Spec) -> Result<(), ExecutorValidationError> {
         Ok(())
     }
+}
+
+/// The `execve` of a file the checks before the start accepted failed (a script without
+/// a `#!` line, an interpreter or ELF loader missing from the image): as runc's init,
+/// the error on the process's stderr in Go's words (`exec /app.sh: exec format error`)
+/// and exit status 1. The container has started; its process ends at once.
+fn exec_failed(path: &Path, err: nix::errno::Errno) -> ! {
+    let msg = format!("exec {}: {}\n", path.display(), go_words(err));
+    // SAFETY: a write of a buffer valid for the call to the process's stderr, then an
+    // exit that runs nothing of the forked process.
+    unsafe {
+        libc::write(2, msg.as_ptr().cast(), msg.len());
+        libc::_exit(1)
+    }
+}
+
+/// An errno as Go's syscall package words it (glibc's text, first letter lower case):
+/// "exec format error", "no such file or directory", "permission denied".
+fn go_words(err: nix::errno::Errno) -> String {
+    let desc = err.desc();
+    let mut c = desc.chars();
+    c.next().map(|f| f.to_lowercase().chain(c).collect()).unwrap_or_default()
 }
 
 /// libcontainer's default executor for a container whose process is known at creation,
@@ -232,7 +252,7 @@ impl Executor for ResolvedExecutor {
             args.iter().map(|a| std::ffi::CString::new(a.as_bytes()).unwrap_or_default()).collect();
         let path = std::ffi::CString::new(exe.as_os_str().as_encoded_bytes()).map_err(|_| ExecutorError::InvalidArg)?;
         let err = nix::unistd::execv(&path, &cargs).unwrap_err();
-        Err(ExecutorError::Execution(format!("error '{err}' executing '{path:?}' with args '{cargs:?}'").into()))
+        exec_failed(&exe, err)
     }
 
     fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError> {
@@ -254,6 +274,14 @@ mod tests {
         assert_eq!(resolve("/bin/sh", ""), Some(PathBuf::from("/bin/sh")));
         assert_eq!(resolve("no-such-cmd-berth", "/bin:/usr/bin"), None);
         assert_eq!(resolve("./no-such", "/bin"), None);
+    }
+
+    #[test]
+    fn exec_errors_are_worded_as_go_words_them() {
+        use nix::errno::Errno;
+        assert_eq!(go_words(Errno::ENOEXEC), "exec format error");
+        assert_eq!(go_words(Errno::ENOENT), "no such file or directory");
+        assert_eq!(go_words(Errno::EACCES), "permission denied");
     }
 
     #[test]

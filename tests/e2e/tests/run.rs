@@ -153,21 +153,35 @@ fn a_rm_containers_etc_files_live_in_the_exec_root() {
 
 /// A file without a `#!` line is not an executable: the process fails to start, as
 /// with runc, whether its container was made at `run` (`--warm-containers 0`) or
-/// ahead of time. (glibc's `execvp` would have run it with `/bin/sh`.)
+/// ahead of time (glibc's `execvp` would have run it with `/bin/sh`). As with runc the
+/// container starts, and its process prints `exec PATH: exec format error` and exits
+/// with 1; a script whose interpreter the image lacks says "no such file or directory".
 #[test]
 fn a_script_without_an_interpreter_line_is_not_run_by_a_shell() {
     let dir = berth_e2e::unique_tmp_dir("noshebang");
-    let script = dir.join("s");
-    std::fs::write(&script, "echo ran-by-a-shell\n").unwrap();
-    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    for (name, text) in [("s", "echo ran-by-a-shell\n"), ("b", "#!/no/such/interpreter\necho ran\n")] {
+        let script = dir.join(name);
+        std::fs::write(&script, text).unwrap();
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    }
     let bind = format!("{}:/scripts:ro", dir.display());
     for warm in ["0", "1"] {
         let d = Daemon::start_with_args(&["--warm-containers", warm]);
+        d.import_busybox();
         for cli in Cli::ALL {
             // Twice: the second finds a warm sandbox of this shape where there are any.
-            for _ in 0..2 {
+            for round in 0..2 {
                 let o = d.cli(cli, &["run", "--rm", "-v", &bind, "busybox", "/scripts/s"]);
                 assert!(o.code != 0 && !o.stdout.contains("ran-by-a-shell"), "warm {warm}, {}: {o}", cli.name());
+                for (script, words) in [("/scripts/s", "exec format error"), ("/scripts/b", "no such file or directory")] {
+                    let name = format!("noexec-{warm}-{}-{round}", cli.name());
+                    let o = d.cli(cli, &["run", "--name", &name, "-v", &bind, "busybox", script]);
+                    assert_eq!(o.code, 1, "warm {warm}, {}: {o}", cli.name());
+                    let logs = d.berth(&["logs", &name]);
+                    assert_eq!(logs.stderr, format!("exec {script}: {words}\n"), "warm {warm}, {}: {logs}", cli.name());
+                    assert_eq!(d.berth(&["inspect", "-f", "{{.State.ExitCode}}", &name]).ok(), "1\n");
+                    d.berth(&["rm", &name]).ok();
+                }
             }
         }
     }
