@@ -30,6 +30,7 @@ use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -221,14 +222,15 @@ fn spawn(
     let (mut init_sender, mut init_receiver) = channel::init_channel()?;
     // One byte once the init is in its cgroups; end-of-file if the shim gave up.
     let (go_r, go_w) = crate::run::pipe()?;
+    let (keep_shim, keep_init) = UnixDatagram::pair().context("socketpair")?;
     let pid = clone_into_new_pid_ns().context("clone the init process")?;
     if pid == 0 {
-        drop(go_w);
-        let code = init(args, rlimits, mounts, go_r, &mut init_main_sender, &mut init_sender, &mut init_receiver);
+        drop((go_w, keep_shim));
+        let code = init(args, rlimits, mounts, go_r, keep_init, &mut init_main_sender, &mut init_sender, &mut init_receiver);
         std::process::exit(code);
     }
     let pid = Pid::from_raw(pid);
-    drop(go_r);
+    drop((go_r, keep_init));
     let abandon = |e: anyhow::Error| {
         let _ = kill(pid, Signal::SIGKILL);
         let _ = waitpid(pid, None);
@@ -250,7 +252,49 @@ fn spawn(
     let _ = init_receiver.close();
     let _ = init_main_receiver.close();
     ready.map_err(|e| abandon(anyhow::anyhow!("failed to create container: {e}")))?;
+    if let Some(fd) = receive_procfs(&keep_shim) {
+        // Left open on purpose: closed when the shim exits.
+        std::mem::forget(fd);
+    }
     Ok(pid)
+}
+
+/// The init's procfs handle, which pathrs makes on first use as a detached `procfs`
+/// mount (of the container's PID namespace) and caches for the process: the last close
+/// of that mount's descriptor dissolves it, and a dissolved mount waits for an
+/// expedited RCU grace period (~50 µs here, longer under load; the kernel signals every
+/// CPU). The init's copy is closed by the `execve` of the container's process, where
+/// that wait delayed every container's first instruction. The init sends a duplicate
+/// to the shim, which holds it until it exits: the init's close is not the last.
+fn hand_over_procfs(to_shim: &UnixDatagram) {
+    use std::os::fd::AsFd;
+    let Ok(handle) = pathrs::procfs::ProcfsHandle::new() else { return };
+    let fd = handle.as_fd().as_raw_fd();
+    let _ = nix::sys::socket::sendmsg::<()>(
+        to_shim.as_raw_fd(),
+        &[std::io::IoSlice::new(&[0])],
+        &[nix::sys::socket::ControlMessage::ScmRights(&[fd])],
+        nix::sys::socket::MsgFlags::MSG_DONTWAIT,
+        None,
+    );
+}
+
+/// Receive what [`hand_over_procfs`] sent (already queued: the init sent it before it
+/// reported ready), for the shim to keep open.
+fn receive_procfs(from_init: &UnixDatagram) -> Option<OwnedFd> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    use std::os::fd::FromRawFd;
+    let mut byte = [0u8; 1];
+    let mut iov = [std::io::IoSliceMut::new(&mut byte)];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_CMSG_CLOEXEC;
+    let msg = recvmsg::<()>(from_init.as_raw_fd(), &mut iov, Some(&mut space), flags).ok()?;
+    let fd = msg.cmsgs().ok()?.find_map(|c| match c {
+        ControlMessageOwned::ScmRights(fds) => fds.first().copied(),
+        _ => None,
+    })?;
+    // SAFETY: a descriptor the kernel just installed in this process for us.
+    Some(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// The init process, until libcontainer's init takes over (it execs the container's
@@ -260,6 +304,7 @@ fn init(
     rlimits: &[libcontainer::oci_spec::runtime::PosixRlimit],
     mounts: Option<&crate::mounts::Plan>,
     go: File,
+    keep: UnixDatagram,
     main_sender: &mut MainSender,
     init_sender: &mut InitSender,
     init_receiver: &mut InitReceiver,
@@ -282,6 +327,8 @@ fn init(
             return -1;
         }
     }
+    hand_over_procfs(&keep);
+    drop(keep);
     if let Some(plan) = mounts {
         if let Err(e) = plan.apply() {
             let _ = main_sender.exec_failed(format!("failed to prepare rootfs: {e:#}"));
@@ -532,6 +579,22 @@ mod tests {
             ]
         );
         assert!(device_rules(None).is_none());
+    }
+
+    #[test]
+    fn the_procfs_handle_pathrs_caches_is_handed_over_as_the_same_open_file() {
+        let (shim, init) = UnixDatagram::pair().unwrap();
+        hand_over_procfs(&init);
+        let got = receive_procfs(&shim).expect("a descriptor");
+        let fs = nix::sys::statfs::fstatfs(&got).unwrap();
+        assert_eq!(fs.filesystem_type(), nix::sys::statfs::PROC_SUPER_MAGIC);
+        // The same open file as pathrs's (not a second procfs): closing pathrs's copy
+        // is then not the last close.
+        use std::os::fd::AsFd;
+        let cached = pathrs::procfs::ProcfsHandle::new().unwrap();
+        let (a, b) = (nix::sys::stat::fstat(cached.as_fd().as_raw_fd()).unwrap(), nix::sys::stat::fstat(got.as_raw_fd()).unwrap());
+        assert_eq!((a.st_dev, a.st_ino), (b.st_dev, b.st_ino));
+        assert!(receive_procfs(&shim).is_none(), "one descriptor per init");
     }
 
     #[test]
