@@ -226,7 +226,7 @@ fn spawn(
     let pid = clone_into_new_pid_ns().context("clone the init process")?;
     if pid == 0 {
         drop((go_w, keep_shim));
-        let code = init(args, rlimits, mounts, go_r, keep_init, &mut init_main_sender, &mut init_sender, &mut init_receiver);
+        let code = init(args, rlimits, mounts, ShimPipes { go: go_r, keep: keep_init }, &mut init_main_sender, &mut init_sender, &mut init_receiver);
         std::process::exit(code);
     }
     let pid = Pid::from_raw(pid);
@@ -297,14 +297,21 @@ fn receive_procfs(from_init: &UnixDatagram) -> Option<OwnedFd> {
     Some(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// The init's ends of what it shares with the shim besides libcontainer's channels.
+struct ShimPipes {
+    /// One byte once the init is in its cgroups; end-of-file if the shim gave up.
+    go: File,
+    /// Where the init sends its procfs handle ([`hand_over_procfs`]).
+    keep: UnixDatagram,
+}
+
 /// The init process, until libcontainer's init takes over (it execs the container's
 /// process, or returns an error): the exit code.
 fn init(
     args: &ContainerArgs,
     rlimits: &[libcontainer::oci_spec::runtime::PosixRlimit],
     mounts: Option<&crate::mounts::Plan>,
-    go: File,
-    keep: UnixDatagram,
+    pipes: ShimPipes,
     main_sender: &mut MainSender,
     init_sender: &mut InitSender,
     init_receiver: &mut InitReceiver,
@@ -316,6 +323,7 @@ fn init(
         return -1;
     }
     let mut b = [0u8; 1];
+    let ShimPipes { go, keep } = pipes;
     if !matches!((&go).read(&mut b), Ok(1)) {
         return -1;
     }
