@@ -203,8 +203,8 @@ fn flags_given(m: &clap::ArgMatches) -> BTreeMap<String, String> {
 /// glibc gives each thread that allocates while the others hold their arenas one of
 /// its own, up to eight per CPU; with tokio's workers and blocking pool that is a dozen
 /// arenas, each holding its own freed memory. One per CPU (unless `MALLOC_ARENA_MAX`
-/// says otherwise): scale-bench with 500 containers running, berthd's RSS 59.2 -> 50.3
-/// MiB (28 with 10 or 100, was 33 and 37).
+/// says otherwise): scale-bench with 500 containers running, berthd's RSS 59.2 MiB,
+/// 50.3–54.1 with the limit (three runs).
 fn limit_malloc_arenas() {
     if std::env::var_os("MALLOC_ARENA_MAX").is_some() {
         return;
