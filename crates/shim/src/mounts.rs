@@ -35,13 +35,13 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use berth_userns::{MountAttr, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
+use berth_userns::{
+    MountAttr, MOUNT_ATTR_ATIME_MASK, MOUNT_ATTR_NOATIME, MOUNT_ATTR_NODEV, MOUNT_ATTR_NODIRATIME, MOUNT_ATTR_NOEXEC,
+    MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY, MOUNT_ATTR_STRICTATIME,
+};
+use nix::errno::Errno;
 use libcontainer::oci_spec::runtime::{LinuxNamespace, LinuxNamespaceBuilder, LinuxNamespaceType, Mount, Spec};
 
-const MOUNT_ATTR_NOATIME: u64 = 0x10;
-const MOUNT_ATTR_STRICTATIME: u64 = 0x20;
-const MOUNT_ATTR_NODIRATIME: u64 = 0x80;
-const MOUNT_ATTR_ATIME_MASK: u64 = 0x70;
 
 /// The mounts the init makes itself, and the namespaces it makes them in.
 #[derive(Debug)]
@@ -195,7 +195,7 @@ impl Plan {
         // As libcontainer: nothing mounted here propagates back to the host.
         nix::mount::mount(None::<&str>, "/", None::<&str>, nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_SLAVE, None::<&str>)
             .context("make / a slave mount")?;
-        let root = open(libc::AT_FDCWD, &self.rootfs, libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
+        let root = open_dir(&self.rootfs)
             .with_context(|| format!("open the root filesystem {}", self.rootfs.display()))?;
         for m in &self.mounts {
             m.mount(&root).with_context(|| format!("mount /{}", m.dest.display()))?;
@@ -227,7 +227,7 @@ impl Planned {
                 libc::MOVE_MOUNT_F_EMPTY_PATH | libc::MOVE_MOUNT_T_EMPTY_PATH,
             )
         };
-        check(r).context("move_mount")?;
+        Errno::result(r).context("move_mount")?;
         Ok(())
     }
 
@@ -305,43 +305,31 @@ fn split(rel: &Path) -> Result<(Option<&Path>, CString)> {
     Ok((parent, CString::new(name.as_bytes()).context("a NUL in the destination")?))
 }
 
+/// `struct open_how` (linux/openat2.h); libc's is `#[non_exhaustive]`, which leaves
+/// no way to build one but zeroed memory.
 #[repr(C)]
 struct OpenHow {
     flags: u64,
     mode: u64,
     resolve: u64,
 }
-const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
-const RESOLVE_IN_ROOT: u64 = 0x10;
 
 /// `rel` resolved inside `root` (symlinks and `..` never leave it; no magic links).
 fn resolve(root: &OwnedFd, rel: &Path, flags: libc::c_int) -> io::Result<OwnedFd> {
     let path = CString::new(rel.as_os_str().as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    let how = OpenHow { flags: flags as u64, mode: 0, resolve: RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
+    let how = OpenHow { flags: flags as u64, mode: 0, resolve: libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS };
     // SAFETY: an open descriptor, a NUL-terminated path and an open_how of the size given.
     let fd = unsafe { libc::syscall(libc::SYS_openat2, root.as_raw_fd(), path.as_ptr(), &how as *const OpenHow, std::mem::size_of::<OpenHow>()) };
-    check(fd).map(|fd| {
+    Errno::result(fd).map_err(io::Error::from).map(|fd| {
         // SAFETY: openat2 returned a new descriptor this function owns.
         unsafe { OwnedFd::from_raw_fd(fd as RawFd) }
     })
 }
 
-fn open(dirfd: RawFd, path: &Path, flags: libc::c_int) -> io::Result<OwnedFd> {
-    let path = CString::new(path.as_os_str().as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    // SAFETY: a NUL-terminated path.
-    let fd = unsafe { libc::openat(dirfd, path.as_ptr(), flags) };
-    check(fd as libc::c_long).map(|fd| {
-        // SAFETY: openat returned a new descriptor this function owns.
-        unsafe { OwnedFd::from_raw_fd(fd as RawFd) }
-    })
-}
-
-fn check(r: libc::c_long) -> io::Result<libc::c_long> {
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(r)
-    }
+/// A directory as an `O_PATH` descriptor (std adds `O_CLOEXEC`).
+fn open_dir(path: &Path) -> io::Result<OwnedFd> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new().read(true).custom_flags(libc::O_PATH | libc::O_DIRECTORY).open(path).map(OwnedFd::from)
 }
 
 const FSOPEN_CLOEXEC: libc::c_uint = 1;
@@ -355,13 +343,13 @@ fn new_fs(fstype: &str, source: &str, data: &[String], attrs: u64) -> Result<Own
     let cstr = |s: &str| CString::new(s).with_context(|| format!("a NUL in {s:?}"));
     let t = cstr(fstype)?;
     // SAFETY: a NUL-terminated name.
-    let fs = check(unsafe { libc::syscall(libc::SYS_fsopen, t.as_ptr(), FSOPEN_CLOEXEC) }).with_context(|| format!("fsopen {fstype}"))?;
+    let fs = Errno::result(unsafe { libc::syscall(libc::SYS_fsopen, t.as_ptr(), FSOPEN_CLOEXEC) }).with_context(|| format!("fsopen {fstype}"))?;
     // SAFETY: fsopen returned a new descriptor this function owns.
     let fs = unsafe { OwnedFd::from_raw_fd(fs as RawFd) };
     let config = |cmd: libc::c_uint, key: Option<&CStr>, value: Option<&CStr>| -> io::Result<()> {
         let p = |s: Option<&CStr>| s.map_or(std::ptr::null(), CStr::as_ptr);
         // SAFETY: an open filesystem context, NUL-terminated key and value or null.
-        check(unsafe { libc::syscall(libc::SYS_fsconfig, fs.as_raw_fd(), cmd, p(key), p(value), 0) }).map(|_| ())
+        Errno::result(unsafe { libc::syscall(libc::SYS_fsconfig, fs.as_raw_fd(), cmd, p(key), p(value), 0) }).map(|_| ()).map_err(io::Error::from)
     };
     config(FSCONFIG_SET_STRING, Some(c"source"), Some(&cstr(source)?)).context("fsconfig source")?;
     for d in data {
@@ -373,7 +361,7 @@ fn new_fs(fstype: &str, source: &str, data: &[String], attrs: u64) -> Result<Own
     }
     config(FSCONFIG_CMD_CREATE, None, None).with_context(|| format!("create the {fstype} filesystem"))?;
     // SAFETY: an open, created filesystem context.
-    let m = check(unsafe { libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), FSMOUNT_CLOEXEC, attrs) }).context("fsmount")?;
+    let m = Errno::result(unsafe { libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), FSMOUNT_CLOEXEC, attrs) }).context("fsmount")?;
     // SAFETY: fsmount returned a new descriptor this function owns.
     Ok(unsafe { OwnedFd::from_raw_fd(m as RawFd) })
 }
@@ -386,7 +374,7 @@ fn clone_tree(source: &Path, recursive: bool, attrs: u64) -> Result<OwnedFd> {
         flags |= libc::AT_RECURSIVE as libc::c_uint;
     }
     // SAFETY: a NUL-terminated path.
-    let fd = check(unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, src.as_ptr(), flags) })
+    let fd = Errno::result(unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, src.as_ptr(), flags) })
         .with_context(|| format!("open_tree {}", source.display()))?;
     // SAFETY: open_tree returned a new descriptor this function owns.
     let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
@@ -518,7 +506,7 @@ mod tests {
         std::os::unix::fs::symlink("../../../../../tmp/escape", r.join("etc/hosts")).unwrap();
         std::os::unix::fs::symlink("/outside", r.join("data")).unwrap();
         std::fs::create_dir(r.join("outside")).unwrap();
-        let root = open(libc::AT_FDCWD, r, libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC).unwrap();
+        let root = open_dir(r).unwrap();
         let path_of = |fd: &OwnedFd| std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap();
 
         assert_eq!(path_of(&dir_in(&root, Path::new("proc"), Some("proc")).unwrap()), r.join("proc"));

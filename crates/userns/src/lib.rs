@@ -484,6 +484,11 @@ pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
 pub const MOUNT_ATTR_NOSUID: u64 = 0x2;
 pub const MOUNT_ATTR_NODEV: u64 = 0x4;
 pub const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+pub const MOUNT_ATTR_NOATIME: u64 = 0x10;
+pub const MOUNT_ATTR_STRICTATIME: u64 = 0x20;
+/// The access-time bits (`MOUNT_ATTR__ATIME`): set in `attr_clr` when one of them is set.
+pub const MOUNT_ATTR_ATIME_MASK: u64 = 0x70;
+pub const MOUNT_ATTR_NODIRATIME: u64 = 0x80;
 
 /// mount_setattr(2): change the attributes of the mount at `path` relative to `dirfd`
 /// (with `AT_RECURSIVE` in `flags`, of every mount below it too).
