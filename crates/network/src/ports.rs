@@ -140,8 +140,21 @@ pub fn parse_host_ports(s: &str) -> Result<Option<(u16, u16)>> {
 mod tests {
     use super::*;
 
+    /// Runs in a network namespace of its own: on the host, any other process (a
+    /// parallel test's connection, say) may take a released ephemeral port before the
+    /// test binds it again.
     #[test]
     fn reserves_ports_and_refuses_taken_ones() {
+        std::thread::spawn(|| {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare a network namespace (needs root)");
+            crate::netns::loopback_up().expect("loopback up");
+            reserve_refuse_release();
+        })
+        .join()
+        .unwrap();
+    }
+
+    fn reserve_refuse_release() {
         let lo: IpAddr = "127.0.0.1".parse().unwrap();
         let (b, held) = reserve(
             &[
