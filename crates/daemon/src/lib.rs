@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod build;
+pub mod cleanup;
 pub mod container;
 pub mod events;
 pub mod http;
@@ -123,6 +124,8 @@ pub struct Daemon {
     pub dns_tasks: std::sync::Mutex<std::collections::HashMap<String, Vec<tokio::task::AbortHandle>>>,
     /// Wakes the flusher of lazy metadata commits (see [`Daemon::commit`]).
     flush: Arc<tokio::sync::Notify>,
+    /// Removals nobody waits for, run when starts do not need the CPU.
+    pub cleaner: cleanup::Cleaner,
     /// Settings `SIGHUP` reloads (labels, registries, debug).
     pub live: std::sync::RwLock<settings::Live>,
     /// `--userns-remap`: the remapped user and the id map every container that does
@@ -299,6 +302,7 @@ impl Daemon {
             execs: container::exec::Execs::default(),
             warm: container::warm::Warm::new(cfg.warm_containers),
             flush: Arc::new(tokio::sync::Notify::new()),
+            cleaner: cleanup::Cleaner::new(),
             _lock: lock,
             live: std::sync::RwLock::new(settings::Live {
                 debug: cfg.debug,
@@ -514,6 +518,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     }
     tracing::info!("berthd shutting down; containers keep running");
     container::warm::destroy_all(&daemon).await;
+    daemon.cleaner.drain().await;
     let d = daemon.clone();
     let _ = tokio::task::spawn_blocking(move || {
         if let Some(pool) = &d.cgroup_pool {

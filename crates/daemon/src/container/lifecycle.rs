@@ -421,15 +421,17 @@ pub async fn remove(d: &Arc<Daemon>, c: &Arc<Container>, force: bool, volumes: b
     }
     d.containers.remove(&rec.id);
     super::warm::release(d, &rec.id).await;
-    let cleanup = {
-        let d = d.clone();
-        let id = rec.id.clone();
-        tokio::task::spawn_blocking(move || super::start::purge(&d, &id))
-    };
     // `docker rm` returns once the files are gone; for `--rm` nobody can tell, so the
-    // waiters hear of the removal first.
-    if !auto {
-        cleanup.await.map_err(|e| Error::internal(e.to_string()))?;
+    // waiters hear of the removal first and the files go when the CPU is not wanted
+    // for a start (`crate::cleanup`).
+    {
+        let (dd, id) = (d.clone(), rec.id.clone());
+        let purge = move || super::start::purge(&dd, &id);
+        if auto {
+            drop(d.cleaner.run(purge));
+        } else {
+            tokio::task::spawn_blocking(purge).await.map_err(|e| Error::internal(e.to_string()))?;
+        }
     }
     // `rm -v` (and `--rm`): the container's anonymous volumes go with it, unless
     // another container uses them too (`--volumes-from`).
