@@ -753,8 +753,19 @@ impl Shim {
         // A request answered meanwhile (the kill that ended the init, say) gets its
         // answer out before the process ends.
         self.answering.wait_idle(Duration::from_secs(2));
+        // What is left is the exit itself (the address space, the container's procfs
+        // and other mounts this process still holds): nobody waits for it, so it runs
+        // at the lowest priority, after the work of the next container's start.
+        lowest_priority();
         std::process::exit(0);
     }
+}
+
+/// The calling thread (the reaper, which ends the process) at nice 19.
+fn lowest_priority() {
+    // SAFETY: setpriority has no memory effects; PRIO_PROCESS with id 0 is the calling
+    // thread on Linux. A failure leaves the priority as it was.
+    unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) };
 }
 
 fn err(e: impl std::fmt::Display) -> Response {
