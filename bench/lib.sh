@@ -103,6 +103,7 @@ bench_cleanup() {
         ids=$("$rel/berth" -H "unix://$bsock" ps -aq 2>/dev/null || true)
         [ -z "$ids" ] || "$rel/berth" -H "unix://$bsock" rm -f $ids >/dev/null 2>&1 || true
     fi
+    [ -z "${instant_pid:-}" ] || kill "$instant_pid" 2>/dev/null || true
     stop_pid "$berthd_pid"
     stop_pid "$dockerd_pid"
     remove_work "$work"

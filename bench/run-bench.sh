@@ -50,6 +50,7 @@ mkdir -p "$results"
 berthd_pid= dockerd_pid=
 
 cleanup() {
+    [ -z "${instant_pid:-}" ] || kill "$instant_pid" 2>/dev/null || true
     stop_pid "$berthd_pid"
     stop_pid "$dockerd_pid"
     remove_work "$work"
@@ -94,6 +95,15 @@ if [ "$do_berth" = 1 ]; then
         hf berth-cli "$berth_run"
         hf_paced docker-cli-on-berthd-paced "$docker_on_berth"
         hf docker-cli-on-berthd "$docker_on_berth"
+        # The docker CLI alone: the same runs against an engine that answers at once
+        # and does nothing (bench/instant-engine.py), the floor under any engine.
+        python3 bench/instant-engine.py "$work/instant.sock" &
+        instant_pid=$!
+        for _ in $(seq 50); do [ -S "$work/instant.sock" ] && break; sleep 0.1; done
+        docker_alone="env DOCKER_HOST=unix://$work/instant.sock DOCKER_CONFIG=$work/dockercfg $docker_cli run --rm --network none busybox true"
+        hf_paced docker-cli-alone-paced "$docker_alone"
+        hf docker-cli-alone "$docker_alone"
+        kill "$instant_pid"; wait "$instant_pid" 2>/dev/null || true
         stop_pid "$berthd_pid"; berthd_pid=
         start_berthd --warm-containers 0
         hf_paced berth-cli-cold-paced "$berth_run"
@@ -201,6 +211,8 @@ ratio() { [ -n "$1" ] && [ -n "$2" ] && awk -v a="$1" -v b="$2" 'BEGIN {printf "
 
 m_berth=$(median berth-cli)
 m_docker_on_berth=$(median docker-cli-on-berthd)
+m_docker_alone=$(median docker-cli-alone)
+p_docker_alone=$(median docker-cli-alone-paced)
 m_dockerd=$(median dockerd)
 m_runc=$(median runc)
 p_berth=$(median berth-cli-paced)
@@ -223,6 +235,8 @@ fi
 r_berth=$(ratio "$p_berth" "$p_dockerd")
 r_docker_on_berth=$(ratio "$p_docker_on_berth" "$p_dockerd")
 r_b2b=$(ratio "$m_berth" "$m_dockerd")
+r_dob_b2b=$(ratio "$m_docker_on_berth" "$m_dockerd")
+r_alone_b2b=$(ratio "$m_docker_alone" "$m_dockerd")
 r_cold=$(ratio "$p_cold" "$p_dockerd")
 
 write_json() {
@@ -231,15 +245,15 @@ jq -n --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --argjson runs "$runs" \
     --arg pause "$pause" --arg berth "$m_berth" --arg docker_on_berth "$m_docker_on_berth" --arg dockerd "$m_dockerd" \
     --arg runc "$m_runc" --arg pberth "$p_berth" --arg pdob "$p_docker_on_berth" --arg pdockerd "$p_dockerd" \
     --arg prunc "$p_runc" --arg pcold "$p_cold" --arg pel "$m_pelagos" --arg ppel "$p_pelagos" \
-    --arg floor "$m_floor" --arg pfloor "$p_floor" \
+    --arg floor "$m_floor" --arg pfloor "$p_floor" --arg alone "$m_docker_alone" --arg palone "$p_docker_alone" \
     'def num: if . == "" then null else tonumber end;
      {date: $date, runs: $runs, pause_seconds: ($pause | num),
       paced_median_seconds: {berth_cli: ($pberth | num), docker_cli_on_berthd: ($pdob | num),
         berth_cli_no_warm_containers: ($pcold | num), dockerd: ($pdockerd | num), runc: ($prunc | num),
-        pelagos: ($ppel | num), kernel_floor: ($pfloor | num)},
+        pelagos: ($ppel | num), kernel_floor: ($pfloor | num), docker_cli_alone: ($palone | num)},
       back_to_back_median_seconds: {berth_cli: ($berth | num),
       docker_cli_on_berthd: ($docker_on_berth | num), dockerd: ($dockerd | num), runc: ($runc | num),
-      pelagos: ($pel | num), kernel_floor: ($floor | num)}}' \
+      pelagos: ($pel | num), kernel_floor: ($floor | num), docker_cli_alone: ($alone | num)}}' \
     >bench/results/run.json
 if [ -f "$results/interleaved.json" ]; then
     jq --slurpfile il "$results/interleaved.json" '. + {interleaved_berth_cli_and_pelagos: ($il[0] | {paced_median_seconds, back_to_back_median_seconds, ratio_paced, ratio_back_to_back})}' \
@@ -268,6 +282,7 @@ the last row turns that off.
 |---|---|---|
 | berth CLI → berthd | $(ms "$p_berth") | $(ms "$m_berth") |
 | docker CLI → berthd | $(ms "$p_docker_on_berth") | $(ms "$m_docker_on_berth") |
+| docker CLI → an engine that answers at once (\`bench/instant-engine.py\`): the docker CLI alone | $(ms "$p_docker_alone") | $(ms "$m_docker_alone") |
 | docker CLI → dockerd $(dockerd --version 2>/dev/null | awk '{print $3}' | tr -d ,) | $(ms "$p_dockerd") | $(ms "$m_dockerd") |
 | bare \`runc run\` $(runc --version 2>/dev/null | awk 'NR==1 {print $3}') | $(ms "$p_runc") | $(ms "$m_runc") |
 | berth CLI → berthd --warm-containers 0 | $(ms "$p_cold") | |
@@ -276,6 +291,7 @@ the last row turns that off.
 
 berth/docker ratio, paced (berth CLI ÷ dockerd): **$r_berth** (docker CLI on berthd: $r_docker_on_berth;
 back to back: $r_b2b; without warm containers: $r_cold); target ≤ 0.05: $verdict.
+Back to back, the docker CLI on berthd ÷ dockerd: $r_dob_b2b; the docker CLI alone ÷ dockerd: $r_alone_b2b.
 berth CLI ÷ pelagos, the two interleaved ($il_note): paced **$il_paced**,
 back to back **$il_b2b** (targets ≤ 0.8 and ≤ 1.0); from the table's separate runs: $r_pel_paced and $r_pel_b2b.
 <!-- bench:run:end -->

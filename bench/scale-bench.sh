@@ -7,6 +7,8 @@
 #      per container the shims' PSS (pages shared by all shims, their binary's, count
 #      once) plus berthd's growth; idle berthd RSS before any container. Plotted to
 #      bench/results/scale.svg (drawn here, no plotting package needed).
+#      And the docker CLI alone: 100 x `run -d` against bench/instant-engine.py, an
+#      engine that answers at once, the floor under any engine.
 #   3. Listings at scale: `images` with 5000 images and `ps -a` with 500 containers
 #      (berthd; the 5000 images are 5000 tags-less imports of a one-file tar).
 # Medians go to bench/results/scale.json and the "scale" section of BENCHMARKS.md.
@@ -74,6 +76,21 @@ read -r berth_run_ms berth_rm_ms < <(many "$B" 100)
 read -r dcli_run_ms dcli_rm_ms < <(many "$DB" 100)
 echo "berth CLI: run -d x100 ${berth_run_ms} ms, rm -f ${berth_rm_ms} ms; docker CLI: ${dcli_run_ms} / ${dcli_rm_ms} ms"
 
+# The docker CLI alone: the same 100 x run -d against an engine that answers each
+# request at once and does nothing (bench/instant-engine.py), the floor under any engine.
+echo "==> docker CLI alone: 100 x run -d against an engine that does nothing"
+isock=$work/instant.sock
+python3 bench/instant-engine.py "$isock" &
+instant_pid=$!
+for _ in $(seq 50); do [ -S "$isock" ] && break; sleep 0.1; done
+IDB="env DOCKER_HOST=unix://$isock $docker_cli"
+$IDB run -d --network none busybox true >/dev/null
+t0=$(now_ms)
+for i in $(seq 100); do $IDB run -d --network none --name "many$i" busybox sleep 600 >/dev/null; done
+floor_run_ms=$(( $(now_ms) - t0 ))
+kill "$instant_pid"; wait "$instant_pid" 2>/dev/null || true
+echo "docker CLI -> instant engine: run -d x100 ${floor_run_ms} ms"
+
 echo "==> 2. berthd with 10, 100, $max running containers"
 points=()
 empty_run=$(median_ms "$B run --rm --network none busybox true")
@@ -128,11 +145,11 @@ json=$(jq -n --argjson points "[$(IFS=,; echo "${points[*]}")]" \
     --argjson idle "$idle_rss" --argjson empty "$empty_run" --argjson psa "$ps_a_ms" --argjson held "$have" \
     --argjson images "$images_ms" --argjson nimg "$count" \
     --argjson br "$berth_run_ms" --argjson bm "$berth_rm_ms" --argjson dr "$dcli_run_ms" --argjson dm "$dcli_rm_ms" \
-    --argjson kr "$docker_run_ms" --argjson km "$docker_rm_ms" \
+    --argjson kr "$docker_run_ms" --argjson km "$docker_rm_ms" --argjson fr "$floor_run_ms" \
     '{idle_berthd_kib: $idle, empty_host_run_ms: $empty, points: $points,
       ps_a_ms: $psa, ps_a_containers: $held, images_ms: $images, images: $nimg,
       hundred: {berth_cli: {run_ms: $br, rm_ms: $bm}, docker_cli_on_berthd: {run_ms: $dr, rm_ms: $dm},
-                dockerd: {run_ms: $kr, rm_ms: $km}}}')
+                dockerd: {run_ms: $kr, rm_ms: $km}, docker_cli_alone: {run_ms: $fr}}}')
 echo "$json" >"$work/scale.json"
 
 # The plot: berthd RSS, shims per container and ps time against the container count.
@@ -184,6 +201,7 @@ if [ "$write" = 1 ]; then
 | berth CLI -> berthd | ${berth_run_ms} ms | ${berth_rm_ms} ms | $(ratio "$berth_run_ms" "$docker_run_ms") | $(ratio "$berth_rm_ms" "$docker_rm_ms") |
 | docker CLI -> berthd | ${dcli_run_ms} ms | ${dcli_rm_ms} ms | $(ratio "$dcli_run_ms" "$docker_run_ms") | $(ratio "$dcli_rm_ms" "$docker_rm_ms") |
 | docker CLI -> dockerd 20.10 | ${docker_run_ms} ms | ${docker_rm_ms} ms | 1 | 1 |
+| docker CLI -> an engine that answers at once and does nothing (bench/instant-engine.py): the docker CLI alone | ${floor_run_ms} ms | | $(ratio "$floor_run_ms" "$docker_run_ms") | |
 
 berthd holding running containers (idle berthd before any: $((idle_rss / 1024)) MiB RSS; \`run --rm\` on the empty host: ${empty_run} ms):
 
