@@ -254,6 +254,13 @@ impl Snapshotter {
             Some(id) => {
                 let d = self.snapshot_dir(id);
                 opts.push_str(&format!(",upperdir={},workdir={}", d.join("upper").display(), d.join("work").display()));
+                // As dockerd's overlay2: with the inodes index on (a kernel built or
+                // loaded with it), overlayfs refuses an upper dir another mount still
+                // holds (EBUSY) — the previous run's mount, kept by its exiting shim's
+                // mount namespace, when a container is restarted at once.
+                if index_supported() {
+                    opts.push_str(",index=off");
+                }
             }
             None => flags |= nix::mount::MsFlags::MS_RDONLY,
         }
@@ -273,6 +280,13 @@ impl Snapshotter {
             _ => Ok(()),
         }
     }
+}
+
+/// Does this kernel's overlayfs have the inodes index feature (and so the `index`
+/// mount option)?
+fn index_supported() -> bool {
+    static SUPPORTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *SUPPORTED.get_or_init(|| Path::new("/sys/module/overlay/parameters/index").exists())
 }
 
 /// `layers` (bottom first) as overlay's lower dirs want them: top first, and each layer
@@ -491,6 +505,24 @@ mod tests {
         s.mount("c", &layers[..4], &t).unwrap();
         assert_eq!(fs::read_to_string(t.join("x")).unwrap(), "b");
         unmount(&t).unwrap();
+        s.remove("c").unwrap();
+    }
+
+    #[test]
+    fn an_upper_dir_still_held_by_another_mount_mounts_again() {
+        if !root() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let s = Snapshotter::open(dir.path().join("snap")).unwrap();
+        let a = layer(&s, &[("a", b"1")]);
+        s.prepare("c").unwrap();
+        let (t1, t2) = (dir.path().join("r1"), dir.path().join("r2"));
+        s.mount("c", std::slice::from_ref(&a), &t1).unwrap();
+        s.mount("c", std::slice::from_ref(&a), &t2).unwrap();
+        assert_eq!(fs::read(t2.join("a")).unwrap(), b"1");
+        unmount(&t2).unwrap();
+        unmount(&t1).unwrap();
         s.remove("c").unwrap();
     }
 
