@@ -508,15 +508,22 @@ mod tests {
         s.remove("c").unwrap();
     }
 
-    #[test]
-    fn an_upper_dir_still_held_by_another_mount_mounts_again() {
+    /// As root: a snapshotter in a temporary directory, one layer holding `a` = "1",
+    /// and snapshot `id` prepared on it.
+    fn one_layer_snapshot(id: &str) -> Option<(tempfile::TempDir, Snapshotter, Digest)> {
         if !root() {
-            return;
+            return None;
         }
         let dir = tempfile::tempdir().unwrap();
         let s = Snapshotter::open(dir.path().join("snap")).unwrap();
         let a = layer(&s, &[("a", b"1")]);
-        s.prepare("c").unwrap();
+        s.prepare(id).unwrap();
+        Some((dir, s, a))
+    }
+
+    #[test]
+    fn an_upper_dir_still_held_by_another_mount_mounts_again() {
+        let Some((dir, s, a)) = one_layer_snapshot("c") else { return };
         let (t1, t2) = (dir.path().join("r1"), dir.path().join("r2"));
         s.mount("c", std::slice::from_ref(&a), &t1).unwrap();
         s.mount("c", std::slice::from_ref(&a), &t2).unwrap();
@@ -528,13 +535,7 @@ mod tests {
 
     #[test]
     fn volatile_mounts_write_to_the_upper_dir() {
-        if !root() {
-            return;
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let s = Snapshotter::open(dir.path().join("snap")).unwrap();
-        let a = layer(&s, &[("a", b"1")]);
-        s.prepare("c1").unwrap();
+        let Some((dir, s, a)) = one_layer_snapshot("c1") else { return };
         let t = dir.path().join("rootfs");
         s.mount_volatile("c1", std::slice::from_ref(&a), &t).unwrap();
         fs::write(t.join("b"), b"2").unwrap();
