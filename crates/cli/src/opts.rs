@@ -402,6 +402,19 @@ fn duration_ns(flag: &str, v: &Option<String>) -> Result<Option<i64>> {
         .transpose()
 }
 
+/// `--sysctl`: the names the docker CLI accepts (its `ValidateSysctl`): the IPC
+/// namespace's, `net.*` and `fs.mqueue.*`. Others (the UTS namespace's, say) go
+/// through the API only, as with docker.
+fn validate_sysctl(v: &str) -> Result<()> {
+    const IPC: [&str; 8] =
+        ["kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"];
+    let name = v.split_once('=').map(|(k, _)| k);
+    match name {
+        Some(k) if IPC.contains(&k) || k.starts_with("net.") || k.starts_with("fs.mqueue.") => Ok(()),
+        _ => bail!("invalid argument {v:?} for \"--sysctl\" flag: sysctl '{v}' is not allowed"),
+    }
+}
+
 pub fn parse_kv_list(items: &[String]) -> HashMap<String, String> {
     items
         .iter()
@@ -605,6 +618,9 @@ pub fn create_body(
         .map(|u| parse_ulimit(u))
         .collect::<Result<Vec<_>>>()?;
     let labels = parse_kv_list(&o.label);
+    for v in &o.sysctl {
+        validate_sysctl(v)?;
+    }
     let sysctls = parse_kv_list(&o.sysctl);
     let log_opts = parse_kv_list(&o.log_opt);
 
@@ -859,6 +875,17 @@ mod tests {
     use super::*;
     use crate::cli::{Cli, Cmd};
     use clap::Parser;
+
+    #[test]
+    fn sysctls_as_the_docker_cli_accepts_them() {
+        for ok in ["net.ipv4.ip_forward=1", "kernel.shmmax=4096", "fs.mqueue.msg_max=20", "net.core.somaxconn="] {
+            assert!(validate_sysctl(ok).is_ok(), "{ok}");
+        }
+        for bad in ["kernel.domainname=x", "vm.swappiness=1", "net.ipv4.ip_forward", "kernel.shmmaxx=1"] {
+            let e = validate_sysctl(bad).unwrap_err().to_string();
+            assert_eq!(e, format!("invalid argument \"{bad}\" for \"--sysctl\" flag: sysctl '{bad}' is not allowed"));
+        }
+    }
 
     #[test]
     fn familiar_names_keep_library_when_nested() {
