@@ -27,6 +27,8 @@
 //! mount shows) and joins the network namespace (sysfs shows the mounter's network
 //! devices) first, and libcontainer is handed a spec that names those namespaces by
 //! their `/proc/self/ns` paths, so that it joins them instead of making new ones.
+//! There the init also writes the spec's sysctls when it can write them all (the
+//! network namespace's and the IPC namespace's; see [`take_sysctls`]).
 
 use std::ffi::{CStr, CString};
 use std::io;
@@ -52,6 +54,9 @@ pub struct Plan {
     netns: Option<PathBuf>,
     /// Unshare a new IPC namespace (the `mqueue` mount shows the mounter's queues).
     new_ipc: bool,
+    /// The spec's sysctls, written in the container's network and IPC namespaces once
+    /// they are joined (see [`take_sysctls`]).
+    sysctls: Vec<(String, String)>,
 }
 
 #[derive(Debug, PartialEq)]
@@ -110,9 +115,36 @@ pub fn take(spec: &mut Spec, rootfs: &Path) -> Option<Plan> {
         .collect();
     let mut linux = linux.clone();
     linux.set_namespaces(Some(namespaces));
+    let sysctls = take_sysctls(&mut linux, netns.is_some(), new_ipc);
     spec.set_linux(Some(linux));
     spec.set_mounts(Some(rest));
-    Some(Plan { rootfs: rootfs.to_owned(), mounts, netns, new_ipc })
+    Some(Plan { rootfs: rootfs.to_owned(), mounts, netns, new_ipc, sysctls })
+}
+
+/// The IPC namespace's sysctls (as runc and libcontainer's validator list them).
+const IPC_SYSCTLS: [&str; 8] =
+    ["kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"];
+
+/// Take the spec's sysctls out of `linux` if the init can write every one of them in
+/// the namespaces it makes or joins before libcontainer runs: `net.*` in the network
+/// namespace it joins, the IPC ones (and `fs.mqueue.*`) in the IPC namespace it makes.
+/// libcontainer would write them through a procfs instance of its own, made for the
+/// purpose and torn down after (~0.2 ms of the init's CPU, and a grace period at the
+/// close). Any other (`kernel.domainname`: the UTS namespace, made later) leaves them
+/// all to libcontainer. The spec was validated (libcontainer's validator: namespaced,
+/// not in a namespace of the host's) before this.
+fn take_sysctls(linux: &mut libcontainer::oci_spec::runtime::Linux, joins_netns: bool, new_ipc: bool) -> Vec<(String, String)> {
+    let Some(all) = linux.sysctl().clone().filter(|s| !s.is_empty()) else { return Vec::new() };
+    let here = |k: &str| {
+        (joins_netns && k.starts_with("net.")) || (new_ipc && (IPC_SYSCTLS.contains(&k) || k.starts_with("fs.mqueue.")))
+    };
+    if !all.keys().all(|k| here(k)) {
+        return Vec::new();
+    }
+    linux.set_sysctl(None);
+    let mut all: Vec<(String, String)> = all.into_iter().collect();
+    all.sort();
+    all
 }
 
 /// The mount as the init makes it, or None if it is not one this covers.
@@ -195,6 +227,7 @@ impl Plan {
         // As libcontainer: nothing mounted here propagates back to the host.
         nix::mount::mount(None::<&str>, "/", None::<&str>, nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_SLAVE, None::<&str>)
             .context("make / a slave mount")?;
+        write_sysctls(&self.sysctls)?;
         let root = open_dir(&self.rootfs)
             .with_context(|| format!("open the root filesystem {}", self.rootfs.display()))?;
         for m in &self.mounts {
@@ -316,10 +349,38 @@ struct OpenHow {
 
 /// `rel` resolved inside `root` (symlinks and `..` never leave it; no magic links).
 fn resolve(root: &OwnedFd, rel: &Path, flags: libc::c_int) -> io::Result<OwnedFd> {
+    openat2(root, rel, flags, libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS)
+}
+
+/// Write each `(name, value)` to `/proc/sys/<name with dots as slashes>` (as
+/// libcontainer names the file), in this process's namespaces. The `/proc` here is the
+/// host's, in the shim's mount namespace (the container's root is not involved); a
+/// name is resolved beneath `/proc/sys`, with no symlink and no other mount on the way.
+fn write_sysctls(sysctls: &[(String, String)]) -> Result<()> {
+    if sysctls.is_empty() {
+        return Ok(());
+    }
+    let dir = open_dir(Path::new("/proc/sys")).context("open /proc/sys")?;
+    let fs = nix::sys::statfs::fstatfs(&dir).context("statfs /proc/sys")?;
+    if fs.filesystem_type() != nix::sys::statfs::PROC_SUPER_MAGIC {
+        bail!("/proc/sys is not on procfs");
+    }
+    for (k, v) in sysctls {
+        let rel = PathBuf::from(k.replace('.', "/"));
+        let how = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_XDEV;
+        let f = openat2(&dir, &rel, libc::O_WRONLY | libc::O_CLOEXEC, how).with_context(|| format!("failed to set sysctl {k}={v}"))?;
+        use std::io::Write;
+        std::fs::File::from(f).write_all(v.as_bytes()).with_context(|| format!("failed to set sysctl {k}={v}"))?;
+    }
+    Ok(())
+}
+
+/// `openat2(dir, rel, flags)` with the `RESOLVE_*` flags `resolve`.
+fn openat2(dir: &OwnedFd, rel: &Path, flags: libc::c_int, resolve: u64) -> io::Result<OwnedFd> {
     let path = CString::new(rel.as_os_str().as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    let how = OpenHow { flags: flags as u64, mode: 0, resolve: libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS };
+    let how = OpenHow { flags: flags as u64, mode: 0, resolve };
     // SAFETY: an open descriptor, a NUL-terminated path and an open_how of the size given.
-    let fd = unsafe { libc::syscall(libc::SYS_openat2, root.as_raw_fd(), path.as_ptr(), &how as *const OpenHow, std::mem::size_of::<OpenHow>()) };
+    let fd = unsafe { libc::syscall(libc::SYS_openat2, dir.as_raw_fd(), path.as_ptr(), &how as *const OpenHow, std::mem::size_of::<OpenHow>()) };
     Errno::result(fd).map_err(io::Error::from).map(|fd| {
         // SAFETY: openat2 returned a new descriptor this function owns.
         unsafe { OwnedFd::from_raw_fd(fd as RawFd) }
@@ -525,5 +586,59 @@ mod tests {
         assert_eq!(path_of(&file_in(&root, Path::new("etc/hosts")).unwrap()), r.join("tmp/escape"));
         let f = file_in(&root, Path::new("etc/new/hostname")).unwrap();
         assert_eq!(path_of(&f), r.join("etc/new/hostname"));
+    }
+
+    fn with_sysctls(namespaces: serde_json::Value, sysctls: serde_json::Value) -> Spec {
+        let mut s = spec(usual(), namespaces);
+        let mut v = serde_json::to_value(&s).unwrap();
+        v["linux"]["sysctl"] = sysctls;
+        s = serde_json::from_value(v).unwrap();
+        s
+    }
+
+    #[test]
+    fn sysctls_of_the_namespaces_the_init_makes_or_joins_are_taken() {
+        let net_and_ipc = serde_json::json!({"net.ipv4.ip_forward": "1", "kernel.shmmax": "4096", "fs.mqueue.msg_max": "20"});
+        let mut s = with_sysctls(ns(), net_and_ipc);
+        let plan = take(&mut s, Path::new("/r")).unwrap();
+        assert_eq!(
+            plan.sysctls,
+            [("fs.mqueue.msg_max".into(), "20".into()), ("kernel.shmmax".into(), "4096".into()), ("net.ipv4.ip_forward".into(), "1".into())]
+        );
+        assert!(s.linux().as_ref().unwrap().sysctl().is_none());
+        // One the init cannot write (UTS, made later): all stay with libcontainer.
+        let mut s = with_sysctls(ns(), serde_json::json!({"net.ipv4.ip_forward": "1", "kernel.domainname": "example"}));
+        let plan = take(&mut s, Path::new("/r")).unwrap();
+        assert!(plan.sysctls.is_empty());
+        assert_eq!(s.linux().as_ref().unwrap().sysctl().as_ref().unwrap().len(), 2);
+        // The host's IPC namespace: the IPC ones are not the init's to write.
+        let host_ipc = serde_json::json!([{"type": "mount"}, {"type": "network", "path": "/run/netns/x"}, {"type": "pid"}]);
+        let mut s = with_sysctls(host_ipc, serde_json::json!({"kernel.shmmax": "4096"}));
+        let plan = take(&mut s, Path::new("/r")).unwrap();
+        assert!(plan.sysctls.is_empty());
+        assert!(s.linux().as_ref().unwrap().sysctl().is_some());
+    }
+
+    #[test]
+    fn sysctls_are_written_in_the_callers_namespaces_and_beneath_proc_sys_only() {
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        let host = std::fs::read_to_string("/proc/sys/kernel/shmmni").unwrap();
+        let host_ports = std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start").unwrap();
+        std::thread::spawn(move || {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET | nix::sched::CloneFlags::CLONE_NEWIPC).unwrap();
+            write_sysctls(&[("net.ipv4.ip_unprivileged_port_start".into(), "0".into()), ("kernel.shmmni".into(), "77".into())]).unwrap();
+            assert_eq!(std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start").unwrap().trim(), "0");
+            assert_eq!(std::fs::read_to_string("/proc/sys/kernel/shmmni").unwrap().trim(), "77");
+            // Names never climb out of /proc/sys (dots become slashes, as libcontainer's).
+            let e = write_sysctls(&[("net/../../self/comm".into(), "x".into())]).unwrap_err();
+            assert!(format!("{e:#}").contains("failed to set sysctl"), "{e:#}");
+            assert!(write_sysctls(&[("net.ipv4.no_such_thing".into(), "1".into())]).is_err());
+        })
+        .join()
+        .unwrap();
+        assert_eq!(std::fs::read_to_string("/proc/sys/kernel/shmmni").unwrap(), host);
+        assert_eq!(std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start").unwrap(), host_ports);
     }
 }

@@ -340,3 +340,45 @@ fn a_containers_mqueue_is_its_own_ipc_namespaces() {
     }
     d.berth(&["rm", "-f", "mq"]).ok();
 }
+
+#[test]
+fn sysctls_are_set_in_the_containers_namespaces_only() {
+    let d = Daemon::start();
+    let read = "/proc/sys/net/ipv4/ip_forward /proc/sys/kernel/shmmni /proc/sys/fs/mqueue/msg_max /proc/sys/net/ipv4/ip_unprivileged_port_start";
+    let host = |p: &str| std::fs::read_to_string(p).unwrap();
+    let before: Vec<String> = read.split(' ').map(host).collect();
+    for cli in Cli::ALL {
+        // Twice: the second run of the shape starts on a warm sandbox.
+        for _ in 0..2 {
+            let mut args = vec!["run", "--rm", "--sysctl", "net.ipv4.ip_forward=1", "--sysctl", "kernel.shmmni=77"];
+            args.extend(["--sysctl", "fs.mqueue.msg_max=20", "busybox", "cat"]);
+            args.extend(read.split(' '));
+            let o = d.cli(cli, &args);
+            // dockerd's default for a container's own network namespace: port 0 and up.
+            assert_eq!(o.ok(), "1\n77\n20\n0\n", "{}: {o}", cli.name());
+        }
+        // The UTS namespace's: not through the CLI, as docker's.
+        let o = d.cli(cli, &["run", "--rm", "--sysctl", "kernel.domainname=example.org", "busybox", "true"]);
+        assert_eq!(o.code, 125, "{}: {o}", cli.name());
+        assert!(o.stderr.contains("sysctl 'kernel.domainname=example.org' is not allowed"), "{}: {o}", cli.name());
+        // Not in a namespace of the host's.
+        let o = d.cli(cli, &["run", "--rm", "--network", "host", "--sysctl", "net.ipv4.ip_forward=1", "busybox", "true"]);
+        assert_ne!(o.code, 0, "{}: {o}", cli.name());
+        assert!(o.stderr.contains("not allowed in host network namespace"), "{}: {o}", cli.name());
+        let o = d.cli(cli, &["run", "--rm", "--ipc", "host", "--sysctl", "kernel.shmmni=77", "busybox", "true"]);
+        assert_ne!(o.code, 0, "{}: {o}", cli.name());
+        assert!(o.stderr.contains("not allowed in the hosts ipc namespace"), "{}: {o}", cli.name());
+    }
+    // Through the API (as compose sends it), one of the UTS namespace's beside a
+    // network one: libcontainer writes them all.
+    let body = serde_json::json!({"Image": "busybox", "Cmd": ["cat", "/proc/sys/kernel/domainname", "/proc/sys/net/ipv4/ip_forward"],
+        "HostConfig": {"Sysctls": {"kernel.domainname": "example.org", "net.ipv4.ip_forward": "1"}}});
+    let r = d.api_json("POST", "/v1.41/containers/create?name=uts-sysctl", &body);
+    assert_eq!(r.status, 201, "{r:?}");
+    d.berth(&["start", "uts-sysctl"]).ok();
+    d.berth(&["wait", "uts-sysctl"]).ok();
+    assert_eq!(d.berth(&["logs", "uts-sysctl"]).ok(), "example.org\n1\n");
+    d.berth(&["rm", "uts-sysctl"]).ok();
+    let after: Vec<String> = read.split(' ').map(host).collect();
+    assert_eq!(before, after, "the host's values");
+}
