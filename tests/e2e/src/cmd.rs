@@ -282,6 +282,32 @@ impl Drop for Spawned {
     }
 }
 
+/// A TCP port on 127.0.0.1 free now, for a server a test starts (berthd on TCP, sshd).
+/// Taken below the kernel's ephemeral range: a port `bind(0)` chose and the test let go
+/// of can be handed to any other process's outgoing connection before the server binds
+/// it (a unit test failed in CI that way); ports below the range are only ever taken by
+/// an explicit bind. Each call moves on to the next port.
+pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let ephemeral_start: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768);
+    let (lo, span) = (ephemeral_start.saturating_sub(12000).max(1024), 10000u16.min(ephemeral_start.saturating_sub(1024)));
+    if span > 100 {
+        // Start somewhere of this process's own, so parallel test binaries seldom meet.
+        let _ = NEXT.compare_exchange(0, (std::process::id() % u32::from(span)) as u16 + 1, Ordering::SeqCst, Ordering::SeqCst);
+        for _ in 0..span {
+            let p = lo + NEXT.fetch_add(1, Ordering::SeqCst) % span;
+            if std::net::TcpListener::bind(("127.0.0.1", p)).is_ok() {
+                return p;
+            }
+        }
+    }
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,7 +19,7 @@ mod rootfs;
 mod tarball;
 
 pub mod compose_app;
-pub use cmd::{run_command, wait_until, Output, Spawned};
+pub use cmd::{free_port, run_command, wait_until, Output, Spawned};
 pub use daemon::{Cli, Daemon};
 pub use http::{Body, HttpResponse, UnixHttp};
 pub use mounts::{mounts_under, unmount_under};

@@ -279,8 +279,7 @@ struct Registry {
 impl Registry {
     fn start() -> Registry {
         let root = berth_e2e::unique_tmp_dir("berth-fid-reg");
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let addr = format!("127.0.0.1:{port}");
+        let addr = format!("127.0.0.1:{}", berth_e2e::free_port());
         let child = Command::new(bin("berth"))
             .args(["registry", "serve", "--addr", &addr, "--root"])
             .arg(&root)

@@ -2,7 +2,6 @@
 //! CLI pull/push progress, save/load (Docker archive and OCI layout), commit, export,
 //! diff, and corrupted registry blobs.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -25,12 +24,7 @@ fn registry_lock() -> std::sync::MutexGuard<'static, ()> {
 }
 
 fn free_addr() -> String {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    format!("127.0.0.1:{port}")
+    format!("127.0.0.1:{}", berth_e2e::free_port())
 }
 
 fn have(bin: &str) -> bool {

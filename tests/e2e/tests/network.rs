@@ -383,7 +383,7 @@ fn addresses_veths_and_rules_do_not_leak() {
 #[test]
 fn a_published_udp_port_follows_a_replaced_container() {
     let d = Daemon::start();
-    let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = berth_e2e::free_port();
     let serve = |name: &str| {
         let code = format!(
             "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(('0.0.0.0',9999))\nwhile True:\n d,a=s.recvfrom(100)\n s.sendto(b'{name}',a)"

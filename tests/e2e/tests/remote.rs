@@ -2,12 +2,11 @@
 //! (run, logs -f, exec, build over TLS); clients without a good certificate are
 //! refused in the handshake; plain TCP needs an explicit opt-in.
 
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use berth_e2e::{run_command, Daemon, Output};
+use berth_e2e::{free_port, run_command, Daemon, Output};
 use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose};
 
 struct Ca {
@@ -42,9 +41,6 @@ fn issue(ca: &Ca, dir: &Path, sans: &[&str], usage: ExtendedKeyUsagePurpose, exp
     std::fs::write(dir.join("ca.pem"), ca.cert.pem()).unwrap();
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 /// The docker CLI against the TCP daemon with the certificates in `certs`.
 fn docker_tls(d: &Daemon, port: u16, certs: &Path, args: &[&str]) -> Output {

@@ -9,19 +9,16 @@
 //! attach, log and list over it. The context tests share contexts between the docker
 //! CLI and berth in one `DOCKER_CONFIG`, over a unix socket and over mutual TLS.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use berth_e2e::{run_command, wait_until, Daemon, Output};
+use berth_e2e::{free_port, run_command, wait_until, Daemon, Output};
 
 const T: Duration = Duration::from_secs(90);
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 fn sh(cmd: &mut Command) {
     let o = cmd.output().expect("spawn");
