@@ -328,6 +328,14 @@ fn init(
         return -1;
     }
     drop(go);
+    // The shim was alive a moment ago (it sent `go`): from here the init dies with it,
+    // until the container's process is exec'd (`Confined::exec` undoes this). A shim
+    // killed while its container waited for the start signal (a warm sandbox does, for
+    // minutes) left the init blocked on libcontainer's notify socket for good, holding
+    // its namespaces, cgroup and mounts. The init is the shim's main thread's child,
+    // and that thread lives as long as the shim.
+    // SAFETY: prctl with integer arguments only.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
     let syscall = args.syscall.create_syscall();
     for r in rlimits {
         if let Err(e) = syscall.set_rlimit(r) {

@@ -646,3 +646,31 @@ fn a_sandbox_killed_while_it_waits_is_not_used() {
     assert!(wait_until(Duration::from_secs(20), || !std::path::Path::new(&dead).exists()), "the dead sandbox was left");
     assert!(d.log().matches("warm sandbox ready").count() >= 2, "no sandbox was made after");
 }
+
+/// A sandbox's init waits for its start signal, for as long as the sandbox is not
+/// used: if its shim is killed meanwhile, the init goes with it instead of waiting for
+/// good (holding its namespaces, cgroup and mounts). A started container's process
+/// does not: it outlives its shim, as before.
+#[test]
+fn a_sandbox_init_dies_with_its_shim_and_a_started_process_does_not() {
+    let d = daemon(&[]);
+    let id = d.berth(&["run", "-d", "busybox", "sleep", "60"]).ok().trim().to_owned();
+    let started_shim = ppid(d.inspect(&id)["State"]["Pid"].as_u64().unwrap() as u32);
+    assert!(wait_until(Duration::from_secs(20), || d.log().matches("warm sandbox ready").count() >= 1), "no sandbox was made");
+    // The sandbox's init: a fork of its shim, named as libcontainer names it.
+    let inits = procs(&d, "youki:[2:INIT]");
+    assert_eq!(inits.len(), 1, "{inits:?}");
+    let (init, shim) = (inits[0], ppid(inits[0]));
+    assert_ne!(shim, started_shim);
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(shim as i32), nix::sys::signal::SIGKILL).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(10), || !std::path::Path::new(&format!("/proc/{init}")).exists()),
+        "the sandbox's init outlived its shim"
+    );
+    // The started container's process is not tied to its shim's life.
+    let pid = d.inspect(&id)["State"]["Pid"].as_u64().unwrap() as i32;
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(started_shim as i32), nix::sys::signal::SIGKILL).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists(), "the container's process died with its shim");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL).unwrap();
+}
