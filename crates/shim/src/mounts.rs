@@ -429,16 +429,7 @@ fn new_fs(fstype: &str, source: &str, data: &[String], attrs: u64) -> Result<Own
 
 /// A detached clone of the mount (tree) at `source`, with `attrs` set on its top.
 fn clone_tree(source: &Path, recursive: bool, attrs: u64) -> Result<OwnedFd> {
-    let src = CString::new(source.as_os_str().as_bytes()).context("a NUL in the bind source")?;
-    let mut flags = (libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC) as libc::c_uint;
-    if recursive {
-        flags |= libc::AT_RECURSIVE as libc::c_uint;
-    }
-    // SAFETY: a NUL-terminated path.
-    let fd = Errno::result(unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, src.as_ptr(), flags) })
-        .with_context(|| format!("open_tree {}", source.display()))?;
-    // SAFETY: open_tree returned a new descriptor this function owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+    let fd = berth_userns::clone_mount(source, recursive).with_context(|| format!("open_tree {}", source.display()))?;
     if attrs != 0 {
         let clr = if attrs & MOUNT_ATTR_ATIME_MASK != 0 { MOUNT_ATTR_ATIME_MASK } else { 0 };
         let attr = MountAttr { attr_set: attrs, attr_clr: clr, propagation: 0, userns_fd: 0 };

@@ -505,7 +505,6 @@ pub fn mount_setattr(dirfd: std::os::fd::RawFd, path: &std::ffi::CStr, flags: li
 }
 
 const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
-const OPEN_TREE_CLONE: libc::c_uint = 1;
 const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
 
 fn cstr(p: &Path) -> std::io::Result<std::ffi::CString> {
@@ -513,19 +512,29 @@ fn cstr(p: &Path) -> std::io::Result<std::ffi::CString> {
     std::ffi::CString::new(p.as_os_str().as_bytes()).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))
 }
 
-/// Bind-mount `src` at `dst` with its owners shown through `userns`'s map: a file
-/// owned by id N on disk appears owned by the host id N maps to.
-pub fn idmapped_bind(src: &Path, dst: &Path, userns: BorrowedFd<'_>) -> std::io::Result<()> {
-    let (s, d) = (cstr(src)?, cstr(dst)?);
-    // SAFETY: open_tree with a valid path; the result is a new descriptor we own.
-    let fd = unsafe {
-        libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, s.as_ptr(), OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint)
-    };
+/// open_tree(2) with `OPEN_TREE_CLONE`: a detached copy of the mount at `path` (with
+/// `recursive`, of every mount below it too), close-on-exec, named by its descriptor
+/// for `mount_setattr` and `move_mount`.
+pub fn clone_mount(path: &Path, recursive: bool) -> std::io::Result<OwnedFd> {
+    let p = cstr(path)?;
+    let mut flags = (libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC) as libc::c_uint;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as libc::c_uint;
+    }
+    // SAFETY: open_tree with a NUL-terminated path; the result is a new descriptor we own.
+    let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, p.as_ptr(), flags) };
     if fd < 0 {
         return Err(std::io::Error::last_os_error());
     }
     // SAFETY: fd was just returned to us by open_tree.
-    let tree = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Bind-mount `src` at `dst` with its owners shown through `userns`'s map: a file
+/// owned by id N on disk appears owned by the host id N maps to.
+pub fn idmapped_bind(src: &Path, dst: &Path, userns: BorrowedFd<'_>) -> std::io::Result<()> {
+    let d = cstr(dst)?;
+    let tree = clone_mount(src, false)?;
     let attr = MountAttr { attr_set: MOUNT_ATTR_IDMAP, attr_clr: 0, propagation: 0, userns_fd: userns.as_raw_fd() as u64 };
     // A detached tree we own, named by its descriptor.
     mount_setattr(tree.as_raw_fd(), c"", libc::AT_EMPTY_PATH as libc::c_uint, &attr)?;
