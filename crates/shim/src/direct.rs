@@ -21,7 +21,9 @@
 //! the intermediate does, for the init's pid.
 //!
 //! The init makes the spec's leading mounts itself first ([`crate::mounts`]) and hands
-//! libcontainer's init process a spec without them.
+//! libcontainer's init process a spec without them; when those were all of them, it
+//! makes the rest of the root filesystem too ([`crate::rootfs`]) and libcontainer's
+//! init process runs as for a process joining the container.
 //!
 //! A user or time namespace, a PID namespace that is not new, hooks, a seccomp profile
 //! left to libcontainer and the rarer fields ([`eligible`]) keep libcontainer's builder.
@@ -177,11 +179,21 @@ fn create_in(
         _ => Join::Manager(cgroup_config.clone()),
     };
     let rlimits = process.rlimits().clone().unwrap_or_default();
-    // The leading mounts the init makes itself; libcontainer gets the rest.
+    // The leading mounts the init makes itself; libcontainer gets the rest. With all of
+    // them made, the init makes the rest of the root filesystem too, and libcontainer's
+    // init process runs as for a process joining the container (`rootfs`).
     let mounts = crate::mounts::take(&mut spec, &rootfs);
+    let finish = mounts.as_ref().and_then(|_| crate::rootfs::take(&mut spec, console.is_some()));
     let fd = |i: usize| pipes.as_ref().map(|p| p[i].as_raw_fd());
+    let own = Own {
+        stdio: finish.as_ref().and(pipes.as_ref()).map(|p| [p[0].as_raw_fd(), p[1].as_raw_fd(), p[2].as_raw_fd()]),
+        mounts: mounts.as_ref(),
+        finish: finish.as_ref(),
+    };
+    let fd = |i: usize| if own.stdio.is_some() { None } else { fd(i) };
     let args = ContainerArgs {
-        container_type: ContainerType::InitContainer,
+        // The descriptor is for libcontainer's intermediate process, which is not used.
+        container_type: if finish.is_some() { ContainerType::TenantContainer { exec_notify_fd: -1 } } else { ContainerType::InitContainer },
         syscall: SyscallType::default(),
         spec: Rc::new(spec),
         rootfs,
@@ -200,7 +212,7 @@ fn create_in(
         as_sibling: false,
         pid_file: None,
     };
-    let pid = spawn(&args, &rlimits, mounts.as_ref(), join)?;
+    let pid = spawn(&args, &rlimits, &own, join)?;
     container
         .set_status(ContainerStatus::Created)
         .set_creator(nix::unistd::geteuid().as_raw())
@@ -215,7 +227,7 @@ fn create_in(
 fn spawn(
     args: &ContainerArgs,
     rlimits: &[libcontainer::oci_spec::runtime::PosixRlimit],
-    mounts: Option<&crate::mounts::Plan>,
+    own: &Own<'_>,
     join: Join<'_>,
 ) -> Result<Pid> {
     let (mut init_main_sender, mut init_main_receiver) = channel::main_channel()?;
@@ -226,7 +238,7 @@ fn spawn(
     let pid = clone_into_new_pid_ns().context("clone the init process")?;
     if pid == 0 {
         drop((go_w, keep_shim));
-        let code = init(args, rlimits, mounts, ShimPipes { go: go_r, keep: keep_init }, &mut init_main_sender, &mut init_sender, &mut init_receiver);
+        let code = init(args, rlimits, own, ShimPipes { go: go_r, keep: keep_init }, &mut init_main_sender, &mut init_sender, &mut init_receiver);
         std::process::exit(code);
     }
     let pid = Pid::from_raw(pid);
@@ -297,6 +309,17 @@ fn receive_procfs(from_init: &UnixDatagram) -> Option<OwnedFd> {
     Some(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// What the init does itself before libcontainer's init process.
+struct Own<'a> {
+    /// The container's standard streams, set up by the init when it makes the root
+    /// filesystem (libcontainer's init process, as a joining process, gets none).
+    stdio: Option<[std::os::fd::RawFd; 3]>,
+    /// The spec's mounts it makes ([`crate::mounts`]).
+    mounts: Option<&'a crate::mounts::Plan>,
+    /// The rest of the root filesystem ([`crate::rootfs`]).
+    finish: Option<&'a crate::rootfs::Finish>,
+}
+
 /// The init's ends of what it shares with the shim besides libcontainer's channels.
 struct ShimPipes {
     /// One byte once the init is in its cgroups; end-of-file if the shim gave up.
@@ -310,7 +333,7 @@ struct ShimPipes {
 fn init(
     args: &ContainerArgs,
     rlimits: &[libcontainer::oci_spec::runtime::PosixRlimit],
-    mounts: Option<&crate::mounts::Plan>,
+    own: &Own<'_>,
     pipes: ShimPipes,
     main_sender: &mut MainSender,
     init_sender: &mut InitSender,
@@ -345,11 +368,20 @@ fn init(
     }
     hand_over_procfs(&keep);
     drop(keep);
-    if let Some(plan) = mounts {
-        if let Err(e) = plan.apply() {
-            let _ = main_sender.exec_failed(format!("failed to prepare rootfs: {e:#}"));
-            return -1;
+    // In libcontainer's order: the standard streams, the namespaces, the mounts, the
+    // rest of the root filesystem.
+    if let Some(stdio) = own.stdio {
+        for (from, to) in stdio.into_iter().zip(0..) {
+            if nix::unistd::dup2(from, to).and_then(|_| nix::unistd::close(from)).is_err() {
+                let _ = main_sender.exec_failed(format!("failed to set up stdio fd {to}"));
+                return -1;
+            }
         }
+    }
+    let prepared = own.mounts.map_or(Ok(()), |plan| plan.apply()).and_then(|()| own.finish.map_or(Ok(()), |f| f.apply(&args.rootfs)));
+    if let Err(e) = prepared {
+        let _ = main_sender.exec_failed(format!("failed to prepare rootfs: {e:#}"));
+        return -1;
     }
     match libcontainer::process::init::container_init_process(args, main_sender, init_receiver) {
         Ok(()) => 0,
@@ -514,8 +546,20 @@ fn device_rules(resources: Option<&LinuxResources>) -> Option<Vec<LinuxDeviceCgr
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// `b` merged into `a`, object by object (for specs written as a base and changes).
+    pub(crate) fn merge(a: &mut serde_json::Value, b: serde_json::Value) {
+        match (a, b) {
+            (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
+                for (k, v) in b {
+                    merge(a.entry(k).or_insert(serde_json::Value::Null), v);
+                }
+            }
+            (a, b) => *a = b,
+        }
+    }
 
     fn spec(extra: serde_json::Value) -> Spec {
         let mut v = serde_json::json!({
@@ -528,16 +572,6 @@ mod tests {
                 "cgroupsPath": "/berth/x"
             }
         });
-        fn merge(a: &mut serde_json::Value, b: serde_json::Value) {
-            match (a, b) {
-                (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
-                    for (k, v) in b {
-                        merge(a.entry(k).or_insert(serde_json::Value::Null), v);
-                    }
-                }
-                (a, b) => *a = b,
-            }
-        }
         merge(&mut v, extra);
         serde_json::from_value(v).unwrap()
     }

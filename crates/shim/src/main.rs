@@ -9,6 +9,7 @@ mod io;
 mod launch;
 mod log;
 mod mounts;
+mod rootfs;
 mod run;
 mod seccomp;
 mod zygote;

@@ -197,7 +197,7 @@ fn planned(m: &Mount) -> Option<Planned> {
 
 /// An absolute destination, normalized and made relative to the root; None for one
 /// that is not absolute or climbs out (`..`).
-fn relative(dest: &Path) -> Option<PathBuf> {
+pub(crate) fn relative(dest: &Path) -> Option<PathBuf> {
     if !dest.is_absolute() {
         return None;
     }
@@ -275,7 +275,7 @@ impl Planned {
 
 /// The directory `rel` inside `root` (made, with its parents, 0755 where missing), as an
 /// `O_PATH` descriptor. `special`: the filesystem type that must not land on a symlink.
-fn dir_in(root: &OwnedFd, rel: &Path, special: Option<&str>) -> Result<OwnedFd> {
+pub(crate) fn dir_in(root: &OwnedFd, rel: &Path, special: Option<&str>) -> Result<OwnedFd> {
     if let Some(fstype) = special {
         match resolve(root, rel, libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC) {
             Ok(fd) => {
@@ -332,7 +332,7 @@ fn file_in(root: &OwnedFd, rel: &Path) -> Result<OwnedFd> {
     resolve(root, rel, libc::O_PATH | libc::O_CLOEXEC).with_context(|| format!("resolve /{}", rel.display()))
 }
 
-fn split(rel: &Path) -> Result<(Option<&Path>, CString)> {
+pub(crate) fn split(rel: &Path) -> Result<(Option<&Path>, CString)> {
     let name = rel.file_name().context("a destination without a name")?;
     let parent = rel.parent().filter(|p| !p.as_os_str().is_empty());
     Ok((parent, CString::new(name.as_bytes()).context("a NUL in the destination")?))
@@ -388,7 +388,7 @@ fn openat2(dir: &OwnedFd, rel: &Path, flags: libc::c_int, resolve: u64) -> io::R
 }
 
 /// A directory as an `O_PATH` descriptor (std adds `O_CLOEXEC`).
-fn open_dir(path: &Path) -> io::Result<OwnedFd> {
+pub(crate) fn open_dir(path: &Path) -> io::Result<OwnedFd> {
     use std::os::unix::fs::OpenOptionsExt;
     std::fs::OpenOptions::new().read(true).custom_flags(libc::O_PATH | libc::O_DIRECTORY).open(path).map(OwnedFd::from)
 }

@@ -318,6 +318,58 @@ fn containers_the_shim_creates_itself_are_confined_as_libcontainers_are() {
     d.cli(Cli::Berth, &["rm", "-f", "pid-donor"]).ok();
 }
 
+/// The root filesystem the init makes itself after its mounts (`/dev`'s links and
+/// nodes, `pivot_root`, standard streams on the container's `/dev/null`, read-only and
+/// masked paths; berth-shim's `rootfs`) is the one libcontainer's init process makes:
+/// compared with a container libcontainer's builder creates (`--pid container:`) and
+/// with a terminal (libcontainer's init process makes the root and `/dev/console`).
+#[test]
+fn the_root_filesystem_the_init_makes_is_libcontainers() {
+    let d = Daemon::start();
+    d.cli(Cli::Berth, &["run", "-d", "--name", "rootfs-donor", "busybox", "sleep", "600"]).ok();
+    let probe = "for f in /dev/*; do stat -c '%n %F %a %u:%g %t:%T' $f; done; \
+                 for l in /dev/fd /dev/stdin /dev/stdout /dev/stderr /dev/ptmx; do echo $l $(readlink $l); done; \
+                 [ \"$(stat -L -c %d:%i /proc/self/fd/0)\" = \"$(stat -c %d:%i /dev/null)\" ] && echo stdin on the container null; \
+                 touch /probe 2>/dev/null && echo root writable; \
+                 echo x 2>/dev/null > /proc/sys/kernel/hostname || echo proc-sys read-only; \
+                 echo kcore $(stat -c %F /proc/kcore 2>&1); echo timer_list $(wc -c < /proc/timer_list); \
+                 echo acpi $(ls -A /proc/acpi | wc -l) $(stat -f -c %T /proc/acpi)";
+    for cli in Cli::ALL {
+        let run = |extra: &[&str]| {
+            let mut args = vec!["run", "--rm", "--network", "none"];
+            args.extend_from_slice(extra);
+            args.extend_from_slice(&["busybox", "sh", "-c", probe]);
+            d.cli(cli, &args).ok().to_owned()
+        };
+        let own = run(&[]);
+        assert_eq!(own, run(&["--pid", "container:rootfs-donor"]), "{}", cli.name());
+        for want in [
+            "/dev/null character special file 666 0:0 1:3",
+            "/dev/tty character special file 666 0:0 5:0",
+            "/dev/ptmx pts/ptmx",
+            "/dev/stdin /proc/self/fd/0",
+            "stdin on the container null",
+            "root writable",
+            "proc-sys read-only",
+            "timer_list 0",
+            "acpi 0 tmpfs",
+        ] {
+            assert!(own.contains(want), "{}: {want}: {own}", cli.name());
+        }
+        // A terminal: libcontainer's init process makes the root, plus /dev/console.
+        let tty = ["run", "--rm", "-t", "--network", "none", "busybox", "sh", "-c", probe];
+        let with_tty = d.cli(cli, &tty).ok().replace('\r', "");
+        let console = with_tty.lines().find(|l| l.starts_with("/dev/console ")).unwrap_or_default().to_owned();
+        assert!(console.starts_with("/dev/console character special file"), "{}: {with_tty}", cli.name());
+        let differing: Vec<_> = with_tty.lines().filter(|l| !own.lines().any(|o| o == *l)).collect();
+        assert_eq!(differing, [console.as_str()], "{}", cli.name());
+        // A read-only root and a device of the spec's, with its own name.
+        let ro = run(&["--read-only", "--device", "/dev/null:/dev/berthnull:rw"]);
+        assert!(!ro.contains("root writable") && ro.contains("/dev/berthnull character special file 666 0:0 1:3"), "{}: {ro}", cli.name());
+    }
+    d.cli(Cli::Berth, &["rm", "-f", "rootfs-donor"]).ok();
+}
+
 /// A container's `/dev/mqueue` shows the message queues of its own IPC namespace: a
 /// queue made there is seen through `exec` and by a container that joins that
 /// namespace (`--ipc container:`), and by no other container. (The init mounts the
