@@ -62,6 +62,10 @@ pub struct Shim {
     /// Requests being answered (all but attach streams), which the reaper lets finish
     /// before the shim exits.
     answering: Answering,
+    /// The thread detaching the container's `/sys/fs/cgroup` tree after `Ready`,
+    /// joined before the shim exits (in a shim without a mount namespace of its own
+    /// the tree is in the host's).
+    detaching: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 /// A count of the requests being answered. A `Kill` of the init is answered on the
@@ -218,7 +222,7 @@ struct Created {
     quick_delete: Option<String>,
     poststart: bool,
     /// The container's `/sys/fs/cgroup` tree, which the init process has its own copy
-    /// of now: detached once berthd has the `Ready` line (off the start's path).
+    /// of now: detached once berthd has the `Ready` line, beside the requests.
     cgroup_tree: Option<crate::cgroupfs::Tree>,
 }
 
@@ -387,6 +391,7 @@ pub fn main(a: RunArgs) -> i32 {
         quick_delete: created.quick_delete,
         poststart: created.poststart,
         answering: Answering::default(),
+        detaching: Mutex::new(None),
     });
     let told = ready(&Ready::Ok {
         shim_pid: std::process::id() as i32,
@@ -398,7 +403,12 @@ pub fn main(a: RunArgs) -> i32 {
     for (src, kind) in pumps {
         shim.hub.spawn_pump(src, kind);
     }
-    drop(created.cgroup_tree);
+    // On a thread of its own: an unmount waits for an RCU grace period (0.2 ms, up to
+    // 5 ms on a busy host), and until the loop below runs no request is accepted — a
+    // warm sandbox made ready just before a `run` kept that start waiting.
+    if let Some(tree) = created.cgroup_tree {
+        *shim.detaching.lock().unwrap() = Some(std::thread::spawn(move || drop(tree)));
+    }
     redirect_output(&shim.args.state_dir);
     if !told {
         // berthd died while the container was being created: it never learns of this
@@ -753,6 +763,9 @@ impl Shim {
         // A request answered meanwhile (the kill that ended the init, say) gets its
         // answer out before the process ends.
         self.answering.wait_idle(Duration::from_secs(2));
+        if let Some(t) = self.detaching.lock().ok().and_then(|mut d| d.take()) {
+            let _ = t.join();
+        }
         // What is left is the exit itself (the address space, the container's procfs
         // and other mounts this process still holds): nobody waits for it, so it runs
         // at the lowest priority, after the work of the next container's start.
