@@ -104,6 +104,10 @@ pub struct Daemon {
     pub db: Arc<Db>,
     pub images: ImageStore,
     pub snap: Snapshotter,
+    /// Containers' directories (`<data-root>/containers/<id>`) made ahead of need: a
+    /// container created without a warm sandbox gets one renamed instead of an ext4
+    /// `mkdir` on its create's path.
+    pub container_dirs: Arc<berth_snapshot::SpareDirs>,
     pub containers: container::Containers,
     pub events: events::Events,
     pub execs: container::exec::Execs,
@@ -271,6 +275,7 @@ impl Daemon {
         let containers_dir = cfg.data_root.join("containers");
         std::fs::create_dir_all(&containers_dir).context("create containers dir")?;
         berth_snapshot::spread_subdirectories(&containers_dir);
+        let container_dirs = Arc::new(berth_snapshot::SpareDirs::open(&containers_dir, &[], 2));
         if let Some(r) = &userns {
             let ns = berth_userns::make_userns(&shim_path, &r.map, &userns_pin(&cfg))?;
             let view = berth_userns::IdmappedView::mount(
@@ -318,6 +323,7 @@ impl Daemon {
             standby: Default::default(),
             netns_pool: berth_network::netns::Pool::new(1),
             cgroup_pool,
+            container_dirs,
             started_at: chrono::Utc::now(),
         });
         container::restore::restore_all(&d).await.context("restore containers")?;
@@ -525,6 +531,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             pool.close();
         }
         d.snap.remove_spares();
+        d.container_dirs.remove_all();
     })
     .await;
     let d = daemon.clone();

@@ -1,17 +1,19 @@
 //! Layer unpacking and overlayfs container snapshots.
 
 pub mod diff;
+pub mod spares;
 mod unpack;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use berth_content::Digest;
 use berth_errdefs::{Error, Result, ResultExt};
 pub use berth_userns::IdMap;
 
 pub use diff::write_diff;
+pub use spares::SpareDirs;
 pub use unpack::{unpack_tar, UnpackStats};
 
 /// Layers and container snapshots under one root.
@@ -27,20 +29,11 @@ pub struct Snapshotter {
     /// allocation skips every inode of its group freed in the last one to six minutes,
     /// the dearest of its disk work. They live in `snapshots/` as `.spare-<n>`; a
     /// crash's leftovers go at `open`.
-    spares: Arc<Mutex<Spares>>,
-}
-
-/// The spare snapshot directories: ready, and being made.
-#[derive(Debug, Default)]
-struct Spares {
-    ready: Vec<PathBuf>,
-    making: usize,
-    next: u64,
+    spares: Arc<SpareDirs>,
 }
 
 /// Spare snapshot directories kept ready.
 const SPARES: usize = 2;
-const SPARE_PREFIX: &str = ".spare-";
 
 impl Snapshotter {
     pub fn open(root: impl Into<PathBuf>) -> Result<Snapshotter> {
@@ -55,54 +48,25 @@ impl Snapshotter {
             }
         }
         // And spare snapshot directories (made again by `fill_spares`).
-        for e in fs::read_dir(root.join("snapshots"))?.flatten() {
-            if e.file_name().to_string_lossy().starts_with(SPARE_PREFIX) {
-                let _ = fs::remove_dir_all(e.path());
-            }
-        }
-        Ok(Snapshotter { root, idmap: None, spares: Arc::default() })
+        let spares = Arc::new(SpareDirs::open(&root.join("snapshots"), &["upper", "work"], SPARES));
+        Ok(Snapshotter { root, idmap: None, spares })
     }
 
     /// Make spare snapshot directories until [`SPARES`] are ready (blocking; call it
     /// off the start's path).
     pub fn fill_spares(&self) {
-        loop {
-            let dir = {
-                let mut st = self.spares.lock().unwrap();
-                if st.ready.len() + st.making >= SPARES {
-                    return;
-                }
-                st.making += 1;
-                st.next += 1;
-                self.root.join("snapshots").join(format!("{SPARE_PREFIX}{}", st.next))
-            };
-            let made = fs::create_dir_all(dir.join("upper")).and_then(|()| fs::create_dir(dir.join("work")));
-            let mut st = self.spares.lock().unwrap();
-            st.making -= 1;
-            match made {
-                Ok(()) => st.ready.push(dir),
-                Err(e) => {
-                    drop(st);
-                    tracing::warn!("make a spare snapshot directory {}: {e}", dir.display());
-                    let _ = fs::remove_dir_all(&dir);
-                    return;
-                }
-            }
-        }
+        self.spares.fill();
     }
 
     /// Spare snapshot directories ready now.
     pub fn spares(&self) -> usize {
-        self.spares.lock().unwrap().ready.len()
+        self.spares.ready()
     }
 
     /// Remove the spare snapshot directories (at shutdown; a later `fill_spares` makes
     /// new ones).
     pub fn remove_spares(&self) {
-        let ready = std::mem::take(&mut self.spares.lock().unwrap().ready);
-        for dir in ready {
-            let _ = fs::remove_dir_all(dir);
-        }
+        self.spares.remove_all();
     }
 
     /// Mount container snapshots through `view`, an idmapped mount of this root's
@@ -180,12 +144,7 @@ impl Snapshotter {
     pub fn prepare(&self, id: &str) -> Result<()> {
         let d = self.snapshot_dir(id);
         if !d.exists() {
-            let spare = self.spares.lock().unwrap().ready.pop();
-            if let Some(spare) = spare {
-                if fs::rename(&spare, &d).is_err() {
-                    let _ = fs::remove_dir_all(&spare);
-                }
-            }
+            self.spares.take(&d);
         }
         fs::create_dir_all(d.join("upper")).ctx("create upper dir")?;
         fs::create_dir_all(d.join("work")).ctx("create work dir")?;

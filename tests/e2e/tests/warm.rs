@@ -458,11 +458,12 @@ fn pooled_network_namespaces_are_fresh_per_container_and_go_with_the_daemon() {
     assert_eq!(out.lines().next(), Some(second.as_str()), "{out}");
     assert!(!out.contains("10.9.9.9") && out.contains("mtu 65536") && out.contains("127.0.0.1") && out.contains("UP"), "{out}");
 
-    // Detached: the namespace is pinned while the container runs and unpinned at rm.
+    // Detached: the namespace is pinned while the container runs and unpinned at rm
+    // (a `--rm` container's is unpinned by the clean-up queue after its exit: waited for).
     let id = d.berth(&["run", "-d", "busybox", "sleep", "60"]).ok().trim().to_owned();
-    assert_eq!(pinned_netns(&d), 1);
+    assert!(wait_until(Duration::from_secs(10), || pinned_netns(&d) == 1), "{}", pinned_netns(&d));
     d.berth(&["rm", "-f", &id]).ok();
-    assert_eq!(pinned_netns(&d), 0);
+    assert!(wait_until(Duration::from_secs(10), || pinned_netns(&d) == 0), "{}", pinned_netns(&d));
 
     assert!(wait_until(Duration::from_secs(10), || pooled_netns(&d).len() == 1));
     d.crash();

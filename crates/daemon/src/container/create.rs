@@ -296,10 +296,14 @@ async fn create_with(
     }
     let id = rec.id.clone();
     let paths = Paths::new(d, &id);
+    // A warm sandbox's directories are the container's already (its id is taken).
+    if claim.is_none() {
+        d.container_dirs.take(&paths.dir);
+    }
     std::fs::create_dir_all(&paths.dir)?;
     d.snap.prepare(&id)?;
     if claim.is_none() {
-        // a spare snapshot directory was taken
+        // spare directories were taken
         super::refill_pools(d);
     }
     let reserve = |tx: &mut berth_metadata::Tx<'_>| {

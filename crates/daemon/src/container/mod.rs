@@ -433,16 +433,17 @@ pub const RECORD_COPY: &str = "record.json";
 /// The cgroup containers go under unless `--cgroup-parent` says otherwise.
 pub const DEFAULT_CGROUP_PARENT: &str = "berth";
 
-/// Top up what starts take ready-made — the cgroup pool and the spare snapshot
-/// directories — on the blocking pool.
+/// Top up what creates and starts take ready-made — the cgroup pool, the spare
+/// snapshot and container directories — on the blocking pool.
 pub fn refill_pools(d: &Arc<Daemon>) {
     if let Ok(rt) = tokio::runtime::Handle::try_current() {
-        let (cgroups, snap) = (d.cgroup_pool.clone(), d.snap.clone());
+        let (cgroups, snap, dirs) = (d.cgroup_pool.clone(), d.snap.clone(), d.container_dirs.clone());
         rt.spawn_blocking(move || {
             if let Some(pool) = cgroups {
                 pool.fill();
             }
             snap.fill_spares();
+            dirs.fill();
         });
     }
 }

@@ -1,0 +1,141 @@
+//! Directories made ahead of need and renamed into place.
+//!
+//! Making a directory on ext4 (an inode allocated in a block group chosen by the Orlov
+//! allocator, which scans the groups' free counts for a directory under a
+//! `FS_TOPDIR_FL` parent) cost 0.1–0.25 ms per directory here; a rename within the
+//! parent costs ~20 µs. A [`SpareDirs`] keeps a few empty directories (with the
+//! subdirectories its users want in them) in a parent as `.spare-<n>`, made off the
+//! path that needs one, and [`SpareDirs::take`] renames one to its final name. The
+//! snapshotter keeps them for container snapshots (`upper/`, `work/`), the daemon for
+//! its containers' directories.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// The name prefix of a spare directory.
+pub const SPARE_PREFIX: &str = ".spare-";
+
+/// Spare directories in one parent.
+#[derive(Debug)]
+pub struct SpareDirs {
+    parent: PathBuf,
+    subdirs: &'static [&'static str],
+    depth: usize,
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    ready: Vec<PathBuf>,
+    making: usize,
+    next: u64,
+}
+
+impl SpareDirs {
+    /// Spares in `parent`, each an empty directory holding `subdirs`, `depth` of them
+    /// kept ready by [`SpareDirs::fill`]. The spares a crash left in `parent` are
+    /// removed now (nothing else is touched).
+    pub fn open(parent: &Path, subdirs: &'static [&'static str], depth: usize) -> SpareDirs {
+        for e in fs::read_dir(parent).into_iter().flatten().flatten() {
+            if e.file_name().to_string_lossy().starts_with(SPARE_PREFIX) {
+                let _ = fs::remove_dir_all(e.path());
+            }
+        }
+        SpareDirs { parent: parent.to_owned(), subdirs, depth, state: Mutex::default() }
+    }
+
+    /// Make spares until `depth` are ready (blocking; call it off the path that takes
+    /// them). The lock is not held while a directory is made.
+    pub fn fill(&self) {
+        loop {
+            let dir = {
+                let mut st = self.state.lock().unwrap();
+                if st.ready.len() + st.making >= self.depth {
+                    return;
+                }
+                st.making += 1;
+                st.next += 1;
+                self.parent.join(format!("{SPARE_PREFIX}{}", st.next))
+            };
+            let made = fs::create_dir(&dir).and_then(|()| self.subdirs.iter().try_for_each(|s| fs::create_dir(dir.join(s))));
+            let mut st = self.state.lock().unwrap();
+            st.making -= 1;
+            match made {
+                Ok(()) => st.ready.push(dir),
+                Err(e) => {
+                    drop(st);
+                    tracing::warn!("make a spare directory {}: {e}", dir.display());
+                    let _ = fs::remove_dir_all(&dir);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Rename a ready spare to `dest` (in the same parent, not existing): true if one
+    /// was, false if none was ready or the rename failed (the spare is then removed),
+    /// and the caller makes `dest` itself.
+    pub fn take(&self, dest: &Path) -> bool {
+        let Some(spare) = self.state.lock().unwrap().ready.pop() else { return false };
+        if fs::rename(&spare, dest).is_ok() {
+            return true;
+        }
+        let _ = fs::remove_dir_all(&spare);
+        false
+    }
+
+    /// Spares ready now.
+    pub fn ready(&self) -> usize {
+        self.state.lock().unwrap().ready.len()
+    }
+
+    /// Remove the ready spares (at shutdown; a later [`SpareDirs::fill`] makes new
+    /// ones).
+    pub fn remove_all(&self) {
+        let ready = std::mem::take(&mut self.state.lock().unwrap().ready);
+        for dir in ready {
+            let _ = fs::remove_dir_all(dir);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(dir).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn spares_are_made_ahead_renamed_into_place_and_a_crash_s_go_at_open() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path();
+        fs::create_dir(p.join("kept")).unwrap();
+        let s = SpareDirs::open(p, &["a", "b"], 2);
+        assert_eq!(s.ready(), 0);
+        assert!(!s.take(&p.join("x")), "nothing ready yet");
+        s.fill();
+        assert_eq!(s.ready(), 2);
+        assert_eq!(names(p), [".spare-1", ".spare-2", "kept"]);
+        assert!(s.take(&p.join("x")));
+        assert_eq!(names(&p.join("x")), ["a", "b"]);
+        assert_eq!(s.ready(), 1);
+        // A destination that exists is not replaced (the spare goes).
+        fs::write(p.join("y"), b"taken").unwrap();
+        assert!(!s.take(&p.join("y")));
+        assert_eq!(fs::read(p.join("y")).unwrap(), b"taken");
+        assert_eq!(names(p), ["kept", "x", "y"]);
+        s.fill();
+        // A crash leaves the spares; the next open removes them and nothing else.
+        drop(s);
+        let s = SpareDirs::open(p, &[], 1);
+        assert_eq!(names(p), ["kept", "x", "y"]);
+        s.fill();
+        s.remove_all();
+        assert_eq!(names(p), ["kept", "x", "y"]);
+    }
+}
