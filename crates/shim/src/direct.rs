@@ -184,13 +184,10 @@ fn create_in(
     // init process runs as for a process joining the container (`rootfs`).
     let mounts = crate::mounts::take(&mut spec, &rootfs);
     let finish = mounts.as_ref().and_then(|_| crate::rootfs::take(&mut spec, console.is_some()));
-    let fd = |i: usize| pipes.as_ref().map(|p| p[i].as_raw_fd());
-    let own = Own {
-        stdio: finish.as_ref().and(pipes.as_ref()).map(|p| [p[0].as_raw_fd(), p[1].as_raw_fd(), p[2].as_raw_fd()]),
-        mounts: mounts.as_ref(),
-        finish: finish.as_ref(),
-    };
-    let fd = |i: usize| if own.stdio.is_some() { None } else { fd(i) };
+    let stdio = pipes.as_ref().map(|p| [p[0].as_raw_fd(), p[1].as_raw_fd(), p[2].as_raw_fd()]);
+    // The init sets up its streams itself when it makes the root filesystem.
+    let own = Own { stdio: stdio.filter(|_| finish.is_some()), mounts: mounts.as_ref(), finish: finish.as_ref() };
+    let fd = |i: usize| stdio.filter(|_| finish.is_none()).map(|s| s[i]);
     let args = ContainerArgs {
         // The descriptor is for libcontainer's intermediate process, which is not used.
         container_type: if finish.is_some() { ContainerType::TenantContainer { exec_notify_fd: -1 } } else { ContainerType::InitContainer },

@@ -248,20 +248,7 @@ impl Planned {
             Kind::Fs { fstype, source, data } => new_fs(fstype, source, data, self.attrs)?,
             Kind::Bind { source, recursive } => clone_tree(source, *recursive, self.attrs)?,
         };
-        let empty = c"";
-        // SAFETY: two open descriptors and NUL-terminated empty paths, valid for the call.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_move_mount,
-                mnt.as_raw_fd(),
-                empty.as_ptr(),
-                dest.as_raw_fd(),
-                empty.as_ptr(),
-                libc::MOVE_MOUNT_F_EMPTY_PATH | libc::MOVE_MOUNT_T_EMPTY_PATH,
-            )
-        };
-        Errno::result(r).context("move_mount")?;
-        Ok(())
+        attach(&mnt, &dest, c"")
     }
 
     /// procfs and sysfs: a directory that is not a symlink, as libcontainer requires.
@@ -271,6 +258,19 @@ impl Planned {
             _ => None,
         }
     }
+}
+
+/// `move_mount` of the detached mount `mnt` onto `name` in the directory `dir` (a
+/// final link not followed), or onto `dir` itself when `name` is empty.
+pub(crate) fn attach(mnt: &OwnedFd, dir: &OwnedFd, name: &CStr) -> Result<()> {
+    let mut flags = libc::MOVE_MOUNT_F_EMPTY_PATH;
+    if name.is_empty() {
+        flags |= libc::MOVE_MOUNT_T_EMPTY_PATH;
+    }
+    // SAFETY: two open descriptors and NUL-terminated paths, valid for the call.
+    let r = unsafe { libc::syscall(libc::SYS_move_mount, mnt.as_raw_fd(), c"".as_ptr(), dir.as_raw_fd(), name.as_ptr(), flags) };
+    Errno::result(r).context("move_mount")?;
+    Ok(())
 }
 
 /// The directory `rel` inside `root` (made, with its parents, 0755 where missing), as an

@@ -25,7 +25,7 @@
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -34,7 +34,7 @@ use libcontainer::oci_spec::runtime::{LinuxDeviceType, LinuxNamespaceType, Spec}
 use nix::errno::Errno;
 use nix::mount::{MntFlags, MsFlags};
 
-use crate::mounts::{dir_in, open_dir, relative, split};
+use crate::mounts::{attach, dir_in, open_dir, relative, split};
 
 /// What the init does to the root filesystem after its mounts (see the module's doc).
 #[derive(Debug)]
@@ -289,20 +289,10 @@ fn open_dir_or_file(path: &str) -> io::Result<OwnedFd> {
 
 /// A clone of the mount of `source` (a descriptor), moved onto `target`.
 fn bind_fd(source: &OwnedFd, target: &Path) -> Result<()> {
-    let parent = target.parent().context("a target without a parent")?;
+    let parent = open_dir(target.parent().context("a target without a parent")?)?;
     let name = CString::new(target.file_name().context("a target without a name")?.as_bytes())?;
-    let parent = open_dir(parent)?;
-    let flags = (libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC) as libc::c_uint | libc::AT_EMPTY_PATH as libc::c_uint;
-    // SAFETY: an open descriptor and an empty NUL-terminated path.
-    let tree = Errno::result(unsafe { libc::syscall(libc::SYS_open_tree, source.as_raw_fd(), c"".as_ptr(), flags) }).context("open_tree")?;
-    // SAFETY: open_tree returned a new descriptor this function owns.
-    let tree = unsafe { OwnedFd::from_raw_fd(tree as RawFd) };
-    // SAFETY: two open descriptors and NUL-terminated paths.
-    let r = unsafe {
-        libc::syscall(libc::SYS_move_mount, tree.as_raw_fd(), c"".as_ptr(), parent.as_raw_fd(), name.as_ptr(), libc::MOVE_MOUNT_F_EMPTY_PATH)
-    };
-    Errno::result(r).context("move_mount")?;
-    Ok(())
+    let tree = berth_userns::clone_mount_fd(source.as_fd()).context("open_tree")?;
+    attach(&tree, &parent, &name)
 }
 
 #[cfg(test)]

@@ -516,13 +516,21 @@ fn cstr(p: &Path) -> std::io::Result<std::ffi::CString> {
 /// `recursive`, of every mount below it too), close-on-exec, named by its descriptor
 /// for `mount_setattr` and `move_mount`.
 pub fn clone_mount(path: &Path, recursive: bool) -> std::io::Result<OwnedFd> {
-    let p = cstr(path)?;
-    let mut flags = (libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC) as libc::c_uint;
-    if recursive {
-        flags |= libc::AT_RECURSIVE as libc::c_uint;
-    }
+    let flags = if recursive { libc::AT_RECURSIVE as libc::c_uint } else { 0 };
+    open_tree_clone(libc::AT_FDCWD, &cstr(path)?, flags)
+}
+
+/// Like [`clone_mount`] for the mount of an open file (one mount, not the tree below):
+/// what the descriptor names, with no path resolved again.
+pub fn clone_mount_fd(fd: BorrowedFd<'_>) -> std::io::Result<OwnedFd> {
+    open_tree_clone(fd.as_raw_fd(), c"", libc::AT_EMPTY_PATH as libc::c_uint)
+}
+
+/// open_tree(2) with `OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC` and the extra `flags`.
+fn open_tree_clone(dirfd: std::os::fd::RawFd, path: &std::ffi::CStr, flags: libc::c_uint) -> std::io::Result<OwnedFd> {
+    let flags = flags | (libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC) as libc::c_uint;
     // SAFETY: open_tree with a NUL-terminated path; the result is a new descriptor we own.
-    let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, p.as_ptr(), flags) };
+    let fd = unsafe { libc::syscall(libc::SYS_open_tree, dirfd, path.as_ptr(), flags) };
     if fd < 0 {
         return Err(std::io::Error::last_os_error());
     }
