@@ -257,7 +257,7 @@ fn unescape(s: &str) -> String {
 pub fn remount_cgroups_ro() -> Result<()> {
     use nix::mount::{mount, MsFlags};
     use nix::sys::statvfs::{statvfs, FsFlags};
-    let info = fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
+    let info = crate::read_proc("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
     for mp in mounts_under(&info, CGROUP_ROOT) {
         let st = statvfs(mp.as_str()).with_context(|| format!("statvfs {mp}"))?;
         let f = st.flags();

@@ -152,7 +152,8 @@ fn create_in(
     let (Some(linux), Some(process), Some(root)) = (spec.linux(), spec.process(), spec.root()) else {
         bail!("the spec has no linux, process or root section");
     };
-    let rootfs = fs::canonicalize(root.path()).context("canonicalize the rootfs")?;
+    // Canonical already: `create` canonicalized it in the spec.
+    let rootfs = root.path().clone();
     let (pipes, console) = match stdio {
         Stdio::Pipes { stdin, stdout, stderr } => (Some([stdin, stdout, stderr]), None),
         Stdio::Console(path) => {
@@ -429,7 +430,11 @@ fn join_hierarchies(pid: Pid, cgroups: &[Hierarchy], devices: Option<&[LinuxDevi
         if !done.insert(&h.cgroup) {
             continue;
         }
-        fs::create_dir_all(&h.cgroup).with_context(|| format!("create {}", h.cgroup.display()))?;
+        // Usually there already (berthd's pool made it): one stat instead of a `mkdir`
+        // that fails with EEXIST and then a stat.
+        if !h.cgroup.is_dir() {
+            fs::create_dir_all(&h.cgroup).with_context(|| format!("create {}", h.cgroup.display()))?;
+        }
         if controllers(h).any(|c| c == "cpuset") {
             fill_cpuset(h, "cpuset.cpus")?;
             fill_cpuset(h, "cpuset.mems")?;
