@@ -1,6 +1,6 @@
 //! The bridge driver's devices: a Linux bridge per network holding the gateway
 //! addresses, and a veth pair per container endpoint (one end on the bridge, the other
-//! renamed `ethN` in the container's namespace).
+//! made as `ethN` in the container's namespace).
 
 use std::net::IpAddr;
 use std::os::fd::AsRawFd;
@@ -170,53 +170,46 @@ pub fn attach(net: &Network, ep: &mut Endpoint, ns_path: &Path, gateway: bool) -
     let ns = std::fs::File::open(ns_path)
         .map_err(|e| Error::internal(format!("open network namespace {}: {e}", ns_path.display())))?;
     let host = veth_name();
-    let peer = format!("b{}", &host[4..]);
     let mtu = (net.mtu > 0).then_some(net.mtu);
+    let mac = match &ep.want_mac {
+        Some(m) => parse_mac(m).ok_or_else(|| Error::invalid(format!("invalid MAC address: {m}")))?,
+        None => mac_for(ep.ipv4),
+    };
     let mut nl = Netlink::open().map_err(nl_err("netlink"))?;
-    nl.add_veth(&host, &peer, ns.as_raw_fd(), mtu)
+    let bidx = nl
+        .link_index(&net.bridge)
+        .map_err(nl_err("look up bridge"))?
+        .ok_or_else(|| Error::internal(format!("bridge {} is missing", net.bridge)))?;
+    nl.add_veth(&host, bidx, &ep.ifname, ns.as_raw_fd(), mac, mtu)
         .map_err(|e| Error::internal(format!("create veth pair {host}: {e}")))?;
-    let wired = (|| -> Result<()> {
-        let hidx = nl.link_index(&host).map_err(nl_err("look up veth"))?.ok_or_else(|| Error::internal("veth vanished"))?;
-        let bidx = nl
-            .link_index(&net.bridge)
-            .map_err(nl_err("look up bridge"))?
-            .ok_or_else(|| Error::internal(format!("bridge {} is missing", net.bridge)))?;
-        nl.set_master(hidx, bidx).map_err(nl_err("attach veth to the bridge"))?;
-        nl.set_up(hidx).map_err(nl_err("bring the veth up"))?;
-        let mac = match &ep.want_mac {
-            Some(m) => parse_mac(m).ok_or_else(|| Error::invalid(format!("invalid MAC address: {m}")))?,
-            None => mac_for(ep.ipv4),
-        };
-        ep.mac = format_mac(&mac);
-        let (ifname, v4, p4, g4, v6, p6, g6) = (ep.ifname.clone(), ep.ipv4, ep.prefix4, ep.gateway4, ep.ipv6, ep.prefix6, ep.gateway6);
-        let peer2 = peer.clone();
-        netns::run_in(ns_path, move || {
-            let mut nl = Netlink::open().map_err(nl_err("netlink in the container"))?;
-            let idx = nl
-                .link_index(&peer2)
-                .map_err(nl_err("look up the container's veth"))?
-                .ok_or_else(|| Error::internal("the container's veth is missing"))?;
-            nl.configure(idx, &ifname, Some(mac)).map_err(|e| Error::internal(format!("configure {ifname}: {e}")))?;
-            if let Some(ip) = v4 {
-                nl.add_address(idx, ip, p4).map_err(|e| Error::internal(format!("add {ip}/{p4}: {e}")))?;
+    let (ifname, v4, p4, g4, v6, p6, g6) = (ep.ifname.clone(), ep.ipv4, ep.prefix4, ep.gateway4, ep.ipv6, ep.prefix6, ep.gateway6);
+    let wired = netns::run_in(ns_path, move || {
+        let mut nl = Netlink::open().map_err(nl_err("netlink in the container"))?;
+        let idx = nl
+            .link_index(&ifname)
+            .map_err(nl_err("look up the container's veth"))?
+            .ok_or_else(|| Error::internal(format!("the container's {ifname} is missing")))?;
+        nl.set_up(idx).map_err(|e| Error::internal(format!("bring {ifname} up: {e}")))?;
+        if let Some(ip) = v4 {
+            nl.add_address(idx, ip, p4).map_err(|e| Error::internal(format!("add {ip}/{p4}: {e}")))?;
+        }
+        if let Some(ip) = v6 {
+            nl.add_address(idx, ip, p6).map_err(|e| Error::internal(format!("add {ip}/{p6}: {e}")))?;
+        }
+        if gateway {
+            for gw in [g4, g6].into_iter().flatten() {
+                nl.add_default_route(gw).map_err(|e| Error::internal(format!("default route via {gw}: {e}")))?;
             }
-            if let Some(ip) = v6 {
-                nl.add_address(idx, ip, p6).map_err(|e| Error::internal(format!("add {ip}/{p6}: {e}")))?;
-            }
-            if gateway {
-                for gw in [g4, g6].into_iter().flatten() {
-                    nl.add_default_route(gw).map_err(|e| Error::internal(format!("default route via {gw}: {e}")))?;
-                }
-            }
-            Ok(())
-        })
-    })();
+        }
+        Ok(())
+    });
     if let Err(e) = wired {
         if let Ok(Some(i)) = nl.link_index(&host) {
             let _ = nl.del_link(i);
         }
         return Err(e);
     }
+    ep.mac = format_mac(&mac);
     ep.host_veth = host;
     Ok(())
 }

@@ -139,11 +139,25 @@ impl Netlink {
         self.create(RouteNetlinkMessage::NewLink(b.build()))
     }
 
-    /// Create a veth pair: `host` here, `peer` directly in the namespace of `peer_ns`
-    /// (an open namespace file).
-    pub fn add_veth(&mut self, host: &str, peer: &str, peer_ns: RawFd, mtu: Option<u32>) -> io::Result<()> {
-        let mut p = LinkMessageBuilder::<LinkUnspec>::new().name(peer.to_owned()).setns_by_fd(peer_ns);
-        let mut b = LinkVeth::new(host, peer);
+    /// Create a veth pair in one request: `host` here, up and on the bridge `master`;
+    /// `peer` directly in the namespace of `peer_ns` (an open namespace file) with MAC
+    /// address `peer_mac`, down (the kernel cannot open a veth end before its pair is
+    /// complete: [`Netlink::set_up`] it there). Named and addressed as they are made, the
+    /// ends need no rename (a sysfs rename and a uevent) and three fewer round trips.
+    pub fn add_veth(
+        &mut self,
+        host: &str,
+        master: u32,
+        peer: &str,
+        peer_ns: RawFd,
+        peer_mac: [u8; 6],
+        mtu: Option<u32>,
+    ) -> io::Result<()> {
+        let mut p = LinkMessageBuilder::<LinkUnspec>::new()
+            .name(peer.to_owned())
+            .setns_by_fd(peer_ns)
+            .address(peer_mac.to_vec());
+        let mut b = LinkVeth::new(host, peer).controller(master).up();
         if let Some(m) = mtu {
             p = p.mtu(m);
             b = b.mtu(m);
@@ -158,16 +172,6 @@ impl Netlink {
 
     pub fn set_master(&mut self, index: u32, master: u32) -> io::Result<()> {
         self.change(RouteNetlinkMessage::SetLink(LinkUnspec::new_with_index(index).controller(master).build()))
-    }
-
-    /// Rename a (down) link, set its MAC address and bring it up.
-    pub fn configure(&mut self, index: u32, name: &str, mac: Option<[u8; 6]>) -> io::Result<()> {
-        let mut b = LinkUnspec::new_with_index(index).name(name.to_owned());
-        if let Some(m) = mac {
-            b = b.address(m.to_vec());
-        }
-        self.change(RouteNetlinkMessage::SetLink(b.build()))?;
-        self.set_up(index)
     }
 
     pub fn set_down(&mut self, index: u32) -> io::Result<()> {
