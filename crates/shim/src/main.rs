@@ -209,3 +209,17 @@ fn main() {
     };
     std::process::exit(code);
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn proc_files_are_read_whole_small_or_past_the_first_buffer() {
+        let maps = super::read_proc("/proc/self/mountinfo").unwrap();
+        assert!(maps.ends_with('\n') && maps.lines().any(|l| l.contains(" / / ")), "{maps}");
+        // smaps runs to tens of KiB: read on past the 8 KiB the buffer starts with.
+        let smaps = super::read_proc("/proc/self/smaps").unwrap();
+        assert!(smaps.len() > 8192, "{}", smaps.len());
+        assert!(smaps.ends_with('\n') && smaps.contains("VmFlags:"));
+        assert!(super::read_proc("/proc/self/no-such-file").is_err());
+    }
+}
