@@ -170,10 +170,6 @@ impl Netlink {
         self.change(RouteNetlinkMessage::SetLink(LinkUnspec::new_with_index(index).up().build()))
     }
 
-    pub fn set_master(&mut self, index: u32, master: u32) -> io::Result<()> {
-        self.change(RouteNetlinkMessage::SetLink(LinkUnspec::new_with_index(index).controller(master).build()))
-    }
-
     pub fn set_down(&mut self, index: u32) -> io::Result<()> {
         self.change(RouteNetlinkMessage::SetLink(LinkUnspec::new_with_index(index).down().build()))
     }

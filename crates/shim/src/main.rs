@@ -112,7 +112,6 @@ fn standby_main() -> i32 {
     run::main(a)
 }
 
-/// The process's name (`/proc/PID/comm`, what `ps` shows by default).
 /// A file of /proc, whole. The kernel makes these as they are read and reports a size
 /// of 0, so `fs::read_to_string` reads them with doubling 32-byte probes: nine reads for
 /// a 2 KiB mountinfo, each walking the mount table again. With room for 8 KiB up front,
@@ -124,6 +123,7 @@ pub(crate) fn read_proc(path: &str) -> std::io::Result<String> {
     Ok(text)
 }
 
+/// The process's name (`/proc/PID/comm`, what `ps` shows by default).
 fn set_name(name: &std::ffi::CStr) {
     // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
     unsafe {
