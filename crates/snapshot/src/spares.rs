@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 /// The name prefix of a spare directory.
-pub const SPARE_PREFIX: &str = ".spare-";
+const SPARE_PREFIX: &str = ".spare-";
 
 /// Spare directories in one parent.
 #[derive(Debug)]

@@ -296,11 +296,11 @@ async fn create_with(
     }
     let id = rec.id.clone();
     let paths = Paths::new(d, &id);
-    // A warm sandbox's directories are the container's already (its id is taken).
-    if claim.is_none() {
-        d.container_dirs.take(&paths.dir);
+    // A warm sandbox's directories are the container's already (its id is taken); a
+    // spare renamed into place is the directory.
+    if !(claim.is_none() && d.container_dirs.take(&paths.dir)) {
+        std::fs::create_dir_all(&paths.dir)?;
     }
-    std::fs::create_dir_all(&paths.dir)?;
     d.snap.prepare(&id)?;
     if claim.is_none() {
         // spare directories were taken
