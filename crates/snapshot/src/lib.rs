@@ -232,12 +232,11 @@ impl Snapshotter {
         Ok(())
     }
 
-    /// Remove a container snapshot (its rootfs must be unmounted).
+    /// Remove a container snapshot (its rootfs must be unmounted): its upper and work
+    /// directories go, and its emptied directory is kept as a spare when fewer than
+    /// twice [`SPARES`] are ready ([`SpareDirs::recycle`]).
     pub fn remove(&self, id: &str) -> Result<()> {
-        match fs::remove_dir_all(self.snapshot_dir(id)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
-            _ => Ok(()),
-        }
+        Ok(self.spares.recycle(&self.snapshot_dir(id))?)
     }
 }
 

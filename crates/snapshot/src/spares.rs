@@ -85,6 +85,50 @@ impl SpareDirs {
         false
     }
 
+    /// Keep `dir` (in the same parent, its user done with it) as a spare instead of
+    /// deleting it: its entries are removed, the subdirectories made again (never
+    /// reused: overlayfs keeps an upper and a work directory marked in use for as long
+    /// as a lazily unmounted overlay holds them), and the emptied directory renamed to a
+    /// spare name. Removing an entry or two and a rename costs less than deleting the
+    /// directory and making the next spare — on ext4 under a `FS_TOPDIR_FL` parent,
+    /// ~70 µs for the `rmdir` and 0.12–0.25 ms for the `mkdir`. Up to twice the depth
+    /// [`SpareDirs::fill`] keeps are kept (a removal usually comes after the next
+    /// create's refill); beyond that, or if anything fails, `dir` is deleted as before.
+    /// A missing `dir` is nothing to do.
+    pub fn recycle(&self, dir: &Path) -> std::io::Result<()> {
+        let spare = {
+            let mut st = self.state.lock().unwrap();
+            if st.ready.len() + st.making >= 2 * self.depth {
+                None
+            } else {
+                st.making += 1;
+                st.next += 1;
+                Some(self.parent.join(format!("{SPARE_PREFIX}{}", st.next)))
+            }
+        };
+        let Some(spare) = spare else { return remove_missing_ok(dir) };
+        let emptied = empty_dir(dir).and_then(|()| {
+            self.subdirs.iter().try_for_each(|s| fs::create_dir(dir.join(s)))?;
+            fs::rename(dir, &spare)
+        });
+        let mut st = self.state.lock().unwrap();
+        st.making -= 1;
+        match emptied {
+            Ok(()) => {
+                st.ready.push(spare);
+                Ok(())
+            }
+            Err(e) => {
+                drop(st);
+                if e.kind() == std::io::ErrorKind::NotFound && !dir.exists() {
+                    return Ok(());
+                }
+                tracing::debug!("keep {} as a spare: {e}", dir.display());
+                remove_missing_ok(dir)
+            }
+        }
+    }
+
     /// Spares ready now.
     pub fn ready(&self) -> usize {
         self.state.lock().unwrap().ready.len()
@@ -97,6 +141,27 @@ impl SpareDirs {
         for dir in ready {
             let _ = fs::remove_dir_all(dir);
         }
+    }
+}
+
+/// Remove everything in `dir`, never following a symbolic link out of it.
+fn empty_dir(dir: &Path) -> std::io::Result<()> {
+    for e in fs::read_dir(dir)? {
+        let e = e?;
+        if e.file_type()?.is_dir() {
+            fs::remove_dir_all(e.path())?;
+        } else {
+            fs::remove_file(e.path())?;
+        }
+    }
+    Ok(())
+}
+
+/// `remove_dir_all`, with a missing directory no error.
+fn remove_missing_ok(dir: &Path) -> std::io::Result<()> {
+    match fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
     }
 }
 
@@ -137,5 +202,44 @@ mod tests {
         s.fill();
         s.remove_all();
         assert_eq!(names(p), ["kept", "x", "y"]);
+    }
+
+    #[test]
+    fn a_removed_directory_is_emptied_and_kept_as_a_spare_up_to_twice_the_depth() {
+        use std::os::unix::fs::symlink;
+        let tmp = tempfile::tempdir().unwrap();
+        let (p, outside) = (tmp.path().join("p"), tmp.path().join("outside"));
+        fs::create_dir(&p).unwrap();
+        fs::create_dir(&outside).unwrap();
+        fs::write(outside.join("keep"), b"not theirs").unwrap();
+        let s = SpareDirs::open(&p, &["upper", "work"], 1);
+        let used = |name: &str| {
+            let d = p.join(name);
+            fs::create_dir_all(d.join("upper/etc")).unwrap();
+            fs::write(d.join("upper/etc/secret"), b"from the last container").unwrap();
+            fs::create_dir_all(d.join("work/work")).unwrap();
+            fs::write(d.join("log"), b"x").unwrap();
+            symlink(&outside, d.join("upper/link")).unwrap();
+            symlink(&outside, d.join("out")).unwrap();
+            d
+        };
+        // Two kept (twice the depth), the third deleted.
+        for name in ["a", "b", "c"] {
+            s.recycle(&used(name)).unwrap();
+        }
+        assert_eq!(s.ready(), 2);
+        assert_eq!(names(&p).len(), 2, "{:?}", names(&p));
+        assert!(names(&p).iter().all(|n| n.starts_with(".spare-")));
+        // What a spare becomes holds fresh, empty subdirectories and nothing else; a
+        // symbolic link was removed, never followed.
+        assert!(s.take(&p.join("next")));
+        assert_eq!(names(&p.join("next")), ["upper", "work"]);
+        assert!(names(&p.join("next/upper")).is_empty() && names(&p.join("next/work")).is_empty());
+        assert_eq!(fs::read(outside.join("keep")).unwrap(), b"not theirs");
+        // fill stops at the depth, and a missing directory is nothing to recycle.
+        s.fill();
+        assert_eq!(s.ready(), 1);
+        s.recycle(&p.join("gone")).unwrap();
+        assert_eq!(s.ready(), 1);
     }
 }

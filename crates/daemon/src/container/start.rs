@@ -360,7 +360,7 @@ fn spec_options(d: &Daemon, rec: &Record, paths: &Paths, etc: EtcFiles) -> Resul
 pub fn purge(d: &Daemon, id: &str) {
     teardown(d, id);
     let _ = d.snap.remove(id);
-    let _ = std::fs::remove_dir_all(Paths::new(d, id).dir);
+    let _ = d.container_dirs.recycle(&Paths::new(d, id).dir);
 }
 
 /// Undo what `prepare` did (on failure or after exit).
@@ -415,7 +415,11 @@ pub(super) fn prepare(d: &Arc<Daemon>, rec: &Record) -> Result<super::net::Wired
         .ok_or_else(|| Error::not_found(format!("No such image: {}", rec.image_id)))?;
     let _ = std::fs::remove_file(paths.state.join(berth_shim_proto::EXIT_FILE));
     std::fs::create_dir_all(&paths.state)?;
-    std::fs::create_dir_all(&paths.dir)?;
+    // A warm sandbox's directory (made here, not by `create`) is a spare when one is
+    // ready, as the snapshot's is in `Snapshotter::prepare`.
+    if !paths.dir.is_dir() && !d.container_dirs.take(&paths.dir) {
+        std::fs::create_dir_all(&paths.dir)?;
+    }
     d.snap.prepare(&rec.id)?;
     // A rootfs that is used once and then deleted (a build step's, a `--rm`
     // container's) need not be synced to disk at unmount.
