@@ -5,9 +5,10 @@
 //! `FS_TOPDIR_FL` parent) cost 0.1–0.25 ms per directory here; a rename within the
 //! parent costs ~20 µs. A [`SpareDirs`] keeps a few empty directories (with the
 //! subdirectories its users want in them) in a parent as `.spare-<n>`, made off the
-//! path that needs one, and [`SpareDirs::take`] renames one to its final name. The
-//! snapshotter keeps them for container snapshots (`upper/`, `work/`), the daemon for
-//! its containers' directories.
+//! path that needs one, and [`SpareDirs::take`] renames one to its final name; a
+//! directory its user is done with is emptied and renamed back to a spare
+//! ([`SpareDirs::recycle`]) rather than deleted. The snapshotter keeps them for
+//! container snapshots (`upper/`, `work/`), the daemon for its containers' directories.
 
 use std::fs;
 use std::path::{Path, PathBuf};
