@@ -94,9 +94,11 @@ fn oom_events(spec: &Value) -> Option<PathBuf> {
     }
 }
 
-/// The number of processes the OOM killer took in the cgroup (0 when unknown).
+/// The number of processes the OOM killer took in the cgroup (0 when unknown). Read
+/// between the container's exit and its report: one `read` ([`crate::read_proc`]),
+/// not a `stat` and three 32-byte probes.
 pub fn oom_kills(path: &Path) -> u64 {
-    fs::read_to_string(path)
+    crate::read_proc(path)
         .ok()
         .and_then(|s| s.lines().find_map(|l| l.strip_prefix("oom_kill ").and_then(|n| n.trim().parse().ok())))
         .unwrap_or(0)
