@@ -113,9 +113,9 @@ fn standby_main() -> i32 {
 }
 
 /// A file of /proc (or of a cgroup hierarchy), whole. The kernel makes these as they
-/// are read and reports a size of 0, so `fs::read_to_string` reads them with doubling 32-byte probes: nine reads for
-/// a 2 KiB mountinfo, each walking the mount table again. With room for 8 KiB up front,
-/// two (the last one finding the end).
+/// are read and reports a size of 0, so `fs::read_to_string` reads them with doubling
+/// 32-byte probes: nine reads for a 2 KiB mountinfo, each walking the mount table
+/// again. With room for 8 KiB up front, two (the last one finding the end).
 pub(crate) fn read_proc(path: impl AsRef<std::path::Path>) -> std::io::Result<String> {
     use std::io::Read;
     let mut text = String::with_capacity(8192);

@@ -124,7 +124,7 @@ impl SpareDirs {
                 if e.kind() == std::io::ErrorKind::NotFound && !dir.exists() {
                     return Ok(());
                 }
-                tracing::debug!("keep {} as a spare: {e}", dir.display());
+                tracing::debug!("{} not kept as a spare, deleted: {e}", dir.display());
                 remove_missing_ok(dir)
             }
         }
