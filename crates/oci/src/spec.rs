@@ -61,9 +61,12 @@ pub const DEFAULT_READONLY_PATHS: &[&str] = &[
     "/proc/sysrq-trigger",
 ];
 
-/// True when /sys/fs/cgroup is a pure cgroup v2 hierarchy (not v1 or hybrid).
+/// True when /sys/fs/cgroup is a pure cgroup v2 hierarchy (not v1 or hybrid). Probed
+/// once: a host does not change its cgroup layout under a running daemon, and every
+/// `create` asks.
 pub fn cgroup_v2_unified() -> bool {
-    Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+    static UNIFIED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *UNIFIED.get_or_init(|| Path::new("/sys/fs/cgroup/cgroup.controllers").exists())
 }
 
 #[derive(Debug, Default)]

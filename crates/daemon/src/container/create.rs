@@ -296,13 +296,13 @@ async fn create_with(
     }
     let id = rec.id.clone();
     let paths = Paths::new(d, &id);
-    // A warm sandbox's directories are the container's already (its id is taken); a
-    // spare renamed into place is the directory.
-    if !(claim.is_none() && d.container_dirs.take(&paths.dir)) {
-        std::fs::create_dir_all(&paths.dir)?;
-    }
-    d.snap.prepare(&id)?;
+    // A warm sandbox's directories are the container's already (its id is taken, its
+    // preparation made them); otherwise a spare renamed into place is the directory.
     if claim.is_none() {
+        if !d.container_dirs.take(&paths.dir) {
+            std::fs::create_dir_all(&paths.dir)?;
+        }
+        d.snap.prepare(&id)?;
         // spare directories were taken
         super::refill_pools(d);
     }
