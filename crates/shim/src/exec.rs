@@ -114,16 +114,12 @@ pub fn run_exec(
     hub.subscribe(conn, &started, true, true);
     let sink = match &pty {
         Some(m) => {
-            hub.spawn_pump(m.try_clone()?, FrameKind::Stdout);
+            hub.spawn_pumps(vec![(m.try_clone()?, FrameKind::Stdout)]);
             StdinSink::new(if stdin { Some(m.try_clone()?) } else { None }, false)
         }
         None => {
-            if let Some(o) = out_r {
-                hub.spawn_pump(o, FrameKind::Stdout);
-            }
-            if let Some(e) = err_r {
-                hub.spawn_pump(e, FrameKind::Stderr);
-            }
+            let outputs = [(out_r, FrameKind::Stdout), (err_r, FrameKind::Stderr)];
+            hub.spawn_pumps(outputs.into_iter().filter_map(|(f, kind)| Some((f?, kind))).collect());
             StdinSink::new(stdin_w, true)
         }
     };

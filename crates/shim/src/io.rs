@@ -70,24 +70,61 @@ impl Hub {
         });
     }
 
-    /// Copy `src` to the subscribers until EOF (or EIO, as a pty master reports it).
-    pub fn spawn_pump(self: &Arc<Self>, mut src: File, kind: FrameKind) {
-        self.state.lock().unwrap().pumps += 1;
+    /// Copy each of `srcs` to the subscribers until its EOF (or EIO, as a pty master
+    /// reports it), all on one thread that polls them: a process's stdout and stderr
+    /// take one thread to pump, not two (a thread's start and end were ~0.05 ms of CPU
+    /// for every container).
+    pub fn spawn_pumps(self: &Arc<Self>, srcs: Vec<(File, FrameKind)>) {
+        if srcs.is_empty() {
+            return;
+        }
+        self.state.lock().unwrap().pumps += srcs.len();
         let hub = self.clone();
-        std::thread::spawn(move || {
-            let mut buf = vec![0u8; 32 * 1024];
-            loop {
-                match src.read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => hub.publish(kind, &buf[..n]),
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(_) => break,
+        std::thread::spawn(move || hub.pump(srcs));
+    }
+
+    fn pump(&self, mut open: Vec<(File, FrameKind)>) {
+        use std::os::fd::AsRawFd;
+        let mut buf = vec![0u8; 32 * 1024];
+        while !open.is_empty() {
+            let mut fds: Vec<libc::pollfd> =
+                open.iter().map(|(f, _)| libc::pollfd { fd: f.as_raw_fd(), events: libc::POLLIN, revents: 0 }).collect();
+            // SAFETY: `fds` is a valid array of `fds.len()` pollfd entries for the call.
+            if unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) } < 0 {
+                if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                // Nothing to wait on any more: count them all as ended.
+                for _ in open.drain(..) {
+                    self.pump_ended();
+                }
+                return;
+            }
+            // Backwards, so that `swap_remove` only moves an entry already looked at.
+            for i in (0..open.len()).rev() {
+                if fds[i].revents == 0 {
+                    continue;
+                }
+                let ended = match open[i].0.read(&mut buf) {
+                    Ok(0) => true,
+                    Ok(n) => {
+                        self.publish(open[i].1, &buf[..n]);
+                        false
+                    }
+                    Err(e) => e.kind() != std::io::ErrorKind::Interrupted,
+                };
+                if ended {
+                    open.swap_remove(i);
+                    self.pump_ended();
                 }
             }
-            let mut st = hub.state.lock().unwrap();
-            st.pumps -= 1;
-            hub.drained.notify_all();
-        });
+        }
+    }
+
+    fn pump_ended(&self) {
+        let mut st = self.state.lock().unwrap();
+        st.pumps -= 1;
+        self.drained.notify_all();
     }
 
     /// Wait until every pump has seen EOF, at most `timeout`.
@@ -159,5 +196,47 @@ impl StdinSink {
     /// Close stdin now.
     pub fn close(&self) {
         self.w.lock().unwrap().take();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_shim_proto::read_frame;
+
+    /// One thread pumps both outputs: every byte of each reaches a subscriber as frames
+    /// of its kind, and the hub counts both pumps ended once both writers are closed.
+    #[test]
+    fn one_thread_pumps_stdout_and_stderr_to_the_end() {
+        let (out_r, mut out_w) = std::io::pipe().unwrap();
+        let (err_r, mut err_w) = std::io::pipe().unwrap();
+        let hub = Hub::new(None);
+        let (client, conn) = UnixStream::pair().unwrap();
+        hub.subscribe(conn, b"ok\n", true, true);
+        let file = |r: std::io::PipeReader| File::from(std::os::fd::OwnedFd::from(r));
+        hub.spawn_pumps(vec![(file(out_r), FrameKind::Stdout), (file(err_r), FrameKind::Stderr)]);
+        out_w.write_all(b"to stdout, ").unwrap();
+        err_w.write_all(b"to stderr").unwrap();
+        drop(err_w);
+        out_w.write_all(b"and more").unwrap();
+        drop(out_w);
+        hub.wait_drained(Duration::from_secs(10));
+        assert_eq!(hub.state.lock().unwrap().pumps, 0, "a pump was not counted ended");
+        hub.finish(&ExitStatus { code: 0, finished_at: String::new(), oom_killed: false, error: None });
+        let mut r = std::io::BufReader::new(client);
+        let mut greeting = String::new();
+        std::io::BufRead::read_line(&mut r, &mut greeting).unwrap();
+        assert_eq!(greeting, "ok\n");
+        let (mut out, mut err, mut exited) = (Vec::new(), Vec::new(), false);
+        while let Some((kind, data)) = read_frame(&mut r).unwrap() {
+            match kind {
+                FrameKind::Stdout => out.extend(data),
+                FrameKind::Stderr => err.extend(data),
+                FrameKind::Exit => exited = true,
+            }
+        }
+        assert_eq!(out, b"to stdout, and more");
+        assert_eq!(err, b"to stderr");
+        assert!(exited);
     }
 }

@@ -400,9 +400,7 @@ pub fn main(a: RunArgs) -> i32 {
     });
     // Before the first request is served (requests are served only below): `finish`
     // then always finds every pump counted.
-    for (src, kind) in pumps {
-        shim.hub.spawn_pump(src, kind);
-    }
+    shim.hub.spawn_pumps(pumps);
     // On a thread of its own: an unmount waits for an RCU grace period (0.2 ms, up to
     // 5 ms on a busy host), and until the loop below runs no request is accepted — a
     // warm sandbox made ready just before a `run` kept that start waiting.
