@@ -152,7 +152,7 @@ fn detach(dir: &Path) {
 pub fn prepare(spec: &mut Value, state_dir: &Path) -> Option<Tree> {
     let i = cgroup_mount(spec)?;
     let cgroups_path = spec["linux"]["cgroupsPath"].as_str()?;
-    let read = |p: &str| crate::read_proc(p).ok();
+    let read = |p: &str| berth_shim_proto::read_proc(p).ok();
     let entries = plan(&read("/proc/self/mountinfo")?, &read("/proc/self/cgroup")?, &read("/proc/1/cgroup")?, cgroups_path)?;
     let dir = state_dir.join(berth_shim_proto::CGROUPFS_DIR);
     detach(&dir);

@@ -95,10 +95,10 @@ fn oom_events(spec: &Value) -> Option<PathBuf> {
 }
 
 /// The number of processes the OOM killer took in the cgroup (0 when unknown). Read
-/// between the container's exit and its report: one `read` ([`crate::read_proc`]),
-/// not a `stat` and three 32-byte probes.
+/// between the container's exit and its report: one `read`
+/// ([`berth_shim_proto::read_proc`]), not a `stat` and three 32-byte probes.
 pub fn oom_kills(path: &Path) -> u64 {
-    crate::read_proc(path)
+    berth_shim_proto::read_proc(path)
         .ok()
         .and_then(|s| s.lines().find_map(|l| l.strip_prefix("oom_kill ").and_then(|n| n.trim().parse().ok())))
         .unwrap_or(0)
@@ -259,7 +259,7 @@ fn unescape(s: &str) -> String {
 pub fn remount_cgroups_ro() -> Result<()> {
     use nix::mount::{mount, MsFlags};
     use nix::sys::statvfs::{statvfs, FsFlags};
-    let info = crate::read_proc("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
+    let info = berth_shim_proto::read_proc("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
     for mp in mounts_under(&info, CGROUP_ROOT) {
         let st = statvfs(mp.as_str()).with_context(|| format!("statvfs {mp}"))?;
         let f = st.flags();

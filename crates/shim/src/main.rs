@@ -112,17 +112,6 @@ fn standby_main() -> i32 {
     run::main(a)
 }
 
-/// A file of /proc (or of a cgroup hierarchy), whole. The kernel makes these as they
-/// are read and reports a size of 0, so `fs::read_to_string` reads them with doubling
-/// 32-byte probes: nine reads for a 2 KiB mountinfo, each walking the mount table
-/// again. With room for 8 KiB up front, two (the last one finding the end).
-pub(crate) fn read_proc(path: impl AsRef<std::path::Path>) -> std::io::Result<String> {
-    use std::io::Read;
-    let mut text = String::with_capacity(8192);
-    std::fs::File::open(path)?.read_to_string(&mut text)?;
-    Ok(text)
-}
-
 /// The process's name (`/proc/PID/comm`, what `ps` shows by default).
 fn set_name(name: &std::ffi::CStr) {
     // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
@@ -210,16 +199,3 @@ fn main() {
     std::process::exit(code);
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn proc_files_are_read_whole_small_or_past_the_first_buffer() {
-        let maps = super::read_proc("/proc/self/mountinfo").unwrap();
-        assert!(maps.ends_with('\n') && maps.lines().any(|l| l.contains(" / / ")), "{maps}");
-        // smaps runs to tens of KiB: read on past the 8 KiB the buffer starts with.
-        let smaps = super::read_proc("/proc/self/smaps").unwrap();
-        assert!(smaps.len() > 8192, "{}", smaps.len());
-        assert!(smaps.ends_with('\n') && smaps.contains("VmFlags:"));
-        assert!(super::read_proc("/proc/self/no-such-file").is_err());
-    }
-}

@@ -426,15 +426,9 @@ pub async fn take(d: &Arc<Daemon>, shape: &str) -> Option<Claim> {
 /// zombie until its shim, which reaps only once the container started, is stopped: its
 /// pid is not reused meanwhile.
 fn alive(pid: i32) -> bool {
-    use std::io::Read;
-    // Read with room for the whole line (~300 bytes): procfs reports a size of 0, and
-    // `read_to_string` probes such a file 32 bytes at a time (six reads, on the claim's
-    // path).
-    let mut stat = String::with_capacity(1024);
-    let read = std::fs::File::open(format!("/proc/{pid}/stat")).and_then(|mut f| f.read_to_string(&mut stat));
-    if read.is_err() {
-        return false;
-    }
+    // In one read (on the claim's path): `read_to_string` probes a procfs file 32 bytes
+    // at a time, six reads for this one.
+    let Ok(stat) = berth_shim_proto::read_proc(format!("/proc/{pid}/stat")) else { return false };
     // The state follows the command name, which is in parentheses and may hold any byte.
     match stat.rfind(')').and_then(|i| stat[i + 1..].split_whitespace().next()) {
         Some(state) => !matches!(state, "Z" | "X" | "x"),
