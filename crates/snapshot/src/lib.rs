@@ -143,11 +143,7 @@ impl Snapshotter {
     /// the snapshot has none yet and one is ready.
     pub fn prepare(&self, id: &str) -> Result<()> {
         let d = self.snapshot_dir(id);
-        // A spare renamed into place has both already.
-        if d.exists() || !self.spares.take(&d) {
-            fs::create_dir_all(d.join("upper")).ctx("create upper dir")?;
-            fs::create_dir_all(d.join("work")).ctx("create work dir")?;
-        }
+        self.spares.provide(&d).ctx("create upper and work dirs")?;
         // overlayfs shows the upper dir's owner as the root directory's
         berth_userns::chown_to_root(&d.join("upper"), self.idmap())
     }

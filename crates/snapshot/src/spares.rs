@@ -86,6 +86,20 @@ impl SpareDirs {
         false
     }
 
+    /// Make sure `dest` (in this parent) is there with its subdirectories: a ready spare
+    /// renamed to it when it is not there yet, else made now; one that is there gets
+    /// any subdirectory it lacks.
+    pub fn provide(&self, dest: &Path) -> std::io::Result<()> {
+        let there = dest.exists();
+        if !there && self.take(dest) {
+            return Ok(());
+        }
+        if !there && self.subdirs.is_empty() {
+            return fs::create_dir_all(dest);
+        }
+        self.subdirs.iter().try_for_each(|s| fs::create_dir_all(dest.join(s)))
+    }
+
     /// Keep `dir` (in the same parent, its user done with it) as a spare instead of
     /// deleting it: its entries are removed, the subdirectories made again (never
     /// reused: overlayfs keeps an upper and a work directory marked in use for as long
@@ -196,6 +210,21 @@ mod tests {
         assert_eq!(fs::read(p.join("y")).unwrap(), b"taken");
         assert_eq!(names(p), ["kept", "x", "y"]);
         s.fill();
+        // `provide`: a spare when one is ready, made when none is, completed when there.
+        s.fill();
+        assert!(s.provide(&p.join("z")).is_ok() && s.ready() == 1);
+        assert_eq!(names(&p.join("z")), ["a", "b"]);
+        fs::remove_dir(p.join("z/b")).unwrap();
+        s.provide(&p.join("z")).unwrap();
+        assert_eq!(names(&p.join("z")), ["a", "b"]);
+        assert_eq!(s.ready(), 1, "a directory that is there takes no spare");
+        s.provide(&p.join("z")).unwrap();
+        s.provide(&p.join("w")).unwrap();
+        s.provide(&p.join("v")).unwrap();
+        assert_eq!((s.ready(), names(&p.join("v"))), (0, vec!["a".to_owned(), "b".to_owned()]));
+        fs::remove_dir_all(p.join("z")).unwrap();
+        fs::remove_dir_all(p.join("w")).unwrap();
+        fs::remove_dir_all(p.join("v")).unwrap();
         // A crash leaves the spares; the next open removes them and nothing else.
         drop(s);
         let s = SpareDirs::open(p, &[], 1);

@@ -299,9 +299,7 @@ async fn create_with(
     // A warm sandbox's directories are the container's already (its id is taken, its
     // preparation made them); otherwise a spare renamed into place is the directory.
     if claim.is_none() {
-        if !d.container_dirs.take(&paths.dir) {
-            std::fs::create_dir_all(&paths.dir)?;
-        }
+        d.container_dirs.provide(&paths.dir)?;
         d.snap.prepare(&id)?;
         // spare directories were taken
         super::refill_pools(d);

@@ -417,9 +417,7 @@ pub(super) fn prepare(d: &Arc<Daemon>, rec: &Record) -> Result<super::net::Wired
     std::fs::create_dir_all(&paths.state)?;
     // A warm sandbox's directory (made here, not by `create`) is a spare when one is
     // ready, as the snapshot's is in `Snapshotter::prepare`.
-    if !paths.dir.is_dir() && !d.container_dirs.take(&paths.dir) {
-        std::fs::create_dir_all(&paths.dir)?;
-    }
+    d.container_dirs.provide(&paths.dir)?;
     d.snap.prepare(&rec.id)?;
     // A rootfs that is used once and then deleted (a build step's, a `--rm`
     // container's) need not be synced to disk at unmount.
