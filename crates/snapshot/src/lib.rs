@@ -123,11 +123,7 @@ impl Snapshotter {
 
     /// Remove an unpacked layer.
     pub fn remove_layer(&self, diff_id: &Digest) -> Result<()> {
-        let dir = self.root.join("layers").join(diff_id.hex());
-        match fs::remove_dir_all(&dir) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
-            _ => Ok(()),
-        }
+        Ok(spares::remove_missing_ok(&self.root.join("layers").join(diff_id.hex()))?)
     }
 
     fn snapshot_dir(&self, id: &str) -> PathBuf {

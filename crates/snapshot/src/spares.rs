@@ -173,7 +173,7 @@ fn empty_dir(dir: &Path) -> std::io::Result<()> {
 }
 
 /// `remove_dir_all`, with a missing directory no error.
-fn remove_missing_ok(dir: &Path) -> std::io::Result<()> {
+pub(crate) fn remove_missing_ok(dir: &Path) -> std::io::Result<()> {
     match fs::remove_dir_all(dir) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),
