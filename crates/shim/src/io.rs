@@ -86,9 +86,10 @@ impl Hub {
     fn pump(&self, mut open: Vec<(File, FrameKind)>) {
         use std::os::fd::AsRawFd;
         let mut buf = vec![0u8; 32 * 1024];
+        // In step with `open` (poll rewrites every `revents`).
+        let mut fds: Vec<libc::pollfd> =
+            open.iter().map(|(f, _)| libc::pollfd { fd: f.as_raw_fd(), events: libc::POLLIN, revents: 0 }).collect();
         while !open.is_empty() {
-            let mut fds: Vec<libc::pollfd> =
-                open.iter().map(|(f, _)| libc::pollfd { fd: f.as_raw_fd(), events: libc::POLLIN, revents: 0 }).collect();
             // SAFETY: `fds` is a valid array of `fds.len()` pollfd entries for the call.
             if unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) } < 0 {
                 if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
@@ -115,6 +116,7 @@ impl Hub {
                 };
                 if ended {
                     open.swap_remove(i);
+                    fds.swap_remove(i);
                     self.pump_ended();
                 }
             }
