@@ -128,7 +128,7 @@ busybox_rootfs() {
 
 # build_release: the release binaries, in rel=$repo/target/release.
 build_release() {
-    echo "==> cargo build --release --bins"
-    cargo build --release --bins
+    echo "==> scripts/build.sh --release"
+    scripts/build.sh --release
     rel=$repo/target/release
 }

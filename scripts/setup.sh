@@ -19,8 +19,8 @@ berth_install_py_deps
 # docker.io must not run its own engine next to berthd.
 berth_disable_system_docker
 
-echo "==> cargo build --release"
-cargo build --release --bins
+echo "==> scripts/build.sh --release"
+scripts/build.sh --release
 for b in berth berthd berth-shim; do
     install -m 0755 "target/release/$b" "/usr/local/bin/$b"
 done

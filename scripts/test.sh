@@ -17,8 +17,8 @@ if [ -z "${BERTH_SKIP_DEPS:-}" ]; then
     fi
 fi
 
-echo "==> cargo build --workspace --bins"
-cargo build --workspace --bins
+echo "==> scripts/build.sh"
+scripts/build.sh
 
 log=$(mktemp /tmp/berth-test.XXXXXX.log)
 trap 'rm -f "$log"' EXIT
