@@ -4,8 +4,10 @@
 # process every time, and a static executable skips the dynamic loader: no shared
 # libraries to map and no symbols to bind at each start (BENCHMARKS.md, sixteenth
 # pass; crates/cli/build.rs). Cargo has no per-package rustflags on stable, so the CLI
-# is its own `cargo rustc` (the flags reach only its crate; every dependency is the
-# one the first build made).
+# is its own `cargo rustc`: the flags reach only its crate, and its dependencies are
+# built as for any `cargo build -p berth` (the same artifacts where the features
+# match the workspace build's). glibc's libc.a comes with libc6-dev, which
+# build-essential brings (scripts/deps.sh).
 #   scripts/build.sh [--release]
 set -euo pipefail
 cd "$(dirname "$0")/.."
