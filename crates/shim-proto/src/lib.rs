@@ -271,6 +271,8 @@ pub fn socket_path(dir: &std::path::Path, name: &str) -> io::Result<(Option<std:
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn proc_files_are_read_whole_small_or_past_the_first_buffer() {
         let maps = read_proc("/proc/self/mountinfo").unwrap();
@@ -281,8 +283,6 @@ mod tests {
         assert!(smaps.ends_with('\n') && smaps.contains("VmFlags:"));
         assert!(read_proc("/proc/self/no-such-file").is_err());
     }
-
-    use super::*;
 
     #[test]
     fn socket_line_leaves_what_follows() {

@@ -198,4 +198,3 @@ fn main() {
     };
     std::process::exit(code);
 }
-

@@ -211,7 +211,6 @@ mod tests {
         assert_eq!(names(p), ["kept", "x", "y"]);
         s.fill();
         // `provide`: a spare when one is ready, made when none is, completed when there.
-        s.fill();
         assert!(s.provide(&p.join("z")).is_ok() && s.ready() == 1);
         assert_eq!(names(&p.join("z")), ["a", "b"]);
         fs::remove_dir(p.join("z/b")).unwrap();

@@ -603,7 +603,10 @@ fn spare_snapshot_directories_are_taken_and_go_with_the_daemon() {
         fs::write(s.join("work/marker"), "").unwrap();
     }
     d.crash();
-    assert!(spare_dirs(&d).len() >= 2, "a crash should leave them");
+    // The two made ahead, and up to two more kept from removed containers (twice the
+    // depth, `SpareDirs::recycle`).
+    let left = spare_dirs(&d).len();
+    assert!((2..=4).contains(&left), "a crash should leave them: {left}");
     d.relaunch();
     assert!(wait_until(Duration::from_secs(10), || spare_snapshots(&d).len() == 2));
     assert!(spare_dirs(&d).iter().all(|s| !s.join("work/marker").exists()), "the crashed daemon's spares were kept");
