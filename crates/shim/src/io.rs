@@ -40,17 +40,32 @@ impl Hub {
     /// Add an attached client, first writing `greeting` (the request's answer) to it
     /// under the hub's lock: once the client has read it, no output can miss it. If
     /// the process already ended it gets the exit at once.
-    pub fn subscribe(&self, mut conn: UnixStream, greeting: &[u8], stdout: bool, stderr: bool) {
+    pub fn subscribe(&self, conn: UnixStream, greeting: &[u8], stdout: bool, stderr: bool) {
         let mut st = self.state.lock().unwrap();
-        if conn.write_all(greeting).is_err() {
-            return;
-        }
-        if let Some(status) = &st.finished {
-            let mut c = conn;
-            send_exit(&mut c, status);
-            return;
-        }
-        st.subs.push(Sub { conn, stdout, stderr });
+        add_sub(&mut st, conn, greeting, stdout, stderr);
+    }
+
+    /// [`Hub::subscribe`] if the hub's lock is free now, after `first`; else the
+    /// connection back. The lock is held only while output is written, but a pump
+    /// writing to a client that does not read holds it until that client reads: a
+    /// caller that must not wait (the shim's accepting thread) leaves the attach to a
+    /// thread of its own then.
+    pub fn try_subscribe(
+        &self,
+        conn: UnixStream,
+        greeting: &[u8],
+        stdout: bool,
+        stderr: bool,
+        first: impl FnOnce(),
+    ) -> Result<(), UnixStream> {
+        let mut st = match self.state.try_lock() {
+            Ok(st) => st,
+            Err(std::sync::TryLockError::WouldBlock) => return Err(conn),
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+        };
+        first();
+        add_sub(&mut st, conn, greeting, stdout, stderr);
+        Ok(())
     }
 
     fn publish(&self, kind: FrameKind, data: &[u8]) {
@@ -153,6 +168,19 @@ impl Hub {
             send_exit(&mut s.conn, status);
         }
     }
+}
+
+/// Write `greeting` to a new subscriber and add it (or, if the process already ended,
+/// send it the exit).
+fn add_sub(st: &mut HubState, mut conn: UnixStream, greeting: &[u8], stdout: bool, stderr: bool) {
+    if conn.write_all(greeting).is_err() {
+        return;
+    }
+    if let Some(status) = &st.finished {
+        send_exit(&mut conn, status);
+        return;
+    }
+    st.subs.push(Sub { conn, stdout, stderr });
 }
 
 fn send_exit(conn: &mut UnixStream, status: &ExitStatus) {

@@ -62,6 +62,9 @@ pub struct Shim {
     /// Requests being answered (all but attach streams), which the reaper lets finish
     /// before the shim exits.
     answering: Answering,
+    /// Attaches accepted but not yet in place, each on a thread of its own (the hub
+    /// was busy): `Start` and `Launch` wait for them (see `attach_at_once`).
+    attaching: Answering,
     /// The thread detaching the container's `/sys/fs/cgroup` tree after `Ready`,
     /// joined before the shim exits (in a shim without a mount namespace of its own
     /// the tree is in the host's).
@@ -80,8 +83,20 @@ struct Answering {
 
 impl Answering {
     fn enter(&self) -> AnsweringGuard<'_> {
-        *self.count.lock().unwrap() += 1;
+        self.begin();
         AnsweringGuard(self)
+    }
+
+    fn begin(&self) {
+        *self.count.lock().unwrap() += 1;
+    }
+
+    fn end(&self) {
+        let mut n = self.count.lock().unwrap_or_else(|e| e.into_inner());
+        *n -= 1;
+        if *n == 0 {
+            self.idle.notify_all();
+        }
     }
 
     /// Waits until no request is being answered, at most `limit`.
@@ -95,11 +110,7 @@ struct AnsweringGuard<'a>(&'a Answering);
 
 impl Drop for AnsweringGuard<'_> {
     fn drop(&mut self) {
-        let mut n = self.0.count.lock().unwrap_or_else(|e| e.into_inner());
-        *n -= 1;
-        if *n == 0 {
-            self.0.idle.notify_all();
-        }
+        self.0.end();
     }
 }
 
@@ -391,6 +402,7 @@ pub fn main(a: RunArgs) -> i32 {
         quick_delete: created.quick_delete,
         poststart: created.poststart,
         answering: Answering::default(),
+        attaching: Answering::default(),
         detaching: Mutex::new(None),
     });
     let told = ready(&Ready::Ok {
@@ -439,21 +451,38 @@ pub fn main(a: RunArgs) -> i32 {
             }
         };
         let _ = conn.set_read_timeout(None);
+        let conn = match req {
+            Request::Attach { stdin, stdout, stderr } => match shim.attach_at_once(conn, stdin, stdout, stderr) {
+                Ok(()) => continue,
+                Err(conn) => conn,
+            },
+            _ => conn,
+        };
         if served_at_once(&req) {
             if let Err(e) = shim.handle(conn, req) {
                 eprintln!("berth-shim: connection: {e:#}");
             }
             continue;
         }
+        let attach = matches!(req, Request::Attach { .. });
+        if attach {
+            shim.attaching.begin();
+        }
         let s = shim.clone();
         std::thread::spawn(move || {
             if let Err(e) = s.handle(conn, req) {
                 eprintln!("berth-shim: connection: {e:#}");
             }
+            if attach {
+                s.attaching.end();
+            }
         });
     }
     0
 }
+
+/// How long a start waits at most for attaches accepted before it to be in place.
+const ATTACH_LIMIT: Duration = Duration::from_secs(1);
 
 /// How long the shim waits for the request line of a new connection.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -561,9 +590,31 @@ impl Shim {
         Ok(())
     }
 
+    /// Put an attach in place on the accepting thread: no thread to start on the way
+    /// to the process, and an attach accepted before a `Start` is in place before the
+    /// process runs, so berthd sends the start without waiting for the attach's answer.
+    /// If the hub is busy (a pump writing to a client that does not read can hold it)
+    /// the connection comes back, for a thread of its own, which `Start` and `Launch`
+    /// then wait for (`attaching`).
+    fn attach_at_once(&self, conn: UnixStream, stdin: bool, stdout: bool, stderr: bool) -> Result<(), UnixStream> {
+        let feeder = match stdin.then(|| conn.try_clone()).transpose() {
+            Ok(f) => f,
+            // Left to the thread, whose `handle` reports it.
+            Err(_) => return Err(conn),
+        };
+        let mut ok = serde_json::to_vec(&Response::Ok).unwrap_or_default();
+        ok.push(b'\n');
+        self.hub.try_subscribe(conn, &ok, stdout, stderr, || {
+            if let Some(f) = feeder {
+                self.stdin.spawn_feeder(f);
+            }
+        })
+    }
+
     /// Release a container created with its process (`Start`). The bool: it was
     /// released now, and its reaper is to be started once the answer is out.
     fn start(self: &Arc<Self>) -> (Response, bool) {
+        self.attaching.wait_idle(ATTACH_LIMIT);
         let mut started = self.started.lock().unwrap();
         if *started {
             return (Response::Started { pid: self.init_pid.as_raw() }, false);
@@ -582,6 +633,7 @@ impl Shim {
     /// The answer waits for the outcome of the exec (it may fail: not found, not
     /// executable).
     fn launch(self: &Arc<Self>, l: Launch) -> (Response, bool) {
+        self.attaching.wait_idle(ATTACH_LIMIT);
         let mut started = self.started.lock().unwrap();
         let Some((launch_w, status_r)) = self.launch.lock().unwrap().take() else {
             return (Response::Error { message: "container was not created for a deferred launch".into() }, false);

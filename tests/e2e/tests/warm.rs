@@ -173,6 +173,24 @@ fn warm_containers_zero_turns_it_off() {
     assert!(wait_until(Duration::from_secs(5), || shims(&d) == 0 && state_dirs(&d) == 0));
 }
 
+/// A container made at `start` gets its attach streams without the start waiting for
+/// the attach's answer (the shim puts an attach in place before it serves a start sent
+/// after it): a process that writes and exits at once loses nothing, on stdout, stderr
+/// or from stdin, with either CLI, run after run.
+#[test]
+fn output_of_a_process_that_exits_at_once_reaches_a_cold_start_attach() {
+    let d = daemon(&["--warm-containers", "0"]);
+    for cli in Cli::ALL {
+        for i in 0..8 {
+            let o = d.cli(cli, &["run", "--rm", "busybox", "sh", "-c", &format!("echo out{i}; echo err{i} >&2")]);
+            let want = (0, format!("out{i}\n"), format!("err{i}\n"));
+            assert_eq!((o.code, o.stdout.clone(), o.stderr.clone()), want, "{}: {o}", cli.name());
+            let o = d.cli_stdin(cli, &["run", "--rm", "-i", "busybox", "cat"], format!("in{i}\n").as_bytes());
+            assert_eq!((o.code, o.stdout.clone()), (0, format!("in{i}\n")), "{}: {o}", cli.name());
+        }
+    }
+}
+
 /// The mount options of a container's rootfs, from the host's mount table.
 fn rootfs_options(d: &Daemon, id: &str) -> String {
     let target = d.exec_root().join("c").join(id).join("rootfs");

@@ -162,13 +162,20 @@ pub enum PendingAttach {
 impl PendingAttach {
     /// Put the attach in place before the process runs: a waiting one is connected to
     /// the shim of the container whose state directory is `state` (the stream goes to
-    /// the attach's connection), one being connected already is awaited.
+    /// the attach's connection), one being connected already is awaited. A waiting
+    /// one's answer is read meanwhile: the shim puts an attach in place before it
+    /// serves a `Start` or `Launch` sent after it (`berth-shim`'s `attach_at_once`),
+    /// so the start need not wait for it.
     pub async fn connect(self, state: &std::path::Path) {
         match self {
             PendingAttach::Waiting { stdin, stdout, stderr, tx } => {
                 let req = berth_shim_proto::Request::Attach { stdin, stdout, stderr };
-                if let Ok((s, _)) = shim::open_stream(state, &req).await {
-                    let _ = tx.send(s);
+                if let Ok(s) = shim::send(state, &req).await {
+                    tokio::spawn(async move {
+                        if let Ok((s, _)) = shim::stream_answer(s).await {
+                            let _ = tx.send(s);
+                        }
+                    });
                 }
             }
             PendingAttach::Connecting(task) => {

@@ -82,8 +82,19 @@ pub async fn call_ok(state_dir: &Path, req: &Request) -> Result<()> {
 
 /// Open a stream (attach or exec): returns the connection after the first response.
 pub async fn open_stream(state_dir: &Path, req: &Request) -> Result<(UnixStream, Response)> {
+    let s = send(state_dir, req).await?;
+    stream_answer(s).await
+}
+
+/// Connect and write a request, without reading its answer.
+pub async fn send(state_dir: &Path, req: &Request) -> Result<UnixStream> {
     let mut s = connect(state_dir).await.map_err(shim_err)?;
     write_line(&mut s, req).await.map_err(shim_err)?;
+    Ok(s)
+}
+
+/// Read the answer line of a streaming request sent with [`send`].
+pub async fn stream_answer(mut s: UnixStream) -> Result<(UnixStream, Response)> {
     let r: Response = read_line(&mut s).await.map_err(shim_err)?;
     if let Response::Error { message } = &r {
         return Err(Error::internal(message.clone()));
