@@ -234,6 +234,28 @@ mod tests {
     use super::*;
     use berth_shim_proto::read_frame;
 
+    /// An attach served where nothing may wait (the shim's accepting thread) is added
+    /// only while the hub is free; while a pump holds it the connection comes back
+    /// untouched (no greeting, `first` not run), for a thread of its own.
+    #[test]
+    fn try_subscribe_never_waits_for_a_busy_hub() {
+        let hub = Hub::new(None);
+        let (client, conn) = UnixStream::pair().unwrap();
+        let mut ran = false;
+        let held = hub.state.lock().unwrap();
+        let conn = hub.try_subscribe(conn, b"ok\n", true, false, || ran = true).unwrap_err();
+        drop(held);
+        assert!(!ran, "`first` ran although the hub was busy");
+        client.set_nonblocking(true).unwrap();
+        let mut buf = [0u8; 8];
+        assert!(matches!((&client).read(&mut buf), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock), "greeted");
+        assert!(hub.try_subscribe(conn, b"ok\n", true, false, || ran = true).is_ok());
+        assert!(ran);
+        assert_eq!(hub.state.lock().unwrap().subs.len(), 1);
+        assert_eq!((&client).read(&mut buf).unwrap(), 3);
+        assert_eq!(&buf[..3], b"ok\n");
+    }
+
     /// One thread pumps both outputs: every byte of each reaches a subscriber as frames
     /// of its kind, and the hub counts both pumps ended once both writers are closed.
     #[test]
