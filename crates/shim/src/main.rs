@@ -1,5 +1,6 @@
 //! berth-shim: owns one container (see README.md).
 
+mod bpf;
 mod cgroupfs;
 mod confine;
 mod direct;
