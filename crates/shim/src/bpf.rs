@@ -264,6 +264,7 @@ fn explore(progs: &[&[Insn]]) -> Option<Consts> {
     let mut reading = Vec::new();
     loop {
         let before = c.len();
+        // Every architecture and number boundary, with the arguments at zero...
         let nrs = starts(&c.nr);
         for arch in starts(&c.arch) {
             for &nr in &nrs {
@@ -279,13 +280,7 @@ fn explore(progs: &[&[Insn]]) -> Option<Consts> {
                 }
             }
         }
-        if c.len() == before {
-            break;
-        }
-    }
-    // The argument comparisons, for the syscalls that make them.
-    loop {
-        let before = c.len();
+        // ...and, for the syscalls that compare arguments, at their boundaries.
         for args in arg_vectors(&c.args) {
             for &(arch, nr) in &reading {
                 for p in progs {
