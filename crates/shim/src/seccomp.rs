@@ -324,6 +324,40 @@ mod tests {
         assert_eq!(decide(&compact, 0xc000_00b7, 0, 0), 0);
     }
 
+    /// Other shapes of profile users pass with `--security-opt seccomp=`: a deny list
+    /// over an allowing default, one architecture, other actions, several rules on one
+    /// syscall. Each compiled program decides as libseccomp's (compacted or not).
+    #[test]
+    fn other_profiles_keep_libseccomps_decisions() {
+        let profiles = [
+            serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"],
+                "syscalls": [{"names": ["mount", "umount2", "unshare"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13},
+                             {"names": ["kexec_load"], "action": "SCMP_ACT_KILL_PROCESS"}]}),
+            serde_json::json!({"defaultAction": "SCMP_ACT_ERRNO", "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"],
+                "syscalls": [{"names": ["read", "write", "close", "exit", "exit_group", "execve", "brk", "mmap"], "action": "SCMP_ACT_ALLOW"},
+                             {"names": ["ptrace"], "action": "SCMP_ACT_LOG"},
+                             {"names": ["socket"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_EQ"}]},
+                             {"names": ["socket"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 2, "op": "SCMP_CMP_EQ"}]},
+                             {"names": ["ioctl"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 1, "value": 21505, "op": "SCMP_CMP_LE"}]}]}),
+            docker_like(),
+        ];
+        let args = [0u64, 1, 2, 3, 21504, 21505, 21506, 0x1_0000_0001, u64::MAX];
+        for profile in &profiles {
+            let exact = crate::bpf::parse(&compile_exact(profile).unwrap()).unwrap();
+            let ours = crate::bpf::parse(&compile(profile).unwrap()).unwrap();
+            assert!(ours.len() <= exact.len());
+            for arch in [0xc000_003e, 0x4000_0003, 0xc000_00b7] {
+                for nr in (0..600u32).chain(0x4000_0000..0x4000_0220) {
+                    for a in args {
+                        let input = crate::bpf::Input { nr, arch, args: [a, a, 0, 0, 0, 0] };
+                        let (x, y) = (crate::bpf::run(&exact, &input).unwrap(), crate::bpf::run(&ours, &input).unwrap());
+                        assert_eq!(x.ret, y.ret, "{profile}: arch {arch:#x} nr {nr} args {a:#x}");
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn compiles_once_and_caches_by_profile() {
         let dir = tempfile::tempdir().unwrap();
