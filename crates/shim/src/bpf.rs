@@ -12,7 +12,8 @@
 //! path can only change where it compares one of the two with a constant, so running
 //! it at every such boundary gives its decision for all 2^32 values of each. It then
 //! emits a binary search over the architectures' ranges and, for each architecture,
-//! over the ranges of syscall numbers with one decision; a syscall whose decision
+//! over the ranges of syscall numbers with one decision (each decision written once,
+//! after the comparisons that jump to it, where they reach); a syscall whose decision
 //! depends on its arguments jumps to a second program, libseccomp's own from only the
 //! profile's rules with arguments (see `seccomp::compile`). The result is checked
 //! against the original at every boundary of either program, with arguments at every
@@ -330,10 +331,7 @@ enum Emit {
 /// away is reached through an unconditional jump.
 fn search(ranges: &[(u32, Leaf)]) -> Vec<Emit> {
     if ranges.len() == 1 {
-        return vec![match ranges[0].1 {
-            Leaf::Ret(k) => Emit::Insn(Insn { code: RET_K, jt: 0, jf: 0, k }),
-            Leaf::Goto(b) => Emit::Goto(b),
-        }];
+        return vec![leaf_emit(ranges[0].1)];
     }
     let mid = ranges.len() / 2;
     let (left, right) = (search(&ranges[..mid]), search(&ranges[mid..]));
@@ -349,6 +347,63 @@ fn search(ranges: &[(u32, Leaf)]) -> Vec<Emit> {
     out.extend(left);
     out.extend(right);
     out
+}
+
+/// [`search`] with each distinct leaf emitted once, after the comparisons, which jump
+/// to it: about one instruction per range instead of two. None when a comparison
+/// would be more than 255 instructions from what it jumps to (then [`search`]).
+fn search_shared(ranges: &[(u32, Leaf)]) -> Option<Vec<Emit>> {
+    #[derive(Clone, Copy)]
+    enum Child {
+        Node(usize),
+        Leaf(usize),
+    }
+    struct Tree {
+        leaves: Vec<Leaf>,
+        // (constant, child when below it, child when at or above it), in preorder.
+        nodes: Vec<(u32, Child, Child)>,
+    }
+    fn build(t: &mut Tree, ranges: &[(u32, Leaf)]) -> Child {
+        if let [(_, leaf)] = ranges {
+            let i = t.leaves.iter().position(|l| l == leaf).unwrap_or_else(|| {
+                t.leaves.push(*leaf);
+                t.leaves.len() - 1
+            });
+            return Child::Leaf(i);
+        }
+        let mid = ranges.len() / 2;
+        let at = t.nodes.len();
+        t.nodes.push((ranges[mid].0, Child::Leaf(0), Child::Leaf(0)));
+        let below = build(t, &ranges[..mid]);
+        let above = build(t, &ranges[mid..]);
+        t.nodes[at] = (ranges[mid].0, below, above);
+        Child::Node(at)
+    }
+    let mut t = Tree { leaves: Vec::new(), nodes: Vec::new() };
+    if let Child::Leaf(i) = build(&mut t, ranges) {
+        return Some(vec![leaf_emit(t.leaves[i])]);
+    }
+    let n = t.nodes.len();
+    let offset = |from: usize, to: Child| -> Option<u8> {
+        let target = match to {
+            Child::Node(j) => j,
+            Child::Leaf(i) => n + i,
+        };
+        u8::try_from(target.checked_sub(from + 1)?).ok()
+    };
+    let mut out = Vec::with_capacity(n + t.leaves.len());
+    for (at, &(k, below, above)) in t.nodes.iter().enumerate() {
+        out.push(Emit::Insn(Insn { code: JGE_K, jt: offset(at, above)?, jf: offset(at, below)?, k }));
+    }
+    out.extend(t.leaves.iter().map(|l| leaf_emit(*l)));
+    Some(out)
+}
+
+fn leaf_emit(l: Leaf) -> Emit {
+    match l {
+        Leaf::Ret(k) => Emit::Insn(Insn { code: RET_K, jt: 0, jf: 0, k }),
+        Leaf::Goto(b) => Emit::Goto(b),
+    }
 }
 
 /// Merge neighbouring ranges with one leaf.
@@ -401,11 +456,12 @@ pub fn compact(full: &[Insn], args_part: Option<&[Insn]>) -> Option<Vec<Insn>> {
     // then the argument program.
     let mut blocks: Vec<Vec<Emit>> = Vec::new();
     let mut head = vec![Emit::Insn(Insn { code: LD_W_ABS, jt: 0, jf: 0, k: ARCH })];
-    head.extend(search(&merged(arch_ranges)));
+    let arch_ranges = merged(arch_ranges);
+    head.extend(search_shared(&arch_ranges).unwrap_or_else(|| search(&arch_ranges)));
     blocks.push(head);
     for s in &sections {
         let mut b = vec![Emit::Insn(Insn { code: LD_W_ABS, jt: 0, jf: 0, k: NR })];
-        b.extend(search(s));
+        b.extend(search_shared(s).unwrap_or_else(|| search(s)));
         blocks.push(b);
     }
     let args_at = blocks.len();
@@ -564,6 +620,33 @@ mod tests {
         let mut other = args_only();
         other[10] = i(RET_K, 0, 0, EPERM);
         assert!(compact(&chain(), Some(&other)).is_none());
+    }
+
+    fn assembled(emits: Vec<Emit>) -> Vec<Insn> {
+        let mut p = vec![i(LD_W_ABS, 0, 0, NR)];
+        p.extend(emits.into_iter().map(|e| match e {
+            Emit::Insn(x) => x,
+            Emit::Goto(_) => unreachable!(),
+        }));
+        p
+    }
+
+    /// With each decision emitted once after the comparisons, a search is one
+    /// instruction per range (plus the decisions) and decides as the plain one; past
+    /// the conditional jumps' reach it is refused.
+    #[test]
+    fn shared_leaves_halve_the_search_and_decide_alike() {
+        let decisions = [ALLOW, EPERM, KILL];
+        let ranges: Vec<(u32, Leaf)> = (0..150u32).map(|n| (n * 3, Leaf::Ret(decisions[(n % 3) as usize]))).collect();
+        let shared = assembled(search_shared(&ranges).unwrap());
+        let plain = assembled(search(&ranges));
+        assert_eq!(shared.len(), 1 + 149 + 3);
+        assert!(plain.len() > 2 * 149);
+        for nr in 0..500 {
+            assert_eq!(decide(&shared, X86_64, nr, 0), decide(&plain, X86_64, nr, 0), "nr {nr}");
+        }
+        let many: Vec<(u32, Leaf)> = (0..600u32).map(|n| (n, Leaf::Ret(decisions[(n % 2) as usize]))).collect();
+        assert!(search_shared(&many).is_none());
     }
 
     #[test]
