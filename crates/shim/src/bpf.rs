@@ -549,26 +549,13 @@ mod tests {
         p.push(i(JA, 0, 0, 2));
         p.push(i(RET_K, 0, 0, EPERM));
         p.push(i(RET_K, 0, 0, ALLOW));
-        // personality: arg0 low word == 0 and high word == 0.
-        p.extend([
-            i(LD_W_ABS, 0, 0, ARGS + 4),
-            i(JEQ_K, 0, 3, 0),
-            i(LD_W_ABS, 0, 0, ARGS),
-            i(JEQ_K, 0, 1, 0),
-            i(RET_K, 0, 0, ALLOW),
-            i(RET_K, 0, 0, EPERM),
-        ]);
+        p.extend(personality());
         p
     }
 
-    fn args_only() -> Vec<Insn> {
-        vec![
-            i(LD_W_ABS, 0, 0, ARCH),
-            i(JEQ_K, 1, 0, X86_64),
-            i(RET_K, 0, 0, KILL),
-            i(LD_W_ABS, 0, 0, NR),
-            i(JEQ_K, 1, 0, 135),
-            i(RET_K, 0, 0, EPERM),
+    /// personality's rule: allowed when arg0's low and high words are both 0.
+    fn personality() -> [Insn; 6] {
+        [
             i(LD_W_ABS, 0, 0, ARGS + 4),
             i(JEQ_K, 0, 3, 0),
             i(LD_W_ABS, 0, 0, ARGS),
@@ -576,6 +563,19 @@ mod tests {
             i(RET_K, 0, 0, ALLOW),
             i(RET_K, 0, 0, EPERM),
         ]
+    }
+
+    fn args_only() -> Vec<Insn> {
+        let mut p = vec![
+            i(LD_W_ABS, 0, 0, ARCH),
+            i(JEQ_K, 1, 0, X86_64),
+            i(RET_K, 0, 0, KILL),
+            i(LD_W_ABS, 0, 0, NR),
+            i(JEQ_K, 1, 0, 135),
+            i(RET_K, 0, 0, EPERM),
+        ];
+        p.extend(personality());
+        p
     }
 
     fn decide(p: &[Insn], arch: u32, nr: u32, arg0: u64) -> u32 {
