@@ -2,7 +2,9 @@
 # Container start-to-exit latency: `run --rm --network none busybox true`, timed with
 # hyperfine through
 #   (a) berthd (release build), driven by the berth CLI and by the docker CLI,
-#   (b) Debian's dockerd (docker.io), started here on private roots, via the docker CLI,
+#   (b) Debian's dockerd (docker.io), started here on private roots, via the docker CLI;
+#       then berthd again beside it, the two alternated (bench/interleave.py) with the
+#       berth CLI and with the docker CLI, for ratios the machine's drift cannot skew,
 #   (c) bare `runc run` of an OCI bundle holding the same busybox rootfs,
 #   (d) pelagos (a daemonless Rust runtime, `cargo install pelagos`), when installed:
 #       the same rootfs loaded as busybox:latest (docker-archive -> skopeo -> oci-archive),
@@ -134,6 +136,18 @@ if [ "$do_docker" = 1 ]; then
     DOCKER_HOST=unix://$dsock "$docker_cli" run --rm --network none busybox true
     hf_paced dockerd-paced "env DOCKER_HOST=unix://$dsock $docker_cli run --rm --network none busybox true"
     hf dockerd "env DOCKER_HOST=unix://$dsock $docker_cli run --rm --network none busybox true"
+    # The ratios to dockerd from runs that alternate between the engines, as for
+    # pelagos in (f): dockerd's own median moved 193 -> 274 ms back to back between two
+    # runs of this script an hour apart, berth's 7.2 -> 7.3.
+    if [ "$do_berth" = 1 ] && [ -n "${berth_run:-}" ] && start_berthd; then
+        on_dockerd="env DOCKER_HOST=unix://$dsock $docker_cli run --rm --network none busybox true"
+        $berth_run
+        python3 bench/interleave.py --runs "$runs" --pause "$pause" --block 10 \
+            --out "$results/interleaved-dockerd.json" --a "$berth_run" --b "$on_dockerd"
+        python3 bench/interleave.py --runs "$runs" --pause "$pause" --block 10 \
+            --out "$results/interleaved-docker-cli.json" --a "$docker_on_berth" --b "$on_dockerd"
+        stop_pid "$berthd_pid"; berthd_pid=
+    fi
     stop_pid "$dockerd_pid"; dockerd_pid=
 fi
 
@@ -232,6 +246,12 @@ if [ -f "$results/interleaved.json" ]; then
     il_b2b=$(jq -r '.ratio_back_to_back * 1000 | round / 1000' "$results/interleaved.json")
     il_note=$(jq -r '"\(.paced_median_seconds[0] * 10000 | round / 10) vs \(.paced_median_seconds[1] * 10000 | round / 10) ms paced, \(.back_to_back_median_seconds[0] * 10000 | round / 10) vs \(.back_to_back_median_seconds[1] * 10000 | round / 10) ms back to back"' "$results/interleaved.json")
 fi
+il_dockerd() { # file → "paced ratio / back-to-back ratio (medians)"
+    [ -f "$results/$1" ] || { echo "n/a"; return; }
+    jq -r '"\(.ratio_paced * 1000 | round / 1000) paced, \(.ratio_back_to_back * 1000 | round / 1000) back to back (\(.paced_median_seconds[0] * 10000 | round / 10) vs \(.paced_median_seconds[1] * 10000 | round / 10) ms, \(.back_to_back_median_seconds[0] * 10000 | round / 10) vs \(.back_to_back_median_seconds[1] * 10000 | round / 10) ms)"' "$results/$1"
+}
+il_berth_dockerd=$(il_dockerd interleaved-dockerd.json)
+il_dcli_dockerd=$(il_dockerd interleaved-docker-cli.json)
 r_berth=$(ratio "$p_berth" "$p_dockerd")
 r_docker_on_berth=$(ratio "$p_docker_on_berth" "$p_dockerd")
 r_b2b=$(ratio "$m_berth" "$m_dockerd")
@@ -255,10 +275,13 @@ jq -n --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --argjson runs "$runs" \
       docker_cli_on_berthd: ($docker_on_berth | num), dockerd: ($dockerd | num), runc: ($runc | num),
       pelagos: ($pel | num), kernel_floor: ($floor | num), docker_cli_alone: ($alone | num)}}' \
     >bench/results/run.json
-if [ -f "$results/interleaved.json" ]; then
-    jq --slurpfile il "$results/interleaved.json" '. + {interleaved_berth_cli_and_pelagos: ($il[0] | {paced_median_seconds, back_to_back_median_seconds, ratio_paced, ratio_back_to_back})}' \
+for pair in interleaved.json:interleaved_berth_cli_and_pelagos interleaved-dockerd.json:interleaved_berth_cli_and_dockerd \
+    interleaved-docker-cli.json:interleaved_docker_cli_on_berthd_and_dockerd; do
+    file=${pair%%:*} key=${pair#*:}
+    [ -f "$results/$file" ] || continue
+    jq --slurpfile il "$results/$file" --arg key "$key" '. + {($key): ($il[0] | {paced_median_seconds, back_to_back_median_seconds, ratio_paced, ratio_back_to_back})}' \
         bench/results/run.json >"$work/run.json" && cp "$work/run.json" bench/results/run.json
-fi
+done
 }
 
 verdict="n/a"
@@ -292,6 +315,8 @@ the last row turns that off.
 berth/docker ratio, paced (berth CLI ÷ dockerd): **$r_berth** (docker CLI on berthd: $r_docker_on_berth;
 back to back: $r_b2b; without warm containers: $r_cold); target ≤ 0.05: $verdict.
 Back to back, the docker CLI on berthd ÷ dockerd: $r_dob_b2b; the docker CLI alone ÷ dockerd: $r_alone_b2b.
+Interleaved with dockerd in the same minutes (\`bench/interleave.py\`, as for pelagos below): the
+berth CLI ÷ dockerd $il_berth_dockerd; the docker CLI on berthd ÷ dockerd $il_dcli_dockerd.
 berth CLI ÷ pelagos, the two interleaved ($il_note): paced **$il_paced**,
 back to back **$il_b2b** (targets ≤ 0.8 and ≤ 1.0); from the table's separate runs: $r_pel_paced and $r_pel_b2b.
 <!-- bench:run:end -->
