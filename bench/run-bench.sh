@@ -134,13 +134,13 @@ if [ "$do_docker" = 1 ]; then
     export DOCKER_CONFIG=$work/dockercfg
     DOCKER_HOST=unix://$dsock "$docker_cli" import "$rootfs_tar" busybox >/dev/null
     DOCKER_HOST=unix://$dsock "$docker_cli" run --rm --network none busybox true
-    hf_paced dockerd-paced "env DOCKER_HOST=unix://$dsock $docker_cli run --rm --network none busybox true"
-    hf dockerd "env DOCKER_HOST=unix://$dsock $docker_cli run --rm --network none busybox true"
+    on_dockerd="env DOCKER_HOST=unix://$dsock $docker_cli run --rm --network none busybox true"
+    hf_paced dockerd-paced "$on_dockerd"
+    hf dockerd "$on_dockerd"
     # The ratios to dockerd from runs that alternate between the engines, as for
     # pelagos in (f): dockerd's own median moved 193 -> 274 ms back to back between two
     # runs of this script an hour apart, berth's 7.2 -> 7.3.
     if [ "$do_berth" = 1 ] && [ -n "${berth_run:-}" ] && start_berthd; then
-        on_dockerd="env DOCKER_HOST=unix://$dsock $docker_cli run --rm --network none busybox true"
         $berth_run
         python3 bench/interleave.py --runs "$runs" --pause "$pause" --block 10 \
             --out "$results/interleaved-dockerd.json" --a "$berth_run" --b "$on_dockerd"
@@ -240,15 +240,21 @@ m_floor=$(median floor)
 p_floor=$(median floor-paced)
 r_pel_b2b=$(ratio "$m_berth" "$m_pelagos")
 r_pel_paced=$(ratio "$p_berth" "$p_pelagos")
+# An interleave.py result read with a jq filter, in which r() rounds a ratio and
+# ms() a median in seconds; $il_medians is the two commands' medians as text.
+il() { # file, filter
+    jq -r 'def r(x): x * 1000 | round / 1000; def ms(x): x * 10000 | round / 10; '"$2" "$results/$1"
+}
+il_medians='"\(ms(.paced_median_seconds[0])) vs \(ms(.paced_median_seconds[1])) ms paced, \(ms(.back_to_back_median_seconds[0])) vs \(ms(.back_to_back_median_seconds[1])) ms back to back"'
 il_paced=n/a il_b2b=n/a il_note=""
 if [ -f "$results/interleaved.json" ]; then
-    il_paced=$(jq -r '.ratio_paced * 1000 | round / 1000' "$results/interleaved.json")
-    il_b2b=$(jq -r '.ratio_back_to_back * 1000 | round / 1000' "$results/interleaved.json")
-    il_note=$(jq -r '"\(.paced_median_seconds[0] * 10000 | round / 10) vs \(.paced_median_seconds[1] * 10000 | round / 10) ms paced, \(.back_to_back_median_seconds[0] * 10000 | round / 10) vs \(.back_to_back_median_seconds[1] * 10000 | round / 10) ms back to back"' "$results/interleaved.json")
+    il_paced=$(il interleaved.json 'r(.ratio_paced)')
+    il_b2b=$(il interleaved.json 'r(.ratio_back_to_back)')
+    il_note=$(il interleaved.json "$il_medians")
 fi
-il_dockerd() { # file → "paced ratio / back-to-back ratio (medians)"
+il_dockerd() { # file → "paced ratio, back-to-back ratio (medians)"
     [ -f "$results/$1" ] || { echo "n/a"; return; }
-    jq -r '"\(.ratio_paced * 1000 | round / 1000) paced, \(.ratio_back_to_back * 1000 | round / 1000) back to back (\(.paced_median_seconds[0] * 10000 | round / 10) vs \(.paced_median_seconds[1] * 10000 | round / 10) ms, \(.back_to_back_median_seconds[0] * 10000 | round / 10) vs \(.back_to_back_median_seconds[1] * 10000 | round / 10) ms)"' "$results/$1"
+    il "$1" '"\(r(.ratio_paced)) paced, \(r(.ratio_back_to_back)) back to back (" + '"$il_medians"' + ")"'
 }
 il_berth_dockerd=$(il_dockerd interleaved-dockerd.json)
 il_dcli_dockerd=$(il_dockerd interleaved-docker-cli.json)
