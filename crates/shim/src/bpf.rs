@@ -272,12 +272,14 @@ fn explore(progs: &[&[Insn]]) -> Option<Consts> {
                 if !done.insert((arch, nr)) {
                     continue;
                 }
+                let mut reads = false;
                 for p in progs {
                     let r = run(p, &Input { nr, arch, args: [0; 6] })?;
                     c.record(&r);
-                    if r.read_args {
-                        reading.push((arch, nr));
-                    }
+                    reads |= r.read_args;
+                }
+                if reads {
+                    reading.push((arch, nr));
                 }
             }
         }
