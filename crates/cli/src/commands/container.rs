@@ -229,22 +229,30 @@ async fn each(
     path: impl Fn(&str) -> String,
     q: Query,
 ) -> Result<i32> {
-    // Fifty at once, as the docker CLI's parallelOperation; results in the order given.
+    // Fifty at once, as the docker CLI's parallelOperation: a finished operation frees
+    // its slot whatever its place (the others keep theirs), and results are printed in
+    // the order given.
     use futures_util::StreamExt;
-    let mut results = futures_util::stream::iter(names)
-        .map(|n| {
+    let mut results = futures_util::stream::iter(names.iter().enumerate())
+        .map(|(i, n)| {
             let (m, p, q) = (method.clone(), path(n), &q);
-            async move { (n, c.request(m, &p, q, &[], empty()).await) }
+            async move { (i, c.request(m, &p, q, &[], empty()).await) }
         })
-        .buffered(PARALLEL);
+        .buffer_unordered(PARALLEL);
+    let mut done = std::collections::BTreeMap::new();
+    let mut next = 0;
     let mut rc = 0;
-    while let Some((n, r)) = results.next().await {
-        match r {
-            Ok(_) => println!("{n}"),
-            Err(e) => {
-                eprintln!("Error response from daemon: {}", api_message(&e));
-                rc = 1;
+    while let Some((i, r)) = results.next().await {
+        done.insert(i, r);
+        while let Some(r) = done.remove(&next) {
+            match r {
+                Ok(_) => println!("{}", names[next]),
+                Err(e) => {
+                    eprintln!("Error response from daemon: {}", api_message(&e));
+                    rc = 1;
+                }
             }
+            next += 1;
         }
     }
     Ok(rc)
