@@ -1,27 +1,32 @@
 //! Clean-up that does not compete with the next container's start.
 //!
-//! Removing what an exited `--rm` container leaves (its rootfs mount, network namespace,
-//! state and snapshot directories) is nobody's wait: its `run` has already been told
-//! the container is gone. Done on the blocking pool at the daemon's own priority it took
-//! CPU from the next `run` on a busy host. Here it is queued for one thread that runs
-//! the jobs in order at the lowest CPU priority (nice 19), so the scheduler gives the
-//! starts the CPU first and the removals the time left over. A backlog longer than
-//! [`MAX_LOW_BACKLOG`] (a host kept busy by its containers' own work) is worked off at
-//! the daemon's priority again, so files and mounts never pile up; shutdown drains the
-//! queue ([`Cleaner::drain`]), and what a killed daemon left queued is found at start-up
-//! as runtime state without a record (`warm::reap_leftovers`).
+//! Removing what a removed container leaves (its rootfs mount, network namespace,
+//! state and snapshot directories) is nobody's wait: its `rm` (or `run --rm`) has
+//! already been told the container is gone. Done on the blocking pool at the daemon's
+//! own priority it took CPU from the next `run` on a busy host, and a burst of removals
+//! (`rm -f` of a hundred) ran a hundred of them at once, contending for the same
+//! directories. Here it is queued for one thread that runs the jobs in order at the
+//! lowest CPU priority (nice 19), so the scheduler gives the starts and the removals
+//! still being answered the CPU first and the clean-up the time left over. A job that
+//! has waited longer than [`MAX_LOW_WAIT`] (a host kept busy by its containers' own
+//! work) runs at the daemon's priority again, so files and mounts never pile up;
+//! shutdown drains the queue ([`Cleaner::drain`]), and what a killed daemon left
+//! queued is found at start-up as runtime state without a record
+//! (`warm::reap_leftovers`).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
 
-/// Jobs waiting beyond this many run at the daemon's priority.
-pub const MAX_LOW_BACKLOG: usize = 16;
+/// A job that has waited this long runs at the daemon's priority.
+pub const MAX_LOW_WAIT: Duration = Duration::from_secs(1);
 
 /// The lowest priority (`nice`) a queued job runs at.
 const LOW_NICE: i32 = 19;
 
 struct Job {
     f: Box<dyn FnOnce() + Send>,
+    queued_at: Instant,
     /// Told once the job has run (and no longer counts in the backlog).
     done: tokio::sync::oneshot::Sender<()>,
 }
@@ -39,12 +44,18 @@ impl Default for Cleaner {
 
 impl Cleaner {
     pub fn new() -> Self {
+        Self::with_max_wait(MAX_LOW_WAIT)
+    }
+
+    /// A cleaner whose jobs run at the daemon's priority once they have waited
+    /// `max_wait`.
+    pub fn with_max_wait(max_wait: Duration) -> Self {
         let (tx, rx) = mpsc::channel::<Job>();
         let queued = Arc::new(AtomicUsize::new(0));
         let q = queued.clone();
         std::thread::Builder::new()
             .name("berth-cleanup".into())
-            .spawn(move || work(rx, q))
+            .spawn(move || work(rx, q, max_wait))
             .expect("start the clean-up thread");
         Self { tx: Mutex::new(tx), queued }
     }
@@ -54,7 +65,7 @@ impl Cleaner {
     pub fn run(&self, f: impl FnOnce() + Send + 'static) -> tokio::sync::oneshot::Receiver<()> {
         let (done, heard) = tokio::sync::oneshot::channel();
         self.queued.fetch_add(1, Ordering::SeqCst);
-        let job = Job { f: Box::new(f), done };
+        let job = Job { f: Box::new(f), queued_at: Instant::now(), done };
         if let Err(mpsc::SendError(job)) = self.tx.lock().unwrap().send(job) {
             // The thread is gone: run the job here rather than lose it.
             self.queued.fetch_sub(1, Ordering::SeqCst);
@@ -75,12 +86,12 @@ impl Cleaner {
     }
 }
 
-fn work(rx: mpsc::Receiver<Job>, queued: Arc<AtomicUsize>) {
+fn work(rx: mpsc::Receiver<Job>, queued: Arc<AtomicUsize>, max_wait: Duration) {
     let base = nice();
     let mut low = false;
     let mut stuck = false;
     for job in rx {
-        let want_low = queued.load(Ordering::SeqCst) <= MAX_LOW_BACKLOG;
+        let want_low = job.queued_at.elapsed() < max_wait;
         // Once raising failed, only lowering is tried again.
         if want_low != low && (want_low || !stuck) {
             match set_nice(if want_low { LOW_NICE.max(base) } else { base }) {
@@ -152,26 +163,30 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_long_backlog_runs_at_the_daemons_priority() {
+    async fn a_job_that_waited_runs_at_the_daemons_priority() {
         let base = nice();
-        let c = Cleaner::new();
+        let c = Cleaner::with_max_wait(Duration::from_millis(100));
         let (open, gate) = std::sync::mpsc::channel::<()>();
-        // The first job holds the thread while the queue fills past the limit.
+        // The first job holds the thread while the next ones wait past the limit.
         drop(c.run(move || {
             let _ = gate.recv();
         }));
         let seen = Arc::new(Mutex::new(Vec::new()));
-        for _ in 0..MAX_LOW_BACKLOG + 4 {
+        for _ in 0..3 {
             let s = seen.clone();
             drop(c.run(move || s.lock().unwrap().push(nice())));
         }
+        std::thread::sleep(Duration::from_millis(150));
         open.send(()).unwrap();
         c.drain().await;
+        // A job queued now has not waited: low again.
+        let s = seen.clone();
+        c.run(move || s.lock().unwrap().push(nice())).await.unwrap();
         let seen = seen.lock().unwrap();
-        // Root may raise the priority back: the first jobs after the gate ran at the
-        // daemon's, the last ones (backlog short again) at the lowest.
+        // Root may raise the priority back: the jobs that waited ran at the daemon's,
+        // the last one at the lowest.
         if unsafe { libc::geteuid() } == 0 {
-            assert_eq!(seen.first(), Some(&base), "{seen:?}");
+            assert_eq!(seen[..3], [base; 3], "{seen:?}");
         }
         assert_eq!(seen.last(), Some(&LOW_NICE), "{seen:?}");
     }

@@ -214,9 +214,12 @@ fn a_container_is_created_without_the_other_containers_mounts() {
     let first = d.berth(&["exec", &ids[0], "readlink", "/proc/self/ns/net"]).ok().to_owned();
     assert_eq!(out, first);
     d.berth(&["rm", "-f", &ids[0]]).ok();
-    let after = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    assert_eq!(mounts_under(&after, &c.join(&ids[0])), 0, "{after}");
-    assert_eq!(mounts_under(&after, &netns.join(&ids[0])), 0, "{after}");
+    // Its mounts go with the removal's clean-up, which follows the answer.
+    let gone = || {
+        let after = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        mounts_under(&after, &c.join(&ids[0])) == 0 && mounts_under(&after, &netns.join(&ids[0])) == 0
+    };
+    assert!(berth_e2e::wait_until(Duration::from_secs(10), gone), "{}", std::fs::read_to_string("/proc/self/mountinfo").unwrap());
 }
 
 /// cgroup v1: new cpuset cgroups under berth's parent copy its CPUs and memory nodes

@@ -148,7 +148,9 @@ fn a_rm_containers_etc_files_live_in_the_exec_root() {
     }
     let rm_hosts = paths(&rm)[1].clone();
     d.berth(&["rm", "-f", &rm, &kept]).ok();
-    assert!(!std::path::Path::new(&rm_hosts).exists(), "{rm_hosts} outlived its container");
+    // (removed by the clean-up that follows the removal's answer)
+    let gone = || !std::path::Path::new(&rm_hosts).exists();
+    assert!(berth_e2e::wait_until(std::time::Duration::from_secs(10), gone), "{rm_hosts} outlived its container");
 }
 
 /// A file without a `#!` line is not an executable: the process fails to start, as

@@ -599,8 +599,12 @@ fn spare_snapshot_directories_are_taken_and_go_with_the_daemon() {
     assert!(wait_until(Duration::from_secs(10), || fs::read_to_string(snap.join("upper/f")).is_ok_and(|s| s == "hi\n")));
     assert!(wait_until(Duration::from_secs(10), || spare_snapshots(&d).len() == 2), "not refilled");
     d.berth(&["rm", "-f", &id]).ok();
-    assert!(!snap.exists());
-    assert!(spare_snapshots(&d).contains(&ino), "the removed container's directory is not a spare: {:?}", spare_snapshots(&d));
+    // The directory is kept by the clean-up that follows the removal's answer.
+    assert!(
+        wait_until(Duration::from_secs(10), || !snap.exists() && spare_snapshots(&d).contains(&ino)),
+        "the removed container's directory is not a spare: {:?}",
+        spare_snapshots(&d)
+    );
     // The next container gets that directory (the spare last kept is taken first), with
     // a new, empty upper directory: neither the file nor the root's mode is there.
     let next_id = d
@@ -614,6 +618,7 @@ fn spare_snapshot_directories_are_taken_and_go_with_the_daemon() {
     assert!(wait_until(Duration::from_secs(10), || logs().lines().count() == 2), "{}", logs());
     assert_eq!(logs(), "755\nno-f");
     d.berth(&["rm", "-f", &next_id]).ok();
+    assert!(wait_until(Duration::from_secs(10), || !next.exists()), "{} outlived its container", next.display());
 
     // Marked, so that what the next start makes can be told apart (inode numbers may
     // be reused).

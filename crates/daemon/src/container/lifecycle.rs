@@ -102,11 +102,13 @@ pub async fn on_exit(d: &Arc<Daemon>, c: &Arc<Container>, st: ExitStatus) {
     // Its volumes are given back at once (a `volume rm` right after `run --rm` finds
     // them unmounted), and so are its addresses, names and published ports, as
     // dockerd releases them before the waiters hear of the exit (a `network rm`
-    // right after `run --rm --network n` finds no endpoint of it). A `--rm`
-    // container's other runtime state goes with its removal, after the waiters were
-    // told; any other container is torn down now, before it can start again.
+    // right after `run --rm --network n` or `rm -f` finds no endpoint of it). The
+    // other runtime state of a container being removed (`--rm`, or the `rm -f` that
+    // killed it) goes with its removal, after the waiters were told; any other
+    // container is torn down now, before it can start again.
     super::volumes::release(d, &c.id);
-    if !auto_remove {
+    let removing = auto_remove || c.removing.load(std::sync::atomic::Ordering::SeqCst);
+    if !removing {
         let d = d.clone();
         let id = c.id.clone();
         let _ = tokio::task::spawn_blocking(move || super::start::teardown(&d, &id)).await;
@@ -416,22 +418,25 @@ pub async fn remove(d: &Arc<Daemon>, c: &Arc<Container>, force: bool, volumes: b
     };
     let committed = if auto { d.commit(false, delete) } else { d.commit_shared(delete).await };
     if let Err(e) = committed {
-        c.removing.store(false, std::sync::atomic::Ordering::SeqCst);
+        // The container stays: one this removal killed is torn down now (its exit left
+        // that to the removal), as any exited container is before it can start again.
+        if c.removing.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            let (d, id) = (d.clone(), rec.id.clone());
+            let _ = tokio::task::spawn_blocking(move || super::start::teardown(&d, &id)).await;
+        }
         return Err(e);
     }
     d.containers.remove(&rec.id);
     super::warm::release(d, &rec.id).await;
-    // `docker rm` returns once the files are gone; for `--rm` nobody can tell, so the
-    // waiters hear of the removal first and the files go when the CPU is not wanted
-    // for a start (`crate::cleanup`).
+    // What a user of the engine sees of the container is gone now: its record and name,
+    // and (released at its exit) its addresses, ports and volumes. Its rootfs mount,
+    // network namespace, state and snapshot directories go when the CPU is not wanted
+    // for a start (`crate::cleanup`), as containerd's garbage collector removes a
+    // deleted snapshot's files after the delete returned: all of them are named by the
+    // container's id, which nothing will reuse.
     {
         let (dd, id) = (d.clone(), rec.id.clone());
-        let purge = move || super::start::purge(&dd, &id);
-        if auto {
-            drop(d.cleaner.run(purge));
-        } else {
-            tokio::task::spawn_blocking(purge).await.map_err(|e| Error::internal(e.to_string()))?;
-        }
+        drop(d.cleaner.run(move || super::start::purge(&dd, &id)));
     }
     // `rm -v` (and `--rm`): the container's anonymous volumes go with it, unless
     // another container uses them too (`--volumes-from`).
