@@ -15,8 +15,14 @@ use tokio::sync::mpsc;
 /// A response body: either complete bytes or a stream fed through a channel.
 pub enum Body {
     Full(Full<Bytes>),
-    Channel(mpsc::Receiver<Bytes>),
+    /// The stream ends when the channel closes, or when the client has gone away
+    /// ([`Peer::watch`]): hyper then drops the receiver and the task feeding it sees
+    /// its `Sender::closed`.
+    Channel(mpsc::Receiver<Bytes>, Option<Hangup>),
 }
+
+/// Resolves once the client has closed its connection.
+pub type Hangup = Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
 impl HttpBody for Body {
     type Data = Bytes;
@@ -25,22 +31,76 @@ impl HttpBody for Body {
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<std::result::Result<Frame<Bytes>, Infallible>>> {
         match self.get_mut() {
             Body::Full(f) => Pin::new(f).poll_frame(cx),
-            Body::Channel(rx) => rx.poll_recv(cx).map(|o| o.map(|b| Ok(Frame::data(b)))),
+            Body::Channel(rx, hangup) => match rx.poll_recv(cx) {
+                Poll::Ready(o) => Poll::Ready(o.map(|b| Ok(Frame::data(b)))),
+                Poll::Pending => match hangup.as_mut().map(|h| std::future::Future::poll(h.as_mut(), cx)) {
+                    Some(Poll::Ready(())) => Poll::Ready(None),
+                    _ => Poll::Pending,
+                },
+            },
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match self {
             Body::Full(f) => f.is_end_stream(),
-            Body::Channel(_) => false,
+            Body::Channel(..) => false,
         }
     }
 
     fn size_hint(&self) -> hyper::body::SizeHint {
         match self {
             Body::Full(f) => f.size_hint(),
-            Body::Channel(_) => hyper::body::SizeHint::default(),
+            Body::Channel(..) => hyper::body::SizeHint::default(),
         }
+    }
+}
+
+/// The socket of the unix connection a request came on (a request extension).
+///
+/// hyper serves connections with `half_close` (a client may shut its write side once
+/// its request is out, and is still answered), so it does not read a connection while
+/// an answer is pending and never sees a client that left meanwhile: the `wait` that
+/// `docker run -d` opens and drops stayed, with its connection, until the container
+/// exited. Go's server notices with a background read; here a streamed answer watches
+/// the socket for a hangup, which a unix socket reports only once the client has closed
+/// both directions (a half close is not one). Over TCP a close looks like a half close
+/// until something is written, so TCP connections are not watched.
+#[derive(Clone, Copy, Debug)]
+pub struct Peer(pub std::os::fd::RawFd);
+
+impl Peer {
+    /// Make `resp`'s stream end when the client hangs up. Called while the request is
+    /// served, so the connection (and its descriptor, which is duplicated here) is open.
+    pub fn watch(self, resp: &mut Resp) {
+        if let Body::Channel(_, hangup @ None) = resp.body_mut() {
+            *hangup = self.hangup();
+        }
+    }
+
+    fn hangup(self) -> Option<Hangup> {
+        use std::os::fd::BorrowedFd;
+        // SAFETY: the connection's socket is open while its request is served (see
+        // `watch`); the duplicate is owned from here on.
+        let fd = unsafe { BorrowedFd::borrow_raw(self.0) }.try_clone_to_owned().ok()?;
+        // Registered for urgent data only, which a unix socket never has: epoll reports
+        // a hangup to every registration whatever it asked for, and nothing else wakes
+        // this one (a half close, a request pipelined behind this one, room to write
+        // would each wake a reader or a writer, on every answer).
+        // SAFETY: the `OwnedFd` stays open, and the same descriptor, for as long as the
+        // `AsyncFd` owns it.
+        let fd = unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::PRIORITY) }.ok()?;
+        Some(Box::pin(async move {
+            loop {
+                let Ok(mut ready) = fd.ready(tokio::io::Interest::PRIORITY).await else {
+                    return std::future::pending().await;
+                };
+                if ready.ready().is_read_closed() {
+                    return;
+                }
+                ready.clear_ready();
+            }
+        }))
     }
 }
 
@@ -94,7 +154,7 @@ pub fn error_text(e: &Error) -> Resp {
 /// A streaming response: headers go out at once; the caller feeds the channel.
 pub fn stream(status: u16, content_type: Option<&str>) -> (mpsc::Sender<Bytes>, Resp) {
     let (tx, rx) = mpsc::channel(64);
-    let mut r = Response::new(Body::Channel(rx));
+    let mut r = Response::new(Body::Channel(rx, None));
     *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
     if let Some(ct) = content_type {
         r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_str(ct).expect("static content type"));

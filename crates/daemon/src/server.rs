@@ -128,12 +128,17 @@ pub fn check_tcp_policy(spec: &str, f: &TlsFlags) -> anyhow::Result<()> {
 }
 
 /// Serve one connection (unix, TCP or TLS).
-fn serve_connection<I>(daemon: Arc<Daemon>, io: I)
+/// `peer`: the socket of a unix connection, whose streamed answers end when the client
+/// hangs up ([`crate::http::Peer`]).
+fn serve_connection<I>(daemon: Arc<Daemon>, io: I, peer: Option<crate::http::Peer>)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     tokio::spawn(async move {
-        let svc = service_fn(move |req| {
+        let svc = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            if let Some(p) = peer {
+                req.extensions_mut().insert(p);
+            }
             let d = daemon.clone();
             async move { Ok::<_, std::convert::Infallible>(crate::api::route(d, req).await) }
         });
@@ -157,7 +162,8 @@ pub async fn serve_unix(daemon: Arc<Daemon>, path: PathBuf) -> anyhow::Result<()
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o660))?;
     loop {
         let (stream, _) = listener.accept().await?;
-        serve_connection(daemon.clone(), stream);
+        let peer = crate::http::Peer(std::os::fd::AsRawFd::as_raw_fd(&stream));
+        serve_connection(daemon.clone(), stream, Some(peer));
     }
 }
 
@@ -171,12 +177,12 @@ pub async fn serve_tcp(daemon: Arc<Daemon>, addr: SocketAddr, tls: Option<TlsAcc
         let (stream, peer) = listener.accept().await?;
         let _ = stream.set_nodelay(true);
         match &tls {
-            None => serve_connection(daemon.clone(), stream),
+            None => serve_connection(daemon.clone(), stream, None),
             Some(acceptor) => {
                 let (acceptor, d) = (acceptor.clone(), daemon.clone());
                 tokio::spawn(async move {
                     match tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(stream)).await {
-                        Ok(Ok(s)) => serve_connection(d, s),
+                        Ok(Ok(s)) => serve_connection(d, s, None),
                         Ok(Err(e)) => tracing::info!(%peer, "TLS handshake refused: {e}"),
                         Err(_) => tracing::info!(%peer, "TLS handshake timed out"),
                     }

@@ -414,7 +414,7 @@ where
         }
     });
     let ct = if tty { "application/vnd.docker.raw-stream" } else { "application/vnd.docker.multiplexed-stream" };
-    let mut r = http::Response::new(Body::Channel(rx));
+    let mut r = http::Response::new(Body::Channel(rx, None));
     r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static(ct));
     r
 }

@@ -70,7 +70,7 @@ pub async fn start(d: &Arc<Daemon>, id: &str, mut req: Request<Incoming>) -> Res
         let st = crate::container::attach::bridge(pipe, conn, tty, false, None).await;
         done(st);
     });
-    Ok(http::Response::new(crate::http::Body::Channel(rx)))
+    Ok(http::Response::new(crate::http::Body::Channel(rx, None)))
 }
 
 pub async fn resize(d: &Arc<Daemon>, id: &str, q: &Query) -> Result {

@@ -37,9 +37,15 @@ pub async fn route(d: Arc<Daemon>, req: Request<Incoming>) -> Resp {
     let q = Query::parse(req.uri().query());
     let method = req.method().clone();
     tracing::debug!(%method, path = %rest, "request");
+    let peer = req.extensions().get::<crate::http::Peer>().copied();
     let r = dispatch(&d, req, &method, &rest, q, ApiVersion::of(version)).await;
     match r {
-        Ok(resp) => resp,
+        Ok(mut resp) => {
+            if let Some(p) = peer {
+                p.watch(&mut resp);
+            }
+            resp
+        }
         Err(e) => {
             if e.kind().http_status() >= 500 {
                 tracing::warn!(%method, path = %rest, "{e}");
