@@ -230,6 +230,17 @@ impl Snapshotter {
     pub fn remove(&self, id: &str) -> Result<()> {
         Ok(self.spares.recycle(&self.snapshot_dir(id))?)
     }
+
+    /// The ids of the container snapshots there are (not the spares).
+    pub fn snapshot_ids(&self) -> Vec<String> {
+        fs::read_dir(self.root.join("snapshots"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with('.'))
+            .collect()
+    }
 }
 
 /// Does this kernel's overlayfs have the inodes index feature (and so the `index`
@@ -348,6 +359,21 @@ mod tests {
         } else {
             eprintln!("temp dir is not on ext4 ({fs_type:?}); only checked that open does not fail");
         }
+    }
+
+    #[test]
+    fn snapshot_ids_are_the_snapshots_not_the_spares() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Snapshotter::open(dir.path()).unwrap();
+        s.fill_spares();
+        assert!(s.snapshot_ids().is_empty());
+        s.prepare("c1").unwrap();
+        s.prepare("c2").unwrap();
+        let mut ids = s.snapshot_ids();
+        ids.sort();
+        assert_eq!(ids, ["c1", "c2"]);
+        s.remove("c1").unwrap();
+        assert_eq!(s.snapshot_ids(), ["c2"]);
     }
 
     #[test]

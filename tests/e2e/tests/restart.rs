@@ -299,3 +299,43 @@ fn the_exec_root_is_a_tmpfs_that_outlives_a_crash() {
     assert!(d.log().contains("exec root left on disk"), "{}", d.log());
     assert_eq!(d.berth(&["run", "--rm", "busybox", "echo", "ok"]).ok(), "ok\n");
 }
+
+/// `rm -f` answers before its clean-up; a daemon killed right after, with the clean-up
+/// queued or under way, leaves nothing of the removed containers once it is back (no
+/// runtime state, mount, snapshot or container directory), and the directories of a
+/// container without a record (a clean-up cut short after the runtime state went) go
+/// too, while a kept container's stay.
+#[test]
+fn removals_cut_short_by_a_crash_are_finished_at_the_next_start() {
+    let mut d = Daemon::start_with_args(&["--warm-containers", "0"]);
+    d.import_busybox();
+    let kept = d.berth(&["create", "busybox", "true"]).ok().trim().to_owned();
+    let ids: Vec<String> = (0..12).map(|_| d.berth(&["run", "-d", "busybox", "sleep", "600"]).ok().trim().to_owned()).collect();
+    let mut rm = vec!["rm", "-f"];
+    rm.extend(ids.iter().map(String::as_str));
+    d.berth(&rm).ok();
+    d.crash();
+    let orphan = "ab".repeat(32);
+    std::fs::create_dir_all(d.data_root().join("snapshots").join(&orphan).join("upper")).unwrap();
+    std::fs::create_dir_all(d.data_root().join("containers").join(&orphan)).unwrap();
+    let (exec_root, data_root) = (d.exec_root().to_owned(), d.data_root().to_owned());
+    let left = |id: &str| -> Vec<String> {
+        let mut v: Vec<String> = [exec_root.join("c").join(id), data_root.join("snapshots").join(id), data_root.join("containers").join(id)]
+            .into_iter()
+            .filter(|p| p.exists())
+            .map(|p| p.display().to_string())
+            .collect();
+        if std::fs::read_to_string("/proc/self/mountinfo").unwrap().contains(id) {
+            v.push("a mount".into());
+        }
+        v
+    };
+    assert!(!left(&kept).is_empty());
+    d.relaunch();
+    for id in ids.iter().chain([&orphan]) {
+        assert!(wait_until(Duration::from_secs(10), || left(id).is_empty()), "{id}: {:?}", left(id));
+    }
+    assert!(d.data_root().join("snapshots").join(&kept).exists(), "the kept container lost its snapshot");
+    assert_eq!(d.berth(&["ps", "-aq", "--no-trunc"]).ok().trim(), kept);
+    d.berth(&["rm", &kept]).ok();
+}

@@ -45,11 +45,34 @@ fn recover_lost_records(d: &Daemon, recs: &mut Vec<(String, Record)>) {
     }
 }
 
+/// The snapshot and container directories of containers without a record: the
+/// clean-up of a removal (`rm`, `--rm`) that a crash cut short after it had removed the
+/// runtime state `warm::reap_leftovers` goes by. (Only container ids: a build's image
+/// mounts have other names.)
+fn remove_orphan_dirs(d: &Daemon, ids: &std::collections::HashSet<String>) {
+    let orphan = |n: &str| n.len() == 64 && n.bytes().all(|b| b.is_ascii_hexdigit()) && !ids.contains(n);
+    for id in d.snap.snapshot_ids().into_iter().filter(|n| orphan(n)) {
+        tracing::info!(%id, "removing the snapshot of a removed container");
+        if let Err(e) = d.snap.remove(&id) {
+            tracing::warn!(%id, "remove a removed container's snapshot: {e}");
+        }
+    }
+    let dir = d.cfg.data_root.join("containers");
+    let names = std::fs::read_dir(&dir).into_iter().flatten().flatten().map(|e| e.file_name().to_string_lossy().into_owned());
+    for id in names.filter(|n| orphan(n)).collect::<Vec<_>>() {
+        tracing::info!(%id, "removing the directory of a removed container");
+        if let Err(e) = d.container_dirs.recycle(&dir.join(&id)) {
+            tracing::warn!(%id, "remove a removed container's directory: {e}");
+        }
+    }
+}
+
 pub async fn restore_all(d: &Arc<Daemon>) -> Result<()> {
     let mut recs: Vec<(String, Record)> = d.db.list(Table::Containers)?;
     recover_lost_records(d, &mut recs);
     let ids = recs.iter().map(|(_, r)| r.id.clone()).collect();
     super::warm::reap_leftovers(d, &ids).await;
+    remove_orphan_dirs(d, &ids);
     // Addresses: every running container keeps its own; any other allocation (a
     // sandbox, a container that stopped meanwhile) is freed.
     let mut live = std::collections::HashMap::new();
