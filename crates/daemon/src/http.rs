@@ -56,18 +56,22 @@ impl HttpBody for Body {
     }
 }
 
-/// The socket of the unix connection a request came on (a request extension).
+/// The socket of the connection a request came on (a request extension).
 ///
 /// hyper serves connections with `half_close` (a client may shut its write side once
 /// its request is out, and is still answered), so it does not read a connection while
 /// an answer is pending and never sees a client that left meanwhile: the `wait` that
 /// `docker run -d` opens and drops stayed, with its connection, until the container
 /// exited. Go's server notices with a background read; here a streamed answer watches
-/// the socket for a hangup, which a unix socket reports only once the client has closed
-/// both directions (a half close is not one). Over TCP a close looks like a half close
-/// until something is written, so TCP connections are not watched.
+/// the socket for the client's leaving. A unix socket tells a hangup (both directions
+/// closed) from a half close (`system dial-stdio` at the end of its stdin, still owed
+/// its answer). Over TCP a close is a FIN, as a half close is: there the end of the
+/// client's side counts, as it does for Go's server.
 #[derive(Clone, Copy, Debug)]
-pub struct Peer(pub std::os::fd::RawFd);
+pub enum Peer {
+    Unix(std::os::fd::RawFd),
+    Tcp(std::os::fd::RawFd),
+}
 
 impl Peer {
     /// Make `resp`'s stream end when the client hangs up. Called while the request is
@@ -80,21 +84,28 @@ impl Peer {
 
     fn hangup(self) -> Option<Hangup> {
         use std::os::fd::BorrowedFd;
+        use tokio::io::Interest;
+        let (raw, interest) = match self {
+            Peer::Unix(fd) => (fd, Interest::PRIORITY),
+            Peer::Tcp(fd) => (fd, Interest::READABLE),
+        };
         // SAFETY: the connection's socket is open while its request is served (see
         // `watch`); the duplicate is owned from here on.
-        let fd = unsafe { BorrowedFd::borrow_raw(self.0) }.try_clone_to_owned().ok()?;
-        // Registered for urgent data only, which a unix socket never has: epoll reports
-        // a hangup to every registration whatever it asked for, and nothing else wakes
-        // this one (a half close, a request pipelined behind this one, room to write
-        // would each wake a reader or a writer, on every answer).
+        let fd = unsafe { BorrowedFd::borrow_raw(raw) }.try_clone_to_owned().ok()?;
+        // A unix socket's is registered for urgent data only, which it never has: epoll
+        // reports a hangup to every registration whatever it asked for, and nothing
+        // else wakes this one (a half close, a request pipelined behind this one, room
+        // to write would each wake a reader or a writer, on every answer). A TCP
+        // socket's is registered for reading: the FIN ends its readable side.
         // SAFETY: the `OwnedFd` stays open, and the same descriptor, for as long as the
         // `AsyncFd` owns it.
-        let fd = unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::PRIORITY) }.ok()?;
+        let fd = unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, interest) }.ok()?;
         Some(Box::pin(async move {
             loop {
-                let Ok(mut ready) = fd.ready(tokio::io::Interest::PRIORITY).await else {
+                let Ok(mut ready) = fd.ready(interest).await else {
                     return std::future::pending().await;
                 };
+                // (a hangup sets "read closed" too)
                 if ready.ready().is_read_closed() {
                     return;
                 }

@@ -128,8 +128,8 @@ pub fn check_tcp_policy(spec: &str, f: &TlsFlags) -> anyhow::Result<()> {
 }
 
 /// Serve one connection (unix, TCP or TLS).
-/// `peer`: the socket of a unix connection, whose streamed answers end when the client
-/// hangs up ([`crate::http::Peer`]).
+/// `peer`: the connection's socket, whose streamed answers end when the client leaves
+/// ([`crate::http::Peer`]).
 fn serve_connection<I>(daemon: Arc<Daemon>, io: I, peer: Option<crate::http::Peer>)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -162,7 +162,7 @@ pub async fn serve_unix(daemon: Arc<Daemon>, path: PathBuf) -> anyhow::Result<()
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o660))?;
     loop {
         let (stream, _) = listener.accept().await?;
-        let peer = crate::http::Peer(std::os::fd::AsRawFd::as_raw_fd(&stream));
+        let peer = crate::http::Peer::Unix(std::os::fd::AsRawFd::as_raw_fd(&stream));
         serve_connection(daemon.clone(), stream, Some(peer));
     }
 }
@@ -176,13 +176,14 @@ pub async fn serve_tcp(daemon: Arc<Daemon>, addr: SocketAddr, tls: Option<TlsAcc
     loop {
         let (stream, peer) = listener.accept().await?;
         let _ = stream.set_nodelay(true);
+        let fd = crate::http::Peer::Tcp(std::os::fd::AsRawFd::as_raw_fd(&stream));
         match &tls {
-            None => serve_connection(daemon.clone(), stream, None),
+            None => serve_connection(daemon.clone(), stream, Some(fd)),
             Some(acceptor) => {
                 let (acceptor, d) = (acceptor.clone(), daemon.clone());
                 tokio::spawn(async move {
                     match tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(stream)).await {
-                        Ok(Ok(s)) => serve_connection(d, s, None),
+                        Ok(Ok(s)) => serve_connection(d, s, Some(fd)),
                         Ok(Err(e)) => tracing::info!(%peer, "TLS handshake refused: {e}"),
                         Err(_) => tracing::info!(%peer, "TLS handshake timed out"),
                     }
