@@ -250,6 +250,23 @@ impl Daemon {
         self.child.as_ref().expect("berthd is running").id()
     }
 
+    /// How many descriptors berthd has open.
+    pub fn open_fds(&self) -> usize {
+        fs::read_dir(format!("/proc/{}/fd", self.pid())).map(|r| r.count()).unwrap_or(0)
+    }
+
+    /// berthd's descriptor count once it has held still for 200 ms (waiting 10 s at
+    /// most for that).
+    pub fn settled_fds(&self) -> usize {
+        let still = || {
+            let n = self.open_fds();
+            std::thread::sleep(Duration::from_millis(200));
+            self.open_fds() == n
+        };
+        assert!(crate::wait_until(Duration::from_secs(10), still), "berthd's descriptors never settled");
+        self.open_fds()
+    }
+
     /// berthd's resident memory in KiB, from /proc.
     pub fn rss_kib(&self) -> u64 {
         let status = fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();

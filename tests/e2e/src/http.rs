@@ -6,6 +6,18 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// Read an answer's status line and headers from `s`, up to the blank line, byte by
+/// byte (what follows stays unread).
+pub fn read_head(s: &mut impl io::Read) -> String {
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(s.read(&mut b).unwrap(), 1, "the connection ended in the head: {}", String::from_utf8_lossy(&head));
+        head.push(b[0]);
+    }
+    String::from_utf8_lossy(&head).into_owned()
+}
+
 #[derive(Debug, Clone)]
 pub struct HttpResponse {
     pub status: u16,

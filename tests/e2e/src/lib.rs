@@ -21,7 +21,7 @@ mod tarball;
 pub mod compose_app;
 pub use cmd::{free_port, run_command, wait_until, Output, Spawned};
 pub use daemon::{Cli, Daemon};
-pub use http::{Body, HttpResponse, UnixHttp};
+pub use http::{read_head, Body, HttpResponse, UnixHttp};
 pub use mounts::{mounts_under, unmount_under};
 pub use pty::Pty;
 pub use rootfs::{busybox_rootfs, repo_root};

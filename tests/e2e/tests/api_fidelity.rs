@@ -293,25 +293,13 @@ fn a_client_that_hangs_up_on_a_waiting_answer_frees_its_connection() {
     let d = Daemon::start_with_args(&["--warm-containers", "0"]);
     d.import_busybox();
     let id = d.berth(&["run", "-d", "busybox", "sleep", "60"]).ok().trim().to_owned();
-    let fds = || std::fs::read_dir(format!("/proc/{}/fd", d.pid())).unwrap().count();
-    // The wait `run -d` itself opened and dropped goes the same way.
-    let settled = || {
-        let n = fds();
-        std::thread::sleep(Duration::from_millis(200));
-        fds() == n
-    };
-    assert!(berth_e2e::wait_until(Duration::from_secs(10), settled));
-    let before = fds();
+    // (the wait `run -d` itself opened and dropped goes the same way)
+    let before = d.settled_fds();
     let request = |method: &str, path: &str| {
         let mut s = UnixStream::connect(d.socket()).unwrap();
         write!(s, "{method} {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-        let mut head = Vec::new();
-        let mut b = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            assert_eq!(s.read(&mut b).unwrap(), 1, "{}", String::from_utf8_lossy(&head));
-            head.push(b[0]);
-        }
-        assert!(head.starts_with(b"HTTP/1.1 200"), "{method} {path}: {}", String::from_utf8_lossy(&head));
+        let head = berth_e2e::read_head(&mut s);
+        assert!(head.starts_with("HTTP/1.1 200"), "{method} {path}: {head}");
         s
     };
     let clients = [
@@ -319,9 +307,9 @@ fn a_client_that_hangs_up_on_a_waiting_answer_frees_its_connection() {
         request("GET", "/v1.41/events"),
         request("GET", &format!("/v1.41/containers/{id}/logs?follow=1&stdout=1")),
     ];
-    assert!(fds() >= before + 3, "{} fds, {before} before", fds());
+    assert!(d.open_fds() >= before + 3, "{} fds, {before} before", d.open_fds());
     drop(clients);
-    assert!(berth_e2e::wait_until(Duration::from_secs(10), || fds() <= before), "{} fds, {before} before", fds());
+    assert!(berth_e2e::wait_until(Duration::from_secs(10), || d.open_fds() <= before), "{} fds, {before} before", d.open_fds());
 
     // A half close is not a hangup: the exit code comes.
     let mut s = request("POST", &format!("/v1.41/containers/{id}/wait?condition=next-exit"));

@@ -143,30 +143,18 @@ fn plain_tcp_is_refused_without_an_explicit_opt_in() {
 /// `docker run -d` opens and drops) frees its connection at once, not at the exit.
 #[test]
 fn a_tcp_client_that_leaves_a_waiting_answer_frees_its_connection() {
-    use std::io::{Read, Write};
+    use std::io::Write;
     let port = free_port();
     let d = Daemon::start_with_args(&["--warm-containers", "0", "-H", &format!("tcp://127.0.0.1:{port}"), "--insecure-tcp"]);
     d.import_busybox();
     let id = d.berth(&["run", "-d", "busybox", "sleep", "60"]).ok().trim().to_owned();
-    let fds = || std::fs::read_dir(format!("/proc/{}/fd", d.pid())).unwrap().count();
-    let settled = || {
-        let n = fds();
-        std::thread::sleep(Duration::from_millis(200));
-        fds() == n
-    };
-    assert!(berth_e2e::wait_until(Duration::from_secs(10), settled));
-    let before = fds();
+    let before = d.settled_fds();
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     write!(s, "POST /v1.41/containers/{id}/wait?condition=next-exit HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-    let mut head = Vec::new();
-    let mut b = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        assert_eq!(s.read(&mut b).unwrap(), 1, "{}", String::from_utf8_lossy(&head));
-        head.push(b[0]);
-    }
-    assert!(head.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&head));
-    assert!(fds() > before, "{} fds, {before} before", fds());
+    let head = berth_e2e::read_head(&mut s);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(d.open_fds() > before, "{} fds, {before} before", d.open_fds());
     drop(s);
-    assert!(berth_e2e::wait_until(Duration::from_secs(10), || fds() <= before), "{} fds, {before} before", fds());
+    assert!(berth_e2e::wait_until(Duration::from_secs(10), || d.open_fds() <= before), "{} fds, {before} before", d.open_fds());
     d.berth(&["rm", "-f", &id]).ok();
 }
