@@ -481,6 +481,13 @@ pub fn main(a: RunArgs) -> i32 {
     0
 }
 
+/// An attach's answer (`Ok` as a line), written to it under the output hub's lock.
+fn attach_greeting() -> Vec<u8> {
+    let mut ok = serde_json::to_vec(&Response::Ok).expect("Ok serializes");
+    ok.push(b'\n');
+    ok
+}
+
 /// How long a start waits at most for attaches accepted before it to be in place.
 const ATTACH_LIMIT: Duration = Duration::from_secs(1);
 
@@ -535,9 +542,7 @@ impl Shim {
                 if stdin {
                     self.stdin.spawn_feeder(conn.try_clone()?);
                 }
-                let mut ok = serde_json::to_vec(&Response::Ok)?;
-                ok.push(b'\n');
-                self.hub.subscribe(conn, &ok, stdout, stderr);
+                self.hub.subscribe(conn, &attach_greeting(), stdout, stderr);
                 return Ok(());
             }
             Request::Start | Request::Launch { .. } => {
@@ -602,9 +607,7 @@ impl Shim {
             // Left to the thread, whose `handle` reports it.
             Err(_) => return Err(conn),
         };
-        let mut ok = serde_json::to_vec(&Response::Ok).unwrap_or_default();
-        ok.push(b'\n');
-        self.hub.try_subscribe(conn, &ok, stdout, stderr, || {
+        self.hub.try_subscribe(conn, &attach_greeting(), stdout, stderr, || {
             if let Some(f) = feeder {
                 self.stdin.spawn_feeder(f);
             }

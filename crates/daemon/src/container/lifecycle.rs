@@ -109,9 +109,7 @@ pub async fn on_exit(d: &Arc<Daemon>, c: &Arc<Container>, st: ExitStatus) {
     super::volumes::release(d, &c.id);
     let removing = auto_remove || c.removing.load(std::sync::atomic::Ordering::SeqCst);
     if !removing {
-        let d = d.clone();
-        let id = c.id.clone();
-        let _ = tokio::task::spawn_blocking(move || super::start::teardown(&d, &id)).await;
+        super::start::teardown_blocking(d, &c.id).await;
     } else if !rec.endpoints.is_empty() {
         let d = d.clone();
         let id = c.id.clone();
@@ -421,8 +419,7 @@ pub async fn remove(d: &Arc<Daemon>, c: &Arc<Container>, force: bool, volumes: b
         // The container stays: one this removal killed is torn down now (its exit left
         // that to the removal), as any exited container is before it can start again.
         if c.removing.swap(false, std::sync::atomic::Ordering::SeqCst) {
-            let (d, id) = (d.clone(), rec.id.clone());
-            let _ = tokio::task::spawn_blocking(move || super::start::teardown(&d, &id)).await;
+            super::start::teardown_blocking(d, &rec.id).await;
         }
         return Err(e);
     }

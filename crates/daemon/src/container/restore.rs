@@ -121,9 +121,7 @@ pub async fn restore_all(d: &Arc<Daemon>) -> Result<()> {
         if shim::connect(&state).await.is_ok() {
             super::warm::stop_shim(d, &rec.id).await;
         }
-        let d2 = d.clone();
-        let id = rec.id.clone();
-        let _ = tokio::task::spawn_blocking(move || super::start::teardown(&d2, &id)).await;
+        super::start::teardown_blocking(d, &rec.id).await;
         // dockerd starts what a fresh restart manager would restart: `always` even
         // after a stop by hand, `unless-stopped` unless so stopped, `on-failure`
         // after a failure.

@@ -363,6 +363,12 @@ pub fn purge(d: &Daemon, id: &str) {
     let _ = d.container_dirs.recycle(&Paths::new(d, id).dir);
 }
 
+/// [`teardown`] on the blocking pool, awaited.
+pub(super) async fn teardown_blocking(d: &Arc<Daemon>, id: &str) {
+    let (d, id) = (d.clone(), id.to_owned());
+    let _ = tokio::task::spawn_blocking(move || teardown(&d, &id)).await;
+}
+
 /// Undo what `prepare` did (on failure or after exit).
 pub fn teardown(d: &Daemon, id: &str) {
     let paths = Paths::new(d, id);

@@ -548,8 +548,7 @@ pub async fn destroy_all(d: &Arc<Daemon>) {
     // sandbox goes, and a later start takes the ordinary path.
     for id in claimed {
         stop_shim(d, &id).await;
-        let (d, id) = (d.clone(), id.clone());
-        let _ = tokio::task::spawn_blocking(move || start::teardown(&d, &id)).await;
+        start::teardown_blocking(d, &id).await;
     }
 }
 
