@@ -339,3 +339,61 @@ fn removals_cut_short_by_a_crash_are_finished_at_the_next_start() {
     assert_eq!(d.berth(&["ps", "-aq", "--no-trunc"]).ok().trim(), kept);
     d.berth(&["rm", &kept]).ok();
 }
+
+/// A crash in the middle of requests leaves what they make for their own use: the
+/// image mount of a build step's `RUN --mount=from=` with its snapshot, the mount of a
+/// stopped container that `cp` or `export` reads, spool files under the data root's
+/// `tmp/`. None of it is anyone's once berthd is back, and the next start removes it.
+#[test]
+fn what_requests_cut_short_made_for_themselves_goes_at_the_next_start() {
+    let mut d = Daemon::start();
+    d.import_busybox();
+    let ctx = berth_e2e::dir_with(
+        "crash-build",
+        &[("Dockerfile", "FROM busybox\nRUN --mount=type=bind,from=busybox,source=/bin,target=/m sleep 600\n")],
+    );
+    let mut build = d.spawn(Cli::Berth, &["build", ctx.to_str().unwrap()]);
+    let (exec_root, data_root) = (d.exec_root().to_owned(), d.data_root().to_owned());
+    let build_dir = exec_root.join("build");
+    let mounted_under = |dir: &std::path::Path| {
+        let dir = format!("{}/", dir.display());
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .any(|l| l.split(' ').nth(4).is_some_and(|m| m.starts_with(&dir)))
+    };
+    let names = |dir: &std::path::Path, prefix: &str| -> Vec<String> {
+        std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(prefix))
+            .collect()
+    };
+    assert!(wait_until(Duration::from_secs(30), || mounted_under(&build_dir)), "the step's image is not mounted: {}", d.log());
+    assert_eq!(names(&data_root.join("snapshots"), "build-mnt-").len(), 1);
+    d.crash();
+    build.kill();
+    // What a `cp` from a stopped container and an upload in progress leave.
+    let archive = exec_root.join("archive-00000000000000aa");
+    std::fs::create_dir(&archive).unwrap();
+    let o = std::process::Command::new("mount").args(["-t", "tmpfs", "tmpfs"]).arg(&archive).output().unwrap();
+    assert!(o.status.success(), "{o:?}");
+    std::fs::create_dir_all(data_root.join("tmp/run-mounts-00000000000000bb")).unwrap();
+    std::fs::write(data_root.join("tmp/run-mounts-00000000000000bb/s0"), "secret").unwrap();
+    std::fs::write(data_root.join("tmp/load-00000000000000cc"), "half an upload").unwrap();
+    d.relaunch();
+    assert!(!mounted_under(&build_dir), "the step's image mount is still there");
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mountinfo.contains(archive.to_str().unwrap()), "the cp mount is still there");
+    assert_eq!(names(&build_dir, ""), Vec::<String>::new());
+    assert!(!archive.exists());
+    assert_eq!(names(&data_root.join("snapshots"), "build-mnt-"), Vec::<String>::new());
+    assert_eq!(names(&data_root.join("tmp"), ""), Vec::<String>::new());
+    // The build's step container is still a container (as dockerd keeps one); it goes as any other.
+    for id in d.container_ids() {
+        d.berth(&["rm", "-f", &id]).ok();
+    }
+    std::fs::remove_dir_all(&ctx).ok();
+}

@@ -67,12 +67,57 @@ fn remove_orphan_dirs(d: &Daemon, ids: &std::collections::HashSet<String>) {
     }
 }
 
+/// What a request makes for its own use and removes when it ends, left behind by a
+/// crash in the middle of one: the read-only image mounts of a build step and the
+/// mounts of a stopped container that `cp`/`export` read (the exec root's `build/`,
+/// `archive-*`, `export-*`), the image mounts of `RUN --mount=from=` with their
+/// snapshots (`build-mnt-*`) and the spool files and directories under the data
+/// root's `tmp/` (uploads, layer diffs, commits, a run's secret and file mounts).
+/// No request is in progress at start-up, so none of it is anyone's.
+fn remove_request_leftovers(d: &Daemon) {
+    let names = |dir: &std::path::Path| -> Vec<String> {
+        std::fs::read_dir(dir).into_iter().flatten().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect()
+    };
+    let exec = &d.cfg.exec_root;
+    let mut points: Vec<_> = names(exec)
+        .into_iter()
+        .filter(|n| n.starts_with("archive-") || n.starts_with("export-"))
+        .map(|n| exec.join(n))
+        .collect();
+    points.extend(names(&exec.join("build")).into_iter().map(|n| exec.join("build").join(n)));
+    for p in points {
+        tracing::info!(dir = %p.display(), "removing a mount a request left");
+        if let Err(e) = berth_snapshot::unmount(&p).and_then(|()| std::fs::remove_dir(&p).map_err(Into::into)) {
+            tracing::warn!(dir = %p.display(), "remove a mount a request left: {e}");
+        }
+    }
+    for key in d.snap.snapshot_ids().into_iter().filter(|n| n.starts_with("build-mnt-")) {
+        tracing::info!(%key, "removing a build's image mount snapshot");
+        if let Err(e) = d.snap.remove(&key) {
+            tracing::warn!(%key, "remove a build's image mount snapshot: {e}");
+        }
+    }
+    let tmp = d.cfg.data_root.join("tmp");
+    for n in names(&tmp) {
+        let p = tmp.join(&n);
+        let removed = match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.is_dir() => std::fs::remove_dir_all(&p),
+            _ => std::fs::remove_file(&p),
+        };
+        match removed {
+            Ok(()) => tracing::info!(file = %p.display(), "removed a request's spool file"),
+            Err(e) => tracing::warn!(file = %p.display(), "remove a request's spool file: {e}"),
+        }
+    }
+}
+
 pub async fn restore_all(d: &Arc<Daemon>) -> Result<()> {
     let mut recs: Vec<(String, Record)> = d.db.list(Table::Containers)?;
     recover_lost_records(d, &mut recs);
     let ids = recs.iter().map(|(_, r)| r.id.clone()).collect();
     super::warm::reap_leftovers(d, &ids).await;
     remove_orphan_dirs(d, &ids);
+    remove_request_leftovers(d);
     // Addresses: every running container keeps its own; any other allocation (a
     // sandbox, a container that stopped meanwhile) is freed.
     let mut live = std::collections::HashMap::new();
