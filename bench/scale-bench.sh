@@ -5,7 +5,9 @@
 #   2. berthd holding 10, 100 and 500 running containers: `ps` (median of 30),
 #      `run --rm --network none busybox true` (median of 30, paced), berthd's RSS and
 #      per container the shims' PSS (pages shared by all shims, their binary's, count
-#      once) plus berthd's growth; idle berthd RSS before any container. Plotted to
+#      once) plus berthd's RSS, above the same taken with none running (after the
+#      empty host's runs: zygote, standby shim, berthd's code paged in); idle berthd
+#      RSS before any container. Plotted to
 #      bench/results/scale.svg (drawn here, no plotting package needed).
 #      And the docker CLI alone: 100 x `run -d` against bench/instant-engine.py, an
 #      engine that answers at once, the floor under any engine.
@@ -94,6 +96,16 @@ echo "docker CLI -> instant engine: run -d x100 ${floor_run_ms} ms"
 echo "==> 2. berthd with 10, 100, $max running containers"
 points=()
 empty_run=$(median_ms "$B run --rm --network none busybox true")
+# What the host holds for berth with no container running, once berthd has run some
+# (its code paged in, its pools, the shim zygote and the standby shim): each point's
+# per-container figure is what it holds above this, divided by the containers.
+shims_pss() {
+    local t=0 p
+    for p in $(pgrep -f "berth-shim" || true); do t=$((t + $(pss_kib "$p"))); done
+    echo "$t"
+}
+sleep 2
+base_kib=$(( $(rss_kib "$berthd_pid") + $(shims_pss) ))
 have=0
 for n in 10 100 "$max"; do
     while [ "$have" -lt "$n" ]; do
@@ -104,9 +116,8 @@ for n in 10 100 "$max"; do
     ps_ms=$(median_ms "$B ps")
     run_ms=$(median_ms "$B run --rm --network none busybox true")
     d_rss=$(rss_kib "$berthd_pid")
-    shims=0
-    for p in $(pgrep -f "berth-shim" || true); do shims=$((shims + $(pss_kib "$p"))); done
-    per=$(( (shims + d_rss - idle_rss) / n ))
+    shims=$(shims_pss)
+    per=$(( (shims + d_rss - base_kib) / n ))
     echo "$n containers: ps ${ps_ms} ms, run --rm ${run_ms} ms (empty host ${empty_run}), berthd ${d_rss} KiB RSS, shims ${shims} KiB PSS, ${per} KiB per container"
     points+=("{\"n\":$n,\"ps_ms\":$ps_ms,\"run_ms\":$run_ms,\"berthd_kib\":$d_rss,\"shims_kib\":$shims,\"per_container_kib\":$per}")
 done
@@ -142,11 +153,11 @@ if [ "$do_docker" = 1 ]; then
 fi
 
 json=$(jq -n --argjson points "[$(IFS=,; echo "${points[*]}")]" \
-    --argjson idle "$idle_rss" --argjson empty "$empty_run" --argjson psa "$ps_a_ms" --argjson held "$have" \
+    --argjson idle "$idle_rss" --argjson base "$base_kib" --argjson empty "$empty_run" --argjson psa "$ps_a_ms" --argjson held "$have" \
     --argjson images "$images_ms" --argjson nimg "$count" \
     --argjson br "$berth_run_ms" --argjson bm "$berth_rm_ms" --argjson dr "$dcli_run_ms" --argjson dm "$dcli_rm_ms" \
     --argjson kr "$docker_run_ms" --argjson km "$docker_rm_ms" --argjson fr "$floor_run_ms" \
-    '{idle_berthd_kib: $idle, empty_host_run_ms: $empty, points: $points,
+    '{idle_berthd_kib: $idle, base_kib: $base, empty_host_run_ms: $empty, points: $points,
       ps_a_ms: $psa, ps_a_containers: $held, images_ms: $images, images: $nimg,
       hundred: {berth_cli: {run_ms: $br, rm_ms: $bm}, docker_cli_on_berthd: {run_ms: $dr, rm_ms: $dm},
                 dockerd: {run_ms: $kr, rm_ms: $km}, docker_cli_alone: {run_ms: $fr}}}')
@@ -203,9 +214,10 @@ if [ "$write" = 1 ]; then
 | docker CLI -> dockerd 20.10 | ${docker_run_ms} ms | ${docker_rm_ms} ms | 1 | 1 |
 | docker CLI -> an engine that answers at once and does nothing (bench/instant-engine.py): the docker CLI alone | ${floor_run_ms} ms | | $(ratio "$floor_run_ms" "$docker_run_ms") | |
 
-berthd holding running containers (idle berthd before any: $((idle_rss / 1024)) MiB RSS; \`run --rm\` on the empty host: ${empty_run} ms):
+berthd holding running containers (idle berthd before any: $((idle_rss / 1024)) MiB RSS; \`run --rm\` on the empty host: ${empty_run} ms;
+with none running after those runs, berthd's RSS and the shim zygote's and standby shim's PSS: $((base_kib / 1024)) MiB):
 
-| running | ps | run --rm | berthd RSS | per container (shim PSS + berthd growth) |
+| running | ps | run --rm | berthd RSS | per container (shims' PSS and berthd's RSS above the host with none running) |
 |---|---|---|---|---|
 ${table}
 
