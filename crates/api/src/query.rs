@@ -75,7 +75,7 @@ impl Filters {
     pub fn validate(&self, allowed: &[&str]) -> Result<()> {
         for k in self.0.keys() {
             if !allowed.contains(&k.as_str()) {
-                return Err(Error::invalid(format!("invalid filter '{k}'")));
+                return Err(Error::invalid(format!("Invalid filter '{k}'")));
             }
         }
         Ok(())
@@ -126,6 +126,16 @@ impl Filters {
 /// go-units `RAMInBytes`: `64m` → 67108864 (binary multiples, optional `b`/`ib`, a
 /// fraction allowed); `None` when it is not a size.
 pub fn ram_in_bytes(s: &str) -> Option<i64> {
+    size_in_bytes(s, 1024.0)
+}
+
+/// go-units' `FromHumanSize`: the same sizes in powers of 1000 (`10m` is 10 000 000
+/// bytes), as dockerd reads a log driver's `max-size`.
+pub fn from_human_size(s: &str) -> Option<i64> {
+    size_in_bytes(s, 1000.0)
+}
+
+fn size_in_bytes(s: &str, k: f64) -> Option<i64> {
     let t = s.trim().to_ascii_lowercase();
     let digits = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
     let (num, unit) = t.split_at(digits);
@@ -138,11 +148,11 @@ pub fn ram_in_bytes(s: &str) -> Option<i64> {
     let unit = unit.strip_suffix('i').unwrap_or(unit);
     let mult: f64 = match unit {
         "" => 1.0,
-        "k" => 1024.0,
-        "m" => 1024.0 * 1024.0,
-        "g" => 1024.0 * 1024.0 * 1024.0,
-        "t" => 1024.0_f64.powi(4),
-        "p" => 1024.0_f64.powi(5),
+        "k" => k,
+        "m" => k.powi(2),
+        "g" => k.powi(3),
+        "t" => k.powi(4),
+        "p" => k.powi(5),
         _ => return None,
     };
     Some((v * mult) as i64)

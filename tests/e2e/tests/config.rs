@@ -61,7 +61,7 @@ fn unknown_keys_conflicts_and_missing_features_stop_the_daemon() {
     let e = refused(&["--config-file", f.to_str().unwrap()]);
     assert!(e.contains("Error during uid lookup for \"no-such-user-berth\""), "{e}");
     let f = config_file(r#"{"log-driver": "json-file", "log-opts": {"max-size": "huge"}}"#);
-    assert!(refused(&["--config-file", f.to_str().unwrap()]).contains("invalid max-size: huge"));
+    assert!(refused(&["--config-file", f.to_str().unwrap()]).contains("invalid size: 'huge'"));
     let e = refused(&["--config-file", "/nonexistent/daemon.json"]);
     assert!(e.contains("unable to configure the Docker daemon with file /nonexistent/daemon.json"), "{e}");
 }

@@ -17,7 +17,7 @@ fn bad_filters_answer_400_with_dockerds_message() {
         ("GET", "/containers/json", r#"{"is-task":["maybe"]}"#, "Invalid filter 'is-task=maybe'"),
         ("GET", "/containers/json", r#"{"exited":["x"]}"#, "Invalid filter 'exited=x'"),
         ("GET", "/containers/json", r#"{"publish":["80:80"]}"#, "filter for 'publish' should not contain ':': 80:80"),
-        ("GET", "/containers/json", r#"{"nope":["1"]}"#, "invalid filter 'nope'"),
+        ("GET", "/containers/json", r#"{"nope":["1"]}"#, "Invalid filter 'nope'"),
         ("GET", "/images/json", r#"{"dangling":["maybe"]}"#, "Invalid filter 'dangling=maybe'"),
         ("GET", "/images/json", r#"{"reference":["[[["]}"#, "syntax error in pattern"),
         ("POST", "/containers/prune", r#"{"until":["notatime"]}"#, "failed to parse value as time or duration: \"notatime\""),
@@ -149,6 +149,17 @@ fn run_flags_take_effect() {
     assert!(o.code == 125 && o.stderr.contains("\"syslog\" logging driver"), "{o}");
     let o = d.docker(&["run", "--rm", "--log-opt", "labels=a", "busybox", "true"]);
     assert!(o.code == 125 && o.stderr.contains("unknown log opt 'labels'"), "{o}");
+    // Option values as dockerd's drivers read them: max-file alone is taken (as
+    // docker-py's tests expect), compress without rotation is not.
+    d.docker(&["run", "--rm", "--log-opt", "max-file=100", "busybox", "true"]).ok();
+    let o = d.docker(&["run", "--rm", "--log-opt", "max-file=3", "--log-opt", "compress=true", "busybox", "true"]);
+    assert!(
+        o.code == 125
+            && o.stderr.contains("failed to initialize logging driver: compress cannot be true when max-file is less than 2 or max-size is not set"),
+        "{o}"
+    );
+    let o = d.docker(&["run", "--rm", "--log-driver", "local", "--log-opt", "max-file=1", "busybox", "true"]);
+    assert!(o.code == 125 && o.stderr.contains("compression cannot be enabled when max file count is 1"), "{o}");
     // What this kernel lacks: dockerd's warning, the setting dropped, the container runs.
     let o = d.docker(&["run", "--rm", "--blkio-weight", "300", "busybox", "true"]);
     let blkio = std::path::Path::new("/sys/fs/cgroup/blkio/blkio.weight").exists();
@@ -192,4 +203,30 @@ fn log_rotation_keeps_max_file_files() {
     assert!(first > 0 && lines.len() == 200 - first, "{} lines from {first}", lines.len());
     assert_eq!(d.berth(&["logs", "--tail", "3", "rot"]).ok(), "line-197\nline-198\nline-199\n");
     d.berth(&["rm", "rot"]).ok();
+}
+
+/// The `local` driver rotates unless told otherwise (dockerd's defaults: 20 MiB a
+/// file, 5 files, the older ones compressed); its sizes count in powers of 1000.
+#[test]
+fn the_local_log_driver_rotates_and_compresses_by_default() {
+    let d = Daemon::start();
+    let o = d.berth(&[
+        "run", "--name", "loc", "--log-driver", "local", "--log-opt", "max-size=1k", "busybox", "sh", "-c",
+        "i=0; while [ $i -lt 400 ]; do echo line-$i; i=$((i+1)); done",
+    ]);
+    assert_eq!(o.code, 0, "{o}");
+    let id = d.inspect("loc")["Id"].as_str().unwrap().to_owned();
+    let dir = d.data_root().join("containers").join(&id);
+    let file = |suffix: &str| dir.join(format!("{id}-json.log{suffix}"));
+    assert!(std::fs::metadata(file("")).unwrap().len() <= 1000);
+    for n in 1..=4 {
+        assert!(file(&format!(".{n}.gz")).exists(), "no {n}th compressed file");
+    }
+    assert!(!file(".5.gz").exists() && !file(".1").exists());
+    let out = d.berth(&["logs", "loc"]);
+    let lines: Vec<&str> = out.ok().lines().collect();
+    assert_eq!(lines.last(), Some(&"line-399"));
+    let first: usize = lines[0].trim_start_matches("line-").parse().unwrap();
+    assert!(first > 0 && lines.len() == 400 - first, "{} lines from {first}", lines.len());
+    d.berth(&["rm", "loc"]).ok();
 }

@@ -547,19 +547,13 @@ fn shim_args(d: &Daemon, rec: &Record, paths: &Paths, deferred: bool) -> Vec<std
         args.push("--log".into());
         args.push(paths.log(&rec.id).into());
         let opts = lc.config.unwrap_or_default();
-        let mut rot = Vec::new();
-        if let Some(n) = opts.get("max-size").and_then(|v| super::verify::ram_in_bytes(v)).filter(|n| *n > 0) {
-            rot.push(format!("max-size={n}"));
-        }
-        if let Some(n) = opts.get("max-file") {
-            rot.push(format!("max-file={n}"));
-        }
-        if let Some(c) = opts.get("compress") {
-            rot.push(format!("compress={c}"));
-        }
-        if !rot.is_empty() {
-            args.push("--log-opts".into());
-            args.push(rot.join(",").into());
+        // Checked at create; a record from before that check rotates as it can.
+        let driver = lc.typ.as_deref().unwrap_or("json-file");
+        if let Ok(r) = super::verify::log_rotation(driver, &opts) {
+            if let Some(n) = r.max_size {
+                args.push("--log-opts".into());
+                args.push(format!("max-size={n},max-file={},compress={}", r.max_file, r.compress).into());
+            }
         }
     }
     for (on, flag) in [

@@ -340,6 +340,85 @@ pub const LOG_OPTS: [&str; 3] = ["max-size", "max-file", "compress"];
 
 pub use berth_api::query::ram_in_bytes;
 
+/// How a container's log file is rotated: what the shim is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogRotation {
+    /// Bytes a file may hold before a new one is started (`None`: no limit).
+    pub max_size: Option<u64>,
+    /// Files kept, the current one included.
+    pub max_file: u32,
+    pub compress: bool,
+}
+
+/// Go's `strconv.ParseBool`.
+fn go_bool(v: &str) -> Option<bool> {
+    match v {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// The rotation a `json-file` or `local` driver's options ask for, read as dockerd's
+/// drivers read them, with their errors' words. Sizes are go-units' `FromHumanSize`
+/// (powers of 1000). `local` rotates by default (20 MiB, 5 files, compressed);
+/// `json-file` only when told.
+pub fn log_rotation(driver: &str, opts: &std::collections::HashMap<String, String>) -> std::result::Result<LogRotation, String> {
+    let size = |v: &str| berth_api::query::from_human_size(v).ok_or_else(|| format!("invalid size: '{v}'"));
+    let count = |v: &str| v.parse::<i64>().map_err(|_| format!("strconv.Atoi: parsing {v:?}: invalid syntax"));
+    let flag = |v: &str| go_bool(v).ok_or_else(|| format!("strconv.ParseBool: parsing {v:?}: invalid syntax"));
+    if driver == "local" {
+        let max_size = match opts.get("max-size") {
+            Some(v) => size(v).map_err(|e| format!("invalid value for max-size: {v}: {e}"))?,
+            None => 20 << 20,
+        };
+        let max_file = match opts.get("max-file") {
+            Some(v) => count(v).map_err(|e| format!("invalid value for max-file: {v}: {e}"))?,
+            None => 5,
+        };
+        let compress = match opts.get("compress") {
+            Some(v) => flag(v).map_err(|e| format!("error reading compress log option: {e}"))?,
+            None => true,
+        };
+        if max_size < 0 {
+            return Err("max size should be a positive number".into());
+        }
+        if max_file < 0 {
+            return Err("max file count cannot be less than 0".into());
+        }
+        if compress && max_file <= 1 {
+            return Err("compression cannot be enabled when max file count is 1".into());
+        }
+        if max_size == 0 {
+            // dockerd takes it and starts a new file at every line.
+            return Err("max-size=0 (a new log file at every line) is not supported by berthd: give a positive size".into());
+        }
+        return Ok(LogRotation { max_size: Some(max_size as u64), max_file: max_file.max(1) as u32, compress });
+    }
+    let max_size = match opts.get("max-size") {
+        Some(v) => match size(v)? {
+            n if n <= 0 => return Err("max-size must be a positive number".into()),
+            n => Some(n as u64),
+        },
+        None => None,
+    };
+    let max_file = match opts.get("max-file") {
+        Some(v) => match count(v)? {
+            n if n < 1 => return Err("max-file cannot be less than 1".into()),
+            n => u32::try_from(n).map_err(|_| format!("max-file {n} is too large"))?,
+        },
+        None => 1,
+    };
+    let compress = match opts.get("compress") {
+        Some(v) => flag(v)?,
+        None => false,
+    };
+    if compress && (max_file == 1 || max_size.is_none()) {
+        return Err("compress cannot be true when max-file is less than 2 or max-size is not set".into());
+    }
+    Ok(LogRotation { max_size, max_file, compress })
+}
+
 /// The daemon's `--log-driver`/`--log-opt` (or daemon.json's) for a container that
 /// names no driver, and its options under the container's own when the driver is the
 /// same (dockerd's merge).
@@ -377,25 +456,13 @@ fn verify_log_config(hc: &mut HostConfig) -> Result<()> {
         return Err(Error::invalid(format!("logger: no log driver named '{typ}' is registered")));
     }
     let opts = lc.config.get_or_insert_with(Default::default);
-    for (k, v) in opts.iter() {
-        if typ == "none" || !LOG_OPTS.contains(&k.as_str()) {
-            return Err(Error::invalid(format!("unknown log opt '{k}' for {typ} log driver")));
-        }
-        match k.as_str() {
-            "max-size" if v != "-1" && ram_in_bytes(v).is_none_or(|n| n <= 0) => {
-                return Err(Error::invalid(format!("invalid max-size: {v}")))
-            }
-            "max-file" if v.parse::<u32>().map_or(true, |n| n < 1) => {
-                return Err(Error::invalid("max-file cannot be less than 1"))
-            }
-            "compress" if !matches!(v.as_str(), "true" | "false" | "1" | "0") => {
-                return Err(Error::invalid(format!("invalid value for compress: {v}")))
-            }
-            _ => {}
-        }
+    if let Some(k) = opts.keys().find(|k| typ == "none" || !LOG_OPTS.contains(&k.as_str())) {
+        return Err(Error::invalid(format!("unknown log opt '{k}' for {typ} log driver")));
     }
-    if opts.contains_key("max-file") && !opts.contains_key("max-size") && opts.get("max-file").map(String::as_str) != Some("1") {
-        return Err(Error::invalid("max-file cannot be set without max-size"));
+    if typ != "none" {
+        // dockerd checks the values when the driver starts, with this prefix; berthd
+        // at create already, with the same words.
+        log_rotation(&typ, opts).map_err(|e| Error::invalid(format!("failed to initialize logging driver: {e}")))?;
     }
     lc.typ = Some(typ);
     Ok(())
@@ -599,6 +666,51 @@ mod tests {
         assert!(verify_log_config(&mut lc("none", &[("max-size", "1k")])).is_err());
         assert_eq!(ram_in_bytes("1k"), Some(1024));
         assert_eq!(ram_in_bytes("10MB"), Some(10 << 20));
+    }
+
+    /// Each case as dockerd 20.10 answered `docker run --log-driver D --log-opt …`
+    /// (the error after "failed to initialize logging driver: ", or none).
+    #[test]
+    fn log_options_are_read_as_dockerd_s_drivers_read_them() {
+        let check = |driver: &str, opts: &str| {
+            let m = opts.split(',').filter(|x| !x.is_empty()).map(|kv| {
+                let (k, v) = kv.split_once('=').unwrap();
+                (k.to_owned(), v.to_owned())
+            });
+            log_rotation(driver, &m.collect())
+        };
+        let err = |driver: &str, opts: &str| check(driver, opts).unwrap_err();
+        let rot = |max_size, max_file, compress| Ok(LogRotation { max_size, max_file, compress });
+        assert_eq!(check("json-file", ""), rot(None, 1, false));
+        assert_eq!(check("json-file", "max-file=100"), rot(None, 100, false));
+        assert_eq!(check("json-file", "max-size=10m,max-file=3,compress=true"), rot(Some(10_000_000), 3, true));
+        assert_eq!(check("json-file", "max-size=1.5k"), rot(Some(1500), 1, false));
+        let compress = "compress cannot be true when max-file is less than 2 or max-size is not set";
+        assert_eq!(err("json-file", "compress=true"), compress);
+        assert_eq!(err("json-file", "max-file=3,compress=true"), compress);
+        assert_eq!(err("json-file", "max-size=1k,max-file=1,compress=true"), compress);
+        assert_eq!(err("json-file", "max-file=0"), "max-file cannot be less than 1");
+        assert_eq!(err("json-file", "max-file=-1"), "max-file cannot be less than 1");
+        assert_eq!(err("json-file", "max-size=0"), "max-size must be a positive number");
+        assert_eq!(err("json-file", "max-size=-1"), "invalid size: '-1'");
+        assert_eq!(err("json-file", "max-size=abc"), "invalid size: 'abc'");
+        assert_eq!(err("json-file", "max-file=abc"), "strconv.Atoi: parsing \"abc\": invalid syntax");
+        assert_eq!(err("json-file", "compress=maybe"), "strconv.ParseBool: parsing \"maybe\": invalid syntax");
+        assert_eq!(check("local", ""), rot(Some(20 << 20), 5, true));
+        assert_eq!(check("local", "max-file=100"), rot(Some(20 << 20), 100, true));
+        assert_eq!(check("local", "compress=false,max-file=0"), rot(Some(20 << 20), 1, false));
+        let one = "compression cannot be enabled when max file count is 1";
+        assert_eq!(err("local", "max-size=1k,max-file=1"), one);
+        assert_eq!(err("local", "max-file=0"), one);
+        assert_eq!(err("local", "compress=false,max-file=-1"), "max file count cannot be less than 0");
+        assert_eq!(err("local", "max-size=-1"), "invalid value for max-size: -1: invalid size: '-1'");
+        assert_eq!(err("local", "max-file=abc"), "invalid value for max-file: abc: strconv.Atoi: parsing \"abc\": invalid syntax");
+        assert_eq!(
+            err("local", "compress=maybe"),
+            "error reading compress log option: strconv.ParseBool: parsing \"maybe\": invalid syntax"
+        );
+        // dockerd takes it (and starts a new file at every line); berthd says why not.
+        assert!(err("local", "max-size=0").contains("not supported"));
     }
 
     #[test]
