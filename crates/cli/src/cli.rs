@@ -249,6 +249,9 @@ pub struct ContainerOpts {
     /// IPv6 address (e.g., 2001:db8::33)
     #[arg(long = "ip6")]
     pub ip6: Option<String>,
+    /// Container IPv4/IPv6 link-local addresses
+    #[arg(long = "link-local-ip")]
+    pub link_local_ip: Vec<String>,
     /// Container MAC address (e.g., 92:d0:c6:0a:29:33)
     #[arg(long = "mac-address")]
     pub mac_address: Option<String>,
@@ -1268,6 +1271,9 @@ pub enum NetworkCmd {
         ip: Option<String>,
         #[arg(long)]
         ip6: Option<String>,
+        /// Add a link-local address for the container
+        #[arg(long = "link-local-ip")]
+        link_local_ip: Vec<String>,
         /// Add link to another container
         #[arg(long)]
         link: Vec<String>,

@@ -636,10 +636,12 @@ pub fn create_body(
             } else {
                 Some(o.network_alias.clone())
             },
-            ipam_config: (o.ip.is_some() || o.ip6.is_some()).then(|| bollard::models::EndpointIpamConfig {
-                ipv4_address: o.ip.clone(),
-                ipv6_address: o.ip6.clone(),
-                ..Default::default()
+            ipam_config: (o.ip.is_some() || o.ip6.is_some() || !o.link_local_ip.is_empty()).then(|| {
+                bollard::models::EndpointIpamConfig {
+                    ipv4_address: o.ip.clone(),
+                    ipv6_address: o.ip6.clone(),
+                    link_local_ips: (!o.link_local_ip.is_empty()).then(|| o.link_local_ip.clone()),
+                }
             }),
             mac_address: o.mac_address.clone(),
             ..Default::default()

@@ -183,6 +183,7 @@ pub fn attach(net: &Network, ep: &mut Endpoint, ns_path: &Path, gateway: bool) -
     nl.add_veth(&host, bidx, &ep.ifname, ns.as_raw_fd(), mac, mtu)
         .map_err(|e| Error::internal(format!("create veth pair {host}: {e}")))?;
     let (ifname, v4, p4, g4, v6, p6, g6) = (ep.ifname.clone(), ep.ipv4, ep.prefix4, ep.gateway4, ep.ipv6, ep.prefix6, ep.gateway6);
+    let link_local = ep.link_local.clone();
     let wired = netns::run_in(ns_path, move || {
         let mut nl = Netlink::open().map_err(nl_err("netlink in the container"))?;
         let idx = nl
@@ -195,6 +196,10 @@ pub fn attach(net: &Network, ep: &mut Endpoint, ns_path: &Path, gateway: bool) -
         }
         if let Some(ip) = v6 {
             nl.add_address(idx, ip, p6).map_err(|e| Error::internal(format!("add {ip}/{p6}: {e}")))?;
+        }
+        for ip in link_local {
+            let prefix = if ip.is_ipv4() { 16 } else { 64 };
+            nl.add_address(idx, ip, prefix).map_err(|e| Error::internal(format!("add link-local {ip}/{prefix}: {e}")))?;
         }
         if gateway {
             for gw in [g4, g6].into_iter().flatten() {

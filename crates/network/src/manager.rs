@@ -109,9 +109,10 @@ fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
 
+/// dockerd 20.10 takes any network name ("test 01", "é"); berthd all but those with a
+/// `/`, which its routes could not address as one path segment, and control characters.
 fn valid_name(n: &str) -> bool {
-    let mut c = n.chars();
-    c.next().is_some_and(|f| f.is_ascii_alphanumeric()) && c.all(|x| x.is_ascii_alphanumeric() || "_.-".contains(x))
+    !n.contains('/') && !n.chars().any(char::is_control)
 }
 
 impl Networks {
@@ -268,7 +269,7 @@ impl Networks {
         }
         if !valid_name(&req.name) {
             return Err(Error::invalid(format!(
-                "invalid network name {:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed",
+                "invalid network name {:?}: berthd takes no '/' or control character in a network name",
                 req.name
             )));
         }

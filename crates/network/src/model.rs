@@ -139,6 +139,10 @@ pub struct Endpoint {
     /// A MAC address the client asked for.
     #[serde(default)]
     pub want_mac: Option<String>,
+    /// Link-local addresses the client asked for (`--link-local-ip`), given to the
+    /// container's interface beside its own (a /16 for IPv4, a /64 for IPv6, as dockerd).
+    #[serde(default)]
+    pub link_local: Vec<IpAddr>,
 }
 
 impl Endpoint {

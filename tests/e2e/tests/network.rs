@@ -605,3 +605,46 @@ fn a_wiped_daemon_reuses_its_default_bridges_address() {
     let prefix = subnet.split('.').take(2).collect::<Vec<_>>().join(".");
     assert!(out.contains(&format!("inet {prefix}.")), "{out}");
 }
+
+/// What an endpoint asks for, as dockerd takes it: a network name of any characters
+/// but `/`, a MAC address shown from the connect on (before the start gives it to the
+/// interface), link-local addresses beside the network's own.
+#[test]
+fn endpoints_take_names_macs_and_link_local_addresses_as_dockerd_does() {
+    let d = Daemon::start();
+    d.import_busybox();
+    d.docker(&["network", "create", "test 01"]).ok();
+    assert_eq!(d.docker(&["network", "inspect", "-f", "{{.Name}}", "test 01"]).ok().trim(), "test 01");
+    let o = d.docker(&["network", "create", "a/b"]);
+    assert!(o.code != 0 && o.stderr.contains("invalid network name"), "{o}");
+
+    let id = d.docker(&["create", "--name", "mac", "busybox", "sleep", "60"]).ok().trim().to_owned();
+    d.docker(&["network", "connect", "--link-local-ip", "169.254.8.8", "test 01", "mac"]).ok();
+    let r = d.api_json(
+        "POST",
+        "/v1.41/networks/test%2001/disconnect",
+        &serde_json::json!({"Container": id}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = d.api_json(
+        "POST",
+        "/v1.41/networks/test%2001/connect",
+        &serde_json::json!({"Container": id, "EndpointConfig": {"MacAddress": "02:42:ac:11:00:99", "IPAMConfig": {"LinkLocalIPs": ["169.254.8.8"]}}}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let ep = |d: &Daemon| d.inspect("mac")["NetworkSettings"]["Networks"]["test 01"].clone();
+    assert_eq!(ep(&d)["MacAddress"], "02:42:ac:11:00:99", "before the start: what was asked for");
+    assert_eq!(ep(&d)["IPAMConfig"]["LinkLocalIPs"], serde_json::json!(["169.254.8.8"]));
+    d.docker(&["start", "mac"]).ok();
+    let addrs = d.docker(&["exec", "mac", "ip", "addr"]).ok().to_owned();
+    assert!(addrs.contains("02:42:ac:11:00:99") && addrs.contains("inet 169.254.8.8/16"), "{addrs}");
+    assert_eq!(ep(&d)["MacAddress"], "02:42:ac:11:00:99");
+
+    // `run --link-local-ip` on the default bridge, and a bad address refused.
+    let o = d.berth(&["run", "--rm", "--link-local-ip", "169.254.9.9", "busybox", "ip", "-o", "-4", "addr", "show", "eth0"]);
+    assert!(o.ok().contains("169.254.9.9/16"), "{o}");
+    let o = d.docker(&["run", "--rm", "--link-local-ip", "nope", "busybox", "true"]);
+    assert!(o.code != 0 && o.stderr.contains("invalid link-local IP address: nope"), "{o}");
+    d.docker(&["rm", "-f", "mac"]).ok();
+    d.docker(&["network", "rm", "test 01"]).ok();
+}

@@ -155,6 +155,7 @@ pub async fn network(c: &Client, cmd: NetworkCmd) -> Result<i32> {
             alias,
             ip,
             ip6,
+            link_local_ip,
             link,
             driver_opt,
             network,
@@ -162,8 +163,9 @@ pub async fn network(c: &Client, cmd: NetworkCmd) -> Result<i32> {
         } => {
             let mut ep = json!({"IPAMConfig": {}, "Links": if link.is_empty() { Value::Null } else { json!(link) },
                 "Aliases": if alias.is_empty() { Value::Null } else { json!(alias) }, "DriverOpts": parse_kv_list(&driver_opt)});
-            if ip.is_some() || ip6.is_some() {
-                ep["IPAMConfig"] = json!({"IPv4Address": ip.unwrap_or_default(), "IPv6Address": ip6.unwrap_or_default()});
+            if ip.is_some() || ip6.is_some() || !link_local_ip.is_empty() {
+                ep["IPAMConfig"] = json!({"IPv4Address": ip.unwrap_or_default(), "IPv6Address": ip6.unwrap_or_default(),
+                    "LinkLocalIPs": if link_local_ip.is_empty() { Value::Null } else { json!(link_local_ip) }});
             }
             let body = json!({"Container": container, "EndpointConfig": ep});
             c.request(

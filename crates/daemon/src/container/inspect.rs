@@ -103,10 +103,10 @@ fn networks(r: &Record) -> HashMap<String, EndpointSettings> {
         if ep.network != "bridge" || i > 0 {
             aliases.push(r.id[..12].to_owned());
         }
-        let ipam = (ep.want_ipv4.is_some() || ep.want_ipv6.is_some()).then(|| EndpointIpamConfig {
+        let ipam = (ep.want_ipv4.is_some() || ep.want_ipv6.is_some() || !ep.link_local.is_empty()).then(|| EndpointIpamConfig {
             ipv4_address: ep.want_ipv4.map(|a| a.to_string()),
             ipv6_address: ep.want_ipv6.map(|a| a.to_string()),
-            ..Default::default()
+            link_local_ips: (!ep.link_local.is_empty()).then(|| ep.link_local.iter().map(|a| a.to_string()).collect()),
         });
         m.insert(
             ep.network.clone(),
@@ -122,7 +122,9 @@ fn networks(r: &Record) -> HashMap<String, EndpointSettings> {
                 ipv6_gateway: Some(ip(ep.gateway6)),
                 global_ipv6_address: Some(ip(ep.ipv6)),
                 global_ipv6_prefix_len: Some(ep.prefix6 as i64),
-                mac_address: Some(ep.mac.clone()),
+                // What the client asked for until the start assigns it (dockerd shows
+                // the requested address of a container not running).
+                mac_address: Some(if ep.mac.is_empty() { ep.want_mac.clone().unwrap_or_default() } else { ep.mac.clone() }),
                 driver_opts: None,
                 ..Default::default()
             },

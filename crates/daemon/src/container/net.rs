@@ -81,6 +81,13 @@ fn endpoint_for(n: &Network, cfg: Option<&EndpointSettings>) -> Result<Endpoint>
             )));
         }
     }
+    for a in ipam.link_local_ips.iter().flatten().filter(|a| !a.is_empty()) {
+        let ip = a.parse::<IpAddr>().map_err(|_| Error::invalid(format!("invalid link-local IP address: {a}")))?;
+        if !n.is_bridge() {
+            return Err(Error::invalid(format!("network {} does not take link-local addresses", n.name)));
+        }
+        ep.link_local.push(ip);
+    }
     if let Some(m) = cfg.mac_address.clone().filter(|m| !m.is_empty()) {
         if berth_network::model::parse_mac(&m).is_none() {
             return Err(Error::invalid(format!("invalid MAC address: {m}")));
