@@ -23,6 +23,9 @@ pub enum Kind {
     NotImplemented,
     /// A request body over what berthd reads: HTTP 413.
     TooLarge,
+    /// The daemon is not in the state the request needs (dockerd's swarm endpoints
+    /// on a node outside a swarm): HTTP 503.
+    Unavailable,
     /// Anything else; a bug or an environment failure: HTTP 500.
     Internal,
 }
@@ -38,6 +41,7 @@ impl Kind {
             Kind::Forbidden => 403,
             Kind::NotImplemented => 501,
             Kind::TooLarge => 413,
+            Kind::Unavailable => 503,
             Kind::Internal => 500,
         }
     }
@@ -81,6 +85,9 @@ impl Error {
     }
     pub fn not_implemented(message: impl Into<String>) -> Self {
         Self::new(Kind::NotImplemented, message)
+    }
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(Kind::Unavailable, message)
     }
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(Kind::Internal, message)

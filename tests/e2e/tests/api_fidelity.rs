@@ -321,3 +321,34 @@ fn a_client_that_hangs_up_on_a_waiting_answer_frees_its_connection() {
     assert!(rest.contains("\"StatusCode\":137"), "{rest:?}");
     d.berth(&["rm", "-f", &id]).ok();
 }
+
+/// Swarm mode and engine plugins: berthd has neither, and answers the docker CLI's
+/// commands for them as dockerd answers them on a node outside a swarm with no plugin
+/// installed (503 "not a swarm manager", an empty plugin list, "not found"), so that
+/// clients which probe or clean up (docker-py's tests leave any swarm at each
+/// tear-down) carry on; making a swarm or installing a plugin is refused.
+#[test]
+fn swarm_and_plugin_commands_get_the_answers_of_a_node_outside_a_swarm() {
+    let d = Daemon::start_bare();
+    let refused = |args: &[&str], msg: &str| {
+        let o = d.docker(args);
+        assert!(o.code != 0 && o.stderr.contains(msg), "{args:?}: {o}");
+    };
+    refused(&["swarm", "leave", "--force"], "Error response from daemon: This node is not part of a swarm");
+    let manager = "This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\"";
+    for cmd in ["node", "service", "secret", "config"] {
+        refused(&[cmd, "ls"], manager);
+    }
+    refused(&["swarm", "init"], "berthd does not implement swarm mode");
+    assert_eq!(d.docker(&["info", "--format", "{{.Swarm.LocalNodeState}}"]).ok().trim(), "inactive");
+    assert_eq!(d.api("GET", "/v1.41/swarm").status, 503);
+
+    assert_eq!(d.docker(&["plugin", "ls", "--format", "{{.Name}}"]).ok(), "");
+    refused(&["plugin", "inspect", "vieux/sshfs:1.0"], "plugin \"vieux/sshfs:1.0\" not found");
+    refused(&["plugin", "rm", "foo"], "plugin \"foo\" not found");
+    refused(&["plugin", "install", "--grant-all-permissions", "foo"], "berthd does not support engine plugins");
+    let r = d.api("GET", "/v1.41/plugins?filters=%7B%22foo%22%3A%5B%22x%22%5D%7D");
+    assert_eq!((r.status, r.message()), (400, "Invalid filter 'foo'".to_owned()));
+    let plugins = d.docker(&["info", "--format", "{{json .Plugins}}"]).ok().to_owned();
+    assert!(plugins.contains(r#""Network":["bridge","host","null"]"#) && plugins.contains(r#""Log":["json-file","local"]"#), "{plugins}");
+}

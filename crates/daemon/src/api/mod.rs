@@ -161,8 +161,35 @@ async fn dispatch(d: &Arc<Daemon>, req: Request<Incoming>, method: &Method, path
 
         (&Method::POST, ["build"]) => build::build(d, req, &q, v).await,
         (&Method::POST, ["build", "prune"]) => build::prune(d, &q).await,
+
+        // berthd is never in a swarm: it answers as dockerd does on a node outside
+        // one, and refuses to make or join one.
+        (&Method::POST, ["swarm", "init" | "join"]) => Err(Error::not_implemented(
+            "berthd does not implement swarm mode: it runs containers on this host only",
+        )),
+        (&Method::POST, ["swarm", "leave"]) => Err(Error::unavailable("This node is not part of a swarm")),
+        (_, ["swarm" | "nodes" | "services" | "tasks" | "secrets" | "configs", ..]) => Err(Error::unavailable(
+            "This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to connect this node to swarm and try again.",
+        )),
+        // Engine plugins: none is installed, and berthd installs none.
+        (&Method::GET, ["plugins"]) => {
+            q.filters()?.validate(&["capability", "enable"])?;
+            Ok(crate::http::json(200, &serde_json::json!([])))
+        }
+        (_, ["plugins", "pull" | "create" | "privileges"]) => {
+            Err(Error::not_implemented("berthd does not support engine plugins"))
+        }
+        (&Method::DELETE, ["plugins", _, ..]) => Err(plugin_not_found(&path["/plugins/".len()..])),
+        (_, ["plugins", .., "json" | "enable" | "disable" | "push" | "set" | "upgrade"]) => {
+            let name = path["/plugins/".len()..].rsplit_once('/').map_or("", |(n, _)| n);
+            Err(plugin_not_found(name))
+        }
         _ => Err(Error::not_found(format!("page not found: {method} {path}"))),
     }
+}
+
+fn plugin_not_found(name: &str) -> Error {
+    Error::not_found(format!("plugin \"{name}\" not found"))
 }
 
 /// A synchronous handler, run on the blocking pool (see [`crate::http::blocking`]).

@@ -155,9 +155,10 @@ pub fn info(d: &Arc<Daemon>, v: berth_api::version::ApiVersion) -> Resp {
         logging_driver: Some(d.cfg.log.as_ref().map_or("json-file", |(driver, _)| driver.as_str()).to_owned()),
         plugins: Some(berth_api::models::PluginsInfo {
             volume: Some(vec!["local".into()]),
-            network: Some(vec!["host".into(), "none".into()]),
+            // The drivers berthd has, named as dockerd names them.
+            network: Some(vec!["bridge".into(), "host".into(), "null".into()]),
             authorization: None,
-            log: Some(vec!["json-file".into()]),
+            log: Some(vec!["json-file".into(), "local".into()]),
         }),
         swarm: Some(berth_api::models::SwarmInfo {
             local_node_state: Some(berth_api::models::LocalNodeState::INACTIVE),
