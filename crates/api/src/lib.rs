@@ -1,5 +1,6 @@
 //! Docker Engine API types and wire rules shared by berthd and the berth CLI.
 
+pub mod gojson;
 pub mod query;
 pub mod stream;
 pub mod version;

@@ -355,12 +355,22 @@ pub async fn drain_body(b: Incoming) {
 }
 
 /// Decode a JSON request body; an empty body decodes as `T::default()`.
-pub async fn body_json<T: serde::de::DeserializeOwned + Default>(b: Incoming) -> Result<T> {
+pub async fn body_json<T: serde::de::DeserializeOwned + Default + 'static>(b: Incoming) -> Result<T> {
     let raw = body_bytes(b).await?;
     if raw.iter().all(|c| c.is_ascii_whitespace()) {
         return Ok(T::default());
     }
-    serde_json::from_slice(&raw).map_err(|e| Error::invalid(format!("invalid JSON: {e}")))
+    let invalid = |e: serde_json::Error| Error::invalid(format!("invalid JSON: {e}"));
+    let v: serde_json::Value = serde_json::from_slice(&raw).map_err(invalid)?;
+    // A caller that wants the document gets it as sent (and not rebuilt); a model,
+    // with dockerd's case-insensitive field names.
+    match (Box::new(v) as Box<dyn std::any::Any>).downcast::<T>() {
+        Ok(t) => Ok(*t),
+        Err(v) => match v.downcast::<serde_json::Value>() {
+            Ok(v) => berth_api::gojson::from_value(*v).map_err(invalid),
+            Err(_) => unreachable!("boxed a Value"),
+        },
+    }
 }
 
 /// Write a JSON value as one stream message (`\r\n` for progress streams).

@@ -352,3 +352,29 @@ fn swarm_and_plugin_commands_get_the_answers_of_a_node_outside_a_swarm() {
     let plugins = d.docker(&["info", "--format", "{{json .Plugins}}"]).ok().to_owned();
     assert!(plugins.contains(r#""Network":["bridge","host","null"]"#) && plugins.contains(r#""Log":["json-file","local"]"#), "{plugins}");
 }
+
+/// dockerd reads request bodies with Go's `encoding/json`, which matches keys to
+/// fields whatever their case: docker-py sends an exec's `detachKeys` so, and
+/// hand-written clients `image` or `cmd`. Map keys (labels) keep their case.
+#[test]
+fn body_keys_match_fields_in_any_case_as_go_matches_them() {
+    let d = Daemon::start();
+    d.import_busybox();
+    let r = d.api_json(
+        "POST",
+        "/v1.41/containers/create?name=gocase",
+        &json!({"image": "busybox", "cmd": ["sleep", "60"], "labels": {"Team": "a"}, "hostConfig": {"memory": 67108864}}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let c = d.inspect("gocase");
+    assert_eq!(c["Config"]["Cmd"], json!(["sleep", "60"]));
+    assert_eq!(c["Config"]["Labels"], json!({"Team": "a"}));
+    assert_eq!(c["HostConfig"]["Memory"], 67108864);
+    d.berth(&["start", "gocase"]).ok();
+    let r = d.api_json("POST", "/v1.41/containers/gocase/exec", &json!({"cmd": ["true"], "detachKeys": "ctrl-p", "attachStdout": true}));
+    assert_eq!(r.status, 201, "{}", r.text());
+    let id = r.json()["Id"].as_str().unwrap().to_owned();
+    let e = d.api("GET", &format!("/v1.41/exec/{id}/json")).json();
+    assert_eq!((e["DetachKeys"].as_str(), e["ProcessConfig"]["entrypoint"].as_str()), (Some("ctrl-p"), Some("true")));
+    d.berth(&["rm", "-f", "gocase"]).ok();
+}

@@ -90,7 +90,7 @@ pub async fn copy(d: &Arc<Daemon>, name: &str, req: Request<Incoming>) -> Result
         #[serde(rename = "Resource", default)]
         resource: String,
     }
-    let cfg: CopyConfig = serde_json::from_slice(&raw).map_err(|e| Error::invalid(format!("invalid JSON: {e}")))?;
+    let cfg: CopyConfig = berth_api::gojson::from_slice(&raw).map_err(|e| Error::invalid(format!("invalid JSON: {e}")))?;
     if cfg.resource.is_empty() {
         return Err(Error::invalid("Path cannot be empty"));
     }

@@ -24,7 +24,7 @@ pub async fn commit(d: &Arc<Daemon>, body: Incoming, q: &Query) -> Result {
             None
         } else {
             Some(
-                serde_json::from_slice(&raw)
+                berth_api::gojson::from_slice(&raw)
                     .map_err(|e| Error::invalid(format!("invalid JSON: {e}")))?,
             )
         }

@@ -40,7 +40,7 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>, q: &Query, v: ApiVe
     let mut body: ContainerCreateBody = if raw.is_null() {
         ContainerCreateBody::default()
     } else {
-        serde_json::from_value(raw).map_err(|e| Error::invalid(format!("invalid JSON: {e}")))?
+        berth_api::gojson::from_value(raw).map_err(|e| Error::invalid(format!("invalid JSON: {e}")))?
     };
     if let Some(mac) = mac {
         let hc = body.host_config.get_or_insert_with(Default::default);
@@ -76,7 +76,7 @@ fn legacy_create_body(raw: &mut serde_json::Value, v: ApiVersion) -> Result<()> 
     const SKIP: [&str; 8] = ["HostConfig", "NetworkingConfig", "Cmd", "Entrypoint", "Env", "Labels", "Volumes", "Healthcheck"];
     let top: serde_json::Map<String, Value> =
         obj.iter().filter(|(k, _)| !SKIP.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect();
-    let top: berth_api::models::HostConfig = serde_json::from_value(Value::Object(top))
+    let top: berth_api::models::HostConfig = berth_api::gojson::from_value(Value::Object(top))
         .map_err(|e| Error::invalid(format!("invalid JSON: {e}")))?;
     let top = serde_json::to_value(top).unwrap_or_default();
     let set = |v: &Value| !(v.is_null() || v == &Value::from(0) || v == &Value::from(""));

@@ -27,7 +27,7 @@ pub async fn start(d: &Arc<Daemon>, id: &str, mut req: Request<Incoming>) -> Res
     let cfg: ExecStartConfig = if raw.iter().all(|b| b.is_ascii_whitespace()) {
         ExecStartConfig::default()
     } else {
-        serde_json::from_slice(&raw).map_err(|e| berth_errdefs::Error::invalid(format!("invalid JSON: {e}")))?
+        berth_api::gojson::from_slice(&raw).map_err(|e| berth_errdefs::Error::invalid(format!("invalid JSON: {e}")))?
     };
     let conn = exec::start(d, &e).await?;
     // dockerd frames the output by the start request's Tty (the process got a

@@ -127,7 +127,7 @@ pub fn inspect(d: &Arc<Daemon>, id: &str, q: &Query) -> Result {
 pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>) -> Result {
     let body: Value = body_json(req.into_body()).await?;
     let r: NetworkCreateRequest =
-        serde_json::from_value(body.clone()).map_err(|e| Error::invalid(format!("invalid JSON: {e}")))?;
+        berth_api::gojson::from_value(body.clone()).map_err(|e| Error::invalid(format!("invalid JSON: {e}")))?;
     if body.get("ConfigOnly").and_then(Value::as_bool) == Some(true) || r.config_from.is_some() {
         return Err(Error::invalid("config-only networks are not supported by berthd"));
     }
@@ -187,7 +187,7 @@ async fn body_json_or_invalid<T: serde::de::DeserializeOwned>(req: Request<Incom
     if v.get("Container").is_none_or(|c| c.as_str().is_none_or(|s| s.is_empty())) {
         return Err(Error::invalid("a container must be given (Container)"));
     }
-    serde_json::from_value(v).map_err(|e| Error::invalid(format!("invalid JSON: {e}")))
+    berth_api::gojson::from_value(v).map_err(|e| Error::invalid(format!("invalid JSON: {e}")))
 }
 
 /// `DELETE /networks/{id}`: warm sandboxes on it go first (they hold addresses).

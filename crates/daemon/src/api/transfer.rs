@@ -163,7 +163,7 @@ pub async fn auth(d: &Arc<Daemon>, req: Request<Incoming>) -> Result {
         return Err(Error::invalid("invalid JSON: the body must be an AuthConfig object"));
     }
     let creds: Credentials =
-        serde_json::from_value(v).map_err(|e| Error::invalid(format!("invalid JSON: {e}")))?;
+        berth_api::gojson::from_value(v).map_err(|e| Error::invalid(format!("invalid JSON: {e}")))?;
     if creds.username.is_empty() && creds.identitytoken.is_empty() && creds.registrytoken.is_empty() {
         return Err(Error::invalid("invalid credentials: a username or an identity token is required"));
     }
