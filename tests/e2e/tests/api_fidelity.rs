@@ -378,3 +378,61 @@ fn body_keys_match_fields_in_any_case_as_go_matches_them() {
     assert_eq!((e["DetachKeys"].as_str(), e["ProcessConfig"]["entrypoint"].as_str()), (Some("ctrl-p"), Some("true")));
     d.berth(&["rm", "-f", "gocase"]).ok();
 }
+
+/// `GET /containers/{id}/attach/ws` as dockerd 20.10 answers it (recorded with a raw
+/// client): a 101 with the handshake's accept key, the output as binary messages
+/// without stream headers (stdout and stderr alike, the logs first with `logs=1`),
+/// each client message on the container's stdin, a normal close when it ends. A
+/// request that is not a websocket handshake is refused.
+#[test]
+fn attach_over_a_websocket_carries_output_and_stdin() {
+    use std::io::{Read, Write};
+    let d = Daemon::start();
+    d.import_busybox();
+    d.berth(&["run", "-d", "-i", "--name", "ws", "busybox", "sh", "-c", "echo ready; read l; echo got:$l; sleep 0.2; echo bye >&2"]).ok();
+    assert!(berth_e2e::wait_until(Duration::from_secs(10), || d.berth(&["logs", "ws"]).stdout.contains("ready")));
+    let mut s = std::os::unix::net::UnixStream::connect(d.socket()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    // The example key of RFC 6455 and its accept value.
+    write!(
+        s,
+        "GET /v1.41/containers/ws/attach/ws?stream=1&logs=1&stdin=1&stdout=1&stderr=1 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    .unwrap();
+    let head = berth_e2e::read_head(&mut s);
+    assert!(head.starts_with("HTTP/1.1 101") && head.to_ascii_lowercase().contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="), "{head}");
+    // A masked binary message from the client: a line for `read`.
+    let (payload, mask) = (b"typed\n", [1u8, 2, 3, 4]);
+    let mut frame = vec![0x82, 0x80 | payload.len() as u8];
+    frame.extend(mask);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    s.write_all(&frame).unwrap();
+    let (mut out, mut close) = (Vec::new(), None);
+    while close.is_none() {
+        let mut h = [0u8; 2];
+        s.read_exact(&mut h).unwrap();
+        let mut len = (h[1] & 0x7f) as usize;
+        if len == 126 {
+            let mut l = [0u8; 2];
+            s.read_exact(&mut l).unwrap();
+            len = u16::from_be_bytes(l) as usize;
+        }
+        assert_eq!(h[1] & 0x80, 0, "a server's frames are not masked");
+        let mut p = vec![0u8; len];
+        s.read_exact(&mut p).unwrap();
+        match h[0] & 0x0f {
+            0x2 => out.extend(p),
+            0x8 => close = Some(p),
+            op => panic!("unexpected opcode {op:#x}"),
+        }
+    }
+    assert_eq!(close.unwrap(), [0x03, 0xe8], "a normal close");
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.starts_with("ready\n") && text.contains("got:typed\n") && text.contains("bye\n"), "{text:?}");
+    assert_eq!(text.matches("ready").count(), 1, "{text:?}");
+
+    let r = d.api("GET", "/v1.41/containers/ws/attach/ws?stream=1&stdout=1");
+    assert_eq!(r.status, 400, "{}", r.text());
+    d.berth(&["rm", "-f", "ws"]).ok();
+}

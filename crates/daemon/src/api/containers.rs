@@ -421,8 +421,11 @@ where
 
 /// `POST /containers/{id}/attach`: with `logs`, the log so far first; with `stream`,
 /// then the live output (waiting for a start if the container is not running).
-pub fn attach(d: &Arc<Daemon>, id: &str, req: Request<Incoming>, q: &Query) -> Result {
+/// `POST /containers/{id}/attach` (hijacked), and `GET …/attach/ws` (`ws`: over a
+/// websocket, see [`super::ws`]).
+pub fn attach(d: &Arc<Daemon>, id: &str, mut req: Request<Incoming>, q: &Query, ws: bool) -> Result {
     let c = d.containers.get(id)?;
+    let ws_accept = if ws { Some(super::ws::accept_key(&req)?) } else { None };
     let (live, logs) = (q.bool("stream"), q.bool("logs"));
     if !live && !logs {
         return Err(Error::invalid("Bad parameters: you must choose at least one stream"));
@@ -476,6 +479,30 @@ pub fn attach(d: &Arc<Daemon>, id: &str, req: Request<Incoming>, q: &Query) -> R
             }
         }
     };
+    if let Some(accept) = ws_accept {
+        let on_upgrade = hyper::upgrade::on(&mut req);
+        tokio::spawn(async move {
+            let Ok(up) = on_upgrade.await else { return };
+            let mut pipe = super::ws::pipe(up);
+            if let Some(rx) = prelude {
+                if !super::ws::replay_raw(&mut pipe, rx, !tty).await {
+                    return;
+                }
+            }
+            match conn.await {
+                // Raw output either way; the detach keys, as for a hijacked attach,
+                // only with a terminal.
+                Some(s) => {
+                    bridge::bridge(pipe, s, true, stdin, (stdin && tty).then_some(detach)).await;
+                }
+                None => {
+                    use tokio::io::AsyncWriteExt;
+                    let _ = pipe.shutdown().await;
+                }
+            }
+        });
+        return Ok(super::ws::switching(&accept));
+    }
     Ok(serve_stream(req, tty, stdin.then_some(detach), prelude, conn, |_| {}))
 }
 

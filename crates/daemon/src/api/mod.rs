@@ -12,6 +12,7 @@ mod networks;
 mod volumes;
 pub(crate) mod system;
 mod transfer;
+mod ws;
 
 use std::sync::Arc;
 
@@ -83,7 +84,8 @@ async fn dispatch(d: &Arc<Daemon>, req: Request<Incoming>, method: &Method, path
         (&Method::POST, ["containers", id, "restart"]) => containers::restart(d, id, &q).await,
         (&Method::POST, ["containers", id, "kill"]) => containers::kill(d, id, &q, v).await,
         (&Method::POST, ["containers", id, "wait"]) => containers::wait(d, id, &q, v).await,
-        (&Method::POST, ["containers", id, "attach"]) => containers::attach(d, id, req, &q),
+        (&Method::POST, ["containers", id, "attach"]) => containers::attach(d, id, req, &q, false),
+        (&Method::GET, ["containers", id, "attach", "ws"]) => containers::attach(d, id, req, &q, true),
         (&Method::POST, ["containers", id, "resize"]) => containers::resize(d, id, &q).await,
         (&Method::POST, ["containers", id, "pause"]) => containers::pause(d, id, true).await,
         (&Method::POST, ["containers", id, "unpause"]) => containers::pause(d, id, false).await,
