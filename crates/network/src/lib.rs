@@ -14,5 +14,5 @@ pub mod netns;
 pub mod nl;
 pub mod ports;
 
-pub use manager::{Config, CreateRequest, Networks};
+pub use manager::{Config, CreateRequest, NameLink, Networks};
 pub use model::{Endpoint, Network};

@@ -74,6 +74,20 @@ struct Names {
     by_container: HashMap<String, Vec<NameEntry>>,
     /// container id → upstream resolvers
     upstreams: HashMap<String, Vec<SocketAddr>>,
+    /// container id → its legacy links on user-defined networks: names only it
+    /// resolves, to another container's addresses on one network.
+    links: HashMap<String, Vec<NameLink>>,
+}
+
+/// A legacy link as the embedded DNS server answers it (`--link db:database` on a
+/// user-defined network: `database`, asked by the linking container, is `db`'s
+/// address on that network).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameLink {
+    pub network_id: String,
+    pub alias: String,
+    /// The linked container's id.
+    pub target: String,
 }
 
 pub struct Networks {
@@ -675,16 +689,18 @@ impl Networks {
     }
 
     /// Record the names a container answers to on each of its networks.
-    pub fn register(&self, owner: &str, names: Vec<(String, Vec<String>, Vec<IpAddr>)>, upstreams: Vec<SocketAddr>) {
+    pub fn register(&self, owner: &str, names: Vec<(String, Vec<String>, Vec<IpAddr>)>, upstreams: Vec<SocketAddr>, links: Vec<NameLink>) {
         let mut g = self.names.write().unwrap();
         g.by_container.insert(owner.to_owned(), names);
         g.upstreams.insert(owner.to_owned(), upstreams);
+        g.links.insert(owner.to_owned(), links);
     }
 
     pub fn unregister(&self, owner: &str) {
         let mut g = self.names.write().unwrap();
         g.by_container.remove(owner);
         g.upstreams.remove(owner);
+        g.links.remove(owner);
     }
 }
 
@@ -712,6 +728,16 @@ impl crate::dns::Resolve for Networks {
         let g = self.names.read().unwrap();
         let mine: Vec<&String> = g.by_container.get(asker)?.iter().map(|(n, _, _)| n).collect();
         let mut out = Vec::new();
+        // The asker's own links first: an alias names the linked container there.
+        for l in g.links.get(asker).into_iter().flatten().filter(|l| l.alias.eq_ignore_ascii_case(name)) {
+            let theirs = g.by_container.get(&l.target).into_iter().flatten();
+            out.extend(theirs.filter(|(net, _, _)| *net == l.network_id).flat_map(|(_, _, ips)| ips.iter().copied()));
+        }
+        if !out.is_empty() {
+            out.sort();
+            out.dedup();
+            return Some(out);
+        }
         for entries in g.by_container.values() {
             for (net, names, ips) in entries {
                 if mine.contains(&net) && names.iter().any(|n| n.eq_ignore_ascii_case(name)) {

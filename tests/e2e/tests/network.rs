@@ -648,3 +648,42 @@ fn endpoints_take_names_macs_and_link_local_addresses_as_dockerd_does() {
     d.docker(&["rm", "-f", "mac"]).ok();
     d.docker(&["network", "rm", "test 01"]).ok();
 }
+
+/// Legacy links on a user-defined network, as dockerd answers them: the alias is a
+/// name only the linking container resolves (its embedded DNS server), to the linked
+/// container's address there; no /etc/hosts line or variables (those are the default
+/// bridge's). Both shapes: the docker CLI's (`HostConfig.Links` and the endpoint's
+/// `Links`) and compose's (`HostConfig.Links` only), and `network connect --link`.
+#[test]
+fn links_on_a_user_network_are_names_for_the_linking_container_only() {
+    let d = Daemon::start();
+    d.import_busybox();
+    d.docker(&["network", "create", "lk"]).ok();
+    d.docker(&["run", "-d", "--name", "db", "--network", "lk", "busybox", "sleep", "60"]).ok();
+    let db_ip = d.docker(&["inspect", "-f", "{{.NetworkSettings.Networks.lk.IPAddress}}", "db"]).ok().trim().to_owned();
+    let resolve = "nslookup database 127.0.0.11 | sed -n 's/^Address: //p'; grep -c database /etc/hosts; env | grep -c DATABASE_";
+    let o = d.docker(&["run", "--rm", "--network", "lk", "--link", "db:database", "busybox", "sh", "-c", resolve]);
+    assert_eq!(o.stdout, format!("{db_ip}\n0\n0\n"), "{o}");
+    let o = d.docker(&["run", "--rm", "--network", "lk", "busybox", "sh", "-c", "nslookup database 127.0.0.11 >/dev/null 2>&1; echo $?"]);
+    assert_eq!(o.ok(), "1\n", "another container does not see the alias");
+    // Compose's shape: the links in HostConfig only.
+    let r = d.api_json(
+        "POST",
+        "/v1.41/containers/create?name=app",
+        &serde_json::json!({"Image": "busybox", "Cmd": ["sleep", "60"], "HostConfig": {"NetworkMode": "lk", "Links": ["db:database"]}}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    d.docker(&["start", "app"]).ok();
+    let o = d.docker(&["exec", "app", "sh", "-c", "nslookup database 127.0.0.11 | sed -n 's/^Address: //p'"]);
+    assert_eq!(o.stdout, format!("{db_ip}\n"), "{o}");
+    // network connect --link: the endpoint's own links, shown by inspect.
+    d.docker(&["network", "create", "lk2"]).ok();
+    d.docker(&["network", "connect", "lk2", "db"]).ok();
+    d.docker(&["network", "connect", "--link", "db:store", "lk2", "app"]).ok();
+    let db_ip2 = d.docker(&["inspect", "-f", "{{.NetworkSettings.Networks.lk2.IPAddress}}", "db"]).ok().trim().to_owned();
+    let o = d.docker(&["exec", "app", "sh", "-c", "nslookup store 127.0.0.11 | sed -n 's/^Address: //p'"]);
+    assert_eq!(o.stdout, format!("{db_ip2}\n"), "{o}");
+    assert_eq!(d.docker(&["inspect", "-f", "{{json .NetworkSettings.Networks.lk2.Links}}", "app"]).ok().trim(), r#"["db:store"]"#);
+    d.docker(&["rm", "-f", "app", "db"]).ok();
+    d.docker(&["network", "rm", "lk", "lk2"]).ok();
+}

@@ -55,11 +55,14 @@ fn endpoint_for(n: &Network, cfg: Option<&EndpointSettings>) -> Result<Endpoint>
     if cfg.driver_opts.as_ref().is_some_and(|o| !o.is_empty()) {
         return Err(Error::invalid("the bridge driver takes no endpoint driver options"));
     }
-    let links = cfg.links.clone().unwrap_or_default();
-    if !links.is_empty() {
-        return Err(Error::invalid(
-            "links on user-defined networks are not supported by berthd: use network aliases, or --link on the default bridge",
-        ));
+    // Links given for one network: on a user-defined network, names only this
+    // container resolves (the default bridge's come from HostConfig.Links).
+    for l in cfg.links.iter().flatten() {
+        let (name, alias) = parse_link(l);
+        if name.is_empty() || alias.is_empty() {
+            return Err(Error::invalid(format!("invalid link: {l:?}")));
+        }
+        ep.links.push(format!("{name}:{alias}"));
     }
     ep.aliases = aliases;
     ep.want_ipv4 = want4
@@ -299,7 +302,25 @@ pub fn register_names(d: &Daemon, rec: &Record, eps: &[Endpoint]) {
     let host_resolv = std::fs::read_to_string(&d.networks.config().host_resolv).unwrap_or_default();
     let own = rec.host_config.dns.as_deref().filter(|v| !v.is_empty());
     let ups = berth_network::etc::upstreams(own.unwrap_or(&d.cfg.dns.servers), &host_resolv);
-    d.networks.register(&rec.id, names, ups);
+    d.networks.register(&rec.id, names, ups, dns_links(d, rec, eps));
+}
+
+/// The container's legacy links as its DNS server answers them: each endpoint's own
+/// and, on the first network, `HostConfig.Links` (what `--link` and compose's `links`
+/// give), each alias naming the linked container's address on that network (dockerd
+/// resolves links on user-defined networks so; on the default bridge they are also
+/// /etc/hosts lines, see [`links`]).
+fn dns_links(d: &Daemon, rec: &Record, eps: &[Endpoint]) -> Vec<berth_network::NameLink> {
+    let mut out = Vec::new();
+    for (i, e) in eps.iter().enumerate().filter(|(_, e)| e.is_active()) {
+        let host_links = if i == 0 { rec.host_config.links.clone().unwrap_or_default() } else { Vec::new() };
+        for l in e.links.iter().chain(&host_links) {
+            let (name, alias) = parse_link(l);
+            let Ok(target) = d.containers.get(name) else { continue };
+            out.push(berth_network::NameLink { network_id: e.network_id.clone(), alias: alias.to_owned(), target: target.id.clone() });
+        }
+    }
+    out
 }
 
 /// The daemon as the DNS server's resolver (the network manager holds the names).
@@ -387,11 +408,20 @@ pub fn write_etc_files(d: &Daemon, rec: &Record, eps: &[Endpoint], files: &berth
     Ok(())
 }
 
+/// Is the container's first network the default bridge, where legacy links are
+/// /etc/hosts lines and variables (dockerd: only there; elsewhere its DNS answers them)?
+fn links_by_hosts(d: &Daemon, first: Option<&Endpoint>) -> bool {
+    first.is_some_and(|e| d.networks.get(&e.network_id).is_ok_and(|n| n.is_default_bridge()))
+}
+
 /// `--link name:alias` hosts lines (the linked container's address on the default
 /// bridge, with the alias, its name and its hostname).
 fn links(d: &Daemon, rec: &Record, eps: &[Endpoint]) -> Vec<(IpAddr, Vec<String>)> {
     let mut out = Vec::new();
     let Some(first) = eps.first() else { return out };
+    if !links_by_hosts(d, Some(first)) {
+        return out;
+    }
     for l in rec.host_config.links.iter().flatten() {
         let (name, alias) = parse_link(l);
         let Ok(other) = d.containers.get(name) else { continue };
@@ -420,6 +450,9 @@ pub fn parse_link(l: &str) -> (&str, &str) {
 /// `ALIAS_NAME=/me/alias`, the linked container's `ENV` as `ALIAS_ENV_*`).
 pub fn link_env(d: &Daemon, rec: &Record) -> Vec<String> {
     let mut out = Vec::new();
+    if !links_by_hosts(d, rec.endpoints.first()) {
+        return out;
+    }
     for l in rec.host_config.links.iter().flatten() {
         let (name, alias) = parse_link(l);
         let Ok(other) = d.containers.get(name) else { continue };
