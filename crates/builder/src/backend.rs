@@ -93,8 +93,10 @@ pub struct SecretEnv {
 pub enum RunEvent<'a> {
     /// The container was created (print `Running in`).
     Started(&'a str),
-    /// Output of the command (stdout and stderr).
+    /// Output of the command on its stdout.
     Output(&'a [u8]),
+    /// Output of the command on its stderr (shown in red, as dockerd shows it).
+    ErrOutput(&'a [u8]),
 }
 
 /// The result of a RUN.

@@ -1292,6 +1292,8 @@ impl Driver<'_> {
         let outcome = self.be.run(&image, &spec, &mut |ev| match ev {
             RunEvent::Started(cid) => out(m::running_in(cid)),
             RunEvent::Output(b) => out(Msg::Stream(String::from_utf8_lossy(b).into_owned())),
+            // dockerd's stderr writer: each write between "bright red" and "reset".
+            RunEvent::ErrOutput(b) => out(Msg::Stream(format!("\x1b[91m{}\x1b[0m", String::from_utf8_lossy(b)))),
         })?;
         if outcome.exit_code != 0 {
             if self.opts.force_rm {

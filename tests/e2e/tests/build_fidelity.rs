@@ -465,3 +465,22 @@ fn cache_follows_what_each_step_depends_on() {
     assert_eq!(run_lines(&o), 1, "{o}");
     fs::remove_dir_all(&ctx).ok();
 }
+
+/// A RUN step's stderr reaches the client as dockerd's classic builder sends it: each
+/// piece between "bright red" and "reset" (docker-py's tests look for exactly that);
+/// stdout as it is.
+#[test]
+fn a_run_steps_stderr_is_streamed_in_red() {
+    let d = Daemon::start();
+    d.import_busybox();
+    let tar = RawTar::new().file("Dockerfile", b"FROM busybox\nRUN sh -c \"echo to-err >&2; sleep 0.1; echo to-out\"\n").build();
+    let (status, body) = raw_build(&d, "nocache=1", &tar);
+    assert_eq!(status, 200, "{body}");
+    let streams: Vec<String> = body
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["stream"].as_str().map(str::to_owned))
+        .collect();
+    assert!(streams.contains(&"\u{1b}[91mto-err\n\u{1b}[0m".to_owned()), "{streams:?}");
+    assert!(streams.contains(&"to-out\n".to_owned()), "{streams:?}");
+}

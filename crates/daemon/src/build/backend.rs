@@ -173,9 +173,8 @@ impl DaemonBackend {
                         break;
                     }
                     match FrameKind::from_u8(header[0]) {
-                        Some(FrameKind::Stdout) | Some(FrameKind::Stderr) => {
-                            ev(RunEvent::Output(&payload))
-                        }
+                        Some(FrameKind::Stdout) => ev(RunEvent::Output(&payload)),
+                        Some(FrameKind::Stderr) => ev(RunEvent::ErrOutput(&payload)),
                         _ => break,
                     }
                 }
