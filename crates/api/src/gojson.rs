@@ -30,8 +30,13 @@ impl<'de> IntoDeserializer<'de, Error> for GoCase {
     }
 }
 
-fn map_of(m: Map<String, Value>) -> MapDeserializer<'static, impl Iterator<Item = (String, GoCase)>, Error> {
-    MapDeserializer::new(m.into_iter().map(|(k, v)| (k, GoCase(v))))
+/// Hand `m`'s entries to `visitor` (as serde_json's own `Value` does), each value
+/// read with Go's matching in turn.
+fn visit_object<'de, V: Visitor<'de>>(m: Map<String, Value>, visitor: V) -> Result<V::Value, Error> {
+    let mut map = MapDeserializer::new(m.into_iter().map(|(k, v)| (k, GoCase(v))));
+    let out = visitor.visit_map(&mut map)?;
+    map.end()?;
+    Ok(out)
 }
 
 impl<'de> Deserializer<'de> for GoCase {
@@ -45,12 +50,7 @@ impl<'de> Deserializer<'de> for GoCase {
                 seq.end()?;
                 Ok(out)
             }
-            Value::Object(m) => {
-                let mut map = map_of(m);
-                let out = visitor.visit_map(&mut map)?;
-                map.end()?;
-                Ok(out)
-            }
+            Value::Object(m) => visit_object(m, visitor),
             other => other.deserialize_any(visitor),
         }
     }
@@ -86,10 +86,7 @@ impl<'de> Deserializer<'de> for GoCase {
         for (k, v) in other_case {
             keyed.entry(k).or_insert(v);
         }
-        let mut map = map_of(keyed);
-        let out = visitor.visit_map(&mut map)?;
-        map.end()?;
-        Ok(out)
+        visit_object(keyed, visitor)
     }
 
     fn deserialize_enum<V: Visitor<'de>>(

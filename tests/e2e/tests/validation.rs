@@ -181,26 +181,39 @@ fn run_flags_take_effect() {
     assert_eq!(r.status, 400, "{}", r.text());
 }
 
+/// `run --name NAME [log flags] busybox` printing `line-0` … `line-{n-1}`; the
+/// container's id and directory.
+fn run_lines(d: &Daemon, name: &str, log_flags: &[&str], n: usize) -> (String, std::path::PathBuf) {
+    let script = format!("i=0; while [ $i -lt {n} ]; do echo line-$i; i=$((i+1)); done");
+    let mut args = vec!["run", "--name", name];
+    args.extend_from_slice(log_flags);
+    args.extend(["busybox", "sh", "-c", &script]);
+    let o = d.berth(&args);
+    assert_eq!(o.code, 0, "{o}");
+    let id = d.inspect(name)["Id"].as_str().unwrap().to_owned();
+    let dir = d.data_root().join("containers").join(&id);
+    (id, dir)
+}
+
+/// `logs NAME` reads the kept files in order: it ends with the last of `n` lines and
+/// has every one from the first it kept.
+fn assert_logs_end_at(d: &Daemon, name: &str, n: usize) {
+    let out = d.berth(&["logs", name]);
+    let lines: Vec<&str> = out.ok().lines().collect();
+    assert_eq!(lines.last().copied(), Some(format!("line-{}", n - 1)).as_deref());
+    let first: usize = lines[0].trim_start_matches("line-").parse().unwrap();
+    assert!(first > 0 && lines.len() == n - first, "{} lines from {first}", lines.len());
+}
+
 #[test]
 fn log_rotation_keeps_max_file_files() {
     let d = Daemon::start();
-    let o = d.berth(&[
-        "run", "--name", "rot", "--log-opt", "max-size=1k", "--log-opt", "max-file=2", "busybox", "sh", "-c",
-        "i=0; while [ $i -lt 200 ]; do echo line-$i; i=$((i+1)); done",
-    ]);
-    assert_eq!(o.code, 0, "{o}");
-    let id = d.inspect("rot")["Id"].as_str().unwrap().to_owned();
-    let dir = d.data_root().join("containers").join(&id);
+    let (id, dir) = run_lines(&d, "rot", &["--log-opt", "max-size=1k", "--log-opt", "max-file=2"], 200);
     let log = dir.join(format!("{id}-json.log"));
     assert!(std::fs::metadata(&log).unwrap().len() <= 1024);
     assert!(dir.join(format!("{id}-json.log.1")).exists());
     assert!(!dir.join(format!("{id}-json.log.2")).exists());
-    // logs reads the kept files in order; the last line is there.
-    let out = d.berth(&["logs", "rot"]);
-    let lines: Vec<&str> = out.ok().lines().collect();
-    assert_eq!(lines.last(), Some(&"line-199"));
-    let first: usize = lines[0].trim_start_matches("line-").parse().unwrap();
-    assert!(first > 0 && lines.len() == 200 - first, "{} lines from {first}", lines.len());
+    assert_logs_end_at(&d, "rot", 200);
     assert_eq!(d.berth(&["logs", "--tail", "3", "rot"]).ok(), "line-197\nline-198\nline-199\n");
     d.berth(&["rm", "rot"]).ok();
 }
@@ -210,23 +223,13 @@ fn log_rotation_keeps_max_file_files() {
 #[test]
 fn the_local_log_driver_rotates_and_compresses_by_default() {
     let d = Daemon::start();
-    let o = d.berth(&[
-        "run", "--name", "loc", "--log-driver", "local", "--log-opt", "max-size=1k", "busybox", "sh", "-c",
-        "i=0; while [ $i -lt 400 ]; do echo line-$i; i=$((i+1)); done",
-    ]);
-    assert_eq!(o.code, 0, "{o}");
-    let id = d.inspect("loc")["Id"].as_str().unwrap().to_owned();
-    let dir = d.data_root().join("containers").join(&id);
+    let (id, dir) = run_lines(&d, "loc", &["--log-driver", "local", "--log-opt", "max-size=1k"], 400);
     let file = |suffix: &str| dir.join(format!("{id}-json.log{suffix}"));
     assert!(std::fs::metadata(file("")).unwrap().len() <= 1000);
     for n in 1..=4 {
         assert!(file(&format!(".{n}.gz")).exists(), "no {n}th compressed file");
     }
     assert!(!file(".5.gz").exists() && !file(".1").exists());
-    let out = d.berth(&["logs", "loc"]);
-    let lines: Vec<&str> = out.ok().lines().collect();
-    assert_eq!(lines.last(), Some(&"line-399"));
-    let first: usize = lines[0].trim_start_matches("line-").parse().unwrap();
-    assert!(first > 0 && lines.len() == 400 - first, "{} lines from {first}", lines.len());
+    assert_logs_end_at(&d, "loc", 400);
     d.berth(&["rm", "loc"]).ok();
 }
