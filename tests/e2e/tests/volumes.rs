@@ -109,3 +109,34 @@ fn copy_up_through_an_image_symlink_stays_in_the_rootfs() {
     let _ = std::fs::remove_dir_all(&host);
     let _ = std::fs::remove_dir_all(&ctx);
 }
+
+/// `--volume-driver` is the driver of the volumes a container makes: with none to
+/// make it is kept (as dockerd keeps it; docker-py's tests create so), and a driver
+/// berthd lacks is refused, with dockerd's words and status (404, which the docker
+/// CLI takes for a missing image: the refusals are checked through the API), when
+/// `-v` or the image's `VOLUME` would make one, leaving no volume behind.
+#[test]
+fn a_volume_driver_is_refused_only_when_a_volume_needs_it() {
+    let d = Daemon::start();
+    d.import_busybox();
+    let id = d.docker(&["create", "--volume-driver", "foo", "busybox", "true"]).ok().trim().to_owned();
+    assert_eq!(d.inspect(&id)["HostConfig"]["VolumeDriver"], "foo");
+    d.docker(&["commit", "--change", "VOLUME /v", &id, "withvol"]).ok();
+    let create = |image: &str, hc: serde_json::Value| {
+        let r = d.api_json("POST", "/v1.41/containers/create", &serde_json::json!({"Image": image, "Cmd": ["true"], "HostConfig": hc}));
+        (r.status, r.message())
+    };
+    let plugin = "error looking up volume plugin foo: plugin \"foo\" not found";
+    for (image, hc) in [
+        ("busybox", serde_json::json!({"VolumeDriver": "foo", "Binds": ["/data"]})),
+        ("withvol", serde_json::json!({"VolumeDriver": "foo", "Binds": ["named:/n"]})),
+        ("withvol", serde_json::json!({"VolumeDriver": "foo"})),
+    ] {
+        let (status, msg) = create(image, hc);
+        assert!(status == 404 && msg.contains(plugin), "{status} {msg}");
+    }
+    assert_eq!(d.docker(&["volume", "ls", "-q"]).ok(), "", "a refused create leaves no volume");
+    let (status, msg) = create("withvol", serde_json::json!({"VolumeDriver": "local", "Binds": ["named:/n"]}));
+    assert_eq!(status, 201, "{msg}");
+    assert_eq!(d.docker(&["volume", "ls", "-q"]).ok().lines().count(), 2, "the named volume and the image's anonymous one");
+}

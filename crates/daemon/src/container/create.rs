@@ -222,7 +222,7 @@ async fn create_with(
     // Every container, a build step's too, gets an anonymous volume at the image's
     // VOLUME paths: as with dockerd's classic builder, a RUN's writes there after the
     // VOLUME are not in its layer (the step's volumes go with its container).
-    super::volumes::add_anonymous(&mut mount_points, &volumes);
+    super::volumes::add_anonymous(&mut mount_points, &volumes, hc.volume_driver.as_deref().unwrap_or(""));
     let made_volumes = super::volumes::create_for(d, &mount_points)?;
     let config = ContainerConfig {
         hostname: Some(body.hostname.clone().filter(|h| !h.is_empty()).unwrap_or_else(|| id[..12].to_owned())),

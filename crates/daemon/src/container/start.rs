@@ -21,11 +21,13 @@ fn network_mode(rec: &Record) -> &str {
 /// The mounts a host config asks for: `Binds` (`-v`), `Mounts` (`--mount`) and
 /// `Tmpfs` (`--tmpfs`), parsed with dockerd's rules. `create` calls this to refuse a bad
 /// specification with a 400 before anything exists.
+///
+/// `VolumeDriver` is the driver of the volumes the container makes (those of `-v`
+/// and, see [`super::volumes::add_anonymous`], of the image's `VOLUME`s): a driver
+/// berthd lacks is refused when one is made, as dockerd refuses it, and a container
+/// with none keeps the setting.
 pub fn mount_points(hc: &HostConfig) -> Result<Vec<berth_volume::MountPoint>> {
     let driver = hc.volume_driver.as_deref().unwrap_or("");
-    if !matches!(driver, "" | "local") {
-        return Err(Error::not_found(format!("error looking up volume plugin {driver}: plugin \"{driver}\" not found")));
-    }
     let mut out: Vec<berth_volume::MountPoint> = Vec::new();
     for b in hc.binds.iter().flatten() {
         out.push(berth_volume::parse_bind(b, driver)?);

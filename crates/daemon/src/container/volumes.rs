@@ -11,15 +11,18 @@ use super::{Paths, Record};
 use crate::Daemon;
 
 /// The image's and the request's `Volumes` that no mount covers become anonymous
-/// volumes (dockerd's `createContainerOSSpecificSettings`).
-pub fn add_anonymous(points: &mut Vec<MountPoint>, volumes: &[String]) {
+/// volumes of the container's `VolumeDriver` (dockerd's
+/// `createContainerOSSpecificSettings`).
+pub fn add_anonymous(points: &mut Vec<MountPoint>, volumes: &[String], driver: &str) {
     for dest in volumes {
         let clean = berth_volume::clean_path(dest);
         if clean == "/" || !clean.starts_with('/') {
             continue;
         }
         if !points.iter().any(|m| m.destination == clean) {
-            points.push(MountPoint::anonymous(&clean));
+            let mut m = MountPoint::anonymous(&clean);
+            m.driver = driver.to_owned();
+            points.push(m);
         }
     }
 }
