@@ -127,13 +127,17 @@ fn a_volume_driver_is_refused_only_when_a_volume_needs_it() {
         (r.status, r.message())
     };
     let plugin = "error looking up volume plugin foo: plugin \"foo\" not found";
-    for (image, hc) in [
-        ("busybox", serde_json::json!({"VolumeDriver": "foo", "Binds": ["/data"]})),
-        ("withvol", serde_json::json!({"VolumeDriver": "foo", "Binds": ["named:/n"]})),
-        ("withvol", serde_json::json!({"VolumeDriver": "foo"})),
+    for (image, hc, volume) in [
+        ("busybox", serde_json::json!({"VolumeDriver": "foo", "Binds": ["/data"]}), None),
+        ("withvol", serde_json::json!({"VolumeDriver": "foo", "Binds": ["named:/n"]}), Some("named")),
+        ("withvol", serde_json::json!({"VolumeDriver": "foo"}), None),
     ] {
         let (status, msg) = create(image, hc);
         assert!(status == 404 && msg.contains(plugin), "{status} {msg}");
+        // As dockerd words it: "create <volume>: error looking up …".
+        if let Some(v) = volume {
+            assert!(msg.starts_with(&format!("create {v}: ")), "{msg}");
+        }
     }
     assert_eq!(d.docker(&["volume", "ls", "-q"]).ok(), "", "a refused create leaves no volume");
     let (status, msg) = create("withvol", serde_json::json!({"VolumeDriver": "local", "Binds": ["named:/n"]}));

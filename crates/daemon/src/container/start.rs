@@ -49,7 +49,10 @@ pub fn mount_points(hc: &HostConfig) -> Result<Vec<berth_volume::MountPoint>> {
     }
     for m in &out {
         if let Some(driver) = Some(m.driver.as_str()).filter(|d| !matches!(*d, "" | "local")) {
-            return Err(Error::not_found(format!("error looking up volume plugin {driver}: plugin \"{driver}\" not found")));
+            return Err(Error::not_found(format!(
+                "create {}: error looking up volume plugin {driver}: plugin \"{driver}\" not found",
+                m.name
+            )));
         }
     }
     let mut seen = std::collections::HashSet::new();

@@ -46,7 +46,8 @@ pub fn create_for(d: &Daemon, points: &[MountPoint]) -> Result<Vec<String>> {
             }
             Err(e) => {
                 undo(d, &made);
-                return Err(e);
+                // dockerd's words: "create <name>: error looking up volume plugin …".
+                return Err(e.context(format!("create {}", m.name)));
             }
         }
     }
