@@ -419,10 +419,9 @@ where
     r
 }
 
-/// `POST /containers/{id}/attach`: with `logs`, the log so far first; with `stream`,
+/// `POST /containers/{id}/attach` (hijacked) and `GET …/attach/ws` (`ws`: over a
+/// websocket, see [`super::ws`]): with `logs`, the log so far first; with `stream`,
 /// then the live output (waiting for a start if the container is not running).
-/// `POST /containers/{id}/attach` (hijacked), and `GET …/attach/ws` (`ws`: over a
-/// websocket, see [`super::ws`]).
 pub fn attach(d: &Arc<Daemon>, id: &str, mut req: Request<Incoming>, q: &Query, ws: bool) -> Result {
     let c = d.containers.get(id)?;
     let ws_accept = if ws { Some(super::ws::accept_key(&req)?) } else { None };
