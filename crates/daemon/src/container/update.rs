@@ -111,7 +111,7 @@ fn apply(cgroup_path: &str, hc: &HostConfig) -> Result<()> {
 pub async fn update(d: &Arc<Daemon>, c: &Arc<Container>, raw: serde_json::Value) -> Result<Vec<String>> {
     let raw = if raw.is_null() { serde_json::json!({}) } else { raw };
     let u: ContainerUpdateBody =
-        serde_json::from_value(raw.clone()).map_err(|e| Error::invalid(format!("invalid JSON: {e}")))?;
+        berth_api::gojson::from_value(raw.clone()).map_err(|e| Error::invalid(format!("invalid JSON: {e}")))?;
     let _op = c.op.lock().await;
     let rec = c.record();
     if matches!(rec.state.status, Status::Removing | Status::Dead) {
