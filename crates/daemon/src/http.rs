@@ -354,22 +354,30 @@ pub async fn drain_body(b: Incoming) {
     }
 }
 
-/// Decode a JSON request body; an empty body decodes as `T::default()`.
-pub async fn body_json<T: serde::de::DeserializeOwned + Default + 'static>(b: Incoming) -> Result<T> {
+fn invalid_json(e: serde_json::Error) -> Error {
+    Error::invalid(format!("invalid JSON: {e}"))
+}
+
+/// A JSON request body as the document sent; an empty body is `None`.
+async fn body_document(b: Incoming) -> Result<Option<serde_json::Value>> {
     let raw = body_bytes(b).await?;
     if raw.iter().all(|c| c.is_ascii_whitespace()) {
-        return Ok(T::default());
+        return Ok(None);
     }
-    let invalid = |e: serde_json::Error| Error::invalid(format!("invalid JSON: {e}"));
-    let v: serde_json::Value = serde_json::from_slice(&raw).map_err(invalid)?;
-    // A caller that wants the document gets it as sent (and not rebuilt); a model,
-    // with dockerd's case-insensitive field names.
-    match (Box::new(v) as Box<dyn std::any::Any>).downcast::<T>() {
-        Ok(t) => Ok(*t),
-        Err(v) => match v.downcast::<serde_json::Value>() {
-            Ok(v) => berth_api::gojson::from_value(*v).map_err(invalid),
-            Err(_) => unreachable!("boxed a Value"),
-        },
+    serde_json::from_slice(&raw).map(Some).map_err(invalid_json)
+}
+
+/// A JSON request body as the document sent; an empty body is `null`.
+pub async fn body_value(b: Incoming) -> Result<serde_json::Value> {
+    Ok(body_document(b).await?.unwrap_or_default())
+}
+
+/// Decode a JSON request body into a model, its keys matched to fields in any case
+/// as dockerd's decoder matches them; an empty body decodes as `T::default()`.
+pub async fn body_json<T: serde::de::DeserializeOwned + Default>(b: Incoming) -> Result<T> {
+    match body_document(b).await? {
+        Some(v) => berth_api::gojson::from_value(v).map_err(invalid_json),
+        None => Ok(T::default()),
     }
 }
 

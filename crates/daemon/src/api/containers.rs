@@ -12,7 +12,7 @@ use hyper_util::rt::TokioIo;
 
 use crate::container::lifecycle::{self, WaitCondition};
 use crate::container::{attach as bridge, logs, shim, Paths, PendingAttach};
-use crate::http::{body_json, empty, json, json_line, stream, Body, Query, Resp, Result};
+use crate::http::{body_value, empty, json, json_line, stream, Body, Query, Resp, Result};
 use crate::Daemon;
 
 pub fn list(d: &Arc<Daemon>, q: &Query) -> Result {
@@ -31,7 +31,7 @@ pub fn list(d: &Arc<Daemon>, q: &Query) -> Result {
 }
 
 pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>, q: &Query, v: ApiVersion) -> Result {
-    let mut raw: serde_json::Value = body_json(req.into_body()).await?;
+    let mut raw: serde_json::Value = body_value(req.into_body()).await?;
     legacy_create_body(&mut raw, v)?;
     let legacy = crate::container::verify::kernel_memory_warnings(&raw["HostConfig"]);
     // API 1.41's `MacAddress` sits in the container config; later APIs put it in the
@@ -194,7 +194,7 @@ pub async fn start(d: &Arc<Daemon>, id: &str, req: Request<Incoming>, v: ApiVers
                 "starting container with non-empty request body was deprecated since API v1.22 and removed in v1.24",
             ));
         }
-        let body: serde_json::Value = body_json(req.into_body()).await?;
+        let body: serde_json::Value = body_value(req.into_body()).await?;
         if body.as_object().is_some_and(|o| o.values().any(|x| !x.is_null())) {
             return Err(Error::invalid(format!(
                 "a host configuration given at start (API {v}) is not supported by berthd: give it to create (`HostConfig` in POST /containers/create)"
@@ -238,7 +238,7 @@ pub async fn kill(d: &Arc<Daemon>, id: &str, q: &Query, v: ApiVersion) -> Result
 /// `POST /containers/{id}/update` (`PidsLimit` from API 1.40 on, as dockerd).
 pub async fn update(d: &Arc<Daemon>, id: &str, req: Request<Incoming>, v: ApiVersion) -> Result {
     // the body first: answering 404 while the client still sends it breaks its pipe
-    let mut body: serde_json::Value = crate::http::body_json(req.into_body()).await?;
+    let mut body: serde_json::Value = crate::http::body_value(req.into_body()).await?;
     if v.before(40) {
         if let Some(o) = body.as_object_mut() {
             o.remove("PidsLimit");

@@ -11,7 +11,7 @@ use hyper::body::Incoming;
 use serde_json::{json, Value};
 
 use crate::container::net;
-use crate::http::{body_json, empty, json, Query, Result};
+use crate::http::{body_value, empty, json, Query, Result};
 use crate::Daemon;
 
 /// A network as dockerd 20.10 shows it; `containers`: with the containers on it.
@@ -125,7 +125,7 @@ pub fn inspect(d: &Arc<Daemon>, id: &str, q: &Query) -> Result {
 
 /// `POST /networks/create`.
 pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>) -> Result {
-    let body: Value = body_json(req.into_body()).await?;
+    let body: Value = body_value(req.into_body()).await?;
     let r: NetworkCreateRequest =
         berth_api::gojson::from_value(body.clone()).map_err(|e| Error::invalid(format!("invalid JSON: {e}")))?;
     if body.get("ConfigOnly").and_then(Value::as_bool) == Some(true) || r.config_from.is_some() {
@@ -183,7 +183,7 @@ pub async fn disconnect(d: &Arc<Daemon>, id: &str, req: Request<Incoming>) -> Re
 }
 
 async fn body_json_or_invalid<T: serde::de::DeserializeOwned>(req: Request<Incoming>) -> BResult<T> {
-    let v: Value = body_json(req.into_body()).await?;
+    let v: Value = body_value(req.into_body()).await?;
     if v.get("Container").is_none_or(|c| c.as_str().is_none_or(|s| s.is_empty())) {
         return Err(Error::invalid("a container must be given (Container)"));
     }
