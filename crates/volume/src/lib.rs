@@ -8,5 +8,5 @@
 pub mod spec;
 pub mod store;
 
-pub use store::{copy_up, Volume, Volumes};
+pub use store::{check_driver, copy_up, Volume, Volumes};
 pub use spec::{clean_path, parse_bind, parse_mount, parse_volumes_from, tmpfs_options, validate_name, Kind, MountPoint};

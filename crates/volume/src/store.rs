@@ -66,6 +66,15 @@ pub fn parse_mount_options(o: &str) -> (nix::mount::MsFlags, String) {
     (flags, data.join(","))
 }
 
+/// The driver a volume is made with: only `local` (or none named) exists here; any
+/// other is refused as dockerd refuses a plugin it does not have (404).
+pub fn check_driver(driver: &str) -> Result<()> {
+    if matches!(driver, "" | "local") {
+        return Ok(());
+    }
+    Err(Error::not_found(format!("error looking up volume plugin {driver}: plugin \"{driver}\" not found")))
+}
+
 /// The volumes of one daemon.
 pub struct Volumes {
     db: Arc<Db>,
@@ -115,10 +124,8 @@ impl Volumes {
         labels: BTreeMap<String, String>,
         anonymous: bool,
     ) -> Result<Volume> {
+        check_driver(driver)?;
         let driver = if driver.is_empty() { "local" } else { driver };
-        if driver != "local" {
-            return Err(Error::not_found(format!("error looking up volume plugin {driver}: plugin \"{driver}\" not found")));
-        }
         crate::spec::validate_name(name)?;
         for k in options.keys() {
             if !VALID_OPTS.contains(&k.as_str()) {

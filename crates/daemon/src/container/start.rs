@@ -48,12 +48,7 @@ pub fn mount_points(hc: &HostConfig) -> Result<Vec<berth_volume::MountPoint>> {
         out.push(m);
     }
     for m in &out {
-        if let Some(driver) = Some(m.driver.as_str()).filter(|d| !matches!(*d, "" | "local")) {
-            return Err(Error::not_found(format!(
-                "create {}: error looking up volume plugin {driver}: plugin \"{driver}\" not found",
-                m.name
-            )));
-        }
+        berth_volume::check_driver(&m.driver).map_err(|e| e.context(format!("create {}", m.name)))?;
     }
     let mut seen = std::collections::HashSet::new();
     for m in &out {
