@@ -45,6 +45,11 @@ fn recover_lost_records(d: &Daemon, recs: &mut Vec<(String, Record)>) {
     }
 }
 
+/// The names in `dir` (none if it cannot be read).
+fn entry_names(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir).into_iter().flatten().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect()
+}
+
 /// The snapshot and container directories of containers without a record: the
 /// clean-up of a removal (`rm`, `--rm`) that a crash cut short after it had removed the
 /// runtime state `warm::reap_leftovers` goes by. (Only container ids: a build's image
@@ -58,8 +63,7 @@ fn remove_orphan_dirs(d: &Daemon, ids: &std::collections::HashSet<String>) {
         }
     }
     let dir = d.cfg.data_root.join("containers");
-    let names = std::fs::read_dir(&dir).into_iter().flatten().flatten().map(|e| e.file_name().to_string_lossy().into_owned());
-    for id in names.filter(|n| orphan(n)).collect::<Vec<_>>() {
+    for id in entry_names(&dir).into_iter().filter(|n| orphan(n)) {
         tracing::info!(%id, "removing the directory of a removed container");
         if let Err(e) = d.container_dirs.recycle(&dir.join(&id)) {
             tracing::warn!(%id, "remove a removed container's directory: {e}");
@@ -75,16 +79,13 @@ fn remove_orphan_dirs(d: &Daemon, ids: &std::collections::HashSet<String>) {
 /// root's `tmp/` (uploads, layer diffs, commits, a run's secret and file mounts).
 /// No request is in progress at start-up, so none of it is anyone's.
 fn remove_request_leftovers(d: &Daemon) {
-    let names = |dir: &std::path::Path| -> Vec<String> {
-        std::fs::read_dir(dir).into_iter().flatten().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect()
-    };
     let exec = &d.cfg.exec_root;
-    let mut points: Vec<_> = names(exec)
+    let mut points: Vec<_> = entry_names(exec)
         .into_iter()
         .filter(|n| n.starts_with("archive-") || n.starts_with("export-"))
         .map(|n| exec.join(n))
         .collect();
-    points.extend(names(&exec.join("build")).into_iter().map(|n| exec.join("build").join(n)));
+    points.extend(entry_names(&exec.join("build")).into_iter().map(|n| exec.join("build").join(n)));
     for p in points {
         tracing::info!(dir = %p.display(), "removing a mount a request left");
         if let Err(e) = berth_snapshot::unmount(&p).and_then(|()| std::fs::remove_dir(&p).map_err(Into::into)) {
@@ -98,7 +99,7 @@ fn remove_request_leftovers(d: &Daemon) {
         }
     }
     let tmp = d.cfg.data_root.join("tmp");
-    for n in names(&tmp) {
+    for n in entry_names(&tmp) {
         let p = tmp.join(&n);
         let removed = match std::fs::symlink_metadata(&p) {
             Ok(m) if m.is_dir() => std::fs::remove_dir_all(&p),

@@ -338,7 +338,6 @@ const OTHER_LOG_DRIVERS: [&str; 9] =
 /// json-file / local options berthd honours.
 pub const LOG_OPTS: [&str; 3] = ["max-size", "max-file", "compress"];
 
-pub use berth_api::query::ram_in_bytes;
 
 /// How a container's log file is rotated: what the shim is told.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -664,8 +663,8 @@ mod tests {
         assert!(verify_log_config(&mut lc("json-file", &[("labels", "a")])).is_err());
         assert!(verify_log_config(&mut lc("json-file", &[("max-size", "huge")])).is_err());
         assert!(verify_log_config(&mut lc("none", &[("max-size", "1k")])).is_err());
-        assert_eq!(ram_in_bytes("1k"), Some(1024));
-        assert_eq!(ram_in_bytes("10MB"), Some(10 << 20));
+        assert_eq!(berth_api::query::ram_in_bytes("1k"), Some(1024));
+        assert_eq!(berth_api::query::ram_in_bytes("10MB"), Some(10 << 20));
     }
 
     /// Each case as dockerd 20.10 answered `docker run --log-driver D --log-opt …`
