@@ -81,12 +81,15 @@ struct Names {
 
 /// A legacy link as the embedded DNS server answers it (`--link db:database` on a
 /// user-defined network: `database`, asked by the linking container, is `db`'s
-/// address on that network).
+/// address on that network). The target is looked up when the alias is asked, as
+/// libnetwork does, so a link may name a container made or started after the
+/// linking one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NameLink {
     pub network_id: String,
     pub alias: String,
-    /// The linked container's id.
+    /// The linked container as the link names it: a name it answers to on that
+    /// network, or its id.
     pub target: String,
 }
 
@@ -730,8 +733,11 @@ impl crate::dns::Resolve for Networks {
         let mut out = Vec::new();
         // The asker's own links first: an alias names the linked container there.
         for l in g.links.get(asker).into_iter().flatten().filter(|l| l.alias.eq_ignore_ascii_case(name)) {
-            let theirs = g.by_container.get(&l.target).into_iter().flatten();
-            out.extend(theirs.filter(|(net, _, _)| *net == l.network_id).flat_map(|(_, _, ips)| ips.iter().copied()));
+            for (owner, entries) in &g.by_container {
+                let named = |names: &[String]| *owner == l.target || names.iter().any(|n| n.eq_ignore_ascii_case(&l.target));
+                let theirs = entries.iter().filter(|(net, names, _)| *net == l.network_id && named(names));
+                out.extend(theirs.flat_map(|(_, _, ips)| ips.iter().copied()));
+            }
         }
         if !out.is_empty() {
             out.sort();

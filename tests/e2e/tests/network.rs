@@ -684,6 +684,21 @@ fn links_on_a_user_network_are_names_for_the_linking_container_only() {
     let o = d.docker(&["exec", "app", "sh", "-c", "nslookup store 127.0.0.11 | sed -n 's/^Address: //p'"]);
     assert_eq!(o.stdout, format!("{db_ip2}\n"), "{o}");
     assert_eq!(d.docker(&["inspect", "-f", "{{json .NetworkSettings.Networks.lk2.Links}}", "app"]).ok().trim(), r#"["db:store"]"#);
-    d.docker(&["rm", "-f", "app", "db"]).ok();
+    // An endpoint's link names a container that comes later (docker-py's shape): the
+    // alias is looked up when it is asked, as libnetwork does.
+    let r = d.api_json(
+        "POST",
+        "/v1.41/containers/create?name=early",
+        &serde_json::json!({"Image": "busybox", "Cmd": ["sleep", "60"], "HostConfig": {"NetworkMode": "lk"},
+            "NetworkingConfig": {"EndpointsConfig": {"lk": {"Links": ["late:later"]}}}}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    d.docker(&["start", "early"]).ok();
+    let ask = ["exec", "early", "sh", "-c", "nslookup later 127.0.0.11 | sed -n 's/^Address: //p'"];
+    assert_eq!(d.docker(&ask).stdout, "", "no container named late yet");
+    d.docker(&["run", "-d", "--name", "late", "--network", "lk", "busybox", "sleep", "60"]).ok();
+    let late_ip = d.docker(&["inspect", "-f", "{{.NetworkSettings.Networks.lk.IPAddress}}", "late"]).ok().trim().to_owned();
+    assert_eq!(d.docker(&ask).stdout, format!("{late_ip}\n"));
+    d.docker(&["rm", "-f", "app", "db", "early", "late"]).ok();
     d.docker(&["network", "rm", "lk", "lk2"]).ok();
 }

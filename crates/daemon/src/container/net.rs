@@ -316,8 +316,9 @@ fn dns_links(d: &Daemon, rec: &Record, eps: &[Endpoint]) -> Vec<berth_network::N
         let host_links = if i == 0 { rec.host_config.links.clone().unwrap_or_default() } else { Vec::new() };
         for l in e.links.iter().chain(&host_links) {
             let (name, alias) = parse_link(l);
-            let Ok(target) = d.containers.get(name) else { continue };
-            out.push(berth_network::NameLink { network_id: e.network_id.clone(), alias: alias.to_owned(), target: target.id.clone() });
+            // By id when it names one now; else by name, whenever it comes.
+            let target = d.containers.get(name).ok().filter(|t| t.id.starts_with(name)).map_or_else(|| name.to_owned(), |t| t.id.clone());
+            out.push(berth_network::NameLink { network_id: e.network_id.clone(), alias: alias.to_owned(), target });
         }
     }
     out
