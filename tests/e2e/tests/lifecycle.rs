@@ -368,6 +368,34 @@ fn container_sizes_count_what_it_wrote() {
     d.berth(&["rm", "-f", &id]).ok();
 }
 
+/// `system df`'s images: each with its containers and the size of the layers another
+/// listed image has too (`SharedSize`, computed there only, as dockerd does; the image
+/// list says -1), so the docker CLI shows shared and unique sizes and counts an image a
+/// container uses as not reclaimable.
+#[test]
+fn system_df_shows_what_images_share() {
+    let d = Daemon::start();
+    d.berth(&["run", "--name", "wr", "busybox", "sh", "-c", "head -c 100000 /dev/zero > /blob"]).ok();
+    d.berth(&["commit", "wr", "derived"]).ok();
+    let base = d.api("GET", "/images/busybox/json").json()["Size"].as_i64().unwrap();
+    let df = d.api("GET", "/system/df").json();
+    let row = |tag: &str| {
+        df["Images"].as_array().unwrap().iter().find(|i| i["RepoTags"].to_string().contains(tag)).cloned().unwrap_or_else(|| panic!("{tag}: {df}"))
+    };
+    let (bb, derived) = (row("busybox:latest"), row("derived:latest"));
+    assert_eq!(bb["SharedSize"].as_i64(), Some(base), "{bb}");
+    assert_eq!(derived["SharedSize"].as_i64(), Some(base), "{derived}");
+    assert!(derived["Size"].as_i64().unwrap() >= base + 100_000, "{derived}");
+    assert_eq!((bb["Containers"].as_i64(), derived["Containers"].as_i64()), (Some(1), Some(0)));
+    let list = d.api("GET", "/images/json").json();
+    assert!(list.as_array().unwrap().iter().all(|i| i["SharedSize"] == -1), "{list}");
+    let o = d.docker(&["system", "df", "-v", "--format", "{{range .Images}}{{.Repository}} {{.SharedSize}} {{.UniqueSize}}\n{{end}}"]);
+    let line = o.stdout.lines().find(|l| l.starts_with("derived ")).unwrap_or_else(|| panic!("{o}"));
+    assert!(!line.contains("N/A"), "{o}");
+    d.berth(&["rm", "wr"]).ok();
+    d.berth(&["rmi", "derived"]).ok();
+}
+
 /// Names follow renames and removals: the old name of a renamed container is free for
 /// a new one, each name finds its own container (by the docker CLI too), and a removed
 /// container's name can be taken again.

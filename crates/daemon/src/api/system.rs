@@ -373,16 +373,22 @@ pub fn events(d: &Arc<Daemon>, q: &Query) -> Result {
 }
 
 pub fn df(d: &Arc<Daemon>) -> Result {
-    let images = super::images::summaries(d, false, &berth_api::query::Filters::default())?;
+    let mut images = super::images::summaries(d, false, &berth_api::query::Filters::default())?;
+    let records = d.images.list()?;
     // Each layer once, however many images share it.
     let mut layers = std::collections::HashMap::new();
-    for rec in d.images.list()? {
+    for rec in &records {
         for l in &rec.layers {
             if !layers.contains_key(l) {
                 layers.insert(l.clone(), d.images.content().size(l).unwrap_or(0));
             }
         }
     }
+    let stacks: std::collections::HashMap<&str, Vec<(String, u64)>> = records
+        .iter()
+        .map(|r| (r.id.as_str(), r.layers.iter().map(|l| (l.to_string(), layers.get(l).copied().unwrap_or(0))).collect()))
+        .collect();
+    shared_sizes(&mut images, &stacks);
     let ctrs: Vec<_> = d
         .containers
         .all()
@@ -409,4 +415,57 @@ pub fn df(d: &Arc<Daemon>) -> Result {
             "BuilderSize": builder_size,
         }),
     ))
+}
+
+/// Each listed image's `SharedSize`, as dockerd's disk usage gives it: the size of its
+/// layers that another listed image has too, at the same place in its stack (the same
+/// chain: the layer and all below it). `stacks` holds each image's layers, bottom
+/// first, with their sizes.
+fn shared_sizes(images: &mut [berth_api::models::ImageSummary], stacks: &std::collections::HashMap<&str, Vec<(String, u64)>>) {
+    let chains = |id: &str| {
+        let mut chain = String::new();
+        stacks.get(id).into_iter().flatten().map(move |(l, size)| {
+            chain.push_str(l);
+            chain.push('/');
+            (chain.clone(), *size)
+        })
+    };
+    let mut refs: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for img in images.iter() {
+        for (chain, _) in chains(&img.id) {
+            *refs.entry(chain).or_default() += 1;
+        }
+    }
+    for img in images.iter_mut() {
+        let shared: u64 = chains(&img.id).filter(|(c, _)| refs.get(c).is_some_and(|n| *n > 1)).map(|(_, s)| s).sum();
+        img.shared_size = shared as i64;
+    }
+}
+
+#[cfg(test)]
+mod df_tests {
+    use super::shared_sizes;
+    use berth_api::models::ImageSummary;
+    use std::collections::HashMap;
+
+    fn img(id: &str) -> ImageSummary {
+        ImageSummary { id: id.into(), shared_size: -1, ..Default::default() }
+    }
+
+    #[test]
+    fn shared_size_counts_the_chains_another_listed_image_has() {
+        let l = |n: &str, s: u64| (n.to_owned(), s);
+        let stacks: HashMap<&str, Vec<(String, u64)>> = HashMap::from([
+            ("base", vec![l("a", 100)]),
+            ("app", vec![l("a", 100), l("b", 10)]),
+            ("app2", vec![l("a", 100), l("b", 10), l("c", 1)]),
+            // the same diff as app's second layer, but on another base: not shared
+            ("other", vec![l("x", 50), l("b", 10)]),
+            ("alone", vec![l("y", 7)]),
+        ]);
+        let mut images: Vec<_> = ["base", "app", "app2", "other", "alone"].into_iter().map(img).collect();
+        shared_sizes(&mut images, &stacks);
+        let got: Vec<i64> = images.iter().map(|i| i.shared_size).collect();
+        assert_eq!(got, vec![100, 110, 110, 0, 0]);
+    }
 }
