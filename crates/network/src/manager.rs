@@ -320,6 +320,11 @@ impl Networks {
                 Some(v) => Err(Error::invalid(format!("invalid value {v:?} for option {k}"))),
             }
         };
+        let enable_ipv6 = match req.options.get(model::OPT_ENABLE_IPV6) {
+            None => req.enable_ipv6,
+            Some(v) => go_bool(v)
+                .ok_or_else(|| Error::invalid(format!("driver-opt {:?} is not a valid bool", model::OPT_ENABLE_IPV6)))?,
+        };
         let icc = flag(model::OPT_ICC, true)?;
         let masquerade = flag(model::OPT_MASQUERADE, true)?;
         let mtu = match req.options.get(model::OPT_MTU) {
@@ -367,7 +372,7 @@ impl Networks {
                 auxm.insert(k.clone(), v.parse::<IpAddr>().map_err(|_| Error::invalid(format!("invalid aux address {v:?}")))?);
             }
             let s = Subnet::new(subnet, gw, range, auxm)?;
-            if s.subnet.network().is_ipv6() && !req.enable_ipv6 {
+            if s.subnet.network().is_ipv6() && !enable_ipv6 {
                 return Err(Error::invalid("an IPv6 subnet needs --ipv6 (EnableIPv6)"));
             }
             if taken.iter().any(|t| ipam::overlaps(t, &s.subnet)) {
@@ -380,7 +385,7 @@ impl Networks {
             let s = ipam::choose_subnet(&self.cfg.pools, &taken)?;
             subnets.insert(0, Subnet::new(s, None, None, BTreeMap::new())?);
         }
-        if req.enable_ipv6 && !subnets.iter().any(|s| s.subnet.network().is_ipv6()) {
+        if enable_ipv6 && !subnets.iter().any(|s| s.subnet.network().is_ipv6()) {
             subnets.push(Subnet::new(ipam::random_ula(), None, None, BTreeMap::new())?);
         }
         subnets.sort_by_key(|s| s.subnet.network().is_ipv6());
@@ -392,7 +397,7 @@ impl Networks {
             created: now(),
             internal: req.internal,
             attachable: req.attachable,
-            enable_ipv6: req.enable_ipv6,
+            enable_ipv6,
             ipam_options: req.ipam_options.clone(),
             subnets,
             options,
@@ -704,6 +709,15 @@ impl Networks {
         g.by_container.remove(owner);
         g.upstreams.remove(owner);
         g.links.remove(owner);
+    }
+}
+
+/// A boolean as Go's `strconv.ParseBool` reads it (how dockerd reads driver options).
+fn go_bool(v: &str) -> Option<bool> {
+    match v {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
     }
 }
 

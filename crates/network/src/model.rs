@@ -19,8 +19,12 @@ pub const OPT_ICC: &str = "com.docker.network.bridge.enable_icc";
 pub const OPT_MASQUERADE: &str = "com.docker.network.bridge.enable_ip_masquerade";
 pub const OPT_HOST_BINDING: &str = "com.docker.network.bridge.host_binding_ipv4";
 pub const OPT_DEFAULT_BRIDGE: &str = "com.docker.network.bridge.default_bridge";
+/// IPv6 on or off as a driver option (compose files set it beside `enable_ipv6`);
+/// when given it decides, as in dockerd.
+pub const OPT_ENABLE_IPV6: &str = "com.docker.network.enable_ipv6";
 /// Options a bridge network accepts; anything else is refused.
-pub const BRIDGE_OPTIONS: [&str; 6] = [OPT_BRIDGE_NAME, OPT_MTU, OPT_ICC, OPT_MASQUERADE, OPT_HOST_BINDING, OPT_DEFAULT_BRIDGE];
+pub const BRIDGE_OPTIONS: [&str; 7] =
+    [OPT_BRIDGE_NAME, OPT_MTU, OPT_ICC, OPT_MASQUERADE, OPT_HOST_BINDING, OPT_DEFAULT_BRIDGE, OPT_ENABLE_IPV6];
 
 /// A network.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

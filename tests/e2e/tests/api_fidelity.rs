@@ -436,3 +436,28 @@ fn attach_over_a_websocket_carries_output_and_stdin() {
     assert_eq!(r.status, 400, "{}", r.text());
     d.berth(&["rm", "-f", "ws"]).ok();
 }
+
+/// What API 1.41 clients (docker-compose 1.29, docker-py) read back as dockerd writes
+/// it: the container config's `MacAddress` as given, and `Mounts` without the legacy
+/// `HostConfig.Tmpfs` entries (dockerd keeps those out of its mount points; a
+/// `--mount type=tmpfs` is one).
+#[test]
+fn inspect_keeps_the_config_mac_and_leaves_legacy_tmpfs_out_of_mounts() {
+    let d = Daemon::start();
+    let body = json!({
+        "Image": "busybox", "Cmd": ["sleep", "60"], "MacAddress": "02:42:ac:11:65:43",
+        "HostConfig": {"Tmpfs": {"/legacy": "size=1m"}, "Mounts": [{"Type": "tmpfs", "Target": "/listed"}]}
+    });
+    let r = d.api_json("POST", "/v1.41/containers/create?name=macmounts", &body);
+    assert_eq!(r.status, 201, "{}", r.text());
+    d.docker(&["start", "macmounts"]).ok();
+    let v = d.inspect("macmounts");
+    assert_eq!(v["Config"]["MacAddress"], "02:42:ac:11:65:43", "{}", v["Config"]);
+    assert_eq!(v["NetworkSettings"]["MacAddress"], "02:42:ac:11:65:43");
+    let dests: Vec<&str> = v["Mounts"].as_array().unwrap().iter().filter_map(|m| m["Destination"].as_str()).collect();
+    assert_eq!(dests, ["/listed"], "{}", v["Mounts"]);
+    // Both are mounted all the same.
+    let o = d.docker(&["exec", "macmounts", "sh", "-c", "grep -c -E ' /(legacy|listed) tmpfs' /proc/mounts"]);
+    assert_eq!(o.ok().trim(), "2");
+    d.docker(&["rm", "-f", "macmounts"]).ok();
+}

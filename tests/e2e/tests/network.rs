@@ -702,3 +702,31 @@ fn links_on_a_user_network_are_names_for_the_linking_container_only() {
     d.docker(&["rm", "-f", "app", "db", "early", "late"]).ok();
     d.docker(&["network", "rm", "lk", "lk2"]).ok();
 }
+
+/// `com.docker.network.enable_ipv6` as a driver option (compose files give it beside
+/// `enable_ipv6`) decides IPv6 as dockerd reads it, with Go's booleans; anything else
+/// is refused naming the option.
+#[test]
+fn the_enable_ipv6_driver_option_decides_ipv6() {
+    let d = Daemon::start();
+    d.import_busybox();
+    let r = d.api_json(
+        "POST",
+        "/v1.41/networks/create",
+        &serde_json::json!({"Name": "v6opt", "Options": {"com.docker.network.enable_ipv6": "True"},
+            "IPAM": {"Config": [{"Subnet": "fd00:77::/64"}]}}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let n = d.api("GET", "/v1.41/networks/v6opt").json();
+    assert_eq!(n["EnableIPv6"], true, "{n}");
+    assert_eq!(n["Options"]["com.docker.network.enable_ipv6"], "True");
+    let o = d.docker(&["run", "--rm", "--network", "v6opt", "busybox", "ip", "-o", "-6", "addr", "show", "eth0", "scope", "global"]);
+    assert!(o.ok().contains("fd00:77::"), "{o}");
+    let r = d.api_json("POST", "/v1.41/networks/create", &serde_json::json!({"Name": "v6off", "EnableIPv6": true, "Options": {"com.docker.network.enable_ipv6": "false"}}));
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(d.api("GET", "/v1.41/networks/v6off").json()["EnableIPv6"], false);
+    let r = d.api_json("POST", "/v1.41/networks/create", &serde_json::json!({"Name": "v6bad", "Options": {"com.docker.network.enable_ipv6": "yes"}}));
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["message"], "driver-opt \"com.docker.network.enable_ipv6\" is not a valid bool");
+    d.docker(&["network", "rm", "v6opt", "v6off"]).ok();
+}

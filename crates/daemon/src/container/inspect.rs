@@ -210,6 +210,13 @@ pub fn inspect_json(d: &Daemon, c: &Container) -> serde_json::Value {
         set(ns, "IPv6Gateway", ip(ep.and_then(|e| e.gateway6)).into());
         set(ns, "MacAddress", ep.map(|e| e.mac.clone()).unwrap_or_default().into());
     }
+    // API 1.41 takes the MAC address in the container config (berthd keeps it with
+    // the endpoint it is for) and shows it there as given.
+    if let Some(mac) = r.endpoints.first().and_then(|e| e.want_mac.clone()).filter(|m| !m.is_empty()) {
+        if let Some(cfg) = v.get_mut("Config").and_then(|c| c.as_object_mut()) {
+            cfg.insert("MacAddress".into(), mac.into());
+        }
+    }
     fill_zero_fields(&mut v);
     v
 }
@@ -323,15 +330,21 @@ fn fill_zero_fields(v: &mut serde_json::Value) {
     }
 }
 
-/// `Mounts` as dockerd shows them (inspect and `ps`).
+/// `Mounts` as dockerd shows them (inspect and `ps`): binds, volumes and `--mount`
+/// tmpfs; not `--tmpfs` (`HostConfig.Tmpfs`), which dockerd keeps out of its mount
+/// points.
 pub fn mounts(d: &Daemon, r: &Record) -> Vec<berth_api::models::MountPoint> {
     use berth_volume::Kind;
     let points = match &r.mount_points {
         Some(p) => p.clone(),
         None => super::start::mount_points(&r.host_config).unwrap_or_default(),
     };
+    let legacy_tmpfs = |m: &berth_volume::MountPoint| {
+        m.kind == Kind::Tmpfs && r.host_config.tmpfs.as_ref().is_some_and(|t| t.contains_key(&m.destination))
+    };
     points
         .iter()
+        .filter(|m| !legacy_tmpfs(m))
         .map(|m| berth_api::models::MountPoint {
             typ: Some(m.kind.as_str().to_owned()),
             name: (m.kind == Kind::Volume).then(|| m.name.clone()),
