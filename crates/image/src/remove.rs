@@ -176,14 +176,8 @@ impl ImageStore {
             if let Some(c) = self.conflict(&id, mask, in_use)? {
                 return Err(c.error());
             }
-            // Forced while a stopped container uses it: the tag goes, the image stays
-            // (berth keeps an image its containers still need).
-            let keep = force && in_use(&id).is_some();
             for t in &tags {
                 self.untag(t, &mut out)?;
-            }
-            if keep {
-                return Ok(out);
             }
         }
         self.delete_helper(&id, force, prune, quiet, in_use, &mut out)?;
@@ -211,13 +205,9 @@ impl ImageStore {
         let Some(rec) = self.get(id)? else {
             return Ok(());
         };
-        if force && in_use(id).is_some() {
-            // A stopped container still needs it: untag only.
-            for t in self.tags_of(id)? {
-                self.untag(&t, out)?;
-            }
-            return Ok(());
-        }
+        // Forced while a stopped container uses it (a running one is a hard conflict):
+        // deleted as dockerd deletes it, its config and layers kept for the container.
+        let retain = force && in_use(id).is_some();
         let parent = self.parent_of(&rec)?;
         let tags = self.tags_of(id)?;
         self.db.update(|tx| {
@@ -225,6 +215,9 @@ impl ImageStore {
                 tx.delete(Table::Tags, t)?;
             }
             tx.delete(Table::Images, id)?;
+            if retain {
+                tx.put(Table::RetainedImages, id, &rec)?;
+            }
             Ok(())
         })?;
         self.forget_meta(id);
@@ -235,7 +228,9 @@ impl ImageStore {
             deleted: Some(id.to_owned()),
             untagged: None,
         });
-        out.reclaimed += self.collect_garbage(&rec)?;
+        if !retain {
+            out.reclaimed += self.collect_garbage(&rec)?;
+        }
         match parent {
             Some(p) if prune && self.get(&p)?.is_some() => {
                 self.delete_helper(&p, false, true, true, in_use, out)
@@ -417,5 +412,32 @@ mod tests {
         let r = s.remove(&c, true, true, &|_| None).unwrap();
         assert_eq!(r.items.iter().filter(|i| i.untagged.is_some()).count(), 2);
         assert_eq!(deleted(&r).len(), 3);
+    }
+    /// dockerd's forced removal of an image a stopped container uses: untagged and
+    /// deleted (with the untagged parents it leaves), out of every lookup but the
+    /// container's, its layers kept until that container goes.
+    #[test]
+    fn forced_removal_under_a_stopped_container_keeps_only_what_the_container_needs() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        let ids = chain(&s);
+        let c = ids[3].clone();
+        let top = s.get(&c).unwrap().unwrap().layers[3].clone();
+        let base_layer = s.get(&ids[0]).unwrap().unwrap().layers[0].clone();
+        let stopped = |id: &str| (id == c).then(|| ("f".repeat(64), false));
+        let r = s.remove("app", true, true, &stopped).unwrap();
+        assert_eq!(r.items[0].untagged.as_deref(), Some("app:latest"));
+        assert_eq!(deleted(&r), vec![c.clone(), ids[2].clone(), ids[1].clone()]);
+        assert!(s.get(&c).unwrap().is_none() && s.resolve(&c).is_err());
+        assert!(s.list().unwrap().iter().all(|i| i.id != c));
+        assert_eq!(s.get_for_container(&c).unwrap().map(|i| i.id), Some(c.clone()));
+        assert!(s.content().exists(&top), "the container's layers stay");
+        // Still in use: kept; then the container goes and so does all only it needed.
+        assert_eq!(s.release_retained(&c, &stopped).unwrap(), 0);
+        assert!(s.release_retained(&c, &|_| None).unwrap() > 0);
+        assert!(s.get_for_container(&c).unwrap().is_none());
+        assert!(!s.content().exists(&top));
+        assert!(s.content().exists(&base_layer), "the base image keeps its layer");
+        assert!(s.retained().unwrap().is_empty());
     }
 }

@@ -137,6 +137,36 @@ impl ImageStore {
         self.db.get(Table::Images, id)
     }
 
+    /// The image a container was made from, also when `rmi -f` deleted it while the
+    /// container was stopped (dockerd deletes it all the same; the container keeps its
+    /// config and layers until it goes: see [`ImageStore::release_retained`]).
+    pub fn get_for_container(&self, id: &str) -> Result<Option<ImageRecord>> {
+        match self.get(id)? {
+            Some(r) => Ok(Some(r)),
+            None => self.db.get(Table::RetainedImages, id),
+        }
+    }
+
+    /// The ids of the deleted images kept for containers.
+    pub fn retained(&self) -> Result<Vec<String>> {
+        Ok(self.db.list::<ImageRecord>(Table::RetainedImages)?.into_iter().map(|(id, _)| id).collect())
+    }
+
+    /// A deleted image kept for containers goes, with whatever of its content no
+    /// image or other kept image needs, once no container uses it. Returns the layer
+    /// bytes freed.
+    pub fn release_retained(&self, id: &str, in_use: InUse<'_>) -> Result<u64> {
+        let Some(rec) = self.db.get::<ImageRecord>(Table::RetainedImages, id)? else {
+            return Ok(0);
+        };
+        if in_use(id).is_some() {
+            return Ok(0);
+        }
+        self.db.delete(Table::RetainedImages, id)?;
+        self.forget_meta(id);
+        self.collect_garbage(&rec)
+    }
+
     /// Every image record.
     pub fn list(&self) -> Result<Vec<ImageRecord>> {
         Ok(self
@@ -329,7 +359,8 @@ impl ImageStore {
     /// returns the bytes of layer content freed.
     pub(crate) fn collect_garbage(&self, gone: &ImageRecord) -> Result<u64> {
         let mut live: HashSet<Digest> = HashSet::new();
-        for r in self.list()? {
+        let retained = self.db.list::<ImageRecord>(Table::RetainedImages)?.into_iter().map(|(_, r)| r);
+        for r in self.list()?.into_iter().chain(retained) {
             live.insert(r.digest());
             live.extend(r.layers.iter().cloned());
             if let Some(m) = &r.manifest {

@@ -19,6 +19,9 @@ pub enum Table {
     Names,
     Volumes,
     Networks,
+    /// Images `rmi -f` deleted while stopped containers still use them: out of
+    /// every listing and lookup, kept for those containers.
+    RetainedImages,
 }
 
 impl Table {
@@ -30,10 +33,18 @@ impl Table {
             Table::Names => "names",
             Table::Volumes => "volumes",
             Table::Networks => "networks",
+            Table::RetainedImages => "retained_images",
         })
     }
-    const ALL: [Table; 6] =
-        [Table::Images, Table::Tags, Table::Containers, Table::Names, Table::Volumes, Table::Networks];
+    const ALL: [Table; 7] = [
+        Table::Images,
+        Table::Tags,
+        Table::Containers,
+        Table::Names,
+        Table::Volumes,
+        Table::Networks,
+        Table::RetainedImages,
+    ];
 }
 
 fn db_err(e: impl std::fmt::Display) -> Error {

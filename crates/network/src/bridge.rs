@@ -203,7 +203,7 @@ pub fn attach(net: &Network, ep: &mut Endpoint, ns_path: &Path, gateway: bool) -
         }
         if gateway {
             for gw in [g4, g6].into_iter().flatten() {
-                nl.add_default_route(gw).map_err(|e| Error::internal(format!("default route via {gw}: {e}")))?;
+                nl.add_default_route(gw, idx).map_err(|e| Error::internal(format!("default route via {gw}: {e}")))?;
             }
         }
         Ok(())

@@ -375,7 +375,10 @@ impl Networks {
             if s.subnet.network().is_ipv6() && !enable_ipv6 {
                 return Err(Error::invalid("an IPv6 subnet needs --ipv6 (EnableIPv6)"));
             }
-            if taken.iter().any(|t| ipam::overlaps(t, &s.subnet)) {
+            // A subnet asked for clashes with other networks' only, as in dockerd's
+            // IPAM (the host's routes keep clear only the subnets berthd chooses: one
+            // may ask for fe80::/64, which every interface routes).
+            if st.nets.values().flat_map(|n| &n.subnets).map(|n| n.subnet).chain(subnets.iter().map(|n| n.subnet)).any(|t| ipam::overlaps(&t, &s.subnet)) {
                 return Err(Error::forbidden("Pool overlaps with other one on this address space"));
             }
             taken.push(s.subnet);

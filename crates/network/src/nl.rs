@@ -241,11 +241,12 @@ impl Netlink {
         }
     }
 
-    /// The default route via `gw`.
-    pub fn add_default_route(&mut self, gw: IpAddr) -> io::Result<()> {
+    /// The default route via `gw` on link `dev` (the kernel needs the link for a
+    /// link-local gateway, fe80::/64 networks' own).
+    pub fn add_default_route(&mut self, gw: IpAddr, dev: u32) -> io::Result<()> {
         let msg = match gw {
-            IpAddr::V4(a) => RouteMessageBuilder::<Ipv4Addr>::new().gateway(a).build(),
-            IpAddr::V6(a) => RouteMessageBuilder::<Ipv6Addr>::new().gateway(a).build(),
+            IpAddr::V4(a) => RouteMessageBuilder::<Ipv4Addr>::new().gateway(a).output_interface(dev).build(),
+            IpAddr::V6(a) => RouteMessageBuilder::<Ipv6Addr>::new().gateway(a).output_interface(dev).build(),
         };
         match self.create(RouteNetlinkMessage::NewRoute(msg)) {
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),

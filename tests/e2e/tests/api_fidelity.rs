@@ -438,7 +438,8 @@ fn attach_over_a_websocket_carries_output_and_stdin() {
 }
 
 /// What API 1.41 clients (docker-compose 1.29, docker-py) read back as dockerd writes
-/// it: the container config's `MacAddress` as given, and `Mounts` without the legacy
+/// it: the container config's `MacAddress` as given (and given to its network's
+/// endpoint however often that is made), and `Mounts` without the legacy
 /// `HostConfig.Tmpfs` entries (dockerd keeps those out of its mount points; a
 /// `--mount type=tmpfs` is one).
 #[test]
@@ -450,6 +451,10 @@ fn inspect_keeps_the_config_mac_and_leaves_legacy_tmpfs_out_of_mounts() {
     });
     let r = d.api_json("POST", "/v1.41/containers/create?name=macmounts", &body);
     assert_eq!(r.status, 201, "{}", r.text());
+    // Reconnected before its start, as docker-compose 1.29 does: the config's MAC
+    // address is still its network's.
+    d.docker(&["network", "disconnect", "bridge", "macmounts"]).ok();
+    d.docker(&["network", "connect", "bridge", "macmounts"]).ok();
     d.docker(&["start", "macmounts"]).ok();
     let v = d.inspect("macmounts");
     assert_eq!(v["Config"]["MacAddress"], "02:42:ac:11:65:43", "{}", v["Config"]);

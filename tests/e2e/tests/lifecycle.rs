@@ -435,3 +435,36 @@ fn an_exec_ends_with_137_when_its_container_exits() {
     }
     d.berth(&["rm", "exe1", "exe2"]).ok();
 }
+
+/// `rmi -f` of an image only stopped containers use deletes it, as dockerd does
+/// ("Untagged" and "Deleted"; gone from `images -a` and inspect), and those containers
+/// still start, and commit, from the layers they keep; with the last of them the
+/// image's layers go.
+#[test]
+fn forced_rmi_deletes_an_image_stopped_containers_use_and_they_keep_its_layers() {
+    let d = Daemon::start();
+    d.berth(&["run", "--name", "mk", "busybox", "sh", "-c", "echo only-here > /mark"]).ok();
+    d.berth(&["commit", "mk", "doomed"]).ok();
+    d.berth(&["rm", "mk"]).ok();
+    let id = d.api("GET", "/images/doomed/json").json()["Id"].as_str().unwrap().to_owned();
+    let top = d.api("GET", "/images/doomed/json").json()["RootFS"]["Layers"].as_array().unwrap().last().unwrap().as_str().unwrap().to_owned();
+    let blob = d.data_root().join("content/blobs/sha256").join(top.trim_start_matches("sha256:"));
+    assert!(blob.exists(), "{}", blob.display());
+    d.docker(&["create", "--name", "user", "doomed", "cat", "/mark"]).ok();
+    let o = d.docker(&["rmi", "doomed"]);
+    assert!(o.code != 0 && o.stderr.contains("must force"), "{o}");
+    let o = d.docker(&["rmi", "-f", "doomed"]);
+    assert_eq!(o.ok(), format!("Untagged: doomed:latest\nDeleted: {id}\n"));
+    assert!(!d.docker(&["images", "-aq", "--no-trunc"]).ok().contains(&id));
+    assert_eq!(d.api("GET", &format!("/images/{id}/json")).status, 404);
+    // The container still runs from its layers, and commits on top of them.
+    assert_eq!(d.docker(&["start", "-a", "user"]).ok(), "only-here\n");
+    assert_eq!(d.docker(&["inspect", "-f", "{{.Image}}", "user"]).ok().trim(), id);
+    d.docker(&["commit", "user", "saved"]).ok();
+    assert_eq!(d.docker(&["run", "--rm", "saved", "cat", "/mark"]).ok(), "only-here\n");
+    d.docker(&["rmi", "saved"]).ok();
+    assert!(blob.exists(), "the container still needs it");
+    d.docker(&["rm", "user"]).ok();
+    assert!(wait_until(Duration::from_secs(10), || !blob.exists()), "the deleted image's own layer outlived its last container");
+    assert!(d.docker(&["run", "--rm", "busybox", "true"]).success(), "the base image keeps its layers");
+}

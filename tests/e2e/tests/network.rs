@@ -730,3 +730,21 @@ fn the_enable_ipv6_driver_option_decides_ipv6() {
     assert_eq!(r.json()["message"], "driver-opt \"com.docker.network.enable_ipv6\" is not a valid bool");
     d.docker(&["network", "rm", "v6opt", "v6off"]).ok();
 }
+
+/// A user-defined network's aliases get the container's short id when dockerd
+/// connects it there, at its first start: a created container shows only the aliases
+/// asked for (docker-compose 1.29 reconnects such a container's networks, with their
+/// link-local addresses, when the short id is missing).
+#[test]
+fn the_short_id_joins_the_aliases_at_the_first_start() {
+    let d = Daemon::start();
+    d.import_busybox();
+    d.docker(&["network", "create", "al"]).ok();
+    let id = d.docker(&["create", "--name", "alc", "--network", "al", "--network-alias", "web", "busybox", "true"]).ok().trim().to_owned();
+    let aliases = || d.docker(&["inspect", "-f", "{{json .NetworkSettings.Networks.al.Aliases}}", "alc"]).ok().trim().to_owned();
+    assert_eq!(aliases(), r#"["web"]"#);
+    d.docker(&["start", "-a", "alc"]).ok();
+    assert_eq!(aliases(), format!(r#"["web","{}"]"#, &id[..12]));
+    d.docker(&["rm", "alc"]).ok();
+    d.docker(&["network", "rm", "al"]).ok();
+}

@@ -46,7 +46,7 @@ pub async fn commit(d: &Arc<Daemon>, body: Incoming, q: &Query) -> Result {
     let id = tokio::task::spawn_blocking(move || -> BResult<String> {
         let img = d2
             .images
-            .get(&rec.image_id)?
+            .get_for_container(&rec.image_id)?
             .ok_or_else(|| Error::not_found(format!("No such image: {}", rec.image_id)))?;
         let mut cfg = d2.images.config(&img)?;
         let upper = d2.snap.upper_dir(&rec.id);
@@ -130,7 +130,7 @@ pub async fn changes(d: &Arc<Daemon>, id: &str) -> Result {
     let rec = d.containers.get(id)?.record();
     let layers = d
         .images
-        .get(&rec.image_id)?
+        .get_for_container(&rec.image_id)?
         .map(|i| i.layers)
         .unwrap_or_default();
     let d2 = d.clone();
@@ -175,7 +175,7 @@ pub async fn export(d: &Arc<Daemon>, id: &str) -> Result {
     let rec = d.containers.get(id)?.record();
     let layers = d
         .images
-        .get(&rec.image_id)?
+        .get_for_container(&rec.image_id)?
         .map(|i| i.layers)
         .unwrap_or_default();
     let running = crate::container::Paths::new(d, &rec.id).rootfs();

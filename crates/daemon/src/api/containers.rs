@@ -34,27 +34,16 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>, q: &Query, v: ApiVe
     let mut raw: serde_json::Value = body_value(req.into_body()).await?;
     legacy_create_body(&mut raw, v)?;
     let legacy = crate::container::verify::kernel_memory_warnings(&raw["HostConfig"]);
-    // API 1.41's `MacAddress` sits in the container config; later APIs put it in the
-    // endpoint settings, where berthd reads it.
+    // API 1.41's `MacAddress` sits in the container config (later APIs put it in the
+    // endpoint settings): the create gives it to its network mode's endpoint.
     let mac = raw["MacAddress"].as_str().filter(|m| !m.is_empty()).map(str::to_owned);
-    let mut body: ContainerCreateBody = if raw.is_null() {
+    let body: ContainerCreateBody = if raw.is_null() {
         ContainerCreateBody::default()
     } else {
         berth_api::gojson::from_value(raw).map_err(|e| Error::invalid(format!("invalid JSON: {e}")))?
     };
-    if let Some(mac) = mac {
-        let hc = body.host_config.get_or_insert_with(Default::default);
-        let mode = crate::container::net::mode(hc).to_owned();
-        let nc = body.networking_config.get_or_insert_with(Default::default);
-        let eps = nc.endpoints_config.get_or_insert_with(Default::default);
-        let key = if eps.contains_key("default") && !eps.contains_key(&mode) { "default".to_owned() } else { mode };
-        let ep = eps.entry(key).or_default();
-        if ep.mac_address.as_deref().unwrap_or("").is_empty() {
-            ep.mac_address = Some(mac);
-        }
-    }
     let platform = if v.before(41) { "" } else { q.str("platform") };
-    let (id, mut warnings) = crate::container::create::create(d, q.get("name"), platform, body).await?;
+    let (id, mut warnings) = crate::container::create::create(d, q.get("name"), platform, body, mac).await?;
     warnings.splice(0..0, legacy);
     Ok(json(201, &ContainerCreateResponse { id, warnings }))
 }

@@ -84,13 +84,15 @@ fn volumes_from(d: &Daemon, hc: &HostConfig) -> Result<Vec<berth_volume::MountPo
 }
 
 /// Create a container; returns its id and dockerd's warnings.
+/// `config_mac` is API 1.41's `Config.MacAddress` (the body model has no place for it).
 pub async fn create(
     d: &Arc<Daemon>,
     name: Option<&str>,
     platform: &str,
     body: ContainerCreateBody,
+    config_mac: Option<String>,
 ) -> Result<(String, Vec<String>)> {
-    create_with(d, name, platform, body, Origin::Api).await
+    create_with(d, name, platform, body, config_mac, Origin::Api).await
 }
 
 /// Who asks for a container.
@@ -106,7 +108,7 @@ pub enum Origin {
 
 /// Create a container as `origin` asks; returns its id.
 pub async fn create_opts(d: &Arc<Daemon>, name: Option<&str>, body: ContainerCreateBody, origin: Origin) -> Result<String> {
-    create_with(d, name, "", body, origin).await.map(|(id, _)| id)
+    create_with(d, name, "", body, None, origin).await.map(|(id, _)| id)
 }
 
 async fn create_with(
@@ -114,6 +116,7 @@ async fn create_with(
     name: Option<&str>,
     platform: &str,
     body: ContainerCreateBody,
+    config_mac: Option<String>,
     origin: Origin,
 ) -> Result<(String, Vec<String>)> {
     let warm = origin == Origin::Api;
@@ -157,12 +160,14 @@ async fn create_with(
         hc.masked_paths.get_or_insert_with(|| defaults(berth_oci::DEFAULT_MASKED_PATHS));
         hc.readonly_paths.get_or_insert_with(|| defaults(berth_oci::DEFAULT_READONLY_PATHS));
     }
-    let mac_given = body.networking_config.as_ref().and_then(|n| n.endpoints_config.as_ref()).is_some_and(|e| {
-        e.values().any(|s| s.mac_address.as_deref().is_some_and(|m| !m.is_empty()))
-    });
+    let config_mac = config_mac.filter(|m| !m.is_empty());
+    let mac_given = config_mac.is_some()
+        || body.networking_config.as_ref().and_then(|n| n.endpoints_config.as_ref()).is_some_and(|e| {
+            e.values().any(|s| s.mac_address.as_deref().is_some_and(|m| !m.is_empty()))
+        });
     let exposed_given = body.exposed_ports.as_ref().is_some_and(|e| !e.is_empty());
     super::net::validate_mode(body.hostname.as_deref().unwrap_or(""), mac_given, exposed_given, &hc)?;
-    let endpoints = super::net::endpoints_for_create(d, &hc, body.networking_config.as_ref(), None)?;
+    let endpoints = super::net::endpoints_for_create(d, &hc, body.networking_config.as_ref(), config_mac.as_deref())?;
     for l in hc.links.iter().flatten() {
         let (name, _) = super::net::parse_link(l);
         if d.containers.get(name).is_err() {
@@ -282,6 +287,7 @@ async fn create_with(
         build_step: origin == Origin::BuildStep,
         mount_points: Some(mount_points),
         endpoints,
+        config_mac,
         ports: Vec::new(),
     };
 

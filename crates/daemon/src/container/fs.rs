@@ -87,7 +87,7 @@ fn through_process(d: &Arc<Daemon>, pid: i32) -> Result<View> {
 }
 
 fn mount_stopped(d: &Arc<Daemon>, rec: &Record) -> Result<View> {
-    let layers = d.images.get(&rec.image_id)?.map(|i| i.layers).unwrap_or_default();
+    let layers = d.images.get_for_container(&rec.image_id)?.map(|i| i.layers).unwrap_or_default();
     let t = d.cfg.exec_root.join(format!("archive-{:016x}", rand::random::<u64>()));
     d.snap.mount(&rec.id, &layers, &t)?;
     let mut view = View {

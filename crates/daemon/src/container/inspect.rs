@@ -96,11 +96,15 @@ fn networks(r: &Record) -> HashMap<String, EndpointSettings> {
         }
         return m;
     }
+    let started = !r.state.started_at.is_empty() && !r.state.started_at.starts_with("0001-");
     for (i, ep) in r.endpoints.iter().enumerate() {
         let ip = |v: Option<std::net::IpAddr>| v.map(|a| a.to_string()).unwrap_or_default();
-        // Docker adds the short id as an alias on user-defined networks.
+        // Docker adds the short id as an alias on user-defined networks when it
+        // connects the container there, at its first start (compose 1.29 reconnects a
+        // created container's networks, with their link-local addresses, when it is
+        // missing).
         let mut aliases = ep.aliases.clone();
-        if ep.network != "bridge" || i > 0 {
+        if (ep.network != "bridge" || i > 0) && started {
             aliases.push(r.id[..12].to_owned());
         }
         let ipam = (ep.want_ipv4.is_some() || ep.want_ipv6.is_some() || !ep.link_local.is_empty()).then(|| EndpointIpamConfig {
@@ -210,9 +214,8 @@ pub fn inspect_json(d: &Daemon, c: &Container) -> serde_json::Value {
         set(ns, "IPv6Gateway", ip(ep.and_then(|e| e.gateway6)).into());
         set(ns, "MacAddress", ep.map(|e| e.mac.clone()).unwrap_or_default().into());
     }
-    // API 1.41 takes the MAC address in the container config (berthd keeps it with
-    // the endpoint it is for) and shows it there as given.
-    if let Some(mac) = r.endpoints.first().and_then(|e| e.want_mac.clone()).filter(|m| !m.is_empty()) {
+    // API 1.41's MAC address in the container config, shown there as given.
+    if let Some(mac) = r.config_mac.clone() {
         if let Some(cfg) = v.get_mut("Config").and_then(|c| c.as_object_mut()) {
             cfg.insert("MacAddress".into(), mac.into());
         }
@@ -629,7 +632,7 @@ fn exposed_ports(r: &Record) -> Vec<(u16, String)> {
 /// (that plus its image), as `?size=1` reports them.
 pub fn sizes(d: &Daemon, r: &Record) -> (i64, i64) {
     let rw = berth_snapshot::dir_size(&d.snap.upper_dir(&r.id)) as i64;
-    let image = d.images.get(&r.image_id).ok().flatten().map_or(0, |i| i.size as i64);
+    let image = d.images.get_for_container(&r.image_id).ok().flatten().map_or(0, |i| i.size as i64);
     (rw, rw + image)
 }
 

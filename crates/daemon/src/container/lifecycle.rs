@@ -432,8 +432,12 @@ pub async fn remove(d: &Arc<Daemon>, c: &Arc<Container>, force: bool, volumes: b
     // deleted snapshot's files after the delete returned: all of them are named by the
     // container's id, which nothing will reuse.
     {
-        let (dd, id) = (d.clone(), rec.id.clone());
-        drop(d.cleaner.run(move || super::start::purge(&dd, &id)));
+        let (dd, id, image) = (d.clone(), rec.id.clone(), rec.image_id.clone());
+        drop(d.cleaner.run(move || {
+            super::start::purge(&dd, &id);
+            // Its image, if `rmi -f` deleted it meanwhile, goes with its last user.
+            let _ = dd.images.release_retained(&image, &|i| dd.containers.using_image(i));
+        }));
     }
     // `rm -v` (and `--rm`): the container's anonymous volumes go with it, unless
     // another container uses them too (`--volumes-from`).

@@ -118,6 +118,11 @@ pub struct Record {
     /// addresses) and, while it runs, its addresses and interfaces.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub endpoints: Vec<berth_network::Endpoint>,
+    /// API 1.41's `Config.MacAddress`, as given: the MAC address of the container's
+    /// endpoint on its network mode's network, whenever that endpoint is made (at
+    /// create, or by a later `network connect` there), as dockerd applies it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_mac: Option<String>,
     /// Its published ports while it runs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<berth_network::ports::Binding>,

@@ -549,6 +549,13 @@ pub async fn connect(d: &Arc<Daemon>, c: &Arc<super::Container>, n: &Network, cf
         return Err(Error::conflict(format!("{} is already attached to network {}", rec.name, n.name)));
     }
     let mut ep = endpoint_for_connect(n, cfg)?;
+    // The container config's MAC address is its network mode's network's, however
+    // often it is connected there (compose 1.29 reconnects a created container).
+    let m = mode(&rec.host_config);
+    let primary = m == n.name || m == n.id || (matches!(m, "default" | "bridge") && n.is_default_bridge());
+    if primary && ep.want_mac.is_none() {
+        ep.want_mac = rec.config_mac.clone();
+    }
     if rec.state.status.is_live() {
         ep.ifname = format!("eth{}", rec.endpoints.len());
         ep.endpoint_id = berth_network::model::new_id();

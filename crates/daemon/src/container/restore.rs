@@ -112,6 +112,18 @@ fn remove_request_leftovers(d: &Daemon) {
     }
 }
 
+/// Images `rmi -f` deleted while containers used them go when none of those is left
+/// (a crash may have come between a container's removal and its image's release).
+fn release_unused_retained_images(d: &Daemon, recs: &[(String, Record)]) {
+    let Ok(ids) = d.images.retained() else { return };
+    for id in ids {
+        let user = |i: &str| recs.iter().find(|(_, r)| r.image_id == i).map(|(_, r)| (r.id.clone(), false));
+        if let Err(e) = d.images.release_retained(&id, &user) {
+            tracing::warn!(image = %id, "release a deleted image: {e}");
+        }
+    }
+}
+
 pub async fn restore_all(d: &Arc<Daemon>) -> Result<()> {
     let mut recs: Vec<(String, Record)> = d.db.list(Table::Containers)?;
     recover_lost_records(d, &mut recs);
@@ -119,6 +131,7 @@ pub async fn restore_all(d: &Arc<Daemon>) -> Result<()> {
     super::warm::reap_leftovers(d, &ids).await;
     remove_orphan_dirs(d, &ids);
     remove_request_leftovers(d);
+    release_unused_retained_images(d, &recs);
     // Addresses: every running container keeps its own; any other allocation (a
     // sandbox, a container that stopped meanwhile) is freed.
     let mut live = std::collections::HashMap::new();

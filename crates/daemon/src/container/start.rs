@@ -417,7 +417,7 @@ pub(super) fn prepare(d: &Arc<Daemon>, rec: &Record) -> Result<super::net::Wired
     let paths = Paths::new(d, &rec.id);
     let img = d
         .images
-        .get(&rec.image_id)?
+        .get_for_container(&rec.image_id)?
         .ok_or_else(|| Error::not_found(format!("No such image: {}", rec.image_id)))?;
     let _ = std::fs::remove_file(paths.state.join(berth_shim_proto::EXIT_FILE));
     std::fs::create_dir_all(&paths.state)?;
