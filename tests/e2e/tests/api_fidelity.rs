@@ -438,7 +438,7 @@ fn attach_over_a_websocket_carries_output_and_stdin() {
 }
 
 /// What API 1.41 clients (docker-compose 1.29, docker-py) read back as dockerd writes
-/// it: the container config's `MacAddress` as given (and given to its network's
+/// it: `CpuCount` as given, the container config's `MacAddress` as given (and given to its network's
 /// endpoint however often that is made), and `Mounts` without the legacy
 /// `HostConfig.Tmpfs` entries (dockerd keeps those out of its mount points; a
 /// `--mount type=tmpfs` is one).
@@ -447,16 +447,24 @@ fn inspect_keeps_the_config_mac_and_leaves_legacy_tmpfs_out_of_mounts() {
     let d = Daemon::start();
     let body = json!({
         "Image": "busybox", "Cmd": ["sleep", "60"], "MacAddress": "02:42:ac:11:65:43",
-        "HostConfig": {"Tmpfs": {"/legacy": "size=1m"}, "Mounts": [{"Type": "tmpfs", "Target": "/listed"}]}
+        "HostConfig": {"Tmpfs": {"/legacy": "size=1m"}, "Mounts": [{"Type": "tmpfs", "Target": "/listed"}],
+            "CpuCount": 2, "CpuPercent": 20}
     });
     let r = d.api_json("POST", "/v1.41/containers/create?name=macmounts", &body);
     assert_eq!(r.status, 201, "{}", r.text());
+    // A CPU percent is discarded, a CPU count kept (and, on Linux, applied by neither
+    // engine): dockerd's answers, berthd naming both.
+    assert_eq!(
+        r.json()["Warnings"],
+        json!(["linux does not support CPU percent. Percent discarded.", "linux does not support CPU count. Count kept but not applied."])
+    );
     // Reconnected before its start, as docker-compose 1.29 does: the config's MAC
     // address is still its network's.
     d.docker(&["network", "disconnect", "bridge", "macmounts"]).ok();
     d.docker(&["network", "connect", "bridge", "macmounts"]).ok();
     d.docker(&["start", "macmounts"]).ok();
     let v = d.inspect("macmounts");
+    assert_eq!((v["HostConfig"]["CpuCount"].as_i64(), v["HostConfig"]["CpuPercent"].as_i64()), (Some(2), Some(0)));
     assert_eq!(v["Config"]["MacAddress"], "02:42:ac:11:65:43", "{}", v["Config"]);
     assert_eq!(v["NetworkSettings"]["MacAddress"], "02:42:ac:11:65:43");
     let dests: Vec<&str> = v["Mounts"].as_array().unwrap().iter().filter_map(|m| m["Destination"].as_str()).collect();

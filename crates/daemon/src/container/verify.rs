@@ -241,9 +241,10 @@ pub fn verify_resources(hc: &mut HostConfig, si: &SysInfo, update: bool) -> Resu
         w.push("linux does not support CPU percent. Percent discarded.".into());
         hc.cpu_percent = Some(0);
     }
+    // dockerd 20.10 keeps a CPU count (inspect shows it) and applies nothing, without
+    // a word; berthd keeps it the same and says so.
     if hc.cpu_count.unwrap_or(0) > 0 {
-        w.push("linux does not support CPU count. Count discarded.".into());
-        hc.cpu_count = Some(0);
+        w.push("linux does not support CPU count. Count kept but not applied.".into());
     }
     let rt = hc.cpu_realtime_period.unwrap_or(0) > 0 || hc.cpu_realtime_runtime.unwrap_or(0) > 0;
     if rt && !si.cpu_realtime {
