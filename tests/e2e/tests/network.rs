@@ -745,6 +745,11 @@ fn the_short_id_joins_the_aliases_at_the_first_start() {
     assert_eq!(aliases(), r#"["web"]"#);
     d.docker(&["start", "-a", "alc"]).ok();
     assert_eq!(aliases(), format!(r#"["web","{}"]"#, &id[..12]));
+    // Named by the client too (compose 1.29 does): once.
+    d.docker(&["network", "disconnect", "al", "alc"]).ok();
+    d.docker(&["network", "connect", "--alias", &id[..12], "al", "alc"]).ok();
+    d.docker(&["start", "-a", "alc"]).ok();
+    assert_eq!(aliases(), format!(r#"["{}"]"#, &id[..12]));
     d.docker(&["rm", "alc"]).ok();
     d.docker(&["network", "rm", "al"]).ok();
 }

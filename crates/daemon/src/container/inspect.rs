@@ -104,8 +104,9 @@ fn networks(r: &Record) -> HashMap<String, EndpointSettings> {
         // created container's networks, with their link-local addresses, when it is
         // missing).
         let mut aliases = ep.aliases.clone();
-        if (ep.network != "bridge" || i > 0) && started {
-            aliases.push(r.id[..12].to_owned());
+        let short = &r.id[..12];
+        if (ep.network != "bridge" || i > 0) && started && !aliases.iter().any(|a| a == short) {
+            aliases.push(short.to_owned());
         }
         let ipam = (ep.want_ipv4.is_some() || ep.want_ipv6.is_some() || !ep.link_local.is_empty()).then(|| EndpointIpamConfig {
             ipv4_address: ep.want_ipv4.map(|a| a.to_string()),
