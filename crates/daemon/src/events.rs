@@ -47,6 +47,29 @@ impl Events {
         let _ = self.tx.send(ev);
     }
 
+    /// An event as dockerd 20.10 sends it: a container's and an image's also with the
+    /// fields API 1.21 clients read (`status`, the action; `id`; a container's `from`,
+    /// its image), which docker-compose 1.29 and docker-py's users still do.
+    pub fn wire(e: &EventMessage) -> serde_json::Value {
+        let mut v = serde_json::to_value(e).unwrap_or_default();
+        let legacy = matches!(e.typ, Some(EventMessageTypeEnum::CONTAINER) | Some(EventMessageTypeEnum::IMAGE));
+        if let (true, Some(o)) = (legacy, v.as_object_mut()) {
+            let actor = e.actor.as_ref();
+            let nonempty = |s: Option<&String>| s.filter(|s| !s.is_empty()).cloned();
+            if let Some(a) = nonempty(e.action.as_ref()) {
+                o.insert("status".into(), a.into());
+            }
+            if let Some(id) = nonempty(actor.and_then(|a| a.id.as_ref())) {
+                o.insert("id".into(), id.into());
+            }
+            let image = actor.and_then(|a| a.attributes.as_ref()).and_then(|m| m.get("image"));
+            if let Some(from) = nonempty(image).filter(|_| e.typ == Some(EventMessageTypeEnum::CONTAINER)) {
+                o.insert("from".into(), from.into());
+            }
+        }
+        v
+    }
+
     /// Past events at or after `since` (unix seconds), and a live receiver.
     pub fn subscribe(&self, since: Option<i64>) -> (Vec<EventMessage>, broadcast::Receiver<EventMessage>) {
         let h = self.history.lock().unwrap();
@@ -56,5 +79,30 @@ impl Events {
             None => Vec::new(),
         };
         (past, rx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn container_and_image_events_carry_the_legacy_fields() {
+        let ev = |kind, attrs: &[(&str, &str)]| EventMessage {
+            typ: Some(kind),
+            action: Some("start".into()),
+            actor: Some(EventActor {
+                id: Some("abc".into()),
+                attributes: Some(attrs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+            }),
+            ..Default::default()
+        };
+        let c = Events::wire(&ev(EventMessageTypeEnum::CONTAINER, &[("image", "busybox"), ("name", "x")]));
+        assert_eq!((&c["status"], &c["id"], &c["from"], &c["Action"]), (&"start".into(), &"abc".into(), &"busybox".into(), &"start".into()));
+        let i = Events::wire(&ev(EventMessageTypeEnum::IMAGE, &[("name", "busybox")]));
+        assert_eq!((&i["status"], &i["id"]), (&"start".into(), &"abc".into()));
+        assert!(i.get("from").is_none());
+        let n = Events::wire(&ev(EventMessageTypeEnum::NETWORK, &[("name", "n")]));
+        assert!(n.get("status").is_none() && n.get("id").is_none());
     }
 }

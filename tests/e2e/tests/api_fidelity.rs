@@ -48,7 +48,17 @@ fn exec_events_name_the_command_the_exec_and_its_exit_code() {
     assert!(lines.iter().any(|l| l.starts_with("exec_create: sh -c exit 3")), "{lines:?}");
     assert!(lines.iter().any(|l| l.starts_with("exec_start: sh -c exit 3")), "{lines:?}");
     events.kill();
+    // As dockerd 20.10 sends them, a container's events also carry API 1.21's
+    // `status`, `id` and `from` (docker-compose 1.29's `events` reads them).
+    let past = d.api("GET", &format!("/events?since=0&until={}&filters=%7B%22type%22%3A%5B%22container%22%5D%7D", chrono_now()));
+    let first: serde_json::Value = serde_json::from_str(past.text().lines().next().unwrap()).unwrap();
+    assert_eq!((&first["status"], &first["from"]), (&json!("create"), &json!("busybox")), "{first}");
+    assert_eq!(first["id"], first["Actor"]["ID"]);
     d.berth(&["rm", "-f", "ev"]);
+}
+
+fn chrono_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
 }
 
 #[test]

@@ -340,7 +340,7 @@ pub fn events(d: &Arc<Daemon>, q: &Query) -> Result {
             if until.is_some_and(|u| e.time.unwrap_or(0) > u) {
                 return;
             }
-            if tx.send(json_line(e, false)).await.is_err() {
+            if tx.send(json_line(&crate::events::Events::wire(e), false)).await.is_err() {
                 return;
             }
         }
@@ -357,7 +357,7 @@ pub fn events(d: &Arc<Daemon>, q: &Query) -> Result {
             tokio::select! {
                 ev = rx.recv() => match ev {
                     Ok(e) => {
-                        if keep(&e) && tx.send(json_line(&e, false)).await.is_err() {
+                        if keep(&e) && tx.send(json_line(&crate::events::Events::wire(&e), false)).await.is_err() {
                             return;
                         }
                     }
