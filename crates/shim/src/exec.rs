@@ -68,7 +68,7 @@ pub fn run_exec(
     }
     let console_path = dir.join(format!("e-{short}.sock"));
     let mut listener = None;
-    let mut out_r = None;
+    let out_r;
     let mut err_r = None;
     let mut stdin_w = None;
     if tty {
@@ -76,7 +76,11 @@ pub fn run_exec(
         let (_guard, bind_path) = proto::socket_path(dir, &format!("e-{short}.sock"))?;
         listener = Some(UnixListener::bind(&bind_path).context("bind exec console socket")?);
         cmd.arg("--console-socket").arg(&console_path);
-        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::inherit());
+        // The helper's own stdout carries only why the exec could not start (the
+        // process writes to its terminal): it goes to the client all the same.
+        let (or, ow) = pipe()?;
+        cmd.stdin(Stdio::null()).stdout(Stdio::from(ow)).stderr(Stdio::inherit());
+        out_r = Some(or);
     } else {
         let (or, ow) = pipe()?;
         let (er, ew) = pipe()?;
@@ -114,7 +118,8 @@ pub fn run_exec(
     hub.subscribe(conn, &started, true, true);
     let sink = match &pty {
         Some(m) => {
-            hub.spawn_pumps(vec![(m.try_clone()?, FrameKind::Stdout)]);
+            let helper_out = out_r.map(|f| (f, FrameKind::Stdout));
+            hub.spawn_pumps([(m.try_clone()?, FrameKind::Stdout)].into_iter().chain(helper_out).collect());
             StdinSink::new(if stdin { Some(m.try_clone()?) } else { None }, false)
         }
         None => {
@@ -265,18 +270,13 @@ pub fn helper_main(mut args: impl Iterator<Item = String>) -> i32 {
     let pid = match built {
         Ok(p) => p,
         Err(e) => {
-            let msg = e.to_string();
-            let (code, what) = if msg.contains("not found") || msg.contains("No such file") {
-                (127, "executable file not found in $PATH")
-            } else if msg.contains("permission") {
-                (126, "permission denied")
-            } else {
-                (126, msg.as_str())
-            };
+            // runc's words; an exec that cannot start ends with 126 whatever the cause
+            // (dockerd's), unlike a container's command (127 when it is missing).
             println!(
-                "OCI runtime exec failed: exec failed: unable to start container process: exec: \"{argv0}\": {what}: unknown"
+                "OCI runtime exec failed: exec failed: unable to start container process: exec: \"{argv0}\": {}: unknown",
+                exec_failure(&argv0, &e.to_string())
             );
-            return code;
+            return 126;
         }
     };
     loop {
@@ -289,6 +289,22 @@ pub fn helper_main(mut args: impl Iterator<Item = String>) -> i32 {
             Err(nix::errno::Errno::EINTR) => continue,
             Err(_) => return 137,
         }
+    }
+}
+
+/// Why an exec's program could not start, as runc says it: a name looked up in
+/// `$PATH` is "not found" there, a path that is missing is `stat`'s error.
+fn exec_failure(argv0: &str, msg: &str) -> String {
+    if msg.contains("not found") || msg.contains("No such file") {
+        if argv0.contains('/') {
+            format!("stat {argv0}: no such file or directory")
+        } else {
+            "executable file not found in $PATH".to_owned()
+        }
+    } else if msg.contains("permission") || msg.contains("Permission") {
+        "permission denied".to_owned()
+    } else {
+        msg.to_owned()
     }
 }
 

@@ -7,7 +7,7 @@ use berth_e2e::{Cli, Daemon, Spawned};
 use serde_json::json;
 
 #[test]
-fn a_missing_working_directory_is_made_at_start_but_not_for_exec() {
+fn a_missing_working_directory_is_made_at_start_but_not_for_exec_and_execs_fail_as_dockerds() {
     let d = Daemon::start();
     for cli in Cli::ALL {
         let o = d.cli(cli, &["run", "--rm", "-w", "/missing/deep", "busybox", "sh", "-c", "pwd; stat -c '%u %a' ."]);
@@ -27,6 +27,27 @@ fn a_missing_working_directory_is_made_at_start_but_not_for_exec() {
         let o = d.cli(cli, &["exec", "-w", "/etc", "wd", "pwd"]);
         assert_eq!(o.out(), "/etc", "{o}");
     }
+    // Every exec that cannot start ends with 126, its reason on the stream it would
+    // have had (a terminal's too), in dockerd's (and runc's) words.
+    let why = |what: &str| format!("OCI runtime exec failed: exec failed: unable to start container process: {what}: unknown");
+    let cases: [(&[&str], String); 5] = [
+        (&["wd", "nonexist"], why("exec: \"nonexist\": executable file not found in $PATH")),
+        (&["wd", "/nonexist"], why("exec: \"/nonexist\": stat /nonexist: no such file or directory")),
+        (&["-t", "wd", "/nonexist"], why("exec: \"/nonexist\": stat /nonexist: no such file or directory")),
+        (&["wd", "/etc/passwd"], why("exec: \"/etc/passwd\": permission denied")),
+        (&["-u", "nouser", "wd", "true"], "unable to find user nouser: no matching entries in passwd file".to_owned()),
+    ];
+    for (args, message) in &cases {
+        let o = d.docker(&[&["exec"], *args].concat());
+        assert_eq!((o.code, o.stdout.trim_end()), (126, message.as_str()), "{args:?}: {o}");
+    }
+    // Detached, the start itself fails (a missing user: dockerd's 500); the exec ended.
+    let r = d.api_json("POST", "/containers/wd/exec", &json!({"Cmd": ["true"], "User": "nouser"}));
+    let eid = r.json()["Id"].as_str().unwrap().to_owned();
+    let r = d.api_json("POST", &format!("/exec/{eid}/start"), &json!({"Detach": true}));
+    assert_eq!(r.status, 500, "{}", r.text());
+    let v = d.api("GET", &format!("/exec/{eid}/json")).json();
+    assert_eq!((v["Running"].as_bool(), v["ExitCode"].as_i64()), (Some(false), Some(126)), "{v}");
     d.berth(&["rm", "-f", "wd"]);
 }
 

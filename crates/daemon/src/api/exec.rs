@@ -29,10 +29,22 @@ pub async fn start(d: &Arc<Daemon>, id: &str, mut req: Request<Incoming>) -> Res
     } else {
         berth_api::gojson::from_slice(&raw).map_err(|e| berth_errdefs::Error::invalid(format!("invalid JSON: {e}")))?
     };
-    let conn = exec::start(d, &e).await?;
+    let started = exec::start(d, &e).await;
     // dockerd frames the output by the start request's Tty (the process got a
     // terminal or not from the create's).
     let tty = cfg.tty.unwrap_or(false);
+    let upgrade = parts
+        .headers
+        .get(http::header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("tcp"));
+    let conn = match started {
+        Ok(conn) => conn,
+        Err(err) if cfg.detach.unwrap_or(false) => return Err(err),
+        // Attached, dockerd answers why the exec could not start on the stream it
+        // opened for it (the docker CLI prints it and ends with the exec's 126).
+        Err(err) => return Ok(failed_on_stream(on_upgrade, upgrade, tty, err.message())),
+    };
     let stdin = e.config.attach_stdin.unwrap_or(false);
     let detach = berth_api::query::detach_keys(e.config.detach_keys.as_deref().unwrap_or(""))?;
     let e2 = e.clone();
@@ -46,13 +58,6 @@ pub async fn start(d: &Arc<Daemon>, id: &str, mut req: Request<Incoming>) -> Res
         });
         return Ok(empty(200));
     }
-    let mut req = Request::from_parts(parts, http_body_util::Empty::<bytes::Bytes>::new());
-    let upgrade = req
-        .headers()
-        .get(http::header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("tcp"));
-    let _ = &mut req;
     if upgrade {
         tokio::spawn(async move {
             match on_upgrade.await {
@@ -71,6 +76,26 @@ pub async fn start(d: &Arc<Daemon>, id: &str, mut req: Request<Incoming>) -> Res
         done(st);
     });
     Ok(http::Response::new(crate::http::Body::Channel(rx, None)))
+}
+
+/// The stream of an attached exec that could not start: the reason, as stdout (framed
+/// unless a terminal was asked for), and its end.
+fn failed_on_stream(on_upgrade: hyper::upgrade::OnUpgrade, upgrade: bool, tty: bool, why: &str) -> crate::http::Resp {
+    let text = format!("{why}\r\n");
+    let bytes = if tty { bytes::Bytes::from(text) } else { berth_api::stream::frame(berth_api::stream::STDOUT, text.as_bytes()) };
+    if upgrade {
+        tokio::spawn(async move {
+            if let Ok(up) = on_upgrade.await {
+                let mut io = hyper_util::rt::TokioIo::new(up);
+                let _ = tokio::io::AsyncWriteExt::write_all(&mut io, &bytes).await;
+                let _ = tokio::io::AsyncWriteExt::shutdown(&mut io).await;
+            }
+        });
+        return super::containers::upgraded_response(tty);
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    let _ = tx.try_send(bytes);
+    http::Response::new(crate::http::Body::Channel(rx, None))
 }
 
 pub async fn resize(d: &Arc<Daemon>, id: &str, q: &Query) -> Result {

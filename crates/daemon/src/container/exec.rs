@@ -119,19 +119,33 @@ pub async fn start(d: &Daemon, e: &Arc<Exec>) -> Result<UnixStream> {
         e.state.lock().unwrap().running = false;
         return Err(Error::conflict(format!("Container {} is not running", c.id)));
     }
-    let process = process_json(d, &c, e)?;
-    let req = Request::Exec {
-        id: e.id.clone(),
-        process,
-        tty: e.config.tty.unwrap_or(false),
-        stdin: e.config.attach_stdin.unwrap_or(false),
+    let opened = async {
+        // A user the container lacks is dockerd's system error (500), not a bad request.
+        let process = process_json(d, &c, e).map_err(|err| Error::internal(err.message().to_owned()))?;
+        let req = Request::Exec {
+            id: e.id.clone(),
+            process,
+            tty: e.config.tty.unwrap_or(false),
+            stdin: e.config.attach_stdin.unwrap_or(false),
+        };
+        event(d, e, "exec_start", &[("execID", e.id.clone())]);
+        shim::open_stream(&Paths::new(d, &c.id).state, &req).await.map_err(Error::from)
     };
-    event(d, e, "exec_start", &[("execID", e.id.clone())]);
-    let (s, resp) = shim::open_stream(&Paths::new(d, &c.id).state, &req).await?;
-    if let Response::Started { pid } = resp {
-        e.state.lock().unwrap().pid = pid as i64;
+    match opened.await {
+        Ok((s, resp)) => {
+            if let Response::Started { pid } = resp {
+                e.state.lock().unwrap().pid = pid as i64;
+            }
+            Ok(s)
+        }
+        Err(err) => {
+            // As dockerd: an exec that could not start has ended, with 126 (no event).
+            let mut st = e.state.lock().unwrap();
+            st.running = false;
+            st.exit_code = Some(126);
+            Err(err)
+        }
     }
-    Ok(s)
 }
 
 /// Record an exec's end.
