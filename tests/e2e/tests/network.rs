@@ -753,3 +753,26 @@ fn the_short_id_joins_the_aliases_at_the_first_start() {
     d.docker(&["rm", "alc"]).ok();
     d.docker(&["network", "rm", "al"]).ok();
 }
+
+/// A network is looked up when the container starts, as dockerd does: creating a
+/// container on one that does not exist yet succeeds (a 404 there would make the
+/// docker CLI pull the image), its start fails naming the network, and once the
+/// network exists the same container starts on it.
+#[test]
+fn a_missing_network_fails_the_start_not_the_create() {
+    let d = Daemon::start();
+    d.import_busybox();
+    let o = d.docker(&["run", "--rm", "--network", "later-net", "busybox", "true"]);
+    assert_eq!(o.code, 125, "{o}");
+    assert!(o.stderr.contains("network later-net not found") && !o.stderr.contains("Unable to find image"), "{o}");
+    d.docker(&["create", "--name", "waits", "--network", "later-net", "--network-alias", "w", "busybox", "ip", "-o", "-4", "addr", "show", "eth0"]).ok();
+    let o = d.docker(&["start", "waits"]);
+    assert!(!o.success() && o.stderr.contains("network later-net not found"), "{o}");
+    d.docker(&["network", "create", "--subnet", "10.123.7.0/24", "later-net"]).ok();
+    let o = d.docker(&["start", "-a", "waits"]);
+    assert!(o.ok().contains("inet 10.123.7."), "{o}");
+    let aliases = d.docker(&["inspect", "-f", "{{json .NetworkSettings.Networks}}", "waits"]).ok().to_owned();
+    assert!(aliases.contains("\"w\""), "{aliases}");
+    d.docker(&["rm", "waits"]).ok();
+    d.docker(&["network", "rm", "later-net"]).ok();
+}

@@ -167,7 +167,13 @@ async fn create_with(
         });
     let exposed_given = body.exposed_ports.as_ref().is_some_and(|e| !e.is_empty());
     super::net::validate_mode(body.hostname.as_deref().unwrap_or(""), mac_given, exposed_given, &hc)?;
-    let endpoints = super::net::endpoints_for_create(d, &hc, body.networking_config.as_ref(), config_mac.as_deref())?;
+    let endpoints = match super::net::endpoints_for_create(d, &hc, body.networking_config.as_ref(), config_mac.as_deref()) {
+        // dockerd looks a container's networks up when it starts it: one that does not
+        // exist yet is no error here (and a 404 now would make the docker CLI pull the
+        // image). The start makes the endpoints, or fails naming the network.
+        Err(e) if e.is_not_found() && super::net::names_a_network(&hc) => Vec::new(),
+        r => r?,
+    };
     for l in hc.links.iter().flatten() {
         let (name, _) = super::net::parse_link(l);
         if d.containers.get(name).is_err() {

@@ -184,6 +184,28 @@ pub fn endpoints_for_create(d: &Daemon, hc: &HostConfig, nc: Option<&NetworkingC
     Ok(out)
 }
 
+/// Does the network mode name a network of its own (not the default bridge, the
+/// host's, none, or another container's)?
+pub fn names_a_network(hc: &HostConfig) -> bool {
+    let m = mode(hc);
+    !matches!(m, "default" | "bridge" | "host" | "none") && !m.starts_with("container:")
+}
+
+/// A container created while its network did not exist has no endpoint yet: it is
+/// made now, at the start, as dockerd connects a container then, or the start fails
+/// with the network's 404.
+pub fn resolve_deferred(d: &Daemon, c: &super::Container) -> Result<()> {
+    let rec = c.record();
+    if !rec.endpoints.is_empty() || !names_a_network(&rec.host_config) {
+        return Ok(());
+    }
+    let eps = endpoints_for_create(d, &rec.host_config, rec.networking.as_ref(), rec.config_mac.as_deref())?;
+    if !eps.is_empty() {
+        c.update(d, |r| r.endpoints = eps)?;
+    }
+    Ok(())
+}
+
 /// An endpoint to add with `network connect`.
 pub fn endpoint_for_connect(n: &Network, cfg: Option<&EndpointSettings>) -> Result<Endpoint> {
     endpoint_for(n, cfg)
