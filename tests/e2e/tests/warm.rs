@@ -218,6 +218,21 @@ fn rm_containers_are_volatile_and_their_sandboxes_are_not_given_to_kept_ones() {
     d.berth(&["rm", "-f", &rm, &kept]).ok();
 }
 
+/// The shim is started with the container's logging: a sandbox made after a
+/// `--log-driver none` run is not given to a container that logs (docker-py's
+/// `containers.run` read back nothing once it was).
+#[test]
+fn a_sandbox_keeps_the_logging_it_was_made_with() {
+    let d = daemon(&[]);
+    d.berth(&["run", "--log-driver", "none", "busybox", "echo", "unlogged"]).ok();
+    assert!(wait_until(Duration::from_secs(20), || d.log().contains("warm sandbox ready")), "no sandbox was made");
+    let id = d.berth(&["run", "-d", "busybox", "echo", "logged"]).ok().trim().to_owned();
+    d.berth(&["wait", &id]).ok();
+    assert_eq!(started_warm(&d, &id), Some(false), "a logging container took a --log-driver none sandbox");
+    assert_eq!(d.berth(&["logs", &id]).ok(), "logged\n");
+    d.berth(&["container", "prune", "-f"]).ok();
+}
+
 #[test]
 fn back_to_back_runs_make_sandboxes_in_parallel_and_the_burst_ends() {
     let d = daemon(&[]);

@@ -304,6 +304,9 @@ fn shape_of(d: &Daemon, r: &Record) -> Option<String> {
         "extra_hosts": hc.extra_hosts,
         "dns": [hc.dns, hc.dns_search, hc.dns_options],
         "stdio": [r.config.tty, r.config.open_stdin, r.config.stdin_once],
+        // The shim is started with the container's logging (driver, rotation): a
+        // sandbox made for `--log-driver none` would keep the next one's output.
+        "log": hc.log_config,
     });
     Some(key.to_string())
 }
