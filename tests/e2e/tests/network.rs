@@ -751,6 +751,10 @@ fn the_short_id_joins_the_aliases_at_the_first_start() {
     d.docker(&["start", "-a", "alc"]).ok();
     assert_eq!(aliases(), format!(r#"["{}"]"#, &id[..12]));
     d.docker(&["rm", "alc"]).ok();
+    // None asked for and never started: null, as dockerd writes it.
+    d.docker(&["create", "--name", "alc2", "--network", "al", "busybox", "true"]).ok();
+    assert_eq!(d.docker(&["inspect", "-f", "{{json .NetworkSettings.Networks.al.Aliases}}", "alc2"]).ok().trim(), "null");
+    d.docker(&["rm", "alc2"]).ok();
     d.docker(&["network", "rm", "al"]).ok();
 }
 

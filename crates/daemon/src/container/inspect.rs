@@ -118,7 +118,8 @@ fn networks(r: &Record) -> HashMap<String, EndpointSettings> {
             EndpointSettings {
                 ipam_config: ipam,
                 links: (!ep.links.is_empty()).then(|| ep.links.clone()),
-                aliases: (ep.network != "bridge").then_some(aliases),
+                // none asked for and not started yet: null, as Go writes a nil slice
+                aliases: (ep.network != "bridge" && !aliases.is_empty()).then_some(aliases),
                 network_id: Some(ep.network_id.clone()),
                 endpoint_id: Some(ep.endpoint_id.clone()),
                 gateway: Some(ip(ep.gateway4)),
