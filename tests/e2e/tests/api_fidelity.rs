@@ -278,6 +278,10 @@ fn documents_have_every_key_dockerd_writes() {
         assert!(c["Config"].as_object().unwrap().contains_key(k), "Config.{k}: {}", c["Config"]);
     }
     assert!(c.as_object().unwrap().contains_key("ExecIDs"));
+    let ep = c["NetworkSettings"]["Networks"]["bridge"].as_object().unwrap().clone();
+    for k in ["IPAMConfig", "Links", "Aliases", "DriverOpts", "NetworkID", "EndpointID", "MacAddress"] {
+        assert!(ep.contains_key(k), "Networks.bridge.{k}: {ep:?}");
+    }
 
     let img = d.api("GET", "/v1.41/images/busybox/json").json();
     for section in ["Config", "ContainerConfig"] {

@@ -333,6 +333,14 @@ fn fill_zero_fields(v: &mut serde_json::Value) {
     if let Some(o) = v.as_object_mut() {
         o.entry("ExecIDs").or_insert(Value::Null);
     }
+    // Each network's settings with every key dockerd writes (null when unset).
+    if let Some(nets) = v.pointer_mut("/NetworkSettings/Networks").and_then(Value::as_object_mut) {
+        for ep in nets.values_mut().filter_map(Value::as_object_mut) {
+            for k in ["IPAMConfig", "Links", "Aliases", "DriverOpts"] {
+                ep.entry(k).or_insert(Value::Null);
+            }
+        }
+    }
 }
 
 /// `Mounts` as dockerd shows them (inspect and `ps`): binds, volumes and `--mount`
