@@ -129,7 +129,7 @@ pub async fn start(d: &Daemon, e: &Arc<Exec>) -> Result<UnixStream> {
             stdin: e.config.attach_stdin.unwrap_or(false),
         };
         event(d, e, "exec_start", &[("execID", e.id.clone())]);
-        shim::open_stream(&Paths::new(d, &c.id).state, &req).await.map_err(Error::from)
+        shim::open_stream(&Paths::new(d, &c.id).state, &req).await
     };
     match opened.await {
         Ok((s, resp)) => {
