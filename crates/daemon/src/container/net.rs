@@ -194,16 +194,16 @@ pub fn names_a_network(hc: &HostConfig) -> bool {
 /// A container created while its network did not exist has no endpoint yet: it is
 /// made now, at the start, as dockerd connects a container then, or the start fails
 /// with the network's 404.
-pub fn resolve_deferred(d: &Daemon, c: &super::Container) -> Result<()> {
-    let rec = c.record();
+/// Returns the record with them, when it made any.
+pub fn resolve_deferred(d: &Daemon, c: &super::Container, rec: &Record) -> Result<Option<Record>> {
     if !rec.endpoints.is_empty() || !names_a_network(&rec.host_config) {
-        return Ok(());
+        return Ok(None);
     }
     let eps = endpoints_for_create(d, &rec.host_config, rec.networking.as_ref(), rec.config_mac.as_deref())?;
-    if !eps.is_empty() {
-        c.update(d, |r| r.endpoints = eps)?;
+    if eps.is_empty() {
+        return Ok(None);
     }
-    Ok(())
+    c.update(d, |r| r.endpoints = eps).map(Some)
 }
 
 /// An endpoint to add with `network connect`.

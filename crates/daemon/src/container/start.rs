@@ -591,25 +591,29 @@ pub async fn start(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<()> {
 
 /// Start, with the container's op lock already held.
 pub async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<()> {
-    match c.record().state.status {
+    let mut rec = c.record();
+    match rec.state.status {
         Status::Running | Status::Paused => return Err(Error::not_modified("container already started")),
         Status::Removing | Status::Dead => {
-            return Err(Error::conflict(format!("container {} is marked for removal and cannot be started", c.id)))
+            return Err(Error::conflict(format!("container {} is marked for removal and cannot be started", rec.id)))
         }
         _ => {}
     }
     // A network that did not exist at the create: found now, or the start fails as
     // any start does (exit code 128, a `--rm` container removed), with its 404.
-    if let Err(e) = super::net::resolve_deferred(d, c) {
-        let msg = e.message().to_owned();
-        c.update(d, |r| {
-            r.state.exit_code = 128;
-            r.state.error = msg.clone();
-        })?;
-        remove_if_auto(d, c, 128);
-        return Err(e);
+    match super::net::resolve_deferred(d, c, &rec) {
+        Ok(Some(updated)) => rec = updated,
+        Ok(None) => {}
+        Err(e) => {
+            let msg = e.message().to_owned();
+            c.update(d, |r| {
+                r.state.exit_code = 128;
+                r.state.error = msg.clone();
+            })?;
+            remove_if_auto(d, c, 128);
+            return Err(e);
+        }
     }
-    let rec = c.record();
     let paths = Paths::new(d, &rec.id);
     let t0 = std::time::Instant::now();
     // A container created on a warm sandbox: its shim is ready and waits for `Launch`.
