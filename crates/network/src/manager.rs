@@ -47,7 +47,7 @@ pub struct CreateRequest {
     pub attachable: bool,
     pub enable_ipv6: bool,
     pub ipam_driver: String,
-    pub ipam_options: BTreeMap<String, String>,
+    pub ipam_options: Option<BTreeMap<String, String>>,
     /// (subnet, ip range, gateway, aux addresses) as given.
     pub configs: Vec<PoolRequest>,
     pub options: BTreeMap<String, String>,
@@ -137,6 +137,11 @@ impl Networks {
     /// every bridge and the firewall table in place.
     pub fn open(db: Arc<Db>, cfg: Config) -> Result<Networks> {
         let mut nets: BTreeMap<String, Network> = db.list::<Network>(Table::Networks)?.into_iter().collect();
+        // Records from before IPAM options were kept as given wrote an empty map for
+        // none; the predefined networks are given none.
+        for n in nets.values_mut().filter(|n| n.predefined) {
+            n.ipam_options = None;
+        }
         let have = |d: &str, nets: &BTreeMap<String, Network>| nets.values().any(|n| n.predefined && n.driver == d);
         for (name, driver) in [("host", HOST), ("none", NULL)] {
             if !have(driver, &nets) {
@@ -148,7 +153,7 @@ impl Networks {
                     internal: false,
                     attachable: false,
                     enable_ipv6: false,
-                    ipam_options: BTreeMap::new(),
+                    ipam_options: None,
                     subnets: Vec::new(),
                     options: BTreeMap::new(),
                     labels: BTreeMap::new(),
@@ -233,7 +238,7 @@ impl Networks {
             internal: false,
             attachable: false,
             enable_ipv6: false,
-            ipam_options: BTreeMap::new(),
+            ipam_options: None,
             subnets: vec![s],
             options,
             labels: BTreeMap::new(),

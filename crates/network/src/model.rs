@@ -41,8 +41,9 @@ pub struct Network {
     pub attachable: bool,
     #[serde(default)]
     pub enable_ipv6: bool,
+    /// As given (none, or a map, maybe empty: dockerd shows null and `{}` apart).
     #[serde(default)]
-    pub ipam_options: BTreeMap<String, String>,
+    pub ipam_options: Option<BTreeMap<String, String>>,
     /// IPv4 subnets first, then IPv6.
     #[serde(default)]
     pub subnets: Vec<Subnet>,

@@ -720,6 +720,13 @@ fn the_enable_ipv6_driver_option_decides_ipv6() {
     let n = d.api("GET", "/v1.41/networks/v6opt").json();
     assert_eq!(n["EnableIPv6"], true, "{n}");
     assert_eq!(n["Options"]["com.docker.network.enable_ipv6"], "True");
+    // IPAM options as given: none is null (as the default bridge's), the docker CLI's
+    // empty map is `{}`.
+    assert_eq!(n["IPAM"]["Options"], serde_json::Value::Null, "{n}");
+    assert_eq!(d.api("GET", "/v1.41/networks/bridge").json()["IPAM"]["Options"], serde_json::Value::Null);
+    d.docker(&["network", "create", "cli-net"]).ok();
+    assert_eq!(d.api("GET", "/v1.41/networks/cli-net").json()["IPAM"]["Options"], serde_json::json!({}));
+    d.docker(&["network", "rm", "cli-net"]).ok();
     let o = d.docker(&["run", "--rm", "--network", "v6opt", "busybox", "ip", "-o", "-6", "addr", "show", "eth0", "scope", "global"]);
     assert!(o.ok().contains("fd00:77::"), "{o}");
     let r = d.api_json("POST", "/v1.41/networks/create", &serde_json::json!({"Name": "v6off", "EnableIPv6": true, "Options": {"com.docker.network.enable_ipv6": "false"}}));

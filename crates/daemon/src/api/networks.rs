@@ -61,7 +61,7 @@ pub fn network_json(d: &Daemon, n: &Network, containers: bool) -> Value {
         "EnableIPv6": n.enable_ipv6,
         "IPAM": {
             "Driver": "default",
-            "Options": if n.ipam_options.is_empty() { Value::Null } else { json!(n.ipam_options) },
+            "Options": n.ipam_options,
             "Config": config,
         },
         "Internal": n.internal,
@@ -151,7 +151,7 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>) -> Result {
         attachable: r.attachable.unwrap_or(false),
         enable_ipv6: r.enable_ipv6.unwrap_or(false),
         ipam_driver: ipam.driver.unwrap_or_default(),
-        ipam_options: ipam.options.unwrap_or_default().into_iter().collect(),
+        ipam_options: ipam.options.map(|o| o.into_iter().collect()),
         configs,
         options: r.options.unwrap_or_default().into_iter().collect(),
         labels: r.labels.unwrap_or_default().into_iter().collect(),
