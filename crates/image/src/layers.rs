@@ -221,9 +221,10 @@ impl ImageStore {
         Ok(())
     }
 
-    /// Remove a layer's blob and unpacked tree unless an image uses it.
+    /// Remove a layer's blob and unpacked tree unless an image uses it (or a deleted
+    /// one kept for its containers).
     pub fn remove_layer_if_unused(&self, diff_id: &Digest) -> Result<()> {
-        if self.list()?.iter().any(|r| r.layers.contains(diff_id)) {
+        if self.list()?.iter().chain(&self.retained_records()?).any(|r| r.layers.contains(diff_id)) {
             return Ok(());
         }
         self.snapshotter().remove_layer(diff_id)?;

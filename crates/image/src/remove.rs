@@ -432,6 +432,9 @@ mod tests {
         assert!(s.list().unwrap().iter().all(|i| i.id != c));
         assert_eq!(s.get_for_container(&c).unwrap().map(|i| i.id), Some(c.clone()));
         assert!(s.content().exists(&top), "the container's layers stay");
+        // A failed pull or load of the same layer does not take it either.
+        s.remove_layer_if_unused(&top).unwrap();
+        assert!(s.content().exists(&top));
         // Still in use: kept; then the container goes and so does all only it needed.
         assert_eq!(s.release_retained(&c, &stopped).unwrap(), 0);
         assert!(s.release_retained(&c, &|_| None).unwrap() > 0);

@@ -149,7 +149,12 @@ impl ImageStore {
 
     /// The ids of the deleted images kept for containers.
     pub fn retained(&self) -> Result<Vec<String>> {
-        Ok(self.db.list::<ImageRecord>(Table::RetainedImages)?.into_iter().map(|(id, _)| id).collect())
+        Ok(self.retained_records()?.into_iter().map(|r| r.id).collect())
+    }
+
+    /// The records of the deleted images kept for containers.
+    pub(crate) fn retained_records(&self) -> Result<Vec<ImageRecord>> {
+        Ok(self.db.list::<ImageRecord>(Table::RetainedImages)?.into_iter().map(|(_, r)| r).collect())
     }
 
     /// A deleted image kept for containers goes, with whatever of its content no
@@ -359,8 +364,7 @@ impl ImageStore {
     /// returns the bytes of layer content freed.
     pub(crate) fn collect_garbage(&self, gone: &ImageRecord) -> Result<u64> {
         let mut live: HashSet<Digest> = HashSet::new();
-        let retained = self.db.list::<ImageRecord>(Table::RetainedImages)?.into_iter().map(|(_, r)| r);
-        for r in self.list()?.into_iter().chain(retained) {
+        for r in self.list()?.into_iter().chain(self.retained_records()?) {
             live.insert(r.digest());
             live.extend(r.layers.iter().cloned());
             if let Some(m) = &r.manifest {
