@@ -71,6 +71,41 @@ pub fn remove_cgroup(cgroups_path: &str, patience: std::time::Duration) -> bool 
     gone
 }
 
+/// Kill (SIGKILL) every process left in a container's cgroup, in each hierarchy it is
+/// in (v2's `cgroup.kill` where there is one): for a container whose shim is gone, so
+/// that nothing of it runs on once it is recorded as exited. Returns how many
+/// cgroups held processes.
+pub fn kill_cgroup(cgroups_path: &str) -> usize {
+    use std::path::Path;
+    let rel = cgroups_path.trim_start_matches('/');
+    if rel.is_empty() {
+        return 0;
+    }
+    let root = Path::new("/sys/fs/cgroup");
+    let mut dirs = vec![root.join(rel)];
+    if let Ok(entries) = std::fs::read_dir(root) {
+        dirs.extend(entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()).map(|p| p.join(rel)));
+    }
+    let mut held = 0;
+    for d in &dirs {
+        let Ok(procs) = std::fs::read_to_string(d.join("cgroup.procs")) else { continue };
+        let pids: Vec<i32> = procs.lines().filter_map(|l| l.trim().parse().ok()).collect();
+        if pids.is_empty() {
+            continue;
+        }
+        held += 1;
+        if std::fs::write(d.join("cgroup.kill"), "1").is_err() {
+            for pid in pids {
+                // SAFETY: kill takes two integers.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                }
+            }
+        }
+    }
+    held
+}
+
 /// Where in the container's exec-root directory the shim mounts the cgroup v1 tree the
 /// runtime binds at `/sys/fs/cgroup`, for the moment of the container's creation (the
 /// daemon detaches one a crashed shim left before it removes the directory).

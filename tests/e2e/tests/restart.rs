@@ -146,6 +146,30 @@ fn container_exiting_while_daemon_is_down_is_seen_as_exited() {
     assert_eq!((o.code, o.stdout.as_str()), (6, "bye\n"), "{o}");
 }
 
+/// A running container whose shim cannot be reached after a crash (here its socket is
+/// gone, as when the exec root is wiped under it) is recorded as exited, and nothing
+/// of it runs on: its shim and its processes are killed, its cgroup goes.
+#[test]
+fn a_container_whose_shim_is_unreachable_is_ended_at_the_next_start() {
+    let mut d = Daemon::start();
+    let id = d.berth(&["run", "-d", "busybox", "sleep", "600"]).ok().trim().to_owned();
+    let pid = d.inspect(&id)["State"]["Pid"].as_i64().unwrap();
+    d.crash();
+    let state = d.exec_root().join("c").join(&id);
+    std::fs::remove_file(state.join("shim.sock")).unwrap();
+    d.relaunch();
+    let c = d.inspect(&id);
+    assert_eq!((c["State"]["Status"].as_str(), c["State"]["ExitCode"].as_i64()), (Some("exited"), Some(255)), "{c}");
+    assert!(wait_until(Duration::from_secs(5), || proc_is_zombie(pid)), "the container's process runs on");
+    let shims = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| std::fs::read_link(e.path().join("fd/2")).is_ok_and(|p| p.starts_with(&state)))
+        .count();
+    assert_eq!(shims, 0, "its shim runs on");
+    d.berth(&["rm", &id]).ok();
+}
+
 /// `--rm` containers are recorded without waiting for the disk (flushed within 100 ms);
 /// a `kill -9` of berthd right after `run -d --rm` must still find the container
 /// running afterwards, and its removal on exit still happens.

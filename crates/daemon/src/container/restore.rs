@@ -124,6 +124,27 @@ fn release_unused_retained_images(d: &Daemon, recs: &[(String, Record)]) {
     }
 }
 
+/// A live container whose shim cannot be reached is recorded as exited: nothing of it
+/// may run on. Its shim, if it lives without its socket (the exec root was wiped under
+/// it), and whatever is left in the container's cgroup are killed.
+fn kill_unreachable(rec: &Record, state: &std::path::Path) {
+    let pid = rec.state.shim_pid;
+    // The shim writes its log to the container's state directory: that names it.
+    let log = state.join(berth_shim_proto::LOG_FILE).to_string_lossy().into_owned();
+    let its_shim = pid > 0 && std::fs::read_link(format!("/proc/{pid}/fd/2")).is_ok_and(|p| p.to_string_lossy().starts_with(&log));
+    if its_shim {
+        // SAFETY: kill takes two integers.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+        }
+    }
+    let cg = rec.cgroup_path();
+    if berth_shim_proto::kill_cgroup(&cg) > 0 || its_shim {
+        tracing::warn!(id = %rec.id, "killed what ran on of a container whose shim is gone");
+        berth_shim_proto::remove_cgroup(&cg, std::time::Duration::from_secs(2));
+    }
+}
+
 pub async fn restore_all(d: &Arc<Daemon>) -> Result<()> {
     let mut recs: Vec<(String, Record)> = d.db.list(Table::Containers)?;
     recover_lost_records(d, &mut recs);
@@ -157,6 +178,7 @@ pub async fn restore_all(d: &Arc<Daemon>) -> Result<()> {
                 super::health::start_monitor(d, &c);
                 continue;
             }
+            kill_unreachable(&rec, &state);
             let st = lifecycle::exit_from_disk(d, &rec.id).unwrap_or(ExitStatus {
                 code: 255,
                 finished_at: now(),
