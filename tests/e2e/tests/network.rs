@@ -779,11 +779,16 @@ fn a_missing_network_fails_the_start_not_the_create() {
     d.docker(&["create", "--name", "waits", "--network", "later-net", "--network-alias", "w", "busybox", "ip", "-o", "-4", "addr", "show", "eth0"]).ok();
     let o = d.docker(&["start", "waits"]);
     assert!(!o.success() && o.stderr.contains("network later-net not found"), "{o}");
+    // Another network connected meanwhile does not stand in for it.
+    d.docker(&["network", "create", "--subnet", "10.123.8.0/24", "other-net"]).ok();
+    d.docker(&["network", "connect", "other-net", "waits"]).ok();
+    let o = d.docker(&["start", "waits"]);
+    assert!(!o.success() && o.stderr.contains("network later-net not found"), "{o}");
     d.docker(&["network", "create", "--subnet", "10.123.7.0/24", "later-net"]).ok();
     let o = d.docker(&["start", "-a", "waits"]);
-    assert!(o.ok().contains("inet 10.123.7."), "{o}");
+    assert!(o.ok().contains("inet 10.123.7."), "its network is its first: {o}");
     let aliases = d.docker(&["inspect", "-f", "{{json .NetworkSettings.Networks}}", "waits"]).ok().to_owned();
     assert!(aliases.contains("\"w\""), "{aliases}");
     d.docker(&["rm", "waits"]).ok();
-    d.docker(&["network", "rm", "later-net"]).ok();
+    d.docker(&["network", "rm", "later-net", "other-net"]).ok();
 }

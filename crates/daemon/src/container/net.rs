@@ -191,17 +191,27 @@ pub fn names_a_network(hc: &HostConfig) -> bool {
     !matches!(m, "default" | "bridge" | "host" | "none") && !m.starts_with("container:")
 }
 
-/// A container created while its network did not exist has no endpoint yet: it is
-/// made now, at the start, as dockerd connects a container then, or the start fails
-/// with the network's 404.
-/// Returns the record with them, when it made any.
+/// A container created while its network did not exist has no endpoint there yet: it
+/// is made now, at the start, as dockerd connects a container then (first, before
+/// those `network connect` added meanwhile), or the start fails with the network's
+/// 404. Returns the record with it, when it made one.
 pub fn resolve_deferred(d: &Daemon, c: &super::Container, rec: &Record) -> Result<Option<Record>> {
-    if !rec.endpoints.is_empty() || !names_a_network(&rec.host_config) {
+    if !names_a_network(&rec.host_config) {
         return Ok(None);
     }
-    let eps = endpoints_for_create(d, &rec.host_config, rec.networking.as_ref(), rec.config_mac.as_deref())?;
-    if eps.is_empty() {
+    let m = mode(&rec.host_config);
+    if rec.endpoints.iter().any(|e| e.network == m || e.network_id == m) {
         return Ok(None);
+    }
+    let n = d.networks.get(m)?;
+    if rec.endpoints.iter().any(|e| e.network_id == n.id) {
+        return Ok(None);
+    }
+    let mut eps = endpoints_for_create(d, &rec.host_config, rec.networking.as_ref(), rec.config_mac.as_deref())?;
+    for e in &rec.endpoints {
+        if !eps.iter().any(|x| x.network_id == e.network_id) {
+            eps.push(e.clone());
+        }
     }
     c.update(d, |r| r.endpoints = eps).map(Some)
 }
