@@ -178,13 +178,14 @@ pub async fn restore_all(d: &Arc<Daemon>) -> Result<()> {
                 super::health::start_monitor(d, &c);
                 continue;
             }
-            kill_unreachable(&rec, &state);
             let st = lifecycle::exit_from_disk(d, &rec.id).unwrap_or(ExitStatus {
                 code: 255,
                 finished_at: now(),
                 oom_killed: false,
                 error: Some("container shim is gone (daemon or host restarted)".into()),
             });
+            // Its exit is read first: what the kill makes of it is not its exit.
+            kill_unreachable(&rec, &state);
             tracing::info!(id = %rec.id, code = st.code, "container exited while the daemon was down");
             lifecycle::on_exit(d, &c, st).await;
             continue;
