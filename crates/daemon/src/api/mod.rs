@@ -166,28 +166,38 @@ async fn dispatch(d: &Arc<Daemon>, req: Request<Incoming>, method: &Method, path
 
         // berthd is never in a swarm: it answers as dockerd does on a node outside
         // one, and refuses to make or join one.
-        (&Method::POST, ["swarm", "init" | "join"]) => Err(Error::not_implemented(
+        // The refusals read the request's body first: answered while the client still
+        // sends it, they would break its pipe (the docker CLI then shows that instead).
+        (&Method::POST, ["swarm", "init" | "join"]) => refuse(req, Error::not_implemented(
             "berthd does not implement swarm mode: it runs containers on this host only",
-        )),
-        (&Method::POST, ["swarm", "leave"]) => Err(Error::unavailable("This node is not part of a swarm")),
-        (_, ["swarm" | "nodes" | "services" | "tasks" | "secrets" | "configs", ..]) => Err(Error::unavailable(
+        ))
+        .await,
+        (&Method::POST, ["swarm", "leave"]) => refuse(req, Error::unavailable("This node is not part of a swarm")).await,
+        (_, ["swarm" | "nodes" | "services" | "tasks" | "secrets" | "configs", ..]) => refuse(req, Error::unavailable(
             "This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to connect this node to swarm and try again.",
-        )),
+        ))
+        .await,
         // Engine plugins: none is installed, and berthd installs none.
         (&Method::GET, ["plugins"]) => {
             q.filters()?.validate(&["capability", "enable"])?;
             Ok(crate::http::json(200, &serde_json::json!([])))
         }
         (_, ["plugins", "pull" | "create" | "privileges"]) => {
-            Err(Error::not_implemented("berthd does not support engine plugins"))
+            refuse(req, Error::not_implemented("berthd does not support engine plugins")).await
         }
         (&Method::DELETE, ["plugins", _, ..]) => Err(plugin_not_found(&path["/plugins/".len()..])),
         (_, ["plugins", .., "json" | "enable" | "disable" | "push" | "set" | "upgrade"]) => {
             let name = path["/plugins/".len()..].rsplit_once('/').map_or("", |(n, _)| n);
-            Err(plugin_not_found(name))
+            refuse(req, plugin_not_found(name)).await
         }
-        _ => Err(Error::not_found(format!("page not found: {method} {path}"))),
+        _ => refuse(req, Error::not_found(format!("page not found: {method} {path}"))).await,
     }
+}
+
+/// Answer `e` once the request's body has been read (or refused as too large).
+async fn refuse(req: Request<Incoming>, e: Error) -> Result {
+    let _ = crate::http::body_bytes(req.into_body()).await;
+    Err(e)
 }
 
 fn plugin_not_found(name: &str) -> Error {
