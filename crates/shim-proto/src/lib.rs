@@ -103,6 +103,12 @@ pub fn kill_cgroup(cgroups_path: &str) -> usize {
             }
         }
     }
+    // A paused container's processes die only once thawed (the kill is pending by
+    // then, so none of them runs on).
+    for d in &dirs {
+        let _ = std::fs::write(d.join("freezer.state"), "THAWED");
+        let _ = std::fs::write(d.join("cgroup.freeze"), "0");
+    }
     held
 }
 

@@ -153,21 +153,28 @@ fn container_exiting_while_daemon_is_down_is_seen_as_exited() {
 fn a_container_whose_shim_is_unreachable_is_ended_at_the_next_start() {
     let mut d = Daemon::start();
     let id = d.berth(&["run", "-d", "busybox", "sleep", "600"]).ok().trim().to_owned();
-    let pid = d.inspect(&id)["State"]["Pid"].as_i64().unwrap();
+    // A paused one too: its processes are frozen when the kill comes.
+    let paused = d.berth(&["run", "-d", "busybox", "sleep", "600"]).ok().trim().to_owned();
+    d.berth(&["pause", &paused]).ok();
+    let pids: Vec<i64> = [&id, &paused].iter().map(|c| d.inspect(c)["State"]["Pid"].as_i64().unwrap()).collect();
     d.crash();
-    let state = d.exec_root().join("c").join(&id);
-    std::fs::remove_file(state.join("shim.sock")).unwrap();
+    let states: Vec<_> = [&id, &paused].iter().map(|c| d.exec_root().join("c").join(c)).collect();
+    for state in &states {
+        std::fs::remove_file(state.join("shim.sock")).unwrap();
+    }
     d.relaunch();
-    let c = d.inspect(&id);
-    assert_eq!((c["State"]["Status"].as_str(), c["State"]["ExitCode"].as_i64()), (Some("exited"), Some(255)), "{c}");
-    assert!(wait_until(Duration::from_secs(5), || proc_is_zombie(pid)), "the container's process runs on");
+    for c in [&id, &paused] {
+        let c = d.inspect(c);
+        assert_eq!((c["State"]["Status"].as_str(), c["State"]["ExitCode"].as_i64()), (Some("exited"), Some(255)), "{c}");
+    }
+    assert!(wait_until(Duration::from_secs(5), || pids.iter().all(|p| proc_is_zombie(*p))), "a container's process runs on");
     let shims = std::fs::read_dir("/proc")
         .unwrap()
         .flatten()
-        .filter(|e| std::fs::read_link(e.path().join("fd/2")).is_ok_and(|p| p.starts_with(&state)))
+        .filter(|e| std::fs::read_link(e.path().join("fd/2")).is_ok_and(|p| states.iter().any(|s| p.starts_with(s))))
         .count();
-    assert_eq!(shims, 0, "its shim runs on");
-    d.berth(&["rm", &id]).ok();
+    assert_eq!(shims, 0, "a shim runs on");
+    d.berth(&["rm", &id, &paused]).ok();
 }
 
 /// `--rm` containers are recorded without waiting for the disk (flushed within 100 ms);
