@@ -31,6 +31,22 @@ pub fn read_proc(path: impl AsRef<std::path::Path>) -> std::io::Result<String> {
     Ok(text)
 }
 
+/// A container's cgroup (its spec's `cgroupsPath`) in the unified tree and in each
+/// hierarchy under `/sys/fs/cgroup` (the v1 ones; on v2, other cgroups: harmless, the
+/// path is not there). None for an empty path.
+fn cgroup_dirs(cgroups_path: &str) -> Option<Vec<std::path::PathBuf>> {
+    let rel = cgroups_path.trim_start_matches('/');
+    if rel.is_empty() {
+        return None;
+    }
+    let root = std::path::Path::new("/sys/fs/cgroup");
+    let mut dirs = vec![root.join(rel)];
+    if let Ok(entries) = std::fs::read_dir(root) {
+        dirs.extend(entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()).map(|p| p.join(rel)));
+    }
+    Some(dirs)
+}
+
 /// Remove a container's cgroup (its spec's `cgroupsPath`, `/berth/<id>`) in every
 /// hierarchy under `/sys/fs/cgroup` — the v1 ones and the unified tree. The shim does
 /// when it reaps the container, berthd when the shim did not. Only empty cgroups go
@@ -38,17 +54,7 @@ pub fn read_proc(path: impl AsRef<std::path::Path>) -> std::io::Result<String> {
 /// with the container has not yet left is tried again, with growing pauses, for up to
 /// `patience`. True when none is left.
 pub fn remove_cgroup(cgroups_path: &str, patience: std::time::Duration) -> bool {
-    use std::path::Path;
-    let rel = cgroups_path.trim_start_matches('/');
-    if rel.is_empty() {
-        return false;
-    }
-    let root = Path::new("/sys/fs/cgroup");
-    let mut dirs = vec![root.join(rel)];
-    if let Ok(entries) = std::fs::read_dir(root) {
-        // the v1 hierarchies (and, on v2, other cgroups: harmless, the path is not there)
-        dirs.extend(entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()).map(|p| p.join(rel)));
-    }
+    let Some(dirs) = cgroup_dirs(cgroups_path) else { return false };
     let t0 = std::time::Instant::now();
     let mut pause = std::time::Duration::from_millis(1);
     let mut gone = true;
@@ -76,16 +82,7 @@ pub fn remove_cgroup(cgroups_path: &str, patience: std::time::Duration) -> bool 
 /// that nothing of it runs on once it is recorded as exited. Returns how many
 /// cgroups held processes.
 pub fn kill_cgroup(cgroups_path: &str) -> usize {
-    use std::path::Path;
-    let rel = cgroups_path.trim_start_matches('/');
-    if rel.is_empty() {
-        return 0;
-    }
-    let root = Path::new("/sys/fs/cgroup");
-    let mut dirs = vec![root.join(rel)];
-    if let Ok(entries) = std::fs::read_dir(root) {
-        dirs.extend(entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()).map(|p| p.join(rel)));
-    }
+    let Some(dirs) = cgroup_dirs(cgroups_path) else { return 0 };
     let mut held = 0;
     for d in &dirs {
         let Ok(procs) = std::fs::read_to_string(d.join("cgroup.procs")) else { continue };
