@@ -36,7 +36,7 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>, q: &Query, v: ApiVe
     let legacy = crate::container::verify::kernel_memory_warnings(&raw["HostConfig"]);
     // API 1.41's `MacAddress` sits in the container config (later APIs put it in the
     // endpoint settings): the create gives it to its network mode's endpoint.
-    let mac = raw["MacAddress"].as_str().filter(|m| !m.is_empty()).map(str::to_owned);
+    let mac = raw["MacAddress"].as_str().map(str::to_owned);
     let body: ContainerCreateBody = if raw.is_null() {
         ContainerCreateBody::default()
     } else {

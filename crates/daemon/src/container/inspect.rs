@@ -96,7 +96,7 @@ fn networks(r: &Record) -> HashMap<String, EndpointSettings> {
         }
         return m;
     }
-    let started = !r.state.started_at.is_empty() && !r.state.started_at.starts_with("0001-");
+    let started = !r.state.started_at.is_empty();
     for (i, ep) in r.endpoints.iter().enumerate() {
         let ip = |v: Option<std::net::IpAddr>| v.map(|a| a.to_string()).unwrap_or_default();
         // Docker adds the short id as an alias on user-defined networks when it

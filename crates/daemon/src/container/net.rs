@@ -188,7 +188,7 @@ pub fn endpoints_for_create(d: &Daemon, hc: &HostConfig, nc: Option<&NetworkingC
 /// host's, none, or another container's)?
 pub fn names_a_network(hc: &HostConfig) -> bool {
     let m = mode(hc);
-    !matches!(m, "default" | "bridge" | "host" | "none") && !m.starts_with("container:")
+    !matches!(m, "bridge" | "host" | "none") && !m.starts_with("container:")
 }
 
 /// A container created while its network did not exist has no endpoint there yet: it
@@ -583,8 +583,7 @@ pub async fn connect(d: &Arc<Daemon>, c: &Arc<super::Container>, n: &Network, cf
     let mut ep = endpoint_for_connect(n, cfg)?;
     // The container config's MAC address is its network mode's network's, however
     // often it is connected there (compose 1.29 reconnects a created container).
-    let m = mode(&rec.host_config);
-    let primary = m == n.name || m == n.id || (matches!(m, "default" | "bridge") && n.is_default_bridge());
+    let primary = d.networks.get(mode(&rec.host_config)).is_ok_and(|p| p.id == n.id);
     if primary && ep.want_mac.is_none() {
         ep.want_mac = rec.config_mac.clone();
     }

@@ -116,8 +116,8 @@ fn remove_request_leftovers(d: &Daemon) {
 /// (a crash may have come between a container's removal and its image's release).
 fn release_unused_retained_images(d: &Daemon, recs: &[(String, Record)]) {
     let Ok(ids) = d.images.retained() else { return };
+    let user = |i: &str| recs.iter().find(|(_, r)| r.image_id == i).map(|(_, r)| (r.id.clone(), false));
     for id in ids {
-        let user = |i: &str| recs.iter().find(|(_, r)| r.image_id == i).map(|(_, r)| (r.id.clone(), false));
         if let Err(e) = d.images.release_retained(&id, &user) {
             tracing::warn!(image = %id, "release a deleted image: {e}");
         }
