@@ -496,12 +496,19 @@ fn pooled_network_namespaces_are_fresh_per_container_and_go_with_the_daemon() {
     let id = d.berth(&["run", "-d", "busybox", "sleep", "60"]).ok().trim().to_owned();
     assert!(wait_until(Duration::from_secs(10), || pinned_netns(&d) == 1), "{}", pinned_netns(&d));
     d.berth(&["rm", "-f", &id]).ok();
-    assert!(wait_until(Duration::from_secs(10), || pinned_netns(&d) == 0), "{}", pinned_netns(&d));
+    // The clean-up unpins the namespace, then removes its file: both are waited for.
+    let netns_files = |d: &Daemon| fs::read_dir(d.exec_root().join("netns")).map(|r| r.count()).unwrap_or(0);
+    assert!(
+        wait_until(Duration::from_secs(10), || pinned_netns(&d) == 0 && netns_files(&d) == 0),
+        "{} pinned, {} files",
+        pinned_netns(&d),
+        netns_files(&d)
+    );
 
     assert!(wait_until(Duration::from_secs(10), || pooled_netns(&d).len() == 1));
     d.crash();
     assert_eq!(pinned_netns(&d), 0, "a pooled namespace was pinned on disk");
-    assert!(fs::read_dir(d.exec_root().join("netns")).map(|r| r.count()).unwrap_or(0) == 0);
+    assert_eq!(netns_files(&d), 0);
     d.relaunch();
     assert!(wait_until(Duration::from_secs(10), || pooled_netns(&d).len() == 1), "no pooled namespace after a restart");
     assert_eq!(d.berth(&["run", "--rm", "busybox", "echo", "ok"]).ok(), "ok\n");
