@@ -47,6 +47,7 @@ impl Snapshotter {
                 let _ = fs::remove_dir_all(e.path());
             }
         }
+        make_init_layer(&root.join("layers")).ctx("create the containers' init layer")?;
         // And spare snapshot directories (made again by `fill_spares`).
         let spares = Arc::new(SpareDirs::open(&root.join("snapshots"), &["upper", "work"], SPARES));
         Ok(Snapshotter { root, idmap: None, spares })
@@ -144,6 +145,21 @@ impl Snapshotter {
         berth_userns::chown_to_root(&d.join("upper"), self.idmap())
     }
 
+    /// The init layer's files (see [`make_init_layer`]): what every container's rootfs
+    /// has above its image's layers and below its own upper dir.
+    pub fn init_layer_dir(&self) -> PathBuf {
+        self.layers_root().join(INIT_LAYER).join("fs")
+    }
+
+    /// Where the init layer is read from for a container snapshot (through the
+    /// idmapped view under `--userns-remap`, so its files are the container root's).
+    fn init_lower_dir(&self) -> PathBuf {
+        match &self.idmap {
+            Some((_, view)) => view.join(INIT_LAYER).join("fs"),
+            None => self.init_layer_dir(),
+        }
+    }
+
     /// Where layer `l`'s files are read from for a container snapshot.
     fn lower_dir(&self, l: &Digest, container: bool) -> PathBuf {
         match &self.idmap {
@@ -193,6 +209,9 @@ impl Snapshotter {
         }
         let mut lower: Vec<String> =
             top_first_unique(layers).map(|l| self.lower_dir(l, id.is_some()).display().to_string()).collect();
+        if id.is_some() {
+            lower.insert(0, self.init_lower_dir().display().to_string());
+        }
         // Overlay needs a lower dir (FROM scratch has none), and two without an upper dir.
         for name in ["empty", "empty-2"] {
             if lower.len() < if id.is_some() { 1 } else { 2 } {
@@ -240,6 +259,48 @@ impl Snapshotter {
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .filter(|n| !n.starts_with('.'))
             .collect()
+    }
+}
+
+/// The init layer's directory under `layers/` (never a diff id's hex).
+const INIT_LAYER: &str = "init";
+
+/// Make the *init layer* if it is not there yet: the files dockerd puts between a
+/// container's image and its writable layer (its `initlayer.Setup`), the same for every
+/// container, so one read-only copy serves them all — `/.dockerenv` (what programs test
+/// to know they run in a container), `/etc/mtab` → `/proc/mounts`, and the mount points
+/// of what the runtime mounts over them (`/etc/hosts`, `/etc/hostname`,
+/// `/etc/resolv.conf`, `/dev/console`, `/dev/pts`, `/dev/shm`, `/proc`, `/sys`), so that
+/// no container's upper dir gets them. Directories 0755, empty files 0755, as dockerd
+/// makes them. Built under a temporary name and renamed into place.
+fn make_init_layer(layers: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if layers.join(INIT_LAYER).join("fs").is_dir() {
+        return Ok(());
+    }
+    let tmp = layers.join(format!(".tmp-{INIT_LAYER}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&tmp);
+    let fs_dir = tmp.join("fs");
+    let mode = |p: &Path| fs::set_permissions(p, fs::Permissions::from_mode(0o755));
+    for d in ["", "dev", "dev/pts", "dev/shm", "proc", "sys", "etc"] {
+        let p = fs_dir.join(d);
+        fs::create_dir_all(&p)?;
+        mode(&p)?;
+    }
+    for f in [".dockerenv", "etc/resolv.conf", "etc/hosts", "etc/hostname", "dev/console"] {
+        let p = fs_dir.join(f);
+        fs::File::create(&p)?;
+        mode(&p)?;
+    }
+    std::os::unix::fs::symlink("/proc/mounts", fs_dir.join("etc/mtab"))?;
+    match fs::rename(&tmp, layers.join(INIT_LAYER)) {
+        Ok(()) => Ok(()),
+        // made meanwhile by another opener
+        Err(_) if layers.join(INIT_LAYER).join("fs").is_dir() => {
+            let _ = fs::remove_dir_all(&tmp);
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -525,5 +586,38 @@ mod tests {
         assert_eq!(fs::read(t.join("b")).unwrap(), b"2");
         unmount(&t).unwrap();
         s.remove("c1").unwrap();
+    }
+
+    #[test]
+    fn containers_see_the_init_layer_and_never_write_it() {
+        use std::os::unix::fs::PermissionsExt;
+        let Some((dir, s, a)) = one_layer_snapshot("c") else { return };
+        let t = dir.path().join("rootfs");
+        s.mount("c", std::slice::from_ref(&a), &t).unwrap();
+        assert_eq!(fs::read(t.join("a")).unwrap(), b"1");
+        let env = fs::symlink_metadata(t.join(".dockerenv")).unwrap();
+        assert!(env.is_file() && env.len() == 0);
+        assert_eq!(env.permissions().mode() & 0o7777, 0o755);
+        assert_eq!(fs::read_link(t.join("etc/mtab")).unwrap(), Path::new("/proc/mounts"));
+        for d in ["dev/pts", "dev/shm", "proc", "sys"] {
+            assert!(t.join(d).is_dir(), "{d}");
+        }
+        for f in ["etc/hosts", "etc/hostname", "etc/resolv.conf", "dev/console"] {
+            assert!(t.join(f).is_file(), "{f}");
+        }
+        // Nothing of it is in the container's own layer, and its writes stay there.
+        assert!(entries(&s.upper_dir("c")).is_empty());
+        fs::write(t.join("etc/hosts"), b"x").unwrap();
+        unmount(&t).unwrap();
+        assert_eq!(fs::read(s.upper_dir("c").join("etc/hosts")).unwrap(), b"x");
+        assert_eq!(fs::metadata(s.init_layer_dir().join("etc/hosts")).unwrap().len(), 0);
+        // Read-only views of images (the builder's) do not have it.
+        s.mount_readonly(std::slice::from_ref(&a), &t).unwrap();
+        assert!(!t.join(".dockerenv").exists());
+        unmount(&t).unwrap();
+        s.remove("c").unwrap();
+        // A second open keeps the layer as it is.
+        let again = Snapshotter::open(dir.path().join("snap")).unwrap();
+        assert_eq!(entries(&again.init_layer_dir()), [".dockerenv", "dev", "etc", "proc", "sys"]);
     }
 }

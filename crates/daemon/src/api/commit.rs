@@ -114,10 +114,13 @@ pub async fn commit(d: &Arc<Daemon>, body: Incoming, q: &Query) -> Result {
     Ok(json(201, &serde_json::json!({ "Id": id })))
 }
 
+/// Is `rel` in the layers below the container's own: its image's or the init layer
+/// (dockerd reports changes against the init layer too).
 fn in_lower(d: &Daemon, layers: &[berth_content::Digest], rel: &Path) -> bool {
-    layers
-        .iter()
-        .any(|l| std::fs::symlink_metadata(d.snap.layer_dir(l).join(rel)).is_ok())
+    std::fs::symlink_metadata(d.snap.init_layer_dir().join(rel)).is_ok()
+        || layers
+            .iter()
+            .any(|l| std::fs::symlink_metadata(d.snap.layer_dir(l).join(rel)).is_ok())
 }
 
 fn is_whiteout(m: &std::fs::Metadata) -> bool {
