@@ -35,19 +35,7 @@ pub enum CopyError {
     Other(String),
 }
 
-/// An OS error as Go prints it (`no such file or directory`).
-pub fn go_error(e: &io::Error) -> String {
-    let s = e.to_string();
-    let s = match s.find(" (os error") {
-        Some(i) => s[..i].to_owned(),
-        None => s,
-    };
-    let mut c = s.chars();
-    match c.next() {
-        Some(f) => f.to_lowercase().chain(c).collect(),
-        None => s,
-    }
-}
+pub use berth_errdefs::go_error;
 
 fn lstat_err(path: &str, e: io::Error) -> CopyError {
     CopyError::Other(format!("lstat {path}: {}", go_error(&e)))

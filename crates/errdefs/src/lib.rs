@@ -140,6 +140,22 @@ impl<T, E: Into<Error>> ResultExt<T> for std::result::Result<T, E> {
     }
 }
 
+/// An OS error as Go prints it (`no such file or directory`): the docker CLI reads
+/// some of dockerd's messages by these words (a start failing with "no such file or
+/// directory" exits 127).
+pub fn go_error(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    let s = match s.find(" (os error") {
+        Some(i) => s[..i].to_owned(),
+        None => s,
+    };
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_lowercase().chain(c).collect(),
+        None => s,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

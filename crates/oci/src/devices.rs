@@ -123,7 +123,13 @@ pub(crate) fn devices_from_path(m: &DeviceMapping) -> Result<(Vec<LinuxDevice>, 
         return Err(Error::invalid(format!("invalid device cgroup permissions: {}", m.permissions)));
     }
     let resolved = std::fs::canonicalize(&m.host)
-        .map_err(|e| Error::invalid(format!("error gathering device information while adding custom device \"{}\": {e}", m.host.display())))?;
+        .map_err(|e| {
+            Error::invalid(format!(
+                "error gathering device information while adding custom device \"{}\": {}",
+                m.host.display(),
+                berth_errdefs::go_error(&e)
+            ))
+        })?;
     if let Some(d) = device_at(&resolved, &m.container) {
         let r = allow(&d, &m.permissions);
         return Ok((vec![d], vec![r]));

@@ -224,11 +224,124 @@ pub(crate) fn all_mounts(
     Ok((out, propagation))
 }
 
+/// Check, against the host's mount table, that each bind mount asking for shared or
+/// slave propagation can have it (see [`check_source_propagation`]).
+pub fn check_bind_propagation(mounts: &[MountSpec]) -> Result<()> {
+    for m in mounts.iter().filter(|m| m.kind == MountKind::Bind) {
+        for o in &m.options {
+            if matches!(o.as_str(), "shared" | "rshared" | "slave" | "rslave") {
+                check_source_propagation(&m.source, o)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// moby's `ensureShared` / `ensureSharedOrSlave`: a bind asking for shared propagation
+/// needs a source on a shared mount, and for slave propagation one on a shared or
+/// slave mount — else nothing would propagate between host and container, and the
+/// option would be a silent no-op.
+fn check_source_propagation(source: &Path, propagation: &str) -> Result<()> {
+    let resolved = std::fs::canonicalize(source).unwrap_or_else(|_| source.to_path_buf());
+    let info = std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| Error::internal(format!("read mountinfo: {e}")))?;
+    let Some((mountpoint, optional)) = source_mount(&info, &resolved) else {
+        return Err(Error::invalid(format!("Can't find mount point of {}", source.display())));
+    };
+    let shared = optional.split_whitespace().any(|f| f.starts_with("shared:"));
+    let slave = optional.split_whitespace().any(|f| f.starts_with("master:"));
+    let (ok, what) = match propagation {
+        "shared" | "rshared" => (shared, "a shared mount"),
+        _ => (shared || slave, "a shared or slave mount"),
+    };
+    if ok {
+        return Ok(());
+    }
+    Err(Error::invalid(format!("path {} is mounted on {mountpoint} but it is not {what}", source.display())))
+}
+
+/// In a mountinfo table, the mount `path` is on (the longest mount point above it):
+/// its mount point and its optional fields (`shared:N`, `master:N`, …).
+fn source_mount(mountinfo: &str, path: &Path) -> Option<(String, String)> {
+    let mut best: Option<(String, String)> = None;
+    for line in mountinfo.lines() {
+        let Some((pre, _)) = line.split_once(" - ") else { continue };
+        let fields: Vec<&str> = pre.split(' ').collect();
+        if fields.len() < 6 {
+            continue;
+        }
+        let mountpoint = unescape_octal(fields[4]);
+        if !path.starts_with(&mountpoint) {
+            continue;
+        }
+        // A later mount on the same point covers an earlier one: `>=` keeps the last.
+        if best.as_ref().is_none_or(|(b, _)| mountpoint.len() >= b.len()) {
+            best = Some((mountpoint, fields[6..].join(" ")));
+        }
+    }
+    best
+}
+
+/// mountinfo's escapes (`\040` for a space, …).
+fn unescape_octal(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 fn normalize_dest(d: &str) -> String {
     let trimmed = d.trim_end_matches('/');
     if trimmed.is_empty() {
         "/".into()
     } else {
         trimmed.into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INFO: &str = "\
+27 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw
+30 27 0:5 / /srv rw,relatime - tmpfs tmpfs rw
+31 30 0:6 / /srv/with\\040space rw master:3 - tmpfs tmpfs rw
+32 27 0:7 / /run rw - tmpfs tmpfs rw
+33 27 0:8 / /run rw shared:9 - tmpfs tmpfs rw
+";
+
+    #[test]
+    fn a_path_is_on_the_longest_mount_above_it() {
+        let at = |p: &str| source_mount(INFO, Path::new(p)).unwrap();
+        assert_eq!(at("/home/x"), ("/".to_string(), "shared:1".to_string()));
+        assert_eq!(at("/srv/data"), ("/srv".to_string(), String::new()));
+        assert_eq!(at("/srv/with space/a"), ("/srv/with space".to_string(), "master:3".to_string()));
+        // a prefix by path components, not by bytes
+        assert_eq!(at("/srvx").0, "/");
+        // the last of two mounts on one point is the one seen
+        assert_eq!(at("/run/a").1, "shared:9");
+    }
+
+    #[test]
+    fn shared_propagation_needs_a_shared_source() {
+        let dir = std::env::temp_dir();
+        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let (mp, optional) = source_mount(&info, &std::fs::canonicalize(&dir).unwrap()).unwrap();
+        let shared = optional.contains("shared:");
+        let r = check_source_propagation(&dir, "rshared");
+        assert_eq!(r.is_ok(), shared, "{r:?}");
+        if let Err(e) = r {
+            assert_eq!(e.to_string(), format!("path {} is mounted on {mp} but it is not a shared mount", dir.display()));
+        }
+        assert_eq!(check_source_propagation(&dir, "rslave").is_ok(), shared || optional.contains("master:"));
     }
 }

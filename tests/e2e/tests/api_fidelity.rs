@@ -106,6 +106,65 @@ fn validation_uses_dockerds_words() {
     let r = d.api("POST", "/v1.41/session");
     assert_eq!(r.status, 501, "{}", r.text());
     assert!(r.text().contains("BuildKit"), "{}", r.text());
+    // run flags dockerd refuses, in its words (the docker CLI's exit codes follow them:
+    // a missing device's "no such file or directory" is its 127)
+    for (args, code, want) in [
+        (&["--uts", "host", "--hostname", "x"][..], 125, "conflicting options: hostname and the UTS mode"),
+        (&["--stop-signal", "NOPE"], 125, "Invalid signal: NOPE"),
+        (&["--network", "none", "--ip", "10.0.0.5"], 125, "user specified IP address is supported on user defined networks only"),
+        (&["--device", "/dev/nonexist"], 127, "error gathering device information while adding custom device \"/dev/nonexist\": no such file or directory"),
+    ] {
+        let o = d.docker(&[&["run", "--rm"], args, &["busybox", "true"]].concat());
+        assert_eq!(o.code, code, "{args:?}: {o}");
+        assert!(o.stderr.contains(want), "{args:?}: {o}");
+    }
+    // systemd's stop signal is one
+    let o = d.docker(&["run", "--rm", "--stop-signal", "SIGRTMIN+3", "busybox", "true"]);
+    assert!(o.success(), "{o}");
+    // shared propagation from a source on a mount that is not shared propagates nothing
+    let src = d.data_root().join("private-src");
+    std::fs::create_dir_all(&src).unwrap();
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let root_shared = mountinfo.lines().any(|l| l.split(' ').nth(4) == Some("/") && l.contains(" shared:"));
+    let on_own_mount = mountinfo.lines().any(|l| l.split(' ').nth(4).is_some_and(|m| m != "/" && src.starts_with(m)));
+    if !root_shared && !on_own_mount {
+        let o = d.docker(&["run", "--rm", "-v", &format!("{}:/h:rshared", src.display()), "busybox", "true"]);
+        assert_eq!(o.code, 125, "{o}");
+        assert!(o.stderr.contains(&format!("path {} is mounted on / but it is not a shared mount", src.display())), "{o}");
+    }
+}
+
+/// dockerd's init layer: every container has `/.dockerenv` and `/etc/mtab`, and the
+/// mount points of its /etc files, from a layer between its image and its own: they are
+/// in its exports and in volumes filled from the image, never among its changes or in
+/// an image committed from it.
+#[test]
+fn containers_have_dockerds_init_layer_outside_their_own() {
+    let d = Daemon::start();
+    let o = d.docker(&["run", "--name", "il", "busybox", "sh", "-c", "stat -c '%a %s' /.dockerenv; readlink /etc/mtab; touch /made"]);
+    assert_eq!(o.out(), "755 0\n/proc/mounts", "{o}");
+    let o = d.docker(&["diff", "il"]);
+    assert_eq!(o.out(), "A /made", "{o}");
+    let o = d.docker(&["commit", "il", "il-img"]);
+    assert!(o.success(), "{o}");
+    let o = d.docker(&["create", "--name", "il2", "il-img"]);
+    assert!(o.success(), "{o}");
+    assert_eq!(d.docker(&["diff", "il2"]).out(), "", "the committed layer holds only the container's own change");
+    let o = d.docker(&["run", "--rm", "il-img", "ls", "/made", "/.dockerenv"]);
+    assert_eq!(o.out(), "/.dockerenv\n/made", "{o}");
+    let out = d.command(Cli::Docker).args(["export", "il"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let names: Vec<String> = tar::Archive::new(&out.stdout[..])
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect();
+    for want in [".dockerenv", "etc/mtab", "made", "dev/console"] {
+        assert!(names.iter().any(|l| l == want), "export lacks {want}: {names:?}");
+    }
+    let o = d.docker(&["run", "--rm", "-v", "il-etc:/etc", "busybox", "readlink", "/etc/mtab"]);
+    assert_eq!(o.out(), "/proc/mounts", "{o}");
+    d.docker(&["rm", "il", "il2"]);
 }
 
 #[test]

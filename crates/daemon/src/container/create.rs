@@ -138,7 +138,15 @@ async fn create_with(
     let mut hc = body.host_config.clone().unwrap_or_default();
     super::verify::default_log_config(&mut hc, d.cfg.log.as_ref());
     super::verify::verify_healthcheck(body.healthcheck.as_ref())?;
-    let mut warnings = super::verify::verify_host_config(&mut hc, &ContainerConfig { env: body.env.clone(), ..Default::default() })?;
+    let mut warnings = super::verify::verify_host_config(
+        &mut hc,
+        &ContainerConfig {
+            env: body.env.clone(),
+            hostname: body.hostname.clone(),
+            stop_signal: body.stop_signal.clone(),
+            ..Default::default()
+        },
+    )?;
     verify_userns(d, &hc)?;
     // Device requests name CDI devices that must exist (they are applied at start).
     super::cdi::edits(d, &hc)?;

@@ -217,8 +217,25 @@ pub fn parse_signal(s: &str) -> Result<i32> {
         return Err(Error::invalid(format!("Invalid signal: {s}")));
     }
     let up = s.to_ascii_uppercase();
-    let name = if up.starts_with("SIG") { up } else { format!("SIG{up}") };
-    name.parse::<nix::sys::signal::Signal>()
+    let bare = up.strip_prefix("SIG").unwrap_or(&up);
+    // The real-time signals by the names Go's signal table gives them (systemd's
+    // images stop with `SIGRTMIN+3`): RTMIN = 34, RTMIN+1 … RTMIN+15, RTMAX-14 …
+    // RTMAX-1, RTMAX = 64.
+    let offset = |o: &str, max: i32| o.parse::<i32>().ok().filter(|n| (1..=max).contains(n));
+    let realtime = match bare {
+        "RTMIN" => Some(34),
+        "RTMAX" => Some(64),
+        _ => match (bare.strip_prefix("RTMIN+"), bare.strip_prefix("RTMAX-")) {
+            (Some(o), _) => offset(o, 15).map(|n| 34 + n),
+            (_, Some(o)) => offset(o, 14).map(|n| 64 - n),
+            _ => None,
+        },
+    };
+    if let Some(n) = realtime {
+        return Ok(n);
+    }
+    format!("SIG{bare}")
+        .parse::<nix::sys::signal::Signal>()
         .map(|sig| sig as i32)
         .map_err(|_| Error::invalid(format!("Invalid signal: {s}")))
 }
@@ -517,4 +534,20 @@ pub async fn resize(d: &Daemon, c: &Container, h: u16, w: u16) -> Result<()> {
 /// daemon was down.
 pub fn exit_from_disk(d: &Daemon, id: &str) -> Option<ExitStatus> {
     read_exit_file(&Paths::new(d, id).state)
+}
+
+#[cfg(test)]
+mod signal_tests {
+    use super::parse_signal;
+
+    #[test]
+    fn signals_parse_as_docker_names_them() {
+        for (name, n) in [("TERM", 15), ("SIGKILL", 9), ("usr1", 10), ("9", 9), ("SIGRTMIN+3", 37), ("RTMIN", 34), ("RTMAX", 64), ("SIGRTMAX-1", 63)] {
+            assert_eq!(parse_signal(name).unwrap(), n, "{name}");
+        }
+        for bad in ["NOPE", "0", "65", "RTMIN+16", "RTMAX-15", "RTMIN-1", "RTMIN+x", "SIG"] {
+            let e = parse_signal(bad).unwrap_err();
+            assert_eq!(e.to_string(), format!("Invalid signal: {bad}"));
+        }
+    }
 }

@@ -146,9 +146,17 @@ pub fn endpoints_for_create(d: &Daemon, hc: &HostConfig, nc: Option<&NetworkingC
     let m = mode(hc).to_owned();
     let configs = nc.and_then(|n| n.endpoints_config.clone()).unwrap_or_default();
     if m == "host" || m == "none" || m.starts_with("container:") {
-        for k in configs.keys() {
+        for (k, cfg) in &configs {
             if k != &m && k != "default" {
                 return Err(Error::invalid(format!("container sharing network namespace with another container or host cannot be connected to any other network ({k})")));
+            }
+            // An address the mode has no network to take it from (dockerd's
+            // `ErrUnsupportedNetworkAndIP`).
+            let ipam = cfg.ipam_config.as_ref();
+            if ipam.and_then(|i| i.ipv4_address.as_deref()).is_some_and(|a| !a.is_empty())
+                || ipam.and_then(|i| i.ipv6_address.as_deref()).is_some_and(|a| !a.is_empty())
+            {
+                return Err(Error::invalid("user specified IP address is supported on user defined networks only"));
             }
         }
         if let Some(other) = m.strip_prefix("container:") {

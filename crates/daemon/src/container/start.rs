@@ -132,6 +132,7 @@ fn user_mounts(d: &Daemon, rec: &Record) -> Result<Vec<MountSpec>> {
         };
         out.push(spec);
     }
+    berth_oci::check_bind_propagation(&out)?;
     Ok(out)
 }
 

@@ -513,6 +513,8 @@ pub fn verify_healthcheck(h: Option<&berth_api::models::HealthConfig>) -> Result
     Ok(())
 }
 
+/// Check a create request's host config as dockerd does, with what it needs of the
+/// request's own config (its environment, hostname and stop signal); returns warnings.
 pub fn verify_host_config(hc: &mut HostConfig, config: &ContainerConfig) -> Result<Vec<String>> {
     adapt_settings(hc);
     let mut warnings = verify_resources(hc, sysinfo(), false)?;
@@ -565,8 +567,15 @@ pub fn verify_host_config(hc: &mut HostConfig, config: &ContainerConfig) -> Resu
         )));
     }
     match hc.uts_mode.as_deref().unwrap_or("") {
-        "" | "host" => {}
+        "" => {}
+        "host" if config.hostname.as_deref().is_some_and(|h| !h.is_empty()) => {
+            return Err(Error::invalid("conflicting options: hostname and the UTS mode"));
+        }
+        "host" => {}
         other => return Err(Error::invalid(format!("invalid UTS mode: {other}"))),
+    }
+    if let Some(sig) = config.stop_signal.as_deref().filter(|s| !s.is_empty()) {
+        crate::container::lifecycle::parse_signal(sig)?;
     }
     let pid = hc.pid_mode.clone().unwrap_or_default();
     if !(pid.is_empty() || pid == "host" || container_ref(&pid).is_some()) {
@@ -609,6 +618,24 @@ mod tests {
             ncpu: 2,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn conflicting_uts_and_bad_stop_signals_are_refused() {
+        let check = |uts: Option<&str>, hostname: Option<&str>, sig: Option<&str>| {
+            let mut hc = HostConfig { uts_mode: uts.map(str::to_owned), ..Default::default() };
+            let cfg = ContainerConfig {
+                hostname: hostname.map(str::to_owned),
+                stop_signal: sig.map(str::to_owned),
+                ..Default::default()
+            };
+            verify_host_config(&mut hc, &cfg).map(|_| ()).map_err(|e| e.to_string())
+        };
+        assert_eq!(check(Some("host"), Some("x"), None), Err("conflicting options: hostname and the UTS mode".into()));
+        assert_eq!(check(Some("host"), Some(""), None), Ok(()));
+        assert_eq!(check(None, Some("x"), None), Ok(()));
+        assert_eq!(check(None, None, Some("NOPE")), Err("Invalid signal: NOPE".into()));
+        assert_eq!(check(None, None, Some("SIGRTMIN+3")), Ok(()));
     }
 
     #[test]
