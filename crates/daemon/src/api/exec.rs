@@ -49,12 +49,13 @@ pub async fn start(d: &Arc<Daemon>, id: &str, mut req: Request<Incoming>) -> Res
     let detach = berth_api::query::detach_keys(e.config.detach_keys.as_deref().unwrap_or(""))?;
     let e2 = e.clone();
     let d2 = d.clone();
-    let done = move |st: Option<berth_shim_proto::ExitStatus>| exec::finished(&d2, &e2, st.map(|s| s.code as i64));
+    // Recorded before the client's stream closes (see `bridge_then`).
+    let done = move |st: Option<&berth_shim_proto::ExitStatus>| exec::finished(&d2, &e2, st.map(|s| s.code as i64));
+    use crate::container::attach::{body_pipe, bridge_then};
     if cfg.detach.unwrap_or(false) {
         tokio::spawn(async move {
-            let (sink, _rx) = crate::container::attach::body_pipe();
-            let st = crate::container::attach::bridge(sink, conn, tty, false, None).await;
-            done(st);
+            let (sink, _rx) = body_pipe();
+            bridge_then(sink, conn, tty, false, None, done).await;
         });
         return Ok(empty(200));
     }
@@ -62,18 +63,16 @@ pub async fn start(d: &Arc<Daemon>, id: &str, mut req: Request<Incoming>) -> Res
         tokio::spawn(async move {
             match on_upgrade.await {
                 Ok(up) => {
-                    let st = crate::container::attach::bridge(hyper_util::rt::TokioIo::new(up), conn, tty, stdin, Some(detach)).await;
-                    done(st);
+                    bridge_then(hyper_util::rt::TokioIo::new(up), conn, tty, stdin, Some(detach), done).await;
                 }
                 Err(_) => done(None),
             }
         });
         return Ok(super::containers::upgraded_response(tty));
     }
-    let (pipe, rx) = crate::container::attach::body_pipe();
+    let (pipe, rx) = body_pipe();
     tokio::spawn(async move {
-        let st = crate::container::attach::bridge(pipe, conn, tty, false, None).await;
-        done(st);
+        bridge_then(pipe, conn, tty, false, None, done).await;
     });
     Ok(http::Response::new(crate::http::Body::Channel(rx, None)))
 }

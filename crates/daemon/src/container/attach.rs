@@ -16,6 +16,26 @@ pub async fn bridge<C>(client: C, shim: UnixStream, tty: bool, stdin: bool, deta
 where
     C: AsyncRead + AsyncWrite + Send + 'static,
 {
+    bridge_then(client, shim, tty, stdin, detach, |_| {}).await
+}
+
+/// [`bridge`], calling `before_close` with how the process ended (None: the stream
+/// broke or the client detached) before the client's stream is closed: an exec's exit
+/// code is recorded by then, as dockerd records it before it closes the exec's
+/// streams — the docker CLI inspects the exec as soon as its stream ends and exits
+/// with the code it finds there.
+pub async fn bridge_then<C, F>(
+    client: C,
+    shim: UnixStream,
+    tty: bool,
+    stdin: bool,
+    detach: Option<Vec<u8>>,
+    before_close: F,
+) -> Option<ExitStatus>
+where
+    C: AsyncRead + AsyncWrite + Send + 'static,
+    F: FnOnce(Option<&ExitStatus>),
+{
     let (mut cr, mut cw) = tokio::io::split(client);
     let (mut sr, mut sw) = shim.into_split();
     let detached = std::sync::Arc::new(tokio::sync::Notify::new());
@@ -79,6 +99,7 @@ where
         }
     }
     let _ = cw.flush().await;
+    before_close(status.as_ref());
     let _ = cw.shutdown().await;
     if let Some(f) = feeder {
         f.abort();
@@ -106,4 +127,34 @@ pub fn body_pipe() -> (tokio::io::DuplexStream, mpsc::Receiver<Bytes>) {
         }
     });
     (ours, rx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_shim_proto::encode_frame;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    /// The exit is handed over before the client's stream ends: a client that inspects
+    /// the exec as soon as it reads the end finds the exit code recorded.
+    #[tokio::test]
+    async fn the_exit_is_recorded_before_the_client_sees_the_end() {
+        let (shim_ours, mut shim_theirs) = UnixStream::pair().unwrap();
+        let (client_ours, mut client_theirs) = tokio::io::duplex(4096);
+        let recorded = Arc::new(AtomicBool::new(false));
+        let r2 = recorded.clone();
+        let bridge = tokio::spawn(bridge_then(client_ours, shim_ours, false, false, None, move |st| {
+            assert_eq!(st.map(|s| s.code), Some(7));
+            r2.store(true, Ordering::SeqCst);
+        }));
+        let exit = ExitStatus { code: 7, finished_at: String::new(), oom_killed: false, error: None };
+        shim_theirs.write_all(&encode_frame(FrameKind::Stdout, b"out")).await.unwrap();
+        shim_theirs.write_all(&encode_frame(FrameKind::Exit, &serde_json::to_vec(&exit).unwrap())).await.unwrap();
+        let mut got = Vec::new();
+        client_theirs.read_to_end(&mut got).await.unwrap();
+        assert!(recorded.load(Ordering::SeqCst), "the stream ended before the exit was recorded");
+        assert_eq!(got, berth_api::stream::frame(berth_api::stream::STDOUT, b"out"));
+        assert_eq!(bridge.await.unwrap().map(|s| s.code), Some(7));
+    }
 }
