@@ -116,12 +116,17 @@ impl Hub {
                 }
                 return;
             }
-            // Backwards, so that `swap_remove` only moves an entry already looked at.
-            for i in (0..open.len()).rev() {
-                if fds[i].revents == 0 {
+            // In order, stdout before stderr: when both have output waiting (a short
+            // process's, all written before this thread first ran), which came first is
+            // lost, and a program's output before its error message is the likelier
+            // order (dockerd's readers, one per stream, tend to the same). Ended ones
+            // are removed afterwards, last first.
+            let mut ended = Vec::new();
+            for (i, fd) in fds.iter().enumerate() {
+                if fd.revents == 0 {
                     continue;
                 }
-                let ended = match open[i].0.read(&mut buf) {
+                let done = match open[i].0.read(&mut buf) {
                     Ok(0) => true,
                     Ok(n) => {
                         self.publish(open[i].1, &buf[..n]);
@@ -129,11 +134,14 @@ impl Hub {
                     }
                     Err(e) => e.kind() != std::io::ErrorKind::Interrupted,
                 };
-                if ended {
-                    open.swap_remove(i);
-                    fds.swap_remove(i);
-                    self.pump_ended();
+                if done {
+                    ended.push(i);
                 }
+            }
+            for i in ended.into_iter().rev() {
+                open.remove(i);
+                fds.remove(i);
+                self.pump_ended();
             }
         }
     }
@@ -254,6 +262,33 @@ mod tests {
         assert_eq!(hub.state.lock().unwrap().subs.len(), 1);
         assert_eq!((&client).read(&mut buf).unwrap(), 3);
         assert_eq!(&buf[..3], b"ok\n");
+    }
+
+    /// Output waiting on both pipes when the pump starts (a short process's) goes out
+    /// stdout first: its order between the pipes is lost, and output before an error
+    /// message is the likelier one (the log's timestamps, `logs --tail`, follow it).
+    #[test]
+    fn output_waiting_on_both_pipes_goes_out_stdout_first() {
+        let (out_r, mut out_w) = std::io::pipe().unwrap();
+        let (err_r, mut err_w) = std::io::pipe().unwrap();
+        out_w.write_all(b"output").unwrap();
+        err_w.write_all(b"error").unwrap();
+        drop((out_w, err_w));
+        let hub = Hub::new(None);
+        let (client, conn) = UnixStream::pair().unwrap();
+        hub.subscribe(conn, b"ok\n", true, true);
+        let file = |r: std::io::PipeReader| File::from(std::os::fd::OwnedFd::from(r));
+        hub.spawn_pumps(vec![(file(out_r), FrameKind::Stdout), (file(err_r), FrameKind::Stderr)]);
+        hub.wait_drained(Duration::from_secs(10));
+        hub.finish(&ExitStatus { code: 0, finished_at: String::new(), oom_killed: false, error: None });
+        let mut r = std::io::BufReader::new(client);
+        let mut greeting = String::new();
+        std::io::BufRead::read_line(&mut r, &mut greeting).unwrap();
+        let mut kinds = Vec::new();
+        while let Some((kind, _)) = read_frame(&mut r).unwrap() {
+            kinds.push(kind);
+        }
+        assert_eq!(kinds, [FrameKind::Stdout, FrameKind::Stderr, FrameKind::Exit]);
     }
 
     /// One thread pumps both outputs: every byte of each reaches a subscriber as frames
