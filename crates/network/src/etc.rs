@@ -121,12 +121,13 @@ pub fn resolv_conf(i: &EtcInput<'_>) -> String {
             options.push(o.clone());
         }
     }
+    // libnetwork's order: search, nameservers, options.
     let mut out = String::new();
-    for s in &servers {
-        out.push_str(&format!("nameserver {s}\n"));
-    }
     if !search.is_empty() {
         out.push_str(&format!("search {}\n", search.join(" ")));
+    }
+    for s in &servers {
+        out.push_str(&format!("nameserver {s}\n"));
     }
     if !options.is_empty() {
         out.push_str(&format!("options {}\n", options.join(" ")));
@@ -177,15 +178,15 @@ mod tests {
     fn resolv_conf_like_docker() {
         assert_eq!(
             resolv_conf(&input(NetKind::UserDefined)),
-            "nameserver 127.0.0.11\nsearch corp\noptions ndots:0 edns0\n"
+            "search corp\nnameserver 127.0.0.11\noptions ndots:0 edns0\n"
         );
-        assert_eq!(resolv_conf(&input(NetKind::DefaultBridge)), "nameserver 10.1.1.1\nsearch corp\noptions edns0 ndots:2\n");
+        assert_eq!(resolv_conf(&input(NetKind::DefaultBridge)), "search corp\nnameserver 10.1.1.1\noptions edns0 ndots:2\n");
         let dns = vec!["1.1.1.1".to_string()];
         let opts = vec!["ndots:3".to_string()];
         let mut i = input(NetKind::DefaultBridge);
         i.dns = &dns;
         i.dns_options = &opts;
-        assert_eq!(resolv_conf(&i), "nameserver 1.1.1.1\nsearch corp\noptions edns0 ndots:3\n");
+        assert_eq!(resolv_conf(&i), "search corp\nnameserver 1.1.1.1\noptions edns0 ndots:3\n");
         assert_eq!(upstreams(&[], i.host_resolv).len(), 2);
     }
 }
