@@ -627,6 +627,12 @@ impl Driver<'_> {
             meta_run: 0,
             folded: Vec::new(),
         };
+        // dockerd's `setDefaultPath`: a stage whose base sets no PATH (scratch, an
+        // imported rootfs) gets Linux's default, in its RUN steps and in the image.
+        let env = stage.cfg.config.env.get_or_insert_with(Vec::new);
+        if config::get_env(env, "PATH").is_none() {
+            env.push(format!("PATH={}", berth_image::config::DEFAULT_PATH_ENV));
+        }
         // ONBUILD triggers of the base run now, and are not inherited.
         let triggers = stage.cfg.config.on_build.take().unwrap_or_default();
         if !triggers.is_empty() {

@@ -60,7 +60,16 @@ pub struct ImageConfigFile {
     pub container: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub container_config: Option<serde_json::Value>,
+    /// The engine version that made the image, where it says (dockerd's
+    /// `docker_version`; images berth makes leave it out).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub docker_version: Option<String>,
 }
+
+/// The `PATH` an image without one gets from a build (dockerd's builder adds it to each
+/// stage's config, `setDefaultPath`), as Linux containers get it at run time
+/// (`berth_oci::DEFAULT_PATH_ENV`).
+pub const DEFAULT_PATH_ENV: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// The Go architecture name of this host, as images record it.
 pub fn host_arch() -> &'static str {

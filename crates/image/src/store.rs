@@ -412,7 +412,8 @@ impl ImageStore {
             },
             history: vec![config::History {
                 created: Some(config::now_rfc3339()),
-                created_by: Some("berth import".into()),
+                // empty, as dockerd's import leaves it
+                created_by: None,
                 comment: message
                     .filter(|m| !m.is_empty())
                     .map(str::to_owned)

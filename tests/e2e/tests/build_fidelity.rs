@@ -397,6 +397,16 @@ fn built_images_record_their_steps_as_dockerd_does() {
     assert_eq!(cmd(2).0, json_words(&["/bin/sh", "-c", "#(nop) ", "ENV Z=1"]));
     let copy = cmd(1).0;
     assert!(copy[2].as_str().unwrap().starts_with("#(nop) COPY file:"), "{copy}");
+    // a base without PATH (the imported busybox, scratch) gets Linux's default, first
+    const PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    let env = d.api("GET", "/v1.41/images/steps/json").json()["Config"]["Env"].clone();
+    assert_eq!(env, json_words(&[PATH, "Z=1"]));
+    fs::remove_dir_all(&ctx).ok();
+    let ctx = context(&[("Dockerfile", "FROM scratch\nENV PATH=/bin:$PATH\nCOPY f /f\n"), ("f", "x")]);
+    let o = build(&d, Cli::Docker, &ctx, &["-t", "from-scratch"]);
+    assert!(o.success(), "{o}");
+    let env = d.api("GET", "/v1.41/images/from-scratch/json").json()["Config"]["Env"].clone();
+    assert_eq!(env, json_words(&["PATH=/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]));
     fs::remove_dir_all(&ctx).ok();
 }
 

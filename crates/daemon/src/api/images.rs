@@ -164,7 +164,7 @@ pub fn inspect(d: &Arc<Daemon>, name: &str) -> Result {
     if let Some(o) = v.as_object_mut() {
         o.insert("Parent".into(), serde_json::json!(cfg.parent.clone().unwrap_or_default()));
         o.insert("Created".into(), serde_json::json!(cfg.created.clone().unwrap_or_default()));
-        o.insert("DockerVersion".into(), serde_json::json!(""));
+        o.insert("DockerVersion".into(), serde_json::json!(cfg.docker_version.clone().unwrap_or_default()));
         o.insert("Container".into(), serde_json::json!(cfg.container.clone().unwrap_or_default()));
         o.insert("ContainerConfig".into(), cfg.container_config.clone().unwrap_or_else(|| serde_json::json!({})));
         for k in ["Config", "ContainerConfig"] {
