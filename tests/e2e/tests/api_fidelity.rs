@@ -341,6 +341,13 @@ fn documents_have_every_key_dockerd_writes() {
     for k in ["IPAMConfig", "Links", "Aliases", "DriverOpts", "NetworkID", "EndpointID", "MacAddress"] {
         assert!(ep.contains_key(k), "Networks.bridge.{k}: {ep:?}");
     }
+    // a network mode without endpoints (none, host) has them all too, zero
+    let r = d.api_json("POST", "/v1.41/containers/create?name=no-net", &json!({"Image": "busybox", "Cmd": ["true"], "HostConfig": {"NetworkMode": "none"}}));
+    assert_eq!(r.status, 201, "{}", r.text());
+    let ep = d.api("GET", "/v1.41/containers/no-net/json").json()["NetworkSettings"]["Networks"]["none"].clone();
+    for (k, zero) in [("IPAddress", json!("")), ("IPPrefixLen", json!(0)), ("Gateway", json!("")), ("GlobalIPv6Address", json!("")), ("IPv6Gateway", json!("")), ("Aliases", json!(null))] {
+        assert_eq!(ep.get(k), Some(&zero), "Networks.none.{k}: {ep}");
+    }
 
     let img = d.api("GET", "/v1.41/images/busybox/json").json();
     for section in ["Config", "ContainerConfig"] {

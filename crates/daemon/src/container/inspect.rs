@@ -92,7 +92,21 @@ fn networks(r: &Record) -> HashMap<String, EndpointSettings> {
     if r.endpoints.is_empty() {
         let mode = network_name(r);
         if !mode.starts_with("container:") {
-            m.insert(mode, EndpointSettings::default());
+            // every key dockerd writes, zero (clients index them: docker-py's
+            // `['IPAddress']`)
+            let zero = EndpointSettings {
+                network_id: Some(String::new()),
+                endpoint_id: Some(String::new()),
+                gateway: Some(String::new()),
+                ip_address: Some(String::new()),
+                ip_prefix_len: Some(0),
+                ipv6_gateway: Some(String::new()),
+                global_ipv6_address: Some(String::new()),
+                global_ipv6_prefix_len: Some(0),
+                mac_address: Some(String::new()),
+                ..Default::default()
+            };
+            m.insert(mode, zero);
         }
         return m;
     }
