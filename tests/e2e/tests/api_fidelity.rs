@@ -76,6 +76,17 @@ fn exec_events_name_the_command_the_exec_and_its_exit_code() {
     assert_eq!((&first["status"], &first["from"]), (&json!("create"), &json!("busybox")), "{first}");
     assert_eq!(first["id"], first["Actor"]["ID"]);
     d.berth(&["rm", "-f", "ev"]);
+    // An attached run without a network of its own, in dockerd's sequence: the
+    // attach, and the none network joined and left.
+    let since = chrono_now();
+    assert!(d.docker(&["run", "--rm", "--network", "none", "--name", "ev2", "busybox", "true"]).success());
+    let o = d.docker(&["events", "--since", &since.to_string(), "--until", &(chrono_now() + 1).to_string(), "--format", "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}"]);
+    let seq: Vec<&str> = o.stdout.lines().skip_while(|l| *l != "container create ev2").collect();
+    assert_eq!(
+        seq,
+        ["container create ev2", "container attach ev2", "network connect none", "container start ev2", "container die ev2", "network disconnect none", "container destroy ev2"],
+        "{o}"
+    );
 }
 
 fn chrono_now() -> u64 {

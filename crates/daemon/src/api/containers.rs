@@ -438,6 +438,12 @@ pub fn attach(d: &Arc<Daemon>, id: &str, mut req: Request<Incoming>, q: &Query, 
         tokio::spawn(logs::stream(d.clone(), c.clone(), o, tx));
         rx
     });
+    d.events.emit(
+        berth_api::models::EventMessageTypeEnum::CONTAINER,
+        "attach",
+        &c.id,
+        crate::container::event_attrs(&c.record()),
+    );
     // Register before answering, so a `start` sent after the 101 cannot miss us.
     let pending = if !live || c.status().is_live() {
         None

@@ -254,7 +254,12 @@ async fn create_with(
         tty: Some(body.tty.unwrap_or(false)),
         open_stdin: Some(body.open_stdin.unwrap_or(false)),
         stdin_once: Some(body.stdin_once.unwrap_or(false)),
-        env: Some(merge_env(&icfg.env.clone().unwrap_or_default(), &body.env.clone().unwrap_or_default())),
+        // dockerd's merge: the image's as it is when the request sets none (null stays
+        // null), else the two merged
+        env: match body.env.as_deref() {
+            None | Some([]) => icfg.env.clone(),
+            Some(own) => Some(merge_env(icfg.env.as_deref().unwrap_or_default(), own)),
+        },
         cmd: if cmd.is_empty() { None } else { Some(cmd) },
         healthcheck: body.healthcheck.clone().or(icfg.healthcheck.clone()),
         args_escaped: body.args_escaped,

@@ -167,7 +167,12 @@ fn event(d: &Daemon, e: &Exec, action: &str, extra: &[(&str, String)]) {
     attrs.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
     let action = match action {
         "exec_die" => action.to_owned(),
-        _ => format!("{action}: {}", e.config.cmd.clone().unwrap_or_default().join(" ")),
+        // dockerd's "<entrypoint> <args>": a command alone keeps the space
+        _ => {
+            let cmd = e.config.cmd.clone().unwrap_or_default();
+            let (first, rest) = cmd.split_first().map(|(f, r)| (f.as_str(), r)).unwrap_or(("", &[]));
+            format!("{action}: {first} {}", rest.join(" "))
+        }
     };
     d.events.emit(berth_api::models::EventMessageTypeEnum::CONTAINER, &action, &e.container_id, attrs);
 }

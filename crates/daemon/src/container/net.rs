@@ -567,6 +567,13 @@ pub fn emit(d: &Daemon, action: &str, n: &Network) {
 
 /// The events of a container's start or stop on its networks.
 pub fn emit_for(d: &Daemon, action: &str, rec: &Record) {
+    // dockerd joins a container of the host or none mode to that network too
+    let m = mode(&rec.host_config);
+    if rec.endpoints.is_empty() && matches!(m, "host" | "none") {
+        if let Ok(n) = d.networks.get(m) {
+            network_event(d, action, &n, Some(&rec.id));
+        }
+    }
     for ep in &rec.endpoints {
         if let Ok(n) = d.networks.get(&ep.network_id) {
             network_event(d, action, &n, Some(&rec.id));
