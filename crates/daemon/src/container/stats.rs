@@ -83,13 +83,17 @@ fn memory_stats(id: &str) -> Value {
     let Some(d) = cgroup_dir("memory", id) else { return json!({}) };
     if d.join("memory.usage_in_bytes").exists() {
         let stats = kv_file(d.join("memory.stat"));
-        json!({
+        let mut v = json!({
             "usage": read_u64(d.join("memory.usage_in_bytes")).unwrap_or(0),
             "max_usage": read_u64(d.join("memory.max_usage_in_bytes")).unwrap_or(0),
-            "failcnt": read_u64(d.join("memory.failcnt")).unwrap_or(0),
             "limit": read_u64(d.join("memory.limit_in_bytes")).unwrap_or(0).min(host_memory()),
             "stats": stats,
-        })
+        });
+        // `omitempty` in dockerd's types
+        if let Some(n) = read_u64(d.join("memory.failcnt")).filter(|n| *n > 0) {
+            v["failcnt"] = n.into();
+        }
+        v
     } else {
         let stats = kv_file(d.join("memory.stat"));
         let limit = std::fs::read_to_string(d.join("memory.max"))
@@ -115,7 +119,12 @@ fn host_memory() -> u64 {
 fn pids_stats(id: &str) -> Value {
     let Some(d) = cgroup_dir("pids", id) else { return json!({}) };
     let limit = std::fs::read_to_string(d.join("pids.max")).ok().and_then(|s| s.trim().parse::<u64>().ok());
-    json!({ "current": read_u64(d.join("pids.current")).unwrap_or(0), "limit": limit })
+    let mut v = json!({ "current": read_u64(d.join("pids.current")).unwrap_or(0) });
+    // left out when unlimited (`omitempty`)
+    if let Some(l) = limit.filter(|l| *l > 0) {
+        v["limit"] = l.into();
+    }
+    v
 }
 
 /// Interface counters of the container's network namespace, from its init's view.
@@ -231,7 +240,7 @@ pub fn sample(id: &str, cg: &str, name: &str, pid: i32, pre: Option<(&Value, &st
         Some((c, t)) => (c.clone(), t.to_owned()),
         None => (empty_cpu, super::ZERO_TIME.to_owned()),
     };
-    json!({
+    let mut v = json!({
         "read": now,
         "preread": preread,
         "id": id,
@@ -243,8 +252,13 @@ pub fn sample(id: &str, cg: &str, name: &str, pid: i32, pre: Option<(&Value, &st
         "cpu_stats": cpu_stats(cg),
         "precpu_stats": precpu,
         "memory_stats": memory_stats(cg),
-        "networks": networks(pid),
-    })
+    });
+    // none without interfaces other than loopback (dockerd's `omitempty`)
+    let nets = networks(pid);
+    if nets.as_object().is_some_and(|o| !o.is_empty()) {
+        v["networks"] = nets;
+    }
+    v
 }
 
 #[cfg(test)]
