@@ -23,7 +23,9 @@ pub struct ImageRecord {
     pub manifest: Option<Digest>,
     /// Diff ids, bottom layer first.
     pub layers: Vec<Digest>,
-    /// Sum of the layer sizes, in bytes.
+    /// Sum of the layer sizes when the image was recorded, in bytes (listings use
+    /// [`ImageStore::image_size`]: records made before layers were measured as dockerd
+    /// measures them hold their tars' sizes).
     pub size: u64,
     /// Creation time (unix seconds) from the config.
     pub created: i64,
@@ -73,6 +75,8 @@ pub struct ImageStore {
     pub(crate) db: Arc<Db>,
     snap: Snapshotter,
     meta: Arc<Mutex<HashMap<String, Arc<ConfigMeta>>>>,
+    /// Layer sizes as dockerd reports them, by diff id ([`ImageStore::layer_size`]).
+    layer_sizes: Arc<Mutex<HashMap<Digest, u64>>>,
 }
 
 /// Who uses an image: answers for a given image id (container id, running?).
@@ -80,7 +84,28 @@ pub type InUse<'a> = &'a dyn Fn(&str) -> Option<(String, bool)>;
 
 impl ImageStore {
     pub fn new(content: Store, db: Arc<Db>, snap: Snapshotter) -> ImageStore {
-        ImageStore { content, db, snap, meta: Arc::default() }
+        ImageStore { content, db, snap, meta: Arc::default(), layer_sizes: Arc::default() }
+    }
+
+    /// A layer's size as dockerd reports it (`docker history`, `system df`): the bytes
+    /// of its unpacked files, each inode once, not its tar's (a header per entry); the
+    /// tar's when it is not unpacked. Kept in memory once known (a layer never changes).
+    pub fn layer_size(&self, diff_id: &Digest) -> u64 {
+        if let Some(n) = self.layer_sizes.lock().unwrap().get(diff_id) {
+            return *n;
+        }
+        match self.snap.layer_size(diff_id) {
+            Some(n) => {
+                self.layer_sizes.lock().unwrap().insert(diff_id.clone(), n);
+                n
+            }
+            None => self.content.size(diff_id).unwrap_or(0),
+        }
+    }
+
+    /// An image's size as dockerd reports it: its layers' ([`ImageStore::layer_size`]).
+    pub fn image_size(&self, rec: &ImageRecord) -> u64 {
+        rec.layers.iter().map(|l| self.layer_size(l)).sum()
     }
 
     pub fn content(&self) -> &Store {
@@ -287,7 +312,7 @@ impl ImageStore {
         let mut size = 0;
         for d in &cfg.rootfs.diff_ids {
             let s = self.content.size(d)?;
-            size += s;
+            size += self.layer_size(d);
             layers.push(Descriptor {
                 media_type: config::MEDIA_TYPE_LAYER_TAR.into(),
                 digest: d.clone(),

@@ -112,6 +112,8 @@ impl Snapshotter {
                 return Err(e);
             }
         };
+        // Measured once, while the new files' inodes are still cached.
+        let _ = fs::write(tmp.join(SIZE_FILE), dir_size(&tmp.join("fs")).to_string());
         let dst = self.root.join("layers").join(diff_id.hex());
         if let Err(e) = fs::rename(&tmp, &dst) {
             let _ = fs::remove_dir_all(&tmp);
@@ -120,6 +122,26 @@ impl Snapshotter {
             }
         }
         Ok(stats)
+    }
+
+    /// The size of an unpacked layer as dockerd gives a layer's (the bytes of its files
+    /// and symlinks, each inode once: not its tar's, which adds a header per entry):
+    /// recorded beside it when unpacked, measured and recorded now for a layer unpacked
+    /// before that was done. None when the layer is not unpacked.
+    pub fn layer_size(&self, diff_id: &Digest) -> Option<u64> {
+        let dir = self.layers_root().join(diff_id.hex());
+        if let Some(n) = fs::read_to_string(dir.join(SIZE_FILE)).ok().and_then(|s| s.trim().parse().ok()) {
+            return Some(n);
+        }
+        if !dir.join("fs").is_dir() {
+            return None;
+        }
+        let n = dir_size(&dir.join("fs"));
+        let tmp = dir.join(format!(".{SIZE_FILE}-{}", std::process::id()));
+        if fs::write(&tmp, n.to_string()).and_then(|()| fs::rename(&tmp, dir.join(SIZE_FILE))).is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        Some(n)
     }
 
     /// Remove an unpacked layer.
@@ -262,6 +284,9 @@ impl Snapshotter {
     }
 }
 
+/// The file beside a layer's `fs/` that records its size ([`Snapshotter::layer_size`]).
+const SIZE_FILE: &str = "size";
+
 /// The init layer's directory under `layers/` (never a diff id's hex).
 const INIT_LAYER: &str = "init";
 
@@ -364,10 +389,13 @@ pub fn unmount(target: &Path) -> Result<()> {
         .map_err(|e| Error::internal(format!("unmount {}: {e}", target.display())))
 }
 
-/// Bytes of the regular files and symlinks under `p` (directories count nothing, as
-/// `du --apparent-size` of the files); unreadable entries are skipped.
+/// Bytes of the regular files and symlinks under `p`, each inode once, as dockerd
+/// measures a layer or a container's changes (its `directory.Size`: directories count
+/// nothing, a hard link's file once); unreadable entries are skipped.
 pub fn dir_size(p: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
     let mut total = 0;
+    let mut seen = std::collections::HashSet::new();
     let mut todo = vec![p.to_path_buf()];
     while let Some(d) = todo.pop() {
         let Ok(rd) = std::fs::read_dir(&d) else { continue };
@@ -375,7 +403,7 @@ pub fn dir_size(p: &Path) -> u64 {
             let Ok(md) = e.path().symlink_metadata() else { continue };
             if md.is_dir() {
                 todo.push(e.path());
-            } else {
+            } else if md.len() > 0 && (md.nlink() < 2 || seen.insert((md.dev(), md.ino()))) {
                 total += md.len();
             }
         }
@@ -488,6 +516,40 @@ mod tests {
         let d = Digest::of(&tar);
         s.unpack_layer(&d, &tar[..]).unwrap();
         d
+    }
+
+    /// A layer's size is dockerd's: its files' and symlinks' bytes, a hard-linked file
+    /// once, directories and tar headers nothing; recorded at unpack, measured again
+    /// when the record is missing (a layer unpacked by an older berthd).
+    #[test]
+    fn layer_sizes_count_file_bytes_once_per_inode() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Snapshotter::open(dir.path().join("snap")).unwrap();
+        let mut b = tar::Builder::new(Vec::new());
+        let header = |kind: tar::EntryType, mode: u32, size: u64| {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(kind);
+            h.set_mode(mode);
+            h.set_size(size);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(1_000_000);
+            h
+        };
+        b.append_data(&mut header(tar::EntryType::Directory, 0o755, 0), "d/", &[][..]).unwrap();
+        b.append_data(&mut header(tar::EntryType::Regular, 0o644, 5), "d/f", &b"12345"[..]).unwrap();
+        b.append_link(&mut header(tar::EntryType::Link, 0o644, 0), "d/hard", "d/f").unwrap();
+        b.append_link(&mut header(tar::EntryType::Symlink, 0o777, 0), "sym", "abc").unwrap();
+        let tar = b.into_inner().unwrap();
+        let d = Digest::of(&tar);
+        s.unpack_layer(&d, &tar[..]).unwrap();
+        assert_eq!(s.layer_size(&d), Some(8));
+        let record = s.layers_root().join(d.hex()).join(SIZE_FILE);
+        assert_eq!(fs::read_to_string(&record).unwrap(), "8");
+        fs::remove_file(&record).unwrap();
+        assert_eq!(s.layer_size(&d), Some(8));
+        assert!(record.exists(), "measured again and recorded");
+        assert_eq!(s.layer_size(&Digest::of(b"not unpacked")), None);
     }
 
     /// Mounting needs root (CI runs as root); skipped otherwise.

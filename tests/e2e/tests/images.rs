@@ -1166,3 +1166,26 @@ fn max_concurrent_downloads_and_uploads_limit_pulls_and_pushes() {
     assert_eq!(layers("1").as_array().unwrap().len(), 4);
     std::fs::remove_dir_all(&ctx).ok();
 }
+
+/// Image and layer sizes are dockerd's: the bytes of a layer's files and symlinks, a
+/// hard-linked file once, directories and the tar's headers nothing.
+#[test]
+fn image_sizes_count_file_bytes_as_dockerd_does() {
+    let d = Daemon::start();
+    let tar = berth_e2e::RawTar::new()
+        .dir("d")
+        .file("d/f", &[7u8; 1000])
+        .hardlink("d/hard", "d/f")
+        .symlink("sym", "abc")
+        .build();
+    let dir = unique_tmp_dir("berth-sizes");
+    let path = dir.join("l.tar");
+    std::fs::write(&path, &tar).unwrap();
+    assert!(d.docker(&["import", path.to_str().unwrap(), "sized:1"]).success());
+    assert_eq!(image_json(&d, "sized:1")["Size"], 1003, "not the tar's {} bytes", tar.len());
+    let o = d.docker(&["history", "--format", "{{.Size}}", "--human=false", "sized:1"]);
+    assert_eq!(o.out(), "1003", "{o}");
+    let o = d.docker(&["images", "--format", "{{.Size}}", "sized:1"]);
+    assert_eq!(o.out(), "1kB", "{o}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -43,7 +43,7 @@ pub fn summary(d: &Daemon, rec: &ImageRecord, ix: &ListingIndex) -> BResult<Imag
         repo_tags: ix.tags.get(&rec.id).cloned().unwrap_or_default(),
         repo_digests: rec.repo_digests.clone(),
         created: meta.created,
-        size: rec.size as i64,
+        size: d.images.image_size(&rec) as i64,
         shared_size: -1,
         labels: meta.labels.clone(),
         containers: ix.containers.get(&rec.id).copied().unwrap_or(0),
@@ -145,7 +145,7 @@ pub fn inspect(d: &Arc<Daemon>, name: &str) -> Result {
         architecture: Some(cfg.architecture.clone()),
         variant: cfg.variant.clone(),
         os: Some(cfg.os.clone()),
-        size: Some(rec.size as i64),
+        size: Some(d.images.image_size(&rec) as i64),
         root_fs: Some(ImageInspectRootFs {
             typ: "layers".into(),
             layers: Some(rec.layers.iter().map(|l| l.to_string()).collect()),
@@ -175,7 +175,7 @@ pub fn inspect(d: &Arc<Daemon>, name: &str) -> Result {
                 crate::container::inspect::fill_config_zero_fields(c);
             }
         }
-        o.insert("VirtualSize".into(), serde_json::json!(rec.size));
+        o.insert("VirtualSize".into(), serde_json::json!(d.images.image_size(&rec)));
         o.insert("GraphDriver".into(), serde_json::json!({"Name": "overlay2", "Data": null}));
     }
     Ok(json(200, &v))
@@ -185,7 +185,7 @@ pub fn history(d: &Arc<Daemon>, name: &str) -> Result {
     let rec = d.images.resolve(name)?;
     let cfg = d.images.config(&rec)?;
     let tags = d.images.tags_of(&rec.id)?;
-    let mut layer_sizes = rec.layers.iter().map(|l| d.images.content().size(l).unwrap_or(0) as i64);
+    let mut layer_sizes = rec.layers.iter().map(|l| d.images.layer_size(l) as i64);
     let mut items: Vec<ImageHistoryResponseItem> = cfg
         .history
         .iter()

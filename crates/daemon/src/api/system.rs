@@ -380,7 +380,7 @@ pub fn df(d: &Arc<Daemon>) -> Result {
     for rec in &records {
         for l in &rec.layers {
             if !layers.contains_key(l) {
-                layers.insert(l.clone(), d.images.content().size(l).unwrap_or(0));
+                layers.insert(l.clone(), d.images.layer_size(l));
             }
         }
     }

@@ -87,7 +87,7 @@ pub fn records(d: &Daemon) -> Result<Vec<Record>> {
             .and_then(|_| rec.layers.last().cloned());
         let shared = !own || own_layer.as_ref().is_some_and(|l| kept_layers.contains(l));
         let size = match &own_layer {
-            Some(l) if counted.insert(l.clone()) => d.images.content().size(l).unwrap_or(0),
+            Some(l) if counted.insert(l.clone()) => d.images.layer_size(l),
             _ => 0,
         };
         let in_use = d.containers.using_image(&id).is_some();

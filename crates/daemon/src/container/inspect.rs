@@ -656,7 +656,7 @@ fn exposed_ports(r: &Record) -> Vec<(u16, String)> {
 /// (that plus its image), as `?size=1` reports them.
 pub fn sizes(d: &Daemon, r: &Record) -> (i64, i64) {
     let rw = berth_snapshot::dir_size(&d.snap.upper_dir(&r.id)) as i64;
-    let image = d.images.get_for_container(&r.image_id).ok().flatten().map_or(0, |i| i.size as i64);
+    let image = d.images.get_for_container(&r.image_id).ok().flatten().map_or(0, |i| d.images.image_size(&i) as i64);
     (rw, rw + image)
 }
 
