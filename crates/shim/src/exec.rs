@@ -41,8 +41,10 @@ pub fn run_exec(
     // process loads the compiled filter itself, like the container's init did.
     let loader_caps = shim.filter.as_ref().map(|_| crate::seccomp::add_loader_caps(&mut process));
     fs::write(&proc_path, serde_json::to_vec(&process)?)?;
-    let exe = std::env::current_exe()?;
-    let mut cmd = Command::new(exe);
+    // This very binary, by the kernel's link: the file it was started from may have
+    // been replaced since (an upgrade while the container ran), and its path then names
+    // another program, or none (`current_exe` gives "… (deleted)").
+    let mut cmd = Command::new("/proc/self/exe");
     cmd.arg("exec-helper")
         .arg("--id")
         .arg(&shim.args.id)

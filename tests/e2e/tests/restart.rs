@@ -428,3 +428,31 @@ fn what_requests_cut_short_made_for_themselves_goes_at_the_next_start() {
     }
     std::fs::remove_dir_all(&ctx).ok();
 }
+
+/// An upgrade replaces berth's binaries while containers run: a running container's
+/// shim was started from a file that is gone (or holds another build), and execs in it
+/// still work, before and after the daemon restarts on the new files.
+#[test]
+fn execs_work_after_the_shim_binary_is_replaced_under_a_running_container() {
+    let dir = berth_e2e::unique_tmp_dir("berth-upgrade");
+    let shim = dir.join("berth-shim");
+    std::fs::copy(berth_e2e::bin("berth-shim"), &shim).unwrap();
+    let mut d = Daemon::start_with_args(&["--shim", shim.to_str().unwrap()]);
+    d.import_busybox();
+    let o = d.berth(&["run", "-d", "--name", "up", "busybox", "sleep", "600"]);
+    assert!(o.success(), "{o}\n{}", d.log());
+    assert_eq!(d.berth(&["exec", "up", "echo", "before"]).out(), "before");
+    // as a package manager does: a new file renamed over the old one
+    let next = dir.join("berth-shim.new");
+    std::fs::copy(berth_e2e::bin("berth-shim"), &next).unwrap();
+    std::fs::rename(&next, &shim).unwrap();
+    for cli in Cli::ALL {
+        let o = d.cli(cli, &["exec", "up", "echo", "after"]);
+        assert_eq!(o.out(), "after", "{}: {o}", cli.name());
+    }
+    d.restart();
+    let o = d.docker(&["exec", "up", "echo", "restarted"]);
+    assert_eq!(o.out(), "restarted", "{o}");
+    d.berth(&["rm", "-f", "up"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
