@@ -16,21 +16,37 @@ pub async fn bridge<C>(client: C, shim: UnixStream, tty: bool, stdin: bool, deta
 where
     C: AsyncRead + AsyncWrite + Send + 'static,
 {
-    bridge_then(client, shim, tty, stdin, detach, |_| {}).await
+    bridge_inner(client, shim, tty, stdin, detach, None::<fn(Option<&ExitStatus>)>).await
 }
 
-/// [`bridge`], calling `before_close` with how the process ended (None: the stream
-/// broke or the client detached) before the client's stream is closed: an exec's exit
-/// code is recorded by then, as dockerd records it before it closes the exec's
-/// streams — the docker CLI inspects the exec as soon as its stream ends and exits
-/// with the code it finds there.
+/// [`bridge`] for an exec, calling `on_exit` with how the process ended (None: the
+/// shim's stream broke). While the client is attached, that is before its stream is
+/// closed: the exit code is recorded by then, as dockerd records it before it closes
+/// the exec's streams — the docker CLI inspects the exec as soon as its stream ends and
+/// exits with the code it finds there. A client that detaches (its keys) or goes away
+/// leaves the exec running: the rest of its output is read and dropped until it ends.
 pub async fn bridge_then<C, F>(
     client: C,
     shim: UnixStream,
     tty: bool,
     stdin: bool,
     detach: Option<Vec<u8>>,
-    before_close: F,
+    on_exit: F,
+) -> Option<ExitStatus>
+where
+    C: AsyncRead + AsyncWrite + Send + 'static,
+    F: FnOnce(Option<&ExitStatus>),
+{
+    bridge_inner(client, shim, tty, stdin, detach, Some(on_exit)).await
+}
+
+async fn bridge_inner<C, F>(
+    client: C,
+    shim: UnixStream,
+    tty: bool,
+    stdin: bool,
+    detach: Option<Vec<u8>>,
+    on_exit: Option<F>,
 ) -> Option<ExitStatus>
 where
     C: AsyncRead + AsyncWrite + Send + 'static,
@@ -67,12 +83,21 @@ where
     } else {
         None
     };
+    let follow = on_exit.is_some();
+    let mut client_gone = false;
     let mut status = None;
     let mut header = [0u8; 8];
     loop {
         tokio::select! {
             r = sr.read_exact(&mut header) => if r.is_err() { break },
-            _ = detached.notified() => break,
+            _ = detached.notified(), if !client_gone => {
+                if !follow {
+                    break;
+                }
+                client_gone = true;
+                let _ = cw.shutdown().await;
+                continue;
+            }
         }
         let len = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
         let mut payload = vec![0u8; len];
@@ -84,6 +109,7 @@ where
                 status = serde_json::from_slice(&payload).ok();
                 break;
             }
+            Some(_) if client_gone => {}
             Some(kind) => {
                 let ok = if tty {
                     cw.write_all(&payload).await
@@ -92,14 +118,21 @@ where
                     cw.write_all(&berth_api::stream::frame(stream, &payload)).await
                 };
                 if ok.is_err() {
-                    break;
+                    if !follow {
+                        break;
+                    }
+                    client_gone = true;
                 }
             }
             None => break,
         }
     }
-    let _ = cw.flush().await;
-    before_close(status.as_ref());
+    if !client_gone {
+        let _ = cw.flush().await;
+    }
+    if let Some(f) = on_exit {
+        f(status.as_ref());
+    }
     let _ = cw.shutdown().await;
     if let Some(f) = feeder {
         f.abort();
@@ -156,5 +189,30 @@ mod tests {
         assert!(recorded.load(Ordering::SeqCst), "the stream ended before the exit was recorded");
         assert_eq!(got, berth_api::stream::frame(berth_api::stream::STDOUT, b"out"));
         assert_eq!(bridge.await.unwrap().map(|s| s.code), Some(7));
+    }
+
+    /// A client that detaches from an exec leaves it running: its stream ends at once,
+    /// and the exit is recorded when the process really ends, not as a failure then.
+    #[tokio::test]
+    async fn a_detached_exec_is_followed_to_its_real_exit() {
+        let (shim_ours, mut shim_theirs) = UnixStream::pair().unwrap();
+        let (client_ours, mut client_theirs) = tokio::io::duplex(4096);
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let bridge = tokio::spawn(bridge_then(client_ours, shim_ours, true, true, Some(vec![0x10, 0x11]), move |st| {
+            tx.send(st.map(|s| s.code)).unwrap();
+        }));
+        client_theirs.write_all(&[b'x', 0x10, 0x11]).await.unwrap();
+        let mut got = Vec::new();
+        client_theirs.read_to_end(&mut got).await.unwrap();
+        // the process got what came before the keys, and has not ended
+        let mut stdin = [0u8; 1];
+        shim_theirs.read_exact(&mut stdin).await.unwrap();
+        assert_eq!(&stdin, b"x");
+        assert!(rx.try_recv().is_err(), "recorded as ended while it runs");
+        let exit = ExitStatus { code: 3, finished_at: String::new(), oom_killed: false, error: None };
+        shim_theirs.write_all(&encode_frame(FrameKind::Stdout, b"after the detach")).await.unwrap();
+        shim_theirs.write_all(&encode_frame(FrameKind::Exit, &serde_json::to_vec(&exit).unwrap())).await.unwrap();
+        assert_eq!(rx.recv().await.unwrap(), Some(3));
+        assert_eq!(bridge.await.unwrap().map(|s| s.code), Some(3));
     }
 }
