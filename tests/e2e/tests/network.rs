@@ -261,6 +261,9 @@ fn the_docker_cli_drives_the_network_api() {
     let ip = d.docker(&["inspect", "-f", "{{.NetworkSettings.Networks.dk.IPAddress}}", "dk1"]).ok().trim().to_owned();
     assert_eq!(ip, "10.233.0.128");
     d.docker(&["network", "disconnect", "dk", "dk1"]).ok();
+    // a running container disconnected from its only network is on none
+    let nets = d.docker(&["inspect", "-f", "{{json .NetworkSettings.Networks}}", "dk1"]);
+    assert_eq!(nets.out(), "{}", "{nets}");
     d.docker(&["network", "connect", "--ip", "10.233.0.200", "dk", "dk1"]).ok();
     let o = d.docker(&["exec", "dk1", "ip", "-o", "-4", "addr"]);
     assert!(o.ok().contains("10.233.0.200/24"), "{o}");
