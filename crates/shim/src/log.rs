@@ -1,5 +1,6 @@
 //! The container log in Docker's `json-file` format: one JSON object per line,
-//! `{"log":"…","stream":"stdout","time":"RFC3339Nano"}`, split at newlines, rotated as
+//! `{"log":"…","stream":"stdout","time":"RFC3339Nano"}` (with `"attrs":{…}` after the
+//! stream when the container's log options ask for some), split at newlines, rotated as
 //! `--log-opt max-size=…,max-file=…,compress=…` say (the current file `<log>`, older
 //! ones `<log>.1` … `<log>.N-1`, gzip-compressed as `<log>.K.gz` with `compress`).
 
@@ -16,8 +17,13 @@ const MAX_PARTIAL: usize = 16 * 1024;
 struct Entry<'a> {
     log: &'a str,
     stream: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attrs: Option<&'a Attrs>,
     time: String,
 }
+
+/// The attributes written with every entry (json-file's `labels`, `env`, `tag`).
+pub type Attrs = std::collections::BTreeMap<String, String>;
 
 /// Rotation settings (json-file's `max-size`, `max-file`, `compress`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +63,7 @@ pub struct JsonLog {
     file: File,
     size: u64,
     rotation: Rotation,
+    attrs: Option<Attrs>,
     partial: [Vec<u8>; 2],
 }
 
@@ -79,7 +86,13 @@ impl JsonLog {
     pub fn open(path: &Path, rotation: Rotation) -> std::io::Result<JsonLog> {
         let file = OpenOptions::new().create(true).append(true).open(path)?;
         let size = file.metadata()?.len();
-        Ok(JsonLog { path: path.to_owned(), file, size, rotation, partial: [Vec::new(), Vec::new()] })
+        Ok(JsonLog { path: path.to_owned(), file, size, rotation, attrs: None, partial: [Vec::new(), Vec::new()] })
+    }
+
+    /// Write `attrs` with every entry (none when empty).
+    pub fn with_attrs(mut self, attrs: Attrs) -> JsonLog {
+        self.attrs = (!attrs.is_empty()).then_some(attrs);
+        self
     }
 
     /// Start a new file: shift the rotated ones up (dropping the oldest), move the
@@ -109,6 +122,7 @@ impl JsonLog {
         let e = Entry {
             log: &String::from_utf8_lossy(bytes),
             stream: stream_name(idx),
+            attrs: self.attrs.as_ref(),
             time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
         };
         if let Ok(mut line) = serde_json::to_vec(&e) {
@@ -176,6 +190,23 @@ mod tests {
 
     fn lines(p: &Path) -> usize {
         std::fs::read_to_string(p).map(|s| s.lines().count()).unwrap_or(0)
+    }
+
+    /// With attributes, every entry carries them between its stream and time, as
+    /// dockerd's json-file writes them; without, the key is left out.
+    #[test]
+    fn entries_carry_the_attributes() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c-json.log");
+        let attrs: Attrs = [("tag".to_owned(), "web".to_owned()), ("a".to_owned(), "1".to_owned())].into();
+        let mut log = JsonLog::open(&p, Rotation::default()).unwrap().with_attrs(attrs);
+        log.write(1, b"x\n");
+        let line = std::fs::read_to_string(&p).unwrap();
+        assert!(line.starts_with(r#"{"log":"x\n","stream":"stderr","attrs":{"a":"1","tag":"web"},"time":""#), "{line}");
+        let q = dir.path().join("plain-json.log");
+        let mut plain = JsonLog::open(&q, Rotation::default()).unwrap().with_attrs(Attrs::new());
+        plain.write(0, b"y\n");
+        assert!(!std::fs::read_to_string(&q).unwrap().contains("attrs"));
     }
 
     #[test]

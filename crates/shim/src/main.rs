@@ -28,6 +28,8 @@ pub struct RunArgs {
     /// The json-file log; `None` with `--no-log` (log driver `none`).
     pub log: Option<PathBuf>,
     pub log_rotation: log::Rotation,
+    /// `--log-attrs <json object>`: written with every log entry.
+    pub log_attrs: log::Attrs,
     pub tty: bool,
     pub stdin: bool,
     pub stdin_once: bool,
@@ -47,6 +49,7 @@ fn parse_run(mut args: impl Iterator<Item = String>) -> Result<RunArgs> {
         state_dir: PathBuf::new(),
         log: None,
         log_rotation: log::Rotation::default(),
+        log_attrs: log::Attrs::new(),
         tty: false,
         stdin: false,
         stdin_once: false,
@@ -60,6 +63,7 @@ fn parse_run(mut args: impl Iterator<Item = String>) -> Result<RunArgs> {
             "--state-dir" => r.state_dir = value(&mut args, &a)?.into(),
             "--log" => r.log = Some(value(&mut args, &a)?.into()),
             "--log-opts" => r.log_rotation = log::Rotation::parse(&value(&mut args, &a)?)?,
+            "--log-attrs" => r.log_attrs = serde_json::from_str(&value(&mut args, &a)?).context("--log-attrs")?,
             "--tty" => r.tty = true,
             "--stdin" => r.stdin = true,
             "--stdin-once" => r.stdin_once = true,

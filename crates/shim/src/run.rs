@@ -345,7 +345,7 @@ pub fn main(a: RunArgs) -> i32 {
     let log = match &a.log {
         None => None,
         Some(path) => match JsonLog::open(path, a.log_rotation) {
-            Ok(l) => Some(l),
+            Ok(l) => Some(l.with_attrs(a.log_attrs.clone())),
             Err(e) => {
                 ready(&Ready::Error { message: format!("open log {}: {e}", path.display()) });
                 return 1;

@@ -147,8 +147,29 @@ fn run_flags_take_effect() {
     // A log driver berthd lacks, and an option it does not know: refused.
     let o = d.docker(&["run", "--rm", "--log-driver", "syslog", "busybox", "true"]);
     assert!(o.code == 125 && o.stderr.contains("\"syslog\" logging driver"), "{o}");
-    let o = d.docker(&["run", "--rm", "--log-opt", "labels=a", "busybox", "true"]);
-    assert!(o.code == 125 && o.stderr.contains("unknown log opt 'labels'"), "{o}");
+    let o = d.docker(&["run", "--rm", "--log-opt", "bogus=a", "busybox", "true"]);
+    assert!(o.code == 125 && o.stderr.contains("unknown log opt 'bogus' for json-file log driver"), "{o}");
+    let o = d.docker(&["run", "--rm", "--log-driver", "local", "--log-opt", "tag=x", "busybox", "true"]);
+    assert!(o.code == 125 && o.stderr.contains("unknown log opt 'tag' for log driver local"), "{o}");
+    // json-file's attributes: named and matched labels and variables, a tag from its
+    // template, written with every entry and shown (sorted, query-escaped) by
+    // `logs --details`; a template beyond the fields is refused by name.
+    let o = d.docker(&[
+        "run", "--name", "attrs", "--label", "team=a b", "--label", "x.y=1", "-e", "FOO=bar",
+        "--log-opt", "labels=team,none", "--log-opt", "labels-regex=^x\\.", "--log-opt", "env=FOO",
+        "--log-opt", "tag={{.Name}}/{{.ImageName}}", "busybox", "echo", "hi",
+    ]);
+    assert_eq!(o.ok(), "hi\n");
+    for cli in Cli::ALL {
+        let o = d.cli(cli, &["logs", "--details", "attrs"]);
+        assert_eq!(o.ok(), "FOO=bar,tag=attrs%2Fbusybox,team=a+b,x.y=1 hi\n", "{}", cli.name());
+    }
+    assert_eq!(d.docker(&["logs", "attrs"]).ok(), "hi\n");
+    let log = std::fs::read_to_string(d.inspect("attrs")["LogPath"].as_str().unwrap()).unwrap();
+    let entry: serde_json::Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
+    assert_eq!(entry["attrs"], serde_json::json!({"FOO": "bar", "tag": "attrs/busybox", "team": "a b", "x.y": "1"}), "{log}");
+    let o = d.docker(&["run", "--rm", "--log-opt", "tag={{.Name | upper}}", "busybox", "true"]);
+    assert!(o.code == 125 && o.stderr.contains("tag templates take the fields"), "{o}");
     // Option values as dockerd's drivers read them: max-file alone is taken (as
     // docker-py's tests expect), compress without rotation is not.
     d.docker(&["run", "--rm", "--log-opt", "max-file=100", "busybox", "true"]).ok();

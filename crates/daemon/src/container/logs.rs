@@ -28,8 +28,9 @@ pub struct LogOptions {
     pub until: Option<i128>,
     /// Only the last N lines (None: all).
     pub tail: Option<usize>,
-    /// `details`: each line led by the entry's log attributes and a space (berthd's
-    /// log drivers record none, so the space alone, as dockerd prints it then).
+    /// `details`: each line led by the entry's log attributes (`k=v,k2=v2`, from
+    /// json-file's `labels`, `env` and `tag` options) and a space — the space alone
+    /// when it has none, as dockerd prints it.
     pub details: bool,
 }
 
@@ -37,6 +38,8 @@ pub struct LogOptions {
 struct Entry {
     log: String,
     stream: String,
+    #[serde(default)]
+    attrs: std::collections::BTreeMap<String, String>,
     time: String,
 }
 
@@ -106,6 +109,9 @@ fn render(e: &Entry, o: &LogOptions, tty: bool) -> Verdict {
         payload.push(b' ');
     }
     if o.details {
+        // dockerd's `attrsByteSlice`: sorted by key, both sides query-escaped
+        let attrs: Vec<String> = e.attrs.iter().map(|(k, v)| format!("{}={}", query_escape(k), query_escape(v))).collect();
+        payload.extend_from_slice(attrs.join(",").as_bytes());
         payload.push(b' ');
     }
     payload.extend_from_slice(e.log.as_bytes());
@@ -114,6 +120,19 @@ fn render(e: &Entry, o: &LogOptions, tty: bool) -> Verdict {
     } else {
         berth_api::stream::frame(if e.stream == "stderr" { berth_api::stream::STDERR } else { berth_api::stream::STDOUT }, &payload)
     })
+}
+
+/// Go's `url.QueryEscape`: unreserved bytes as they are, a space as `+`, the rest `%XX`.
+fn query_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
 }
 
 /// The log files, oldest first: `<log>.N[.gz]` … `<log>.1[.gz]`, then `<log>`.
@@ -429,13 +448,20 @@ mod tests {
 
     #[test]
     fn render_frames_and_timestamps() {
-        let e = Entry { log: "hi\n".into(), stream: "stdout".into(), time: "2026-11-23T16:34:28.222432227Z".into() };
+        let e = Entry { log: "hi\n".into(), stream: "stdout".into(), attrs: Default::default(), time: "2026-11-23T16:34:28.222432227Z".into() };
         let o = LogOptions { timestamps: true, ..opts(None) };
         let Verdict::Send(b) = render(&e, &o, false) else { panic!() };
         assert_eq!(b[0], 1);
         assert!(b.ends_with(b"2026-11-23T16:34:28.222432227Z hi\n"));
         let o2 = LogOptions { stdout: false, ..o };
         assert!(matches!(render(&e, &o2, true), Verdict::Skip));
+        // details: the attributes sorted and query-escaped, then a space (alone when none)
+        let details = LogOptions { details: true, ..opts(None) };
+        let Verdict::Send(b) = render(&e, &details, true) else { panic!() };
+        assert_eq!(&b[..], b" hi\n");
+        let e: Entry = serde_json::from_str(r#"{"log":"hi\n","stream":"stdout","attrs":{"z":"a b","tag":"x/y?"},"time":"2026-11-23T16:34:28Z"}"#).unwrap();
+        let Verdict::Send(b) = render(&e, &details, true) else { panic!() };
+        assert_eq!(&b[..], b"tag=x%2Fy%3F,z=a+b hi\n");
     }
 
     fn entry(stream: &str, i: usize) -> String {

@@ -556,6 +556,30 @@ fn shim_args(d: &Daemon, rec: &Record, paths: &Paths, deferred: bool) -> Vec<std
                 args.push(format!("max-size={n},max-file={},compress={}", r.max_file, r.compress).into());
             }
         }
+        // json-file's attributes, worked out at each start as dockerd's logger is
+        // made then (a renamed container's tag has its new name)
+        if super::verify::LOG_ATTR_OPTS.iter().any(|k| opts.contains_key(*k)) {
+            let labels = rec.config.labels.clone().unwrap_or_default();
+            let env = rec.config.env.clone().unwrap_or_default();
+            let info = super::verify::LogInfo {
+                id: &rec.id,
+                name: &rec.name,
+                image_id: &rec.image_id,
+                image_name: &rec.image,
+                command: std::iter::once(rec.path.as_str()).chain(rec.args.iter().map(String::as_str)).collect::<Vec<_>>().join(" "),
+                labels: &labels,
+                env: &env,
+            };
+            match super::verify::log_attrs(&opts, &info) {
+                Ok(attrs) if !attrs.is_empty() => {
+                    args.push("--log-attrs".into());
+                    args.push(serde_json::to_string(&attrs).unwrap_or_default().into());
+                }
+                Ok(_) => {}
+                // checked at create; a record from before that logs without them
+                Err(e) => tracing::warn!(container = %rec.id, "log attributes: {e}"),
+            }
+        }
     }
     for (on, flag) in [
         (rec.config.tty.unwrap_or(false), "--tty"),

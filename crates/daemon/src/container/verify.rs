@@ -336,8 +336,122 @@ pub const LOG_DRIVERS: [&str; 3] = ["json-file", "local", "none"];
 /// dockerd's other drivers: known names, refused with a clear reason.
 const OTHER_LOG_DRIVERS: [&str; 9] =
     ["syslog", "journald", "gelf", "fluentd", "awslogs", "splunk", "etwlogs", "gcplogs", "logentries"];
-/// json-file / local options berthd honours.
-pub const LOG_OPTS: [&str; 3] = ["max-size", "max-file", "compress"];
+/// The options each driver takes (dockerd's `ValidateLogOpt`s): rotation for both,
+/// and for json-file the attributes written with every line ([`LOG_ATTR_OPTS`]).
+fn log_opts_of(driver: &str) -> &'static [&'static str] {
+    match driver {
+        "json-file" => &["max-size", "max-file", "compress", "labels", "labels-regex", "env", "env-regex", "tag"],
+        "local" => &["max-size", "max-file", "compress"],
+        _ => &[],
+    }
+}
+
+/// json-file's options that add attributes to every entry (`attrs`, shown by
+/// `docker logs --details`): the container's labels and environment variables named
+/// or matched, and a tag made from a template.
+pub const LOG_ATTR_OPTS: [&str; 5] = ["labels", "labels-regex", "env", "env-regex", "tag"];
+
+/// The fields a log tag template may name (dockerd's `logger.Info` methods).
+const TAG_FIELDS: [&str; 9] =
+    ["ID", "FullID", "Name", "ImageID", "ImageFullID", "ImageName", "Command", "Hostname", "DaemonName"];
+
+/// What a container's log tag and attributes are made from.
+pub struct LogInfo<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    pub image_id: &'a str,
+    pub image_name: &'a str,
+    pub command: String,
+    pub labels: &'a std::collections::HashMap<String, String>,
+    pub env: &'a [String],
+}
+
+/// Expand a log tag template: the `{{.Field}}` of [`TAG_FIELDS`] and literal text.
+/// Anything else of Go's template language is refused by name, at create.
+pub fn log_tag(template: &str, info: Option<&LogInfo<'_>>) -> std::result::Result<String, String> {
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(open) = rest.find("{{") {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 2..];
+        let close = after.find("}}").ok_or_else(|| format!("template: log-tag: unclosed action in {template:?}"))?;
+        let field = after[..close].trim();
+        let name = field.strip_prefix('.').filter(|f| TAG_FIELDS.contains(f)).ok_or_else(|| {
+            format!(
+                "log tag {template:?}: berthd's tag templates take the fields {} ({field:?} is not one)",
+                TAG_FIELDS.map(|f| format!("{{{{.{f}}}}}")).join(", ")
+            )
+        })?;
+        if let Some(i) = info {
+            let short = |id: &str| {
+                let bare = id.split_once(':').map_or(id, |(_, h)| h);
+                bare[..bare.len().min(12)].to_owned()
+            };
+            out.push_str(&match name {
+                "ID" => short(i.id),
+                "FullID" => i.id.to_owned(),
+                "Name" => i.name.trim_start_matches('/').to_owned(),
+                "ImageID" => short(i.image_id),
+                "ImageFullID" => i.image_id.to_owned(),
+                "ImageName" => i.image_name.to_owned(),
+                "Command" => i.command.clone(),
+                "Hostname" => nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default(),
+                _ => "docker".to_owned(),
+            });
+        }
+        rest = &after[close + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// The attributes json-file writes with every entry (dockerd's `ExtraAttributes`, then
+/// `tag` when one is asked for); empty when the options ask for none.
+pub fn log_attrs(
+    opts: &std::collections::HashMap<String, String>,
+    info: &LogInfo<'_>,
+) -> std::result::Result<std::collections::BTreeMap<String, String>, String> {
+    let mut extra = std::collections::BTreeMap::new();
+    let nonempty = |k: &str| opts.get(k).filter(|v| !v.is_empty());
+    if let Some(names) = nonempty("labels") {
+        for l in names.split(',') {
+            if let Some(v) = info.labels.get(l) {
+                extra.insert(l.to_owned(), v.clone());
+            }
+        }
+    }
+    if let Some(re) = nonempty("labels-regex") {
+        let re = regex::Regex::new(re).map_err(|e| format!("labels-regex: {e}"))?;
+        for (k, v) in info.labels {
+            if re.is_match(k) {
+                extra.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    let env: std::collections::HashMap<&str, &str> = info.env.iter().filter_map(|e| e.split_once('=')).collect();
+    if let Some(names) = nonempty("env") {
+        for l in names.split(',') {
+            if let Some(v) = env.get(l) {
+                extra.insert(l.to_owned(), (*v).to_owned());
+            }
+        }
+    }
+    if let Some(re) = nonempty("env-regex") {
+        let re = regex::Regex::new(re).map_err(|e| format!("env-regex: {e}"))?;
+        for (k, v) in &env {
+            if re.is_match(k) {
+                extra.insert((*k).to_owned(), (*v).to_owned());
+            }
+        }
+    }
+    if let Some(t) = nonempty("tag") {
+        let tag = log_tag(t, Some(info))?;
+        if !tag.is_empty() {
+            extra.insert("tag".into(), tag);
+        }
+    }
+    Ok(extra)
+}
 
 
 /// How a container's log file is rotated: what the shim is told.
@@ -456,8 +570,21 @@ fn verify_log_config(hc: &mut HostConfig) -> Result<()> {
         return Err(Error::invalid(format!("logger: no log driver named '{typ}' is registered")));
     }
     let opts = lc.config.get_or_insert_with(Default::default);
-    if let Some(k) = opts.keys().find(|k| typ == "none" || !LOG_OPTS.contains(&k.as_str())) {
-        return Err(Error::invalid(format!("unknown log opt '{k}' for {typ} log driver")));
+    if let Some(k) = opts.keys().find(|k| !log_opts_of(&typ).contains(&k.as_str())) {
+        // (each of dockerd's drivers words it its own way)
+        return Err(Error::invalid(match typ.as_str() {
+            "local" => format!("unknown log opt '{k}' for log driver local"),
+            _ => format!("unknown log opt '{k}' for {typ} log driver"),
+        }));
+    }
+    // The attributes' templates and patterns, checked now (their values come at start).
+    if let Some(t) = opts.get("tag") {
+        log_tag(t, None).map_err(|e| Error::invalid(format!("failed to initialize logging driver: {e}")))?;
+    }
+    for k in ["labels-regex", "env-regex"] {
+        if let Some(re) = opts.get(k).filter(|v| !v.is_empty()) {
+            regex::Regex::new(re).map_err(|e| Error::invalid(format!("failed to initialize logging driver: {k}: {e}")))?;
+        }
     }
     if typ != "none" {
         // dockerd checks the values when the driver starts, with this prefix; berthd
@@ -618,6 +745,34 @@ mod tests {
             ncpu: 2,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn log_attributes_and_tags_as_dockerds_json_file_makes_them() {
+        let labels: std::collections::HashMap<String, String> =
+            [("a", "1"), ("com.x.y", "2"), ("b", "3")].map(|(k, v)| (k.to_owned(), v.to_owned())).into();
+        let env = vec!["PATH=/bin".to_owned(), "FOO=bar".to_owned(), "EMPTY=".to_owned(), "NOVALUE".to_owned()];
+        let info = LogInfo {
+            id: "0123456789abcdef0123",
+            name: "/web",
+            image_id: "sha256:fedcba9876543210",
+            image_name: "busybox:1",
+            command: "sh -c true".into(),
+            labels: &labels,
+            env: &env,
+        };
+        let opts = |kv: &[(&str, &str)]| kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<std::collections::HashMap<_, _>>();
+        let attrs = log_attrs(&opts(&[("labels", "a,missing"), ("labels-regex", "^com\\."), ("env", "FOO,EMPTY,NOVALUE")]), &info).unwrap();
+        let want: Vec<(&str, &str)> = vec![("EMPTY", ""), ("FOO", "bar"), ("a", "1"), ("com.x.y", "2")];
+        assert_eq!(attrs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect::<Vec<_>>(), want);
+        let tag = |t: &str| log_tag(t, Some(&info));
+        assert_eq!(tag("{{.ID}} {{ .Name }} {{.FullID}}").unwrap(), "0123456789ab web 0123456789abcdef0123");
+        assert_eq!(tag("{{.ImageID}}/{{.ImageFullID}}/{{.ImageName}}/{{.Command}}/{{.DaemonName}}").unwrap(), "fedcba987654/sha256:fedcba9876543210/busybox:1/sh -c true/docker");
+        assert!(tag("{{.Nope}}").unwrap_err().contains("\".Nope\" is not one"));
+        assert!(tag("{{.Name").is_err());
+        // an empty tag adds nothing
+        assert!(log_attrs(&opts(&[("tag", "")]), &info).unwrap().is_empty());
+        assert!(log_attrs(&opts(&[("env-regex", "(")]), &info).is_err());
     }
 
     #[test]

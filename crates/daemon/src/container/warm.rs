@@ -219,6 +219,10 @@ pub fn eligible(rec: &Record) -> bool {
         && hc.links.as_ref().is_none_or(|l| l.is_empty())
         && rec.endpoints.len() <= 1
         && rec.endpoints.iter().all(|e| e.aliases.is_empty() && e.want_ipv4.is_none() && e.want_ipv6.is_none() && e.want_mac.is_none())
+        // Log attributes (a tag with the container's name, its labels) are its own too.
+        && hc.log_config.as_ref().and_then(|l| l.config.as_ref()).is_none_or(|o| {
+            !super::verify::LOG_ATTR_OPTS.iter().any(|k| o.contains_key(*k))
+        })
 }
 
 /// The record as if it had id `id` (the default hostname follows the id).
