@@ -843,7 +843,9 @@ mod tests {
         assert!(verify_log_config(&mut lc("bogus", &[])).unwrap_err().message().contains("no log driver named 'bogus'"));
         assert!(verify_log_config(&mut lc("syslog", &[])).unwrap_err().message().contains("does not support"));
         assert!(verify_log_config(&mut lc("json-file", &[("max-size", "1k"), ("max-file", "2")])).is_ok());
-        assert!(verify_log_config(&mut lc("json-file", &[("labels", "a")])).is_err());
+        assert!(verify_log_config(&mut lc("json-file", &[("labels", "a"), ("tag", "{{.Name}}")])).is_ok());
+        assert!(verify_log_config(&mut lc("json-file", &[("bogus", "a")])).is_err());
+        assert!(verify_log_config(&mut lc("local", &[("labels", "a")])).is_err());
         assert!(verify_log_config(&mut lc("json-file", &[("max-size", "huge")])).is_err());
         assert!(verify_log_config(&mut lc("none", &[("max-size", "1k")])).is_err());
         assert_eq!(berth_api::query::ram_in_bytes("1k"), Some(1024));
