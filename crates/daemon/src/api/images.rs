@@ -43,7 +43,7 @@ pub fn summary(d: &Daemon, rec: &ImageRecord, ix: &ListingIndex) -> BResult<Imag
         repo_tags: ix.tags.get(&rec.id).cloned().unwrap_or_default(),
         repo_digests: rec.repo_digests.clone(),
         created: meta.created,
-        size: d.images.image_size(&rec) as i64,
+        size: d.images.image_size(rec) as i64,
         shared_size: -1,
         labels: meta.labels.clone(),
         containers: ix.containers.get(&rec.id).copied().unwrap_or(0),
