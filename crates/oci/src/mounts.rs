@@ -244,11 +244,12 @@ pub fn check_bind_propagation(mounts: &[MountSpec]) -> Result<()> {
 fn check_source_propagation(source: &Path, propagation: &str) -> Result<()> {
     let resolved = std::fs::canonicalize(source).unwrap_or_else(|_| source.to_path_buf());
     let info = std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| Error::internal(format!("read mountinfo: {e}")))?;
-    let Some((mountpoint, optional)) = source_mount(&info, &resolved) else {
+    let Some((mountpoint, fields)) = source_mount(&info, &resolved) else {
         return Err(Error::invalid(format!("Can't find mount point of {}", source.display())));
     };
-    let shared = optional.split_whitespace().any(|f| f.starts_with("shared:"));
-    let slave = optional.split_whitespace().any(|f| f.starts_with("master:"));
+    use procfs_core::process::MountOptFields::{Master, Shared};
+    let shared = fields.iter().any(|f| matches!(f, Shared(_)));
+    let slave = fields.iter().any(|f| matches!(f, Master(_)));
     let (ok, what) = match propagation {
         "shared" | "rshared" => (shared, "a shared mount"),
         _ => (shared || slave, "a shared or slave mount"),
@@ -256,46 +257,37 @@ fn check_source_propagation(source: &Path, propagation: &str) -> Result<()> {
     if ok {
         return Ok(());
     }
-    Err(Error::invalid(format!("path {} is mounted on {mountpoint} but it is not {what}", source.display())))
+    Err(Error::invalid(format!(
+        "path {} is mounted on {} but it is not {what}",
+        source.display(),
+        mountpoint.display()
+    )))
 }
 
-/// In a mountinfo table, the mount `path` is on (the longest mount point above it):
-/// its mount point and its optional fields (`shared:N`, `master:N`, …).
-fn source_mount(mountinfo: &str, path: &Path) -> Option<(String, String)> {
-    let mut best: Option<(String, String)> = None;
-    for line in mountinfo.lines() {
-        let Some((pre, _)) = line.split_once(" - ") else { continue };
-        let fields: Vec<&str> = pre.split(' ').collect();
-        if fields.len() < 6 {
-            continue;
-        }
-        let mountpoint = unescape_octal(fields[4]);
-        if !path.starts_with(&mountpoint) {
-            continue;
-        }
-        // A later mount on the same point covers an earlier one: `>=` keeps the last.
-        if best.as_ref().is_none_or(|(b, _)| mountpoint.len() >= b.len()) {
-            best = Some((mountpoint, fields[6..].join(" ")));
+/// In a mountinfo table, the mount `path` is on (the longest mount point above it; of
+/// two on one point, the later, which covers the other): its mount point (as mountinfo
+/// writes it) and its propagation fields (`shared:N`, `master:N`, …).
+fn source_mount(mountinfo: &str, path: &Path) -> Option<(std::path::PathBuf, Vec<procfs_core::process::MountOptFields>)> {
+    use procfs_core::FromBufRead;
+    use std::os::unix::ffi::OsStrExt;
+    // procfs-core keeps mountinfo's escapes in mount points: compare in that form
+    let mut escaped = Vec::new();
+    for &b in path.as_os_str().as_bytes() {
+        match b {
+            b' ' | b'\t' | b'\n' | b'\\' => escaped.extend_from_slice(format!("\\{b:03o}").as_bytes()),
+            _ => escaped.push(b),
         }
     }
-    best
-}
-
-/// mountinfo's escapes (`\040` for a space, …).
-fn unescape_octal(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
-            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    let path = Path::new(std::ffi::OsStr::from_bytes(&escaped));
+    let infos = procfs_core::process::MountInfos::from_buf_read(mountinfo.as_bytes()).ok()?;
+    infos
+        .into_iter()
+        .filter(|m| path.starts_with(&m.mount_point))
+        .fold(None, |best: Option<procfs_core::process::MountInfo>, m| match best {
+            Some(b) if b.mount_point.as_os_str().len() > m.mount_point.as_os_str().len() => Some(b),
+            _ => Some(m),
+        })
+        .map(|m| (m.mount_point, m.opt_fields))
 }
 
 fn normalize_dest(d: &str) -> String {
@@ -321,27 +313,32 @@ mod tests {
 
     #[test]
     fn a_path_is_on_the_longest_mount_above_it() {
-        let at = |p: &str| source_mount(INFO, Path::new(p)).unwrap();
-        assert_eq!(at("/home/x"), ("/".to_string(), "shared:1".to_string()));
-        assert_eq!(at("/srv/data"), ("/srv".to_string(), String::new()));
-        assert_eq!(at("/srv/with space/a"), ("/srv/with space".to_string(), "master:3".to_string()));
+        let at = |p: &str| {
+            let (mp, fields) = source_mount(INFO, Path::new(p)).unwrap();
+            format!("{} {fields:?}", mp.display())
+        };
+        assert_eq!(at("/home/x"), "/ [Shared(1)]");
+        assert_eq!(at("/srv/data"), "/srv []");
+        assert_eq!(at("/srv/with space/a"), "/srv/with\\040space [Master(3)]");
         // a prefix by path components, not by bytes
-        assert_eq!(at("/srvx").0, "/");
+        assert_eq!(at("/srvx"), "/ [Shared(1)]");
+        assert_eq!(at("/srv/with space/é"), "/srv/with\\040space [Master(3)]");
         // the last of two mounts on one point is the one seen
-        assert_eq!(at("/run/a").1, "shared:9");
+        assert_eq!(at("/run/a"), "/run [Shared(9)]");
     }
 
     #[test]
     fn shared_propagation_needs_a_shared_source() {
         let dir = std::env::temp_dir();
         let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-        let (mp, optional) = source_mount(&info, &std::fs::canonicalize(&dir).unwrap()).unwrap();
-        let shared = optional.contains("shared:");
+        use procfs_core::process::MountOptFields::{Master, Shared};
+        let (mp, fields) = source_mount(&info, &std::fs::canonicalize(&dir).unwrap()).unwrap();
+        let shared = fields.iter().any(|f| matches!(f, Shared(_)));
         let r = check_source_propagation(&dir, "rshared");
         assert_eq!(r.is_ok(), shared, "{r:?}");
         if let Err(e) = r {
-            assert_eq!(e.to_string(), format!("path {} is mounted on {mp} but it is not a shared mount", dir.display()));
+            assert_eq!(e.to_string(), format!("path {} is mounted on {} but it is not a shared mount", dir.display(), mp.display()));
         }
-        assert_eq!(check_source_propagation(&dir, "rslave").is_ok(), shared || optional.contains("master:"));
+        assert_eq!(check_source_propagation(&dir, "rslave").is_ok(), shared || fields.iter().any(|f| matches!(f, Master(_))));
     }
 }
