@@ -23,10 +23,6 @@ pub struct ImageRecord {
     pub manifest: Option<Digest>,
     /// Diff ids, bottom layer first.
     pub layers: Vec<Digest>,
-    /// Sum of the layer sizes when the image was recorded, in bytes (listings use
-    /// [`ImageStore::image_size`]: records made before layers were measured as dockerd
-    /// measures them hold their tars' sizes).
-    pub size: u64,
     /// Creation time (unix seconds) from the config.
     pub created: i64,
     #[serde(default)]
@@ -309,10 +305,8 @@ impl ImageStore {
         }
         let id = self.content.write(raw)?;
         let mut layers = Vec::new();
-        let mut size = 0;
         for d in &cfg.rootfs.diff_ids {
             let s = self.content.size(d)?;
-            size += self.layer_size(d);
             layers.push(Descriptor {
                 media_type: config::MEDIA_TYPE_LAYER_TAR.into(),
                 digest: d.clone(),
@@ -342,7 +336,6 @@ impl ImageStore {
             id: id.to_string(),
             manifest: Some(mdig),
             layers: cfg.rootfs.diff_ids.clone(),
-            size,
             created,
             last_tag_time: None,
             repo_digests: Vec::new(),
@@ -469,6 +462,15 @@ pub(crate) mod tests {
         let db = Arc::new(Db::open(&dir.join("m.redb")).unwrap());
         let snap = Snapshotter::open(dir).unwrap();
         ImageStore::new(content, db, snap)
+    }
+
+    /// Records written before sizes were measured from the unpacked layers carry the
+    /// tars' sum as `size`: they still read (the size is worked out from the layers).
+    #[test]
+    fn records_with_the_old_size_field_still_read() {
+        let old = r#"{"id":"sha256:aa","manifest":null,"layers":[],"size":2149376,"created":0}"#;
+        let rec: ImageRecord = serde_json::from_str(old).unwrap();
+        assert_eq!((rec.id.as_str(), rec.created), ("sha256:aa", 0));
     }
 
     fn rootfs_tar() -> Vec<u8> {

@@ -135,6 +135,7 @@ fn reference_matches(pattern: &str, tag: &str) -> bool {
 pub fn inspect(d: &Arc<Daemon>, name: &str) -> Result {
     let rec = d.images.resolve(name)?;
     let cfg = d.images.config(&rec)?;
+    let size = d.images.image_size(&rec);
     let ii = ImageInspect {
         id: Some(rec.id.clone()),
         repo_tags: Some(d.images.tags_of(&rec.id)?),
@@ -145,7 +146,7 @@ pub fn inspect(d: &Arc<Daemon>, name: &str) -> Result {
         architecture: Some(cfg.architecture.clone()),
         variant: cfg.variant.clone(),
         os: Some(cfg.os.clone()),
-        size: Some(d.images.image_size(&rec) as i64),
+        size: Some(size as i64),
         root_fs: Some(ImageInspectRootFs {
             typ: "layers".into(),
             layers: Some(rec.layers.iter().map(|l| l.to_string()).collect()),
@@ -175,7 +176,7 @@ pub fn inspect(d: &Arc<Daemon>, name: &str) -> Result {
                 crate::container::inspect::fill_config_zero_fields(c);
             }
         }
-        o.insert("VirtualSize".into(), serde_json::json!(d.images.image_size(&rec)));
+        o.insert("VirtualSize".into(), serde_json::json!(size));
         o.insert("GraphDriver".into(), serde_json::json!({"Name": "overlay2", "Data": null}));
     }
     Ok(json(200, &v))
