@@ -177,6 +177,43 @@ fn a_container_whose_shim_is_unreachable_is_ended_at_the_next_start() {
     d.berth(&["rm", &id, &paused]).ok();
 }
 
+/// A running container whose shim is killed while berthd runs (by hand, by the OOM
+/// killer) is recorded as exited, and nothing of it runs on: its processes are killed
+/// and its cgroup goes, so its restart policy starts one instance, never a second
+/// beside the first, and `rm` leaves nothing behind.
+#[test]
+fn a_container_whose_shim_dies_is_ended_and_restarted_alone() {
+    let d = Daemon::start();
+    let id = d.berth(&["run", "-d", "busybox", "sleep", "600"]).ok().trim().to_owned();
+    let again = d.berth(&["run", "-d", "--restart", "always", "busybox", "sleep", "600"]).ok().trim().to_owned();
+    let pids: Vec<i64> = [&id, &again].iter().map(|c| d.inspect(c)["State"]["Pid"].as_i64().unwrap()).collect();
+    for (c, pid) in [&id, &again].iter().zip(&pids) {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let shim: i32 = stat.rsplit(')').next().unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(shim), nix::sys::signal::SIGKILL).unwrap();
+        assert!(wait_until(Duration::from_secs(5), || proc_is_zombie(*pid)), "{c}'s process runs on without its shim");
+    }
+    assert!(wait_until(Duration::from_secs(5), || d.inspect(&id)["State"]["Status"] == "exited"));
+    let c = d.inspect(&id);
+    assert_eq!(c["State"]["ExitCode"], 255, "{c}");
+    assert!(c["State"]["Error"].as_str().unwrap().contains("shim"), "{c}");
+    assert!(wait_until(Duration::from_secs(5), || berth_e2e::cgroup_dirs(&id).is_empty()), "{:?}", berth_e2e::cgroup_dirs(&id));
+    // The restarted one runs alone in its cgroup.
+    assert!(wait_until(Duration::from_secs(10), || {
+        let c = d.inspect(&again);
+        c["RestartCount"] == 1 && c["State"]["Status"] == "running"
+    }), "{}", d.inspect(&again));
+    let pid = d.inspect(&again)["State"]["Pid"].as_i64().unwrap();
+    let procs = std::fs::read_to_string(std::path::Path::new("/sys/fs/cgroup/pids/berth").join(&again).join("cgroup.procs"))
+        .or_else(|_| std::fs::read_to_string(std::path::Path::new("/sys/fs/cgroup/berth").join(&again).join("cgroup.procs")))
+        .unwrap_or_else(|e| panic!("{e}: {}", std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default()));
+    assert_eq!(procs.trim(), pid.to_string());
+    d.berth(&["rm", "-f", &id, &again]).ok();
+    for c in [&id, &again] {
+        assert!(wait_until(Duration::from_secs(5), || berth_e2e::cgroup_dirs(c).is_empty()), "{:?}", berth_e2e::cgroup_dirs(c));
+    }
+}
+
 /// `--rm` containers are recorded without waiting for the disk (flushed within 100 ms);
 /// a `kill -9` of berthd right after `run -d --rm` must still find the container
 /// running afterwards, and its removal on exit still happens.

@@ -715,12 +715,14 @@ fn a_sandbox_killed_while_it_waits_is_not_used() {
 /// A sandbox's init waits for its start signal, for as long as the sandbox is not
 /// used: if its shim is killed meanwhile, the init goes with it instead of waiting for
 /// good (holding its namespaces, cgroup and mounts). A started container's process
-/// does not: it outlives its shim, as before.
+/// is not tied to its shim's life by the kernel: with the daemon down (nothing to
+/// clean up after the shim), it outlives its shim; the daemon's next start ends it.
 #[test]
 fn a_sandbox_init_dies_with_its_shim_and_a_started_process_does_not() {
-    let d = daemon(&[]);
+    let mut d = daemon(&[]);
     let id = d.berth(&["run", "-d", "busybox", "sleep", "60"]).ok().trim().to_owned();
-    let started_shim = ppid(d.inspect(&id)["State"]["Pid"].as_u64().unwrap() as u32);
+    let pid = d.inspect(&id)["State"]["Pid"].as_u64().unwrap() as u32;
+    let started_shim = ppid(pid);
     assert!(wait_until(Duration::from_secs(20), || d.log().matches("warm sandbox ready").count() >= 1), "no sandbox was made");
     // The sandbox's init: a fork of its shim, named as libcontainer names it.
     let inits = procs(&d, "youki:[2:INIT]");
@@ -732,10 +734,17 @@ fn a_sandbox_init_dies_with_its_shim_and_a_started_process_does_not() {
         wait_until(Duration::from_secs(10), || !std::path::Path::new(&format!("/proc/{init}")).exists()),
         "the sandbox's init outlived its shim"
     );
-    // The started container's process is not tied to its shim's life.
-    let pid = d.inspect(&id)["State"]["Pid"].as_u64().unwrap() as i32;
+    d.stop();
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(started_shim as i32), nix::sys::signal::SIGKILL).unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists(), "the container's process died with its shim");
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL).unwrap();
+    assert!(running(pid), "the container's process died with its shim");
+    d.relaunch();
+    assert_eq!(d.inspect(&id)["State"]["Status"], "exited");
+    assert!(wait_until(Duration::from_secs(5), || !running(pid)), "the container's process runs on");
+}
+
+/// Whether `pid` is a process that has not exited (a zombie has).
+fn running(pid: u32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|s| s.rsplit(')').next().is_some_and(|rest| !rest.trim_start().starts_with('Z')))
 }

@@ -24,14 +24,20 @@ pub fn spawn_monitor(d: Arc<Daemon>, c: Arc<Container>, waiting: Option<tokio::n
             },
             None => wait_shim(&state).await,
         };
-        let status = match answer {
+        let status = match answer.or_else(|| read_exit_file(&state)) {
             Some(st) => st,
-            None => read_exit_file(&state).unwrap_or(ExitStatus {
-                code: 255,
-                finished_at: now(),
-                oom_killed: false,
-                error: Some("container shim exited without reporting an exit status".into()),
-            }),
+            // The shim was killed (by hand, by the OOM killer) while its container ran.
+            None => {
+                let st = ExitStatus {
+                    code: 255,
+                    finished_at: now(),
+                    oom_killed: false,
+                    error: Some("container shim exited without reporting an exit status".into()),
+                };
+                let rec = c.record();
+                let _ = tokio::task::spawn_blocking(move || kill_unreachable(&rec, &state)).await;
+                st
+            }
         };
         on_exit(&d, &c, status).await;
     });
@@ -49,6 +55,30 @@ pub(super) async fn wait_shim(state: &std::path::Path) -> Option<ExitStatus> {
 pub fn read_exit_file(state: &std::path::Path) -> Option<ExitStatus> {
     let raw = std::fs::read(state.join(EXIT_FILE)).ok()?;
     serde_json::from_slice(&raw).ok()
+}
+
+/// A live container whose shim cannot be reached, or ended without an exit status, is
+/// recorded as exited: nothing of it may run on (a restart policy would start it a
+/// second time beside it, and its cgroup could not go). Its shim, if it lives without
+/// its socket (the exec root was wiped under it), and whatever is left in the
+/// container's cgroup are killed, as containerd's clean-up after a dead shim kills
+/// the container's processes.
+pub(super) fn kill_unreachable(rec: &super::Record, state: &std::path::Path) {
+    let pid = rec.state.shim_pid;
+    // The shim writes its log to the container's state directory: that names it.
+    let log = state.join(berth_shim_proto::LOG_FILE).to_string_lossy().into_owned();
+    let its_shim = pid > 0 && std::fs::read_link(format!("/proc/{pid}/fd/2")).is_ok_and(|p| p.to_string_lossy().starts_with(&log));
+    if its_shim {
+        // SAFETY: kill takes two integers.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+        }
+    }
+    let cg = rec.cgroup_path();
+    if berth_shim_proto::kill_cgroup(&cg) > 0 || its_shim {
+        tracing::warn!(id = %rec.id, "killed what ran on of a container whose shim is gone");
+        berth_shim_proto::remove_cgroup(&cg, std::time::Duration::from_secs(2));
+    }
 }
 
 /// Record an exit, clean up the runtime, notify waiters, apply the restart policy.

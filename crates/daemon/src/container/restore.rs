@@ -124,27 +124,6 @@ fn release_unused_retained_images(d: &Daemon, recs: &[(String, Record)]) {
     }
 }
 
-/// A live container whose shim cannot be reached is recorded as exited: nothing of it
-/// may run on. Its shim, if it lives without its socket (the exec root was wiped under
-/// it), and whatever is left in the container's cgroup are killed.
-fn kill_unreachable(rec: &Record, state: &std::path::Path) {
-    let pid = rec.state.shim_pid;
-    // The shim writes its log to the container's state directory: that names it.
-    let log = state.join(berth_shim_proto::LOG_FILE).to_string_lossy().into_owned();
-    let its_shim = pid > 0 && std::fs::read_link(format!("/proc/{pid}/fd/2")).is_ok_and(|p| p.to_string_lossy().starts_with(&log));
-    if its_shim {
-        // SAFETY: kill takes two integers.
-        unsafe {
-            libc::kill(pid, libc::SIGKILL);
-        }
-    }
-    let cg = rec.cgroup_path();
-    if berth_shim_proto::kill_cgroup(&cg) > 0 || its_shim {
-        tracing::warn!(id = %rec.id, "killed what ran on of a container whose shim is gone");
-        berth_shim_proto::remove_cgroup(&cg, std::time::Duration::from_secs(2));
-    }
-}
-
 pub async fn restore_all(d: &Arc<Daemon>) -> Result<()> {
     let mut recs: Vec<(String, Record)> = d.db.list(Table::Containers)?;
     recover_lost_records(d, &mut recs);
@@ -185,7 +164,7 @@ pub async fn restore_all(d: &Arc<Daemon>) -> Result<()> {
                 error: Some("container shim is gone (daemon or host restarted)".into()),
             });
             // Its exit is read first: what the kill makes of it is not its exit.
-            kill_unreachable(&rec, &state);
+            lifecycle::kill_unreachable(&rec, &state);
             tracing::info!(id = %rec.id, code = st.code, "container exited while the daemon was down");
             lifecycle::on_exit(d, &c, st).await;
             continue;
