@@ -21,6 +21,22 @@ pub fn from_slice<T: DeserializeOwned>(raw: &[u8]) -> Result<T, Error> {
     from_value(serde_json::from_slice(raw)?)
 }
 
+/// The fields of a container config that are Docker's `strslice.StrSlice`: a list of
+/// strings that also takes a lone string for a list of one.
+pub const STRSLICE_FIELDS: [&str; 3] = ["Cmd", "Entrypoint", "Shell"];
+
+/// Rewrite a lone string in `obj`'s `StrSlice` fields (`fields`, keys matched in any
+/// case as Go matches them) into the list of one that dockerd reads it as:
+/// `"Cmd": "echo hi"` is `["echo hi"]`.
+pub fn strslices(obj: &mut Value, fields: &[&str]) {
+    let Some(m) = obj.as_object_mut() else { return };
+    for (k, v) in m.iter_mut() {
+        if v.is_string() && fields.iter().any(|f| f.eq_ignore_ascii_case(k)) {
+            *v = Value::Array(vec![v.take()]);
+        }
+    }
+}
+
 struct GoCase(Value);
 
 impl<'de> IntoDeserializer<'de, Error> for GoCase {
@@ -108,6 +124,19 @@ impl<'de> Deserializer<'de> for GoCase {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_lone_string_is_a_strslice_of_one() {
+        let mut v = json!({"cmd": "echo hi", "Entrypoint": ["sh", "-c"], "Shell": "", "Image": "busybox"});
+        strslices(&mut v, &STRSLICE_FIELDS);
+        assert_eq!(v, json!({"cmd": ["echo hi"], "Entrypoint": ["sh", "-c"], "Shell": [""], "Image": "busybox"}));
+        let c: crate::models::ContainerCreateBody = from_value(v).unwrap();
+        assert_eq!(c.cmd, Some(vec!["echo hi".to_owned()]));
+        // Only those fields: any other string stays what it is.
+        let mut v = json!({"Env": "A=1", "WorkingDir": "/x"});
+        strslices(&mut v, &STRSLICE_FIELDS);
+        assert_eq!(v, json!({"Env": "A=1", "WorkingDir": "/x"}));
+    }
 
     #[test]
     fn struct_fields_match_in_any_case_and_maps_keep_their_keys() {

@@ -121,6 +121,14 @@ fn normalize(list: &[String]) -> Result<Vec<String>> {
     Ok(out)
 }
 
+/// dockerd's `validateCapabilities` at create: every name `--cap-add` and
+/// `--cap-drop` give is a capability (or `ALL`).
+pub fn check_capabilities(add: &[String], drop: &[String]) -> Result<()> {
+    normalize(add).map_err(|e| Error::invalid(format!("invalid CapAdd: {}", e.message())))?;
+    normalize(drop).map_err(|e| Error::invalid(format!("invalid CapDrop: {}", e.message())))?;
+    Ok(())
+}
+
 /// The container's capability list after Docker's `TweakCapabilities`: privileged or
 /// `--cap-add ALL` gives every supported capability (minus drops), `--cap-drop ALL` keeps only
 /// the added ones, otherwise defaults minus drops plus adds.
@@ -230,6 +238,12 @@ mod tests {
         let err = effective_capabilities(&s(&["NOPE"]), &[], false).unwrap_err();
         assert_eq!(err.kind(), berth_errdefs::Kind::InvalidArgument);
         assert_eq!(err.message(), "unknown capability: \"CAP_NOPE\"");
+        let add = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(check_capabilities(&add(&["net_admin", "CAP_SYS_TIME", "all"]), &add(&["chown"])).is_ok());
+        let err = check_capabilities(&add(&["bogus"]), &[]).unwrap_err();
+        assert_eq!(err.message(), "invalid CapAdd: unknown capability: \"CAP_BOGUS\"");
+        let err = check_capabilities(&[], &add(&["nope"])).unwrap_err();
+        assert_eq!(err.message(), "invalid CapDrop: unknown capability: \"CAP_NOPE\"");
     }
 
     #[test]

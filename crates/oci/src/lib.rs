@@ -18,7 +18,7 @@ use std::path::PathBuf;
 
 pub use cgroup_pool::{CgroupPool, POOL_PREFIX};
 pub use cgroups::{clone_cpusets, favor_dynmods, Favor};
-pub use caps::{all_capabilities, default_capabilities, effective_capabilities};
+pub use caps::{all_capabilities, check_capabilities, default_capabilities, effective_capabilities};
 pub use seccomp::{
     default_seccomp, default_seccomp_for_caps, load_seccomp_profile, load_seccomp_profile_for_caps,
     native_go_arch,

@@ -306,3 +306,50 @@ fn network_mode_conflicts_are_refused_at_create() {
     d.berth(&["rm", "-f", "netowner"]).ok();
     assert!(d.container_ids().is_empty());
 }
+
+/// What dockerd checks at create is refused at create with its words (no container is
+/// made), and what it looks up at start is not a 404 at create: the docker CLI takes
+/// any 404 from create for a missing image and pulls it.
+#[test]
+fn create_checks_what_dockerd_checks_and_never_sends_the_cli_to_pull() {
+    let d = Daemon::start();
+    for (hc, msg) in [
+        (json!({"CapAdd": ["bogus"]}), "invalid CapAdd: unknown capability: \"CAP_BOGUS\""),
+        (json!({"CapDrop": ["NET_RAW", "nope"]}), "invalid CapDrop: unknown capability: \"CAP_NOPE\""),
+        (json!({"PortBindings": {"80/tcp": [{"HostPort": "70000"}]}}), "invalid port specification: \"70000\""),
+        (json!({"PortBindings": {"web/tcp": [{"HostPort": "80"}]}}), "invalid port specification: \"web\""),
+        (json!({"PidMode": "container:nosuch"}), "No such container: nosuch"),
+        (json!({"IpcMode": "container:nosuch"}), "No such container: nosuch"),
+    ] {
+        let r = d.api_json("POST", "/v1.41/containers/create", &json!({"Image": "busybox", "HostConfig": hc}));
+        assert_eq!((r.status, r.message()), (400, msg.to_owned()), "{hc}");
+    }
+    assert!(d.container_ids().is_empty());
+    for cli in Cli::ALL {
+        let o = d.cli(cli, &["run", "--rm", "--network", "container:nosuch", "busybox", "true"]);
+        assert_eq!(o.code, 125, "{}: {o}", cli.name());
+        assert!(o.stderr.contains("No such container: nosuch") && !o.stderr.contains("Unable to find image"), "{}: {o}", cli.name());
+    }
+    assert!(d.container_ids().is_empty(), "a --rm container whose start failed was kept");
+}
+
+/// `Cmd`, `Entrypoint` and `Shell` are Docker's `StrSlice`: a lone string is a list of
+/// one. An empty `Entrypoint` list drops the image's entrypoint and keeps its `Cmd`.
+#[test]
+fn command_fields_take_a_lone_string_and_an_empty_entrypoint() {
+    let d = Daemon::start();
+    let r = d.api_json("POST", "/v1.41/containers/create", &json!({"Image": "busybox", "Entrypoint": "echo", "Cmd": "hi there"}));
+    assert_eq!(r.status, 201, "{}", r.text());
+    let id = r.json()["Id"].as_str().unwrap().to_owned();
+    let c = d.inspect(&id);
+    assert_eq!((&c["Path"], &c["Args"]), (&json!("echo"), &json!(["hi there"])), "{c}");
+    assert_eq!(d.berth(&["start", "-a", &id]).ok(), "hi there\n");
+    // An image with an entrypoint and a Cmd: an empty entrypoint list keeps the Cmd.
+    d.berth(&["import", "-c", "ENTRYPOINT [\"false\"]", "-c", "CMD [\"echo\", \"from the image\"]", &berth_e2e::busybox_rootfs().to_string_lossy(), "withcmd"]).ok();
+    let r = d.api_json("POST", "/v1.41/containers/create", &json!({"Image": "withcmd", "Entrypoint": []}));
+    assert_eq!(r.status, 201, "{}", r.text());
+    let id = r.json()["Id"].as_str().unwrap().to_owned();
+    let c = d.inspect(&id);
+    assert_eq!((&c["Path"], &c["Args"]), (&json!("echo"), &json!(["from the image"])), "{c}");
+    assert_eq!(d.berth(&["start", "-a", &id]).ok(), "from the image\n");
+}

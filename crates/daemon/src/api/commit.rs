@@ -23,10 +23,10 @@ pub async fn commit(d: &Arc<Daemon>, body: Incoming, q: &Query) -> Result {
         if raw.iter().all(|b| b.is_ascii_whitespace()) || &raw[..] == b"null" {
             None
         } else {
-            Some(
-                berth_api::gojson::from_slice(&raw)
-                    .map_err(|e| Error::invalid(format!("invalid JSON: {e}")))?,
-            )
+            let mut v: serde_json::Value =
+                serde_json::from_slice(&raw).map_err(|e| Error::invalid(format!("invalid JSON: {e}")))?;
+            berth_api::gojson::strslices(&mut v, &berth_api::gojson::STRSLICE_FIELDS);
+            Some(berth_api::gojson::from_value(v).map_err(|e| Error::invalid(format!("invalid JSON: {e}")))?)
         }
     };
     let c = d.containers.get(q.str("container"))?;

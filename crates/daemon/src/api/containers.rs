@@ -32,6 +32,7 @@ pub fn list(d: &Arc<Daemon>, q: &Query) -> Result {
 
 pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>, q: &Query, v: ApiVersion) -> Result {
     let mut raw: serde_json::Value = body_value(req.into_body()).await?;
+    berth_api::gojson::strslices(&mut raw, &berth_api::gojson::STRSLICE_FIELDS);
     legacy_create_body(&mut raw, v)?;
     let legacy = crate::container::verify::kernel_memory_warnings(&raw["HostConfig"]);
     // API 1.41's `MacAddress` sits in the container config (later APIs put it in the

@@ -148,6 +148,13 @@ async fn create_with(
         },
     )?;
     verify_userns(d, &hc)?;
+    // A PID or IPC namespace to join names a container that exists (that it runs is
+    // for the start to check), as dockerd checks at create.
+    for mode in [hc.pid_mode.as_deref(), hc.ipc_mode.as_deref()] {
+        if let Some(r) = mode.and_then(super::verify::container_ref) {
+            d.containers.get(r).map_err(|e| if e.is_not_found() { Error::invalid(e.message()) } else { e })?;
+        }
+    }
     // Device requests name CDI devices that must exist (they are applied at start).
     super::cdi::edits(d, &hc)?;
     if let Some(p) = hc.cgroup_parent.as_deref().filter(|p| !p.is_empty()) {
@@ -192,17 +199,19 @@ async fn create_with(
         }
     }
 
-    // Entrypoint and Cmd: an explicit entrypoint drops the image's Cmd.
-    let entrypoint_given = body.entrypoint.is_some();
-    let entrypoint: Vec<String> = match &body.entrypoint {
-        Some(e) if e.len() == 1 && e[0].is_empty() => Vec::new(),
-        Some(e) => e.clone(),
-        None => icfg.entrypoint.clone().unwrap_or_default(),
-    };
-    let cmd: Vec<String> = match &body.cmd {
-        Some(c) if !c.is_empty() => c.clone(),
-        _ if entrypoint_given => Vec::new(),
-        _ => icfg.cmd.clone().unwrap_or_default(),
+    // Entrypoint and Cmd as dockerd merges them: an entrypoint given (`--entrypoint`,
+    // `[""]` for none) drops the image's Cmd; an empty list is none given, but
+    // without the image's entrypoint.
+    let (entrypoint, cmd): (Vec<String>, Vec<String>) = match &body.entrypoint {
+        Some(e) if !e.is_empty() => {
+            let e = if e.len() == 1 && e[0].is_empty() { Vec::new() } else { e.clone() };
+            (e, body.cmd.clone().unwrap_or_default())
+        }
+        given => {
+            let cmd = body.cmd.clone().filter(|c| !c.is_empty()).or_else(|| icfg.cmd.clone()).unwrap_or_default();
+            let e = if given.is_some() { Vec::new() } else { icfg.entrypoint.clone().unwrap_or_default() };
+            (e, cmd)
+        }
     };
     let mut argv: Vec<String> = entrypoint.iter().chain(cmd.iter()).cloned().collect();
     if argv.is_empty() {

@@ -159,9 +159,8 @@ pub fn endpoints_for_create(d: &Daemon, hc: &HostConfig, nc: Option<&NetworkingC
                 return Err(Error::invalid("user specified IP address is supported on user defined networks only"));
             }
         }
-        if let Some(other) = m.strip_prefix("container:") {
-            d.containers.get(other).map_err(|_| Error::not_found(format!("No such container: {other}")))?;
-        }
+        // A `container:` mode's container is looked up at start, as dockerd does (a
+        // 404 here would make the docker CLI pull the image).
         return Ok(Vec::new());
     }
     if m == "bridge" && d.networks.config().default_bridge == "none" {

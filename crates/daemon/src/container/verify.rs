@@ -640,6 +640,38 @@ pub fn verify_healthcheck(h: Option<&berth_api::models::HealthConfig>) -> Result
     Ok(())
 }
 
+/// dockerd's `validatePortBindings`: each binding's container port is a port number
+/// and each host port one or a range (the protocol after a `/` is not looked at here).
+fn verify_port_bindings(hc: &HostConfig) -> Result<()> {
+    // Go's `strconv.ParseUint(s, 10, 16)`: digits only, no sign.
+    let port = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && s.parse::<u16>().is_ok();
+    // nat.SplitProtoPort's port part
+    let port_of = |raw: &str| raw.split('/').next().unwrap_or("").to_owned();
+    let bad = |s: &str| Error::invalid(format!("invalid port specification: {s:?}"));
+    for (key, binds) in hc.port_bindings.iter().flatten() {
+        let p = port_of(key);
+        if !(p.is_empty() || port(&p)) {
+            return Err(bad(&p));
+        }
+        for b in binds.iter().flatten() {
+            let raw = b.host_port.as_deref().unwrap_or("");
+            let p = port_of(raw);
+            let ok = p.is_empty()
+                || match p.split_once('-') {
+                    None => port(&p),
+                    Some((lo, rest)) => {
+                        let hi = rest.split('-').next().unwrap_or("");
+                        port(lo) && port(hi) && lo.parse::<u16>().ok() <= hi.parse::<u16>().ok()
+                    }
+                };
+            if !ok {
+                return Err(bad(raw));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Check a create request's host config as dockerd does, with what it needs of the
 /// request's own config (its environment, hostname and stop signal); returns warnings.
 pub fn verify_host_config(hc: &mut HostConfig, config: &ContainerConfig) -> Result<Vec<String>> {
@@ -712,6 +744,8 @@ pub fn verify_host_config(hc: &mut HostConfig, config: &ContainerConfig) -> Resu
     if !(matches!(ipc.as_str(), "" | "private" | "shareable" | "host" | "none") || container_ref(&ipc).is_some()) {
         return Err(Error::invalid(format!("invalid IPC mode: {ipc}")));
     }
+    berth_oci::check_capabilities(hc.cap_add.as_deref().unwrap_or_default(), hc.cap_drop.as_deref().unwrap_or_default())?;
+    verify_port_bindings(hc)?;
     let net = hc.network_mode.as_deref().unwrap_or("");
     if net == "host" && hc.port_bindings.as_ref().is_some_and(|p| !p.is_empty()) {
         warnings.push("Published ports are discarded when using host network mode".into());
@@ -895,6 +929,33 @@ mod tests {
         );
         // dockerd takes it (and starts a new file at every line); berthd says why not.
         assert!(err("local", "max-size=0").contains("not supported"));
+    }
+
+    #[test]
+    fn port_bindings_are_checked_as_dockerd_checks_them() {
+        let with = |key: &str, host: &str| HostConfig {
+            port_bindings: Some(
+                [(key.to_owned(), Some(vec![berth_api::models::PortBinding { host_ip: None, host_port: Some(host.to_owned()) }]))]
+                    .into(),
+            ),
+            ..Default::default()
+        };
+        for (k, h) in [("80/tcp", "8080"), ("80/tcp", ""), ("80", "8000-8010"), ("53/udp", "53/udp"), ("0/tcp", "0")] {
+            assert!(verify_port_bindings(&with(k, h)).is_ok(), "{k} {h}");
+        }
+        for (k, h, bad) in [
+            ("abc/tcp", "80", "abc"),
+            ("65536/tcp", "80", "65536"),
+            ("80/tcp", "abc", "abc"),
+            ("80/tcp", "70000", "70000"),
+            ("80/tcp", "+80", "+80"),
+            ("80/tcp", "90-80", "90-80"),
+        ] {
+            let e = verify_port_bindings(&with(k, h)).unwrap_err();
+            assert_eq!(e.message(), format!("invalid port specification: \"{bad}\""), "{k} {h}");
+        }
+        let none = HostConfig { port_bindings: Some([("80/tcp".to_owned(), None)].into()), ..Default::default() };
+        assert!(verify_port_bindings(&none).is_ok());
     }
 
     #[test]
