@@ -331,6 +331,12 @@ fn create_checks_what_dockerd_checks_and_never_sends_the_cli_to_pull() {
         assert!(o.stderr.contains("No such container: nosuch") && !o.stderr.contains("Unable to find image"), "{}: {o}", cli.name());
     }
     assert!(d.container_ids().is_empty(), "a --rm container whose start failed was kept");
+    // Log times that are not unix seconds are refused, not taken for "no limit".
+    let id = d.berth(&["run", "-d", "busybox", "echo", "hi"]).ok().trim().to_owned();
+    for (q, bad) in [("since=abc", "abc"), ("until=10.x", "x")] {
+        let r = d.api("GET", &format!("/v1.41/containers/{id}/logs?stdout=1&{q}"));
+        assert_eq!((r.status, r.message()), (400, format!("strconv.ParseInt: parsing \"{bad}\": invalid syntax")), "{q}");
+    }
 }
 
 /// `Cmd`, `Entrypoint` and `Shell` are Docker's `StrSlice`: a lone string is a list of

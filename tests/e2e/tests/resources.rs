@@ -57,6 +57,9 @@ fn update_changes_a_running_containers_limits() {
     assert_eq!(d.berth(&["exec", "upd", "sh", "-c", alloc]).code, 137);
     let o = d.docker(&["update", "-m", "128m", "upd"]);
     assert!(o.code != 0 && o.stderr.contains("Memory limit should be smaller than already set memoryswap limit"), "{o}");
+    // The update's own values are checked before they meet the container's.
+    let o = d.docker(&["update", "-m", "1000", "upd"]);
+    assert!(o.code != 0 && o.stderr.contains("Minimum memory limit allowed is 6MB"), "{o}");
     for cli in Cli::ALL {
         d.cli(cli, &["update", "-m", "96m", "--memory-swap", "192m", "--pids-limit", "50", "--restart", "on-failure:3", "upd"]).ok();
     }

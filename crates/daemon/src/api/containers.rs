@@ -524,8 +524,8 @@ pub fn logs(d: &Arc<Daemon>, id: &str, q: &Query) -> Result {
         stderr,
         follow: q.bool("follow"),
         timestamps: q.bool("timestamps"),
-        since: logs::parse_time(q.str("since")).filter(|s| *s > 0),
-        until: logs::parse_time(q.str("until")).filter(|s| *s > 0),
+        since: logs::parse_time(q.str("since")).map_err(Error::invalid)?.filter(|s| *s > 0),
+        until: logs::parse_time(q.str("until")).map_err(Error::invalid)?.filter(|s| *s > 0),
         tail,
         details: q.bool("details"),
     };

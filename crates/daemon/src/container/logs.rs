@@ -50,19 +50,24 @@ struct StreamOnly<'a> {
     stream: &'a str,
 }
 
-/// Parse a `since`/`until` value: unix seconds with optional fraction.
-pub fn parse_time(s: &str) -> Option<i128> {
+/// Parse a `since`/`until` value: unix seconds with optional fraction (dockerd's
+/// `timetypes.ParseTimestamps`; its error in Go's words).
+pub fn parse_time(s: &str) -> Result<Option<i128>, String> {
     if s.is_empty() {
-        return None;
+        return Ok(None);
     }
+    let syntax = |part: &str| format!("strconv.ParseInt: parsing {part:?}: invalid syntax");
     let (secs, frac) = s.split_once('.').unwrap_or((s, ""));
-    let secs: i128 = secs.parse().ok()?;
+    let secs: i128 = secs.parse().map_err(|_| syntax(secs))?;
     let mut nanos: i128 = 0;
-    if !frac.is_empty() {
+    if s.contains('.') {
+        if frac.is_empty() || !frac.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(syntax(frac));
+        }
         let f = format!("{frac:0<9}");
-        nanos = f[..9].parse().ok()?;
+        nanos = f[..9].parse().map_err(|_| syntax(frac))?;
     }
-    Some(secs * 1_000_000_000 + nanos)
+    Ok(Some(secs * 1_000_000_000 + nanos))
 }
 
 fn entry_nanos(e: &Entry) -> i128 {
@@ -436,10 +441,11 @@ mod tests {
 
     #[test]
     fn since_parses_fractional_seconds() {
-        assert_eq!(parse_time("10"), Some(10_000_000_000));
-        assert_eq!(parse_time("10.5"), Some(10_500_000_000));
-        assert_eq!(parse_time(""), None);
-        assert_eq!(parse_time("x"), None);
+        assert_eq!(parse_time("10"), Ok(Some(10_000_000_000)));
+        assert_eq!(parse_time("10.5"), Ok(Some(10_500_000_000)));
+        assert_eq!(parse_time(""), Ok(None));
+        assert_eq!(parse_time("x").unwrap_err(), "strconv.ParseInt: parsing \"x\": invalid syntax");
+        assert_eq!(parse_time("1.x").unwrap_err(), "strconv.ParseInt: parsing \"x\": invalid syntax");
     }
 
     fn opts(tail: Option<usize>) -> LogOptions {
@@ -527,7 +533,7 @@ mod tests {
             s.push_str(&entry("stdout", i));
         }
         std::fs::write(&p, &s).unwrap();
-        let base = parse_time("1795451668").unwrap(); // 2026-11-23T16:34:28Z
+        let base = parse_time("1795451668").unwrap().unwrap(); // 2026-11-23T16:34:28Z
         let o = LogOptions { since: Some(base + 3), until: Some(base + 6), ..opts(None) };
         assert_eq!(collect(&p, &o), ["stdout 3", "stdout 4", "stdout 5", "stdout 6"]);
     }

@@ -117,6 +117,11 @@ pub async fn update(d: &Arc<Daemon>, c: &Arc<Container>, raw: serde_json::Value)
     if matches!(rec.state.status, Status::Removing | Status::Dead) {
         return Err(Error::conflict(format!("Container {} is marked for removal and cannot be \"update\"", rec.id)));
     }
+    // dockerd checks the update's own resources first (`verifyContainerSettings`),
+    // then merges them into the container's and checks the whole.
+    if let Ok(mut alone) = berth_api::gojson::from_value::<HostConfig>(raw.clone()) {
+        super::verify::verify_resources(&mut alone, super::verify::sysinfo(), true)?;
+    }
     let mut hc = rec.host_config.clone();
     merge(&mut hc, &u)?;
     let mut warnings = super::verify::verify_resources(&mut hc, super::verify::sysinfo(), true)?;
