@@ -22,6 +22,7 @@ fn bad_filters_answer_400_with_dockerds_message() {
         ("GET", "/images/json", r#"{"reference":["[[["]}"#, "syntax error in pattern"),
         ("POST", "/containers/prune", r#"{"until":["notatime"]}"#, "failed to parse value as time or duration: \"notatime\""),
         ("POST", "/images/prune", r#"{"until":["notatime"]}"#, "failed to parse value as time or duration: \"notatime\""),
+        ("POST", "/images/prune", r#"{"dangling":["maybe"]}"#, "Invalid filter 'dangling=maybe'"),
         ("GET", "/containers/json", "{not json", "invalid filter"),
     ];
     for (method, path, filters, want) in cases {

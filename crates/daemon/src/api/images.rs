@@ -278,7 +278,7 @@ pub async fn remove(d: &Arc<Daemon>, name: &str, q: &Query) -> Result {
 pub async fn prune(d: &Arc<Daemon>, q: &Query) -> Result {
     let f = q.filters()?;
     f.validate(&["dangling", "until", "label", "label!"])?;
-    let all = f.get("dangling").first().is_some_and(|v| !berth_api::query::parse_bool(v));
+    let all = f.bool_value("dangling")? == Some(false);
     let now = chrono::Utc::now().timestamp();
     let until = f.get("until").iter().map(|u| berth_api::query::timestamp(u, now)).collect::<BResult<Vec<i64>>>()?;
     let mut keep_ids = std::collections::HashSet::new();
