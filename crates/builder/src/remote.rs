@@ -85,10 +85,12 @@ pub fn fetch(url: &str, checksum: &str, unpack: bool) -> Result<InlineSource> {
     if !checksum.is_empty() {
         parse_checksum(checksum)?;
     }
-    let client = reqwest::blocking::Client::builder()
-        .user_agent("berth-builder")
-        .build()
-        .map_err(|e| Error::internal(format!("http client: {e}")))?;
+    // The environment's proxies as dockerd's Go client uses them (never for loopback).
+    let mut client = reqwest::blocking::Client::builder().user_agent("berth-builder").no_proxy();
+    for p in berth_distribution::client::go_proxies() {
+        client = client.proxy(p);
+    }
+    let client = client.build().map_err(|e| Error::internal(format!("http client: {e}")))?;
     let resp = client
         .get(url)
         .send()

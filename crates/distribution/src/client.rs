@@ -152,6 +152,42 @@ pub struct Registry {
     tokens: Mutex<HashMap<String, HeaderValue>>,
 }
 
+/// The HTTP client registries are reached with (`lax`: no certificate checks, for
+/// insecure registries).
+fn http_client(lax: bool) -> Result<reqwest::Client> {
+    let mut b = reqwest::Client::builder()
+        .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")))
+        .danger_accept_invalid_certs(lax)
+        .no_proxy();
+    for p in go_proxies() {
+        b = b.proxy(p);
+    }
+    b.build().map_err(|e| Error::internal(format!("http client: {e}")))
+}
+
+/// The proxies of the environment as Go's `http.ProxyFromEnvironment` (dockerd's)
+/// uses them: `HTTP_PROXY` for http, `HTTPS_PROXY` for https (or their lower-case
+/// names), except for the hosts `NO_PROXY` names, and never for `localhost` or a
+/// loopback address (a local registry is reached directly). For a client built with
+/// `no_proxy()` (which turns reqwest's own reading of the environment off).
+pub fn go_proxies() -> Vec<reqwest::Proxy> {
+    let var = |names: [&str; 2]| names.iter().find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()));
+    let mut no_proxy = String::from("localhost,127.0.0.0/8,::1");
+    if let Some(extra) = var(["NO_PROXY", "no_proxy"]) {
+        no_proxy = format!("{no_proxy},{extra}");
+    }
+    let mut out = Vec::new();
+    for (https, names) in [(false, ["HTTP_PROXY", "http_proxy"]), (true, ["HTTPS_PROXY", "https_proxy"])] {
+        let Some(url) = var(names) else { continue };
+        let p = if https { reqwest::Proxy::https(&url) } else { reqwest::Proxy::http(&url) };
+        match p {
+            Ok(p) => out.push(p.no_proxy(reqwest::NoProxy::from_string(&no_proxy))),
+            Err(e) => tracing::warn!(proxy = %url, "ignoring an unusable proxy setting: {e}"),
+        }
+    }
+    out
+}
+
 /// A registry error body: `{"errors":[{"code":..,"message":..}]}` as Docker prints it.
 pub fn registry_error_text(body: &[u8]) -> Option<String> {
     #[derive(Deserialize)]
@@ -198,10 +234,7 @@ fn parse_challenge(h: &str) -> (String, HashMap<String, String>) {
 
 impl Registry {
     pub fn new(host: &str, creds: Credentials, insecure: &[String]) -> Result<Registry> {
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| Error::internal(format!("http client: {e}")))?;
+        let http = http_client(false)?;
         Ok(Registry {
             http,
             base: endpoint(host, insecure),
@@ -215,11 +248,7 @@ impl Registry {
     pub async fn connect(host: &str, creds: Credentials, insecure: &[String]) -> Result<Registry> {
         let mut reg = Registry::new(host, creds, insecure)?;
         if is_insecure(host, insecure) {
-            let lax = reqwest::Client::builder()
-                .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")))
-                .danger_accept_invalid_certs(true)
-                .build()
-                .map_err(|e| Error::internal(format!("http client: {e}")))?;
+            let lax = http_client(true)?;
             let https = format!("https://{}", api_host(host));
             let probe = lax
                 .get(format!("{https}/v2/"))
@@ -243,15 +272,8 @@ impl Registry {
             .split_once("://")
             .map_or(url, |(_, h)| h)
             .trim_end_matches('/');
-        let mut b =
-            reqwest::Client::builder().user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")));
-        if url.starts_with("https://") && is_insecure(host, insecure) {
-            b = b.danger_accept_invalid_certs(true);
-        }
         Ok(Registry {
-            http: b
-                .build()
-                .map_err(|e| Error::internal(format!("http client: {e}")))?,
+            http: http_client(url.starts_with("https://") && is_insecure(host, insecure))?,
             base: url.trim_end_matches('/').to_owned(),
             creds: Credentials::default(),
             tokens: Mutex::new(HashMap::new()),
@@ -266,11 +288,8 @@ impl Registry {
         if !matches!(u.scheme(), "http" | "https") {
             return Err(Error::invalid(format!("unsupported url scheme in {url}")));
         }
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| Error::internal(format!("http client: {e}")))?;
-        http.get(u)
+        http_client(false)?
+            .get(u)
             .send()
             .await
             .map_err(|e| self.transport_err(&Method::GET, url, e))

@@ -9,7 +9,7 @@ pub mod pull;
 pub mod push;
 
 pub use client::{Credentials, Registry};
-pub use pull::{resolve, Pull, MAX_DOWNLOADS};
+pub use pull::{inspect, resolve, Pull, MAX_DOWNLOADS};
 pub use push::{push, Pushed};
 
 /// Check credentials against a registry's `/v2/` (`POST /auth`).

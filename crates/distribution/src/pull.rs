@@ -174,11 +174,7 @@ async fn get_manifest(
 }
 
 /// Resolve `reference` (tag or digest) to the manifest for `platform`, fetch and verify
-/// its config.
-///
-/// A Docker Hub image is looked for on each of `mirrors` first, as dockerd does with
-/// `--registry-mirror`; any failure there (unreachable, not mirrored) moves on to the
-/// next mirror and then to Docker Hub itself.
+/// its config (on the endpoints [`on_endpoints`] tries).
 pub async fn resolve(
     store: ImageStore,
     reference: Reference,
@@ -188,12 +184,33 @@ pub async fn resolve(
     platform: &str,
 ) -> Result<Pull> {
     let want = Platform::parse(platform)?;
+    on_endpoints(&reference, creds, insecure, mirrors, |reg| {
+        resolve_on(store.clone(), reg, reference.clone(), &want)
+    })
+    .await
+}
+
+/// Run `f` against the endpoints `reference` is fetched from. A Docker Hub image is
+/// looked for on each of `mirrors` first, as dockerd does with `--registry-mirror`;
+/// any failure there (unreachable, not mirrored) moves on to the next mirror and then
+/// to Docker Hub itself.
+async fn on_endpoints<T, F, Fut>(
+    reference: &Reference,
+    creds: Credentials,
+    insecure: &[String],
+    mirrors: &[String],
+    f: F,
+) -> Result<T>
+where
+    F: Fn(Arc<Registry>) -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
     if reference.domain == "docker.io" {
         for m in mirrors {
             let reg = Arc::new(Registry::mirror(m, insecure)?);
-            match resolve_on(store.clone(), reg, reference.clone(), &want).await {
+            match f(reg).await {
                 Ok(p) => {
-                    tracing::info!(mirror = %m, image = %reference, "pulling from mirror");
+                    tracing::info!(mirror = %m, image = %reference, "using a mirror");
                     return Ok(p);
                 }
                 Err(e) => {
@@ -203,7 +220,72 @@ pub async fn resolve(
         }
     }
     let reg = Arc::new(Registry::connect(&reference.domain, creds, insecure).await?);
-    resolve_on(store, reg, reference, &want).await
+    f(reg).await
+}
+
+/// What a registry says `reference` is, without pulling it (`GET
+/// /distribution/{name}/json`): the descriptor of the manifest or list it names, and
+/// the platforms it holds — a list's entries', or a single image's from its config —
+/// as dockerd reports them.
+pub async fn inspect(
+    reference: Reference,
+    creds: Credentials,
+    insecure: &[String],
+    mirrors: &[String],
+) -> Result<berth_api::models::DistributionInspect> {
+    on_endpoints(&reference, creds, insecure, mirrors, |reg| inspect_on(reg, &reference)).await
+}
+
+async fn inspect_on(reg: Arc<Registry>, r: &Reference) -> Result<berth_api::models::DistributionInspect> {
+    use berth_api::models::{DistributionInspect, OciDescriptor, OciPlatform};
+    let scope = format!("repository:{}:pull", r.path);
+    let what = r.digest.clone().or_else(|| r.tag.clone()).unwrap_or_else(|| "latest".into());
+    let (body, ct, digest) = get_manifest(&reg, r, &scope, &what).await?;
+    let m: serde_json::Value =
+        serde_json::from_slice(&body).map_err(|e| Error::invalid(format!("invalid manifest: {e}")))?;
+    let media_type = match m["mediaType"].as_str().filter(|t| !t.is_empty()) {
+        Some(t) => t.to_owned(),
+        None => ct.split(';').next().unwrap_or("").trim().to_owned(),
+    };
+    let mut platforms = Vec::new();
+    if let Some(cfg) = m["config"]["digest"].as_str() {
+        // An image: its platform is its config's (a config that cannot be had or
+        // names none gives no platform, as with dockerd).
+        if let Ok(raw) = get_blob(&reg, r, &scope, cfg).await {
+            if let Ok(p) = serde_json::from_slice::<OciPlatform>(&raw) {
+                if p.os.as_deref().is_some_and(|o| !o.is_empty()) || p.architecture.as_deref().is_some_and(|a| !a.is_empty()) {
+                    platforms.push(p);
+                }
+            }
+        }
+    } else {
+        for e in m["manifests"].as_array().into_iter().flatten() {
+            platforms.push(serde_json::from_value::<OciPlatform>(e["platform"].clone()).unwrap_or_default());
+        }
+    }
+    Ok(DistributionInspect {
+        descriptor: OciDescriptor {
+            media_type: Some(media_type),
+            digest: Some(digest),
+            size: Some(body.len() as i64),
+            ..Default::default()
+        },
+        platforms,
+    })
+}
+
+/// Fetch blob `digest` of `r`'s repository whole (a config).
+async fn get_blob(reg: &Registry, r: &Reference, scope: &str, digest: &str) -> Result<Vec<u8>> {
+    let url = reg.url(&format!("/v2/{}/blobs/{digest}", r.path));
+    let resp = reg.send(Method::GET, &url, scope, &|rb| rb).await?;
+    if !resp.status().is_success() {
+        return Err(status_error(resp, &format!("fetch config {digest}")).await);
+    }
+    Ok(resp
+        .bytes()
+        .await
+        .map_err(|e| Error::internal(format!("read config: {e}")))?
+        .to_vec())
 }
 
 /// Resolve on one registry endpoint.
@@ -234,17 +316,7 @@ async fn resolve_on(
             }
         }
     };
-    let cfg_desc = m.config.clone();
-    let url = reg.url(&format!("/v2/{}/blobs/{}", reference.path, cfg_desc.digest));
-    let resp = reg.send(Method::GET, &url, &scope, &|rb| rb).await?;
-    if !resp.status().is_success() {
-        return Err(status_error(resp, &format!("fetch config {}", cfg_desc.digest)).await);
-    }
-    let config_raw = resp
-        .bytes()
-        .await
-        .map_err(|e| Error::internal(format!("read config: {e}")))?
-        .to_vec();
+    let config_raw = get_blob(&reg, &reference, &scope, &m.config.digest).await?;
     let layers = check_config(&m, &config_raw)?;
     Ok(Pull {
         store,

@@ -1189,3 +1189,47 @@ fn image_sizes_count_file_bytes_as_dockerd_does() {
     assert_eq!(o.out(), "1kB", "{o}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `GET /distribution/{name}/json` asks the registry what a reference is without
+/// pulling it: the manifest's descriptor (the digest a pull records) and its
+/// platforms, as the Docker SDK for Python's `get_registry_data` reads them. The
+/// registry is on loopback and berthd runs with a proxy in its environment that does
+/// not exempt it: like dockerd's Go client, berthd reaches loopback directly.
+#[test]
+fn distribution_inspect_asks_the_registry() {
+    let _serial = registry_lock();
+    let reg = Registry::start();
+    let d = Daemon::start();
+    let name = format!("{}/bb/app:1.0", reg.addr);
+    d.berth(&["tag", "busybox", &name]).ok();
+    let o = d.berth(&["push", &name]);
+    assert!(o.success(), "push: {o}");
+    let repo_digest = image_json(&d, &name)["RepoDigests"][0].as_str().unwrap().to_owned();
+    let digest = repo_digest.rsplit('@').next().unwrap().to_owned();
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    for r in [name.clone(), format!("{}/bb/app@{digest}", reg.addr)] {
+        let i = d.api("GET", &format!("/v1.41/distribution/{r}/json"));
+        assert_eq!(i.status, 200, "{r}: {}", i.text());
+        let v = i.json();
+        assert_eq!(v["Descriptor"]["digest"], digest.as_str(), "{v}");
+        assert_eq!(v["Descriptor"]["mediaType"], "application/vnd.docker.distribution.manifest.v2+json", "{v}");
+        assert!(v["Descriptor"]["size"].as_i64().unwrap() > 0, "{v}");
+        assert_eq!(v["Platforms"], serde_json::json!([{"architecture": arch, "os": "linux"}]), "{v}");
+    }
+    let missing = d.api("GET", &format!("/v1.41/distribution/{}/bb/app:nope/json", reg.addr));
+    assert_eq!(missing.status, 404, "{}", missing.text());
+    let bad = d.api("GET", "/v1.41/distribution/UPPER/json");
+    assert_eq!(bad.status, 400, "{}", bad.text());
+    // The Docker SDK for Python.
+    let script = format!(
+        "import docker\nr = docker.from_env().images.get_registry_data({name:?})\nassert r.id == {digest:?}, r.id\nassert r.has_platform('linux/{arch}')\nassert not r.has_platform('windows/{arch}')\nprint('ok')\n"
+    );
+    let mut cmd = Command::new("python3");
+    cmd.args(["-c", &script]).env("DOCKER_HOST", d.host());
+    let o = berth_e2e::run_command(cmd, None, Duration::from_secs(60));
+    assert_eq!((o.code, o.stdout.trim()), (0, "ok"), "{o}");
+}

@@ -116,6 +116,9 @@ async fn dispatch(d: &Arc<Daemon>, req: Request<Incoming>, method: &Method, path
         (&Method::GET, ["images", .., "get"]) => transfer::save(d, &[strip_suffix(path, "/images/", "/get").to_owned()]),
         (&Method::POST, ["images", .., "push"]) => transfer::push(d, strip_suffix(path, "/images/", "/push"), req, &q).await,
         (&Method::POST, ["auth"]) => transfer::auth(d, req).await,
+        (&Method::GET, ["distribution", .., "json"]) => {
+            transfer::distribution_inspect(d, strip_suffix(path, "/distribution/", "/json"), &req).await
+        }
         (&Method::POST, ["commit"]) => commit::commit(d, req.into_body(), &q).await,
         (&Method::GET, ["containers", id, "changes"]) => commit::changes(d, id).await,
         (&Method::GET, ["containers", id, "export"]) => commit::export(d, id).await,

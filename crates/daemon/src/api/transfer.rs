@@ -83,6 +83,19 @@ pub async fn pull(d: &Arc<Daemon>, req: Request<Incoming>, q: &Query, v: berth_a
     Ok(resp)
 }
 
+/// `GET /distribution/{name}/json`: the registry's descriptor and platforms of an
+/// image, without pulling it (a tag defaults to `latest`).
+pub async fn distribution_inspect(d: &Arc<Daemon>, name: &str, req: &Request<Incoming>) -> Result {
+    let creds = registry_auth(req)?;
+    let mut r = Reference::parse(name)?;
+    if r.tag.is_none() && r.digest.is_none() {
+        r.tag = Some("latest".into());
+    }
+    let live = d.live.read().unwrap().clone();
+    let out = berth_distribution::inspect(r, creds, &live.insecure_registries, &live.registry_mirrors).await?;
+    Ok(json(200, &out))
+}
+
 /// `POST /images/{name}/push?tag=`.
 pub async fn push(d: &Arc<Daemon>, name: &str, req: Request<Incoming>, q: &Query) -> Result {
     let creds = registry_auth(&req)?;
