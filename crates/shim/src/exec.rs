@@ -16,6 +16,15 @@ use nix::sys::wait::waitpid;
 use crate::io::{Hub, StdinSink};
 use crate::run::{exit_code, now, resize, Shim};
 
+
+/// An exec that cannot start says why on its stdout, ending the line as dockerd ends
+/// the error it writes to the exec's stream (`\r\n`).
+macro_rules! failed {
+    ($($arg:tt)*) => {{
+        print!("{}\r\n", format_args!($($arg)*));
+    }};
+}
+
 /// What the shim keeps of a running exec.
 pub struct ExecHandle {
     pty: Option<File>,
@@ -220,7 +229,7 @@ pub fn helper_main(mut args: impl Iterator<Item = String>) -> i32 {
                     nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWUSER).map_err(std::io::Error::from)
                 });
                 if let Err(e) = joined {
-                    println!("OCI runtime exec failed: join the container's user namespace: {e}: unknown");
+                    failed!("OCI runtime exec failed: join the container's user namespace: {e}: unknown");
                     return 126;
                 }
             }
@@ -246,7 +255,7 @@ pub fn helper_main(mut args: impl Iterator<Item = String>) -> i32 {
     // "OCI runtime exec failed" messages go to the exec's stdout, where dockerd's are.
     if let Some(cwd) = spec.as_ref().and_then(|v| v["cwd"].as_str()) {
         if cwd_missing(&root, &id, cwd) {
-            println!(
+            failed!(
                 "OCI runtime exec failed: exec failed: unable to start container process: chdir to cwd (\"{cwd}\") set in config.json failed: no such file or directory: unknown"
             );
             return 126;
@@ -256,7 +265,7 @@ pub fn helper_main(mut args: impl Iterator<Item = String>) -> i32 {
         match fs::read(&f.bpf_path) {
             Ok(p) => f.prog = p,
             Err(e) => {
-                println!("OCI runtime exec failed: read seccomp program {}: {e}: unknown", f.bpf_path.display());
+                failed!("OCI runtime exec failed: read seccomp program {}: {e}: unknown", f.bpf_path.display());
                 return 126;
             }
         }
@@ -274,7 +283,7 @@ pub fn helper_main(mut args: impl Iterator<Item = String>) -> i32 {
         Err(e) => {
             // runc's words; an exec that cannot start ends with 126 whatever the cause
             // (dockerd's), unlike a container's command (127 when it is missing).
-            println!(
+            failed!(
                 "OCI runtime exec failed: exec failed: unable to start container process: exec: \"{argv0}\": {}: unknown",
                 exec_failure(&argv0, &e.to_string())
             );

@@ -57,6 +57,9 @@ fn update_changes_a_running_containers_limits() {
     assert_eq!(d.berth(&["exec", "upd", "sh", "-c", alloc]).code, 137);
     let o = d.docker(&["update", "-m", "128m", "upd"]);
     assert!(o.code != 0 && o.stderr.contains("Memory limit should be smaller than already set memoryswap limit"), "{o}");
+    // No warnings: dockerd's null, not an empty list.
+    let r = d.api_json("POST", "/v1.41/containers/upd/update", &serde_json::json!({"CpuShares": 512}));
+    assert_eq!((r.status, r.json()), (200, serde_json::json!({"Warnings": null})));
     // The update's own values are checked before they meet the container's.
     let o = d.docker(&["update", "-m", "1000", "upd"]);
     assert!(o.code != 0 && o.stderr.contains("Minimum memory limit allowed is 6MB"), "{o}");

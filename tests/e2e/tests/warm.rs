@@ -107,6 +107,16 @@ fn exit_codes_and_start_errors_match_on_a_sandbox() {
     }
     assert!(d.log().contains("warm=true"), "no run took a sandbox:\n{}", d.log());
     assert!(d.container_ids().is_empty(), "--rm containers left behind");
+    // The start's answer: dockerd's 400 for a command that cannot be run, on a
+    // sandbox as on a container made at the start.
+    for i in 0..3 {
+        let r = d.api_json("POST", "/v1.41/containers/create", &serde_json::json!({"Image": "busybox", "Cmd": ["no-such-command"]}));
+        let id = r.json()["Id"].as_str().unwrap().to_owned();
+        let r = d.api("POST", &format!("/v1.41/containers/{id}/start"));
+        assert_eq!(r.status, 400, "start {i}: {}", r.text());
+        assert_eq!(d.inspect(&id)["State"]["ExitCode"], 127);
+        d.berth(&["rm", &id]).ok();
+    }
 }
 
 #[test]

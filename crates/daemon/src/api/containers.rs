@@ -236,6 +236,8 @@ pub async fn update(d: &Arc<Daemon>, id: &str, req: Request<Incoming>, v: ApiVer
     }
     let c = d.containers.get(id)?;
     let warnings = crate::container::update::update(d, &c, body).await?;
+    // dockerd's nil slice: null when there is none.
+    let warnings = (!warnings.is_empty()).then_some(warnings);
     Ok(json(200, &serde_json::json!({ "Warnings": warnings })))
 }
 

@@ -746,7 +746,7 @@ pub async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<()> {
                 r.state.error = message.clone();
             })?;
             remove_if_auto(d, c, code);
-            return Err(Error::internal(message));
+            return Err(if code == 128 { Error::internal(message) } else { Error::invalid(message) });
         }
         Ok(other) => return Err(Error::internal(format!("unexpected shim answer {other:?}"))),
     }
