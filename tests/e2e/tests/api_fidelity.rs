@@ -307,7 +307,9 @@ fn old_api_versions_get_dockerds_older_shapes() {
     // Wait before 1.30 has no condition: `next-exit` of a stopped container answers at once.
     let r = d.api("POST", "/v1.29/containers/old/wait?condition=next-exit");
     assert_eq!(r.status, 200);
-    assert_eq!(r.json()["StatusCode"], 137, "{}", r.text());
+    assert_eq!(r.json(), json!({"Error": null, "StatusCode": 137}), "{}", r.text());
+    let r = d.api("POST", "/v1.41/containers/old/wait?condition=not-running");
+    assert_eq!(r.text(), "{\"Error\":null,\"StatusCode\":137}\n");
 
     // Create defaults of older clients.
     let r = d.api_json("POST", "/v1.24/containers/create?name=old-rm", &json!({"Image": "busybox", "Cmd": ["true"], "HostConfig": {"AutoRemove": true}}));

@@ -198,3 +198,21 @@ fn the_daemon_detaches_on_the_keys_and_refuses_bad_ones() {
     assert!(o.success(), "{o}");
     d.berth(&["rm", "-f", &id]).ok();
 }
+
+/// A resize that comes before its exec runs waits for it, as dockerd's does (a
+/// client's first resize can overtake the start), then sizes the exec's terminal.
+#[test]
+fn an_exec_resize_waits_for_the_exec_to_run() {
+    let d = Daemon::start();
+    d.berth(&["run", "-d", "--name", "rs", "busybox", "sleep", "60"]).ok();
+    let r = d.api_json("POST", "/v1.41/containers/rs/exec", &serde_json::json!({"Cmd": ["sleep", "5"], "Tty": true}));
+    let eid = r.json()["Id"].as_str().unwrap().to_owned();
+    std::thread::scope(|s| {
+        let early = s.spawn(|| d.api("POST", &format!("/v1.41/exec/{eid}/resize?h=33&w=77")).status);
+        std::thread::sleep(Duration::from_millis(300));
+        let r = d.api_json("POST", &format!("/v1.41/exec/{eid}/start"), &serde_json::json!({"Detach": true, "Tty": true}));
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(early.join().unwrap(), 200);
+    });
+    d.berth(&["rm", "-f", "rs"]).ok();
+}

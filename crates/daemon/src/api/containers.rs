@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use berth_api::version::ApiVersion;
-use berth_api::models::{ContainerCreateBody, ContainerCreateResponse, ContainerWaitResponse};
+use berth_api::models::{ContainerCreateBody, ContainerCreateResponse};
 use berth_errdefs::Error;
 use berth_shim_proto::Request as ShimRequest;
 use http::{HeaderValue, Request, StatusCode};
@@ -21,9 +21,10 @@ pub fn list(d: &Arc<Daemon>, q: &Query) -> Result {
     if q.bool("size") {
         for s in &mut out {
             if let Some(c) = s.id.as_deref().and_then(|id| d.containers.get(id).ok()) {
+                // dockerd's list omits a zero size (`omitempty`; inspect's are pointers).
                 let (rw, rootfs) = crate::container::inspect::sizes(d, &c.record());
-                s.size_rw = Some(rw);
-                s.size_root_fs = Some(rootfs);
+                s.size_rw = Some(rw).filter(|n| *n != 0);
+                s.size_root_fs = Some(rootfs).filter(|n| *n != 0);
             }
         }
     }
@@ -297,17 +298,19 @@ fn remove_link(d: &Arc<Daemon>, name: &str) -> Result<()> {
 /// not running) and the whole answer comes when it holds.
 pub async fn wait(d: &Arc<Daemon>, id: &str, q: &Query, v: ApiVersion) -> Result {
     let c = d.containers.get(id)?;
+    // dockerd 20.10's body: `{"Error":null,"StatusCode":N}` (its `Error` is not
+    // omitted when empty; bollard's type would leave it out).
+    let body = |code: i64| serde_json::json!({"Error": null, "StatusCode": code});
     if v.before(30) {
         let code = lifecycle::wait(&c, WaitCondition::parse("")?).await;
-        return Ok(json(200, &ContainerWaitResponse { status_code: code, error: None }));
+        return Ok(json(200, &body(code)));
     }
     let cond = WaitCondition::parse(q.str("condition"))?;
     let (tx, resp) = stream(200, Some("application/json"));
     tokio::spawn(async move {
         tokio::select! {
             code = lifecycle::wait(&c, cond) => {
-                let r = ContainerWaitResponse { status_code: code, error: None };
-                let _ = tx.send(json_line(&r, false)).await;
+                let _ = tx.send(json_line(&body(code), false)).await;
             }
             _ = tx.closed() => {}
         }

@@ -178,6 +178,19 @@ fn event(d: &Daemon, e: &Exec, action: &str, extra: &[(&str, String)]) {
 }
 
 pub async fn resize(d: &Daemon, e: &Exec, h: u16, w: u16) -> Result<()> {
+    // As dockerd, wait (10 s at most) for the exec's process to run (the shim gave its
+    // pid): a client's first resize can come before the start has reached it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let st = e.state.lock().unwrap().clone();
+        if st.pid != 0 || st.exit_code.is_some() {
+            break;
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(Error::internal("timeout waiting for exec session ready"));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     let state = Paths::new(d, &e.container_id).state;
     shim::call_ok(&state, &Request::ResizeExec { id: e.id.clone(), height: h, width: w }).await
 }
