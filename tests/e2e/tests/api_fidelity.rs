@@ -590,3 +590,15 @@ fn inspect_keeps_the_config_mac_and_leaves_legacy_tmpfs_out_of_mounts() {
     assert_eq!(o.ok().trim(), "2");
     d.docker(&["rm", "-f", "macmounts"]).ok();
 }
+
+/// The list's `Command`: an argument holding a space is quoted, as dockerd writes it
+/// (compose's `ps` and the docker CLI show it so).
+#[test]
+fn the_list_quotes_arguments_with_spaces() {
+    let d = Daemon::start();
+    let id = d.berth(&["run", "-d", "busybox", "sh", "-c", "sleep 60; true"]).ok().trim().to_owned();
+    let list = d.api("GET", "/v1.41/containers/json").json();
+    let row = list.as_array().unwrap().iter().find(|c| c["Id"] == id.as_str()).unwrap().clone();
+    assert_eq!(row["Command"], "sh -c 'sleep 60; true'");
+    d.berth(&["rm", "-f", &id]).ok();
+}

@@ -473,9 +473,11 @@ pub fn inspect(d: &Daemon, c: &Container) -> ContainerInspectResponse {
     }
 }
 
+/// The list's `Command` as dockerd writes it: the path, then each argument, one that
+/// holds a space in single quotes.
 fn command_line(r: &Record) -> String {
     let mut parts = vec![r.path.clone()];
-    parts.extend(r.args.iter().cloned());
+    parts.extend(r.args.iter().map(|a| if a.contains(' ') { format!("'{a}'") } else { a.clone() }));
     parts.join(" ")
 }
 
