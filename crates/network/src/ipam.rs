@@ -24,6 +24,10 @@ pub struct Subnet {
     /// address is not reused at once (as libnetwork's allocator does).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last: Option<IpAddr>,
+    /// The user gave this subnet but not its gateway (the first address): inspect
+    /// leaves the gateway out, as dockerd shows what was given.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub gateway_implied: bool,
 }
 
 /// An address pool for automatic subnets (dockerd's `--default-address-pool
@@ -136,7 +140,7 @@ impl Subnet {
                 return Err(Error::invalid(format!("no matching subnet for aux-address {ip} ({name})")));
             }
         }
-        Ok(Subnet { subnet, gateway, ip_range: ip_range.map(|r| r.trunc()), aux, last: None })
+        Ok(Subnet { subnet, gateway, ip_range: ip_range.map(|r| r.trunc()), aux, last: None, gateway_implied: false })
     }
 
     fn reserved(&self, ip: IpAddr) -> bool {

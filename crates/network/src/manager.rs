@@ -376,7 +376,8 @@ impl Networks {
             for (k, v) in aux {
                 auxm.insert(k.clone(), v.parse::<IpAddr>().map_err(|_| Error::invalid(format!("invalid aux address {v:?}")))?);
             }
-            let s = Subnet::new(subnet, gw, range, auxm)?;
+            let mut s = Subnet::new(subnet, gw, range, auxm)?;
+            s.gateway_implied = gw.is_none();
             if s.subnet.network().is_ipv6() && !enable_ipv6 {
                 return Err(Error::invalid("an IPv6 subnet needs --ipv6 (EnableIPv6)"));
             }

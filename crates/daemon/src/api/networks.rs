@@ -25,7 +25,9 @@ pub fn network_json(d: &Daemon, n: &Network, containers: bool) -> Value {
             if let Some(r) = s.ip_range {
                 c.insert("IPRange".into(), r.to_string().into());
             }
-            c.insert("Gateway".into(), s.gateway.to_string().into());
+            if !s.gateway_implied {
+                c.insert("Gateway".into(), s.gateway.to_string().into());
+            }
             if !s.aux.is_empty() {
                 let aux: BTreeMap<String, String> = s.aux.iter().map(|(k, v)| (k.clone(), v.to_string())).collect();
                 c.insert("AuxiliaryAddresses".into(), json!(aux));
