@@ -799,3 +799,31 @@ fn a_missing_network_fails_the_start_not_the_create() {
     d.docker(&["rm", "waits"]).ok();
     d.docker(&["network", "rm", "later-net", "other-net"]).ok();
 }
+
+/// A container taken off its network mode's network stays off it: inspect lists no
+/// network, and neither its next start nor a first start puts it back (dockerd starts
+/// a container on the networks it lists); a `network connect` does.
+#[test]
+fn a_disconnected_container_is_not_put_back_on_its_network_at_start() {
+    let d = Daemon::start();
+    d.docker(&["network", "create", "leave"]).ok();
+    let nets = |c: &str| d.docker(&["inspect", "-f", "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}", c]).ok().trim().to_owned();
+    let links = |c: &str| d.docker(&["exec", c, "ip", "-o", "link"]).ok().lines().filter(|l| l.contains("eth0")).count();
+    d.docker(&["run", "-d", "--network", "leave", "--name", "went", "busybox", "sleep", "600"]).ok();
+    d.docker(&["stop", "-t", "0", "went"]).ok();
+    d.docker(&["network", "disconnect", "leave", "went"]).ok();
+    d.docker(&["start", "went"]).ok();
+    assert_eq!((nets("went"), links("went")), (String::new(), 0));
+    d.docker(&["stop", "-t", "0", "went"]).ok();
+    d.docker(&["network", "connect", "leave", "went"]).ok();
+    d.docker(&["start", "went"]).ok();
+    assert_eq!((nets("went"), links("went")), ("leave".to_owned(), 1));
+    // Never started: the same.
+    d.docker(&["create", "--network", "leave", "--name", "fresh", "busybox", "sleep", "600"]).ok();
+    assert_eq!(nets("fresh"), "leave");
+    d.docker(&["network", "disconnect", "leave", "fresh"]).ok();
+    assert_eq!(nets("fresh"), "");
+    d.docker(&["start", "fresh"]).ok();
+    assert_eq!((nets("fresh"), links("fresh")), (String::new(), 0));
+    d.docker(&["rm", "-f", "went", "fresh"]).ok();
+}

@@ -317,6 +317,7 @@ async fn create_with(
         endpoints,
         config_mac,
         ports: Vec::new(),
+        mode_network_left: false,
     };
 
     // A warm sandbox of the same shape becomes this container.

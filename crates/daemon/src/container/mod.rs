@@ -126,6 +126,11 @@ pub struct Record {
     /// Its published ports while it runs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<berth_network::ports::Binding>,
+    /// `network disconnect` took it off its network mode's network: no start puts it
+    /// back there (as dockerd, which starts a container on the networks it lists),
+    /// until a `network connect` does.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mode_network_left: bool,
 }
 
 impl Record {

@@ -203,7 +203,7 @@ pub fn names_a_network(hc: &HostConfig) -> bool {
 /// those `network connect` added meanwhile), or the start fails with the network's
 /// 404. Returns the record with it, when it made one.
 pub fn resolve_deferred(d: &Daemon, c: &super::Container, rec: &Record) -> Result<Option<Record>> {
-    if !names_a_network(&rec.host_config) {
+    if !names_a_network(&rec.host_config) || rec.mode_network_left {
         return Ok(None);
     }
     let m = mode(&rec.host_config);
@@ -617,7 +617,10 @@ pub async fn connect(d: &Arc<Daemon>, c: &Arc<super::Container>, n: &Network, cf
         .await
         .map_err(|e| Error::internal(e.to_string()))??;
     }
-    let updated = c.update(d, |r| r.endpoints.push(ep.clone()))?;
+    let updated = c.update(d, |r| {
+        r.endpoints.push(ep.clone());
+        r.mode_network_left &= !primary;
+    })?;
     if updated.state.status.is_live() {
         let dns_running = d.dns_tasks.lock().unwrap().contains_key(&updated.id);
         if uses_dns(d, &updated.endpoints) && !dns_running {
@@ -654,7 +657,11 @@ pub async fn disconnect(d: &Arc<Daemon>, c: &Arc<super::Container>, n: &Network,
         .await
         .map_err(|e| Error::internal(e.to_string()))??;
     }
-    let updated = c.update(d, |r| r.endpoints.retain(|e| e.network_id != n.id))?;
+    let mode_net = d.networks.get(mode(&rec.host_config)).is_ok_and(|p| p.id == n.id);
+    let updated = c.update(d, |r| {
+        r.endpoints.retain(|e| e.network_id != n.id);
+        r.mode_network_left |= mode_net;
+    })?;
     if updated.state.status.is_live() {
         register_names(d, &updated, &updated.endpoints);
     }
