@@ -266,6 +266,17 @@ fn quiet_build_prints_only_the_id_and_raw_api_stream() {
         assert!(id.starts_with("sha256:") && id.len() == 71, "{o}");
         assert_eq!(inspect_image(&d, "quiet")["Id"], id);
     }
+    // The raw stream of a quiet build is the id alone, as dockerd's (its aux lines kept
+    // aside with the rest, for an error); a failing one shows what it kept.
+    let tar = berth_e2e::RawTar::new().file("Dockerfile", b"FROM busybox\nRUN echo step\nFROM busybox\nENV B=2\n").build();
+    let r = d.api_body("POST", "/v1.41/build?q=1&t=quiet2", berth_e2e::Body::Fixed("application/x-tar", &tar));
+    let lines = r.json_stream();
+    assert_eq!(lines.len(), 1, "{}", r.text());
+    assert_eq!(lines[0]["stream"].as_str().unwrap(), format!("{}\n", inspect_image(&d, "quiet2")["Id"].as_str().unwrap()));
+    let tar = berth_e2e::RawTar::new().file("Dockerfile", b"FROM busybox\nRUN echo kept; exit 3\n").build();
+    let r = d.api_body("POST", "/v1.41/build?q=1", berth_e2e::Body::Fixed("application/x-tar", &tar));
+    let text = r.text();
+    assert!(text.contains("kept") && text.contains("returned a non-zero code: 3"), "{text}");
     // build/prune forgets the cache
     let r = d.api("POST", "/v1.41/build/prune");
     assert_eq!(r.status, 200, "{}", r.text());

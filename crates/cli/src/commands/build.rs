@@ -420,6 +420,9 @@ pub async fn build(c: &Client, a: BuildArgs) -> Result<i32> {
     let mut display = tty.then(BuildDisplay::new);
     let mut image_id: Option<String> = None;
     let mut failure: Option<StreamError> = None;
+    // A quiet build's output: the daemon sends the image id alone (or, when the build
+    // fails, what it kept aside), shown as the docker CLI shows it.
+    let mut quiet_text = String::new();
     while let Some(line) = reader.next_line().await? {
         let Ok(msg) = serde_json::from_slice::<Value>(&line) else {
             continue;
@@ -434,6 +437,7 @@ pub async fn build(c: &Client, a: BuildArgs) -> Result<i32> {
         let text = msg["stream"].as_str().or(msg["status"].as_str());
         if let Some(text) = text {
             if a.quiet {
+                quiet_text.push_str(text);
                 continue;
             }
             match display.as_mut() {
@@ -451,12 +455,14 @@ pub async fn build(c: &Client, a: BuildArgs) -> Result<i32> {
         d.done(failure.is_some());
     }
     if let Some(e) = failure {
+        eprint!("{quiet_text}");
         eprintln!("{}", e.message);
         return Ok(e.code.filter(|c| *c != 0).unwrap_or(1) as i32);
     }
     if a.quiet {
-        if let Some(id) = &image_id {
-            println!("{id}");
+        print!("{quiet_text}");
+        if image_id.is_none() {
+            image_id = Some(quiet_text.trim().to_owned()).filter(|t| t.starts_with("sha256:"));
         }
     }
     if let (Some(f), Some(id)) = (&a.iidfile, &image_id) {

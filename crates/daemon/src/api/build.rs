@@ -238,13 +238,16 @@ pub async fn build(d: &Arc<Daemon>, req: Request<Incoming>, q: &Query, v: ApiVer
             }
             let _ = utx.send(json_line(&m.to_json(), true));
         };
-        let mut buffered = String::new();
+        // A quiet build's output is kept aside, as dockerd keeps it (aux and pull
+        // progress too): sent only if the build fails.
+        let mut buffered: Vec<Msg> = Vec::new();
         let quiet = opts.quiet;
         let want_aux = !v.before(30);
-        let mut out = |m: Msg| match &m {
-            Msg::Stream(s) if quiet => buffered.push_str(s),
+        let mut out = |m: Msg| match m {
             Msg::Aux(_) if !want_aux => {}
-            _ => send(&m),
+            Msg::Error { .. } => send(&m),
+            m if quiet => buffered.push(m),
+            m => send(&m),
         };
         let result = match crate::build::DaemonBackend::new(d, rt, gone, limits, auths) {
             Ok(mut be) => {
@@ -265,8 +268,8 @@ pub async fn build(d: &Arc<Daemon>, req: Request<Incoming>, q: &Query, v: ApiVer
                 }
             }
             Err(f) => {
-                if quiet && !buffered.is_empty() {
-                    send(&Msg::Stream(std::mem::take(&mut buffered)));
+                for m in buffered.drain(..) {
+                    send(&m);
                 }
                 let early = first_tx.lock().unwrap_or_else(|e| e.into_inner()).take();
                 match early {
