@@ -201,6 +201,14 @@ fn run_flags_take_effect() {
     assert_eq!(r.status, 400, "{}", r.text());
     let r = d.api_json("POST", "/containers/create", &json!({"Image": "busybox", "Env": ["=foo"]}));
     assert_eq!(r.status, 400, "{}", r.text());
+    // The `--cgroup-parent` cgroup stays, as dockerd leaves it: once the daemon is gone
+    // (with the warm sandbox made under it), the test removes it.
+    drop(d);
+    let parents: Vec<_> = std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten().map(|h| h.path().join("berth-e2e-parent")).collect();
+    assert!(
+        berth_e2e::wait_until(std::time::Duration::from_secs(10), || parents.iter().all(|p| std::fs::remove_dir(p).is_ok() || !p.exists())),
+        "{parents:?}"
+    );
 }
 
 /// `run --name NAME [log flags] busybox` printing `line-0` … `line-{n-1}`; the
