@@ -126,24 +126,30 @@ impl Volumes {
     ) -> Result<Volume> {
         check_driver(driver)?;
         let driver = if driver.is_empty() { "local" } else { driver };
-        crate::spec::validate_name(name)?;
-        for k in options.keys() {
-            if !VALID_OPTS.contains(&k.as_str()) {
-                return Err(Error::invalid(format!("invalid option: \"{k}\"")));
+        // The local driver's checks, its errors named as dockerd's volume service
+        // names them (`create <name>: ...`).
+        let checked = || -> Result<()> {
+            crate::spec::validate_name(name)?;
+            for k in options.keys() {
+                if !VALID_OPTS.contains(&k.as_str()) {
+                    return Err(Error::invalid(format!("invalid option: \"{k}\"")));
+                }
             }
-        }
-        for (opt, needs) in [("device", &["type"][..]), ("type", &["device"][..]), ("o", &["device", "type"][..])] {
-            if options.contains_key(opt) {
-                for n in needs {
-                    if !options.contains_key(*n) {
-                        return Err(Error::invalid(format!("missing required option: \"{n}\"")));
+            for (opt, needs) in [("device", &["type"][..]), ("type", &["device"][..]), ("o", &["device", "type"][..])] {
+                if options.contains_key(opt) {
+                    for n in needs {
+                        if !options.contains_key(*n) {
+                            return Err(Error::invalid(format!("missing required option: \"{n}\"")));
+                        }
                     }
                 }
             }
-        }
-        if options.contains_key("size") {
-            return Err(Error::invalid("quota size requested but no quota support"));
-        }
+            if options.contains_key("size") {
+                return Err(Error::invalid("quota size requested but no quota support"));
+            }
+            Ok(())
+        };
+        checked().map_err(|e| e.context(format_args!("create {name}")))?;
         let mut g = self.vols.write().unwrap();
         if let Some(v) = g.get(name) {
             if v.driver != driver {
@@ -352,8 +358,8 @@ mod tests {
     fn options_are_checked_as_the_local_driver_does() {
         let (_d, s) = store();
         let opts = |kv: &[(&str, &str)]| kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>();
-        assert_eq!(s.create("v1", "", opts(&[("bogus", "1")]), BTreeMap::new(), false).unwrap_err().message(), "invalid option: \"bogus\"");
-        assert_eq!(s.create("v2", "", opts(&[("type", "tmpfs")]), BTreeMap::new(), false).unwrap_err().message(), "missing required option: \"device\"");
+        assert_eq!(s.create("v1", "", opts(&[("bogus", "1")]), BTreeMap::new(), false).unwrap_err().message(), "create v1: invalid option: \"bogus\"");
+        assert_eq!(s.create("v2", "", opts(&[("type", "tmpfs")]), BTreeMap::new(), false).unwrap_err().message(), "create v2: missing required option: \"device\"");
         assert!(s.create("v3", "nfsplugin", BTreeMap::new(), BTreeMap::new(), false).unwrap_err().is_not_found());
         assert!(s.create("..", "", BTreeMap::new(), BTreeMap::new(), false).is_err());
         let (f, data) = parse_mount_options("ro,size=64m,uid=1000,nosuid");

@@ -81,11 +81,12 @@ fn local_driver_options_mount_tmpfs_and_binds() {
     d.docker(&["volume", "create", "--opt", "type=none", "--opt", "o=bind", "--opt", &format!("device={}", dir.display()), "bv"]).ok();
     let o = d.berth(&["run", "--rm", "-v", "bv:/b", "busybox", "cat", "/b/marker"]);
     assert_eq!(o.ok(), "host\n");
-    // Bad options are refused with the local driver's words.
+    // Bad options are refused with the local driver's words, named as dockerd's
+    // volume service names them.
     let o = d.docker(&["volume", "create", "--opt", "bogus=1", "bad"]);
-    assert!(o.code != 0 && o.stderr.contains("invalid option: \"bogus\""), "{o}");
+    assert!(o.code != 0 && o.stderr.contains("create bad: invalid option: \"bogus\""), "{o}");
     let o = d.docker(&["volume", "create", "--opt", "type=tmpfs", "bad"]);
-    assert!(o.code != 0 && o.stderr.contains("missing required option: \"device\""), "{o}");
+    assert!(o.code != 0 && o.stderr.contains("create bad: missing required option: \"device\""), "{o}");
     let o = d.docker(&["volume", "create", "-d", "nfsplugin", "bad"]);
     assert!(o.code != 0 && o.stderr.contains("plugin \"nfsplugin\" not found"), "{o}");
     d.docker(&["volume", "rm", "tv", "bv"]).ok();
