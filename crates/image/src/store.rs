@@ -420,6 +420,8 @@ impl ImageStore {
         reference: Option<&Reference>,
     ) -> Result<ImageRecord> {
         let (diff_id, _) = self.add_layer(tar)?;
+        // The image's comment and its history entry's, as dockerd's import writes them.
+        let comment = message.filter(|m| !m.is_empty()).unwrap_or("Imported from -").to_owned();
         let mut cfg = ImageConfigFile {
             created: Some(config::now_rfc3339()),
             architecture: config::host_arch().into(),
@@ -432,13 +434,10 @@ impl ImageStore {
                 created: Some(config::now_rfc3339()),
                 // empty, as dockerd's import leaves it
                 created_by: None,
-                comment: message
-                    .filter(|m| !m.is_empty())
-                    .map(str::to_owned)
-                    .or(Some("Imported from -".into())),
+                comment: Some(comment.clone()),
                 ..Default::default()
             }],
-            comment: message.filter(|m| !m.is_empty()).map(str::to_owned),
+            comment: Some(comment),
             ..Default::default()
         };
         for c in changes {

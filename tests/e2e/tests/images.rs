@@ -436,6 +436,13 @@ fn export_import_round_trip() {
         run_out(&d, "reimported:1", CHECK),
         "4751 12:34 2\n/f\ndata\nnowc\n"
     );
+    // The image's comment and its history's, as dockerd's import writes them.
+    assert_eq!(image_json(&d, "reimported:1")["Comment"], "Imported from -");
+    let o = d.docker(&["import", "-m", "from the export", tar.to_str().unwrap(), "reimported:2"]);
+    assert!(o.success(), "{o}");
+    assert_eq!(image_json(&d, "reimported:2")["Comment"], "from the export");
+    let h = d.docker(&["history", "--format", "{{.Comment}}", "reimported:2"]);
+    assert_eq!(h.ok(), "from the export\n");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
