@@ -472,3 +472,27 @@ fn forced_rmi_deletes_an_image_stopped_containers_use_and_they_keep_its_layers()
     assert!(wait_until(Duration::from_secs(10), || !blob.exists()), "the deleted image's own layer outlived its last container");
     assert!(d.docker(&["run", "--rm", "busybox", "true"]).success(), "the base image keeps its layers");
 }
+
+/// pause and unpause: the state dockerd shows, execs refused by the name the client
+/// gave, a paused container stopped, the refusals of a second pause or an unpause of
+/// one that is not paused.
+#[test]
+fn pause_and_unpause_as_dockerd_does() {
+    let d = berth_e2e::Daemon::start();
+    let id = d.berth(&["run", "-d", "--name", "pz", "busybox", "sleep", "600"]).ok().trim().to_owned();
+    d.docker(&["pause", "pz"]).ok();
+    let o = d.docker(&["pause", "pz"]);
+    assert!(o.code != 0 && o.stderr.contains(&format!("Container {id} is already paused")), "{o}");
+    assert_eq!(d.docker(&["inspect", "-f", "{{.State.Status}} {{.State.Paused}} {{.State.Running}}", "pz"]).ok(), "paused true true\n");
+    assert!(d.docker(&["ps", "--format", "{{.Status}}"]).ok().trim_end().ends_with("(Paused)"));
+    let o = d.docker(&["exec", "pz", "true"]);
+    assert!(o.code != 0 && o.stderr.contains("Container pz is paused, unpause the container before exec"), "{o}");
+    d.docker(&["unpause", "pz"]).ok();
+    assert_eq!(d.docker(&["exec", "pz", "echo", "back"]).ok(), "back\n");
+    d.docker(&["pause", "pz"]).ok();
+    d.docker(&["stop", "-t", "1", "pz"]).ok();
+    assert_eq!(d.docker(&["inspect", "-f", "{{.State.Status}}", "pz"]).ok(), "exited\n");
+    let o = d.docker(&["unpause", "pz"]);
+    assert!(o.code != 0 && o.stderr.contains(&format!("Container {id} is not paused")), "{o}");
+    d.docker(&["rm", "pz"]).ok();
+}

@@ -14,7 +14,7 @@ pub async fn create(d: &Arc<Daemon>, id: &str, req: Request<Incoming>) -> Result
     // the body first: answering 404 while the client still sends it breaks its pipe
     let cfg: ExecConfig = crate::http::body_json(req.into_body()).await?;
     let c = d.containers.get(id)?;
-    let eid = exec::create(d, &c, cfg)?;
+    let eid = exec::create(d, &c, id, cfg)?;
     Ok(json(201, &serde_json::json!({ "Id": eid })))
 }
 

@@ -53,8 +53,9 @@ impl Execs {
     }
 }
 
-/// Create an exec instance in a running container.
-pub fn create(d: &Daemon, c: &Container, cfg: ExecConfig) -> Result<String> {
+/// Create an exec instance in a running container, named `given` by the client (a
+/// paused one is refused by that name, as dockerd refuses it).
+pub fn create(d: &Daemon, c: &Container, given: &str, cfg: ExecConfig) -> Result<String> {
     berth_api::query::detach_keys(cfg.detach_keys.as_deref().unwrap_or(""))?;
     if c.status() == super::Status::Restarting {
         return Err(Error::conflict(format!("Container {} is restarting, wait until the container is running", c.id)));
@@ -63,7 +64,7 @@ pub fn create(d: &Daemon, c: &Container, cfg: ExecConfig) -> Result<String> {
         return Err(Error::conflict(format!("Container {} is not running", c.id)));
     }
     if c.status() == super::Status::Paused {
-        return Err(Error::conflict(format!("Container {} is paused, unpause the container before exec", c.id)));
+        return Err(Error::conflict(format!("Container {given} is paused, unpause the container before exec")));
     }
     if cfg.cmd.as_ref().map(|c| c.is_empty()).unwrap_or(true) {
         return Err(Error::invalid("No exec command specified"));
