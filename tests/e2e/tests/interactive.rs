@@ -169,7 +169,7 @@ fn the_daemon_detaches_on_the_keys_and_refuses_bad_ones() {
     assert_eq!(r.status, 400, "{}", r.text());
     assert!(r.text().contains("Invalid detach keys (ctrl-9) provided"), "{}", r.text());
     let r = d.api_json("POST", &format!("/containers/{id}/exec"), &serde_json::json!({"Cmd": ["true"], "DetachKeys": "bogus"}));
-    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!((r.status, r.message()), (400, "Invalid escape keys (bogus) provided".to_owned()), "{}", r.text());
 
     // A raw hijack: send a command, then ctrl-a,x; the daemon closes the stream.
     use std::io::{Read, Write};

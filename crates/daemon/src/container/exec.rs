@@ -56,7 +56,9 @@ impl Execs {
 /// Create an exec instance in a running container, named `given` by the client (a
 /// paused one is refused by that name, as dockerd refuses it).
 pub fn create(d: &Daemon, c: &Container, given: &str, cfg: ExecConfig) -> Result<String> {
-    berth_api::query::detach_keys(cfg.detach_keys.as_deref().unwrap_or(""))?;
+    // (an exec's bad keys are "escape keys" in dockerd's words, an attach's "detach keys")
+    let keys = cfg.detach_keys.as_deref().unwrap_or("");
+    berth_api::query::detach_keys(keys).map_err(|_| Error::invalid(format!("Invalid escape keys ({keys}) provided")))?;
     if c.status() == super::Status::Restarting {
         return Err(Error::conflict(format!("Container {} is restarting, wait until the container is running", c.id)));
     }
