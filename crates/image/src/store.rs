@@ -114,7 +114,18 @@ impl ImageStore {
 
     /// Look an image up by reference, full id, or unique id prefix.
     pub fn resolve(&self, name: &str) -> Result<ImageRecord> {
-        let missing = || Error::not_found(format!("No such image: {name}"));
+        // dockerd's `ErrImageDoesNotExist`: a name shown as its tagged familiar
+        // reference (`x` is `x:latest`), a full id as a digest.
+        let missing = || {
+            let shown = if name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
+                format!("sha256:{name}")
+            } else if name.starts_with("sha256:") {
+                name.to_owned()
+            } else {
+                Reference::parse_tagged(name).map(|r| r.familiar()).unwrap_or_else(|_| name.to_owned())
+            };
+            Error::not_found(format!("No such image: {shown}"))
+        };
         let hex_like =
             |s: &str| !s.is_empty() && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
         if let Some(hex) = name.strip_prefix("sha256:") {

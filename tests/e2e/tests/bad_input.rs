@@ -30,6 +30,16 @@ fn unknown_image_is_404_on_create_and_125_from_run() {
         );
         assert_eq!(o.code, 125, "{}: {o}", cli.name());
     }
+    // A missing image is named as dockerd names it: tagged, or as a digest.
+    for (args, shown) in [
+        (&["rmi", "nosuch"][..], "nosuch:latest"),
+        (&["tag", "nosuch", "x"][..], "nosuch:latest"),
+        (&["image", "inspect", "some/repo:1"][..], "some/repo:1"),
+        (&["rmi", &"ab".repeat(32)][..], &*format!("sha256:{}", "ab".repeat(32))),
+    ] {
+        let o = d.docker(args);
+        assert!(o.code != 0 && o.stderr.contains(&format!("No such image: {shown}")), "{args:?}: {o}");
+    }
 }
 
 #[test]

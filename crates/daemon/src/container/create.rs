@@ -123,16 +123,7 @@ async fn create_with(
     let image_name = body.image.clone().filter(|s| !s.is_empty()).ok_or_else(|| {
         Error::invalid("Config cannot be empty in order to create a container")
     })?;
-    let img = d.images.resolve(&image_name).map_err(|e| {
-        if e.is_not_found() {
-            let shown = berth_image::Reference::parse_tagged(&image_name)
-                .map(|r| r.familiar())
-                .unwrap_or_else(|_| image_name.clone());
-            Error::not_found(format!("No such image: {shown}"))
-        } else {
-            e
-        }
-    })?;
+    let img = d.images.resolve(&image_name)?;
     check_platform(d, &img, &image_name, platform)?;
     let icfg = d.images.config(&img)?.config;
     let mut hc = body.host_config.clone().unwrap_or_default();
