@@ -9,4 +9,4 @@ pub mod spec;
 pub mod store;
 
 pub use store::{check_driver, copy_up, Volume, Volumes};
-pub use spec::{clean_path, parse_bind, parse_mount, parse_volumes_from, tmpfs_options, validate_name, Kind, MountPoint};
+pub use spec::{check_tmpfs_options, clean_path, parse_bind, parse_mount, parse_volumes_from, tmpfs_options, validate_name, Kind, MountPoint};

@@ -338,6 +338,27 @@ pub fn parse_mount(m: &Mount) -> Result<MountPoint> {
     }
 }
 
+/// moby `ParseTmpfsOptions`: a `--tmpfs` option is a mount flag or one of tmpfs's own
+/// (`size`, `mode`, `uid`, `gid`, `nr_inodes`, `nr_blocks`, `mpol`); anything else is
+/// refused in dockerd's words (`invalid tmpfs option ["x"]`, Go's `%q` of the split).
+pub fn check_tmpfs_options(options: &str) -> Result<()> {
+    const FLAGS: [&str; 33] = [
+        "defaults", "ro", "rw", "suid", "nosuid", "dev", "nodev", "exec", "noexec", "sync", "async", "dirsync",
+        "remount", "mand", "nomand", "atime", "noatime", "diratime", "nodiratime", "bind", "rbind", "unbindable",
+        "runbindable", "private", "rprivate", "shared", "rshared", "slave", "rslave", "relatime", "norelatime",
+        "strictatime", "nostrictatime",
+    ];
+    const DATA: [&str; 7] = ["size", "mode", "uid", "gid", "nr_inodes", "nr_blocks", "mpol"];
+    for o in options.split(',').filter(|o| !o.is_empty() && !FLAGS.contains(o)) {
+        let parts: Vec<&str> = o.splitn(2, '=').collect();
+        if !DATA.contains(&parts[0]) {
+            let shown: Vec<String> = parts.iter().map(|p| format!("{p:?}")).collect();
+            return Err(Error::invalid(format!("invalid tmpfs option [{}]", shown.join(" "))));
+        }
+    }
+    Ok(())
+}
+
 /// moby `ConvertTmpfsOptions`: `ro`, `mode=<octal>`, `size=<n>[kmg]`.
 pub fn tmpfs_options(size: Option<i64>, mode: Option<i64>, readonly: bool) -> Result<String> {
     let mut out = Vec::new();
@@ -466,5 +487,14 @@ mod tests {
         assert_eq!(parse_volumes_from("c1:ro").unwrap().1, "ro");
         assert!(parse_volumes_from("c1:rshared").is_err());
         assert!(parse_volumes_from("").is_err());
+    }
+
+    #[test]
+    fn tmpfs_options_are_flags_or_tmpfs_own() {
+        for ok in ["", "rw,exec,size=1m", "ro,noexec,nosuid,mode=1777,uid=1,gid=2", "defaults,atime,nr_inodes=9,mpol=default"] {
+            assert!(check_tmpfs_options(ok).is_ok(), "{ok}");
+        }
+        assert_eq!(check_tmpfs_options("bogus").unwrap_err().message(), "invalid tmpfs option [\"bogus\"]");
+        assert_eq!(check_tmpfs_options("size=1m,bogus=2").unwrap_err().message(), "invalid tmpfs option [\"bogus\" \"2\"]");
     }
 }

@@ -330,6 +330,8 @@ fn create_checks_what_dockerd_checks_and_never_sends_the_cli_to_pull() {
         (json!({"PortBindings": {"web/tcp": [{"HostPort": "80"}]}}), "invalid port specification: \"web\""),
         (json!({"PidMode": "container:nosuch"}), "No such container: nosuch"),
         (json!({"IpcMode": "container:nosuch"}), "No such container: nosuch"),
+        // (dockerd finds this one at start, where berthd's mount would fail obscurely)
+        (json!({"Tmpfs": {"/t": "rw,size=1m,bogus=2"}}), "invalid tmpfs option [\"bogus\" \"2\"]"),
     ] {
         let r = d.api_json("POST", "/v1.41/containers/create", &json!({"Image": "busybox", "HostConfig": hc}));
         assert_eq!((r.status, r.message()), (400, msg.to_owned()), "{hc}");

@@ -39,6 +39,7 @@ pub fn mount_points(hc: &HostConfig) -> Result<Vec<berth_volume::MountPoint>> {
         if !dst.starts_with('/') {
             return Err(Error::invalid(format!("invalid tmpfs destination: {dst}: mount path must be absolute")));
         }
+        berth_volume::check_tmpfs_options(opts)?;
         let mut m = berth_volume::MountPoint::anonymous(dst);
         m.kind = berth_volume::Kind::Tmpfs;
         m.name.clear();
