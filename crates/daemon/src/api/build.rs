@@ -291,10 +291,16 @@ pub async fn build(d: &Arc<Daemon>, req: Request<Incoming>, q: &Query, v: ApiVer
 }
 
 /// `POST /build/prune` (`docker builder prune`): the build cache records not in
-/// use (filters `until` / `unused-for`, `keep-storage` bytes), with the space freed.
+/// use (filters `until` / `unused-for`, `label`, `keep-storage` bytes), with the space
+/// freed.
 pub async fn prune(d: &Arc<Daemon>, q: &Query) -> Result {
     let f = q.filters()?;
-    f.validate(&["until", "unused-for"])?;
+    // `label`/`label!` as `docker system prune --filter label=...` sends them to every
+    // prune: cache records carry no labels, so `label` keeps them all.
+    f.validate(&["until", "unused-for", "label", "label!"])?;
+    if !f.get("label").is_empty() {
+        return Ok(json(200, &serde_json::json!({"CachesDeleted": null, "SpaceReclaimed": 0})));
+    }
     let now = chrono::Utc::now().timestamp();
     let mut until = None;
     for v in f.get("until").iter().chain(f.get("unused-for")) {
