@@ -23,6 +23,7 @@ fn bad_filters_answer_400_with_dockerds_message() {
         ("POST", "/containers/prune", r#"{"until":["notatime"]}"#, "failed to parse value as time or duration: \"notatime\""),
         ("POST", "/images/prune", r#"{"until":["notatime"]}"#, "failed to parse value as time or duration: \"notatime\""),
         ("POST", "/images/prune", r#"{"dangling":["maybe"]}"#, "Invalid filter 'dangling=maybe'"),
+        ("POST", "/volumes/prune", r#"{"all":["maybe"]}"#, "Invalid filter 'all=maybe'"),
         ("GET", "/containers/json", "{not json", "invalid filter"),
     ];
     for (method, path, filters, want) in cases {
@@ -31,6 +32,19 @@ fn bad_filters_answer_400_with_dockerds_message() {
         assert_eq!(r.header("content-type"), Some("application/json"), "{path} {filters}");
         assert!(r.message().contains(want), "{method} {path} {filters}: {}", r.message());
     }
+    // Events asked from after they end.
+    let r = d.api("GET", "/events?since=5&until=1");
+    assert_eq!((r.status, r.message()), (400, "`since` time (5) cannot be after `until` time (1)".to_owned()));
+    // A volume prune with API 1.42's `all=false` keeps named volumes and takes
+    // anonymous ones (1.41's prune, the default here, takes both).
+    d.berth(&["volume", "create", "named"]).ok();
+    d.berth(&["run", "-v", "/anon", "--name", "anon", "busybox", "true"]).ok();
+    let anon = d.inspect("anon")["Mounts"][0]["Name"].as_str().unwrap().to_owned();
+    d.berth(&["rm", "anon"]).ok();
+    let r = d.api("POST", &format!("/volumes/prune?filters={}", enc(r#"{"all":["false"]}"#)));
+    assert_eq!(r.json()["VolumesDeleted"], json!([anon]), "{}", r.text());
+    let r = d.api("POST", "/volumes/prune");
+    assert_eq!(r.json()["VolumesDeleted"], json!(["named"]), "{}", r.text());
     // A container named in before/since that does not exist.
     let r = d.api("GET", &format!("/containers/json?filters={}", enc(r#"{"before":["nosuch"]}"#)));
     assert_eq!(r.status, 404, "{}", r.text());

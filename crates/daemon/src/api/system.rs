@@ -332,6 +332,11 @@ pub fn events(d: &Arc<Daemon>, q: &Query) -> Result {
     let now = chrono::Utc::now().timestamp();
     let since = q.get("since").filter(|s| !s.is_empty()).map(|s| berth_api::query::timestamp(s, now)).transpose()?;
     let until = q.get("until").filter(|s| !s.is_empty()).map(|s| berth_api::query::timestamp(s, now)).transpose()?;
+    if let (Some(s), Some(u)) = (since, until) {
+        if s > u {
+            return Err(berth_errdefs::Error::invalid(format!("`since` time ({}) cannot be after `until` time ({})", q.str("since"), q.str("until"))));
+        }
+    }
     let (past, mut rx) = d.events.subscribe(since);
     let (tx, resp) = stream(200, Some("application/json"));
     let keep = move |e: &berth_api::models::EventMessage| event_matches(&f, e);

@@ -100,11 +100,18 @@ pub async fn remove(d: &Arc<Daemon>, name: &str, q: &Query) -> Result {
 pub async fn prune(d: &Arc<Daemon>, q: &Query) -> Result {
     let f = q.filters()?;
     f.validate(&["label", "label!", "all"])?;
+    // API 1.42's `all`: false keeps named volumes (1.41's prune takes them: true).
+    let anonymous_only = f.bool_value("all")? == Some(false);
     let mut deleted = Vec::new();
     let mut reclaimed = 0i64;
     for v in d.volumes.list() {
         let label = |k: &str| v.labels.get(k).map(String::as_str);
-        if !v.options.is_empty() || !users(d, &v.name).is_empty() || !f.match_labels(label) || !f.match_labels_not(label) {
+        if (anonymous_only && !v.anonymous)
+            || !v.options.is_empty()
+            || !users(d, &v.name).is_empty()
+            || !f.match_labels(label)
+            || !f.match_labels_not(label)
+        {
             continue;
         }
         let size = d.volumes.size(&v.name);
