@@ -223,6 +223,11 @@ pub fn resolve_deferred(d: &Daemon, c: &super::Container, rec: &Record) -> Resul
     c.update(d, |r| r.endpoints = eps).map(Some)
 }
 
+/// Whether `n` is the network a container's network mode names.
+fn is_mode_network(d: &Daemon, hc: &HostConfig, n: &Network) -> bool {
+    d.networks.get(mode(hc)).is_ok_and(|p| p.id == n.id)
+}
+
 /// An endpoint to add with `network connect`.
 pub fn endpoint_for_connect(n: &Network, cfg: Option<&EndpointSettings>) -> Result<Endpoint> {
     endpoint_for(n, cfg)
@@ -597,7 +602,7 @@ pub async fn connect(d: &Arc<Daemon>, c: &Arc<super::Container>, n: &Network, cf
     let mut ep = endpoint_for_connect(n, cfg)?;
     // The container config's MAC address is its network mode's network's, however
     // often it is connected there (compose 1.29 reconnects a created container).
-    let primary = d.networks.get(mode(&rec.host_config)).is_ok_and(|p| p.id == n.id);
+    let primary = is_mode_network(d, &rec.host_config, n);
     if primary && ep.want_mac.is_none() {
         ep.want_mac = rec.config_mac.clone();
     }
@@ -657,7 +662,7 @@ pub async fn disconnect(d: &Arc<Daemon>, c: &Arc<super::Container>, n: &Network,
         .await
         .map_err(|e| Error::internal(e.to_string()))??;
     }
-    let mode_net = d.networks.get(mode(&rec.host_config)).is_ok_and(|p| p.id == n.id);
+    let mode_net = is_mode_network(d, &rec.host_config, n);
     let updated = c.update(d, |r| {
         r.endpoints.retain(|e| e.network_id != n.id);
         r.mode_network_left |= mode_net;

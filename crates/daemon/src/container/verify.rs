@@ -413,34 +413,25 @@ pub fn log_attrs(
 ) -> std::result::Result<std::collections::BTreeMap<String, String>, String> {
     let mut extra = std::collections::BTreeMap::new();
     let nonempty = |k: &str| opts.get(k).filter(|v| !v.is_empty());
-    if let Some(names) = nonempty("labels") {
-        for l in names.split(',') {
-            if let Some(v) = info.labels.get(l) {
-                extra.insert(l.to_owned(), v.clone());
-            }
-        }
-    }
-    if let Some(re) = nonempty("labels-regex") {
-        let re = regex::Regex::new(re).map_err(|e| format!("labels-regex: {e}"))?;
-        for (k, v) in info.labels {
-            if re.is_match(k) {
-                extra.insert(k.clone(), v.clone());
-            }
-        }
-    }
+    // `labels`/`labels-regex` over the labels, then `env`/`env-regex` over the
+    // environment (a variable wins over a label of its name, as in dockerd).
+    let labels: std::collections::HashMap<&str, &str> = info.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let env: std::collections::HashMap<&str, &str> = info.env.iter().filter_map(|e| e.split_once('=')).collect();
-    if let Some(names) = nonempty("env") {
-        for l in names.split(',') {
-            if let Some(v) = env.get(l) {
-                extra.insert(l.to_owned(), (*v).to_owned());
+    for (key, vars) in [("labels", &labels), ("env", &env)] {
+        if let Some(names) = nonempty(key) {
+            for n in names.split(',') {
+                if let Some(v) = vars.get(n) {
+                    extra.insert(n.to_owned(), (*v).to_owned());
+                }
             }
         }
-    }
-    if let Some(re) = nonempty("env-regex") {
-        let re = regex::Regex::new(re).map_err(|e| format!("env-regex: {e}"))?;
-        for (k, v) in &env {
-            if re.is_match(k) {
-                extra.insert((*k).to_owned(), (*v).to_owned());
+        let regex_key = format!("{key}-regex");
+        if let Some(re) = nonempty(&regex_key) {
+            let re = regex::Regex::new(re).map_err(|e| format!("{regex_key}: {e}"))?;
+            for (k, v) in vars {
+                if re.is_match(k) {
+                    extra.insert((*k).to_owned(), (*v).to_owned());
+                }
             }
         }
     }
