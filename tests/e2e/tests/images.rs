@@ -1219,11 +1219,7 @@ fn distribution_inspect_asks_the_registry() {
     assert!(o.success(), "push: {o}");
     let repo_digest = image_json(&d, &name)["RepoDigests"][0].as_str().unwrap().to_owned();
     let digest = repo_digest.rsplit('@').next().unwrap().to_owned();
-    let arch = match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        other => other,
-    };
+    let arch = host_arch();
     for r in [name.clone(), format!("{}/bb/app@{digest}", reg.addr)] {
         let i = d.api("GET", &format!("/v1.41/distribution/{r}/json"));
         assert_eq!(i.status, 200, "{r}: {}", i.text());
