@@ -2,11 +2,14 @@
 """Time two commands in alternation, so that drift in the machine's speed (which on
 this VM moves a median by 30 % between runs minutes apart) falls on both alike.
 
-  interleave.py --runs N --pause S --block B --out FILE --a CMD_A --b CMD_B
+  interleave.py --runs N --pause S --block B [--settle S] --out FILE --a CMD_A --b CMD_B
 
 Paced: N rounds; in each, both commands run once after a pause of S seconds (the
 order alternates round to round). Back to back: N // B rounds; in each, every command
-runs once untimed and then B times back to back. Commands are split like a shell
+runs once untimed and then B times back to back, each block after a pause of
+--settle seconds (default 1): what the other command's block left running (dockerd's
+containerd and its clean-up go on for a while after its last run) would otherwise
+land on the first runs of the next block. Commands are split like a shell
 would (shlex) and run without a shell. Writes the samples and their medians (seconds)
 to FILE as JSON, and prints the medians and the ratio A / B.
 """
@@ -30,6 +33,7 @@ def main():
     p.add_argument("--runs", type=int, default=30)
     p.add_argument("--pause", type=float, default=0.2)
     p.add_argument("--block", type=int, default=10)
+    p.add_argument("--settle", type=float, default=1.0)
     p.add_argument("--out", required=True)
     p.add_argument("--a", required=True, help="the first command")
     p.add_argument("--b", required=True, help="the second command")
@@ -45,6 +49,7 @@ def main():
     b2b = [[], []]
     for i in range(max(1, a.runs // a.block)):
         for k in ((0, 1) if i % 2 == 0 else (1, 0)):
+            time.sleep(a.settle)
             run(cmds[k])
             b2b[k].extend(run(cmds[k]) for _ in range(a.block))
     med = lambda xs: statistics.median(xs)

@@ -168,7 +168,7 @@ if [ "$do_runc" = 1 ]; then
     hf runc "runc --root $work/runc-root run --bundle $bundle bench-run"
 fi
 
-# ---------- (d) pelagos, (e) the kernel floor ----------
+# ---------- (d) pelagos, then (e) the kernel floor ----------
 pelagos_bin=${PELAGOS:-$(command -v pelagos || echo "$HOME/.cargo/bin/pelagos")}
 if [ "$do_pelagos" = 1 ] && [ -x "$pelagos_bin" ] && command -v skopeo >/dev/null; then
     for d in images layers blobs build-cache volumes networks rootfs; do
@@ -176,8 +176,7 @@ if [ "$do_pelagos" = 1 ] && [ -x "$pelagos_bin" ] && command -v skopeo >/dev/nul
     done
     # The same rootfs as an image: a docker archive made here, then an OCI archive.
     arch=$work/pelagos
-    mkdir -p "$arch/rootfs"
-    tar -C "$arch/rootfs" -xf "$rootfs_tar"
+    mkdir -p "$arch"
     layer_sha=$(sha256sum "$rootfs_tar" | cut -d' ' -f1)
     cp "$rootfs_tar" "$arch/layer.tar"
     jq -n --arg d "sha256:$layer_sha" '{architecture: "amd64", os: "linux", config: {Cmd: ["sh"]},
@@ -195,12 +194,15 @@ if [ "$do_pelagos" = 1 ] && [ -x "$pelagos_bin" ] && command -v skopeo >/dev/nul
     else
         echo "!! pelagos could not run the image; skipping (d)" >&2
     fi
-    floor="unshare --fork --pid --net --mount --uts --ipc chroot $arch/rootfs /bin/true"
-    hf_paced floor-paced "$floor"
-    hf floor "$floor"
 elif [ "$do_pelagos" = 1 ]; then
-    echo "!! pelagos or skopeo not installed (cargo install pelagos; apt-get install skopeo): skipping (d), (e)" >&2
+    echo "!! pelagos or skopeo not installed (cargo install pelagos; apt-get install skopeo): skipping (d)" >&2
 fi
+# The kernel floor needs nothing but the rootfs.
+mkdir -p "$work/floor-rootfs"
+tar -C "$work/floor-rootfs" -xf "$rootfs_tar"
+floor="unshare --fork --pid --net --mount --uts --ipc chroot $work/floor-rootfs /bin/true"
+hf_paced floor-paced "$floor"
+hf floor "$floor"
 
 # ---------- (f) berthd and pelagos, interleaved ----------
 # The machine's speed drifts over the minutes between (a) and (d): one build's paced
@@ -321,7 +323,8 @@ the last row turns that off.
 berth/docker ratio, paced (berth CLI ÷ dockerd): **$r_berth** (docker CLI on berthd: $r_docker_on_berth;
 back to back: $r_b2b; without warm containers: $r_cold); target ≤ 0.05: $verdict.
 Back to back, the docker CLI on berthd ÷ dockerd: $r_dob_b2b; the docker CLI alone ÷ dockerd: $r_alone_b2b.
-Interleaved with dockerd in the same minutes (\`bench/interleave.py\`, as for pelagos below): the
+Interleaved with dockerd in the same minutes (\`bench/interleave.py\`, as for pelagos below; each
+back-to-back block of 10 starts after a 1 s pause, so one engine's tail does not land on the other's runs): the
 berth CLI ÷ dockerd $il_berth_dockerd; the docker CLI on berthd ÷ dockerd $il_dcli_dockerd.
 berth CLI ÷ pelagos, the two interleaved ($il_note): paced **$il_paced**,
 back to back **$il_b2b** (targets ≤ 0.8 and ≤ 1.0); from the table's separate runs: $r_pel_paced and $r_pel_b2b.
