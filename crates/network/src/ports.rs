@@ -68,6 +68,25 @@ fn hold(proto: Proto, ip: IpAddr, port: u16) -> std::io::Result<(Option<OwnedFd>
     Ok((Some(fd), port))
 }
 
+/// How long a given port that is in use may take to come free. A port released a
+/// moment ago (its container removed, as `compose up` does before it recreates one)
+/// stays bound while any process spawned meanwhile (berthd's `nft`, a shim) still
+/// holds a copy of berthd's descriptors: close-on-exec ones go only at its `execve`.
+const RELEASE_GRACE: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// [`hold`] a port the user gave, waiting out [`RELEASE_GRACE`] while it is in use.
+fn hold_given(proto: Proto, ip: IpAddr, port: u16) -> std::io::Result<(Option<OwnedFd>, u16)> {
+    let deadline = std::time::Instant::now() + RELEASE_GRACE;
+    loop {
+        match hold(proto, ip, port) {
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            r => return r,
+        }
+    }
+}
+
 fn in_use(proto: Proto, ip: Option<IpAddr>, port: u16) -> Error {
     let ip = ip.map(|i| i.to_string()).unwrap_or_else(|| "0.0.0.0".into());
     Error::internal(format!(
@@ -86,7 +105,7 @@ pub fn reserve(reqs: &[PortRequest], default_ip: Option<IpAddr>) -> Result<(Vec<
         let bind_ip = host_ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         let (fd, port) = match r.host_ports {
             None | Some((0, 0)) => hold(r.proto, bind_ip, 0).map_err(|e| Error::internal(format!("allocate a host port: {e}")))?,
-            Some((a, b)) if a == b => hold(r.proto, bind_ip, a).map_err(|_| in_use(r.proto, host_ip, a))?,
+            Some((a, b)) if a == b => hold_given(r.proto, bind_ip, a).map_err(|_| in_use(r.proto, host_ip, a))?,
             Some((a, b)) => {
                 let taken: Vec<u16> = out.iter().filter(|x: &&Binding| x.proto == r.proto).map(|x| x.host_port).collect();
                 let mut found = None;
@@ -154,6 +173,31 @@ mod tests {
         .unwrap();
     }
 
+    /// A given port that comes free within the grace is taken; one that stays in use
+    /// is refused once the grace has passed.
+    #[test]
+    fn a_given_port_released_meanwhile_is_taken() {
+        std::thread::spawn(|| {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare a network namespace (needs root)");
+            crate::netns::loopback_up().expect("loopback up");
+            let lo: IpAddr = "127.0.0.1".parse().unwrap();
+            let (fd, port) = hold(Proto::Tcp, lo, 0).unwrap();
+            let req = PortRequest { proto: Proto::Tcp, container_port: 80, host_ip: Some(lo), host_ports: Some((port, port)) };
+            let t = std::time::Instant::now();
+            assert!(reserve(std::slice::from_ref(&req), None).is_err());
+            assert!(t.elapsed() >= RELEASE_GRACE);
+            let releaser = std::thread::spawn(move || {
+                std::thread::sleep(RELEASE_GRACE / 5);
+                drop(fd);
+            });
+            let (b, _held) = reserve(&[req], None).expect("taken once released");
+            assert_eq!(b[0].host_port, port);
+            releaser.join().unwrap();
+        })
+        .join()
+        .unwrap();
+    }
+
     fn reserve_refuse_release() {
         let lo: IpAddr = "127.0.0.1".parse().unwrap();
         let (b, held) = reserve(
@@ -174,14 +218,9 @@ mod tests {
         let (r, _h2) = reserve(&[range], None).unwrap();
         assert_ne!(r[0].host_port, b[0].host_port);
         drop(held);
-        // Released with its sockets. A process another test's thread spawns at that
-        // moment (the firewall tests run `nft`) holds copies of this process's
-        // descriptors, close-on-exec ones too, until it execs: give it that long.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while let Err(e) = reserve(std::slice::from_ref(&again), None) {
-            assert!(std::time::Instant::now() < deadline, "released with its sockets: {}", e.message());
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
+        // Released with its sockets (a process another test's thread spawns meanwhile,
+        // the firewall tests' `nft`, holds them until it execs: the grace covers it).
+        assert!(reserve(std::slice::from_ref(&again), None).is_ok(), "released with its sockets");
         assert_eq!(parse_host_ports("8000-8002").unwrap(), Some((8000, 8002)));
         assert!(parse_host_ports("9-8").is_err());
     }
