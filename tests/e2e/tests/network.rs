@@ -745,12 +745,13 @@ fn the_enable_ipv6_driver_option_decides_ipv6() {
     d.docker(&["network", "rm", "v6opt", "v6off"]).ok();
 }
 
-/// A user-defined network's aliases get the container's short id when dockerd
-/// connects it there, at its first start: a created container shows only the aliases
-/// asked for (docker-compose 1.29 reconnects such a container's networks, with their
-/// link-local addresses, when the short id is missing).
+/// A user-defined network's aliases get the container's short id and its hostname
+/// when dockerd connects it there, at its first start: a created container shows only
+/// the aliases asked for (docker-compose 1.29 reconnects such a container's networks,
+/// with their link-local addresses, when the short id is missing). The hostname is a
+/// name the network's DNS answers, as it is with dockerd.
 #[test]
-fn the_short_id_joins_the_aliases_at_the_first_start() {
+fn the_short_id_and_hostname_join_the_aliases_at_the_first_start() {
     let d = Daemon::start();
     d.import_busybox();
     d.docker(&["network", "create", "al"]).ok();
@@ -769,6 +770,12 @@ fn the_short_id_joins_the_aliases_at_the_first_start() {
     d.docker(&["create", "--name", "alc2", "--network", "al", "busybox", "true"]).ok();
     assert_eq!(d.docker(&["inspect", "-f", "{{json .NetworkSettings.Networks.al.Aliases}}", "alc2"]).ok().trim(), "null");
     d.docker(&["rm", "alc2"]).ok();
+    let id = d.docker(&["run", "-d", "--name", "alh", "--hostname", "db.example", "--network", "al", "--network-alias", "x", "busybox", "sleep", "60"]).ok().trim().to_owned();
+    let ip = d.docker(&["inspect", "-f", "{{.NetworkSettings.Networks.al.IPAddress}}", "alh"]).ok().trim().to_owned();
+    assert_eq!(d.docker(&["inspect", "-f", "{{json .NetworkSettings.Networks.al.Aliases}}", "alh"]).ok().trim(), format!(r#"["x","{}","db.example"]"#, &id[..12]));
+    let o = d.docker(&["run", "--rm", "--network", "al", "busybox", "nslookup", "db.example"]);
+    assert!(o.ok().contains(&format!("Address: {ip}")) && o.stdout.contains("Non-authoritative answer:"), "{o}");
+    d.docker(&["rm", "-f", "alh"]).ok();
     d.docker(&["network", "rm", "al"]).ok();
 }
 

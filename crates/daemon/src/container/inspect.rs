@@ -117,15 +117,15 @@ fn networks(r: &Record) -> HashMap<String, EndpointSettings> {
     let started = !r.state.started_at.is_empty();
     for (i, ep) in r.endpoints.iter().enumerate() {
         let ip = |v: Option<std::net::IpAddr>| v.map(|a| a.to_string()).unwrap_or_default();
-        // Docker adds the short id as an alias on user-defined networks when it
-        // connects the container there, at its first start (compose 1.29 reconnects a
-        // created container's networks, with their link-local addresses, when it is
-        // missing).
-        let mut aliases = ep.aliases.clone();
-        let short = &r.id[..12];
-        if (ep.network != "bridge" || i > 0) && started && !aliases.iter().any(|a| a == short) {
-            aliases.push(short.to_owned());
-        }
+        // Docker adds the short id and the hostname as aliases on user-defined
+        // networks when it connects the container there, at its first start (compose
+        // 1.29 reconnects a created container's networks, with their link-local
+        // addresses, when the short id is missing).
+        let aliases = if (ep.network != "bridge" || i > 0) && started {
+            super::net::connected_aliases(r, ep)
+        } else {
+            ep.aliases.clone()
+        };
         let ipam = (ep.want_ipv4.is_some() || ep.want_ipv6.is_some() || !ep.link_local.is_empty()).then(|| EndpointIpamConfig {
             ipv4_address: ep.want_ipv4.map(|a| a.to_string()),
             ipv6_address: ep.want_ipv6.map(|a| a.to_string()),

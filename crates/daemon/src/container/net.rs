@@ -300,12 +300,25 @@ pub fn wire(d: &Daemon, rec: &Record, netns: &Path) -> Result<Wired> {
     Ok(Wired { endpoints: eps, ports })
 }
 
-/// The names a container answers to on a network: its name, its aliases, its short id.
+/// An endpoint's aliases on a user-defined network once connected: those asked for,
+/// then, as dockerd adds them when it connects a container there, its short id and its
+/// hostname (`--hostname`; the default hostname is the short id), each unless present.
+pub fn connected_aliases(rec: &Record, ep: &Endpoint) -> Vec<String> {
+    let mut v = ep.aliases.clone();
+    let host = rec.config.hostname.as_deref().filter(|h| !h.is_empty());
+    for a in std::iter::once(&rec.id[..12]).chain(host) {
+        if !v.iter().any(|x| x == a) {
+            v.push(a.to_owned());
+        }
+    }
+    v
+}
+
+/// The names a container answers to on a network: its name and its aliases (with its
+/// short id and hostname).
 pub fn dns_names(rec: &Record, ep: &Endpoint) -> Vec<String> {
     let mut v = vec![rec.name.clone()];
-    v.extend(ep.aliases.iter().cloned());
-    v.push(rec.id[..12].to_owned());
-    v.dedup();
+    v.extend(connected_aliases(rec, ep).into_iter().filter(|a| *a != rec.name));
     v
 }
 
