@@ -26,7 +26,7 @@ pub use seccomp::{
 pub use devices::parse_cgroup_rule;
 pub use mounts::check_bind_propagation;
 pub use spec::{
-    apparmor_enabled, build_spec, cgroup_v2_unified, default_nofile, process_of, resources as linux_resources, DEFAULT_MASKED_PATHS, DEFAULT_NOFILE, DEFAULT_PATH_ENV,
+    apparmor_enabled, build_spec, cgroup_v2_unified, daemon_env, default_nofile, process_of, resources as linux_resources, DEFAULT_MASKED_PATHS, DEFAULT_NOFILE, DEFAULT_PATH_ENV,
     DEFAULT_READONLY_PATHS, DEFAULT_SHM_SIZE, INIT_PATH,
 };
 pub use user::{resolve_user, ResolvedUser};

@@ -152,33 +152,36 @@ fn seccomp_profile_json(v: &str) -> Result<String> {
         .map_err(|e| Error::invalid(format!("opening seccomp profile ({v}) failed: {e}")))
 }
 
-/// `HOME`, `PATH`, `HOSTNAME`, `TERM` defaults and user env, moby's
-/// `CreateDaemonEnvironment` + `ReplaceOrAppendEnvValues` (a bare `KEY` removes the key).
-fn build_env(opts: &SpecOptions, home: &str) -> Vec<String> {
-    let mut env: Vec<String> = vec![
-        format!("PATH={DEFAULT_PATH_ENV}"),
-        format!("HOSTNAME={}", opts.hostname),
-    ];
-    if opts.terminal {
-        env.push("TERM=xterm".into());
+/// The environment dockerd gives a container's or an exec's process before `HOME`:
+/// moby's `CreateDaemonEnvironment` (`PATH`, `HOSTNAME`, `TERM=xterm` for a terminal)
+/// with `env` over it by `ReplaceOrAppendEnvValues` (a later `KEY=VALUE` replaces the
+/// key in its place, a bare `KEY` removes it).
+pub fn daemon_env(hostname: &str, terminal: bool, env: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = vec![format!("PATH={DEFAULT_PATH_ENV}"), format!("HOSTNAME={hostname}")];
+    if terminal {
+        out.push("TERM=xterm".into());
     }
-    for kv in &opts.env {
+    for kv in env {
         let (key, has_value) = match kv.split_once('=') {
             Some((k, _)) => (k, true),
             None => (kv.as_str(), false),
         };
-        let pos = env
-            .iter()
-            .position(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) == key);
+        let pos = out.iter().position(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) == key);
         match (pos, has_value) {
-            (Some(i), true) => env[i] = kv.clone(),
-            (None, true) => env.push(kv.clone()),
+            (Some(i), true) => out[i] = kv.clone(),
+            (None, true) => out.push(kv.clone()),
             (Some(i), false) => {
-                env.remove(i);
+                out.remove(i);
             }
             (None, false) => {}
         }
     }
+    out
+}
+
+/// [`daemon_env`], then `HOME` (the user's, as the runtime adds it) unless set.
+fn build_env(opts: &SpecOptions, home: &str) -> Vec<String> {
+    let mut env = daemon_env(&opts.hostname, opts.terminal, &opts.env);
     if !env.iter().any(|e| e.starts_with("HOME=")) {
         env.push(format!("HOME={home}"));
     }

@@ -15,6 +15,7 @@
 //! this alone when there is no filter).
 
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::fs;
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
@@ -343,6 +344,9 @@ impl Executor for Confined {
         // set: the process then ends if its shim is killed.
         // SAFETY: prctl with integer arguments only.
         unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) };
+        if let Some(env) = spec.process().as_ref().and_then(|p| p.env().as_ref()) {
+            env_in_order(env);
+        }
         self.inner.exec(spec)
     }
 
@@ -365,9 +369,52 @@ impl Executor for Confined {
     }
 }
 
+/// libcontainer hands the spec's environment to `setup_envs` as a map, so the process
+/// would list it in no order: put it back in the spec's (runc's and dockerd's: `PATH`,
+/// `HOSTNAME`, then the container's own variables in their order), with what
+/// libcontainer added that the spec lacks (a `HOME` from the user's entry) after it.
+fn env_in_order(env: &[String]) {
+    let now: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+    // SAFETY (each `*_var` below): the container's init, one thread, before its exec.
+    for (k, _) in &now {
+        unsafe { std::env::remove_var(k) };
+    }
+    for (k, v) in ordered_env(env, now) {
+        unsafe { std::env::set_var(k, v) };
+    }
+}
+
+/// The variables of `env` (`KEY=VALUE`, in order; a later one replaces an earlier one
+/// in its place), then those of `now` that `env` does not name.
+fn ordered_env(env: &[String], now: Vec<(OsString, OsString)>) -> Vec<(OsString, OsString)> {
+    let mut out: Vec<(OsString, OsString)> = Vec::new();
+    for e in env {
+        if let Some((k, v)) = e.split_once('=').filter(|(k, _)| !k.is_empty()) {
+            match out.iter_mut().find(|(x, _)| x == k) {
+                Some(slot) => slot.1 = v.into(),
+                None => out.push((k.into(), v.into())),
+            }
+        }
+    }
+    for (k, v) in now {
+        if !out.iter().any(|(x, _)| *x == k) {
+            out.push((k, v));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_environment_is_put_in_the_specs_order() {
+        let os = |k: &str, v: &str| (OsString::from(k), OsString::from(v));
+        let now = vec![os("B", "2"), os("HOME", "/root"), os("PATH", "/bin"), os("A", "1")];
+        let spec: Vec<String> = ["PATH=/bin", "A=0", "B=2", "NOVALUE", "A=1"].map(String::from).to_vec();
+        assert_eq!(ordered_env(&spec, now), [os("PATH", "/bin"), os("A", "1"), os("B", "2"), os("HOME", "/root")]);
+    }
 
     #[test]
     fn quick_delete_only_with_an_own_pid_namespace_and_no_poststop_hooks() {

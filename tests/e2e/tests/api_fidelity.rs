@@ -602,3 +602,36 @@ fn the_list_quotes_arguments_with_spaces() {
     assert_eq!(row["Command"], "sh -c 'sleep 60; true'");
     d.berth(&["rm", "-f", &id]).ok();
 }
+
+/// A create's environment is the request's variables as given, then the image's it
+/// does not set (dockerd's merge): so `inspect` lists it, and so the process sees it.
+#[test]
+fn a_containers_environment_lists_its_own_variables_before_the_images() {
+    let d = Daemon::start();
+    let rootfs = berth_e2e::busybox_rootfs();
+    d.berth(&["import", "-c", "ENV A=image", "-c", "ENV Z=image", &rootfs.to_string_lossy(), "withenv"]).ok();
+    for cli in Cli::ALL {
+        let name = format!("envorder-{}", cli.name());
+        d.cli(cli, &["create", "--name", &name, "-e", "B=own", "-e", "A=own", "withenv", "env"]).ok();
+        let env = d.inspect(&name)["Config"]["Env"].clone();
+        assert_eq!(env, json!(["B=own", "A=own", "Z=image"]), "{}", cli.name());
+        let out = d.cli(cli, &["start", "-a", &name]).ok().to_owned();
+        let lines: Vec<&str> = out.lines().filter(|l| ["A=", "B=", "Z="].iter().any(|p| l.starts_with(p))).collect();
+        assert_eq!(lines, ["B=own", "A=own", "Z=image"], "{}: {out}", cli.name());
+        d.cli(cli, &["rm", &name]).ok();
+    }
+    // An exec's: the daemon's defaults (TERM for its own terminal), the container's,
+    // the exec's (a bare name unsets), and the exec user's HOME after them, as dockerd.
+    d.docker(&["run", "-d", "--name", "envexec", "-e", "B=own", "busybox", "sleep", "60"]).ok();
+    let env = |args: &[&str]| -> Vec<String> {
+        let mut a = vec!["exec"];
+        a.extend_from_slice(args);
+        a.extend(["envexec", "env"]);
+        let o = d.docker(&a).ok().to_owned();
+        o.lines().map(|l| l.trim_end_matches('\r').to_owned()).filter(|l| !l.starts_with("HOSTNAME=") && !l.starts_with("PATH=")).collect()
+    };
+    assert_eq!(env(&["-e", "C=1", "-e", "B"]), ["C=1", "HOME=/root"]);
+    assert_eq!(env(&["-u", "nobody"]), ["B=own", "HOME=/nonexistent"]);
+    assert_eq!(env(&["-t"]), ["TERM=xterm", "B=own", "HOME=/root"]);
+    d.docker(&["rm", "-f", "envexec"]).ok();
+}

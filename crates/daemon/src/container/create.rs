@@ -11,16 +11,12 @@ use berth_metadata::Table;
 use super::{event_attrs, now, Container, Paths, Record, State};
 use crate::Daemon;
 
-/// Merge `KEY=VALUE` lists: later entries replace earlier ones with the same key.
-pub fn merge_env(base: &[String], over: &[String]) -> Vec<String> {
-    let mut out: Vec<String> = base.to_vec();
-    for e in over {
-        let k = e.split('=').next().unwrap_or(e);
-        match out.iter_mut().find(|x| x.split('=').next() == Some(k)) {
-            Some(x) => *x = e.clone(),
-            None => out.push(e.clone()),
-        }
-    }
+/// dockerd's merge at create: the request's variables as given, then each of the
+/// image's whose name the request does not set (`inspect` and `env` list them so).
+pub fn env_over_image(own: &[String], image: &[String]) -> Vec<String> {
+    let key = |e: &str| e.split('=').next().unwrap_or(e).to_owned();
+    let mut out = own.to_vec();
+    out.extend(image.iter().filter(|i| !own.iter().any(|o| key(o) == key(i))).cloned());
     out
 }
 
@@ -258,7 +254,7 @@ async fn create_with(
         // null), else the two merged
         env: match body.env.as_deref() {
             None | Some([]) => icfg.env.clone(),
-            Some(own) => Some(merge_env(icfg.env.as_deref().unwrap_or_default(), own)),
+            Some(own) => Some(env_over_image(own, icfg.env.as_deref().unwrap_or_default())),
         },
         cmd: if cmd.is_empty() { None } else { Some(cmd) },
         healthcheck: body.healthcheck.clone().or(icfg.healthcheck.clone()),
@@ -395,9 +391,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn env_merge_overrides_by_key() {
-        let base = vec!["PATH=/bin".to_owned(), "A=1".to_owned()];
-        let over = vec!["A=2".to_owned(), "B=3".to_owned()];
-        assert_eq!(merge_env(&base, &over), ["PATH=/bin", "A=2", "B=3"]);
+    fn a_create_lists_its_own_variables_first() {
+        let image = vec!["PATH=/bin".to_owned(), "A=1".to_owned(), "C".to_owned()];
+        let own = vec!["B=3".to_owned(), "A=2".to_owned(), "C=x".to_owned()];
+        assert_eq!(env_over_image(&own, &image), ["B=3", "A=2", "C=x", "PATH=/bin"]);
     }
 }

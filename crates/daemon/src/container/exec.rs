@@ -87,9 +87,15 @@ fn process_json(d: &Daemon, c: &Container, e: &Exec) -> Result<serde_json::Value
     let cfg = &e.config;
     p["args"] = serde_json::json!(cfg.cmd.clone().unwrap_or_default());
     p["terminal"] = serde_json::json!(cfg.tty.unwrap_or(false));
-    let base: Vec<String> = serde_json::from_value(p["env"].clone()).unwrap_or_default();
-    let env = super::create::merge_env(&base, &cfg.env.clone().unwrap_or_default());
-    p["env"] = serde_json::json!(env);
+    // dockerd's: the daemon's defaults (`TERM` for an exec with a terminal), the legacy
+    // links' variables, the container's, the exec's; no `HOME` unless one of them sets
+    // it: the runtime adds the exec user's.
+    let rec = c.record();
+    let mut env = super::net::link_env(d, &rec);
+    env.extend(rec.config.env.clone().unwrap_or_default());
+    env.extend(cfg.env.clone().unwrap_or_default());
+    let hostname = rec.config.hostname.clone().unwrap_or_default();
+    p["env"] = serde_json::json!(berth_oci::daemon_env(&hostname, cfg.tty.unwrap_or(false), &env));
     if let Some(w) = cfg.working_dir.as_deref().filter(|w| !w.is_empty()) {
         p["cwd"] = serde_json::json!(w);
     }
