@@ -39,6 +39,31 @@ try:
         assert web.ports["80/tcp"][0]["HostPort"] == binding["HostPort"]
     finally:
         web.remove(force=True)
+    # network_disabled: a loopback of its own, on no network, the mode kept; it can
+    # still be connected later; publishing a port with it is refused.
+    nd = c.containers.create("busybox", ["sh", "-c", "ip -o link | cut -d: -f2"], network_disabled=True, network="pynet")
+    try:
+        assert nd.attrs["Config"]["NetworkDisabled"] is True and nd.attrs["HostConfig"]["NetworkMode"] == "pynet", nd.attrs
+        assert nd.attrs["NetworkSettings"]["Networks"] == {}, nd.attrs["NetworkSettings"]
+        nd.start()
+        assert nd.wait()["StatusCode"] == 0
+        assert nd.logs().decode().split() == ["lo"], nd.logs()
+        net.connect(nd)
+        nd.reload()
+        assert list(nd.attrs["NetworkSettings"]["Networks"]) == ["pynet"], nd.attrs["NetworkSettings"]
+    finally:
+        nd.remove(force=True)
+    try:
+        c.containers.create("busybox", "true", network_disabled=True, ports={"80/tcp": None})
+        raise AssertionError("a port published with network_disabled was accepted")
+    except docker.errors.APIError as e:
+        assert e.status_code == 400 and "NetworkDisabled" in str(e), e
+    # A create that says it is not disabled, as compose 1.29 does, shows nothing of it.
+    plain = c.api.create_container("busybox", "true", networking_config=None, host_config=c.api.create_host_config())
+    try:
+        assert "NetworkDisabled" not in c.api.inspect_container(plain["Id"])["Config"]
+    finally:
+        c.api.remove_container(plain["Id"])
 finally:
     net.remove()
 print("ok")

@@ -169,7 +169,13 @@ async fn create_with(
         });
     let exposed_given = body.exposed_ports.as_ref().is_some_and(|e| !e.is_empty());
     super::net::validate_mode(body.hostname.as_deref().unwrap_or(""), mac_given, exposed_given, &hc)?;
+    if body.network_disabled == Some(true) && super::net::publishes(&hc) {
+        return Err(Error::invalid("conflicting options: port publishing and NetworkDisabled (no address to publish on)"));
+    }
     let endpoints = match super::net::endpoints_for_create(d, &hc, body.networking_config.as_ref(), config_mac.as_deref()) {
+        // `NetworkDisabled` (docker-py's `network_disabled`): a namespace of its own
+        // with a loopback only, on no network, its network mode as given (dockerd's).
+        _ if body.network_disabled == Some(true) => Vec::new(),
         // dockerd looks a container's networks up when it starts it: one that does not
         // exist yet is no error here (and a 404 now would make the docker CLI pull the
         // image). The start makes the endpoints, or fails naming the network.
@@ -258,17 +264,18 @@ async fn create_with(
         },
         cmd: if cmd.is_empty() { None } else { Some(cmd) },
         healthcheck: body.healthcheck.clone().or(icfg.healthcheck.clone()),
-        args_escaped: body.args_escaped,
+        // Go's `omitempty` fields of the config: false and empty are left out.
+        args_escaped: body.args_escaped.filter(|&e| e),
         image: Some(image_name.clone()),
         volumes: if volumes.is_empty() { None } else { Some(volumes) },
         working_dir: Some(
             body.working_dir.clone().filter(|w| !w.is_empty()).or(icfg.working_dir.clone()).unwrap_or_default(),
         ),
         entrypoint: if entrypoint.is_empty() { None } else { Some(entrypoint) },
-        network_disabled: body.network_disabled,
+        network_disabled: body.network_disabled.filter(|&n| n),
         on_build: icfg.on_build.clone(),
         labels: Some(labels),
-        stop_signal: body.stop_signal.clone().or(icfg.stop_signal.clone()),
+        stop_signal: body.stop_signal.clone().filter(|s| !s.is_empty()).or(icfg.stop_signal.clone()),
         stop_timeout: body.stop_timeout,
         shell: body.shell.clone().or(icfg.shell.clone()),
     };

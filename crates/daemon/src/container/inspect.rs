@@ -94,7 +94,8 @@ fn networks(r: &Record) -> HashMap<String, EndpointSettings> {
         // The mode's network without an endpoint: host or none, or a network a created
         // container gets at its first start; once started, a container without
         // endpoints was disconnected from them all, and dockerd lists none.
-        let listed = matches!(mode.as_str(), "host" | "none") || (r.state.started_at.is_empty() && !r.mode_network_left);
+        let listed = !super::net::network_disabled(r)
+            && (matches!(mode.as_str(), "host" | "none") || (r.state.started_at.is_empty() && !r.mode_network_left));
         if listed && !mode.starts_with("container:") {
             // every key dockerd writes, zero (clients index them: docker-py's
             // `['IPAddress']`)

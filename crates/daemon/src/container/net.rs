@@ -134,10 +134,16 @@ pub fn validate_mode(hostname: &str, mac: bool, exposed: bool, hc: &HostConfig) 
     if m == "host" && hc.links.as_ref().is_some_and(|l| !l.is_empty()) {
         return conflict("host type networking can't be used with links. This would result in undefined behavior");
     }
-    if m == "none" && (hc.port_bindings.as_ref().is_some_and(|p| p.values().any(|b| b.as_ref().is_some_and(|b| !b.is_empty()))) || hc.publish_all_ports.unwrap_or(false)) {
+    if m == "none" && publishes(hc) {
         return conflict("port publishing and the none network mode (it has no address to publish on)");
     }
     Ok(())
+}
+
+/// Does the container ask for a host port (`-p` with a binding, `-P`)?
+pub fn publishes(hc: &HostConfig) -> bool {
+    hc.port_bindings.as_ref().is_some_and(|p| p.values().any(|b| b.as_ref().is_some_and(|b| !b.is_empty())))
+        || hc.publish_all_ports.unwrap_or(false)
 }
 
 /// The endpoints a create request asks for: its network mode's network, with the
@@ -191,6 +197,11 @@ pub fn endpoints_for_create(d: &Daemon, hc: &HostConfig, nc: Option<&NetworkingC
     Ok(out)
 }
 
+/// Created with `NetworkDisabled`: on no network, whatever its mode names.
+pub fn network_disabled(rec: &Record) -> bool {
+    rec.config.network_disabled == Some(true)
+}
+
 /// Does the network mode name a network of its own (not the default bridge, the
 /// host's, none, or another container's)?
 pub fn names_a_network(hc: &HostConfig) -> bool {
@@ -203,7 +214,7 @@ pub fn names_a_network(hc: &HostConfig) -> bool {
 /// those `network connect` added meanwhile), or the start fails with the network's
 /// 404. Returns the record with it, when it made one.
 pub fn resolve_deferred(d: &Daemon, c: &super::Container, rec: &Record) -> Result<Option<Record>> {
-    if !names_a_network(&rec.host_config) || rec.mode_network_left {
+    if !names_a_network(&rec.host_config) || rec.mode_network_left || network_disabled(rec) {
         return Ok(None);
     }
     let m = mode(&rec.host_config);
