@@ -153,7 +153,13 @@ fn run_flags_take_effect() {
     d.berth(&["run", "-d", "--name", "private", "busybox", "sleep", "60"]).ok();
     let o = d.berth(&["run", "--rm", "--ipc", "container:private", "busybox", "true"]);
     assert!(o.stderr.contains("non-shareable IPC"), "{o}");
-    d.berth(&["rm", "-f", "donor", "private"]).ok();
+    // Not running: dockerd's words, the running check first.
+    let id = d.berth(&["create", "--name", "stopped", "busybox", "true"]).ok().trim().to_owned();
+    let o = d.docker(&["run", "--rm", "--ipc", "container:stopped", "busybox", "true"]);
+    assert!(o.stderr.contains(&format!("can't join IPC of container {id}: container {id} is not running")), "{o}");
+    let o = d.docker(&["run", "--rm", "--pid", "container:stopped", "busybox", "true"]);
+    assert!(o.stderr.contains(&format!("Error response from daemon: container {id} is not running")), "{o}");
+    d.berth(&["rm", "-f", "donor", "private", "stopped"]).ok();
     // --log-driver none: nothing kept, reading says why.
     d.berth(&["run", "--name", "nolog", "--log-driver", "none", "busybox", "echo", "hi"]).ok();
     let o = d.docker(&["logs", "nolog"]);

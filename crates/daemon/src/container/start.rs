@@ -171,11 +171,12 @@ fn mount_shm(dir: &Path, size: i64, owner: Option<(u32, u32)>) -> Result<()> {
 }
 
 /// A namespace shared with another, running container (`--pid`/`--ipc container:x`).
-fn join_container_ns(d: &Daemon, what: &str, reference: &str, ns: &str) -> Result<NsMode> {
-    let other = d.containers.get(reference)?;
+/// The namespace `ns` of the running container `other`; dockerd's 409 when it is not
+/// running, after `prefix` (its IPC check names the container it cannot join first).
+fn join_container_ns(other: &super::Container, ns: &str, prefix: &str) -> Result<NsMode> {
     let r = other.record();
     if !r.state.status.is_live() || r.state.pid <= 0 {
-        return Err(Error::conflict(format!("cannot join {what} of a non running container: {}", other.id)));
+        return Err(Error::conflict(format!("{prefix}container {} is not running", other.id)));
     }
     Ok(NsMode::Path(PathBuf::from(format!("/proc/{}/ns/{ns}", r.state.pid))))
 }
@@ -225,7 +226,7 @@ fn spec_options(d: &Daemon, rec: &Record, paths: &Paths, etc: EtcFiles) -> Resul
     let pid = match hc.pid_mode.as_deref().unwrap_or("") {
         "host" => NsMode::Host,
         m => match super::verify::container_ref(m) {
-            Some(r) => join_container_ns(d, "PID namespace", r, "pid")?,
+            Some(r) => join_container_ns(&*d.containers.get(r)?, "pid", "")?,
             None => NsMode::Private,
         },
     };
@@ -239,17 +240,18 @@ fn spec_options(d: &Daemon, rec: &Record, paths: &Paths, etc: EtcFiles) -> Resul
         m => match super::verify::container_ref(m) {
             Some(r) => {
                 let donor = d.containers.get(r)?;
+                let prefix = format!("can't join IPC of container {}: ", donor.id);
+                let joined = join_container_ns(&donor, "ipc", &prefix)?;
                 match donor.record().host_config.ipc_mode.as_deref() {
                     Some("shareable") => shm_source = Some(shm_dir(&Paths::new(d, &donor.id))),
                     Some("host") => {}
                     _ => {
                         return Err(Error::invalid(format!(
-                            "cannot join IPC of container {}: non-shareable IPC (hint: use IpcMode:shareable for the donor container)",
-                            donor.id
+                            "{prefix}non-shareable IPC (hint: use IpcMode:shareable for the donor container)"
                         )))
                     }
                 }
-                join_container_ns(d, "IPC namespace", r, "ipc")?
+                joined
             }
             None => NsMode::Private,
         },
