@@ -132,9 +132,17 @@ pub enum Cmd {
     Logout { server: Option<String> },
 
     /// Show the berth version information
-    Version,
+    Version {
+        /// Format the output using the given Go template
+        #[arg(short = 'f', long)]
+        format: Option<String>,
+    },
     /// Display system-wide information
-    Info,
+    Info {
+        /// Format the output using the given Go template
+        #[arg(short = 'f', long)]
+        format: Option<String>,
+    },
     /// Get real time events from the server
     Events(EventsArgs),
     /// Manage the berth system
@@ -655,6 +663,9 @@ pub struct StatsArgs {
     /// Do not truncate output
     #[arg(long = "no-trunc")]
     pub no_trunc: bool,
+    /// Format the output using the given Go template
+    #[arg(long)]
+    pub format: Option<String>,
     pub containers: Vec<String>,
 }
 
@@ -1056,7 +1067,11 @@ pub enum SystemCmd {
         #[arg(short = 'v', long)]
         verbose: bool,
     },
-    Info,
+    Info {
+        /// Format the output using the given Go template
+        #[arg(short = 'f', long)]
+        format: Option<String>,
+    },
     Events(EventsArgs),
     Prune(PruneArgs),
     /// Proxy the stdio stream to the daemon connection. Should not be invoked manually.

@@ -369,7 +369,19 @@ fn container_sizes_count_what_it_wrote() {
     let quiet = d.berth(&["run", "-d", "busybox", "sleep", "600"]).ok().trim().to_owned();
     let list = d.api("GET", &format!("/containers/json?size=1&filters=%7B%22id%22%3A%5B%22{quiet}%22%5D%7D")).json();
     assert!(list[0].get("SizeRw").is_none() && list[0]["SizeRootFs"].as_i64() > Some(0), "{list}");
+    // Both CLIs print it as "0B (virtual ...)".
+    let f = format!("--filter=id={quiet}");
+    let docker = d.docker(&["ps", "-s", &f, "--format", "{{.Size}}"]).ok().to_owned();
+    assert!(docker.starts_with("0B (virtual "), "{docker}");
+    assert_eq!(d.berth(&["ps", "-s", &f, "--format", "{{.Size}}"]).ok(), docker);
     d.berth(&["rm", "-f", &id, &quiet]).ok();
+    // `rm -f` of a container that is not there reports it and does not fail (the
+    // docker CLI's); without -f it fails.
+    for cli in Cli::ALL {
+        let o = d.cli(cli, &["rm", "-f", "nosuch-rm"]);
+        assert!(o.code == 0 && o.stderr.contains("No such container: nosuch-rm"), "{}: {o}", cli.name());
+        assert_eq!(d.cli(cli, &["rm", "nosuch-rm"]).code, 1, "{}", cli.name());
+    }
 }
 
 /// `system df`'s images: each with its containers and the size of the layers another
@@ -396,6 +408,10 @@ fn system_df_shows_what_images_share() {
     let o = d.docker(&["system", "df", "-v", "--format", "{{range .Images}}{{.Repository}} {{.SharedSize}} {{.UniqueSize}}\n{{end}}"]);
     let line = o.stdout.lines().find(|l| l.starts_with("derived ")).unwrap_or_else(|| panic!("{o}"));
     assert!(!line.contains("N/A"), "{o}");
+    // The summary's reclaimable images: all layers less what the images in use hold
+    // alone; both CLIs work it out the same.
+    let images_row = |cli: Cli| d.cli(cli, &["system", "df"]).ok().lines().find(|l| l.starts_with("Images")).unwrap_or_default().to_owned();
+    assert_eq!(images_row(Cli::Berth), images_row(Cli::Docker));
     d.berth(&["rm", "wr"]).ok();
     d.berth(&["rmi", "derived"]).ok();
 }
@@ -495,4 +511,23 @@ fn pause_and_unpause_as_dockerd_does() {
     let o = d.docker(&["unpause", "pz"]);
     assert!(o.code != 0 && o.stderr.contains(&format!("Container {id} is not paused")), "{o}");
     d.docker(&["rm", "pz"]).ok();
+}
+
+/// `--format` on `version`, `info` and `stats`: a template prints the same with both
+/// CLIs (the docker CLI's field names, matched to the API's keys).
+#[test]
+fn version_info_and_stats_take_format_templates() {
+    let d = Daemon::start();
+    d.berth(&["run", "-d", "--name", "fmt", "busybox", "sleep", "60"]).ok();
+    for args in [
+        vec!["version", "--format", "{{.Server.APIVersion}} {{.Server.Os}} {{.Client.Os}}"],
+        vec!["info", "--format", "{{.Containers}} {{.ContainersRunning}} {{.OSType}}"],
+        vec!["system", "info", "--format", "{{json .Driver}}"],
+        vec!["stats", "--no-stream", "--format", "{{.Name}} {{.Container}} {{.ID}} {{.PIDs}}", "fmt"],
+    ] {
+        let (b, k) = (d.berth(&args).ok().to_owned(), d.docker(&args).ok().to_owned());
+        assert_eq!(b, k, "{args:?}");
+        assert!(!b.trim().is_empty() && !b.contains("<no value>"), "{args:?}: {b}");
+    }
+    d.berth(&["rm", "-f", "fmt"]).ok();
 }

@@ -75,14 +75,12 @@ fn ps_context(c: &Value, no_trunc: bool) -> Value {
         ellipsis(command, 20)
     };
     let created = c["Created"].as_i64().unwrap_or(0);
-    let size = match (c["SizeRw"].as_i64(), c["SizeRootFs"].as_i64()) {
-        (Some(rw), Some(root)) if root > 0 => format!(
-            "{} (virtual {})",
-            human_size_prec(rw as f64, 3),
-            human_size_prec(root as f64, 3)
-        ),
-        (Some(rw), _) => human_size_prec(rw as f64, 3),
-        _ => "0B".into(),
+    // Zero sizes are left out of the list (Go's omitempty).
+    let (rw, root) = (c["SizeRw"].as_i64().unwrap_or(0), c["SizeRootFs"].as_i64().unwrap_or(0));
+    let size = if root > 0 {
+        format!("{} (virtual {})", human_size_prec(rw as f64, 3), human_size_prec(root as f64, 3))
+    } else {
+        human_size_prec(rw as f64, 3)
     };
     let labels = c["Labels"]
         .as_object()
@@ -229,6 +227,19 @@ async fn each(
     path: impl Fn(&str) -> String,
     q: Query,
 ) -> Result<i32> {
+    each_tolerating(c, names, method, path, q, |_| false).await
+}
+
+/// [`each`], where an error whose status `tolerated` accepts is printed and does not
+/// fail the command.
+async fn each_tolerating(
+    c: &Client,
+    names: &[String],
+    method: Method,
+    path: impl Fn(&str) -> String,
+    q: Query,
+    tolerated: impl Fn(u16) -> bool,
+) -> Result<i32> {
     // Fifty at once, as the docker CLI's parallelOperation: a finished operation frees
     // its slot whatever its place (the others keep theirs), and results are printed in
     // the order given.
@@ -249,7 +260,9 @@ async fn each(
                 Ok(_) => println!("{}", names[next]),
                 Err(e) => {
                     eprintln!("Error response from daemon: {}", api_message(&e));
-                    rc = 1;
+                    if !crate::client::api_status(&e).is_some_and(&tolerated) {
+                        rc = 1;
+                    }
                 }
             }
             next += 1;
@@ -294,12 +307,15 @@ pub async fn rm(c: &Client, a: RmArgs) -> Result<i32> {
         .add_if(a.force, "force", 1)
         .add_if(a.link, "link", 1)
         .add_if(a.volumes, "v", 1);
-    each(
+    // `-f`: a container that is not there is reported and is no failure (the docker
+    // CLI's: what was to be removed is gone).
+    each_tolerating(
         c,
         &a.containers,
         Method::DELETE,
         |n| format!("/containers/{n}"),
         q,
+        |status| a.force && status == 404,
     )
     .await
 }
@@ -603,6 +619,7 @@ pub async fn stats(c: &Client, a: StatsArgs) -> Result<i32> {
             a.containers.clone()
         };
         let mut rows = vec![header.clone()];
+        let mut samples_seen: Vec<(String, Vec<String>)> = Vec::new();
         let mut rc = 0;
         // one sample per container, all at once (each is two readings apart)
         let q = Query::new().add("stream", 0);
@@ -612,7 +629,9 @@ pub async fn stats(c: &Client, a: StatsArgs) -> Result<i32> {
             match r {
                 Ok(s) => {
                     let full = s["id"].as_str().unwrap_or(id).to_string();
-                    rows.push(stats_row(&s, &full, a.no_trunc));
+                    let row = stats_row(&s, &full, a.no_trunc);
+                    samples_seen.push((id.clone(), row.clone()));
+                    rows.push(row);
                 }
                 Err(e) => {
                     eprintln!("Error response from daemon: {}", api_message(&e));
@@ -620,15 +639,48 @@ pub async fn stats(c: &Client, a: StatsArgs) -> Result<i32> {
                 }
             }
         }
+        let shown = match &a.format {
+            Some(f) => stats_formatted(f, &samples_seen)?,
+            None => table(&rows),
+        };
         if a.no_stream {
-            print_table(&rows);
+            print!("{shown}");
             return Ok(rc);
         }
-        print!("\x1b[2J\x1b[H{}", table(&rows));
+        print!("\x1b[2J\x1b[H{shown}");
         use std::io::Write;
         std::io::stdout().flush()?;
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
+}
+
+/// `stats --format`: each sample (the name or id it was asked by, its row) through the
+/// template, with the docker CLI's fields (`.Container` is the name or id given).
+fn stats_formatted(format: &str, samples: &[(String, Vec<String>)]) -> Result<String> {
+    let t = Template::parse(format)?;
+    let mut lines = Vec::new();
+    if t.table {
+        lines.push(t.header(&[
+            ("ID", "CONTAINER ID"),
+            ("CPUPerc", "CPU %"),
+            ("MemUsage", "MEM USAGE / LIMIT"),
+            ("MemPerc", "MEM %"),
+            ("NetIO", "NET I/O"),
+            ("BlockIO", "BLOCK I/O"),
+        ]));
+    }
+    for (asked, row) in samples {
+        let v = serde_json::json!({
+            "Container": asked, "ID": row[0], "Name": row[1], "CPUPerc": row[2], "MemUsage": row[3],
+            "MemPerc": row[4], "NetIO": row[5], "BlockIO": row[6], "PIDs": row[7],
+        });
+        lines.push(t.render(&v));
+    }
+    if t.table {
+        let rows: Vec<Vec<String>> = lines.iter().map(|l| l.split('\t').map(str::to_string).collect()).collect();
+        return Ok(table(&rows));
+    }
+    Ok(lines.iter().map(|l| format!("{l}\n")).collect())
 }
 
 /// `diff CONTAINER`: `C`, `A` or `D` and the path, as the docker CLI prints them.

@@ -50,7 +50,26 @@ pub async fn dial_stdio(host: Option<&str>, tls: &crate::client::TlsOptions) -> 
     Ok(0)
 }
 
-pub async fn version(c: &Client) -> Result<i32> {
+/// Print `data` through a `--format` template (`{{json .}}`, `{{.Server.Version}}`):
+/// the docker CLI's `version` and `info` formats, fields named as its structs name
+/// them (matched to the API's keys in any case).
+fn print_formatted(format: &str, data: &Value) -> Result<i32> {
+    println!("{}", crate::format::Template::parse(format)?.render(data));
+    Ok(0)
+}
+
+pub async fn version(c: &Client, format: Option<&str>) -> Result<i32> {
+    if let Some(f) = format {
+        let server: Value = c.get_json("/version", &Query::new()).await?;
+        let client = serde_json::json!({
+            "Version": env!("CARGO_PKG_VERSION"),
+            "ApiVersion": c.version,
+            "DefaultAPIVersion": format!("{}.{}", bollard::API_DEFAULT_VERSION.major_version, bollard::API_DEFAULT_VERSION.minor_version),
+            "Os": std::env::consts::OS,
+            "Arch": std::env::consts::ARCH,
+        });
+        return print_formatted(f, &serde_json::json!({"Client": client, "Server": server}));
+    }
     println!("Client:");
     println!(" Version:           {}", env!("CARGO_PKG_VERSION"));
     println!(" API version:       {}", c.version);
@@ -94,8 +113,11 @@ pub async fn version(c: &Client) -> Result<i32> {
     Ok(0)
 }
 
-pub async fn info(c: &Client) -> Result<i32> {
+pub async fn info(c: &Client, format: Option<&str>) -> Result<i32> {
     let v: Value = c.get_json("/info", &Query::new()).await?;
+    if let Some(f) = format {
+        return print_formatted(f, &v);
+    }
     let s = |k: &str| match &v[k] {
         Value::String(s) => s.clone(),
         Value::Null => String::new(),
@@ -249,11 +271,16 @@ pub async fn df(c: &Client, verbose: bool) -> Result<i32> {
         .iter()
         .filter(|i| i["Containers"].as_i64().unwrap_or(0) > 0)
         .count();
-    let reclaim_img: i64 = images
+    // As docker's CLI: all the layers less what the images in use hold alone (their
+    // size less what they share with other images).
+    let used_img: i64 = images
         .iter()
-        .filter(|i| i["Containers"].as_i64().unwrap_or(0) <= 0)
-        .map(|i| i["Size"].as_i64().unwrap_or(0) - i["SharedSize"].as_i64().unwrap_or(0).max(0))
+        .filter(|i| i["Containers"].as_i64().unwrap_or(0) != 0)
+        .map(|i| (i["Size"].as_i64().unwrap_or(-1), i["SharedSize"].as_i64().unwrap_or(-1)))
+        .filter(|&(size, shared)| size != -1 && shared != -1)
+        .map(|(size, shared)| size - shared)
         .sum();
+    let reclaim_img = layers - used_img;
     let ctr_size: i64 = containers
         .iter()
         .map(|c| c["SizeRw"].as_i64().unwrap_or(0))
