@@ -6,12 +6,17 @@ use serde_json::Value;
 /// Renders rows like Go's tabwriter(minwidth 10, tabwidth 1, padding 3): every
 /// column but the last is padded to max(width+3, 10).
 pub fn table(rows: &[Vec<String>]) -> String {
+    table_min(rows, 10)
+}
+
+/// [`table`] with another minimum column width (`top`'s tabwriter has 20).
+pub fn table_min(rows: &[Vec<String>], min_width: usize) -> String {
     let ncols = rows.iter().map(|r| r.len()).max().unwrap_or(0);
     let mut widths = vec![0usize; ncols];
     for r in rows {
         for (i, c) in r.iter().enumerate() {
             if i + 1 < r.len() {
-                widths[i] = widths[i].max((c.chars().count() + 3).max(10));
+                widths[i] = widths[i].max((c.chars().count() + 3).max(min_width));
             }
         }
     }

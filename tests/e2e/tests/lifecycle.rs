@@ -514,7 +514,7 @@ fn pause_and_unpause_as_dockerd_does() {
 }
 
 /// `--format` on `version`, `info` and `stats`: a template prints the same with both
-/// CLIs (the docker CLI's field names, matched to the API's keys).
+/// CLIs (the docker CLI's field names, matched to the API's keys); so does `top`.
 #[test]
 fn version_info_and_stats_take_format_templates() {
     let d = Daemon::start();
@@ -524,6 +524,8 @@ fn version_info_and_stats_take_format_templates() {
         vec!["info", "--format", "{{.Containers}} {{.ContainersRunning}} {{.OSType}}"],
         vec!["system", "info", "--format", "{{json .Driver}}"],
         vec!["stats", "--no-stream", "--format", "{{.Name}} {{.Container}} {{.ID}} {{.PIDs}}", "fmt"],
+        // not a template: `top`'s table, columns of at least 20 as the docker CLI's
+        vec!["top", "fmt", "-o", "pid,comm"],
     ] {
         let (b, k) = (d.berth(&args).ok().to_owned(), d.docker(&args).ok().to_owned());
         assert_eq!(b, k, "{args:?}");

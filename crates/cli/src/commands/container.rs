@@ -371,7 +371,8 @@ pub async fn top(c: &Client, a: TopArgs) -> Result<i32> {
                 .unwrap_or_default(),
         );
     }
-    print_table(&rows);
+    // The docker CLI's `top` table has columns of at least 20.
+    print!("{}", crate::format::table_min(&rows, 20));
     Ok(0)
 }
 
