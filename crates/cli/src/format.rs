@@ -158,93 +158,121 @@ pub fn go_quote(s: &str) -> String {
 
 // ---------------------------------------------------------------- templates
 
+/// An argument of an action: a field path from dot, from a variable (`$`, `$name`),
+/// or a string literal.
 #[derive(Debug, Clone, PartialEq)]
-enum Piece {
-    Text(String),
-    Action {
-        func: Option<String>,
-        path: Vec<String>,
-    },
+enum Arg {
+    Dot(Vec<String>),
+    Var(String, Vec<String>),
+    Str(String),
+    Num(i64),
+    /// `(pipeline).Field`
+    Sub(Box<Pipe>, Vec<String>),
 }
 
-/// A parsed `--format` template (subset of Go templates): `{{.A.B}}`, `{{json .X}}`,
-/// `{{upper .X}}`, `{{lower .X}}`, `{{.}}`, with `\t`/`\n` escapes in text.
+/// A command of a pipeline: an optional function and its arguments.
+#[derive(Debug, Clone, PartialEq)]
+struct Cmd {
+    func: Option<String>,
+    args: Vec<Arg>,
+}
+
+/// An action's pipeline: commands joined by `|`, each after the first given the one
+/// before's value as its last argument.
+#[derive(Debug, Clone, PartialEq)]
+struct Pipe {
+    cmds: Vec<Cmd>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Node {
+    Text(String),
+    Action(Pipe),
+    /// `range` (with its `$k, $v :=` variables), `if` and `with`: the pipeline, the
+    /// body, the `else` branch.
+    Range { vars: Vec<String>, pipe: Pipe, body: Vec<Node>, alt: Vec<Node> },
+    If { pipe: Pipe, body: Vec<Node>, alt: Vec<Node> },
+    With { pipe: Pipe, body: Vec<Node>, alt: Vec<Node> },
+}
+
+const FUNCS: &[&str] = &["json", "upper", "lower", "title", "len", "index", "join", "print", "println", "printf"];
+
+/// A parsed `--format` template, the part of Go's text/template docker users write:
+/// `{{.A.B}}`, `{{json .X}}`, `upper`/`lower`/`title`/`len`/`index`/`join`/`print`/
+/// `println`/`printf`, pipes (`|`), `(...)`, `{{range}}` (with `$k, $v :=`), `{{if}}`,
+/// `{{with}}`, `{{else}}`,
+/// `{{end}}`, `$`, the `{{-`/`-}}` trims, and `\t`/`\n` escapes in text (the docker
+/// CLI's). A `table` prefix makes it a table with a header row.
 #[derive(Debug, Clone)]
 pub struct Template {
-    pieces: Vec<Piece>,
+    nodes: Vec<Node>,
     pub table: bool,
 }
 
 impl Template {
     pub fn parse(src: &str) -> anyhow::Result<Template> {
         let (table, src) = match src.strip_prefix("table") {
-            Some(rest) if rest.is_empty() || rest.starts_with(char::is_whitespace) => {
-                (true, rest.trim_start())
-            }
+            Some(rest) if rest.is_empty() || rest.starts_with(char::is_whitespace) => (true, rest.trim_start()),
             _ => (false, src),
         };
-        let mut pieces = Vec::new();
+        // Lex into text and actions, applying the trim markers.
+        let mut tokens: Vec<(bool, String)> = Vec::new(); // (is_action, content)
         let mut rest = src;
+        let mut trim_next = false;
         while let Some(start) = rest.find("{{") {
-            if start > 0 {
-                pieces.push(Piece::Text(unescape(&rest[..start])));
-            }
+            let mut text = rest[..start].to_string();
             let after = &rest[start + 2..];
-            let end = after
-                .find("}}")
-                .ok_or_else(|| anyhow::anyhow!("template: unclosed action in {src:?}"))?;
-            let action = after[..end]
-                .trim()
-                .trim_start_matches('-')
-                .trim_end_matches('-')
-                .trim();
-            pieces.push(parse_action(action)?);
+            let end = after.find("}}").ok_or_else(|| anyhow::anyhow!("template: unclosed action in {src:?}"))?;
+            let raw = &after[..end];
+            if trim_next {
+                text = text.trim_start().to_string();
+            }
+            if raw.starts_with("- ") || raw == "-" {
+                text = text.trim_end().to_string();
+            }
+            if !text.is_empty() {
+                tokens.push((false, unescape(&text)));
+            }
+            trim_next = raw.ends_with(" -") || raw == "-";
+            let action = raw.trim().trim_start_matches("- ").trim_end_matches(" -").trim();
+            tokens.push((true, action.to_string()));
             rest = &after[end + 2..];
         }
-        if !rest.is_empty() {
-            pieces.push(Piece::Text(unescape(rest)));
+        let tail = if trim_next { rest.trim_start() } else { rest };
+        if !tail.is_empty() {
+            tokens.push((false, unescape(tail)));
         }
-        Ok(Template { pieces, table })
+        let mut it = tokens.into_iter();
+        let (nodes, stop) = parse_nodes(&mut it)?;
+        if let Some(s) = stop {
+            anyhow::bail!("template: unexpected {{{{{s}}}}}");
+        }
+        Ok(Template { nodes, table })
     }
 
     pub fn render(&self, v: &Value) -> String {
         let mut out = String::new();
-        for p in &self.pieces {
-            match p {
-                Piece::Text(t) => out.push_str(t),
-                Piece::Action { func, path } => {
-                    let val = lookup(v, path);
-                    match func.as_deref() {
-                        Some("json") => out.push_str(
-                            &serde_json::to_string(&val.cloned().unwrap_or(Value::Null))
-                                .unwrap_or_default(),
-                        ),
-                        Some("upper") => out.push_str(&go_value(val).to_uppercase()),
-                        Some("lower") => out.push_str(&go_value(val).to_lowercase()),
-                        _ => out.push_str(&go_value(val)),
-                    }
-                }
-            }
-        }
+        let mut vars = vec![("$".to_string(), v.clone())];
+        render_nodes(&self.nodes, v, &mut vars, &mut out);
         out
     }
 
-    /// Header row for `table` templates: each action's last path element, mapped
-    /// through `headers` (e.g. "ID" -> "CONTAINER ID").
+    /// Header row for `table` templates: each top-level action's last path element,
+    /// mapped through `headers` (e.g. "ID" -> "CONTAINER ID").
     pub fn header(&self, headers: &[(&str, &str)]) -> String {
         let mut out = String::new();
-        for p in &self.pieces {
-            match p {
-                Piece::Text(t) => out.push_str(t),
-                Piece::Action { path, .. } => {
-                    let key = path.last().map(String::as_str).unwrap_or("");
-                    let h = headers
-                        .iter()
-                        .find(|(k, _)| *k == key)
-                        .map(|(_, h)| h.to_string())
-                        .unwrap_or_else(|| key.to_uppercase());
+        for n in &self.nodes {
+            match n {
+                Node::Text(t) => out.push_str(t),
+                Node::Action(p) => {
+                    let key = match p.cmds.first().and_then(|c| c.args.first()) {
+                        Some(Arg::Dot(path)) | Some(Arg::Var(_, path)) => path.last().map(String::as_str).unwrap_or(""),
+                        _ => "",
+                    };
+                    let h = headers.iter().find(|(k, _)| *k == key).map(|(_, h)| h.to_string()).unwrap_or_else(|| key.to_uppercase());
                     out.push_str(&h);
                 }
+                _ => {}
             }
         }
         out
@@ -255,28 +283,160 @@ fn unescape(s: &str) -> String {
     s.replace("\\t", "\t").replace("\\n", "\n")
 }
 
-fn parse_action(a: &str) -> anyhow::Result<Piece> {
-    let mut words = a.split_whitespace();
-    let first = words.next().unwrap_or(".");
-    let (func, arg) = if first.starts_with('.') {
-        (None, first)
-    } else {
-        (Some(first.to_string()), words.next().unwrap_or("."))
-    };
-    if let Some(f) = &func {
-        if !matches!(f.as_str(), "json" | "upper" | "lower" | "print" | "println") {
-            anyhow::bail!("template: function {f:?} not defined");
+/// Nodes up to an `{{else}}` or `{{end}}` (returned) or the end of the input.
+fn parse_nodes(it: &mut impl Iterator<Item = (bool, String)>) -> anyhow::Result<(Vec<Node>, Option<String>)> {
+    let mut nodes = Vec::new();
+    while let Some((is_action, s)) = it.next() {
+        if !is_action {
+            nodes.push(Node::Text(s));
+            continue;
+        }
+        let (word, rest) = s.split_once(char::is_whitespace).map(|(w, r)| (w, r.trim())).unwrap_or((s.as_str(), ""));
+        match word {
+            "end" | "else" => return Ok((nodes, Some(word.to_string()))),
+            "range" | "if" | "with" => {
+                let (vars, pipe_src) = match (word, rest.split_once(":=")) {
+                    ("range", Some((vs, p))) => (vs.split(',').map(|v| v.trim().to_string()).collect::<Vec<_>>(), p.trim()),
+                    _ => (Vec::new(), rest),
+                };
+                if vars.iter().any(|v| !v.starts_with('$') || v.len() < 2) || vars.len() > 2 {
+                    anyhow::bail!("template: bad range variables in {s:?}");
+                }
+                let pipe = parse_pipe(pipe_src)?;
+                let (body, stop) = parse_nodes(it)?;
+                let alt = match stop.as_deref() {
+                    Some("end") => Vec::new(),
+                    Some("else") => match parse_nodes(it)? {
+                        (alt, Some(e)) if e == "end" => alt,
+                        _ => anyhow::bail!("template: {word} without its {{{{end}}}}"),
+                    },
+                    _ => anyhow::bail!("template: {word} without its {{{{end}}}}"),
+                };
+                nodes.push(match word {
+                    "range" => Node::Range { vars, pipe, body, alt },
+                    "if" => Node::If { pipe, body, alt },
+                    _ => Node::With { pipe, body, alt },
+                });
+            }
+            _ => nodes.push(Node::Action(parse_pipe(&s)?)),
         }
     }
-    if !arg.starts_with('.') {
-        anyhow::bail!("template: unsupported action {a:?}");
+    Ok((nodes, None))
+}
+
+/// Words of an action, keeping quoted strings whole.
+fn words(s: &str) -> anyhow::Result<Vec<String>> {
+    let mut out = Vec::new();
+    let mut chars = s.chars().peekable();
+    while let Some(&c) = chars.peek() {
+        if c.is_whitespace() {
+            chars.next();
+        } else if c == '"' || c == '`' {
+            chars.next();
+            let mut w = String::from(c);
+            let mut closed = false;
+            while let Some(x) = chars.next() {
+                if x == '\\' && c == '"' {
+                    if let Some(e) = chars.next() {
+                        w.push(match e {
+                            'n' => '\n',
+                            't' => '\t',
+                            o => o,
+                        });
+                    }
+                    continue;
+                }
+                if x == c {
+                    closed = true;
+                    break;
+                }
+                w.push(x);
+            }
+            if !closed {
+                anyhow::bail!("template: unterminated quoted string in {s:?}");
+            }
+            out.push(w);
+        } else {
+            // a word; a parenthesized pipeline is one, with what follows its `)`
+            let mut w = String::new();
+            let mut depth = 0usize;
+            while let Some(&x) = chars.peek() {
+                if x.is_whitespace() && depth == 0 {
+                    break;
+                }
+                match x {
+                    '(' => depth += 1,
+                    ')' if depth > 0 => depth -= 1,
+                    '|' if depth == 0 => break,
+                    _ => {}
+                }
+                w.push(x);
+                chars.next();
+            }
+            if w.is_empty() {
+                // a `|` of its own
+                chars.next();
+                out.push("|".to_string());
+                continue;
+            }
+            if depth != 0 {
+                anyhow::bail!("template: unclosed left paren in {s:?}");
+            }
+            out.push(w);
+        }
     }
-    let path = arg
-        .split('.')
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect();
-    Ok(Piece::Action { func, path })
+    Ok(out)
+}
+
+fn parse_arg(w: &str) -> anyhow::Result<Arg> {
+    let path = |p: &str| p.split('.').filter(|s| !s.is_empty()).map(str::to_string).collect::<Vec<_>>();
+    if let Some(q) = w.strip_prefix('"').or_else(|| w.strip_prefix('`')) {
+        return Ok(Arg::Str(q.to_string()));
+    }
+    if w.starts_with('.') {
+        return Ok(Arg::Dot(path(w)));
+    }
+    if w.starts_with('$') {
+        let (name, p) = w.split_once('.').map(|(n, p)| (n, path(p))).unwrap_or((w, Vec::new()));
+        return Ok(Arg::Var(name.to_string(), p));
+    }
+    if let Some(inner) = w.strip_prefix('(') {
+        let close = inner.rfind(')').ok_or_else(|| anyhow::anyhow!("template: unclosed left paren in {w:?}"))?;
+        return Ok(Arg::Sub(Box::new(parse_pipe(&inner[..close])?), path(&inner[close + 1..])));
+    }
+    if let Ok(n) = w.parse::<i64>() {
+        return Ok(Arg::Num(n));
+    }
+    anyhow::bail!("template: unsupported argument {w:?}")
+}
+
+fn parse_pipe(a: &str) -> anyhow::Result<Pipe> {
+    let ws = words(a)?;
+    let mut cmds = Vec::new();
+    for (i, part) in ws.split(|w| w == "|").enumerate() {
+        let Some(first) = part.first() else {
+            if ws.is_empty() {
+                return Ok(Pipe { cmds: vec![Cmd { func: None, args: vec![Arg::Dot(Vec::new())] }] });
+            }
+            anyhow::bail!("template: missing command in {a:?}");
+        };
+        let is_arg = |w: &str| w.starts_with(['.', '$', '"', '`', '(']) || w.parse::<i64>().is_ok();
+        if is_arg(first) {
+            if part.len() > 1 || i > 0 {
+                anyhow::bail!("template: unsupported action {a:?}");
+            }
+            cmds.push(Cmd { func: None, args: vec![parse_arg(first)?] });
+            continue;
+        }
+        if !FUNCS.contains(&first.as_str()) {
+            anyhow::bail!("template: function {first:?} not defined");
+        }
+        let args = part[1..].iter().map(|w| parse_arg(w)).collect::<anyhow::Result<Vec<_>>>()?;
+        // A lone function of one argument takes dot (`{{json}}` is `{{json .}}`).
+        let args = if args.is_empty() && i == 0 && !matches!(first.as_str(), "print" | "println") { vec![Arg::Dot(Vec::new())] } else { args };
+        cmds.push(Cmd { func: Some(first.clone()), args });
+    }
+    Ok(Pipe { cmds })
 }
 
 fn lookup<'a>(v: &'a Value, path: &[String]) -> Option<&'a Value> {
@@ -286,14 +446,194 @@ fn lookup<'a>(v: &'a Value, path: &[String]) -> Option<&'a Value> {
             Value::Object(m) => m.get(p).or_else(|| {
                 // Go templates on our typed structs are case-sensitive; accept the
                 // exact key first, then a case-insensitive match.
-                m.iter()
-                    .find(|(k, _)| k.eq_ignore_ascii_case(p))
-                    .map(|(_, v)| v)
+                m.iter().find(|(k, _)| k.eq_ignore_ascii_case(p)).map(|(_, v)| v)
             })?,
             _ => return None,
         };
     }
     Some(cur)
+}
+
+fn arg_value(a: &Arg, dot: &Value, vars: &[(String, Value)]) -> Option<Value> {
+    match a {
+        Arg::Dot(p) => lookup(dot, p).cloned(),
+        Arg::Var(name, p) => vars.iter().rev().find(|(n, _)| n == name).and_then(|(_, v)| lookup(v, p).cloned()),
+        Arg::Str(s) => Some(Value::String(s.clone())),
+        Arg::Num(n) => Some(Value::from(*n)),
+        Arg::Sub(p, path) => eval(p, dot, vars).and_then(|v| lookup(&v, path).cloned()),
+    }
+}
+
+/// A pipeline's value (None: a missing key, printed `<no value>`).
+fn eval(p: &Pipe, dot: &Value, vars: &[(String, Value)]) -> Option<Value> {
+    let mut prev: Option<Option<Value>> = None;
+    for c in &p.cmds {
+        let mut args: Vec<Option<Value>> = c.args.iter().map(|a| arg_value(a, dot, vars)).collect();
+        args.extend(prev.take());
+        prev = Some(apply(c.func.as_deref(), &args));
+    }
+    prev.flatten()
+}
+
+/// A function applied to its arguments (no function: the first argument).
+fn apply(func: Option<&str>, args: &[Option<Value>]) -> Option<Value> {
+    let first = args.first().cloned().flatten();
+    let text = |v: &Option<Value>| go_value(v.as_ref());
+    Some(match func {
+        None => return first,
+        Some("json") => Value::String(serde_json::to_string(&first.unwrap_or(Value::Null)).unwrap_or_default()),
+        Some("upper") => Value::String(text(&first).to_uppercase()),
+        Some("lower") => Value::String(text(&first).to_lowercase()),
+        Some("title") => Value::String(
+            text(&first)
+                .split(' ')
+                .map(|w| {
+                    let mut c = w.chars();
+                    c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
+                })
+                .collect::<Vec<String>>()
+                .join(" "),
+        ),
+        Some("len") => Value::from(match &first {
+            Some(Value::Array(a)) => a.len(),
+            Some(Value::Object(m)) => m.len(),
+            Some(Value::String(s)) => s.len(),
+            _ => 0,
+        }),
+        Some("index") => {
+            let mut cur = first?;
+            for k in &args[1..] {
+                cur = match (&cur, k) {
+                    // a key not in the map: its elements' zero value (docker's maps
+                    // hold strings: labels, options)
+                    (Value::Object(m), Some(Value::String(k))) => m.get(k).cloned().unwrap_or_else(|| Value::String(String::new())),
+                    (Value::Array(a), Some(Value::Number(n))) => a.get(n.as_u64()? as usize).cloned()?,
+                    (Value::Array(a), Some(Value::String(s))) => a.get(s.parse::<usize>().ok()?).cloned()?,
+                    _ => return None,
+                };
+            }
+            cur
+        }
+        Some("join") => {
+            let sep = args.get(1).cloned().flatten().map(|s| go_value(Some(&s))).unwrap_or_default();
+            match &first {
+                Some(Value::Array(a)) => Value::String(a.iter().map(|x| go_value(Some(x))).collect::<Vec<_>>().join(&sep)),
+                other => Value::String(text(other)),
+            }
+        }
+        Some("print") => Value::String(args.iter().map(text).collect::<Vec<_>>().concat()),
+        Some("printf") => Value::String(go_printf(&text(&first), &args[1..])),
+        Some(_) => Value::String(args.iter().map(text).collect::<Vec<_>>().join(" ") + "\n"),
+    })
+}
+
+/// Go's `fmt.Sprintf` for the verbs templates use: `%s`, `%v`, `%d`, `%q` with flags
+/// `-` and `0` and a width, and `%%`.
+fn go_printf(f: &str, args: &[Option<Value>]) -> String {
+    let mut out = String::new();
+    let mut it = f.chars().peekable();
+    let mut next = args.iter();
+    while let Some(c) = it.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        let (mut left, mut zero, mut width) = (false, false, String::new());
+        while let Some(&x) = it.peek() {
+            match x {
+                '-' => left = true,
+                '0' if width.is_empty() => zero = true,
+                d if d.is_ascii_digit() => width.push(d),
+                _ => break,
+            }
+            it.next();
+        }
+        let Some(verb) = it.next() else {
+            out.push_str("%!(NOVERB)");
+            break;
+        };
+        if verb == '%' {
+            out.push('%');
+            continue;
+        }
+        let Some(arg) = next.next() else {
+            out.push_str(&format!("%!{verb}(MISSING)"));
+            continue;
+        };
+        let body = match (verb, arg) {
+            ('s' | 'v', a) => go_value(a.as_ref()),
+            ('d', Some(Value::Number(n))) if n.is_i64() || n.is_u64() => n.to_string(),
+            ('q', Some(Value::String(s))) => go_quote(s),
+            (v, a) => format!("%!{v}({})", go_value(a.as_ref())),
+        };
+        let w: usize = width.parse().unwrap_or(0);
+        let pad = w.saturating_sub(body.chars().count());
+        if left {
+            out.push_str(&body);
+            out.push_str(&" ".repeat(pad));
+        } else {
+            out.push_str(&(if zero { "0" } else { " " }).repeat(pad));
+            out.push_str(&body);
+        }
+    }
+    out
+}
+
+/// Go's truth: false, 0, nil, and empty strings, lists and maps are false.
+fn truthy(v: &Option<Value>) -> bool {
+    match v {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(Value::Number(n)) => n.as_f64() != Some(0.0),
+        Some(Value::String(s)) => !s.is_empty(),
+        Some(Value::Array(a)) => !a.is_empty(),
+        Some(Value::Object(m)) => !m.is_empty(),
+    }
+}
+
+fn render_nodes(nodes: &[Node], dot: &Value, vars: &mut Vec<(String, Value)>, out: &mut String) {
+    for n in nodes {
+        match n {
+            Node::Text(t) => out.push_str(t),
+            Node::Action(p) => out.push_str(&go_value(eval(p, dot, vars).as_ref())),
+            Node::If { pipe, body, alt } => {
+                let branch = if truthy(&eval(pipe, dot, vars)) { body } else { alt };
+                render_nodes(branch, dot, vars, out);
+            }
+            Node::With { pipe, body, alt } => match eval(pipe, dot, vars) {
+                v @ Some(_) if truthy(&v) => render_nodes(body, v.as_ref().unwrap_or(dot), vars, out),
+                _ => render_nodes(alt, dot, vars, out),
+            },
+            Node::Range { vars: names, pipe, body, alt } => {
+                // Maps in key order, as Go ranges them.
+                let items: Vec<(Value, Value)> = match eval(pipe, dot, vars) {
+                    Some(Value::Array(a)) => a.into_iter().enumerate().map(|(i, x)| (Value::from(i), x)).collect(),
+                    Some(Value::Object(m)) => {
+                        let mut kv: Vec<(String, Value)> = m.into_iter().collect();
+                        kv.sort_by(|a, b| a.0.cmp(&b.0));
+                        kv.into_iter().map(|(k, x)| (Value::String(k), x)).collect()
+                    }
+                    _ => Vec::new(),
+                };
+                if items.is_empty() {
+                    render_nodes(alt, dot, vars, out);
+                }
+                for (k, x) in items {
+                    let mark = vars.len();
+                    match names.as_slice() {
+                        [v] => vars.push((v.clone(), x.clone())),
+                        [kn, vn] => {
+                            vars.push((kn.clone(), k));
+                            vars.push((vn.clone(), x.clone()));
+                        }
+                        _ => {}
+                    }
+                    render_nodes(body, &x, vars, out);
+                    vars.truncate(mark);
+                }
+            }
+        }
+    }
 }
 
 /// How Go's text/template prints a value.
@@ -414,5 +754,38 @@ mod tests {
         assert!(t.table);
         assert_eq!(t.header(&[("ID", "CONTAINER ID")]), "CONTAINER ID\tNAMES");
         assert!(Template::parse("{{nosuch .X}}").is_err());
+    }
+
+    #[test]
+    fn template_control_structures() {
+        let v = json!({
+            "Name": "web",
+            "Networks": {"b": {"IPAddress": "10.0.0.3"}, "a": {"IPAddress": "10.0.0.2"}},
+            "Ports": {"80/tcp": [{"HostPort": "8080"}], "53/udp": null},
+            "Args": ["-c", "x y"],
+            "Labels": {"com.example": "v"},
+            "Running": false,
+            "Empty": [],
+        });
+        let r = |t: &str| Template::parse(t).unwrap().render(&v);
+        // maps in key order, dot the element
+        assert_eq!(r("{{range .Networks}}{{.IPAddress}} {{end}}"), "10.0.0.2 10.0.0.3 ");
+        assert_eq!(r("{{range $k, $v := .Networks}}{{$k}}={{$v.IPAddress}};{{end}}"), "a=10.0.0.2;b=10.0.0.3;");
+        assert_eq!(r("{{range $p, $conf := .Ports}}{{$p}}:{{if $conf}}{{(index $conf 0).HostPort}}{{end}} {{end}}"), "53/udp: 80/tcp:8080 ");
+        assert_eq!(r("{{range $i, $a := .Args}}{{$i}}{{$a}},{{end}}"), "0-c,1x y,");
+        assert_eq!(r("{{range .Empty}}x{{else}}none{{end}}"), "none");
+        assert_eq!(r("{{if .Running}}up{{else}}down{{end}}"), "down");
+        assert_eq!(r("{{with .Labels}}{{index . \"com.example\"}}{{end}}"), "v");
+        assert_eq!(r("{{index .Labels \"com.example\"}}"), "v");
+        assert_eq!(r("[{{index .Labels \"nosuch\"}}]"), "[]");
+        assert_eq!(r("{{join .Args \",\"}} {{len .Args}} {{upper .Name}} {{title .Name}}"), "-c,x y 2 WEB Web");
+        assert_eq!(r("{{range .Networks}}{{$.Name}}{{end}}"), "webweb");
+        assert_eq!(r("a {{- .Name -}} b"), "awebb");
+        assert_eq!(r("{{println .Name}}"), "web\n");
+        assert!(Template::parse("{{range .Args}}").is_err());
+        assert!(Template::parse("{{end}}").is_err());
+        assert_eq!(r("{{.Name | upper}} {{.Args | len}} {{printf \"%-5s|%3d|%q%%\" .Name 7 .Name}}"), "WEB 2 web  |  7|\"web\"%");
+        assert_eq!(r("{{.Name | printf \"<%s>\"}}"), "<web>");
+        assert!(Template::parse("{{.Name | .Args}}").is_err());
     }
 }

@@ -514,7 +514,8 @@ fn pause_and_unpause_as_dockerd_does() {
 }
 
 /// `--format` on `version`, `info` and `stats`: a template prints the same with both
-/// CLIs (the docker CLI's field names, matched to the API's keys); so does `top`.
+/// CLIs (the docker CLI's field names, matched to the API's keys), with `range`,
+/// `with`, `if`, pipes and `printf` in `inspect -f` too; so does `top`.
 #[test]
 fn version_info_and_stats_take_format_templates() {
     let d = Daemon::start();
@@ -524,6 +525,7 @@ fn version_info_and_stats_take_format_templates() {
         vec!["info", "--format", "{{.Containers}} {{.ContainersRunning}} {{.OSType}}"],
         vec!["system", "info", "--format", "{{json .Driver}}"],
         vec!["stats", "--no-stream", "--format", "{{.Name}} {{.Container}} {{.ID}} {{.PIDs}}", "fmt"],
+        vec!["inspect", "-f", "{{range $i, $a := .Config.Cmd}}{{$i}}:{{$a}} {{end}}{{with .State}}{{.Status}}{{end}} {{.Name | upper}} {{printf \"%-6s|\" .Config.Image}} {{index .Config.Labels \"nosuch\"}}{{if .State.Paused}}paused{{else}}not paused{{end}}", "fmt"],
         // not a template: `top`'s table, columns of at least 20 as the docker CLI's
         vec!["top", "fmt", "-o", "pid,comm"],
     ] {
