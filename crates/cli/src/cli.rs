@@ -927,6 +927,9 @@ pub struct HistoryArgs {
     /// Only show image IDs
     #[arg(short = 'q', long)]
     pub quiet: bool,
+    /// Format the output using the given Go template
+    #[arg(long)]
+    pub format: Option<String>,
     pub image: String,
 }
 

@@ -513,7 +513,7 @@ fn pause_and_unpause_as_dockerd_does() {
     d.docker(&["rm", "pz"]).ok();
 }
 
-/// `--format` on `version`, `info` and `stats`: a template prints the same with both
+/// `--format` on `version`, `info`, `stats` and `history`: a template prints the same with both
 /// CLIs (the docker CLI's field names, matched to the API's keys), with `range`,
 /// `with`, `if`, pipes and `printf` in `inspect -f` too; so does `top`.
 #[test]
@@ -526,8 +526,11 @@ fn version_info_and_stats_take_format_templates() {
         vec!["system", "info", "--format", "{{json .Driver}}"],
         vec!["stats", "--no-stream", "--format", "{{.Name}} {{.Container}} {{.ID}} {{.PIDs}}", "fmt"],
         vec!["inspect", "-f", "{{range $i, $a := .Config.Cmd}}{{$i}}:{{$a}} {{end}}{{with .State}}{{.Status}}{{end}} {{.Name | upper}} {{printf \"%-6s|\" .Config.Image}} {{index .Config.Labels \"nosuch\"}}{{if .State.Paused}}paused{{else}}not paused{{end}}", "fmt"],
-        // not a template: `top`'s table, columns of at least 20 as the docker CLI's
+        vec!["history", "--format", "{{.ID}}|{{.CreatedBy}}|{{.Size}}|{{.Comment}}|{{.CreatedAt}}", "busybox"],
+        // not templates: `top`'s table (columns of at least 20, as the docker CLI's)
+        // and `history`'s with dates as RFC 3339
         vec!["top", "fmt", "-o", "pid,comm"],
+        vec!["history", "--human=false", "busybox"],
     ] {
         let (b, k) = (d.berth(&args).ok().to_owned(), d.docker(&args).ok().to_owned());
         assert_eq!(b, k, "{args:?}");

@@ -359,7 +359,8 @@ pub async fn history(c: &Client, a: HistoryArgs) -> Result<i32> {
         }
         return Ok(0);
     }
-    let mut rows = vec![vec!["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"]
+    let mut ctxs = Vec::new();
+    let mut rows = vec![vec!["IMAGE", if a.human { "CREATED" } else { "CREATED AT" }, "CREATED BY", "SIZE", "COMMENT"]
         .into_iter()
         .map(String::from)
         .collect::<Vec<_>>()];
@@ -370,14 +371,11 @@ pub async fn history(c: &Client, a: HistoryArgs) -> Result<i32> {
         } else {
             short_id(id)
         };
-        let created = it["Created"].as_i64().unwrap_or(0);
-        let created = if a.human {
-            ago(created)
-        } else {
-            chrono::DateTime::from_timestamp(created, 0)
-                .map(|t| t.to_rfc3339())
-                .unwrap_or_default()
-        };
+        // Go's time.RFC3339 ("Z" for UTC)
+        let created_at = chrono::DateTime::from_timestamp(it["Created"].as_i64().unwrap_or(0), 0)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            .unwrap_or_default();
+        let created = if a.human { ago(it["Created"].as_i64().unwrap_or(0)) } else { created_at.clone() };
         let by = it["CreatedBy"].as_str().unwrap_or("").replace('\t', " ");
         let by = if a.no_trunc { by } else { ellipsis(&by, 45) };
         let size = it["Size"].as_i64().unwrap_or(0);
@@ -386,13 +384,26 @@ pub async fn history(c: &Client, a: HistoryArgs) -> Result<i32> {
         } else {
             size.to_string()
         };
-        rows.push(vec![
-            id,
-            created,
-            by,
-            size,
-            it["Comment"].as_str().unwrap_or("").to_string(),
-        ]);
+        let comment = it["Comment"].as_str().unwrap_or("").to_string();
+        ctxs.push(serde_json::json!({
+            "ID": id, "CreatedSince": created, "CreatedAt": created_at, "CreatedBy": by, "Size": size, "Comment": comment,
+        }));
+        rows.push(vec![id, created, by, size, comment]);
+    }
+    if let Some(f) = &a.format {
+        // The docker CLI's fields and headers.
+        let t = crate::format::Template::parse(f)?;
+        let mut lines = Vec::new();
+        if t.table {
+            lines.push(t.header(&[("ID", "IMAGE"), ("CreatedSince", "CREATED"), ("CreatedAt", "CREATED AT"), ("CreatedBy", "CREATED BY")]));
+        }
+        lines.extend(ctxs.iter().map(|x| t.render(x)));
+        if t.table {
+            print_table(&lines.iter().map(|l| l.split('\t').map(str::to_string).collect()).collect::<Vec<_>>());
+        } else {
+            lines.iter().for_each(|l| println!("{l}"));
+        }
+        return Ok(0);
     }
     print_table(&rows);
     Ok(0)
