@@ -195,11 +195,16 @@ enum Node {
     With { pipe: Pipe, body: Vec<Node>, alt: Vec<Node> },
 }
 
-const FUNCS: &[&str] = &["json", "upper", "lower", "title", "len", "index", "join", "print", "println", "printf"];
+const FUNCS: &[&str] = &[
+    "json", "upper", "lower", "title", "len", "index", "join", "split", "pad", "truncate", "print", "println", "printf", "eq", "ne",
+    "lt", "le", "gt", "ge", "and", "or", "not",
+];
 
 /// A parsed `--format` template, the part of Go's text/template docker users write:
-/// `{{.A.B}}`, `{{json .X}}`, `upper`/`lower`/`title`/`len`/`index`/`join`/`print`/
-/// `println`/`printf`, pipes (`|`), `(...)`, `{{range}}` (with `$k, $v :=`), `{{if}}`,
+/// `{{.A.B}}`, the docker CLI's functions (`json`, `upper`, `lower`, `title`, `join`,
+/// `split`, `pad`, `truncate`, `println`) and Go's (`len`, `index`, `print`, `printf`,
+/// `eq`, `ne`, `lt`, `le`, `gt`, `ge`, `and`, `or`, `not`), pipes (`|`), `(...)`,
+/// `{{range}}` (with `$k, $v :=`), `{{if}}`,
 /// `{{with}}`, `{{else}}`,
 /// `{{end}}`, `$`, the `{{-`/`-}}` trims, and `\t`/`\n` escapes in text (the docker
 /// CLI's). A `table` prefix makes it a table with a header row.
@@ -521,6 +526,38 @@ fn apply(func: Option<&str>, args: &[Option<Value>]) -> Option<Value> {
                 other => Value::String(text(other)),
             }
         }
+        Some("split") => {
+            let sep = args.get(1).map(text).unwrap_or_default();
+            Value::Array(text(&first).split(sep.as_str()).map(|p| Value::String(p.to_string())).collect())
+        }
+        Some("pad") => {
+            let n = |i: usize| args.get(i).cloned().flatten().and_then(|v| v.as_u64()).unwrap_or(0) as usize;
+            Value::String(format!("{}{}{}", " ".repeat(n(1)), text(&first), " ".repeat(n(2))))
+        }
+        Some("truncate") => {
+            let n = args.get(1).cloned().flatten().and_then(|v| v.as_u64()).unwrap_or(u64::MAX) as usize;
+            Value::String(text(&first).chars().take(n).collect())
+        }
+        Some("eq") => Value::Bool(args[1..].iter().any(|b| same(&first, b))),
+        Some("ne") => Value::Bool(!same(&first, args.get(1).unwrap_or(&None))),
+        Some(op @ ("lt" | "le" | "gt" | "ge")) => {
+            let b = args.get(1).cloned().flatten();
+            let ord = match (&first, &b) {
+                (Some(Value::Number(x)), Some(Value::Number(y))) => x.as_f64().partial_cmp(&y.as_f64()),
+                (Some(Value::String(x)), Some(Value::String(y))) => Some(x.cmp(y)),
+                _ => None,
+            }?;
+            Value::Bool(match op {
+                "lt" => ord.is_lt(),
+                "le" => ord.is_le(),
+                "gt" => ord.is_gt(),
+                _ => ord.is_ge(),
+            })
+        }
+        // Go's: the first false argument (and), the first true one (or), else the last.
+        Some("and") => return args.iter().find(|a| !truthy(a)).or(args.last()).cloned().flatten(),
+        Some("or") => return args.iter().find(|a| truthy(a)).or(args.last()).cloned().flatten(),
+        Some("not") => Value::Bool(!truthy(&first)),
         Some("print") => Value::String(args.iter().map(text).collect::<Vec<_>>().concat()),
         Some("printf") => Value::String(go_printf(&text(&first), &args[1..])),
         Some(_) => Value::String(args.iter().map(text).collect::<Vec<_>>().join(" ") + "\n"),
@@ -577,6 +614,14 @@ fn go_printf(f: &str, args: &[Option<Value>]) -> String {
         }
     }
     out
+}
+
+/// Go's `eq` on the values templates see: numbers by value, the rest as they are.
+fn same(a: &Option<Value>, b: &Option<Value>) -> bool {
+    match (a, b) {
+        (Some(Value::Number(x)), Some(Value::Number(y))) => x.as_f64() == y.as_f64(),
+        _ => a == b,
+    }
 }
 
 /// Go's truth: false, 0, nil, and empty strings, lists and maps are false.
@@ -787,5 +832,8 @@ mod tests {
         assert_eq!(r("{{.Name | upper}} {{.Args | len}} {{printf \"%-5s|%3d|%q%%\" .Name 7 .Name}}"), "WEB 2 web  |  7|\"web\"%");
         assert_eq!(r("{{.Name | printf \"<%s>\"}}"), "<web>");
         assert!(Template::parse("{{.Name | .Args}}").is_err());
+        assert_eq!(r("{{if eq .Name \"web\"}}yes{{end}} {{if ne (len .Args) 2}}no{{else}}two{{end}} {{if and .Name (not .Running)}}ok{{end}}"), "yes two ok");
+        assert_eq!(r("{{if gt (len .Args) 1}}many{{end}} {{or .Running .Name}}"), "many web");
+        assert_eq!(r("{{range split \"a,b\" \",\"}}[{{.}}]{{end}} {{truncate .Name 2}} {{pad .Name 1 2}}|"), "[a][b] we  web  |");
     }
 }

@@ -526,6 +526,7 @@ fn version_info_and_stats_take_format_templates() {
         vec!["system", "info", "--format", "{{json .Driver}}"],
         vec!["stats", "--no-stream", "--format", "{{.Name}} {{.Container}} {{.ID}} {{.PIDs}}", "fmt"],
         vec!["inspect", "-f", "{{range $i, $a := .Config.Cmd}}{{$i}}:{{$a}} {{end}}{{with .State}}{{.Status}}{{end}} {{.Name | upper}} {{printf \"%-6s|\" .Config.Image}} {{index .Config.Labels \"nosuch\"}}{{if .State.Paused}}paused{{else}}not paused{{end}}", "fmt"],
+        vec!["inspect", "-f", "{{if eq .State.Status \"running\"}}up{{end}} {{truncate .Id 5}} {{pad .Config.Image 1 1}}| {{range split \"x:y\" \":\"}}{{.}};{{end}} {{and .State.Running .Config.Image}} {{or .Config.User \"root\"}} {{if lt (len .Name) 10}}short{{end}} {{not .State.Paused}}", "fmt"],
         vec!["history", "--format", "{{.ID}}|{{.CreatedBy}}|{{.Size}}|{{.Comment}}|{{.CreatedAt}}", "busybox"],
         // not templates: `top`'s table (columns of at least 20, as the docker CLI's)
         // and `history`'s with dates as RFC 3339
