@@ -284,6 +284,22 @@ impl Template {
     }
 }
 
+/// `items` through the `--format` template `format`: one line each, or with `table`
+/// a header row (action names mapped through `headers`) and aligned columns.
+pub fn render_all(format: &str, headers: &[(&str, &str)], items: &[Value]) -> anyhow::Result<String> {
+    let t = Template::parse(format)?;
+    let mut lines = Vec::new();
+    if t.table {
+        lines.push(t.header(headers));
+    }
+    lines.extend(items.iter().map(|x| t.render(x)));
+    if t.table {
+        let rows: Vec<Vec<String>> = lines.iter().map(|l| l.split('\t').map(str::to_string).collect()).collect();
+        return Ok(table(&rows));
+    }
+    Ok(lines.iter().map(|l| format!("{l}\n")).collect())
+}
+
 fn unescape(s: &str) -> String {
     s.replace("\\t", "\t").replace("\\n", "\n")
 }

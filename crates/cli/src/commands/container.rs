@@ -8,10 +8,7 @@ use serde_json::{json, Value};
 use crate::cli::{InspectArgs, KillArgs, PruneArgs, PsArgs, RmArgs, StatsArgs, StopArgs, TopArgs};
 use crate::client::{api_status, empty, filters_json, Client, Query};
 use crate::commands::{api_message, confirm, print_inspect};
-use crate::format::{
-    ago, bytes_size, ellipsis, go_quote, human_size, human_size_prec, print_table, short_id, table,
-    Template,
-};
+use crate::format::{ago, bytes_size, ellipsis, go_quote, human_size, human_size_prec, print_table, short_id, table};
 
 fn names_of(c: &Value) -> Vec<String> {
     c["Names"]
@@ -158,29 +155,7 @@ pub async fn ps(c: &Client, a: PsArgs) -> Result<i32> {
     }
     let ctxs: Vec<Value> = list.iter().map(|it| ps_context(it, a.no_trunc)).collect();
     if let Some(f) = &a.format {
-        let t = Template::parse(f)?;
-        let mut lines = Vec::new();
-        if t.table {
-            lines.push(t.header(&[
-                ("ID", "CONTAINER ID"),
-                ("RunningFor", "CREATED"),
-                ("CreatedAt", "CREATED AT"),
-            ]));
-        }
-        for x in &ctxs {
-            lines.push(t.render(x));
-        }
-        if t.table {
-            let rows: Vec<Vec<String>> = lines
-                .iter()
-                .map(|l| l.split('\t').map(str::to_string).collect())
-                .collect();
-            print_table(&rows);
-        } else {
-            for l in lines {
-                println!("{l}");
-            }
-        }
+        print!("{}", crate::format::render_all(f, &[("ID", "CONTAINER ID"), ("RunningFor", "CREATED"), ("CreatedAt", "CREATED AT")], &ctxs)?);
         return Ok(0);
     }
     let mut header = vec![
@@ -658,30 +633,18 @@ pub async fn stats(c: &Client, a: StatsArgs) -> Result<i32> {
 /// `stats --format`: each sample (the name or id it was asked by, its row) through the
 /// template, with the docker CLI's fields (`.Container` is the name or id given).
 fn stats_formatted(format: &str, samples: &[(String, Vec<String>)]) -> Result<String> {
-    let t = Template::parse(format)?;
-    let mut lines = Vec::new();
-    if t.table {
-        lines.push(t.header(&[
-            ("ID", "CONTAINER ID"),
-            ("CPUPerc", "CPU %"),
-            ("MemUsage", "MEM USAGE / LIMIT"),
-            ("MemPerc", "MEM %"),
-            ("NetIO", "NET I/O"),
-            ("BlockIO", "BLOCK I/O"),
-        ]));
-    }
-    for (asked, row) in samples {
-        let v = serde_json::json!({
-            "Container": asked, "ID": row[0], "Name": row[1], "CPUPerc": row[2], "MemUsage": row[3],
-            "MemPerc": row[4], "NetIO": row[5], "BlockIO": row[6], "PIDs": row[7],
-        });
-        lines.push(t.render(&v));
-    }
-    if t.table {
-        let rows: Vec<Vec<String>> = lines.iter().map(|l| l.split('\t').map(str::to_string).collect()).collect();
-        return Ok(table(&rows));
-    }
-    Ok(lines.iter().map(|l| format!("{l}\n")).collect())
+    let items: Vec<Value> = samples
+        .iter()
+        .map(|(asked, row)| {
+            serde_json::json!({
+                "Container": asked, "ID": row[0], "Name": row[1], "CPUPerc": row[2], "MemUsage": row[3],
+                "MemPerc": row[4], "NetIO": row[5], "BlockIO": row[6], "PIDs": row[7],
+            })
+        })
+        .collect();
+    let headers =
+        [("ID", "CONTAINER ID"), ("CPUPerc", "CPU %"), ("MemUsage", "MEM USAGE / LIMIT"), ("MemPerc", "MEM %"), ("NetIO", "NET I/O"), ("BlockIO", "BLOCK I/O")];
+    crate::format::render_all(format, &headers, &items)
 }
 
 /// `diff CONTAINER`: `C`, `A` or `D` and the path, as the docker CLI prints them.

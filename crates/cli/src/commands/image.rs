@@ -392,17 +392,8 @@ pub async fn history(c: &Client, a: HistoryArgs) -> Result<i32> {
     }
     if let Some(f) = &a.format {
         // The docker CLI's fields and headers.
-        let t = crate::format::Template::parse(f)?;
-        let mut lines = Vec::new();
-        if t.table {
-            lines.push(t.header(&[("ID", "IMAGE"), ("CreatedSince", "CREATED"), ("CreatedAt", "CREATED AT"), ("CreatedBy", "CREATED BY")]));
-        }
-        lines.extend(ctxs.iter().map(|x| t.render(x)));
-        if t.table {
-            print_table(&lines.iter().map(|l| l.split('\t').map(str::to_string).collect()).collect::<Vec<_>>());
-        } else {
-            lines.iter().for_each(|l| println!("{l}"));
-        }
+        let headers = [("ID", "IMAGE"), ("CreatedSince", "CREATED"), ("CreatedAt", "CREATED AT"), ("CreatedBy", "CREATED BY")];
+        print!("{}", crate::format::render_all(f, &headers, &ctxs)?);
         return Ok(0);
     }
     print_table(&rows);
