@@ -235,7 +235,7 @@ async fn each_tolerating(
                 Ok(_) => println!("{}", names[next]),
                 Err(e) => {
                     eprintln!("Error response from daemon: {}", api_message(&e));
-                    if !crate::client::api_status(&e).is_some_and(&tolerated) {
+                    if !api_status(&e).is_some_and(&tolerated) {
                         rc = 1;
                     }
                 }
