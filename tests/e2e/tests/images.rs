@@ -98,6 +98,15 @@ fn image_json(d: &Daemon, name: &str) -> serde_json::Value {
     r.json()
 }
 
+/// Tag busybox as `{registry}/{path}` on `d` and push it; the name and the push's output.
+fn push_busybox(d: &Daemon, reg: &Registry, path: &str) -> (String, berth_e2e::Output) {
+    let name = format!("{}/{path}", reg.addr);
+    assert!(d.berth(&["tag", "busybox", &name]).success());
+    let o = d.berth(&["push", &name]);
+    assert!(o.success(), "push: {o}\n{}", d.log());
+    (name, o)
+}
+
 /// The files of a busybox-based image, checked in a container.
 fn run_out(d: &Daemon, image: &str, script: &str) -> String {
     let o = d.berth(&["run", "--rm", image, "sh", "-c", script]);
@@ -110,10 +119,7 @@ fn push_then_pull_into_another_daemon() {
     let _serial = registry_lock();
     let reg = Registry::start();
     let d1 = Daemon::start();
-    let name = format!("{}/bb/app:1.0", reg.addr);
-    assert!(d1.berth(&["tag", "busybox", &name]).success());
-    let o = d1.berth(&["push", &name]);
-    assert!(o.success(), "push: {o}\n{}", d1.log());
+    let (name, _) = push_busybox(&d1, &reg, "bb/app:1.0");
     let i1 = image_json(&d1, &name);
 
     let d2 = Daemon::start_bare();
@@ -249,9 +255,7 @@ fn corrupted_registry_blob_fails_pull_and_leaves_nothing() {
     let _serial = registry_lock();
     let reg = Registry::start();
     let d1 = Daemon::start();
-    let name = format!("{}/bad/img:1", reg.addr);
-    assert!(d1.berth(&["tag", "busybox", &name]).success());
-    assert!(d1.berth(&["push", &name]).success());
+    let (name, _) = push_busybox(&d1, &reg, "bad/img:1");
     // The biggest blob is the layer: corrupt it in place.
     let layer = reg
         .blob_files()
@@ -694,10 +698,7 @@ fn manifest_list_platform_and_digest_pulls() {
     let _serial = registry_lock();
     let reg = Registry::start();
     let d = Daemon::start();
-    let name = format!("{}/ml/bb:single", reg.addr);
-    assert!(d.berth(&["tag", "busybox", &name]).success());
-    let o = d.berth(&["push", &name]);
-    assert!(o.success(), "{o}");
+    let (name, o) = push_busybox(&d, &reg, "ml/bb:single");
     let digest = o
         .stdout
         .lines()
@@ -1213,10 +1214,7 @@ fn distribution_inspect_asks_the_registry() {
     let _serial = registry_lock();
     let reg = Registry::start();
     let d = Daemon::start();
-    let name = format!("{}/bb/app:1.0", reg.addr);
-    d.berth(&["tag", "busybox", &name]).ok();
-    let o = d.berth(&["push", &name]);
-    assert!(o.success(), "push: {o}");
+    let (name, _) = push_busybox(&d, &reg, "bb/app:1.0");
     let repo_digest = image_json(&d, &name)["RepoDigests"][0].as_str().unwrap().to_owned();
     let digest = repo_digest.rsplit('@').next().unwrap().to_owned();
     let arch = host_arch();
